@@ -1,0 +1,92 @@
+"""Input validation shared by ops, layers and the model.
+
+Every error names the function or layer (``where``), what was expected and what
+was given, so a user can fix the call without reading fastnn's source.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_float(where: str, name: str, x) -> np.ndarray:
+    """Return ``x`` as an ndarray after checking it has a float32/float64 dtype."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{where}: expected {name} to be a numpy array, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{where}: expected {name} with dtype float32 or float64, got dtype {x.dtype}"
+        )
+    return x
+
+
+def check_same_dtype(where: str, **arrays: np.ndarray) -> np.dtype:
+    """Check that all named arrays are float and share one dtype; return it."""
+    dtype = None
+    for name, array in arrays.items():
+        check_float(where, name, array)
+        if dtype is None:
+            dtype, first = array.dtype, name
+        elif array.dtype != dtype:
+            raise TypeError(
+                f"{where}: {name} has dtype {array.dtype} but {first} has dtype {dtype}; "
+                "all float arguments must share one dtype"
+            )
+    return dtype
+
+
+def check_ndim(where: str, name: str, x: np.ndarray, ndim: int, layout: str) -> None:
+    if x.ndim != ndim:
+        raise ValueError(
+            f"{where}: expected {name} with {ndim} dimensions {layout}, got shape {x.shape}"
+        )
+
+
+def check_shape(where: str, name: str, x: np.ndarray, expected: tuple) -> None:
+    """Check ``x.shape`` against ``expected``; ``None`` entries match any size."""
+    ok = x.ndim == len(expected) and all(
+        e is None or e == s for e, s in zip(expected, x.shape)
+    )
+    if not ok:
+        shown = "(" + ", ".join("N" if e is None else str(e) for e in expected)
+        shown += ",)" if len(expected) == 1 else ")"
+        raise ValueError(f"{where}: expected {name} of shape {shown}, got {x.shape}")
+
+
+def check_finite(where: str, name: str, x: np.ndarray) -> None:
+    if not np.isfinite(x).all():
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        kind = "NaN" if np.isnan(x).any() else "Inf"
+        raise ValueError(f"{where}: {name} contains {bad} non-finite value(s) ({kind})")
+
+
+def check_targets(where: str, t: np.ndarray, n: int, classes: int) -> None:
+    """Check class-index targets (N,) in [0, classes) or one-hot/soft targets (N, classes)."""
+    if not isinstance(t, np.ndarray):
+        raise TypeError(f"{where}: expected targets as a numpy array, got {type(t).__name__}")
+    if t.ndim == 1:
+        if not np.issubdtype(t.dtype, np.integer):
+            raise TypeError(
+                f"{where}: class-index targets must have an integer dtype, got {t.dtype}"
+            )
+        if t.shape[0] != n:
+            raise ValueError(f"{where}: expected {n} targets for a batch of {n}, got {t.shape[0]}")
+        if t.size and (t.min() < 0 or t.max() >= classes):
+            raise ValueError(
+                f"{where}: expected class labels in [0, {classes}), "
+                f"got labels in [{t.min()}, {t.max()}]"
+            )
+    elif t.ndim == 2:
+        if t.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{where}: one-hot targets must be float32 or float64, got {t.dtype}")
+        if t.shape != (n, classes):
+            raise ValueError(
+                f"{where}: expected one-hot targets of shape ({n}, {classes}), got {t.shape}"
+            )
+    else:
+        raise ValueError(
+            f"{where}: expected targets of shape (N,) (class indices) or (N, {classes}) "
+            f"(one-hot), got {t.shape}"
+        )

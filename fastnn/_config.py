@@ -1,0 +1,142 @@
+"""The one place for Numba settings.
+
+Every kernel in :mod:`fastnn.kernels` is compiled through :func:`jit` or
+:func:`parallel_kernel` from this module; no kernel hard-codes a flag.
+Each setting can be overridden with an environment variable read at import:
+
+=============================  =======================================  ==========
+variable                       meaning                                  default
+=============================  =======================================  ==========
+``FASTNN_FASTMATH``            LLVM fast-math flags (1) or strict (0)   1
+``FASTNN_CACHE``               keep compiled code on disk between runs  1
+``FASTNN_PARALLEL``            compile multithreaded kernels            1
+``FASTNN_PARALLEL_THRESHOLD``  work items below which the serial        32768
+                               variant of a kernel runs
+``FASTNN_THREADS``             threads for parallel kernels             all cores
+=============================  =======================================  ==========
+
+Fast-math here never includes ``nnan``/``ninf``: the training loop relies on
+NaN and Inf propagating so that it can stop on them.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import numba
+
+__all__ = [
+    "FASTMATH",
+    "CACHE",
+    "PARALLEL",
+    "PARALLEL_THRESHOLD",
+    "jit",
+    "parallel_kernel",
+    "set_num_threads",
+    "get_num_threads",
+]
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+
+FASTMATH: set[str] | bool = (
+    {"nsz", "arcp", "contract", "reassoc"} if _env_bool("FASTNN_FASTMATH", True) else False
+)
+CACHE: bool = _env_bool("FASTNN_CACHE", True)
+PARALLEL: bool = _env_bool("FASTNN_PARALLEL", True)
+PARALLEL_THRESHOLD: int = _env_int("FASTNN_PARALLEL_THRESHOLD", 32768)
+
+
+def jit(fn=None, **overrides):
+    """``numba.njit`` with the project's flags (serial). Usable bare or with overrides."""
+    options = dict(cache=CACHE, fastmath=FASTMATH, nogil=True)
+    options.update(overrides)
+    if fn is None:
+        return lambda f: numba.njit(**options)(f)
+    return numba.njit(**options)(fn)
+
+
+def _renamed_copy(fn, suffix: str):
+    """A copy of ``fn`` with its own qualname, so its on-disk cache entry is its own.
+
+    Numba's cache is keyed by qualname and bytecode, not by compile flags, so the
+    serial and parallel builds of one function would otherwise overwrite each other.
+    """
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                              fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__module__ = fn.__module__
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+class ParallelKernel:
+    """A kernel compiled twice: multithreaded (``prange``) and serial.
+
+    ``kernel(work, *args)`` runs the parallel build when ``work`` (a count of
+    elementary operations) reaches :data:`PARALLEL_THRESHOLD`, else the serial one,
+    because ``parallel=True`` costs tens of microseconds per call.
+    ``kernel.serial`` and ``kernel.parallel`` give direct access.
+    """
+
+    def __init__(self, fn):
+        self.py_func = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.serial = jit(_renamed_copy(fn, "_serial"))
+        if PARALLEL:
+            self.parallel = jit(_renamed_copy(fn, "_parallel"), parallel=True)
+        else:
+            self.parallel = self.serial
+
+    def __call__(self, work: int, *args):
+        if work >= PARALLEL_THRESHOLD:
+            return self.parallel(*args)
+        return self.serial(*args)
+
+
+def parallel_kernel(fn):
+    """Decorator: compile ``fn`` as a :class:`ParallelKernel` (serial + parallel builds)."""
+    return ParallelKernel(fn)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in parallel kernels (1 <= n <= the count set at import).
+
+    Numba's thread count is thread-local: call this from the thread that trains.
+    """
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not isinstance(n, (int,)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    if n > limit:
+        raise ValueError(
+            f"set_num_threads: at most {limit} threads are available "
+            f"(set NUMBA_NUM_THREADS before import to raise it), got {n}"
+        )
+    numba.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads parallel kernels use in this thread."""
+    return numba.get_num_threads()
+
+
+_threads = _env_int("FASTNN_THREADS", 0)
+if _threads:
+    set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))

@@ -1,0 +1,282 @@
+"""Numba-backed dense ops: validate like the reference, allocate, call a kernel.
+
+Each method keeps the reference's signature and docstring contract (see
+:class:`~fastnn.backends.numpy_dense.NumpyDenseOps`); the consistency test
+checks that nothing here drifts from it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_same_dtype, check_shape, check_targets
+from ..kernels import activations as act
+from ..kernels import affine as aff
+from ..kernels import losses as loss_kernels
+from ..kernels import optim as optim_kernels
+from .numpy_dense import (
+    _affine_shapes,
+    _check_activation_grad,
+    _check_step,
+    adam_bias_corrections,
+)
+
+
+def _c(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous, native-endian view or copy (kernels index raw memory)."""
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    return np.ascontiguousarray(x)
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return _c(x).reshape(-1)
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """x (..., C) as a contiguous (rows, C) array."""
+    x = _c(x)
+    return x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+
+
+def _elementwise(kernel, where: str, x, *scalars):
+    check_same_dtype(where, x=x)
+    xf = _flat(x)
+    y = np.empty_like(xf)
+    kernel(xf.size, xf, *scalars, y)
+    return y.reshape(x.shape)
+
+
+def _elementwise_backward(kernel, where: str, dy, ref, *scalars):
+    _check_activation_grad(where, dy, ref)
+    dyf, reff = _flat(dy), _flat(ref)
+    dx = np.empty_like(dyf)
+    kernel(dyf.size, dyf, reff, *scalars, dx)
+    return dx.reshape(dy.shape)
+
+
+def _check_flat_buffers(where, params, grads, state):
+    _check_step(where, params, grads, **state)
+    for name, array in dict(params=params, **state).items():
+        if not (array.flags.c_contiguous and array.flags.writeable and array.dtype.isnative):
+            raise ValueError(
+                f"{where}: {name} must be a writeable, C-contiguous, native-endian buffer "
+                "(the step updates it in place)"
+            )
+
+
+class NumbaDenseOps:
+    """Dense ops on Numba kernels; see NumpyDenseOps for the formulas."""
+
+    # ---------------------------------------------------------------- affine
+
+    def affine(self, x, W, b):
+        """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M)."""
+        check_same_dtype("affine", x=x, W=W, b=b)
+        _affine_shapes("affine", x, W, b)
+        y = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
+        aff.affine_forward(y.size, _c(x), _c(W), _c(b), y)
+        return y
+
+    def affine_backward(self, dy, x, W):
+        """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,)."""
+        check_same_dtype("affine_backward", dy=dy, x=x, W=W)
+        _affine_shapes("affine_backward", x, W)
+        check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
+        dx = np.empty(x.shape, dtype=x.dtype)
+        dW = np.empty(W.shape, dtype=x.dtype)
+        db = np.empty(W.shape[1], dtype=x.dtype)
+        aff.affine_backward(dy.size, _c(dy), _c(x), _c(W), dx, dW, db)
+        return dx, dW, db
+
+    # ----------------------------------------------------------- activations
+
+    def identity(self, x):
+        """y = x (a copy)."""
+        check_same_dtype("identity", x=x)
+        return x.copy()
+
+    def identity_backward(self, dy, x):
+        """dx = dy."""
+        _check_activation_grad("identity_backward", dy, x)
+        return dy.copy()
+
+    def step(self, x):
+        """y = 1 if x > 0 else 0 (the perceptron's step function)."""
+        return _elementwise(act.step_forward, "step", x)
+
+    def step_backward(self, dy, x):
+        """dx = 0: the step function is flat wherever it is differentiable."""
+        _check_activation_grad("step_backward", dy, x)
+        return np.zeros_like(dy)
+
+    def sigmoid(self, x):
+        """y = 1 / (1 + exp(-x)), computed without overflow for large |x|."""
+        return _elementwise(act.sigmoid_forward, "sigmoid", x)
+
+    def sigmoid_backward(self, dy, y):
+        """dx = dy * y * (1 - y), with y = sigmoid(x)."""
+        return _elementwise_backward(act.sigmoid_backward, "sigmoid_backward", dy, y)
+
+    def tanh(self, x):
+        """y = tanh(x)."""
+        return _elementwise(act.tanh_forward, "tanh", x)
+
+    def tanh_backward(self, dy, y):
+        """dx = dy * (1 - y**2), with y = tanh(x)."""
+        return _elementwise_backward(act.tanh_backward, "tanh_backward", dy, y)
+
+    def relu(self, x):
+        """y = max(x, 0)."""
+        return _elementwise(act.relu_forward, "relu", x)
+
+    def relu_backward(self, dy, x):
+        """dx = dy where x > 0, else 0."""
+        return _elementwise_backward(act.relu_backward, "relu_backward", dy, x)
+
+    def leaky_relu(self, x, alpha=0.01):
+        """y = x if x > 0 else alpha * x."""
+        check_same_dtype("leaky_relu", x=x)
+        return _elementwise(act.leaky_relu_forward, "leaky_relu", x, x.dtype.type(alpha))
+
+    def leaky_relu_backward(self, dy, x, alpha=0.01):
+        """dx = dy if x > 0 else alpha * dy."""
+        check_same_dtype("leaky_relu_backward", x=x)
+        return _elementwise_backward(
+            act.leaky_relu_backward, "leaky_relu_backward", dy, x, x.dtype.type(alpha)
+        )
+
+    def softmax(self, x):
+        """y_ij = exp(x_ij - max_j x_ij) / sum_k exp(x_ik - max_j x_ij), over the last axis."""
+        check_same_dtype("softmax", x=x)
+        if x.ndim == 0 or x.shape[-1] == 0:
+            raise ValueError(f"softmax: expected x with a non-empty last axis, got {x.shape}")
+        rows = _rows(x)
+        y = np.empty_like(rows)
+        act.softmax_forward(rows.size, rows, y)
+        return y.reshape(x.shape)
+
+    def softmax_backward(self, dy, y):
+        """dx_ij = y_ij * (dy_ij - sum_k dy_ik * y_ik), with y = softmax(x)."""
+        _check_activation_grad("softmax_backward", dy, y)
+        dy_rows, y_rows = _rows(dy), _rows(y)
+        dx = np.empty_like(y_rows)
+        act.softmax_backward(y_rows.size, dy_rows, y_rows, dx)
+        return dx.reshape(y.shape)
+
+    # ---------------------------------------------------------------- losses
+
+    def softmax_cross_entropy(self, logits, t):
+        """Mean cross-entropy of softmax(logits) against targets; returns (loss, probs).
+
+        logits (N, C); t class indices (N,) or one-hot/soft targets (N, C).
+        loss = -(1/N) sum_n sum_c t_nc log p_nc with log p = z - max z - log sum exp(z - max z),
+        which stays finite for any finite logits. ``loss`` is a Python float.
+        """
+        check_same_dtype("softmax_cross_entropy", logits=logits)
+        if logits.ndim != 2:
+            raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, C), got {logits.shape}")
+        n, classes = logits.shape
+        check_targets("softmax_cross_entropy", t, n, classes)
+        logits = _c(logits)
+        probs = np.empty_like(logits)
+        row_losses = np.empty(n, dtype=logits.dtype)
+        if t.ndim == 1:
+            loss_kernels.softmax_cross_entropy_indices(
+                logits.size, logits, _c(t.astype(np.int64, copy=False)), probs, row_losses)
+        else:
+            loss_kernels.softmax_cross_entropy_dense(
+                logits.size, logits, _c(t.astype(logits.dtype, copy=False)), probs, row_losses)
+        return float(row_losses.sum() / max(n, 1)), probs
+
+    def softmax_cross_entropy_backward(self, probs, t):
+        """d loss / d logits = (probs - onehot(t)) / N.  probs (N, C) -> (N, C)."""
+        check_same_dtype("softmax_cross_entropy_backward", probs=probs)
+        n, classes = probs.shape
+        check_targets("softmax_cross_entropy_backward", t, n, classes)
+        probs = _c(probs)
+        grad = np.empty_like(probs)
+        scale = probs.dtype.type(1.0 / max(n, 1))
+        if t.ndim == 1:
+            loss_kernels.softmax_cross_entropy_backward_indices(
+                probs.size, probs, _c(t.astype(np.int64, copy=False)), scale, grad)
+        else:
+            loss_kernels.softmax_cross_entropy_backward_dense(
+                probs.size, probs, _c(t.astype(probs.dtype, copy=False)), scale, grad)
+        return grad
+
+    def mse(self, y, t):
+        """loss = (1/N) sum_n 0.5 * sum_j (y_nj - t_nj)**2.  y, t (N, ...) -> float."""
+        check_same_dtype("mse", y=y, t=t)
+        if y.shape != t.shape:
+            raise ValueError(f"mse: expected t of shape {y.shape}, got {t.shape}")
+        n = y.shape[0] if y.ndim else 1
+        yf, tf = _flat(y), _flat(t)
+        blocks = np.empty(max(1, -(-yf.size // loss_kernels.SUM_BLOCK)), dtype=y.dtype)
+        loss_kernels.squared_error_blocks(yf.size, yf, tf, blocks)
+        return float(0.5 * blocks.sum() / max(n, 1))
+
+    def mse_backward(self, y, t):
+        """d loss / d y = (y - t) / N."""
+        check_same_dtype("mse_backward", y=y, t=t)
+        if y.shape != t.shape:
+            raise ValueError(f"mse_backward: expected t of shape {y.shape}, got {t.shape}")
+        n = y.shape[0] if y.ndim else 1
+        yf, tf = _flat(y), _flat(t)
+        dy = np.empty_like(yf)
+        loss_kernels.mse_backward(yf.size, yf, tf, y.dtype.type(1.0 / max(n, 1)), dy)
+        return dy.reshape(y.shape)
+
+    # ------------------------------------------------------ optimizer steps
+
+    def sgd_step(self, params, grads, lr, weight_decay=0.0, l1=0.0):
+        """p <- p - lr * g."""
+        _check_flat_buffers("sgd_step", params, grads, {})
+        d = params.dtype.type
+        optim_kernels.sgd(params.size, params.reshape(-1), _flat(grads), d(lr),
+                          d(weight_decay), d(l1))
+
+    def momentum_step(self, params, grads, velocity, lr, momentum, weight_decay=0.0, l1=0.0):
+        """v <- momentum * v + g;  p <- p - lr * v  (PyTorch SGD with momentum, dampening 0)."""
+        _check_flat_buffers("momentum_step", params, grads, dict(velocity=velocity))
+        d = params.dtype.type
+        optim_kernels.momentum(params.size, params.reshape(-1), _flat(grads),
+                               velocity.reshape(-1), d(lr), d(momentum), d(weight_decay), d(l1))
+
+    def nesterov_step(self, params, grads, velocity, lr, momentum, weight_decay=0.0, l1=0.0):
+        """v <- momentum * v + g;  p <- p - lr * (g + momentum * v)  (PyTorch nesterov=True)."""
+        _check_flat_buffers("nesterov_step", params, grads, dict(velocity=velocity))
+        d = params.dtype.type
+        optim_kernels.nesterov(params.size, params.reshape(-1), _flat(grads),
+                               velocity.reshape(-1), d(lr), d(momentum), d(weight_decay), d(l1))
+
+    def adagrad_step(self, params, grads, sum_sq, lr, eps, weight_decay=0.0, l1=0.0):
+        """s <- s + g**2;  p <- p - lr * g / (sqrt(s) + eps)."""
+        _check_flat_buffers("adagrad_step", params, grads, dict(sum_sq=sum_sq))
+        d = params.dtype.type
+        optim_kernels.adagrad(params.size, params.reshape(-1), _flat(grads), sum_sq.reshape(-1),
+                              d(lr), d(eps), d(weight_decay), d(l1))
+
+    def rmsprop_step(self, params, grads, square_avg, lr, decay, eps, weight_decay=0.0, l1=0.0):
+        """s <- decay * s + (1 - decay) * g**2;  p <- p - lr * g / (sqrt(s) + eps)."""
+        _check_flat_buffers("rmsprop_step", params, grads, dict(square_avg=square_avg))
+        d = params.dtype.type
+        optim_kernels.rmsprop(params.size, params.reshape(-1), _flat(grads),
+                              square_avg.reshape(-1), d(lr), d(decay), d(eps),
+                              d(weight_decay), d(l1))
+
+    def adam_step(self, params, grads, m, v, step, lr, beta1, beta2, eps,
+                  weight_decay=0.0, l1=0.0):
+        """Adam at step t = ``step`` (1-based), as PyTorch computes it.
+
+        m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g**2;
+        p <- p - (lr / (1 - b1**t)) * m / (sqrt(v) / sqrt(1 - b2**t) + eps).
+        """
+        _check_flat_buffers("adam_step", params, grads, dict(m=m, v=v))
+        if step < 1:
+            raise ValueError(f"adam_step: step counts from 1, got {step}")
+        d = params.dtype.type
+        step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
+        optim_kernels.adam(params.size, params.reshape(-1), _flat(grads), m.reshape(-1),
+                           v.reshape(-1), d(step_size), d(beta1), d(beta2), d(eps),
+                           d(bias_correction2_sqrt), d(weight_decay), d(l1))

@@ -1,0 +1,19 @@
+"""``get_ops("numba")``: the fast backend.
+
+It subclasses the reference, overriding the hot ops with kernel calls; any op it
+does not override falls back to the reference. It adds no public method and keeps
+every signature of the reference (tests/test_ops_consistency.py).
+"""
+
+from .numba_conv import NumbaConvOps
+from .numba_dense import NumbaDenseOps
+from .numpy_ops import NumpyOps
+
+
+class NumbaOps(NumbaDenseOps, NumbaConvOps, NumpyOps):
+    """Ops on Numba-compiled, multithreaded kernels."""
+
+    name = "numba"
+
+    def __repr__(self):
+        return "NumbaOps()"

@@ -1,0 +1,99 @@
+"""Loss kernels: fused softmax cross-entropy and mean squared error.
+
+Per-row (or per-block) partial losses are written to an array and summed by the
+caller in a fixed order, so a loss does not depend on the thread count.
+"""
+
+import numpy as np
+from numba import prange
+
+from .._config import parallel_kernel
+from ._scalars import typed
+
+SUM_BLOCK = 4096
+
+
+@parallel_kernel
+def softmax_cross_entropy_indices(logits, t, probs, row_losses):
+    """Softmax of logits (N, C) into probs and -log p[n, t[n]] into row_losses (N,).
+
+    log p = z - max z - log(sum exp(z - max z)): finite for any finite logits.
+    """
+    n, c = logits.shape
+    for i in prange(n):
+        row_max = logits[i, 0]
+        for j in range(1, c):
+            if logits[i, j] > row_max:
+                row_max = logits[i, j]
+        total = typed(logits, 0.0)
+        for j in range(c):
+            e = np.exp(logits[i, j] - row_max)
+            probs[i, j] = e
+            total += e
+        inverse = typed(logits, 1.0) / total
+        for j in range(c):
+            probs[i, j] *= inverse
+        row_losses[i] = np.log(total) - (logits[i, t[i]] - row_max)
+
+
+@parallel_kernel
+def softmax_cross_entropy_dense(logits, t, probs, row_losses):
+    """As the index version, with one-hot or soft targets t (N, C): -sum_c t_c log p_c."""
+    n, c = logits.shape
+    for i in prange(n):
+        row_max = logits[i, 0]
+        for j in range(1, c):
+            if logits[i, j] > row_max:
+                row_max = logits[i, j]
+        total = typed(logits, 0.0)
+        for j in range(c):
+            e = np.exp(logits[i, j] - row_max)
+            probs[i, j] = e
+            total += e
+        log_total = np.log(total)
+        inverse = typed(logits, 1.0) / total
+        loss = typed(logits, 0.0)
+        for j in range(c):
+            probs[i, j] *= inverse
+            loss -= t[i, j] * (logits[i, j] - row_max - log_total)
+        row_losses[i] = loss
+
+
+@parallel_kernel
+def softmax_cross_entropy_backward_indices(probs, t, scale, grad):
+    """grad = (probs - onehot(t)) * scale, with scale = 1 / N."""
+    n, c = probs.shape
+    for i in prange(n):
+        for j in range(c):
+            grad[i, j] = probs[i, j] * scale
+        grad[i, t[i]] -= scale
+
+
+@parallel_kernel
+def softmax_cross_entropy_backward_dense(probs, t, scale, grad):
+    """grad = (probs - t) * scale, with scale = 1 / N."""
+    n, c = probs.shape
+    for i in prange(n):
+        for j in range(c):
+            grad[i, j] = (probs[i, j] - t[i, j]) * scale
+
+
+@parallel_kernel
+def squared_error_blocks(y, t, block_sums):
+    """block_sums[k] = sum of (y - t)**2 over flat block k of SUM_BLOCK elements."""
+    size = y.size
+    for block in prange(block_sums.size):
+        start = block * SUM_BLOCK
+        stop = min(start + SUM_BLOCK, size)
+        total = typed(y, 0.0)
+        for i in range(start, stop):
+            d = y[i] - t[i]
+            total += d * d
+        block_sums[block] = total
+
+
+@parallel_kernel
+def mse_backward(y, t, scale, dy):
+    """dy = (y - t) * scale, flat, with scale = 1 / N."""
+    for i in prange(y.size):
+        dy[i] = (y[i] - t[i]) * scale
