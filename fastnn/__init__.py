@@ -1,8 +1,26 @@
-"""fastnn: fast deep learning on the CPU, Numba kernels checked against a NumPy reference."""
+"""fastnn: fast deep learning on the CPU, Numba kernels checked against a NumPy reference.
+
+    import fastnn as fnn
+    (x, t), (x_test, t_test) = fnn.datasets.load_mnist()
+    model = fnn.models.mlp(seed=0)
+    model.fit(x, t, epochs=3, batch_size=100, optimizer=fnn.optim.Adam(1e-3))
+    print(model.evaluate(x_test, t_test))
+"""
 
 __version__ = "0.1.0"
 
+from . import datasets, layers, losses, models, optim
 from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
+from .errors import NonFiniteError
+from .layers import (Dense, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh)
+from .losses import MeanSquaredError, SoftmaxCrossEntropy
+from .model import Sequential
+from .serialization import ModelFileError, load_model as load
 
-__all__ = ["__version__", "get_ops", "set_num_threads", "get_num_threads"]
+__all__ = [
+    "__version__", "get_ops", "set_num_threads", "get_num_threads", "Sequential", "load",
+    "datasets", "layers", "losses", "models", "optim", "NonFiniteError", "ModelFileError",
+    "Dense", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
+    "SoftmaxCrossEntropy", "MeanSquaredError",
+]

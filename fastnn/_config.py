@@ -13,6 +13,8 @@ variable                       meaning                                  default
 ``FASTNN_PARALLEL_THRESHOLD``  work items below which the serial        32768
                                variant of a kernel runs
 ``FASTNN_THREADS``             threads for parallel kernels             all cores
+``FASTNN_BLAS_THREADS``        threads of the BLAS behind Numba's       1
+                               ``np.dot`` (see :mod:`fastnn._blas`)
 =============================  =======================================  ==========
 
 Fast-math here never includes ``nnan``/``ninf``: the training loop relies on
@@ -137,6 +139,12 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
+BLAS_THREADS: int = _env_int("FASTNN_BLAS_THREADS", 1)
+
 _threads = _env_int("FASTNN_THREADS", 0)
 if _threads:
     set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+
+from ._blas import set_kernel_blas_threads  # noqa: E402
+
+set_kernel_blas_threads(BLAS_THREADS)

@@ -1,5 +1,207 @@
-"""The NumPy reference for convolution and pooling ops (filled in by the conv issue)."""
+"""The NumPy reference for convolution and pooling ops.
+
+Plain, readable NumPy in the "Deep Learning from Scratch" style: conv2d is im2col
+followed by one matrix product, col2im is a scatter-add, pooling loops over the
+window offsets. Arrays are NCHW. Every op returns the dtype it was given and never
+modifies its inputs.
+
+Shapes: x (N, C, H, W); W (F, C, KH, KW); b (F,); y and dy (N, F, OH, OW) with
+OH = (H + 2*PH - KH) // SH + 1 and OW = (W + 2*PW - KW) // SW + 1.
+``stride``, ``pad`` and the pooling ``size`` take an int or an (h, w) pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_same_dtype
+from .conv_shapes import (
+    check_argmax,
+    check_dy,
+    check_impl,
+    check_x4,
+    check_x_shape,
+    conv_geometry,
+    geometry,
+    kernel_pair,
+    pool_geometry,
+)
+
+
+def _window_slices(g, kh, kw):
+    """Slices of the padded input that window offset (kh, kw) sees for every output."""
+    return (slice(kh, kh + g.SH * (g.OH - 1) + 1, g.SH), slice(kw, kw + g.SW * (g.OW - 1) + 1, g.SW))
+
+
+def _im2col(x, g):
+    xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)])
+    col = np.empty((g.N, g.C, g.KH, g.KW, g.OH, g.OW), dtype=x.dtype)
+    for kh in range(g.KH):
+        for kw in range(g.KW):
+            rows, cols = _window_slices(g, kh, kw)
+            col[:, :, kh, kw] = xp[:, :, rows, cols]
+    # (N, C, KH, KW, OH, OW) -> (N, OH, OW, C, KH, KW) -> rows (n, oh, ow), columns (c, kh, kw)
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(g.N * g.OH * g.OW, g.C * g.KH * g.KW)
+
+
+def _col2im(col, g):
+    col = col.reshape(g.N, g.OH, g.OW, g.C, g.KH, g.KW).transpose(0, 3, 4, 5, 1, 2)
+    xp = np.zeros((g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), dtype=col.dtype)
+    for kh in range(g.KH):
+        for kw in range(g.KW):
+            rows, cols = _window_slices(g, kh, kw)
+            xp[:, :, rows, cols] += col[:, :, kh, kw]   # windows of one offset never overlap
+    return np.ascontiguousarray(xp[:, :, g.PH:g.PH + g.H, g.PW:g.PW + g.W])
+
+
+def _plane_index(g, kh, kw):
+    """(OH, OW) flat index into the H*W plane of window offset (kh, kw), and whether it is real."""
+    ih = np.arange(g.OH) * g.SH + kh - g.PH
+    iw = np.arange(g.OW) * g.SW + kw - g.PW
+    real = ((ih >= 0) & (ih < g.H))[:, None] & ((iw >= 0) & (iw < g.W))[None, :]
+    return ih[:, None] * g.W + iw[None, :], real
 
 
 class NumpyConvOps:
     """Reference conv/pool ops: conv2d, im2col, col2im, max/avg pooling."""
+
+    # --------------------------------------------------------------- im2col
+
+    def im2col(self, x, kh, kw, stride=1, pad=0):
+        """Unfold every KH x KW window of x into a row.
+
+        x (N, C, H, W) -> col (N*OH*OW, C*KH*KW); rows ordered (n, oh, ow), columns
+        (c, kh, kw): col[(n*OH + oh)*OW + ow, (c*KH + i)*KW + j] = xpad[n, c, oh*SH + i, ow*SW + j]
+        with xpad zero-padded by PH rows and PW columns on each side.
+        """
+        check_same_dtype("im2col", x=x)
+        check_x4("im2col", "x", x)
+        g = geometry("im2col", x.shape, kernel_pair("im2col", "kernel size", (kh, kw)), stride, pad)
+        return _im2col(x, g)
+
+    def col2im(self, col, x_shape, kh, kw, stride=1, pad=0):
+        """The adjoint of im2col: scatter-add every row of col back into its window.
+
+        col (N*OH*OW, C*KH*KW) -> x (N, C, H, W): x[n, c, h, w] is the sum of every col
+        entry that im2col would have read from x[n, c, h, w] (padding entries are dropped).
+        """
+        check_same_dtype("col2im", col=col)
+        x_shape = check_x_shape("col2im", x_shape)
+        g = geometry("col2im", x_shape, kernel_pair("col2im", "kernel size", (kh, kw)), stride, pad)
+        expected = (g.N * g.OH * g.OW, g.C * g.KH * g.KW)
+        if col.shape != expected:
+            raise ValueError(f"col2im: expected col of shape {expected} for x_shape {x_shape}, got {col.shape}")
+        return _col2im(col, g)
+
+    # --------------------------------------------------------------- conv2d
+
+    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto"):
+        """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j].
+
+        x (N, C, H, W), W (F, C, KH, KW), b (F,) -> y (N, F, OH, OW), xpad zero-padded.
+        ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
+        gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
+        """
+        check_impl("conv2d", impl)
+        g = conv_geometry("conv2d", x, W, stride, pad, b=b)
+        F = W.shape[0]
+        col = _im2col(x, g)                                  # (N*OH*OW, C*KH*KW)
+        y = col @ W.reshape(F, -1).T + b                      # (N*OH*OW, F)
+        return np.ascontiguousarray(y.reshape(g.N, g.OH, g.OW, F).transpose(0, 3, 1, 2))
+
+    def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto"):
+        """Gradients of conv2d: returns (dx, dW, db).
+
+        With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
+        db = sum_{n, oh, ow} dy;  dW = (dy_mat.T @ col) as (F, C, KH, KW);
+        dx = col2im(dy_mat @ W_mat), W_mat = W as (F, C*KH*KW).
+        """
+        check_impl("conv2d_backward", impl)
+        g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
+        F = W.shape[0]
+        check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
+        dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, F)       # (N*OH*OW, F)
+        col = _im2col(x, g)
+        W_mat = W.reshape(F, -1)
+        db = dy_mat.sum(axis=0)
+        dW = (dy_mat.T @ col).reshape(W.shape)
+        dx = _col2im(dy_mat @ W_mat, g)
+        return dx, dW, db
+
+    # -------------------------------------------------------------- pooling
+
+    def maxpool2d(self, x, size, stride=None, pad=0):
+        """Max over each window: y[n, c, oh, ow] = max_{i, j} xpad[n, c, oh*SH + i, ow*SW + j].
+
+        x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW); padding is -inf (it never
+        wins), stride defaults to size, pad must be smaller than size.
+        argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
+        the first maximum in row-major window order; a NaN beats every number.
+        """
+        check_same_dtype("maxpool2d", x=x)
+        check_x4("maxpool2d", "x", x)
+        g = pool_geometry("maxpool2d", x.shape, size, stride, pad)
+        xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)], constant_values=-np.inf)
+        best = np.full((g.N, g.C, g.OH, g.OW), -np.inf, dtype=x.dtype)
+        argmax = np.full((g.N, g.C, g.OH, g.OW), -1, dtype=np.int64)
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                rows, cols = _window_slices(g, kh, kw)
+                v = xp[:, :, rows, cols]
+                index, real = _plane_index(g, kh, kw)
+                wins = real & ((argmax < 0) | (v > best) | (np.isnan(v) & ~np.isnan(best)))
+                best = np.where(wins, v, best)
+                argmax = np.where(wins, index, argmax)
+        return best, argmax
+
+    def maxpool2d_backward(self, dy, argmax, x_shape, size, stride=None, pad=0):
+        """Route each dy to its window's maximum: dx[n, c].flat[argmax[n, c, oh, ow]] += dy[n, c, oh, ow].
+
+        dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
+        """
+        check_same_dtype("maxpool2d_backward", dy=dy)
+        x_shape = check_x_shape("maxpool2d_backward", x_shape)
+        g = pool_geometry("maxpool2d_backward", x_shape, size, stride, pad)
+        check_dy("maxpool2d_backward", dy, (g.N, g.C, g.OH, g.OW))
+        check_argmax("maxpool2d_backward", argmax, g)
+        dx = np.zeros((g.N * g.C, g.H * g.W), dtype=dy.dtype)
+        planes = np.repeat(np.arange(g.N * g.C), g.OH * g.OW)
+        np.add.at(dx, (planes, argmax.reshape(-1)), dy.reshape(-1))
+        return dx.reshape(x_shape)
+
+    def avgpool2d(self, x, size, stride=None, pad=0):
+        """Mean over each window: y[n, c, oh, ow] = sum_{i, j} xpad[n, c, oh*SH + i, ow*SW + j] / (KH*KW).
+
+        x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
+        KH*KW), stride defaults to size, pad must be smaller than size.
+        """
+        check_same_dtype("avgpool2d", x=x)
+        check_x4("avgpool2d", "x", x)
+        g = pool_geometry("avgpool2d", x.shape, size, stride, pad)
+        xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)])
+        total = np.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                rows, cols = _window_slices(g, kh, kw)
+                total += xp[:, :, rows, cols]
+        return total / x.dtype.type(g.KH * g.KW)
+
+    def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
+        """dx[n, c, h, w] = sum of dy[n, c, oh, ow] / (KH*KW) over the windows holding (h, w).
+
+        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
+        """
+        check_same_dtype("avgpool2d_backward", dy=dy)
+        x_shape = check_x_shape("avgpool2d_backward", x_shape)
+        g = pool_geometry("avgpool2d_backward", x_shape, size, stride, pad)
+        check_dy("avgpool2d_backward", dy, (g.N, g.C, g.OH, g.OW))
+        share = dy / dy.dtype.type(g.KH * g.KW)
+        dxp = np.zeros((g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), dtype=dy.dtype)
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                rows, cols = _window_slices(g, kh, kw)
+                dxp[:, :, rows, cols] += share
+        return np.ascontiguousarray(dxp[:, :, g.PH:g.PH + g.H, g.PW:g.PW + g.W])
+
+
+__all__ = ["NumpyConvOps"]

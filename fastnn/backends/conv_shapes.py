@@ -1,0 +1,155 @@
+"""Validation and shape arithmetic shared by the conv/pool ops of both backends.
+
+Every check raises with the op's name first (``where``), so both backends fail
+with the same message for the same bad call.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from .._checks import check_ndim, check_same_dtype
+
+IMPLS = ("direct", "im2col", "auto")
+
+
+def pair(where: str, name: str, value) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints as a pair of Python ints."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+    ):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{where}: expected {name} to be an int or an (h, w) pair of ints, got {value!r}")
+
+
+def stride_pair(where: str, stride) -> tuple[int, int]:
+    sh, sw = pair(where, "stride", stride)
+    if sh < 1 or sw < 1:
+        raise ValueError(f"{where}: stride must be >= 1, got {stride!r}")
+    return sh, sw
+
+
+def pad_pair(where: str, pad) -> tuple[int, int]:
+    ph, pw = pair(where, "pad", pad)
+    if ph < 0 or pw < 0:
+        raise ValueError(f"{where}: pad must be >= 0, got {pad!r}")
+    return ph, pw
+
+
+def kernel_pair(where: str, name: str, value) -> tuple[int, int]:
+    kh, kw = pair(where, name, value)
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{where}: {name} must be >= 1, got {value!r}")
+    return kh, kw
+
+
+def check_impl(where: str, impl) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"{where}: impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+    return impl
+
+
+def output_size(where: str, size: int, kernel: int, stride: int, pad: int, axis: str) -> int:
+    """(size + 2*pad - kernel) // stride + 1, after checking the kernel fits the padded input."""
+    if kernel > size + 2 * pad:
+        raise ValueError(
+            f"{where}: kernel {axis} {kernel} is larger than the padded input {axis} "
+            f"{size} + 2*{pad} = {size + 2 * pad}"
+        )
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+class Geometry(NamedTuple):
+    """Everything a conv/pool kernel needs to know about the shapes."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    KH: int
+    KW: int
+    SH: int
+    SW: int
+    PH: int
+    PW: int
+    OH: int
+    OW: int
+
+
+def geometry(where: str, x_shape, kernel, stride, pad) -> Geometry:
+    n, c, h, w = (int(s) for s in x_shape)
+    kh, kw = kernel
+    sh, sw = stride_pair(where, stride)
+    ph, pw = pad_pair(where, pad)
+    oh = output_size(where, h, kh, sh, ph, "height")
+    ow = output_size(where, w, kw, sw, pw, "width")
+    return Geometry(n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow)
+
+
+def check_x4(where: str, name: str, x: np.ndarray) -> None:
+    check_ndim(where, name, x, 4, "(N, C, H, W)")
+
+
+def check_x_shape(where: str, x_shape) -> tuple[int, int, int, int]:
+    try:
+        shape = tuple(int(s) for s in x_shape)
+    except TypeError:
+        raise TypeError(f"{where}: expected x_shape to be a tuple (N, C, H, W), got {x_shape!r}") from None
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"{where}: expected x_shape (N, C, H, W) of 4 sizes, got {x_shape!r}")
+    return shape
+
+
+def conv_geometry(where: str, x, W, stride, pad, b=None, **more) -> Geometry:
+    """Check x (N, C, H, W), W (F, C, KH, KW), b (F,) and dtypes; return the geometry."""
+    arrays = dict(x=x, W=W)
+    if b is not None:
+        arrays["b"] = b
+    arrays.update(more)
+    check_same_dtype(where, **arrays)
+    check_x4(where, "x", x)
+    check_ndim(where, "W", W, 4, "(F, C, KH, KW)")
+    if W.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"{where}: x has {x.shape[1]} channels but W expects {W.shape[1]} "
+            f"(W has shape {W.shape}, x has shape {x.shape})"
+        )
+    if b is not None and b.shape != (W.shape[0],):
+        raise ValueError(f"{where}: expected b of shape ({W.shape[0]},), got {b.shape}")
+    return geometry(where, x.shape, (W.shape[2], W.shape[3]), stride, pad)
+
+
+def check_dy(where: str, dy, expected: tuple) -> None:
+    if dy.shape != tuple(expected):
+        raise ValueError(f"{where}: expected dy of shape {tuple(expected)}, got {dy.shape}")
+
+
+def pool_geometry(where: str, x_shape, size, stride, pad) -> Geometry:
+    """Pooling geometry; ``stride=None`` means ``stride = size``; pad must be < size."""
+    kh, kw = kernel_pair(where, "size", size)
+    stride = (kh, kw) if stride is None else stride
+    ph, pw = pad_pair(where, pad)
+    if ph >= kh or pw >= kw:
+        raise ValueError(
+            f"{where}: pad must be smaller than the window size, got pad {pad!r} for size {size!r}"
+        )
+    return geometry(where, x_shape, (kh, kw), stride, pad)
+
+
+def check_argmax(where: str, argmax, g: Geometry) -> None:
+    """argmax must be an int64 array (N, C, OH, OW) of indices into the H*W plane."""
+    if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
+        kind = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
+        raise TypeError(f"{where}: expected argmax as an int64 array, got {kind}")
+    if argmax.shape != (g.N, g.C, g.OH, g.OW):
+        raise ValueError(f"{where}: expected argmax of shape {(g.N, g.C, g.OH, g.OW)}, got {argmax.shape}")
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= g.H * g.W):
+        raise ValueError(
+            f"{where}: argmax holds indices outside the H*W = {g.H * g.W} plane "
+            f"[{argmax.min()}, {argmax.max()}]"
+        )

@@ -1,0 +1,101 @@
+"""The layer protocol (Deep Learning from Scratch style) and the layer registry.
+
+A layer has ``forward(x, train=True) -> y`` and ``backward(dy) -> dx``, and
+``params`` / ``grads`` dicts of named arrays. Inside a model those arrays are
+views into the model's one flat parameter buffer and one gradient buffer, so
+``backward`` writes gradients in place and one fused kernel updates everything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends import get_ops
+
+LAYERS: dict[str, type] = {}
+
+
+class Layer:
+    """Base class. Subclasses set ``param_shapes`` and implement forward/backward.
+
+    Lifecycle: construct with hyperparameters, then ``build(ops, dtype)`` (the model
+    does this) picks the backend and dtype; ``init_params(rng)`` returns initial
+    values, which the model copies into the flat buffer before binding the views.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYERS[cls.__name__] = cls
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.ops = get_ops("numba")
+        self.dtype = np.dtype(np.float32)
+
+    # -- configuration -------------------------------------------------------
+
+    def get_config(self) -> dict:
+        """Constructor arguments that rebuild this layer (JSON-serialisable)."""
+        return {}
+
+    def param_shapes(self) -> dict[str, tuple]:
+        """Shapes of the trainable arrays, by name, in buffer order."""
+        return {}
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Initial values for every entry of :meth:`param_shapes`."""
+        return {}
+
+    def build(self, ops, dtype) -> "Layer":
+        """Choose the backend ops and dtype this layer computes with."""
+        self.ops = get_ops(ops) if isinstance(ops, str) else ops
+        self.dtype = np.dtype(dtype)
+        return self
+
+    def bind(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Use the given arrays (views into the model's buffers) as params and grads."""
+        self.params, self.grads = params, grads
+
+    def initialize(self, rng=None, ops="numba", dtype="float32") -> "Layer":
+        """Standalone use, outside a model: build, then own freshly initialised arrays."""
+        self.build(ops, dtype)
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        values = self.init_params(rng)
+        self.bind({k: v.astype(self.dtype) for k, v in values.items()},
+                  {k: np.zeros_like(v, dtype=self.dtype) for k, v in values.items()})
+        return self
+
+    # -- computation ---------------------------------------------------------
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The output shape (without the batch axis) for an input of ``input_shape``."""
+        return tuple(input_shape)
+
+    # -- presentation ----------------------------------------------------------
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+    def _check_input(self, x: np.ndarray) -> None:
+        """Check x's dtype against the layer's; subclasses add shape checks."""
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self.describe()}: expected a numpy array, got {type(x).__name__}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"{self.describe()}: expected input of dtype {self.dtype}, got {x.dtype}")
+
+    def _require_forward(self, attribute: str):
+        value = getattr(self, attribute, None)
+        if value is None:
+            raise RuntimeError(f"{self.describe()}: backward() called before forward(train=True)")
+        return value

@@ -1,0 +1,118 @@
+"""Losses: ``forward(y, t)`` returns the batch mean, ``backward()`` its gradient w.r.t. y."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_targets
+from .backends import get_ops
+
+LOSSES: dict[str, type] = {}
+
+
+class Loss:
+    """Base class: computes on the model's backend (``build``), numba by default."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LOSSES[cls.__name__] = cls
+
+    def __init__(self):
+        self.ops = get_ops("numba")
+
+    def build(self, ops) -> "Loss":
+        self.ops = get_ops(ops) if isinstance(ops, str) else ops
+        return self
+
+    def get_config(self) -> dict:
+        return {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def forward(self, y: np.ndarray, t: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def predictions(self, y: np.ndarray) -> np.ndarray:
+        """What the network's output y means as predictions (class scores here)."""
+        return y
+
+
+class SoftmaxCrossEntropy(Loss):
+    """loss = -(1/N) sum_n log softmax(y_n)[t_n]; t class indices (N,) or one-hot (N, C).
+
+    backward: (softmax(y) - onehot(t)) / N.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._probs = self._t = None
+
+    def forward(self, y, t):
+        if y.ndim != 2:
+            raise ValueError(f"SoftmaxCrossEntropy: expected scores of shape (N, C), got {y.shape}")
+        check_targets("SoftmaxCrossEntropy", t, y.shape[0], y.shape[1])
+        loss, self._probs = self.ops.softmax_cross_entropy(y, t)
+        self._t = t
+        return loss
+
+    def backward(self):
+        if self._probs is None:
+            raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward()")
+        return self.ops.softmax_cross_entropy_backward(self._probs, self._t)
+
+
+class MeanSquaredError(Loss):
+    """loss = (1/N) sum_n 0.5 * ||y_n - t_n||**2; backward: (y - t) / N.
+
+    Class-index targets (N,) are one-hot encoded to y's width first.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._y = self._t = None
+
+    def _dense_targets(self, y, t):
+        if t.ndim == 1 and y.ndim == 2 and np.issubdtype(t.dtype, np.integer) and y.shape[1] > 1:
+            classes = y.shape[1]
+            if t.size and (t.min() < 0 or t.max() >= classes):
+                raise ValueError(
+                    f"MeanSquaredError: expected class labels in [0, {classes}), "
+                    f"got labels in [{t.min()}, {t.max()}]"
+                )
+            onehot = np.zeros_like(y)
+            onehot[np.arange(t.shape[0]), t] = 1
+            return onehot
+        if t.shape != y.shape and t.size == y.size and t.shape[:1] == y.shape[:1]:
+            t = t.reshape(y.shape)
+        if not np.issubdtype(t.dtype, np.floating):
+            if np.issubdtype(t.dtype, np.integer) or t.dtype == np.bool_:
+                t = t.astype(y.dtype)
+            else:
+                raise TypeError(f"MeanSquaredError: expected numeric targets, got dtype {t.dtype}")
+        return t.astype(y.dtype, copy=False)
+
+    def forward(self, y, t):
+        t = self._dense_targets(y, t)
+        self._y, self._t = y, t
+        return self.ops.mse(y, t)
+
+    def backward(self):
+        if self._y is None:
+            raise RuntimeError("MeanSquaredError: backward() called before forward()")
+        return self.ops.mse_backward(self._y, self._t)
+
+
+def get_loss(spec) -> Loss:
+    """A Loss from an instance, a class name, or a short name ("cross_entropy", "mse")."""
+    if isinstance(spec, Loss):
+        return spec
+    aliases = {"cross_entropy": "SoftmaxCrossEntropy", "softmax_cross_entropy": "SoftmaxCrossEntropy",
+               "mse": "MeanSquaredError", "mean_squared_error": "MeanSquaredError"}
+    name = aliases.get(spec, spec)
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {spec!r}; expected one of {sorted(LOSSES) + sorted(aliases)}")
+    return LOSSES[name]()

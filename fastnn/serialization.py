@@ -1,0 +1,134 @@
+"""Saving and loading models as a single .npz file, written atomically, never pickled.
+
+The file holds ``__fastnn__`` (format version), ``config`` (the architecture as
+JSON text, stored as uint8 bytes) and ``params`` (the flat parameter buffer).
+Loading reads with ``allow_pickle=False``: no code from a file is ever run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A file is not a fastnn model, is corrupt or truncated, or is from a newer version."""
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it into place.
+
+    Either the old file stays untouched or the new one is complete.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def json_bytes(obj) -> np.ndarray:
+    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
+
+
+def save_model(model, path) -> None:
+    """Write ``model``'s architecture and weights to ``path`` (.npz), atomically."""
+    arrays = {
+        "__fastnn__": np.array([FORMAT_VERSION], dtype=np.int64),
+        "config": json_bytes(model.get_config()),
+        "params": model.flat_params,
+    }
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+
+
+def read_npz(path, what: str = "fastnn model") -> dict:
+    """All arrays of a fastnn .npz, checked for the marker and the format version."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
+        raise ModelFileError(f"{path}: not a readable {what} file ({error})") from None
+    if not isinstance(arrays, dict) or "__fastnn__" not in arrays:
+        raise ModelFileError(f"{path}: not a {what} file (no '__fastnn__' marker)")
+    version = arrays["__fastnn__"]
+    if version.shape != (1,) or version.dtype.kind not in "iu":
+        raise ModelFileError(f"{path}: corrupt format marker")
+    if int(version[0]) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: written by a newer fastnn (format {int(version[0])}); this version reads "
+            f"format {FORMAT_VERSION} and older. Upgrade fastnn to load it.")
+    return arrays
+
+
+def parse_json(path, arrays: dict, key: str):
+    try:
+        raw = arrays[key]
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError("not a byte array")
+        return json.loads(raw.tobytes().decode("utf-8"))
+    except (KeyError, ValueError, UnicodeDecodeError) as error:
+        raise ModelFileError(f"{path}: corrupt or missing '{key}' entry ({error})") from None
+
+
+def model_from_config(config: dict, path="<config>"):
+    """A freshly built Sequential from ``Sequential.get_config()`` output."""
+    from .layers import LAYERS
+    from .losses import LOSSES
+    from .model import Sequential
+
+    try:
+        layers = []
+        for spec in config["layers"]:
+            cls = LAYERS[spec["class"]]
+            layers.append(cls(**spec["config"]))
+        loss = LOSSES[config["loss"]["class"]](**config["loss"]["config"])
+        return Sequential(layers, loss=loss, backend=config.get("backend", "numba"),
+                          dtype=config.get("dtype", "float32"), seed=config.get("seed"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path}: invalid architecture ({type(error).__name__}: {error})") from None
+
+
+def load_model(path, backend: str | None = None):
+    """Rebuild the model saved at ``path``; ``backend`` overrides the saved one."""
+    arrays = read_npz(path)
+    config = parse_json(path, arrays, "config")
+    if backend is not None:
+        config = {**config, "backend": backend}
+    model = model_from_config(config, path)
+    params = arrays.get("params")
+    if params is None or params.shape != model.flat_params.shape:
+        raise ModelFileError(
+            f"{path}: parameter buffer has shape {None if params is None else params.shape}, "
+            f"the architecture needs {model.flat_params.shape}")
+    if params.dtype.kind != "f" or not np.isfinite(params).all():
+        raise ModelFileError(f"{path}: parameters are corrupt (non-float or non-finite values)")
+    model.flat_params[...] = params
+    return model
