@@ -1,0 +1,66 @@
+"""The fastnn command line."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn as fnn
+from fastnn.cli import main
+
+
+def test_info_prints_versions_threads_and_cache(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for field in ("fastnn", "numba", "numpy", "kernel threads", "threading layer", "kernel cache"):
+        assert field in out
+
+
+def test_train_default_is_offline_digits_and_reports_accuracy(tmp_path, capsys):
+    path = tmp_path / "digits.npz"
+    assert main(["train", "--epochs", "15", "--quiet", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "mlp on digits" in out
+    accuracy = float(out.split("test accuracy")[1].split()[0])
+    assert accuracy >= 0.93
+    model = fnn.load(path)
+    (_, _), (x_test, t_test) = fnn.datasets.load_digits(seed=0)
+    assert model.evaluate(x_test, t_test)["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop"])
+def test_train_accepts_every_optimizer(optimizer, capsys):
+    assert main(["train", "--epochs", "2", "--quiet", "--optimizer", optimizer,
+                 "--backend", "numpy", "--threads", "1"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+
+
+def test_train_missing_data_dir_is_a_clean_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    monkeypatch.setattr(fnn.datasets, "MIRRORS", {"mnist": [f"file://{tmp_path}/nowhere/"]})
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--quiet"]) == 2
+    assert "FASTNN_DATA" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_nonzero():
+    with pytest.raises(SystemExit):
+        main(["train", "--epochs", "0"])
+    with pytest.raises(SystemExit):
+        main(["train", "--threads", "-1"])
+
+
+def test_console_script_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "threading layer" in result.stdout
+
+
+def test_train_on_real_mnist_from_data_dir(mnist_dir, capsys):
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "1",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "60000 train / 10000 test" in out
+    assert float(out.split("test accuracy")[1].split()[0]) > 0.94
