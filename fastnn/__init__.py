@@ -14,7 +14,8 @@ from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
 from .errors import NonFiniteError
 from .gradcheck import gradcheck
-from .layers import (Dense, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh)
+from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
+                     ReLU, Sigmoid, Softmax, Step, Tanh)
 from .losses import MeanSquaredError, SoftmaxCrossEntropy
 from .model import Sequential
 from .serialization import ModelFileError, load_model as load
@@ -22,6 +23,6 @@ from .serialization import ModelFileError, load_model as load
 __all__ = [
     "__version__", "get_ops", "gradcheck", "set_num_threads", "get_num_threads", "Sequential", "load",
     "datasets", "layers", "losses", "models", "optim", "NonFiniteError", "ModelFileError",
-    "Dense", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
+    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
     "SoftmaxCrossEntropy", "MeanSquaredError",
 ]

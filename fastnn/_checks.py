@@ -15,7 +15,7 @@ def check_float(where: str, name: str, x) -> np.ndarray:
     """Return ``x`` as an ndarray after checking it has a float32/float64 dtype."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{where}: expected {name} to be a numpy array, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
+    if x.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(
             f"{where}: expected {name} with dtype float32 or float64, got dtype {x.dtype}"
         )
@@ -27,9 +27,10 @@ def check_same_dtype(where: str, **arrays: np.ndarray) -> np.dtype:
     dtype = None
     for name, array in arrays.items():
         check_float(where, name, array)
+        native = array.dtype.newbyteorder("=")
         if dtype is None:
-            dtype, first = array.dtype, name
-        elif array.dtype != dtype:
+            dtype, first = native, name
+        elif native != dtype:
             raise TypeError(
                 f"{where}: {name} has dtype {array.dtype} but {first} has dtype {dtype}; "
                 "all float arguments must share one dtype"
@@ -79,7 +80,7 @@ def check_targets(where: str, t: np.ndarray, n: int, classes: int) -> None:
                 f"got labels in [{t.min()}, {t.max()}]"
             )
     elif t.ndim == 2:
-        if t.dtype not in FLOAT_DTYPES:
+        if t.dtype.newbyteorder("=") not in FLOAT_DTYPES:
             raise TypeError(f"{where}: one-hot targets must be float32 or float64, got {t.dtype}")
         if t.shape != (n, classes):
             raise ValueError(

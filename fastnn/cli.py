@@ -75,7 +75,14 @@ def _build_model(args, x_train):
     in_features = int(x_train[0].size)
     if args.model == "mlp":
         return models.mlp(in_features=in_features, seed=args.seed, backend=args.backend)
-    return models.MODELS[args.model](seed=args.seed, backend=args.backend)
+    model = models.MODELS[args.model](seed=args.seed, backend=args.backend)
+    try:
+        model.output_shape(x_train.shape[1:])
+    except ValueError as error:
+        raise ValueError(f"{args.model} does not fit {args.dataset} images of shape "
+                         f"{x_train.shape[1:]} (it is built for (1, 28, 28): try --dataset mnist): "
+                         f"{error}") from None
+    return model
 
 
 def cmd_train(args) -> int:

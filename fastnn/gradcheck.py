@@ -41,7 +41,7 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return float((np.abs(analytic - numeric) / scale).max())
 
 
-def gradcheck(model, x, t, eps: float = 1e-6, check_input: bool = False,
+def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False,
               verbose: bool = True) -> dict:
     """Compare ``model``'s backprop gradients with central differences.
 

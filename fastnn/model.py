@@ -75,6 +75,16 @@ class Sequential:
             "seed": self.seed,
         }
 
+    def output_shape(self, input_shape) -> tuple:
+        """The output shape for one sample of ``input_shape`` (no batch axis).
+
+        Raises a ValueError naming the first layer that cannot take what it is given.
+        """
+        shape = tuple(int(s) for s in input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
     def layer_name(self, index: int) -> str:
         return f"layers[{index}] {self.layers[index].describe()}"
 

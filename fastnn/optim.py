@@ -71,7 +71,11 @@ class Optimizer:
         """One step on explicit flat buffers with the given backend's ops."""
         self._ensure_state(params)
         self.iterations += 1
-        self._update(ops, params, grads)
+        try:
+            self._update(ops, params, grads)
+        except BaseException:
+            self.iterations -= 1  # a refused step does not count (Adam's bias correction)
+            raise
 
     def _update(self, ops, params, grads) -> None:
         raise NotImplementedError

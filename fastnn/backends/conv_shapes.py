@@ -16,6 +16,20 @@ from .._checks import check_ndim, check_same_dtype
 IMPLS = ("direct", "im2col", "auto")
 
 
+def native(*arrays):
+    """Each array in native byte order (a copy only for a byte-swapped one); others as given.
+
+    ``_checks.check_float`` accepts only native float32/float64 dtypes, so a
+    big-endian array is converted here, before validation, by both backends.
+    """
+    out = tuple(
+        a.astype(a.dtype.newbyteorder("=")) if isinstance(a, np.ndarray) and not a.dtype.isnative
+        else a
+        for a in arrays
+    )
+    return out if len(out) != 1 else out[0]
+
+
 def pair(where: str, name: str, value) -> tuple[int, int]:
     """An int or an (h, w) pair of ints as a pair of Python ints."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):

@@ -74,8 +74,9 @@ class NumbaDenseOps:
         """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M)."""
         check_same_dtype("affine", x=x, W=W, b=b)
         _affine_shapes("affine", x, W, b)
+        x, W, b = _c(x), _c(W), _c(b)
         y = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
-        aff.affine_forward(y.size, _c(x), _c(W), _c(b), y)
+        aff.affine_forward(y.size, x, W, b, y)
         return y
 
     def affine_backward(self, dy, x, W):
@@ -83,10 +84,11 @@ class NumbaDenseOps:
         check_same_dtype("affine_backward", dy=dy, x=x, W=W)
         _affine_shapes("affine_backward", x, W)
         check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
+        dy, x, W = _c(dy), _c(x), _c(W)
         dx = np.empty(x.shape, dtype=x.dtype)
         dW = np.empty(W.shape, dtype=x.dtype)
         db = np.empty(W.shape[1], dtype=x.dtype)
-        aff.affine_backward(dy.size, _c(dy), _c(x), _c(W), dx, dW, db)
+        aff.affine_backward(dy.size, dy, x, W, dx, dW, db)
         return dx, dW, db
 
     # ----------------------------------------------------------- activations
@@ -177,6 +179,9 @@ class NumbaDenseOps:
         if logits.ndim != 2:
             raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, C), got {logits.shape}")
         n, classes = logits.shape
+        if classes == 0:
+            raise ValueError("softmax_cross_entropy: expected logits with at least one class, "
+                             f"got shape {logits.shape}")
         check_targets("softmax_cross_entropy", t, n, classes)
         logits = _c(logits)
         probs = np.empty_like(logits)
@@ -212,7 +217,7 @@ class NumbaDenseOps:
             raise ValueError(f"mse: expected t of shape {y.shape}, got {t.shape}")
         n = y.shape[0] if y.ndim else 1
         yf, tf = _flat(y), _flat(t)
-        blocks = np.empty(max(1, -(-yf.size // loss_kernels.SUM_BLOCK)), dtype=y.dtype)
+        blocks = np.empty(max(1, -(-yf.size // loss_kernels.SUM_BLOCK)), dtype=yf.dtype)
         loss_kernels.squared_error_blocks(yf.size, yf, tf, blocks)
         return float(0.5 * blocks.sum() / max(n, 1))
 

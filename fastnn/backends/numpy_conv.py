@@ -24,6 +24,7 @@ from .conv_shapes import (
     conv_geometry,
     geometry,
     kernel_pair,
+    native,
     pool_geometry,
 )
 
@@ -41,7 +42,8 @@ def _im2col(x, g):
             rows, cols = _window_slices(g, kh, kw)
             col[:, :, kh, kw] = xp[:, :, rows, cols]
     # (N, C, KH, KW, OH, OW) -> (N, OH, OW, C, KH, KW) -> rows (n, oh, ow), columns (c, kh, kw)
-    return col.transpose(0, 4, 5, 1, 2, 3).reshape(g.N * g.OH * g.OW, g.C * g.KH * g.KW)
+    col = col.transpose(0, 4, 5, 1, 2, 3).reshape(g.N * g.OH * g.OW, g.C * g.KH * g.KW)
+    return np.ascontiguousarray(col)
 
 
 def _col2im(col, g):
@@ -74,6 +76,7 @@ class NumpyConvOps:
         (c, kh, kw): col[(n*OH + oh)*OW + ow, (c*KH + i)*KW + j] = xpad[n, c, oh*SH + i, ow*SW + j]
         with xpad zero-padded by PH rows and PW columns on each side.
         """
+        x = native(x)
         check_same_dtype("im2col", x=x)
         check_x4("im2col", "x", x)
         g = geometry("im2col", x.shape, kernel_pair("im2col", "kernel size", (kh, kw)), stride, pad)
@@ -85,6 +88,7 @@ class NumpyConvOps:
         col (N*OH*OW, C*KH*KW) -> x (N, C, H, W): x[n, c, h, w] is the sum of every col
         entry that im2col would have read from x[n, c, h, w] (padding entries are dropped).
         """
+        col = native(col)
         check_same_dtype("col2im", col=col)
         x_shape = check_x_shape("col2im", x_shape)
         g = geometry("col2im", x_shape, kernel_pair("col2im", "kernel size", (kh, kw)), stride, pad)
@@ -103,6 +107,7 @@ class NumpyConvOps:
         gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
         """
         check_impl("conv2d", impl)
+        x, W, b = native(x, W, b)
         g = conv_geometry("conv2d", x, W, stride, pad, b=b)
         F = W.shape[0]
         col = _im2col(x, g)                                  # (N*OH*OW, C*KH*KW)
@@ -117,6 +122,7 @@ class NumpyConvOps:
         dx = col2im(dy_mat @ W_mat), W_mat = W as (F, C*KH*KW).
         """
         check_impl("conv2d_backward", impl)
+        dy, x, W = native(dy, x, W)
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         F = W.shape[0]
         check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
@@ -138,6 +144,7 @@ class NumpyConvOps:
         argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
         the first maximum in row-major window order; a NaN beats every number.
         """
+        x = native(x)
         check_same_dtype("maxpool2d", x=x)
         check_x4("maxpool2d", "x", x)
         g = pool_geometry("maxpool2d", x.shape, size, stride, pad)
@@ -159,6 +166,7 @@ class NumpyConvOps:
 
         dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
         """
+        dy, argmax = native(dy, argmax)
         check_same_dtype("maxpool2d_backward", dy=dy)
         x_shape = check_x_shape("maxpool2d_backward", x_shape)
         g = pool_geometry("maxpool2d_backward", x_shape, size, stride, pad)
@@ -175,6 +183,7 @@ class NumpyConvOps:
         x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
         KH*KW), stride defaults to size, pad must be smaller than size.
         """
+        x = native(x)
         check_same_dtype("avgpool2d", x=x)
         check_x4("avgpool2d", "x", x)
         g = pool_geometry("avgpool2d", x.shape, size, stride, pad)
@@ -191,6 +200,7 @@ class NumpyConvOps:
 
         dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
         """
+        dy = native(dy)
         check_same_dtype("avgpool2d_backward", dy=dy)
         x_shape = check_x_shape("avgpool2d_backward", x_shape)
         g = pool_geometry("avgpool2d_backward", x_shape, size, stride, pad)

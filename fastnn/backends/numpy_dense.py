@@ -143,6 +143,9 @@ class NumpyDenseOps:
         if logits.ndim != 2:
             raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, C), got {logits.shape}")
         n, classes = logits.shape
+        if classes == 0:
+            raise ValueError("softmax_cross_entropy: expected logits with at least one class, "
+                             f"got shape {logits.shape}")
         check_targets("softmax_cross_entropy", t, n, classes)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))

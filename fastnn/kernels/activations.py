@@ -59,11 +59,11 @@ def tanh_backward(dy, y, dx):
 
 @parallel_kernel
 def relu_forward(x, y):
-    """y = max(x, 0)."""
+    """y = max(x, 0); NaN stays NaN, as in the reference (np.maximum)."""
     zero = typed(x, 0.0)
     for i in prange(x.size):
         v = x[i]
-        y[i] = v if v > zero else zero
+        y[i] = zero if v <= zero else v
 
 
 @parallel_kernel

@@ -2,8 +2,11 @@
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh
 from .base import LAYERS, Layer
+from .conv import Conv2D
 from .dense import Dense
+from .dropout import Dropout
+from .pool import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
-__all__ = ["Layer", "LAYERS", "Dense", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU",
-           "Sigmoid", "Tanh", "Softmax"]
+__all__ = ["Layer", "LAYERS", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "Flatten",
+           "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]

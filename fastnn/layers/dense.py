@@ -39,6 +39,9 @@ class Dense(Layer):
         return {"W": W, "b": np.zeros(self.out_features, dtype=self.dtype)}
 
     def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"{self.describe()}: expected inputs of {self.in_features} features, "
+                             f"got shape {tuple(input_shape)}")
         return (self.out_features,)
 
     def forward(self, x, train=True):

@@ -1,0 +1,600 @@
+"""Convolution kernels: direct loops and im2col + BLAS GEMM, forward and backward.
+
+Layout NCHW throughout; every array passed in is C-contiguous and native-endian,
+every output is passed in (see :mod:`fastnn.backends.numba_conv`, which also
+picks the algorithm). Generic over float32/float64: constants come from
+:func:`~fastnn.kernels._scalars.typed` or from the arrays themselves.
+
+Two algorithms:
+
+* **direct** (pays when C*KH*KW is small, e.g. a first layer with C=1).
+  Stride 1 uses the *wide-row* trick: an output plane is computed on the padded
+  input's row width ``Win``, so output pixel (i, j) sits at flat index
+  ``i*Win + j`` and kernel tap (c, kh, kw) reads the input plane at the constant
+  offset ``c*Hin*Win + kh*Win + kw`` from it. The innermost loop is then one long
+  contiguous run over the whole plane (not a short row) that LLVM vectorises, and
+  four taps are fused per pass so each accumulator load/store serves four FMAs.
+  The junk columns ``j >= OW`` are dropped when the plane is copied out.
+  Backward-data at stride 1 is the same kernel run on dy padded by KH-1/KW-1 with
+  the flipped, transposed weights (a "full" correlation), parallel over (n, c);
+  backward-weights is four dot products per pass, parallel over f (each thread
+  owns dW[f] and db[f]). Other strides run plain loops over the padded input.
+* **im2col**: images are processed in chunks small enough for the column matrix
+  to stay in cache: im2col (parallel over rows), one BLAS GEMM outside any
+  ``prange`` producing (F, rows) so that copying to NCHW is contiguous, then bias.
+  Backward recomputes the chunk's columns, dW += dy_T @ col, dcol = dy_T.T @ W_mat,
+  and col2im scatters dcol back in parallel over (n, c) planes (no races).
+
+Every reduction runs in a fixed order, so results do not depend on the thread count.
+"""
+
+import numpy as np
+from numba import get_thread_id, prange
+
+from .._config import jit, parallel_kernel
+from ._scalars import typed
+
+TAPS_PER_PASS = 4
+
+
+# ----------------------------------------------------------------- helpers
+
+@parallel_kernel
+def pad_planes(src, top, left, dst):
+    """dst[n, c] = src[n, c] placed at (top, left), zeros elsewhere (every dst element written)."""
+    n_img, chans, h, w = src.shape
+    hd, wd = dst.shape[2], dst.shape[3]
+    zero = typed(dst, 0.0)
+    for plane in prange(n_img * chans):
+        n = plane // chans
+        c = plane - n * chans
+        for r in range(hd):
+            sr = r - top
+            if sr < 0 or sr >= h:
+                for q in range(wd):
+                    dst[n, c, r, q] = zero
+            else:
+                for q in range(left):
+                    dst[n, c, r, q] = zero
+                for q in range(w):
+                    dst[n, c, r, left + q] = src[n, c, sr, q]
+                for q in range(left + w, wd):
+                    dst[n, c, r, q] = zero
+
+
+@jit(inline="always")
+def _tap_offset(t, KH, KW, plane, Win, base):
+    """Flat offset of kernel tap t = (c, kh, kw) in an image of (Hin, Win) planes."""
+    kk = KH * KW
+    c = t // kk
+    r = t - c * kk
+    kh = r // KW
+    kw = r - kh * KW
+    return c * plane + kh * Win + kw + base
+
+
+# ------------------------------------------------------------------ direct
+
+@parallel_kernel
+def direct_forward_s1(xin, Wt, bias, oy, ox, y):
+    """Stride-1 correlation on a pre-padded input (the wide-row trick, see the module doc).
+
+    y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * xin[n, c, i + oy + kh, j + ox + kw]
+    xin (N, C, Hin, Win), Wt (O, C, KH, KW), bias (O,), y (N, O, OH, OW); every index in range.
+    Parallel over (n, pair of output channels): each pass over the plane applies four
+    taps to two output channels, so one load of x feeds two FMAs.
+    """
+    N, C, Hin, Win = xin.shape
+    O, _, KH, KW = Wt.shape
+    OH, OW = y.shape[2], y.shape[3]
+    plane = Hin * Win
+    T = C * KH * KW
+    J = (OH - 1) * Win + OW
+    base = oy * Win + ox
+    OB = (O + 1) // 2
+    for item in prange(N * OB):
+        n = item // OB
+        o = (item - n * OB) * 2
+        o1 = min(o + 1, O - 1)             # an odd last channel is computed twice, stored once
+        xn = xin[n].reshape(C * plane)
+        wa = Wt[o].reshape(T)
+        wb = Wt[o1].reshape(T)
+        acc = np.empty((2, J), dtype=y.dtype)
+        a0 = acc[0]
+        a1 = acc[1]
+        ba = bias[o]
+        bb = bias[o1]
+        for j in range(J):
+            a0[j] = ba
+            a1[j] = bb
+        t = 0
+        while t + TAPS_PER_PASS <= T:
+            # slices, so the loop index is provably >= 0 (no wraparound code, no gathers)
+            q = _tap_offset(t, KH, KW, plane, Win, base)
+            x0 = xn[q:q + J]
+            q = _tap_offset(t + 1, KH, KW, plane, Win, base)
+            x1 = xn[q:q + J]
+            q = _tap_offset(t + 2, KH, KW, plane, Win, base)
+            x2 = xn[q:q + J]
+            q = _tap_offset(t + 3, KH, KW, plane, Win, base)
+            x3 = xn[q:q + J]
+            wa0 = wa[t]
+            wa1 = wa[t + 1]
+            wa2 = wa[t + 2]
+            wa3 = wa[t + 3]
+            wb0 = wb[t]
+            wb1 = wb[t + 1]
+            wb2 = wb[t + 2]
+            wb3 = wb[t + 3]
+            for j in range(J):
+                v0 = x0[j]
+                v1 = x1[j]
+                v2 = x2[j]
+                v3 = x3[j]
+                a0[j] += wa0 * v0 + wa1 * v1 + wa2 * v2 + wa3 * v3
+                a1[j] += wb0 * v0 + wb1 * v1 + wb2 * v2 + wb3 * v3
+            t += TAPS_PER_PASS
+        while t < T:
+            q = _tap_offset(t, KH, KW, plane, Win, base)
+            x0 = xn[q:q + J]
+            wa0 = wa[t]
+            wb0 = wb[t]
+            for j in range(J):
+                v0 = x0[j]
+                a0[j] += wa0 * v0
+                a1[j] += wb0 * v0
+            t += 1
+        for i in range(OH):
+            for j in range(OW):
+                y[n, o, i, j] = a0[i * Win + j]
+        if o + 1 < O:
+            for i in range(OH):
+                for j in range(OW):
+                    y[n, o + 1, i, j] = a1[i * Win + j]
+
+
+@parallel_kernel
+def direct_forward_strided(xp, W, b, SH, SW, y):
+    """Any stride, pre-padded input: y[n, f, i, j] = b[f] + sum W[f, c, kh, kw] * xp[n, c, i*SH + kh, j*SW + kw].
+
+    Parallel over (n, f) pairs; innermost loop over the output width.
+    """
+    N, C, Hp, Wp = xp.shape
+    F, _, KH, KW = W.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for pair in prange(N * F):
+        n = pair // F
+        f = pair - n * F
+        out = y[n, f]
+        b0 = b[f]
+        for i in range(OH):
+            for j in range(OW):
+                out[i, j] = b0
+        for c in range(C):
+            xc = xp[n, c]
+            for kh in range(KH):
+                for kw in range(KW):
+                    w = W[f, c, kh, kw]
+                    for i in range(OH):
+                        row = xc[i * SH + kh]
+                        for j in range(OW):
+                            out[i, j] += w * row[j * SW + kw]
+
+
+@parallel_kernel
+def direct_backward_weights_s1(xp, dyw, OW, dW, db):
+    """Stride 1: dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xp[n, c, i + kh, j + kw], db[f] = sum dy[n, f].
+
+    xp (N, C, Hp, Wp) is the padded input; dyw (N, F, OH, Wp) is dy widened to the
+    padded row width with zeros in columns >= OW. Parallel over pairs of output
+    channels: each thread owns dW[f], dW[f + 1] and their db; every pass computes four
+    taps for both (eight dot products sharing the loads); sums run over n in order.
+    """
+    N, C, Hp, Wp = xp.shape
+    F, _, KH, KW = dW.shape
+    OH = dyw.shape[2]
+    plane = Hp * Wp
+    T = C * KH * KW
+    J = (OH - 1) * Wp + OW
+    zero = typed(dW, 0.0)
+    FB = (F + 1) // 2
+    for fb in prange(FB):
+        f = 2 * fb
+        f1 = min(f + 1, F - 1)             # an odd last channel is computed twice, stored once
+        grad = np.empty((2, T), dtype=dW.dtype)
+        ga = grad[0]
+        gb = grad[1]
+        for t in range(T):
+            ga[t] = zero
+            gb[t] = zero
+        sa = zero
+        sb = zero
+        for n in range(N):
+            da = dyw[n, f].reshape(OH * Wp)[:J]
+            dbb = dyw[n, f1].reshape(OH * Wp)[:J]
+            xn = xp[n].reshape(C * plane)
+            s0 = zero
+            s1 = zero
+            for j in range(J):
+                s0 += da[j]
+                s1 += dbb[j]
+            sa += s0
+            sb += s1
+            t = 0
+            while t + TAPS_PER_PASS <= T:
+                q = _tap_offset(t, KH, KW, plane, Wp, 0)
+                x0 = xn[q:q + J]
+                q = _tap_offset(t + 1, KH, KW, plane, Wp, 0)
+                x1 = xn[q:q + J]
+                q = _tap_offset(t + 2, KH, KW, plane, Wp, 0)
+                x2 = xn[q:q + J]
+                q = _tap_offset(t + 3, KH, KW, plane, Wp, 0)
+                x3 = xn[q:q + J]
+                p0 = zero
+                p1 = zero
+                p2 = zero
+                p3 = zero
+                r0 = zero
+                r1 = zero
+                r2 = zero
+                r3 = zero
+                for j in range(J):
+                    u = da[j]
+                    v = dbb[j]
+                    v0 = x0[j]
+                    v1 = x1[j]
+                    v2 = x2[j]
+                    v3 = x3[j]
+                    p0 += u * v0
+                    p1 += u * v1
+                    p2 += u * v2
+                    p3 += u * v3
+                    r0 += v * v0
+                    r1 += v * v1
+                    r2 += v * v2
+                    r3 += v * v3
+                ga[t] += p0
+                ga[t + 1] += p1
+                ga[t + 2] += p2
+                ga[t + 3] += p3
+                gb[t] += r0
+                gb[t + 1] += r1
+                gb[t + 2] += r2
+                gb[t + 3] += r3
+                t += TAPS_PER_PASS
+            while t < T:
+                q = _tap_offset(t, KH, KW, plane, Wp, 0)
+                x0 = xn[q:q + J]
+                p0 = zero
+                r0 = zero
+                for j in range(J):
+                    p0 += da[j] * x0[j]
+                    r0 += dbb[j] * x0[j]
+                ga[t] += p0
+                gb[t] += r0
+                t += 1
+        dwa = dW[f].reshape(T)
+        for t in range(T):
+            dwa[t] = ga[t]
+        db[f] = sa
+        if f + 1 < F:
+            dwb = dW[f + 1].reshape(T)
+            for t in range(T):
+                dwb[t] = gb[t]
+            db[f + 1] = sb
+
+
+@parallel_kernel
+def direct_backward_weights_strided(xp, dy, SH, SW, dW, db):
+    """Any stride: dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xp[n, c, i*SH + kh, j*SW + kw].
+
+    Parallel over f (each thread owns dW[f], db[f]).
+    """
+    N, C, Hp, Wp = xp.shape
+    F, _, KH, KW = dW.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    zero = typed(dW, 0.0)
+    for f in prange(F):
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    dW[f, c, kh, kw] = zero
+        sb = zero
+        for n in range(N):
+            d = dy[n, f]
+            for i in range(OH):
+                for j in range(OW):
+                    sb += d[i, j]
+            for c in range(C):
+                xc = xp[n, c]
+                for kh in range(KH):
+                    for kw in range(KW):
+                        s = zero
+                        for i in range(OH):
+                            row = xc[i * SH + kh]
+                            for j in range(OW):
+                                s += d[i, j] * row[j * SW + kw]
+                        dW[f, c, kh, kw] += s
+        db[f] = sb
+
+
+@parallel_kernel
+def direct_backward_data_strided(dy, W, SH, SW, PH, PW, dx):
+    """Any stride: dx[n, c, h, w] = sum dy[n, f, i, j] * W[f, c, kh, kw] over i*SH + kh = h + PH, j*SW + kw = w + PW.
+
+    Parallel over (n, c) planes; each scatters into its own padded plane, then crops.
+    """
+    N, F, OH, OW = dy.shape
+    _, C, KH, KW = W.shape
+    H, Wd = dx.shape[2], dx.shape[3]
+    Hp = H + 2 * PH
+    Wp = Wd + 2 * PW
+    zero = typed(dx, 0.0)
+    for pair in prange(N * C):
+        n = pair // C
+        c = pair - n * C
+        acc = np.empty((Hp, Wp), dtype=dx.dtype)
+        for r in range(Hp):
+            for q in range(Wp):
+                acc[r, q] = zero
+        for f in range(F):
+            d = dy[n, f]
+            for kh in range(KH):
+                for kw in range(KW):
+                    w = W[f, c, kh, kw]
+                    for i in range(OH):
+                        row = acc[i * SH + kh]
+                        for j in range(OW):
+                            row[j * SW + kw] += w * d[i, j]
+        for h in range(H):
+            for q in range(Wd):
+                dx[n, c, h, q] = acc[h + PH, q + PW]
+
+
+# ------------------------------------------------------------------ im2col
+
+@jit(inline="always")
+def _im2col_row(x, n, oh, ow, KH, KW, SH, SW, PH, PW, out):
+    """Window (n, oh, ow) of x, zero-padded, into out (C*KH*KW,) in (c, kh, kw) order."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    zero = typed(out, 0.0)
+    k = 0
+    h0 = oh * SH - PH
+    w0 = ow * SW - PW
+    for c in range(C):
+        for kh in range(KH):
+            h = h0 + kh
+            if h < 0 or h >= H:
+                for kw in range(KW):
+                    out[k + kw] = zero
+            else:
+                row = x[n, c, h]
+                for kw in range(KW):
+                    w = w0 + kw
+                    if w >= 0 and w < W:
+                        out[k + kw] = row[w]
+                    else:
+                        out[k + kw] = zero
+            k += KW
+
+
+@jit(inline="always")
+def _col2im_plane(col, row0, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
+    """dx[n, c] = sum of the (c, kh, kw) columns of rows row0 + i*OW + j scattered back (overwrites)."""
+    H, W = dx.shape[2], dx.shape[3]
+    zero = typed(dx, 0.0)
+    out = dx[n, c]
+    for h in range(H):
+        for w in range(W):
+            out[h, w] = zero
+    k0 = c * KH * KW
+    for i in range(OH):
+        for j in range(OW):
+            src = col[row0 + i * OW + j]
+            for kh in range(KH):
+                h = i * SH + kh - PH
+                if h >= 0 and h < H:
+                    for kw in range(KW):
+                        w = j * SW + kw - PW
+                        if w >= 0 and w < W:
+                            out[h, w] += src[k0 + kh * KW + kw]
+
+
+@parallel_kernel
+def im2col(x, KH, KW, SH, SW, PH, PW, OH, OW, col):
+    """col[(n*OH + i)*OW + j, (c*KH + kh)*KW + kw] = xpad[n, c, i*SH + kh, j*SW + kw]; parallel over rows."""
+    rows = col.shape[0]
+    P = OH * OW
+    for r in prange(rows):
+        n = r // P
+        p = r - n * P
+        i = p // OW
+        j = p - i * OW
+        _im2col_row(x, n, i, j, KH, KW, SH, SW, PH, PW, col[r])
+
+
+@parallel_kernel
+def col2im(col, KH, KW, SH, SW, PH, PW, OH, OW, dx):
+    """Scatter-add the rows of col back into dx (N, C, H, W) (overwritten); parallel over (n, c) planes."""
+    N, C = dx.shape[0], dx.shape[1]
+    P = OH * OW
+    for pair in prange(N * C):
+        n = pair // C
+        c = pair - n * C
+        _col2im_plane(col, n * P, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
+
+
+@jit(inline="always")
+def _valid_cols(kw, SW, PW, W, OW):
+    """[lo, hi): the output columns j whose input column j*SW + kw - PW lies in [0, W)."""
+    lo = max(0, (PW - kw + SW - 1) // SW)
+    hi = min(OW, (W - 1 + PW - kw) // SW + 1)
+    return lo, max(lo, hi)
+
+
+@jit(inline="always")
+def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, colT):
+    """Columns of image n, channel c into colT[(c, kh, kw), start:start + OH*OW] (transposed im2col).
+
+    Every (kh, kw) row is a run of output rows, each a contiguous copy (SW = 1) of an input row.
+    """
+    H, W = x.shape[2], x.shape[3]
+    zero = typed(colT, 0.0)
+    xc = x[n, c]
+    for kh in range(KH):
+        for kw in range(KW):
+            dst = colT[(c * KH + kh) * KW + kw]
+            lo, hi = _valid_cols(kw, SW, PW, W, OW)
+            for i in range(OH):
+                h = i * SH + kh - PH
+                d = dst[start + i * OW:start + (i + 1) * OW]
+                if h < 0 or h >= H:
+                    for j in range(OW):
+                        d[j] = zero
+                else:
+                    for j in range(lo):
+                        d[j] = zero
+                    if SW == 1:
+                        src = xc[h, lo + kw - PW:hi + kw - PW]
+                        dd = d[lo:hi]
+                        for j in range(hi - lo):
+                            dd[j] = src[j]
+                    else:
+                        row = xc[h]
+                        for j in range(lo, hi):
+                            d[j] = row[j * SW + kw - PW]
+                    for j in range(hi, OW):
+                        d[j] = zero
+
+
+@jit(inline="always")
+def _col2imT_plane(dcolT, start, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
+    """dx[n, c] = scatter-add of dcolT[(c, kh, kw), start:start + OH*OW] (overwrites dx[n, c])."""
+    H, W = dx.shape[2], dx.shape[3]
+    zero = typed(dx, 0.0)
+    out = dx[n, c]
+    for h in range(H):
+        for w in range(W):
+            out[h, w] = zero
+    for kh in range(KH):
+        for kw in range(KW):
+            src = dcolT[(c * KH + kh) * KW + kw]
+            lo, hi = _valid_cols(kw, SW, PW, W, OW)
+            for i in range(OH):
+                h = i * SH + kh - PH
+                if h >= 0 and h < H:
+                    s = src[start + i * OW + lo:start + i * OW + hi]
+                    if SW == 1:
+                        o = out[h, lo + kw - PW:hi + kw - PW]
+                        for j in range(hi - lo):
+                            o[j] += s[j]
+                    else:
+                        row = out[h]
+                        for j in range(hi - lo):
+                            row[(lo + j) * SW + kw - PW] += s[j]
+
+
+@parallel_kernel
+def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, chunk, col_buf, out_buf, y):
+    """y = conv2d(x), parallel over chunks of ``chunk`` images, one BLAS call per chunk.
+
+    Each thread takes whole chunks: colT (C*KH*KW, rows) = transposed im2col of the
+    chunk, out (F, rows) = Wm @ colT (BLAS, which the caller keeps single-threaded),
+    y[n, f] = out[f, n's rows] + b[f]. Wm is W as (F, C*KH*KW); col_buf and out_buf
+    have one row per thread (numba.get_thread_id()) of K*rows and F*rows elements,
+    rows = chunk*OH*OW.
+    """
+    N, C = x.shape[0], x.shape[1]
+    F, K = Wm.shape
+    OH, OW = y.shape[2], y.shape[3]
+    P = OH * OW
+    n_chunks = (N + chunk - 1) // chunk
+    for ci in prange(n_chunks):
+        slot = get_thread_id()
+        n0 = ci * chunk
+        nb = min(N, n0 + chunk) - n0
+        rows = nb * P
+        colT = col_buf[slot, : K * rows].reshape(K, rows)
+        out = out_buf[slot, : F * rows].reshape(F, rows)
+        for pair in range(nb * C):
+            nn = pair // C
+            c = pair - nn * C
+            _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, colT)
+        np.dot(Wm, colT, out)
+        for pair in range(nb * F):
+            nn = pair // F
+            f = pair - nn * F
+            b0 = b[f]
+            dst = y[n0 + nn, f].reshape(P)
+            src = out[f, nn * P:(nn + 1) * P]
+            for p in range(P):
+                dst[p] = src[p] + b0
+
+
+@parallel_kernel
+def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, dcol_buf,
+                    dw_buf, dw_groups, dx, dWm, db):
+    """conv2d gradients, parallel over fixed groups of image chunks; dWm is dW as (F, C*KH*KW).
+
+    The chunks are split into G = dw_groups.shape[0] groups (a number the caller fixes,
+    not the thread count). Per chunk: colT = transposed im2col; dyT (F, rows) = dy of the
+    chunk; dW_group += dyT @ colT.T; dcolT = Wm.T @ dyT (BLAS, kept single-threaded by
+    the caller); dx[n, c] = col2im of dcolT (each plane written by one thread).
+    Then dW = sum of the group partials in group order and db[f] = sum dy[:, f], so the
+    result does not depend on the thread count. Scratch rows are per thread
+    (numba.get_thread_id()): col_buf/dcol_buf K*rows, dyt_buf F*rows, dw_buf F*K.
+    """
+    N, C = x.shape[0], x.shape[1]
+    F, K = Wm.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    P = OH * OW
+    G = dw_groups.shape[0]
+    zero = typed(dx, 0.0)
+    n_chunks = (N + chunk - 1) // chunk
+    per_group = (n_chunks + G - 1) // G
+    for g in prange(G):
+        slot = get_thread_id()
+        dwg = dw_groups[g].reshape(F, K)
+        for f in range(F):
+            for k in range(K):
+                dwg[f, k] = zero
+        dwt = dw_buf[slot, : F * K].reshape(F, K)
+        for ci in range(g * per_group, min(n_chunks, (g + 1) * per_group)):
+            n0 = ci * chunk
+            nb = min(N, n0 + chunk) - n0
+            rows = nb * P
+            colT = col_buf[slot, : K * rows].reshape(K, rows)
+            dyt = dyt_buf[slot, : F * rows].reshape(F, rows)
+            dcolT = dcol_buf[slot, : K * rows].reshape(K, rows)
+            for pair in range(nb * C):
+                nn = pair // C
+                c = pair - nn * C
+                _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, colT)
+            for pair in range(nb * F):
+                nn = pair // F
+                f = pair - nn * F
+                src = dy[n0 + nn, f].reshape(P)
+                dst = dyt[f, nn * P:(nn + 1) * P]
+                for p in range(P):
+                    dst[p] = src[p]
+            np.dot(dyt, colT.T, dwt)
+            for f in range(F):
+                for k in range(K):
+                    dwg[f, k] += dwt[f, k]
+            np.dot(Wm.T, dyt, dcolT)
+            for pair in range(nb * C):
+                nn = pair // C
+                c = pair - nn * C
+                _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
+    for f in prange(F):
+        s = zero
+        for n in range(N):
+            d = dy[n, f].reshape(P)
+            for p in range(P):
+                s += d[p]
+        db[f] = s
+        for k in range(K):
+            t = zero
+            for g in range(G):
+                t += dw_groups[g, f * K + k]
+            dWm[f, k] = t

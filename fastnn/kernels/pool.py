@@ -1,0 +1,110 @@
+"""Pooling kernels (max and average), forward and backward, any size/stride/pad.
+
+x (N, C, H, W) -> y (N, C, OH, OW); every kernel runs in parallel over the
+N*C planes, so a backward pass scatter-adds only into the plane its thread owns
+(overlapping windows accumulate without races). Padding is never read: a window
+is clipped to the input, which is max pooling's -inf padding and average
+pooling's zero padding (the divisor stays KH*KW).
+"""
+
+from numba import prange
+
+from .._config import parallel_kernel
+from ._scalars import typed
+
+
+@parallel_kernel
+def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
+    """y = max over each window, argmax = flat index h*W + w of the winner in its plane.
+
+    The first maximum in row-major window order wins; a NaN beats every number.
+    """
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane - n * C
+        xc = x[n, c]
+        for i in range(OH):
+            h0 = max(i * SH - PH, 0)
+            h1 = min(i * SH - PH + KH, H)
+            for j in range(OW):
+                w0 = max(j * SW - PW, 0)
+                w1 = min(j * SW - PW + KW, W)
+                best = xc[h0, w0]
+                at = h0 * W + w0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        v = xc[h, w]
+                        if v > best or (v != v and best == best):
+                            best = v
+                            at = h * W + w
+                y[n, c, i, j] = best
+                argmax[n, c, i, j] = at
+
+
+@parallel_kernel
+def maxpool_backward(dy, argmax, dx):
+    """dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j] (dx overwritten)."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    zero = typed(dx, 0.0)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane - n * C
+        out = dx[n, c].reshape(H * W)
+        for k in range(H * W):
+            out[k] = zero
+        for i in range(OH):
+            for j in range(OW):
+                out[argmax[n, c, i, j]] += dy[n, c, i, j]
+
+
+@parallel_kernel
+def avgpool_forward(x, KH, KW, SH, SW, PH, PW, y):
+    """y = (sum over the window clipped to x) / (KH*KW)."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    area = typed(x, KH * KW)
+    zero = typed(x, 0.0)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane - n * C
+        xc = x[n, c]
+        for i in range(OH):
+            h0 = max(i * SH - PH, 0)
+            h1 = min(i * SH - PH + KH, H)
+            for j in range(OW):
+                w0 = max(j * SW - PW, 0)
+                w1 = min(j * SW - PW + KW, W)
+                s = zero
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        s += xc[h, w]
+                y[n, c, i, j] = s / area
+
+
+@parallel_kernel
+def avgpool_backward(dy, KH, KW, SH, SW, PH, PW, dx):
+    """dx[n, c, h, w] = sum of dy / (KH*KW) over the windows that hold (h, w) (dx overwritten)."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    area = typed(dx, KH * KW)
+    zero = typed(dx, 0.0)
+    for plane in prange(N * C):
+        n = plane // C
+        c = plane - n * C
+        out = dx[n, c]
+        for h in range(H):
+            for w in range(W):
+                out[h, w] = zero
+        for i in range(OH):
+            h0 = max(i * SH - PH, 0)
+            h1 = min(i * SH - PH + KH, H)
+            for j in range(OW):
+                w0 = max(j * SW - PW, 0)
+                w1 = min(j * SW - PW + KW, W)
+                share = dy[n, c, i, j] / area
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        out[h, w] += share

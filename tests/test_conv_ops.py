@@ -1,0 +1,463 @@
+"""conv2d, conv2d_backward, im2col, col2im: the numba kernels against the NumPy reference.
+
+The reference itself is checked against plain-loop oracles written here and against
+central-difference gradients, so the two backends cannot agree on a wrong answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from fastnn import _config
+from fastnn.backends import get_ops, numba_conv
+from fastnn.kernels import conv as conv_kernels
+from fastnn.kernels import pool as pool_kernels
+
+REF = get_ops("numpy")
+NB = get_ops("numba")
+IMPLS = ("direct", "im2col", "auto")
+DTYPES = (np.float32, np.float64)
+
+
+def _tol(dtype):
+    return (1e-4, 1e-5) if np.dtype(dtype) == np.float32 else (1e-10, 1e-10)
+
+
+def assert_close(actual, expected, dtype, name=""):
+    """Same dtype, C-contiguous, and close with an atol scaled by the size of the values."""
+    assert actual.dtype == np.dtype(dtype), f"{name}: dtype {actual.dtype} != {np.dtype(dtype)}"
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
+    assert actual.flags.c_contiguous, f"{name}: output is not C-contiguous"
+    rtol, atol = _tol(dtype)
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=name)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _data(rng, N, C, H, W, F, KH, KW, stride, pad, dtype):
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((F, C, KH, KW)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
+    dy = rng.standard_normal((N, F, OH, OW)).astype(dtype)
+    return x, Wt, b, dy
+
+
+def check_conv(x, Wt, b, dy, stride, pad, impl):
+    dtype = x.dtype
+    y_ref = REF.conv2d(x, Wt, b, stride, pad)
+    y = NB.conv2d(x, Wt, b, stride, pad, impl)
+    assert_close(y, y_ref, dtype, f"y ({impl})")
+    grads_ref = REF.conv2d_backward(dy, x, Wt, stride, pad)
+    grads = NB.conv2d_backward(dy, x, Wt, stride, pad, impl)
+    for name, g, g_ref in zip(("dx", "dW", "db"), grads, grads_ref):
+        assert_close(g, g_ref, dtype, f"{name} ({impl})")
+
+
+# (N, C, H, W, F, KH, KW, stride, pad)
+CASES = [
+    (1, 1, 5, 5, 1, 1, 1, 1, 0),
+    (2, 3, 7, 8, 4, 3, 3, 1, 1),
+    (1, 2, 9, 7, 5, 3, 2, 2, 2),
+    (3, 1, 11, 13, 6, 5, 5, 1, 0),
+    (2, 4, 10, 9, 3, 2, 3, (2, 1), (0, 2)),
+    (2, 5, 8, 11, 3, 4, 2, (1, 3), (2, 1)),
+    (1, 2, 3, 4, 2, 3, 4, 1, 0),              # kernel as large as the input
+    (1, 1, 1, 1, 2, 3, 3, 1, 1),              # 1x1 image, padding makes room
+    (5, 8, 16, 16, 8, 3, 3, 1, 1),            # large enough for the parallel builds
+    (4, 16, 12, 10, 12, 3, 3, 2, 1),          # parallel, strided
+    (2, 64, 6, 5, 4, 3, 3, 1, 1),             # many channels
+    (3, 6, 14, 14, 5, 5, 5, 3, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:7])) + f"_s{c[7]}_p{c[8]}")
+def test_conv_matches_reference(case, impl, dtype):
+    N, C, H, W, F, KH, KW, stride, pad = case
+    rng = np.random.default_rng(abs(hash(case)) % 2**32)
+    x, Wt, b, dy = _data(rng, N, C, H, W, F, KH, KW, stride, pad, dtype)
+    check_conv(x, Wt, b, dy, stride, pad, impl)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    N=st.integers(1, 3), C=st.integers(1, 64), F=st.integers(1, 6),
+    H=st.integers(1, 12), W=st.integers(1, 12),
+    KH=st.integers(1, 5), KW=st.integers(1, 5),
+    sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2),
+    impl=st.sampled_from(IMPLS), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31),
+)
+def test_conv_random_shapes(N, C, F, H, W, KH, KW, sh, sw, ph, pw, impl, dtype, seed):
+    assume(KH <= H + 2 * ph and KW <= W + 2 * pw)
+    assume(C * H * W <= 4096)
+    rng = np.random.default_rng(seed)
+    x, Wt, b, dy = _data(rng, N, C, H, W, F, KH, KW, (sh, sw), (ph, pw), dtype)
+    check_conv(x, Wt, b, dy, (sh, sw), (ph, pw), impl)
+
+
+@pytest.mark.parametrize("impl", ["im2col", "auto"])
+def test_im2col_path_in_several_chunks(monkeypatch, impl):
+    """A tiny chunk budget forces one image per chunk (and a partial last chunk)."""
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(numba_conv, "DIRECT_MAX_TAPS", 0)
+    rng = np.random.default_rng(3)
+    x, Wt, b, dy = _data(rng, 5, 3, 9, 8, 4, 3, 3, 1, 1, np.float64)
+    check_conv(x, Wt, b, dy, 1, 1, impl)
+
+
+def test_book_layer_shapes_float32():
+    """The first layers of the book networks at a small batch: C=1 5x5 and C=16 3x3 pad 1."""
+    rng = np.random.default_rng(4)
+    for C, F, H, K, pad in [(1, 30, 28, 5, 0), (16, 16, 14, 3, 1)]:
+        x, Wt, b, dy = _data(rng, 3, C, H, H, F, K, K, 1, pad, np.float32)
+        for impl in IMPLS:
+            check_conv(x, Wt, b, dy, 1, pad, impl)
+
+
+def test_auto_rule():
+    g_small = numba_conv.conv_geometry("t", np.zeros((1, 1, 8, 8)), np.zeros((2, 1, 5, 5)), 1, 0)
+    g_big = numba_conv.conv_geometry("t", np.zeros((1, 64, 8, 8)), np.zeros((2, 64, 3, 3)), 1, 1)
+    assert numba_conv._choose(g_small) == "direct"
+    assert numba_conv._choose(g_big) == "im2col"
+
+
+# ---------------------------------------------------------------- oracles
+
+
+def loop_im2col(x, kh, kw, stride, pad):
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    col = np.zeros((N * OH * OW, C * kh * kw), dtype=x.dtype)
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                for c in range(C):
+                    for a in range(kh):
+                        for bb in range(kw):
+                            h, w = i * sh + a - ph, j * sw + bb - pw
+                            if 0 <= h < H and 0 <= w < W:
+                                col[(n * OH + i) * OW + j, (c * kh + a) * kw + bb] = x[n, c, h, w]
+    return col
+
+
+def loop_col2im(col, x_shape, kh, kw, stride, pad):
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    N, C, H, W = x_shape
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    x = np.zeros(x_shape, dtype=col.dtype)
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                for c in range(C):
+                    for a in range(kh):
+                        for bb in range(kw):
+                            h, w = i * sh + a - ph, j * sw + bb - pw
+                            if 0 <= h < H and 0 <= w < W:
+                                x[n, c, h, w] += col[(n * OH + i) * OW + j, (c * kh + a) * kw + bb]
+    return x
+
+
+def loop_conv2d(x, Wt, b, stride, pad):
+    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    N, C, H, W = x.shape
+    F, _, KH, KW = Wt.shape
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=np.float64)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
+    y = np.zeros((N, F, OH, OW))
+    for n in range(N):
+        for f in range(F):
+            for i in range(OH):
+                for j in range(OW):
+                    window = xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW]
+                    y[n, f, i, j] = b[f] + np.sum(window * Wt[f])
+    return y
+
+
+IM2COL_CASES = [
+    ((2, 3, 5, 6), 3, 3, 1, 0),
+    ((1, 2, 7, 5), 3, 2, 2, 1),
+    ((2, 1, 6, 6), 2, 3, (1, 2), (2, 0)),
+    ((3, 4, 4, 4), 4, 4, 1, 2),
+    ((1, 1, 9, 8), 3, 3, 3, 1),   # overlap-free strides larger than... windows
+    ((2, 2, 8, 8), 5, 5, 1, 1),   # heavily overlapping windows
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape,kh,kw,stride,pad", IM2COL_CASES)
+def test_im2col_col2im_against_loops(backend, dtype, shape, kh, kw, stride, pad):
+    ops = get_ops(backend)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    col = ops.im2col(x, kh, kw, stride, pad)
+    np.testing.assert_array_equal(col, loop_im2col(x, kh, kw, stride, pad))
+    assert col.dtype == x.dtype and col.flags.c_contiguous
+    dcol = rng.standard_normal(col.shape).astype(dtype)
+    back = ops.col2im(dcol, shape, kh, kw, stride, pad)
+    assert_close(back, loop_col2im(dcol, shape, kh, kw, stride, pad), dtype, "col2im")
+    # col2im is the adjoint of im2col: <im2col(x), dcol> == <x, col2im(dcol)>
+    lhs = np.sum(col.astype(np.float64) * dcol)
+    rhs = np.sum(x.astype(np.float64) * back)
+    assert abs(lhs - rhs) <= 1e-4 * (1 + abs(lhs))
+
+
+def test_im2col_roundtrip_large_parallel():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 6, 20, 18)).astype(np.float32)
+    col = NB.im2col(x, 3, 3, 1, 1)
+    np.testing.assert_array_equal(col, REF.im2col(x, 3, 3, 1, 1))
+    assert_close(NB.col2im(col, x.shape, 3, 3, 1, 1), REF.col2im(col, x.shape, 3, 3, 1, 1),
+                 np.float32, "col2im")
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 0), (2, 1), ((1, 2), (2, 0))])
+def test_reference_conv_against_loops(stride, pad):
+    rng = np.random.default_rng(7)
+    x, Wt, b, _ = _data(rng, 2, 3, 7, 6, 4, 3, 2, stride, pad, np.float64)
+    np.testing.assert_allclose(REF.conv2d(x, Wt, b, stride, pad), loop_conv2d(x, Wt, b, stride, pad),
+                               rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------- gradient check
+
+
+def numerical_grad(f, a, eps=1e-6):
+    g = np.zeros_like(a)
+    it = np.nditer(a, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = a[i]
+        a[i] = old + eps
+        up = f()
+        a[i] = old - eps
+        down = f()
+        a[i] = old
+        g[i] = (up - down) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 0), ((2, 1), (1, 2))])
+def test_conv_gradient_numerically(stride, pad):
+    rng = np.random.default_rng(8)
+    x, Wt, b, dy = _data(rng, 2, 2, 5, 6, 3, 3, 2, stride, pad, np.float64)
+
+    def loss():
+        return float(np.sum(REF.conv2d(x, Wt, b, stride, pad) * dy))
+
+    numeric = [numerical_grad(loss, a) for a in (x, Wt, b)]
+    for ops in (REF, NB):
+        for impl in ("direct", "im2col"):
+            analytic = ops.conv2d_backward(dy, x, Wt, stride, pad, impl)
+            for name, g, num in zip(("dx", "dW", "db"), analytic, numeric):
+                np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-7, err_msg=f"{name} {impl}")
+
+
+# ----------------------------------------------------------------- inputs
+
+
+@pytest.mark.parametrize("impl", ["direct", "im2col"])
+def test_noncontiguous_and_big_endian_inputs(impl):
+    rng = np.random.default_rng(9)
+    x_big = rng.standard_normal((3, 2, 14, 9))
+    W_big = rng.standard_normal((4, 2, 3, 3))
+    x = x_big[:, :, ::2]                                  # non-contiguous view
+    Wt = W_big.astype(">f8")                              # big-endian
+    b = rng.standard_normal(4).astype(">f8")
+    dy = np.asfortranarray(rng.standard_normal((3, 4, 7, 9)))
+    copies = [a.copy() for a in (x, Wt, b, dy)]
+    plain = [np.ascontiguousarray(a, dtype=np.float64) for a in (x, Wt, b, dy)]
+    y = NB.conv2d(x, Wt, b, 1, 1, impl)
+    assert_close(y, NB.conv2d(*plain[:3], 1, 1, impl), np.float64, "y")
+    grads = NB.conv2d_backward(dy, x, Wt, 1, 1, impl)
+    for g, g_plain in zip(grads, NB.conv2d_backward(plain[3], plain[0], plain[1], 1, 1, impl)):
+        assert_close(g, g_plain, np.float64)
+    col = NB.im2col(x, 3, 3, 1, 1)
+    np.testing.assert_array_equal(col, NB.im2col(plain[0], 3, 3, 1, 1))
+    np.testing.assert_array_equal(NB.col2im(np.asfortranarray(col), x.shape, 3, 3, 1, 1),
+                                  NB.col2im(col, x.shape, 3, 3, 1, 1))
+    for a, a_copy in zip((x, Wt, b, dy), copies):
+        np.testing.assert_array_equal(a, a_copy)
+
+
+def test_inputs_not_modified_float32():
+    rng = np.random.default_rng(10)
+    x, Wt, b, dy = _data(rng, 4, 8, 12, 12, 8, 3, 3, 1, 1, np.float32)
+    copies = [a.copy() for a in (x, Wt, b, dy)]
+    for impl in ("direct", "im2col"):
+        NB.conv2d(x, Wt, b, 1, 1, impl)
+        NB.conv2d_backward(dy, x, Wt, 1, 1, impl)
+    for a, a_copy in zip((x, Wt, b, dy), copies):
+        np.testing.assert_array_equal(a, a_copy)
+
+
+# ----------------------------------------------------------------- errors
+
+
+def _conv_args():
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    W = np.zeros((4, 3, 3, 3), np.float32)
+    b = np.zeros(4, np.float32)
+    return x, W, b
+
+
+BAD_CALLS = [
+    ("channels", ValueError, "3 channels but W expects 2",
+     lambda ops, x, W, b: ops.conv2d(x, W[:, :2], b)),
+    ("kernel too large", ValueError, "larger than the padded input",
+     lambda ops, x, W, b: ops.conv2d(x[:, :, :2, :2], W, b)),
+    ("kernel too large with pad", ValueError, "larger than the padded input",
+     lambda ops, x, W, b: ops.conv2d(x[:, :, :1], W, b, pad=(0, 1))),
+    ("3-D x", ValueError, "expected x with 4 dimensions (N, C, H, W), got shape (3, 6, 6)",
+     lambda ops, x, W, b: ops.conv2d(x[0], W, b)),
+    ("stride 0", ValueError, "stride must be >= 1, got 0",
+     lambda ops, x, W, b: ops.conv2d(x, W, b, stride=0)),
+    ("negative pad", ValueError, "pad must be >= 0, got -1",
+     lambda ops, x, W, b: ops.conv2d(x, W, b, pad=-1)),
+    ("bad impl", ValueError, "impl must be one of",
+     lambda ops, x, W, b: ops.conv2d(x, W, b, impl="fft")),
+    ("float stride", TypeError, "stride",
+     lambda ops, x, W, b: ops.conv2d(x, W, b, stride=1.5)),
+    ("dtype mismatch", TypeError, "dtype",
+     lambda ops, x, W, b: ops.conv2d(x, W.astype(np.float64), b)),
+    ("bias shape", ValueError, "b of shape (4,)",
+     lambda ops, x, W, b: ops.conv2d(x, W, b[:3])),
+]
+
+BAD_BACKWARD = [
+    ("dy shape", ValueError, "expected dy of shape (2, 4, 4, 4)",
+     lambda ops, x, W, dy: ops.conv2d_backward(dy[:, :, :3], x, W)),
+    ("channels", ValueError, "channels but W expects",
+     lambda ops, x, W, dy: ops.conv2d_backward(dy, x[:, :2], W)),
+    ("bad impl", ValueError, "impl must be one of",
+     lambda ops, x, W, dy: ops.conv2d_backward(dy, x, W, impl="Direct")),
+    ("stride 0", ValueError, "stride must be >= 1",
+     lambda ops, x, W, dy: ops.conv2d_backward(dy, x, W, stride=(1, 0))),
+    ("dtype", TypeError, "dtype",
+     lambda ops, x, W, dy: ops.conv2d_backward(dy.astype(np.float64), x, W)),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("name,error,message,call", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
+def test_conv2d_errors(backend, name, error, message, call):
+    x, W, b = _conv_args()
+    with pytest.raises(error) as info:
+        call(get_ops(backend), x, W, b)
+    assert str(info.value).startswith("conv2d:")
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("name,error,message,call", BAD_BACKWARD, ids=[c[0] for c in BAD_BACKWARD])
+def test_conv2d_backward_errors(backend, name, error, message, call):
+    x, W, _ = _conv_args()
+    dy = np.zeros((2, 4, 4, 4), np.float32)
+    with pytest.raises(error) as info:
+        call(get_ops(backend), x, W, dy)
+    assert str(info.value).startswith("conv2d_backward:")
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_im2col_col2im_errors(backend):
+    ops = get_ops(backend)
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    with pytest.raises(ValueError, match="^im2col: .*larger than the padded input"):
+        ops.im2col(x, 7, 3)
+    with pytest.raises(ValueError, match="^im2col: expected x with 4 dimensions"):
+        ops.im2col(x[0], 3, 3)
+    with pytest.raises(ValueError, match="^im2col: stride must be >= 1"):
+        ops.im2col(x, 3, 3, stride=0)
+    with pytest.raises(ValueError, match=r"^col2im: expected col of shape \(32, 27\)"):
+        ops.col2im(np.zeros((32, 26), np.float32), x.shape, 3, 3)
+    with pytest.raises(ValueError, match="^col2im: pad must be >= 0"):
+        ops.col2im(np.zeros((32, 27), np.float32), x.shape, 3, 3, pad=-2)
+
+
+# ------------------------------------------------- no float64 in float32 code
+
+# float64 arithmetic, or a float32 value widened to float64. (Numba's own reshape code
+# compares sizes as doubles, so fcmp/sitofp on doubles are not a sign of promotion.)
+FLOAT64_OPS = re.compile(r"\b(fadd|fsub|fmul|fdiv|frem)( fast| nsz| arcp| contract| reassoc| afn)* "
+                         r"(<\d+ x )?double\b|\bfpext (<\d+ x )?float\b")
+
+
+def float64_ops_in(py_func, sig, parallel):
+    """Compile a fresh, uncached copy (cached code cannot be inspected) and grep its IR."""
+    fresh = numba.njit(cache=False, fastmath=_config.FASTMATH, nogil=True, parallel=parallel)(py_func)
+    fresh.compile(sig)
+    ir = fresh.inspect_llvm(sig)
+    return sorted(set(m.group(0) for m in FLOAT64_OPS.finditer(ir)))
+
+
+def _float32_kernels():
+    """Every conv/pool ParallelKernel with the float32 signatures this process compiled."""
+    rng = np.random.default_rng(11)
+    for shape, kernel, stride, pad, N in [((2, 3, 5, 5), 3, 1, 1, 1), ((2, 3, 7, 7), 3, 2, 1, 1),
+                                          ((8, 16, 16, 16), 3, 1, 1, 8), ((8, 16, 16, 16), 3, 2, 1, 8)]:
+        x, Wt, b, dy = _data(rng, N, shape[1], shape[2], shape[3], 4, kernel, kernel, stride, pad,
+                             np.float32)
+        for impl in ("direct", "im2col"):
+            NB.conv2d(x, Wt, b, stride, pad, impl)
+            NB.conv2d_backward(dy, x, Wt, stride, pad, impl)
+        col = NB.im2col(x, kernel, kernel, stride, pad)
+        NB.col2im(col, x.shape, kernel, kernel, stride, pad)
+        y, argmax = NB.maxpool2d(x, 2, 1, 1)
+        NB.maxpool2d_backward(y, argmax, x.shape, 2, 1, 1)
+        y = NB.avgpool2d(x, 2, 1, 1)
+        NB.avgpool2d_backward(y, x.shape, 2, 1, 1)
+    for module in (conv_kernels, pool_kernels):
+        for name in sorted(vars(module)):
+            kernel = getattr(module, name)
+            if isinstance(kernel, _config.ParallelKernel):
+                yield name, kernel
+
+
+def test_float32_kernels_have_no_float64_arithmetic():
+    checked = 0
+    for name, kernel in _float32_kernels():
+        sigs = {sig for build in (kernel.serial, kernel.parallel) for sig in build.signatures}
+        sigs = [sig for sig in sigs if "float32" in str(sig)]
+        assert sigs, f"{name} was never compiled for float32"
+        for sig in sigs:
+            bad = float64_ops_in(kernel.py_func, sig, parallel=False)
+            assert not bad, f"{name}{sig}: float64 arithmetic in a float32 kernel: {bad}"
+            checked += 1
+    assert checked >= 10
+
+
+def test_float64_detector_catches_a_bare_literal():
+    """The check above would fail if a kernel wrote a bare float literal.
+
+    (``0.5 * x`` alone is exact, and LLVM folds it back to float32; inside a sum it
+    is not: inserting ``0.5 * (...)`` in direct_forward_s1's inner loop fails the
+    test above. Here 0.1, which cannot be folded, stands in for it.)
+    """
+
+    def halve(x, y):
+        for i in range(x.size):
+            y[i] = 0.1 * x[i]
+
+    def halve_typed(x, y):
+        half = conv_kernels.typed(x, 0.5)
+        for i in range(x.size):
+            y[i] = half * x[i]
+
+    sig = (numba.float32[::1], numba.float32[::1])
+    assert float64_ops_in(halve, sig, parallel=False)
+    assert not float64_ops_in(halve_typed, sig, parallel=False)

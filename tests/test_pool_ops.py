@@ -1,0 +1,266 @@
+"""maxpool2d / avgpool2d and their backward passes: numba kernels against the NumPy
+reference, and the reference against plain-loop oracles and numerical gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from fastnn.backends import get_ops
+
+REF = get_ops("numpy")
+NB = get_ops("numba")
+DTYPES = (np.float32, np.float64)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def out_shape(x_shape, size, stride, pad):
+    (kh, kw) = _pair(size)
+    (sh, sw) = _pair(size if stride is None else stride)
+    (ph, pw) = _pair(pad)
+    N, C, H, W = x_shape
+    return N, C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
+def assert_close(actual, expected, dtype, name=""):
+    assert actual.dtype == np.dtype(dtype), name
+    assert actual.shape == expected.shape, name
+    assert actual.flags.c_contiguous, name
+    tol = 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol, err_msg=name)
+
+
+def loop_maxpool(x, size, stride, pad):
+    """Oracle: -inf padding, first maximum in row-major window order wins."""
+    (kh, kw), (ph, pw) = _pair(size), _pair(pad)
+    (sh, sw) = _pair(size if stride is None else stride)
+    shape = out_shape(x.shape, size, stride, pad)
+    y = np.empty(shape, x.dtype)
+    argmax = np.empty(shape, np.int64)
+    H, W = x.shape[2:]
+    for n, c, i, j in np.ndindex(*shape):
+        best, at = -np.inf, -1
+        for a in range(kh):
+            for b in range(kw):
+                h, w = i * sh + a - ph, j * sw + b - pw
+                if 0 <= h < H and 0 <= w < W and (at < 0 or x[n, c, h, w] > best):
+                    best, at = x[n, c, h, w], h * W + w
+        y[n, c, i, j], argmax[n, c, i, j] = best, at
+    return y, argmax
+
+
+def loop_avgpool(x, size, stride, pad):
+    (kh, kw), (ph, pw) = _pair(size), _pair(pad)
+    (sh, sw) = _pair(size if stride is None else stride)
+    shape = out_shape(x.shape, size, stride, pad)
+    xp = np.zeros((x.shape[0], x.shape[1], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw))
+    xp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]] = x
+    y = np.empty(shape)
+    for n, c, i, j in np.ndindex(*shape):
+        y[n, c, i, j] = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw].sum() / (kh * kw)
+    return y
+
+
+# (x_shape, size, stride, pad)
+CASES = [
+    ((2, 3, 8, 8), 2, None, 0),              # the usual 2x2/2
+    ((1, 2, 7, 9), 2, None, 0),              # odd sizes: last row/column dropped
+    ((2, 2, 7, 7), 3, 2, 1),                 # overlapping, padded
+    ((3, 1, 6, 5), 3, 1, 1),                 # heavily overlapping
+    ((1, 4, 9, 8), (3, 2), (1, 2), (1, 0)),  # rectangular everything
+    ((2, 3, 5, 6), (2, 3), None, (1, 1)),
+    ((1, 1, 1, 1), 1, None, 0),
+    ((2, 2, 4, 4), 4, None, 0),              # one window covers the image
+    ((4, 16, 20, 20), 2, None, 0),           # large enough for the parallel builds
+    ((4, 16, 20, 18), 3, 2, 1),              # parallel, overlapping, padded
+]
+
+
+def _ids(case):
+    return f"{'x'.join(map(str, case[0]))}_k{case[1]}_s{case[2]}_p{case[3]}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("x_shape,size,stride,pad", CASES, ids=[_ids(c) for c in CASES])
+def test_maxpool_matches_reference(x_shape, size, stride, pad, dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    y_ref, arg_ref = REF.maxpool2d(x, size, stride, pad)
+    y, arg = NB.maxpool2d(x, size, stride, pad)
+    assert_close(y, y_ref, dtype, "y")
+    assert arg.dtype == np.int64 and arg.flags.c_contiguous
+    np.testing.assert_array_equal(arg, arg_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx_ref = REF.maxpool2d_backward(dy, arg_ref, x_shape, size, stride, pad)
+    dx = NB.maxpool2d_backward(dy, arg, x_shape, size, stride, pad)
+    assert_close(dx, dx_ref, dtype, "dx")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("x_shape,size,stride,pad", CASES, ids=[_ids(c) for c in CASES])
+def test_avgpool_matches_reference(x_shape, size, stride, pad, dtype):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    assert_close(NB.avgpool2d(x, size, stride, pad), REF.avgpool2d(x, size, stride, pad), dtype, "y")
+    dy = rng.standard_normal(out_shape(x_shape, size, stride, pad)).astype(dtype)
+    assert_close(NB.avgpool2d_backward(dy, x_shape, size, stride, pad),
+                 REF.avgpool2d_backward(dy, x_shape, size, stride, pad), dtype, "dx")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    N=st.integers(1, 3), C=st.integers(1, 8), H=st.integers(1, 11), W=st.integers(1, 11),
+    kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+    ph=st.integers(0, 2), pw=st.integers(0, 2), default_stride=st.booleans(),
+    ties=st.booleans(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31),
+)
+def test_pool_random_shapes(N, C, H, W, kh, kw, sh, sw, ph, pw, default_stride, ties, dtype, seed):
+    assume(ph < kh and pw < kw and kh <= H + 2 * ph and kw <= W + 2 * pw)
+    stride = None if default_stride else (sh, sw)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    if ties:
+        x = np.round(x)                      # many equal values: first maximum must win
+    x = x.astype(dtype)
+    y_loop, arg_loop = loop_maxpool(x, (kh, kw), stride, (ph, pw))
+    for ops in (REF, NB):
+        y, arg = ops.maxpool2d(x, (kh, kw), stride, (ph, pw))
+        np.testing.assert_array_equal(y, y_loop)
+        np.testing.assert_array_equal(arg, arg_loop)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = ops.maxpool2d_backward(dy, arg, x.shape, (kh, kw), stride, (ph, pw))
+        assert_close(dx, REF.maxpool2d_backward(dy, arg_loop, x.shape, (kh, kw), stride, (ph, pw)),
+                     dtype, "max dx")
+        assert_close(ops.avgpool2d(x, (kh, kw), stride, (ph, pw)),
+                     loop_avgpool(x, (kh, kw), stride, (ph, pw)).astype(dtype), dtype, "avg y")
+        dx = ops.avgpool2d_backward(dy, x.shape, (kh, kw), stride, (ph, pw))
+        assert_close(dx, REF.avgpool2d_backward(dy, x.shape, (kh, kw), stride, (ph, pw)), dtype,
+                     "avg dx")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_maxpool_ties_and_nan(backend):
+    ops = get_ops(backend)
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    y, arg = ops.maxpool2d(x, 2)
+    np.testing.assert_array_equal(arg[0, 0], [[0, 2], [8, 10]])   # first of four equal values
+    x[0, 0, 1, 1] = np.nan
+    x[0, 0, 0, 3] = -np.inf
+    x[0, 0, 1, 3] = -np.inf
+    x[0, 0, 0, 2] = -np.inf
+    x[0, 0, 1, 2] = -np.inf
+    y, arg = ops.maxpool2d(x, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 5       # NaN propagates
+    assert y[0, 0, 0, 1] == -np.inf and arg[0, 0, 0, 1] == 2      # an all -inf window
+    y, arg = ops.maxpool2d(-np.ones((1, 1, 2, 2)), 2, 1, 1)       # padding never wins
+    assert (y == -1).all()
+    np.testing.assert_array_equal(arg[0, 0], [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_overlapping_windows_accumulate(backend):
+    ops = get_ops(backend)
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1.0                            # the maximum of all four 2x2 windows
+    y, arg = ops.maxpool2d(x, 2, 1)
+    dx = ops.maxpool2d_backward(np.ones_like(y), arg, x.shape, 2, 1)
+    assert dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0
+    dx = ops.avgpool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, 1)
+    np.testing.assert_allclose(dx[0, 0], [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
+
+
+def numerical_grad(f, a, eps=1e-6):
+    g = np.zeros_like(a)
+    for i in np.ndindex(*a.shape):
+        old = a[i]
+        a[i] = old + eps
+        up = f()
+        a[i] = old - eps
+        down = f()
+        a[i] = old
+        g[i] = (up - down) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("size,stride,pad", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 1))])
+def test_pool_gradients_numerically(size, stride, pad):
+    rng = np.random.default_rng(3)
+    x_shape = (2, 2, 6, 7)
+    # distinct values far apart compared with eps: no ties, no switching maxima
+    x = rng.permutation(np.prod(x_shape)).reshape(x_shape).astype(np.float64) * 0.01
+    dy = rng.standard_normal(out_shape(x_shape, size, stride, pad))
+    num_max = numerical_grad(lambda: float(np.sum(REF.maxpool2d(x, size, stride, pad)[0] * dy)), x)
+    num_avg = numerical_grad(lambda: float(np.sum(REF.avgpool2d(x, size, stride, pad) * dy)), x)
+    for ops in (REF, NB):
+        _, arg = ops.maxpool2d(x, size, stride, pad)
+        np.testing.assert_allclose(ops.maxpool2d_backward(dy, arg, x_shape, size, stride, pad),
+                                   num_max, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(ops.avgpool2d_backward(dy, x_shape, size, stride, pad),
+                                   num_avg, rtol=1e-6, atol=1e-8)
+
+
+def test_noncontiguous_and_big_endian_inputs():
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((2, 3, 12, 10))
+    for x in (base[:, :, ::2], base.astype(">f8"), np.asfortranarray(base)):
+        x_copy = x.copy()
+        plain = np.ascontiguousarray(x, dtype=np.float64)
+        y, arg = NB.maxpool2d(x, 3, 2, 1)
+        y_plain, arg_plain = NB.maxpool2d(plain, 3, 2, 1)
+        np.testing.assert_array_equal(y, y_plain)
+        np.testing.assert_array_equal(arg, arg_plain)
+        dy = np.asfortranarray(rng.standard_normal(y.shape)).astype(">f8")
+        arg_swapped = arg.astype(">i8")
+        dx = NB.maxpool2d_backward(dy, arg_swapped, x.shape, 3, 2, 1)
+        np.testing.assert_array_equal(dx, NB.maxpool2d_backward(np.ascontiguousarray(dy, np.float64),
+                                                                arg, x.shape, 3, 2, 1))
+        np.testing.assert_array_equal(NB.avgpool2d(x, 3, 2, 1), NB.avgpool2d(plain, 3, 2, 1))
+        np.testing.assert_array_equal(NB.avgpool2d_backward(dy, x.shape, 3, 2, 1),
+                                      NB.avgpool2d_backward(np.ascontiguousarray(dy, np.float64),
+                                                            x.shape, 3, 2, 1))
+        np.testing.assert_array_equal(x, x_copy)
+
+
+# ----------------------------------------------------------------- errors
+
+X = np.zeros((2, 3, 6, 6), np.float32)
+
+BAD = [
+    ("maxpool2d", ValueError, "expected x with 4 dimensions", lambda ops: ops.maxpool2d(X[0], 2)),
+    ("avgpool2d", ValueError, "expected x with 4 dimensions", lambda ops: ops.avgpool2d(X[0], 2)),
+    ("maxpool2d", ValueError, "stride must be >= 1, got 0", lambda ops: ops.maxpool2d(X, 2, 0)),
+    ("avgpool2d", ValueError, "stride must be >= 1", lambda ops: ops.avgpool2d(X, 2, (1, 0))),
+    ("maxpool2d", ValueError, "pad must be >= 0, got -1", lambda ops: ops.maxpool2d(X, 2, 2, -1)),
+    ("maxpool2d", ValueError, "pad must be smaller than the window", lambda ops: ops.maxpool2d(X, 2, 2, 2)),
+    ("avgpool2d", ValueError, "larger than the padded input", lambda ops: ops.avgpool2d(X, 7)),
+    ("maxpool2d", ValueError, "size must be >= 1", lambda ops: ops.maxpool2d(X, 0)),
+    ("maxpool2d", TypeError, "size", lambda ops: ops.maxpool2d(X, 2.0)),
+    ("maxpool2d", TypeError, "dtype", lambda ops: ops.maxpool2d(X.astype(np.int32), 2)),
+    ("maxpool2d_backward", ValueError, "expected dy of shape (2, 3, 3, 3)",
+     lambda ops: ops.maxpool2d_backward(np.zeros((2, 3, 3, 2), np.float32),
+                                        np.zeros((2, 3, 3, 2), np.int64), X.shape, 2)),
+    ("maxpool2d_backward", TypeError, "int64",
+     lambda ops: ops.maxpool2d_backward(np.zeros((2, 3, 3, 3), np.float32),
+                                        np.zeros((2, 3, 3, 3), np.int32), X.shape, 2)),
+    ("maxpool2d_backward", ValueError, "outside the H*W",
+     lambda ops: ops.maxpool2d_backward(np.zeros((2, 3, 3, 3), np.float32),
+                                        np.full((2, 3, 3, 3), 36, np.int64), X.shape, 2)),
+    ("avgpool2d_backward", ValueError, "expected dy of shape (2, 3, 3, 3)",
+     lambda ops: ops.avgpool2d_backward(np.zeros((2, 3, 3, 4), np.float32), X.shape, 2)),
+    ("avgpool2d_backward", ValueError, "x_shape",
+     lambda ops: ops.avgpool2d_backward(np.zeros((2, 3, 3, 3), np.float32), (3, 6, 6), 2)),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("op,error,message,call", BAD, ids=[f"{b[0]}-{b[2][:20]}" for b in BAD])
+def test_pool_errors(backend, op, error, message, call):
+    with pytest.raises(error) as info:
+        call(get_ops(backend))
+    assert str(info.value).startswith(op + ":"), str(info.value)
+    assert message in str(info.value)
