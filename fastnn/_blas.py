@@ -9,7 +9,9 @@ reference backend, is a separate library and is left alone.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import glob
 import os
 
@@ -17,12 +19,13 @@ _SETTERS = ("scipy_openblas_set_num_threads", "openblas_set_num_threads")
 _GETTERS = ("scipy_openblas_get_num_threads", "openblas_get_num_threads")
 
 
-def _scipy_blas_libraries() -> list[ctypes.CDLL]:
+@functools.lru_cache(maxsize=1)
+def _scipy_blas_libraries() -> tuple[ctypes.CDLL, ...]:
     try:
         import scipy
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba uses)
     except ImportError:
-        return []
+        return ()
     root = os.path.dirname(os.path.dirname(scipy.__file__))
     paths = glob.glob(os.path.join(root, "scipy.libs", "*openblas*.so*"))
     paths += glob.glob(os.path.join(os.path.dirname(scipy.__file__), ".dylibs", "*openblas*"))
@@ -32,7 +35,7 @@ def _scipy_blas_libraries() -> list[ctypes.CDLL]:
             libraries.append(ctypes.CDLL(path))
         except OSError:
             continue
-    return libraries
+    return tuple(libraries)
 
 
 def _call_first(library, names, *args):
@@ -60,3 +63,21 @@ def get_kernel_blas_threads() -> int | None:
         if value is not None:
             return int(value)
     return None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the block with the BLAS behind Numba's np.dot on one thread, then restore it.
+
+    For kernels that call BLAS from inside their own parallel loops. With the
+    default FASTNN_BLAS_THREADS=1 this changes nothing.
+    """
+    before = get_kernel_blas_threads()
+    if before is None or before == 1:
+        yield
+        return
+    set_kernel_blas_threads(1)
+    try:
+        yield
+    finally:
+        set_kernel_blas_threads(before)

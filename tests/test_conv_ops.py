@@ -107,14 +107,35 @@ def test_conv_random_shapes(N, C, F, H, W, KH, KW, sh, sw, ph, pw, impl, dtype, 
     check_conv(x, Wt, b, dy, (sh, sw), (ph, pw), impl)
 
 
+@pytest.mark.parametrize("groups", [16, 2])
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 8 * 72 * 8 * 2])
 @pytest.mark.parametrize("impl", ["im2col", "auto"])
-def test_im2col_path_in_several_chunks(monkeypatch, impl):
-    """A tiny chunk budget forces one image per chunk (and a partial last chunk)."""
-    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(numba_conv, "DIRECT_MAX_TAPS", 0)
+def test_im2col_path_in_several_chunks(monkeypatch, impl, chunk_bytes, groups):
+    """Small chunk budgets: one or two images per chunk, a partial last chunk, and
+    fewer dW groups than chunks."""
+    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(numba_conv, "CHUNK_GROUPS", groups)
+    monkeypatch.setattr(numba_conv, "DIRECT_MAX_WEIGHTS", 0)
     rng = np.random.default_rng(3)
     x, Wt, b, dy = _data(rng, 5, 3, 9, 8, 4, 3, 3, 1, 1, np.float64)
     check_conv(x, Wt, b, dy, 1, 1, impl)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+@pytest.mark.parametrize("impl", ["direct", "im2col"])
+def test_results_do_not_depend_on_thread_count(impl):
+    rng = np.random.default_rng(12)
+    x, Wt, b, dy = _data(rng, 6, 8, 14, 14, 6, 3, 3, 1, 1, np.float32)
+    threads = numba.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            numba.set_num_threads(n)
+            results.append((NB.conv2d(x, Wt, b, 1, 1, impl),) + NB.conv2d_backward(dy, x, Wt, 1, 1, impl))
+    finally:
+        numba.set_num_threads(threads)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
 
 
 def test_book_layer_shapes_float32():
@@ -127,10 +148,15 @@ def test_book_layer_shapes_float32():
 
 
 def test_auto_rule():
-    g_small = numba_conv.conv_geometry("t", np.zeros((1, 1, 8, 8)), np.zeros((2, 1, 5, 5)), 1, 0)
-    g_big = numba_conv.conv_geometry("t", np.zeros((1, 64, 8, 8)), np.zeros((2, 64, 3, 3)), 1, 1)
-    assert numba_conv._choose(g_small) == "direct"
-    assert numba_conv._choose(g_big) == "im2col"
+    def choose(C, F, K, stride=1):
+        g = numba_conv.conv_geometry("t", np.zeros((1, C, 9, 9)), np.zeros((F, C, K, K)), stride, 1)
+        return numba_conv._choose(g, F)
+
+    assert choose(1, 16, 3) == "direct"
+    assert choose(16, 32, 3) == "direct"           # F*KH*KW = 288
+    assert choose(32, 64, 3) == "im2col"
+    assert choose(1, 30, 5) == "im2col"
+    assert choose(1, 16, 3, stride=2) == "im2col"   # strided: always im2col
 
 
 # ---------------------------------------------------------------- oracles

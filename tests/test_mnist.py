@@ -17,3 +17,21 @@ def test_mlp_with_adam_reaches_97_percent_in_3_epochs(mnist_dir):
     result = model.evaluate(x_test, t_test)
     assert result["accuracy"] >= 0.97, result
     assert np.isfinite(result["loss"])
+
+
+def test_simple_convnet_reaches_97_5_percent_in_one_epoch(mnist_dir):
+    (x, t), (x_test, t_test) = fnn.datasets.load_mnist("mnist", path=mnist_dir)
+    model = fnn.models.simple_convnet(seed=0)
+    model.fit(x, t, epochs=1, batch_size=100, optimizer=fnn.optim.Adam(1e-3), verbose=0, seed=0)
+    result = model.evaluate(x_test, t_test)
+    assert result["accuracy"] >= 0.975, result
+
+
+def test_cli_trains_simple_convnet_to_98_5_percent_in_3_epochs(mnist_dir, capsys):
+    from fastnn.cli import main
+
+    assert main(["train", "--model", "simple_convnet", "--dataset", "mnist",
+                 "--data-dir", str(mnist_dir), "--epochs", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("test accuracy")[1].split()[0])
+    assert accuracy >= 0.985, out

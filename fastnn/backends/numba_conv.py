@@ -15,11 +15,7 @@ import threading
 import numba
 import numpy as np
 
-try:
-    from threadpoolctl import ThreadpoolController
-except ImportError:  # pragma: no cover - optional
-    ThreadpoolController = None
-
+from .._blas import single_threaded_blas
 from .._checks import check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
@@ -37,9 +33,9 @@ from .conv_shapes import (
 )
 from .numba_dense import _c
 
-#: ``impl="auto"`` runs the direct kernels when C*KH*KW is at most this (see
-#: :meth:`NumbaConvOps.conv2d` for the measurements behind it).
-DIRECT_MAX_TAPS = 32
+#: ``impl="auto"`` runs the direct kernels at stride 1 when F*KH*KW is at most this
+#: (see :meth:`NumbaConvOps.conv2d` for the measurements behind it).
+DIRECT_MAX_WEIGHTS = 288
 
 #: The im2col path works on chunks of images whose column matrix is about this big,
 #: so it stays in one core's L2 cache between im2col, the GEMM and col2im.
@@ -49,6 +45,11 @@ CHUNK_BYTES = 1 << 19
 #: partial sum; the partials are added in group order, so dW does not depend on
 #: the thread count.
 CHUNK_GROUPS = 16
+
+#: Direct backward-data at stride 1 scatters dy into each input plane when C is at most
+#: this (no wasted work on a single plane); with more channels the full correlation
+#: through the forward kernel, which pairs channels, is faster.
+SCATTER_MAX_CHANNELS = 3
 
 _scratch_local = threading.local()
 
@@ -76,23 +77,10 @@ def _slots() -> int:
     return max(1, numba.get_num_threads())
 
 
-_blas_controller = None
-
-
 def _single_threaded_blas():
-    """A context in which BLAS runs on one thread (the im2col kernels call it per chunk
-    from every Numba thread; a multithreaded BLAS there would oversubscribe the cores).
-
-    Uses threadpoolctl when it is installed; without it BLAS keeps its thread count.
-    """
-    global _blas_controller
-    if ThreadpoolController is None:
-        return contextlib.nullcontext()
-    if _blas_controller is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
-
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
+    """A context in which BLAS runs on one thread: the im2col kernels call it per chunk
+    from every Numba thread, where a multithreaded BLAS would oversubscribe the cores."""
+    return single_threaded_blas()
 
 
 def _chunk(g, itemsize: int) -> int:
@@ -110,8 +98,11 @@ def _padded(x, g):
     return xp
 
 
-def _choose(g) -> str:
-    return "direct" if g.C * g.KH * g.KW <= DIRECT_MAX_TAPS else "im2col"
+def _choose(g, F: int) -> str:
+    """The "auto" rule: direct at stride 1 when F*KH*KW <= DIRECT_MAX_WEIGHTS, else im2col."""
+    if g.SH == 1 and g.SW == 1 and F * g.KH * g.KW <= DIRECT_MAX_WEIGHTS:
+        return "direct"
+    return "im2col"
 
 
 class NumbaConvOps:
@@ -160,10 +151,33 @@ class NumbaConvOps:
         ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
         gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
 
-        Numba backend: "auto" runs "direct" when C*KH*KW <= 32 and "im2col" otherwise.
-        Measured with benchmarks/bench_conv_impl.py (2-core Xeon, float32, batch 100,
-        forward + backward, median ms, direct / im2col):
-        RULE_TABLE
+        Numba backend, ``impl="auto"``: "direct" at stride 1 when F*KH*KW <= 288
+        (DIRECT_MAX_WEIGHTS), else "im2col". The direct kernels run at a steady rate
+        per multiply-add on large planes (slower on small ones: short inner loops and
+        computed padding), whatever F; im2col + GEMM gets cheaper per multiply-add as
+        F grows (each column feeds F rows of the GEMM) and as KH*KW grows (direct's
+        backward pass pays most there). Strided direct loops gather, so strides always
+        take im2col (16->16 3x3 stride 2 at 28x28: direct 56.9 ms, im2col 9.6 ms).
+        Measured with
+        ``python benchmarks/bench_conv_impl.py --extra`` on a 2-core Xeon (AVX-512),
+        float32, batch 100, forward + backward, median ms, direct / im2col:
+
+        ====================  ======  ===  ==============  ==============  ======
+        layer (stride 1)      C->F    HxW  2 threads       1 thread        auto
+        ====================  ======  ===  ==============  ==============  ======
+        simple conv1 5x5      1->30   28   4.28 / 4.48     9.07 / 8.18     im2col
+        deep conv1 3x3 p1     1->16   28   1.66 / 2.22     3.22 / 4.10     direct
+        deep conv2 3x3 p1     16->16  28   12.3 / 19.3     25.2 / 37.3     direct
+        deep conv3 3x3 p1     16->32  14   7.45 / 8.86     15.7 / 15.3     direct
+        deep conv4 3x3 p2     32->32  14   17.2 / 19.6     35.4 / 37.1     direct
+        deep conv5 3x3 p1     32->64  7    14.4 / 6.92     30.8 / 13.0     im2col
+        deep conv6 3x3 p1     64->64  7    28.9 / 14.9     59.4 / 25.1     im2col
+        deep conv5 3x3 p1     32->64  8    15.8 / 8.60     33.4 / 15.5     im2col
+        deep conv6 3x3 p1     64->64  8    30.5 / 18.6     64.9 / 30.4     im2col
+        3x3 p1                16->16  12   3.44 / 8.55     6.76 / 10.7     direct
+        3x3 p1                64->64  28   152 / 124       315 / 231       im2col
+        5x5 p2                3->32   32   16.4 / 18.4     35.1 / 35.5     im2col
+        ====================  ======  ===  ==============  ==============  ======
         """
         check_impl("conv2d", impl)
         x, W, b = native(x, W, b)
@@ -175,7 +189,7 @@ class NumbaConvOps:
             return y
         work = y.size * g.C * g.KH * g.KW
         if impl == "auto":
-            impl = _choose(g)
+            impl = _choose(g, F)
         if impl == "direct":
             xp = _padded(x, g)
             if g.SH == 1 and g.SW == 1:
@@ -218,19 +232,25 @@ class NumbaConvOps:
             return dx, dW, db
         work = dy.size * g.C * g.KH * g.KW
         if impl == "auto":
-            impl = _choose(g)
+            impl = _choose(g, F)
         if impl == "direct":
             xp = _padded(x, g)
             if g.SH == 1 and g.SW == 1:
-                Hp, Wp = g.H + 2 * g.PH, g.W + 2 * g.PW
+                Wp = g.W + 2 * g.PW
                 dyw = _scratch("dy_wide", (g.N, F, g.OH, Wp), dtype)
                 conv_kernels.pad_planes(dyw.size, dy, 0, 0, dyw)
                 conv_kernels.direct_backward_weights_s1(work, xp, dyw, g.OW, dW, db)
-                dyp = _scratch("dy_full", (g.N, F, g.OH + 2 * (g.KH - 1), g.OW + 2 * (g.KW - 1)), dtype)
-                conv_kernels.pad_planes(dyp.size, dy, g.KH - 1, g.KW - 1, dyp)
-                Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-                conv_kernels.direct_forward_s1(work, dyp, Wt, np.zeros(g.C, dtype=dtype),
-                                               g.PH, g.PW, dx)
+                if g.C <= SCATTER_MAX_CHANNELS:
+                    conv_kernels.direct_backward_data_s1(work, dyw, W, g.OW, g.PH, g.PW, dx)
+                else:
+                    # a "full" correlation: dy padded by KH-1, KW-1 against the flipped,
+                    # transposed weights, through the forward kernel (two channels a pass)
+                    dyp = _scratch("dy_full", (g.N, F, g.OH + 2 * (g.KH - 1),
+                                               g.OW + 2 * (g.KW - 1)), dtype)
+                    conv_kernels.pad_planes(dyp.size, dy, g.KH - 1, g.KW - 1, dyp)
+                    Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+                    conv_kernels.direct_forward_s1(work, dyp, Wt, np.zeros(g.C, dtype=dtype),
+                                                   g.PH, g.PW, dx)
             else:
                 conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)
                 conv_kernels.direct_backward_data_strided(work, dy, W, g.SH, g.SW, g.PH, g.PW, dx)

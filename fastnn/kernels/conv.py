@@ -15,15 +15,21 @@ Two algorithms:
   contiguous run over the whole plane (not a short row) that LLVM vectorises, and
   four taps are fused per pass so each accumulator load/store serves four FMAs.
   The junk columns ``j >= OW`` are dropped when the plane is copied out.
-  Backward-data at stride 1 is the same kernel run on dy padded by KH-1/KW-1 with
-  the flipped, transposed weights (a "full" correlation), parallel over (n, c);
-  backward-weights is four dot products per pass, parallel over f (each thread
+  Backward-data at stride 1 is the transposed scatter on the same wide grid: dy
+  widened to the padded row width (zero junk columns) is added, weighted, four
+  output channels a pass, into shifted runs of a padded dx plane, parallel over
+  (n, c); backward-weights is eight dot products a pass (four taps, two output
+  channels), parallel over pairs of output channels (each thread
   owns dW[f] and db[f]). Other strides run plain loops over the padded input.
-* **im2col**: images are processed in chunks small enough for the column matrix
-  to stay in cache: im2col (parallel over rows), one BLAS GEMM outside any
-  ``prange`` producing (F, rows) so that copying to NCHW is contiguous, then bias.
-  Backward recomputes the chunk's columns, dW += dy_T @ col, dcol = dy_T.T @ W_mat,
-  and col2im scatters dcol back in parallel over (n, c) planes (no races).
+* **im2col**: parallel over chunks of images, each small enough for its column
+  matrix to stay in one core's L2 cache. A thread takes a whole chunk: transposed
+  im2col colT (C*KH*KW, rows), one GEMM out (F, rows) = W_mat @ colT through BLAS,
+  which the caller keeps single-threaded meanwhile (threadpoolctl), then bias and a
+  contiguous copy to NCHW. So there is one parallel region per call and BLAS's own
+  threads never spin against Numba's. Backward recomputes the chunk's columns,
+  dW_group += dy_T @ colT.T, dcolT = W_mat.T @ dy_T, and col2im scatters dcolT back
+  into the chunk's (n, c) planes (owned by that thread); dW sums a fixed number of
+  group partials in order.
 
 Every reduction runs in a fixed order, so results do not depend on the thread count.
 """
@@ -282,6 +288,56 @@ def direct_backward_weights_s1(xp, dyw, OW, dW, db):
             for t in range(T):
                 dwb[t] = gb[t]
             db[f + 1] = sb
+
+
+@parallel_kernel
+def direct_backward_data_s1(dyw, W, OW, PH, PW, dx):
+    """Stride 1: dx[n, c, h, w] = sum_{f, kh, kw} W[f, c, kh, kw] * dy[n, f, h + PH - kh, w + PW - kw].
+
+    dyw (N, F, OH, Wp) is dy widened to the padded row width (zeros in columns >= OW),
+    so output pixel (i, j) sits at i*Wp + j and tap (kh, kw) lands at that index plus
+    kh*Wp + kw of the padded dx plane: each pass adds four output channels' dy
+    planes, weighted, into one shifted run of the padded plane (contiguous, vectorised).
+    Parallel over (n, c) planes; each thread owns its plane, then crops the padding.
+    """
+    N, F, OH, Wp = dyw.shape
+    C, KH, KW = W.shape[1], W.shape[2], W.shape[3]
+    H, Wd = dx.shape[2], dx.shape[3]
+    Hp = OH + KH - 1
+    J = (OH - 1) * Wp + OW
+    zero = typed(dx, 0.0)
+    for item in prange(N * C):
+        n = item // C
+        c = item - n * C
+        acc = np.empty(Hp * Wp, dtype=dx.dtype)
+        for q in range(Hp * Wp):
+            acc[q] = zero
+        for kh in range(KH):
+            for kw in range(KW):
+                off = kh * Wp + kw
+                a = acc[off:off + J]
+                f = 0
+                while f + TAPS_PER_PASS <= F:
+                    d0 = dyw[n, f].reshape(OH * Wp)
+                    d1 = dyw[n, f + 1].reshape(OH * Wp)
+                    d2 = dyw[n, f + 2].reshape(OH * Wp)
+                    d3 = dyw[n, f + 3].reshape(OH * Wp)
+                    w0 = W[f, c, kh, kw]
+                    w1 = W[f + 1, c, kh, kw]
+                    w2 = W[f + 2, c, kh, kw]
+                    w3 = W[f + 3, c, kh, kw]
+                    for j in range(J):
+                        a[j] += w0 * d0[j] + w1 * d1[j] + w2 * d2[j] + w3 * d3[j]
+                    f += TAPS_PER_PASS
+                while f < F:
+                    d0 = dyw[n, f].reshape(OH * Wp)
+                    w0 = W[f, c, kh, kw]
+                    for j in range(J):
+                        a[j] += w0 * d0[j]
+                    f += 1
+        for h in range(H):
+            for w in range(Wd):
+                dx[n, c, h, w] = acc[(h + PH) * Wp + w + PW]
 
 
 @parallel_kernel

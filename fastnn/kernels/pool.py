@@ -34,11 +34,13 @@ def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
                 best = xc[h0, w0]
                 at = h0 * W + w0
                 for h in range(h0, h1):
+                    row = xc[h]
                     for w in range(w0, w1):
-                        v = xc[h, w]
-                        if v > best or (v != v and best == best):
-                            best = v
-                            at = h * W + w
+                        v = row[w]
+                        # branch-free select: random data would mispredict a branch
+                        take = (v > best) | ((v != v) & (best == best))
+                        best = v if take else best
+                        at = h * W + w if take else at
                 y[n, c, i, j] = best
                 argmax[n, c, i, j] = at
 
