@@ -9,7 +9,7 @@
 
 __version__ = "0.1.0"
 
-from . import datasets, layers, losses, models, optim
+from . import callbacks, datasets, layers, losses, models, optim
 from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
 from .errors import NonFiniteError
@@ -22,7 +22,7 @@ from .serialization import ModelFileError, load_model as load
 
 __all__ = [
     "__version__", "get_ops", "gradcheck", "set_num_threads", "get_num_threads", "Sequential", "load",
-    "datasets", "layers", "losses", "models", "optim", "NonFiniteError", "ModelFileError",
+    "callbacks", "datasets", "layers", "losses", "models", "optim", "NonFiniteError", "ModelFileError",
     "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
     "SoftmaxCrossEntropy", "MeanSquaredError",
 ]

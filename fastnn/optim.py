@@ -51,6 +51,15 @@ class Optimizer:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def penalty(self, params: np.ndarray) -> float:
+        """The regularisation term the steps descend: 0.5*weight_decay*||p||^2 + l1*||p||_1."""
+        total = 0.0
+        if self.weight_decay:
+            total += 0.5 * self.weight_decay * float(np.dot(params, params))
+        if self.l1:
+            total += self.l1 * float(np.abs(params).sum())
+        return total
+
     def _ensure_state(self, params: np.ndarray) -> None:
         for name in self.state_names:
             buffer = self.state.get(name)

@@ -1,7 +1,8 @@
 """Saving and loading models as a single .npz file, written atomically, never pickled.
 
 The file holds ``__fastnn__`` (format version), ``config`` (the architecture as
-JSON text, stored as uint8 bytes) and ``params`` (the flat parameter buffer).
+JSON text, stored as uint8 bytes), ``params`` (the flat parameter buffer) and
+``buffers/<layer index>/<name>`` for each layer's non-trainable arrays.
 Loading reads with ``allow_pickle=False``: no code from a file is ever run.
 """
 
@@ -63,6 +64,9 @@ def save_model(model, path) -> None:
         "config": json_bytes(model.get_config()),
         "params": model.flat_params,
     }
+    for index, layer in enumerate(model.layers):
+        for name, array in layer.buffers.items():
+            arrays[f"buffers/{index}/{name}"] = array
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
@@ -131,4 +135,11 @@ def load_model(path, backend: str | None = None):
     if params.dtype.kind != "f" or not np.isfinite(params).all():
         raise ModelFileError(f"{path}: parameters are corrupt (non-float or non-finite values)")
     model.flat_params[...] = params
+    for index, layer in enumerate(model.layers):
+        for name, current in layer.buffers.items():
+            saved = arrays.get(f"buffers/{index}/{name}")
+            if saved is None or saved.shape != current.shape or saved.dtype.kind != current.dtype.kind:
+                raise ModelFileError(f"{path}: missing or malformed buffer '{name}' of "
+                                     f"{model.layer_name(index)}")
+            current[...] = saved
     return model

@@ -120,7 +120,7 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
         validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
         patience: int | None = None, monitor: str | None = None, min_delta: float = 0.0,
         restore_best_weights: bool = True, verbose: int = 1, seed: int | None = None,
-        file=None) -> History:
+        callbacks=(), augment=None, include_penalty: bool = False, file=None) -> History:
     """Train ``model`` on (x, t) with mini-batches; returns a :class:`History`.
 
     Args:
@@ -136,6 +136,10 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
             weights of its best epoch.
         verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
         seed: seeds the shuffling (default: the model's seed).
+        callbacks: :class:`fastnn.callbacks.Callback` objects (schedules and the like).
+        augment: a callable ``augment(x_batch, rng) -> x_batch`` applied to every training
+            batch (fresh randomness every epoch; ``rng`` is fit's seeded generator).
+        include_penalty: add the optimizer's L2/L1 penalty to the reported "loss".
 
     A NaN or Inf loss or gradient stops training with a RuntimeWarning; the model
     keeps the last weights whose loss was finite and ``history.stop_reason`` says why.
@@ -168,8 +172,13 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
     pending = _WeightsSnapshot(model, optimizer)
     n = len(x)
     steps = -(-n // batch_size)
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        callback.on_train_begin(model, optimizer)
 
     for epoch in range(epochs):
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch, model, optimizer)
         started = time.perf_counter()
         order = rng.permutation(n) if shuffle else np.arange(n)
         bar = ProgressBar(steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
@@ -179,6 +188,8 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 xb, tb = x[idx], t[idx]
+                if augment is not None:
+                    xb = augment(xb, rng)
                 pending.take()
                 loss = model.train_step(xb, tb, optimizer)
                 good, pending = pending, good
@@ -200,6 +211,8 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
             break
         bar.close()
         metrics = {"loss": total_loss / n, "accuracy": correct / n}
+        if include_penalty:
+            metrics["loss"] += optimizer.penalty(model.flat_params)
         if validation is not None:
             val = model.evaluate(*validation, batch_size=max(batch_size, 256))
             metrics.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
@@ -210,6 +223,13 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
         if verbose:
             print(f"epoch {epoch + 1}/{epochs}  {_format_metrics(metrics)}  "
                   f"({history['time'][-1]:.1f}s)", file=out, flush=True)
+        stops = [callback for callback in callbacks
+                 if callback.on_epoch_end(epoch, metrics, model, optimizer)]
+        if stops:
+            history.stop_reason = stops[0].stop_reason or f"stopped by {type(stops[0]).__name__}"
+            if verbose:
+                print(history.stop_reason, file=out, flush=True)
+            break
         if stopper is not None:
             if stopper.update(epoch, metrics[monitor]):
                 best_params = model.flat_params.copy()
@@ -223,4 +243,6 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
                 break
     if stopper is not None and restore_best_weights and best_params is not None:
         np.copyto(model.flat_params, best_params)
+    for callback in callbacks:
+        callback.on_train_end(model, optimizer)
     return history

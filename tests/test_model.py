@@ -309,3 +309,57 @@ def test_backward_before_forward_is_a_clear_error():
 def test_summary_lists_layers_and_parameter_counts():
     text = fnn.models.mlp(seed=0).summary()
     assert "Dense(784->100)" in text and "78,500" in text and "89,610" in text
+
+
+def test_callbacks_see_every_epoch_and_can_stop_training():
+    x, t = blobs(40)
+    calls = []
+
+    class StopAfterTwo(fnn.callbacks.Callback):
+        stop_reason = "two is enough"
+
+        def on_train_begin(self, model, optimizer):
+            calls.append("begin")
+
+        def on_epoch_begin(self, epoch, model, optimizer):
+            calls.append(f"epoch {epoch}")
+            optimizer.lr = 0.1 / (epoch + 1)
+
+        def on_epoch_end(self, epoch, metrics, model, optimizer):
+            calls.append(round(metrics["loss"], 6) > 0)
+            return epoch == 1
+
+        def on_train_end(self, model, optimizer):
+            calls.append("end")
+
+    history = small_model().fit(x, t, epochs=5, batch_size=10, optimizer=SGD(), verbose=0,
+                                callbacks=[StopAfterTwo()])
+    assert calls == ["begin", "epoch 0", True, "epoch 1", True, "end"]
+    assert history["lr"] == [0.1, 0.05] and history.stop_reason == "two is enough"
+
+
+def test_augment_is_applied_to_every_training_batch_with_fit_rng():
+    x, t = blobs(30)
+    seen = []
+
+    def augment(batch, rng):
+        assert isinstance(rng, np.random.Generator)
+        seen.append(batch.shape)
+        return batch + rng.normal(0, 0.01, batch.shape).astype(batch.dtype)
+
+    small_model().fit(x, t, epochs=2, batch_size=8, augment=augment, verbose=0)
+    assert seen == [(8, 4), (8, 4), (8, 4), (6, 4)] * 2
+
+
+def test_include_penalty_adds_the_l2_and_l1_terms_to_the_reported_loss():
+    x, t = blobs(30)
+    model = small_model(backend="numpy", seed=0)
+    plain = small_model(backend="numpy", seed=0)
+    optimizer = SGD(lr=0.0001, weight_decay=0.01, l1=0.001)
+    with_penalty = model.fit(x, t, epochs=1, batch_size=30, optimizer=optimizer, verbose=0,
+                             include_penalty=True, shuffle=False)
+    without = plain.fit(x, t, epochs=1, batch_size=30, optimizer=SGD(lr=0.0001, weight_decay=0.01,
+                        l1=0.001), verbose=0, shuffle=False)
+    p = model.flat_params.astype(np.float64)
+    penalty = 0.5 * 0.01 * (p @ p) + 0.001 * np.abs(p).sum()
+    assert with_penalty["loss"][0] - without["loss"][0] == pytest.approx(penalty, rel=1e-4)

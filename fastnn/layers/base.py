@@ -30,6 +30,8 @@ class Layer:
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        #: Non-trainable arrays saved with the model (e.g. BatchNorm's running statistics).
+        self.buffers: dict[str, np.ndarray] = {}
         self.ops = get_ops("numba")
         self.dtype = np.dtype(np.float32)
 
