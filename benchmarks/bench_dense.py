@@ -73,20 +73,3 @@ class MLPTrainStep:
 
     def time_train_step(self, backend):
         self.model.train_step(self.x, self.t, self.optimizer)
-
-
-class Compile:
-    """Cold compile time of the dense kernels, measured apart from steady state."""
-
-    timeout = 300
-    number = 1
-    repeat = 1
-
-    def time_compile_mlp_step(self):
-        from fastnn.kernels import activations, affine, losses, optim
-
-        for kernel in (affine.affine_forward, affine.affine_backward, activations.relu_forward,
-                       activations.relu_backward, losses.softmax_cross_entropy_indices,
-                       losses.softmax_cross_entropy_backward_indices, optim.adam):
-            for build in (kernel.serial, kernel.parallel):
-                build.recompile() if build.signatures else None

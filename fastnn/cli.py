@@ -58,6 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
 
     commands.add_parser("info", help="print versions, threads, threading layer and cache location")
+
+    bench = commands.add_parser("bench", help="time training steps against the numpy reference "
+                                              "and PyTorch, and check the performance targets")
+    bench.add_argument("--repeats", type=_positive_int, default=20,
+                       help="timed rounds per measurement (medians are reported)")
+    bench.add_argument("--warmup", type=_positive_int, default=3)
+    bench.add_argument("--networks", nargs="+", default=["mlp", "simple_convnet", "deep_convnet"],
+                       choices=["mlp", "simple_convnet", "deep_convnet"])
+    bench.add_argument("--no-numpy", action="store_true", help="skip the (slow) numpy reference")
+    bench.add_argument("--no-startup", action="store_true",
+                       help="skip the fresh-process start-up timings")
+    bench.add_argument("--threads", type=_positive_int, default=None)
+    bench.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     return parser
 
 
@@ -152,11 +165,28 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import _config
+    from .bench import report
+
+    if args.threads is not None:
+        _config.set_num_threads(args.threads)
+    results = report.run(repeats=args.repeats, warmup=args.warmup, networks=tuple(args.networks),
+                         with_numpy=not args.no_numpy, with_startup=not args.no_startup)
+    print(report.format_results(results))
+    if args.json:
+        report.write_json(results, args.json)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         return cmd_info(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Let ``python -m pytest benchmarks -m benchmark`` find the package-relative imports."""

@@ -1,0 +1,169 @@
+"""Timing harness behind ``fastnn bench``: interleaved runs, medians, ratios.
+
+Every comparison times its contenders in turn (A, B, C, A, B, C, ...) inside one
+process, so a change in the machine's speed hits all of them alike; the figures
+quoted are medians over the repetitions, after warm-up.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .. import _config
+from ..backends import get_ops
+from ..models import MODELS
+from ..optim import Adam
+from . import torch_models
+
+NETWORKS = ("mlp", "simple_convnet", "deep_convnet")
+BATCH = 100
+
+#: deep_convnet's convolutions at batch 100: (C, H, W, F, pad).
+DEEP_CONV_LAYERS = [(1, 28, 28, 16, 1), (16, 28, 28, 16, 1), (16, 14, 14, 32, 1),
+                    (32, 14, 14, 32, 2), (32, 8, 8, 64, 1), (64, 8, 8, 64, 1)]
+
+
+def interleaved(contenders: dict, repeats: int, warmup: int) -> dict[str, float]:
+    """Median seconds per call of each callable, timed in turn ``repeats`` times."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def mnist_like_batch(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
+
+
+def fastnn_step(name: str, backend: str, x, t):
+    model = MODELS[name](seed=0, backend=backend)
+    optimizer = Adam(1e-3)
+    return lambda: model.train_step(x, t, optimizer)
+
+
+def training_steps(threads: int, repeats: int, warmup: int, networks=NETWORKS,
+                   with_numpy: bool = True, with_torch: bool = True) -> list[dict]:
+    """Median ms per training step (forward, backward, Adam) at batch 100, per network."""
+    x, t = mnist_like_batch()
+    _config.set_num_threads(threads)
+    rows = []
+    for name in networks:
+        contenders = {"numba": fastnn_step(name, "numba", x, t)}
+        if with_numpy:
+            contenders["numpy"] = fastnn_step(name, "numpy", x, t)
+        if with_torch and torch_models.available():
+            contenders["torch"] = torch_models.TorchStep(name, x, t, threads)
+        reps = repeats if name == "mlp" else max(5, repeats // (3 if name == "simple_convnet" else 6))
+        if with_numpy:
+            # the reference is slow on the CNNs: fewer rounds, the same interleaving
+            reps = min(reps, {"mlp": repeats, "simple_convnet": 10, "deep_convnet": 5}[name])
+        medians = interleaved(contenders, reps, warmup)
+        row = {"network": name, "repeats": reps}
+        row.update({f"{k}_ms": v * 1e3 for k, v in medians.items()})
+        row["samples_per_s"] = BATCH / medians["numba"]
+        if "torch" in medians:
+            row["numba_vs_torch"] = medians["numba"] / medians["torch"]
+        if "numpy" in medians:
+            row["numpy_vs_numba"] = medians["numpy"] / medians["numba"]
+        rows.append(row)
+    return rows
+
+
+def thread_scaling(repeats: int, warmup: int, name: str = "deep_convnet") -> dict:
+    """Step time of ``name`` on 1 thread and on all threads (interleaved)."""
+    x, t = mnist_like_batch()
+    most = _config.get_num_threads()
+    step = fastnn_step(name, "numba", x, t)
+
+    def on(threads):
+        def run():
+            _config.set_num_threads(threads)
+            step()
+        return run
+
+    medians = interleaved({"1": on(1), str(most): on(most)}, repeats, warmup)
+    _config.set_num_threads(most)
+    return {"network": name, "threads": most, "one_thread_ms": medians["1"] * 1e3,
+            "all_threads_ms": medians[str(most)] * 1e3,
+            "speedup": medians["1"] / medians[str(most)]}
+
+
+def sgemm_gflops(repeats: int, size: int = 2048) -> float:
+    """float32 GEMM rate of NumPy's BLAS on all its threads: the machine's practical peak."""
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    b = rng.random((size, size), dtype=np.float32)
+    seconds = interleaved({"sgemm": lambda: a @ b}, repeats, 2)["sgemm"]
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def conv_gflops(repeats: int, warmup: int) -> list[dict]:
+    """conv2d forward GFLOP/s (2*N*F*C*KH*KW*OH*OW per call) on deep_convnet's layers."""
+    ops = get_ops("numba")
+    rng = np.random.default_rng(0)
+    rows = []
+    for c, h, w, f, pad in DEEP_CONV_LAYERS:
+        x = rng.standard_normal((BATCH, c, h, w)).astype(np.float32)
+        W = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(f).astype(np.float32)
+        oh, ow = h + 2 * pad - 2, w + 2 * pad - 2
+        flops = 2 * BATCH * f * c * 9 * oh * ow
+        seconds = interleaved({"conv": lambda: ops.conv2d(x, W, b, 1, pad)}, repeats, warmup)["conv"]
+        rows.append({"layer": f"{c}->{f} 3x3 pad {pad} @{h}x{w}", "ms": seconds * 1e3,
+                     "gflops": flops / seconds / 1e9})
+    return rows
+
+
+def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | None:
+    """Fused Adam over ``size`` float32 parameters against torch.optim.Adam(fused=True)."""
+    if not torch_models.available():
+        return None
+    ops = get_ops("numba")
+    rng = np.random.default_rng(0)
+    params = rng.standard_normal(size).astype(np.float32)
+    grads = rng.standard_normal(size).astype(np.float32)
+    optimizer = Adam(1e-3)
+    medians = interleaved({"numba": lambda: optimizer.apply(ops, params, grads),
+                           "torch": torch_models.fused_adam(size, _config.get_num_threads())},
+                          repeats, warmup)
+    return {"parameters": size, "numba_ms": medians["numba"] * 1e3,
+            "torch_ms": medians["torch"] * 1e3, "ratio": medians["numba"] / medians["torch"]}
+
+
+_FIRST_STEP = (
+    "import time; t0 = time.perf_counter(); import numpy as np, fastnn as fnn; "
+    "m = fnn.models.deep_convnet(seed=0); rng = np.random.default_rng(0); "
+    "x = rng.random((100, 1, 28, 28), dtype=np.float32); t = rng.integers(0, 10, 100); "
+    "m.train_step(x, t, fnn.optim.Adam()); print(time.perf_counter() - t0)"
+)
+
+
+def time_to_first_step(cache_dir: str | None = None) -> float:
+    """Seconds from ``import fastnn`` to a finished deep_convnet step, in a fresh process."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    result = subprocess.run([sys.executable, "-c", _FIRST_STEP], capture_output=True, text=True,
+                            env=env, timeout=600, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def startup_times() -> dict:
+    """Time to the first deep_convnet step with an empty kernel cache, then with it warm."""
+    with tempfile.TemporaryDirectory() as cache:
+        cold = time_to_first_step(cache)
+        warm = min(time_to_first_step(cache) for _ in range(3))
+    return {"cold_cache_s": cold, "warm_cache_s": warm}
