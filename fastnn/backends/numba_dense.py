@@ -17,6 +17,7 @@ from ..kernels import optim as optim_kernels
 from .numpy_dense import (
     _affine_shapes,
     _check_activation_grad,
+    _check_logits_and_targets,
     _check_step,
     adam_bias_corrections,
 )
@@ -175,14 +176,7 @@ class NumbaDenseOps:
         loss = -(1/N) sum_n sum_c t_nc log p_nc with log p = z - max z - log sum exp(z - max z),
         which stays finite for any finite logits. ``loss`` is a Python float.
         """
-        check_same_dtype("softmax_cross_entropy", logits=logits)
-        if logits.ndim != 2:
-            raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, C), got {logits.shape}")
-        n, classes = logits.shape
-        if classes == 0:
-            raise ValueError("softmax_cross_entropy: expected logits with at least one class, "
-                             f"got shape {logits.shape}")
-        check_targets("softmax_cross_entropy", t, n, classes)
+        n, classes = _check_logits_and_targets("softmax_cross_entropy", logits, t)
         logits = _c(logits)
         probs = np.empty_like(logits)
         row_losses = np.empty(n, dtype=logits.dtype)

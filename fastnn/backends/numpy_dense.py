@@ -31,6 +31,18 @@ def _check_activation_grad(where: str, dy, ref):
         raise ValueError(f"{where}: expected dy of shape {ref.shape}, got {dy.shape}")
 
 
+def _check_logits_and_targets(where: str, logits, t):
+    """Check logits (N, C) with C >= 1 and matching targets; return (N, C)."""
+    check_same_dtype(where, logits=logits)
+    if logits.ndim != 2:
+        raise ValueError(f"{where}: expected logits of shape (N, C), got {logits.shape}")
+    n, classes = logits.shape
+    if classes == 0:
+        raise ValueError(f"{where}: expected logits with at least one class, got shape {logits.shape}")
+    check_targets(where, t, n, classes)
+    return n, classes
+
+
 def _check_step(where: str, params, grads, **state):
     check_same_dtype(where, params=params, grads=grads, **state)
     for name, array in dict(grads=grads, **state).items():
@@ -139,14 +151,7 @@ class NumpyDenseOps:
         loss = -(1/N) sum_n sum_c t_nc log p_nc with log p = z - max z - log sum exp(z - max z),
         which stays finite for any finite logits. ``loss`` is a Python float.
         """
-        check_same_dtype("softmax_cross_entropy", logits=logits)
-        if logits.ndim != 2:
-            raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, C), got {logits.shape}")
-        n, classes = logits.shape
-        if classes == 0:
-            raise ValueError("softmax_cross_entropy: expected logits with at least one class, "
-                             f"got shape {logits.shape}")
-        check_targets("softmax_cross_entropy", t, n, classes)
+        n, classes = _check_logits_and_targets("softmax_cross_entropy", logits, t)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         log_probs = shifted - log_sum

@@ -7,7 +7,7 @@ Elementwise kernels take flat (1-D, contiguous) arrays; softmax takes rows
 import numpy as np
 from numba import prange
 
-from .._config import parallel_kernel
+from .._config import jit, parallel_kernel
 from ._scalars import typed
 
 
@@ -91,23 +91,30 @@ def leaky_relu_backward(dy, x, alpha, dx):
         dx[i] = dy[i] if x[i] > zero else alpha * dy[i]
 
 
+@jit(inline="always")
+def softmax_row(x, i, y):
+    """y[i] = softmax(x[i]) shifted by the row maximum; returns (row max, sum of exps)."""
+    c = x.shape[1]
+    row_max = x[i, 0]
+    for j in range(1, c):
+        if x[i, j] > row_max:
+            row_max = x[i, j]
+    total = typed(x, 0.0)
+    for j in range(c):
+        e = np.exp(x[i, j] - row_max)
+        y[i, j] = e
+        total += e
+    inverse = typed(x, 1.0) / total
+    for j in range(c):
+        y[i, j] *= inverse
+    return row_max, total
+
+
 @parallel_kernel
 def softmax_forward(x, y):
     """Row-wise softmax of x (N, C) into y, shifted by the row maximum."""
-    n, c = x.shape
-    for i in prange(n):
-        row_max = x[i, 0]
-        for j in range(1, c):
-            if x[i, j] > row_max:
-                row_max = x[i, j]
-        total = typed(x, 0.0)
-        for j in range(c):
-            e = np.exp(x[i, j] - row_max)
-            y[i, j] = e
-            total += e
-        inverse = typed(x, 1.0) / total
-        for j in range(c):
-            y[i, j] *= inverse
+    for i in prange(x.shape[0]):
+        softmax_row(x, i, y)
 
 
 @parallel_kernel

@@ -9,6 +9,7 @@ from numba import prange
 
 from .._config import parallel_kernel
 from ._scalars import typed
+from .activations import softmax_row
 
 SUM_BLOCK = 4096
 
@@ -19,43 +20,20 @@ def softmax_cross_entropy_indices(logits, t, probs, row_losses):
 
     log p = z - max z - log(sum exp(z - max z)): finite for any finite logits.
     """
-    n, c = logits.shape
-    for i in prange(n):
-        row_max = logits[i, 0]
-        for j in range(1, c):
-            if logits[i, j] > row_max:
-                row_max = logits[i, j]
-        total = typed(logits, 0.0)
-        for j in range(c):
-            e = np.exp(logits[i, j] - row_max)
-            probs[i, j] = e
-            total += e
-        inverse = typed(logits, 1.0) / total
-        for j in range(c):
-            probs[i, j] *= inverse
+    for i in prange(logits.shape[0]):
+        row_max, total = softmax_row(logits, i, probs)
         row_losses[i] = np.log(total) - (logits[i, t[i]] - row_max)
 
 
 @parallel_kernel
 def softmax_cross_entropy_dense(logits, t, probs, row_losses):
     """As the index version, with one-hot or soft targets t (N, C): -sum_c t_c log p_c."""
-    n, c = logits.shape
-    for i in prange(n):
-        row_max = logits[i, 0]
-        for j in range(1, c):
-            if logits[i, j] > row_max:
-                row_max = logits[i, j]
-        total = typed(logits, 0.0)
-        for j in range(c):
-            e = np.exp(logits[i, j] - row_max)
-            probs[i, j] = e
-            total += e
-        log_total = np.log(total)
-        inverse = typed(logits, 1.0) / total
+    for i in prange(logits.shape[0]):
+        row_max, total = softmax_row(logits, i, probs)
+        shift = row_max + np.log(total)
         loss = typed(logits, 0.0)
-        for j in range(c):
-            probs[i, j] *= inverse
-            loss -= t[i, j] * (logits[i, j] - row_max - log_total)
+        for j in range(logits.shape[1]):
+            loss -= t[i, j] * (logits[i, j] - shift)
         row_losses[i] = loss
 
 
