@@ -6,8 +6,11 @@ Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
 compiles), prints one row per layer and the impl that ``impl="auto"`` picks.
 The rule behind "auto" (fastnn.backends.numba_conv._choose: direct at stride 1 when
-F*KH*KW <= DIRECT_MAX_WEIGHTS) is read off this table; strided convolutions always
-take im2col, whose kernels handle any stride at full speed.
+F*KH*KW <= DIRECT_MAX_WEIGHTS, and for the forward pass also when OH*OW >=
+DIRECT_FORWARD_MIN_PIXELS) is read off this table; the "auto" column shows the
+forward/backward choice. Strided convolutions always take im2col, whose kernels
+handle any stride at full speed. The runs are sequential: on a shared machine,
+compare impls only from runs taken while it is quiet.
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ def main(argv=None) -> None:
         direct = row["direct", "fwd"] + row["direct", "bwd"]
         im2col = row["im2col", "fwd"] + row["im2col", "bwd"]
         best = "direct" if direct < im2col else "im2col"
-        auto = numba_conv._choose(numba_conv.conv_geometry("bench", x, Wt, 1, pad), F)
+        geo = numba_conv.conv_geometry("bench", x, Wt, 1, pad)
+        auto = "/".join(numba_conv._choose(geo, F, forward)[0] for forward in (True, False))
         print(f"{name:24s} {f'{C}->{F}':>7s} {f'{H}x{W}':>6s} {f'{K}/{pad}':>4s} {F * K * K:4d} "
               f"{row['direct', 'fwd']:8.2f} {row['direct', 'bwd']:8.2f} "
               f"{row['im2col', 'fwd']:8.2f} {row['im2col', 'bwd']:8.2f} "

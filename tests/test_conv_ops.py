@@ -445,6 +445,7 @@ def _float32_kernels():
         NB.col2im(col, x.shape, kernel, kernel, stride, pad)
         y, argmax = NB.maxpool2d(x, 2, 1, 1)
         NB.maxpool2d_backward(y, argmax, x.shape, 2, 1, 1)
+        NB.maxpool2d(x, 2, 2)                      # the 2x2 stride-2 fast path
         y = NB.avgpool2d(x, 2, 1, 1)
         NB.avgpool2d_backward(y, x.shape, 2, 1, 1)
     for module in (conv_kernels, pool_kernels):

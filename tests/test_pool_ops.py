@@ -264,3 +264,15 @@ def test_pool_errors(backend, op, error, message, call):
         call(get_ops(backend))
     assert str(info.value).startswith(op + ":"), str(info.value)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_maxpool_2x2_fast_path_ties_and_nans(dtype):
+    """The 2x2 stride-2 fast path keeps the general kernel's rules: first maximum, NaN wins."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, (4, 16, 20, 22)).astype(dtype)      # many ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y_ref, arg_ref = REF.maxpool2d(x, 2, 2, 0)
+    y, arg = NB.maxpool2d(x, 2, 2, 0)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)

@@ -13,7 +13,8 @@ Two algorithms:
   ``i*Win + j`` and kernel tap (c, kh, kw) reads the input plane at the constant
   offset ``c*Hin*Win + kh*Win + kw`` from it. The innermost loop is then one long
   contiguous run over the whole plane (not a short row) that LLVM vectorises, and
-  four taps are fused per pass so each accumulator load/store serves four FMAs.
+  four taps and four output channels are fused per pass, so each load of x feeds
+  four FMAs and each accumulator load/store serves four.
   The junk columns ``j >= OW`` are dropped when the plane is copied out.
   Backward-data at stride 1 is the transposed scatter on the same wide grid: dy
   widened to the padded row width (zero junk columns) is added, weighted, four
@@ -36,11 +37,28 @@ Every reduction runs in a fixed order, so results do not depend on the thread co
 
 import numpy as np
 from numba import get_thread_id, prange
+from numba.core import types as _nbtypes
+from numba.extending import intrinsic
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
 
 TAPS_PER_PASS = 4
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Let LLVM vectorise the enclosing function with 512-bit vectors (emits no code).
+
+    LLVM tunes AVX-512 CPUs to prefer 256-bit vectors, halving the FMA width of the
+    auto-vectorised loops here; the function attribute ``prefer-vector-width=512``
+    lifts that for the function being compiled. Call it inside a prange body: Numba
+    outlines that body into its own function. A no-op where AVX-512 is missing.
+    """
+    def codegen(context, builder, signature, args):
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+    return _nbtypes.none(), codegen
 
 
 # ----------------------------------------------------------------- helpers
@@ -52,6 +70,7 @@ def pad_planes(src, top, left, dst):
     hd, wd = dst.shape[2], dst.shape[3]
     zero = typed(dst, 0.0)
     for plane in prange(n_img * chans):
+        wide_vectors()
         n = plane // chans
         c = plane - n * chans
         for r in range(hd):
@@ -87,8 +106,10 @@ def direct_forward_s1(xin, Wt, bias, oy, ox, y):
 
     y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * xin[n, c, i + oy + kh, j + ox + kw]
     xin (N, C, Hin, Win), Wt (O, C, KH, KW), bias (O,), y (N, O, OH, OW); every index in range.
-    Parallel over (n, pair of output channels): each pass over the plane applies four
-    taps to two output channels, so one load of x feeds two FMAs.
+    Parallel over (n, block of four output channels): each pass over the plane applies
+    four taps to four output channels, so one load of x feeds four FMAs and each
+    accumulator load/store serves four (16 FMAs to 8 loads and 4 stores; two channels
+    a pass measured 5-15% slower).
     """
     N, C, Hin, Win = xin.shape
     O, _, KH, KW = Wt.shape
@@ -97,22 +118,34 @@ def direct_forward_s1(xin, Wt, bias, oy, ox, y):
     T = C * KH * KW
     J = (OH - 1) * Win + OW
     base = oy * Win + ox
-    OB = (O + 1) // 2
+    OB = (O + 3) // 4
     for item in prange(N * OB):
+        wide_vectors()
         n = item // OB
-        o = (item - n * OB) * 2
-        o1 = min(o + 1, O - 1)             # an odd last channel is computed twice, stored once
+        o = (item - n * OB) * 4
+        # channels past the last are computed again as the last one, stored once
+        o1 = min(o + 1, O - 1)
+        o2 = min(o + 2, O - 1)
+        o3 = min(o + 3, O - 1)
         xn = xin[n].reshape(C * plane)
         wa = Wt[o].reshape(T)
         wb = Wt[o1].reshape(T)
-        acc = np.empty((2, J), dtype=y.dtype)
+        wc = Wt[o2].reshape(T)
+        wd = Wt[o3].reshape(T)
+        acc = np.empty((4, J), dtype=y.dtype)
         a0 = acc[0]
         a1 = acc[1]
+        a2 = acc[2]
+        a3 = acc[3]
         ba = bias[o]
         bb = bias[o1]
+        bc = bias[o2]
+        bd = bias[o3]
         for j in range(J):
             a0[j] = ba
             a1[j] = bb
+            a2[j] = bc
+            a3[j] = bd
         t = 0
         while t + TAPS_PER_PASS <= T:
             # slices, so the loop index is provably >= 0 (no wraparound code, no gathers)
@@ -132,6 +165,14 @@ def direct_forward_s1(xin, Wt, bias, oy, ox, y):
             wb1 = wb[t + 1]
             wb2 = wb[t + 2]
             wb3 = wb[t + 3]
+            wc0 = wc[t]
+            wc1 = wc[t + 1]
+            wc2 = wc[t + 2]
+            wc3 = wc[t + 3]
+            wd0 = wd[t]
+            wd1 = wd[t + 1]
+            wd2 = wd[t + 2]
+            wd3 = wd[t + 3]
             for j in range(J):
                 v0 = x0[j]
                 v1 = x1[j]
@@ -139,24 +180,29 @@ def direct_forward_s1(xin, Wt, bias, oy, ox, y):
                 v3 = x3[j]
                 a0[j] += wa0 * v0 + wa1 * v1 + wa2 * v2 + wa3 * v3
                 a1[j] += wb0 * v0 + wb1 * v1 + wb2 * v2 + wb3 * v3
+                a2[j] += wc0 * v0 + wc1 * v1 + wc2 * v2 + wc3 * v3
+                a3[j] += wd0 * v0 + wd1 * v1 + wd2 * v2 + wd3 * v3
             t += TAPS_PER_PASS
         while t < T:
             q = _tap_offset(t, KH, KW, plane, Win, base)
             x0 = xn[q:q + J]
             wa0 = wa[t]
             wb0 = wb[t]
+            wc0 = wc[t]
+            wd0 = wd[t]
             for j in range(J):
                 v0 = x0[j]
                 a0[j] += wa0 * v0
                 a1[j] += wb0 * v0
+                a2[j] += wc0 * v0
+                a3[j] += wd0 * v0
             t += 1
-        for i in range(OH):
-            for j in range(OW):
-                y[n, o, i, j] = a0[i * Win + j]
-        if o + 1 < O:
+        for k in range(min(4, O - o)):
+            ak = acc[k]
+            yk = y[n, o + k]
             for i in range(OH):
                 for j in range(OW):
-                    y[n, o + 1, i, j] = a1[i * Win + j]
+                    yk[i, j] = ak[i * Win + j]
 
 
 @parallel_kernel
@@ -169,6 +215,7 @@ def direct_forward_strided(xp, W, b, SH, SW, y):
     F, _, KH, KW = W.shape
     OH, OW = y.shape[2], y.shape[3]
     for pair in prange(N * F):
+        wide_vectors()
         n = pair // F
         f = pair - n * F
         out = y[n, f]
@@ -205,6 +252,7 @@ def direct_backward_weights_s1(xp, dyw, OW, dW, db):
     zero = typed(dW, 0.0)
     FB = (F + 1) // 2
     for fb in prange(FB):
+        wide_vectors()
         f = 2 * fb
         f1 = min(f + 1, F - 1)             # an odd last channel is computed twice, stored once
         grad = np.empty((2, T), dtype=dW.dtype)
@@ -307,6 +355,7 @@ def direct_backward_data_s1(dyw, W, OW, PH, PW, dx):
     J = (OH - 1) * Wp + OW
     zero = typed(dx, 0.0)
     for item in prange(N * C):
+        wide_vectors()
         n = item // C
         c = item - n * C
         acc = np.empty(Hp * Wp, dtype=dx.dtype)
@@ -351,6 +400,7 @@ def direct_backward_weights_strided(xp, dy, SH, SW, dW, db):
     OH, OW = dy.shape[2], dy.shape[3]
     zero = typed(dW, 0.0)
     for f in prange(F):
+        wide_vectors()
         for c in range(C):
             for kh in range(KH):
                 for kw in range(KW):
@@ -387,6 +437,7 @@ def direct_backward_data_strided(dy, W, SH, SW, PH, PW, dx):
     Wp = Wd + 2 * PW
     zero = typed(dx, 0.0)
     for pair in prange(N * C):
+        wide_vectors()
         n = pair // C
         c = pair - n * C
         acc = np.empty((Hp, Wp), dtype=dx.dtype)
@@ -462,6 +513,7 @@ def im2col(x, KH, KW, SH, SW, PH, PW, OH, OW, col):
     rows = col.shape[0]
     P = OH * OW
     for r in prange(rows):
+        wide_vectors()
         n = r // P
         p = r - n * P
         i = p // OW
@@ -475,6 +527,7 @@ def col2im(col, KH, KW, SH, SW, PH, PW, OH, OW, dx):
     N, C = dx.shape[0], dx.shape[1]
     P = OH * OW
     for pair in prange(N * C):
+        wide_vectors()
         n = pair // C
         c = pair - n * C
         _col2im_plane(col, n * P, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
@@ -566,6 +619,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, chunk, col_buf, out_buf, y)
     P = OH * OW
     n_chunks = (N + chunk - 1) // chunk
     for ci in prange(n_chunks):
+        wide_vectors()
         slot = get_thread_id()
         n0 = ci * chunk
         nb = min(N, n0 + chunk) - n0
@@ -609,6 +663,7 @@ def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, 
     n_chunks = (N + chunk - 1) // chunk
     per_group = (n_chunks + G - 1) // G
     for g in prange(G):
+        wide_vectors()
         slot = get_thread_id()
         dwg = dw_groups[g].reshape(F, K)
         for f in range(F):
@@ -643,6 +698,7 @@ def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, 
                 c = pair - nn * C
                 _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
     for f in prange(F):
+        wide_vectors()
         s = zero
         for n in range(N):
             d = dy[n, f].reshape(P)

@@ -11,6 +11,7 @@ from numba import prange
 
 from .._config import parallel_kernel
 from ._scalars import typed
+from .conv import wide_vectors
 
 
 @parallel_kernel
@@ -22,6 +23,7 @@ def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     for plane in prange(N * C):
+        wide_vectors()
         n = plane // C
         c = plane - n * C
         xc = x[n, c]
@@ -46,12 +48,54 @@ def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
 
 
 @parallel_kernel
+def maxpool_forward_2x2(x, y, argmax):
+    """maxpool_forward for 2x2 windows, stride 2, no padding (same ties and NaN rule).
+
+    Each window's four values are compared in row-major order with branch-free selects;
+    parallel over (n, c) planes, one pass over each pair of input rows.
+    """
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for plane in prange(N * C):
+        wide_vectors()
+        n = plane // C
+        c = plane - n * C
+        xc = x[n, c]
+        yc = y[n, c]
+        ac = argmax[n, c]
+        for i in range(OH):
+            r0 = xc[2 * i]
+            r1 = xc[2 * i + 1]
+            yr = yc[i]
+            ar = ac[i]
+            base = 2 * i * W
+            for j in range(OW):
+                best = r0[2 * j]
+                at = base + 2 * j
+                v = r0[2 * j + 1]
+                take = (v > best) | ((v != v) & (best == best))
+                best = v if take else best
+                at = base + 2 * j + 1 if take else at
+                v = r1[2 * j]
+                take = (v > best) | ((v != v) & (best == best))
+                best = v if take else best
+                at = base + W + 2 * j if take else at
+                v = r1[2 * j + 1]
+                take = (v > best) | ((v != v) & (best == best))
+                best = v if take else best
+                at = base + W + 2 * j + 1 if take else at
+                yr[j] = best
+                ar[j] = at
+
+
+@parallel_kernel
 def maxpool_backward(dy, argmax, dx):
     """dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j] (dx overwritten)."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     zero = typed(dx, 0.0)
     for plane in prange(N * C):
+        wide_vectors()
         n = plane // C
         c = plane - n * C
         out = dx[n, c].reshape(H * W)
@@ -70,6 +114,7 @@ def avgpool_forward(x, KH, KW, SH, SW, PH, PW, y):
     area = typed(x, KH * KW)
     zero = typed(x, 0.0)
     for plane in prange(N * C):
+        wide_vectors()
         n = plane // C
         c = plane - n * C
         xc = x[n, c]
@@ -94,6 +139,7 @@ def avgpool_backward(dy, KH, KW, SH, SW, PH, PW, dx):
     area = typed(dx, KH * KW)
     zero = typed(dx, 0.0)
     for plane in prange(N * C):
+        wide_vectors()
         n = plane // C
         c = plane - n * C
         out = dx[n, c]
