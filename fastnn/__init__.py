@@ -9,12 +9,13 @@
 
 __version__ = "0.1.0"
 
-from . import callbacks, datasets, layers, losses, models, optim
+from . import callbacks, checkpoint, datasets, layers, losses, models, optim
+from . import augment, classic, plots, preprocessing, schedules, tune
 from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
 from .errors import NonFiniteError
 from .gradcheck import gradcheck
-from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
+from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
                      ReLU, Sigmoid, Softmax, Step, Tanh)
 from .losses import MeanSquaredError, SoftmaxCrossEntropy
 from .model import Sequential
@@ -22,7 +23,8 @@ from .serialization import ModelFileError, load_model as load
 
 __all__ = [
     "__version__", "get_ops", "gradcheck", "set_num_threads", "get_num_threads", "Sequential", "load",
-    "callbacks", "datasets", "layers", "losses", "models", "optim", "NonFiniteError", "ModelFileError",
-    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
+    "callbacks", "checkpoint", "datasets", "layers", "losses", "models", "optim",
+    "augment", "classic", "plots", "preprocessing", "schedules", "tune", "NonFiniteError", "ModelFileError",
+    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "BatchNorm", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
     "SoftmaxCrossEntropy", "MeanSquaredError",
 ]

@@ -56,8 +56,45 @@ def build_parser() -> argparse.ArgumentParser:
                        help="early stopping patience in epochs (restores the best weights)")
     train.add_argument("--save", default=None, metavar="PATH", help="write the trained model (.npz)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--augment", default=None, metavar="LIST",
+                       help="augment every training batch, e.g. 'shift,rotate=15' (names: shift, "
+                            "crop, rotate, scale, affine, flip; see fastnn.augment.from_spec)")
+    train.add_argument("--plot", default=None, metavar="DIR",
+                       help="write history.png, filters.png and misclassified.png into DIR "
+                            "(needs matplotlib: pip install 'fastnn[viz]')")
+    train.add_argument("--clip-norm", type=_positive_float, default=None, metavar="C",
+                       help="clip each step's gradient to a global L2 norm of at most C")
+    train.add_argument("--checkpoint", default=None, metavar="DIR",
+                       help="write checkpoints into DIR (every epoch, or see --checkpoint-every)")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+                       help="checkpoint every N optimizer steps instead of every epoch")
+    train.add_argument("--resume", default=None, metavar="DIR",
+                       help="continue the run checkpointed in DIR with its saved arguments "
+                            "(only --epochs, --threads, --save, --plot and --quiet may change)")
+    parser.train_parser = train
 
     commands.add_parser("info", help="print versions, threads, threading layer and cache location")
+
+    tune = commands.add_parser("tune", help="random hyperparameter search, scored on a validation "
+                                            "split of the training set (never the test set)")
+    tune.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    tune.add_argument("--dataset", choices=DATASETS, default="digits")
+    tune.add_argument("--data-dir", default=None)
+    tune.add_argument("--trials", type=_positive_int, default=10)
+    tune.add_argument("--epochs", type=_positive_int, default=2, help="training per trial (brief)")
+    tune.add_argument("--batch-size", type=_positive_int, default=100)
+    tune.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam")
+    tune.add_argument("--lr", default="1e-4:1e-1", metavar="LOW:HIGH",
+                      help="learning-rate range, sampled log-uniformly, or one value (default 1e-4:1e-1)")
+    tune.add_argument("--weight-decay", default="1e-8:1e-3", metavar="LOW:HIGH",
+                      help="L2 range, log-uniform, or one value; 0 turns it off (default 1e-8:1e-3)")
+    tune.add_argument("--l1", default="0", metavar="LOW:HIGH", help="L1 range or value (default 0)")
+    tune.add_argument("--validation-split", type=float, default=0.2)
+    tune.add_argument("--backend", choices=("numba", "numpy"), default="numba")
+    tune.add_argument("--threads", type=_positive_int, default=None)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--top", type=_positive_int, default=10, help="trials to list (best first)")
+    tune.add_argument("--quiet", action="store_true", help="no line per trial")
 
     bench = commands.add_parser("bench", help="time training steps against the numpy reference "
                                               "and PyTorch, and check the performance targets")
@@ -102,6 +139,10 @@ def cmd_train(args) -> int:
     from . import _config
     from .optim import get_optimizer
 
+    if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
+        raise ValueError("--checkpoint-every needs --checkpoint DIR")
+    if args.resume is None and args.checkpoint is not None:
+        _check_fresh_checkpoint_dir(args.checkpoint)
     if args.threads is not None:
         _config.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -113,9 +154,22 @@ def cmd_train(args) -> int:
     print(f"fastnn {args.model} on {args.dataset}: {len(x_train)} train / {len(x_test)} test, "
           f"{model.num_params:,d} parameters, {optimizer!r}, backend {args.backend}, "
           f"{_config.get_num_threads()} thread(s)", flush=True)
+    if args.checkpoint is not None and args.resume is None:
+        _save_train_args(args, _config.get_num_threads())
     history = model.fit(x_train, t_train, epochs=epochs, batch_size=args.batch_size,
                         optimizer=optimizer, validation_split=args.validation_split,
-                        patience=args.patience, verbose=0 if args.quiet else 1, seed=args.seed)
+                        patience=args.patience, verbose=0 if args.quiet else 1, seed=args.seed,
+                        clip_norm=args.clip_norm, checkpoint=args.checkpoint,
+                        checkpoint_every=args.checkpoint_every, resume=args.resume is not None,
+                        augment=_augmentation(getattr(args, "augment", None)))
+    if history.interrupted:
+        if args.checkpoint is not None:
+            print(f"interrupted: resume with: fastnn train --resume {args.checkpoint}",
+                  file=sys.stderr, flush=True)
+        else:
+            print("interrupted: no checkpoint was written (train with --checkpoint DIR to be "
+                  "able to resume)", file=sys.stderr, flush=True)
+        return 130
     if history.stop_reason:
         print(history.stop_reason)
     result = model.evaluate(x_test, t_test)
@@ -124,6 +178,44 @@ def cmd_train(args) -> int:
     if args.save:
         model.save(args.save)
         print(f"saved to {args.save}")
+    if getattr(args, "plot", None):
+        from .plots import save_training_plots
+
+        paths = save_training_plots(model, history, x_test, t_test, args.plot)
+        print("plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _augmentation(spec):
+    if not spec:
+        return None
+    from .augment import from_spec
+
+    return from_spec(spec)
+
+
+def cmd_tune(args) -> int:
+    from . import _config
+    from .tune import format_trials, parse_range, random_search
+
+    if args.threads is not None:
+        _config.set_num_threads(args.threads)
+    space = {name: parse_range(getattr(args, name)) for name in ("lr", "weight_decay", "l1")}
+    (x_train, t_train), _ = _load_data(args)     # the test set is never looked at
+    _build_model(args, x_train)                  # fail early if the model does not fit
+    print(f"fastnn tune {args.model} on {args.dataset}: {args.trials} trials x {args.epochs} "
+          f"epoch(s), {args.optimizer}, scored on {args.validation_split:.0%} of the "
+          f"{len(x_train)} training samples", flush=True)
+    trials = random_search(lambda params: _build_model(args, x_train), space, x_train, t_train,
+                           trials=args.trials, epochs=args.epochs,
+                           validation_split=args.validation_split, batch_size=args.batch_size,
+                           optimizer=args.optimizer, seed=args.seed,
+                           verbose=0 if args.quiet else 1, file=sys.stdout)
+    print(format_trials(trials, args.top))
+    best = trials[0].params
+    flags = " ".join(f"--{name.replace('_', '-')} {best[name]:.3g}" for name in space if best[name])
+    print(f"best: fastnn train --model {args.model} --dataset {args.dataset} "
+          f"--optimizer {args.optimizer} {flags}")
     return 0
 
 
@@ -180,13 +272,86 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+TRAIN_ARGS_FILE = "fastnn-train.json"
+#: Arguments ``--resume`` may change: they do not change the training's result.
+RESUME_MAY_CHANGE = ("epochs", "threads", "save", "quiet", "plot")
+
+
+def _check_fresh_checkpoint_dir(directory) -> None:
+    from .checkpoint import list_checkpoints
+
+    if list_checkpoints(directory):
+        raise ValueError(f"{directory} already holds checkpoints; continue that run with "
+                         f"`fastnn train --resume {directory}` or choose an empty folder")
+
+
+def _save_train_args(args, threads: int) -> None:
+    """Write the run's arguments to DIR/fastnn-train.json (atomically), for ``--resume DIR``."""
+    import json
+    from pathlib import Path
+
+    from .serialization import atomic_write
+
+    saved = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "quiet")}
+    saved["threads"] = args.threads if args.threads is not None else threads
+    directory = Path(args.checkpoint)
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(saved, indent=1, sort_keys=True).encode("utf-8")
+    atomic_write(directory / TRAIN_ARGS_FILE, lambda handle: handle.write(text))
+
+
+def _resume_args(parser, argv):
+    """The saved arguments of the run in ``--resume DIR``, with the allowed overrides from argv."""
+    import json
+    from pathlib import Path
+
+    args = parser.parse_args(argv)
+    directory = Path(args.resume)
+    path = directory / TRAIN_ARGS_FILE
     try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        raise ValueError(f"--resume {directory}: no {TRAIN_ARGS_FILE} there; it is not a folder "
+                         "written by `fastnn train --checkpoint`") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--resume {directory}: cannot read {path} ({error})") from None
+    known = {action.dest for action in parser.train_parser._actions}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise ValueError(f"--resume {directory}: {path} has unknown arguments {unknown}")
+    # argparse fills in only the defaults a namespace lacks: saved values stay unless given
+    merged = parser.train_parser.parse_args(argv[1:], namespace=argparse.Namespace(**saved))
+    for key, value in saved.items():
+        if key not in RESUME_MAY_CHANGE and key != "checkpoint" and getattr(merged, key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume: {flag} cannot change when resuming (the run used "
+                             f"{value!r}); only --epochs, --threads, --save, --plot and "
+                             "--quiet can")
+    if merged.threads is not None and merged.threads == saved.get("threads"):
+        import numba
+
+        merged.threads = min(merged.threads, numba.config.NUMBA_NUM_THREADS)
+    merged.command = "train"
+    merged.checkpoint = str(directory)
+    merged.resume = str(directory)
+    return merged
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train" and args.resume is not None:
+            args = _resume_args(parser, argv)
         if args.command == "train":
             return cmd_train(args)
         if args.command == "bench":
             return cmd_bench(args)
+        if args.command == "tune":
+            return cmd_tune(args)
         return cmd_info(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

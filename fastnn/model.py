@@ -183,11 +183,13 @@ class Sequential:
                     return f"{self.layer_name(i)} grads['{name}']"
         return None
 
-    def train_step(self, x, t, optimizer) -> float:
+    def train_step(self, x, t, optimizer, clip_norm: float | None = None) -> float:
         """One optimizer step on a batch; returns the loss before the step.
 
         Raises NonFiniteError (leaving the weights untouched) when the loss or a
         gradient is NaN or Inf, naming the first layer where it appeared.
+        ``clip_norm``: first scale the flat gradient to at most this global L2 norm
+        (:func:`fastnn.optim.clip_grad_norm`).
         """
         loss = self.loss(x, t, train=True)
         if not np.isfinite(loss):
@@ -197,6 +199,10 @@ class Sequential:
         if not np.isfinite(self.flat_grads).all():
             where = self.first_nonfinite_gradient()
             raise NonFiniteError(f"gradient is not finite: first in {where}")
+        if clip_norm is not None:
+            from .optim import clip_grad_norm
+
+            clip_grad_norm(self.flat_grads, clip_norm)
         optimizer.step(self)
         return loss
 

@@ -195,6 +195,22 @@ class Adam(Optimizer):
                       self.beta1, self.beta2, self.eps, self.weight_decay, self.l1)
 
 
+def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
+    """Scale ``grads`` in place so that its global L2 norm is at most ``max_norm``; return
+    the norm before clipping (PyTorch's ``clip_grad_norm_``).
+
+    norm = sqrt(sum_i g_i**2) (summed in float64, pairwise, so it does not depend on any
+    thread count);  g <- g * min(1, max_norm / (norm + 1e-6)).
+    Clip the model's flat gradient buffer after ``backward()`` and before ``step``.
+    """
+    max_norm = _check_hyper("clip_grad_norm", "max_norm", max_norm, low_open=True)
+    norm = float(np.sqrt(np.add.reduce(np.square(grads.reshape(-1), dtype=np.float64))))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        np.multiply(grads, grads.dtype.type(coef), out=grads)
+    return norm
+
+
 def get_optimizer(spec, **kwargs) -> Optimizer:
     """An optimizer from an instance or a name ("sgd", "momentum", "nesterov", "adagrad",
     "rmsprop", "adam"); ``kwargs`` are its hyperparameters."""

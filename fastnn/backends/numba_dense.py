@@ -19,6 +19,7 @@ from .numpy_dense import (
     _check_activation_grad,
     _check_logits_and_targets,
     _check_step,
+    _native_copy,
     adam_bias_corrections,
 )
 
@@ -97,12 +98,12 @@ class NumbaDenseOps:
     def identity(self, x):
         """y = x (a copy)."""
         check_same_dtype("identity", x=x)
-        return x.copy()
+        return _native_copy(x)
 
     def identity_backward(self, dy, x):
         """dx = dy."""
         _check_activation_grad("identity_backward", dy, x)
-        return dy.copy()
+        return _native_copy(dy)
 
     def step(self, x):
         """y = 1 if x > 0 else 0 (the perceptron's step function)."""
@@ -111,7 +112,7 @@ class NumbaDenseOps:
     def step_backward(self, dy, x):
         """dx = 0: the step function is flat wherever it is differentiable."""
         _check_activation_grad("step_backward", dy, x)
-        return np.zeros_like(dy)
+        return np.zeros(dy.shape, dtype=dy.dtype.newbyteorder("="))
 
     def sigmoid(self, x):
         """y = 1 / (1 + exp(-x)), computed without overflow for large |x|."""

@@ -7,10 +7,11 @@ every signature of the reference (tests/test_ops_consistency.py).
 
 from .numba_conv import NumbaConvOps
 from .numba_dense import NumbaDenseOps
+from .numba_norm import NumbaNormOps
 from .numpy_ops import NumpyOps
 
 
-class NumbaOps(NumbaDenseOps, NumbaConvOps, NumpyOps):
+class NumbaOps(NumbaDenseOps, NumbaConvOps, NumbaNormOps, NumpyOps):
     """Ops on Numba-compiled, multithreaded kernels."""
 
     name = "numba"

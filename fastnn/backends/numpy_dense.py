@@ -25,6 +25,11 @@ def _affine_shapes(where: str, x, W, b=None):
         check_shape(where, "b", b, (W.shape[1],))
 
 
+def _native_copy(x):
+    """A C-contiguous, native-endian copy of x (what every op returns)."""
+    return np.array(x, dtype=x.dtype.newbyteorder("="), order="C", copy=True)
+
+
 def _check_activation_grad(where: str, dy, ref):
     check_same_dtype(where, dy=dy, x=ref)
     if dy.shape != ref.shape:
@@ -73,12 +78,12 @@ class NumpyDenseOps:
     def identity(self, x):
         """y = x (a copy)."""
         check_same_dtype("identity", x=x)
-        return x.copy()
+        return _native_copy(x)
 
     def identity_backward(self, dy, x):
         """dx = dy."""
         _check_activation_grad("identity_backward", dy, x)
-        return dy.copy()
+        return _native_copy(dy)
 
     def step(self, x):
         """y = 1 if x > 0 else 0 (the perceptron's step function)."""
@@ -88,7 +93,7 @@ class NumpyDenseOps:
     def step_backward(self, dy, x):
         """dx = 0: the step function is flat wherever it is differentiable."""
         _check_activation_grad("step_backward", dy, x)
-        return np.zeros_like(dy)
+        return np.zeros(dy.shape, dtype=dy.dtype.newbyteorder("="))
 
     def sigmoid(self, x):
         """y = 1 / (1 + exp(-x)), computed without overflow for large |x|."""

@@ -2,9 +2,10 @@
 
 from .numpy_conv import NumpyConvOps
 from .numpy_dense import NumpyDenseOps
+from .numpy_norm import NumpyNormOps
 
 
-class NumpyOps(NumpyDenseOps, NumpyConvOps):
+class NumpyOps(NumpyDenseOps, NumpyConvOps, NumpyNormOps):
     """Every op in plain NumPy. The oracle the Numba backend is tested against."""
 
     name = "numpy"

@@ -5,8 +5,9 @@ from .base import LAYERS, Layer
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
+from .norm import BatchNorm
 from .pool import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
-__all__ = ["Layer", "LAYERS", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "Flatten",
+__all__ = ["Layer", "LAYERS", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "BatchNorm", "Flatten",
            "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]

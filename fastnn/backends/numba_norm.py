@@ -1,0 +1,91 @@
+"""Numba-backed batch normalisation: validate like the reference, allocate, call kernels.
+
+Same signatures, formulas and errors as
+:class:`~fastnn.backends.numpy_norm.NumpyNormOps`; the kernels are in
+:mod:`fastnn.kernels.norm`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import norm as norm_kernels
+from .numba_dense import _c
+from .numpy_norm import check_batchnorm, check_eps
+
+#: Channels per parallel work item hold about this many values of one sample, so
+#: (N, D) inputs get a contiguous inner loop over features.
+BLOCK_VALUES = 256
+
+
+def _planes(x: np.ndarray) -> np.ndarray:
+    """x (N, C) or (N, C, H, W) as a contiguous (N, C, S) array."""
+    x = _c(x)
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _block(channels: int, per_channel: int) -> int:
+    """Channels per work item: about BLOCK_VALUES values, and at least 4 items when C allows."""
+    block = max(1, -(-BLOCK_VALUES // max(per_channel, 1)))
+    return int(min(block, max(1, -(-channels // 4))))
+
+
+class NumbaNormOps:
+    """Batch normalisation on Numba kernels; see NumpyNormOps for the formulas."""
+
+    def batchnorm(self, x, gamma, beta, eps=1e-5):
+        """Training-mode batch norm; returns (y, mean, var).
+
+        mean_c = mean of x over (N[, H, W]);  var_c = mean of (x - mean_c)**2 (biased);
+        y = gamma_c * (x - mean_c) / sqrt(var_c + eps) + beta_c.
+        x (N, C) or (N, C, H, W); gamma, beta (C,) -> y like x, mean (C,), var (C,).
+        """
+        channels, _ = check_batchnorm("batchnorm", x, gamma, beta=beta)
+        eps = check_eps("batchnorm", eps)
+        x3 = _planes(x)
+        dtype = x3.dtype
+        y = np.empty_like(x3)
+        mean = np.empty(channels, dtype)
+        var = np.empty(channels, dtype)
+        inv_std = np.empty(channels, dtype)
+        norm_kernels.batchnorm_forward(x3.size, x3, _c(gamma), _c(beta), dtype.type(eps),
+                                       _block(channels, x3.shape[2]), y, mean, var, inv_std)
+        return y.reshape(x.shape), mean, var
+
+    def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5):
+        """Gradients of training-mode batch norm; returns (dx, dgamma, dbeta).
+
+        With xhat = (x - mean) / sqrt(var + eps) and M values per channel:
+        dbeta = sum dy;  dgamma = sum dy * xhat;
+        dx = gamma / sqrt(var + eps) / M * (M * dy - dbeta - xhat * dgamma).
+        ``mean`` and ``var`` are the ones :meth:`batchnorm` returned for this x.
+        """
+        channels, _ = check_batchnorm("batchnorm_backward", x, gamma, dy=dy, mean=mean, var=var)
+        eps = check_eps("batchnorm_backward", eps)
+        x3, dy3 = _planes(x), _planes(dy)
+        dtype = x3.dtype
+        dx = np.empty_like(x3)
+        dgamma = np.empty(channels, dtype)
+        dbeta = np.empty(channels, dtype)
+        norm_kernels.batchnorm_backward(x3.size, dy3, x3, _c(gamma), _c(mean), _c(var),
+                                        dtype.type(eps), _block(channels, x3.shape[2]),
+                                        dx, dgamma, dbeta)
+        return dx.reshape(x.shape), dgamma, dbeta
+
+    def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps=1e-5):
+        """Inference-mode batch norm with fixed statistics.
+
+        y = gamma_c * (x - running_mean_c) / sqrt(running_var_c + eps) + beta_c.
+        """
+        channels, _ = check_batchnorm("batchnorm_inference", x, gamma, beta=beta,
+                                      running_mean=running_mean, running_var=running_var)
+        eps = check_eps("batchnorm_inference", eps)
+        x3 = _planes(x)
+        dtype = x3.dtype
+        # (C,) coefficients, folded once: y = x * scale + shift
+        scale = (gamma / np.sqrt(running_var + dtype.type(eps))).astype(dtype, copy=False)
+        shift = (beta - running_mean * scale).astype(dtype, copy=False)
+        y = np.empty_like(x3)
+        norm_kernels.channel_affine(x3.size, x3, _c(scale), _c(shift),
+                                    _block(channels, x3.shape[2]), y)
+        return y.reshape(x.shape)

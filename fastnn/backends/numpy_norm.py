@@ -1,0 +1,96 @@
+"""The NumPy reference for batch normalisation.
+
+x is (N, D) (per feature) or (N, C, H, W) (per channel, over N, H and W).
+Statistics are the batch mean and the biased batch variance, as in Deep Learning
+from Scratch and PyTorch's normalisation step. Every op returns the dtype it was
+given and never modifies its inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_same_dtype, check_shape
+
+
+def check_batchnorm(where: str, x, gamma, **named):
+    """Validate x (N, C) or (N, C, H, W) and the (C,) vectors; return (C, the reduce axes)."""
+    check_same_dtype(where, x=x, gamma=gamma, **named)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{where}: expected x of shape (N, D) or (N, C, H, W), got {x.shape}")
+    if x.shape[0] < 1:
+        raise ValueError(f"{where}: expected a non-empty batch, got x of shape {x.shape}")
+    channels = x.shape[1]
+    check_shape(where, "gamma", gamma, (channels,))
+    for name, array in named.items():
+        if name != "dy":
+            check_shape(where, name, array, (channels,))
+    if "dy" in named and named["dy"].shape != x.shape:
+        raise ValueError(f"{where}: expected dy of shape {x.shape}, got {named['dy'].shape}")
+    return channels, (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def check_eps(where: str, eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"{where}: eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
+def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
+    """A (C,) vector shaped to broadcast against x: (1, C) or (1, C, 1, 1)."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+class NumpyNormOps:
+    """Reference batch normalisation; C is D for (N, D) input."""
+
+    def batchnorm(self, x, gamma, beta, eps=1e-5):
+        """Training-mode batch norm; returns (y, mean, var).
+
+        mean_c = mean of x over (N[, H, W]);  var_c = mean of (x - mean_c)**2 (biased);
+        y = gamma_c * (x - mean_c) / sqrt(var_c + eps) + beta_c.
+        x (N, C) or (N, C, H, W); gamma, beta (C,) -> y like x, mean (C,), var (C,).
+        """
+        _, axes = check_batchnorm("batchnorm", x, gamma, beta=beta)
+        eps = check_eps("batchnorm", eps)
+        mean = x.mean(axis=axes)
+        centred = x - _channel(mean, x.ndim)
+        var = (centred * centred).mean(axis=axes)
+        inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+        xhat = centred * _channel(inv_std, x.ndim)
+        y = _channel(gamma, x.ndim) * xhat + _channel(beta, x.ndim)
+        return y.astype(x.dtype, copy=False), mean, var
+
+    def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5):
+        """Gradients of training-mode batch norm; returns (dx, dgamma, dbeta).
+
+        With xhat = (x - mean) / sqrt(var + eps) and M values per channel:
+        dbeta = sum dy;  dgamma = sum dy * xhat;
+        dx = gamma / sqrt(var + eps) / M * (M * dy - dbeta - xhat * dgamma).
+        ``mean`` and ``var`` are the ones :meth:`batchnorm` returned for this x.
+        """
+        _, axes = check_batchnorm("batchnorm_backward", x, gamma, dy=dy, mean=mean, var=var)
+        eps = check_eps("batchnorm_backward", eps)
+        count = x.size // x.shape[1]
+        inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+        xhat = (x - _channel(mean, x.ndim)) * _channel(inv_std, x.ndim)
+        dbeta = dy.sum(axis=axes)
+        dgamma = (dy * xhat).sum(axis=axes)
+        scale = _channel(gamma * inv_std, x.ndim) / x.dtype.type(count)
+        dx = scale * (x.dtype.type(count) * dy - _channel(dbeta, x.ndim)
+                      - xhat * _channel(dgamma, x.ndim))
+        return dx.astype(x.dtype, copy=False), dgamma, dbeta
+
+    def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps=1e-5):
+        """Inference-mode batch norm with fixed statistics.
+
+        y = gamma_c * (x - running_mean_c) / sqrt(running_var_c + eps) + beta_c.
+        """
+        check_batchnorm("batchnorm_inference", x, gamma, beta=beta, running_mean=running_mean,
+                        running_var=running_var)
+        eps = check_eps("batchnorm_inference", eps)
+        inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
+        y = (_channel(gamma * inv_std, x.ndim) * (x - _channel(running_mean, x.ndim))
+             + _channel(beta, x.ndim))
+        return y.astype(x.dtype, copy=False)

@@ -1,0 +1,119 @@
+"""Batch-normalisation kernels, forward (training and inference) and backward.
+
+Every kernel sees its input as x (N, C, S): C channels (or features) of S values
+per sample (S = H*W for images, 1 for (N, D) inputs). It runs in parallel over
+blocks of ``block`` consecutive channels; a thread owns its channels' sums and
+outputs, so nothing is shared and no atomics are needed. Each channel's sums are
+taken in one fixed order (rows of S values added into a per-channel total, n
+ascending), so the results do not depend on the block size or the thread count.
+"""
+
+import numpy as np
+from numba import prange
+
+from .._config import parallel_kernel
+from ._scalars import typed
+
+
+@parallel_kernel
+def batchnorm_forward(x, gamma, beta, eps, block, y, mean, var, inv_std):
+    """Batch statistics and y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel.
+
+    mean[c] = mean of x[:, c, :]; var[c] = mean of (x[:, c, :] - mean[c])**2 (biased,
+    two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps).
+    """
+    N, C, S = x.shape
+    zero = typed(x, 0.0)
+    one = typed(x, 1.0)
+    inv_count = one / typed(x, N * S)
+    blocks = (C + block - 1) // block
+    for b in prange(blocks):
+        c0 = b * block
+        c1 = min(C, c0 + block)
+        for c in range(c0, c1):
+            mean[c] = zero
+            var[c] = zero
+        for n in range(N):
+            for c in range(c0, c1):
+                part = zero
+                for s in range(S):
+                    part += x[n, c, s]
+                mean[c] += part
+        for c in range(c0, c1):
+            mean[c] *= inv_count
+        for n in range(N):
+            for c in range(c0, c1):
+                m = mean[c]
+                part = zero
+                for s in range(S):
+                    d = x[n, c, s] - m
+                    part += d * d
+                var[c] += part
+        for c in range(c0, c1):
+            var[c] *= inv_count
+            inv_std[c] = one / np.sqrt(var[c] + eps)
+        for n in range(N):
+            for c in range(c0, c1):
+                scale = gamma[c] * inv_std[c]
+                shift = beta[c] - mean[c] * scale
+                for s in range(S):
+                    y[n, c, s] = x[n, c, s] * scale + shift
+
+
+@parallel_kernel
+def channel_affine(x, scale, shift, block, y):
+    """y[n, c, s] = x[n, c, s] * scale[c] + shift[c] (batch norm at inference)."""
+    N, C, S = x.shape
+    blocks = (C + block - 1) // block
+    for b in prange(blocks):
+        c0 = b * block
+        c1 = min(C, c0 + block)
+        for n in range(N):
+            for c in range(c0, c1):
+                k = scale[c]
+                d = shift[c]
+                for s in range(S):
+                    y[n, c, s] = x[n, c, s] * k + d
+
+
+@parallel_kernel
+def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
+    """Gradients of batch norm in training mode, per channel over M = N*S values.
+
+    dbeta = sum dy;  dgamma = sum dy * xhat;
+    dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma),
+    with xhat = (x - mean) * inv_std and inv_std = 1 / sqrt(var + eps).
+    """
+    N, C, S = x.shape
+    zero = typed(x, 0.0)
+    one = typed(x, 1.0)
+    inv_count = one / typed(x, N * S)
+    blocks = (C + block - 1) // block
+    for b in prange(blocks):
+        c0 = b * block
+        c1 = min(C, c0 + block)
+        for c in range(c0, c1):
+            dbeta[c] = zero
+            dgamma[c] = zero
+        for n in range(N):
+            for c in range(c0, c1):
+                m = mean[c]
+                sum_dy = zero
+                sum_dy_xc = zero
+                for s in range(S):
+                    g = dy[n, c, s]
+                    sum_dy += g
+                    sum_dy_xc += g * (x[n, c, s] - m)
+                dbeta[c] += sum_dy
+                dgamma[c] += sum_dy_xc
+        for c in range(c0, c1):
+            dgamma[c] *= one / np.sqrt(var[c] + eps)
+        for n in range(N):
+            for c in range(c0, c1):
+                inv_std = one / np.sqrt(var[c] + eps)
+                k_dy = gamma[c] * inv_std
+                k_const = k_dy * dbeta[c] * inv_count
+                k_x = k_dy * inv_std * dgamma[c] * inv_count
+                m = mean[c]
+                for s in range(S):
+                    dx[n, c, s] = k_dy * dy[n, c, s] - k_const - k_x * (x[n, c, s] - m)

@@ -1,0 +1,104 @@
+"""BatchNorm: batch normalisation (Ioffe & Szegedy), per feature or per channel."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .base import Layer
+
+
+class BatchNorm(Layer):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta, per feature or per channel.
+
+    x (N, D): statistics per feature over the batch; x (N, C, H, W): per channel over
+    N, H and W. In training the batch's mean and (biased) variance are used and the
+    running statistics move towards them,
+    ``running = momentum * running + (1 - momentum) * batch`` (Deep Learning from
+    Scratch's convention: ``momentum`` is the weight of the past); at inference the
+    running statistics are used. ``gamma`` (starts at 1) and ``beta`` (starts at 0)
+    are trainable and live in the model's flat buffer; ``running_mean`` and
+    ``running_var`` are :attr:`buffers`, saved with the model.
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.9, eps: float = 1e-5):
+        super().__init__()
+        if (not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool)
+                or num_features < 1):
+            raise ValueError(f"BatchNorm: num_features must be a positive integer, "
+                             f"got {num_features!r}")
+        for name, value, ok in (("momentum", momentum, lambda v: 0 <= v <= 1),
+                                ("eps", eps, lambda v: v >= 0)):
+            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                    or not np.isfinite(value) or not ok(value)):
+                bounds = "in [0, 1]" if name == "momentum" else ">= 0"
+                raise ValueError(f"BatchNorm: {name} must be a number {bounds}, got {value!r}")
+        self.num_features = int(num_features)
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self.buffers = {"running_mean": np.zeros(self.num_features, self.dtype),
+                        "running_var": np.ones(self.num_features, self.dtype)}
+        self._cache = None
+
+    def get_config(self):
+        return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
+
+    def describe(self):
+        return f"BatchNorm({self.num_features})"
+
+    def build(self, ops, dtype):
+        super().build(ops, dtype)
+        for name, array in self.buffers.items():
+            if array.dtype != self.dtype:
+                self.buffers[name] = array.astype(self.dtype)
+        return self
+
+    def param_shapes(self):
+        return {"gamma": (self.num_features,), "beta": (self.num_features,)}
+
+    def init_params(self, rng):
+        return {"gamma": np.ones(self.num_features, self.dtype),
+                "beta": np.zeros(self.num_features, self.dtype)}
+
+    @property
+    def running_mean(self) -> np.ndarray:
+        return self.buffers["running_mean"]
+
+    @property
+    def running_var(self) -> np.ndarray:
+        return self.buffers["running_var"]
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if len(shape) not in (1, 3) or shape[0] != self.num_features:
+            raise ValueError(f"{self.describe()}: expected inputs of shape ({self.num_features},) "
+                             f"or ({self.num_features}, H, W), got {shape}")
+        return shape
+
+    def forward(self, x, train=True):
+        self._check_input(x)
+        if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{self.describe()}: expected input of shape (N, {self.num_features}) or "
+                f"(N, {self.num_features}, H, W), got {x.shape}")
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if not train:
+            self._cache = None
+            return self.ops.batchnorm_inference(x, gamma, beta, self.running_mean,
+                                                self.running_var, self.eps)
+        y, mean, var = self.ops.batchnorm(x, gamma, beta, self.eps)
+        keep = self.dtype.type(self.momentum)
+        for running, batch in ((self.running_mean, mean), (self.running_var, var)):
+            running *= keep
+            running += (1 - keep) * batch
+        self._cache = (x, mean, var)
+        return y
+
+    def backward(self, dy):
+        x, mean, var = self._require_forward("_cache")
+        dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, x, self.params["gamma"], mean, var,
+                                                        self.eps)
+        self.grads["gamma"][...] = dgamma
+        self.grads["beta"][...] = dbeta
+        return dx

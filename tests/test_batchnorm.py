@@ -1,0 +1,328 @@
+"""BatchNorm: the ops on both backends against an independent oracle, the layer's
+gradients, running statistics, inference, the flat buffer and save/load."""
+
+import numpy as np
+import pytest
+
+import fastnn as fnn
+from fastnn.backends import NumbaOps, NumpyOps
+from fastnn.kernels import norm as norm_kernels
+
+BACKENDS = ["numpy", "numba"]
+DTYPES = [np.float32, np.float64]
+SHAPES = [(7, 5), (1, 3), (64, 300), (5, 3, 4, 6), (2, 1, 1, 1), (3, 16, 9, 7), (9, 2, 13, 1)]
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def oracle_forward(x, gamma, beta, eps):
+    """Deep Learning from Scratch's BatchNormalization.forward, over (N, D) rows."""
+    shape = x.shape
+    if x.ndim == 4:   # channels last, then rows
+        x = x.transpose(0, 2, 3, 1).reshape(-1, shape[1])
+    mu = x.mean(axis=0)
+    xc = x - mu
+    var = np.mean(xc ** 2, axis=0)
+    std = np.sqrt(var + eps)
+    xn = xc / std
+    out = gamma * xn + beta
+    cache = (xc, std, xn)
+    if len(shape) == 4:
+        out = out.reshape(shape[0], shape[2], shape[3], shape[1]).transpose(0, 3, 1, 2)
+    return out, mu, var, cache
+
+
+def oracle_backward(dout, gamma, cache):
+    """Deep Learning from Scratch's BatchNormalization.backward, step by step."""
+    shape = dout.shape
+    if dout.ndim == 4:
+        dout = dout.transpose(0, 2, 3, 1).reshape(-1, shape[1])
+    xc, std, xn = cache
+    n = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum(xn * dout, axis=0)
+    dxn = gamma * dout
+    dxc = dxn / std
+    dstd = -np.sum((dxn * xc) / (std * std), axis=0)
+    dvar = 0.5 * dstd / std
+    dxc += (2.0 / n) * xc * dvar
+    dmu = np.sum(dxc, axis=0)
+    dx = dxc - dmu / n
+    if len(shape) == 4:
+        dx = dx.reshape(shape[0], shape[2], shape[3], shape[1]).transpose(0, 3, 1, 2)
+    return dx, dgamma, dbeta
+
+
+def random_inputs(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    x = (rng.standard_normal(shape) * 3 + rng.standard_normal((1, c) + (1,) * (len(shape) - 2))
+         * 5).astype(dtype)
+    gamma = rng.uniform(0.5, 2, c).astype(dtype)
+    beta = rng.standard_normal(c).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    return x, gamma, beta, dy
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_and_backward_match_the_textbook(backend, dtype, shape):
+    ops = fnn.get_ops(backend)
+    x, gamma, beta, dy = random_inputs(shape, dtype)
+    y, mean, var = ops.batchnorm(x, gamma, beta, 1e-5)
+    x64 = x.astype(np.float64)
+    y_ref, mu_ref, var_ref, cache = oracle_forward(x64, gamma.astype(np.float64),
+                                                   beta.astype(np.float64), 1e-5)
+    for got in (y, mean, var):
+        assert got.dtype == dtype
+    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
+    np.testing.assert_allclose(mean, mu_ref, rtol=TOL[dtype]["rtol"], atol=1e-4 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(var, var_ref, **TOL[dtype])
+
+    dx, dgamma, dbeta = ops.batchnorm_backward(dy, x, gamma, mean, var, 1e-5)
+    dx_ref, dgamma_ref, dbeta_ref = oracle_backward(dy.astype(np.float64), gamma.astype(np.float64), cache)
+    for got in (dx, dgamma, dbeta):
+        assert got.dtype == dtype
+    scale = np.abs(dy).max() * np.abs(gamma).max()
+    np.testing.assert_allclose(dx, dx_ref, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * scale * 10)
+    np.testing.assert_allclose(dgamma, dgamma_ref, rtol=TOL[dtype]["rtol"] * 10, atol=1e-3 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(dbeta, dbeta_ref, rtol=TOL[dtype]["rtol"] * 10, atol=1e-3 if dtype == np.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_numba_matches_reference(dtype, shape):
+    ref, fast = fnn.get_ops("numpy"), fnn.get_ops("numba")
+    x, gamma, beta, dy = random_inputs(shape, dtype, seed=1)
+    expected = ref.batchnorm(x, gamma, beta, 1e-3)
+    got = fast.batchnorm(x, gamma, beta, 1e-3)
+    for e, g in zip(expected, got):
+        assert g.dtype == dtype and g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * 10)
+    mean, var = expected[1], expected[2]
+    expected = ref.batchnorm_backward(dy, x, gamma, mean, var, 1e-3)
+    got = fast.batchnorm_backward(dy, x, gamma, mean, var, 1e-3)
+    for e, g in zip(expected, got):
+        assert g.dtype == dtype and g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=TOL[dtype]["rtol"] * 10,
+                                   atol=TOL[dtype]["atol"] * 10 * max(1.0, np.abs(e).max()))
+    running_mean, running_var = mean + dtype(0.25), var * dtype(1.5)
+    e = ref.batchnorm_inference(x, gamma, beta, running_mean, running_var, 1e-3)
+    g = fast.batchnorm_inference(x, gamma, beta, running_mean, running_var, 1e-3)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, e, **TOL[dtype])
+
+
+@pytest.mark.parametrize("shape", [(200, 300), (64, 16, 12, 12)])
+def test_kernels_do_not_depend_on_threads_or_blocks(shape):
+    """Each build gives bit-identical results for any block size and thread count (every
+    channel is summed in one fixed order); the serial and parallel builds, which LLVM
+    compiles differently, agree to rounding."""
+    x, gamma, beta, dy = random_inputs(shape, np.float32, seed=2)
+    x3, dy3 = x.reshape(shape[0], shape[1], -1), dy.reshape(shape[0], shape[1], -1)
+    c = shape[1]
+    eps = np.float32(1e-5)
+
+    def run(build, block):
+        y, mean, var, inv_std = (np.empty_like(x3), *(np.empty(c, np.float32) for _ in range(3)))
+        getattr(norm_kernels.batchnorm_forward, build)(x3, gamma, beta, eps, block, y, mean, var,
+                                                       inv_std)
+        dx, dgamma, dbeta = np.empty_like(x3), np.empty(c, np.float32), np.empty(c, np.float32)
+        getattr(norm_kernels.batchnorm_backward, build)(dy3, x3, gamma, mean, var, eps, block,
+                                                        dx, dgamma, dbeta)
+        return y, mean, var, dx, dgamma, dbeta
+
+    threads = fnn.get_num_threads()
+    try:
+        for build in ("serial", "parallel"):
+            first = run(build, 1)
+            variants = [run(build, 7), run(build, c)]
+            fnn.set_num_threads(1)
+            variants.append(run(build, 3))
+            fnn.set_num_threads(threads)
+            for other in variants:
+                for a, b in zip(first, other):
+                    np.testing.assert_array_equal(a, b)
+            if build == "serial":
+                serial = first
+    finally:
+        fnn.set_num_threads(threads)
+    for a, b in zip(serial, first):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_numba_backend_overrides_the_batchnorm_ops():
+    for name in ("batchnorm", "batchnorm_backward", "batchnorm_inference"):
+        assert getattr(NumbaOps, name) is not getattr(NumpyOps, name), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ops_reject_bad_arguments(backend):
+    ops = fnn.get_ops(backend)
+    x = np.zeros((4, 3), np.float32)
+    g = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match=r"batchnorm: expected gamma of shape \(3,\)"):
+        ops.batchnorm(x, np.ones(4, np.float32), g)
+    with pytest.raises(ValueError, match=r"\(N, D\) or \(N, C, H, W\)"):
+        ops.batchnorm(np.zeros((4, 3, 2), np.float32), g, g)
+    with pytest.raises(TypeError, match="dtype"):
+        ops.batchnorm(x, g.astype(np.float64), g)
+    with pytest.raises(ValueError, match="eps"):
+        ops.batchnorm(x, g, g, eps=-1.0)
+    with pytest.raises(ValueError, match="dy"):
+        ops.batchnorm_backward(np.zeros((5, 3), np.float32), x, g, g, g)
+
+
+# ------------------------------------------------------------------ the layer
+
+def check_model(model, x, t):
+    errors = fnn.gradcheck(model, x, t, check_input=True, verbose=False)
+    assert len(errors) >= 2
+    for name, error in errors.items():
+        assert error < 1e-6, f"{name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dense_batchnorm_gradient_check(backend):
+    rng = np.random.default_rng(3)
+    # (a bias right before BatchNorm has a zero gradient, which central differences
+    # cannot judge, so the activation comes first here; see the test below)
+    model = fnn.Sequential([fnn.Dense(6, 5), fnn.Tanh(), fnn.BatchNorm(5), fnn.Dense(5, 3)],
+                           backend=backend, dtype="float64", seed=4)
+    bn = model.layers[2]
+    bn.params["gamma"][...] = rng.uniform(0.5, 1.5, 5)
+    bn.params["beta"][...] = rng.standard_normal(5)
+    check_model(model, rng.standard_normal((8, 6)), rng.integers(0, 3, 8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conv_batchnorm_gradient_check(backend):
+    rng = np.random.default_rng(5)
+    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.Tanh(), fnn.BatchNorm(3), fnn.Flatten(),
+                            fnn.Dense(3 * 4 * 4, 3)], backend=backend, dtype="float64", seed=6)
+    bn = model.layers[2]
+    bn.params["gamma"][...] = rng.uniform(0.5, 1.5, 3)
+    bn.params["beta"][...] = rng.standard_normal(3)
+    check_model(model, rng.standard_normal((3, 2, 4, 4)), rng.integers(0, 3, 3))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bias_before_batchnorm_gets_no_gradient(backend):
+    """BatchNorm removes any per-channel shift, so the conv bias before it cannot matter."""
+    rng = np.random.default_rng(9)
+    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.BatchNorm(3), fnn.Tanh(), fnn.Flatten(),
+                            fnn.Dense(3 * 4 * 4, 3)], backend=backend, dtype="float64", seed=6)
+    model.loss(rng.standard_normal((3, 2, 4, 4)), rng.integers(0, 3, 3))
+    model.backward()
+    assert np.abs(model.layers[0].grads["b"]).max() < 1e-12
+    assert np.abs(model.layers[0].grads["W"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_normalises_and_updates_running_statistics(backend):
+    rng = np.random.default_rng(7)
+    layer = fnn.BatchNorm(4, momentum=0.8).initialize(0, ops=backend)
+    x = (rng.standard_normal((50, 4, 3, 3)) * 2 + 3).astype(np.float32)
+    y = layer.forward(x, train=True)
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-3)
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(layer.running_mean, 0.2 * mean, rtol=1e-5)
+    np.testing.assert_allclose(layer.running_var, 0.8 * 1 + 0.2 * var, rtol=1e-5)
+    layer.forward(x, train=True)
+    np.testing.assert_allclose(layer.running_mean, 0.8 * 0.2 * mean + 0.2 * mean, rtol=1e-5)
+    # inference: the running statistics, not the batch's; and no update
+    before = layer.running_mean.copy()
+    y_inf = layer.forward(x[:5], train=False)
+    expected = ((x[:5] - layer.running_mean[None, :, None, None])
+                / np.sqrt(layer.running_var[None, :, None, None] + 1e-5))
+    np.testing.assert_allclose(y_inf, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(layer.running_mean, before)
+    assert y.dtype == y_inf.dtype == np.float32
+
+
+def test_gamma_and_beta_live_in_the_flat_buffer_and_running_stats_are_buffers():
+    model = fnn.Sequential([fnn.Dense(3, 4), fnn.BatchNorm(4), fnn.Dense(4, 2)], seed=0)
+    bn = model.layers[1]
+    assert model.num_params == 3 * 4 + 4 + 2 * 4 + 4 * 2 + 2
+    for name in ("gamma", "beta"):
+        assert np.shares_memory(bn.params[name], model.flat_params)
+        assert np.shares_memory(bn.grads[name], model.flat_grads)
+    np.testing.assert_array_equal(bn.params["gamma"], 1)
+    np.testing.assert_array_equal(bn.params["beta"], 0)
+    assert set(bn.buffers) == {"running_mean", "running_var"}
+    assert bn.running_var.dtype == np.float32
+    assert bn.describe() == "BatchNorm(4)"
+    assert fnn.Sequential([fnn.BatchNorm(2)], dtype="float64").layers[0].running_var.dtype == np.float64
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_save_and_load_keep_the_running_statistics(tmp_path, backend):
+    rng = np.random.default_rng(8)
+    model = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.BatchNorm(2, momentum=0.5, eps=1e-3),
+                            fnn.ReLU(), fnn.Flatten(), fnn.Dense(2 * 4 * 4, 3)],
+                           backend=backend, seed=0)
+    x = rng.random((10, 1, 6, 6), dtype=np.float32)
+    model.fit(x, rng.integers(0, 3, 10), epochs=2, batch_size=5, verbose=0)
+    assert not np.allclose(model.layers[1].running_mean, 0)
+    model.save(tmp_path / "bn.npz")
+    loaded = fnn.load(tmp_path / "bn.npz")
+    assert loaded.layers[1].get_config() == {"num_features": 2, "momentum": 0.5, "eps": 1e-3}
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(loaded.layers[1].buffers[name], model.layers[1].buffers[name])
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_layer_errors():
+    with pytest.raises(ValueError, match="num_features"):
+        fnn.BatchNorm(0)
+    with pytest.raises(ValueError, match="momentum"):
+        fnn.BatchNorm(3, momentum=1.5)
+    layer = fnn.BatchNorm(3).initialize(0)
+    with pytest.raises(ValueError, match=r"BatchNorm\(3\): expected input of shape \(N, 3\)"):
+        layer.forward(np.zeros((2, 4), np.float32))
+    with pytest.raises(RuntimeError, match="backward"):
+        fnn.BatchNorm(3).initialize(0).backward(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="BatchNorm"):
+        fnn.Sequential([fnn.Flatten(), fnn.BatchNorm(5)]).output_shape((1, 2, 2))
+
+
+def test_batchnorm_helps_a_network_train():
+    """A deep sigmoid MLP on the digits learns with BatchNorm (DLFS figure 6-19's point)."""
+    (x, t), (x_test, t_test) = fnn.datasets.load_digits(seed=0)
+
+    def net(norm):
+        layers = [fnn.Flatten()]
+        width = 64
+        for _ in range(4):
+            layers += [fnn.Dense(width, 50, init=0.01)] + ([fnn.BatchNorm(50)] if norm else [])
+            layers += [fnn.Sigmoid()]
+            width = 50
+        return fnn.Sequential(layers + [fnn.Dense(50, 10)], seed=0)
+
+    accuracy = {}
+    for norm in (False, True):
+        model = net(norm)
+        model.fit(x, t, epochs=5, batch_size=50, optimizer=fnn.optim.SGD(0.1), verbose=0, seed=0)
+        accuracy[norm] = model.evaluate(x_test, t_test)["accuracy"]
+    assert accuracy[True] > 0.8
+    assert accuracy[True] > accuracy[False] + 0.3, accuracy
+
+
+def test_norm_kernels_stay_float32():
+    from test_float32_kernels import double_math, is_float32_signature, llvm_ir
+
+    ops = fnn.get_ops("numba")
+    for shape in ((4, 3), (64, 16, 8, 8)):          # serial and parallel builds
+        x, gamma, beta, dy = random_inputs(shape, np.float32)
+        y, mean, var = ops.batchnorm(x, gamma, beta)
+        ops.batchnorm_backward(dy, x, gamma, mean, var)
+        ops.batchnorm_inference(x, gamma, beta, mean, var)
+    for name in ("batchnorm_forward", "batchnorm_backward", "channel_affine"):
+        for build in ("serial", "parallel"):
+            dispatcher = getattr(getattr(norm_kernels, name), build)
+            signatures = [s for s in dispatcher.signatures if is_float32_signature(s)]
+            assert signatures, (name, build)
+            for sig in signatures:
+                found = double_math(llvm_ir(dispatcher, sig))
+                assert not found, (name, build, found[:5])

@@ -1,0 +1,563 @@
+"""Property tests over random shapes, strides, pads and dtypes (hypothesis).
+
+1. Canaries: every kernel in ``fastnn/kernels`` is called directly, serial and parallel
+   build, with each output a view into a larger buffer whose guard regions before and
+   after hold a sentinel (12345). The guards must stay untouched (no write outside the
+   output), outputs meant to be overwritten must have no sentinel left (no element
+   skipped), inputs must be unchanged, and the outputs must equal the NumPy reference.
+2. Every public op of the numba backend, on every input layout (C order, strided view,
+   Fortran order, big-endian, read-only) gives C-contiguous outputs of the input's dtype,
+   bit-identical to the op on plain copies, equal to the reference, and leaves its
+   inputs untouched.
+
+The per-op comparisons on grids live in test_dense_ops / test_conv_ops / test_pool_ops;
+these tests add what those do not: writes outside outputs, both builds of every kernel
+called directly, layouts on every op.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import fastnn.kernels
+from fastnn._blas import single_threaded_blas
+from fastnn._config import ParallelKernel
+from fastnn.backends import get_ops
+from fastnn.kernels import activations as act
+from fastnn.kernels import affine as aff
+from fastnn.kernels import conv as conv_k
+from fastnn.kernels import losses as loss_k
+from fastnn.kernels import optim as optim_k
+from fastnn.kernels import pool as pool_k
+
+REF = get_ops("numpy")
+NB = get_ops("numba")
+DTYPES = (np.float32, np.float64)
+BUILDS = ("serial", "parallel")
+SENTINEL = 12345
+GUARD = 17  # odd, so a vectorised tail that overruns by a lane lands in it
+
+SETTINGS = settings(max_examples=20, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+COVERED: set = set()  # kernels some canary case calls (see test_every_kernel_has_a_canary_case)
+
+
+class Guarded:
+    """An output array that is a view into a buffer with SENTINEL guard regions around it.
+
+    ``fill``: initial contents (in-place outputs such as parameters); without it the
+    output starts as SENTINEL too, and every element must be written (``scratch``
+    outputs, work buffers, are exempt from that).
+    """
+
+    def __init__(self, shape, dtype, fill=None, scratch=False):
+        self.shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+        self.size = int(np.prod(self.shape))
+        self.buffer = np.full(self.size + 2 * GUARD, SENTINEL, dtype=dtype)
+        self.view = self.buffer[GUARD:GUARD + self.size].reshape(self.shape)
+        assert self.view.flags.c_contiguous
+        self.must_write = fill is None and not scratch
+        if fill is not None:
+            self.view[...] = fill
+
+    def check(self, where: str) -> None:
+        before, after = self.buffer[:GUARD], self.buffer[GUARD + self.size:]
+        assert np.all(before == SENTINEL), f"{where}: wrote before its output {self.shape}"
+        assert np.all(after == SENTINEL), f"{where}: wrote after its output {self.shape}"
+        if self.must_write:
+            assert not np.any(self.view == SENTINEL), f"{where}: left output elements unwritten"
+
+
+def run_kernel(kernel, build: str, *args):
+    """Call one build of ``kernel`` with Guarded outputs; check guards and untouched inputs.
+
+    Returns the outputs' views, in argument order.
+    """
+    COVERED.add(kernel)
+    inputs = [a for a in args if isinstance(a, np.ndarray)]
+    before = [a.copy() for a in inputs]
+    call = [a.view if isinstance(a, Guarded) else a for a in args]
+    getattr(kernel, build)(*call)
+    where = f"{kernel.__name__}.{build}"
+    for a in args:
+        if isinstance(a, Guarded):
+            a.check(where)
+    for saved, now in zip(before, inputs):
+        np.testing.assert_array_equal(now, saved, err_msg=f"{where} modified an input")
+    return [a.view for a in args if isinstance(a, Guarded)]
+
+
+def close(actual, expected, dtype, where=""):
+    rtol, atol = (2e-4, 2e-5) if np.dtype(dtype) == np.float32 else (1e-10, 1e-11)
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=where)
+
+
+def rand(rng, shape, dtype):
+    return rng.uniform(-1, 1, shape).astype(dtype)
+
+
+# =================================================================== canaries: dense
+
+@SETTINGS
+@given(n=st.integers(1, 9), d=st.integers(1, 40), m=st.integers(1, 40),
+       dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS), seed=st.integers(0, 2**31))
+def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = rand(rng, (n, d), dtype), rand(rng, (d, m), dtype), rand(rng, m, dtype)
+    dy = rand(rng, (n, m), dtype)
+    (y,) = run_kernel(aff.affine_forward, build, x, W, b, Guarded((n, m), dtype))
+    close(y, REF.affine(x, W, b), dtype, "affine_forward")
+    outs = run_kernel(aff.affine_backward, build, dy, x, W, Guarded((n, d), dtype),
+                      Guarded((d, m), dtype), Guarded(m, dtype))
+    for got, want in zip(outs, REF.affine_backward(dy, x, W)):
+        close(got, want, dtype, "affine_backward")
+
+    flat, dflat = x.reshape(-1).copy(), rand(rng, x.size, dtype)
+    size = flat.size
+    alpha = np.dtype(dtype).type(0.1)
+    for kernel, ref in ((act.step_forward, REF.step), (act.sigmoid_forward, REF.sigmoid),
+                        (act.tanh_forward, REF.tanh), (act.relu_forward, REF.relu)):
+        (y,) = run_kernel(kernel, build, flat, Guarded(size, dtype))
+        close(y, ref(flat), dtype, kernel.__name__)
+    for kernel, ref, second in ((act.sigmoid_backward, REF.sigmoid_backward, REF.sigmoid(flat)),
+                                (act.tanh_backward, REF.tanh_backward, REF.tanh(flat)),
+                                (act.relu_backward, REF.relu_backward, flat)):
+        (dx,) = run_kernel(kernel, build, dflat, second, Guarded(size, dtype))
+        close(dx, ref(dflat, second), dtype, kernel.__name__)
+    (y,) = run_kernel(act.leaky_relu_forward, build, flat, alpha, Guarded(size, dtype))
+    close(y, REF.leaky_relu(flat, 0.1), dtype, "leaky_relu_forward")
+    (dx,) = run_kernel(act.leaky_relu_backward, build, dflat, flat, alpha, Guarded(size, dtype))
+    close(dx, REF.leaky_relu_backward(dflat, flat, 0.1), dtype, "leaky_relu_backward")
+    (y,) = run_kernel(act.softmax_forward, build, x, Guarded(x.shape, dtype))
+    close(y, REF.softmax(x), dtype, "softmax_forward")
+    probs = REF.softmax(x)
+    (dx,) = run_kernel(act.softmax_backward, build, rand(rng, x.shape, dtype), probs,
+                       Guarded(x.shape, dtype))
+
+    t = rng.integers(0, d, n)
+    onehot = np.eye(d, dtype=dtype)[t]
+    for kernel, target in ((loss_k.softmax_cross_entropy_indices, t),
+                           (loss_k.softmax_cross_entropy_dense, onehot)):
+        p, rows = run_kernel(kernel, build, x, target, Guarded(x.shape, dtype), Guarded(n, dtype))
+        close(p, probs, dtype, kernel.__name__)
+        close(rows.sum() / n, REF.softmax_cross_entropy(x, t)[0], dtype, kernel.__name__)
+    scale = np.dtype(dtype).type(1.0 / n)
+    for kernel, target in ((loss_k.softmax_cross_entropy_backward_indices, t),
+                           (loss_k.softmax_cross_entropy_backward_dense, onehot)):
+        (g,) = run_kernel(kernel, build, probs, target, scale, Guarded(x.shape, dtype))
+        close(g, REF.softmax_cross_entropy_backward(probs, t), dtype, kernel.__name__)
+    blocks = -(-size // loss_k.SUM_BLOCK)
+    (sums,) = run_kernel(loss_k.squared_error_blocks, build, flat, dflat, Guarded(blocks, dtype))
+    close(0.5 * sums.sum() / n, REF.mse(x, dflat.reshape(x.shape)), dtype, "squared_error_blocks")
+    (g,) = run_kernel(loss_k.mse_backward, build, flat, dflat, scale, Guarded(size, dtype))
+    close(g, REF.mse_backward(x, dflat.reshape(x.shape)).reshape(-1), dtype, "mse_backward")
+
+
+@SETTINGS
+@given(size=st.integers(1, 200), dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS),
+       wd=st.sampled_from([0.0, 0.01]), l1=st.sampled_from([0.0, 0.001]), seed=st.integers(0, 2**31))
+def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, seed):
+    rng = np.random.default_rng(seed)
+    d = np.dtype(dtype).type
+    p0, g = rand(rng, size, dtype), rand(rng, size, dtype)
+    s0 = rng.uniform(0, 1, size).astype(dtype)
+    cases = {
+        "sgd": (optim_k.sgd, [], (d(0.1), d(wd), d(l1)),
+                lambda p, st_: REF.sgd_step(p, g, 0.1, wd, l1)),
+        "momentum": (optim_k.momentum, [s0], (d(0.1), d(0.9), d(wd), d(l1)),
+                     lambda p, st_: REF.momentum_step(p, g, st_[0], 0.1, 0.9, wd, l1)),
+        "nesterov": (optim_k.nesterov, [s0], (d(0.1), d(0.9), d(wd), d(l1)),
+                     lambda p, st_: REF.nesterov_step(p, g, st_[0], 0.1, 0.9, wd, l1)),
+        "adagrad": (optim_k.adagrad, [s0], (d(0.1), d(1e-7), d(wd), d(l1)),
+                    lambda p, st_: REF.adagrad_step(p, g, st_[0], 0.1, 1e-7, wd, l1)),
+        "rmsprop": (optim_k.rmsprop, [s0], (d(0.1), d(0.99), d(1e-7), d(wd), d(l1)),
+                    lambda p, st_: REF.rmsprop_step(p, g, st_[0], 0.1, 0.99, 1e-7, wd, l1)),
+    }
+    for name, (kernel, state, scalars, ref) in cases.items():
+        guarded = [Guarded(size, dtype, fill=p0)] + [Guarded(size, dtype, fill=s) for s in state]
+        run_kernel(kernel, build, guarded[0], g, *guarded[1:], *scalars)
+        p_ref, s_ref = p0.copy(), [s.copy() for s in state]
+        ref(p_ref, s_ref)
+        for got, want in zip(guarded, [p_ref] + s_ref):
+            close(got.view, want, dtype, name)
+    # Adam at step 3, with the bias corrections the backend precomputes
+    from fastnn.backends.numpy_dense import adam_bias_corrections
+
+    step_size, bc2 = adam_bias_corrections(3, 0.01, 0.9, 0.999)
+    m0 = rand(rng, size, dtype)
+    guarded = [Guarded(size, dtype, fill=a) for a in (p0, m0, s0)]
+    run_kernel(optim_k.adam, build, guarded[0], g, guarded[1], guarded[2], d(step_size), d(0.9),
+               d(0.999), d(1e-7), d(bc2), d(wd), d(l1))
+    want = [p0.copy(), m0.copy(), s0.copy()]
+    REF.adam_step(want[0], g, want[1], want[2], 3, 0.01, 0.9, 0.999, 1e-7, wd, l1)
+    for got, expected in zip(guarded, want):
+        close(got.view, expected, dtype, "adam")
+
+
+# =================================================================== canaries: conv and pool
+
+geometry = dict(
+    N=st.integers(1, 3), C=st.integers(1, 5), F=st.integers(1, 6),
+    H=st.integers(1, 9), W=st.integers(1, 9), KH=st.integers(1, 4), KW=st.integers(1, 4),
+    SH=st.integers(1, 3), SW=st.integers(1, 3), PH=st.integers(0, 2), PW=st.integers(0, 2),
+    dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS), seed=st.integers(0, 2**31),
+)
+
+
+@SETTINGS
+@given(chunk=st.integers(1, 3), **geometry)
+def test_conv_kernels_write_only_their_outputs(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk,
+                                               dtype, build, seed):
+    assume(KH <= H + 2 * PH and KW <= W + 2 * PW)
+    conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed)
+
+
+def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed):
+    rng = np.random.default_rng(seed)
+    OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    Hp, Wp = H + 2 * PH, W + 2 * PW
+    x, Wt, b = rand(rng, (N, C, H, W), dtype), rand(rng, (F, C, KH, KW), dtype), rand(rng, F, dtype)
+    dy = rand(rng, (N, F, OH, OW), dtype)
+    stride, pad = (SH, SW), (PH, PW)
+    y_ref = REF.conv2d(x, Wt, b, stride, pad)
+    dx_ref, dW_ref, db_ref = REF.conv2d_backward(dy, x, Wt, stride, pad)
+
+    (xp,) = run_kernel(conv_k.pad_planes, build, x, PH, PW, Guarded((N, C, Hp, Wp), dtype))
+    np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW))))
+    xp = xp.copy()
+    (y,) = run_kernel(conv_k.direct_forward_strided, build, xp, Wt, b, SH, SW,
+                      Guarded((N, F, OH, OW), dtype))
+    close(y, y_ref, dtype, "direct_forward_strided")
+    dW, db = run_kernel(conv_k.direct_backward_weights_strided, build, xp, dy, SH, SW,
+                        Guarded(Wt.shape, dtype), Guarded(F, dtype))
+    close(dW, dW_ref, dtype, "direct_backward_weights_strided")
+    close(db, db_ref, dtype, "direct_backward_weights_strided db")
+    (dx,) = run_kernel(conv_k.direct_backward_data_strided, build, dy, Wt, SH, SW, PH, PW,
+                       Guarded(x.shape, dtype))
+    close(dx, dx_ref, dtype, "direct_backward_data_strided")
+
+    if SH == 1 and SW == 1:
+        (y,) = run_kernel(conv_k.direct_forward_s1, build, xp, Wt, b, 0, 0,
+                          Guarded((N, F, OH, OW), dtype))
+        close(y, y_ref, dtype, "direct_forward_s1")
+        (dyw,) = run_kernel(conv_k.pad_planes, build, dy, 0, 0, Guarded((N, F, OH, Wp), dtype))
+        dyw = dyw.copy()
+        dW, db = run_kernel(conv_k.direct_backward_weights_s1, build, xp, dyw, OW,
+                            Guarded(Wt.shape, dtype), Guarded(F, dtype))
+        close(dW, dW_ref, dtype, "direct_backward_weights_s1")
+        close(db, db_ref, dtype, "direct_backward_weights_s1 db")
+        (dx,) = run_kernel(conv_k.direct_backward_data_s1, build, dyw, Wt, OW, PH, PW,
+                           Guarded(x.shape, dtype))
+        close(dx, dx_ref, dtype, "direct_backward_data_s1")
+        # the "full correlation" form of backward-data: offsets (PH, PW) into a padded dy
+        dyp = np.pad(dy, ((0, 0), (0, 0), (KH - 1, KH - 1), (KW - 1, KW - 1)))
+        flipped = np.ascontiguousarray(Wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        (dx,) = run_kernel(conv_k.direct_forward_s1, build, dyp, flipped, np.zeros(C, dtype),
+                           PH, PW, Guarded(x.shape, dtype))
+        close(dx, dx_ref, dtype, "direct_forward_s1 (offset)")
+
+    K = C * KH * KW
+    (col,) = run_kernel(conv_k.im2col, build, x, KH, KW, SH, SW, PH, PW, OH, OW,
+                        Guarded((N * OH * OW, K), dtype))
+    np.testing.assert_array_equal(col, REF.im2col(x, KH, KW, stride, pad))
+    (back,) = run_kernel(conv_k.col2im, build, col.copy(), KH, KW, SH, SW, PH, PW, OH, OW,
+                         Guarded(x.shape, dtype))
+    close(back, REF.col2im(col, x.shape, KH, KW, stride, pad), dtype, "col2im")
+
+    chunk = min(chunk, N)
+    rows = chunk * OH * OW
+    slots = max(1, numba.get_num_threads())
+    Wm = Wt.reshape(F, K)
+    with single_threaded_blas():
+        (_, _, y) = run_kernel(
+            conv_k.im2col_forward, build, x, Wm, b, KH, KW, SH, SW, PH, PW, chunk,
+            Guarded((slots, rows * K), dtype, scratch=True),
+            Guarded((slots, rows * F), dtype, scratch=True), Guarded((N, F, OH, OW), dtype))
+        close(y, y_ref, dtype, "im2col_forward")
+        groups = min(-(-N // chunk), 16)
+        outs = run_kernel(
+            conv_k.im2col_backward, build, x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk,
+            Guarded((slots, rows * K), dtype, scratch=True),
+            Guarded((slots, rows * F), dtype, scratch=True),
+            Guarded((slots, rows * K), dtype, scratch=True),
+            Guarded((slots, F * K), dtype, scratch=True),
+            Guarded((groups, F * K), dtype), Guarded(x.shape, dtype), Guarded((F, K), dtype),
+            Guarded(F, dtype))
+    close(outs[5], dx_ref, dtype, "im2col_backward dx")
+    close(outs[6].reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW")
+    close(outs[7], db_ref, dtype, "im2col_backward db")
+
+
+@SETTINGS
+@given(**geometry)
+def test_pool_kernels_write_only_their_outputs(N, C, F, H, W, KH, KW, SH, SW, PH, PW, dtype,
+                                               build, seed):
+    assume(PH < KH and PW < KW and KH <= H + 2 * PH and KW <= W + 2 * PW)
+    pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed)
+
+
+def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
+    rng = np.random.default_rng(seed)
+    size, stride, pad = (KH, KW), (SH, SW), (PH, PW)
+    OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    x = rand(rng, (N, C, H, W), dtype)
+    dy = rand(rng, (N, C, OH, OW), dtype)
+    y, argmax = run_kernel(pool_k.maxpool_forward, build, x, KH, KW, SH, SW, PH, PW,
+                           Guarded((N, C, OH, OW), dtype), Guarded((N, C, OH, OW), np.int64))
+    y_ref, argmax_ref = REF.maxpool2d(x, size, stride, pad)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    fast_2x2 = getattr(pool_k, "maxpool_forward_2x2", None)  # the 2x2 stride-2 fast path
+    if fast_2x2 is not None and H >= 2 and W >= 2:
+        y2, argmax2 = run_kernel(fast_2x2, build, x, Guarded((N, C, H // 2, W // 2), dtype),
+                                 Guarded((N, C, H // 2, W // 2), np.int64))
+        y2_ref, argmax2_ref = REF.maxpool2d(x, 2, 2, 0)
+        np.testing.assert_array_equal(y2, y2_ref)
+        np.testing.assert_array_equal(argmax2, argmax2_ref)
+    (dx,) = run_kernel(pool_k.maxpool_backward, build, dy, argmax.copy(), Guarded(x.shape, dtype))
+    close(dx, REF.maxpool2d_backward(dy, argmax_ref, x.shape, size, stride, pad), dtype, "maxpool_backward")
+    (y,) = run_kernel(pool_k.avgpool_forward, build, x, KH, KW, SH, SW, PH, PW,
+                      Guarded((N, C, OH, OW), dtype))
+    close(y, REF.avgpool2d(x, size, stride, pad), dtype, "avgpool_forward")
+    (dx,) = run_kernel(pool_k.avgpool_backward, build, dy, KH, KW, SH, SW, PH, PW,
+                       Guarded(x.shape, dtype))
+    close(dx, REF.avgpool2d_backward(dy, x.shape, size, stride, pad), dtype, "avgpool_backward")
+
+
+@SETTINGS
+@given(N=st.integers(1, 4), C=st.integers(1, 6), H=st.integers(1, 7), W=st.integers(1, 7),
+       block=st.integers(1, 4), dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS),
+       seed=st.integers(0, 2**31))
+def test_norm_and_augment_kernels_write_only_their_outputs(N, C, H, W, block, dtype, build, seed):
+    norm_augment_canaries(N, C, H, W, block, dtype, build, seed)
+
+
+def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
+    from fastnn.kernels import augment as augment_k
+    from fastnn.kernels import norm as norm_k
+
+    rng = np.random.default_rng(seed)
+    d = np.dtype(dtype).type
+    x = rand(rng, (N, C, H, W), dtype)
+    x3 = x.reshape(N, C, H * W)
+    gamma, beta, dy = rand(rng, C, dtype) + d(2), rand(rng, C, dtype), rand(rng, x.shape, dtype)
+    y, mean, var, inv_std = run_kernel(norm_k.batchnorm_forward, build, x3, gamma, beta, d(1e-5),
+                                       block, Guarded(x3.shape, dtype), Guarded(C, dtype),
+                                       Guarded(C, dtype), Guarded(C, dtype))
+    y_ref, mean_ref, var_ref = REF.batchnorm(x, gamma, beta, 1e-5)
+    close(y.reshape(x.shape), y_ref, dtype, "batchnorm_forward")
+    close(mean, mean_ref, dtype, "batchnorm_forward mean")
+    close(var, var_ref, dtype, "batchnorm_forward var")
+    outs = run_kernel(norm_k.batchnorm_backward, build, dy.reshape(x3.shape), x3, gamma,
+                      mean_ref, var_ref, d(1e-5), block, Guarded(x3.shape, dtype),
+                      Guarded(C, dtype), Guarded(C, dtype))
+    for got, want in zip(outs, REF.batchnorm_backward(dy, x, gamma, mean_ref, var_ref, 1e-5)):
+        close(got.reshape(want.shape), want, dtype, "batchnorm_backward")
+    (y,) = run_kernel(norm_k.channel_affine, build, x3, gamma, beta, block, Guarded(x3.shape, dtype))
+    close(y, x3 * gamma[:, None] + beta[:, None], dtype, "channel_affine")
+
+    shifts_y, shifts_x = rng.integers(-H, H + 1, N), rng.integers(-W, W + 1, N)
+    (out,) = run_kernel(augment_k.shift, build, x, shifts_y, shifts_x, Guarded(x.shape, dtype))
+    for n in range(N):
+        want = np.zeros_like(x[n])
+        sy, sx = shifts_y[n], shifts_x[n]
+        want[:, max(sy, 0):H + min(sy, 0), max(sx, 0):W + min(sx, 0)] = \
+            x[n][:, max(-sy, 0):H + min(-sy, 0), max(-sx, 0):W + min(-sx, 0)]
+        np.testing.assert_array_equal(out[n], want)
+    flags = rng.integers(0, 2, N)
+    (out,) = run_kernel(augment_k.flip_horizontal, build, x, flags, Guarded(x.shape, dtype))
+    np.testing.assert_array_equal(out, np.where(flags[:, None, None, None] != 0, x[..., ::-1], x))
+    identity = np.tile(np.array([[1, 0, 0], [0, 1, 0]], dtype), (N, 1, 1))
+    (out,) = run_kernel(augment_k.warp_bilinear, build, x, identity, Guarded(x.shape, dtype))
+    close(out, x, dtype, "warp_bilinear (identity)")
+    A = (identity + rng.normal(0, 0.3, identity.shape)).astype(dtype)
+    run_kernel(augment_k.warp_bilinear, build, x, A, Guarded(x.shape, dtype))
+
+
+def all_kernels():
+    """Every ParallelKernel defined in a module of fastnn.kernels, by qualified name."""
+    found = {}
+    for info in pkgutil.iter_modules(fastnn.kernels.__path__):
+        module = importlib.import_module(f"fastnn.kernels.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, ParallelKernel) and value.py_func.__module__ == module.__name__:
+                found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+CANARY_MODULES = {"affine", "activations", "losses", "optim", "pool", "conv", "norm", "augment"}
+
+
+def test_every_kernel_has_a_canary_case():
+    """Each canary test, run once on a fixed example, must between them call every kernel."""
+    example = dict(dtype=np.float32, build="serial", seed=0)
+    test_dense_kernels_write_only_their_outputs.hypothesis.inner_test(n=2, d=3, m=4, **example)
+    test_optimizer_kernels_write_only_their_buffers.hypothesis.inner_test(size=5, wd=0.0, l1=0.0,
+                                                                          **example)
+    geometry = dict(N=2, C=2, H=5, W=4, KH=3, KW=2, SH=1, SW=1, PH=1, PW=1, **example)
+    conv_canaries(F=3, chunk=1, **geometry)
+    pool_canaries(**geometry)
+    norm_augment_canaries(N=2, C=3, H=4, W=5, block=2, **example)
+    missing = sorted(name for name, kernel in all_kernels().items()
+                     if name.split(".")[2] in CANARY_MODULES and kernel not in COVERED)
+    assert not missing, f"kernels without a canary case in {__name__}: {missing}"
+
+
+# =================================================================== ops: layouts, dtype, contiguity
+
+def _ops_cases(rng, dtype):
+    """{op name: (args, indices of the args that are array inputs free to take any layout)}.
+
+    Sizes are drawn from ``rng``: batch N, features D, outputs M (at least 3 classes),
+    channels, image sides, kernel sides and the flat buffer size all vary.
+    """
+    r = lambda *shape: rand(rng, shape, dtype)  # noqa: E731
+    i = lambda lo, hi: int(rng.integers(lo, hi + 1))  # noqa: E731
+    N, D, M, size = i(1, 7), i(1, 6), i(3, 6), i(1, 40)
+    C, F, H, W, kh, kw = i(1, 3), i(1, 4), i(3, 8), i(3, 8), i(1, 3), i(1, 3)
+    x, Wd, b, dy = r(N, D), r(D, M), r(M), r(N, M)
+    img, Wc, bc = r(N, C, H, W), r(F, C, kh, kw), r(F)
+    t = rng.integers(0, M, N)
+    probs = REF.softmax(dy)
+    params = lambda: r(size)  # noqa: E731
+    state = lambda: rng.uniform(0, 1, size).astype(dtype)  # noqa: E731
+    pooled, argmax = REF.maxpool2d(img, 2, 1, 1)
+    col = REF.im2col(img, kh, kw, 1, 1)
+    conv_out = REF.conv2d(img, Wc, bc, 1, 1)
+    gamma, beta = r(C) + 1, r(C)
+    var = rng.uniform(0.5, 1.5, C).astype(dtype)
+    cases = {
+        "affine": ((x, Wd, b), (0, 1, 2)),
+        "affine_backward": ((dy, x, Wd), (0, 1, 2)),
+        "softmax_cross_entropy": ((dy, t), (0, 1)),
+        "softmax_cross_entropy_backward": ((probs, t), (0, 1)),
+        "mse": ((x, r(N, D)), (0, 1)),
+        "mse_backward": ((x, r(N, D)), (0, 1)),
+        "softmax": ((x, ), (0,)),
+        "softmax_backward": ((dy, probs), (0, 1)),
+        "leaky_relu": ((x, 0.2), (0,)),
+        "leaky_relu_backward": ((x, r(N, D), 0.2), (0, 1)),
+        "conv2d": ((img, Wc, bc, 1, 1), (0, 1, 2)),
+        "conv2d_backward": ((r(*conv_out.shape), img, Wc, 1, 1), (0, 1, 2)),
+        "im2col": ((img, kh, kw, 1, 1), (0,)),
+        "col2im": ((col, img.shape, kh, kw, 1, 1), (0,)),
+        "maxpool2d": ((img, 2, 1, 1), (0,)),
+        "maxpool2d_backward": ((r(*argmax.shape), argmax, img.shape, 2, 1, 1), (0, 1)),
+        "avgpool2d": ((img, 2, 1, 1), (0,)),
+        "avgpool2d_backward": ((r(*pooled.shape), img.shape, 2, 1, 1), (0,)),
+        "batchnorm": ((img, gamma, beta), (0, 1, 2)),
+        "batchnorm_backward": ((r(*img.shape), img, gamma, r(C), var), (0, 1, 2, 3, 4)),
+        "batchnorm_inference": ((r(N, C), gamma, beta, r(C), var), (0, 1, 2, 3, 4)),
+        "sgd_step": ((params(), params(), 0.1, 0.01, 0.001), (1,)),
+        "momentum_step": ((params(), params(), state(), 0.1, 0.9), (1,)),
+        "nesterov_step": ((params(), params(), state(), 0.1, 0.9), (1,)),
+        "adagrad_step": ((params(), params(), state(), 0.1, 1e-7), (1,)),
+        "rmsprop_step": ((params(), params(), state(), 0.1, 0.99, 1e-7), (1,)),
+        "adam_step": ((params(), params(), state(), state(), 2, 0.01, 0.9, 0.999, 1e-7), (1,)),
+    }
+    for name in ("identity", "step", "sigmoid", "tanh", "relu"):
+        cases[name] = ((x,), (0,))
+    for name in ("identity_backward", "step_backward", "sigmoid_backward", "tanh_backward",
+                 "relu_backward"):
+        cases[name] = ((dy, r(N, M)), (0, 1))
+    return cases
+
+
+def public_ops():
+    return sorted(name for name, value in inspect.getmembers(REF)
+                  if not name.startswith("_") and callable(value))
+
+
+def test_every_op_has_a_layout_case():
+    missing = sorted(set(public_ops()) - set(_ops_cases(np.random.default_rng(0), np.float32)))
+    assert not missing, f"ops without a layout case in {__name__}: {missing}"
+
+
+def _layout(a: np.ndarray, kind: str) -> np.ndarray:
+    """``a`` (unchanged values) as a strided view, Fortran order, big-endian or read-only array."""
+    if kind == "strided":
+        wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],) if a.ndim else (), a.dtype)
+        view = wide[..., ::2] if a.ndim else wide
+        view[...] = a
+        return view
+    if kind == "fortran":
+        return np.asfortranarray(a)
+    if kind == "big-endian":
+        return a.astype(a.dtype.newbyteorder(">"))
+    if kind == "readonly":
+        out = a.copy()
+        out.flags.writeable = False
+        return out
+    return a
+
+
+def _outputs(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+def test_identity_and_step_backward_give_native_c_contiguous_outputs():
+    big = np.asfortranarray(np.ones((3, 4), dtype=">f4"))
+    for out in (NB.identity(big), NB.identity_backward(big, big), NB.step_backward(big, big)):
+        assert out.dtype == np.float32 and out.dtype.isnative and out.flags.c_contiguous
+
+
+LAYOUTS = ("strided", "fortran", "big-endian", "readonly")
+
+
+@pytest.mark.parametrize("op", public_ops())
+@settings(max_examples=4, deadline=None)
+@given(dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31))
+def test_ops_keep_dtype_and_contiguity_on_any_layout(op, dtype, seed):
+    """Each array input in turn, in each odd layout: the numba op gives the same bits as
+    on plain copies, C-contiguous native outputs of the input dtype, values close to the
+    reference, and leaves the input untouched.
+
+    Optimizer steps update params and state in place (those must be plain buffers);
+    their gradient takes the odd layouts and the updated buffers must match bit for bit.
+    """
+    args, free = _ops_cases(np.random.default_rng(seed), dtype)[op]
+    fresh = lambda: [a.copy() if isinstance(a, np.ndarray) else a for a in args]  # noqa: E731
+    reference = _outputs(getattr(REF, op)(*fresh()))
+    plain = fresh()
+    expected = _outputs(getattr(NB, op)(*plain))
+    if op.endswith("_step"):
+        buffers = [k for k, a in enumerate(args) if isinstance(a, np.ndarray) and k != 1]
+        expected = tuple(plain[k] for k in buffers)
+        ref_args = fresh()
+        getattr(REF, op)(*ref_args)
+        reference = tuple(ref_args[k] for k in buffers)
+    for position in free:
+        for layout in LAYOUTS:
+            if layout == "big-endian" and args[position].dtype.kind == "i":
+                continue
+            where = f"{op}, argument {position} {layout}"
+            odd = fresh()
+            odd[position] = _layout(args[position], layout)
+            odd_input = odd[position].copy()
+            got = _outputs(getattr(NB, op)(*odd))
+            np.testing.assert_array_equal(odd[position], odd_input, err_msg=f"{where}: input modified")
+            if op.endswith("_step"):
+                got = tuple(odd[k] for k in buffers)
+            assert len(got) == len(expected) == len(reference)
+            for g, e, r in zip(got, expected, reference):
+                if not isinstance(e, np.ndarray):
+                    assert g == e, where
+                    continue
+                assert g.dtype == e.dtype and g.dtype.isnative, f"{where}: dtype {g.dtype}"
+                assert g.dtype == np.dtype(dtype) or g.dtype.kind == "i", f"{where}: dtype {g.dtype}"
+                assert g.flags.c_contiguous, f"{where}: output is not C-contiguous"
+                np.testing.assert_array_equal(g, e, err_msg=where)
+                if g.dtype.kind == "f":
+                    close(g, r, dtype, f"{where}, against the reference")
+                else:
+                    np.testing.assert_array_equal(g, r, err_msg=where)
