@@ -4,10 +4,10 @@ Checked on both backends, in one process and across fresh processes, for a netwo
 that uses every kind of randomness and every kernel family (conv by the direct and
 the im2col algorithms, pooling, dense, dropout, shuffling, augmentation).
 
-What the thread count changes: with fast-math off, nothing (every reduction runs in a
-fixed order, see the kernels' docstrings, and BLAS inside kernels is single-threaded).
-With fast-math on (the default), the last bits of the parallel builds of elementwise
-kernels may change; see test_numba_weights_with_1_and_2_threads.
+What the thread count changes: nothing. Every reduction runs in a fixed order (see the
+kernels' docstrings), BLAS inside kernels is single-threaded, and elementwise kernels
+loop over fixed-size blocks (fastnn/kernels/_blocks.py), so even with fast-math on no
+element's code path depends on how the threads split the work.
 """
 
 from __future__ import annotations
@@ -77,19 +77,15 @@ def test_same_seed_gives_bit_identical_weights(backend):
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 def test_numba_weights_with_1_and_2_threads(monkeypatch, threads):
-    """Every reduction runs in a fixed order, so only fast-math can make the thread count
-    matter: LLVM may compile a loop's vectorised body and its scalar remainder
-    differently (fused multiply-adds), and where each thread's remainder falls depends
-    on how prange splits the loop. So: bitwise without fast-math, within a few ulps with it."""
+    """Bitwise equal with fast-math on: reductions run in a fixed order, and elementwise
+    loops run over fixed blocks, so no element moves between a loop's vectorised body and
+    its scalar remainder (which may round differently) when the thread count changes."""
     monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 0)  # every kernel runs its parallel build
     results = []
     for n in (1, 2):
         fnn.set_num_threads(n)
         results.append(train_conv("numba"))
-    if _config.FASTMATH:
-        np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
-    else:
-        np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 THREADS_CHILD = """

@@ -8,6 +8,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, parallel_kernel
+from ._blocks import BLOCK, block_count
 from ._scalars import typed
 
 
@@ -16,8 +17,9 @@ def step_forward(x, y):
     """y = 1 if x > 0 else 0."""
     one = typed(x, 1.0)
     zero = typed(x, 0.0)
-    for i in prange(x.size):
-        y[i] = one if x[i] > zero else zero
+    for block in prange(block_count(x.size)):
+        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            y[i] = one if x[i] > zero else zero
 
 
 @parallel_kernel
@@ -25,70 +27,78 @@ def sigmoid_forward(x, y):
     """y = 1 / (1 + exp(-x)), evaluated through exp(-|x|) so it never overflows."""
     one = typed(x, 1.0)
     zero = typed(x, 0.0)
-    for i in prange(x.size):
-        v = x[i]
-        if v >= zero:
-            y[i] = one / (one + np.exp(-v))
-        else:
-            e = np.exp(v)
-            y[i] = e / (one + e)
+    for block in prange(block_count(x.size)):
+        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            v = x[i]
+            if v >= zero:
+                y[i] = one / (one + np.exp(-v))
+            else:
+                e = np.exp(v)
+                y[i] = e / (one + e)
 
 
 @parallel_kernel
 def sigmoid_backward(dy, y, dx):
     """dx = dy * y * (1 - y)."""
     one = typed(y, 1.0)
-    for i in prange(y.size):
-        dx[i] = dy[i] * y[i] * (one - y[i])
+    for block in prange(block_count(y.size)):
+        for i in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+            dx[i] = dy[i] * y[i] * (one - y[i])
 
 
 @parallel_kernel
 def tanh_forward(x, y):
     """y = tanh(x)."""
-    for i in prange(x.size):
-        y[i] = np.tanh(x[i])
+    for block in prange(block_count(x.size)):
+        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            y[i] = np.tanh(x[i])
 
 
 @parallel_kernel
 def tanh_backward(dy, y, dx):
     """dx = dy * (1 - y**2)."""
     one = typed(y, 1.0)
-    for i in prange(y.size):
-        dx[i] = dy[i] * (one - y[i] * y[i])
+    for block in prange(block_count(y.size)):
+        for i in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+            dx[i] = dy[i] * (one - y[i] * y[i])
 
 
 @parallel_kernel
 def relu_forward(x, y):
     """y = max(x, 0); NaN stays NaN, as in the reference (np.maximum)."""
     zero = typed(x, 0.0)
-    for i in prange(x.size):
-        v = x[i]
-        y[i] = zero if v <= zero else v
+    for block in prange(block_count(x.size)):
+        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            v = x[i]
+            y[i] = zero if v <= zero else v
 
 
 @parallel_kernel
 def relu_backward(dy, x, dx):
     """dx = dy where x > 0, else 0."""
     zero = typed(x, 0.0)
-    for i in prange(x.size):
-        dx[i] = dy[i] if x[i] > zero else zero
+    for block in prange(block_count(x.size)):
+        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            dx[i] = dy[i] if x[i] > zero else zero
 
 
 @parallel_kernel
 def leaky_relu_forward(x, alpha, y):
     """y = x if x > 0 else alpha * x (``alpha`` has x's dtype)."""
     zero = typed(x, 0.0)
-    for i in prange(x.size):
-        v = x[i]
-        y[i] = v if v > zero else alpha * v
+    for block in prange(block_count(x.size)):
+        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            v = x[i]
+            y[i] = v if v > zero else alpha * v
 
 
 @parallel_kernel
 def leaky_relu_backward(dy, x, alpha, dx):
     """dx = dy if x > 0 else alpha * dy."""
     zero = typed(x, 0.0)
-    for i in prange(x.size):
-        dx[i] = dy[i] if x[i] > zero else alpha * dy[i]
+    for block in prange(block_count(x.size)):
+        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            dx[i] = dy[i] if x[i] > zero else alpha * dy[i]
 
 
 @jit(inline="always")

@@ -8,6 +8,7 @@ import numpy as np
 from numba import prange
 
 from .._config import parallel_kernel
+from ._blocks import BLOCK, block_count
 from ._scalars import typed
 from .activations import softmax_row
 
@@ -73,5 +74,6 @@ def squared_error_blocks(y, t, block_sums):
 @parallel_kernel
 def mse_backward(y, t, scale, dy):
     """dy = (y - t) * scale, flat, with scale = 1 / N."""
-    for i in prange(y.size):
-        dy[i] = (y[i] - t[i]) * scale
+    for block in prange(block_count(y.size)):
+        for i in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+            dy[i] = (y[i] - t[i]) * scale

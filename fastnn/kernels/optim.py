@@ -9,6 +9,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, parallel_kernel
+from ._blocks import BLOCK, block_count
 from ._scalars import typed
 
 
@@ -26,53 +27,58 @@ def regularised(p, g, weight_decay, l1):
 @parallel_kernel
 def sgd(params, grads, lr, weight_decay, l1):
     """p <- p - lr * g."""
-    for i in prange(params.size):
-        p = params[i]
-        params[i] = p - lr * regularised(p, grads[i], weight_decay, l1)
+    for block in prange(block_count(params.size)):
+        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            p = params[i]
+            params[i] = p - lr * regularised(p, grads[i], weight_decay, l1)
 
 
 @parallel_kernel
 def momentum(params, grads, velocity, lr, mu, weight_decay, l1):
     """v <- mu v + g;  p <- p - lr v."""
-    for i in prange(params.size):
-        p = params[i]
-        v = mu * velocity[i] + regularised(p, grads[i], weight_decay, l1)
-        velocity[i] = v
-        params[i] = p - lr * v
+    for block in prange(block_count(params.size)):
+        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            p = params[i]
+            v = mu * velocity[i] + regularised(p, grads[i], weight_decay, l1)
+            velocity[i] = v
+            params[i] = p - lr * v
 
 
 @parallel_kernel
 def nesterov(params, grads, velocity, lr, mu, weight_decay, l1):
     """v <- mu v + g;  p <- p - lr (g + mu v)."""
-    for i in prange(params.size):
-        p = params[i]
-        g = regularised(p, grads[i], weight_decay, l1)
-        v = mu * velocity[i] + g
-        velocity[i] = v
-        params[i] = p - lr * (g + mu * v)
+    for block in prange(block_count(params.size)):
+        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            p = params[i]
+            g = regularised(p, grads[i], weight_decay, l1)
+            v = mu * velocity[i] + g
+            velocity[i] = v
+            params[i] = p - lr * (g + mu * v)
 
 
 @parallel_kernel
 def adagrad(params, grads, sum_sq, lr, eps, weight_decay, l1):
     """s <- s + g**2;  p <- p - lr g / (sqrt(s) + eps)."""
-    for i in prange(params.size):
-        p = params[i]
-        g = regularised(p, grads[i], weight_decay, l1)
-        s = sum_sq[i] + g * g
-        sum_sq[i] = s
-        params[i] = p - lr * g / (np.sqrt(s) + eps)
+    for block in prange(block_count(params.size)):
+        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            p = params[i]
+            g = regularised(p, grads[i], weight_decay, l1)
+            s = sum_sq[i] + g * g
+            sum_sq[i] = s
+            params[i] = p - lr * g / (np.sqrt(s) + eps)
 
 
 @parallel_kernel
 def rmsprop(params, grads, square_avg, lr, decay, eps, weight_decay, l1):
     """s <- decay s + (1 - decay) g**2;  p <- p - lr g / (sqrt(s) + eps)."""
     one = typed(params, 1.0)
-    for i in prange(params.size):
-        p = params[i]
-        g = regularised(p, grads[i], weight_decay, l1)
-        s = decay * square_avg[i] + (one - decay) * g * g
-        square_avg[i] = s
-        params[i] = p - lr * g / (np.sqrt(s) + eps)
+    for block in prange(block_count(params.size)):
+        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            p = params[i]
+            g = regularised(p, grads[i], weight_decay, l1)
+            s = decay * square_avg[i] + (one - decay) * g * g
+            square_avg[i] = s
+            params[i] = p - lr * g / (np.sqrt(s) + eps)
 
 
 @parallel_kernel
@@ -83,11 +89,12 @@ def adam(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqr
     step_size = lr / (1 - b1**t) and bc2 = sqrt(1 - b2**t) come precomputed.
     """
     one = typed(params, 1.0)
-    for i in prange(params.size):
-        p = params[i]
-        g = regularised(p, grads[i], weight_decay, l1)
-        mi = beta1 * m[i] + (one - beta1) * g
-        vi = beta2 * v[i] + (one - beta2) * g * g
-        m[i] = mi
-        v[i] = vi
-        params[i] = p - step_size * mi / (np.sqrt(vi) / bias_correction2_sqrt + eps)
+    for block in prange(block_count(params.size)):
+        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            p = params[i]
+            g = regularised(p, grads[i], weight_decay, l1)
+            mi = beta1 * m[i] + (one - beta1) * g
+            vi = beta2 * v[i] + (one - beta2) * g * g
+            m[i] = mi
+            v[i] = vi
+            params[i] = p - step_size * mi / (np.sqrt(vi) / bias_correction2_sqrt + eps)
