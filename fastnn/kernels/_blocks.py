@@ -5,6 +5,17 @@ vectorised body of a thread's loop and which in its scalar remainder depends on
 the thread count; with fast-math contraction (FMA) the two can round differently.
 Looping over fixed blocks of BLOCK elements instead makes every element's code
 path independent of the thread count: results are bitwise the same on 1 or 8 threads.
+
+The pattern, in every elementwise kernel::
+
+    for block in prange(block_count(x.size)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
+            ...
+
+The index is made unsigned because Numba cannot prove that ``k`` is non-negative and
+would otherwise guard every access with a negative-index wraparound, which stops LLVM
+from vectorising the loop (it measured 3x slower for Adam over 1M parameters).
 """
 
 from .._config import jit

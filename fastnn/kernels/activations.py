@@ -18,7 +18,8 @@ def step_forward(x, y):
     one = typed(x, 1.0)
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
-        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             y[i] = one if x[i] > zero else zero
 
 
@@ -28,7 +29,8 @@ def sigmoid_forward(x, y):
     one = typed(x, 1.0)
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
-        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             v = x[i]
             if v >= zero:
                 y[i] = one / (one + np.exp(-v))
@@ -42,7 +44,8 @@ def sigmoid_backward(dy, y, dx):
     """dx = dy * y * (1 - y)."""
     one = typed(y, 1.0)
     for block in prange(block_count(y.size)):
-        for i in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             dx[i] = dy[i] * y[i] * (one - y[i])
 
 
@@ -50,7 +53,8 @@ def sigmoid_backward(dy, y, dx):
 def tanh_forward(x, y):
     """y = tanh(x)."""
     for block in prange(block_count(x.size)):
-        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             y[i] = np.tanh(x[i])
 
 
@@ -59,7 +63,8 @@ def tanh_backward(dy, y, dx):
     """dx = dy * (1 - y**2)."""
     one = typed(y, 1.0)
     for block in prange(block_count(y.size)):
-        for i in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             dx[i] = dy[i] * (one - y[i] * y[i])
 
 
@@ -68,7 +73,8 @@ def relu_forward(x, y):
     """y = max(x, 0); NaN stays NaN, as in the reference (np.maximum)."""
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
-        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             v = x[i]
             y[i] = zero if v <= zero else v
 
@@ -78,7 +84,8 @@ def relu_backward(dy, x, dx):
     """dx = dy where x > 0, else 0."""
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
-        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             dx[i] = dy[i] if x[i] > zero else zero
 
 
@@ -87,7 +94,8 @@ def leaky_relu_forward(x, alpha, y):
     """y = x if x > 0 else alpha * x (``alpha`` has x's dtype)."""
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
-        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             v = x[i]
             y[i] = v if v > zero else alpha * v
 
@@ -97,7 +105,8 @@ def leaky_relu_backward(dy, x, alpha, dx):
     """dx = dy if x > 0 else alpha * dy."""
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
-        for i in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             dx[i] = dy[i] if x[i] > zero else alpha * dy[i]
 
 

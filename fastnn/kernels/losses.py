@@ -75,5 +75,6 @@ def squared_error_blocks(y, t, block_sums):
 def mse_backward(y, t, scale, dy):
     """dy = (y - t) * scale, flat, with scale = 1 / N."""
     for block in prange(block_count(y.size)):
-        for i in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             dy[i] = (y[i] - t[i]) * scale

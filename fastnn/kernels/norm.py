@@ -5,13 +5,14 @@ per sample (S = H*W for images, 1 for (N, D) inputs). It runs in parallel over
 blocks of ``block`` consecutive channels; a thread owns its channels' sums and
 outputs, so nothing is shared and no atomics are needed. Each channel's sums are
 taken in one fixed order (rows of S values added into a per-channel total, n
-ascending), so the results do not depend on the block size or the thread count.
+ascending), and the caller picks ``block`` from the shape alone, so the results do
+not depend on the thread count.
 """
 
 import numpy as np
 from numba import prange
 
-from .._config import parallel_kernel
+from .._config import jit, parallel_kernel
 from ._scalars import typed
 
 
@@ -33,31 +34,55 @@ def batchnorm_forward(x, gamma, beta, eps, block, y, mean, var, inv_std):
         for c in range(c0, c1):
             mean[c] = zero
             var[c] = zero
-        for n in range(N):
+        if S == 1:      # (N, D): the inner loops run over contiguous features
+            for n in range(N):
+                for c in range(c0, c1):
+                    mean[c] += x[n, c, 0]
             for c in range(c0, c1):
-                part = zero
-                for s in range(S):
-                    part += x[n, c, s]
-                mean[c] += part
-        for c in range(c0, c1):
-            mean[c] *= inv_count
-        for n in range(N):
+                mean[c] *= inv_count
+            for n in range(N):
+                for c in range(c0, c1):
+                    d = x[n, c, 0] - mean[c]
+                    var[c] += d * d
+        else:
+            for n in range(N):
+                for c in range(c0, c1):
+                    part = zero
+                    for s in range(S):
+                        part += x[n, c, s]
+                    mean[c] += part
             for c in range(c0, c1):
-                m = mean[c]
-                part = zero
-                for s in range(S):
-                    d = x[n, c, s] - m
-                    part += d * d
-                var[c] += part
+                mean[c] *= inv_count
+            for n in range(N):
+                for c in range(c0, c1):
+                    m = mean[c]
+                    part = zero
+                    for s in range(S):
+                        d = x[n, c, s] - m
+                        part += d * d
+                    var[c] += part
         for c in range(c0, c1):
             var[c] *= inv_count
             inv_std[c] = one / np.sqrt(var[c] + eps)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, y)
+
+
+@jit(inline="always")
+def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, y):
+    """y = (x - mean) * inv_std * gamma + beta for channels c0..c1, folded to x * k + d."""
+    N, C, S = x.shape
+    if S == 1:
         for n in range(N):
             for c in range(c0, c1):
-                scale = gamma[c] * inv_std[c]
-                shift = beta[c] - mean[c] * scale
+                k = gamma[c] * inv_std[c]
+                y[n, c, 0] = x[n, c, 0] * k + (beta[c] - mean[c] * k)
+    else:
+        for n in range(N):
+            for c in range(c0, c1):
+                k = gamma[c] * inv_std[c]
+                d = beta[c] - mean[c] * k
                 for s in range(S):
-                    y[n, c, s] = x[n, c, s] * scale + shift
+                    y[n, c, s] = x[n, c, s] * k + d
 
 
 @parallel_kernel
@@ -68,12 +93,17 @@ def channel_affine(x, scale, shift, block, y):
     for b in prange(blocks):
         c0 = b * block
         c1 = min(C, c0 + block)
-        for n in range(N):
-            for c in range(c0, c1):
-                k = scale[c]
-                d = shift[c]
-                for s in range(S):
-                    y[n, c, s] = x[n, c, s] * k + d
+        if S == 1:
+            for n in range(N):
+                for c in range(c0, c1):
+                    y[n, c, 0] = x[n, c, 0] * scale[c] + shift[c]
+        else:
+            for n in range(N):
+                for c in range(c0, c1):
+                    k = scale[c]
+                    d = shift[c]
+                    for s in range(S):
+                        y[n, c, s] = x[n, c, s] * k + d
 
 
 @parallel_kernel
@@ -95,25 +125,40 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
         for c in range(c0, c1):
             dbeta[c] = zero
             dgamma[c] = zero
-        for n in range(N):
-            for c in range(c0, c1):
-                m = mean[c]
-                sum_dy = zero
-                sum_dy_xc = zero
-                for s in range(S):
-                    g = dy[n, c, s]
-                    sum_dy += g
-                    sum_dy_xc += g * (x[n, c, s] - m)
-                dbeta[c] += sum_dy
-                dgamma[c] += sum_dy_xc
+        if S == 1:      # (N, D): the inner loops run over contiguous features
+            for n in range(N):
+                for c in range(c0, c1):
+                    g = dy[n, c, 0]
+                    dbeta[c] += g
+                    dgamma[c] += g * (x[n, c, 0] - mean[c])
+        else:
+            for n in range(N):
+                for c in range(c0, c1):
+                    m = mean[c]
+                    sum_dy = zero
+                    sum_dy_xc = zero
+                    for s in range(S):
+                        g = dy[n, c, s]
+                        sum_dy += g
+                        sum_dy_xc += g * (x[n, c, s] - m)
+                    dbeta[c] += sum_dy
+                    dgamma[c] += sum_dy_xc
         for c in range(c0, c1):
             dgamma[c] *= one / np.sqrt(var[c] + eps)
-        for n in range(N):
-            for c in range(c0, c1):
-                inv_std = one / np.sqrt(var[c] + eps)
-                k_dy = gamma[c] * inv_std
-                k_const = k_dy * dbeta[c] * inv_count
-                k_x = k_dy * inv_std * dgamma[c] * inv_count
-                m = mean[c]
-                for s in range(S):
-                    dx[n, c, s] = k_dy * dy[n, c, s] - k_const - k_x * (x[n, c, s] - m)
+        if S == 1:
+            for n in range(N):
+                for c in range(c0, c1):
+                    inv_std = one / np.sqrt(var[c] + eps)
+                    k_dy = gamma[c] * inv_std
+                    dx[n, c, 0] = k_dy * (dy[n, c, 0] - dbeta[c] * inv_count
+                                          - inv_std * dgamma[c] * inv_count * (x[n, c, 0] - mean[c]))
+        else:
+            for n in range(N):
+                for c in range(c0, c1):
+                    inv_std = one / np.sqrt(var[c] + eps)
+                    k_dy = gamma[c] * inv_std
+                    k_const = k_dy * dbeta[c] * inv_count
+                    k_x = k_dy * inv_std * dgamma[c] * inv_count
+                    m = mean[c]
+                    for s in range(S):
+                        dx[n, c, s] = k_dy * dy[n, c, s] - k_const - k_x * (x[n, c, s] - m)

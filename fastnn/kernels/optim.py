@@ -28,7 +28,8 @@ def regularised(p, g, weight_decay, l1):
 def sgd(params, grads, lr, weight_decay, l1):
     """p <- p - lr * g."""
     for block in prange(block_count(params.size)):
-        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             p = params[i]
             params[i] = p - lr * regularised(p, grads[i], weight_decay, l1)
 
@@ -37,7 +38,8 @@ def sgd(params, grads, lr, weight_decay, l1):
 def momentum(params, grads, velocity, lr, mu, weight_decay, l1):
     """v <- mu v + g;  p <- p - lr v."""
     for block in prange(block_count(params.size)):
-        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             p = params[i]
             v = mu * velocity[i] + regularised(p, grads[i], weight_decay, l1)
             velocity[i] = v
@@ -48,7 +50,8 @@ def momentum(params, grads, velocity, lr, mu, weight_decay, l1):
 def nesterov(params, grads, velocity, lr, mu, weight_decay, l1):
     """v <- mu v + g;  p <- p - lr (g + mu v)."""
     for block in prange(block_count(params.size)):
-        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             p = params[i]
             g = regularised(p, grads[i], weight_decay, l1)
             v = mu * velocity[i] + g
@@ -60,7 +63,8 @@ def nesterov(params, grads, velocity, lr, mu, weight_decay, l1):
 def adagrad(params, grads, sum_sq, lr, eps, weight_decay, l1):
     """s <- s + g**2;  p <- p - lr g / (sqrt(s) + eps)."""
     for block in prange(block_count(params.size)):
-        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             p = params[i]
             g = regularised(p, grads[i], weight_decay, l1)
             s = sum_sq[i] + g * g
@@ -73,7 +77,8 @@ def rmsprop(params, grads, square_avg, lr, decay, eps, weight_decay, l1):
     """s <- decay s + (1 - decay) g**2;  p <- p - lr g / (sqrt(s) + eps)."""
     one = typed(params, 1.0)
     for block in prange(block_count(params.size)):
-        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             p = params[i]
             g = regularised(p, grads[i], weight_decay, l1)
             s = decay * square_avg[i] + (one - decay) * g * g
@@ -90,7 +95,8 @@ def adam(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqr
     """
     one = typed(params, 1.0)
     for block in prange(block_count(params.size)):
-        for i in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+        for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
             p = params[i]
             g = regularised(p, grads[i], weight_decay, l1)
             mi = beta1 * m[i] + (one - beta1) * g
