@@ -161,3 +161,21 @@ def test_float32_kernel_has_no_double_math(float32_kernels_run, name, build):
     for sig in signatures:
         found = double_math(llvm_ir(dispatcher, sig))
         assert not found, f"{name}.{build}{sig} does double arithmetic:\n" + "\n".join(found[:10])
+
+
+# ------------------------------------------------- elementwise loops vectorise
+
+ELEMENTWISE = ["activations.relu_forward", "activations.relu_backward", "activations.sigmoid_backward",
+               "activations.tanh_backward", "activations.leaky_relu_forward", "optim.sgd",
+               "optim.momentum", "optim.nesterov", "optim.adagrad", "optim.rmsprop", "optim.adam",
+               "losses.mse_backward"]
+VECTOR = re.compile(r"<(?:4|8|16) x float>")
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_elementwise_float32_kernels_are_vectorised(float32_kernels_run, name):
+    """The blocked loops (fastnn/kernels/_blocks.py) must still compile to SIMD code: a
+    signed index would bring negative-index checks that stop LLVM from vectorising."""
+    dispatcher = KERNELS[name].parallel
+    (sig,) = [sig for sig in dispatcher.signatures if is_float32_signature(sig)]
+    assert VECTOR.search(llvm_ir(dispatcher, sig)), f"{name}: no <N x float> vector code"
