@@ -96,6 +96,10 @@ def linearly_separable(x, t) -> bool:
 
     Decided exactly as a linear-programming feasibility problem (scipy's HiGHS). The
     margin of 1 loses nothing: any strict separator can be scaled to have it.
+
+    Why XOR fails, by hand: a perceptron would need b <= 0 (0, 0 -> 0), w1 + b > 0 and
+    w2 + b > 0 (1, 0 and 0, 1 -> 1), and w1 + w2 + b <= 0 (1, 1 -> 0). Adding the middle
+    two gives w1 + w2 + b > -b >= 0, contradicting the last.
     """
     from scipy.optimize import linprog
 

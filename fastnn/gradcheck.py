@@ -45,8 +45,11 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False,
               verbose: bool = True) -> dict:
     """Compare ``model``'s backprop gradients with central differences.
 
-    Runs in inference mode for the numerical passes and training mode for the
-    analytic one, so use it on models without dropout noise (or seed it).
+    Every pass, analytic and numerical, runs the loss in training mode (batch norm
+    uses the batch's statistics). Layers that draw random numbers from a ``rng``
+    generator (Dropout) get the same draws on every pass, so each pass sees one fixed
+    mask. The layers' buffers (batch norm's running statistics, which each training
+    pass moves) are put back afterwards: checking leaves the model as it was.
     Returns {layer name: worst relative error over its parameters} (and
     "input" if ``check_input``), and prints the table when ``verbose``.
     """
@@ -54,19 +57,32 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False,
         raise TypeError(f"gradcheck: use a float64 model, got {model.dtype}")
     x = model.prepare_input(x, "gradcheck").copy()
     t = model.prepare_targets(t, "gradcheck")
-    model.loss(x, t, train=True)
-    dx = model.backward()
-    loss = lambda: model.loss(x, t, train=True)  # noqa: E731
+    generators = [layer.rng for layer in model.layers
+                  if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+    states = [generator.bit_generator.state for generator in generators]
+    buffers = [(array, array.copy()) for layer in model.layers for array in layer.buffers.values()]
+
+    def loss():
+        for generator, state in zip(generators, states):
+            generator.bit_generator.state = state
+        return model.loss(x, t, train=True)
+
     errors = {}
-    for index, layer in enumerate(model.layers):
-        worst = 0.0
-        for name, param in layer.params.items():
-            numeric = numerical_gradient(loss, param, eps)
-            worst = max(worst, relative_error(layer.grads[name], numeric))
-        if layer.params:
-            errors[model.layer_name(index)] = worst
-    if check_input:
-        errors["input"] = relative_error(dx, numerical_gradient(loss, x, eps))
+    try:
+        loss()
+        dx = model.backward()
+        for index, layer in enumerate(model.layers):
+            worst = 0.0
+            for name, param in layer.params.items():
+                numeric = numerical_gradient(loss, param, eps)
+                worst = max(worst, relative_error(layer.grads[name], numeric))
+            if layer.params:
+                errors[model.layer_name(index)] = worst
+        if check_input:
+            errors["input"] = relative_error(dx, numerical_gradient(loss, x, eps))
+    finally:
+        for array, saved in buffers:
+            array[...] = saved
     if verbose:
         width = max((len(k) for k in errors), default=10)
         for name, error in errors.items():

@@ -75,18 +75,21 @@ def test_forward_and_backward_match_the_textbook(backend, dtype, shape):
                                                    beta.astype(np.float64), 1e-5)
     for got in (y, mean, var):
         assert got.dtype == dtype
-    np.testing.assert_allclose(y, y_ref, **TOL[dtype])
-    np.testing.assert_allclose(mean, mu_ref, rtol=TOL[dtype]["rtol"], atol=1e-4 if dtype == np.float32 else 1e-12)
-    np.testing.assert_allclose(var, var_ref, **TOL[dtype])
+    rtol, atol = TOL[dtype]["rtol"], TOL[dtype]["atol"]
+    sums_atol = 1e-3 if dtype == np.float32 else 1e-9        # sums over up to 18,000 values
+    np.testing.assert_allclose(y, y_ref, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(mean, mu_ref, rtol=rtol, atol=sums_atol / 10)
+    np.testing.assert_allclose(var, var_ref, rtol=rtol, atol=atol)
 
     dx, dgamma, dbeta = ops.batchnorm_backward(dy, x, gamma, mean, var, 1e-5)
-    dx_ref, dgamma_ref, dbeta_ref = oracle_backward(dy.astype(np.float64), gamma.astype(np.float64), cache)
+    dx_ref, dgamma_ref, dbeta_ref = oracle_backward(dy.astype(np.float64),
+                                                    gamma.astype(np.float64), cache)
     for got in (dx, dgamma, dbeta):
         assert got.dtype == dtype
     scale = np.abs(dy).max() * np.abs(gamma).max()
-    np.testing.assert_allclose(dx, dx_ref, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * scale * 10)
-    np.testing.assert_allclose(dgamma, dgamma_ref, rtol=TOL[dtype]["rtol"] * 10, atol=1e-3 if dtype == np.float32 else 1e-9)
-    np.testing.assert_allclose(dbeta, dbeta_ref, rtol=TOL[dtype]["rtol"] * 10, atol=1e-3 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(dx, dx_ref, rtol=rtol * 10, atol=atol * scale * 10)
+    np.testing.assert_allclose(dgamma, dgamma_ref, rtol=rtol * 10, atol=sums_atol)
+    np.testing.assert_allclose(dbeta, dbeta_ref, rtol=rtol * 10, atol=sums_atol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -114,10 +117,12 @@ def test_numba_matches_reference(dtype, shape):
 
 
 @pytest.mark.parametrize("shape", [(200, 300), (64, 16, 12, 12)])
-def test_kernels_do_not_depend_on_threads_or_blocks(shape):
-    """Each build gives bit-identical results for any block size and thread count (every
-    channel is summed in one fixed order); the serial and parallel builds, which LLVM
-    compiles differently, agree to rounding."""
+def test_kernels_do_not_depend_on_the_thread_count(shape):
+    """Every channel is summed in one fixed order, so a build gives bit-identical results
+    with 1 or 2 threads (the block size comes from the shape alone). Other block sizes, and
+    the serial build, which LLVM vectorises differently, agree to rounding."""
+    from fastnn.backends.numba_norm import _block
+
     x, gamma, beta, dy = random_inputs(shape, np.float32, seed=2)
     x3, dy3 = x.reshape(shape[0], shape[1], -1), dy.reshape(shape[0], shape[1], -1)
     c = shape[1]
@@ -132,23 +137,19 @@ def test_kernels_do_not_depend_on_threads_or_blocks(shape):
                                                         dx, dgamma, dbeta)
         return y, mean, var, dx, dgamma, dbeta
 
+    block = _block(c, x3.shape[2])
     threads = fnn.get_num_threads()
     try:
-        for build in ("serial", "parallel"):
-            first = run(build, 1)
-            variants = [run(build, 7), run(build, c)]
-            fnn.set_num_threads(1)
-            variants.append(run(build, 3))
-            fnn.set_num_threads(threads)
-            for other in variants:
-                for a, b in zip(first, other):
-                    np.testing.assert_array_equal(a, b)
-            if build == "serial":
-                serial = first
+        fnn.set_num_threads(1)
+        one = run("parallel", block)
+        fnn.set_num_threads(threads)
+        for a, b in zip(one, run("parallel", block)):
+            np.testing.assert_array_equal(a, b)
     finally:
         fnn.set_num_threads(threads)
-    for a, b in zip(serial, first):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for other in (run("parallel", 1), run("parallel", c), run("serial", block)):
+        for a, b in zip(one, other):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_numba_backend_overrides_the_batchnorm_ops():

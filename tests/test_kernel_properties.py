@@ -265,6 +265,20 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         (dx,) = run_kernel(conv_k.direct_forward_s1, build, dyp, flipped, np.zeros(C, dtype),
                            PH, PW, Guarded(x.shape, dtype))
         close(dx, dx_ref, dtype, "direct_forward_s1 (offset)")
+        # the same three with the padding fused into the kernels
+        (y,) = run_kernel(conv_k.direct_conv_s1, build, x, Wt, b, PH, PW,
+                          Guarded((N, F, OH, OW), dtype))
+        close(y, y_ref, dtype, "direct_conv_s1")
+        (dx,) = run_kernel(conv_k.direct_conv_s1, build, dy, flipped, np.zeros(C, dtype),
+                           KH - 1 - PH, KW - 1 - PW, Guarded(x.shape, dtype))
+        close(dx, dx_ref, dtype, "direct_conv_s1 (backward data)")
+        for scatter in (True, False):
+            dx, dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped, PH, PW,
+                                    scatter, Guarded(x.shape, dtype), Guarded(Wt.shape, dtype),
+                                    Guarded(F, dtype))
+            close(dx, dx_ref, dtype, f"direct_backward_s1 dx (scatter={scatter})")
+            close(dW, dW_ref, dtype, "direct_backward_s1 dW")
+            close(db, db_ref, dtype, "direct_backward_s1 db")
 
     K = C * KH * KW
     (col,) = run_kernel(conv_k.im2col, build, x, KH, KW, SH, SW, PH, PW, OH, OW,

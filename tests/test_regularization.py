@@ -99,3 +99,22 @@ def test_weight_decay_shrinks_the_train_test_gap_on_300_mnist_samples(mnist_dir)
     assert baseline["train"] == 1.0 and baseline["gap"] > 0.2
     assert l2["gap"] < baseline["gap"] - 0.03, (baseline, l2)
     assert l2["train"] < baseline["train"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradcheck_holds_dropout_masks_fixed_and_restores_running_statistics(backend, capsys):
+    """Item 9: gradcheck works on a model with dropout and batch norm as it stands."""
+    rng = np.random.default_rng(4)
+    model = fnn.Sequential([fnn.Dense(6, 8), fnn.Tanh(), fnn.BatchNorm(8), fnn.Dropout(0.3),
+                            fnn.Dense(8, 3)], backend=backend, dtype="float64", seed=5)
+    bn = model.layers[2]
+    bn.running_mean[...] = 0.25
+    errors = fnn.gradcheck(model, rng.standard_normal((7, 6)), rng.integers(0, 3, 7),
+                           check_input=True)
+    assert set(errors) == {"layers[0] Dense(6->8)", "layers[2] BatchNorm(8)",
+                           "layers[4] Dense(8->3)", "input"}
+    assert max(errors.values()) < 1e-6, errors
+    np.testing.assert_array_equal(bn.running_mean, 0.25)
+    np.testing.assert_array_equal(bn.running_var, 1.0)
+    out = capsys.readouterr().out
+    assert out.count("worst relative error") == 4

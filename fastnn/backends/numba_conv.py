@@ -228,11 +228,10 @@ class NumbaConvOps:
         if impl == "auto":
             impl = _choose(g, F, forward=True)
         if impl == "direct":
-            xp = _padded(x, g)
             if g.SH == 1 and g.SW == 1:
-                conv_kernels.direct_forward_s1(work, xp, W, b, 0, 0, y)
+                conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, y)
             else:
-                conv_kernels.direct_forward_strided(work, xp, W, b, g.SH, g.SW, y)
+                conv_kernels.direct_forward_strided(work, _padded(x, g), W, b, g.SH, g.SW, y)
         else:
             K = g.C * g.KH * g.KW
             chunk = _chunk(g, x.itemsize)
@@ -271,24 +270,13 @@ class NumbaConvOps:
         if impl == "auto":
             impl = _choose(g, F)
         if impl == "direct":
-            xp = _padded(x, g)
             if g.SH == 1 and g.SW == 1:
-                Wp = g.W + 2 * g.PW
-                dyw = _scratch("dy_wide", (g.N, F, g.OH, Wp), dtype)
-                conv_kernels.pad_planes(dyw.size, dy, 0, 0, dyw)
-                conv_kernels.direct_backward_weights_s1(work, xp, dyw, g.OW, dW, db)
-                if g.C <= SCATTER_MAX_CHANNELS:
-                    conv_kernels.direct_backward_data_s1(work, dyw, W, g.OW, g.PH, g.PW, dx)
-                else:
-                    # a "full" correlation: dy padded by KH-1, KW-1 against the flipped,
-                    # transposed weights, through the forward kernel (two channels a pass)
-                    dyp = _scratch("dy_full", (g.N, F, g.OH + 2 * (g.KH - 1),
-                                               g.OW + 2 * (g.KW - 1)), dtype)
-                    conv_kernels.pad_planes(dyp.size, dy, g.KH - 1, g.KW - 1, dyp)
-                    Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-                    conv_kernels.direct_forward_s1(work, dyp, Wt, np.zeros(g.C, dtype=dtype),
-                                                   g.PH, g.PW, dx)
+                # one parallel region; x and dy are padded per image inside it
+                Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+                conv_kernels.direct_backward_s1(work, x, dy, W, Wt, g.PH, g.PW,
+                                                g.C <= SCATTER_MAX_CHANNELS, dx, dW, db)
             else:
+                xp = _padded(x, g)
                 conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)
                 conv_kernels.direct_backward_data_strided(work, dy, W, g.SH, g.SW, g.PH, g.PW, dx)
         else:

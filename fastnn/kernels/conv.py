@@ -389,6 +389,374 @@ def direct_backward_data_s1(dyw, W, OW, PH, PW, dx):
                 dx[n, c, h, w] = acc[(h + PH) * Wp + w + PW]
 
 
+# ------------------------------------------------- direct, stride 1, padding fused
+
+@jit(inline="always")
+def _pad_image(src, TP, LP, Hin, Win, dst):
+    """dst (flat, C*Hin*Win) = the (C, H, W) planes of src placed at (TP, LP) on (Hin, Win)
+    planes, zeros elsewhere; parts of src falling outside are dropped (TP, LP may be < 0)."""
+    C, H, W = src.shape
+    zero = typed(dst, 0.0)
+    c0 = max(0, LP)
+    c1 = max(c0, min(Win, LP + W))
+    for c in range(C):
+        for r in range(Hin):
+            d = dst[(c * Hin + r) * Win:(c * Hin + r + 1) * Win]
+            sr = r - TP
+            if sr < 0 or sr >= H:
+                for q in range(Win):
+                    d[q] = zero
+            else:
+                for q in range(c0):
+                    d[q] = zero
+                s = src[c, sr, c0 - LP:c1 - LP]
+                dd = d[c0:c1]
+                for q in range(c1 - c0):
+                    dd[q] = s[q]
+                dt = d[c1:]
+                for q in range(Win - c1):
+                    dt[q] = zero
+
+
+
+@jit(inline="always")
+def _conv_planes(xn, Hin, Win, Wt, bias, acc, yn):
+    """yn[o] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * X[c, i + kh, j + kw] for one image.
+
+    xn is the image X as flat (C, Hin, Win) planes (already padded), yn (O, OH, OW) its
+    output, acc a (4, >= J) work array. Wide-row passes (see the module doc): four taps
+    and four output channels a pass over the whole plane.
+    """
+    O, C, KH, KW = Wt.shape
+    OH, OW = yn.shape[1], yn.shape[2]
+    plane = Hin * Win
+    T = C * KH * KW
+    J = (OH - 1) * Win + OW
+    a0 = acc[0, :J]
+    a1 = acc[1, :J]
+    a2 = acc[2, :J]
+    a3 = acc[3, :J]
+    for ob in range((O + 3) // 4):
+        o = ob * 4
+        # channels past the last are computed again as the last one, stored once
+        o1 = min(o + 1, O - 1)
+        o2 = min(o + 2, O - 1)
+        o3 = min(o + 3, O - 1)
+        wa = Wt[o].reshape(T)
+        wb = Wt[o1].reshape(T)
+        wc = Wt[o2].reshape(T)
+        wd = Wt[o3].reshape(T)
+        ba = bias[o]
+        bb = bias[o1]
+        bc = bias[o2]
+        bd = bias[o3]
+        for j in range(J):
+            a0[j] = ba
+            a1[j] = bb
+            a2[j] = bc
+            a3[j] = bd
+        t = 0
+        while t + TAPS_PER_PASS <= T:
+            # slices, so the loop index is provably >= 0 (no wraparound code, no gathers)
+            q = _tap_offset(t, KH, KW, plane, Win, 0)
+            x0 = xn[q:q + J]
+            q = _tap_offset(t + 1, KH, KW, plane, Win, 0)
+            x1 = xn[q:q + J]
+            q = _tap_offset(t + 2, KH, KW, plane, Win, 0)
+            x2 = xn[q:q + J]
+            q = _tap_offset(t + 3, KH, KW, plane, Win, 0)
+            x3 = xn[q:q + J]
+            wa0 = wa[t]
+            wa1 = wa[t + 1]
+            wa2 = wa[t + 2]
+            wa3 = wa[t + 3]
+            wb0 = wb[t]
+            wb1 = wb[t + 1]
+            wb2 = wb[t + 2]
+            wb3 = wb[t + 3]
+            wc0 = wc[t]
+            wc1 = wc[t + 1]
+            wc2 = wc[t + 2]
+            wc3 = wc[t + 3]
+            wd0 = wd[t]
+            wd1 = wd[t + 1]
+            wd2 = wd[t + 2]
+            wd3 = wd[t + 3]
+            for j in range(J):
+                v0 = x0[j]
+                v1 = x1[j]
+                v2 = x2[j]
+                v3 = x3[j]
+                a0[j] += wa0 * v0 + wa1 * v1 + wa2 * v2 + wa3 * v3
+                a1[j] += wb0 * v0 + wb1 * v1 + wb2 * v2 + wb3 * v3
+                a2[j] += wc0 * v0 + wc1 * v1 + wc2 * v2 + wc3 * v3
+                a3[j] += wd0 * v0 + wd1 * v1 + wd2 * v2 + wd3 * v3
+            t += TAPS_PER_PASS
+        while t < T:
+            q = _tap_offset(t, KH, KW, plane, Win, 0)
+            x0 = xn[q:q + J]
+            wa0 = wa[t]
+            wb0 = wb[t]
+            wc0 = wc[t]
+            wd0 = wd[t]
+            for j in range(J):
+                v0 = x0[j]
+                a0[j] += wa0 * v0
+                a1[j] += wb0 * v0
+                a2[j] += wc0 * v0
+                a3[j] += wd0 * v0
+            t += 1
+        for k in range(min(4, O - o)):
+            ak = acc[k]
+            yk = yn[o + k]
+            for i in range(OH):
+                yr = yk[i]
+                ar = ak[i * Win:i * Win + OW]
+                for j in range(OW):
+                    yr[j] = ar[j]
+
+
+@parallel_kernel
+def direct_conv_s1(src, Wt, bias, TP, LP, y):
+    """Stride-1 correlation with the padding done per image inside the kernel.
+
+    y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * P[n, c, i + kh, j + kw],
+    P = src (N, C, H, W) placed at (TP, LP) in zeros (TP, LP may be negative: rows and
+    columns cut off); the forward pass is TP, LP = PH, PW. Parallel over images: each
+    pads its image into a (C, OH+KH-1, OW+KW-1) buffer of its own (no padding pass, no
+    padded copy of the batch), then runs the wide-row passes of :func:`_conv_planes`.
+    """
+    N, C = src.shape[0], src.shape[1]
+    O, _, KH, KW = Wt.shape
+    OH, OW = y.shape[2], y.shape[3]
+    Hin = OH + KH - 1
+    Win = OW + KW - 1
+    J = (OH - 1) * Win + OW
+    for n in prange(N):
+        wide_vectors()
+        xn = np.empty(C * Hin * Win, dtype=y.dtype)
+        _pad_image(src[n], TP, LP, Hin, Win, xn)
+        acc = np.empty((4, J), dtype=y.dtype)
+        _conv_planes(xn, Hin, Win, Wt, bias, acc, y[n])
+
+
+@jit(inline="always")
+def _dw_image(xn, Hp, Wp, da, dbb, KH, KW, ga, gb):
+    """ga[t] += dot(da, X_t), gb[t] += dot(dbb, X_t) for every tap t = (c, kh, kw) of one image.
+
+    xn: the padded image, flat (C, Hp, Wp) planes; da, dbb: two dy planes widened to row
+    width Wp, cut to J = (OH-1)*Wp + OW; X_t = xn[offset of t:][:J]. Four taps a pass.
+    """
+    J = da.shape[0]
+    plane = Hp * Wp
+    T = ga.shape[0]
+    zero = typed(ga, 0.0)
+    t = 0
+    while t + TAPS_PER_PASS <= T:
+        q = _tap_offset(t, KH, KW, plane, Wp, 0)
+        x0 = xn[q:q + J]
+        q = _tap_offset(t + 1, KH, KW, plane, Wp, 0)
+        x1 = xn[q:q + J]
+        q = _tap_offset(t + 2, KH, KW, plane, Wp, 0)
+        x2 = xn[q:q + J]
+        q = _tap_offset(t + 3, KH, KW, plane, Wp, 0)
+        x3 = xn[q:q + J]
+        p0 = zero
+        p1 = zero
+        p2 = zero
+        p3 = zero
+        r0 = zero
+        r1 = zero
+        r2 = zero
+        r3 = zero
+        for j in range(J):
+            u = da[j]
+            v = dbb[j]
+            v0 = x0[j]
+            v1 = x1[j]
+            v2 = x2[j]
+            v3 = x3[j]
+            p0 += u * v0
+            p1 += u * v1
+            p2 += u * v2
+            p3 += u * v3
+            r0 += v * v0
+            r1 += v * v1
+            r2 += v * v2
+            r3 += v * v3
+        ga[t] += p0
+        ga[t + 1] += p1
+        ga[t + 2] += p2
+        ga[t + 3] += p3
+        gb[t] += r0
+        gb[t + 1] += r1
+        gb[t + 2] += r2
+        gb[t + 3] += r3
+        t += TAPS_PER_PASS
+    while t < T:
+        q = _tap_offset(t, KH, KW, plane, Wp, 0)
+        x0 = xn[q:q + J]
+        p0 = zero
+        r0 = zero
+        for j in range(J):
+            p0 += da[j] * x0[j]
+            r0 += dbb[j] * x0[j]
+        ga[t] += p0
+        gb[t] += r0
+        t += 1
+
+
+@jit(inline="always")
+def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
+    """dxc (H, W) = backward-data of one image for input channel c, the scatter form.
+
+    dyw: the image's dy planes widened to row width Wp, flat (F, OH, Wp) with zero junk
+    columns; each pass adds four output channels' planes, weighted, into a shifted run
+    of the padded plane acc ((OH+KH-1)*Wp), which is then cropped into dxc.
+    """
+    F, KH, KW = W.shape[0], W.shape[2], W.shape[3]
+    H = dxc.shape[0]
+    Wd = dxc.shape[1]
+    OW = Wp - KW + 1
+    J = (OH - 1) * Wp + OW
+    P = OH * Wp
+    zero = typed(acc, 0.0)
+    for q in range(acc.shape[0]):
+        acc[q] = zero
+    for kh in range(KH):
+        for kw in range(KW):
+            off = kh * Wp + kw
+            a = acc[off:off + J]
+            f = 0
+            while f + TAPS_PER_PASS <= F:
+                d0 = dyw[f * P:f * P + J]
+                d1 = dyw[(f + 1) * P:(f + 1) * P + J]
+                d2 = dyw[(f + 2) * P:(f + 2) * P + J]
+                d3 = dyw[(f + 3) * P:(f + 3) * P + J]
+                w0 = W[f, c, kh, kw]
+                w1 = W[f + 1, c, kh, kw]
+                w2 = W[f + 2, c, kh, kw]
+                w3 = W[f + 3, c, kh, kw]
+                for j in range(J):
+                    a[j] += w0 * d0[j] + w1 * d1[j] + w2 * d2[j] + w3 * d3[j]
+                f += TAPS_PER_PASS
+            while f < F:
+                d0 = dyw[f * P:f * P + J]
+                w0 = W[f, c, kh, kw]
+                for j in range(J):
+                    a[j] += w0 * d0[j]
+                f += 1
+    for h in range(H):
+        src = acc[(h + PH) * Wp + PW:(h + PH) * Wp + PW + Wd]
+        dst = dxc[h]
+        for w in range(Wd):
+            dst[w] = src[w]
+
+
+@jit
+def dw_groups(N, F):
+    """How many image groups direct_backward_s1 splits dW into: about N / ceil(F/2), so
+    there are about as many dW work items as backward-data items (one per image)."""
+    FB = (F + 1) // 2
+    return max(1, min(N, (N + FB // 2) // FB))
+
+
+@parallel_kernel
+def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
+    """All stride-1 gradients in one parallel region, the padding fused in.
+
+    dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xpad[n, c, i + kh, j + kw]; db[f] = sum dy[n, f];
+    dx[n, c, h, w] = sum_{f, kh, kw} W[f, c, kh, kw] * dy[n, f, h + PH - kh, w + PW - kw].
+    Wt is W flipped and transposed (C, F, KH, KW). Work items, one prange: N backward-data
+    items (one image each: the full correlation of dy[n] padded by (KH-1-PH, KW-1-PW)
+    against Wt through :func:`_conv_planes`, or, when ``scatter``, the scatter form per
+    input channel) and D = ceil(F/2) * G backward-weights items (a pair of output channels
+    over one of G = dw_groups(N, F) fixed groups of images; each pads x[n] and widens
+    two dy planes into its own buffers). The two kinds are interleaved in proportion,
+    so every contiguous share of the range holds both. After the loop, the G partial
+    dW and db are added in group order, serially: nothing depends on the thread count.
+    """
+    N, C, H, Wd = x.shape
+    F, _, KH, KW = W.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    Hp = H + 2 * PH
+    Wp = Wd + 2 * PW
+    T = C * KH * KW
+    J = (OH - 1) * Wp + OW
+    FB = (F + 1) // 2
+    G = dw_groups(N, F)
+    per = (N + G - 1) // G
+    D = FB * G
+    M = N + D
+    zero = typed(dW, 0.0)
+    parts = np.empty((G, F, T + 1), dtype=dW.dtype)   # dW and db partials per group
+    zeros = np.zeros(C, dtype=dx.dtype)
+    Hf = H + KH - 1
+    Wf = Wd + KW - 1
+    for m in prange(M):
+        wide_vectors()
+        # item m is the k-th dW item when floor((m+1)D/M) > floor(mD/M), else a dx item
+        k = (m * D) // M
+        if ((m + 1) * D) // M > k:
+            fb = k // G
+            g = k - fb * G
+            f = 2 * fb
+            f1 = min(f + 1, F - 1)             # an odd last channel is computed twice, stored once
+            grad = np.zeros((2, T), dtype=dW.dtype)
+            ga = grad[0]
+            gb = grad[1]
+            xn = np.empty(C * Hp * Wp, dtype=dW.dtype)
+            dwide = np.empty(2 * OH * Wp, dtype=dW.dtype)
+            da = dwide[:J]
+            dbb = dwide[OH * Wp:OH * Wp + J]
+            sa = zero
+            sb = zero
+            for n in range(g * per, min(N, (g + 1) * per)):
+                _pad_image(x[n], PH, PW, Hp, Wp, xn)
+                _pad_image(dy[n, f:f + 1], 0, 0, OH, Wp, dwide[:OH * Wp])
+                _pad_image(dy[n, f1:f1 + 1], 0, 0, OH, Wp, dwide[OH * Wp:])
+                s0 = zero
+                s1 = zero
+                for j in range(J):
+                    s0 += da[j]
+                    s1 += dbb[j]
+                sa += s0
+                sb += s1
+                _dw_image(xn, Hp, Wp, da, dbb, KH, KW, ga, gb)
+            pa = parts[g, f]
+            for t in range(T):
+                pa[t] = ga[t]
+            pa[T] = sa
+            if f + 1 < F:
+                pb = parts[g, f + 1]
+                for t in range(T):
+                    pb[t] = gb[t]
+                pb[T] = sb
+        else:
+            n = m - k
+            if scatter:
+                dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
+                _pad_image(dy[n], 0, 0, OH, Wp, dyw)
+                plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
+                for c in range(C):
+                    _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
+            else:
+                dyn = np.empty(F * Hf * Wf, dtype=dx.dtype)
+                _pad_image(dy[n], KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
+                acc = np.empty((4, (H - 1) * Wf + Wd), dtype=dx.dtype)
+                _conv_planes(dyn, Hf, Wf, Wt, zeros, acc, dx[n])
+    for f in range(F):
+        dwf = dW[f].reshape(T)
+        for t in range(T + 1):
+            s = zero
+            for g in range(G):
+                s += parts[g, f, t]
+            if t < T:
+                dwf[t] = s
+            else:
+                db[f] = s
+
+
 @parallel_kernel
 def direct_backward_weights_strided(xp, dy, SH, SW, dW, db):
     """Any stride: dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xp[n, c, i*SH + kh, j*SW + kw].
