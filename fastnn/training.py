@@ -71,12 +71,14 @@ class _WeightsSnapshot:
     def __init__(self, model, optimizer):
         self.model, self.optimizer = model, optimizer
         self.params = model.flat_params.copy()
-        self.buffers = [array.copy() for layer in model.layers for array in layer.buffers.values()]
+        self.buffers = [array.copy() for array in self._live_buffers()]
         self.state: dict[str, np.ndarray] = {}
         self.iterations = optimizer.iterations
 
     def _live_buffers(self):
-        return [array for layer in self.model.layers for array in layer.buffers.values()]
+        """The buffers training changes (fixed ones, like a fitted ZCA matrix, need no copy)."""
+        return [array for layer in self.model.layers if layer.buffers_change_in_training
+                for array in layer.buffers.values()]
 
     def take(self) -> None:
         np.copyto(self.params, self.model.flat_params)

@@ -23,6 +23,10 @@ class Layer:
     values, which the model copies into the flat buffer before binding the views.
     """
 
+    #: Whether training changes :attr:`buffers` (BatchNorm's running statistics do; a
+    #: fitted preprocessing layer's do not). fit snapshots only buffers that change.
+    buffers_change_in_training = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         LAYERS[cls.__name__] = cls

@@ -22,6 +22,8 @@ class BatchNorm(Layer):
     ``running_var`` are :attr:`buffers`, saved with the model.
     """
 
+    buffers_change_in_training = True
+
     def __init__(self, num_features: int, momentum: float = 0.9, eps: float = 1e-5):
         super().__init__()
         if (not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool)
