@@ -5,7 +5,7 @@ Each runs a fresh Python process, so nothing compiled in this one counts.
 
 import tempfile
 
-from fastnn.bench.harness import time_to_first_step
+from fastnn.bench import harness
 
 
 class Startup:
@@ -17,14 +17,14 @@ class Startup:
     def track_first_deep_convnet_step_cold_cache(self):
         """Seconds from import to the first deep_convnet step with an empty kernel cache."""
         with tempfile.TemporaryDirectory() as cache:
-            return time_to_first_step(cache)
+            return harness.time_to_first_step(cache)
 
     track_first_deep_convnet_step_cold_cache.unit = "seconds"
 
     def track_first_deep_convnet_step_warm_cache(self):
         """The same with the kernel cache already filled by a previous process."""
         with tempfile.TemporaryDirectory() as cache:
-            time_to_first_step(cache)
-            return time_to_first_step(cache)
+            harness.time_to_first_step(cache)
+            return harness.time_to_first_step(cache)
 
     track_first_deep_convnet_step_warm_cache.unit = "seconds"
