@@ -148,14 +148,18 @@ def test_book_layer_shapes_float32():
 
 
 def test_auto_rule():
-    def choose(C, F, K, stride=1):
-        g = numba_conv.conv_geometry("t", np.zeros((1, C, 9, 9)), np.zeros((F, C, K, K)), stride, 1)
-        return numba_conv._choose(g, F)
+    def choose(C, F, K, stride=1, forward=False, size=9):
+        g = numba_conv.conv_geometry("t", np.zeros((1, C, size, size)), np.zeros((F, C, K, K)),
+                                     stride, 1)
+        return numba_conv._choose(g, F, forward)
 
     assert choose(1, 16, 3) == "direct"
     assert choose(16, 32, 3) == "direct"           # F*KH*KW = 288
     assert choose(32, 64, 3) == "im2col"
-    assert choose(1, 30, 5) == "im2col"
+    assert choose(4, 30, 5) == "im2col"
+    assert choose(1, 30, 5) == "direct"            # backward, C <= SCATTER_MAX_CHANNELS
+    assert choose(1, 30, 5, forward=True) == "im2col"
+    assert choose(1, 30, 5, forward=True, size=24) == "direct"   # OH*OW >= 400
     assert choose(1, 16, 3, stride=2) == "im2col"   # strided: always im2col
 
 
@@ -472,7 +476,7 @@ def test_float64_detector_catches_a_bare_literal():
     """The check above would fail if a kernel wrote a bare float literal.
 
     (``0.5 * x`` alone is exact, and LLVM folds it back to float32; inside a sum it
-    is not: inserting ``0.5 * (...)`` in direct_forward_s1's inner loop fails the
+    is not: inserting ``0.5 * (...)`` in _conv_planes's inner loop fails the
     test above. Here 0.1, which cannot be folded, stands in for it.)
     """
 

@@ -12,7 +12,6 @@ element's code path depends on how the threads split the work.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

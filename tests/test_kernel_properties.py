@@ -247,25 +247,8 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     close(dx, dx_ref, dtype, "direct_backward_data_strided")
 
     if SH == 1 and SW == 1:
-        (y,) = run_kernel(conv_k.direct_forward_s1, build, xp, Wt, b, 0, 0,
-                          Guarded((N, F, OH, OW), dtype))
-        close(y, y_ref, dtype, "direct_forward_s1")
-        (dyw,) = run_kernel(conv_k.pad_planes, build, dy, 0, 0, Guarded((N, F, OH, Wp), dtype))
-        dyw = dyw.copy()
-        dW, db = run_kernel(conv_k.direct_backward_weights_s1, build, xp, dyw, OW,
-                            Guarded(Wt.shape, dtype), Guarded(F, dtype))
-        close(dW, dW_ref, dtype, "direct_backward_weights_s1")
-        close(db, db_ref, dtype, "direct_backward_weights_s1 db")
-        (dx,) = run_kernel(conv_k.direct_backward_data_s1, build, dyw, Wt, OW, PH, PW,
-                           Guarded(x.shape, dtype))
-        close(dx, dx_ref, dtype, "direct_backward_data_s1")
-        # the "full correlation" form of backward-data: offsets (PH, PW) into a padded dy
-        dyp = np.pad(dy, ((0, 0), (0, 0), (KH - 1, KH - 1), (KW - 1, KW - 1)))
         flipped = np.ascontiguousarray(Wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        (dx,) = run_kernel(conv_k.direct_forward_s1, build, dyp, flipped, np.zeros(C, dtype),
-                           PH, PW, Guarded(x.shape, dtype))
-        close(dx, dx_ref, dtype, "direct_forward_s1 (offset)")
-        # the same three with the padding fused into the kernels
+        # stride 1, the padding fused into the kernels
         (y,) = run_kernel(conv_k.direct_conv_s1, build, x, Wt, b, PH, PW,
                           Guarded((N, F, OH, OW), dtype))
         close(y, y_ref, dtype, "direct_conv_s1")

@@ -1,7 +1,6 @@
 """Sequential: flat buffers, training behaviour, inference, and errors on bad input."""
 
 import io
-import warnings
 
 import numpy as np
 import pytest

@@ -276,3 +276,4 @@ def test_maxpool_2x2_fast_path_ties_and_nans(dtype):
     y, arg = NB.maxpool2d(x, 2, 2, 0)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
+

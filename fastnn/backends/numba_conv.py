@@ -9,7 +9,6 @@ only when needed) and are never modified.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import numba
@@ -101,18 +100,24 @@ def _padded(x, g):
 #: ``impl="auto"`` also runs the *forward* direct kernel at stride 1 when an output
 #: plane has at least this many pixels, whatever F*KH*KW: its long contiguous runs
 #: then beat im2col's per-chunk GEMMs (simple_convnet's 1->30 5x5 at 24x24: 1.16 ms
-#: against 1.53 ms), while its backward does not (3.45 ms against 2.76 ms).
+#: against 1.53 ms). The direct *backward* is chosen whatever F*KH*KW when C <=
+#: SCATTER_MAX_CHANNELS: with the padding fused into one parallel region it beats
+#: im2col there (1->30 5x5 at 28x28: 2.0 ms against 2.9 ms; 3->32 5x5 p2 at 32x32:
+#: 11.8 against 12.5; 1->64 3x3 p1 at 28x28: 3.3 against 5.0; 2 threads, interleaved).
 DIRECT_FORWARD_MIN_PIXELS = 400
 
 
 def _choose(g, F: int, forward: bool = False) -> str:
     """The "auto" rule: direct at stride 1 when F*KH*KW <= DIRECT_MAX_WEIGHTS, else im2col;
-    for the forward pass also direct at stride 1 when OH*OW >= DIRECT_FORWARD_MIN_PIXELS."""
+    for the forward pass also direct at stride 1 when OH*OW >= DIRECT_FORWARD_MIN_PIXELS,
+    for the backward pass also direct at stride 1 when C <= SCATTER_MAX_CHANNELS."""
     if g.SH != 1 or g.SW != 1:
         return "im2col"
     if F * g.KH * g.KW <= DIRECT_MAX_WEIGHTS:
         return "direct"
     if forward and g.OH * g.OW >= DIRECT_FORWARD_MIN_PIXELS:
+        return "direct"
+    if not forward and g.C <= SCATTER_MAX_CHANNELS:
         return "direct"
     return "im2col"
 
@@ -171,7 +176,8 @@ class NumbaConvOps:
 
         Numba backend, ``impl="auto"``: "direct" at stride 1 when F*KH*KW <= 288
         (DIRECT_MAX_WEIGHTS) or, for this forward pass only, when OH*OW >= 400
-        (DIRECT_FORWARD_MIN_PIXELS); else "im2col". The direct kernels run at a steady rate
+        (DIRECT_FORWARD_MIN_PIXELS), or, for the backward pass only, when C <= 3
+        (SCATTER_MAX_CHANNELS); else "im2col". The direct kernels run at a steady rate
         per multiply-add on large planes (slower on small ones: short inner loops and
         computed padding), whatever F; im2col + GEMM gets cheaper per multiply-add as
         F grows (each column feeds F rows of the GEMM) and as KH*KW grows (direct's
@@ -215,6 +221,15 @@ class NumbaConvOps:
         deep conv5 3x3 p1     32->64  8    4.30 / 2.78  11.6 / 5.83   im2col
         deep conv6 3x3 p1     64->64  8    7.91 / 5.16  22.4 / 13.9   im2col
         ====================  ======  ===  ===========  ============  =============
+
+        Then the stride-1 direct kernels took the padding inside (one parallel region
+        for the forward pass, one for the whole backward pass, no padded copies), their
+        runs were rounded up to RUN_ALIGN, im2col's backward spread its chunks evenly
+        over the dW groups and the backward rule gained C <= 3. Against the code
+        before, interleaved in one process (2 threads, median of 15, ms, fwd / bwd,
+        "auto"): deep conv1 0.27 / 0.77 (was 0.49 / 1.05), conv2 2.20 / 4.94 (3.03 /
+        7.33), conv3 1.40 / 3.39 (1.90 / 4.97), conv4 3.46 / 6.97 (4.37 / 11.1),
+        conv6 bwd 9.58 (12.9), simple conv1 0.95 / 2.40 (1.08 / 2.70).
         """
         check_impl("conv2d", impl)
         x, W, b = native(x, W, b)

@@ -15,13 +15,17 @@ Two algorithms:
   contiguous run over the whole plane (not a short row) that LLVM vectorises, and
   four taps and four output channels are fused per pass, so each load of x feeds
   four FMAs and each accumulator load/store serves four.
-  The junk columns ``j >= OW`` are dropped when the plane is copied out.
-  Backward-data at stride 1 is the transposed scatter on the same wide grid: dy
-  widened to the padded row width (zero junk columns) is added, weighted, four
-  output channels a pass, into shifted runs of a padded dx plane, parallel over
-  (n, c); backward-weights is eight dot products a pass (four taps, two output
-  channels), parallel over pairs of output channels (each thread
-  owns dW[f] and db[f]). Other strides run plain loops over the padded input.
+  The junk columns ``j >= OW`` are dropped when the plane is copied out; runs are
+  rounded up to a multiple of RUN_ALIGN (no scalar remainder loop).
+  Stride-1 kernels pad inside the kernel, per image, into a buffer of the thread's
+  own (no padding pass over the batch, no padded copy): the forward pass
+  (:func:`direct_conv_s1`) is one parallel region over images, and the whole
+  backward pass (:func:`direct_backward_s1`) is one parallel region whose items are
+  backward-data of one image (the full correlation of dy with the flipped weights,
+  or for few input channels the transposed scatter of widened dy into a padded dx
+  plane) interleaved with backward-weights of a fixed group of images (eight dot
+  products a pass: four taps, two output channels), whose partials are added in
+  group order afterwards. Other strides run plain loops over the padded input.
 * **im2col**: parallel over chunks of images, each small enough for its column
   matrix to stay in one core's L2 cache. A thread takes a whole chunk: transposed
   im2col colT (C*KH*KW, rows), one GEMM out (F, rows) = W_mat @ colT through BLAS,
@@ -44,6 +48,18 @@ from .._config import jit, parallel_kernel
 from ._scalars import typed
 
 TAPS_PER_PASS = 4
+
+#: The wide-row runs are rounded up to a multiple of this many elements, so the
+#: vectorised loops have no scalar remainder (short planes, e.g. 14x14, otherwise ran
+#: almost half their iterations in it); buffers read by a run get that much zeroed slack.
+RUN_ALIGN = 16
+
+
+@jit(inline="always")
+def _run(OH, OW, Win):
+    """The wide-row run length (OH-1)*Win + OW rounded up to a multiple of RUN_ALIGN."""
+    J = (OH - 1) * Win + OW
+    return (J + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN
 
 
 @intrinsic
@@ -101,111 +117,6 @@ def _tap_offset(t, KH, KW, plane, Win, base):
 # ------------------------------------------------------------------ direct
 
 @parallel_kernel
-def direct_forward_s1(xin, Wt, bias, oy, ox, y):
-    """Stride-1 correlation on a pre-padded input (the wide-row trick, see the module doc).
-
-    y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * xin[n, c, i + oy + kh, j + ox + kw]
-    xin (N, C, Hin, Win), Wt (O, C, KH, KW), bias (O,), y (N, O, OH, OW); every index in range.
-    Parallel over (n, block of four output channels): each pass over the plane applies
-    four taps to four output channels, so one load of x feeds four FMAs and each
-    accumulator load/store serves four (16 FMAs to 8 loads and 4 stores; two channels
-    a pass measured 5-15% slower).
-    """
-    N, C, Hin, Win = xin.shape
-    O, _, KH, KW = Wt.shape
-    OH, OW = y.shape[2], y.shape[3]
-    plane = Hin * Win
-    T = C * KH * KW
-    J = (OH - 1) * Win + OW
-    base = oy * Win + ox
-    OB = (O + 3) // 4
-    for item in prange(N * OB):
-        wide_vectors()
-        n = item // OB
-        o = (item - n * OB) * 4
-        # channels past the last are computed again as the last one, stored once
-        o1 = min(o + 1, O - 1)
-        o2 = min(o + 2, O - 1)
-        o3 = min(o + 3, O - 1)
-        xn = xin[n].reshape(C * plane)
-        wa = Wt[o].reshape(T)
-        wb = Wt[o1].reshape(T)
-        wc = Wt[o2].reshape(T)
-        wd = Wt[o3].reshape(T)
-        acc = np.empty((4, J), dtype=y.dtype)
-        a0 = acc[0]
-        a1 = acc[1]
-        a2 = acc[2]
-        a3 = acc[3]
-        ba = bias[o]
-        bb = bias[o1]
-        bc = bias[o2]
-        bd = bias[o3]
-        for j in range(J):
-            a0[j] = ba
-            a1[j] = bb
-            a2[j] = bc
-            a3[j] = bd
-        t = 0
-        while t + TAPS_PER_PASS <= T:
-            # slices, so the loop index is provably >= 0 (no wraparound code, no gathers)
-            q = _tap_offset(t, KH, KW, plane, Win, base)
-            x0 = xn[q:q + J]
-            q = _tap_offset(t + 1, KH, KW, plane, Win, base)
-            x1 = xn[q:q + J]
-            q = _tap_offset(t + 2, KH, KW, plane, Win, base)
-            x2 = xn[q:q + J]
-            q = _tap_offset(t + 3, KH, KW, plane, Win, base)
-            x3 = xn[q:q + J]
-            wa0 = wa[t]
-            wa1 = wa[t + 1]
-            wa2 = wa[t + 2]
-            wa3 = wa[t + 3]
-            wb0 = wb[t]
-            wb1 = wb[t + 1]
-            wb2 = wb[t + 2]
-            wb3 = wb[t + 3]
-            wc0 = wc[t]
-            wc1 = wc[t + 1]
-            wc2 = wc[t + 2]
-            wc3 = wc[t + 3]
-            wd0 = wd[t]
-            wd1 = wd[t + 1]
-            wd2 = wd[t + 2]
-            wd3 = wd[t + 3]
-            for j in range(J):
-                v0 = x0[j]
-                v1 = x1[j]
-                v2 = x2[j]
-                v3 = x3[j]
-                a0[j] += wa0 * v0 + wa1 * v1 + wa2 * v2 + wa3 * v3
-                a1[j] += wb0 * v0 + wb1 * v1 + wb2 * v2 + wb3 * v3
-                a2[j] += wc0 * v0 + wc1 * v1 + wc2 * v2 + wc3 * v3
-                a3[j] += wd0 * v0 + wd1 * v1 + wd2 * v2 + wd3 * v3
-            t += TAPS_PER_PASS
-        while t < T:
-            q = _tap_offset(t, KH, KW, plane, Win, base)
-            x0 = xn[q:q + J]
-            wa0 = wa[t]
-            wb0 = wb[t]
-            wc0 = wc[t]
-            wd0 = wd[t]
-            for j in range(J):
-                v0 = x0[j]
-                a0[j] += wa0 * v0
-                a1[j] += wb0 * v0
-                a2[j] += wc0 * v0
-                a3[j] += wd0 * v0
-            t += 1
-        for k in range(min(4, O - o)):
-            ak = acc[k]
-            yk = y[n, o + k]
-            for i in range(OH):
-                for j in range(OW):
-                    yk[i, j] = ak[i * Win + j]
-
-
-@parallel_kernel
 def direct_forward_strided(xp, W, b, SH, SW, y):
     """Any stride, pre-padded input: y[n, f, i, j] = b[f] + sum W[f, c, kh, kw] * xp[n, c, i*SH + kh, j*SW + kw].
 
@@ -233,160 +144,6 @@ def direct_forward_strided(xp, W, b, SH, SW, y):
                         for j in range(OW):
                             out[i, j] += w * row[j * SW + kw]
 
-
-@parallel_kernel
-def direct_backward_weights_s1(xp, dyw, OW, dW, db):
-    """Stride 1: dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xp[n, c, i + kh, j + kw], db[f] = sum dy[n, f].
-
-    xp (N, C, Hp, Wp) is the padded input; dyw (N, F, OH, Wp) is dy widened to the
-    padded row width with zeros in columns >= OW. Parallel over pairs of output
-    channels: each thread owns dW[f], dW[f + 1] and their db; every pass computes four
-    taps for both (eight dot products sharing the loads); sums run over n in order.
-    """
-    N, C, Hp, Wp = xp.shape
-    F, _, KH, KW = dW.shape
-    OH = dyw.shape[2]
-    plane = Hp * Wp
-    T = C * KH * KW
-    J = (OH - 1) * Wp + OW
-    zero = typed(dW, 0.0)
-    FB = (F + 1) // 2
-    for fb in prange(FB):
-        wide_vectors()
-        f = 2 * fb
-        f1 = min(f + 1, F - 1)             # an odd last channel is computed twice, stored once
-        grad = np.empty((2, T), dtype=dW.dtype)
-        ga = grad[0]
-        gb = grad[1]
-        for t in range(T):
-            ga[t] = zero
-            gb[t] = zero
-        sa = zero
-        sb = zero
-        for n in range(N):
-            da = dyw[n, f].reshape(OH * Wp)[:J]
-            dbb = dyw[n, f1].reshape(OH * Wp)[:J]
-            xn = xp[n].reshape(C * plane)
-            s0 = zero
-            s1 = zero
-            for j in range(J):
-                s0 += da[j]
-                s1 += dbb[j]
-            sa += s0
-            sb += s1
-            t = 0
-            while t + TAPS_PER_PASS <= T:
-                q = _tap_offset(t, KH, KW, plane, Wp, 0)
-                x0 = xn[q:q + J]
-                q = _tap_offset(t + 1, KH, KW, plane, Wp, 0)
-                x1 = xn[q:q + J]
-                q = _tap_offset(t + 2, KH, KW, plane, Wp, 0)
-                x2 = xn[q:q + J]
-                q = _tap_offset(t + 3, KH, KW, plane, Wp, 0)
-                x3 = xn[q:q + J]
-                p0 = zero
-                p1 = zero
-                p2 = zero
-                p3 = zero
-                r0 = zero
-                r1 = zero
-                r2 = zero
-                r3 = zero
-                for j in range(J):
-                    u = da[j]
-                    v = dbb[j]
-                    v0 = x0[j]
-                    v1 = x1[j]
-                    v2 = x2[j]
-                    v3 = x3[j]
-                    p0 += u * v0
-                    p1 += u * v1
-                    p2 += u * v2
-                    p3 += u * v3
-                    r0 += v * v0
-                    r1 += v * v1
-                    r2 += v * v2
-                    r3 += v * v3
-                ga[t] += p0
-                ga[t + 1] += p1
-                ga[t + 2] += p2
-                ga[t + 3] += p3
-                gb[t] += r0
-                gb[t + 1] += r1
-                gb[t + 2] += r2
-                gb[t + 3] += r3
-                t += TAPS_PER_PASS
-            while t < T:
-                q = _tap_offset(t, KH, KW, plane, Wp, 0)
-                x0 = xn[q:q + J]
-                p0 = zero
-                r0 = zero
-                for j in range(J):
-                    p0 += da[j] * x0[j]
-                    r0 += dbb[j] * x0[j]
-                ga[t] += p0
-                gb[t] += r0
-                t += 1
-        dwa = dW[f].reshape(T)
-        for t in range(T):
-            dwa[t] = ga[t]
-        db[f] = sa
-        if f + 1 < F:
-            dwb = dW[f + 1].reshape(T)
-            for t in range(T):
-                dwb[t] = gb[t]
-            db[f + 1] = sb
-
-
-@parallel_kernel
-def direct_backward_data_s1(dyw, W, OW, PH, PW, dx):
-    """Stride 1: dx[n, c, h, w] = sum_{f, kh, kw} W[f, c, kh, kw] * dy[n, f, h + PH - kh, w + PW - kw].
-
-    dyw (N, F, OH, Wp) is dy widened to the padded row width (zeros in columns >= OW),
-    so output pixel (i, j) sits at i*Wp + j and tap (kh, kw) lands at that index plus
-    kh*Wp + kw of the padded dx plane: each pass adds four output channels' dy
-    planes, weighted, into one shifted run of the padded plane (contiguous, vectorised).
-    Parallel over (n, c) planes; each thread owns its plane, then crops the padding.
-    """
-    N, F, OH, Wp = dyw.shape
-    C, KH, KW = W.shape[1], W.shape[2], W.shape[3]
-    H, Wd = dx.shape[2], dx.shape[3]
-    Hp = OH + KH - 1
-    J = (OH - 1) * Wp + OW
-    zero = typed(dx, 0.0)
-    for item in prange(N * C):
-        wide_vectors()
-        n = item // C
-        c = item - n * C
-        acc = np.empty(Hp * Wp, dtype=dx.dtype)
-        for q in range(Hp * Wp):
-            acc[q] = zero
-        for kh in range(KH):
-            for kw in range(KW):
-                off = kh * Wp + kw
-                a = acc[off:off + J]
-                f = 0
-                while f + TAPS_PER_PASS <= F:
-                    d0 = dyw[n, f].reshape(OH * Wp)
-                    d1 = dyw[n, f + 1].reshape(OH * Wp)
-                    d2 = dyw[n, f + 2].reshape(OH * Wp)
-                    d3 = dyw[n, f + 3].reshape(OH * Wp)
-                    w0 = W[f, c, kh, kw]
-                    w1 = W[f + 1, c, kh, kw]
-                    w2 = W[f + 2, c, kh, kw]
-                    w3 = W[f + 3, c, kh, kw]
-                    for j in range(J):
-                        a[j] += w0 * d0[j] + w1 * d1[j] + w2 * d2[j] + w3 * d3[j]
-                    f += TAPS_PER_PASS
-                while f < F:
-                    d0 = dyw[n, f].reshape(OH * Wp)
-                    w0 = W[f, c, kh, kw]
-                    for j in range(J):
-                        a[j] += w0 * d0[j]
-                    f += 1
-        for h in range(H):
-            for w in range(Wd):
-                dx[n, c, h, w] = acc[(h + PH) * Wp + w + PW]
 
 
 # ------------------------------------------------- direct, stride 1, padding fused
@@ -431,7 +188,7 @@ def _conv_planes(xn, Hin, Win, Wt, bias, acc, yn):
     OH, OW = yn.shape[1], yn.shape[2]
     plane = Hin * Win
     T = C * KH * KW
-    J = (OH - 1) * Win + OW
+    J = _run(OH, OW, Win)                  # xn has RUN_ALIGN elements of slack
     a0 = acc[0, :J]
     a1 = acc[1, :J]
     a2 = acc[2, :J]
@@ -531,25 +288,28 @@ def direct_conv_s1(src, Wt, bias, TP, LP, y):
     OH, OW = y.shape[2], y.shape[3]
     Hin = OH + KH - 1
     Win = OW + KW - 1
-    J = (OH - 1) * Win + OW
+    J = _run(OH, OW, Win)
+    zero = typed(y, 0.0)
     for n in prange(N):
         wide_vectors()
-        xn = np.empty(C * Hin * Win, dtype=y.dtype)
+        xn = np.empty(C * Hin * Win + RUN_ALIGN, dtype=y.dtype)
         _pad_image(src[n], TP, LP, Hin, Win, xn)
+        for q in range(RUN_ALIGN):
+            xn[C * Hin * Win + q] = zero
         acc = np.empty((4, J), dtype=y.dtype)
         _conv_planes(xn, Hin, Win, Wt, bias, acc, y[n])
 
 
 @jit(inline="always")
-def _dw_image(xn, Hp, Wp, da, dbb, KH, KW, ga, gb):
+def _dw_pair(xn, Hp, Wp, da, dbb, KH, KW, T, second, ga, gb):
     """ga[t] += dot(da, X_t), gb[t] += dot(dbb, X_t) for every tap t = (c, kh, kw) of one image.
 
     xn: the padded image, flat (C, Hp, Wp) planes; da, dbb: two dy planes widened to row
     width Wp, cut to J = (OH-1)*Wp + OW; X_t = xn[offset of t:][:J]. Four taps a pass.
+    gb is only written when ``second`` (an odd last channel pairs with itself).
     """
     J = da.shape[0]
     plane = Hp * Wp
-    T = ga.shape[0]
     zero = typed(ga, 0.0)
     t = 0
     while t + TAPS_PER_PASS <= T:
@@ -588,10 +348,11 @@ def _dw_image(xn, Hp, Wp, da, dbb, KH, KW, ga, gb):
         ga[t + 1] += p1
         ga[t + 2] += p2
         ga[t + 3] += p3
-        gb[t] += r0
-        gb[t + 1] += r1
-        gb[t + 2] += r2
-        gb[t + 3] += r3
+        if second:
+            gb[t] += r0
+            gb[t + 1] += r1
+            gb[t + 2] += r2
+            gb[t + 3] += r3
         t += TAPS_PER_PASS
     while t < T:
         q = _tap_offset(t, KH, KW, plane, Wp, 0)
@@ -602,7 +363,8 @@ def _dw_image(xn, Hp, Wp, da, dbb, KH, KW, ga, gb):
             p0 += da[j] * x0[j]
             r0 += dbb[j] * x0[j]
         ga[t] += p0
-        gb[t] += r0
+        if second:
+            gb[t] += r0
         t += 1
 
 
@@ -653,12 +415,9 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
             dst[w] = src[w]
 
 
-@jit
-def dw_groups(N, F):
-    """How many image groups direct_backward_s1 splits dW into: about N / ceil(F/2), so
-    there are about as many dW work items as backward-data items (one per image)."""
-    FB = (F + 1) // 2
-    return max(1, min(N, (N + FB // 2) // FB))
+#: direct_backward_s1 splits the batch into at most this many fixed groups of images,
+#: each with its own dW partial sum (added in group order afterwards).
+DW_GROUPS = 16
 
 
 @parallel_kernel
@@ -670,11 +429,12 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
     Wt is W flipped and transposed (C, F, KH, KW). Work items, one prange: N backward-data
     items (one image each: the full correlation of dy[n] padded by (KH-1-PH, KW-1-PW)
     against Wt through :func:`_conv_planes`, or, when ``scatter``, the scatter form per
-    input channel) and D = ceil(F/2) * G backward-weights items (a pair of output channels
-    over one of G = dw_groups(N, F) fixed groups of images; each pads x[n] and widens
-    two dy planes into its own buffers). The two kinds are interleaved in proportion,
-    so every contiguous share of the range holds both. After the loop, the G partial
-    dW and db are added in group order, serially: nothing depends on the thread count.
+    input channel) and G = min(N, DW_GROUPS) backward-weights items (a fixed group of
+    images: each image's x is padded once into the item's buffer, then every pair of
+    output channels, dy widened to the padded row width, takes four taps a pass). The
+    two kinds are interleaved in proportion, so every contiguous share of the range
+    holds both. After the loop the G partial dW and db are added in group order,
+    serially: nothing depends on the thread count.
     """
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
@@ -682,11 +442,10 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
     Hp = H + 2 * PH
     Wp = Wd + 2 * PW
     T = C * KH * KW
-    J = (OH - 1) * Wp + OW
+    Jr = _run(OH, OW, Wp)
     FB = (F + 1) // 2
-    G = dw_groups(N, F)
-    per = (N + G - 1) // G
-    D = FB * G
+    G = min(N, DW_GROUPS)
+    D = G
     M = N + D
     zero = typed(dW, 0.0)
     parts = np.empty((G, F, T + 1), dtype=dW.dtype)   # dW and db partials per group
@@ -698,40 +457,37 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
         # item m is the k-th dW item when floor((m+1)D/M) > floor(mD/M), else a dx item
         k = (m * D) // M
         if ((m + 1) * D) // M > k:
-            fb = k // G
-            g = k - fb * G
-            f = 2 * fb
-            f1 = min(f + 1, F - 1)             # an odd last channel is computed twice, stored once
-            grad = np.zeros((2, T), dtype=dW.dtype)
-            ga = grad[0]
-            gb = grad[1]
-            xn = np.empty(C * Hp * Wp, dtype=dW.dtype)
-            dwide = np.empty(2 * OH * Wp, dtype=dW.dtype)
-            da = dwide[:J]
-            dbb = dwide[OH * Wp:OH * Wp + J]
-            sa = zero
-            sb = zero
-            for n in range(g * per, min(N, (g + 1) * per)):
+            g = k
+            pg = parts[g]
+            for f in range(F):
+                for t in range(T + 1):
+                    pg[f, t] = zero
+            # runs of Jr >= J elements, so the buffers get RUN_ALIGN zeros of slack
+            xn = np.empty(C * Hp * Wp + RUN_ALIGN, dtype=dW.dtype)
+            for q in range(RUN_ALIGN):
+                xn[C * Hp * Wp + q] = zero
+            S = OH * Wp + RUN_ALIGN
+            dwide = np.zeros(2 * S, dtype=dW.dtype)
+            da = dwide[:Jr]
+            dbb = dwide[S:S + Jr]
+            for n in range((g * N) // G, ((g + 1) * N) // G):
                 _pad_image(x[n], PH, PW, Hp, Wp, xn)
-                _pad_image(dy[n, f:f + 1], 0, 0, OH, Wp, dwide[:OH * Wp])
-                _pad_image(dy[n, f1:f1 + 1], 0, 0, OH, Wp, dwide[OH * Wp:])
-                s0 = zero
-                s1 = zero
-                for j in range(J):
-                    s0 += da[j]
-                    s1 += dbb[j]
-                sa += s0
-                sb += s1
-                _dw_image(xn, Hp, Wp, da, dbb, KH, KW, ga, gb)
-            pa = parts[g, f]
-            for t in range(T):
-                pa[t] = ga[t]
-            pa[T] = sa
-            if f + 1 < F:
-                pb = parts[g, f + 1]
-                for t in range(T):
-                    pb[t] = gb[t]
-                pb[T] = sb
+                for fb in range(FB):
+                    f = 2 * fb
+                    f1 = min(f + 1, F - 1)     # an odd last channel is computed twice, stored once
+                    _pad_image(dy[n, f:f + 1], 0, 0, OH, Wp, dwide[:OH * Wp])
+                    _pad_image(dy[n, f1:f1 + 1], 0, 0, OH, Wp, dwide[S:S + OH * Wp])
+                    s0 = zero
+                    s1 = zero
+                    for j in range(Jr):
+                        s0 += da[j]
+                        s1 += dbb[j]
+                    ga = pg[f]
+                    gb = pg[f1]
+                    ga[T] += s0
+                    if f1 > f:
+                        gb[T] += s1
+                    _dw_pair(xn, Hp, Wp, da, dbb, KH, KW, T, f1 > f, ga, gb)
         else:
             n = m - k
             if scatter:
@@ -741,9 +497,11 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
                 for c in range(C):
                     _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
             else:
-                dyn = np.empty(F * Hf * Wf, dtype=dx.dtype)
+                dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
                 _pad_image(dy[n], KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
-                acc = np.empty((4, (H - 1) * Wf + Wd), dtype=dx.dtype)
+                for q in range(RUN_ALIGN):
+                    dyn[F * Hf * Wf + q] = zero
+                acc = np.empty((4, _run(H, Wd, Wf)), dtype=dx.dtype)
                 _conv_planes(dyn, Hf, Wf, Wt, zeros, acc, dx[n])
     for f in range(F):
         dwf = dW[f].reshape(T)
@@ -1018,8 +776,9 @@ def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, 
     not the thread count). Per chunk: colT = transposed im2col; dyT (F, rows) = dy of the
     chunk; dW_group += dyT @ colT.T; dcolT = Wm.T @ dyT (BLAS, kept single-threaded by
     the caller); dx[n, c] = col2im of dcolT (each plane written by one thread).
-    Then dW = sum of the group partials in group order and db[f] = sum dy[:, f], so the
-    result does not depend on the thread count. Scratch rows are per thread
+    Then, serially (one parallel region per call), dW = sum of the group partials in
+    group order and db[f] = sum dy[:, f], so the result does not depend on the thread
+    count. The chunks are spread evenly over the groups. Scratch rows are per thread
     (numba.get_thread_id()): col_buf/dcol_buf K*rows, dyt_buf F*rows, dw_buf F*K.
     """
     N, C = x.shape[0], x.shape[1]
@@ -1029,7 +788,6 @@ def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, 
     G = dw_groups.shape[0]
     zero = typed(dx, 0.0)
     n_chunks = (N + chunk - 1) // chunk
-    per_group = (n_chunks + G - 1) // G
     for g in prange(G):
         wide_vectors()
         slot = get_thread_id()
@@ -1038,7 +796,8 @@ def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, 
             for k in range(K):
                 dwg[f, k] = zero
         dwt = dw_buf[slot, : F * K].reshape(F, K)
-        for ci in range(g * per_group, min(n_chunks, (g + 1) * per_group)):
+        # chunks spread evenly over the groups (no empty trailing groups)
+        for ci in range((g * n_chunks) // G, ((g + 1) * n_chunks) // G):
             n0 = ci * chunk
             nb = min(N, n0 + chunk) - n0
             rows = nb * P
@@ -1065,8 +824,8 @@ def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, 
                 nn = pair // C
                 c = pair - nn * C
                 _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
-    for f in prange(F):
-        wide_vectors()
+    # serially, after the loop: a second parallel region costs more than these sums
+    for f in range(F):
         s = zero
         for n in range(N):
             d = dy[n, f].reshape(P)
