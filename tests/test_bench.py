@@ -9,11 +9,12 @@ from fastnn.bench import harness, report
 from fastnn.cli import main
 
 
-def test_interleaved_times_each_contender_in_turn():
+def test_interleaved_times_contenders_in_turns_of_blocks():
     order = []
     medians = harness.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                                  repeats=3, warmup=1)
-    assert order == ["a", "b"] + ["a", "b"] * 3
+                                  repeats=3, warmup=1, block=2)
+    # warm-up, then per turn one untimed call and up to `block` timed ones
+    assert "".join(order) == "ab" + "aaa" + "bbb" + "aa" + "bb"
     assert set(medians) == {"a", "b"} and all(v >= 0 for v in medians.values())
 
 

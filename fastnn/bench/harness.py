@@ -29,17 +29,28 @@ DEEP_CONV_LAYERS = [(1, 28, 28, 16, 1), (16, 28, 28, 16, 1), (16, 14, 14, 32, 1)
                     (32, 14, 14, 32, 2), (32, 8, 8, 64, 1), (64, 8, 8, 64, 1)]
 
 
-def interleaved(contenders: dict, repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each callable, timed in turn ``repeats`` times."""
+def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> dict[str, float]:
+    """Median seconds per call of each callable, over ``repeats`` timed calls each.
+
+    The contenders take turns in blocks (A x block, B x block, A x block, ...), so a drift in
+    the machine's speed hits them alike. Each block starts with one untimed call: the
+    previous contender's thread pool (NumPy's OpenBLAS, Numba's workers) may still be
+    spinning on the cores for a moment after its last call, and timing calls made right
+    after a switch would charge that to whoever runs next. A contender with
+    ``measures_itself`` (PyTorch in its own process) returns its own timing.
+    """
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in contenders}
-    for _ in range(repeats):
+    while min(len(v) for v in times.values()) < repeats:
         for name, fn in contenders.items():
-            started = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - started)
+            for _ in range(min(block, repeats - len(times[name]))):
+                started = time.perf_counter()
+                result = fn()
+                elapsed = time.perf_counter() - started
+                times[name].append(result if getattr(fn, "measures_itself", False) else elapsed)
     return {name: float(np.median(values)) for name, values in times.items()}
 
 
@@ -65,12 +76,14 @@ def training_steps(threads: int, repeats: int, warmup: int, networks=NETWORKS,
         if with_numpy:
             contenders["numpy"] = fastnn_step(name, "numpy", x, t)
         if with_torch and torch_models.available():
-            contenders["torch"] = torch_models.TorchStep(name, x, t, threads)
+            contenders["torch"] = torch_models.InChildProcess("step", name, x, t, threads)
         reps = repeats if name == "mlp" else max(5, repeats // (3 if name == "simple_convnet" else 6))
         if with_numpy:
             # the reference is slow on the CNNs: fewer rounds, the same interleaving
             reps = min(reps, {"mlp": repeats, "simple_convnet": 10, "deep_convnet": 5}[name])
         medians = interleaved(contenders, reps, warmup)
+        if "torch" in contenders:
+            contenders["torch"].close()
         row = {"network": name, "repeats": reps}
         row.update({f"{k}_ms": v * 1e3 for k, v in medians.items()})
         row["samples_per_s"] = BATCH / medians["numba"]
@@ -136,9 +149,10 @@ def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | No
     params = rng.standard_normal(size).astype(np.float32)
     grads = rng.standard_normal(size).astype(np.float32)
     optimizer = Adam(1e-3)
+    torch_adam = torch_models.InChildProcess("adam", size, _config.get_num_threads())
     medians = interleaved({"numba": lambda: optimizer.apply(ops, params, grads),
-                           "torch": torch_models.fused_adam(size, _config.get_num_threads())},
-                          repeats, warmup)
+                           "torch": torch_adam}, repeats, warmup)
+    torch_adam.close()
     return {"parameters": size, "numba_ms": medians["numba"] * 1e3,
             "torch_ms": medians["torch"] * 1e3, "ratio": medians["numba"] / medians["torch"]}
 

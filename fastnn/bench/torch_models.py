@@ -92,3 +92,59 @@ def fused_adam(size: int, threads: int):
         with torch.no_grad():
             optimizer.step()
     return step
+
+
+def _serve(connection, kind: str, args: tuple) -> None:
+    """Child process: build the PyTorch contender, then time calls on request."""
+    import time
+
+    step = TorchStep(*args) if kind == "step" else fused_adam(*args)
+    connection.send("ready")
+    while True:
+        request = connection.recv()
+        if request is None:
+            break
+        started = time.perf_counter()
+        step()
+        connection.send(time.perf_counter() - started)
+
+
+class InChildProcess:
+    """A PyTorch contender living in its own process, timed there.
+
+    PyTorch ships its own OpenMP runtime, Numba uses the system's: in one process the two
+    thread pools take turns spinning on the same cores, and whichever runs just after the
+    other is slowed several-fold (an MLP step read 4.4 ms interleaved with fastnn, 0.85 ms
+    alone). Kept in a separate process, PyTorch's threads sleep while fastnn runs and the
+    other way round, and the turns still alternate in time, so drift hits both alike.
+    Calling it runs one step in the child and returns the seconds the child measured.
+    """
+
+    measures_itself = True
+
+    def __init__(self, kind: str, *args):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, kind, args), daemon=True)
+        self.process.start()
+        # wait until PyTorch is imported and the model built, so that start-up work
+        # never overlaps the parent's timed calls
+        if self.connection.recv() != "ready":
+            raise RuntimeError("the PyTorch benchmark process failed to start")
+
+    def __call__(self) -> float:
+        self.connection.send(True)
+        return self.connection.recv()
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.connection.send(None)
+            self.process.join(timeout=10)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
