@@ -29,14 +29,18 @@ DEEP_CONV_LAYERS = [(1, 28, 28, 16, 1), (16, 28, 28, 16, 1), (16, 14, 14, 32, 1)
                     (32, 14, 14, 32, 2), (32, 8, 8, 64, 1), (64, 8, 8, 64, 1)]
 
 
+#: Seconds to pause before each block, so the previous contender's spinning threads go idle.
+SETTLE_S = 0.1
+
+
 def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> dict[str, float]:
     """Median seconds per call of each callable, over ``repeats`` timed calls each.
 
     The contenders take turns in blocks (A x block, B x block, A x block, ...), so a drift in
-    the machine's speed hits them alike. Each block starts with one untimed call: the
-    previous contender's thread pool (NumPy's OpenBLAS, Numba's workers) may still be
-    spinning on the cores for a moment after its last call, and timing calls made right
-    after a switch would charge that to whoever runs next. A contender with
+    the machine's speed hits them alike. Each block starts with a pause of SETTLE_S and one
+    untimed call: the previous contender's thread pool (NumPy's OpenBLAS, Numba's workers)
+    may still be spinning on the cores after its last call (OpenBLAS's for about 0.1 s), and
+    timing calls made right after a switch would charge that to whoever runs next. A contender with
     ``measures_itself`` (PyTorch in its own process) returns its own timing.
     """
     for fn in contenders.values():
@@ -45,6 +49,7 @@ def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> 
     times = {name: [] for name in contenders}
     while min(len(v) for v in times.values()) < repeats:
         for name, fn in contenders.items():
+            time.sleep(SETTLE_S)
             fn()
             for _ in range(min(block, repeats - len(times[name]))):
                 started = time.perf_counter()

@@ -41,8 +41,8 @@ def run(repeats: int = 20, warmup: int = 3, networks=harness.NETWORKS, with_nump
                                               networks, with_numpy=with_numpy)
     if "deep_convnet" in networks:
         results["thread_scaling"] = harness.thread_scaling(max(5, repeats // 4), warmup)
-    results["sgemm_gflops"] = harness.sgemm_gflops(max(5, repeats // 2))
     results["conv"] = harness.conv_gflops(max(5, repeats // 2), warmup)
+    results["sgemm_gflops"] = harness.sgemm_gflops(max(5, repeats // 2))
     results["adam"] = harness.adam_vs_torch(repeats, warmup)
     if with_startup:
         results["startup"] = harness.startup_times()
