@@ -109,6 +109,14 @@ def check_x4(where: str, name: str, x: np.ndarray) -> None:
     check_ndim(where, name, x, 4, "(N, C, H, W)")
 
 
+def checked_images(where: str, x) -> np.ndarray:
+    """x made native-endian, checked to be float32/float64 with 4 dimensions (N, C, H, W)."""
+    x = native(x)
+    check_same_dtype(where, x=x)
+    check_x4(where, "x", x)
+    return x
+
+
 def check_x_shape(where: str, x_shape) -> tuple[int, int, int, int]:
     try:
         shape = tuple(int(s) for s in x_shape)
@@ -167,3 +175,19 @@ def check_argmax(where: str, argmax, g: Geometry) -> None:
             f"{where}: argmax holds indices outside the H*W = {g.H * g.W} plane "
             f"[{argmax.min()}, {argmax.max()}]"
         )
+
+
+def pool_forward_geometry(where: str, x, size, stride, pad):
+    """A pooling op's checked input and geometry: (native x, Geometry)."""
+    x = checked_images(where, x)
+    return x, pool_geometry(where, x.shape, size, stride, pad)
+
+
+def pool_backward_geometry(where: str, dy, x_shape, size, stride, pad):
+    """A pooling backward op's checked dy (N, C, OH, OW), x_shape and geometry."""
+    dy = native(dy)
+    check_same_dtype(where, dy=dy)
+    x_shape = check_x_shape(where, x_shape)
+    g = pool_geometry(where, x_shape, size, stride, pad)
+    check_dy(where, dy, (g.N, g.C, g.OH, g.OW))
+    return dy, x_shape, g

@@ -22,13 +22,14 @@ from .conv_shapes import (
     check_argmax,
     check_dy,
     check_impl,
-    check_x4,
     check_x_shape,
+    checked_images,
     conv_geometry,
     geometry,
     kernel_pair,
     native,
-    pool_geometry,
+    pool_backward_geometry,
+    pool_forward_geometry,
 )
 from .numba_dense import _c
 
@@ -140,9 +141,7 @@ class NumbaConvOps:
         (c, kh, kw): col[(n*OH + oh)*OW + ow, (c*KH + i)*KW + j] = xpad[n, c, oh*SH + i, ow*SW + j]
         with xpad zero-padded by PH rows and PW columns on each side.
         """
-        x = native(x)
-        check_same_dtype("im2col", x=x)
-        check_x4("im2col", "x", x)
+        x = checked_images("im2col", x)
         g = geometry("im2col", x.shape, kernel_pair("im2col", "kernel size", (kh, kw)), stride, pad)
         col = np.empty((g.N * g.OH * g.OW, g.C * g.KH * g.KW), dtype=x.dtype)
         conv_kernels.im2col(col.size, _c(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, col)
@@ -320,10 +319,7 @@ class NumbaConvOps:
         argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
         the first maximum in row-major window order; a NaN beats every number.
         """
-        x = native(x)
-        check_same_dtype("maxpool2d", x=x)
-        check_x4("maxpool2d", "x", x)
-        g = pool_geometry("maxpool2d", x.shape, size, stride, pad)
+        x, g = pool_forward_geometry("maxpool2d", x, size, stride, pad)
         y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
         argmax = np.empty(y.shape, dtype=np.int64)
         if _pool_2x2(g):
@@ -338,11 +334,8 @@ class NumbaConvOps:
 
         dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
         """
-        dy, argmax = native(dy, argmax)
-        check_same_dtype("maxpool2d_backward", dy=dy)
-        x_shape = check_x_shape("maxpool2d_backward", x_shape)
-        g = pool_geometry("maxpool2d_backward", x_shape, size, stride, pad)
-        check_dy("maxpool2d_backward", dy, (g.N, g.C, g.OH, g.OW))
+        dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
+        argmax = native(argmax)
         check_argmax("maxpool2d_backward", argmax, g)
         dx = np.empty(x_shape, dtype=dy.dtype)
         pool_kernels.maxpool_backward(dx.size, _c(dy), _c(argmax), dx)
@@ -354,10 +347,7 @@ class NumbaConvOps:
         x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
         KH*KW), stride defaults to size, pad must be smaller than size.
         """
-        x = native(x)
-        check_same_dtype("avgpool2d", x=x)
-        check_x4("avgpool2d", "x", x)
-        g = pool_geometry("avgpool2d", x.shape, size, stride, pad)
+        x, g = pool_forward_geometry("avgpool2d", x, size, stride, pad)
         y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
         pool_kernels.avgpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
                                      g.PH, g.PW, y)
@@ -368,11 +358,7 @@ class NumbaConvOps:
 
         dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
         """
-        dy = native(dy)
-        check_same_dtype("avgpool2d_backward", dy=dy)
-        x_shape = check_x_shape("avgpool2d_backward", x_shape)
-        g = pool_geometry("avgpool2d_backward", x_shape, size, stride, pad)
-        check_dy("avgpool2d_backward", dy, (g.N, g.C, g.OH, g.OW))
+        dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
         dx = np.empty(x_shape, dtype=dy.dtype)
         pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW,
                                       g.PH, g.PW, dx)

@@ -19,13 +19,14 @@ from .conv_shapes import (
     check_argmax,
     check_dy,
     check_impl,
-    check_x4,
     check_x_shape,
+    checked_images,
     conv_geometry,
     geometry,
     kernel_pair,
     native,
-    pool_geometry,
+    pool_backward_geometry,
+    pool_forward_geometry,
 )
 
 
@@ -76,9 +77,7 @@ class NumpyConvOps:
         (c, kh, kw): col[(n*OH + oh)*OW + ow, (c*KH + i)*KW + j] = xpad[n, c, oh*SH + i, ow*SW + j]
         with xpad zero-padded by PH rows and PW columns on each side.
         """
-        x = native(x)
-        check_same_dtype("im2col", x=x)
-        check_x4("im2col", "x", x)
+        x = checked_images("im2col", x)
         g = geometry("im2col", x.shape, kernel_pair("im2col", "kernel size", (kh, kw)), stride, pad)
         return _im2col(x, g)
 
@@ -144,10 +143,7 @@ class NumpyConvOps:
         argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
         the first maximum in row-major window order; a NaN beats every number.
         """
-        x = native(x)
-        check_same_dtype("maxpool2d", x=x)
-        check_x4("maxpool2d", "x", x)
-        g = pool_geometry("maxpool2d", x.shape, size, stride, pad)
+        x, g = pool_forward_geometry("maxpool2d", x, size, stride, pad)
         xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)], constant_values=-np.inf)
         best = np.full((g.N, g.C, g.OH, g.OW), -np.inf, dtype=x.dtype)
         argmax = np.full((g.N, g.C, g.OH, g.OW), -1, dtype=np.int64)
@@ -166,11 +162,8 @@ class NumpyConvOps:
 
         dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
         """
-        dy, argmax = native(dy, argmax)
-        check_same_dtype("maxpool2d_backward", dy=dy)
-        x_shape = check_x_shape("maxpool2d_backward", x_shape)
-        g = pool_geometry("maxpool2d_backward", x_shape, size, stride, pad)
-        check_dy("maxpool2d_backward", dy, (g.N, g.C, g.OH, g.OW))
+        dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
+        argmax = native(argmax)
         check_argmax("maxpool2d_backward", argmax, g)
         dx = np.zeros((g.N * g.C, g.H * g.W), dtype=dy.dtype)
         planes = np.repeat(np.arange(g.N * g.C), g.OH * g.OW)
@@ -183,10 +176,7 @@ class NumpyConvOps:
         x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
         KH*KW), stride defaults to size, pad must be smaller than size.
         """
-        x = native(x)
-        check_same_dtype("avgpool2d", x=x)
-        check_x4("avgpool2d", "x", x)
-        g = pool_geometry("avgpool2d", x.shape, size, stride, pad)
+        x, g = pool_forward_geometry("avgpool2d", x, size, stride, pad)
         xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)])
         total = np.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
         for kh in range(g.KH):
@@ -200,11 +190,7 @@ class NumpyConvOps:
 
         dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
         """
-        dy = native(dy)
-        check_same_dtype("avgpool2d_backward", dy=dy)
-        x_shape = check_x_shape("avgpool2d_backward", x_shape)
-        g = pool_geometry("avgpool2d_backward", x_shape, size, stride, pad)
-        check_dy("avgpool2d_backward", dy, (g.N, g.C, g.OH, g.OW))
+        dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
         share = dy / dy.dtype.type(g.KH * g.KW)
         dxp = np.zeros((g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), dtype=dy.dtype)
         for kh in range(g.KH):
