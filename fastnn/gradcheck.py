@@ -15,18 +15,19 @@ import numpy as np
 
 
 def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central-difference gradient of the scalar function ``f()`` w.r.t. array ``x`` (in place)."""
+    """Central-difference gradient of the scalar function ``f()`` w.r.t. array ``x``.
+
+    Each entry of ``x`` is nudged in place (any layout) and restored; ``f`` must read ``x``.
+    """
     grad = np.zeros(x.shape, dtype=np.float64)
-    flat = x.reshape(-1)
-    out = grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + eps
+    for i in np.ndindex(*x.shape):
+        saved = x[i]
+        x[i] = saved + eps
         plus = f()
-        flat[i] = saved - eps
+        x[i] = saved - eps
         minus = f()
-        flat[i] = saved
-        out[i] = (plus - minus) / (2 * eps)
+        x[i] = saved
+        grad[i] = (plus - minus) / (2 * eps)
     return grad
 
 

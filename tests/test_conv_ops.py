@@ -18,6 +18,7 @@ from fastnn import _config
 from fastnn.backends import get_ops, numba_conv
 from fastnn.kernels import conv as conv_kernels
 from fastnn.kernels import pool as pool_kernels
+from fastnn.gradcheck import numerical_gradient as numerical_grad
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
@@ -264,22 +265,6 @@ def test_reference_conv_against_loops(stride, pad):
 
 
 # --------------------------------------------------------- gradient check
-
-
-def numerical_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    it = np.nditer(a, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = a[i]
-        a[i] = old + eps
-        up = f()
-        a[i] = old - eps
-        down = f()
-        a[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
-
 
 @pytest.mark.parametrize("stride,pad", [(1, 1), (2, 0), ((2, 1), (1, 2))])
 def test_conv_gradient_numerically(stride, pad):

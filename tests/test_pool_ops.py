@@ -9,6 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fastnn.backends import get_ops
+from fastnn.gradcheck import numerical_gradient as numerical_grad
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
@@ -172,20 +173,6 @@ def test_overlapping_windows_accumulate(backend):
     assert dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0
     dx = ops.avgpool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, 1)
     np.testing.assert_allclose(dx[0, 0], [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
-
-
-def numerical_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for i in np.ndindex(*a.shape):
-        old = a[i]
-        a[i] = old + eps
-        up = f()
-        a[i] = old - eps
-        down = f()
-        a[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
-
 
 @pytest.mark.parametrize("size,stride,pad", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 1))])
 def test_pool_gradients_numerically(size, stride, pad):
