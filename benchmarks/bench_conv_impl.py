@@ -5,9 +5,8 @@
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
 compiles), prints one row per layer and the impl that ``impl="auto"`` picks.
-The rule behind "auto" (fastnn.backends.numba_conv._choose: direct at stride 1 when
-F*KH*KW <= DIRECT_MAX_WEIGHTS, for the forward pass also when OH*OW >=
-DIRECT_FORWARD_MIN_PIXELS, for the backward pass also when C <= SCATTER_MAX_CHANNELS) is read off this table; the "auto" column shows the
+The rule behind "auto" (fastnn.backends.numba_conv._choose: direct at stride 1,
+im2col for strides) is read off this table; the "auto" column shows the
 forward/backward choice. Strided convolutions always take im2col, whose kernels
 handle any stride at full speed. The runs are sequential: on a shared machine,
 compare impls only from runs taken while it is quiet.

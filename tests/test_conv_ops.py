@@ -108,15 +108,31 @@ def test_conv_random_shapes(N, C, F, H, W, KH, KW, sh, sw, ph, pw, impl, dtype, 
     check_conv(x, Wt, b, dy, (sh, sw), (ph, pw), impl)
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    N=st.integers(1, 70), C=st.integers(1, 9), F=st.integers(1, 20),
+    H=st.integers(1, 10), W=st.integers(1, 10), KH=st.integers(1, 4), KW=st.integers(1, 4),
+    ph=st.integers(0, 2), pw=st.integers(0, 2),
+    dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31),
+)
+def test_direct_register_tiles_random_shapes(N, C, F, H, W, KH, KW, ph, pw, dtype, seed):
+    """The stride-1 direct kernels' tiles: F past a multiple of 8 (forward tile) and of 4
+    (dW tile), C*KH*KW past a multiple of 4, planes of one to several vectors, and
+    batches whose dW groups hold several images (chunks of DW_CHUNK and a partial one)."""
+    assume(KH <= H + 2 * ph and KW <= W + 2 * pw)
+    rng = np.random.default_rng(seed)
+    x, Wt, b, dy = _data(rng, N, C, H, W, F, KH, KW, 1, (ph, pw), dtype)
+    check_conv(x, Wt, b, dy, 1, (ph, pw), "direct")
+
+
 @pytest.mark.parametrize("groups", [16, 2])
 @pytest.mark.parametrize("chunk_bytes", [1, 3 * 8 * 72 * 8 * 2])
-@pytest.mark.parametrize("impl", ["im2col", "auto"])
+@pytest.mark.parametrize("impl", ["im2col"])
 def test_im2col_path_in_several_chunks(monkeypatch, impl, chunk_bytes, groups):
     """Small chunk budgets: one or two images per chunk, a partial last chunk, and
     fewer dW groups than chunks."""
     monkeypatch.setattr(numba_conv, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(numba_conv, "CHUNK_GROUPS", groups)
-    monkeypatch.setattr(numba_conv, "DIRECT_MAX_WEIGHTS", 0)
     rng = np.random.default_rng(3)
     x, Wt, b, dy = _data(rng, 5, 3, 9, 8, 4, 3, 3, 1, 1, np.float64)
     check_conv(x, Wt, b, dy, 1, 1, impl)
@@ -154,13 +170,9 @@ def test_auto_rule():
                                      stride, 1)
         return numba_conv._choose(g, F, forward)
 
-    assert choose(1, 16, 3) == "direct"
-    assert choose(16, 32, 3) == "direct"           # F*KH*KW = 288
-    assert choose(32, 64, 3) == "im2col"
-    assert choose(4, 30, 5) == "im2col"
-    assert choose(1, 30, 5) == "direct"            # backward, C <= SCATTER_MAX_CHANNELS
-    assert choose(1, 30, 5, forward=True) == "im2col"
-    assert choose(1, 30, 5, forward=True, size=24) == "direct"   # OH*OW >= 400
+    for C, F, K in [(1, 16, 3), (16, 32, 3), (32, 64, 3), (4, 30, 5), (1, 30, 5)]:
+        for forward in (False, True):
+            assert choose(C, F, K, forward=forward) == "direct"   # stride 1: always direct
     assert choose(1, 16, 3, stride=2) == "im2col"   # strided: always im2col
 
 

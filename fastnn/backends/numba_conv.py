@@ -33,10 +33,6 @@ from .conv_shapes import (
 )
 from .numba_dense import _c
 
-#: ``impl="auto"`` runs the direct kernels at stride 1 when F*KH*KW is at most this
-#: (see :meth:`NumbaConvOps.conv2d` for the measurements behind it).
-DIRECT_MAX_WEIGHTS = 288
-
 #: The im2col path works on chunks of images whose column matrix is about this big,
 #: so it stays in one core's L2 cache between im2col, the GEMM and col2im.
 CHUNK_BYTES = 1 << 19
@@ -98,22 +94,11 @@ def _padded(x, g):
     return xp
 
 
-#: ``impl="auto"`` also runs the *forward* direct kernel at stride 1 when an output
-#: plane has at least this many pixels, whatever F*KH*KW: its long contiguous runs
-#: then beat im2col's per-chunk GEMMs (simple_convnet's 1->30 5x5 at 24x24: 1.16 ms
-#: against 1.53 ms). The direct *backward* is chosen whatever F*KH*KW when C <=
-#: SCATTER_MAX_CHANNELS: with the padding fused into one parallel region it beats
-#: im2col there (1->30 5x5 at 28x28: 2.0 ms against 2.9 ms; 3->32 5x5 p2 at 32x32:
-#: 11.8 against 12.5; 1->64 3x3 p1 at 28x28: 3.3 against 5.0; 2 threads, interleaved).
-DIRECT_FORWARD_MIN_PIXELS = 400
-
-
 def _choose(g, F: int, forward: bool = False) -> str:
-    """The "auto" rule: direct at stride 1 when F*KH*KW <= DIRECT_MAX_WEIGHTS, else im2col;
-    for the forward pass also direct at stride 1 when OH*OW >= DIRECT_FORWARD_MIN_PIXELS,
-    for the backward pass also direct at stride 1 when C <= SCATTER_MAX_CHANNELS."""
+    """The "auto" rule: direct at stride 1, im2col otherwise (see :meth:`NumbaConvOps.conv2d`)."""
     if g.SH != 1 or g.SW != 1:
         return "im2col"
+    return "direct"
     if F * g.KH * g.KW <= DIRECT_MAX_WEIGHTS:
         return "direct"
     if forward and g.OH * g.OW >= DIRECT_FORWARD_MIN_PIXELS:
@@ -173,62 +158,29 @@ class NumbaConvOps:
         ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
         gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
 
-        Numba backend, ``impl="auto"``: "direct" at stride 1 when F*KH*KW <= 288
-        (DIRECT_MAX_WEIGHTS) or, for this forward pass only, when OH*OW >= 400
-        (DIRECT_FORWARD_MIN_PIXELS), or, for the backward pass only, when C <= 3
-        (SCATTER_MAX_CHANNELS); else "im2col". The direct kernels run at a steady rate
-        per multiply-add on large planes (slower on small ones: short inner loops and
-        computed padding), whatever F; im2col + GEMM gets cheaper per multiply-add as
-        F grows (each column feeds F rows of the GEMM) and as KH*KW grows (direct's
-        backward pass pays most there). Strided direct loops gather, so strides always
-        take im2col (16->16 3x3 stride 2 at 28x28: direct 56.9 ms, im2col 9.6 ms).
-        Measured with
-        ``python benchmarks/bench_conv_impl.py --extra`` on a 2-core Xeon (AVX-512),
-        float32, batch 100, forward + backward, median ms, direct / im2col:
+        Numba backend, ``impl="auto"``: "direct" at stride 1, "im2col" otherwise.
+        The direct kernels keep a register tile of the output (eight channels by two
+        vectors of pixels) in vector registers over all C*KH*KW taps, and the
+        backward-weights tile (four channels by four taps) over a chunk of images,
+        so they beat im2col + GEMM on every stride-1 shape measured, including the
+        8x8 planes and F = 64 where im2col won before. Strided direct loops gather,
+        so strides take im2col. ``python benchmarks/bench_conv_impl.py --extra`` on
+        this project's 2-core Xeon (AVX-512), float32, batch 100, median ms,
+        direct / im2col:
 
-        ====================  ======  ===  ==============  ==============  ======
-        layer (stride 1)      C->F    HxW  2 threads       1 thread        auto
-        ====================  ======  ===  ==============  ==============  ======
-        simple conv1 5x5      1->30   28   4.28 / 4.48     9.07 / 8.18     im2col
-        deep conv1 3x3 p1     1->16   28   1.66 / 2.22     3.22 / 4.10     direct
-        deep conv2 3x3 p1     16->16  28   12.3 / 19.3     25.2 / 37.3     direct
-        deep conv3 3x3 p1     16->32  14   7.45 / 8.86     15.7 / 15.3     direct
-        deep conv4 3x3 p2     32->32  14   17.2 / 19.6     35.4 / 37.1     direct
-        deep conv5 3x3 p1     32->64  7    14.4 / 6.92     30.8 / 13.0     im2col
-        deep conv6 3x3 p1     64->64  7    28.9 / 14.9     59.4 / 25.1     im2col
-        deep conv5 3x3 p1     32->64  8    15.8 / 8.60     33.4 / 15.5     im2col
-        deep conv6 3x3 p1     64->64  8    30.5 / 18.6     64.9 / 30.4     im2col
-        3x3 p1                16->16  12   3.44 / 8.55     6.76 / 10.7     direct
-        3x3 p1                64->64  28   152 / 124       315 / 231       im2col
-        5x5 p2                3->32   32   16.4 / 18.4     35.1 / 35.5     im2col
-        ====================  ======  ===  ==============  ==============  ======
-
-        After the kernels were compiled with 512-bit vectors (``wide_vectors``) and the
-        direct forward went to four output channels a pass, the same shapes timed
-        interleaved in one process (direct, im2col, direct, im2col, ...; 2 threads,
-        median of 11, ms, forward and backward separately, ``ops.conv2d`` and
-        ``ops.conv2d_backward`` with each impl):
-
-        ====================  ======  ===  ===========  ============  =============
-        layer (stride 1)      C->F    HxW  fwd d / i    bwd d / i     auto f/b
-        ====================  ======  ===  ===========  ============  =============
-        simple conv1 5x5      1->30   28   1.16 / 1.53  3.45 / 2.76   direct/im2col
-        deep conv1 3x3 p1     1->16   28   0.56 / 0.68  1.23 / 1.53   direct
-        deep conv2 3x3 p1     16->16  28   3.32 / 5.99  7.81 / 12.2   direct
-        deep conv3 3x3 p1     16->32  14   2.10 / 2.68  5.81 / 6.10   direct
-        deep conv4 3x3 p2     32->32  14   4.45 / 6.04  11.7 / 12.2   direct
-        deep conv5 3x3 p1     32->64  8    4.30 / 2.78  11.6 / 5.83   im2col
-        deep conv6 3x3 p1     64->64  8    7.91 / 5.16  22.4 / 13.9   im2col
-        ====================  ======  ===  ===========  ============  =============
-
-        Then the stride-1 direct kernels took the padding inside (one parallel region
-        for the forward pass, one for the whole backward pass, no padded copies), their
-        runs were rounded up to RUN_ALIGN, im2col's backward spread its chunks evenly
-        over the dW groups and the backward rule gained C <= 3. Against the code
-        before, interleaved in one process (2 threads, median of 15, ms, fwd / bwd,
-        "auto"): deep conv1 0.27 / 0.77 (was 0.49 / 1.05), conv2 2.20 / 4.94 (3.03 /
-        7.33), conv3 1.40 / 3.39 (1.90 / 4.97), conv4 3.46 / 6.97 (4.37 / 11.1),
-        conv6 bwd 9.58 (12.9), simple conv1 0.95 / 2.40 (1.08 / 2.70).
+        =======================  ======  =====  ===========  ============
+        layer (stride 1)         C->F    HxW    fwd d / i    bwd d / i
+        =======================  ======  =====  ===========  ============
+        simple conv1 5x5         1->30   28     0.52 / 1.24  2.22 / 2.70
+        deep conv1 3x3 p1        1->16   28     0.24 / 0.61  0.93 / 1.51
+        deep conv2 3x3 p1        16->16  28     1.40 / 5.22  3.51 / 10.1
+        deep conv3 3x3 p1        16->32  14     0.76 / 2.56  2.37 / 4.96
+        deep conv4 3x3 p2        32->32  14     1.88 / 5.72  4.24 / 10.8
+        deep conv5 3x3 p1        32->64  8      0.92 / 2.69  3.31 / 5.11
+        deep conv6 3x3 p1        64->64  8      1.89 / 4.84  6.43 / 9.09
+        3->32 5x5 p2             3->32   32     1.84 / 5.14  10.0 / 9.80
+        3x3 p1                   64->64  28     19.1 / 34.8  50.5 / 61.7
+        =======================  ======  =====  ===========  ============
         """
         check_impl("conv2d", impl)
         x, W, b = native(x, W, b)

@@ -7,25 +7,26 @@ picks the algorithm). Generic over float32/float64: constants come from
 
 Two algorithms:
 
-* **direct** (pays when C*KH*KW is small, e.g. a first layer with C=1).
-  Stride 1 uses the *wide-row* trick: an output plane is computed on the padded
-  input's row width ``Win``, so output pixel (i, j) sits at flat index
-  ``i*Win + j`` and kernel tap (c, kh, kw) reads the input plane at the constant
-  offset ``c*Hin*Win + kh*Win + kw`` from it. The innermost loop is then one long
-  contiguous run over the whole plane (not a short row) that LLVM vectorises, and
-  four taps and four output channels are fused per pass, so each load of x feeds
-  four FMAs and each accumulator load/store serves four.
-  The junk columns ``j >= OW`` are dropped when the plane is copied out; runs are
-  rounded up to a multiple of RUN_ALIGN (no scalar remainder loop).
+* **direct** (every stride-1 layer). Stride 1 uses the *wide-row* trick: an
+  output plane is computed on the padded input's row width ``Win``, so output
+  pixel (i, j) sits at flat index ``i*Win + j`` and kernel tap (c, kh, kw) reads
+  the input plane at the constant offset ``c*Hin*Win + kh*Win + kw`` from it. A
+  whole plane is then one contiguous run, and the kernels are *register-blocked*
+  with the explicit SIMD vectors of :mod:`fastnn.kernels._simd`: the forward tile
+  (:func:`_tile_8x2`) holds eight output channels by two vectors of pixels in 16
+  vector registers over all C*KH*KW taps (two loads and eight broadcasts feed 16
+  fused multiply-adds), and the backward-weights tile (:func:`_dw_tile_4x4`) holds
+  four output channels by four taps over every pixel of a chunk of images. The
+  junk columns ``j >= OW`` are dropped when a tile is copied out.
   Stride-1 kernels pad inside the kernel, per image, into a buffer of the thread's
   own (no padding pass over the batch, no padded copy): the forward pass
   (:func:`direct_conv_s1`) is one parallel region over images, and the whole
   backward pass (:func:`direct_backward_s1`) is one parallel region whose items are
-  backward-data of one image (the full correlation of dy with the flipped weights,
-  or for few input channels the transposed scatter of widened dy into a padded dx
-  plane) interleaved with backward-weights of a fixed group of images (eight dot
-  products a pass: four taps, two output channels), whose partials are added in
-  group order afterwards. Other strides run plain loops over the padded input.
+  backward-data of one image (the full correlation of dy with the flipped weights
+  through the forward tiles, or for few input channels the transposed scatter of
+  widened dy into a padded dx plane) interleaved with backward-weights of a fixed
+  group of images, whose partials are added in group order afterwards. Other
+  strides run plain loops over the padded input.
 * **im2col**: parallel over chunks of images, each small enough for its column
   matrix to stay in one core's L2 cache. A thread takes a whole chunk: transposed
   im2col colT (C*KH*KW, rows), one GEMM out (F, rows) = W_mat @ colT through BLAS,
@@ -46,6 +47,7 @@ from numba.extending import intrinsic
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
+from ._simd import lanes, vfma, vload, vsplat, vstore, vsum
 
 TAPS_PER_PASS = 4
 
@@ -176,101 +178,179 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
 
 
 
-@jit(inline="always")
-def _conv_planes(xn, Hin, Win, Wt, bias, acc, yn):
-    """yn[o] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * X[c, i + kh, j + kw] for one image.
+#: Output channels per register tile of the direct kernels.
+OUT_BLOCK = 8
 
-    xn is the image X as flat (C, Hin, Win) planes (already padded), yn (O, OH, OW) its
-    output, acc a (4, >= J) work array. Wide-row passes (see the module doc): four taps
-    and four output channels a pass over the whole plane.
+
+@jit(inline="always")
+def _pack_weights(Wt, bias):
+    """Wt (O, C, KH, KW) and bias (O,) as (ceil(O/8), T*8) and (ceil(O/8)*8,), T = C*KH*KW.
+
+    Packed[ob, t*8 + k] = Wt[ob*8 + k, t] (zero past channel O), so a register tile reads
+    its eight output channels' weights for tap t from one contiguous run.
     """
-    O, C, KH, KW = Wt.shape
-    OH, OW = yn.shape[1], yn.shape[2]
-    plane = Hin * Win
+    O = Wt.shape[0]
+    T = Wt.shape[1] * Wt.shape[2] * Wt.shape[3]
+    blocks = (O + OUT_BLOCK - 1) // OUT_BLOCK
+    packed = np.zeros((blocks, T * OUT_BLOCK), dtype=Wt.dtype)
+    packed_bias = np.zeros(blocks * OUT_BLOCK, dtype=Wt.dtype)
+    for o in range(O):
+        wo = Wt[o].reshape(T)
+        ob = o // OUT_BLOCK
+        k = o - ob * OUT_BLOCK
+        row = packed[ob]
+        for t in range(T):
+            row[t * OUT_BLOCK + k] = wo[t]
+        packed_bias[o] = bias[o]
+    return packed, packed_bias
+
+
+@jit(inline="always")
+def _tap_offsets(C, KH, KW, Hin, Win):
+    """offs[t] = flat offset of tap t = (c, kh, kw) in an image of (Hin, Win) planes."""
     T = C * KH * KW
-    J = _run(OH, OW, Win)                  # xn has RUN_ALIGN elements of slack
-    a0 = acc[0, :J]
-    a1 = acc[1, :J]
-    a2 = acc[2, :J]
-    a3 = acc[3, :J]
-    for ob in range((O + 3) // 4):
-        o = ob * 4
-        # channels past the last are computed again as the last one, stored once
-        o1 = min(o + 1, O - 1)
-        o2 = min(o + 2, O - 1)
-        o3 = min(o + 3, O - 1)
-        wa = Wt[o].reshape(T)
-        wb = Wt[o1].reshape(T)
-        wc = Wt[o2].reshape(T)
-        wd = Wt[o3].reshape(T)
-        ba = bias[o]
-        bb = bias[o1]
-        bc = bias[o2]
-        bd = bias[o3]
-        for j in range(J):
-            a0[j] = ba
-            a1[j] = bb
-            a2[j] = bc
-            a3[j] = bd
-        t = 0
-        while t + TAPS_PER_PASS <= T:
-            # slices, so the loop index is provably >= 0 (no wraparound code, no gathers)
-            q = _tap_offset(t, KH, KW, plane, Win, 0)
-            x0 = xn[q:q + J]
-            q = _tap_offset(t + 1, KH, KW, plane, Win, 0)
-            x1 = xn[q:q + J]
-            q = _tap_offset(t + 2, KH, KW, plane, Win, 0)
-            x2 = xn[q:q + J]
-            q = _tap_offset(t + 3, KH, KW, plane, Win, 0)
-            x3 = xn[q:q + J]
-            wa0 = wa[t]
-            wa1 = wa[t + 1]
-            wa2 = wa[t + 2]
-            wa3 = wa[t + 3]
-            wb0 = wb[t]
-            wb1 = wb[t + 1]
-            wb2 = wb[t + 2]
-            wb3 = wb[t + 3]
-            wc0 = wc[t]
-            wc1 = wc[t + 1]
-            wc2 = wc[t + 2]
-            wc3 = wc[t + 3]
-            wd0 = wd[t]
-            wd1 = wd[t + 1]
-            wd2 = wd[t + 2]
-            wd3 = wd[t + 3]
-            for j in range(J):
-                v0 = x0[j]
-                v1 = x1[j]
-                v2 = x2[j]
-                v3 = x3[j]
-                a0[j] += wa0 * v0 + wa1 * v1 + wa2 * v2 + wa3 * v3
-                a1[j] += wb0 * v0 + wb1 * v1 + wb2 * v2 + wb3 * v3
-                a2[j] += wc0 * v0 + wc1 * v1 + wc2 * v2 + wc3 * v3
-                a3[j] += wd0 * v0 + wd1 * v1 + wd2 * v2 + wd3 * v3
-            t += TAPS_PER_PASS
-        while t < T:
-            q = _tap_offset(t, KH, KW, plane, Win, 0)
-            x0 = xn[q:q + J]
-            wa0 = wa[t]
-            wb0 = wb[t]
-            wc0 = wc[t]
-            wd0 = wd[t]
-            for j in range(J):
-                v0 = x0[j]
-                a0[j] += wa0 * v0
-                a1[j] += wb0 * v0
-                a2[j] += wc0 * v0
-                a3[j] += wd0 * v0
-            t += 1
-        for k in range(min(4, O - o)):
-            ak = acc[k]
+    offs = np.empty(T, dtype=np.int64)
+    for t in range(T):
+        offs[t] = _tap_offset(t, KH, KW, Hin * Win, Win, 0)
+    return offs
+
+
+@jit(inline="always")
+def _tile_8x2(xn, offs, wb, bb, j, L, acc, S):
+    """acc[k*S + j:][:2L] = bb[k] + sum_t wb[t*8 + k] * xn[offs[t] + j:][:2L], k < 8.
+
+    The register tile: 16 vector accumulators (8 output channels x 2 vectors of pixels)
+    stay in registers over all T taps; each tap loads two vectors of x and broadcasts
+    eight weights, 16 fused multiply-adds.
+    """
+    a0 = vsplat(bb[0])
+    a1 = vsplat(bb[1])
+    a2 = vsplat(bb[2])
+    a3 = vsplat(bb[3])
+    a4 = vsplat(bb[4])
+    a5 = vsplat(bb[5])
+    a6 = vsplat(bb[6])
+    a7 = vsplat(bb[7])
+    c0 = a0
+    c1 = a1
+    c2 = a2
+    c3 = a3
+    c4 = a4
+    c5 = a5
+    c6 = a6
+    c7 = a7
+    for t in range(offs.shape[0]):
+        q = offs[t] + j
+        x0 = vload(xn, q)
+        x1 = vload(xn, q + L)
+        w = t * OUT_BLOCK
+        s = vsplat(wb[w])
+        a0 = vfma(x0, s, a0)
+        c0 = vfma(x1, s, c0)
+        s = vsplat(wb[w + 1])
+        a1 = vfma(x0, s, a1)
+        c1 = vfma(x1, s, c1)
+        s = vsplat(wb[w + 2])
+        a2 = vfma(x0, s, a2)
+        c2 = vfma(x1, s, c2)
+        s = vsplat(wb[w + 3])
+        a3 = vfma(x0, s, a3)
+        c3 = vfma(x1, s, c3)
+        s = vsplat(wb[w + 4])
+        a4 = vfma(x0, s, a4)
+        c4 = vfma(x1, s, c4)
+        s = vsplat(wb[w + 5])
+        a5 = vfma(x0, s, a5)
+        c5 = vfma(x1, s, c5)
+        s = vsplat(wb[w + 6])
+        a6 = vfma(x0, s, a6)
+        c6 = vfma(x1, s, c6)
+        s = vsplat(wb[w + 7])
+        a7 = vfma(x0, s, a7)
+        c7 = vfma(x1, s, c7)
+    vstore(acc, j, a0)
+    vstore(acc, j + L, c0)
+    vstore(acc, S + j, a1)
+    vstore(acc, S + j + L, c1)
+    vstore(acc, 2 * S + j, a2)
+    vstore(acc, 2 * S + j + L, c2)
+    vstore(acc, 3 * S + j, a3)
+    vstore(acc, 3 * S + j + L, c3)
+    vstore(acc, 4 * S + j, a4)
+    vstore(acc, 4 * S + j + L, c4)
+    vstore(acc, 5 * S + j, a5)
+    vstore(acc, 5 * S + j + L, c5)
+    vstore(acc, 6 * S + j, a6)
+    vstore(acc, 6 * S + j + L, c6)
+    vstore(acc, 7 * S + j, a7)
+    vstore(acc, 7 * S + j + L, c7)
+
+
+@jit(inline="always")
+def _tile_8x1(xn, offs, wb, bb, j, acc, S):
+    """:func:`_tile_8x2` for one vector of pixels (the tail of a plane)."""
+    a0 = vsplat(bb[0])
+    a1 = vsplat(bb[1])
+    a2 = vsplat(bb[2])
+    a3 = vsplat(bb[3])
+    a4 = vsplat(bb[4])
+    a5 = vsplat(bb[5])
+    a6 = vsplat(bb[6])
+    a7 = vsplat(bb[7])
+    for t in range(offs.shape[0]):
+        x0 = vload(xn, offs[t] + j)
+        w = t * OUT_BLOCK
+        a0 = vfma(x0, vsplat(wb[w]), a0)
+        a1 = vfma(x0, vsplat(wb[w + 1]), a1)
+        a2 = vfma(x0, vsplat(wb[w + 2]), a2)
+        a3 = vfma(x0, vsplat(wb[w + 3]), a3)
+        a4 = vfma(x0, vsplat(wb[w + 4]), a4)
+        a5 = vfma(x0, vsplat(wb[w + 5]), a5)
+        a6 = vfma(x0, vsplat(wb[w + 6]), a6)
+        a7 = vfma(x0, vsplat(wb[w + 7]), a7)
+    vstore(acc, j, a0)
+    vstore(acc, S + j, a1)
+    vstore(acc, 2 * S + j, a2)
+    vstore(acc, 3 * S + j, a3)
+    vstore(acc, 4 * S + j, a4)
+    vstore(acc, 5 * S + j, a5)
+    vstore(acc, 6 * S + j, a6)
+    vstore(acc, 7 * S + j, a7)
+
+
+@jit(inline="always")
+def _conv_planes(xn, Win, offs, packed, packed_bias, acc, yn):
+    """yn[o] = bias[o] + sum_t W[o, t] * X_t for one image, in register tiles.
+
+    xn: the padded image X as flat (C, Hin, Win) planes with at least lanes-1 elements
+    of slack; offs: :func:`_tap_offsets`; packed, packed_bias: :func:`_pack_weights`;
+    yn (O, OH, OW) the output; acc a work array of 8*S elements, S = the wide-row run
+    J = (OH-1)*Win + OW rounded up to whole vectors. Output pixel (i, j) is computed at
+    flat position i*Win + j of the wide run (see the module doc), eight output channels
+    by two vectors of pixels a tile, then the valid columns are copied out.
+    """
+    O, OH, OW = yn.shape
+    L = lanes(xn)
+    J = (OH - 1) * Win + OW
+    V = (J + L - 1) // L
+    S = V * L
+    for ob in range(packed.shape[0]):
+        wb = packed[ob]
+        bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
+        v = 0
+        while v + 2 <= V:
+            _tile_8x2(xn, offs, wb, bb, v * L, L, acc, S)
+            v += 2
+        if v < V:
+            _tile_8x1(xn, offs, wb, bb, v * L, acc, S)
+        o = ob * OUT_BLOCK
+        for k in range(min(OUT_BLOCK, O - o)):
             yk = yn[o + k]
             for i in range(OH):
                 yr = yk[i]
-                ar = ak[i * Win:i * Win + OW]
-                for j in range(OW):
-                    yr[j] = ar[j]
+                ar = acc[k * S + i * Win:k * S + i * Win + OW]
+                for q in range(OW):
+                    yr[q] = ar[q]
 
 
 @parallel_kernel
@@ -290,82 +370,105 @@ def direct_conv_s1(src, Wt, bias, TP, LP, y):
     Win = OW + KW - 1
     J = _run(OH, OW, Win)
     zero = typed(y, 0.0)
+    packed, packed_bias = _pack_weights(Wt, bias)
+    offs = _tap_offsets(C, KH, KW, Hin, Win)
     for n in prange(N):
         wide_vectors()
         xn = np.empty(C * Hin * Win + RUN_ALIGN, dtype=y.dtype)
         _pad_image(src[n], TP, LP, Hin, Win, xn)
         for q in range(RUN_ALIGN):
             xn[C * Hin * Win + q] = zero
-        acc = np.empty((4, J), dtype=y.dtype)
-        _conv_planes(xn, Hin, Win, Wt, bias, acc, y[n])
+        acc = np.empty(OUT_BLOCK * J, dtype=y.dtype)
+        _conv_planes(xn, Win, offs, packed, packed_bias, acc, y[n])
+
+
+#: Backward-weights takes the images of its group this many at a time: their padded x
+#: and widened dy stay in L2 while every register tile runs over all of them.
+DW_CHUNK = 4
 
 
 @jit(inline="always")
-def _dw_pair(xn, Hp, Wp, da, dbb, KH, KW, T, second, ga, gb):
-    """ga[t] += dot(da, X_t), gb[t] += dot(dbb, X_t) for every tap t = (c, kh, kw) of one image.
+def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, pg):
+    """pg[f, t] += sum over nimg images and V vectors of dys[n, f*Pst + j] * xs[n, offs[t] + j]
+    for f in f0..f0+3, t in t0..t0+3 (indices past F-1 / T-1 clamped, stored once).
 
-    xn: the padded image, flat (C, Hp, Wp) planes; da, dbb: two dy planes widened to row
-    width Wp, cut to J = (OH-1)*Wp + OW; X_t = xn[offset of t:][:J]. Four taps a pass.
-    gb is only written when ``second`` (an odd last channel pairs with itself).
+    16 vector accumulators (4 output channels x 4 taps) stay in registers over every
+    image and pixel; each step loads four dy and four x vectors for 16 multiply-adds.
     """
-    J = da.shape[0]
-    plane = Hp * Wp
-    zero = typed(ga, 0.0)
-    t = 0
-    while t + TAPS_PER_PASS <= T:
-        q = _tap_offset(t, KH, KW, plane, Wp, 0)
-        x0 = xn[q:q + J]
-        q = _tap_offset(t + 1, KH, KW, plane, Wp, 0)
-        x1 = xn[q:q + J]
-        q = _tap_offset(t + 2, KH, KW, plane, Wp, 0)
-        x2 = xn[q:q + J]
-        q = _tap_offset(t + 3, KH, KW, plane, Wp, 0)
-        x3 = xn[q:q + J]
-        p0 = zero
-        p1 = zero
-        p2 = zero
-        p3 = zero
-        r0 = zero
-        r1 = zero
-        r2 = zero
-        r3 = zero
-        for j in range(J):
-            u = da[j]
-            v = dbb[j]
-            v0 = x0[j]
-            v1 = x1[j]
-            v2 = x2[j]
-            v3 = x3[j]
-            p0 += u * v0
-            p1 += u * v1
-            p2 += u * v2
-            p3 += u * v3
-            r0 += v * v0
-            r1 += v * v1
-            r2 += v * v2
-            r3 += v * v3
-        ga[t] += p0
-        ga[t + 1] += p1
-        ga[t + 2] += p2
-        ga[t + 3] += p3
-        if second:
-            gb[t] += r0
-            gb[t + 1] += r1
-            gb[t + 2] += r2
-            gb[t + 3] += r3
-        t += TAPS_PER_PASS
-    while t < T:
-        q = _tap_offset(t, KH, KW, plane, Wp, 0)
-        x0 = xn[q:q + J]
-        p0 = zero
-        r0 = zero
-        for j in range(J):
-            p0 += da[j] * x0[j]
-            r0 += dbb[j] * x0[j]
-        ga[t] += p0
-        if second:
-            gb[t] += r0
-        t += 1
+    f1 = min(f0 + 1, F - 1)
+    f2 = min(f0 + 2, F - 1)
+    f3 = min(f0 + 3, F - 1)
+    q0 = offs[t0]
+    q1 = offs[min(t0 + 1, T - 1)]
+    q2 = offs[min(t0 + 2, T - 1)]
+    q3 = offs[min(t0 + 3, T - 1)]
+    z = vsplat(typed(pg, 0.0))
+    a00 = z
+    a01 = z
+    a02 = z
+    a03 = z
+    a10 = z
+    a11 = z
+    a12 = z
+    a13 = z
+    a20 = z
+    a21 = z
+    a22 = z
+    a23 = z
+    a30 = z
+    a31 = z
+    a32 = z
+    a33 = z
+    for n in range(nimg):
+        xn = xs[n]
+        dn = dys[n]
+        for v in range(V):
+            j = v * L
+            x0 = vload(xn, q0 + j)
+            x1 = vload(xn, q1 + j)
+            x2 = vload(xn, q2 + j)
+            x3 = vload(xn, q3 + j)
+            d = vload(dn, f0 * Pst + j)
+            a00 = vfma(d, x0, a00)
+            a01 = vfma(d, x1, a01)
+            a02 = vfma(d, x2, a02)
+            a03 = vfma(d, x3, a03)
+            d = vload(dn, f1 * Pst + j)
+            a10 = vfma(d, x0, a10)
+            a11 = vfma(d, x1, a11)
+            a12 = vfma(d, x2, a12)
+            a13 = vfma(d, x3, a13)
+            d = vload(dn, f2 * Pst + j)
+            a20 = vfma(d, x0, a20)
+            a21 = vfma(d, x1, a21)
+            a22 = vfma(d, x2, a22)
+            a23 = vfma(d, x3, a23)
+            d = vload(dn, f3 * Pst + j)
+            a30 = vfma(d, x0, a30)
+            a31 = vfma(d, x1, a31)
+            a32 = vfma(d, x2, a32)
+            a33 = vfma(d, x3, a33)
+    nt = min(4, T - t0)
+    nf = min(4, F - f0)
+    _add_row(pg[f0], t0, nt, vsum(a00), vsum(a01), vsum(a02), vsum(a03))
+    if nf > 1:
+        _add_row(pg[f1], t0, nt, vsum(a10), vsum(a11), vsum(a12), vsum(a13))
+    if nf > 2:
+        _add_row(pg[f2], t0, nt, vsum(a20), vsum(a21), vsum(a22), vsum(a23))
+    if nf > 3:
+        _add_row(pg[f3], t0, nt, vsum(a30), vsum(a31), vsum(a32), vsum(a33))
+
+
+@jit(inline="always")
+def _add_row(row, t0, nt, s0, s1, s2, s3):
+    """row[t0:t0 + nt] += (s0, s1, s2, s3)[:nt]."""
+    row[t0] += s0
+    if nt > 1:
+        row[t0 + 1] += s1
+    if nt > 2:
+        row[t0 + 2] += s2
+    if nt > 3:
+        row[t0 + 3] += s3
 
 
 @jit(inline="always")
@@ -442,16 +545,19 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
     Hp = H + 2 * PH
     Wp = Wd + 2 * PW
     T = C * KH * KW
-    Jr = _run(OH, OW, Wp)
-    FB = (F + 1) // 2
+    Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN    # widened dy plane stride
+    L = lanes(dW.reshape(dW.size))
+    V = Pst // L
+    offs_x = _tap_offsets(C, KH, KW, Hp, Wp)
     G = min(N, DW_GROUPS)
     D = G
     M = N + D
     zero = typed(dW, 0.0)
     parts = np.empty((G, F, T + 1), dtype=dW.dtype)   # dW and db partials per group
-    zeros = np.zeros(C, dtype=dx.dtype)
     Hf = H + KH - 1
     Wf = Wd + KW - 1
+    packed_t, packed_zeros = _pack_weights(Wt, np.zeros(C, dtype=dx.dtype))
+    offs_t = _tap_offsets(F, KH, KW, Hf, Wf)
     for m in prange(M):
         wide_vectors()
         # item m is the k-th dW item when floor((m+1)D/M) > floor(mD/M), else a dx item
@@ -462,32 +568,30 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
             for f in range(F):
                 for t in range(T + 1):
                     pg[f, t] = zero
-            # runs of Jr >= J elements, so the buffers get RUN_ALIGN zeros of slack
-            xn = np.empty(C * Hp * Wp + RUN_ALIGN, dtype=dW.dtype)
-            for q in range(RUN_ALIGN):
-                xn[C * Hp * Wp + q] = zero
-            S = OH * Wp + RUN_ALIGN
-            dwide = np.zeros(2 * S, dtype=dW.dtype)
-            da = dwide[:Jr]
-            dbb = dwide[S:S + Jr]
-            for n in range((g * N) // G, ((g + 1) * N) // G):
-                _pad_image(x[n], PH, PW, Hp, Wp, xn)
-                for fb in range(FB):
-                    f = 2 * fb
-                    f1 = min(f + 1, F - 1)     # an odd last channel is computed twice, stored once
-                    _pad_image(dy[n, f:f + 1], 0, 0, OH, Wp, dwide[:OH * Wp])
-                    _pad_image(dy[n, f1:f1 + 1], 0, 0, OH, Wp, dwide[S:S + OH * Wp])
-                    s0 = zero
-                    s1 = zero
-                    for j in range(Jr):
-                        s0 += da[j]
-                        s1 += dbb[j]
-                    ga = pg[f]
-                    gb = pg[f1]
-                    ga[T] += s0
-                    if f1 > f:
-                        gb[T] += s1
-                    _dw_pair(xn, Hp, Wp, da, dbb, KH, KW, T, f1 > f, ga, gb)
+            # x runs reach KW - 1 + RUN_ALIGN past the padded image: zeros there
+            XS = C * Hp * Wp + RUN_ALIGN + KW
+            xs = np.empty((DW_CHUNK, XS), dtype=dW.dtype)
+            for nn in range(DW_CHUNK):
+                for q in range(C * Hp * Wp, XS):
+                    xs[nn, q] = zero
+            dys = np.empty((DW_CHUNK, F * Pst), dtype=dW.dtype)
+            n1 = ((g + 1) * N) // G
+            for n0 in range((g * N) // G, n1, DW_CHUNK):
+                nimg = min(DW_CHUNK, n1 - n0)
+                for nn in range(nimg):
+                    _pad_image(x[n0 + nn], PH, PW, Hp, Wp, xs[nn])
+                    for f in range(F):
+                        seg = dys[nn, f * Pst:(f + 1) * Pst]
+                        _pad_image(dy[n0 + nn, f:f + 1], 0, 0, OH, Wp, seg[:OH * Wp])
+                        s = zero
+                        for j in range(OH * Wp):
+                            s += seg[j]
+                        pg[f, T] += s
+                        for j in range(OH * Wp, Pst):
+                            seg[j] = zero
+                for f0 in range(0, F, 4):
+                    for t0 in range(0, T, 4):
+                        _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L, pg)
         else:
             n = m - k
             if scatter:
@@ -501,8 +605,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
                 _pad_image(dy[n], KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
                 for q in range(RUN_ALIGN):
                     dyn[F * Hf * Wf + q] = zero
-                acc = np.empty((4, _run(H, Wd, Wf)), dtype=dx.dtype)
-                _conv_planes(dyn, Hf, Wf, Wt, zeros, acc, dx[n])
+                acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf), dtype=dx.dtype)
+                _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, acc, dx[n])
     for f in range(F):
         dwf = dW[f].reshape(T)
         for t in range(T + 1):

@@ -1,0 +1,170 @@
+"""Explicit 512-bit SIMD values for register-blocked kernels.
+
+LLVM's auto-vectoriser turns a loop like ``acc[j] += w * x[j]`` into vector code,
+but the accumulators stay in memory: every multiply-add reloads and stores them.
+A register-blocked micro-kernel keeps a tile of the output in vector registers
+while it runs over the whole reduction, the way BLAS and oneDNN kernels do. Numba
+has no vector type, so this module adds one: :class:`Vector` is an LLVM
+``<lanes x float>`` value (16 float32 or 8 float64 lanes, 512 bits), and the
+intrinsics below load, broadcast, fuse-multiply-add and store it. Local variables
+of this type live in registers after LLVM's mem2reg pass.
+
+Every function takes its element type from its array or scalar argument, so one
+kernel source serves float32 and float64. Loads and stores are unaligned and
+unchecked: the caller keeps ``i + lanes(a) <= a.size``.
+"""
+
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, models, register_model
+
+#: Bytes in one vector register (AVX-512).
+VECTOR_BYTES = 64
+
+
+class Vector(types.Type):
+    """A SIMD vector of ``VECTOR_BYTES // itemsize`` lanes of ``dtype``."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = VECTOR_BYTES // (dtype.bitwidth // 8)
+        super().__init__(name=f"Vector({dtype} x {self.lanes})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+def _float_array(a):
+    return isinstance(a, types.Array) and a.ndim == 1 and isinstance(a.dtype, types.Float)
+
+
+def _element_pointer(context, builder, array_type, array, index, index_type):
+    ary = context.make_array(array_type)(context, builder, array)
+    index = context.cast(builder, index, index_type, types.intp)
+    return builder.gep(ary.data, [index])
+
+
+@intrinsic
+def lanes(typingctx, a):
+    """The number of lanes of a vector over the elements of array ``a``: 16 (float32) or 8."""
+    if not (isinstance(a, types.Array) and isinstance(a.dtype, types.Float)):
+        return None
+    n = Vector(a.dtype).lanes
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, n)
+    return types.intp(a), codegen
+
+
+@intrinsic
+def vload(typingctx, a, i):
+    """The vector a[i:i + lanes] (1-D contiguous float array, unaligned)."""
+    if not (_float_array(a) and isinstance(i, types.Integer)):
+        return None
+    vt = Vector(a.dtype)
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, a, args[0], args[1], i)
+        vptr = builder.bitcast(ptr, context.get_value_type(vt).as_pointer())
+        return builder.load(vptr, align=a.dtype.bitwidth // 8)
+    return vt(a, i), codegen
+
+
+@intrinsic
+def vstore(typingctx, a, i, v):
+    """a[i:i + lanes] = v (1-D contiguous float array, unaligned)."""
+    if not (_float_array(a) and isinstance(i, types.Integer) and isinstance(v, Vector)
+            and v.dtype == a.dtype):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, a, args[0], args[1], i)
+        vptr = builder.bitcast(ptr, context.get_value_type(v).as_pointer())
+        builder.store(args[2], vptr, align=a.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+    return types.none(a, i, v), codegen
+
+
+@intrinsic
+def vsplat(typingctx, x):
+    """A vector with every lane equal to the scalar float x."""
+    if not isinstance(x, types.Float):
+        return None
+    vt = Vector(x)
+
+    def codegen(context, builder, signature, args):
+        ty = context.get_value_type(vt)
+        one = builder.insert_element(ir.Constant(ty, ir.Undefined), args[0],
+                                     ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
+        return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask)
+    return vt(x), codegen
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """a * b + c, lane by lane, with one rounding (llvm.fma)."""
+    if not (isinstance(a, Vector) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        suffix = f"v{ty.count}f{ty.element.intrinsic_name[1:]}"    # e.g. v16f32
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty] * 3),
+                                             f"llvm.fma.{suffix}")
+        return builder.call(fma, list(args))
+    return a(a, b, c), codegen
+
+
+def _binary(op):
+    @intrinsic
+    def vector_op(typingctx, a, b):
+        if not (isinstance(a, Vector) and a == b):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return op(builder, args[0], args[1])
+        return a(a, b), codegen
+    return vector_op
+
+
+def _fmax(builder, x, y):
+    """Lane-wise max(x, y) as x > y ? x : y; a NaN in y propagates, one in x does not."""
+    return builder.select(builder.fcmp_ordered(">", x, y), x, y)
+
+
+vadd = _binary(lambda builder, x, y: builder.fadd(x, y))
+vadd.__doc__ = "a + b, lane by lane."
+vmul = _binary(lambda builder, x, y: builder.fmul(x, y))
+vmul.__doc__ = "a * b, lane by lane."
+vmax = _binary(_fmax)
+vmax.__doc__ = "a > b ? a : b, lane by lane (a NaN in b propagates)."
+
+
+@intrinsic
+def vsum(typingctx, v):
+    """The sum of v's lanes as a scalar, added in a fixed pairwise order (halves folded)."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        width = v.lanes
+        while width > 1:
+            half = width // 2
+            lo = builder.shuffle_vector(value, value, ir.Constant(
+                ir.VectorType(ir.IntType(32), half), list(range(half))))
+            hi = builder.shuffle_vector(value, value, ir.Constant(
+                ir.VectorType(ir.IntType(32), half), list(range(half, width))))
+            value = builder.fadd(lo, hi)
+            width = half
+        return builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+    return v.dtype(v), codegen
+
+
+__all__ = ["Vector", "VECTOR_BYTES", "lanes", "vload", "vstore", "vsplat", "vfma",
+           "vadd", "vmul", "vmax", "vsum"]
