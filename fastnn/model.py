@@ -6,10 +6,25 @@ import numpy as np
 
 from .backends import get_ops
 from .errors import NonFiniteError
+from .layers.activations import ReLU
 from .layers.base import Layer
+from .layers.conv import Conv2D
+from .layers.dense import Dense
+from .layers.reshape import Flatten
 from .losses import Loss, SoftmaxCrossEntropy, get_loss
 
 DTYPES = ("float32", "float64")
+
+
+def _first_weighted_layer(plan) -> int | None:
+    """The index in ``plan`` of a first Dense/Conv2D preceded by nothing but Flatten
+    (the layer whose input gradient nobody needs), else None."""
+    for i, (layer, _) in enumerate(plan):
+        if isinstance(layer, (Conv2D, Dense)):
+            return i
+        if not isinstance(layer, Flatten):
+            return None
+    return None
 
 
 class Sequential:
@@ -32,6 +47,8 @@ class Sequential:
         if str(np.dtype(dtype)) not in DTYPES:
             raise TypeError(f"Sequential: dtype must be one of {DTYPES}, got {dtype!r}")
         self.layers = layers
+        self.fuse_layers = True
+        self._ran = None
         self.backend = backend
         self.ops = get_ops(backend)
         self.dtype = np.dtype(dtype)
@@ -141,9 +158,25 @@ class Sequential:
             return t
         raise TypeError(f"{where}: expected integer class labels or float targets, got dtype {t.dtype}")
 
+    def _plan(self) -> list[tuple[Layer, bool]]:
+        """The layers as run: (layer, fused) pairs, where a Conv2D or Dense directly followed
+        by a ReLU runs as one step with the ReLU fused into its kernels (``fused`` True, the
+        ReLU skipped). Both give the same numbers as running them apart; set
+        ``fuse_layers = False`` to run every layer on its own."""
+        plan = []
+        layers = self.layers
+        i = 0
+        while i < len(layers):
+            fuse = (self.fuse_layers and isinstance(layers[i], (Conv2D, Dense))
+                    and i + 1 < len(layers) and type(layers[i + 1]) is ReLU)
+            plan.append((layers[i], fuse))
+            i += 2 if fuse else 1
+        return plan
+
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        for layer in self.layers:
-            x = layer.forward(x, train=train)
+        for layer, fused in self._plan():
+            x = layer.forward(x, train=train, relu=True) if fused else layer.forward(x, train=train)
+        self._ran = self._plan() if train else None
         return x
 
     def forward(self, x, train: bool = False) -> np.ndarray:
@@ -159,12 +192,22 @@ class Sequential:
         self._last_output = self._forward(x, train)
         return self.loss_fn.forward(self._last_output, t)
 
-    def backward(self) -> np.ndarray:
-        """Backpropagate the last loss: fills every layer's grads, returns d loss / d x."""
+    def backward(self, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate the last loss: fills every layer's grads, returns d loss / d x.
+
+        ``input_grad=False`` returns None and lets a first Dense or Conv2D layer (after
+        nothing but Flatten) skip its input gradient (a training step never needs it).
+        """
         dy = self.loss_fn.backward()
-        for layer in reversed(self.layers):
+        plan = self._ran if self._ran is not None else self._plan()
+        stop = None if input_grad else _first_weighted_layer(plan)
+        for i in reversed(range(len(plan))):
+            layer = plan[i][0]
+            if i == stop:
+                layer.backward(dy, input_grad=False)
+                return None
             dy = layer.backward(dy)
-        return dy
+        return dy if input_grad else None
 
     def first_nonfinite_layer(self, x) -> str | None:
         """The first layer whose output is NaN/Inf for input x (None if all are finite)."""
@@ -195,7 +238,7 @@ class Sequential:
         if not np.isfinite(loss):
             where = self.first_nonfinite_layer(x) or f"the loss {self.loss_fn!r}"
             raise NonFiniteError(f"loss is {loss}: first non-finite value in {where}")
-        self.backward()
+        self.backward(input_grad=False)
         if not np.isfinite(self.flat_grads).all():
             where = self.first_nonfinite_gradient()
             raise NonFiniteError(f"gradient is not finite: first in {where}")

@@ -115,12 +115,25 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     rng = np.random.default_rng(seed)
     x, W, b = rand(rng, (n, d), dtype), rand(rng, (d, m), dtype), rand(rng, m, dtype)
     dy = rand(rng, (n, m), dtype)
-    (y,) = run_kernel(aff.affine_forward, build, x, W, b, Guarded((n, m), dtype))
-    close(y, REF.affine(x, W, b), dtype, "affine_forward")
-    outs = run_kernel(aff.affine_backward, build, dy, x, W, Guarded((n, d), dtype),
-                      Guarded((d, m), dtype), Guarded(m, dtype))
-    for got, want in zip(outs, REF.affine_backward(dy, x, W)):
-        close(got, want, dtype, "affine_backward")
+    for relu in (False, True):
+        (y,) = run_kernel(aff.affine_forward, build, x, W, b, relu, Guarded((n, m), dtype))
+        close(y, REF.affine(x, W, b, relu=relu), dtype, f"affine_forward (relu={relu})")
+    relu_out = REF.affine(x, W, b, relu=True)
+    for masked in (False, True):
+        for input_grad in (True, False):
+            outs = run_kernel(aff.affine_backward, build, dy, x, W, relu_out if masked else dy,
+                              masked, input_grad,
+                              Guarded((aff.GEMM_PARTS - 1, d, m), dtype, scratch=True),
+                              Guarded((n, m) if masked else (0, 0), dtype),
+                              Guarded((n, d) if input_grad else (0, 0), dtype),
+                              Guarded((d, m), dtype), Guarded(m, dtype))
+            want = REF.affine_backward(dy, x, W, input_grad=input_grad,
+                                       relu_out=relu_out if masked else None)
+            where = f"affine_backward (masked={masked}, input_grad={input_grad})"
+            if input_grad:
+                close(outs[2], want[0], dtype, where + " dx")
+            close(outs[3], want[1], dtype, where + " dW")
+            close(outs[4], want[2], dtype, where + " db")
 
     flat, dflat = x.reshape(-1).copy(), rand(rng, x.size, dtype)
     size = flat.size
@@ -249,19 +262,33 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     if SH == 1 and SW == 1:
         flipped = np.ascontiguousarray(Wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         # stride 1, the padding fused into the kernels
-        (y,) = run_kernel(conv_k.direct_conv_s1, build, x, Wt, b, PH, PW,
-                          Guarded((N, F, OH, OW), dtype))
-        close(y, y_ref, dtype, "direct_conv_s1")
+        for relu in (False, True):
+            (y,) = run_kernel(conv_k.direct_conv_s1, build, x, Wt, b, PH, PW, relu,
+                              Guarded((N, F, OH, OW), dtype))
+            close(y, REF.relu(y_ref) if relu else y_ref, dtype, f"direct_conv_s1 (relu={relu})")
         (dx,) = run_kernel(conv_k.direct_conv_s1, build, dy, flipped, np.zeros(C, dtype),
-                           KH - 1 - PH, KW - 1 - PW, Guarded(x.shape, dtype))
+                           KH - 1 - PH, KW - 1 - PW, False, Guarded(x.shape, dtype))
         close(dx, dx_ref, dtype, "direct_conv_s1 (backward data)")
+        relu_out = REF.relu(y_ref)
+        masked_refs = REF.conv2d_backward(dy, x, Wt, (SH, SW), (PH, PW), relu_out=relu_out)
         for scatter in (True, False):
-            dx, dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped, PH, PW,
-                                    scatter, Guarded(x.shape, dtype), Guarded(Wt.shape, dtype),
-                                    Guarded(F, dtype))
-            close(dx, dx_ref, dtype, f"direct_backward_s1 dx (scatter={scatter})")
-            close(dW, dW_ref, dtype, "direct_backward_s1 dW")
-            close(db, db_ref, dtype, "direct_backward_s1 db")
+            for masked in (False, True):
+                dx, dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped,
+                                        PH, PW, scatter, relu_out if masked else dy, masked, True,
+                                        Guarded(x.shape, dtype), Guarded(Wt.shape, dtype),
+                                        Guarded(F, dtype))
+                want = masked_refs if masked else (dx_ref, dW_ref, db_ref)
+                where = f"direct_backward_s1 (scatter={scatter}, masked={masked})"
+                close(dx, want[0], dtype, where + " dx")
+                close(dW, want[1], dtype, where + " dW")
+                close(db, want[2], dtype, where + " db")
+        dx = np.full(x.shape, SENTINEL, dtype)
+        dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped, PH, PW,
+                            False, dy, False, False, dx, Guarded(Wt.shape, dtype),
+                            Guarded(F, dtype))
+        assert np.all(dx == SENTINEL), "direct_backward_s1 wrote dx without input_grad"
+        close(dW, dW_ref, dtype, "direct_backward_s1 dW (no input_grad)")
+        close(db, db_ref, dtype, "direct_backward_s1 db (no input_grad)")
 
     K = C * KH * KW
     (col,) = run_kernel(conv_k.im2col, build, x, KH, KW, SH, SW, PH, PW, OH, OW,

@@ -151,6 +151,17 @@ def check_dy(where: str, dy, expected: tuple) -> None:
         raise ValueError(f"{where}: expected dy of shape {tuple(expected)}, got {dy.shape}")
 
 
+def check_relu_out(where: str, relu_out, dy):
+    """relu_out (a fused ReLU's output) as a native array of dy's shape and dtype."""
+    relu_out = native(relu_out)
+    if not isinstance(relu_out, np.ndarray) or relu_out.shape != dy.shape:
+        raise ValueError(f"{where}: expected relu_out of shape {dy.shape} (dy's), "
+                         f"got {getattr(relu_out, 'shape', type(relu_out).__name__)}")
+    if relu_out.dtype != dy.dtype:
+        raise TypeError(f"{where}: expected relu_out of dtype {dy.dtype} (dy's), got {relu_out.dtype}")
+    return relu_out
+
+
 def pool_geometry(where: str, x_shape, size, stride, pad) -> Geometry:
     """Pooling geometry; ``stride=None`` means ``stride = size``; pad must be < size."""
     kh, kw = kernel_pair(where, "size", size)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_same_dtype, check_shape, check_targets
+from .._config import PARALLEL_THRESHOLD
 from ..kernels import activations as act
 from ..kernels import affine as aff
 from ..kernels import losses as loss_kernels
@@ -67,31 +68,59 @@ def _check_flat_buffers(where, params, grads, state):
             )
 
 
+#: Multiply-adds below which a GEMM runs as one BLAS call on one thread: splitting it
+#: over the cores costs a parallel region (tens of microseconds).
+GEMM_PARALLEL_MIN = 1 << 20
+
+
+def _gemm_work(x, W) -> int:
+    """The ParallelKernel work figure for an affine kernel: its parallel build only when
+    x @ W has at least GEMM_PARALLEL_MIN multiply-adds."""
+    macs = x.shape[0] * x.shape[1] * W.shape[1]
+    return PARALLEL_THRESHOLD if macs >= GEMM_PARALLEL_MIN else 0
+
+
 class NumbaDenseOps:
     """Dense ops on Numba kernels; see NumpyDenseOps for the formulas."""
 
     # ---------------------------------------------------------------- affine
 
-    def affine(self, x, W, b):
-        """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M)."""
+    def affine(self, x, W, b, relu=False):
+        """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M).
+
+        ``relu=True`` returns max(y, 0), fused into the bias pass.
+        """
         check_same_dtype("affine", x=x, W=W, b=b)
         _affine_shapes("affine", x, W, b)
         x, W, b = _c(x), _c(W), _c(b)
         y = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
-        aff.affine_forward(y.size, x, W, b, y)
+        aff.affine_forward(_gemm_work(x, W), x, W, b, bool(relu), y)
         return y
 
-    def affine_backward(self, dy, x, W):
-        """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,)."""
+    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None):
+        """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,).
+
+        ``input_grad=False`` skips dx and returns None in its place. ``relu_out``: the
+        output of ``affine(..., relu=True)``; dy is then the gradient of that output
+        and is taken only where relu_out > 0 (fused into the kernel).
+        """
         check_same_dtype("affine_backward", dy=dy, x=x, W=W)
         _affine_shapes("affine_backward", x, W)
         check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
+        masked = relu_out is not None
+        if masked:
+            check_same_dtype("affine_backward", dy=dy, relu_out=relu_out)
+            check_shape("affine_backward", "relu_out", relu_out, dy.shape)
         dy, x, W = _c(dy), _c(x), _c(W)
-        dx = np.empty(x.shape, dtype=x.dtype)
+        relu_out = _c(relu_out) if masked else dy
+        dx = np.empty(x.shape if input_grad else (0, 0), dtype=x.dtype)
         dW = np.empty(W.shape, dtype=x.dtype)
         db = np.empty(W.shape[1], dtype=x.dtype)
-        aff.affine_backward(dy.size, dy, x, W, dx, dW, db)
-        return dx, dW, db
+        partial = np.empty((aff.GEMM_PARTS - 1,) + W.shape, dtype=x.dtype)
+        g = np.empty(dy.shape if masked else (0, 0), dtype=x.dtype)
+        aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
+                            partial, g, dx, dW, db)
+        return (dx if input_grad else None), dW, db
 
     # ----------------------------------------------------------- activations
 

@@ -18,6 +18,7 @@ from .._checks import check_same_dtype
 from .conv_shapes import (
     check_argmax,
     check_dy,
+    check_relu_out,
     check_impl,
     check_x_shape,
     checked_images,
@@ -98,12 +99,13 @@ class NumpyConvOps:
 
     # --------------------------------------------------------------- conv2d
 
-    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto"):
+    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j].
 
         x (N, C, H, W), W (F, C, KH, KW), b (F,) -> y (N, F, OH, OW), xpad zero-padded.
         ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
         gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
+        ``relu=True`` returns relu(y) = max(y, 0).
         """
         check_impl("conv2d", impl)
         x, W, b = native(x, W, b)
@@ -111,26 +113,34 @@ class NumpyConvOps:
         F = W.shape[0]
         col = _im2col(x, g)                                  # (N*OH*OW, C*KH*KW)
         y = col @ W.reshape(F, -1).T + b                      # (N*OH*OW, F)
-        return np.ascontiguousarray(y.reshape(g.N, g.OH, g.OW, F).transpose(0, 3, 1, 2))
+        y = np.ascontiguousarray(y.reshape(g.N, g.OH, g.OW, F).transpose(0, 3, 1, 2))
+        return self.relu(y) if relu else y
 
-    def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto"):
+    def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
+                        input_grad=True):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
         db = sum_{n, oh, ow} dy;  dW = (dy_mat.T @ col) as (F, C, KH, KW);
         dx = col2im(dy_mat @ W_mat), W_mat = W as (F, C*KH*KW).
+        ``relu_out``: the output of ``conv2d(..., relu=True)``; dy is then the gradient
+        of that output, and dy where relu_out > 0 (else 0) is used in its place.
+        ``input_grad=False`` skips dx and returns None in its place.
         """
         check_impl("conv2d_backward", impl)
         dy, x, W = native(dy, x, W)
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         F = W.shape[0]
         check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
+        if relu_out is not None:
+            relu_out = check_relu_out("conv2d_backward", relu_out, dy)
+            dy = self.relu_backward(dy, relu_out)
         dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, F)       # (N*OH*OW, F)
         col = _im2col(x, g)
         W_mat = W.reshape(F, -1)
         db = dy_mat.sum(axis=0)
         dW = (dy_mat.T @ col).reshape(W.shape)
-        dx = _col2im(dy_mat @ W_mat, g)
+        dx = _col2im(dy_mat @ W_mat, g) if input_grad else None
         return dx, dW, db
 
     # -------------------------------------------------------------- pooling

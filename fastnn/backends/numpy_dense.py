@@ -60,18 +60,30 @@ class NumpyDenseOps:
 
     # ---------------------------------------------------------------- affine
 
-    def affine(self, x, W, b):
-        """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M)."""
+    def affine(self, x, W, b, relu=False):
+        """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M).
+
+        ``relu=True`` returns max(y, 0).
+        """
         check_same_dtype("affine", x=x, W=W, b=b)
         _affine_shapes("affine", x, W, b)
-        return x @ W + b
+        y = x @ W + b
+        return self.relu(y) if relu else y
 
-    def affine_backward(self, dy, x, W):
-        """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,)."""
+    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None):
+        """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,).
+
+        ``input_grad=False`` skips dx and returns None in its place. ``relu_out``: the
+        output of ``affine(..., relu=True)``; dy where relu_out > 0 (else 0) is used.
+        """
         check_same_dtype("affine_backward", dy=dy, x=x, W=W)
         _affine_shapes("affine_backward", x, W)
         check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
-        return dy @ W.T, x.T @ dy, dy.sum(axis=0)
+        if relu_out is not None:
+            check_same_dtype("affine_backward", dy=dy, relu_out=relu_out)
+            check_shape("affine_backward", "relu_out", relu_out, dy.shape)
+            dy = self.relu_backward(dy, relu_out)
+        return (dy @ W.T if input_grad else None), x.T @ dy, dy.sum(axis=0)
 
     # ----------------------------------------------------------- activations
 

@@ -177,6 +177,44 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
                     dt[q] = zero
 
 
+@jit(inline="always")
+def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
+    """:func:`_pad_image` of src taken only where mask (src's shape) is > 0, else 0: the
+    gradient through a ReLU whose output is mask, fused into the copy."""
+    C, H, W = src.shape
+    zero = typed(dst, 0.0)
+    c0 = max(0, LP)
+    c1 = max(c0, min(Win, LP + W))
+    for c in range(C):
+        for r in range(Hin):
+            d = dst[(c * Hin + r) * Win:(c * Hin + r + 1) * Win]
+            sr = r - TP
+            if sr < 0 or sr >= H:
+                for q in range(Win):
+                    d[q] = zero
+            else:
+                for q in range(c0):
+                    d[q] = zero
+                s = src[c, sr, c0 - LP:c1 - LP]
+                m = mask[c, sr, c0 - LP:c1 - LP]
+                dd = d[c0:c1]
+                for q in range(c1 - c0):
+                    v = s[q]                    # loaded unconditionally, so the loop vectorises
+                    dd[q] = v if m[q] > zero else zero
+                dt = d[c1:]
+                for q in range(Win - c1):
+                    dt[q] = zero
+
+
+@jit(inline="always")
+def _pad_grad(dy, relu_out, masked, TP, LP, Hin, Win, dst):
+    """:func:`_pad_masked` when ``masked``, else :func:`_pad_image` (the branch outside
+    the loops, so each copy loop vectorises)."""
+    if masked:
+        _pad_masked(dy, relu_out, TP, LP, Hin, Win, dst)
+    else:
+        _pad_image(dy, TP, LP, Hin, Win, dst)
+
 
 #: Output channels per register tile of the direct kernels.
 OUT_BLOCK = 8
@@ -319,7 +357,7 @@ def _tile_8x1(xn, offs, wb, bb, j, acc, S):
 
 
 @jit(inline="always")
-def _conv_planes(xn, Win, offs, packed, packed_bias, acc, yn):
+def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     """yn[o] = bias[o] + sum_t W[o, t] * X_t for one image, in register tiles.
 
     xn: the padded image X as flat (C, Hin, Win) planes with at least lanes-1 elements
@@ -327,10 +365,12 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, acc, yn):
     yn (O, OH, OW) the output; acc a work array of 8*S elements, S = the wide-row run
     J = (OH-1)*Win + OW rounded up to whole vectors. Output pixel (i, j) is computed at
     flat position i*Win + j of the wide run (see the module doc), eight output channels
-    by two vectors of pixels a tile, then the valid columns are copied out.
+    by two vectors of pixels a tile, then the valid columns are copied out, through
+    max(., 0) when ``relu`` (NaN stays NaN, as in the ReLU op).
     """
     O, OH, OW = yn.shape
     L = lanes(xn)
+    zero = typed(yn, 0.0)
     J = (OH - 1) * Win + OW
     V = (J + L - 1) // L
     S = V * L
@@ -349,19 +389,25 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, acc, yn):
             for i in range(OH):
                 yr = yk[i]
                 ar = acc[k * S + i * Win:k * S + i * Win + OW]
-                for q in range(OW):
-                    yr[q] = ar[q]
+                if relu:
+                    for q in range(OW):
+                        v = ar[q]
+                        yr[q] = zero if v <= zero else v
+                else:
+                    for q in range(OW):
+                        yr[q] = ar[q]
 
 
 @parallel_kernel
-def direct_conv_s1(src, Wt, bias, TP, LP, y):
+def direct_conv_s1(src, Wt, bias, TP, LP, relu, y):
     """Stride-1 correlation with the padding done per image inside the kernel.
 
     y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * P[n, c, i + kh, j + kw],
     P = src (N, C, H, W) placed at (TP, LP) in zeros (TP, LP may be negative: rows and
     columns cut off); the forward pass is TP, LP = PH, PW. Parallel over images: each
     pads its image into a (C, OH+KH-1, OW+KW-1) buffer of its own (no padding pass, no
-    padded copy of the batch), then runs the wide-row passes of :func:`_conv_planes`.
+    padded copy of the batch), then runs the register tiles of :func:`_conv_planes`.
+    ``relu``: y = max(that, 0) instead (a fused ReLU).
     """
     N, C = src.shape[0], src.shape[1]
     O, _, KH, KW = Wt.shape
@@ -379,12 +425,12 @@ def direct_conv_s1(src, Wt, bias, TP, LP, y):
         for q in range(RUN_ALIGN):
             xn[C * Hin * Win + q] = zero
         acc = np.empty(OUT_BLOCK * J, dtype=y.dtype)
-        _conv_planes(xn, Win, offs, packed, packed_bias, acc, y[n])
+        _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, y[n])
 
 
 #: Backward-weights takes the images of its group this many at a time: their padded x
 #: and widened dy stay in L2 while every register tile runs over all of them.
-DW_CHUNK = 4
+DW_CHUNK = 16
 
 
 @jit(inline="always")
@@ -520,11 +566,11 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
 
 #: direct_backward_s1 splits the batch into at most this many fixed groups of images,
 #: each with its own dW partial sum (added in group order afterwards).
-DW_GROUPS = 16
+DW_GROUPS = 8
 
 
 @parallel_kernel
-def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
+def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_grad, dx, dW, db):
     """All stride-1 gradients in one parallel region, the padding fused in.
 
     dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xpad[n, c, i + kh, j + kw]; db[f] = sum dy[n, f];
@@ -538,6 +584,9 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
     two kinds are interleaved in proportion, so every contiguous share of the range
     holds both. After the loop the G partial dW and db are added in group order,
     serially: nothing depends on the thread count.
+    When ``masked``, dy is first taken only where relu_out > 0 (the gradient through a
+    ReLU whose output relu_out is, fused in); without ``input_grad`` there are no
+    backward-data items and dx is left untouched.
     """
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
@@ -551,7 +600,7 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
     offs_x = _tap_offsets(C, KH, KW, Hp, Wp)
     G = min(N, DW_GROUPS)
     D = G
-    M = N + D
+    M = (N if input_grad else 0) + D
     zero = typed(dW, 0.0)
     parts = np.empty((G, F, T + 1), dtype=dW.dtype)   # dW and db partials per group
     Hf = H + KH - 1
@@ -582,7 +631,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
                     _pad_image(x[n0 + nn], PH, PW, Hp, Wp, xs[nn])
                     for f in range(F):
                         seg = dys[nn, f * Pst:(f + 1) * Pst]
-                        _pad_image(dy[n0 + nn, f:f + 1], 0, 0, OH, Wp, seg[:OH * Wp])
+                        _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1], masked,
+                                  0, 0, OH, Wp, seg[:OH * Wp])
                         s = zero
                         for j in range(OH * Wp):
                             s += seg[j]
@@ -596,17 +646,17 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, dx, dW, db):
             n = m - k
             if scatter:
                 dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
-                _pad_image(dy[n], 0, 0, OH, Wp, dyw)
+                _pad_grad(dy[n], relu_out[n], masked, 0, 0, OH, Wp, dyw)
                 plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
                 for c in range(C):
                     _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
             else:
                 dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
-                _pad_image(dy[n], KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
+                _pad_grad(dy[n], relu_out[n], masked, KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
                 for q in range(RUN_ALIGN):
                     dyn[F * Hf * Wf + q] = zero
                 acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf), dtype=dx.dtype)
-                _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, acc, dx[n])
+                _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, False, acc, dx[n])
     for f in range(F):
         dwf = dW[f].reshape(T)
         for t in range(T + 1):

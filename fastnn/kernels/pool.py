@@ -7,6 +7,7 @@ is clipped to the input, which is max pooling's -inf padding and average
 pooling's zero padding (the divisor stays KH*KW).
 """
 
+import numpy as np
 from numba import prange
 
 from .._config import parallel_kernel
@@ -70,22 +71,26 @@ def maxpool_forward_2x2(x, y, argmax):
             ar = ac[i]
             base = 2 * i * W
             for j in range(OW):
-                best = r0[2 * j]
-                at = base + 2 * j
-                v = r0[2 * j + 1]
+                # unsigned indices: no negative-index wraparound code, so the loop vectorises
+                e = np.uint64(2 * j)
+                u = np.uint64(j)
+                at0 = base + 2 * j
+                best = r0[e]
+                at = at0
+                v = r0[e + np.uint64(1)]
                 take = (v > best) | ((v != v) & (best == best))
                 best = v if take else best
-                at = base + 2 * j + 1 if take else at
-                v = r1[2 * j]
+                at = at0 + 1 if take else at
+                v = r1[e]
                 take = (v > best) | ((v != v) & (best == best))
                 best = v if take else best
-                at = base + W + 2 * j if take else at
-                v = r1[2 * j + 1]
+                at = at0 + W if take else at
+                v = r1[e + np.uint64(1)]
                 take = (v > best) | ((v != v) & (best == best))
                 best = v if take else best
-                at = base + W + 2 * j + 1 if take else at
-                yr[j] = best
-                ar[j] = at
+                at = at0 + W + 1 if take else at
+                yr[u] = best
+                ar[u] = at
 
 
 @parallel_kernel

@@ -40,6 +40,7 @@ class Conv2D(Layer):
         self.init = init
         self.impl = check_impl(where, impl)
         self._x = None
+        self._relu_out = None
 
     def get_config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -73,20 +74,26 @@ class Conv2D(Layer):
         ow = output_size(self.describe(), w, self.kernel_size[1], self.stride[1], self.pad[1], "width")
         return (self.out_channels, oh, ow)
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=True, relu=False):
+        """y = conv(x), or relu(conv(x)) when ``relu`` (a ReLU fused in by Sequential)."""
         self._check_input(x)
         if x.ndim != 4:
             raise ValueError(f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), "
                              f"got shape {x.shape}")
         self.output_shape(x.shape[1:])
         self._x = x
-        return self.ops.conv2d(x, self.params["W"], self.params["b"], stride=self.stride,
-                               pad=self.pad, impl=self.impl)
+        y = self.ops.conv2d(x, self.params["W"], self.params["b"], stride=self.stride,
+                            pad=self.pad, impl=self.impl, relu=relu)
+        self._relu_out = y if relu else None
+        return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """dx (None without ``input_grad``); fills grads. After a fused forward, dy is the
+        gradient of relu(conv(x)) and the ReLU's mask is applied inside the kernel."""
         x = self._require_forward("_x")
         dx, dW, db = self.ops.conv2d_backward(dy, x, self.params["W"], stride=self.stride,
-                                              pad=self.pad, impl=self.impl)
+                                              pad=self.pad, impl=self.impl,
+                                              relu_out=self._relu_out, input_grad=input_grad)
         self.grads["W"][...] = dW
         self.grads["b"][...] = db
         return dx

@@ -22,6 +22,7 @@ class Dense(Layer):
         check_init("Dense", init)
         self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
         self._x = None
+        self._relu_out = None
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
@@ -44,7 +45,8 @@ class Dense(Layer):
                              f"got shape {tuple(input_shape)}")
         return (self.out_features,)
 
-    def forward(self, x, train=True):
+    def forward(self, x, train=True, relu=False):
+        """y = x @ W + b, or relu of it when ``relu`` (a ReLU fused in by Sequential)."""
         self._check_input(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = " (add Flatten() before it)" if x.ndim > 2 else ""
@@ -53,11 +55,15 @@ class Dense(Layer):
                 f"got {x.shape}{hint}"
             )
         self._x = x
-        return self.ops.affine(x, self.params["W"], self.params["b"])
+        y = self.ops.affine(x, self.params["W"], self.params["b"], relu=relu)
+        self._relu_out = y if relu else None
+        return y
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad=True):
+        """dx (None without ``input_grad``: the first layer's is never needed); fills grads."""
         x = self._require_forward("_x")
-        dx, dW, db = self.ops.affine_backward(dy, x, self.params["W"])
+        dx, dW, db = self.ops.affine_backward(dy, x, self.params["W"], input_grad=input_grad,
+                                              relu_out=self._relu_out)
         self.grads["W"][...] = dW
         self.grads["b"][...] = db
         return dx

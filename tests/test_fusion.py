@@ -1,0 +1,170 @@
+"""Fused layers: Conv2D/Dense + ReLU run as one kernel, and the first layer skips dx.
+
+Sequential fuses a Conv2D or Dense directly followed by ReLU. Every fused path must
+give the numbers of the unfused one (the ReLU is applied in the store and its mask
+in the backward kernel's reads, on the same values), so these tests compare them
+bitwise where the arithmetic is the same, and against the NumPy reference otherwise.
+"""
+
+import numpy as np
+import pytest
+
+import fastnn as fnn
+from fastnn.backends import get_ops
+from fastnn.models import deep_convnet, mlp, simple_convnet
+
+REF = get_ops("numpy")
+NB = get_ops("numba")
+DTYPES = (np.float32, np.float64)
+
+
+def close(actual, expected, dtype, where):
+    rtol, atol = (2e-4, 2e-5) if np.dtype(dtype) == np.float32 else (1e-10, 1e-11)
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=where)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("impl", ["direct", "im2col", "auto"])
+@pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (2, 4, 8, 8, 11, 3, 1, 2),
+                                  (5, 1, 6, 6, 3, 2, 2, 0)])
+def test_conv2d_relu_fused_matches_reference(case, impl, dtype):
+    N, C, H, W, F, K, stride, pad = case
+    rng = np.random.default_rng(N * 100 + F)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    y_ref = REF.conv2d(x, Wt, b, stride, pad, relu=True)
+    np.testing.assert_array_equal(y_ref, np.maximum(REF.conv2d(x, Wt, b, stride, pad), 0))
+    y = NB.conv2d(x, Wt, b, stride, pad, impl=impl, relu=True)
+    close(y, y_ref, dtype, "conv2d relu")
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    want = REF.conv2d_backward(np.where(y_ref > 0, dy, 0).astype(dtype), x, Wt, stride, pad)
+    for input_grad in (True, False):
+        got = NB.conv2d_backward(dy, x, Wt, stride, pad, impl=impl, relu_out=y,
+                                 input_grad=input_grad)
+        ref = REF.conv2d_backward(dy, x, Wt, stride, pad, relu_out=y_ref, input_grad=input_grad)
+        if input_grad:
+            close(got[0], want[0], dtype, "dx")
+            close(ref[0], want[0], dtype, "reference dx")
+        else:
+            assert got[0] is None and ref[0] is None
+        for g, r, w, name in zip(got[1:], ref[1:], want[1:], ("dW", "db")):
+            close(g, w, dtype, name)
+            close(r, w, dtype, "reference " + name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n, d, m", [(1, 3, 2), (7, 13, 9), (100, 300, 40)])
+def test_affine_relu_fused_matches_reference(n, d, m, dtype):
+    rng = np.random.default_rng(n + d + m)
+    x = rng.standard_normal((n, d)).astype(dtype)
+    W = rng.standard_normal((d, m)).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    dy = rng.standard_normal((n, m)).astype(dtype)
+    for ops in (REF, NB):
+        y = ops.affine(x, W, b, relu=True)
+        close(y, np.maximum(x @ W + b, 0), dtype, f"{ops.name} affine relu")
+        want = REF.affine_backward(np.where(y > 0, dy, 0).astype(dtype), x, W)
+        got = ops.affine_backward(dy, x, W, relu_out=y)
+        for g, w, name in zip(got, want, ("dx", "dW", "db")):
+            close(g, w, dtype, f"{ops.name} {name}")
+        dx, dW, db = ops.affine_backward(dy, x, W, input_grad=False)
+        assert dx is None
+        close(dW, x.T @ dy, dtype, f"{ops.name} dW without dx")
+
+
+@pytest.mark.parametrize("ops", [REF, NB], ids=lambda o: o.name)
+def test_relu_out_of_the_wrong_shape_or_dtype_is_refused(ops):
+    x = np.ones((2, 1, 5, 5), np.float32)
+    W = np.ones((3, 1, 3, 3), np.float32)
+    dy = np.ones((2, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"conv2d_backward: expected relu_out of shape \(2, 3, 3, 3\)"):
+        ops.conv2d_backward(dy, x, W, relu_out=np.ones((2, 3, 3, 2), np.float32))
+    with pytest.raises(TypeError, match="conv2d_backward: expected relu_out of dtype float32"):
+        ops.conv2d_backward(dy, x, W, relu_out=np.ones((2, 3, 3, 3)))
+    with pytest.raises(ValueError, match="affine_backward"):
+        ops.affine_backward(np.ones((2, 4), np.float32), np.ones((2, 3), np.float32),
+                            np.ones((3, 4), np.float32), relu_out=np.ones((2, 5), np.float32))
+
+
+def _steps(model, x, t, steps=3):
+    optimizer = fnn.optim.Adam(lr=1e-3)
+    losses = [model.train_step(x, t, optimizer) for _ in range(steps)]
+    return losses, model.flat_params.copy()
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("make, shape", [(mlp, (8, 784)), (simple_convnet, (4, 1, 28, 28)),
+                                         (deep_convnet, (3, 1, 28, 28))],
+                         ids=["mlp", "simple_convnet", "deep_convnet"])
+def test_fused_training_is_bitwise_the_unfused_training(make, shape, backend):
+    """Same losses and weights, bit for bit, with and without the fused steps."""
+    rng = np.random.default_rng(5)
+    x = rng.random(shape, dtype=np.float32)
+    t = rng.integers(0, 10, shape[0])
+    fused = make(seed=3, backend=backend)
+    plain = make(seed=3, backend=backend)
+    plain.fuse_layers = False
+    assert any(f for _, f in fused._plan()) and not any(f for _, f in plain._plan())
+    a, b = _steps(fused, x, t), _steps(plain, x, t)
+    assert a[0] == b[0]
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
+    model = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.ReLU(), fnn.MaxPool2D(2), fnn.ReLU(),
+                            fnn.Flatten(), fnn.Dense(2, 3), fnn.Sigmoid(), fnn.Dense(3, 2),
+                            fnn.ReLU(), fnn.Dense(2, 2)], seed=0)
+    plan = [(type(layer).__name__, fused) for layer, fused in model._plan()]
+    assert plan == [("Conv2D", True), ("MaxPool2D", False), ("ReLU", False), ("Flatten", False),
+                    ("Dense", False), ("Sigmoid", False), ("Dense", True), ("Dense", False)]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_fused_layers_pass_the_gradient_check(backend):
+    """Conv2D+ReLU and Dense+ReLU run fused through model.loss/backward, in float64."""
+    rng = np.random.default_rng(8)
+    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.ReLU(), fnn.Flatten(),
+                            fnn.Dense(3 * 5 * 5, 6), fnn.ReLU(), fnn.Dense(6, 3)],
+                           backend=backend, dtype="float64", seed=2)
+    assert [f for _, f in model._plan()] == [True, False, True, False]
+    x = rng.standard_normal((3, 2, 5, 5))
+    errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
+    assert set(errors) >= {"input"}
+    for name, error in errors.items():
+        assert error < 1e-6, f"{name}: relative error {error:.2e}"
+
+
+def test_training_step_skips_the_first_layers_input_gradient(monkeypatch):
+    model = simple_convnet(seed=0)
+    calls = []
+    original = type(model.layers[0]).backward
+
+    def spy(layer, dy, input_grad=True):
+        calls.append(input_grad)
+        return original(layer, dy, input_grad=input_grad)
+
+    monkeypatch.setattr(type(model.layers[0]), "backward", spy)
+    rng = np.random.default_rng(0)
+    model.train_step(rng.random((2, 1, 28, 28), dtype=np.float32), [1, 2], fnn.optim.SGD(lr=0.1))
+    assert calls == [False]
+    assert model.backward() is not None and calls[-1] is True
+
+
+def test_an_mlp_step_skips_the_input_gradient_behind_flatten(monkeypatch):
+    model = mlp(seed=0)
+    assert type(model.layers[0]).__name__ == "Flatten"
+    calls = []
+    original = fnn.Dense.backward
+
+    def spy(layer, dy, input_grad=True):
+        calls.append((layer.describe(), input_grad))
+        return original(layer, dy, input_grad=input_grad)
+
+    monkeypatch.setattr(fnn.Dense, "backward", spy)
+    rng = np.random.default_rng(0)
+    model.train_step(rng.random((2, 784), dtype=np.float32), [1, 2], fnn.optim.SGD(lr=0.1))
+    assert calls[-1] == ("Dense(784->100)", False)
+    assert all(flag for _, flag in calls[:-1])
