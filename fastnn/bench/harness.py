@@ -41,7 +41,8 @@ def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> 
     untimed call: the previous contender's thread pool (NumPy's OpenBLAS, Numba's workers)
     may still be spinning on the cores after its last call (OpenBLAS's for about 0.1 s), and
     timing calls made right after a switch would charge that to whoever runs next. A contender with
-    ``measures_itself`` (PyTorch in its own process) returns its own timing.
+    ``measures_itself`` (PyTorch in its own process) runs its block there, back to back as
+    the calls here run, and returns the times it measured (``fn.block(k)``).
     """
     for fn in contenders.values():
         for _ in range(warmup):
@@ -50,12 +51,15 @@ def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> 
     while min(len(v) for v in times.values()) < repeats:
         for name, fn in contenders.items():
             time.sleep(SETTLE_S)
+            count = min(block, repeats - len(times[name]))
+            if getattr(fn, "measures_itself", False):
+                times[name].extend(fn.block(count))
+                continue
             fn()
-            for _ in range(min(block, repeats - len(times[name]))):
+            for _ in range(count):
                 started = time.perf_counter()
-                result = fn()
-                elapsed = time.perf_counter() - started
-                times[name].append(result if getattr(fn, "measures_itself", False) else elapsed)
+                fn()
+                times[name].append(time.perf_counter() - started)
     return {name: float(np.median(values)) for name, values in times.items()}
 
 

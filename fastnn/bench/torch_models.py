@@ -101,12 +101,16 @@ def _serve(connection, kind: str, args: tuple) -> None:
     step = TorchStep(*args) if kind == "step" else fused_adam(*args)
     connection.send("ready")
     while True:
-        request = connection.recv()
-        if request is None:
+        count = connection.recv()
+        if count is None:
             break
-        started = time.perf_counter()
-        step()
-        connection.send(time.perf_counter() - started)
+        step()                                   # untimed, as the parent does after a switch
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - started)
+        connection.send(times)
 
 
 class InChildProcess:
@@ -117,7 +121,7 @@ class InChildProcess:
     other is slowed several-fold (an MLP step read 4.4 ms interleaved with fastnn, 0.85 ms
     alone). Kept in a separate process, PyTorch's threads sleep while fastnn runs and the
     other way round, and the turns still alternate in time, so drift hits both alike.
-    Calling it runs one step in the child and returns the seconds the child measured.
+    ``block(k)`` runs k timed steps in the child, back to back, and returns their seconds.
     """
 
     measures_itself = True
@@ -135,7 +139,13 @@ class InChildProcess:
             raise RuntimeError("the PyTorch benchmark process failed to start")
 
     def __call__(self) -> float:
-        self.connection.send(True)
+        """One untimed and one timed step in the child; the seconds of the timed one."""
+        return self.block(1)[0]
+
+    def block(self, count: int) -> list[float]:
+        """One untimed step, then ``count`` timed steps back to back in the child (as a
+        training loop runs them: PyTorch's threads stay awake between steps); their seconds."""
+        self.connection.send(int(count))
         return self.connection.recv()
 
     def close(self) -> None:

@@ -150,10 +150,11 @@ def direct_forward_strided(xp, W, b, SH, SW, y):
 
 # ------------------------------------------------- direct, stride 1, padding fused
 
-@jit(inline="always")
+@jit
 def _pad_image(src, TP, LP, Hin, Win, dst):
     """dst (flat, C*Hin*Win) = the (C, H, W) planes of src placed at (TP, LP) on (Hin, Win)
     planes, zeros elsewhere; parts of src falling outside are dropped (TP, LP may be < 0)."""
+    wide_vectors()
     C, H, W = src.shape
     zero = typed(dst, 0.0)
     c0 = max(0, LP)
@@ -177,10 +178,11 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
                     dt[q] = zero
 
 
-@jit(inline="always")
+@jit
 def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
     """:func:`_pad_image` of src taken only where mask (src's shape) is > 0, else 0: the
     gradient through a ReLU whose output is mask, fused into the copy."""
+    wide_vectors()
     C, H, W = src.shape
     zero = typed(dst, 0.0)
     c0 = max(0, LP)
@@ -220,7 +222,7 @@ def _pad_grad(dy, relu_out, masked, TP, LP, Hin, Win, dst):
 OUT_BLOCK = 8
 
 
-@jit(inline="always")
+@jit
 def _pack_weights(Wt, bias):
     """Wt (O, C, KH, KW) and bias (O,) as (ceil(O/8), T*8) and (ceil(O/8)*8,), T = C*KH*KW.
 
@@ -243,7 +245,7 @@ def _pack_weights(Wt, bias):
     return packed, packed_bias
 
 
-@jit(inline="always")
+@jit
 def _tap_offsets(C, KH, KW, Hin, Win):
     """offs[t] = flat offset of tap t = (c, kh, kw) in an image of (Hin, Win) planes."""
     T = C * KH * KW
@@ -253,7 +255,7 @@ def _tap_offsets(C, KH, KW, Hin, Win):
     return offs
 
 
-@jit(inline="always")
+@jit
 def _tile_8x2(xn, offs, wb, bb, j, L, acc, S):
     """acc[k*S + j:][:2L] = bb[k] + sum_t wb[t*8 + k] * xn[offs[t] + j:][:2L], k < 8.
 
@@ -324,7 +326,7 @@ def _tile_8x2(xn, offs, wb, bb, j, L, acc, S):
     vstore(acc, 7 * S + j + L, c7)
 
 
-@jit(inline="always")
+@jit
 def _tile_8x1(xn, offs, wb, bb, j, acc, S):
     """:func:`_tile_8x2` for one vector of pixels (the tail of a plane)."""
     a0 = vsplat(bb[0])
@@ -356,7 +358,7 @@ def _tile_8x1(xn, offs, wb, bb, j, acc, S):
     vstore(acc, 7 * S + j, a7)
 
 
-@jit(inline="always")
+@jit
 def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     """yn[o] = bias[o] + sum_t W[o, t] * X_t for one image, in register tiles.
 
@@ -368,6 +370,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     by two vectors of pixels a tile, then the valid columns are copied out, through
     max(., 0) when ``relu`` (NaN stays NaN, as in the ReLU op).
     """
+    wide_vectors()
     O, OH, OW = yn.shape
     L = lanes(xn)
     zero = typed(yn, 0.0)
@@ -432,8 +435,11 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, y):
 #: and widened dy stay in L2 while every register tile runs over all of them.
 DW_CHUNK = 16
 
+#: ... but only as many as keep chunk * (one widened dy plane) within this many elements.
+DW_CHUNK_PIXELS = 2048
 
-@jit(inline="always")
+
+@jit
 def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, pg):
     """pg[f, t] += sum over nimg images and V vectors of dys[n, f*Pst + j] * xs[n, offs[t] + j]
     for f in f0..f0+3, t in t0..t0+3 (indices past F-1 / T-1 clamped, stored once).
@@ -517,7 +523,7 @@ def _add_row(row, t0, nt, s0, s1, s2, s3):
         row[t0 + 3] += s3
 
 
-@jit(inline="always")
+@jit
 def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
     """dxc (H, W) = backward-data of one image for input channel c, the scatter form.
 
@@ -525,6 +531,7 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
     columns; each pass adds four output channels' planes, weighted, into a shifted run
     of the padded plane acc ((OH+KH-1)*Wp), which is then cropped into dxc.
     """
+    wide_vectors()
     F, KH, KW = W.shape[0], W.shape[2], W.shape[3]
     H = dxc.shape[0]
     Wd = dxc.shape[1]
@@ -619,14 +626,15 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_gr
                     pg[f, t] = zero
             # x runs reach KW - 1 + RUN_ALIGN past the padded image: zeros there
             XS = C * Hp * Wp + RUN_ALIGN + KW
-            xs = np.empty((DW_CHUNK, XS), dtype=dW.dtype)
-            for nn in range(DW_CHUNK):
+            chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // Pst))
+            xs = np.empty((chunk, XS), dtype=dW.dtype)
+            for nn in range(chunk):
                 for q in range(C * Hp * Wp, XS):
                     xs[nn, q] = zero
-            dys = np.empty((DW_CHUNK, F * Pst), dtype=dW.dtype)
+            dys = np.empty((chunk, F * Pst), dtype=dW.dtype)
             n1 = ((g + 1) * N) // G
-            for n0 in range((g * N) // G, n1, DW_CHUNK):
-                nimg = min(DW_CHUNK, n1 - n0)
+            for n0 in range((g * N) // G, n1, chunk):
+                nimg = min(chunk, n1 - n0)
                 for nn in range(nimg):
                     _pad_image(x[n0 + nn], PH, PW, Hp, Wp, xs[nn])
                     for f in range(F):
