@@ -348,6 +348,16 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
         y2_ref, argmax2_ref = REF.maxpool2d(x, 2, 2, 0)
         np.testing.assert_array_equal(y2, y2_ref)
         np.testing.assert_array_equal(argmax2, argmax2_ref)
+        # the two-pass kernel for even planes, on x cropped to even H and W, with ties and NaN
+        xe = np.ascontiguousarray(x[:, :, :H // 2 * 2, :W // 2 * 2])
+        xe = np.round(xe * 2) / 2                      # ties
+        xe.reshape(-1)[::7] = np.nan
+        y3, argmax3 = run_kernel(pool_k.maxpool_forward_2x2_even, build, xe,
+                                 Guarded((N, C, H // 2, W // 2), dtype),
+                                 Guarded((N, C, H // 2, W // 2), np.int64))
+        y3_ref, argmax3_ref = REF.maxpool2d(xe, 2, 2, 0)
+        np.testing.assert_array_equal(y3, y3_ref)
+        np.testing.assert_array_equal(argmax3, argmax3_ref)
     (dx,) = run_kernel(pool_k.maxpool_backward, build, dy, argmax.copy(), Guarded(x.shape, dtype))
     close(dx, REF.maxpool2d_backward(dy, argmax_ref, x.shape, size, stride, pad), dtype, "maxpool_backward")
     (y,) = run_kernel(pool_k.avgpool_forward, build, x, KH, KW, SH, SW, PH, PW,
