@@ -439,10 +439,12 @@ DW_CHUNK = 16
 DW_CHUNK_PIXELS = 2048
 
 
-@jit
-def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, pg):
-    """pg[f, t] += sum over nimg images and V vectors of dys[n, f*Pst + j] * xs[n, offs[t] + j]
-    for f in f0..f0+3, t in t0..t0+3 (indices past F-1 / T-1 clamped, stored once).
+@jit(inline="always")
+def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
+    """pg[f, t] += sum over nimg images n and V vectors of
+    dys[n*F*Pst + f*Pst + j] * xs[n*plane + offs[t] + j], for f in f0..f0+3 and t in t0..t0+3
+    (indices past F-1 / T-1 clamped, stored once). xs holds the chunk channel-major: the
+    images' planes of one channel are adjacent, so a tile's taps read one contiguous run.
 
     16 vector accumulators (4 output channels x 4 taps) stay in registers over every
     image and pixel; each step loads four dy and four x vectors for 16 multiply-adds.
@@ -472,30 +474,30 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, pg):
     a32 = z
     a33 = z
     for n in range(nimg):
-        xn = xs[n]
-        dn = dys[n]
+        xb = n * plane
+        db = n * F * Pst
         for v in range(V):
             j = v * L
-            x0 = vload(xn, q0 + j)
-            x1 = vload(xn, q1 + j)
-            x2 = vload(xn, q2 + j)
-            x3 = vload(xn, q3 + j)
-            d = vload(dn, f0 * Pst + j)
+            x0 = vload(xs, xb + q0 + j)
+            x1 = vload(xs, xb + q1 + j)
+            x2 = vload(xs, xb + q2 + j)
+            x3 = vload(xs, xb + q3 + j)
+            d = vload(dys, db + f0 * Pst + j)
             a00 = vfma(d, x0, a00)
             a01 = vfma(d, x1, a01)
             a02 = vfma(d, x2, a02)
             a03 = vfma(d, x3, a03)
-            d = vload(dn, f1 * Pst + j)
+            d = vload(dys, db + f1 * Pst + j)
             a10 = vfma(d, x0, a10)
             a11 = vfma(d, x1, a11)
             a12 = vfma(d, x2, a12)
             a13 = vfma(d, x3, a13)
-            d = vload(dn, f2 * Pst + j)
+            d = vload(dys, db + f2 * Pst + j)
             a20 = vfma(d, x0, a20)
             a21 = vfma(d, x1, a21)
             a22 = vfma(d, x2, a22)
             a23 = vfma(d, x3, a23)
-            d = vload(dn, f3 * Pst + j)
+            d = vload(dys, db + f3 * Pst + j)
             a30 = vfma(d, x0, a30)
             a31 = vfma(d, x1, a31)
             a32 = vfma(d, x2, a32)
@@ -604,7 +606,9 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_gr
     Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN    # widened dy plane stride
     L = lanes(dW.reshape(dW.size))
     V = Pst // L
-    offs_x = _tap_offsets(C, KH, KW, Hp, Wp)
+    xplane = Hp * Wp
+    chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // Pst))
+    offs_x = _tap_offsets(C, KH, KW, chunk * Hp, Wp)     # channel c at c * chunk * plane
     G = min(N, DW_GROUPS)
     D = G
     M = (N if input_grad else 0) + D
@@ -624,21 +628,20 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_gr
             for f in range(F):
                 for t in range(T + 1):
                     pg[f, t] = zero
-            # x runs reach KW - 1 + RUN_ALIGN past the padded image: zeros there
-            XS = C * Hp * Wp + RUN_ALIGN + KW
-            chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // Pst))
-            xs = np.empty((chunk, XS), dtype=dW.dtype)
-            for nn in range(chunk):
-                for q in range(C * Hp * Wp, XS):
-                    xs[nn, q] = zero
-            dys = np.empty((chunk, F * Pst), dtype=dW.dtype)
+            # channel-major (C, chunk, Hp*Wp), zeroed: runs read up to KW - 1 + RUN_ALIGN past
+            # a plane, where dy is zero, into the next plane or the zero slack
+            xs = np.zeros(C * chunk * xplane + RUN_ALIGN + KW, dtype=dW.dtype)
+            dys = np.empty(chunk * F * Pst, dtype=dW.dtype)
             n1 = ((g + 1) * N) // G
             for n0 in range((g * N) // G, n1, chunk):
                 nimg = min(chunk, n1 - n0)
                 for nn in range(nimg):
-                    _pad_image(x[n0 + nn], PH, PW, Hp, Wp, xs[nn])
+                    for c in range(C):
+                        at = (c * chunk + nn) * xplane
+                        _pad_image(x[n0 + nn, c:c + 1], PH, PW, Hp, Wp, xs[at:at + xplane])
                     for f in range(F):
-                        seg = dys[nn, f * Pst:(f + 1) * Pst]
+                        at = (nn * F + f) * Pst
+                        seg = dys[at:at + Pst]
                         _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1], masked,
                                   0, 0, OH, Wp, seg[:OH * Wp])
                         s = zero
@@ -649,7 +652,7 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_gr
                             seg[j] = zero
                 for f0 in range(0, F, 4):
                     for t0 in range(0, T, 4):
-                        _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L, pg)
+                        _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L, xplane, pg)
         else:
             n = m - k
             if scatter:
