@@ -47,6 +47,40 @@ class Conv2D:
         self.ops.conv2d_backward(self.dy, self.x, self.W, self.stride, self.pad, impl)
 
 
+class Conv2DReLU:
+    """conv2d with the ReLU fused (what Sequential runs for Conv2D + ReLU), against the two
+    ops apart, on deep_convnet's layers."""
+
+    params = ([_label(s) for s in SHAPES[1:6]], ["fused", "apart"])
+    param_names = ["layer", "mode"]
+    timeout = 300
+
+    def setup(self, layer, mode):
+        c, h, w, f, k, self.stride, self.pad = SHAPES[[_label(s) for s in SHAPES].index(layer)]
+        self.ops = fnn.get_ops("numba")
+        self.x = random_batch((BATCH, c, h, w))
+        self.W = random_batch((f, c, k, k), seed=1)
+        self.b = random_batch((f,), seed=2)
+        self.y = self.ops.conv2d(self.x, self.W, self.b, self.stride, self.pad, relu=True)
+        self.dy = random_batch(self.y.shape, seed=3)
+        self.time_forward(layer, mode)
+        self.time_backward(layer, mode)
+
+    def time_forward(self, layer, mode):
+        if mode == "fused":
+            self.ops.conv2d(self.x, self.W, self.b, self.stride, self.pad, relu=True)
+        else:
+            self.ops.relu(self.ops.conv2d(self.x, self.W, self.b, self.stride, self.pad))
+
+    def time_backward(self, layer, mode):
+        if mode == "fused":
+            self.ops.conv2d_backward(self.dy, self.x, self.W, self.stride, self.pad,
+                                     relu_out=self.y)
+        else:
+            self.ops.conv2d_backward(self.ops.relu_backward(self.dy, self.y), self.x, self.W,
+                                     self.stride, self.pad)
+
+
 class ConvReference:
     """The NumPy reference on two of the shapes, for the speed-up ratio."""
 
