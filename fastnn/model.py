@@ -6,6 +6,7 @@ import numpy as np
 
 from .backends import get_ops
 from .errors import NonFiniteError
+from .kernels.finite import count_nonfinite
 from .layers.activations import ReLU
 from .layers.base import Layer
 from .layers.conv import Conv2D
@@ -14,6 +15,14 @@ from .layers.reshape import Flatten
 from .losses import Loss, SoftmaxCrossEntropy, get_loss
 
 DTYPES = ("float32", "float64")
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """No NaN or Inf in the float array x (a Numba kernel for contiguous arrays)."""
+    if x.flags.c_contiguous and x.dtype.isnative and x.dtype in (np.float32, np.float64):
+        flat = x.reshape(-1)
+        return count_nonfinite(flat.size, flat) == 0
+    return bool(np.isfinite(x).all())
 
 
 def _first_weighted_layer(plan) -> int | None:
@@ -138,7 +147,7 @@ class Sequential:
         if x.ndim == 0:
             raise ValueError(f"{where}: expected input with a batch axis, got a scalar")
         x = x.astype(self.dtype, copy=False)
-        if not np.isfinite(x).all():
+        if not all_finite(x):
             bad = np.size(x) - np.count_nonzero(np.isfinite(x))
             raise ValueError(f"{where}: input contains {bad} NaN or Inf value(s)")
         return x
@@ -174,9 +183,10 @@ class Sequential:
         return plan
 
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        for layer, fused in self._plan():
+        plan = self._plan()
+        for layer, fused in plan:
             x = layer.forward(x, train=train, relu=True) if fused else layer.forward(x, train=train)
-        self._ran = self._plan() if train else None
+        self._ran = plan if train else None
         return x
 
     def forward(self, x, train: bool = False) -> np.ndarray:
@@ -239,7 +249,7 @@ class Sequential:
             where = self.first_nonfinite_layer(x) or f"the loss {self.loss_fn!r}"
             raise NonFiniteError(f"loss is {loss}: first non-finite value in {where}")
         self.backward(input_grad=False)
-        if not np.isfinite(self.flat_grads).all():
+        if not all_finite(self.flat_grads):
             where = self.first_nonfinite_gradient()
             raise NonFiniteError(f"gradient is not finite: first in {where}")
         if clip_norm is not None:

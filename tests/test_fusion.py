@@ -168,3 +168,25 @@ def test_an_mlp_step_skips_the_input_gradient_behind_flatten(monkeypatch):
     model.train_step(rng.random((2, 784), dtype=np.float32), [1, 2], fnn.optim.SGD(lr=0.1))
     assert calls[-1] == ("Dense(784->100)", False)
     assert all(flag for _, flag in calls[:-1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_all_finite_finds_every_nan_and_inf(dtype):
+    """The training step's finiteness check (a kernel over fixed blocks) against np.isfinite."""
+    from fastnn.model import all_finite
+
+    rng = np.random.default_rng(3)
+    for size in (1, 4095, 4096, 4097, 100_003):
+        a = rng.standard_normal(size).astype(dtype)
+        assert all_finite(a)
+        for bad in (np.nan, np.inf, -np.inf):
+            for at in {0, size // 2, size - 1}:
+                b = a.copy()
+                b[at] = bad
+                assert not all_finite(b), (size, bad, at)
+        big = a.copy()
+        big[-1] = np.finfo(dtype).max
+        assert all_finite(big)
+    grid = rng.standard_normal((6, 8)).astype(dtype)
+    grid[1, 3] = np.nan
+    assert not all_finite(grid) and all_finite(grid[:, ::2][:, :1])

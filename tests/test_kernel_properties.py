@@ -123,7 +123,8 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
         for input_grad in (True, False):
             outs = run_kernel(aff.affine_backward, build, dy, x, W, relu_out if masked else dy,
                               masked, input_grad,
-                              Guarded((aff.GEMM_PARTS - 1, d, m), dtype, scratch=True),
+                              Guarded((aff.GEMM_PARTS, n * -(-d // aff.GEMM_PARTS)), dtype,
+                                      scratch=True),
                               Guarded((n, m) if masked else (0, 0), dtype),
                               Guarded((n, d) if input_grad else (0, 0), dtype),
                               Guarded((d, m), dtype), Guarded(m, dtype))

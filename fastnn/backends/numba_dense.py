@@ -70,7 +70,7 @@ def _check_flat_buffers(where, params, grads, state):
 
 #: Multiply-adds below which a GEMM runs as one BLAS call on one thread: splitting it
 #: over the cores costs a parallel region (tens of microseconds).
-GEMM_PARALLEL_MIN = 1 << 20
+GEMM_PARALLEL_MIN = 1_000_000
 
 
 def _gemm_work(x, W) -> int:
@@ -116,10 +116,11 @@ class NumbaDenseOps:
         dx = np.empty(x.shape if input_grad else (0, 0), dtype=x.dtype)
         dW = np.empty(W.shape, dtype=x.dtype)
         db = np.empty(W.shape[1], dtype=x.dtype)
-        partial = np.empty((aff.GEMM_PARTS - 1,) + W.shape, dtype=x.dtype)
+        block = -(-x.shape[1] // aff.GEMM_PARTS)
+        xcols = np.empty((aff.GEMM_PARTS, x.shape[0] * block), dtype=x.dtype)
         g = np.empty(dy.shape if masked else (0, 0), dtype=x.dtype)
         aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
-                            partial, g, dx, dW, db)
+                            xcols, g, dx, dW, db)
         return (dx if input_grad else None), dW, db
 
     # ----------------------------------------------------------- activations

@@ -6,9 +6,9 @@ Each GEMM is split into GEMM_PARTS fixed parts that run as the iterations of one
 ``prange`` loop, every part one single-threaded BLAS call (the BLAS behind
 Numba's ``np.dot`` is kept at one thread, see :mod:`fastnn._blas`), so the two
 cores share a GEMM without BLAS's own thread pool spinning against Numba's.
-Forward and dx split the batch rows; dW = x.T @ dy splits the batch, the
-reduction axis, into partial sums that are added in part order. The parts are
-fixed, not the thread count, so results do not depend on the thread count.
+Forward and dx split the batch rows; dW = x.T @ dy splits dW's rows (x's
+columns, copied to a contiguous block first). The parts are fixed, not the
+thread count, so results do not depend on the thread count.
 """
 
 import numpy as np
@@ -42,47 +42,48 @@ def affine_forward(x, W, b, relu, y):
 
 
 @parallel_kernel
-def affine_backward(dy, x, W, relu_out, masked, input_grad, partial, g, dx, dW, db):
+def affine_backward(dy, x, W, relu_out, masked, input_grad, xcols, g, dx, dW, db):
     """dx = g @ W.T (only when ``input_grad``), dW = x.T @ g, db = column sums of g.
 
     g = dy, or when ``masked`` dy where relu_out > 0 else 0 (the gradient through a ReLU
     with output relu_out, fused in), written into ``g`` (N, M) in that case.
-    ``partial`` (GEMM_PARTS - 1, D, M) holds the dW partial sums of the parts after the
-    first, which are added in part order; db is summed over rows in a fixed order per
-    column block. Nothing depends on the thread count.
+    The GEMM_PARTS parts each take a block of dW's rows (x's columns, copied into their
+    row of ``xcols`` (GEMM_PARTS, N * ceil(D / GEMM_PARTS)) so BLAS sees a contiguous
+    matrix) and a block of the batch rows for dx; db is summed over rows in a fixed order
+    per column block. Nothing depends on the thread count.
     """
     n, m = dy.shape
     d = dW.shape[0]
     zero = typed(dW, 0.0)
+    if masked:                   # serially: a second parallel region costs more than this
+        for i in range(n):
+            gi = g[i]
+            di = dy[i]
+            oi = relu_out[i]
+            for j in range(m):
+                v = di[j]
+                gi[j] = v if oi[j] > zero else zero
+    src = g if masked else dy
     for part in prange(GEMM_PARTS):
+        c0 = (part * d) // GEMM_PARTS
+        c1 = ((part + 1) * d) // GEMM_PARTS
+        if c1 > c0:
+            xc = xcols[part, :n * (c1 - c0)].reshape(n, c1 - c0)
+            for i in range(n):
+                xi = x[i]
+                xo = xc[i]
+                for k in range(c1 - c0):
+                    xo[k] = xi[c0 + k]
+            if n > 0:
+                np.dot(xc.T, src, dW[c0:c1])
+            else:
+                for i in range(c0, c1):
+                    for j in range(m):
+                        dW[i, j] = zero
         r0 = (part * n) // GEMM_PARTS
         r1 = ((part + 1) * n) // GEMM_PARTS
-        if masked:
-            for i in range(r0, r1):
-                gi = g[i]
-                di = dy[i]
-                oi = relu_out[i]
-                for j in range(m):
-                    v = di[j]
-                    gi[j] = v if oi[j] > zero else zero
-            gp = g[r0:r1]
-        else:
-            gp = dy[r0:r1]
-        target = dW if part == 0 else partial[part - 1]
-        if r1 > r0:
-            np.dot(x[r0:r1].T, gp, target)
-            if input_grad:
-                np.dot(gp, W.T, dx[r0:r1])
-        else:
-            for i in range(d):
-                for j in range(m):
-                    target[i, j] = zero
-    for part in range(GEMM_PARTS - 1):
-        pp = partial[part]
-        for i in range(d):
-            for j in range(m):
-                dW[i, j] += pp[i, j]
-    src = g if masked else dy
+        if input_grad and r1 > r0:
+            np.dot(src[r0:r1], W.T, dx[r0:r1])
     blocks = (m + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for block in range(blocks):
         start = block * COLUMN_BLOCK
