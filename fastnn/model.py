@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .backends import get_ops
@@ -11,6 +13,7 @@ from .layers.activations import ReLU
 from .layers.base import Layer
 from .layers.conv import Conv2D
 from .layers.dense import Dense
+from .layers.pool import MaxPool2D
 from .layers.reshape import Flatten
 from .losses import Loss, SoftmaxCrossEntropy, get_loss
 
@@ -25,10 +28,22 @@ def all_finite(x: np.ndarray) -> bool:
     return bool(np.isfinite(x).all())
 
 
+class Step(NamedTuple):
+    """One step of :meth:`Sequential._plan`: ``layer`` runs forward (with a fused ReLU when
+    ``relu``) and, when ``backward``, backward (through the MaxPool2D ``pool`` after it
+    when given)."""
+
+    layer: Layer
+    relu: bool
+    pool: Layer | None
+    backward: bool
+
+
 def _first_weighted_layer(plan) -> int | None:
     """The index in ``plan`` of a first Dense/Conv2D preceded by nothing but Flatten
     (the layer whose input gradient nobody needs), else None."""
-    for i, (layer, _) in enumerate(plan):
+    for i, step in enumerate(plan):
+        layer = step.layer
         if isinstance(layer, (Conv2D, Dense)):
             return i
         if not isinstance(layer, Flatten):
@@ -167,25 +182,36 @@ class Sequential:
             return t
         raise TypeError(f"{where}: expected integer class labels or float targets, got dtype {t.dtype}")
 
-    def _plan(self) -> list[tuple[Layer, bool]]:
-        """The layers as run: (layer, fused) pairs, where a Conv2D or Dense directly followed
-        by a ReLU runs as one step with the ReLU fused into its kernels (``fused`` True, the
-        ReLU skipped). Both give the same numbers as running them apart; set
-        ``fuse_layers = False`` to run every layer on its own."""
+    def _plan(self) -> list[Step]:
+        """The layers as run, as :class:`Step` s. A Conv2D or Dense directly followed by a
+        ReLU runs as one step with the ReLU fused into its kernels (``relu``; the ReLU
+        layer is skipped); when a MaxPool2D follows a fused Conv2D + ReLU, the pooling
+        runs forward as usual, but its backward pass is fused into the convolution's
+        (``pool``; the pooling's own step has ``backward`` False). Both give the same
+        numbers as running the layers apart; set ``fuse_layers = False`` for that."""
         plan = []
         layers = self.layers
         i = 0
         while i < len(layers):
-            fuse = (self.fuse_layers and isinstance(layers[i], (Conv2D, Dense))
+            layer = layers[i]
+            relu = (self.fuse_layers and isinstance(layer, (Conv2D, Dense))
                     and i + 1 < len(layers) and type(layers[i + 1]) is ReLU)
-            plan.append((layers[i], fuse))
-            i += 2 if fuse else 1
+            pool = (layers[i + 2] if relu and isinstance(layer, Conv2D) and i + 2 < len(layers)
+                    and type(layers[i + 2]) is MaxPool2D else None)
+            plan.append(Step(layer, relu, pool, True))
+            i += 2 if relu else 1
+            if pool is not None:
+                plan.append(Step(pool, False, None, False))
+                i += 1
         return plan
 
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         plan = self._plan()
-        for layer, fused in plan:
-            x = layer.forward(x, train=train, relu=True) if fused else layer.forward(x, train=train)
+        for step in plan:
+            if step.relu:
+                x = step.layer.forward(x, train=train, relu=True)
+            else:
+                x = step.layer.forward(x, train=train)
         self._ran = plan if train else None
         return x
 
@@ -212,11 +238,14 @@ class Sequential:
         plan = self._ran if self._ran is not None else self._plan()
         stop = None if input_grad else _first_weighted_layer(plan)
         for i in reversed(range(len(plan))):
-            layer = plan[i][0]
+            step = plan[i]
+            if not step.backward:
+                continue                  # a pooling whose backward the step before runs
+            extra = {} if step.pool is None else {"pool": step.pool}
             if i == stop:
-                layer.backward(dy, input_grad=False)
+                step.layer.backward(dy, input_grad=False, **extra)
                 return None
-            dy = layer.backward(dy)
+            dy = step.layer.backward(dy, **extra)
         return dy if input_grad else None
 
     def first_nonfinite_layer(self, x) -> str | None:

@@ -107,7 +107,8 @@ def test_fused_training_is_bitwise_the_unfused_training(make, shape, backend):
     fused = make(seed=3, backend=backend)
     plain = make(seed=3, backend=backend)
     plain.fuse_layers = False
-    assert any(f for _, f in fused._plan()) and not any(f for _, f in plain._plan())
+    assert any(step.relu for step in fused._plan())
+    assert not any(step.relu or step.pool for step in plain._plan())
     a, b = _steps(fused, x, t), _steps(plain, x, t)
     assert a[0] == b[0]
     np.testing.assert_array_equal(a[1], b[1])
@@ -117,9 +118,14 @@ def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
     model = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.ReLU(), fnn.MaxPool2D(2), fnn.ReLU(),
                             fnn.Flatten(), fnn.Dense(2, 3), fnn.Sigmoid(), fnn.Dense(3, 2),
                             fnn.ReLU(), fnn.Dense(2, 2)], seed=0)
-    plan = [(type(layer).__name__, fused) for layer, fused in model._plan()]
-    assert plan == [("Conv2D", True), ("MaxPool2D", False), ("ReLU", False), ("Flatten", False),
-                    ("Dense", False), ("Sigmoid", False), ("Dense", True), ("Dense", False)]
+    plan = [(type(step.layer).__name__, step.relu, type(step.pool).__name__, step.backward)
+            for step in model._plan()]
+    assert plan == [("Conv2D", True, "MaxPool2D", True), ("MaxPool2D", False, "NoneType", False),
+                    ("ReLU", False, "NoneType", True), ("Flatten", False, "NoneType", True),
+                    ("Dense", False, "NoneType", True), ("Sigmoid", False, "NoneType", True),
+                    ("Dense", True, "NoneType", True), ("Dense", False, "NoneType", True)]
+    model.fuse_layers = False
+    assert all(not s.relu and s.pool is None and s.backward for s in model._plan())
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -129,7 +135,7 @@ def test_fused_layers_pass_the_gradient_check(backend):
     model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.ReLU(), fnn.Flatten(),
                             fnn.Dense(3 * 5 * 5, 6), fnn.ReLU(), fnn.Dense(6, 3)],
                            backend=backend, dtype="float64", seed=2)
-    assert [f for _, f in model._plan()] == [True, False, True, False]
+    assert [step.relu for step in model._plan()] == [True, False, True, False]
     x = rng.standard_normal((3, 2, 5, 5))
     errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
     assert set(errors) >= {"input"}
@@ -142,9 +148,9 @@ def test_training_step_skips_the_first_layers_input_gradient(monkeypatch):
     calls = []
     original = type(model.layers[0]).backward
 
-    def spy(layer, dy, input_grad=True):
+    def spy(layer, dy, input_grad=True, pool=None):
         calls.append(input_grad)
-        return original(layer, dy, input_grad=input_grad)
+        return original(layer, dy, input_grad=input_grad, pool=pool)
 
     monkeypatch.setattr(type(model.layers[0]), "backward", spy)
     rng = np.random.default_rng(0)
@@ -190,3 +196,69 @@ def test_all_finite_finds_every_nan_and_inf(dtype):
     grid = rng.standard_normal((6, 8)).astype(dtype)
     grid[1, 3] = np.nan
     assert not all_finite(grid) and all_finite(grid[:, ::2][:, :1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("impl", ["direct", "im2col"])
+@pytest.mark.parametrize("pool_geometry", [(2, 2, 0), (3, 2, 1), (2, 1, 0)],
+                         ids=["2x2", "3x3s2p1-overlapping", "2x2s1-overlapping"])
+@pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (4, 3, 8, 8, 9, 3, 1, 2),
+                                  (2, 1, 6, 6, 3, 2, 2, 0)])
+def test_conv_backward_through_relu_and_maxpool(case, pool_geometry, impl, dtype):
+    """pool=(argmax, pooled): the gradient routed back through max pooling and the ReLU
+    inside the kernel, against maxpool2d_backward + the ReLU mask + conv2d_backward."""
+    N, C, H, W, F, K, stride, pad = case
+    size, pstride, ppad = pool_geometry
+    rng = np.random.default_rng(N * 10 + size)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    y = NB.conv2d(x, Wt, b, stride, pad, impl=impl, relu=True)
+    if min(y.shape[2:]) < size:
+        pytest.skip("output smaller than the pooling window")
+    pooled, argmax = NB.maxpool2d(y, size, pstride, ppad)
+    dp = rng.standard_normal(pooled.shape).astype(dtype)
+    dy = REF.relu_backward(REF.maxpool2d_backward(dp, argmax, y.shape, size, pstride, ppad), y)
+    want = REF.conv2d_backward(dy, x, Wt, stride, pad)
+    for ops in (NB, REF):
+        for input_grad in (True, False):
+            got = ops.conv2d_backward(dp, x, Wt, stride, pad, impl=impl, relu_out=y,
+                                      input_grad=input_grad, pool=(argmax, pooled))
+            where = f"{ops.name} input_grad={input_grad}"
+            if input_grad:
+                close(got[0], want[0], dtype, where + " dx")
+            else:
+                assert got[0] is None
+            close(got[1], want[1], dtype, where + " dW")
+            close(got[2], want[2], dtype, where + " db")
+
+
+@pytest.mark.parametrize("ops", [REF, NB], ids=lambda o: o.name)
+def test_bad_pool_arguments_are_refused(ops):
+    x = np.ones((2, 1, 6, 6), np.float32)
+    W = np.ones((3, 1, 3, 3), np.float32)
+    y = ops.conv2d(x, W, np.zeros(3, np.float32), 1, 1, relu=True)
+    pooled, argmax = ops.maxpool2d(y, 2)
+    dp = np.ones_like(pooled)
+    with pytest.raises(ValueError, match="conv2d_backward: pool= needs relu_out="):
+        ops.conv2d_backward(dp, x, W, 1, 1, pool=(argmax, pooled))
+    with pytest.raises(ValueError, match=r"conv2d_backward: expected pool argmax of shape \(2, 3, 3, 3\)"):
+        ops.conv2d_backward(dp, x, W, 1, 1, relu_out=y, pool=(argmax[:, :, :2], pooled))
+    with pytest.raises(TypeError, match="conv2d_backward: expected pool argmax of dtype int64"):
+        ops.conv2d_backward(dp, x, W, 1, 1, relu_out=y, pool=(argmax.astype(np.int32), pooled))
+    with pytest.raises(TypeError, match="conv2d_backward: pool must be a pair"):
+        ops.conv2d_backward(dp, x, W, 1, 1, relu_out=y, pool=argmax)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_conv_relu_maxpool_fused_passes_the_gradient_check(backend):
+    rng = np.random.default_rng(9)
+    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(2),
+                            fnn.Conv2D(3, 4, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(3, stride=1),
+                            fnn.Flatten(), fnn.Dense(4 * 1 * 1, 3)],
+                           backend=backend, dtype="float64", seed=4)
+    assert [s.pool is not None for s in model._plan()] == [True, False, True, False, False, False]
+    x = rng.standard_normal((3, 2, 6, 6))
+    errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
+    for name, error in errors.items():
+        assert error < 1e-6, f"{name}: relative error {error:.2e}"

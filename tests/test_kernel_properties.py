@@ -272,20 +272,30 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         close(dx, dx_ref, dtype, "direct_conv_s1 (backward data)")
         relu_out = REF.relu(y_ref)
         masked_refs = REF.conv2d_backward(dy, x, Wt, (SH, SW), (PH, PW), relu_out=relu_out)
+        none_i = np.empty((N, F, 0, 0), np.int64)
+        none_f = np.empty((N, F, 0, 0), dtype)
+        size = min(2, OH, OW)
+        pooled, argmax = REF.maxpool2d(relu_out, size, 1)         # overlapping windows
+        dp = rand(rng, pooled.shape, dtype)
+        pooled_refs = REF.conv2d_backward(dp, x, Wt, (SH, SW), (PH, PW), relu_out=relu_out,
+                                          pool=(argmax, pooled))
         for scatter in (True, False):
-            for masked in (False, True):
-                dx, dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped,
-                                        PH, PW, scatter, relu_out if masked else dy, masked, True,
+            for mode in (0, 1, 2):
+                grad = (dy, dy, dp)[mode]
+                mask = (dy, relu_out, relu_out)[mode]
+                pool = ((none_i, none_f), (none_i, none_f), (argmax, pooled))[mode]
+                dx, dW, db = run_kernel(conv_k.direct_backward_s1, build, x, grad, Wt, flipped,
+                                        PH, PW, scatter, mask, mode, *pool, True,
                                         Guarded(x.shape, dtype), Guarded(Wt.shape, dtype),
                                         Guarded(F, dtype))
-                want = masked_refs if masked else (dx_ref, dW_ref, db_ref)
-                where = f"direct_backward_s1 (scatter={scatter}, masked={masked})"
+                want = ((dx_ref, dW_ref, db_ref), masked_refs, pooled_refs)[mode]
+                where = f"direct_backward_s1 (scatter={scatter}, mode={mode})"
                 close(dx, want[0], dtype, where + " dx")
                 close(dW, want[1], dtype, where + " dW")
                 close(db, want[2], dtype, where + " db")
         dx = np.full(x.shape, SENTINEL, dtype)
         dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped, PH, PW,
-                            False, dy, False, False, dx, Guarded(Wt.shape, dtype),
+                            False, dy, 0, none_i, none_f, False, dx, Guarded(Wt.shape, dtype),
                             Guarded(F, dtype))
         assert np.all(dx == SENTINEL), "direct_backward_s1 wrote dx without input_grad"
         close(dW, dW_ref, dtype, "direct_backward_s1 dW (no input_grad)")

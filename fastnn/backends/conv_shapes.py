@@ -162,6 +162,28 @@ def check_relu_out(where: str, relu_out, dy):
     return relu_out
 
 
+def check_pool_grad(where: str, dy, relu_out, pool):
+    """(argmax, pooled) of a max pooling over relu_out whose output's gradient is dy:
+    native arrays of dy's shape, argmax int64, pooled of dy's dtype; relu_out is required."""
+    if relu_out is None:
+        raise ValueError(f"{where}: pool= needs relu_out=, the pooling's input")
+    if not isinstance(pool, tuple) or len(pool) != 2:
+        raise TypeError(f"{where}: pool must be a pair (argmax, pooled output), got {type(pool).__name__}")
+    argmax, pooled = native(*pool)
+    for name, a in (("argmax", argmax), ("pooled output", pooled)):
+        if not isinstance(a, np.ndarray) or a.shape != dy.shape:
+            raise ValueError(f"{where}: expected pool {name} of shape {dy.shape} (dy's), "
+                             f"got {getattr(a, 'shape', type(a).__name__)}")
+    if argmax.dtype != np.int64:
+        raise TypeError(f"{where}: expected pool argmax of dtype int64, got {argmax.dtype}")
+    if pooled.dtype != dy.dtype:
+        raise TypeError(f"{where}: expected pool output of dtype {dy.dtype} (dy's), got {pooled.dtype}")
+    if relu_out.shape[:2] != dy.shape[:2]:
+        raise ValueError(f"{where}: relu_out {relu_out.shape} and the pooled dy {dy.shape} "
+                         "differ in batch or channels")
+    return argmax, pooled
+
+
 def pool_geometry(where: str, x_shape, size, stride, pad) -> Geometry:
     """Pooling geometry; ``stride=None`` means ``stride = size``; pad must be < size."""
     kh, kw = kernel_pair(where, "size", size)

@@ -23,8 +23,9 @@ from ..kernels import pool as pool_kernels
 from .conv_shapes import (
     check_argmax,
     check_dy,
-    check_relu_out,
     check_impl,
+    check_pool_grad,
+    check_relu_out,
     check_x_shape,
     checked_images,
     conv_geometry,
@@ -226,7 +227,7 @@ class NumbaConvOps:
         return y
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
-                        input_grad=True):
+                        input_grad=True, pool=None):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
@@ -234,40 +235,63 @@ class NumbaConvOps:
         dx = col2im(dy_mat @ W_mat), W_mat = W as (F, C*KH*KW).
         ``relu_out``: the output of ``conv2d(..., relu=True)``; dy is then the gradient
         of that output and is first taken only where relu_out > 0 (fused into the
-        kernel's reads). ``input_grad=False`` skips dx and returns None in its place.
+        kernel's reads). ``pool=(argmax, pooled)``: dy is the gradient of a max pooling
+        of relu_out, with that argmax and output (``maxpool2d(relu_out, ...)``); it is
+        routed back through the pooling and the ReLU inside the kernel's reads, as
+        ``maxpool2d_backward`` then the ReLU mask would. ``input_grad=False`` skips dx
+        and returns None in its place.
         """
         check_impl("conv2d_backward", impl)
         dy, x, W = native(dy, x, W)
-        g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         F = W.shape[0]
-        check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
-        masked = relu_out is not None
-        if masked:
-            relu_out = check_relu_out("conv2d_backward", relu_out, dy)
+        if pool is not None:
+            argmax, pooled = check_pool_grad("conv2d_backward", dy, native(relu_out), pool)
+            relu_out = native(relu_out)
+            check_same_dtype("conv2d_backward", dy=dy, relu_out=relu_out)
+            g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=relu_out)
+            if relu_out.shape != (g.N, F, g.OH, g.OW):
+                raise ValueError(f"conv2d_backward: expected relu_out of shape "
+                                 f"{(g.N, F, g.OH, g.OW)}, got {relu_out.shape}")
+            mode = 2
+        else:
+            g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
+            check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
+            if relu_out is not None:
+                relu_out = check_relu_out("conv2d_backward", relu_out, dy)
+            mode = 0 if relu_out is None else 1
         dy, x, W = _c(dy), _c(x), _c(W)
         if impl == "auto":
             impl = _choose(g, F)
-        if masked and not (impl == "direct" and g.SH == 1 and g.SW == 1):
-            dy = relu_backward_op(dy, _c(relu_out))
-            masked = False
-        relu_out = _c(relu_out) if masked else dy
+        fused = impl == "direct" and g.SH == 1 and g.SW == 1
+        if mode == 2 and not fused:
+            routed = np.empty((g.N, F, g.OH, g.OW), dtype=dy.dtype)
+            pool_kernels.maxpool_backward(routed.size, dy, _c(argmax), routed)
+            dy, mode = routed, 1
+        if mode == 1 and not fused:
+            dy, mode = relu_backward_op(dy, _c(relu_out)), 0
+        relu_out = dy if mode == 0 else _c(relu_out)
+        if mode == 2:
+            argmax, pooled = _c(argmax), _c(pooled)
+        else:
+            argmax = np.empty((g.N, F, 0, 0), dtype=np.int64)
+            pooled = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         dtype = x.dtype
         dx = np.empty(x.shape, dtype=dtype)
         dW = np.empty(W.shape, dtype=dtype)
         db = np.empty(F, dtype=dtype)
-        if dy.size == 0 or x.size == 0:
+        if relu_out.size == 0 or x.size == 0:
             dx[...] = 0
             dW[...] = 0
             db[...] = 0
             return (dx if input_grad else None), dW, db
-        work = dy.size * g.C * g.KH * g.KW
+        work = relu_out.size * g.C * g.KH * g.KW
         if impl == "direct":
             if g.SH == 1 and g.SW == 1:
                 # one parallel region; x and dy are padded per image inside it
                 Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
                 conv_kernels.direct_backward_s1(work, x, dy, W, Wt, g.PH, g.PW,
-                                                g.C <= SCATTER_MAX_CHANNELS, relu_out, masked,
-                                                bool(input_grad), dx, dW, db)
+                                                g.C <= SCATTER_MAX_CHANNELS, relu_out, mode,
+                                                argmax, pooled, bool(input_grad), dx, dW, db)
             else:
                 xp = _padded(x, g)
                 conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)

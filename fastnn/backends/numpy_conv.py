@@ -18,8 +18,9 @@ from .._checks import check_same_dtype
 from .conv_shapes import (
     check_argmax,
     check_dy,
-    check_relu_out,
     check_impl,
+    check_pool_grad,
+    check_relu_out,
     check_x_shape,
     checked_images,
     conv_geometry,
@@ -64,6 +65,15 @@ def _plane_index(g, kh, kw):
     iw = np.arange(g.OW) * g.SW + kw - g.PW
     real = ((ih >= 0) & (ih < g.H))[:, None] & ((iw >= 0) & (iw < g.W))[None, :]
     return ih[:, None] * g.W + iw[None, :], real
+
+
+def _route_to_argmax(dy, argmax, x_shape):
+    """dx (x_shape) with dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j], zeros elsewhere."""
+    N, C, H, W = x_shape
+    dx = np.zeros((N * C, H * W), dtype=dy.dtype)
+    planes = np.repeat(np.arange(N * C), argmax.shape[2] * argmax.shape[3])
+    np.add.at(dx, (planes, argmax.reshape(-1)), dy.reshape(-1))
+    return dx.reshape(x_shape)
 
 
 class NumpyConvOps:
@@ -117,7 +127,7 @@ class NumpyConvOps:
         return self.relu(y) if relu else y
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
-                        input_grad=True):
+                        input_grad=True, pool=None):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
@@ -125,10 +135,15 @@ class NumpyConvOps:
         dx = col2im(dy_mat @ W_mat), W_mat = W as (F, C*KH*KW).
         ``relu_out``: the output of ``conv2d(..., relu=True)``; dy is then the gradient
         of that output, and dy where relu_out > 0 (else 0) is used in its place.
+        ``pool=(argmax, pooled)``: dy is the gradient of a max pooling of relu_out with
+        that argmax and output; it is first routed back to relu_out's positions.
         ``input_grad=False`` skips dx and returns None in its place.
         """
         check_impl("conv2d_backward", impl)
         dy, x, W = native(dy, x, W)
+        if pool is not None:
+            argmax, _ = check_pool_grad("conv2d_backward", dy, native(relu_out), pool)
+            dy = _route_to_argmax(dy, argmax, native(relu_out).shape)
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         F = W.shape[0]
         check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
@@ -175,10 +190,7 @@ class NumpyConvOps:
         dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
         argmax = native(argmax)
         check_argmax("maxpool2d_backward", argmax, g)
-        dx = np.zeros((g.N * g.C, g.H * g.W), dtype=dy.dtype)
-        planes = np.repeat(np.arange(g.N * g.C), g.OH * g.OW)
-        np.add.at(dx, (planes, argmax.reshape(-1)), dy.reshape(-1))
-        return dx.reshape(x_shape)
+        return _route_to_argmax(dy, argmax, x_shape)
 
     def avgpool2d(self, x, size, stride=None, pad=0):
         """Mean over each window: y[n, c, oh, ow] = sum_{i, j} xpad[n, c, oh*SH + i, ow*SW + j] / (KH*KW).

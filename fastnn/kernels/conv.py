@@ -208,11 +208,44 @@ def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
                     dt[q] = zero
 
 
+@jit
+def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
+    """:func:`_pad_masked` of the gradient that max pooling routes back to its input.
+
+    dyp, argmax, pooled (C, PH, PW): the gradient of a max pooling's output, its argmax
+    (plane index h*OWc + w of each window's winner in the pooling's input, a ReLU's output)
+    and that output. dst (flat, C*Hin*Win) gets, at (h + TP, w + LP), the sum of dyp over
+    the windows won by (h, w) whose pooled value is > 0 (the ReLU's mask, read where the
+    pooling read it), zeros elsewhere: maxpool backward, ReLU backward and padding in one
+    pass, in the order the separate passes would add.
+    """
+    wide_vectors()
+    C, PHo, PWo = dyp.shape
+    zero = typed(dst, 0.0)
+    for q in range(C * Hin * Win):
+        dst[q] = zero
+    for c in range(C):
+        base = c * Hin * Win
+        for i in range(PHo):
+            for j in range(PWo):
+                if pooled[c, i, j] > zero:
+                    pos = argmax[c, i, j]
+                    h = pos // OWc
+                    r = h + TP
+                    q = pos - h * OWc + LP
+                    if r >= 0 and r < Hin and q >= 0 and q < Win:
+                        dst[base + r * Win + q] += dyp[c, i, j]
+
+
 @jit(inline="always")
-def _pad_grad(dy, relu_out, masked, TP, LP, Hin, Win, dst):
-    """:func:`_pad_masked` when ``masked``, else :func:`_pad_image` (the branch outside
-    the loops, so each copy loop vectorises)."""
-    if masked:
+def _pad_grad(dy, relu_out, argmax, pooled, mode, TP, LP, Hin, Win, dst):
+    """The gradient of one image's conv output, padded: dy itself (mode 0), dy through a
+    ReLU with output relu_out (mode 1, :func:`_pad_masked`) or through a ReLU and a max
+    pooling (mode 2, :func:`_pad_pooled`: dy, argmax and pooled are the pooling's); the
+    branch sits outside the loops, so each copy loop vectorises."""
+    if mode == 2:
+        _pad_pooled(dy, argmax, pooled, relu_out.shape[2], TP, LP, Hin, Win, dst)
+    elif mode == 1:
         _pad_masked(dy, relu_out, TP, LP, Hin, Win, dst)
     else:
         _pad_image(dy, TP, LP, Hin, Win, dst)
@@ -579,7 +612,8 @@ DW_GROUPS = 8
 
 
 @parallel_kernel
-def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_grad, dx, dW, db):
+def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, pooled,
+                       input_grad, dx, dW, db):
     """All stride-1 gradients in one parallel region, the padding fused in.
 
     dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xpad[n, c, i + kh, j + kw]; db[f] = sum dy[n, f];
@@ -593,13 +627,15 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_gr
     two kinds are interleaved in proportion, so every contiguous share of the range
     holds both. After the loop the G partial dW and db are added in group order,
     serially: nothing depends on the thread count.
-    When ``masked``, dy is first taken only where relu_out > 0 (the gradient through a
-    ReLU whose output relu_out is, fused in); without ``input_grad`` there are no
-    backward-data items and dx is left untouched.
+    The gradient of the conv output is read through :func:`_pad_grad`: dy itself (mode 0;
+    relu_out is then dy), dy where relu_out > 0 (mode 1: a ReLU with output relu_out fused
+    in) or, mode 2, the gradient dy of maxpool(relu_out) routed back through argmax and the
+    ReLU (pooled: the pooling's output; dy, argmax and pooled have its shape). Without
+    ``input_grad`` there are no backward-data items and dx is left untouched.
     """
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
-    OH, OW = dy.shape[2], dy.shape[3]
+    OH, OW = relu_out.shape[2], relu_out.shape[3]
     Hp = H + 2 * PH
     Wp = Wd + 2 * PW
     T = C * KH * KW
@@ -642,7 +678,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_gr
                     for f in range(F):
                         at = (nn * F + f) * Pst
                         seg = dys[at:at + Pst]
-                        _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1], masked,
+                        _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1],
+                                  argmax[n0 + nn, f:f + 1], pooled[n0 + nn, f:f + 1], mode,
                                   0, 0, OH, Wp, seg[:OH * Wp])
                         s = zero
                         for j in range(OH * Wp):
@@ -657,13 +694,14 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, masked, input_gr
             n = m - k
             if scatter:
                 dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
-                _pad_grad(dy[n], relu_out[n], masked, 0, 0, OH, Wp, dyw)
+                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, 0, 0, OH, Wp, dyw)
                 plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
                 for c in range(C):
                     _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
             else:
                 dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
-                _pad_grad(dy[n], relu_out[n], masked, KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
+                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, KH - 1 - PH, KW - 1 - PW,
+                          Hf, Wf, dyn)
                 for q in range(RUN_ALIGN):
                     dyn[F * Hf * Wf + q] = zero
                 acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf), dtype=dx.dtype)

@@ -87,13 +87,22 @@ class Conv2D(Layer):
         self._relu_out = y if relu else None
         return y
 
-    def backward(self, dy, input_grad=True):
+    def backward(self, dy, input_grad=True, pool=None):
         """dx (None without ``input_grad``); fills grads. After a fused forward, dy is the
-        gradient of relu(conv(x)) and the ReLU's mask is applied inside the kernel."""
+        gradient of relu(conv(x)) and the ReLU's mask is applied inside the kernel; with
+        ``pool`` (the MaxPool2D layer that ran on that output), dy is the gradient of the
+        pooling's output and is routed back through it inside the kernel too."""
         x = self._require_forward("_x")
+        pooling = None
+        if pool is not None:
+            if self._relu_out is None:
+                raise RuntimeError(f"{self.describe()}: backward(pool=...) needs a forward "
+                                   "with relu=True")
+            pooling = (pool._require_forward("_argmax"), pool._y)
         dx, dW, db = self.ops.conv2d_backward(dy, x, self.params["W"], stride=self.stride,
                                               pad=self.pad, impl=self.impl,
-                                              relu_out=self._relu_out, input_grad=input_grad)
+                                              relu_out=self._relu_out, input_grad=input_grad,
+                                              pool=pooling)
         self.grads["W"][...] = dW
         self.grads["b"][...] = db
         return dx

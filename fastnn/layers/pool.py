@@ -48,6 +48,7 @@ class MaxPool2D(_Pool2D):
     def forward(self, x, train=True):
         self._check_pool_input(x)
         y, self._argmax = self.ops.maxpool2d(x, self.size, stride=self.stride, pad=self.pad)
+        self._y = y      # with _argmax, what a fused Conv2D + ReLU before it reads in backward
         return y
 
     def backward(self, dy):
