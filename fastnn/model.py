@@ -29,14 +29,17 @@ def all_finite(x: np.ndarray) -> bool:
 
 
 class Step(NamedTuple):
-    """One step of :meth:`Sequential._plan`: ``layer`` runs forward (with a fused ReLU when
-    ``relu``) and, when ``backward``, backward (through the MaxPool2D ``pool`` after it
-    when given)."""
+    """One step of :meth:`Sequential._plan`: ``layer`` runs forward when ``forward`` (with
+    a fused ReLU when ``relu``) and backward when ``backward``. ``pool``: the MaxPool2D
+    after a fused Conv2D + ReLU, whose backward pass runs in the convolution's (its own
+    step has ``backward`` False) and, when it is 2x2 (``forward`` True here), whose forward
+    pass too (its own step has ``forward`` False)."""
 
     layer: Layer
     relu: bool
     pool: Layer | None
     backward: bool
+    forward: bool = True
 
 
 def _first_weighted_layer(plan) -> int | None:
@@ -185,10 +188,11 @@ class Sequential:
     def _plan(self) -> list[Step]:
         """The layers as run, as :class:`Step` s. A Conv2D or Dense directly followed by a
         ReLU runs as one step with the ReLU fused into its kernels (``relu``; the ReLU
-        layer is skipped); when a MaxPool2D follows a fused Conv2D + ReLU, the pooling
-        runs forward as usual, but its backward pass is fused into the convolution's
-        (``pool``; the pooling's own step has ``backward`` False). Both give the same
-        numbers as running the layers apart; set ``fuse_layers = False`` for that."""
+        layer is skipped); when a MaxPool2D follows a fused Conv2D + ReLU, its backward
+        pass is fused into the convolution's (``pool``; the pooling's own step has
+        ``backward`` False), and a 2x2 one also pools in the convolution's forward kernel
+        (its own step has ``forward`` False). Both give the same numbers as running the
+        layers apart; set ``fuse_layers = False`` for that."""
         plan = []
         layers = self.layers
         i = 0
@@ -198,17 +202,22 @@ class Sequential:
                     and i + 1 < len(layers) and type(layers[i + 1]) is ReLU)
             pool = (layers[i + 2] if relu and isinstance(layer, Conv2D) and i + 2 < len(layers)
                     and type(layers[i + 2]) is MaxPool2D else None)
-            plan.append(Step(layer, relu, pool, True))
+            pooled_in_kernel = pool is not None and pool.is_2x2
+            plan.append(Step(layer, relu, pool, True, True))
             i += 2 if relu else 1
             if pool is not None:
-                plan.append(Step(pool, False, None, False))
+                plan.append(Step(pool, False, None, False, not pooled_in_kernel))
                 i += 1
         return plan
 
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         plan = self._plan()
-        for step in plan:
-            if step.relu:
+        for i, step in enumerate(plan):
+            if not step.forward:
+                continue                  # a 2x2 pooling the convolution before it ran
+            if step.relu and step.pool is not None and not plan[i + 1].forward:
+                x = step.layer.forward(x, train=train, relu=True, pool=step.pool)
+            elif step.relu:
                 x = step.layer.forward(x, train=train, relu=True)
             else:
                 x = step.layer.forward(x, train=train)

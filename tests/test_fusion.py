@@ -118,12 +118,16 @@ def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
     model = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.ReLU(), fnn.MaxPool2D(2), fnn.ReLU(),
                             fnn.Flatten(), fnn.Dense(2, 3), fnn.Sigmoid(), fnn.Dense(3, 2),
                             fnn.ReLU(), fnn.Dense(2, 2)], seed=0)
-    plan = [(type(step.layer).__name__, step.relu, type(step.pool).__name__, step.backward)
-            for step in model._plan()]
-    assert plan == [("Conv2D", True, "MaxPool2D", True), ("MaxPool2D", False, "NoneType", False),
-                    ("ReLU", False, "NoneType", True), ("Flatten", False, "NoneType", True),
-                    ("Dense", False, "NoneType", True), ("Sigmoid", False, "NoneType", True),
-                    ("Dense", True, "NoneType", True), ("Dense", False, "NoneType", True)]
+    plan = [(type(step.layer).__name__, step.relu, type(step.pool).__name__, step.backward,
+             step.forward) for step in model._plan()]
+    assert plan == [("Conv2D", True, "MaxPool2D", True, True),
+                    ("MaxPool2D", False, "NoneType", False, False),
+                    ("ReLU", False, "NoneType", True, True),
+                    ("Flatten", False, "NoneType", True, True),
+                    ("Dense", False, "NoneType", True, True),
+                    ("Sigmoid", False, "NoneType", True, True),
+                    ("Dense", True, "NoneType", True, True),
+                    ("Dense", False, "NoneType", True, True)]
     model.fuse_layers = False
     assert all(not s.relu and s.pool is None and s.backward for s in model._plan())
 
@@ -257,8 +261,34 @@ def test_conv_relu_maxpool_fused_passes_the_gradient_check(backend):
                             fnn.Conv2D(3, 4, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(3, stride=1),
                             fnn.Flatten(), fnn.Dense(4 * 1 * 1, 3)],
                            backend=backend, dtype="float64", seed=4)
-    assert [s.pool is not None for s in model._plan()] == [True, False, True, False, False, False]
+    plan = model._plan()
+    assert [s.pool is not None for s in plan] == [True, False, True, False, False, False]
+    assert [s.forward for s in plan] == [True, False, True, True, True, True]   # 3x3 pools apart
     x = rng.standard_normal((3, 2, 6, 6))
     errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
     for name, error in errors.items():
         assert error < 1e-6, f"{name}: relative error {error:.2e}"
+
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("impl", ["direct", "im2col", "auto"])
+@pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (4, 3, 8, 8, 9, 3, 1, 2),
+                                  (2, 1, 12, 12, 3, 5, 1, 2), (2, 1, 9, 9, 3, 3, 2, 1),
+                                  (1, 2, 7, 7, 4, 3, 1, 1)])
+def test_conv2d_relu_maxpool2x2_matches_the_ops_apart(case, impl, dtype):
+    """Pooling inside the convolution kernel (even outputs) gives the arrays of
+    conv2d(relu=True) then maxpool2d(., 2), bit for bit; odd outputs and strides fall back."""
+    N, C, H, W, F, K, stride, pad = case
+    rng = np.random.default_rng(N + F + K)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((F, C, K, K)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    for ops in (NB, REF):
+        y, pooled, argmax = ops.conv2d_relu_maxpool2x2(x, Wt, b, stride, pad, impl=impl)
+        y2 = ops.conv2d(x, Wt, b, stride, pad, impl=impl, relu=True)
+        np.testing.assert_array_equal(y, y2)
+        p2, a2 = ops.maxpool2d(y2, 2)
+        np.testing.assert_array_equal(pooled, p2)
+        np.testing.assert_array_equal(argmax, a2)
+    close(y, REF.conv2d(x, Wt, b, stride, pad, relu=True), dtype, "y")

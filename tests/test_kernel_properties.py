@@ -263,12 +263,24 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     if SH == 1 and SW == 1:
         flipped = np.ascontiguousarray(Wt[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         # stride 1, the padding fused into the kernels
+        none_y = np.empty((N, F, 0, 0), dtype)
+        none_a = np.empty((N, F, 0, 0), np.int64)
         for relu in (False, True):
-            (y,) = run_kernel(conv_k.direct_conv_s1, build, x, Wt, b, PH, PW, relu,
-                              Guarded((N, F, OH, OW), dtype))
+            (y,) = run_kernel(conv_k.direct_conv_s1, build, x, Wt, b, PH, PW, relu, False,
+                              Guarded((N, F, OH, OW), dtype), none_y, none_a)
             close(y, REF.relu(y_ref) if relu else y_ref, dtype, f"direct_conv_s1 (relu={relu})")
+        if OH % 2 == 0 and OW % 2 == 0:
+            y, pooled, argmax = run_kernel(
+                conv_k.direct_conv_s1, build, x, Wt, b, PH, PW, True, True,
+                Guarded((N, F, OH, OW), dtype), Guarded((N, F, OH // 2, OW // 2), dtype),
+                Guarded((N, F, OH // 2, OW // 2), np.int64))
+            close(y, REF.relu(y_ref), dtype, "direct_conv_s1 (relu, pool)")
+            want_pooled, want_argmax = REF.maxpool2d(y, 2)
+            np.testing.assert_array_equal(pooled, want_pooled)
+            np.testing.assert_array_equal(argmax, want_argmax)
         (dx,) = run_kernel(conv_k.direct_conv_s1, build, dy, flipped, np.zeros(C, dtype),
-                           KH - 1 - PH, KW - 1 - PW, False, Guarded(x.shape, dtype))
+                           KH - 1 - PH, KW - 1 - PW, False, False, Guarded(x.shape, dtype),
+                           np.empty((N, C, 0, 0), dtype), np.empty((N, C, 0, 0), np.int64))
         close(dx, dx_ref, dtype, "direct_conv_s1 (backward data)")
         relu_out = REF.relu(y_ref)
         masked_refs = REF.conv2d_backward(dy, x, Wt, (SH, SW), (PH, PW), relu_out=relu_out)
@@ -494,6 +506,7 @@ def _ops_cases(rng, dtype):
         "leaky_relu_backward": ((x, r(N, D), 0.2), (0, 1)),
         "conv2d": ((img, Wc, bc, 1, 1), (0, 1, 2)),
         "conv2d_backward": ((r(*conv_out.shape), img, Wc, 1, 1), (0, 1, 2)),
+        "conv2d_relu_maxpool2x2": ((img, Wc, bc, 1, 1), (0, 1, 2)),
         "im2col": ((img, kh, kw, 1, 1), (0,)),
         "col2im": ((col, img.shape, kh, kw, 1, 1), (0,)),
         "maxpool2d": ((img, 2, 1, 1), (0,)),

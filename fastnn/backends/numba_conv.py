@@ -207,7 +207,9 @@ class NumbaConvOps:
         if impl == "auto":
             impl = _choose(g, F, forward=True)
         if impl == "direct" and g.SH == 1 and g.SW == 1:
-            conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, bool(relu), y)
+            none = np.empty((g.N, F, 0, 0), dtype=x.dtype)
+            conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, bool(relu), False, y, none,
+                                        none.astype(np.int64))
             return y
         if impl == "direct":
             conv_kernels.direct_forward_strided(work, _padded(x, g), W, b, g.SH, g.SW, y)
@@ -225,6 +227,34 @@ class NumbaConvOps:
             flat = y.reshape(-1)
             relu_forward(flat.size, flat, flat)
         return y
+
+    def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
+        """relu(conv2d(x)) and its 2x2 stride-2 max pooling: returns (y, pooled, argmax).
+
+        The same arrays as ``y = conv2d(x, W, b, stride, pad, impl, relu=True)`` then
+        ``pooled, argmax = maxpool2d(y, 2)``; here, at stride 1 with the direct kernels and
+        an even output size, each image is pooled inside the convolution kernel while its
+        output is still in cache.
+        """
+        check_impl("conv2d_relu_maxpool2x2", impl)
+        x, W, b = native(x, W, b)
+        g = conv_geometry("conv2d_relu_maxpool2x2", x, W, stride, pad, b=b)
+        if impl == "auto":
+            impl = _choose(g, W.shape[0], forward=True)
+        fused = (impl == "direct" and g.SH == 1 and g.SW == 1 and g.OH % 2 == 0
+                 and g.OW % 2 == 0 and g.N * g.OH * g.OW > 0 and W.shape[0] > 0)
+        if not fused:
+            y = self.conv2d(x, W, b, stride, pad, impl, relu=True)
+            pooled, argmax = self.maxpool2d(y, 2)
+            return y, pooled, argmax
+        x, W, b = _c(x), _c(W), _c(b)
+        F = W.shape[0]
+        y = np.empty((g.N, F, g.OH, g.OW), dtype=x.dtype)
+        pooled = np.empty((g.N, F, g.OH // 2, g.OW // 2), dtype=x.dtype)
+        argmax = np.empty(pooled.shape, dtype=np.int64)
+        work = y.size * g.C * g.KH * g.KW
+        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True, y, pooled, argmax)
+        return y, pooled, argmax
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
                         input_grad=True, pool=None):

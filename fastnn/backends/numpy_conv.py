@@ -126,6 +126,14 @@ class NumpyConvOps:
         y = np.ascontiguousarray(y.reshape(g.N, g.OH, g.OW, F).transpose(0, 3, 1, 2))
         return self.relu(y) if relu else y
 
+    def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
+        """relu(conv2d(x)) and its 2x2 stride-2 max pooling: returns (y, pooled, argmax),
+        ``y = conv2d(x, W, b, stride, pad, impl, relu=True)``, ``maxpool2d(y, 2)``."""
+        check_impl("conv2d_relu_maxpool2x2", impl)
+        y = self.conv2d(x, W, b, stride, pad, impl, relu=True)
+        pooled, argmax = self.maxpool2d(y, 2)
+        return y, pooled, argmax
+
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
                         input_grad=True, pool=None):
         """Gradients of conv2d: returns (dx, dW, db).

@@ -42,12 +42,11 @@ Every reduction runs in a fixed order, so results do not depend on the thread co
 
 import numpy as np
 from numba import get_thread_id, prange
-from numba.core import types as _nbtypes
-from numba.extending import intrinsic
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
-from ._simd import lanes, vfma, vload, vsplat, vstore, vsum
+from ._simd import lanes, vfma, vload, vsplat, vstore, vsum, wide_vectors
+from .pool import maxpool_2x2_image
 
 TAPS_PER_PASS = 4
 
@@ -62,21 +61,6 @@ def _run(OH, OW, Win):
     """The wide-row run length (OH-1)*Win + OW rounded up to a multiple of RUN_ALIGN."""
     J = (OH - 1) * Win + OW
     return (J + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN
-
-
-@intrinsic
-def wide_vectors(typingctx):
-    """Let LLVM vectorise the enclosing function with 512-bit vectors (emits no code).
-
-    LLVM tunes AVX-512 CPUs to prefer 256-bit vectors, halving the FMA width of the
-    auto-vectorised loops here; the function attribute ``prefer-vector-width=512``
-    lifts that for the function being compiled. Call it inside a prange body: Numba
-    outlines that body into its own function. A no-op where AVX-512 is missing.
-    """
-    def codegen(context, builder, signature, args):
-        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-        return context.get_dummy_value()
-    return _nbtypes.none(), codegen
 
 
 # ----------------------------------------------------------------- helpers
@@ -435,7 +419,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
 
 
 @parallel_kernel
-def direct_conv_s1(src, Wt, bias, TP, LP, relu, y):
+def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
     """Stride-1 correlation with the padding done per image inside the kernel.
 
     y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * P[n, c, i + kh, j + kw],
@@ -443,7 +427,9 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, y):
     columns cut off); the forward pass is TP, LP = PH, PW. Parallel over images: each
     pads its image into a (C, OH+KH-1, OW+KW-1) buffer of its own (no padding pass, no
     padded copy of the batch), then runs the register tiles of :func:`_conv_planes`.
-    ``relu``: y = max(that, 0) instead (a fused ReLU).
+    ``relu``: y = max(that, 0) instead (a fused ReLU). ``pool``: also pooled, argmax =
+    2x2 stride-2 max pooling of y (OH and OW even), each image pooled while its output is
+    still in cache (:func:`~fastnn.kernels.pool.maxpool_2x2_image`).
     """
     N, C = src.shape[0], src.shape[1]
     O, _, KH, KW = Wt.shape
@@ -462,6 +448,9 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, y):
             xn[C * Hin * Win + q] = zero
         acc = np.empty(OUT_BLOCK * J, dtype=y.dtype)
         _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, y[n])
+        if pool:
+            maxpool_2x2_image(y[n].reshape(O * OH * OW), O, OH, OW,
+                              pooled[n].reshape(pooled[n].size), argmax[n].reshape(argmax[n].size))
 
 
 #: Backward-weights takes the images of its group this many at a time: their padded x

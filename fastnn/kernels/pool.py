@@ -10,9 +10,9 @@ pooling's zero padding (the divisor stays KH*KW).
 import numpy as np
 from numba import prange
 
-from .._config import parallel_kernel
+from .._config import jit, parallel_kernel
 from ._scalars import typed
-from .conv import wide_vectors
+from ._simd import wide_vectors
 
 
 @parallel_kernel
@@ -93,52 +93,58 @@ def maxpool_forward_2x2(x, y, argmax):
                 ar[u] = at
 
 
+@jit
+def maxpool_2x2_image(xn, C, H, W, yn, an):
+    """2x2 stride-2 max pooling of one image with H and W even: xn (C*H*W,) flat, yn and an
+    (C*OH*OW,) flat, an the winner's plane index h*W + w.
+
+    Each pair of input rows (2i, 2i+1) of every plane is one contiguous run, so two passes
+    vectorise: (1) m[r, w] = the larger of rows 2i and 2i+1 in column w (row pair r =
+    c*OH + i; the lower row wins only if greater, or NaN over a number), with its plane
+    index; (2) over the whole image, y[k] = the larger of m[2k] and m[2k+1], a tie (equal,
+    or both NaN) going to the smaller plane index. That is the row-major first-maximum
+    rule of :func:`maxpool_forward`; the results are identical.
+    """
+    wide_vectors()
+    OH = H // 2
+    OW = W // 2
+    R = C * OH
+    m = np.empty(R * W, dtype=xn.dtype)
+    am = np.empty(R * W, dtype=np.int64)
+    for r in range(R):
+        i = r - (r // OH) * OH
+        top = xn[2 * r * W:2 * r * W + W]
+        bottom = xn[2 * r * W + W:2 * r * W + 2 * W]
+        mr = m[r * W:(r + 1) * W]
+        ar = am[r * W:(r + 1) * W]
+        base = 2 * i * W
+        for w in range(W):
+            a = top[w]
+            v = bottom[w]
+            take = (v > a) | ((v != v) & (a == a))
+            mr[w] = v if take else a
+            ar[w] = base + W + w if take else base + w
+    for k in range(R * OW):
+        e = np.uint64(2 * k)
+        f = e + np.uint64(1)
+        v0 = m[e]
+        v1 = m[f]
+        p0 = am[e]
+        p1 = am[f]
+        tie = (v1 == v0) | ((v1 != v1) & (v0 != v0))
+        take = (v1 > v0) | ((v1 != v1) & (v0 == v0)) | (tie & (p1 < p0))
+        u = np.uint64(k)
+        yn[u] = v1 if take else v0
+        an[u] = p1 if take else p0
+
+
 @parallel_kernel
 def maxpool_forward_2x2_even(x, y, argmax):
-    """maxpool_forward_2x2 for even H and W, in two vectorisable passes per image.
-
-    With W even, each pair of input rows (2i, 2i+1) of every plane is one contiguous run,
-    so per image: (1) m[r, w] = the larger of rows 2i and 2i+1 in column w (row-pair r =
-    c*OH + i; the lower row wins only if greater, or NaN over a number), with its plane
-    index; (2) over the whole image at once, y[k] = the larger of m[2k] and m[2k+1], a tie
-    (equal, or both NaN) going to the smaller plane index. That is the row-major
-    first-maximum rule of :func:`maxpool_forward`, and the results are identical.
-    """
+    """maxpool_forward_2x2 for even H and W: :func:`maxpool_2x2_image`, parallel over images."""
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    R = C * OH
     for n in prange(N):
-        wide_vectors()
-        xn = x[n].reshape(C * H * W)
-        yn = y[n].reshape(R * OW)
-        an = argmax[n].reshape(R * OW)
-        m = np.empty(R * W, dtype=x.dtype)
-        am = np.empty(R * W, dtype=np.int64)
-        for r in range(R):
-            i = r - (r // OH) * OH
-            top = xn[2 * r * W:2 * r * W + W]
-            bottom = xn[2 * r * W + W:2 * r * W + 2 * W]
-            mr = m[r * W:(r + 1) * W]
-            ar = am[r * W:(r + 1) * W]
-            base = 2 * i * W
-            for w in range(W):
-                a = top[w]
-                v = bottom[w]
-                take = (v > a) | ((v != v) & (a == a))
-                mr[w] = v if take else a
-                ar[w] = base + W + w if take else base + w
-        for k in range(R * OW):
-            e = np.uint64(2 * k)
-            f = e + np.uint64(1)
-            v0 = m[e]
-            v1 = m[f]
-            p0 = am[e]
-            p1 = am[f]
-            tie = (v1 == v0) | ((v1 != v1) & (v0 != v0))
-            take = (v1 > v0) | ((v1 != v1) & (v0 == v0)) | (tie & (p1 < p0))
-            u = np.uint64(k)
-            yn[u] = v1 if take else v0
-            an[u] = p1 if take else p0
+        maxpool_2x2_image(x[n].reshape(C * H * W), C, H, W, y[n].reshape(y[n].size),
+                          argmax[n].reshape(argmax[n].size))
 
 
 @parallel_kernel

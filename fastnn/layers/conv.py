@@ -74,14 +74,28 @@ class Conv2D(Layer):
         ow = output_size(self.describe(), w, self.kernel_size[1], self.stride[1], self.pad[1], "width")
         return (self.out_channels, oh, ow)
 
-    def forward(self, x, train=True, relu=False):
-        """y = conv(x), or relu(conv(x)) when ``relu`` (a ReLU fused in by Sequential)."""
+    def forward(self, x, train=True, relu=False, pool=None):
+        """y = conv(x), or relu(conv(x)) when ``relu`` (a ReLU fused in by Sequential).
+
+        ``pool``: the 2x2 MaxPool2D after the ReLU (``relu`` must be True); the pooling is
+        then done in the convolution kernel, handed to that layer
+        (:meth:`MaxPool2D.adopt_forward`), and its output is returned.
+        """
         self._check_input(x)
         if x.ndim != 4:
             raise ValueError(f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), "
                              f"got shape {x.shape}")
         self.output_shape(x.shape[1:])
         self._x = x
+        if pool is not None:
+            if not relu:
+                raise ValueError(f"{self.describe()}: forward(pool=...) needs relu=True")
+            y, pooled, argmax = self.ops.conv2d_relu_maxpool2x2(
+                x, self.params["W"], self.params["b"], stride=self.stride, pad=self.pad,
+                impl=self.impl)
+            self._relu_out = y
+            pool.adopt_forward(y.shape, pooled, argmax)
+            return pooled
         y = self.ops.conv2d(x, self.params["W"], self.params["b"], stride=self.stride,
                             pad=self.pad, impl=self.impl, relu=relu)
         self._relu_out = y if relu else None

@@ -51,6 +51,17 @@ class MaxPool2D(_Pool2D):
         self._y = y      # with _argmax, what a fused Conv2D + ReLU before it reads in backward
         return y
 
+    @property
+    def is_2x2(self) -> bool:
+        """2x2 windows, stride 2, no padding (what a Conv2D + ReLU can pool in its kernel)."""
+        return self.size == (2, 2) and self.stride == (2, 2) and self.pad == (0, 0)
+
+    def adopt_forward(self, x_shape, y, argmax):
+        """Take the result of a forward pass the layer before ran for this one (a Conv2D
+        pooling its own output): the state backward needs, as forward would leave it."""
+        self._shape = tuple(x_shape)
+        self._y, self._argmax = y, argmax
+
     def backward(self, dy):
         shape = self._require_forward("_shape")
         return self.ops.maxpool2d_backward(dy, self._argmax, shape, self.size,
