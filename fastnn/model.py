@@ -20,9 +20,12 @@ from .losses import Loss, SoftmaxCrossEntropy, get_loss
 DTYPES = ("float32", "float64")
 
 
-def all_finite(x: np.ndarray) -> bool:
-    """No NaN or Inf in the float array x (a Numba kernel for contiguous arrays)."""
-    if x.flags.c_contiguous and x.dtype.isnative and x.dtype in (np.float32, np.float64):
+def all_finite(x: np.ndarray, kernel: bool = True) -> bool:
+    """No NaN or Inf in the float array x: a Numba kernel for contiguous arrays when
+    ``kernel``, else NumPy (the reference backend runs no Numba threads, which would spin
+    against NumPy's BLAS threads)."""
+    if (kernel and x.flags.c_contiguous and x.dtype.isnative
+            and x.dtype in (np.float32, np.float64)):
         flat = x.reshape(-1)
         return count_nonfinite(flat.size, flat) == 0
     return bool(np.isfinite(x).all())
@@ -78,6 +81,7 @@ class Sequential:
         self._ran = None
         self.backend = backend
         self.ops = get_ops(backend)
+        self._numba = self.ops.name == "numba"
         self.dtype = np.dtype(dtype)
         self.seed = seed
         self.loss_fn: Loss = get_loss(loss if loss is not None else SoftmaxCrossEntropy())
@@ -165,7 +169,7 @@ class Sequential:
         if x.ndim == 0:
             raise ValueError(f"{where}: expected input with a batch axis, got a scalar")
         x = x.astype(self.dtype, copy=False)
-        if not all_finite(x):
+        if not all_finite(x, self._numba):
             bad = np.size(x) - np.count_nonzero(np.isfinite(x))
             raise ValueError(f"{where}: input contains {bad} NaN or Inf value(s)")
         return x
@@ -287,7 +291,7 @@ class Sequential:
             where = self.first_nonfinite_layer(x) or f"the loss {self.loss_fn!r}"
             raise NonFiniteError(f"loss is {loss}: first non-finite value in {where}")
         self.backward(input_grad=False)
-        if not all_finite(self.flat_grads):
+        if not all_finite(self.flat_grads, self._numba):
             where = self.first_nonfinite_gradient()
             raise NonFiniteError(f"gradient is not finite: first in {where}")
         if clip_norm is not None:
