@@ -108,17 +108,18 @@ def test_conv_random_shapes(N, C, F, H, W, KH, KW, sh, sw, ph, pw, impl, dtype, 
     check_conv(x, Wt, b, dy, (sh, sw), (ph, pw), impl)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
-    N=st.integers(1, 70), C=st.integers(1, 9), F=st.integers(1, 20),
+    N=st.integers(1, 70), C=st.integers(1, 9), F=st.integers(1, 40),
     H=st.integers(1, 10), W=st.integers(1, 10), KH=st.integers(1, 4), KW=st.integers(1, 4),
     ph=st.integers(0, 2), pw=st.integers(0, 2),
     dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31),
 )
 def test_direct_register_tiles_random_shapes(N, C, F, H, W, KH, KW, ph, pw, dtype, seed):
-    """The stride-1 direct kernels' tiles: F past a multiple of 8 (forward tile) and of 4
-    (dW tile), C*KH*KW past a multiple of 4, planes of one to several vectors, and
-    batches whose dW groups hold several images (chunks of DW_CHUNK and a partial one)."""
+    """The stride-1 direct kernels' tiles: F past a multiple of 8 (forward tile), of 4 (dW
+    4x4 tile) and of two vectors (the GEMM-style dW tile, F >= 32 in float32), C*KH*KW past
+    a multiple of 4 and of 12, planes of one to several vectors, and batches whose dW
+    groups hold several images (chunks of DW_CHUNK and a partial one)."""
     assume(KH <= H + 2 * ph and KW <= W + 2 * pw)
     rng = np.random.default_rng(seed)
     x, Wt, b, dy = _data(rng, N, C, H, W, F, KH, KW, 1, (ph, pw), dtype)

@@ -106,6 +106,23 @@ def vsplat(typingctx, x):
 
 
 @intrinsic
+def vbroadcast(typingctx, a, i):
+    """A vector with every lane equal to a[i] (no negative-index wraparound code)."""
+    if not (_float_array(a) and isinstance(i, types.Integer)):
+        return None
+    vt = Vector(a.dtype)
+
+    def codegen(context, builder, signature, args):
+        value = builder.load(_element_pointer(context, builder, a, args[0], args[1], i))
+        ty = context.get_value_type(vt)
+        one = builder.insert_element(ir.Constant(ty, ir.Undefined), value,
+                                     ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
+        return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask)
+    return vt(a, i), codegen
+
+
+@intrinsic
 def vfma(typingctx, a, b, c):
     """a * b + c, lane by lane, with one rounding (llvm.fma)."""
     if not (isinstance(a, Vector) and a == b == c):
@@ -181,5 +198,5 @@ def wide_vectors(typingctx):
     return types.none(), codegen
 
 
-__all__ = ["Vector", "VECTOR_BYTES", "lanes", "vload", "vstore", "vsplat", "vfma",
+__all__ = ["Vector", "VECTOR_BYTES", "lanes", "vload", "vstore", "vsplat", "vbroadcast", "vfma",
            "vadd", "vmul", "vmax", "vsum", "wide_vectors"]

@@ -45,7 +45,7 @@ from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
-from ._simd import lanes, vfma, vload, vsplat, vstore, vsum, wide_vectors
+from ._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
 from .pool import maxpool_2x2_image
 
 TAPS_PER_PASS = 4
@@ -453,6 +453,9 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
                               pooled[n].reshape(pooled[n].size), argmax[n].reshape(argmax[n].size))
 
 
+#: Taps per GEMM-style backward-weights tile (:func:`_dw_tile_2v12`).
+DW_TAPS = 12
+
 #: Backward-weights takes the images of its group this many at a time: their padded x
 #: and widened dy stay in L2 while every register tile runs over all of them.
 DW_CHUNK = 16
@@ -533,6 +536,125 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
         _add_row(pg[f2], t0, nt, vsum(a20), vsum(a21), vsum(a22), vsum(a23))
     if nf > 3:
         _add_row(pg[f3], t0, nt, vsum(a30), vsum(a31), vsum(a32), vsum(a33))
+
+
+@jit(inline="always")
+def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, Pst, Fp, xplane, L, tmp):
+    """tmp[k, :2L] = sum over nimg images n and Pst pixels j of
+    dyt[(n*Pst + j)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + j], k < 12 (taps past
+    T - 1 clamped).
+
+    The GEMM-style backward-weights tile: output channels run along the vector lanes
+    (dy transposed to pixel-major rows of Fp channels), so 24 vector accumulators (two
+    vectors of channels by 12 taps) stay in registers over every pixel of every image
+    and need no horizontal sums; each pixel loads two dy vectors and broadcasts 12 x
+    values for 24 multiply-adds.
+    """
+    q0 = offs[min(t0 + 0, T - 1)]
+    q1 = offs[min(t0 + 1, T - 1)]
+    q2 = offs[min(t0 + 2, T - 1)]
+    q3 = offs[min(t0 + 3, T - 1)]
+    q4 = offs[min(t0 + 4, T - 1)]
+    q5 = offs[min(t0 + 5, T - 1)]
+    q6 = offs[min(t0 + 6, T - 1)]
+    q7 = offs[min(t0 + 7, T - 1)]
+    q8 = offs[min(t0 + 8, T - 1)]
+    q9 = offs[min(t0 + 9, T - 1)]
+    q10 = offs[min(t0 + 10, T - 1)]
+    q11 = offs[min(t0 + 11, T - 1)]
+    z = vsplat(typed(tmp, 0.0))
+    a0 = z
+    b0 = z
+    a1 = z
+    b1 = z
+    a2 = z
+    b2 = z
+    a3 = z
+    b3 = z
+    a4 = z
+    b4 = z
+    a5 = z
+    b5 = z
+    a6 = z
+    b6 = z
+    a7 = z
+    b7 = z
+    a8 = z
+    b8 = z
+    a9 = z
+    b9 = z
+    a10 = z
+    b10 = z
+    a11 = z
+    b11 = z
+    for n in range(nimg):
+        xb = n * xplane
+        db = n * Pst * Fp + f0
+        for j in range(Pst):
+            d0 = vload(dyt, db + j * Fp)
+            d1 = vload(dyt, db + j * Fp + L)
+            xj = xb + j
+            s = vbroadcast(xs, xj + q0)
+            a0 = vfma(d0, s, a0)
+            b0 = vfma(d1, s, b0)
+            s = vbroadcast(xs, xj + q1)
+            a1 = vfma(d0, s, a1)
+            b1 = vfma(d1, s, b1)
+            s = vbroadcast(xs, xj + q2)
+            a2 = vfma(d0, s, a2)
+            b2 = vfma(d1, s, b2)
+            s = vbroadcast(xs, xj + q3)
+            a3 = vfma(d0, s, a3)
+            b3 = vfma(d1, s, b3)
+            s = vbroadcast(xs, xj + q4)
+            a4 = vfma(d0, s, a4)
+            b4 = vfma(d1, s, b4)
+            s = vbroadcast(xs, xj + q5)
+            a5 = vfma(d0, s, a5)
+            b5 = vfma(d1, s, b5)
+            s = vbroadcast(xs, xj + q6)
+            a6 = vfma(d0, s, a6)
+            b6 = vfma(d1, s, b6)
+            s = vbroadcast(xs, xj + q7)
+            a7 = vfma(d0, s, a7)
+            b7 = vfma(d1, s, b7)
+            s = vbroadcast(xs, xj + q8)
+            a8 = vfma(d0, s, a8)
+            b8 = vfma(d1, s, b8)
+            s = vbroadcast(xs, xj + q9)
+            a9 = vfma(d0, s, a9)
+            b9 = vfma(d1, s, b9)
+            s = vbroadcast(xs, xj + q10)
+            a10 = vfma(d0, s, a10)
+            b10 = vfma(d1, s, b10)
+            s = vbroadcast(xs, xj + q11)
+            a11 = vfma(d0, s, a11)
+            b11 = vfma(d1, s, b11)
+    w = 2 * L
+    vstore(tmp, 0 * w, a0)
+    vstore(tmp, 0 * w + L, b0)
+    vstore(tmp, 1 * w, a1)
+    vstore(tmp, 1 * w + L, b1)
+    vstore(tmp, 2 * w, a2)
+    vstore(tmp, 2 * w + L, b2)
+    vstore(tmp, 3 * w, a3)
+    vstore(tmp, 3 * w + L, b3)
+    vstore(tmp, 4 * w, a4)
+    vstore(tmp, 4 * w + L, b4)
+    vstore(tmp, 5 * w, a5)
+    vstore(tmp, 5 * w + L, b5)
+    vstore(tmp, 6 * w, a6)
+    vstore(tmp, 6 * w + L, b6)
+    vstore(tmp, 7 * w, a7)
+    vstore(tmp, 7 * w + L, b7)
+    vstore(tmp, 8 * w, a8)
+    vstore(tmp, 8 * w + L, b8)
+    vstore(tmp, 9 * w, a9)
+    vstore(tmp, 9 * w + L, b9)
+    vstore(tmp, 10 * w, a10)
+    vstore(tmp, 10 * w + L, b10)
+    vstore(tmp, 11 * w, a11)
+    vstore(tmp, 11 * w + L, b11)
 
 
 @jit(inline="always")
@@ -657,6 +779,9 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
             # a plane, where dy is zero, into the next plane or the zero slack
             xs = np.zeros(C * chunk * xplane + RUN_ALIGN + KW, dtype=dW.dtype)
             dys = np.empty(chunk * F * Pst, dtype=dW.dtype)
+            Fp = (F + 2 * L - 1) // (2 * L) * (2 * L)
+            dyt = np.zeros(chunk * Pst * Fp if F >= 2 * L else 0, dtype=dW.dtype)
+            tmp = np.empty(DW_TAPS * 2 * L, dtype=dW.dtype)
             n1 = ((g + 1) * N) // G
             for n0 in range((g * N) // G, n1, chunk):
                 nimg = min(chunk, n1 - n0)
@@ -676,9 +801,27 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                         pg[f, T] += s
                         for j in range(OH * Wp, Pst):
                             seg[j] = zero
-                for f0 in range(0, F, 4):
-                    for t0 in range(0, T, 4):
-                        _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L, xplane, pg)
+                if F >= 2 * L:
+                    # GEMM-style tiles: dy transposed to (image, pixel, channel) rows
+                    for nn in range(nimg):
+                        for f in range(F):
+                            src = dys[(nn * F + f) * Pst:(nn * F + f + 1) * Pst]
+                            for j in range(Pst):
+                                dyt[(nn * Pst + j) * Fp + f] = src[j]
+                    for f0 in range(0, F, 2 * L):
+                        nf = min(2 * L, F - f0)
+                        for t0 in range(0, T, DW_TAPS):
+                            _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, Pst, Fp, xplane,
+                                          L, tmp)
+                            for kk in range(min(DW_TAPS, T - t0)):
+                                row = tmp[kk * 2 * L:(kk + 1) * 2 * L]
+                                for ff in range(nf):
+                                    pg[f0 + ff, t0 + kk] += row[ff]
+                else:
+                    for f0 in range(0, F, 4):
+                        for t0 in range(0, T, 4):
+                            _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L,
+                                         xplane, pg)
         else:
             n = m - k
             if scatter:
