@@ -538,7 +538,7 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
         _add_row(pg[f3], t0, nt, vsum(a30), vsum(a31), vsum(a32), vsum(a33))
 
 
-@jit(inline="always")
+@jit
 def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, Pst, Fp, xplane, L, tmp):
     """tmp[k, :2L] = sum over nimg images n and Pst pixels j of
     dyt[(n*Pst + j)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + j], k < 12 (taps past
