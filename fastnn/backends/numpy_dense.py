@@ -236,6 +236,7 @@ class NumpyDenseOps:
         g = self._regularised(params, grads, weight_decay, l1)
         velocity *= dtype(momentum)
         velocity += g
+        _flush(velocity)
         params -= dtype(lr) * velocity
 
     def nesterov_step(self, params, grads, velocity, lr, momentum, weight_decay=0.0, l1=0.0):
@@ -245,6 +246,7 @@ class NumpyDenseOps:
         g = self._regularised(params, grads, weight_decay, l1)
         velocity *= dtype(momentum)
         velocity += g
+        _flush(velocity)
         params -= dtype(lr) * (g + dtype(momentum) * velocity)
 
     def adagrad_step(self, params, grads, sum_sq, lr, eps, weight_decay=0.0, l1=0.0):
@@ -262,6 +264,7 @@ class NumpyDenseOps:
         g = self._regularised(params, grads, weight_decay, l1)
         square_avg *= dtype(decay)
         square_avg += dtype(1 - decay) * g * g
+        _flush(square_avg)
         params -= dtype(lr) * g / (np.sqrt(square_avg) + dtype(eps))
 
     def adam_step(self, params, grads, m, v, step, lr, beta1, beta2, eps,
@@ -281,8 +284,16 @@ class NumpyDenseOps:
         m += dtype(1 - beta1) * g
         v *= dtype(beta2)
         v += dtype(1 - beta2) * g * g
+        _flush(m)
+        _flush(v)
         denom = np.sqrt(v) / dtype(bias_correction2_sqrt) + dtype(eps)
         params -= dtype(step_size) * m / denom
+
+
+def _flush(state):
+    """Set the subnormal entries of optimizer state to zero, in place (as the kernels do:
+    see :mod:`fastnn.kernels.optim`)."""
+    state[np.abs(state) < np.finfo(state.dtype).tiny] = 0
 
 
 def adam_bias_corrections(step: int, lr: float, beta1: float, beta2: float):

@@ -3,6 +3,13 @@
 Each kernel updates ``params`` and its state in place in a single pass. The
 gradient used is g = grads + weight_decay * p + l1 * sign(p). Scalars arrive
 already cast to the buffer's dtype.
+
+State that decays (momentum, RMSProp's and Adam's averages) is flushed to zero once
+it falls below the dtype's smallest normal number (:func:`flush`): a parameter whose
+gradient stays zero (an MNIST border pixel's weights) otherwise decays into subnormal
+numbers within a thousand steps, and arithmetic on them is slow on x86 (an Adam step
+over 90k parameters, a quarter of them subnormal, took 330 us instead of 20 us). What
+is dropped is below 1.2e-38 (float32), far under any update it could make.
 """
 
 import numpy as np
@@ -24,6 +31,18 @@ def regularised(p, g, weight_decay, l1):
     return g
 
 
+@jit(inline="always")
+def flush(v, tiny):
+    """v, or 0 when |v| < tiny (a subnormal number); NaN stays NaN."""
+    return v - v if abs(v) < tiny else v
+
+
+@jit(inline="always")
+def smallest_normal(params):
+    """The smallest positive normal number of params' dtype, as that dtype."""
+    return typed(params, np.finfo(params.dtype).tiny)
+
+
 @parallel_kernel
 def sgd(params, grads, lr, weight_decay, l1):
     """p <- p - lr * g."""
@@ -37,11 +56,12 @@ def sgd(params, grads, lr, weight_decay, l1):
 @parallel_kernel
 def momentum(params, grads, velocity, lr, mu, weight_decay, l1):
     """v <- mu v + g;  p <- p - lr v."""
+    tiny = smallest_normal(params)
     for block in prange(block_count(params.size)):
         for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
             p = params[i]
-            v = mu * velocity[i] + regularised(p, grads[i], weight_decay, l1)
+            v = flush(mu * velocity[i] + regularised(p, grads[i], weight_decay, l1), tiny)
             velocity[i] = v
             params[i] = p - lr * v
 
@@ -49,12 +69,13 @@ def momentum(params, grads, velocity, lr, mu, weight_decay, l1):
 @parallel_kernel
 def nesterov(params, grads, velocity, lr, mu, weight_decay, l1):
     """v <- mu v + g;  p <- p - lr (g + mu v)."""
+    tiny = smallest_normal(params)
     for block in prange(block_count(params.size)):
         for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
             p = params[i]
             g = regularised(p, grads[i], weight_decay, l1)
-            v = mu * velocity[i] + g
+            v = flush(mu * velocity[i] + g, tiny)
             velocity[i] = v
             params[i] = p - lr * (g + mu * v)
 
@@ -76,12 +97,13 @@ def adagrad(params, grads, sum_sq, lr, eps, weight_decay, l1):
 def rmsprop(params, grads, square_avg, lr, decay, eps, weight_decay, l1):
     """s <- decay s + (1 - decay) g**2;  p <- p - lr g / (sqrt(s) + eps)."""
     one = typed(params, 1.0)
+    tiny = smallest_normal(params)
     for block in prange(block_count(params.size)):
         for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
             p = params[i]
             g = regularised(p, grads[i], weight_decay, l1)
-            s = decay * square_avg[i] + (one - decay) * g * g
+            s = flush(decay * square_avg[i] + (one - decay) * g * g, tiny)
             square_avg[i] = s
             params[i] = p - lr * g / (np.sqrt(s) + eps)
 
@@ -94,13 +116,14 @@ def adam(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqr
     step_size = lr / (1 - b1**t) and bc2 = sqrt(1 - b2**t) come precomputed.
     """
     one = typed(params, 1.0)
+    tiny = smallest_normal(params)
     for block in prange(block_count(params.size)):
         for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
             p = params[i]
             g = regularised(p, grads[i], weight_decay, l1)
-            mi = beta1 * m[i] + (one - beta1) * g
-            vi = beta2 * v[i] + (one - beta2) * g * g
+            mi = flush(beta1 * m[i] + (one - beta1) * g, tiny)
+            vi = flush(beta2 * v[i] + (one - beta2) * g * g, tiny)
             m[i] = mi
             v[i] = vi
             params[i] = p - step_size * mi / (np.sqrt(vi) / bias_correction2_sqrt + eps)
