@@ -162,11 +162,12 @@ def check_relu_out(where: str, relu_out, dy):
     return relu_out
 
 
-def check_pool_grad(where: str, dy, relu_out, pool):
-    """(argmax, pooled) of a max pooling over relu_out whose output's gradient is dy:
-    native arrays of dy's shape, argmax int64, pooled of dy's dtype; relu_out is required."""
-    if relu_out is None:
-        raise ValueError(f"{where}: pool= needs relu_out=, the pooling's input")
+def check_pool_grad(where: str, dy, pool, conv_shape: tuple, relu_out=None):
+    """(argmax, pooled) of a 2-D max pooling of relu(conv), whose output's gradient is dy:
+    native arrays of dy's shape (argmax int64, pooled of dy's dtype), dy's batch and
+    channels those of the conv output ``conv_shape``."""
+    if relu_out is not None:
+        raise ValueError(f"{where}: give relu_out= or pool=, not both (pool= implies the ReLU)")
     if not isinstance(pool, tuple) or len(pool) != 2:
         raise TypeError(f"{where}: pool must be a pair (argmax, pooled output), got {type(pool).__name__}")
     argmax, pooled = native(*pool)
@@ -178,9 +179,9 @@ def check_pool_grad(where: str, dy, relu_out, pool):
         raise TypeError(f"{where}: expected pool argmax of dtype int64, got {argmax.dtype}")
     if pooled.dtype != dy.dtype:
         raise TypeError(f"{where}: expected pool output of dtype {dy.dtype} (dy's), got {pooled.dtype}")
-    if relu_out.shape[:2] != dy.shape[:2]:
-        raise ValueError(f"{where}: relu_out {relu_out.shape} and the pooled dy {dy.shape} "
-                         "differ in batch or channels")
+    if tuple(conv_shape[:2]) != dy.shape[:2]:
+        raise ValueError(f"{where}: the conv output {tuple(conv_shape)} and the pooled dy "
+                         f"{dy.shape} differ in batch or channels")
     return argmax, pooled
 
 

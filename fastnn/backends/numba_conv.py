@@ -229,12 +229,13 @@ class NumbaConvOps:
         return y
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
-        """relu(conv2d(x)) and its 2x2 stride-2 max pooling: returns (y, pooled, argmax).
+        """2x2 stride-2 max pooling of relu(conv2d(x)): returns (pooled, argmax).
 
-        The same arrays as ``y = conv2d(x, W, b, stride, pad, impl, relu=True)`` then
-        ``pooled, argmax = maxpool2d(y, 2)``; here, at stride 1 with the direct kernels and
-        an even output size, each image is pooled inside the convolution kernel while its
-        output is still in cache.
+        The arrays of ``maxpool2d(conv2d(x, W, b, stride, pad, impl, relu=True), 2)``; at
+        stride 1 with the direct kernels and an even output size, each image is pooled
+        inside the convolution kernel while its output is in cache, and the full
+        convolution output is never stored. ``conv2d_backward(..., pool=(argmax, pooled))``
+        takes the gradient back.
         """
         check_impl("conv2d_relu_maxpool2x2", impl)
         x, W, b = native(x, W, b)
@@ -244,17 +245,15 @@ class NumbaConvOps:
         fused = (impl == "direct" and g.SH == 1 and g.SW == 1 and g.OH % 2 == 0
                  and g.OW % 2 == 0 and g.N * g.OH * g.OW > 0 and W.shape[0] > 0)
         if not fused:
-            y = self.conv2d(x, W, b, stride, pad, impl, relu=True)
-            pooled, argmax = self.maxpool2d(y, 2)
-            return y, pooled, argmax
+            return self.maxpool2d(self.conv2d(x, W, b, stride, pad, impl, relu=True), 2)
         x, W, b = _c(x), _c(W), _c(b)
         F = W.shape[0]
-        y = np.empty((g.N, F, g.OH, g.OW), dtype=x.dtype)
         pooled = np.empty((g.N, F, g.OH // 2, g.OW // 2), dtype=x.dtype)
         argmax = np.empty(pooled.shape, dtype=np.int64)
-        work = y.size * g.C * g.KH * g.KW
-        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True, y, pooled, argmax)
-        return y, pooled, argmax
+        work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
+        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True,
+                                    np.empty((g.N, F, 0, 0), dtype=x.dtype), pooled, argmax)
+        return pooled, argmax
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
                         input_grad=True, pool=None):
@@ -266,26 +265,22 @@ class NumbaConvOps:
         ``relu_out``: the output of ``conv2d(..., relu=True)``; dy is then the gradient
         of that output and is first taken only where relu_out > 0 (fused into the
         kernel's reads). ``pool=(argmax, pooled)``: dy is the gradient of a max pooling
-        of relu_out, with that argmax and output (``maxpool2d(relu_out, ...)``); it is
-        routed back through the pooling and the ReLU inside the kernel's reads, as
+        of relu(conv2d(x)) with that argmax and output (``conv2d_relu_maxpool2x2`` or
+        ``maxpool2d`` of ``conv2d(..., relu=True)``); it is routed back through the
+        pooling and the ReLU (taken where pooled > 0) inside the kernel's reads, as
         ``maxpool2d_backward`` then the ReLU mask would. ``input_grad=False`` skips dx
         and returns None in its place.
         """
         check_impl("conv2d_backward", impl)
         dy, x, W = native(dy, x, W)
         F = W.shape[0]
+        g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
+        conv_shape = (g.N, F, g.OH, g.OW)
         if pool is not None:
-            argmax, pooled = check_pool_grad("conv2d_backward", dy, native(relu_out), pool)
-            relu_out = native(relu_out)
-            check_same_dtype("conv2d_backward", dy=dy, relu_out=relu_out)
-            g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=relu_out)
-            if relu_out.shape != (g.N, F, g.OH, g.OW):
-                raise ValueError(f"conv2d_backward: expected relu_out of shape "
-                                 f"{(g.N, F, g.OH, g.OW)}, got {relu_out.shape}")
+            argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
             mode = 2
         else:
-            g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
-            check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
+            check_dy("conv2d_backward", dy, conv_shape)
             if relu_out is not None:
                 relu_out = check_relu_out("conv2d_backward", relu_out, dy)
             mode = 0 if relu_out is None else 1
@@ -294,27 +289,29 @@ class NumbaConvOps:
             impl = _choose(g, F)
         fused = impl == "direct" and g.SH == 1 and g.SW == 1
         if mode == 2 and not fused:
-            routed = np.empty((g.N, F, g.OH, g.OW), dtype=dy.dtype)
-            pool_kernels.maxpool_backward(routed.size, dy, _c(argmax), routed)
-            dy, mode = routed, 1
+            routed = np.empty(conv_shape, dtype=dy.dtype)
+            masked = relu_backward_op(dy, _c(pooled))        # the ReLU's mask, at the winners
+            pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
+            dy, mode = routed, 0
         if mode == 1 and not fused:
             dy, mode = relu_backward_op(dy, _c(relu_out)), 0
-        relu_out = dy if mode == 0 else _c(relu_out)
         if mode == 2:
             argmax, pooled = _c(argmax), _c(pooled)
+            relu_out = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         else:
+            relu_out = dy if mode == 0 else _c(relu_out)
             argmax = np.empty((g.N, F, 0, 0), dtype=np.int64)
             pooled = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         dtype = x.dtype
         dx = np.empty(x.shape, dtype=dtype)
         dW = np.empty(W.shape, dtype=dtype)
         db = np.empty(F, dtype=dtype)
-        if relu_out.size == 0 or x.size == 0:
+        if g.N * F * g.OH * g.OW == 0 or x.size == 0:
             dx[...] = 0
             dW[...] = 0
             db[...] = 0
             return (dx if input_grad else None), dW, db
-        work = relu_out.size * g.C * g.KH * g.KW
+        work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
         if impl == "direct":
             if g.SH == 1 and g.SW == 1:
                 # one parallel region; x and dy are padded per image inside it

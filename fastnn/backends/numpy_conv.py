@@ -127,12 +127,10 @@ class NumpyConvOps:
         return self.relu(y) if relu else y
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
-        """relu(conv2d(x)) and its 2x2 stride-2 max pooling: returns (y, pooled, argmax),
-        ``y = conv2d(x, W, b, stride, pad, impl, relu=True)``, ``maxpool2d(y, 2)``."""
+        """2x2 stride-2 max pooling of relu(conv2d(x)): returns (pooled, argmax),
+        ``maxpool2d(conv2d(x, W, b, stride, pad, impl, relu=True), 2)``."""
         check_impl("conv2d_relu_maxpool2x2", impl)
-        y = self.conv2d(x, W, b, stride, pad, impl, relu=True)
-        pooled, argmax = self.maxpool2d(y, 2)
-        return y, pooled, argmax
+        return self.maxpool2d(self.conv2d(x, W, b, stride, pad, impl, relu=True), 2)
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
                         input_grad=True, pool=None):
@@ -143,16 +141,18 @@ class NumpyConvOps:
         dx = col2im(dy_mat @ W_mat), W_mat = W as (F, C*KH*KW).
         ``relu_out``: the output of ``conv2d(..., relu=True)``; dy is then the gradient
         of that output, and dy where relu_out > 0 (else 0) is used in its place.
-        ``pool=(argmax, pooled)``: dy is the gradient of a max pooling of relu_out with
-        that argmax and output; it is first routed back to relu_out's positions.
+        ``pool=(argmax, pooled)``: dy is the gradient of a max pooling of relu(conv2d(x))
+        with that argmax and output; dy where pooled > 0 (the ReLU's mask at the winners)
+        is routed back to the conv output's positions first.
         ``input_grad=False`` skips dx and returns None in its place.
         """
         check_impl("conv2d_backward", impl)
         dy, x, W = native(dy, x, W)
-        if pool is not None:
-            argmax, _ = check_pool_grad("conv2d_backward", dy, native(relu_out), pool)
-            dy = _route_to_argmax(dy, argmax, native(relu_out).shape)
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
+        if pool is not None:
+            conv_shape = (g.N, W.shape[0], g.OH, g.OW)
+            argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
+            dy = _route_to_argmax(self.relu_backward(dy, pooled), argmax, conv_shape)
         F = W.shape[0]
         check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
         if relu_out is not None:

@@ -222,13 +222,13 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
 
 
 @jit(inline="always")
-def _pad_grad(dy, relu_out, argmax, pooled, mode, TP, LP, Hin, Win, dst):
+def _pad_grad(dy, relu_out, argmax, pooled, mode, OWc, TP, LP, Hin, Win, dst):
     """The gradient of one image's conv output, padded: dy itself (mode 0), dy through a
     ReLU with output relu_out (mode 1, :func:`_pad_masked`) or through a ReLU and a max
-    pooling (mode 2, :func:`_pad_pooled`: dy, argmax and pooled are the pooling's); the
-    branch sits outside the loops, so each copy loop vectorises."""
+    pooling (mode 2, :func:`_pad_pooled`: dy, argmax and pooled are the pooling's, OWc the
+    conv output's width); the branch sits outside the loops, so each copy loop vectorises."""
     if mode == 2:
-        _pad_pooled(dy, argmax, pooled, relu_out.shape[2], TP, LP, Hin, Win, dst)
+        _pad_pooled(dy, argmax, pooled, OWc, TP, LP, Hin, Win, dst)
     elif mode == 1:
         _pad_masked(dy, relu_out, TP, LP, Hin, Win, dst)
     else:
@@ -427,13 +427,16 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
     columns cut off); the forward pass is TP, LP = PH, PW. Parallel over images: each
     pads its image into a (C, OH+KH-1, OW+KW-1) buffer of its own (no padding pass, no
     padded copy of the batch), then runs the register tiles of :func:`_conv_planes`.
-    ``relu``: y = max(that, 0) instead (a fused ReLU). ``pool``: also pooled, argmax =
-    2x2 stride-2 max pooling of y (OH and OW even), each image pooled while its output is
-    still in cache (:func:`~fastnn.kernels.pool.maxpool_2x2_image`).
+    OH = H + 2*TP - KH + 1 (also for the backward-data use, TP = KH - 1 - PH), OW alike.
+    ``relu``: y = max(that, 0) instead (a fused ReLU). ``pool``: instead of y (then a
+    placeholder), write pooled, argmax = 2x2 stride-2 max pooling of it (OH and OW even):
+    each image's output goes to a buffer of the thread's and is pooled while in cache
+    (:func:`~fastnn.kernels.pool.maxpool_2x2_image`), so the full output is never stored.
     """
     N, C = src.shape[0], src.shape[1]
     O, _, KH, KW = Wt.shape
-    OH, OW = y.shape[2], y.shape[3]
+    OH = src.shape[2] + 2 * TP - KH + 1
+    OW = src.shape[3] + 2 * LP - KW + 1
     Hin = OH + KH - 1
     Win = OW + KW - 1
     J = _run(OH, OW, Win)
@@ -447,10 +450,13 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
         for q in range(RUN_ALIGN):
             xn[C * Hin * Win + q] = zero
         acc = np.empty(OUT_BLOCK * J, dtype=y.dtype)
-        _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, y[n])
         if pool:
-            maxpool_2x2_image(y[n].reshape(O * OH * OW), O, OH, OW,
+            yn = np.empty((O, OH, OW), dtype=y.dtype)
+            _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn)
+            maxpool_2x2_image(yn.reshape(O * OH * OW), O, OH, OW,
                               pooled[n].reshape(pooled[n].size), argmax[n].reshape(argmax[n].size))
+        else:
+            _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, y[n])
 
 
 #: Taps per GEMM-style backward-weights tile (:func:`_dw_tile_2v12`).
@@ -740,13 +746,15 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     serially: nothing depends on the thread count.
     The gradient of the conv output is read through :func:`_pad_grad`: dy itself (mode 0;
     relu_out is then dy), dy where relu_out > 0 (mode 1: a ReLU with output relu_out fused
-    in) or, mode 2, the gradient dy of maxpool(relu_out) routed back through argmax and the
-    ReLU (pooled: the pooling's output; dy, argmax and pooled have its shape). Without
-    ``input_grad`` there are no backward-data items and dx is left untouched.
+    in) or, mode 2, the gradient dy of maxpool(relu(conv)) routed back through argmax and
+    the ReLU (pooled: the pooling's output; dy, argmax and pooled have its shape; relu_out
+    is not read then and needs only N and F). Without ``input_grad`` there are no
+    backward-data items and dx is left untouched.
     """
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
-    OH, OW = relu_out.shape[2], relu_out.shape[3]
+    OH = H + 2 * PH - KH + 1
+    OW = Wd + 2 * PW - KW + 1
     Hp = H + 2 * PH
     Wp = Wd + 2 * PW
     T = C * KH * KW
@@ -794,7 +802,7 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                         seg = dys[at:at + Pst]
                         _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1],
                                   argmax[n0 + nn, f:f + 1], pooled[n0 + nn, f:f + 1], mode,
-                                  0, 0, OH, Wp, seg[:OH * Wp])
+                                  OW, 0, 0, OH, Wp, seg[:OH * Wp])
                         s = zero
                         for j in range(OH * Wp):
                             s += seg[j]
@@ -826,14 +834,14 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
             n = m - k
             if scatter:
                 dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
-                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, 0, 0, OH, Wp, dyw)
+                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, 0, 0, OH, Wp, dyw)
                 plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
                 for c in range(C):
                     _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
             else:
                 dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
-                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, KH - 1 - PH, KW - 1 - PW,
-                          Hf, Wf, dyn)
+                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH,
+                          KW - 1 - PW, Hf, Wf, dyn)
                 for q in range(RUN_ALIGN):
                     dyn[F * Hf * Wf + q] = zero
                 acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf), dtype=dx.dtype)

@@ -41,6 +41,7 @@ class Conv2D(Layer):
         self.impl = check_impl(where, impl)
         self._x = None
         self._relu_out = None
+        self._relu = False
 
     def get_config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -87,14 +88,15 @@ class Conv2D(Layer):
                              f"got shape {x.shape}")
         self.output_shape(x.shape[1:])
         self._x = x
+        self._relu = bool(relu)
         if pool is not None:
             if not relu:
                 raise ValueError(f"{self.describe()}: forward(pool=...) needs relu=True")
-            y, pooled, argmax = self.ops.conv2d_relu_maxpool2x2(
+            pooled, argmax = self.ops.conv2d_relu_maxpool2x2(
                 x, self.params["W"], self.params["b"], stride=self.stride, pad=self.pad,
                 impl=self.impl)
-            self._relu_out = y
-            pool.adopt_forward(y.shape, pooled, argmax)
+            self._relu_out = None        # never stored: the backward pass reads the pooling's
+            pool.adopt_forward((x.shape[0], *self.output_shape(x.shape[1:])), pooled, argmax)
             return pooled
         y = self.ops.conv2d(x, self.params["W"], self.params["b"], stride=self.stride,
                             pad=self.pad, impl=self.impl, relu=relu)
@@ -107,15 +109,15 @@ class Conv2D(Layer):
         ``pool`` (the MaxPool2D layer that ran on that output), dy is the gradient of the
         pooling's output and is routed back through it inside the kernel too."""
         x = self._require_forward("_x")
-        pooling = None
+        pooling, relu_out = None, self._relu_out
         if pool is not None:
-            if self._relu_out is None:
+            if not self._relu:
                 raise RuntimeError(f"{self.describe()}: backward(pool=...) needs a forward "
                                    "with relu=True")
-            pooling = (pool._require_forward("_argmax"), pool._y)
+            pooling, relu_out = (pool._require_forward("_argmax"), pool._y), None
         dx, dW, db = self.ops.conv2d_backward(dy, x, self.params["W"], stride=self.stride,
                                               pad=self.pad, impl=self.impl,
-                                              relu_out=self._relu_out, input_grad=input_grad,
+                                              relu_out=relu_out, input_grad=input_grad,
                                               pool=pooling)
         self.grads["W"][...] = dW
         self.grads["b"][...] = db
