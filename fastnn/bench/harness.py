@@ -86,11 +86,10 @@ def training_steps(threads: int, repeats: int, warmup: int, networks=NETWORKS,
             contenders["numpy"] = fastnn_step(name, "numpy", x, t)
         if with_torch and torch_models.available():
             contenders["torch"] = torch_models.InChildProcess("step", name, x, t, threads)
-        reps = repeats if name == "mlp" else max(5, repeats // (3 if name == "simple_convnet" else 6))
-        if with_numpy:
-            # the reference is slow on the CNNs: fewer rounds, the same interleaving
-            reps = min(reps, {"mlp": repeats, "simple_convnet": 10, "deep_convnet": 5}[name])
-        medians = interleaved(contenders, reps, warmup)
+        # at least three rounds of blocks of three on the CNNs, so that a burst of load on a
+        # shared machine hits one round, not a whole contender (about 15 s with the reference)
+        reps = repeats if name == "mlp" else max(9, repeats // 2)
+        medians = interleaved(contenders, reps, warmup, block=3)
         if "torch" in contenders:
             contenders["torch"].close()
         row = {"network": name, "repeats": reps}
