@@ -17,8 +17,6 @@ import numpy as np
 from .._blas import single_threaded_blas
 from .._checks import check_same_dtype
 from ..kernels import conv as conv_kernels
-from ..kernels.activations import relu_backward as _relu_backward_kernel
-from ..kernels.activations import relu_forward
 from ..kernels import pool as pool_kernels
 from .conv_shapes import (
     check_argmax,
@@ -112,13 +110,6 @@ def _choose(g, F: int, forward: bool = False) -> str:
     return "im2col"
 
 
-def relu_backward_op(dy, relu_out):
-    """dy where relu_out > 0, else 0 (a new array)."""
-    out = np.empty_like(dy)
-    _relu_backward_kernel(dy.size, dy.reshape(-1), relu_out.reshape(-1), out.reshape(-1))
-    return out
-
-
 def _pool_2x2(g) -> bool:
     """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path
     (1.05 ms against 1.42 ms at (100, 16, 28, 28), float32, 2 threads, interleaved); with
@@ -174,8 +165,8 @@ class NumbaConvOps:
         Numba backend, ``impl="auto"``: "direct" at stride 1, "im2col" otherwise.
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
-        backward-weights tile (four channels by four taps) over a chunk of images,
-        so they beat im2col + GEMM on every stride-1 shape measured, including the
+        backward-weights tile (two vectors of channels by 12 taps, or four channels by
+        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM on every stride-1 shape measured, including the
         8x8 planes and F = 64 where im2col won before. Strided direct loops gather,
         so strides take im2col. ``python benchmarks/bench_conv_impl.py --extra`` on
         this project's 2-core Xeon (AVX-512), float32, batch 100, median ms,
@@ -223,10 +214,7 @@ class NumbaConvOps:
                     work, x, W.reshape(F, K), b, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, chunk,
                     _scratch("col", (slots, rows * K), x.dtype),
                     _scratch("out", (slots, rows * F), x.dtype), y)
-        if relu:
-            flat = y.reshape(-1)
-            relu_forward(flat.size, flat, flat)
-        return y
+        return self.relu(y) if relu else y
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
         """2x2 stride-2 max pooling of relu(conv2d(x)): returns (pooled, argmax).
@@ -290,11 +278,11 @@ class NumbaConvOps:
         fused = impl == "direct" and g.SH == 1 and g.SW == 1
         if mode == 2 and not fused:
             routed = np.empty(conv_shape, dtype=dy.dtype)
-            masked = relu_backward_op(dy, _c(pooled))        # the ReLU's mask, at the winners
+            masked = self.relu_backward(dy, pooled)          # the ReLU's mask, at the winners
             pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
             dy, mode = routed, 0
         if mode == 1 and not fused:
-            dy, mode = relu_backward_op(dy, _c(relu_out)), 0
+            dy, mode = self.relu_backward(dy, relu_out), 0
         if mode == 2:
             argmax, pooled = _c(argmax), _c(pooled)
             relu_out = np.empty((g.N, F, 0, 0), dtype=dy.dtype)

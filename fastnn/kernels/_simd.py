@@ -89,6 +89,15 @@ def vstore(typingctx, a, i, v):
     return types.none(a, i, v), codegen
 
 
+def _splat(context, builder, vt, value):
+    """The LLVM vector of type vt with every lane equal to the scalar value."""
+    ty = context.get_value_type(vt)
+    one = builder.insert_element(ir.Constant(ty, ir.Undefined), value,
+                                 ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
+    return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask)
+
+
 @intrinsic
 def vsplat(typingctx, x):
     """A vector with every lane equal to the scalar float x."""
@@ -97,11 +106,7 @@ def vsplat(typingctx, x):
     vt = Vector(x)
 
     def codegen(context, builder, signature, args):
-        ty = context.get_value_type(vt)
-        one = builder.insert_element(ir.Constant(ty, ir.Undefined), args[0],
-                                     ir.Constant(ir.IntType(32), 0))
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
-        return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask)
+        return _splat(context, builder, vt, args[0])
     return vt(x), codegen
 
 
@@ -114,11 +119,7 @@ def vbroadcast(typingctx, a, i):
 
     def codegen(context, builder, signature, args):
         value = builder.load(_element_pointer(context, builder, a, args[0], args[1], i))
-        ty = context.get_value_type(vt)
-        one = builder.insert_element(ir.Constant(ty, ir.Undefined), value,
-                                     ir.Constant(ir.IntType(32), 0))
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
-        return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask)
+        return _splat(context, builder, vt, value)
     return vt(a, i), codegen
 
 
@@ -135,31 +136,6 @@ def vfma(typingctx, a, b, c):
                                              f"llvm.fma.{suffix}")
         return builder.call(fma, list(args))
     return a(a, b, c), codegen
-
-
-def _binary(op):
-    @intrinsic
-    def vector_op(typingctx, a, b):
-        if not (isinstance(a, Vector) and a == b):
-            return None
-
-        def codegen(context, builder, signature, args):
-            return op(builder, args[0], args[1])
-        return a(a, b), codegen
-    return vector_op
-
-
-def _fmax(builder, x, y):
-    """Lane-wise max(x, y) as x > y ? x : y; a NaN in y propagates, one in x does not."""
-    return builder.select(builder.fcmp_ordered(">", x, y), x, y)
-
-
-vadd = _binary(lambda builder, x, y: builder.fadd(x, y))
-vadd.__doc__ = "a + b, lane by lane."
-vmul = _binary(lambda builder, x, y: builder.fmul(x, y))
-vmul.__doc__ = "a * b, lane by lane."
-vmax = _binary(_fmax)
-vmax.__doc__ = "a > b ? a : b, lane by lane (a NaN in b propagates)."
 
 
 @intrinsic
@@ -199,4 +175,4 @@ def wide_vectors(typingctx):
 
 
 __all__ = ["Vector", "VECTOR_BYTES", "lanes", "vload", "vstore", "vsplat", "vbroadcast", "vfma",
-           "vadd", "vmul", "vmax", "vsum", "wide_vectors"]
+           "vsum", "wide_vectors"]
