@@ -8,7 +8,6 @@ import numpy as np
 
 from .backends import get_ops
 from .errors import NonFiniteError
-from .kernels.finite import count_nonfinite
 from .layers.activations import ReLU
 from .layers.base import Layer
 from .layers.conv import Conv2D
@@ -18,17 +17,6 @@ from .layers.reshape import Flatten
 from .losses import Loss, SoftmaxCrossEntropy, get_loss
 
 DTYPES = ("float32", "float64")
-
-
-def all_finite(x: np.ndarray, kernel: bool = True) -> bool:
-    """No NaN or Inf in the float array x: a Numba kernel for contiguous arrays when
-    ``kernel``, else NumPy (the reference backend runs no Numba threads, which would spin
-    against NumPy's BLAS threads)."""
-    if (kernel and x.flags.c_contiguous and x.dtype.isnative
-            and x.dtype in (np.float32, np.float64)):
-        flat = x.reshape(-1)
-        return count_nonfinite(flat.size, flat) == 0
-    return bool(np.isfinite(x).all())
 
 
 class Step(NamedTuple):
@@ -81,7 +69,6 @@ class Sequential:
         self._ran = None
         self.backend = backend
         self.ops = get_ops(backend)
-        self._numba = self.ops.name == "numba"
         self.dtype = np.dtype(dtype)
         self.seed = seed
         self.loss_fn: Loss = get_loss(loss if loss is not None else SoftmaxCrossEntropy())
@@ -169,7 +156,7 @@ class Sequential:
         if x.ndim == 0:
             raise ValueError(f"{where}: expected input with a batch axis, got a scalar")
         x = x.astype(self.dtype, copy=False)
-        if not all_finite(x, self._numba):
+        if not self.ops.all_finite(x):
             bad = np.size(x) - np.count_nonzero(np.isfinite(x))
             raise ValueError(f"{where}: input contains {bad} NaN or Inf value(s)")
         return x
@@ -291,7 +278,7 @@ class Sequential:
             where = self.first_nonfinite_layer(x) or f"the loss {self.loss_fn!r}"
             raise NonFiniteError(f"loss is {loss}: first non-finite value in {where}")
         self.backward(input_grad=False)
-        if not all_finite(self.flat_grads, self._numba):
+        if not self.ops.all_finite(self.flat_grads):
             where = self.first_nonfinite_gradient()
             raise NonFiniteError(f"gradient is not finite: first in {where}")
         if clip_norm is not None:

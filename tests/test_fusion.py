@@ -180,11 +180,11 @@ def test_an_mlp_step_skips_the_input_gradient_behind_flatten(monkeypatch):
     assert all(flag for _, flag in calls[:-1])
 
 
+@pytest.mark.parametrize("ops", [NB, REF], ids=lambda o: o.name)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_all_finite_finds_every_nan_and_inf(dtype):
-    """The training step's finiteness check (a kernel over fixed blocks) against np.isfinite."""
-    from fastnn.model import all_finite
-
+def test_all_finite_finds_every_nan_and_inf(dtype, ops):
+    """The training step's finiteness check (numba: a kernel over fixed blocks)."""
+    all_finite = ops.all_finite
     rng = np.random.default_rng(3)
     for size in (1, 4095, 4096, 4097, 100_003):
         a = rng.standard_normal(size).astype(dtype)

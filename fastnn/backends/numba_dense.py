@@ -13,6 +13,7 @@ from .._checks import check_same_dtype, check_shape, check_targets
 from .._config import PARALLEL_THRESHOLD
 from ..kernels import activations as act
 from ..kernels import affine as aff
+from ..kernels.finite import count_nonfinite
 from ..kernels import losses as loss_kernels
 from ..kernels import optim as optim_kernels
 from .numpy_dense import (
@@ -129,6 +130,15 @@ class NumbaDenseOps:
         aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
                             xcols, g, dx, dW, db)
         return (dx if input_grad else None), dW, db
+
+    def all_finite(self, x) -> bool:
+        """True when the float array x holds no NaN or Inf: one fused pass
+        (:func:`~fastnn.kernels.finite.count_nonfinite`) for contiguous native arrays,
+        without the boolean array ``np.isfinite(x).all()`` builds first."""
+        if x.flags.c_contiguous and x.dtype.isnative and x.dtype in (np.float32, np.float64):
+            flat = x.reshape(-1)
+            return bool(count_nonfinite(flat.size, flat) == 0)
+        return bool(np.isfinite(x).all())
 
     # ----------------------------------------------------------- activations
 

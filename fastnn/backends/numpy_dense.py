@@ -85,6 +85,10 @@ class NumpyDenseOps:
             dy = self.relu_backward(dy, relu_out)
         return (dy @ W.T if input_grad else None), x.T @ dy, dy.sum(axis=0)
 
+    def all_finite(self, x) -> bool:
+        """True when the float array x holds no NaN or Inf."""
+        return bool(np.isfinite(x).all())
+
     # ----------------------------------------------------------- activations
 
     def identity(self, x):

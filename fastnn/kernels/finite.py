@@ -1,8 +1,8 @@
-"""all_finite: whether a float array holds no NaN or Inf, as one fused pass.
+"""count_nonfinite: the NaN and Inf in a float array, as one fused pass.
 
-``np.isfinite(x).all()`` builds a boolean array of x's size first; the training
-step checks its input and every gradient each step, so the check runs as a
-kernel instead (fixed blocks, see :mod:`fastnn.kernels._blocks`).
+Behind ``ops.all_finite`` of the numba backend: ``np.isfinite(x).all()`` builds a
+boolean array of x's size first, and the training step checks its input and every
+gradient each step (fixed blocks, see :mod:`fastnn.kernels._blocks`).
 """
 
 import numpy as np
