@@ -113,7 +113,8 @@ def _choose(g, F: int, forward: bool = False) -> str:
 def _pool_2x2(g) -> bool:
     """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path
     (1.05 ms against 1.42 ms at (100, 16, 28, 28), float32, 2 threads, interleaved); with
-    H and W even, the two-pass kernel (0.26 ms against 0.98 ms there, interleaved)."""
+    H and W even, the two-pass kernel (3-4x faster than that one there:
+    ``python benchmarks/bench_fast_paths.py``)."""
     return g.KH == 2 and g.KW == 2 and g.SH == 2 and g.SW == 2 and g.PH == 0 and g.PW == 0
 
 

@@ -72,8 +72,8 @@ def _check_flat_buffers(where, params, grads, state):
 #: The optimizer kernels count as this many operations per parameter for the serial or
 #: parallel choice: their serial builds do not vectorise (LLVM cannot rule out aliasing
 #: between the four buffers; the parallel builds' outlined loops can), so the parallel
-#: build wins from about 1000 parameters (Adam, 2 threads: 2000 params 6.6 us serial
-#: against 3.1 us parallel, 90k params 255 us against 21 us).
+#: build wins from about 1000 parameters (Adam, 2 threads, serial / parallel: 1.3-1.8x
+#: at 2000 parameters, 7.8-9.5x at 90k; ``python benchmarks/bench_fast_paths.py``).
 OPTIM_WORK_PER_PARAM = 32
 
 #: Multiply-adds below which a GEMM runs as one BLAS call on one thread: splitting it

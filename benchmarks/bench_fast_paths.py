@@ -1,0 +1,106 @@
+"""The measurements behind the fast paths' design notes, each a ratio in one run.
+
+    python benchmarks/bench_fast_paths.py [--repeat 31]
+
+Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
+``fastnn bench``) and is reported as medians in microseconds with the ratio B / A:
+
+* Adam over 90k float32 parameters with normal state, against the same step when a
+  quarter of its state is subnormal (set before every call): why the optimizers
+  flush decaying state to zero (fastnn.kernels.optim);
+* the serial against the parallel build of that Adam kernel, at 2,000 and 90k
+  parameters: why optimizer steps count as OPTIM_WORK_PER_PARAM operations per parameter;
+* 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
+  the general 2x2 kernel;
+* Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
+* deep_convnet's first convolution (1->16 3x3 pad 1, batch 100) against filling an
+  array of its output's size: how close that layer is to its write-bandwidth bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from fastnn.backends import get_ops
+from fastnn.bench.harness import interleaved
+from fastnn.kernels import optim as optim_kernels
+from fastnn.kernels import pool as pool_kernels
+
+
+def interleaved_us(a, b, repeat: int) -> tuple[float, float]:
+    """Median microseconds of a() and b(), taking turns in blocks (fastnn bench's harness:
+    a pause and an untimed call after each switch, so one's thread pool spinning down is
+    not charged to the other)."""
+    medians = interleaved({"a": a, "b": b}, repeat, warmup=2)
+    return 1e6 * medians["a"], 1e6 * medians["b"]
+
+
+def _adam(size: int, rng):
+    f = np.float32
+    params = rng.random(size).astype(f)
+    grads = ((rng.random(size) - 0.5) * 1e-2).astype(f)
+    m = ((rng.random(size) - 0.5) * 1e-3).astype(f)
+    v = (rng.random(size) * 1e-6).astype(f)
+    scalars = (f(1e-3), f(0.9), f(0.999), f(1e-8), f(0.5), f(0.0), f(0.0))
+    return params, grads, m, v, scalars
+
+
+def report(name: str, a_name: str, b_name: str, a_us: float, b_us: float) -> None:
+    print(f"{name:44s} {a_name} {a_us:9.1f} us   {b_name} {b_us:9.1f} us   ratio {b_us / a_us:5.2f}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=31)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    ops = get_ops("numba")
+
+    params, grads, m, v, scalars = _adam(89_610, rng)
+    quarter = params.size // 4
+    subnormal = np.float32(1e-39)
+
+    def normal_state():
+        optim_kernels.adam.parallel(params, grads, m, v, *scalars)
+
+    def subnormal_state():
+        m[:quarter] = subnormal
+        optim_kernels.adam.parallel(params, grads, m, v, *scalars)
+
+    report("Adam 90k params, state normal / 1/4 subnormal", "normal", "subnormal",
+           *interleaved_us(normal_state, subnormal_state, args.repeat))
+
+    for size in (2_000, 89_610):
+        p, g, m2, v2, s2 = _adam(size, rng)
+        report(f"Adam {size} params, parallel / serial build", "parallel", "serial",
+               *interleaved_us(lambda: optim_kernels.adam.parallel(p, g, m2, v2, *s2),
+                               lambda: optim_kernels.adam.serial(p, g, m2, v2, *s2),
+                               args.repeat))
+
+    x = rng.standard_normal((100, 16, 28, 28)).astype(np.float32)
+    y = np.empty((100, 16, 14, 14), np.float32)
+    at = np.empty(y.shape, np.int64)
+    report("maxpool 2x2 (100,16,28,28), even / general", "even", "general",
+           *interleaved_us(lambda: pool_kernels.maxpool_forward_2x2_even.parallel(x, y, at),
+                           lambda: pool_kernels.maxpool_forward_2x2.parallel(x, y, at),
+                           args.repeat))
+
+    xd = rng.random((100, 4320), dtype=np.float32)
+    Wd = rng.random((4320, 100), dtype=np.float32)
+    bd = rng.random(100, dtype=np.float32)
+    report("Dense(4320->100) forward, fastnn / NumPy x@W", "fastnn", "numpy",
+           *interleaved_us(lambda: ops.affine(xd, Wd, bd), lambda: xd @ Wd, args.repeat))
+
+    xc = rng.random((100, 1, 28, 28), dtype=np.float32)
+    Wc = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
+    bc = np.zeros(16, np.float32)
+    out = np.empty((100, 16, 28, 28), np.float32)
+    report("conv 1->16 3x3 @28x28, fill 5 MB / conv", "fill", "conv",
+           *interleaved_us(lambda: out.fill(0), lambda: ops.conv2d(xc, Wc, bc, 1, 1),
+                           args.repeat))
+
+
+if __name__ == "__main__":
+    main()
