@@ -9,10 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = FLOAT_DTYPES
 
 
 def check_float(where: str, name: str, x) -> np.ndarray:
     """Return ``x`` as an ndarray after checking it has a float32/float64 dtype."""
+    if isinstance(x, np.ndarray) and (x.dtype is _F32 or x.dtype is _F64):
+        return x                           # the common case, without building a dtype
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{where}: expected {name} to be a numpy array, got {type(x).__name__}")
     if x.dtype.newbyteorder("=") not in FLOAT_DTYPES:
@@ -24,6 +27,11 @@ def check_float(where: str, name: str, x) -> np.ndarray:
 
 def check_same_dtype(where: str, **arrays: np.ndarray) -> np.dtype:
     """Check that all named arrays are float and share one dtype; return it."""
+    first = next(iter(arrays.values()), None)
+    common = getattr(first, "dtype", None)
+    if (common is _F32 or common is _F64) and all(
+            isinstance(a, np.ndarray) and a.dtype is common for a in arrays.values()):
+        return common                      # the common case: one native float dtype
     dtype = None
     for name, array in arrays.items():
         check_float(where, name, array)

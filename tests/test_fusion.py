@@ -294,3 +294,22 @@ def test_conv2d_relu_maxpool2x2_matches_the_ops_apart(case, impl, dtype):
         np.testing.assert_array_equal(argmax, a2)
     close(pooled, REF.maxpool2d(REF.conv2d(x, Wt, b, stride, pad, relu=True), 2)[0], dtype,
           "pooled")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("width", [7, 16, 21, 37])   # output rows narrower, as wide as, wider than a vector
+def test_conv2d_relu_keeps_nan_and_clamps_like_the_reference(width, dtype):
+    """The fused ReLU's store (whole-vector rows when a row holds a vector, else per
+    element) gives max(y, 0) with NaN left NaN, at exactly the reference's positions."""
+    rng = np.random.default_rng(width)
+    x = rng.standard_normal((2, 2, 6, width + 2)).astype(dtype)
+    x[0, 1, 2, 3] = np.nan
+    x[1, 0, 5, width - 1] = np.nan
+    Wt = rng.standard_normal((9, 2, 3, 3)).astype(dtype)
+    b = rng.standard_normal(9).astype(dtype)
+    y_ref = REF.conv2d(x, Wt, b, 1, 1, relu=True)
+    y = NB.conv2d(x, Wt, b, 1, 1, impl="direct", relu=True)
+    assert np.isnan(y_ref).any() and (y_ref == 0).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
+    np.testing.assert_array_equal(y == 0, y_ref == 0)
+    close(np.nan_to_num(y), np.nan_to_num(y_ref), dtype, "conv2d relu with NaN")

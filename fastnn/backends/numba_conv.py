@@ -9,8 +9,6 @@ only when needed) and are never modified.
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 
@@ -34,6 +32,7 @@ from .conv_shapes import (
     pool_forward_geometry,
 )
 from .numba_dense import _c
+from .scratch import scratch as _scratch
 
 #: The im2col path works on chunks of images whose column matrix is about this big,
 #: so it stays in one core's L2 cache between im2col, the GEMM and col2im.
@@ -48,27 +47,6 @@ CHUNK_GROUPS = 16
 #: this (no wasted work on a single plane); with more channels the full correlation
 #: through the forward kernel, which pairs channels, is faster.
 SCATTER_MAX_CHANNELS = 3
-
-_scratch_local = threading.local()
-
-
-def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
-    """A reusable work array of ``shape``, one buffer per Python thread and name.
-
-    Allocating fresh multi-megabyte buffers costs page faults on every call; the
-    kernels write every element before they read it, so reuse is safe.
-    """
-    buffers = getattr(_scratch_local, "buffers", None)
-    if buffers is None:
-        buffers = _scratch_local.buffers = {}
-    key = (name, np.dtype(dtype).str)
-    size = int(np.prod(shape))
-    buf = buffers.get(key)
-    if buf is None or buf.size < size:
-        buf = np.empty(max(size, 1), dtype=dtype)
-        buffers[key] = buf
-    return buf[:size].reshape(shape)
-
 
 def _slots() -> int:
     """Scratch rows for the parallel kernels: one per thread they may run on."""
@@ -101,13 +79,6 @@ def _choose(g, F: int, forward: bool = False) -> str:
     if g.SH != 1 or g.SW != 1:
         return "im2col"
     return "direct"
-    if F * g.KH * g.KW <= DIRECT_MAX_WEIGHTS:
-        return "direct"
-    if forward and g.OH * g.OW >= DIRECT_FORWARD_MIN_PIXELS:
-        return "direct"
-    if not forward and g.C <= SCATTER_MAX_CHANNELS:
-        return "direct"
-    return "im2col"
 
 
 def _pool_2x2(g) -> bool:

@@ -24,6 +24,7 @@ from .numpy_dense import (
     _native_copy,
     adam_bias_corrections,
 )
+from .scratch import scratch
 
 
 def _c(x: np.ndarray) -> np.ndarray:
@@ -125,8 +126,8 @@ class NumbaDenseOps:
         dW = np.empty(W.shape, dtype=x.dtype)
         db = np.empty(W.shape[1], dtype=x.dtype)
         block = -(-x.shape[1] // aff.GEMM_PARTS)
-        xcols = np.empty((aff.GEMM_PARTS, x.shape[0] * block), dtype=x.dtype)
-        g = np.empty(dy.shape if masked else (0, 0), dtype=x.dtype)
+        xcols = scratch("affine_xcols", (aff.GEMM_PARTS, x.shape[0] * block), x.dtype)
+        g = scratch("affine_g", dy.shape if masked else (0, 0), x.dtype)
         aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
                             xcols, g, dx, dW, db)
         return (dx if input_grad else None), dW, db

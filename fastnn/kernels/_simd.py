@@ -139,6 +139,18 @@ def vfma(typingctx, a, b, c):
 
 
 @intrinsic
+def vrelu(typingctx, v):
+    """max(v, 0) lane by lane, NaN staying NaN (v <= 0 selects zero, an ordered compare)."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        zeros = ir.Constant(args[0].type, None)
+        return builder.select(builder.fcmp_ordered("<=", args[0], zeros), zeros, args[0])
+    return v(v), codegen
+
+
+@intrinsic
 def vsum(typingctx, v):
     """The sum of v's lanes as a scalar, added in a fixed pairwise order (halves folded)."""
     if not isinstance(v, Vector):
@@ -175,4 +187,4 @@ def wide_vectors(typingctx):
 
 
 __all__ = ["Vector", "VECTOR_BYTES", "lanes", "vload", "vstore", "vsplat", "vbroadcast", "vfma",
-           "vsum", "wide_vectors"]
+           "vrelu", "vsum", "wide_vectors"]

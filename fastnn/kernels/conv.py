@@ -45,7 +45,7 @@ from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
-from ._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
+from ._simd import lanes, vbroadcast, vfma, vload, vrelu, vsplat, vstore, vsum, wide_vectors
 from .pool import maxpool_2x2_image
 
 TAPS_PER_PASS = 4
@@ -405,6 +405,9 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
             _tile_8x1(xn, offs, wb, bb, v * L, acc, S)
         o = ob * OUT_BLOCK
         for k in range(min(OUT_BLOCK, O - o)):
+            if OW >= L:
+                _copy_rows_vectors(acc, k * S, Win, relu, yn[o + k].reshape(OH * OW), OH, OW, L)
+                continue
             yk = yn[o + k]
             for i in range(OH):
                 yr = yk[i]
@@ -416,6 +419,27 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
                 else:
                     for q in range(OW):
                         yr[q] = ar[q]
+
+
+@jit(inline="always")
+def _copy_rows_vectors(acc, at, Win, relu, dst, OH, OW, L):
+    """dst[i*OW:(i+1)*OW] = acc[at + i*Win:][:OW] (through max(., 0) when ``relu``) for
+    i < OH, in whole vectors (OW >= L): each row's last vector ends at its last column,
+    overlapping the one before it, so no lane is left to a scalar loop."""
+    for i in range(OH):
+        src = at + i * Win
+        out = i * OW
+        q = 0
+        while True:
+            if q > OW - L:
+                q = OW - L
+            v = vload(acc, src + q)
+            if relu:
+                v = vrelu(v)
+            vstore(dst, out + q, v)
+            if q == OW - L:
+                break
+            q += L
 
 
 @parallel_kernel
