@@ -222,6 +222,18 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
 
 
 @jit(inline="always")
+def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
+    """dst[at + c*cstride + r*Wp + q] = src[(c*H + r)*W + q]: the (C, H, W) image src into
+    the interiors of padded planes (rows Wp apart, planes cstride apart), nothing else."""
+    for c in range(C):
+        for r in range(H):
+            s0 = (c * H + r) * W
+            d0 = at + c * cstride + r * Wp
+            for q in range(W):
+                dst[d0 + q] = src[s0 + q]
+
+
+@jit(inline="always")
 def _pad_grad(dy, relu_out, argmax, pooled, mode, OWc, TP, LP, Hin, Win, dst):
     """The gradient of one image's conv output, padded: dy itself (mode 0), dy through a
     ReLU with output relu_out (mode 1, :func:`_pad_masked`) or through a ReLU and a max
@@ -569,6 +581,91 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
 
 
 @jit
+def _dw_tile_2v3x3(xs, dyt, nimg, q, Wp, f0, Pst, Fp, xplane, L, tmp):
+    """tmp[k, :2L] = sum over nimg images n and Pst pixels j of
+    dyt[(n*Pst + j)*Fp + f0:][:2L] * xs[n*xplane + q + (k // 3)*Wp + k % 3 + j], k < 9.
+
+    :func:`_dw_tile_2v12` for the nine taps of one input channel of a 3x3 kernel (q: the
+    channel's offset): the taps sit at three row offsets plus 0, 1 and 2, so the x reads
+    address off three row pointers with constant displacements and nothing is reloaded
+    per pixel; 18 accumulators, two dy vectors and nine broadcasts a pixel.
+    """
+    z = vsplat(typed(tmp, 0.0))
+    a0 = z
+    b0 = z
+    a1 = z
+    b1 = z
+    a2 = z
+    b2 = z
+    a3 = z
+    b3 = z
+    a4 = z
+    b4 = z
+    a5 = z
+    b5 = z
+    a6 = z
+    b6 = z
+    a7 = z
+    b7 = z
+    a8 = z
+    b8 = z
+    for n in range(nimg):
+        db = n * Pst * Fp + f0
+        r0 = n * xplane + q
+        r1 = r0 + Wp
+        r2 = r1 + Wp
+        for j in range(Pst):
+            d0 = vload(dyt, db + j * Fp)
+            d1 = vload(dyt, db + j * Fp + L)
+            s = vbroadcast(xs, r0 + j)
+            a0 = vfma(d0, s, a0)
+            b0 = vfma(d1, s, b0)
+            s = vbroadcast(xs, r0 + j + 1)
+            a1 = vfma(d0, s, a1)
+            b1 = vfma(d1, s, b1)
+            s = vbroadcast(xs, r0 + j + 2)
+            a2 = vfma(d0, s, a2)
+            b2 = vfma(d1, s, b2)
+            s = vbroadcast(xs, r1 + j)
+            a3 = vfma(d0, s, a3)
+            b3 = vfma(d1, s, b3)
+            s = vbroadcast(xs, r1 + j + 1)
+            a4 = vfma(d0, s, a4)
+            b4 = vfma(d1, s, b4)
+            s = vbroadcast(xs, r1 + j + 2)
+            a5 = vfma(d0, s, a5)
+            b5 = vfma(d1, s, b5)
+            s = vbroadcast(xs, r2 + j)
+            a6 = vfma(d0, s, a6)
+            b6 = vfma(d1, s, b6)
+            s = vbroadcast(xs, r2 + j + 1)
+            a7 = vfma(d0, s, a7)
+            b7 = vfma(d1, s, b7)
+            s = vbroadcast(xs, r2 + j + 2)
+            a8 = vfma(d0, s, a8)
+            b8 = vfma(d1, s, b8)
+    w = 2 * L
+    vstore(tmp, 0 * w, a0)
+    vstore(tmp, 0 * w + L, b0)
+    vstore(tmp, 1 * w, a1)
+    vstore(tmp, 1 * w + L, b1)
+    vstore(tmp, 2 * w, a2)
+    vstore(tmp, 2 * w + L, b2)
+    vstore(tmp, 3 * w, a3)
+    vstore(tmp, 3 * w + L, b3)
+    vstore(tmp, 4 * w, a4)
+    vstore(tmp, 4 * w + L, b4)
+    vstore(tmp, 5 * w, a5)
+    vstore(tmp, 5 * w + L, b5)
+    vstore(tmp, 6 * w, a6)
+    vstore(tmp, 6 * w + L, b6)
+    vstore(tmp, 7 * w, a7)
+    vstore(tmp, 7 * w + L, b7)
+    vstore(tmp, 8 * w, a8)
+    vstore(tmp, 8 * w + L, b8)
+
+
+@jit
 def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, Pst, Fp, xplane, L, tmp):
     """tmp[k, :2L] = sum over nimg images n and Pst pixels j of
     dyt[(n*Pst + j)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + j], k < 12 (taps past
@@ -818,9 +915,10 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
             for n0 in range((g * N) // G, n1, chunk):
                 nimg = min(chunk, n1 - n0)
                 for nn in range(nimg):
-                    for c in range(C):
-                        at = (c * chunk + nn) * xplane
-                        _pad_image(x[n0 + nn, c:c + 1], PH, PW, Hp, Wp, xs[at:at + xplane])
+                    # only the interior: the borders of xs are zero from its allocation and
+                    # no image writes there
+                    _copy_interior(x[n0 + nn].reshape(C * H * Wd), C, H, Wd, xs,
+                                   nn * xplane + PH * Wp + PW, chunk * xplane, Wp)
                     for f in range(F):
                         at = (nn * F + f) * Pst
                         seg = dys[at:at + Pst]
@@ -842,6 +940,15 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                                 dyt[(nn * Pst + j) * Fp + f] = src[j]
                     for f0 in range(0, F, 2 * L):
                         nf = min(2 * L, F - f0)
+                        if KH == 3 and KW == 3:
+                            for c in range(C):
+                                _dw_tile_2v3x3(xs, dyt, nimg, offs_x[9 * c], Wp, f0, Pst, Fp,
+                                               xplane, L, tmp)
+                                for kk in range(9):
+                                    row = tmp[kk * 2 * L:(kk + 1) * 2 * L]
+                                    for ff in range(nf):
+                                        pg[f0 + ff, 9 * c + kk] += row[ff]
+                            continue
                         for t0 in range(0, T, DW_TAPS):
                             _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, Pst, Fp, xplane,
                                           L, tmp)
@@ -870,16 +977,29 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                     dyn[F * Hf * Wf + q] = zero
                 acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf), dtype=dx.dtype)
                 _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, False, acc, dx[n])
+    _sum_parts(parts, dW.reshape(F, T), db)
+
+
+@jit
+def _sum_parts(parts, dW, db):
+    """dW[f, t] = parts[0, f, t] + parts[1, f, t] + ... and db[f] = the same over parts[:, f, T],
+    added in group order: parts (G, F, T + 1), dW (F, T), db (F,). Group by group over
+    contiguous rows, so the adds vectorise."""
+    wide_vectors()
+    G, F, T1 = parts.shape
+    zero = typed(dW, 0.0)
     for f in range(F):
-        dwf = dW[f].reshape(T)
-        for t in range(T + 1):
-            s = zero
-            for g in range(G):
-                s += parts[g, f, t]
-            if t < T:
-                dwf[t] = s
-            else:
-                db[f] = s
+        out = dW[f]
+        for t in range(T1 - 1):
+            out[t] = zero
+        db[f] = zero
+    for g in range(G):
+        for f in range(F):
+            src = parts[g, f]
+            out = dW[f]
+            for t in range(T1 - 1):
+                out[t] += src[t]
+            db[f] += src[T1 - 1]
 
 
 @parallel_kernel
