@@ -33,7 +33,8 @@ DEEP_CONV_LAYERS = [(1, 28, 28, 16, 1), (16, 28, 28, 16, 1), (16, 14, 14, 32, 1)
 SETTLE_S = 0.1
 
 
-def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> dict[str, float]:
+def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5,
+                settle_s: float = SETTLE_S) -> dict[str, float]:
     """Median seconds per call of each callable, over ``repeats`` timed calls each.
 
     The contenders take turns in blocks (A x block, B x block, A x block, ...), so a drift in
@@ -42,7 +43,8 @@ def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> 
     may still be spinning on the cores after its last call (OpenBLAS's for about 0.1 s), and
     timing calls made right after a switch would charge that to whoever runs next. A contender with
     ``measures_itself`` (PyTorch in its own process) runs its block there, back to back as
-    the calls here run, and returns the times it measured (``fn.block(k)``).
+    the calls here run, and returns the times it measured (``fn.block(k)``). ``settle_s=0``
+    skips the pause, for contenders that share one thread pool.
     """
     for fn in contenders.values():
         for _ in range(warmup):
@@ -50,7 +52,8 @@ def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5) -> 
     times = {name: [] for name in contenders}
     while min(len(v) for v in times.values()) < repeats:
         for name, fn in contenders.items():
-            time.sleep(SETTLE_S)
+            if settle_s:
+                time.sleep(settle_s)
             count = min(block, repeats - len(times[name]))
             if getattr(fn, "measures_itself", False):
                 times[name].extend(fn.block(count))
@@ -135,17 +138,22 @@ def conv_gflops(repeats: int, warmup: int) -> list[dict]:
     """conv2d forward GFLOP/s (2*N*F*C*KH*KW*OH*OW per call) on deep_convnet's layers."""
     ops = get_ops("numba")
     rng = np.random.default_rng(0)
-    rows = []
+    calls, flops = {}, {}
     for c, h, w, f, pad in DEEP_CONV_LAYERS:
         x = rng.standard_normal((BATCH, c, h, w)).astype(np.float32)
         W = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
         b = rng.standard_normal(f).astype(np.float32)
         oh, ow = h + 2 * pad - 2, w + 2 * pad - 2
-        flops = 2 * BATCH * f * c * 9 * oh * ow
-        seconds = interleaved({"conv": lambda: ops.conv2d(x, W, b, 1, pad)}, repeats, warmup)["conv"]
-        rows.append({"layer": f"{c}->{f} 3x3 pad {pad} @{h}x{w}", "ms": seconds * 1e3,
-                     "gflops": flops / seconds / 1e9})
-    return rows
+        name = f"{c}->{f} 3x3 pad {pad} @{h}x{w}"
+        flops[name] = 2 * BATCH * f * c * 9 * oh * ow
+        calls[name] = (lambda x=x, W=W, b=b, pad=pad: ops.conv2d(x, W, b, 1, pad))
+    # the layers take turns in blocks of three over at least three rounds, without the
+    # pause between blocks (they share Numba's threads, and on this shared machine the
+    # calls right after a pause ran 2-8x slower for a dozen calls): a stretch of stolen
+    # cores then slows one block of one layer, not most calls of whichever layer ran
+    seconds = interleaved(calls, max(9, repeats), warmup, block=3, settle_s=0)
+    return [{"layer": name, "ms": seconds[name] * 1e3, "gflops": flops[name] / seconds[name] / 1e9}
+            for name in calls]
 
 
 def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | None:
