@@ -137,8 +137,8 @@ class NumbaConvOps:
         Numba backend, ``impl="auto"``: "direct" at stride 1, "im2col" otherwise.
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
-        backward-weights tile (two vectors of channels by the nine taps of a 3x3 kernel
-        or by 12 taps, or four channels by four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM on every stride-1 shape measured, including the
+        backward-weights tile (two vectors of channels by 12 taps, or four channels by
+        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM on every stride-1 shape measured, including the
         8x8 planes and F = 64 where im2col won before. Strided direct loops gather,
         so strides take im2col. ``python benchmarks/bench_conv_impl.py --extra`` on
         this project's 2-core Xeon (AVX-512), float32, batch 100, median ms,

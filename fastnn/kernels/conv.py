@@ -442,15 +442,12 @@ def _copy_rows_vectors(acc, at, Win, relu, dst, OH, OW, L):
         src = at + i * Win
         out = i * OW
         q = 0
-        while True:
-            if q > OW - L:
-                q = OW - L
+        while q < OW:
+            q = min(q, OW - L)
             v = vload(acc, src + q)
             if relu:
                 v = vrelu(v)
             vstore(dst, out + q, v)
-            if q == OW - L:
-                break
             q += L
 
 
@@ -578,91 +575,6 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
         _add_row(pg[f2], t0, nt, vsum(a20), vsum(a21), vsum(a22), vsum(a23))
     if nf > 3:
         _add_row(pg[f3], t0, nt, vsum(a30), vsum(a31), vsum(a32), vsum(a33))
-
-
-@jit
-def _dw_tile_2v3x3(xs, dyt, nimg, q, Wp, f0, Pst, Fp, xplane, L, tmp):
-    """tmp[k, :2L] = sum over nimg images n and Pst pixels j of
-    dyt[(n*Pst + j)*Fp + f0:][:2L] * xs[n*xplane + q + (k // 3)*Wp + k % 3 + j], k < 9.
-
-    :func:`_dw_tile_2v12` for the nine taps of one input channel of a 3x3 kernel (q: the
-    channel's offset): the taps sit at three row offsets plus 0, 1 and 2, so the x reads
-    address off three row pointers with constant displacements and nothing is reloaded
-    per pixel; 18 accumulators, two dy vectors and nine broadcasts a pixel.
-    """
-    z = vsplat(typed(tmp, 0.0))
-    a0 = z
-    b0 = z
-    a1 = z
-    b1 = z
-    a2 = z
-    b2 = z
-    a3 = z
-    b3 = z
-    a4 = z
-    b4 = z
-    a5 = z
-    b5 = z
-    a6 = z
-    b6 = z
-    a7 = z
-    b7 = z
-    a8 = z
-    b8 = z
-    for n in range(nimg):
-        db = n * Pst * Fp + f0
-        r0 = n * xplane + q
-        r1 = r0 + Wp
-        r2 = r1 + Wp
-        for j in range(Pst):
-            d0 = vload(dyt, db + j * Fp)
-            d1 = vload(dyt, db + j * Fp + L)
-            s = vbroadcast(xs, r0 + j)
-            a0 = vfma(d0, s, a0)
-            b0 = vfma(d1, s, b0)
-            s = vbroadcast(xs, r0 + j + 1)
-            a1 = vfma(d0, s, a1)
-            b1 = vfma(d1, s, b1)
-            s = vbroadcast(xs, r0 + j + 2)
-            a2 = vfma(d0, s, a2)
-            b2 = vfma(d1, s, b2)
-            s = vbroadcast(xs, r1 + j)
-            a3 = vfma(d0, s, a3)
-            b3 = vfma(d1, s, b3)
-            s = vbroadcast(xs, r1 + j + 1)
-            a4 = vfma(d0, s, a4)
-            b4 = vfma(d1, s, b4)
-            s = vbroadcast(xs, r1 + j + 2)
-            a5 = vfma(d0, s, a5)
-            b5 = vfma(d1, s, b5)
-            s = vbroadcast(xs, r2 + j)
-            a6 = vfma(d0, s, a6)
-            b6 = vfma(d1, s, b6)
-            s = vbroadcast(xs, r2 + j + 1)
-            a7 = vfma(d0, s, a7)
-            b7 = vfma(d1, s, b7)
-            s = vbroadcast(xs, r2 + j + 2)
-            a8 = vfma(d0, s, a8)
-            b8 = vfma(d1, s, b8)
-    w = 2 * L
-    vstore(tmp, 0 * w, a0)
-    vstore(tmp, 0 * w + L, b0)
-    vstore(tmp, 1 * w, a1)
-    vstore(tmp, 1 * w + L, b1)
-    vstore(tmp, 2 * w, a2)
-    vstore(tmp, 2 * w + L, b2)
-    vstore(tmp, 3 * w, a3)
-    vstore(tmp, 3 * w + L, b3)
-    vstore(tmp, 4 * w, a4)
-    vstore(tmp, 4 * w + L, b4)
-    vstore(tmp, 5 * w, a5)
-    vstore(tmp, 5 * w + L, b5)
-    vstore(tmp, 6 * w, a6)
-    vstore(tmp, 6 * w + L, b6)
-    vstore(tmp, 7 * w, a7)
-    vstore(tmp, 7 * w + L, b7)
-    vstore(tmp, 8 * w, a8)
-    vstore(tmp, 8 * w + L, b8)
 
 
 @jit
@@ -940,15 +852,6 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                                 dyt[(nn * Pst + j) * Fp + f] = src[j]
                     for f0 in range(0, F, 2 * L):
                         nf = min(2 * L, F - f0)
-                        if KH == 3 and KW == 3:
-                            for c in range(C):
-                                _dw_tile_2v3x3(xs, dyt, nimg, offs_x[9 * c], Wp, f0, Pst, Fp,
-                                               xplane, L, tmp)
-                                for kk in range(9):
-                                    row = tmp[kk * 2 * L:(kk + 1) * 2 * L]
-                                    for ff in range(nf):
-                                        pg[f0 + ff, 9 * c + kk] += row[ff]
-                            continue
                         for t0 in range(0, T, DW_TAPS):
                             _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, Pst, Fp, xplane,
                                           L, tmp)
