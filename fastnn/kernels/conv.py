@@ -16,8 +16,11 @@ Two algorithms:
   (:func:`_tile_8x2`) holds eight output channels by two vectors of pixels in 16
   vector registers over all C*KH*KW taps (two loads and eight broadcasts feed 16
   fused multiply-adds), and the backward-weights tile (:func:`_dw_tile_4x4`) holds
-  four output channels by four taps over every pixel of a chunk of images. The
-  junk columns ``j >= OW`` are dropped when a tile is copied out.
+  four output channels by four taps over every pixel of a chunk of images. Rows of
+  at least one vector are tiled row by row (the last vector of a row overlapping
+  the one before) and the tiles store straight into the output; narrower rows are
+  tiled along the whole wide run and the junk columns ``j >= OW`` are dropped when
+  the tile is copied out.
   Stride-1 kernels pad inside the kernel, per image, into a buffer of the thread's
   own (no padding pass over the batch, no padded copy): the forward pass
   (:func:`direct_conv_s1`) is one parallel region over images, and the whole
@@ -284,13 +287,22 @@ def _tap_offsets(C, KH, KW, Hin, Win):
     return offs
 
 
+@jit(inline="always")
+def _put(out, at, v, relu):
+    """out[at:at + lanes] = v, through max(., 0) when ``relu`` (NaN stays NaN)."""
+    if relu:
+        v = vrelu(v)
+    vstore(out, at, v)
+
+
 @jit
-def _tile_8x2(xn, offs, wb, bb, j, L, acc, S):
-    """acc[k*S + j:][:2L] = bb[k] + sum_t wb[t*8 + k] * xn[offs[t] + j:][:2L], k < 8.
+def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu):
+    """out[k*S + o0:][:L] = bb[k] + sum_t wb[t*8 + k] * xn[offs[t] + j0:][:L], and the
+    same for (j1, o1), for k < nk <= 8 (through max(., 0) when ``relu``).
 
     The register tile: 16 vector accumulators (8 output channels x 2 vectors of pixels)
     stay in registers over all T taps; each tap loads two vectors of x and broadcasts
-    eight weights, 16 fused multiply-adds.
+    eight weights, 16 fused multiply-adds. The two pixel vectors are anywhere in xn.
     """
     a0 = vsplat(bb[0])
     a1 = vsplat(bb[1])
@@ -309,9 +321,8 @@ def _tile_8x2(xn, offs, wb, bb, j, L, acc, S):
     c6 = a6
     c7 = a7
     for t in range(offs.shape[0]):
-        q = offs[t] + j
-        x0 = vload(xn, q)
-        x1 = vload(xn, q + L)
+        x0 = vload(xn, offs[t] + j0)
+        x1 = vload(xn, offs[t] + j1)
         w = t * OUT_BLOCK
         s = vsplat(wb[w])
         a0 = vfma(x0, s, a0)
@@ -337,22 +348,29 @@ def _tile_8x2(xn, offs, wb, bb, j, L, acc, S):
         s = vsplat(wb[w + 7])
         a7 = vfma(x0, s, a7)
         c7 = vfma(x1, s, c7)
-    vstore(acc, j, a0)
-    vstore(acc, j + L, c0)
-    vstore(acc, S + j, a1)
-    vstore(acc, S + j + L, c1)
-    vstore(acc, 2 * S + j, a2)
-    vstore(acc, 2 * S + j + L, c2)
-    vstore(acc, 3 * S + j, a3)
-    vstore(acc, 3 * S + j + L, c3)
-    vstore(acc, 4 * S + j, a4)
-    vstore(acc, 4 * S + j + L, c4)
-    vstore(acc, 5 * S + j, a5)
-    vstore(acc, 5 * S + j + L, c5)
-    vstore(acc, 6 * S + j, a6)
-    vstore(acc, 6 * S + j + L, c6)
-    vstore(acc, 7 * S + j, a7)
-    vstore(acc, 7 * S + j + L, c7)
+    _put(out, o0, a0, relu)
+    _put(out, o1, c0, relu)
+    if nk > 1:
+        _put(out, S + o0, a1, relu)
+        _put(out, S + o1, c1, relu)
+    if nk > 2:
+        _put(out, 2 * S + o0, a2, relu)
+        _put(out, 2 * S + o1, c2, relu)
+    if nk > 3:
+        _put(out, 3 * S + o0, a3, relu)
+        _put(out, 3 * S + o1, c3, relu)
+    if nk > 4:
+        _put(out, 4 * S + o0, a4, relu)
+        _put(out, 4 * S + o1, c4, relu)
+    if nk > 5:
+        _put(out, 5 * S + o0, a5, relu)
+        _put(out, 5 * S + o1, c5, relu)
+    if nk > 6:
+        _put(out, 6 * S + o0, a6, relu)
+        _put(out, 6 * S + o1, c6, relu)
+    if nk > 7:
+        _put(out, 7 * S + o0, a7, relu)
+        _put(out, 7 * S + o1, c7, relu)
 
 
 @jit
@@ -388,20 +406,55 @@ def _tile_8x1(xn, offs, wb, bb, j, acc, S):
 
 
 @jit
+def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
+    """:func:`_conv_planes` for rows of at least one vector (OW >= lanes), straight into yn.
+
+    Each output row is covered by ceil(OW/L) vectors, the last one ending at column OW
+    (overlapping the one before it). Their wide-row positions i*Win + col feed the
+    register tiles, which store to yn[o, i, col:col + L] themselves: no work array and
+    no copy out. Consecutive vectors pair up into tiles, across rows too; an odd last
+    one is paired with itself.
+    """
+    O, OH, OW = yn.shape
+    L = lanes(xn)
+    P = OH * OW
+    out = yn.reshape(O * P)
+    per_row = (OW + L - 1) // L
+    NV = OH * per_row
+    for ob in range(packed.shape[0]):
+        wb = packed[ob]
+        bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
+        o = ob * OUT_BLOCK
+        nk = min(OUT_BLOCK, O - o)
+        for v in range(0, NV, 2):
+            i0 = v // per_row
+            c0 = min((v - i0 * per_row) * L, OW - L)
+            v1 = min(v + 1, NV - 1)
+            i1 = v1 // per_row
+            c1 = min((v1 - i1 * per_row) * L, OW - L)
+            _tile_8x2(xn, offs, wb, bb, i0 * Win + c0, i1 * Win + c1, out,
+                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu)
+
+
+@jit
 def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     """yn[o] = bias[o] + sum_t W[o, t] * X_t for one image, in register tiles.
 
     xn: the padded image X as flat (C, Hin, Win) planes with at least lanes-1 elements
     of slack; offs: :func:`_tap_offsets`; packed, packed_bias: :func:`_pack_weights`;
-    yn (O, OH, OW) the output; acc a work array of 8*S elements, S = the wide-row run
-    J = (OH-1)*Win + OW rounded up to whole vectors. Output pixel (i, j) is computed at
+    yn (O, OH, OW) the output, through max(., 0) when ``relu`` (NaN stays NaN, as in
+    the ReLU op). Rows of at least one vector go straight to yn (:func:`_conv_rows`).
+    Narrower ones use acc, a work array of 8*S elements, S = the wide-row run
+    J = (OH-1)*Win + OW rounded up to whole vectors: output pixel (i, j) is computed at
     flat position i*Win + j of the wide run (see the module doc), eight output channels
-    by two vectors of pixels a tile, then the valid columns are copied out, through
-    max(., 0) when ``relu`` (NaN stays NaN, as in the ReLU op).
+    by two vectors of pixels a tile, then the valid columns are copied out.
     """
     wide_vectors()
     O, OH, OW = yn.shape
     L = lanes(xn)
+    if OW >= L:
+        _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn)
+        return
     zero = typed(yn, 0.0)
     J = (OH - 1) * Win + OW
     V = (J + L - 1) // L
@@ -411,15 +464,13 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
         bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
         v = 0
         while v + 2 <= V:
-            _tile_8x2(xn, offs, wb, bb, v * L, L, acc, S)
+            _tile_8x2(xn, offs, wb, bb, v * L, v * L + L, acc, v * L, v * L + L, S,
+                      OUT_BLOCK, False)
             v += 2
         if v < V:
             _tile_8x1(xn, offs, wb, bb, v * L, acc, S)
         o = ob * OUT_BLOCK
         for k in range(min(OUT_BLOCK, O - o)):
-            if OW >= L:
-                _copy_rows_vectors(acc, k * S, Win, relu, yn[o + k].reshape(OH * OW), OH, OW, L)
-                continue
             yk = yn[o + k]
             for i in range(OH):
                 yr = yk[i]
@@ -431,24 +482,6 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
                 else:
                     for q in range(OW):
                         yr[q] = ar[q]
-
-
-@jit(inline="always")
-def _copy_rows_vectors(acc, at, Win, relu, dst, OH, OW, L):
-    """dst[i*OW:(i+1)*OW] = acc[at + i*Win:][:OW] (through max(., 0) when ``relu``) for
-    i < OH, in whole vectors (OW >= L): each row's last vector ends at its last column,
-    overlapping the one before it, so no lane is left to a scalar loop."""
-    for i in range(OH):
-        src = at + i * Win
-        out = i * OW
-        q = 0
-        while q < OW:
-            q = min(q, OW - L)
-            v = vload(acc, src + q)
-            if relu:
-                v = vrelu(v)
-            vstore(dst, out + q, v)
-            q += L
 
 
 @parallel_kernel
@@ -482,7 +515,7 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
         _pad_image(src[n], TP, LP, Hin, Win, xn)
         for q in range(RUN_ALIGN):
             xn[C * Hin * Win + q] = zero
-        acc = np.empty(OUT_BLOCK * J, dtype=y.dtype)
+        acc = np.empty(OUT_BLOCK * J if OW < lanes(xn) else 0, dtype=y.dtype)
         if pool:
             yn = np.empty((O, OH, OW), dtype=y.dtype)
             _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn)
@@ -878,7 +911,7 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                           KW - 1 - PW, Hf, Wf, dyn)
                 for q in range(RUN_ALIGN):
                     dyn[F * Hf * Wf + q] = zero
-                acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf), dtype=dx.dtype)
+                acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, dtype=dx.dtype)
                 _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, False, acc, dx[n])
     _sum_parts(parts, dW.reshape(F, T), db)
 
