@@ -102,8 +102,14 @@ class NumbaDenseOps:
         check_same_dtype("affine", x=x, W=W, b=b)
         _affine_shapes("affine", x, W, b)
         x, W, b = _c(x), _c(W), _c(b)
-        y = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
-        aff.affine_forward(_gemm_work(x, W), x, W, b, bool(relu), y)
+        n, d = x.shape
+        m = W.shape[1]
+        y = np.empty((n, m), dtype=x.dtype)
+        work = _gemm_work(x, W)
+        # by depth (see fastnn.kernels.affine) when D is the longest side of a parallel GEMM
+        parts = aff.GEMM_PARTS - 1 if work and d >= max(n, m) else 0
+        partial = scratch("affine_partial", (parts, n if parts else 0, m if parts else 0), x.dtype)
+        aff.affine_forward(work, x, W, b, bool(relu), partial, y)
         return y
 
     def affine_backward(self, dy, x, W, input_grad=True, relu_out=None):
@@ -125,11 +131,9 @@ class NumbaDenseOps:
         dx = np.empty(x.shape if input_grad else (0, 0), dtype=x.dtype)
         dW = np.empty(W.shape, dtype=x.dtype)
         db = np.empty(W.shape[1], dtype=x.dtype)
-        block = -(-x.shape[1] // aff.GEMM_PARTS)
-        xcols = scratch("affine_xcols", (aff.GEMM_PARTS, x.shape[0] * block), x.dtype)
         g = scratch("affine_g", dy.shape if masked else (0, 0), x.dtype)
         aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
-                            xcols, g, dx, dW, db)
+                            g, dx, dW, db)
         return (dx if input_grad else None), dW, db
 
     def all_finite(self, x) -> bool:
