@@ -32,6 +32,8 @@ def native(*arrays):
 
 def pair(where: str, name: str, value) -> tuple[int, int]:
     """An int or an (h, w) pair of ints as a pair of Python ints."""
+    if type(value) is int:          # the common case, without the ABC checks below
+        return value, value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value), int(value)
     if isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(
@@ -96,7 +98,7 @@ class Geometry(NamedTuple):
 
 
 def geometry(where: str, x_shape, kernel, stride, pad) -> Geometry:
-    n, c, h, w = (int(s) for s in x_shape)
+    n, c, h, w = map(int, x_shape)
     kh, kw = kernel
     sh, sw = stride_pair(where, stride)
     ph, pw = pad_pair(where, pad)
