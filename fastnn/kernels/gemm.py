@@ -78,7 +78,7 @@ _T = ord("t")
 GEMM_BAD_STRIDES = -1000
 
 
-@jit(inline="always")
+@jit
 def _operand(a):
     """(code, ld) for BLAS to read the row-major matrix a (r, s) as its column-major a^T.
 
@@ -97,7 +97,7 @@ def _operand(a):
     return 0, 0
 
 
-@jit(inline="always")
+@jit
 def gemm(a, b, c, beta):
     """c = a @ b + beta * c for 2-D float arrays a (m, k), b (k, n), c (m, n) of one dtype.
 
