@@ -165,6 +165,27 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
                     dt[q] = zero
 
 
+@jit(inline="always")
+def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
+    """:func:`_pad_image` in whole vectors, for TP, LP >= 0 and rows of at least L elements
+    that fit (W >= L, LP + W <= Win): dst is zeroed, then each row copied with its last
+    vector ending at the row's end. dst needs L - 1 elements of slack past C*Hin*Win."""
+    C, H, W = src.shape
+    flat = src.reshape(C * H * W)
+    zero = vsplat(typed(dst, 0.0))
+    for q in range(0, C * Hin * Win, L):
+        vstore(dst, q, zero)
+    for c in range(C):
+        for r in range(H):
+            at = (c * Hin + r + TP) * Win + LP
+            frm = (c * H + r) * W
+            q = 0
+            while q < W:
+                q = min(q, W - L)
+                vstore(dst, at + q, vload(flat, frm + q))
+                q += L
+
+
 @jit
 def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
     """:func:`_pad_image` of src taken only where mask (src's shape) is > 0, else 0: the
@@ -420,18 +441,29 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
     P = OH * OW
     out = yn.reshape(O * P)
     per_row = (OW + L - 1) // L
-    NV = OH * per_row
     for ob in range(packed.shape[0]):
         wb = packed[ob]
         bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
         o = ob * OUT_BLOCK
         nk = min(OUT_BLOCK, O - o)
-        for v in range(0, NV, 2):
-            i0 = v // per_row
-            c0 = min((v - i0 * per_row) * L, OW - L)
-            v1 = min(v + 1, NV - 1)
-            i1 = v1 // per_row
-            c1 = min((v1 - i1 * per_row) * L, OW - L)
+        i = 0           # the next vector: row i, the k-th of the row (no divisions)
+        k = 0
+        while i < OH:
+            i0 = i
+            c0 = min(k * L, OW - L)
+            k += 1
+            if k == per_row:
+                k = 0
+                i += 1
+            i1 = i0
+            c1 = c0
+            if i < OH:
+                i1 = i
+                c1 = min(k * L, OW - L)
+                k += 1
+                if k == per_row:
+                    k = 0
+                    i += 1
             _tile_8x2(xn, offs, wb, bb, i0 * Win + c0, i1 * Win + c1, out,
                       o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu)
 
@@ -509,10 +541,16 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
     zero = typed(y, 0.0)
     packed, packed_bias = _pack_weights(Wt, bias)
     offs = _tap_offsets(C, KH, KW, Hin, Win)
+    L = lanes(y.reshape(y.size))
+    W = src.shape[3]
+    whole_rows = TP >= 0 and LP >= 0 and W >= L and LP + W <= Win and L <= RUN_ALIGN
     for n in prange(N):
         wide_vectors()
         xn = np.empty(C * Hin * Win + RUN_ALIGN, dtype=y.dtype)
-        _pad_image(src[n], TP, LP, Hin, Win, xn)
+        if whole_rows:
+            _pad_image_vectors(src[n], TP, LP, Hin, Win, xn, L)
+        else:
+            _pad_image(src[n], TP, LP, Hin, Win, xn)
         for q in range(RUN_ALIGN):
             xn[C * Hin * Win + q] = zero
         acc = np.empty(OUT_BLOCK * J if OW < lanes(xn) else 0, dtype=y.dtype)

@@ -18,6 +18,7 @@ from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas, get_blas_kind
 
 from .._config import jit
+from ._scalars import typed
 
 _CHAR = ir.IntType(8)
 _INTP = ir.IntType(64)
@@ -110,19 +111,21 @@ def gemm(a, b, c, beta):
     """
     m, k = a.shape
     n = b.shape[1]
+    scale = typed(c, beta)
+    zero = typed(c, 0.0)
     if m == 0 or n == 0:
         return 0
     if k == 0:
         for i in range(m):
             for j in range(n):
-                c[i, j] = c[i, j] * beta if beta != 0 else 0.0
+                c[i, j] = c[i, j] * scale if scale != zero else zero
         return 0
     code_b, ld_b = _operand(b)
     code_a, ld_a = _operand(a)
     if code_a == 0 or code_b == 0 or not (n <= 1 or c.strides[1] == c.itemsize):
         return GEMM_BAD_STRIDES
     ld_c = max(c.strides[0] // c.itemsize if m > 1 else n, n, 1)
-    return _xxgemm(code_b, code_a, n, m, k, 1.0, b, ld_b, a, ld_a, beta, c, ld_c)
+    return _xxgemm(code_b, code_a, n, m, k, typed(c, 1.0), b, ld_b, a, ld_a, scale, c, ld_c)
 
 
 @jit
