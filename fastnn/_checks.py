@@ -64,6 +64,25 @@ def check_shape(where: str, name: str, x: np.ndarray, expected: tuple) -> None:
         raise ValueError(f"{where}: expected {name} of shape {shown}, got {x.shape}")
 
 
+def check_grad_outputs(where: str, out, dW_shape: tuple, db_shape: tuple, dtype):
+    """``out`` = (dW, db) for a backward op to write its weight gradients into: None, or
+    two writeable C-contiguous arrays of the gradients' shapes and ``dtype``."""
+    if out is None:
+        return None
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"{where}: out must be a pair (dW, db) of arrays, got {type(out).__name__}")
+    for name, a, shape in (("dW", out[0], tuple(dW_shape)), ("db", out[1], tuple(db_shape))):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{where}: out {name} must be a numpy array, got {type(a).__name__}")
+        if a.shape != shape or a.dtype != dtype:
+            raise ValueError(f"{where}: expected out {name} of shape {shape} and dtype {dtype}, "
+                             f"got shape {a.shape} and dtype {a.dtype}")
+        if not (a.flags.c_contiguous and a.flags.writeable and a.dtype.isnative):
+            raise ValueError(f"{where}: out {name} must be a writeable, C-contiguous, "
+                             "native-endian array")
+    return out
+
+
 def check_finite(where: str, name: str, x: np.ndarray) -> None:
     if not np.isfinite(x).all():
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._checks import check_same_dtype
+from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
 from .conv_shapes import (
@@ -223,7 +223,7 @@ class NumbaConvOps:
         return pooled, argmax
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
-                        input_grad=True, pool=None):
+                        input_grad=True, pool=None, out=None):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
@@ -236,12 +236,14 @@ class NumbaConvOps:
         ``maxpool2d`` of ``conv2d(..., relu=True)``); it is routed back through the
         pooling and the ReLU (taken where pooled > 0) inside the kernel's reads, as
         ``maxpool2d_backward`` then the ReLU mask would. ``input_grad=False`` skips dx
-        and returns None in its place.
+        and returns None in its place. ``out=(dW, db)``: C-contiguous arrays the kernels
+        write dW and db into (and return), e.g. a layer's gradient buffers.
         """
         check_impl("conv2d_backward", impl)
         dy, x, W = native(dy, x, W)
         F = W.shape[0]
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
+        out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
         conv_shape = (g.N, F, g.OH, g.OW)
         if pool is not None:
             argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
@@ -270,9 +272,9 @@ class NumbaConvOps:
             argmax = np.empty((g.N, F, 0, 0), dtype=np.int64)
             pooled = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         dtype = x.dtype
-        dx = np.empty(x.shape, dtype=dtype)
-        dW = np.empty(W.shape, dtype=dtype)
-        db = np.empty(F, dtype=dtype)
+        # the fused stride-1 kernel leaves dx alone without input_grad; the others write it
+        dx = np.empty(x.shape if input_grad or not fused else (0, 0, 0, 0), dtype=dtype)
+        dW, db = out if out is not None else (np.empty(W.shape, dtype=dtype), np.empty(F, dtype=dtype))
         if g.N * F * g.OH * g.OW == 0 or x.size == 0:
             dx[...] = 0
             dW[...] = 0

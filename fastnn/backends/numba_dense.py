@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_same_dtype, check_shape, check_targets
+from .._checks import check_grad_outputs, check_same_dtype, check_shape, check_targets
 from .._config import PARALLEL_THRESHOLD
 from ..kernels import activations as act
 from ..kernels import affine as aff
@@ -112,16 +112,19 @@ class NumbaDenseOps:
         aff.affine_forward(work, x, W, b, bool(relu), partial, y)
         return y
 
-    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None):
+    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None, out=None):
         """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,).
 
         ``input_grad=False`` skips dx and returns None in its place. ``relu_out``: the
         output of ``affine(..., relu=True)``; dy is then the gradient of that output
         and is taken only where relu_out > 0 (fused into the kernel).
+        ``out=(dW, db)``: C-contiguous arrays the kernel writes dW and db into (and
+        returns), e.g. a layer's gradient buffers: no new arrays and no copy.
         """
         check_same_dtype("affine_backward", dy=dy, x=x, W=W)
         _affine_shapes("affine_backward", x, W)
         check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
+        out = check_grad_outputs("affine_backward", out, W.shape, (W.shape[1],), dy.dtype)
         masked = relu_out is not None
         if masked:
             check_same_dtype("affine_backward", dy=dy, relu_out=relu_out)
@@ -129,8 +132,10 @@ class NumbaDenseOps:
         dy, x, W = _c(dy), _c(x), _c(W)
         relu_out = _c(relu_out) if masked else dy
         dx = np.empty(x.shape if input_grad else (0, 0), dtype=x.dtype)
-        dW = np.empty(W.shape, dtype=x.dtype)
-        db = np.empty(W.shape[1], dtype=x.dtype)
+        if out is None:
+            dW, db = np.empty(W.shape, dtype=x.dtype), np.empty(W.shape[1], dtype=x.dtype)
+        else:
+            dW, db = out
         g = scratch("affine_g", dy.shape if masked else (0, 0), x.dtype)
         aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
                             g, dx, dW, db)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_same_dtype
+from .._checks import check_grad_outputs, check_same_dtype
 from .conv_shapes import (
     check_argmax,
     check_dy,
@@ -133,7 +133,7 @@ class NumpyConvOps:
         return self.maxpool2d(self.conv2d(x, W, b, stride, pad, impl, relu=True), 2)
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
-                        input_grad=True, pool=None):
+                        input_grad=True, pool=None, out=None):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
@@ -145,10 +145,13 @@ class NumpyConvOps:
         with that argmax and output; dy where pooled > 0 (the ReLU's mask at the winners)
         is routed back to the conv output's positions first.
         ``input_grad=False`` skips dx and returns None in its place.
+        ``out=(dW, db)``: C-contiguous arrays to write dW and db into (and return),
+        e.g. a layer's gradient buffers, instead of new ones.
         """
         check_impl("conv2d_backward", impl)
         dy, x, W = native(dy, x, W)
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
+        out = check_grad_outputs("conv2d_backward", out, W.shape, (W.shape[0],), x.dtype)
         if pool is not None:
             conv_shape = (g.N, W.shape[0], g.OH, g.OW)
             argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
@@ -164,6 +167,10 @@ class NumpyConvOps:
         db = dy_mat.sum(axis=0)
         dW = (dy_mat.T @ col).reshape(W.shape)
         dx = _col2im(dy_mat @ W_mat, g) if input_grad else None
+        if out is not None:
+            out[0][...] = dW
+            out[1][...] = db
+            dW, db = out
         return dx, dW, db
 
     # -------------------------------------------------------------- pooling

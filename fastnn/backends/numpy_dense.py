@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_same_dtype, check_shape, check_targets
+from .._checks import check_grad_outputs, check_same_dtype, check_shape, check_targets
 
 
 def _affine_shapes(where: str, x, W, b=None):
@@ -70,20 +70,28 @@ class NumpyDenseOps:
         y = x @ W + b
         return self.relu(y) if relu else y
 
-    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None):
+    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None, out=None):
         """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,).
 
         ``input_grad=False`` skips dx and returns None in its place. ``relu_out``: the
         output of ``affine(..., relu=True)``; dy where relu_out > 0 (else 0) is used.
+        ``out=(dW, db)``: C-contiguous arrays to write dW and db into (and return),
+        e.g. a layer's gradient buffers, instead of new ones.
         """
         check_same_dtype("affine_backward", dy=dy, x=x, W=W)
         _affine_shapes("affine_backward", x, W)
         check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
+        out = check_grad_outputs("affine_backward", out, W.shape, (W.shape[1],), dy.dtype)
         if relu_out is not None:
             check_same_dtype("affine_backward", dy=dy, relu_out=relu_out)
             check_shape("affine_backward", "relu_out", relu_out, dy.shape)
             dy = self.relu_backward(dy, relu_out)
-        return (dy @ W.T if input_grad else None), x.T @ dy, dy.sum(axis=0)
+        dx, dW, db = (dy @ W.T if input_grad else None), x.T @ dy, dy.sum(axis=0)
+        if out is not None:
+            out[0][...] = dW
+            out[1][...] = db
+            dW, db = out
+        return dx, dW, db
 
     def all_finite(self, x) -> bool:
         """True when the float array x holds no NaN or Inf."""

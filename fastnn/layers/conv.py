@@ -115,10 +115,8 @@ class Conv2D(Layer):
                 raise RuntimeError(f"{self.describe()}: backward(pool=...) needs a forward "
                                    "with relu=True")
             pooling, relu_out = (pool._require_forward("_argmax"), pool._y), None
-        dx, dW, db = self.ops.conv2d_backward(dy, x, self.params["W"], stride=self.stride,
-                                              pad=self.pad, impl=self.impl,
-                                              relu_out=relu_out, input_grad=input_grad,
-                                              pool=pooling)
-        self.grads["W"][...] = dW
-        self.grads["b"][...] = db
+        dx, _, _ = self.ops.conv2d_backward(dy, x, self.params["W"], stride=self.stride,
+                                            pad=self.pad, impl=self.impl,
+                                            relu_out=relu_out, input_grad=input_grad,
+                                            pool=pooling, out=(self.grads["W"], self.grads["b"]))
         return dx

@@ -62,8 +62,7 @@ class Dense(Layer):
     def backward(self, dy, input_grad=True):
         """dx (None without ``input_grad``: the first layer's is never needed); fills grads."""
         x = self._require_forward("_x")
-        dx, dW, db = self.ops.affine_backward(dy, x, self.params["W"], input_grad=input_grad,
-                                              relu_out=self._relu_out)
-        self.grads["W"][...] = dW
-        self.grads["b"][...] = db
+        dx, _, _ = self.ops.affine_backward(dy, x, self.params["W"], input_grad=input_grad,
+                                            relu_out=self._relu_out,
+                                            out=(self.grads["W"], self.grads["b"]))
         return dx
