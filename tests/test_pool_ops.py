@@ -264,3 +264,19 @@ def test_maxpool_2x2_fast_path_ties_and_nans(dtype):
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 5), oh=st.integers(1, 9), ow=st.integers(1, 30),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31))
+def test_maxpool_2x2_even_vectors_and_tails(n, c, oh, ow, dtype, seed):
+    """Even planes take the whole-vector steps when a row holds a vector (a clamped last
+    vector per row and per image) and the scalar ones otherwise: both agree exactly with
+    the reference, ties and NaN included."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (n, c, 2 * oh, 2 * ow)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    y_ref, arg_ref = REF.maxpool2d(x, 2, 2, 0)
+    y, arg = NB.maxpool2d(x, 2, 2, 0)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)

@@ -12,7 +12,8 @@ from numba import prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
-from ._simd import wide_vectors
+from ._simd import lanes, wide_vectors
+from ._simd_pool import pool_pairs_step, pool_rows_step
 
 
 @parallel_kernel
@@ -93,6 +94,35 @@ def maxpool_forward_2x2(x, y, argmax):
                 ar[u] = at
 
 
+#: Planes smaller than this keep their plane indices in int32 between the two steps.
+INT32_PLANE = 2**31
+
+
+@jit(inline="always")
+def _maxpool_2x2_vectors(xn, R, OH, W, yn, an, L):
+    """The two steps of :func:`maxpool_2x2_image` in whole vectors (W >= L, R*OW >= L):
+    :func:`~fastnn.kernels._simd_pool.pool_rows_step` over each row pair, then
+    :func:`~fastnn.kernels._simd_pool.pool_pairs_step` over the whole image; the last
+    vector of a row, or of the image, ends at its end (overlapping the one before)."""
+    m = np.empty(R * W, dtype=xn.dtype)
+    am = np.empty(R * W, dtype=np.int32)
+    for r0 in range(0, R, OH):          # plane by plane: no division per row
+        for i in range(OH):
+            r = r0 + i
+            top = 2 * r * W
+            q = 0
+            while q < W:
+                q = min(q, W - L)
+                pool_rows_step(xn, top + q, top + W + q, 2 * i * W + q, W, m, am, r * W + q)
+                q += L
+    K = R * (W // 2)
+    k = 0
+    while k < K:
+        k = min(k, K - L)
+        pool_pairs_step(m, am, k, yn, an)
+        k += L
+
+
 @jit
 def maxpool_2x2_image(xn, C, H, W, yn, an):
     """2x2 stride-2 max pooling of one image with H and W even: xn (C*H*W,) flat, yn and an
@@ -109,6 +139,10 @@ def maxpool_2x2_image(xn, C, H, W, yn, an):
     OH = H // 2
     OW = W // 2
     R = C * OH
+    L = lanes(xn)
+    if W >= L and R * OW >= L and H * W < INT32_PLANE:
+        _maxpool_2x2_vectors(xn, R, OH, W, yn, an, L)
+        return
     m = np.empty(R * W, dtype=xn.dtype)
     am = np.empty(R * W, dtype=np.int64)
     for r in range(R):

@@ -1,0 +1,133 @@
+"""Explicit-SIMD steps of 2x2 stride-2 max pooling (see :func:`~fastnn.kernels.pool.maxpool_2x2_image`).
+
+Max pooling carries an argmax, an integer beside every float, and picks between
+candidates with NaN-aware compares; LLVM does not vectorise the scalar form of the
+second step (pairs of neighbours, a stride-2 access), so both steps are written here
+as whole-vector LLVM IR: ``lanes`` floats (512 bits) and their plane indices as
+``lanes`` int32 at a time, the stride-2 pairs split by two shuffles.
+
+The rule is that of every max pooling kernel here: the first maximum in row-major
+window order wins, and a NaN beats every number (the first NaN, among NaNs).
+Loads and stores are unaligned and unchecked: callers keep every index in range.
+"""
+
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+from ._simd import Vector, _element_pointer
+
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+
+
+def _load(context, builder, array_type, array, index, index_type, vector):
+    ptr = _element_pointer(context, builder, array_type, array, index, index_type)
+    return builder.load(builder.bitcast(ptr, vector.as_pointer()), align=1)
+
+
+def _store(context, builder, array_type, array, index, index_type, value):
+    ptr = _element_pointer(context, builder, array_type, array, index, index_type)
+    builder.store(value, builder.bitcast(ptr, value.type.as_pointer()), align=1)
+
+
+def _splat(builder, value, lanes):
+    vector = ir.VectorType(value.type, lanes)
+    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
+
+
+def _nan_beats(builder, new, old):
+    """new > old, or new is NaN and old is not: the candidate takes over."""
+    greater = builder.fcmp_ordered(">", new, old)
+    new_nan = builder.fcmp_unordered("uno", new, new)
+    old_num = builder.fcmp_ordered("ord", old, old)
+    return builder.or_(greater, builder.and_(new_nan, old_num))
+
+
+def _is_floats(a):
+    return isinstance(a, types.Array) and a.ndim == 1 and isinstance(a.dtype, types.Float)
+
+
+def _is_ints(a, bits):
+    return (isinstance(a, types.Array) and a.ndim == 1 and isinstance(a.dtype, types.Integer)
+            and a.dtype.bitwidth == bits)
+
+
+@intrinsic
+def pool_rows_step(typingctx, x, top, bottom, top_index, row, m, am, at):
+    """The vertical step of 2x2 max pooling at ``lanes`` columns, for q < lanes:
+
+    m[at + q] = x[bottom + q] if it beats x[top + q] (greater, or a NaN over a number),
+    else x[top + q]; am[at + q] = the winner's plane index, top_index + q or
+    top_index + row + q (``row``: the plane's row length).
+    x, m: flat float arrays of one dtype; am: flat int32.
+    """
+    if not (_is_floats(x) and _is_floats(m) and x.dtype == m.dtype and _is_ints(am, 32)):
+        return None
+    lanes = Vector(x.dtype).lanes
+    sig = types.none(x, top, bottom, top_index, row, m, am, at)
+
+    def codegen(context, builder, signature, args):
+        vx, vtop, vbottom, vindex, vrow, vm, vam, vat = args
+        ts = signature.args
+        vec = ir.VectorType(context.get_value_type(x.dtype), lanes)
+        a = _load(context, builder, ts[0], vx, vtop, ts[1], vec)
+        b = _load(context, builder, ts[0], vx, vbottom, ts[2], vec)
+        take = _nan_beats(builder, b, a)
+        _store(context, builder, ts[5], vm, vat, ts[7], builder.select(take, b, a))
+        iota = ir.Constant(ir.VectorType(_I32, lanes), list(range(lanes)))
+        first = builder.add(_splat(builder, builder.trunc(
+            context.cast(builder, vindex, ts[3], types.int64), _I32), lanes), iota)
+        second = builder.add(first, _splat(builder, builder.trunc(
+            context.cast(builder, vrow, ts[4], types.int64), _I32), lanes))
+        _store(context, builder, ts[6], vam, vat, ts[7], builder.select(take, second, first))
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def pool_pairs_step(typingctx, m, am, k, y, argmax):
+    """The horizontal step of 2x2 max pooling at ``lanes`` outputs, for q < lanes:
+
+    with e = 2(k + q), y[k + q] = m[e + 1] if it beats m[e] (greater, a NaN over a number,
+    or a tie, both equal or both NaN, with the smaller plane index), else m[e];
+    argmax[k + q] = the winner's am entry, widened to int64. m: flat floats, am: flat
+    int32 (from :func:`pool_rows_step`), y: floats of m's dtype, argmax: int64.
+    """
+    if not (_is_floats(m) and _is_floats(y) and m.dtype == y.dtype and _is_ints(am, 32)
+            and _is_ints(argmax, 64)):
+        return None
+    lanes = Vector(m.dtype).lanes
+    sig = types.none(m, am, k, y, argmax)
+
+    def codegen(context, builder, signature, args):
+        vm, vam, vk, vy, varg = args
+        ts = signature.args
+        fvec = ir.VectorType(context.get_value_type(m.dtype), lanes)
+        ivec = ir.VectorType(_I32, lanes)
+        k64 = context.cast(builder, vk, ts[2], types.int64)
+        e = builder.mul(k64, ir.Constant(_I64, 2))
+        e2 = builder.add(e, ir.Constant(_I64, lanes))
+        v0 = _load(context, builder, ts[0], vm, e, types.int64, fvec)
+        v1 = _load(context, builder, ts[0], vm, e2, types.int64, fvec)
+        p0 = _load(context, builder, ts[1], vam, e, types.int64, ivec)
+        p1 = _load(context, builder, ts[1], vam, e2, types.int64, ivec)
+        evens = ir.Constant(ir.VectorType(_I32, lanes), list(range(0, 2 * lanes, 2)))
+        odds = ir.Constant(ir.VectorType(_I32, lanes), list(range(1, 2 * lanes, 2)))
+        first = builder.shuffle_vector(v0, v1, evens)
+        second = builder.shuffle_vector(v0, v1, odds)
+        pfirst = builder.shuffle_vector(p0, p1, evens)
+        psecond = builder.shuffle_vector(p0, p1, odds)
+        equal = builder.fcmp_ordered("==", second, first)
+        both_nan = builder.and_(builder.fcmp_unordered("uno", second, second),
+                                builder.fcmp_unordered("uno", first, first))
+        tie = builder.or_(equal, both_nan)
+        take = builder.or_(_nan_beats(builder, second, first),
+                           builder.and_(tie, builder.icmp_signed("<", psecond, pfirst)))
+        _store(context, builder, ts[3], vy, vk, ts[2], builder.select(take, second, first))
+        wide = builder.sext(builder.select(take, psecond, pfirst), ir.VectorType(_I64, lanes))
+        _store(context, builder, ts[4], varg, vk, ts[2], wide)
+        return context.get_dummy_value()
+    return sig, codegen
