@@ -27,7 +27,9 @@ def close(actual, expected, dtype, where):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("impl", ["direct", "im2col", "auto"])
 @pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (2, 4, 8, 8, 11, 3, 1, 2),
-                                  (5, 1, 6, 6, 3, 2, 2, 0)])
+                                  (5, 1, 6, 6, 3, 2, 2, 0),
+                                  # rows of whole vectors, with and without a clamped tail
+                                  (2, 3, 5, 37, 6, 3, 1, 1), (3, 2, 4, 16, 9, 3, 1, 1)])
 def test_conv2d_relu_fused_matches_reference(case, impl, dtype):
     N, C, H, W, F, K, stride, pad = case
     rng = np.random.default_rng(N * 100 + F)

@@ -151,6 +151,18 @@ def vrelu(typingctx, v):
 
 
 @intrinsic
+def vwhere_positive(typingctx, v, m):
+    """v where m > 0, else 0, lane by lane (an ordered compare: a NaN in m gives 0)."""
+    if not (isinstance(v, Vector) and v == m):
+        return None
+
+    def codegen(context, builder, signature, args):
+        zeros = ir.Constant(args[0].type, None)
+        return builder.select(builder.fcmp_ordered(">", args[1], zeros), args[0], zeros)
+    return v(v, m), codegen
+
+
+@intrinsic
 def vsum(typingctx, v):
     """The sum of v's lanes as a scalar, added in a fixed pairwise order (halves folded)."""
     if not isinstance(v, Vector):
@@ -187,4 +199,4 @@ def wide_vectors(typingctx):
 
 
 __all__ = ["Vector", "VECTOR_BYTES", "lanes", "vload", "vstore", "vsplat", "vbroadcast", "vfma",
-           "vrelu", "vsum", "wide_vectors"]
+           "vrelu", "vwhere_positive", "vsum", "wide_vectors"]

@@ -48,7 +48,8 @@ from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
-from ._simd import lanes, vbroadcast, vfma, vload, vrelu, vsplat, vstore, vsum, wide_vectors
+from ._simd import (lanes, vbroadcast, vfma, vload, vrelu, vsplat, vstore, vsum,
+                    vwhere_positive, wide_vectors)
 from .pool import maxpool_2x2_image
 
 TAPS_PER_PASS = 4
@@ -249,12 +250,47 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
 def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
     """dst[at + c*cstride + r*Wp + q] = src[(c*H + r)*W + q]: the (C, H, W) image src into
     the interiors of padded planes (rows Wp apart, planes cstride apart), nothing else."""
+    L = lanes(dst)
     for c in range(C):
         for r in range(H):
             s0 = (c * H + r) * W
             d0 = at + c * cstride + r * Wp
+            if W >= L:               # whole vectors, the last one ending at the row's end
+                q = 0
+                while q < W:
+                    q = min(q, W - L)
+                    vstore(dst, d0 + q, vload(src, s0 + q))
+                    q += L
+            else:
+                for q in range(W):
+                    dst[d0 + q] = src[s0 + q]
+
+
+@jit(inline="always")
+def _widen_plane(src, mask, masked, H, W, dst, Wp):
+    """dst[r*Wp + q] = src[r*W + q] (where mask[r*W + q] > 0, else 0, when ``masked``) for
+    q < W, and 0 for W <= q < Wp: one (H, W) plane, flat, widened to rows of Wp. Rows of
+    at least a vector go in whole vectors, the last one ending at the row's end."""
+    L = lanes(dst)
+    zero = typed(dst, 0.0)
+    for r in range(H):
+        s0 = r * W
+        d0 = r * Wp
+        if W >= L:
+            q = 0
+            while q < W:
+                q = min(q, W - L)
+                v = vload(src, s0 + q)
+                if masked:
+                    v = vwhere_positive(v, vload(mask, s0 + q))
+                vstore(dst, d0 + q, v)
+                q += L
+        else:
             for q in range(W):
-                dst[d0 + q] = src[s0 + q]
+                v = src[s0 + q]
+                dst[d0 + q] = zero if masked and not mask[s0 + q] > zero else v
+        for q in range(W, Wp):
+            dst[d0 + q] = zero
 
 
 @jit(inline="always")
@@ -905,9 +941,14 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                     for f in range(F):
                         at = (nn * F + f) * Pst
                         seg = dys[at:at + Pst]
-                        _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1],
-                                  argmax[n0 + nn, f:f + 1], pooled[n0 + nn, f:f + 1], mode,
-                                  OW, 0, 0, OH, Wp, seg[:OH * Wp])
+                        if mode == 2:
+                            _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1],
+                                      argmax[n0 + nn, f:f + 1], pooled[n0 + nn, f:f + 1], mode,
+                                      OW, 0, 0, OH, Wp, seg[:OH * Wp])
+                        else:
+                            _widen_plane(dy[n0 + nn, f].reshape(OH * OW),
+                                         relu_out[n0 + nn, f].reshape(OH * OW), mode == 1,
+                                         OH, OW, seg, Wp)
                         s = zero
                         for j in range(OH * Wp):
                             s += seg[j]
