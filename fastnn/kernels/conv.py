@@ -166,7 +166,7 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
                     dt[q] = zero
 
 
-@jit(inline="always")
+@jit
 def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
     """:func:`_pad_image` in whole vectors, for TP, LP >= 0 and rows of at least L elements
     that fit (W >= L, LP + W <= Win): dst is zeroed, then each row copied with its last
@@ -246,7 +246,7 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
                         dst[base + r * Win + q] += dyp[c, i, j]
 
 
-@jit(inline="always")
+@jit
 def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
     """dst[at + c*cstride + r*Wp + q] = src[(c*H + r)*W + q]: the (C, H, W) image src into
     the interiors of padded planes (rows Wp apart, planes cstride apart), nothing else."""
@@ -266,7 +266,7 @@ def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
                     dst[d0 + q] = src[s0 + q]
 
 
-@jit(inline="always")
+@jit
 def _widen_plane(src, mask, masked, H, W, dst, Wp):
     """dst[r*Wp + q] = src[r*W + q] (where mask[r*W + q] > 0, else 0, when ``masked``) for
     q < W, and 0 for W <= q < Wp: one (H, W) plane, flat, widened to rows of Wp. Rows of
@@ -293,7 +293,7 @@ def _widen_plane(src, mask, masked, H, W, dst, Wp):
             dst[d0 + q] = zero
 
 
-@jit(inline="always")
+@jit
 def _pad_grad(dy, relu_out, argmax, pooled, mode, OWc, TP, LP, Hin, Win, dst):
     """The gradient of one image's conv output, padded: dy itself (mode 0), dy through a
     ReLU with output relu_out (mode 1, :func:`_pad_masked`) or through a ReLU and a max
@@ -344,7 +344,7 @@ def _tap_offsets(C, KH, KW, Hin, Win):
     return offs
 
 
-@jit(inline="always")
+@jit
 def _put(out, at, v, relu):
     """out[at:at + lanes] = v, through max(., 0) when ``relu`` (NaN stays NaN)."""
     if relu:
@@ -610,7 +610,7 @@ DW_CHUNK = 16
 DW_CHUNK_PIXELS = 2048
 
 
-@jit(inline="always")
+@jit
 def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
     """pg[f, t] += sum over nimg images n and V vectors of
     dys[n*F*Pst + f*Pst + j] * xs[n*plane + offs[t] + j], for f in f0..f0+3 and t in t0..t0+3
@@ -803,7 +803,7 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, Pst, Fp, xplane, L, tmp):
     vstore(tmp, 11 * w + L, b11)
 
 
-@jit(inline="always")
+@jit
 def _add_row(row, t0, nt, s0, s1, s2, s3):
     """row[t0:t0 + nt] += (s0, s1, s2, s3)[:nt]."""
     row[t0] += s0
