@@ -13,6 +13,9 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
 * Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
+* the same layer's affine kernels with their GEMMs split two ways (fastnn.kernels.affine):
+  the forward by depth against by batch rows, the backward with dx split by columns
+  against by batch rows;
 * deep_convnet's first convolution (1->16 3x3 pad 1, batch 100) against filling an
   array of its output's size: how close that layer is to its write-bandwidth bound.
 """
@@ -25,6 +28,7 @@ import numpy as np
 
 from fastnn.backends import get_ops
 from fastnn.bench.harness import interleaved
+from fastnn.kernels import affine as affine_kernels
 from fastnn.kernels import optim as optim_kernels
 from fastnn.kernels import pool as pool_kernels
 
@@ -92,6 +96,25 @@ def main(argv=None) -> None:
     bd = rng.random(100, dtype=np.float32)
     report("Dense(4320->100) forward, fastnn / NumPy x@W", "fastnn", "numpy",
            *interleaved_us(lambda: ops.affine(xd, Wd, bd), lambda: xd @ Wd, args.repeat))
+
+    yd = np.empty((100, 100), np.float32)
+    partial = np.empty((affine_kernels.GEMM_PARTS - 1, 100, 100), np.float32)
+    no_partial = np.empty((0, 0, 0), np.float32)
+    report("Dense(4320->100) forward, by depth / by rows", "depth", "rows",
+           *interleaved_us(
+               lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, partial, yd),
+               lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, no_partial, yd),
+               args.repeat))
+    dyd = rng.standard_normal((100, 100)).astype(np.float32)
+    dxd, dWd, dbd = np.empty_like(xd), np.empty_like(Wd), np.empty_like(bd)
+    unmasked = np.empty((0, 0), np.float32)
+
+    def backward(by_columns):
+        affine_kernels.affine_backward.parallel(dyd, xd, Wd, dyd, False, True, by_columns,
+                                                unmasked, dxd, dWd, dbd)
+
+    report("Dense(4320->100) backward, dx by columns / rows", "columns", "rows",
+           *interleaved_us(lambda: backward(True), lambda: backward(False), args.repeat))
 
     xc = rng.random((100, 1, 28, 28), dtype=np.float32)
     Wc = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)

@@ -410,7 +410,7 @@ def kernel_cases(rng, dtype):
         activations.softmax_forward: ((rows,), [out(n, c)]),
         activations.softmax_backward: ((drows, probs), [out(n, c)]),
         affine.affine_forward: ((rows, W, W[0], True), [out(affine.GEMM_PARTS - 1, n, m), out(n, m)]),
-        affine.affine_backward: ((dyw, rows, W, dyw, True, True),
+        affine.affine_backward: ((dyw, rows, W, dyw, True, True, True),
                                  [out(n, m), out(n, c), out(c, m), out(m)]),
         losses.softmax_cross_entropy_indices: ((rows, labels), [out(n, c), out(n)]),
         losses.softmax_cross_entropy_dense: ((rows, hot), [out(n, c), out(n)]),

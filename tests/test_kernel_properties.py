@@ -18,6 +18,7 @@ called directly, layouts on every op.
 from __future__ import annotations
 
 import importlib
+import itertools
 import inspect
 import pkgutil
 
@@ -123,20 +124,20 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
             close(y, REF.affine(x, W, b, relu=relu), dtype,
                   f"affine_forward (relu={relu}, depth parts={parts})")
     relu_out = REF.affine(x, W, b, relu=True)
-    for masked in (False, True):
-        for input_grad in (True, False):
-            outs = run_kernel(aff.affine_backward, build, dy, x, W, relu_out if masked else dy,
-                              masked, input_grad,
-                              Guarded((n, m) if masked else (0, 0), dtype),
-                              Guarded((n, d) if input_grad else (0, 0), dtype),
-                              Guarded((d, m), dtype), Guarded(m, dtype))
-            want = REF.affine_backward(dy, x, W, input_grad=input_grad,
-                                       relu_out=relu_out if masked else None)
-            where = f"affine_backward (masked={masked}, input_grad={input_grad})"
-            if input_grad:
-                close(outs[1], want[0], dtype, where + " dx")
-            close(outs[2], want[1], dtype, where + " dW")
-            close(outs[3], want[2], dtype, where + " db")
+    for masked, input_grad, by_columns in itertools.product((False, True), repeat=3):
+        outs = run_kernel(aff.affine_backward, build, dy, x, W, relu_out if masked else dy,
+                          masked, input_grad, by_columns,
+                          Guarded((n, m) if masked else (0, 0), dtype),
+                          Guarded((n, d) if input_grad else (0, 0), dtype),
+                          Guarded((d, m), dtype), Guarded(m, dtype))
+        want = REF.affine_backward(dy, x, W, input_grad=input_grad,
+                                   relu_out=relu_out if masked else None)
+        where = (f"affine_backward (masked={masked}, input_grad={input_grad}, "
+                 f"dx by columns={by_columns})")
+        if input_grad:
+            close(outs[1], want[0], dtype, where + " dx")
+        close(outs[2], want[1], dtype, where + " dW")
+        close(outs[3], want[2], dtype, where + " db")
 
     flat, dflat = x.reshape(-1).copy(), rand(rng, x.size, dtype)
     size = flat.size
