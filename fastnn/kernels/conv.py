@@ -167,6 +167,17 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
 
 
 @jit
+def _copy_run(src, s0, dst, d0, n, L):
+    """dst[d0:d0 + n] = src[s0:s0 + n] for flat arrays and n >= L, in whole vectors of L:
+    the last one ends at n, overlapping the one before it."""
+    q = 0
+    while q < n:
+        q = min(q, n - L)
+        vstore(dst, d0 + q, vload(src, s0 + q))
+        q += L
+
+
+@jit
 def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
     """:func:`_pad_image` in whole vectors, for TP, LP >= 0 and rows of at least L elements
     that fit (W >= L, LP + W <= Win): dst is zeroed, then each row copied with its last
@@ -178,13 +189,7 @@ def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
         vstore(dst, q, zero)
     for c in range(C):
         for r in range(H):
-            at = (c * Hin + r + TP) * Win + LP
-            frm = (c * H + r) * W
-            q = 0
-            while q < W:
-                q = min(q, W - L)
-                vstore(dst, at + q, vload(flat, frm + q))
-                q += L
+            _copy_run(flat, (c * H + r) * W, dst, (c * Hin + r + TP) * Win + LP, W, L)
 
 
 @jit
@@ -255,12 +260,8 @@ def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
         for r in range(H):
             s0 = (c * H + r) * W
             d0 = at + c * cstride + r * Wp
-            if W >= L:               # whole vectors, the last one ending at the row's end
-                q = 0
-                while q < W:
-                    q = min(q, W - L)
-                    vstore(dst, d0 + q, vload(src, s0 + q))
-                    q += L
+            if W >= L:
+                _copy_run(src, s0, dst, d0, W, L)
             else:
                 for q in range(W):
                     dst[d0 + q] = src[s0 + q]
