@@ -146,8 +146,9 @@ class NumbaConvOps:
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
         backward-weights tile (two vectors of channels by 12 taps, or four channels by
-        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM on every stride-1 shape measured, including the
-        8x8 planes and F = 64 where im2col won before. Strided direct loops gather,
+        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM
+        on every stride-1 shape measured, including the 8x8 planes and F = 64 where
+        im2col won before. Strided direct loops gather,
         so strides take im2col. ``python benchmarks/bench_conv_impl.py --extra`` on
         this project's 2-core Xeon (AVX-512), float32, batch 100, median ms,
         direct / im2col:
@@ -218,8 +219,8 @@ class NumbaConvOps:
         pooled = np.empty((g.N, F, g.OH // 2, g.OW // 2), dtype=x.dtype)
         argmax = np.empty(pooled.shape, dtype=np.int64)
         work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
-        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True,
-                                    np.empty((g.N, F, 0, 0), dtype=x.dtype), pooled, argmax)
+        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True, _unused(x.dtype),
+                                    pooled, argmax)
         return pooled, argmax
 
     def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,

@@ -89,12 +89,12 @@ def vstore(typingctx, a, i, v):
     return types.none(a, i, v), codegen
 
 
-def _splat(context, builder, vt, value):
-    """The LLVM vector of type vt with every lane equal to the scalar value."""
-    ty = context.get_value_type(vt)
+def splat(builder, value, lanes):
+    """The LLVM vector of ``lanes`` copies of the scalar LLVM value ``value``."""
+    ty = ir.VectorType(value.type, lanes)
     one = builder.insert_element(ir.Constant(ty, ir.Undefined), value,
                                  ir.Constant(ir.IntType(32), 0))
-    mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
     return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask)
 
 
@@ -106,7 +106,7 @@ def vsplat(typingctx, x):
     vt = Vector(x)
 
     def codegen(context, builder, signature, args):
-        return _splat(context, builder, vt, args[0])
+        return splat(builder, args[0], vt.lanes)
     return vt(x), codegen
 
 
@@ -119,7 +119,7 @@ def vbroadcast(typingctx, a, i):
 
     def codegen(context, builder, signature, args):
         value = builder.load(_element_pointer(context, builder, a, args[0], args[1], i))
-        return _splat(context, builder, vt, value)
+        return splat(builder, value, vt.lanes)
     return vt(a, i), codegen
 
 

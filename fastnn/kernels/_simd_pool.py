@@ -15,7 +15,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from ._simd import Vector, _element_pointer
+from ._simd import Vector, _element_pointer, splat
 
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
@@ -29,13 +29,6 @@ def _load(context, builder, array_type, array, index, index_type, vector):
 def _store(context, builder, array_type, array, index, index_type, value):
     ptr = _element_pointer(context, builder, array_type, array, index, index_type)
     builder.store(value, builder.bitcast(ptr, value.type.as_pointer()), align=1)
-
-
-def _splat(builder, value, lanes):
-    vector = ir.VectorType(value.type, lanes)
-    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined),
-                                  ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
 
 
 def _nan_beats(builder, new, old):
@@ -78,9 +71,9 @@ def pool_rows_step(typingctx, x, top, bottom, top_index, row, m, am, at):
         take = _nan_beats(builder, b, a)
         _store(context, builder, ts[5], vm, vat, ts[7], builder.select(take, b, a))
         iota = ir.Constant(ir.VectorType(_I32, lanes), list(range(lanes)))
-        first = builder.add(_splat(builder, builder.trunc(
+        first = builder.add(splat(builder, builder.trunc(
             context.cast(builder, vindex, ts[3], types.int64), _I32), lanes), iota)
-        second = builder.add(first, _splat(builder, builder.trunc(
+        second = builder.add(first, splat(builder, builder.trunc(
             context.cast(builder, vrow, ts[4], types.int64), _I32), lanes))
         _store(context, builder, ts[6], vam, vat, ts[7], builder.select(take, second, first))
         return context.get_dummy_value()

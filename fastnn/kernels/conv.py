@@ -167,13 +167,17 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
 
 
 @jit
-def _copy_run(src, s0, dst, d0, n, L):
-    """dst[d0:d0 + n] = src[s0:s0 + n] for flat arrays and n >= L, in whole vectors of L:
-    the last one ends at n, overlapping the one before it."""
+def _copy_run(src, s0, dst, d0, n, L, mask, masked):
+    """dst[d0:d0 + n] = src[s0:s0 + n] for flat arrays and n >= L, taken only where
+    mask[s0:s0 + n] > 0 (else 0) when ``masked``, in whole vectors of L: the last one
+    ends at n, overlapping the one before it."""
     q = 0
     while q < n:
         q = min(q, n - L)
-        vstore(dst, d0 + q, vload(src, s0 + q))
+        v = vload(src, s0 + q)
+        if masked:
+            v = vwhere_positive(v, vload(mask, s0 + q))
+        vstore(dst, d0 + q, v)
         q += L
 
 
@@ -189,7 +193,8 @@ def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
         vstore(dst, q, zero)
     for c in range(C):
         for r in range(H):
-            _copy_run(flat, (c * H + r) * W, dst, (c * Hin + r + TP) * Win + LP, W, L)
+            _copy_run(flat, (c * H + r) * W, dst, (c * Hin + r + TP) * Win + LP, W, L,
+                      flat, False)
 
 
 @jit
@@ -261,7 +266,7 @@ def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
             s0 = (c * H + r) * W
             d0 = at + c * cstride + r * Wp
             if W >= L:
-                _copy_run(src, s0, dst, d0, W, L)
+                _copy_run(src, s0, dst, d0, W, L, src, False)
             else:
                 for q in range(W):
                     dst[d0 + q] = src[s0 + q]
@@ -278,14 +283,7 @@ def _widen_plane(src, mask, masked, H, W, dst, Wp):
         s0 = r * W
         d0 = r * Wp
         if W >= L:
-            q = 0
-            while q < W:
-                q = min(q, W - L)
-                v = vload(src, s0 + q)
-                if masked:
-                    v = vwhere_positive(v, vload(mask, s0 + q))
-                vstore(dst, d0 + q, v)
-                q += L
+            _copy_run(src, s0, dst, d0, W, L, mask, masked)
         else:
             for q in range(W):
                 v = src[s0 + q]
@@ -590,7 +588,7 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
             _pad_image(src[n], TP, LP, Hin, Win, xn)
         for q in range(RUN_ALIGN):
             xn[C * Hin * Win + q] = zero
-        acc = np.empty(OUT_BLOCK * J if OW < lanes(xn) else 0, dtype=y.dtype)
+        acc = np.empty(OUT_BLOCK * J if OW < L else 0, dtype=y.dtype)
         if pool:
             yn = np.empty((O, OH, OW), dtype=y.dtype)
             _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn)
@@ -943,9 +941,9 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                         at = (nn * F + f) * Pst
                         seg = dys[at:at + Pst]
                         if mode == 2:
-                            _pad_grad(dy[n0 + nn, f:f + 1], relu_out[n0 + nn, f:f + 1],
-                                      argmax[n0 + nn, f:f + 1], pooled[n0 + nn, f:f + 1], mode,
-                                      OW, 0, 0, OH, Wp, seg[:OH * Wp])
+                            _pad_pooled(dy[n0 + nn, f:f + 1], argmax[n0 + nn, f:f + 1],
+                                        pooled[n0 + nn, f:f + 1], OW, 0, 0, OH, Wp,
+                                        seg[:OH * Wp])
                         else:
                             _widen_plane(dy[n0 + nn, f].reshape(OH * OW),
                                          relu_out[n0 + nn, f].reshape(OH * OW), mode == 1,
