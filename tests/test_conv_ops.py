@@ -79,6 +79,7 @@ CASES = [
     (4, 16, 12, 10, 12, 3, 3, 2, 1),          # parallel, strided
     (2, 64, 6, 5, 4, 3, 3, 1, 1),             # many channels
     (3, 6, 14, 14, 5, 5, 5, 3, 2),
+    (2, 3, 9, 21, 5, 3, 3, 1, 1),             # rows of a vector and a clamped tail (float32)
 ]
 
 
