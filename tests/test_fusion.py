@@ -8,6 +8,8 @@ bitwise where the arithmetic is the same, and against the NumPy reference otherw
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import fastnn as fnn
 from fastnn.backends import get_ops
@@ -315,3 +317,39 @@ def test_conv2d_relu_keeps_nan_and_clamps_like_the_reference(width, dtype):
     np.testing.assert_array_equal(np.isnan(y), np.isnan(y_ref))
     np.testing.assert_array_equal(y == 0, y_ref == 0)
     close(np.nan_to_num(y), np.nan_to_num(y_ref), dtype, "conv2d relu with NaN")
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 4), ph=st.integers(1, 5),
+       pw=st.integers(1, 36), pad=st.integers(0, 2), stray=st.booleans(),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31))
+def test_pooled_gradient_routing_vectors_tails_and_strays(n, c, f, ph, pw, pad, stray, dtype,
+                                                          seed):
+    """The 2x2 routing in the backward kernel (a vector of windows at a time, masked
+    tails: pooled rows shorter than, equal to and longer than a vector) against the
+    reference, dx and dW; pooled values <= 0 and NaN stop the gradient. ``stray`` moves
+    some live winners outside their windows, which the general scatter must then route."""
+    rng = np.random.default_rng(seed)
+    K = 3
+    H, W = 2 * ph + K - 1 - 2 * pad, 2 * pw + K - 1 - 2 * pad
+    assume(H >= 1 and W >= 1)
+    x = rng.standard_normal((n, c, H, W)).astype(dtype)
+    Wt = rng.standard_normal((f, c, K, K)).astype(dtype)
+    y = NB.conv2d(x, Wt, rng.standard_normal(f).astype(dtype), 1, pad, relu=True)
+    assert y.shape[2:] == (2 * ph, 2 * pw)
+    pooled, argmax = NB.maxpool2d(y, 2)
+    pooled.flat[rng.integers(0, pooled.size, 2)] = np.nan
+    if stray:
+        live = np.flatnonzero(pooled > 0)
+        if live.size:
+            moved = rng.choice(live, min(3, live.size), replace=False)
+            argmax.flat[moved] = rng.integers(0, 4 * ph * pw, moved.size)
+    dp = rng.standard_normal(pooled.shape).astype(dtype)
+    want = REF.conv2d_backward(dp, x, Wt, 1, pad, pool=(argmax, pooled))
+    for input_grad in (True, False):
+        got = NB.conv2d_backward(dp, x, Wt, 1, pad, input_grad=input_grad,
+                                 pool=(argmax, pooled))
+        if input_grad:
+            close(got[0], want[0], dtype, "dx")
+        close(got[1], want[1], dtype, "dW")
+        close(got[2], want[2], dtype, "db")

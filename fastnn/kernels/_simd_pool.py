@@ -1,4 +1,6 @@
-"""Explicit-SIMD steps of 2x2 stride-2 max pooling (see :func:`~fastnn.kernels.pool.maxpool_2x2_image`).
+"""Explicit-SIMD steps of 2x2 stride-2 max pooling, forward
+(:func:`~fastnn.kernels.pool.maxpool_2x2_image`) and backward (the routing in
+:func:`~fastnn.kernels.conv._pad_pooled`).
 
 Max pooling carries an argmax, an integer beside every float, and picks between
 candidates with NaN-aware compares; LLVM does not vectorise the scalar form of the
@@ -12,7 +14,7 @@ Loads and stores are unaligned and unchecked: callers keep every index in range.
 """
 
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ._simd import Vector, _element_pointer, splat
@@ -29,6 +31,38 @@ def _load(context, builder, array_type, array, index, index_type, vector):
 def _store(context, builder, array_type, array, index, index_type, value):
     ptr = _element_pointer(context, builder, array_type, array, index, index_type)
     builder.store(value, builder.bitcast(ptr, value.type.as_pointer()), align=1)
+
+
+def _lane_mask(builder, count, lanes, first=0):
+    """<lanes x i1>: lane q is on when first + q < count (an i64 value)."""
+    lane = ir.Constant(ir.VectorType(_I64, lanes), [first + q for q in range(lanes)])
+    return builder.icmp_signed("<", lane, splat(builder, count, lanes))
+
+
+def _masked_access(builder, operation, vector, ptr, align, mask, value=None):
+    """llvm.masked.load (value None: off lanes read as zeros) or llvm.masked.store."""
+    name = f"llvm.masked.{operation}.v{vector.count}{vector.element.intrinsic_name}.p0"
+    align = ir.Constant(_I32, align)
+    if value is None:
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [ptr.type, _I32, mask.type, vector]), name)
+        return builder.call(fn, [ptr, align, mask, ir.Constant(vector, None)])
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [vector, ptr.type, _I32, mask.type]), name)
+    return builder.call(fn, [value, ptr, align, mask])
+
+
+def _masked_load(context, builder, array_type, array, index, vector, mask):
+    ptr = _element_pointer(context, builder, array_type, array, index, types.int64)
+    ptr = builder.bitcast(ptr, vector.as_pointer())
+    return _masked_access(builder, "load", vector, ptr, array_type.dtype.bitwidth // 8, mask)
+
+
+def _masked_store(context, builder, array_type, array, index, value, mask):
+    ptr = _element_pointer(context, builder, array_type, array, index, types.int64)
+    ptr = builder.bitcast(ptr, value.type.as_pointer())
+    _masked_access(builder, "store", value.type, ptr, array_type.dtype.bitwidth // 8, mask,
+                   value)
 
 
 def _nan_beats(builder, new, old):
@@ -123,4 +157,67 @@ def pool_pairs_step(typingctx, m, am, k, y, argmax):
         wide = builder.sext(builder.select(take, psecond, pfirst), ir.VectorType(_I64, lanes))
         _store(context, builder, ts[4], varg, vk, ts[2], wide)
         return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def route_2x2_step(typingctx, dyp, pooled, argmax, k, count, corner, OWc, dst, top, Win):
+    """Max pooling's backward pass, with the ReLU under it, for ``count`` <= lanes 2x2
+    stride-2 windows in a row, k + q (q < count) in the flat pooled arrays:
+
+    with g = 0 + dyp[k + q] where pooled[k + q] > 0, else 0, and d = argmax[k + q] -
+    (corner + 2q) the winner's place in its window (``corner``: the plane index of window
+    k's top-left pixel in the pooling's input, whose rows are OWc long),
+    dst[top + 2q + a + b*Win] = g if d == a + b*OWc else 0, for a, b in {0, 1}: each of
+    the window's four pixels written once, at its place in rows of dst Win apart.
+    Returns False if a window with pooled > 0 has its argmax outside it (nothing is then
+    known about dst). dyp, pooled, dst: flat floats of one dtype; argmax: flat int64.
+    """
+    if not (_is_floats(dyp) and _is_floats(pooled) and _is_floats(dst)
+            and dyp.dtype == pooled.dtype == dst.dtype and _is_ints(argmax, 64)):
+        return None
+    lanes = Vector(dyp.dtype).lanes
+    sig = types.boolean(dyp, pooled, argmax, k, count, corner, OWc, dst, top, Win)
+
+    def codegen(context, builder, signature, args):
+        vdyp, vpooled, vargmax, vk, vcount, vcorner, vowc, vdst, vtop, vwin = args
+        ts = signature.args
+        k64, count64, corner64, owc64, top64, win64 = (
+            context.cast(builder, v, t, types.int64)
+            for v, t in zip((vk, vcount, vcorner, vowc, vtop, vwin),
+                            (ts[3], ts[4], ts[5], ts[6], ts[8], ts[9])))
+        fvec = ir.VectorType(context.get_value_type(dyp.dtype), lanes)
+        ivec = ir.VectorType(_I64, lanes)
+        zeros = ir.Constant(fvec, None)
+        valid = _lane_mask(builder, count64, lanes)
+        g = _masked_load(context, builder, ts[0], vdyp, k64, fvec, valid)
+        p = _masked_load(context, builder, ts[1], vpooled, k64, fvec, valid)
+        a = _masked_load(context, builder, ts[2], vargmax, k64, ivec, valid)
+        live = builder.and_(valid, builder.fcmp_ordered(">", p, zeros))
+        g = builder.select(live, builder.fadd(zeros, g), zeros)
+        twice = ir.Constant(ivec, [2 * q for q in range(lanes)])
+        d = builder.sub(a, builder.add(splat(builder, corner64, lanes), twice))
+        one = ir.Constant(ivec, [1] * lanes)
+        row = splat(builder, owc64, lanes)
+        places = (ir.Constant(ivec, None), one, row, builder.add(row, one))
+        hits = [builder.icmp_signed("==", d, place) for place in places]
+        picked = [builder.select(hit, g, zeros) for hit in hits]
+        inside = builder.or_(builder.or_(hits[0], hits[1]), builder.or_(hits[2], hits[3]))
+        stray = builder.and_(live, builder.not_(inside))
+        pairs = builder.add(count64, count64)
+        low = ir.Constant(ir.VectorType(_I32, lanes),
+                          [q // 2 + (q % 2) * lanes for q in range(lanes)])
+        high = ir.Constant(ir.VectorType(_I32, lanes),
+                           [lanes // 2 + q // 2 + (q % 2) * lanes for q in range(lanes)])
+        first_half = _lane_mask(builder, pairs, lanes)
+        second_half = _lane_mask(builder, pairs, lanes, lanes)
+        span = ir.Constant(_I64, lanes)
+        for left, right, at in ((picked[0], picked[1], top64),
+                                (picked[2], picked[3], builder.add(top64, win64))):
+            _masked_store(context, builder, ts[7], vdst, at,
+                          builder.shuffle_vector(left, right, low), first_half)
+            _masked_store(context, builder, ts[7], vdst, builder.add(at, span),
+                          builder.shuffle_vector(left, right, high), second_half)
+        bits = builder.bitcast(stray, ir.IntType(lanes))
+        return builder.icmp_unsigned("==", bits, ir.Constant(ir.IntType(lanes), 0))
     return sig, codegen

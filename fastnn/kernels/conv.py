@@ -50,6 +50,7 @@ from .._config import jit, parallel_kernel
 from ._scalars import typed
 from ._simd import (lanes, vbroadcast, vfma, vload, vrelu, vsplat, vstore, vsum,
                     vwhere_positive, wide_vectors)
+from ._simd_pool import route_2x2_step
 from .pool import maxpool_2x2_image
 
 TAPS_PER_PASS = 4
@@ -236,15 +237,25 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
     and that output. dst (flat, C*Hin*Win) gets, at (h + TP, w + LP), the sum of dyp over
     the windows won by (h, w) whose pooled value is > 0 (the ReLU's mask, read where the
     pooling read it), zeros elsewhere: maxpool backward, ReLU backward and padding in one
-    pass, in the order the separate passes would add.
+    pass, in the order the separate passes would add. The 2x2 stride-2 windows of the
+    fused forward pass, whole inside dst, go through :func:`_route_2x2_plane`; other
+    windows (or a winner outside its window) by a zeroing pass and a scatter.
     """
     wide_vectors()
     C, PHo, PWo = dyp.shape
     zero = typed(dst, 0.0)
-    for q in range(C * Hin * Win):
-        dst[q] = zero
+    windows_2x2 = (OWc == 2 * PWo and TP >= 0 and LP >= 0 and TP + 2 * PHo <= Hin
+                   and LP + OWc <= Win)
+    dyp_flat = dyp.reshape(dyp.size)
+    argmax_flat = argmax.reshape(argmax.size)
+    pooled_flat = pooled.reshape(pooled.size)
     for c in range(C):
-        base = c * Hin * Win
+        plane = dst[c * Hin * Win:(c + 1) * Hin * Win]
+        if windows_2x2 and _route_2x2_plane(dyp_flat, argmax_flat, pooled_flat, c * PHo * PWo,
+                                            PHo, PWo, TP, LP, Win, plane):
+            continue
+        for q in range(Hin * Win):
+            plane[q] = zero
         for i in range(PHo):
             for j in range(PWo):
                 if pooled[c, i, j] > zero:
@@ -253,7 +264,36 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
                     r = h + TP
                     q = pos - h * OWc + LP
                     if r >= 0 and r < Hin and q >= 0 and q < Win:
-                        dst[base + r * Win + q] += dyp[c, i, j]
+                        plane[r * Win + q] += dyp[c, i, j]
+
+
+@jit
+def _route_2x2_plane(dyp, argmax, pooled, at, PHo, PWo, TP, LP, Win, plane):
+    """One plane of :func:`_pad_pooled` for 2x2 stride-2 windows (OWc = 2*PWo): the
+    (PHo, PWo) windows start at ``at`` in the flat pooled arrays; plane (Hin*Win) gets
+    their routed gradient at (TP, LP) and zeros around it, every element written once,
+    the windows a vector at a time (:func:`~fastnn.kernels._simd_pool.route_2x2_step`).
+    Returns False, the plane partly written, when a live window's argmax lies outside
+    the window; the caller then takes the general scatter."""
+    L = lanes(plane)
+    OWc = 2 * PWo
+    zero = typed(plane, 0.0)
+    for q in range(TP * Win):
+        plane[q] = zero
+    for q in range((TP + 2 * PHo) * Win, plane.size):
+        plane[q] = zero
+    for i in range(PHo):
+        top = (TP + 2 * i) * Win
+        for r in range(top, top + 2 * Win, Win):
+            for q in range(LP):
+                plane[r + q] = zero
+            for q in range(LP + OWc, Win):
+                plane[r + q] = zero
+        for j in range(0, PWo, L):
+            if not route_2x2_step(dyp, pooled, argmax, at + i * PWo + j, min(L, PWo - j),
+                                  2 * i * OWc + 2 * j, OWc, plane, top + LP + 2 * j, Win):
+                return False
+    return True
 
 
 @jit
