@@ -353,3 +353,26 @@ def test_pooled_gradient_routing_vectors_tails_and_strays(n, c, f, ph, pw, pad, 
             close(got[0], want[0], dtype, "dx")
         close(got[1], want[1], dtype, "dW")
         close(got[2], want[2], dtype, "db")
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 11), ph=st.integers(1, 4),
+       pw=st.integers(4, 20), nans=st.booleans(), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**31))
+def test_pooling_in_the_register_tiles_is_the_pool_op(n, c, f, ph, pw, nans, dtype, seed):
+    """Rows of at least a vector (8 to 40 wide) are pooled inside the forward tiles, the
+    last vector of a row clamped to its end: the same pooled values and argmax, bit for
+    bit, as conv2d(relu=True) then maxpool2d(., 2), with the ReLU's zeros tying (first
+    maximum wins) and NaN beating numbers; more than 8 channels take a partial block."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, 2 * ph, 2 * pw)).astype(dtype)
+    if nans:
+        x.flat[rng.integers(0, x.size, 3)] = np.nan
+    Wt = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    b = (rng.standard_normal(f) - 1.5).astype(dtype)
+    pooled, argmax = NB.conv2d_relu_maxpool2x2(x, Wt, b, 1, 1)
+    apart, apart_argmax = NB.maxpool2d(NB.conv2d(x, Wt, b, 1, 1, relu=True), 2)
+    np.testing.assert_array_equal(pooled, apart)
+    np.testing.assert_array_equal(argmax, apart_argmax)
+    ref, _ = REF.maxpool2d(REF.conv2d(x, Wt, b, 1, 1, relu=True), 2)
+    close(pooled, ref, dtype, "pooled against the reference")

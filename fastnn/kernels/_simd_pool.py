@@ -73,6 +73,34 @@ def _nan_beats(builder, new, old):
     return builder.or_(greater, builder.and_(new_nan, old_num))
 
 
+def _pick_rows(builder, top, bottom, index, row, lanes):
+    """The vertical step on two rows of ``lanes`` columns: the bottom value where it beats
+    the top one, else the top one, and the winner's plane index (index + q on top,
+    index + row + q below; index and row integer scalars of the indices' type)."""
+    take = _nan_beats(builder, bottom, top)
+    lane = ir.Constant(ir.VectorType(index.type, lanes), list(range(lanes)))
+    first = builder.add(splat(builder, index, lanes), lane)
+    second = builder.add(first, splat(builder, row, lanes))
+    return builder.select(take, bottom, top), builder.select(take, second, first)
+
+
+def _pick_pairs(builder, v0, v1, p0, p1, evens, odds):
+    """The horizontal step: of each pair (e, e + 1) of the lanes of v0 then v1 that the
+    shuffle masks ``evens`` and ``odds`` select, the second where it beats the first (or
+    ties, both equal or both NaN, with the smaller index), with its index from p0, p1."""
+    first = builder.shuffle_vector(v0, v1, evens)
+    second = builder.shuffle_vector(v0, v1, odds)
+    pfirst = builder.shuffle_vector(p0, p1, evens)
+    psecond = builder.shuffle_vector(p0, p1, odds)
+    equal = builder.fcmp_ordered("==", second, first)
+    both_nan = builder.and_(builder.fcmp_unordered("uno", second, second),
+                            builder.fcmp_unordered("uno", first, first))
+    tie = builder.or_(equal, both_nan)
+    take = builder.or_(_nan_beats(builder, second, first),
+                       builder.and_(tie, builder.icmp_signed("<", psecond, pfirst)))
+    return builder.select(take, second, first), builder.select(take, psecond, pfirst)
+
+
 def _is_floats(a):
     return isinstance(a, types.Array) and a.ndim == 1 and isinstance(a.dtype, types.Float)
 
@@ -102,14 +130,11 @@ def pool_rows_step(typingctx, x, top, bottom, top_index, row, m, am, at):
         vec = ir.VectorType(context.get_value_type(x.dtype), lanes)
         a = _load(context, builder, ts[0], vx, vtop, ts[1], vec)
         b = _load(context, builder, ts[0], vx, vbottom, ts[2], vec)
-        take = _nan_beats(builder, b, a)
-        _store(context, builder, ts[5], vm, vat, ts[7], builder.select(take, b, a))
-        iota = ir.Constant(ir.VectorType(_I32, lanes), list(range(lanes)))
-        first = builder.add(splat(builder, builder.trunc(
-            context.cast(builder, vindex, ts[3], types.int64), _I32), lanes), iota)
-        second = builder.add(first, splat(builder, builder.trunc(
-            context.cast(builder, vrow, ts[4], types.int64), _I32), lanes))
-        _store(context, builder, ts[6], vam, vat, ts[7], builder.select(take, second, first))
+        index = builder.trunc(context.cast(builder, vindex, ts[3], types.int64), _I32)
+        row = builder.trunc(context.cast(builder, vrow, ts[4], types.int64), _I32)
+        m, am = _pick_rows(builder, a, b, index, row, lanes)
+        _store(context, builder, ts[5], vm, vat, ts[7], m)
+        _store(context, builder, ts[6], vam, vat, ts[7], am)
         return context.get_dummy_value()
     return sig, codegen
 
@@ -143,19 +168,10 @@ def pool_pairs_step(typingctx, m, am, k, y, argmax):
         p1 = _load(context, builder, ts[1], vam, e2, types.int64, ivec)
         evens = ir.Constant(ir.VectorType(_I32, lanes), list(range(0, 2 * lanes, 2)))
         odds = ir.Constant(ir.VectorType(_I32, lanes), list(range(1, 2 * lanes, 2)))
-        first = builder.shuffle_vector(v0, v1, evens)
-        second = builder.shuffle_vector(v0, v1, odds)
-        pfirst = builder.shuffle_vector(p0, p1, evens)
-        psecond = builder.shuffle_vector(p0, p1, odds)
-        equal = builder.fcmp_ordered("==", second, first)
-        both_nan = builder.and_(builder.fcmp_unordered("uno", second, second),
-                                builder.fcmp_unordered("uno", first, first))
-        tie = builder.or_(equal, both_nan)
-        take = builder.or_(_nan_beats(builder, second, first),
-                           builder.and_(tie, builder.icmp_signed("<", psecond, pfirst)))
-        _store(context, builder, ts[3], vy, vk, ts[2], builder.select(take, second, first))
-        wide = builder.sext(builder.select(take, psecond, pfirst), ir.VectorType(_I64, lanes))
-        _store(context, builder, ts[4], varg, vk, ts[2], wide)
+        y, winner = _pick_pairs(builder, v0, v1, p0, p1, evens, odds)
+        _store(context, builder, ts[3], vy, vk, ts[2], y)
+        _store(context, builder, ts[4], varg, vk, ts[2],
+               builder.sext(winner, ir.VectorType(_I64, lanes)))
         return context.get_dummy_value()
     return sig, codegen
 
@@ -220,4 +236,63 @@ def route_2x2_step(typingctx, dyp, pooled, argmax, k, count, corner, OWc, dst, t
                           builder.shuffle_vector(left, right, high), second_half)
         bits = builder.bitcast(stray, ir.IntType(lanes))
         return builder.icmp_unsigned("==", bits, ir.Constant(ir.IntType(lanes), 0))
+    return sig, codegen
+
+
+def _pool_pair(context, builder, top, bottom, index, row, pooled_type, pooled, argmax_type,
+               argmax, at):
+    """Both pooling steps on two rows in registers (see :func:`tile_put`); i64 scalars."""
+    lanes = top.type.count
+    half = lanes // 2
+    m, am = _pick_rows(builder, top, bottom, builder.trunc(index, _I32),
+                       builder.trunc(row, _I32), lanes)
+    evens = ir.Constant(ir.VectorType(_I32, half), list(range(0, lanes, 2)))
+    odds = ir.Constant(ir.VectorType(_I32, half), list(range(1, lanes, 2)))
+    y, winner = _pick_pairs(builder, m, m, am, am, evens, odds)
+    _store(context, builder, pooled_type, pooled, at, types.int64, y)
+    _store(context, builder, argmax_type, argmax, at, types.int64,
+           builder.sext(winner, ir.VectorType(_I64, half)))
+
+
+@intrinsic
+def tile_put(typingctx, out, k, S, o0, o1, a, c, relu, argmax, row):
+    """Store channel k of a register tile, the vectors a and c, through max(., 0) when
+    ``relu`` (an ordered compare: NaN stays NaN):
+
+    - ``row`` == 0: out[k*S + o0:][:lanes] = a and out[k*S + o1:][:lanes] = c;
+    - ``row`` > 0: a and c are rows 2i and 2i + 1 of an output plane with rows ``row``
+      long, from an even column, and o1 is the plane index of a's first lane (int32
+      range); for q < lanes / 2, out[k*S + o0 + q] = the maximum of the 2x2 window of
+      columns 2q, 2q + 1 of the pair, by the rule of :func:`pool_rows_step` then
+      :func:`pool_pairs_step`, and argmax[k*S + o0 + q] its plane index (int64).
+
+    An intrinsic, so the tile's epilogue is inline code: no call per channel.
+    """
+    if not (isinstance(a, Vector) and a == c and _is_floats(out) and out.dtype == a.dtype
+            and _is_ints(argmax, 64)):
+        return None
+    sig = types.none(out, k, S, o0, o1, a, c, relu, argmax, row)
+
+    def codegen(context, builder, signature, args):
+        vout, vk, vS, vo0, vo1, va, vc, vrelu, vargmax, vrow = args
+        ts = signature.args
+        k64, S64, o064, o164, row64 = (
+            context.cast(builder, v, t, types.int64)
+            for v, t in zip((vk, vS, vo0, vo1, vrow), (ts[1], ts[2], ts[3], ts[4], ts[9])))
+        relu = context.cast(builder, vrelu, ts[7], types.boolean)
+        zeros = ir.Constant(va.type, None)
+        va, vc = (builder.select(builder.and_(splat(builder, relu, a.lanes),
+                                              builder.fcmp_ordered("<=", v, zeros)), zeros, v)
+                  for v in (va, vc))
+        at = builder.add(builder.mul(k64, S64), o064)
+        pool = builder.icmp_signed(">", row64, ir.Constant(_I64, 0))
+        with builder.if_else(pool) as (pooled, stored):
+            with pooled:
+                _pool_pair(context, builder, va, vc, o164, row64, ts[0], vout, ts[8], vargmax,
+                           at)
+            with stored:
+                _store(context, builder, ts[0], vout, at, types.int64, va)
+                _store(context, builder, ts[0], vout,
+                       builder.add(builder.mul(k64, S64), o164), types.int64, vc)
+        return context.get_dummy_value()
     return sig, codegen

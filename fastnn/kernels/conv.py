@@ -48,10 +48,10 @@ from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
-from ._simd import (lanes, vbroadcast, vfma, vload, vrelu, vsplat, vstore, vsum,
+from ._simd import (lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum,
                     vwhere_positive, wide_vectors)
-from ._simd_pool import route_2x2_step
-from .pool import maxpool_2x2_image
+from ._simd_pool import route_2x2_step, tile_put
+from .pool import INT32_PLANE, maxpool_2x2_image
 
 TAPS_PER_PASS = 4
 
@@ -384,17 +384,11 @@ def _tap_offsets(C, KH, KW, Hin, Win):
 
 
 @jit
-def _put(out, at, v, relu):
-    """out[at:at + lanes] = v, through max(., 0) when ``relu`` (NaN stays NaN)."""
-    if relu:
-        v = vrelu(v)
-    vstore(out, at, v)
-
-
-@jit
-def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu):
+def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu, argmax, row):
     """out[k*S + o0:][:L] = bb[k] + sum_t wb[t*8 + k] * xn[offs[t] + j0:][:L], and the
-    same for (j1, o1), for k < nk <= 8 (through max(., 0) when ``relu``).
+    same for (j1, o1), for k < nk <= 8 (through max(., 0) when ``relu``); or, with
+    ``row`` > 0, the 2x2 max pooling of each such pair of rows
+    (:func:`~fastnn.kernels._simd_pool.tile_put`).
 
     The register tile: 16 vector accumulators (8 output channels x 2 vectors of pixels)
     stay in registers over all T taps; each tap loads two vectors of x and broadcasts
@@ -444,29 +438,21 @@ def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu):
         s = vsplat(wb[w + 7])
         a7 = vfma(x0, s, a7)
         c7 = vfma(x1, s, c7)
-    _put(out, o0, a0, relu)
-    _put(out, o1, c0, relu)
+    tile_put(out, 0, S, o0, o1, a0, c0, relu, argmax, row)
     if nk > 1:
-        _put(out, S + o0, a1, relu)
-        _put(out, S + o1, c1, relu)
+        tile_put(out, 1, S, o0, o1, a1, c1, relu, argmax, row)
     if nk > 2:
-        _put(out, 2 * S + o0, a2, relu)
-        _put(out, 2 * S + o1, c2, relu)
+        tile_put(out, 2, S, o0, o1, a2, c2, relu, argmax, row)
     if nk > 3:
-        _put(out, 3 * S + o0, a3, relu)
-        _put(out, 3 * S + o1, c3, relu)
+        tile_put(out, 3, S, o0, o1, a3, c3, relu, argmax, row)
     if nk > 4:
-        _put(out, 4 * S + o0, a4, relu)
-        _put(out, 4 * S + o1, c4, relu)
+        tile_put(out, 4, S, o0, o1, a4, c4, relu, argmax, row)
     if nk > 5:
-        _put(out, 5 * S + o0, a5, relu)
-        _put(out, 5 * S + o1, c5, relu)
+        tile_put(out, 5, S, o0, o1, a5, c5, relu, argmax, row)
     if nk > 6:
-        _put(out, 6 * S + o0, a6, relu)
-        _put(out, 6 * S + o1, c6, relu)
+        tile_put(out, 6, S, o0, o1, a6, c6, relu, argmax, row)
     if nk > 7:
-        _put(out, 7 * S + o0, a7, relu)
-        _put(out, 7 * S + o1, c7, relu)
+        tile_put(out, 7, S, o0, o1, a7, c7, relu, argmax, row)
 
 
 @jit
@@ -516,6 +502,7 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
     P = OH * OW
     out = yn.reshape(O * P)
     per_row = (OW + L - 1) // L
+    no_argmax = np.empty(0, dtype=np.int64)
     for ob in range(packed.shape[0]):
         wb = packed[ob]
         bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
@@ -540,7 +527,34 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
                     k = 0
                     i += 1
             _tile_8x2(xn, offs, wb, bb, i0 * Win + c0, i1 * Win + c1, out,
-                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu)
+                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu, no_argmax, 0)
+
+
+@jit
+def _conv_rows_pooled(xn, Win, offs, packed, packed_bias, relu, OH, OW, pooled, argmax):
+    """:func:`_conv_rows` with 2x2 stride-2 max pooling in the tiles' stores: each tile
+    holds rows 2i and 2i + 1 at one vector of columns (the last one ending at column OW),
+    and pools them in registers, so the convolution's output is never stored.
+    OH, OW even, OW >= lanes; pooled and argmax: flat (O, OH/2, OW/2), argmax the winner's
+    plane index in the (OH, OW) output, as :func:`~fastnn.kernels.pool.maxpool_2x2_image`
+    gives them.
+    """
+    L = lanes(xn)
+    PW = OW // 2
+    PS = (OH // 2) * PW
+    O = pooled.size // PS
+    for ob in range(packed.shape[0]):
+        wb = packed[ob]
+        bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
+        o = ob * OUT_BLOCK
+        nk = min(OUT_BLOCK, O - o)
+        for i in range(OH // 2):
+            c = 0
+            while c < OW:
+                c = min(c, OW - L)
+                _tile_8x2(xn, offs, wb, bb, 2 * i * Win + c, (2 * i + 1) * Win + c, pooled,
+                          o * PS + i * PW + c // 2, 2 * i * OW + c, PS, nk, relu, argmax, OW)
+                c += L
 
 
 @jit
@@ -566,13 +580,14 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     J = (OH - 1) * Win + OW
     V = (J + L - 1) // L
     S = V * L
+    no_argmax = np.empty(0, dtype=np.int64)
     for ob in range(packed.shape[0]):
         wb = packed[ob]
         bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
         v = 0
         while v + 2 <= V:
             _tile_8x2(xn, offs, wb, bb, v * L, v * L + L, acc, v * L, v * L + L, S,
-                      OUT_BLOCK, False)
+                      OUT_BLOCK, False, no_argmax, 0)
             v += 2
         if v < V:
             _tile_8x1(xn, offs, wb, bb, v * L, acc, S)
@@ -602,9 +617,10 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
     padded copy of the batch), then runs the register tiles of :func:`_conv_planes`.
     OH = H + 2*TP - KH + 1 (also for the backward-data use, TP = KH - 1 - PH), OW alike.
     ``relu``: y = max(that, 0) instead (a fused ReLU). ``pool``: instead of y (then a
-    placeholder), write pooled, argmax = 2x2 stride-2 max pooling of it (OH and OW even):
-    each image's output goes to a buffer of the thread's and is pooled while in cache
-    (:func:`~fastnn.kernels.pool.maxpool_2x2_image`), so the full output is never stored.
+    placeholder), write pooled, argmax = 2x2 stride-2 max pooling of it (OH and OW even),
+    so the full output is never stored: rows of at least a vector are pooled in the
+    register tiles (:func:`_conv_rows_pooled`); narrower ones go to a buffer of the
+    thread's and are pooled while in cache (:func:`~fastnn.kernels.pool.maxpool_2x2_image`).
     """
     N, C = src.shape[0], src.shape[1]
     O, _, KH, KW = Wt.shape
@@ -629,7 +645,10 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
         for q in range(RUN_ALIGN):
             xn[C * Hin * Win + q] = zero
         acc = np.empty(OUT_BLOCK * J if OW < L else 0, dtype=y.dtype)
-        if pool:
+        if pool and OW >= L and OH * OW < INT32_PLANE:
+            _conv_rows_pooled(xn, Win, offs, packed, packed_bias, relu, OH, OW,
+                              pooled[n].reshape(pooled[n].size), argmax[n].reshape(argmax[n].size))
+        elif pool:
             yn = np.empty((O, OH, OW), dtype=y.dtype)
             _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn)
             maxpool_2x2_image(yn.reshape(O * OH * OW), O, OH, OW,
