@@ -47,7 +47,7 @@ import numpy as np
 from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
-from ._scalars import typed
+from ._scalars import runtime, typed
 from ._simd import (lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum,
                     vwhere_positive, wide_vectors)
 from ._simd_pool import route_2x2_step, tile_put
@@ -195,7 +195,7 @@ def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
     for c in range(C):
         for r in range(H):
             _copy_run(flat, (c * H + r) * W, dst, (c * Hin + r + TP) * Win + LP, W, L,
-                      flat, False)
+                      flat, runtime(False))
 
 
 @jit
@@ -306,7 +306,7 @@ def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
             s0 = (c * H + r) * W
             d0 = at + c * cstride + r * Wp
             if W >= L:
-                _copy_run(src, s0, dst, d0, W, L, src, False)
+                _copy_run(src, s0, dst, d0, W, L, src, runtime(False))
             else:
                 for q in range(W):
                     dst[d0 + q] = src[s0 + q]
@@ -527,7 +527,7 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
                     k = 0
                     i += 1
             _tile_8x2(xn, offs, wb, bb, i0 * Win + c0, i1 * Win + c1, out,
-                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu, no_argmax, 0)
+                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu, no_argmax, runtime(0))
 
 
 @jit
@@ -587,7 +587,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
         v = 0
         while v + 2 <= V:
             _tile_8x2(xn, offs, wb, bb, v * L, v * L + L, acc, v * L, v * L + L, S,
-                      OUT_BLOCK, False, no_argmax, 0)
+                      runtime(OUT_BLOCK), runtime(False), no_argmax, runtime(0))
             v += 2
         if v < V:
             _tile_8x1(xn, offs, wb, bb, v * L, acc, S)
@@ -968,6 +968,7 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     zero = typed(dW, 0.0)
     parts = np.empty((G, F, T + 1), dtype=dW.dtype)   # dW and db partials per group
     Hf = H + KH - 1
+    no_offset = runtime(0)
     Wf = Wd + KW - 1
     packed_t, packed_zeros = _pack_weights(Wt, np.zeros(C, dtype=dx.dtype))
     offs_t = _tap_offsets(F, KH, KW, Hf, Wf)
@@ -1001,8 +1002,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                         seg = dys[at:at + Pst]
                         if mode == 2:
                             _pad_pooled(dy[n0 + nn, f:f + 1], argmax[n0 + nn, f:f + 1],
-                                        pooled[n0 + nn, f:f + 1], OW, 0, 0, OH, Wp,
-                                        seg[:OH * Wp])
+                                        pooled[n0 + nn, f:f + 1], OW, no_offset, no_offset,
+                                        OH, Wp, seg[:OH * Wp])
                         else:
                             _widen_plane(dy[n0 + nn, f].reshape(OH * OW),
                                          relu_out[n0 + nn, f].reshape(OH * OW), mode == 1,
@@ -1038,7 +1039,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
             n = m - k
             if scatter:
                 dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
-                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, 0, 0, OH, Wp, dyw)
+                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, no_offset, no_offset,
+                          OH, Wp, dyw)
                 plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
                 for c in range(C):
                     _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
@@ -1049,7 +1051,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                 for q in range(RUN_ALIGN):
                     dyn[F * Hf * Wf + q] = zero
                 acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, dtype=dx.dtype)
-                _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, False, acc, dx[n])
+                _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc,
+                             dx[n])
     _sum_parts(parts, dW.reshape(F, T), db)
 
 
