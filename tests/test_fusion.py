@@ -31,7 +31,9 @@ def close(actual, expected, dtype, where):
 @pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (2, 4, 8, 8, 11, 3, 1, 2),
                                   (5, 1, 6, 6, 3, 2, 2, 0),
                                   # rows of whole vectors, with and without a clamped tail
-                                  (2, 3, 5, 37, 6, 3, 1, 1), (3, 2, 4, 16, 9, 3, 1, 1)])
+                                  (2, 3, 5, 37, 6, 3, 1, 1), (3, 2, 4, 16, 9, 3, 1, 1),
+                                  # two vectors of channels and more: the GEMM-style dW tile
+                                  (3, 2, 6, 5, 33, 3, 1, 1)])
 def test_conv2d_relu_fused_matches_reference(case, impl, dtype):
     N, C, H, W, F, K, stride, pad = case
     rng = np.random.default_rng(N * 100 + F)
@@ -320,15 +322,18 @@ def test_conv2d_relu_keeps_nan_and_clamps_like_the_reference(width, dtype):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 4), ph=st.integers(1, 5),
+@given(n=st.integers(1, 2), c=st.integers(1, 3), f=st.sampled_from([1, 3, 17, 33]),
+       ph=st.integers(1, 5),
        pw=st.integers(1, 36), pad=st.integers(0, 2), stray=st.booleans(),
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31))
 def test_pooled_gradient_routing_vectors_tails_and_strays(n, c, f, ph, pw, pad, stray, dtype,
                                                           seed):
     """The 2x2 routing in the backward kernel (a vector of windows at a time, masked
-    tails: pooled rows shorter than, equal to and longer than a vector) against the
-    reference, dx and dW; pooled values <= 0 and NaN stop the gradient. ``stray`` moves
-    some live winners outside their windows, which the general scatter must then route."""
+    tails: pooled rows shorter than, equal to and longer than a vector; and, from two
+    vectors of channels on, straight into the pixel-major rows of the GEMM-style dW
+    tile) against the reference, dx and dW; pooled values <= 0 and NaN stop the
+    gradient. ``stray`` moves some live winners outside their windows, which the general
+    scatter must then route."""
     rng = np.random.default_rng(seed)
     K = 3
     H, W = 2 * ph + K - 1 - 2 * pad, 2 * pw + K - 1 - 2 * pad

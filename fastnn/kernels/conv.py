@@ -743,16 +743,59 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
 
 
 @jit
-def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, Pst, Fp, xplane, L, tmp):
-    """tmp[k, :2L] = sum over nimg images n and Pst pixels j of
-    dyt[(n*Pst + j)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + j], k < 12 (taps past
-    T - 1 clamped).
+def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, db):
+    """One image's conv-output gradient g (F, P) as pixel-major rows for
+    :func:`_dw_tile_2v12`: dst[p*Fp + f] = g[f, p] (0 for F <= f < Fp), and
+    db[f] += sum_p g[f, p].
+
+    g is dy (F, P) itself (mode 0), dy where mask > 0 (mode 1, a fused ReLU), or (mode 2)
+    the gradient dy (F, PP) of a max pooling routed back to the winners argmax (plane
+    indices p; out-of-range ones dropped) where pooled > 0: maxpool backward and the
+    ReLU's, summed in window order. db adds in pixel order in every mode, so the fused
+    modes give the bits of mode 0 on the gradient the separate passes make. dy, mask,
+    argmax, pooled flat; mask, argmax and pooled are read only in their modes.
+    """
+    zero = typed(dst, 0.0)
+    if mode == 2:
+        for q in range(P * Fp):
+            dst[q] = zero
+        PP = dy.size // F
+        for f in range(F):
+            for k in range(f * PP, (f + 1) * PP):
+                if pooled[k] > zero:
+                    p = argmax[k]
+                    if p >= 0 and p < P:
+                        dst[p * Fp + f] += dy[k]
+    else:
+        for f in range(F):
+            for p in range(P):
+                v = dy[f * P + p]
+                if mode == 1 and not mask[f * P + p] > zero:
+                    v = zero
+                dst[p * Fp + f] = v
+        for p in range(P):
+            for f in range(F, Fp):
+                dst[p * Fp + f] = zero
+    sums = np.zeros(Fp, dtype=dst.dtype)      # across channels: each sum in pixel order
+    for p in range(P):
+        row = dst[p * Fp:(p + 1) * Fp]
+        for f in range(Fp):
+            sums[f] += row[f]
+    for f in range(F):
+        db[f] += sums[f]
+
+
+@jit
+def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp):
+    """tmp[k, :2L] = sum over nimg images n and the OH*OW pixels p = (r, c) of
+    dyt[(n*OH*OW + p)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + r*Wp + c], k < 12
+    (taps past T - 1 clamped).
 
     The GEMM-style backward-weights tile: output channels run along the vector lanes
-    (dy transposed to pixel-major rows of Fp channels), so 24 vector accumulators (two
-    vectors of channels by 12 taps) stay in registers over every pixel of every image
-    and need no horizontal sums; each pixel loads two dy vectors and broadcasts 12 x
-    values for 24 multiply-adds.
+    (dy transposed to pixel-major rows of Fp channels, :func:`_grad_rows`), so 24 vector
+    accumulators (two vectors of channels by 12 taps) stay in registers over every
+    pixel of every image and need no horizontal sums; each pixel loads two dy vectors
+    and broadcasts 12 x values (rows Wp apart in xs) for 24 multiply-adds.
     """
     q0 = offs[min(t0 + 0, T - 1)]
     q1 = offs[min(t0 + 1, T - 1)]
@@ -792,48 +835,49 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, Pst, Fp, xplane, L, tmp):
     a11 = z
     b11 = z
     for n in range(nimg):
-        xb = n * xplane
-        db = n * Pst * Fp + f0
-        for j in range(Pst):
-            d0 = vload(dyt, db + j * Fp)
-            d1 = vload(dyt, db + j * Fp + L)
-            xj = xb + j
-            s = vbroadcast(xs, xj + q0)
-            a0 = vfma(d0, s, a0)
-            b0 = vfma(d1, s, b0)
-            s = vbroadcast(xs, xj + q1)
-            a1 = vfma(d0, s, a1)
-            b1 = vfma(d1, s, b1)
-            s = vbroadcast(xs, xj + q2)
-            a2 = vfma(d0, s, a2)
-            b2 = vfma(d1, s, b2)
-            s = vbroadcast(xs, xj + q3)
-            a3 = vfma(d0, s, a3)
-            b3 = vfma(d1, s, b3)
-            s = vbroadcast(xs, xj + q4)
-            a4 = vfma(d0, s, a4)
-            b4 = vfma(d1, s, b4)
-            s = vbroadcast(xs, xj + q5)
-            a5 = vfma(d0, s, a5)
-            b5 = vfma(d1, s, b5)
-            s = vbroadcast(xs, xj + q6)
-            a6 = vfma(d0, s, a6)
-            b6 = vfma(d1, s, b6)
-            s = vbroadcast(xs, xj + q7)
-            a7 = vfma(d0, s, a7)
-            b7 = vfma(d1, s, b7)
-            s = vbroadcast(xs, xj + q8)
-            a8 = vfma(d0, s, a8)
-            b8 = vfma(d1, s, b8)
-            s = vbroadcast(xs, xj + q9)
-            a9 = vfma(d0, s, a9)
-            b9 = vfma(d1, s, b9)
-            s = vbroadcast(xs, xj + q10)
-            a10 = vfma(d0, s, a10)
-            b10 = vfma(d1, s, b10)
-            s = vbroadcast(xs, xj + q11)
-            a11 = vfma(d0, s, a11)
-            b11 = vfma(d1, s, b11)
+        for r in range(OH):
+            x_row = n * xplane + r * Wp
+            dy_row = ((n * OH + r) * OW) * Fp + f0
+            for c in range(OW):
+                d0 = vload(dyt, dy_row + c * Fp)
+                d1 = vload(dyt, dy_row + c * Fp + L)
+                xj = x_row + c
+                s = vbroadcast(xs, xj + q0)
+                a0 = vfma(d0, s, a0)
+                b0 = vfma(d1, s, b0)
+                s = vbroadcast(xs, xj + q1)
+                a1 = vfma(d0, s, a1)
+                b1 = vfma(d1, s, b1)
+                s = vbroadcast(xs, xj + q2)
+                a2 = vfma(d0, s, a2)
+                b2 = vfma(d1, s, b2)
+                s = vbroadcast(xs, xj + q3)
+                a3 = vfma(d0, s, a3)
+                b3 = vfma(d1, s, b3)
+                s = vbroadcast(xs, xj + q4)
+                a4 = vfma(d0, s, a4)
+                b4 = vfma(d1, s, b4)
+                s = vbroadcast(xs, xj + q5)
+                a5 = vfma(d0, s, a5)
+                b5 = vfma(d1, s, b5)
+                s = vbroadcast(xs, xj + q6)
+                a6 = vfma(d0, s, a6)
+                b6 = vfma(d1, s, b6)
+                s = vbroadcast(xs, xj + q7)
+                a7 = vfma(d0, s, a7)
+                b7 = vfma(d1, s, b7)
+                s = vbroadcast(xs, xj + q8)
+                a8 = vfma(d0, s, a8)
+                b8 = vfma(d1, s, b8)
+                s = vbroadcast(xs, xj + q9)
+                a9 = vfma(d0, s, a9)
+                b9 = vfma(d1, s, b9)
+                s = vbroadcast(xs, xj + q10)
+                a10 = vfma(d0, s, a10)
+                b10 = vfma(d1, s, b10)
+                s = vbroadcast(xs, xj + q11)
+                a11 = vfma(d0, s, a11)
+                b11 = vfma(d1, s, b11)
     w = 2 * L
     vstore(tmp, 0 * w, a0)
     vstore(tmp, 0 * w + L, b0)
@@ -985,9 +1029,9 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
             # channel-major (C, chunk, Hp*Wp), zeroed: runs read up to KW - 1 + RUN_ALIGN past
             # a plane, where dy is zero, into the next plane or the zero slack
             xs = np.zeros(C * chunk * xplane + RUN_ALIGN + KW, dtype=dW.dtype)
-            dys = np.empty(chunk * F * Pst, dtype=dW.dtype)
             Fp = (F + 2 * L - 1) // (2 * L) * (2 * L)
-            dyt = np.zeros(chunk * Pst * Fp if F >= 2 * L else 0, dtype=dW.dtype)
+            dys = np.empty(chunk * F * Pst if F < 2 * L else 0, dtype=dW.dtype)
+            dyt = np.empty(chunk * OH * OW * Fp if F >= 2 * L else 0, dtype=dW.dtype)
             tmp = np.empty(DW_TAPS * 2 * L, dtype=dW.dtype)
             n1 = ((g + 1) * N) // G
             for n0 in range((g * N) // G, n1, chunk):
@@ -997,6 +1041,13 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                     # no image writes there
                     _copy_interior(x[n0 + nn].reshape(C * H * Wd), C, H, Wd, xs,
                                    nn * xplane + PH * Wp + PW, chunk * xplane, Wp)
+                    if F >= 2 * L:
+                        n = n0 + nn
+                        _grad_rows(dy[n].reshape(dy[n].size), relu_out[n].reshape(relu_out[n].size),
+                                   argmax[n].reshape(argmax[n].size),
+                                   pooled[n].reshape(pooled[n].size), mode, F, OH * OW, Fp,
+                                   dyt[nn * OH * OW * Fp:(nn + 1) * OH * OW * Fp], pg[:, T])
+                        continue
                     for f in range(F):
                         at = (nn * F + f) * Pst
                         seg = dys[at:at + Pst]
@@ -1015,17 +1066,12 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                         for j in range(OH * Wp, Pst):
                             seg[j] = zero
                 if F >= 2 * L:
-                    # GEMM-style tiles: dy transposed to (image, pixel, channel) rows
-                    for nn in range(nimg):
-                        for f in range(F):
-                            src = dys[(nn * F + f) * Pst:(nn * F + f + 1) * Pst]
-                            for j in range(Pst):
-                                dyt[(nn * Pst + j) * Fp + f] = src[j]
+                    # GEMM-style tiles over dy as (image, pixel, channel) rows
                     for f0 in range(0, F, 2 * L):
                         nf = min(2 * L, F - f0)
                         for t0 in range(0, T, DW_TAPS):
-                            _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, Pst, Fp, xplane,
-                                          L, tmp)
+                            _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, OH, OW, Wp, Fp,
+                                          xplane, L, tmp)
                             for kk in range(min(DW_TAPS, T - t0)):
                                 row = tmp[kk * 2 * L:(kk + 1) * 2 * L]
                                 for ff in range(nf):
