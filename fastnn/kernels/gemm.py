@@ -14,6 +14,7 @@ column-major matrix of its transpose with leading dimension = its row stride.
 
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas, get_blas_kind
 
@@ -98,6 +99,19 @@ def _operand(a):
     return 0, 0
 
 
+@intrinsic
+def _any_layout(typingctx, a):
+    """The array a, typed as of any layout ('A'): the same view, another Numba type."""
+    if not isinstance(a, types.Array):
+        return None
+    strided = a.copy(layout="A")
+
+    def codegen(context, builder, signature, args):
+        view = context.cast(builder, args[0], signature.args[0], strided)
+        return impl_ret_borrowed(context, builder, strided, view)
+    return strided(a), codegen
+
+
 @jit
 def gemm(a, b, c, beta):
     """c = a @ b + beta * c for 2-D float arrays a (m, k), b (k, n), c (m, n) of one dtype.
@@ -109,6 +123,12 @@ def gemm(a, b, c, beta):
     a status instead of an exception, so the call can sit in a ``prange`` body (which
     Numba runs serially when it can raise): callers check it after their loop.
     """
+    # one compilation of the body for every mix of C, F and strided operands
+    return _gemm(_any_layout(a), _any_layout(b), _any_layout(c), beta)
+
+
+@jit
+def _gemm(a, b, c, beta):
     m, k = a.shape
     n = b.shape[1]
     scale = typed(c, beta)
