@@ -80,7 +80,7 @@ CASES = [
     (2, 64, 6, 5, 4, 3, 3, 1, 1),             # many channels
     (3, 6, 14, 14, 5, 5, 5, 3, 2),
     (2, 3, 9, 21, 5, 3, 3, 1, 1),             # rows of a vector and a clamped tail (float32)
-    (2, 1, 7, 37, 11, 3, 3, 1, 1),            # ... few taps: three vectors a tile, over rows
+    (2, 1, 7, 37, 11, 3, 3, 1, 1),            # ... few taps, pairs of vectors over rows
 ]
 
 

@@ -32,7 +32,7 @@ def close(actual, expected, dtype, where):
                                   (5, 1, 6, 6, 3, 2, 2, 0),
                                   # rows of whole vectors, with and without a clamped tail
                                   (2, 3, 5, 37, 6, 3, 1, 1), (3, 2, 4, 16, 9, 3, 1, 1),
-                                  (2, 1, 5, 37, 6, 3, 1, 1),     # few taps: 8x3 tiles
+                                  (2, 1, 5, 37, 6, 3, 1, 1),     # one input channel
                                   # two vectors of channels and more: the GEMM-style dW tile
                                   (3, 2, 6, 5, 33, 3, 1, 1)])
 def test_conv2d_relu_fused_matches_reference(case, impl, dtype):

@@ -25,12 +25,14 @@ _I64 = ir.IntType(64)
 
 def _load(context, builder, array_type, array, index, index_type, vector):
     ptr = _element_pointer(context, builder, array_type, array, index, index_type)
-    return builder.load(builder.bitcast(ptr, vector.as_pointer()), align=1)
+    return builder.load(builder.bitcast(ptr, vector.as_pointer()),
+                        align=array_type.dtype.bitwidth // 8)
 
 
 def _store(context, builder, array_type, array, index, index_type, value):
     ptr = _element_pointer(context, builder, array_type, array, index, index_type)
-    builder.store(value, builder.bitcast(ptr, value.type.as_pointer()), align=1)
+    builder.store(value, builder.bitcast(ptr, value.type.as_pointer()),
+                  align=array_type.dtype.bitwidth // 8)
 
 
 def _lane_mask(builder, count, lanes, first=0):
@@ -241,7 +243,8 @@ def route_2x2_step(typingctx, dyp, pooled, argmax, k, count, corner, OWc, dst, t
 
 def _pool_pair(context, builder, top, bottom, index, row, pooled_type, pooled, argmax_type,
                argmax, at):
-    """Both pooling steps on two rows in registers (see :func:`tile_put`); i64 scalars."""
+    """Both pooling steps on two rows in registers (see :func:`pool_tile_put`); i64
+    scalars."""
     lanes = top.type.count
     half = lanes // 2
     m, am = _pick_rows(builder, top, bottom, builder.trunc(index, _I32),
@@ -255,44 +258,25 @@ def _pool_pair(context, builder, top, bottom, index, row, pooled_type, pooled, a
 
 
 @intrinsic
-def tile_put(typingctx, out, k, S, o0, o1, a, c, relu, argmax, row):
-    """Store channel k of a register tile, the vectors a and c, through max(., 0) when
-    ``relu`` (an ordered compare: NaN stays NaN):
-
-    - ``row`` == 0: out[k*S + o0:][:lanes] = a and out[k*S + o1:][:lanes] = c;
-    - ``row`` > 0: a and c are rows 2i and 2i + 1 of an output plane with rows ``row``
-      long, from an even column, and o1 is the plane index of a's first lane (int32
-      range); for q < lanes / 2, out[k*S + o0 + q] = the maximum of the 2x2 window of
-      columns 2q, 2q + 1 of the pair, by the rule of :func:`pool_rows_step` then
-      :func:`pool_pairs_step`, and argmax[k*S + o0 + q] its plane index (int64).
-
-    An intrinsic, so the tile's epilogue is inline code: no call per channel.
+def pool_tile_put(typingctx, top, bottom, index, row, pooled, argmax, at):
+    """Both steps of 2x2 max pooling on two vectors in registers, rows 2i and 2i + 1 of a
+    plane at ``lanes`` columns from an even column (``index``: the plane index of the top
+    one's first lane, in int32 range; ``row``: the plane's row length): for q < lanes / 2,
+    pooled[at + q] = the maximum of the window of columns 2q, 2q + 1 of both rows, by the
+    rule of :func:`pool_rows_step` then :func:`pool_pairs_step`, and argmax[at + q] its
+    plane index. top, bottom: Vectors; pooled: flat floats of their dtype; argmax: int64.
     """
-    if not (isinstance(a, Vector) and a == c and _is_floats(out) and out.dtype == a.dtype
-            and _is_ints(argmax, 64)):
+    if not (isinstance(top, Vector) and top == bottom and _is_floats(pooled)
+            and pooled.dtype == top.dtype and _is_ints(argmax, 64)):
         return None
-    sig = types.none(out, k, S, o0, o1, a, c, relu, argmax, row)
+    sig = types.none(top, bottom, index, row, pooled, argmax, at)
 
     def codegen(context, builder, signature, args):
-        vout, vk, vS, vo0, vo1, va, vc, vrelu, vargmax, vrow = args
+        vtop, vbottom, vindex, vrow, vpooled, vargmax, vat = args
         ts = signature.args
-        k64, S64, o064, o164, row64 = (
-            context.cast(builder, v, t, types.int64)
-            for v, t in zip((vk, vS, vo0, vo1, vrow), (ts[1], ts[2], ts[3], ts[4], ts[9])))
-        relu = context.cast(builder, vrelu, ts[7], types.boolean)
-        zeros = ir.Constant(va.type, None)
-        va, vc = (builder.select(builder.and_(splat(builder, relu, a.lanes),
-                                              builder.fcmp_ordered("<=", v, zeros)), zeros, v)
-                  for v in (va, vc))
-        at = builder.add(builder.mul(k64, S64), o064)
-        pool = builder.icmp_signed(">", row64, ir.Constant(_I64, 0))
-        with builder.if_else(pool) as (pooled, stored):
-            with pooled:
-                _pool_pair(context, builder, va, vc, o164, row64, ts[0], vout, ts[8], vargmax,
-                           at)
-            with stored:
-                _store(context, builder, ts[0], vout, at, types.int64, va)
-                _store(context, builder, ts[0], vout,
-                       builder.add(builder.mul(k64, S64), o164), types.int64, vc)
+        index, row, at = (context.cast(builder, v, t, types.int64)
+                          for v, t in zip((vindex, vrow, vat), (ts[2], ts[3], ts[6])))
+        _pool_pair(context, builder, vtop, vbottom, index, row, ts[4], vpooled, ts[5],
+                   vargmax, at)
         return context.get_dummy_value()
     return sig, codegen

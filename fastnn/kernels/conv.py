@@ -48,9 +48,9 @@ from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import runtime, typed
-from ._simd import (lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum,
+from ._simd import (lanes, vbroadcast, vfma, vload, vrelu, vsplat, vstore, vsum,
                     vwhere_positive, wide_vectors)
-from ._simd_pool import route_2x2_step, tile_put
+from ._simd_pool import pool_tile_put, route_2x2_step
 from .pool import INT32_PLANE, maxpool_2x2_image
 
 TAPS_PER_PASS = 4
@@ -195,7 +195,7 @@ def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
     for c in range(C):
         for r in range(H):
             _copy_run(flat, (c * H + r) * W, dst, (c * Hin + r + TP) * Win + LP, W, L,
-                      flat, runtime(False))
+                      flat, False)
 
 
 @jit
@@ -306,7 +306,7 @@ def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
             s0 = (c * H + r) * W
             d0 = at + c * cstride + r * Wp
             if W >= L:
-                _copy_run(src, s0, dst, d0, W, L, src, runtime(False))
+                _copy_run(src, s0, dst, d0, W, L, src, False)
             else:
                 for q in range(W):
                     dst[d0 + q] = src[s0 + q]
@@ -349,11 +349,6 @@ def _pad_grad(dy, relu_out, argmax, pooled, mode, OWc, TP, LP, Hin, Win, dst):
 #: Output channels per register tile of the direct kernels.
 OUT_BLOCK = 8
 
-#: Convolutions with at most this many taps (C*KH*KW) tile rows three vectors at a time
-#: (:func:`_tile_8x3`): a short reduction pays the tile's fixed cost over fewer
-#: multiply-adds (deep_convnet's first layer, 9 taps: 0.86-0.90 of the time of two).
-FEW_TAPS = 16
-
 
 @jit
 def _pack_weights(Wt, bias):
@@ -391,9 +386,11 @@ def _tap_offsets(C, KH, KW, Hin, Win):
 @jit
 def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu, argmax, row):
     """out[k*S + o0:][:L] = bb[k] + sum_t wb[t*8 + k] * xn[offs[t] + j0:][:L], and the
-    same for (j1, o1), for k < nk <= 8 (through max(., 0) when ``relu``); or, with
-    ``row`` > 0, the 2x2 max pooling of each such pair of rows
-    (:func:`~fastnn.kernels._simd_pool.tile_put`).
+    same for (j1, o1), for k < nk <= 8 (through max(., 0) when ``relu``). With ``row`` > 0
+    the pair is rows 2i and 2i + 1 of planes with rows ``row`` long, from an even column,
+    o1 the plane index of the first lane, and each channel's pair is pooled instead:
+    out[k*S + o0:][:L/2] and argmax[k*S + o0:][:L/2] get its 2x2 max pooling
+    (:func:`~fastnn.kernels._simd_pool.pool_tile_put`).
 
     The register tile: 16 vector accumulators (8 output channels x 2 vectors of pixels)
     stay in registers over all T taps; each tap loads two vectors of x and broadcasts
@@ -443,111 +440,63 @@ def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu, argmax, row):
         s = vsplat(wb[w + 7])
         a7 = vfma(x0, s, a7)
         c7 = vfma(x1, s, c7)
-    tile_put(out, 0, S, o0, o1, a0, c0, relu, argmax, row)
+    if relu:
+        a0 = vrelu(a0)
+        c0 = vrelu(c0)
+        a1 = vrelu(a1)
+        c1 = vrelu(c1)
+        a2 = vrelu(a2)
+        c2 = vrelu(c2)
+        a3 = vrelu(a3)
+        c3 = vrelu(c3)
+        a4 = vrelu(a4)
+        c4 = vrelu(c4)
+        a5 = vrelu(a5)
+        c5 = vrelu(c5)
+        a6 = vrelu(a6)
+        c6 = vrelu(c6)
+        a7 = vrelu(a7)
+        c7 = vrelu(c7)
+    if row > 0:
+        pool_tile_put(a0, c0, o1, row, out, argmax, 0 * S + o0)
+        if nk > 1:
+            pool_tile_put(a1, c1, o1, row, out, argmax, 1 * S + o0)
+        if nk > 2:
+            pool_tile_put(a2, c2, o1, row, out, argmax, 2 * S + o0)
+        if nk > 3:
+            pool_tile_put(a3, c3, o1, row, out, argmax, 3 * S + o0)
+        if nk > 4:
+            pool_tile_put(a4, c4, o1, row, out, argmax, 4 * S + o0)
+        if nk > 5:
+            pool_tile_put(a5, c5, o1, row, out, argmax, 5 * S + o0)
+        if nk > 6:
+            pool_tile_put(a6, c6, o1, row, out, argmax, 6 * S + o0)
+        if nk > 7:
+            pool_tile_put(a7, c7, o1, row, out, argmax, 7 * S + o0)
+        return
+    vstore(out, o0, a0)
+    vstore(out, o1, c0)
     if nk > 1:
-        tile_put(out, 1, S, o0, o1, a1, c1, relu, argmax, row)
+        vstore(out, 1 * S + o0, a1)
+        vstore(out, 1 * S + o1, c1)
     if nk > 2:
-        tile_put(out, 2, S, o0, o1, a2, c2, relu, argmax, row)
+        vstore(out, 2 * S + o0, a2)
+        vstore(out, 2 * S + o1, c2)
     if nk > 3:
-        tile_put(out, 3, S, o0, o1, a3, c3, relu, argmax, row)
+        vstore(out, 3 * S + o0, a3)
+        vstore(out, 3 * S + o1, c3)
     if nk > 4:
-        tile_put(out, 4, S, o0, o1, a4, c4, relu, argmax, row)
+        vstore(out, 4 * S + o0, a4)
+        vstore(out, 4 * S + o1, c4)
     if nk > 5:
-        tile_put(out, 5, S, o0, o1, a5, c5, relu, argmax, row)
+        vstore(out, 5 * S + o0, a5)
+        vstore(out, 5 * S + o1, c5)
     if nk > 6:
-        tile_put(out, 6, S, o0, o1, a6, c6, relu, argmax, row)
+        vstore(out, 6 * S + o0, a6)
+        vstore(out, 6 * S + o1, c6)
     if nk > 7:
-        tile_put(out, 7, S, o0, o1, a7, c7, relu, argmax, row)
-
-
-@jit
-def _tile_8x3(xn, offs, wb, bb, j0, j1, j2, out, o0, o1, o2, S, nk, relu, no_argmax):
-    """:func:`_tile_8x2` with three vectors of pixels: 24 accumulators, for short
-    reductions (few taps), where the tile's fixed cost weighs more."""
-    a0 = vsplat(bb[0])
-    a1 = vsplat(bb[1])
-    a2 = vsplat(bb[2])
-    a3 = vsplat(bb[3])
-    a4 = vsplat(bb[4])
-    a5 = vsplat(bb[5])
-    a6 = vsplat(bb[6])
-    a7 = vsplat(bb[7])
-    c0 = a0
-    e0 = a0
-    c1 = a1
-    e1 = a1
-    c2 = a2
-    e2 = a2
-    c3 = a3
-    e3 = a3
-    c4 = a4
-    e4 = a4
-    c5 = a5
-    e5 = a5
-    c6 = a6
-    e6 = a6
-    c7 = a7
-    e7 = a7
-    for t in range(offs.shape[0]):
-        x0 = vload(xn, offs[t] + j0)
-        x1 = vload(xn, offs[t] + j1)
-        x2 = vload(xn, offs[t] + j2)
-        w = t * OUT_BLOCK
-        s = vsplat(wb[w + 0])
-        a0 = vfma(x0, s, a0)
-        c0 = vfma(x1, s, c0)
-        e0 = vfma(x2, s, e0)
-        s = vsplat(wb[w + 1])
-        a1 = vfma(x0, s, a1)
-        c1 = vfma(x1, s, c1)
-        e1 = vfma(x2, s, e1)
-        s = vsplat(wb[w + 2])
-        a2 = vfma(x0, s, a2)
-        c2 = vfma(x1, s, c2)
-        e2 = vfma(x2, s, e2)
-        s = vsplat(wb[w + 3])
-        a3 = vfma(x0, s, a3)
-        c3 = vfma(x1, s, c3)
-        e3 = vfma(x2, s, e3)
-        s = vsplat(wb[w + 4])
-        a4 = vfma(x0, s, a4)
-        c4 = vfma(x1, s, c4)
-        e4 = vfma(x2, s, e4)
-        s = vsplat(wb[w + 5])
-        a5 = vfma(x0, s, a5)
-        c5 = vfma(x1, s, c5)
-        e5 = vfma(x2, s, e5)
-        s = vsplat(wb[w + 6])
-        a6 = vfma(x0, s, a6)
-        c6 = vfma(x1, s, c6)
-        e6 = vfma(x2, s, e6)
-        s = vsplat(wb[w + 7])
-        a7 = vfma(x0, s, a7)
-        c7 = vfma(x1, s, c7)
-        e7 = vfma(x2, s, e7)
-    tile_put(out, 0, S, o0, o1, a0, c0, relu, no_argmax, runtime(0))
-    tile_put(out, 0, S, o2, o2, e0, e0, relu, no_argmax, runtime(0))
-    if nk > 1:
-        tile_put(out, 1, S, o0, o1, a1, c1, relu, no_argmax, runtime(0))
-        tile_put(out, 1, S, o2, o2, e1, e1, relu, no_argmax, runtime(0))
-    if nk > 2:
-        tile_put(out, 2, S, o0, o1, a2, c2, relu, no_argmax, runtime(0))
-        tile_put(out, 2, S, o2, o2, e2, e2, relu, no_argmax, runtime(0))
-    if nk > 3:
-        tile_put(out, 3, S, o0, o1, a3, c3, relu, no_argmax, runtime(0))
-        tile_put(out, 3, S, o2, o2, e3, e3, relu, no_argmax, runtime(0))
-    if nk > 4:
-        tile_put(out, 4, S, o0, o1, a4, c4, relu, no_argmax, runtime(0))
-        tile_put(out, 4, S, o2, o2, e4, e4, relu, no_argmax, runtime(0))
-    if nk > 5:
-        tile_put(out, 5, S, o0, o1, a5, c5, relu, no_argmax, runtime(0))
-        tile_put(out, 5, S, o2, o2, e5, e5, relu, no_argmax, runtime(0))
-    if nk > 6:
-        tile_put(out, 6, S, o0, o1, a6, c6, relu, no_argmax, runtime(0))
-        tile_put(out, 6, S, o2, o2, e6, e6, relu, no_argmax, runtime(0))
-    if nk > 7:
-        tile_put(out, 7, S, o0, o1, a7, c7, relu, no_argmax, runtime(0))
-        tile_put(out, 7, S, o2, o2, e7, e7, relu, no_argmax, runtime(0))
+        vstore(out, 7 * S + o0, a7)
+        vstore(out, 7 * S + o1, c7)
 
 
 @jit
@@ -589,8 +538,8 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
     Each output row is covered by ceil(OW/L) vectors, the last one ending at column OW
     (overlapping the one before it). Their wide-row positions i*Win + col feed the
     register tiles, which store to yn[o, i, col:col + L] themselves: no work array and
-    no copy out. Consecutive vectors pair up into tiles (triples, for FEW_TAPS taps or
-    fewer), across rows too; a short last group repeats its last vector.
+    no copy out. Consecutive vectors pair up into tiles, across rows too; an odd last
+    one is paired with itself.
     """
     O, OH, OW = yn.shape
     L = lanes(xn)
@@ -605,34 +554,6 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
         nk = min(OUT_BLOCK, O - o)
         i = 0           # the next vector: row i, the k-th of the row (no divisions)
         k = 0
-        while offs.shape[0] <= FEW_TAPS and i < OH:
-            i0 = i
-            c0 = min(k * L, OW - L)
-            k += 1
-            if k == per_row:
-                k = 0
-                i += 1
-            i1 = i0
-            c1 = c0
-            if i < OH:
-                i1 = i
-                c1 = min(k * L, OW - L)
-                k += 1
-                if k == per_row:
-                    k = 0
-                    i += 1
-            i2 = i1
-            c2 = c1
-            if i < OH:
-                i2 = i
-                c2 = min(k * L, OW - L)
-                k += 1
-                if k == per_row:
-                    k = 0
-                    i += 1
-            _tile_8x3(xn, offs, wb, bb, i0 * Win + c0, i1 * Win + c1, i2 * Win + c2, out,
-                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, o * P + i2 * OW + c2, P,
-                      nk, relu, no_argmax)
         while i < OH:
             i0 = i
             c0 = min(k * L, OW - L)
@@ -650,7 +571,8 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
                     k = 0
                     i += 1
             _tile_8x2(xn, offs, wb, bb, i0 * Win + c0, i1 * Win + c1, out,
-                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu, no_argmax, runtime(0))
+                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu, no_argmax,
+                      runtime(0))
 
 
 @jit
@@ -1166,7 +1088,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
                                    nn * xplane + PH * Wp + PW, chunk * xplane, Wp)
                     if F >= 2 * L:
                         n = n0 + nn
-                        _grad_rows(dy[n].reshape(dy[n].size), relu_out[n].reshape(relu_out[n].size),
+                        _grad_rows(dy[n].reshape(dy[n].size),
+                                   relu_out[n].reshape(relu_out[n].size),
                                    argmax[n].reshape(argmax[n].size),
                                    pooled[n].reshape(pooled[n].size), mode, F, OH * OW, Fp,
                                    dyt[nn * OH * OW * Fp:(nn + 1) * OH * OW * Fp], pg[:, T])
