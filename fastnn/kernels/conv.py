@@ -1026,12 +1026,15 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     items (one image each: the full correlation of dy[n] padded by (KH-1-PH, KW-1-PW)
     against Wt through :func:`_conv_planes`, or, when ``scatter``, the scatter form per
     input channel) and G = min(N, DW_GROUPS) backward-weights items (a fixed group of
-    images: each image's x is padded once into the item's buffer, then every pair of
-    output channels, dy widened to the padded row width, takes four taps a pass). The
+    images, a chunk at a time: each image's x is padded once into the item's buffer;
+    with fewer than two vectors of output channels, dy is widened to the padded row
+    width and :func:`_dw_tile_4x4` takes four channels by four taps a pass, else dy goes
+    into pixel-major rows (:func:`_grad_rows`) for :func:`_dw_tile_2v12`). The
     two kinds are interleaved in proportion, so every contiguous share of the range
     holds both. After the loop the G partial dW and db are added in group order,
     serially: nothing depends on the thread count.
-    The gradient of the conv output is read through :func:`_pad_grad`: dy itself (mode 0;
+    The gradient of the conv output is read through :func:`_pad_grad` (or
+    :func:`_grad_rows`): dy itself (mode 0;
     relu_out is then dy), dy where relu_out > 0 (mode 1: a ReLU with output relu_out fused
     in) or, mode 2, the gradient dy of maxpool(relu(conv)) routed back through argmax and
     the ReLU (pooled: the pooling's output; dy, argmax and pooled have its shape; relu_out
