@@ -65,9 +65,19 @@ PARALLEL: bool = _env_bool("FASTNN_PARALLEL", True)
 PARALLEL_THRESHOLD: int = _env_int("FASTNN_PARALLEL_THRESHOLD", 32768)
 
 
-def jit(fn=None, **overrides):
-    """``numba.njit`` with the project's flags (serial). Usable bare or with overrides."""
+def jit(fn=None, *, refcounts: bool = True, **overrides):
+    """``numba.njit`` with the project's flags (serial). Usable bare or with overrides.
+
+    ``refcounts=False`` compiles without Numba's reference counting, for helpers that
+    kernels call in their hot loops: with it, each call increments and decrements the
+    count of an array argument's memory atomically, and two threads working on one
+    output contend for that count's cache line (the first convolution of deep_convnet
+    spent about a quarter of its time there). Such a helper must allocate nothing and
+    return no array (Numba refuses to compile an allocation without it).
+    """
     options = dict(cache=CACHE, fastmath=FASTMATH, nogil=True)
+    if not refcounts:
+        options["_nrt"] = False
     options.update(overrides)
     if fn is None:
         return lambda f: numba.njit(**options)(f)

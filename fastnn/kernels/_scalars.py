@@ -9,17 +9,20 @@ literals beside a call with variables compiles the callee, and everything it cal
 twice. ``runtime(0)`` is a plain int64 0, so both calls share one compilation.
 """
 
-import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
-from .._config import jit
 
+@intrinsic
+def typed(typingctx, array, value):
+    """``value`` as a scalar of ``array.dtype`` (a cast, no allocation)."""
+    if not (isinstance(array, types.Array) and isinstance(value, (types.Number, types.Boolean))):
+        return None
+    dtype = array.dtype
 
-@jit(inline="always")
-def typed(array, value):
-    """``value`` as a scalar of ``array.dtype``."""
-    return np.full(1, value, array.dtype)[0]
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[1], signature.args[1], dtype)
+    return dtype(array, value), codegen
 
 
 @intrinsic

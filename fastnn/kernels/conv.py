@@ -139,7 +139,7 @@ def direct_forward_strided(xp, W, b, SH, SW, y):
 
 # ------------------------------------------------- direct, stride 1, padding fused
 
-@jit
+@jit(refcounts=False)
 def _pad_image(src, TP, LP, Hin, Win, dst):
     """dst (flat, C*Hin*Win) = the (C, H, W) planes of src placed at (TP, LP) on (Hin, Win)
     planes, zeros elsewhere; parts of src falling outside are dropped (TP, LP may be < 0)."""
@@ -167,7 +167,7 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
                     dt[q] = zero
 
 
-@jit
+@jit(refcounts=False)
 def _copy_run(src, s0, dst, d0, n, L, mask, masked):
     """dst[d0:d0 + n] = src[s0:s0 + n] for flat arrays and n >= L, taken only where
     mask[s0:s0 + n] > 0 (else 0) when ``masked``, in whole vectors of L: the last one
@@ -182,7 +182,7 @@ def _copy_run(src, s0, dst, d0, n, L, mask, masked):
         q += L
 
 
-@jit
+@jit(refcounts=False)
 def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
     """:func:`_pad_image` in whole vectors, for TP, LP >= 0 and rows of at least L elements
     that fit (W >= L, LP + W <= Win): dst is zeroed, then each row copied with its last
@@ -198,7 +198,7 @@ def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
                       flat, False)
 
 
-@jit
+@jit(refcounts=False)
 def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
     """:func:`_pad_image` of src taken only where mask (src's shape) is > 0, else 0: the
     gradient through a ReLU whose output is mask, fused into the copy."""
@@ -228,7 +228,7 @@ def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
                     dt[q] = zero
 
 
-@jit
+@jit(refcounts=False)
 def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
     """:func:`_pad_masked` of the gradient that max pooling routes back to its input.
 
@@ -267,7 +267,7 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
                         plane[r * Win + q] += dyp[c, i, j]
 
 
-@jit
+@jit(refcounts=False)
 def _route_2x2_plane(dyp, argmax, pooled, at, PHo, PWo, TP, LP, Win, plane):
     """One plane of :func:`_pad_pooled` for 2x2 stride-2 windows (OWc = 2*PWo): the
     (PHo, PWo) windows start at ``at`` in the flat pooled arrays; plane (Hin*Win) gets
@@ -296,7 +296,7 @@ def _route_2x2_plane(dyp, argmax, pooled, at, PHo, PWo, TP, LP, Win, plane):
     return True
 
 
-@jit
+@jit(refcounts=False)
 def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
     """dst[at + c*cstride + r*Wp + q] = src[(c*H + r)*W + q]: the (C, H, W) image src into
     the interiors of padded planes (rows Wp apart, planes cstride apart), nothing else."""
@@ -312,7 +312,7 @@ def _copy_interior(src, C, H, W, dst, at, cstride, Wp):
                     dst[d0 + q] = src[s0 + q]
 
 
-@jit
+@jit(refcounts=False)
 def _widen_plane(src, mask, masked, H, W, dst, Wp):
     """dst[r*Wp + q] = src[r*W + q] (where mask[r*W + q] > 0, else 0, when ``masked``) for
     q < W, and 0 for W <= q < Wp: one (H, W) plane, flat, widened to rows of Wp. Rows of
@@ -332,7 +332,7 @@ def _widen_plane(src, mask, masked, H, W, dst, Wp):
             dst[d0 + q] = zero
 
 
-@jit
+@jit(refcounts=False)
 def _pad_grad(dy, relu_out, argmax, pooled, mode, OWc, TP, LP, Hin, Win, dst):
     """The gradient of one image's conv output, padded: dy itself (mode 0), dy through a
     ReLU with output relu_out (mode 1, :func:`_pad_masked`) or through a ReLU and a max
@@ -383,7 +383,7 @@ def _tap_offsets(C, KH, KW, Hin, Win):
     return offs
 
 
-@jit
+@jit(refcounts=False)
 def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu, argmax, row):
     """out[k*S + o0:][:L] = bb[k] + sum_t wb[t*8 + k] * xn[offs[t] + j0:][:L], and the
     same for (j1, o1), for k < nk <= 8 (through max(., 0) when ``relu``). With ``row`` > 0
@@ -499,7 +499,7 @@ def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu, argmax, row):
         vstore(out, 7 * S + o1, c7)
 
 
-@jit
+@jit(refcounts=False)
 def _tile_8x1(xn, offs, wb, bb, j, acc, S):
     """:func:`_tile_8x2` for one vector of pixels (the tail of a plane)."""
     a0 = vsplat(bb[0])
@@ -575,7 +575,7 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
                       runtime(0))
 
 
-@jit
+@jit(refcounts=False)
 def _conv_rows_pooled(xn, Win, offs, packed, packed_bias, relu, OH, OW, pooled, argmax):
     """:func:`_conv_rows` with 2x2 stride-2 max pooling in the tiles' stores: each tile
     holds rows 2i and 2i + 1 at one vector of columns (the last one ending at column OW),
@@ -713,7 +713,7 @@ DW_CHUNK = 16
 DW_CHUNK_PIXELS = 2048
 
 
-@jit
+@jit(refcounts=False)
 def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
     """pg[f, t] += sum over nimg images n and V vectors of
     dys[n*F*Pst + f*Pst + j] * xs[n*plane + offs[t] + j], for f in f0..f0+3 and t in t0..t0+3
@@ -830,7 +830,7 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, db):
         db[f] += sums[f]
 
 
-@jit
+@jit(refcounts=False)
 def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp):
     """tmp[k, :2L] = sum over nimg images n and the OH*OW pixels p = (r, c) of
     dyt[(n*OH*OW + p)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + r*Wp + c], k < 12
@@ -950,7 +950,7 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
     vstore(tmp, 11 * w + L, b11)
 
 
-@jit
+@jit(refcounts=False)
 def _add_row(row, t0, nt, s0, s1, s2, s3):
     """row[t0:t0 + nt] += (s0, s1, s2, s3)[:nt]."""
     row[t0] += s0
@@ -962,7 +962,7 @@ def _add_row(row, t0, nt, s0, s1, s2, s3):
         row[t0 + 3] += s3
 
 
-@jit
+@jit(refcounts=False)
 def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
     """dxc (H, W) = backward-data of one image for input channel c, the scatter form.
 
@@ -1151,7 +1151,7 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     _sum_parts(parts, dW.reshape(F, T), db)
 
 
-@jit
+@jit(refcounts=False)
 def _sum_parts(parts, dW, db):
     """dW[f, t] = parts[0, f, t] + parts[1, f, t] + ... and db[f] = the same over parts[:, f, T],
     added in group order: parts (G, F, T + 1), dW (F, T), db (F,). Group by group over
