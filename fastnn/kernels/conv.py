@@ -787,11 +787,11 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
         _add_row(pg[f3], t0, nt, vsum(a30), vsum(a31), vsum(a32), vsum(a33))
 
 
-@jit
-def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, db):
+@jit(refcounts=False)
+def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, sums, db):
     """One image's conv-output gradient g (F, P) as pixel-major rows for
     :func:`_dw_tile_2v12`: dst[p*Fp + f] = g[f, p] (0 for F <= f < Fp), and
-    db[f] += sum_p g[f, p].
+    db[f] += sum_p g[f, p] (sums: a work array of Fp elements).
 
     g is dy (F, P) itself (mode 0), dy where mask > 0 (mode 1, a fused ReLU), or (mode 2)
     the gradient dy (F, PP) of a max pooling routed back to the winners argmax (plane
@@ -821,7 +821,8 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, db):
         for p in range(P):
             for f in range(F, Fp):
                 dst[p * Fp + f] = zero
-    sums = np.zeros(Fp, dtype=dst.dtype)      # across channels: each sum in pixel order
+    for f in range(Fp):                       # across channels: each sum in pixel order
+        sums[f] = zero
     for p in range(P):
         row = dst[p * Fp:(p + 1) * Fp]
         for f in range(Fp):
@@ -1045,110 +1046,161 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     F, _, KH, KW = W.shape
     OH = H + 2 * PH - KH + 1
     OW = Wd + 2 * PW - KW + 1
-    Hp = H + 2 * PH
     Wp = Wd + 2 * PW
     T = C * KH * KW
     Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN    # widened dy plane stride
     L = lanes(dW.reshape(dW.size))
-    V = Pst // L
-    xplane = Hp * Wp
+    rows = F >= 2 * L       # two vectors of channels: pixel-major rows and _dw_tile_2v12
+    Fp = (F + 2 * L - 1) // (2 * L) * (2 * L)
     chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // Pst))
-    offs_x = _tap_offsets(C, KH, KW, chunk * Hp, Wp)     # channel c at c * chunk * plane
+    offs_x = _tap_offsets(C, KH, KW, chunk * (H + 2 * PH), Wp)   # channel c at c * chunk * plane
     G = min(N, DW_GROUPS)
     D = G
     M = (N if input_grad else 0) + D
-    zero = typed(dW, 0.0)
     parts = np.empty((G, F, T + 1), dtype=dW.dtype)   # dW and db partials per group
     Hf = H + KH - 1
-    no_offset = runtime(0)
     Wf = Wd + KW - 1
     packed_t, packed_zeros = _pack_weights(Wt, np.zeros(C, dtype=dx.dtype))
     offs_t = _tap_offsets(F, KH, KW, Hf, Wf)
     for m in prange(M):
-        wide_vectors()
-        # item m is the k-th dW item when floor((m+1)D/M) > floor(mD/M), else a dx item
+        # item m is the k-th dW item when floor((m+1)D/M) > floor(mD/M), else a dx item;
+        # the work arrays are allocated here, so the items run without reference counts
         k = (m * D) // M
         if ((m + 1) * D) // M > k:
-            g = k
-            pg = parts[g]
-            for f in range(F):
-                for t in range(T + 1):
-                    pg[f, t] = zero
-            # channel-major (C, chunk, Hp*Wp), zeroed: runs read up to KW - 1 + RUN_ALIGN past
-            # a plane, where dy is zero, into the next plane or the zero slack
-            xs = np.zeros(C * chunk * xplane + RUN_ALIGN + KW, dtype=dW.dtype)
-            Fp = (F + 2 * L - 1) // (2 * L) * (2 * L)
-            dys = np.empty(chunk * F * Pst if F < 2 * L else 0, dtype=dW.dtype)
-            dyt = np.empty(chunk * OH * OW * Fp if F >= 2 * L else 0, dtype=dW.dtype)
+            # x channel-major (C, chunk, Hp*Wp), zeroed: runs read up to KW - 1 + RUN_ALIGN
+            # past a plane, where dy is zero, into the next plane or the zero slack
+            xs = np.zeros(C * chunk * (H + 2 * PH) * Wp + RUN_ALIGN + KW, dtype=dW.dtype)
+            dys = np.empty(0 if rows else chunk * F * Pst, dtype=dW.dtype)
+            dyt = np.empty(chunk * OH * OW * Fp if rows else 0, dtype=dW.dtype)
             tmp = np.empty(DW_TAPS * 2 * L, dtype=dW.dtype)
-            n1 = ((g + 1) * N) // G
-            for n0 in range((g * N) // G, n1, chunk):
-                nimg = min(chunk, n1 - n0)
-                for nn in range(nimg):
-                    # only the interior: the borders of xs are zero from its allocation and
-                    # no image writes there
-                    _copy_interior(x[n0 + nn].reshape(C * H * Wd), C, H, Wd, xs,
-                                   nn * xplane + PH * Wp + PW, chunk * xplane, Wp)
-                    if F >= 2 * L:
-                        n = n0 + nn
-                        _grad_rows(dy[n].reshape(dy[n].size),
-                                   relu_out[n].reshape(relu_out[n].size),
-                                   argmax[n].reshape(argmax[n].size),
-                                   pooled[n].reshape(pooled[n].size), mode, F, OH * OW, Fp,
-                                   dyt[nn * OH * OW * Fp:(nn + 1) * OH * OW * Fp], pg[:, T])
-                        continue
-                    for f in range(F):
-                        at = (nn * F + f) * Pst
-                        seg = dys[at:at + Pst]
-                        if mode == 2:
-                            _pad_pooled(dy[n0 + nn, f:f + 1], argmax[n0 + nn, f:f + 1],
-                                        pooled[n0 + nn, f:f + 1], OW, no_offset, no_offset,
-                                        OH, Wp, seg[:OH * Wp])
-                        else:
-                            _widen_plane(dy[n0 + nn, f].reshape(OH * OW),
-                                         relu_out[n0 + nn, f].reshape(OH * OW), mode == 1,
-                                         OH, OW, seg, Wp)
-                        s = zero
-                        for j in range(OH * Wp):
-                            s += seg[j]
-                        pg[f, T] += s
-                        for j in range(OH * Wp, Pst):
-                            seg[j] = zero
-                if F >= 2 * L:
-                    # GEMM-style tiles over dy as (image, pixel, channel) rows
-                    for f0 in range(0, F, 2 * L):
-                        nf = min(2 * L, F - f0)
-                        for t0 in range(0, T, DW_TAPS):
-                            _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, OH, OW, Wp, Fp,
-                                          xplane, L, tmp)
-                            for kk in range(min(DW_TAPS, T - t0)):
-                                row = tmp[kk * 2 * L:(kk + 1) * 2 * L]
-                                for ff in range(nf):
-                                    pg[f0 + ff, t0 + kk] += row[ff]
-                else:
-                    for f0 in range(0, F, 4):
-                        for t0 in range(0, T, 4):
-                            _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L,
-                                         xplane, pg)
+            sums = np.empty(Fp, dtype=dW.dtype)
+            _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW,
+                          (k * N) // G, ((k + 1) * N) // G, chunk, offs_x, rows, xs, dys,
+                          dyt, tmp, sums, parts[k])
+        elif scatter:
+            dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
+            plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
+            _scatter_item(m - k, dy, W, relu_out, argmax, pooled, mode, PH, PW, dyw, plane, dx)
         else:
-            n = m - k
-            if scatter:
-                dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
-                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, no_offset, no_offset,
-                          OH, Wp, dyw)
-                plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
-                for c in range(C):
-                    _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
-            else:
-                dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
-                _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH,
-                          KW - 1 - PW, Hf, Wf, dyn)
-                for q in range(RUN_ALIGN):
-                    dyn[F * Hf * Wf + q] = zero
-                acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, dtype=dx.dtype)
-                _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc,
-                             dx[n])
+            dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
+            acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, dtype=dx.dtype)
+            _correlate_item(m - k, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW,
+                            offs_t, packed_t, packed_zeros, dyn, acc, dx)
     _sum_parts(parts, dW.reshape(F, T), db)
+
+
+@jit(refcounts=False)
+def _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, n_begin, n_end,
+                  chunk, offs_x, rows, xs, dys, dyt, tmp, sums, pg):
+    """One backward-weights item of :func:`direct_backward_s1`: pg (F, T + 1) = the
+    partial dW (F, T) and db (column T) of images n_begin <= n < n_end, a chunk of
+    images at a time; offs_x: :func:`_tap_offsets` of the chunk buffer's planes.
+    ``rows``: dy goes into pixel-major rows dyt for :func:`_dw_tile_2v12`, else into
+    widened planes dys for :func:`_dw_tile_4x4`; xs: the chunk's x planes, zeroed;
+    tmp, sums: work arrays of :func:`_dw_tile_2v12` and :func:`_grad_rows`."""
+    wide_vectors()
+    N, C, H, Wd = x.shape
+    F = pg.shape[0]
+    T = C * KH * KW
+    OH = H + 2 * PH - KH + 1
+    OW = Wd + 2 * PW - KW + 1
+    Wp = Wd + 2 * PW
+    Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN    # widened dy plane stride
+    L = lanes(pg.reshape(pg.size))
+    V = Pst // L
+    xplane = (H + 2 * PH) * Wp
+    zero = typed(pg, 0.0)
+    no_offset = runtime(0)
+    for f in range(F):
+        for t in range(T + 1):
+            pg[f, t] = zero
+    Fp = (F + 2 * L - 1) // (2 * L) * (2 * L)
+    for n0 in range(n_begin, n_end, chunk):
+        nimg = min(chunk, n_end - n0)
+        for nn in range(nimg):
+            # only the interior: the borders of xs are zero from its allocation and
+            # no image writes there
+            _copy_interior(x[n0 + nn].reshape(C * H * Wd), C, H, Wd, xs,
+                           nn * xplane + PH * Wp + PW, chunk * xplane, Wp)
+            if rows:
+                n = n0 + nn
+                _grad_rows(dy[n].reshape(dy[n].size),
+                           relu_out[n].reshape(relu_out[n].size),
+                           argmax[n].reshape(argmax[n].size),
+                           pooled[n].reshape(pooled[n].size), mode, F, OH * OW, Fp,
+                           dyt[nn * OH * OW * Fp:(nn + 1) * OH * OW * Fp], sums, pg[:, T])
+                continue
+            for f in range(F):
+                at = (nn * F + f) * Pst
+                seg = dys[at:at + Pst]
+                if mode == 2:
+                    _pad_pooled(dy[n0 + nn, f:f + 1], argmax[n0 + nn, f:f + 1],
+                                pooled[n0 + nn, f:f + 1], OW, no_offset, no_offset,
+                                OH, Wp, seg[:OH * Wp])
+                else:
+                    _widen_plane(dy[n0 + nn, f].reshape(OH * OW),
+                                 relu_out[n0 + nn, f].reshape(OH * OW), mode == 1,
+                                 OH, OW, seg, Wp)
+                s = zero
+                for j in range(OH * Wp):
+                    s += seg[j]
+                pg[f, T] += s
+                for j in range(OH * Wp, Pst):
+                    seg[j] = zero
+        if rows:
+            # GEMM-style tiles over dy as (image, pixel, channel) rows
+            for f0 in range(0, F, 2 * L):
+                nf = min(2 * L, F - f0)
+                for t0 in range(0, T, DW_TAPS):
+                    _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, OH, OW, Wp, Fp,
+                                  xplane, L, tmp)
+                    for kk in range(min(DW_TAPS, T - t0)):
+                        row = tmp[kk * 2 * L:(kk + 1) * 2 * L]
+                        for ff in range(nf):
+                            pg[f0 + ff, t0 + kk] += row[ff]
+        else:
+            for f0 in range(0, F, 4):
+                for t0 in range(0, T, 4):
+                    _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L,
+                                 xplane, pg)
+
+
+@jit(refcounts=False)
+def _scatter_item(n, dy, W, relu_out, argmax, pooled, mode, PH, PW, dyw, plane, dx):
+    """A backward-data item of :func:`direct_backward_s1` for few input channels: dx[n]
+    from the gradient of image n's conv output (widened into dyw, (F, OH, Wp)),
+    scattered per input channel through the work plane (:func:`_scatter_image`)."""
+    wide_vectors()
+    C = dx.shape[1]
+    OW = dx.shape[3] + 2 * PW - W.shape[3] + 1
+    OH = dx.shape[2] + 2 * PH - W.shape[2] + 1
+    Wp = dx.shape[3] + 2 * PW
+    no_offset = runtime(0)
+    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, no_offset, no_offset,
+              OH, Wp, dyw)
+    for c in range(C):
+        _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
+
+
+@jit(refcounts=False)
+def _correlate_item(n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, offs_t, packed_t,
+                    packed_zeros, dyn, acc, dx):
+    """A backward-data item of :func:`direct_backward_s1`: dx[n] = the full correlation of
+    image n's conv-output gradient, padded into dyn (F, H+KH-1, W+KW-1 and RUN_ALIGN of
+    slack), with the flipped weights, through :func:`_conv_planes` (offs_t, packed_t,
+    packed_zeros: its taps and packed weights; acc its work array)."""
+    wide_vectors()
+    H, Wd = dx.shape[2], dx.shape[3]
+    OW = Wd + 2 * PW - KW + 1
+    Hf = H + KH - 1
+    Wf = Wd + KW - 1
+    zero = typed(dx, 0.0)
+    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH,
+              KW - 1 - PW, Hf, Wf, dyn)
+    end = dyn.size - RUN_ALIGN
+    for q in range(RUN_ALIGN):
+        dyn[end + q] = zero
+    _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc, dx[n])
 
 
 @jit(refcounts=False)
