@@ -300,7 +300,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 dx, dW, db = run_kernel(conv_k.direct_backward_s1, build, x, grad, Wt, flipped,
                                         PH, PW, scatter, mask, mode, *pool, True,
                                         Guarded(x.shape, dtype), Guarded(Wt.shape, dtype),
-                                        Guarded(F, dtype))
+                                        Guarded(F, dtype), *conv_k.backward_items(dtype))
                 want = ((dx_ref, dW_ref, db_ref), masked_refs, pooled_refs)[mode]
                 where = f"direct_backward_s1 (scatter={scatter}, mode={mode})"
                 close(dx, want[0], dtype, where + " dx")
@@ -309,7 +309,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         dx = np.full(x.shape, SENTINEL, dtype)
         dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped, PH, PW,
                             False, dy, 0, none_i, none_f, False, dx, Guarded(Wt.shape, dtype),
-                            Guarded(F, dtype))
+                            Guarded(F, dtype), *conv_k.backward_items(dtype))
         assert np.all(dx == SENTINEL), "direct_backward_s1 wrote dx without input_grad"
         close(dW, dW_ref, dtype, "direct_backward_s1 dW (no input_grad)")
         close(db, db_ref, dtype, "direct_backward_s1 db (no input_grad)")

@@ -288,7 +288,8 @@ class NumbaConvOps:
                 Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
                 conv_kernels.direct_backward_s1(work, x, dy, W, Wt, g.PH, g.PW,
                                                 g.C <= SCATTER_MAX_CHANNELS, relu_out, mode,
-                                                argmax, pooled, bool(input_grad), dx, dW, db)
+                                                argmax, pooled, bool(input_grad), dx, dW, db,
+                                                *conv_kernels.backward_items(dtype))
             else:
                 xp = _padded(x, g)
                 conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)

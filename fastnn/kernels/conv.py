@@ -43,10 +43,12 @@ Two algorithms:
 Every reduction runs in a fixed order, so results do not depend on the thread count.
 """
 
+import numba
 import numpy as np
 from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
+from ._native import NativeFunction, call_native
 from ._scalars import runtime, typed
 from ._simd import (lanes, vbroadcast, vfma, vload, vrelu, vsplat, vstore, vsum,
                     vwhere_positive, wide_vectors)
@@ -1018,7 +1020,7 @@ DW_GROUPS = 8
 
 @parallel_kernel
 def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, pooled,
-                       input_grad, dx, dW, db):
+                       input_grad, dx, dW, db, weights_item, scatter_item, correlate_item):
     """All stride-1 gradients in one parallel region, the padding fused in.
 
     dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xpad[n, c, i + kh, j + kw]; db[f] = sum dy[n, f];
@@ -1041,6 +1043,8 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     the ReLU (pooled: the pooling's output; dy, argmax and pooled have its shape; relu_out
     is not read then and needs only N and F). Without ``input_grad`` there are no
     backward-data items and dx is left untouched.
+    weights_item, scatter_item, correlate_item: :func:`backward_items` of the dtype, the
+    three kinds of item, called through their addresses (:mod:`~fastnn.kernels._native`).
     """
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
@@ -1074,18 +1078,19 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
             dyt = np.empty(chunk * OH * OW * Fp if rows else 0, dtype=dW.dtype)
             tmp = np.empty(DW_TAPS * 2 * L, dtype=dW.dtype)
             sums = np.empty(Fp, dtype=dW.dtype)
-            _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW,
-                          (k * N) // G, ((k + 1) * N) // G, chunk, offs_x, rows, xs, dys,
-                          dyt, tmp, sums, parts[k])
+            call_native(weights_item, (x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW,
+                                       (k * N) // G, ((k + 1) * N) // G, chunk, offs_x, rows,
+                                       xs, dys, dyt, tmp, sums, parts[k]))
         elif scatter:
             dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
             plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
-            _scatter_item(m - k, dy, W, relu_out, argmax, pooled, mode, PH, PW, dyw, plane, dx)
+            call_native(scatter_item, (m - k, dy, W, relu_out, argmax, pooled, mode, PH, PW,
+                                       dyw, plane, dx))
         else:
             dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
             acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, dtype=dx.dtype)
-            _correlate_item(m - k, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW,
-                            offs_t, packed_t, packed_zeros, dyn, acc, dx)
+            call_native(correlate_item, (m - k, dy, relu_out, argmax, pooled, mode, PH, PW, KH,
+                                         KW, offs_t, packed_t, packed_zeros, dyn, acc, dx))
     _sum_parts(parts, dW.reshape(F, T), db)
 
 
@@ -1201,6 +1206,30 @@ def _correlate_item(n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, offs_
     for q in range(RUN_ALIGN):
         dyn[end + q] = zero
     _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc, dx[n])
+
+
+_BACKWARD_ITEMS = {}
+
+
+def backward_items(dtype):
+    """The last three arguments of :func:`direct_backward_s1` for arrays of ``dtype``:
+    _weights_item, _scatter_item and _correlate_item, each compiled once as a
+    :class:`~fastnn.kernels._native.NativeFunction`."""
+    dtype = np.dtype(dtype)
+    items = _BACKWARD_ITEMS.get(dtype)
+    if items is None:
+        f = numba.from_dtype(dtype)
+        i, b = numba.int64, numba.boolean
+        a1, a2, a4 = (numba.types.Array(f, d, "C") for d in (1, 2, 4))
+        i1, i4 = (numba.types.Array(i, d, "C") for d in (1, 4))
+        items = _BACKWARD_ITEMS[dtype] = (
+            NativeFunction(_weights_item, (a4, a4, a4, i4, a4, i, i, i, i, i, i, i, i, i1, b,
+                                           a1, a1, a1, a1, a1, a2)),
+            NativeFunction(_scatter_item, (i, a4, a4, a4, i4, a4, i, i, i, a1, a1, a4)),
+            NativeFunction(_correlate_item, (i, a4, a4, i4, a4, i, i, i, i, i, i1, a2, a1,
+                                             a1, a1, a4)),
+        )
+    return items
 
 
 @jit(refcounts=False)
