@@ -89,9 +89,10 @@ def training_steps(threads: int, repeats: int, warmup: int, networks=NETWORKS,
             contenders["numpy"] = fastnn_step(name, "numpy", x, t)
         if with_torch and torch_models.available():
             contenders["torch"] = torch_models.InChildProcess("step", name, x, t, threads)
-        # at least three rounds of blocks of three on the CNNs, so that a burst of load on a
-        # shared machine hits one round, not a whole contender (about 15 s with the reference)
-        reps = repeats if name == "mlp" else max(9, repeats // 2)
+        # at least five rounds of blocks of three on the CNNs, so that a burst of load on a
+        # shared machine, which can last a few seconds, slows one round of one contender,
+        # not half of its samples (about 20 s with the reference)
+        reps = repeats if name == "mlp" else max(15, (3 * repeats) // 4)
         medians = interleaved(contenders, reps, warmup, block=3)
         if "torch" in contenders:
             contenders["torch"].close()
