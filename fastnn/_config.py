@@ -107,13 +107,13 @@ class ParallelKernel:
     ``kernel.serial`` and ``kernel.parallel`` give direct access.
     """
 
-    def __init__(self, fn):
+    def __init__(self, fn, **overrides):
         self.py_func = fn
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
-        self.serial = jit(_renamed_copy(fn, "_serial"))
+        self.serial = jit(_renamed_copy(fn, "_serial"), **overrides)
         if PARALLEL:
-            self.parallel = jit(_renamed_copy(fn, "_parallel"), parallel=True)
+            self.parallel = jit(_renamed_copy(fn, "_parallel"), parallel=True, **overrides)
         else:
             self.parallel = self.serial
 
@@ -123,9 +123,12 @@ class ParallelKernel:
         return self.serial(*args)
 
 
-def parallel_kernel(fn):
-    """Decorator: compile ``fn`` as a :class:`ParallelKernel` (serial + parallel builds)."""
-    return ParallelKernel(fn)
+def parallel_kernel(fn=None, **overrides):
+    """Decorator: compile ``fn`` as a :class:`ParallelKernel` (serial + parallel builds).
+    Usable bare or with overrides of :func:`jit`'s options."""
+    if fn is None:
+        return lambda f: ParallelKernel(f, **overrides)
+    return ParallelKernel(fn, **overrides)
 
 
 def set_num_threads(n: int) -> None:
