@@ -59,3 +59,27 @@ def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):
     assert results["steps"][0]["network"] == "mlp"
     assert np.isfinite(results["sgemm_gflops"])
     assert {row["target"] for row in results["targets"]} == {key for key, *_ in report.TARGETS}
+
+
+def test_step_profile_lists_every_kernel_call_of_a_step(capsys):
+    """benchmarks/profile_step.py: one row per kernel call in call order, and the step
+    split into time inside kernels and outside; the dispatch is restored afterwards."""
+    import importlib.util
+    from pathlib import Path
+
+    from fastnn import _config
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_step.py"
+    spec = importlib.util.spec_from_file_location("profile_step", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dispatch = _config.ParallelKernel.__call__
+    module.profile("mlp", steps=3)
+    assert _config.ParallelKernel.__call__ is dispatch
+    out = capsys.readouterr().out
+    rows = [line.split()[0] for line in out.splitlines()[2:-1]]
+    # input check, 3 forward GEMMs, the loss both ways, 3 backward GEMMs, gradient check, Adam
+    assert rows == (["count_nonfinite"] + ["affine_forward"] * 3
+                    + ["softmax_cross_entropy_indices", "softmax_cross_entropy_backward_indices"]
+                    + ["affine_backward"] * 3 + ["count_nonfinite", "adam"])
+    assert "(100, 784)" in out and "outside them" in out
