@@ -114,6 +114,35 @@ def test_without_fast_math_the_thread_count_changes_no_bit(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+MANY_THREADS_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+import numba
+import numpy as np
+import fastnn as fnn
+from fastnn import _config
+from test_determinism import train_conv
+assert numba.config.NUMBA_NUM_THREADS == 4
+_config.PARALLEL_THRESHOLD = 0
+runs = {{}}
+for n in (1, 2, 3, 4):
+    fnn.set_num_threads(n)
+    runs[n] = train_conv("numba")
+for n in (2, 3, 4):
+    assert np.array_equal(runs[1], runs[n]), (n, np.abs(runs[1] - runs[n]).max())
+"""
+
+
+@pytest.mark.slow
+def test_weights_on_1_2_3_and_4_threads_are_bitwise_equal():
+    """Thread counts that do not divide the fixed work splits (3), and more threads than
+    this machine has cores (NUMBA_NUM_THREADS=4 in a fresh process), change no bit."""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
+    env.pop("FASTNN_THREADS", None)
+    result = subprocess.run([sys.executable, "-c", MANY_THREADS_CHILD.format(tests=str(TESTS))],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+
 CHILD = """
 import sys
 sys.path.insert(0, {tests!r})
