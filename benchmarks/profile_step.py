@@ -9,7 +9,7 @@ Prints, in call order, the median microseconds of each kernel call with its firs
 argument's shape and whether it ran the parallel build, then the median step, the
 median time inside kernels and the rest (the Python layers, ops and checks).
 Steps run back to back, so the step time is below ``fastnn bench``'s, whose blocks start
-after a pause. The timing wrapper adds well under a microsecond per call.
+after a pause. The timing adds a Python call and two clock reads to every kernel call.
 """
 
 from __future__ import annotations

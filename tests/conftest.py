@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -16,6 +17,15 @@ def data_root() -> Path:
     if env:
         return Path(env)
     return REPO.parent / "shared" / "data"
+
+
+def load_benchmark_script(name: str):
+    """The module ``benchmarks/<name>.py``, loaded from its file (the scripts are not a
+    package that tests import)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

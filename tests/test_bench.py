@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from conftest import load_benchmark_script
+from fastnn import _config
 from fastnn.bench import harness, report
 from fastnn.cli import main
 
@@ -64,15 +66,7 @@ def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):
 def test_step_profile_lists_every_kernel_call_of_a_step(capsys):
     """benchmarks/profile_step.py: one row per kernel call in call order, and the step
     split into time inside kernels and outside; the dispatch is restored afterwards."""
-    import importlib.util
-    from pathlib import Path
-
-    from fastnn import _config
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "profile_step.py"
-    spec = importlib.util.spec_from_file_location("profile_step", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark_script("profile_step")
     dispatch = _config.ParallelKernel.__call__
     module.profile("mlp", steps=3)
     assert _config.ParallelKernel.__call__ is dispatch

@@ -1,13 +1,11 @@
 """Regularisation: L2/L1 inside the fused steps (textbook oracle), dropout, the penalty in
 the reported loss, and the books' overfitting demo on 300 MNIST samples."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import fastnn as fnn
+from conftest import load_benchmark_script
 
 BACKENDS = ["numpy", "numba"]
 
@@ -82,17 +80,9 @@ def test_dropout_in_a_model_is_inverted_and_off_at_inference():
     np.testing.assert_array_equal(model.predict(x), x)
 
 
-def load_demo():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "regularization_demo.py"
-    spec = importlib.util.spec_from_file_location("regularization_demo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_weight_decay_shrinks_the_train_test_gap_on_300_mnist_samples(mnist_dir):
     """The README's numbers, one seed: 300 samples overfit (train 100 %); L2 narrows the gap."""
-    demo = load_demo()
+    demo = load_benchmark_script("regularization_demo")
     data = fnn.datasets.load_mnist("mnist", path=mnist_dir)
     baseline = demo.run("baseline", data, seed=0)
     l2 = demo.run("l2", data, seed=0)
