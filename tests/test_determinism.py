@@ -90,58 +90,50 @@ def test_numba_weights_with_1_and_2_threads(monkeypatch, threads):
 THREADS_CHILD = """
 import sys
 sys.path.insert(0, {tests!r})
+import numba
 import numpy as np
 import fastnn as fnn
 from fastnn import _config
 from test_determinism import train_conv
-assert not _config.FASTMATH
+assert {precondition}
 _config.PARALLEL_THRESHOLD = 0
+threads = {threads!r}
 runs = []
-for n in (1, 2):
+for n in threads:
     fnn.set_num_threads(n)
     runs.append(train_conv("numba"))
-assert np.array_equal(runs[0], runs[1]), np.abs(runs[0] - runs[1]).max()
+for n, run in zip(threads[1:], runs[1:]):
+    assert np.array_equal(runs[0], run), (n, np.abs(runs[0] - run).max())
 """
+
+
+def weights_equal_on_threads_in_a_child(threads, precondition, **env):
+    """In a fresh process with ``env`` added to this one's: the conv network's weights
+    after training on each thread count in ``threads`` (every kernel's parallel build) are
+    bitwise the first count's; ``precondition``, a Python expression, holds there."""
+    child_env = {k: v for k, v in os.environ.items() if k != "FASTNN_THREADS"}
+    child_env.update(env)
+    script = THREADS_CHILD.format(tests=str(TESTS), threads=tuple(threads),
+                                  precondition=precondition)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=child_env, timeout=600)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 def test_without_fast_math_the_thread_count_changes_no_bit(tmp_path):
     """FASTNN_FASTMATH=0 in a fresh process (own kernel cache: compiles everything, ~30 s)."""
-    env = {**os.environ, "FASTNN_FASTMATH": "0", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, "-c", THREADS_CHILD.format(tests=str(TESTS))],
-                            capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
-
-
-MANY_THREADS_CHILD = """
-import sys
-sys.path.insert(0, {tests!r})
-import numba
-import numpy as np
-import fastnn as fnn
-from fastnn import _config
-from test_determinism import train_conv
-assert numba.config.NUMBA_NUM_THREADS == 4
-_config.PARALLEL_THRESHOLD = 0
-runs = {{}}
-for n in (1, 2, 3, 4):
-    fnn.set_num_threads(n)
-    runs[n] = train_conv("numba")
-for n in (2, 3, 4):
-    assert np.array_equal(runs[1], runs[n]), (n, np.abs(runs[1] - runs[n]).max())
-"""
+    weights_equal_on_threads_in_a_child((1, 2), "not _config.FASTMATH", FASTNN_FASTMATH="0",
+                                        NUMBA_CACHE_DIR=str(tmp_path / "cache"))
 
 
 @pytest.mark.slow
 def test_weights_on_1_2_3_and_4_threads_are_bitwise_equal():
     """Thread counts that do not divide the fixed work splits (3), and more threads than
     this machine has cores (NUMBA_NUM_THREADS=4 in a fresh process), change no bit."""
-    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
-    env.pop("FASTNN_THREADS", None)
-    result = subprocess.run([sys.executable, "-c", MANY_THREADS_CHILD.format(tests=str(TESTS))],
-                            capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
+    weights_equal_on_threads_in_a_child((1, 2, 3, 4), "numba.config.NUMBA_NUM_THREADS == 4",
+                                        NUMBA_NUM_THREADS="4")
 
 CHILD = """
 import sys
