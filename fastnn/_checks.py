@@ -118,3 +118,16 @@ def check_targets(where: str, t: np.ndarray, n: int, classes: int) -> None:
             f"{where}: expected targets of shape (N,) (class indices) or (N, {classes}) "
             f"(one-hot), got {t.shape}"
         )
+
+
+def check_count(where: str, name: str, value, minimum: int) -> int:
+    """An integer >= ``minimum`` (0 or 1) as a Python int; bools are refused."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        kind = "non-negative" if minimum == 0 else "positive"
+        raise ValueError(f"{where}: {name} must be a {kind} integer, got {value!r}")
+    return int(value)
+
+
+def check_batch_size(where: str, batch_size) -> int:
+    """A positive integer batch size as a Python int."""
+    return check_count(where, "batch_size", batch_size, 1)

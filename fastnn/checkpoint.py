@@ -2,7 +2,7 @@
 
 A checkpoint folder holds ``checkpoint-<step>.npz`` files, ``<step>`` being the number
 of optimizer steps ``fit`` had taken (9 digits, so names sort by step). Each file is
-written atomically (temp file, fsync, rename: see :func:`fastnn.serialization.atomic_write`)
+written atomically (temp file, fsync, rename: see :func:`fastnn._files.atomic_write`)
 and only the newest ``keep`` are kept. A file is a plain ``.npz`` (no pickle) holding
 
 ==========================  ===========================================================
@@ -26,7 +26,7 @@ entry                       what
     ckpt.state["epoch"], ckpt.extra["order"]
 
 Every damaged, truncated, foreign or too-new file raises
-:class:`~fastnn.serialization.ModelFileError` naming it; nothing is ever unpickled.
+:class:`~fastnn.errors.ModelFileError` naming it; nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .serialization import (ModelFileError, atomic_write, content_digest, json_bytes,
-                            model_arrays, parse_json, read_npz, set_model_arrays)
+from ._files import atomic_write, content_digest, json_bytes, parse_json, read_npz
+from .errors import ModelFileError
+from .optim import OPTIMIZERS
+from .serialization import model_arrays, set_model_arrays
 
 #: Version of the ``checkpoint`` JSON entry; files with a larger number are refused.
 CHECKPOINT_FORMAT = 1
@@ -276,8 +278,6 @@ class Checkpoint:
 
     def build_optimizer(self):
         """A new optimizer of the saved class and hyperparameters, with the saved state."""
-        from .optim import OPTIMIZERS
-
         cls = OPTIMIZERS.get(str(self.optimizer["class"]).lower())
         if cls is None:
             raise ModelFileError(f"{self.path}: unknown optimizer {self.optimizer['class']!r}")

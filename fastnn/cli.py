@@ -290,7 +290,7 @@ def _save_train_args(args, threads: int) -> None:
     import json
     from pathlib import Path
 
-    from .serialization import atomic_write
+    from ._files import atomic_write
 
     saved = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "quiet")}
     saved["threads"] = args.threads if args.threads is not None else threads

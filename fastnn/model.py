@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
+from . import fusion, training
+from ._checks import check_batch_size
 from .backends import get_ops
 from .errors import NonFiniteError
-from .layers.activations import ReLU
+from .layers import LAYERS
 from .layers.base import Layer
-from .layers.conv import Conv2D
-from .layers.dense import Dense
-from .layers.pool import MaxPool2D
-from .layers.reshape import Flatten
-from .losses import Loss, SoftmaxCrossEntropy, get_loss
+from .losses import LOSSES, Loss, SoftmaxCrossEntropy, get_loss
+from .metrics import count_correct
+from .optim import clip_grad_norm
+from .serialization import register_model_class, save_model
 
 DTYPES = ("float32", "float64")
 
 
-class Step(NamedTuple):
-    """One step of :meth:`Sequential._plan`: ``layer`` runs forward when ``forward`` (with
-    a fused ReLU when ``relu``) and backward when ``backward``. ``pool``: the MaxPool2D
-    after a fused Conv2D + ReLU, whose backward pass runs in the convolution's (its own
-    step has ``backward`` False) and, when it is 2x2 (``forward`` True here), whose forward
-    pass too (its own step has ``forward`` False)."""
-
-    layer: Layer
-    relu: bool
-    pool: Layer | None
-    backward: bool
-    forward: bool = True
-
-
-def _first_weighted_layer(plan) -> int | None:
-    """The index in ``plan`` of a first Dense/Conv2D preceded by nothing but Flatten
-    (the layer whose input gradient nobody needs), else None."""
-    for i, step in enumerate(plan):
-        layer = step.layer
-        if isinstance(layer, (Conv2D, Dense)):
-            return i
-        if not isinstance(layer, Flatten):
-            return None
-    return None
-
-
+@register_model_class
 class Sequential:
     """Layers applied in order, trained against ``loss``.
 
@@ -65,8 +39,12 @@ class Sequential:
         if str(np.dtype(dtype)) not in DTYPES:
             raise TypeError(f"Sequential: dtype must be one of {DTYPES}, got {dtype!r}")
         self.layers = layers
+        #: Run neighbouring layers as one kernel where :mod:`fastnn.fusion` has a rule
+        #: (bit-identical results); False runs every layer on its own.
         self.fuse_layers = True
-        self._ran = None
+        self._units = None          # (key, units) of the last plan
+        self._ran = None            # the units of the last training forward pass
+        self._last_output = None
         self.backend = backend
         self.ops = get_ops(backend)
         self.dtype = np.dtype(dtype)
@@ -109,6 +87,14 @@ class Sequential:
             "dtype": str(self.dtype),
             "seed": self.seed,
         }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        """A freshly built model from :meth:`get_config` output (layers from their registry)."""
+        layers = [LAYERS[spec["class"]](**spec["config"]) for spec in config["layers"]]
+        loss = LOSSES[config["loss"]["class"]](**config["loss"]["config"])
+        return cls(layers, loss=loss, backend=config.get("backend", "numba"),
+                   dtype=config.get("dtype", "float32"), seed=config.get("seed"))
 
     def output_shape(self, input_shape) -> tuple:
         """The output shape for one sample of ``input_shape`` (no batch axis).
@@ -176,43 +162,20 @@ class Sequential:
             return t
         raise TypeError(f"{where}: expected integer class labels or float targets, got dtype {t.dtype}")
 
-    def _plan(self) -> list[Step]:
-        """The layers as run, as :class:`Step` s. A Conv2D or Dense directly followed by a
-        ReLU runs as one step with the ReLU fused into its kernels (``relu``; the ReLU
-        layer is skipped); when a MaxPool2D follows a fused Conv2D + ReLU, its backward
-        pass is fused into the convolution's (``pool``; the pooling's own step has
-        ``backward`` False), and a 2x2 one also pools in the convolution's forward kernel
-        (its own step has ``forward`` False). Both give the same numbers as running the
-        layers apart; set ``fuse_layers = False`` for that."""
-        plan = []
-        layers = self.layers
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            relu = (self.fuse_layers and isinstance(layer, (Conv2D, Dense))
-                    and i + 1 < len(layers) and type(layers[i + 1]) is ReLU)
-            pool = (layers[i + 2] if relu and isinstance(layer, Conv2D) and i + 2 < len(layers)
-                    and type(layers[i + 2]) is MaxPool2D else None)
-            pooled_in_kernel = pool is not None and pool.is_2x2
-            plan.append(Step(layer, relu, pool, True, True))
-            i += 2 if relu else 1
-            if pool is not None:
-                plan.append(Step(pool, False, None, False, not pooled_in_kernel))
-                i += 1
-        return plan
+    def _plan(self) -> list:
+        """The units a pass runs: layers, and :mod:`fastnn.fusion` groups of neighbours
+        that run as one kernel (none when ``fuse_layers`` is False). Rebuilt when the
+        layers or ``fuse_layers`` change."""
+        key = (self.fuse_layers, tuple(map(id, self.layers)))
+        if self._units is None or self._units[0] != key:
+            self._units = (key, fusion.plan(self.layers, fuse=self.fuse_layers))
+        return self._units[1]
 
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
-        plan = self._plan()
-        for i, step in enumerate(plan):
-            if not step.forward:
-                continue                  # a 2x2 pooling the convolution before it ran
-            if step.relu and step.pool is not None and not plan[i + 1].forward:
-                x = step.layer.forward(x, train=train, relu=True, pool=step.pool)
-            elif step.relu:
-                x = step.layer.forward(x, train=train, relu=True)
-            else:
-                x = step.layer.forward(x, train=train)
-        self._ran = plan if train else None
+        units = self._plan()
+        for unit in units:
+            x = unit.forward(x, train=train)
+        self._ran = units if train else None
         return x
 
     def forward(self, x, train: bool = False) -> np.ndarray:
@@ -228,6 +191,12 @@ class Sequential:
         self._last_output = self._forward(x, train)
         return self.loss_fn.forward(self._last_output, t)
 
+    @property
+    def last_output(self) -> np.ndarray | None:
+        """The network's output (before the loss) from the last :meth:`loss` or
+        :meth:`train_step`, e.g. to count a training batch's correct predictions."""
+        return self._last_output
+
     def backward(self, input_grad: bool = True) -> np.ndarray | None:
         """Backpropagate the last loss: fills every layer's grads, returns d loss / d x.
 
@@ -235,17 +204,13 @@ class Sequential:
         nothing but Flatten) skip its input gradient (a training step never needs it).
         """
         dy = self.loss_fn.backward()
-        plan = self._ran if self._ran is not None else self._plan()
-        stop = None if input_grad else _first_weighted_layer(plan)
-        for i in reversed(range(len(plan))):
-            step = plan[i]
-            if not step.backward:
-                continue                  # a pooling whose backward the step before runs
-            extra = {} if step.pool is None else {"pool": step.pool}
+        units = self._ran if self._ran is not None else self._plan()
+        stop = None if input_grad else fusion.first_weighted_unit(units)
+        for i in reversed(range(len(units))):
             if i == stop:
-                step.layer.backward(dy, input_grad=False, **extra)
+                units[i].backward(dy, input_grad=False)
                 return None
-            dy = step.layer.backward(dy, **extra)
+            dy = units[i].backward(dy)
         return dy if input_grad else None
 
     def first_nonfinite_layer(self, x) -> str | None:
@@ -282,8 +247,6 @@ class Sequential:
             where = self.first_nonfinite_gradient()
             raise NonFiniteError(f"gradient is not finite: first in {where}")
         if clip_norm is not None:
-            from .optim import clip_grad_norm
-
             clip_grad_norm(self.flat_grads, clip_norm)
         optimizer.step(self)
         return loss
@@ -292,14 +255,12 @@ class Sequential:
 
     def fit(self, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None, **kwargs):
         """Train with mini-batches; returns a History. See :func:`fastnn.training.fit`."""
-        from .training import fit
-
-        return fit(self, x, t, epochs=epochs, batch_size=batch_size, optimizer=optimizer, **kwargs)
+        return training.fit(self, x, t, epochs=epochs, batch_size=batch_size, optimizer=optimizer, **kwargs)
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """The network's outputs for x, computed in batches (inference mode)."""
         x = self.prepare_input(x, "Sequential.predict")
-        batch_size = _check_batch_size("Sequential.predict", batch_size)
+        batch_size = check_batch_size("Sequential.predict", batch_size)
         outputs = [self._forward(x[i:i + batch_size], train=False)
                    for i in range(0, len(x), batch_size)]
         if not outputs:
@@ -314,7 +275,7 @@ class Sequential:
             raise ValueError(
                 f"Sequential.evaluate: x has {len(x)} samples and t has {len(t)}; "
                 "expected the same, non-zero count")
-        batch_size = _check_batch_size("Sequential.evaluate", batch_size)
+        batch_size = check_batch_size("Sequential.evaluate", batch_size)
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
             xb, tb = x[i:i + batch_size], t[i:i + batch_size]
@@ -326,24 +287,6 @@ class Sequential:
     # -- persistence ------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write architecture and weights to one .npz file, atomically."""
-        from .serialization import save_model
-
+        """Write architecture and weights to one .npz file, atomically (:mod:`fastnn.serialization`)."""
         save_model(self, path)
 
-
-def count_correct(y: np.ndarray, t: np.ndarray) -> int:
-    """Correct predictions in a batch: argmax for several outputs, y > 0.5 for one."""
-    if y.ndim == 2 and y.shape[1] > 1:
-        predicted = y.argmax(axis=1)
-        truth = t if t.ndim == 1 else t.argmax(axis=1)
-    else:
-        predicted = (y.reshape(len(y), -1)[:, 0] > 0.5).astype(np.int64)
-        truth = np.rint(t.reshape(len(t), -1)[:, 0]).astype(np.int64)
-    return int(np.count_nonzero(predicted == truth))
-
-
-def _check_batch_size(where: str, batch_size) -> int:
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)

@@ -147,7 +147,7 @@ class _Preprocessing(Layer):
         return tuple(input_shape)
 
     def forward(self, x, train=True):
-        self._check_input(x)
+        self.check_input(x)
         self._require_fitted(x)
         self._x_shape = x.shape
         return self._apply(x)

@@ -1,7 +1,11 @@
-"""The training loop behind ``Sequential.fit``: mini-batches, validation, early stopping,
-checkpoints, exact resume and clean Ctrl-C.
+"""The training loop behind ``Sequential.fit``: mini-batches driving a list of callbacks.
 
-Nothing already trained is lost:
+:func:`fit` runs the steps; everything else it does is a callback of
+:mod:`fastnn.callbacks`, in this order: :class:`~fastnn.callbacks.ProgressLogger`,
+:class:`~fastnn.callbacks.NonFiniteGuard`, the caller's callbacks,
+:class:`~fastnn.callbacks.EarlyStopping`, :class:`~fastnn.callbacks.ModelCheckpoint`.
+Its keyword arguments ``verbose``, ``patience``, ``checkpoint`` and the like are
+shorthands that build those. Nothing already trained is lost:
 
 * a NaN/Inf loss or gradient stops training with a message and leaves the model
   holding the last weights whose loss was finite;
@@ -9,6 +13,10 @@ Nothing already trained is lost:
   ``checkpoint_every`` steps (default: every epoch), and ``resume=True`` continues
   from the newest checkpoint, giving bit-for-bit the weights of an uninterrupted run;
 * Ctrl-C finishes the current step, writes a checkpoint and returns cleanly.
+
+The loop knows the model only through its public methods (``prepare_input``,
+``train_step``, ``last_output``, ``evaluate``), so this module sits below
+:mod:`fastnn.model`.
 """
 
 from __future__ import annotations
@@ -18,20 +26,18 @@ import signal
 import sys
 import threading
 import time
-import warnings
-import zlib
-from pathlib import Path
 
 import numpy as np
 
-from . import _config
-from ._config import get_num_threads
-from ._progress import ProgressBar
-from .checkpoint import (list_checkpoints, load_latest, remove_stale_temporaries, rng_state,
-                         save_checkpoint, set_rng_state)
+from ._checks import check_batch_size, check_count
+from .callbacks import (Callback, CallbackList, EarlyStopping, ModelCheckpoint, NonFiniteGuard,
+                        ProgressLogger)
+from .checkpoint import rng_state, set_rng_state
 from .errors import NonFiniteError
-from .model import _check_batch_size, count_correct
+from .metrics import count_correct
 from .optim import get_optimizer
+
+__all__ = ["History", "TrainingLoop", "fit"]
 
 
 class History(dict):
@@ -63,99 +69,6 @@ class History(dict):
         self.update({k: list(v) for k, v in state["metrics"].items()})
         self.best_epoch = state["best_epoch"]
         self.stop_reason = state["stop_reason"]
-
-
-class _WeightsSnapshot:
-    """A copy of the model's parameters and buffers and the optimizer's state, refreshed in place."""
-
-    def __init__(self, model, optimizer):
-        self.model, self.optimizer = model, optimizer
-        self.params = model.flat_params.copy()
-        self.buffers = [array.copy() for array in self._live_buffers()]
-        self.state: dict[str, np.ndarray] = {}
-        self.iterations = optimizer.iterations
-
-    def _live_buffers(self):
-        """The buffers training changes (fixed ones, like a fitted ZCA matrix, need no copy)."""
-        return [array for layer in self.model.layers if layer.buffers_change_in_training
-                for array in layer.buffers.values()]
-
-    def take(self) -> None:
-        np.copyto(self.params, self.model.flat_params)
-        for saved, live in zip(self.buffers, self._live_buffers()):
-            np.copyto(saved, live)
-        for name, array in self.optimizer.state.items():
-            if name in self.state:
-                np.copyto(self.state[name], array)
-            else:
-                self.state[name] = array.copy()
-        self.iterations = self.optimizer.iterations
-
-    def restore(self) -> None:
-        np.copyto(self.model.flat_params, self.params)
-        for saved, live in zip(self.buffers, self._live_buffers()):
-            np.copyto(live, saved)
-        for name, array in self.state.items():
-            np.copyto(self.optimizer.state[name], array)
-        self.optimizer.iterations = self.iterations
-
-
-class _EarlyStopping:
-    """Stop after ``patience`` epochs without an improvement larger than ``min_delta``."""
-
-    def __init__(self, monitor: str, patience: int, min_delta: float):
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.maximise = "accuracy" in monitor
-        self.best = -np.inf if self.maximise else np.inf
-        self.best_epoch = None
-        self.wait = 0
-
-    def improved(self, value: float) -> bool:
-        if self.maximise:
-            return value > self.best + self.min_delta
-        return value < self.best - self.min_delta
-
-    def update(self, epoch: int, value: float) -> bool:
-        """Record this epoch's value; return True if it is the new best."""
-        if self.improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            return True
-        self.wait += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.wait >= self.patience
-
-    def state_dict(self) -> dict:
-        return {"monitor": self.monitor, "best": float(self.best), "best_epoch": self.best_epoch,
-                "wait": self.wait}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best, self.best_epoch, self.wait = float(state["best"]), state["best_epoch"], int(state["wait"])
-
-
-class _BestWeights:
-    """Early stopping's copy of the best epoch's parameters and layer buffers."""
-
-    def __init__(self):
-        self.arrays: dict[str, np.ndarray] | None = None
-
-    def take(self, model) -> None:
-        self.arrays = {"params": model.flat_params.copy()}
-        for index, layer in enumerate(model.layers):
-            for name, array in layer.buffers.items():
-                self.arrays[f"buffers/{index}/{name}"] = array.copy()
-
-    def restore(self, model) -> None:
-        if self.arrays is None:
-            return
-        np.copyto(model.flat_params, self.arrays["params"])
-        for index, layer in enumerate(model.layers):
-            for name, array in layer.buffers.items():
-                key = f"buffers/{index}/{name}"
-                if key in self.arrays:
-                    np.copyto(array, self.arrays[key])
 
 
 class _InterruptGuard:
@@ -193,6 +106,293 @@ class _InterruptGuard:
         return False
 
 
+class TrainingLoop:
+    """Where one ``fit`` stands: what its callbacks read (as ``callback.loop``) and steer.
+
+    Settings: ``x``, ``t`` (the training data), ``validation`` ((x, t) or None),
+    ``epochs``, ``batch_size``, ``steps`` (batches per epoch), ``n_samples``, ``shuffle``,
+    ``verbose``, ``out`` (the stream for messages), ``callbacks`` (all, in run order)
+    and ``history``.
+
+    Position: ``epoch`` (0-based) and ``batch`` (within the epoch) name the next batch
+    to run; ``global_step`` counts the optimizer steps of the run (a resumed run
+    continues the count); ``order`` is the epoch's permutation of the samples and
+    ``rng`` the generator that draws it and feeds ``augment``.
+
+    Outcome: ``stop_training`` (set by :meth:`stop` or a failure), ``error`` (the
+    :class:`~fastnn.errors.NonFiniteError` that stopped training), ``interrupted``,
+    ``interrupt_requested`` (Ctrl-C was pressed; read after each step) and
+    ``resume_hint`` (how to continue an interrupted run, set by ModelCheckpoint).
+    """
+
+    def __init__(self, model, x, t, validation, epochs, batch_size, shuffle, seed, augment,
+                 verbose, out):
+        self.model, self.x, self.t, self.validation = model, x, t, validation
+        self.epochs, self.batch_size, self.shuffle = epochs, batch_size, bool(shuffle)
+        self.augment, self.verbose, self.out = augment, verbose, out
+        self.n_samples = len(x)
+        self.steps = -(-self.n_samples // batch_size)
+        self.rng = np.random.default_rng(seed if seed is not None else model.seed)
+        self.history = History()
+        if validation is not None:
+            self.history["val_loss"], self.history["val_accuracy"] = [], []
+        self.callbacks: list[Callback] = []
+        self.epoch = self.batch = self.global_step = 0
+        self.order: np.ndarray | None = None
+        self.total_loss, self.correct, self.elapsed = 0.0, 0, 0.0
+        self._started = time.perf_counter()
+        self.stop_training, self.error = False, None
+        self.interrupted = self.interrupt_requested = False
+        self.resume_hint: str | None = None
+
+    # ------------------------------------------------------------ the steps
+
+    def begin_epoch(self) -> None:
+        """Draw the epoch's order of the samples and zero its running totals."""
+        self.order = self.rng.permutation(self.n_samples) if self.shuffle else np.arange(self.n_samples)
+        self.total_loss, self.correct, self.elapsed = 0.0, 0, 0.0
+
+    def start_clock(self) -> None:
+        """Time the epoch from now, counting what a resumed epoch had already taken."""
+        self._started = time.perf_counter() - self.elapsed
+
+    def next_batch(self):
+        """(x, t) of batch ``batch`` of the epoch, augmented when fit was given ``augment``."""
+        idx = self.order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
+        xb, tb = self.x[idx], self.t[idx]
+        if self.augment is not None:
+            xb = self.augment(xb, self.rng)
+        return xb, tb
+
+    def record(self, loss: float, y: np.ndarray, t: np.ndarray, interrupt_requested: bool) -> None:
+        """Count a finished step: its loss and correct predictions, and the position."""
+        self.total_loss += loss * len(t)
+        self.correct += count_correct(y, t)
+        self.batch += 1
+        self.global_step += 1
+        self.interrupt_requested = interrupt_requested
+
+    def end_epoch(self, optimizer, include_penalty: bool) -> dict:
+        """The epoch's metrics (train, then validation), recorded in the history; moves
+        the position to the next epoch's first batch."""
+        seen = min(self.batch * self.batch_size, self.n_samples)
+        metrics = {"loss": self.total_loss / seen, "accuracy": self.correct / seen}
+        if include_penalty:
+            metrics["loss"] += optimizer.penalty(self.model.flat_params)
+        if self.validation is not None:
+            val = self.model.evaluate(*self.validation, batch_size=max(self.batch_size, 256))
+            metrics.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        for key, value in metrics.items():
+            self.history[key].append(value)
+        self.history["lr"].append(optimizer.lr)
+        self.history["time"].append(time.perf_counter() - self._started)
+        self.epoch, self.batch, self.elapsed = self.epoch + 1, 0, 0.0
+        return metrics
+
+    # ------------------------------------------------------------ stopping
+
+    def stop(self, reason: str) -> None:
+        """End training after the current batch or epoch, saying why in the history."""
+        self.stop_training = True
+        self.history.stop_reason = reason
+        if self.verbose:
+            print(reason, file=self.out, flush=True)
+
+    def fail(self, error: NonFiniteError) -> None:
+        """End training now: the step of batch ``batch`` raised ``error``."""
+        self.stop_training, self.error = True, error
+
+    def report_interrupt(self) -> None:
+        """Say where Ctrl-C stopped training and how to go on (always printed)."""
+        self.history.interrupted = True
+        where = f"epoch {self.epoch + 1}/{self.epochs}, step {self.batch}/{self.steps}"
+        if self.resume_hint is not None:
+            self.history.stop_reason = (f"interrupted at {where}; checkpoint written to "
+                                        f"{self.history.checkpoint}")
+            hint = self.resume_hint
+        else:
+            self.history.stop_reason = (f"interrupted at {where}; the model keeps the weights "
+                                        "of its last step")
+            hint = "no checkpoint was written: pass checkpoint=DIR to fit to be able to resume"
+        print(f"fit: {self.history.stop_reason}; {hint}", file=self.out, flush=True)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        """The position, the epoch's running totals and the generator's state (JSON data).
+
+        The in-epoch position is stored as ``step`` (checkpoint format 1).
+        """
+        elapsed = time.perf_counter() - self._started if self.batch else 0.0
+        return {"epoch": self.epoch, "step": self.batch, "global_step": self.global_step,
+                "total_loss": self.total_loss, "correct": self.correct,
+                "elapsed": elapsed, "stopped": self.stop_training, "rng": rng_state(self.rng)}
+
+    def load_state_dict(self, state: dict, order) -> None:
+        set_rng_state(self.rng, state["rng"], "fit(resume)")
+        self.epoch, self.batch = int(state["epoch"]), int(state["step"])
+        self.global_step = int(state["global_step"])
+        self.total_loss, self.correct = float(state["total_loss"]), int(state["correct"])
+        self.elapsed, self.stop_training = float(state["elapsed"]), bool(state["stopped"])
+        self.order = None if order is None else np.array(order, dtype=np.int64)
+
+
+def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
+        validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
+        patience: int | None = None, monitor: str | None = None, min_delta: float = 0.0,
+        restore_best_weights: bool = True, verbose: int = 1, seed: int | None = None,
+        callbacks=(), augment=None, include_penalty: bool = False, file=None,
+        clip_norm: float | None = None, checkpoint=None, checkpoint_every: int | None = None,
+        keep: int = 3, resume: bool = False) -> History:
+    """Train ``model`` on (x, t) with mini-batches; returns a :class:`History`.
+
+    Args:
+        x: inputs (N, ...), float. t: class indices (N,) or targets (N, C).
+        epochs, batch_size: passes over the data, samples per step (the last batch may be smaller).
+        optimizer: an Optimizer or a name (default ``Adam()``; on resume, the saved one).
+        validation_data: (x_val, t_val) scored after every epoch; or
+        validation_split: the fraction of (x, t), taken from the end, held out for that.
+        shuffle: draw a new permutation of the batches every epoch.
+        patience, monitor, min_delta, restore_best_weights: early stopping
+            (:class:`~fastnn.callbacks.EarlyStopping`): stop after ``patience`` epochs
+            without improvement of ``monitor`` (default "val_loss" with validation data,
+            else "loss") by more than ``min_delta``, ending with the best epoch's weights.
+        verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch
+            (:class:`~fastnn.callbacks.ProgressLogger`, writing to ``file``, default stderr).
+        seed: seeds the shuffling (default: the model's seed).
+        callbacks: :class:`~fastnn.callbacks.Callback` objects (schedules, loggers, ...).
+            A callback with ``state_dict()``/``load_state_dict(state)`` (JSON data) has
+            its state saved in checkpoints and restored on resume.
+        augment: a callable ``augment(x_batch, rng) -> x_batch`` applied to every training
+            batch (fresh randomness every epoch; ``rng`` is fit's seeded generator, whose
+            state checkpoints keep).
+        include_penalty: add the optimizer's L2/L1 penalty to the reported "loss".
+        clip_norm: scale each step's gradient to a global L2 norm of at most this
+            (``g <- g * min(1, clip_norm / (||g|| + 1e-6))``, as PyTorch's ``clip_grad_norm_``).
+        checkpoint, checkpoint_every, keep, resume: checkpoints in the folder
+            ``checkpoint`` (:class:`~fastnn.callbacks.ModelCheckpoint`): every
+            ``checkpoint_every`` optimizer steps, or every epoch when that is None, and
+            when training ends, stops or is interrupted; the newest ``keep`` are kept.
+            ``resume`` continues from the newest one, bit for bit as an uninterrupted
+            run with the same thread count. Callbacks get ``on_train_begin`` again, but
+            not ``on_epoch_begin`` for an epoch resumed in its middle.
+
+    A NaN or Inf loss or gradient stops training with a RuntimeWarning; the model
+    keeps the last weights whose loss was finite and ``history.stop_reason`` says why
+    (no checkpoint is written then: the last periodic one is the state to go back to).
+
+    Ctrl-C (in the main thread) finishes the current step, writes a checkpoint if
+    ``checkpoint`` is set, prints how to resume and returns the history with
+    ``interrupted`` set; the model keeps the weights of its last step. A second Ctrl-C
+    aborts at once with KeyboardInterrupt.
+    """
+    loop, callback_list, optimizer = _prepare(
+        model, x, t, epochs, batch_size, optimizer, validation_data, validation_split, shuffle,
+        patience, monitor, min_delta, restore_best_weights, verbose, seed, callbacks, augment,
+        file, clip_norm, checkpoint, checkpoint_every, keep, resume)
+    callback_list.on_train_begin(model, optimizer)
+    with _InterruptGuard(loop.out) as interrupt:
+        while not loop.stop_training and loop.epoch < loop.epochs:
+            epoch = loop.epoch
+            if loop.batch == 0:
+                callback_list.on_epoch_begin(epoch, model, optimizer)
+                loop.begin_epoch()
+            loop.start_clock()
+            while loop.batch < loop.steps and not loop.stop_training:
+                batch = loop.batch
+                xb, tb = loop.next_batch()
+                callback_list.on_train_batch_begin(batch, model, optimizer)
+                try:
+                    if clip_norm is None:
+                        loss = model.train_step(xb, tb, optimizer)
+                    else:
+                        loss = model.train_step(xb, tb, optimizer, clip_norm=clip_norm)
+                except NonFiniteError as error:
+                    loop.fail(error)
+                    break
+                loop.record(loss, model.last_output, tb, interrupt.requested)
+                callback_list.on_train_batch_end(batch, {"loss": loss}, model, optimizer)
+                if loop.interrupt_requested and loop.batch < loop.steps:
+                    loop.interrupted = True
+                    break
+            if loop.error is not None or loop.interrupted:
+                break
+            metrics = loop.end_epoch(optimizer, include_penalty)
+            loop.interrupt_requested = interrupt.requested
+            callback_list.on_epoch_end(epoch, metrics, model, optimizer)
+            if loop.interrupt_requested and not loop.stop_training and loop.epoch < loop.epochs:
+                loop.interrupted = True
+                break
+    if loop.interrupted:
+        loop.report_interrupt()
+    callback_list.on_train_end(model, optimizer)
+    return loop.history
+
+
+def _prepare(model, x, t, epochs, batch_size, optimizer, validation_data, validation_split,
+             shuffle, patience, monitor, min_delta, restore_best_weights, verbose, seed,
+             callbacks, augment, file, clip_norm, checkpoint, checkpoint_every, keep, resume):
+    """fit's arguments checked: (the loop, its callbacks in run order, the optimizer)."""
+    epochs = check_count("fit", "epochs", epochs, 0)
+    batch_size = check_batch_size("fit", batch_size)
+    keep = check_count("fit", "keep", keep, 1)
+    if checkpoint_every is not None:
+        checkpoint_every = check_count("fit", "checkpoint_every", checkpoint_every, 1)
+    if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and not isinstance(
+            clip_norm, bool) and np.isfinite(clip_norm) and clip_norm > 0):
+        raise ValueError(f"fit: clip_norm must be a positive finite number, got {clip_norm!r}")
+    if checkpoint is None and (resume or checkpoint_every is not None):
+        raise ValueError("fit: resume and checkpoint_every need checkpoint=DIR, the checkpoint folder")
+    if patience is not None:
+        patience = check_count("fit", "patience", patience, 1)
+    x = model.prepare_input(x, "fit")
+    t = model.prepare_targets(t, "fit")
+    if len(x) != len(t) or len(x) == 0:
+        raise ValueError(f"fit: x has {len(x)} samples and t has {len(t)}; expected the same, non-zero count")
+    x, t, validation = _split_validation(x, t, validation_data, validation_split, model)
+    out = file if file is not None else sys.stderr
+    loop = TrainingLoop(model, x, t, validation, epochs, batch_size, shuffle, seed, augment,
+                        verbose, out)
+    stopper = None if patience is None else EarlyStopping(patience, monitor, min_delta,
+                                                         restore_best_weights)
+    checkpointer = None if checkpoint is None else ModelCheckpoint(checkpoint, checkpoint_every,
+                                                                   keep, resume)
+    loop.callbacks = _in_run_order(callbacks, ProgressLogger(verbose, out), stopper, checkpointer)
+    checkpointer = next((c for c in loop.callbacks if isinstance(c, ModelCheckpoint)), None)
+    saved = checkpointer.latest() if checkpointer is not None else None
+    if saved is not None and optimizer is None:
+        optimizer = saved.build_optimizer()
+    else:
+        optimizer = get_optimizer(optimizer if optimizer is not None else "adam")
+    return loop, CallbackList(loop.callbacks, loop), optimizer
+
+
+def _in_run_order(callbacks, progress, stopper, checkpointer) -> list:
+    """fit's callbacks in the order they run: progress, NaN guard, the caller's, early
+    stopping, checkpoints. A built-in the caller passes replaces fit's own; one given
+    both ways (``patience=`` and an EarlyStopping, say) is an error."""
+    callbacks = list(callbacks)
+    for i, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            raise TypeError(f"fit: callbacks[{i}] is a {type(callback).__name__}, not a "
+                            "fastnn.callbacks.Callback")
+
+    def take(cls, built, shorthand):
+        given = [c for c in callbacks if isinstance(c, cls)]
+        if len(given) > 1 or (given and built is not None):
+            what = f"{shorthand} or " if shorthand else ""
+            raise ValueError(f"fit: give one {cls.__name__} ({what}in callbacks), not two")
+        for c in given:
+            callbacks.remove(c)
+        return given[0] if given else built
+
+    progress = take(ProgressLogger, None, "") or progress
+    guard = take(NonFiniteGuard, None, "") or NonFiniteGuard()
+    stopper = take(EarlyStopping, stopper, "patience=")
+    checkpointer = take(ModelCheckpoint, checkpointer, "checkpoint=")
+    return [c for c in (progress, guard, *callbacks, stopper, checkpointer) if c is not None]
+
+
 def _split_validation(x, t, validation_data, validation_split, model):
     if validation_data is not None:
         if validation_split:
@@ -215,343 +415,3 @@ def _split_validation(x, t, validation_data, validation_split, model):
             "for validation; need at least one in each part")
     # The last samples, before any shuffling, as Keras does.
     return x[:-n_val], t[:-n_val], (x[-n_val:], t[-n_val:])
-
-
-def _format_metrics(metrics: dict) -> str:
-    return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-
-
-def _check_count(name: str, value, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        kind = "non-negative" if minimum == 0 else "positive"
-        raise ValueError(f"fit: {name} must be a {kind} integer, got {value!r}")
-    return int(value)
-
-
-def _fingerprint(x: np.ndarray, t: np.ndarray) -> str:
-    """CRC-32 of the training data's dtypes, shapes and bytes: a resumed run must see the same data."""
-    crc = 0
-    for array in (x, t):
-        array = np.ascontiguousarray(array)
-        crc = zlib.crc32(f"{array.dtype.str}{array.shape}".encode(), crc)
-        crc = zlib.crc32(array.reshape(-1).view(np.uint8), crc)
-    return f"crc32:{crc:08x}"
-
-
-class _Loop:
-    """Where training stands: the next step to run and the running totals of its epoch.
-
-    ``epoch`` (0-based) and ``step`` (within the epoch) name the next step; ``order`` is
-    the epoch's permutation of the samples, ``rng`` the generator that draws it (and
-    feeds ``augment``).
-    """
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
-        self.epoch = 0
-        self.step = 0
-        self.global_step = 0
-        self.order: np.ndarray | None = None
-        self.total_loss = 0.0
-        self.correct = 0
-        self.elapsed = 0.0
-        self.stopped = False
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-                "total_loss": self.total_loss, "correct": self.correct,
-                "elapsed": self.elapsed, "stopped": self.stopped, "rng": rng_state(self.rng)}
-
-    def load_state_dict(self, state: dict, order) -> None:
-        set_rng_state(self.rng, state["rng"], "fit(resume)")
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.global_step = int(state["global_step"])
-        self.total_loss, self.correct = float(state["total_loss"]), int(state["correct"])
-        self.elapsed, self.stopped = float(state["elapsed"]), bool(state["stopped"])
-        self.order = None if order is None else np.array(order, dtype=np.int64)
-
-
-def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
-        validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
-        patience: int | None = None, monitor: str | None = None, min_delta: float = 0.0,
-        restore_best_weights: bool = True, verbose: int = 1, seed: int | None = None,
-        callbacks=(), augment=None, include_penalty: bool = False, file=None,
-        clip_norm: float | None = None, checkpoint=None, checkpoint_every: int | None = None,
-        keep: int = 3, resume: bool = False) -> History:
-    """Train ``model`` on (x, t) with mini-batches; returns a :class:`History`.
-
-    Args:
-        x: inputs (N, ...), float. t: class indices (N,) or targets (N, C).
-        epochs, batch_size: passes over the data, samples per step (the last batch may be smaller).
-        optimizer: an Optimizer or a name (default ``Adam()``; on resume, the saved one).
-        validation_data: (x_val, t_val) scored after every epoch; or
-        validation_split: the fraction of (x, t), taken from the end, held out for that.
-        shuffle: draw a new permutation of the batches every epoch.
-        patience: early stopping: stop after this many epochs without improvement of
-            ``monitor`` (default "val_loss" with validation data, else "loss") by more
-            than ``min_delta``; with ``restore_best_weights`` the model ends with the
-            weights of its best epoch.
-        verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch.
-        seed: seeds the shuffling (default: the model's seed).
-        callbacks: :class:`fastnn.callbacks.Callback` objects (schedules and the like).
-            A callback with ``state_dict()``/``load_state_dict(state)`` (JSON data) has
-            its state saved in checkpoints and restored on resume.
-        augment: a callable ``augment(x_batch, rng) -> x_batch`` applied to every training
-            batch (fresh randomness every epoch; ``rng`` is fit's seeded generator, whose
-            state checkpoints keep).
-        include_penalty: add the optimizer's L2/L1 penalty to the reported "loss".
-        clip_norm: scale each step's gradient to a global L2 norm of at most this
-            (``g <- g * min(1, clip_norm / (||g|| + 1e-6))``, as PyTorch's ``clip_grad_norm_``).
-        checkpoint: a folder for checkpoints (:mod:`fastnn.checkpoint`); each one holds
-            the model, the optimizer, the loop's counters, RNG states, history, early
-            stopping and callback state. One is written every ``checkpoint_every``
-            optimizer steps (mid-epoch too), or at the end of every epoch when that is
-            None, and when training ends, stops or is interrupted. The newest ``keep``
-            files are kept. Without ``resume`` the folder must hold no checkpoint yet.
-        resume: continue from the newest checkpoint in ``checkpoint`` (or start afresh if
-            there is none). Pass the same data, batch_size, shuffle, validation and
-            callbacks; ``epochs`` may be larger than before. With the same thread count
-            the final weights equal an uninterrupted run's bit for bit. Callbacks get
-            ``on_train_begin`` again, but not ``on_epoch_begin`` for an epoch resumed in
-            its middle (the optimizer's saved hyperparameters already reflect it).
-
-    A NaN or Inf loss or gradient stops training with a RuntimeWarning; the model
-    keeps the last weights whose loss was finite and ``history.stop_reason`` says why
-    (no checkpoint is written then: the last periodic one is the state to go back to).
-
-    Ctrl-C (in the main thread) finishes the current step, writes a checkpoint if
-    ``checkpoint`` is set, prints how to resume and returns the history with
-    ``interrupted`` set; the model keeps the weights of its last step. A second Ctrl-C
-    aborts at once with KeyboardInterrupt.
-    """
-    epochs = _check_count("epochs", epochs, 0)
-    batch_size = _check_batch_size("fit", batch_size)
-    keep = _check_count("keep", keep, 1)
-    if checkpoint_every is not None:
-        checkpoint_every = _check_count("checkpoint_every", checkpoint_every, 1)
-    if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and not isinstance(
-            clip_norm, bool) and np.isfinite(clip_norm) and clip_norm > 0):
-        raise ValueError(f"fit: clip_norm must be a positive finite number, got {clip_norm!r}")
-    if checkpoint is None and (resume or checkpoint_every is not None):
-        raise ValueError("fit: resume and checkpoint_every need checkpoint=DIR, the checkpoint folder")
-    x = model.prepare_input(x, "fit")
-    t = model.prepare_targets(t, "fit")
-    if len(x) != len(t) or len(x) == 0:
-        raise ValueError(f"fit: x has {len(x)} samples and t has {len(t)}; expected the same, non-zero count")
-    x, t, validation = _split_validation(x, t, validation_data, validation_split, model)
-    monitor = monitor or ("val_loss" if validation is not None else "loss")
-    if monitor.startswith("val_") and validation is None:
-        raise ValueError(f"fit: monitor={monitor!r} needs validation_data or validation_split")
-    stopper = None
-    if patience is not None:
-        if not isinstance(patience, (int, np.integer)) or patience < 1:
-            raise ValueError(f"fit: patience must be a positive integer, got {patience!r}")
-        stopper = _EarlyStopping(monitor, int(patience), float(min_delta))
-    out = file if file is not None else sys.stderr
-
-    directory = None if checkpoint is None else Path(checkpoint)
-    saved = None
-    if directory is not None:
-        if directory.exists() and not directory.is_dir():
-            raise ValueError(f"fit: checkpoint={str(directory)!r} is a file, not a folder")
-        remove_stale_temporaries(directory)
-        if resume:
-            saved = load_latest(directory)
-        elif list_checkpoints(directory):
-            raise ValueError(
-                f"fit: {directory} already holds checkpoints ({list_checkpoints(directory)[-1].name}); "
-                "pass resume=True to continue that run, or give an empty folder")
-    if saved is not None and optimizer is None:
-        optimizer = saved.build_optimizer()
-    else:
-        optimizer = get_optimizer(optimizer if optimizer is not None else "adam")
-
-    n = len(x)
-    steps = -(-n // batch_size)
-    settings = {"n_samples": n, "batch_size": batch_size, "shuffle": bool(shuffle),
-                "data": _fingerprint(x, t) if directory is not None else None}
-    loop = _Loop(np.random.default_rng(seed if seed is not None else model.seed))
-    history = History()
-    if validation is not None:
-        history["val_loss"], history["val_accuracy"] = [], []
-    best = _BestWeights()
-    callbacks = list(callbacks)
-    for callback in callbacks:
-        callback.on_train_begin(model, optimizer)
-    if saved is not None:
-        _resume(saved, model, optimizer, loop, history, stopper, best, callbacks, settings)
-        if verbose:
-            where = (f"epoch {loop.epoch + 1}, step {loop.step}/{steps}" if loop.epoch < epochs
-                     else f"the end of epoch {loop.epoch}")
-            print(f"fit: resuming from {saved.path} at {where}", file=out, flush=True)
-        history.checkpoint = str(saved.path)
-
-    def write_checkpoint():
-        state = {"fit": settings, "loop": loop.state_dict(), "history": history.state_dict(),
-                 "early_stopping": stopper.state_dict() if stopper is not None else None,
-                 "callbacks": [callback.state_dict() if hasattr(callback, "state_dict") else None
-                               for callback in callbacks],
-                 "backend": model.ops.name, "threads": get_num_threads()}
-        extra = {"order": loop.order} if loop.order is not None else {}
-        if best.arrays is not None:
-            extra.update({f"best/{k}": v for k, v in best.arrays.items()})
-        path = save_checkpoint(directory, model, optimizer, state=state, extra=extra,
-                               step=loop.global_step, keep=keep)
-        history.checkpoint = str(path)
-
-    good = _WeightsSnapshot(model, optimizer)
-    pending = _WeightsSnapshot(model, optimizer)
-    failed = interrupted = False
-    with _InterruptGuard(out) as guard:
-        while not loop.stopped and loop.epoch < epochs:
-            epoch = loop.epoch
-            if loop.step == 0:
-                for callback in callbacks:
-                    callback.on_epoch_begin(epoch, model, optimizer)
-                loop.order = loop.rng.permutation(n) if shuffle else np.arange(n)
-                loop.total_loss, loop.correct, loop.elapsed = 0.0, 0, 0.0
-            started = time.perf_counter() - loop.elapsed
-            bar = ProgressBar(steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                              file=out, disable=verbose != 1)
-            if loop.step:
-                bar.update(loop.step)
-            step = loop.step
-            try:
-                while step < steps:
-                    idx = loop.order[step * batch_size:(step + 1) * batch_size]
-                    xb, tb = x[idx], t[idx]
-                    if augment is not None:
-                        xb = augment(xb, loop.rng)
-                    pending.take()
-                    if clip_norm is None:
-                        loss = model.train_step(xb, tb, optimizer)
-                    else:
-                        loss = model.train_step(xb, tb, optimizer, clip_norm=clip_norm)
-                    good, pending = pending, good
-                    loop.total_loss += loss * len(idx)
-                    loop.correct += count_correct(model._last_output, tb)
-                    step += 1
-                    loop.step, loop.global_step = step, loop.global_step + 1
-                    bar.update(1)
-                    if step % 10 == 1 or step == steps:
-                        bar.set_postfix(loss=loss)
-                    if step < steps and (guard.requested or (
-                            checkpoint_every and loop.global_step % checkpoint_every == 0)):
-                        loop.elapsed = time.perf_counter() - started
-                        if directory is not None:
-                            write_checkpoint()
-                        if guard.requested:
-                            interrupted = True
-                            break
-            except NonFiniteError as error:
-                bar.close()
-                if np.isfinite(model.flat_params).all() and "gradient" in str(error):
-                    pending.restore()
-                else:
-                    good.restore()
-                history.stop_reason = (
-                    f"training stopped at epoch {epoch + 1}, step {step + 1}: {error}; "
-                    "the model keeps the last weights whose loss was finite")
-                warnings.warn(history.stop_reason, RuntimeWarning, stacklevel=3)
-                failed = True
-                break
-            bar.close()
-            if interrupted:
-                break
-            metrics = {"loss": loop.total_loss / n, "accuracy": loop.correct / n}
-            if include_penalty:
-                metrics["loss"] += optimizer.penalty(model.flat_params)
-            if validation is not None:
-                val = model.evaluate(*validation, batch_size=max(batch_size, 256))
-                metrics.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            for key, value in metrics.items():
-                history[key].append(value)
-            history["lr"].append(optimizer.lr)
-            history["time"].append(time.perf_counter() - started)
-            if verbose:
-                print(f"epoch {epoch + 1}/{epochs}  {_format_metrics(metrics)}  "
-                      f"({history['time'][-1]:.1f}s)", file=out, flush=True)
-            stops = [callback for callback in callbacks
-                     if callback.on_epoch_end(epoch, metrics, model, optimizer)]
-            if stops:
-                history.stop_reason = stops[0].stop_reason or f"stopped by {type(stops[0]).__name__}"
-                if verbose:
-                    print(history.stop_reason, file=out, flush=True)
-                loop.stopped = True
-            elif stopper is not None:
-                if stopper.update(epoch, metrics[monitor]):
-                    best.take(model)
-                history.best_epoch = stopper.best_epoch
-                if stopper.should_stop:
-                    history.stop_reason = (
-                        f"early stopping: {monitor} did not improve for {stopper.patience} epochs "
-                        f"(best {stopper.best:.4f} at epoch {stopper.best_epoch + 1})")
-                    if verbose:
-                        print(history.stop_reason, file=out, flush=True)
-                    loop.stopped = True
-            loop.epoch, loop.step, loop.elapsed = epoch + 1, 0, 0.0
-            if directory is not None and (
-                    checkpoint_every is None or loop.global_step % checkpoint_every == 0
-                    or loop.stopped or loop.epoch == epochs or guard.requested):
-                write_checkpoint()
-            if guard.requested and not loop.stopped and loop.epoch < epochs:
-                interrupted = True
-                break
-
-    if interrupted:
-        history.interrupted = True
-        where = f"epoch {loop.epoch + 1}/{epochs}, step {loop.step}/{steps}"
-        if directory is not None:
-            history.stop_reason = (f"interrupted at {where}; checkpoint written to "
-                                   f"{history.checkpoint}")
-            hint = f"resume with fit(..., checkpoint={str(directory)!r}, resume=True)"
-        else:
-            history.stop_reason = f"interrupted at {where}; the model keeps the weights of its last step"
-            hint = "no checkpoint was written: pass checkpoint=DIR to fit to be able to resume"
-        print(f"fit: {history.stop_reason}; {hint}", file=out, flush=True)
-    elif not failed and stopper is not None and restore_best_weights:
-        best.restore(model)
-    for callback in callbacks:
-        callback.on_train_end(model, optimizer)
-    return history
-
-
-def _resume(saved, model, optimizer, loop, history, stopper, best, callbacks, settings) -> None:
-    """Put the training state of checkpoint ``saved`` back, after checking it fits this call."""
-    state = saved.state
-    try:
-        previous = state["fit"]
-        for key in ("n_samples", "batch_size", "shuffle", "data"):
-            if previous[key] != settings[key]:
-                what = "training data" if key in ("n_samples", "data") else key
-                raise ValueError(
-                    f"fit: cannot resume from {saved.path}: it was made with different {what} "
-                    f"({previous[key]!r}, now {settings[key]!r}); resume with the same x, t, "
-                    "batch_size, shuffle and validation split")
-        saved.restore(model, optimizer)
-        loop.load_state_dict(state["loop"], saved.extra.get("order"))
-        history.load_state_dict(state["history"])
-        if stopper is not None and state["early_stopping"] is not None:
-            stopper.load_state_dict(state["early_stopping"])
-        best_arrays = {k[len("best/"):]: v for k, v in saved.extra.items() if k.startswith("best/")}
-        best.arrays = best_arrays or None
-        for callback, callback_state in zip(callbacks, state["callbacks"]):
-            if callback_state is not None and hasattr(callback, "load_state_dict"):
-                callback.load_state_dict(callback_state)
-    except (KeyError, TypeError) as error:
-        from .serialization import ModelFileError
-
-        raise ModelFileError(f"{saved.path}: corrupt training state "
-                             f"({type(error).__name__}: {error})") from None
-    threads = state.get("threads")
-    if (isinstance(threads, int) and threads != get_num_threads() and model.ops.name == "numba"
-            and _config.FASTMATH and _config.PARALLEL):
-        warnings.warn(
-            f"fit: resuming with {get_num_threads()} kernel threads, but {saved.path} was written "
-            f"with {threads}: with fast-math on, the weights may differ from an uninterrupted "
-            f"run in the last bits (call fastnn.set_num_threads({threads}) for an exact resume)",
-            RuntimeWarning, stacklevel=4)
-    if loop.step and (loop.order is None or len(loop.order) != settings["n_samples"]):
-        from .serialization import ModelFileError
-
-        raise ModelFileError(f"{saved.path}: the epoch's sample order is missing or malformed")

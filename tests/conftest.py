@@ -47,3 +47,12 @@ def mnist_dir(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def fashion_mnist_dir(shared_data) -> Path:
     return shared_data / "fashion-mnist"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The uninterrupted run of fit_recipe.train: (flat params, history)."""
+    from fit_recipe import train
+
+    model, history = train()
+    return model.flat_params.copy(), history

@@ -7,6 +7,7 @@ import pytest
 
 import fastnn as fnn
 from fastnn.cli import main
+from fit_recipe import latest_step
 
 
 def test_info_prints_versions_threads_and_cache(capsys):
@@ -63,3 +64,20 @@ def test_train_on_real_mnist_from_data_dir(mnist_dir, capsys):
     out = capsys.readouterr().out
     assert "60000 train / 10000 test" in out
     assert float(out.split("test accuracy")[1].split()[0]) > 0.94
+
+
+def test_cli_checkpoint_and_resume_arguments(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    args = ["train", "--epochs", "1", "--quiet", "--backend", "numpy", "--checkpoint", str(ckpt)]
+    assert main(args) == 0
+    assert (ckpt / "fastnn-train.json").exists() and latest_step(ckpt) == 15
+    assert main(args) == 2
+    assert "fastnn train --resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(ckpt), "--lr", "0.5"]) == 2
+    assert "--lr cannot change" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "fastnn-train.json" in capsys.readouterr().err
+    assert main(["train", "--checkpoint-every", "3"]) == 2
+    assert "--checkpoint-every needs --checkpoint" in capsys.readouterr().err
+    assert main(["train", "--resume", str(ckpt), "--epochs", "2", "--quiet"]) == 0
+    assert latest_step(ckpt) == 30

@@ -1,6 +1,7 @@
 """Fused layers: Conv2D/Dense + ReLU run as one kernel, and the first layer skips dx.
 
-Sequential fuses a Conv2D or Dense directly followed by ReLU. Every fused path must
+fastnn.fusion groups a Conv2D or Dense directly followed by ReLU (and a MaxPool2D after a
+Conv2D + ReLU). Every fused path must
 give the numbers of the unfused one (the ReLU is applied in the store and its mask
 in the backward kernel's reads, on the same values), so these tests compare them
 bitwise where the arithmetic is the same, and against the NumPy reference otherwise.
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 import fastnn as fnn
 from fastnn.backends import get_ops
+from fastnn.fusion import ConvReLUMaxPool, DenseReLU, FusedGroup
 from fastnn.models import deep_convnet, mlp, simple_convnet
 
 REF = get_ops("numpy")
@@ -114,8 +116,8 @@ def test_fused_training_is_bitwise_the_unfused_training(make, shape, backend):
     fused = make(seed=3, backend=backend)
     plain = make(seed=3, backend=backend)
     plain.fuse_layers = False
-    assert any(step.relu for step in fused._plan())
-    assert not any(step.relu or step.pool for step in plain._plan())
+    assert any(isinstance(unit, FusedGroup) for unit in fused._plan())
+    assert not any(isinstance(unit, FusedGroup) for unit in plain._plan())
     a, b = _steps(fused, x, t), _steps(plain, x, t)
     assert a[0] == b[0]
     np.testing.assert_array_equal(a[1], b[1])
@@ -125,18 +127,19 @@ def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
     model = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.ReLU(), fnn.MaxPool2D(2), fnn.ReLU(),
                             fnn.Flatten(), fnn.Dense(2, 3), fnn.Sigmoid(), fnn.Dense(3, 2),
                             fnn.ReLU(), fnn.Dense(2, 2)], seed=0)
-    plan = [(type(step.layer).__name__, step.relu, type(step.pool).__name__, step.backward,
-             step.forward) for step in model._plan()]
-    assert plan == [("Conv2D", True, "MaxPool2D", True, True),
-                    ("MaxPool2D", False, "NoneType", False, False),
-                    ("ReLU", False, "NoneType", True, True),
-                    ("Flatten", False, "NoneType", True, True),
-                    ("Dense", False, "NoneType", True, True),
-                    ("Sigmoid", False, "NoneType", True, True),
-                    ("Dense", True, "NoneType", True, True),
-                    ("Dense", False, "NoneType", True, True)]
+    plan = [(type(unit).__name__, [type(layer).__name__ for layer in getattr(unit, "layers", [unit])])
+            for unit in model._plan()]
+    assert plan == [("ConvReLUMaxPool", ["Conv2D", "ReLU", "MaxPool2D"]),   # 2x2: in the kernel
+                    ("ReLU", ["ReLU"]),
+                    ("Flatten", ["Flatten"]),
+                    ("Dense", ["Dense"]),
+                    ("Sigmoid", ["Sigmoid"]),
+                    ("DenseReLU", ["Dense", "ReLU"]),
+                    ("Dense", ["Dense"])]
+    assert model._plan()[0].pools_in_kernel
+    assert all(a is b for a, b in zip(model._plan()[-2].layers, model.layers[7:9]))
     model.fuse_layers = False
-    assert all(not s.relu and s.pool is None and s.backward for s in model._plan())
+    assert model._plan() == model.layers
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -146,7 +149,7 @@ def test_fused_layers_pass_the_gradient_check(backend):
     model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.ReLU(), fnn.Flatten(),
                             fnn.Dense(3 * 5 * 5, 6), fnn.ReLU(), fnn.Dense(6, 3)],
                            backend=backend, dtype="float64", seed=2)
-    assert [step.relu for step in model._plan()] == [True, False, True, False]
+    assert [isinstance(unit, FusedGroup) for unit in model._plan()] == [True, False, True, False]
     x = rng.standard_normal((3, 2, 5, 5))
     errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
     assert set(errors) >= {"input"}
@@ -157,13 +160,15 @@ def test_fused_layers_pass_the_gradient_check(backend):
 def test_training_step_skips_the_first_layers_input_gradient(monkeypatch):
     model = simple_convnet(seed=0)
     calls = []
-    original = type(model.layers[0]).backward
+    first = type(model._plan()[0])            # Conv2D + ReLU + MaxPool2D, run as one unit
+    assert first is ConvReLUMaxPool
+    original = first.backward
 
-    def spy(layer, dy, input_grad=True, pool=None):
+    def spy(unit, dy, input_grad=True):
         calls.append(input_grad)
-        return original(layer, dy, input_grad=input_grad, pool=pool)
+        return original(unit, dy, input_grad=input_grad)
 
-    monkeypatch.setattr(type(model.layers[0]), "backward", spy)
+    monkeypatch.setattr(first, "backward", spy)
     rng = np.random.default_rng(0)
     model.train_step(rng.random((2, 1, 28, 28), dtype=np.float32), [1, 2], fnn.optim.SGD(lr=0.1))
     assert calls == [False]
@@ -174,13 +179,18 @@ def test_an_mlp_step_skips_the_input_gradient_behind_flatten(monkeypatch):
     model = mlp(seed=0)
     assert type(model.layers[0]).__name__ == "Flatten"
     calls = []
-    original = fnn.Dense.backward
 
-    def spy(layer, dy, input_grad=True):
-        calls.append((layer.describe(), input_grad))
-        return original(layer, dy, input_grad=input_grad)
+    def spy_on(cls, dense_of):
+        original = cls.backward
 
-    monkeypatch.setattr(fnn.Dense, "backward", spy)
+        def spy(unit, dy, input_grad=True):
+            calls.append((dense_of(unit).describe(), input_grad))
+            return original(unit, dy, input_grad=input_grad)
+
+        monkeypatch.setattr(cls, "backward", spy)
+
+    spy_on(fnn.Dense, lambda layer: layer)                  # the last Dense, on its own
+    spy_on(DenseReLU, lambda group: group.layers[0])         # Dense + ReLU, run as one unit
     rng = np.random.default_rng(0)
     model.train_step(rng.random((2, 784), dtype=np.float32), [1, 2], fnn.optim.SGD(lr=0.1))
     assert calls[-1] == ("Dense(784->100)", False)
@@ -271,8 +281,8 @@ def test_conv_relu_maxpool_fused_passes_the_gradient_check(backend):
                             fnn.Flatten(), fnn.Dense(4 * 1 * 1, 3)],
                            backend=backend, dtype="float64", seed=4)
     plan = model._plan()
-    assert [s.pool is not None for s in plan] == [True, False, True, False, False, False]
-    assert [s.forward for s in plan] == [True, False, True, True, True, True]   # 3x3 pools apart
+    assert [isinstance(unit, ConvReLUMaxPool) for unit in plan] == [True, True, False, False]
+    assert [unit.pools_in_kernel for unit in plan[:2]] == [True, False]   # 3x3 pools apart
     x = rng.standard_normal((3, 2, 6, 6))
     errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
     for name, error in errors.items():

@@ -1,28 +1,15 @@
 """Sequential: flat buffers, training behaviour, inference, and errors on bad input."""
 
-import io
 
 import numpy as np
 import pytest
 
 import fastnn as fnn
 from fastnn.optim import SGD, Adam
+from fit_recipe import clusters as blobs
+from fit_recipe import small_model
 
 BACKENDS = ["numba", "numpy"]
-
-
-def small_model(backend="numba", seed=0, dtype="float32"):
-    return fnn.Sequential([fnn.Dense(4, 8), fnn.ReLU(), fnn.Dense(8, 3)], backend=backend,
-                          dtype=dtype, seed=seed)
-
-
-def blobs(n=300, seed=0, dtype=np.float32):
-    """Three well separated Gaussian clusters in 4-D."""
-    rng = np.random.default_rng(seed)
-    t = rng.integers(0, 3, n)
-    centres = np.array([[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0]], dtype=np.float64)
-    x = centres[t] + 0.3 * rng.standard_normal((n, 4))
-    return x.astype(dtype), t
 
 
 # -- the flat buffers -----------------------------------------------------------
@@ -102,87 +89,6 @@ def test_digits_reach_95_percent_test_accuracy():
 
 # -- fit ------------------------------------------------------------------------
 
-def test_fit_records_history_with_validation_data():
-    x, t = blobs(200)
-    xv, tv = blobs(60, seed=1)
-    history = small_model().fit(x, t, epochs=4, batch_size=32, validation_data=(xv, tv),
-                                optimizer=Adam(0.01), verbose=0)
-    assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
-    assert history.epochs == 4 and all(len(history[k]) == 4 for k in ("loss", "val_accuracy"))
-    assert history["loss"][-1] < history["loss"][0]
-    assert history["val_accuracy"][-1] > 0.9
-    assert history.stop_reason is None
-
-
-def test_validation_split_holds_out_the_last_samples():
-    x, t = blobs(100)
-    model = small_model()
-    history = model.fit(x, t, epochs=1, batch_size=10, validation_split=0.2, verbose=0)
-    expected = model.evaluate(x[80:], t[80:])
-    assert history["val_loss"][0] == pytest.approx(expected["loss"], rel=1e-6)
-    assert history["val_accuracy"][0] == pytest.approx(expected["accuracy"])
-
-
-def test_shuffling_changes_batches_each_epoch_and_is_seeded():
-    x, t = blobs(100)
-    runs = []
-    for _ in range(2):
-        model = small_model(seed=0)
-        model.fit(x, t, epochs=2, batch_size=10, verbose=0, seed=5)
-        runs.append(model.flat_params.copy())
-    assert np.array_equal(runs[0], runs[1])
-    unshuffled = small_model(seed=0)
-    unshuffled.fit(x, t, epochs=2, batch_size=10, verbose=0, seed=5, shuffle=False)
-    assert not np.array_equal(runs[0], unshuffled.flat_params)
-
-
-def test_early_stopping_restores_the_best_weights():
-    x, t = blobs(200)
-    xv, tv = blobs(100, seed=1)
-    model = small_model()
-    seen = []
-
-    noise = np.random.default_rng(0)
-
-    class Degrading(fnn.optim.SGD):
-        """SGD for two epochs, then it adds growing noise, so validation loss gets worse."""
-
-        def step(self, model):
-            super().step(model)
-            if self.iterations > 20:
-                model.flat_params += noise.normal(0, 0.05 * self.iterations, model.num_params)
-
-    history = model.fit(x, t, epochs=30, batch_size=20, optimizer=Degrading(lr=0.1), patience=2,
-                        validation_data=(xv, tv), verbose=0)
-    seen = history["val_loss"]
-    assert history.stop_reason and "early stopping" in history.stop_reason
-    assert len(seen) < 30
-    best = int(np.argmin(seen))
-    assert history.best_epoch == best
-    assert model.evaluate(xv, tv)["loss"] == pytest.approx(seen[best], rel=1e-5)
-
-
-def test_nan_loss_stops_training_and_keeps_the_last_good_weights():
-    x, t = blobs(100)
-    model = small_model(backend="numpy")
-    snapshots = []
-
-    class Exploding(fnn.optim.SGD):
-        def step(self, model):
-            snapshots.append(model.flat_params.copy())
-            super().step(model)
-            if self.iterations == 3:
-                model.flat_params[0] = np.inf
-
-    with pytest.warns(RuntimeWarning, match="stopped"):
-        history = model.fit(x, t, epochs=5, batch_size=10, optimizer=Exploding(lr=0.01), verbose=0)
-    assert "not finite" in history.stop_reason or "nan" in history.stop_reason.lower()
-    assert "layers[0] Dense(4->8)" in history.stop_reason
-    assert np.isfinite(model.flat_params).all()
-    # the weights of step 3, the last whose loss was finite
-    np.testing.assert_array_equal(model.flat_params, snapshots[2])
-    assert history.epochs == 0
-
 
 def test_train_step_refuses_non_finite_loss_without_touching_weights():
     x, t = blobs(10)
@@ -192,29 +98,6 @@ def test_train_step_refuses_non_finite_loss_without_touching_weights():
     with pytest.raises(fnn.NonFiniteError, match=r"layers\[2\] Dense\(8->3\)"):
         model.train_step(x, t, Adam())
     np.testing.assert_array_equal(model.flat_params, before)
-
-
-def test_progress_bar_is_shown_and_silenced():
-    x, t = blobs(50)
-    out = io.StringIO()
-    small_model().fit(x, t, epochs=1, batch_size=10, verbose=1, file=out)
-    assert "5/5" in out.getvalue() and "epoch 1/1" in out.getvalue()
-    quiet = io.StringIO()
-    small_model().fit(x, t, epochs=1, batch_size=10, verbose=0, file=quiet)
-    assert quiet.getvalue() == ""
-
-
-def test_fit_rejects_bad_arguments():
-    x, t = blobs(20)
-    model = small_model()
-    with pytest.raises(ValueError, match="validation_split"):
-        model.fit(x, t, validation_split=1.5, verbose=0)
-    with pytest.raises(ValueError, match="batch_size"):
-        model.fit(x, t, batch_size=0, verbose=0)
-    with pytest.raises(ValueError, match="20 samples and t has 19"):
-        model.fit(x, t[:-1], verbose=0)
-    with pytest.raises(ValueError, match="needs validation"):
-        model.fit(x, t, patience=2, monitor="val_loss", verbose=0)
 
 
 # -- inference ------------------------------------------------------------------
@@ -310,55 +193,3 @@ def test_summary_lists_layers_and_parameter_counts():
     assert "Dense(784->100)" in text and "78,500" in text and "89,610" in text
 
 
-def test_callbacks_see_every_epoch_and_can_stop_training():
-    x, t = blobs(40)
-    calls = []
-
-    class StopAfterTwo(fnn.callbacks.Callback):
-        stop_reason = "two is enough"
-
-        def on_train_begin(self, model, optimizer):
-            calls.append("begin")
-
-        def on_epoch_begin(self, epoch, model, optimizer):
-            calls.append(f"epoch {epoch}")
-            optimizer.lr = 0.1 / (epoch + 1)
-
-        def on_epoch_end(self, epoch, metrics, model, optimizer):
-            calls.append(round(metrics["loss"], 6) > 0)
-            return epoch == 1
-
-        def on_train_end(self, model, optimizer):
-            calls.append("end")
-
-    history = small_model().fit(x, t, epochs=5, batch_size=10, optimizer=SGD(), verbose=0,
-                                callbacks=[StopAfterTwo()])
-    assert calls == ["begin", "epoch 0", True, "epoch 1", True, "end"]
-    assert history["lr"] == [0.1, 0.05] and history.stop_reason == "two is enough"
-
-
-def test_augment_is_applied_to_every_training_batch_with_fit_rng():
-    x, t = blobs(30)
-    seen = []
-
-    def augment(batch, rng):
-        assert isinstance(rng, np.random.Generator)
-        seen.append(batch.shape)
-        return batch + rng.normal(0, 0.01, batch.shape).astype(batch.dtype)
-
-    small_model().fit(x, t, epochs=2, batch_size=8, augment=augment, verbose=0)
-    assert seen == [(8, 4), (8, 4), (8, 4), (6, 4)] * 2
-
-
-def test_include_penalty_adds_the_l2_and_l1_terms_to_the_reported_loss():
-    x, t = blobs(30)
-    model = small_model(backend="numpy", seed=0)
-    plain = small_model(backend="numpy", seed=0)
-    optimizer = SGD(lr=0.0001, weight_decay=0.01, l1=0.001)
-    with_penalty = model.fit(x, t, epochs=1, batch_size=30, optimizer=optimizer, verbose=0,
-                             include_penalty=True, shuffle=False)
-    without = plain.fit(x, t, epochs=1, batch_size=30, optimizer=SGD(lr=0.0001, weight_decay=0.01,
-                        l1=0.001), verbose=0, shuffle=False)
-    p = model.flat_params.astype(np.float64)
-    penalty = 0.5 * 0.01 * (p @ p) + 0.001 * np.abs(p).sum()
-    assert with_penalty["loss"][0] - without["loss"][0] == pytest.approx(penalty, rel=1e-4)

@@ -25,7 +25,7 @@ class _Activation(Layer):
         return ()
 
     def forward(self, x, train=True):
-        self._check_input(x)
+        self.check_input(x)
         y = getattr(self.ops, self.op)(x, *self._forward_args())
         self._kept = y if self.keeps_output else x
         return y

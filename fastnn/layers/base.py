@@ -4,6 +4,12 @@ A layer has ``forward(x, train=True) -> y`` and ``backward(dy) -> dx``, and
 ``params`` / ``grads`` dicts of named arrays. Inside a model those arrays are
 views into the model's one flat parameter buffer and one gradient buffer, so
 ``backward`` writes gradients in place and one fused kernel updates everything.
+
+The two methods mean the same in every layer: ``forward`` computes this layer's
+output from its input and keeps what ``backward`` needs; ``backward`` takes the
+gradient of the loss with respect to that output, fills ``grads`` and returns the
+gradient with respect to the input. A layer never reads another layer's state:
+running neighbouring layers as one kernel is :mod:`fastnn.fusion`'s job.
 """
 
 from __future__ import annotations
@@ -75,9 +81,14 @@ class Layer:
     # -- computation ---------------------------------------------------------
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """The layer's output for a batch ``x``; ``train`` selects training behaviour
+        (Dropout's masks, BatchNorm's batch statistics)."""
         raise NotImplementedError
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """d loss / d x from d loss / d y (dy shaped like the last forward's output);
+        fills :attr:`grads`. Layers with weights (Dense, Conv2D) also take
+        ``input_grad=False``, which skips dx and returns None."""
         raise NotImplementedError
 
     def output_shape(self, input_shape: tuple) -> tuple:
@@ -93,8 +104,11 @@ class Layer:
     def __repr__(self) -> str:
         return self.describe()
 
-    def _check_input(self, x: np.ndarray) -> None:
-        """Check x's dtype against the layer's; subclasses add shape checks."""
+    def check_input(self, x: np.ndarray) -> None:
+        """Raise TypeError/ValueError naming this layer unless ``forward`` can take ``x``.
+
+        The base checks the array type and dtype; layers with shape rules extend it.
+        """
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.describe()}: expected a numpy array, got {type(x).__name__}")
         if x.dtype != self.dtype:

@@ -40,8 +40,6 @@ class Conv2D(Layer):
         self.init = init
         self.impl = check_impl(where, impl)
         self._x = None
-        self._relu_out = None
-        self._relu = False
 
     def get_config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -75,48 +73,25 @@ class Conv2D(Layer):
         ow = output_size(self.describe(), w, self.kernel_size[1], self.stride[1], self.pad[1], "width")
         return (self.out_channels, oh, ow)
 
-    def forward(self, x, train=True, relu=False, pool=None):
-        """y = conv(x), or relu(conv(x)) when ``relu`` (a ReLU fused in by Sequential).
-
-        ``pool``: the 2x2 MaxPool2D after the ReLU (``relu`` must be True); the pooling is
-        then done in the convolution kernel, handed to that layer
-        (:meth:`MaxPool2D.adopt_forward`), and its output is returned.
-        """
-        self._check_input(x)
+    def check_input(self, x):
+        """x must be (N, in_channels, H, W) of the layer's dtype, with H and W large enough."""
+        super().check_input(x)
         if x.ndim != 4:
             raise ValueError(f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), "
                              f"got shape {x.shape}")
         self.output_shape(x.shape[1:])
-        self._x = x
-        self._relu = bool(relu)
-        if pool is not None:
-            if not relu:
-                raise ValueError(f"{self.describe()}: forward(pool=...) needs relu=True")
-            pooled, argmax = self.ops.conv2d_relu_maxpool2x2(
-                x, self.params["W"], self.params["b"], stride=self.stride, pad=self.pad,
-                impl=self.impl)
-            self._relu_out = None        # never stored: the backward pass reads the pooling's
-            pool.adopt_forward((x.shape[0], *self.output_shape(x.shape[1:])), pooled, argmax)
-            return pooled
-        y = self.ops.conv2d(x, self.params["W"], self.params["b"], stride=self.stride,
-                            pad=self.pad, impl=self.impl, relu=relu)
-        self._relu_out = y if relu else None
-        return y
 
-    def backward(self, dy, input_grad=True, pool=None):
-        """dx (None without ``input_grad``); fills grads. After a fused forward, dy is the
-        gradient of relu(conv(x)) and the ReLU's mask is applied inside the kernel; with
-        ``pool`` (the MaxPool2D layer that ran on that output), dy is the gradient of the
-        pooling's output and is routed back through it inside the kernel too."""
+    def forward(self, x, train=True):
+        """y = conv(x): (N, C, H, W) -> (N, F, OH, OW)."""
+        self.check_input(x)
+        self._x = x
+        return self.ops.conv2d(x, self.params["W"], self.params["b"], stride=self.stride,
+                               pad=self.pad, impl=self.impl)
+
+    def backward(self, dy, input_grad=True):
+        """dx (None without ``input_grad``); fills grads["W"] and grads["b"] in place."""
         x = self._require_forward("_x")
-        pooling, relu_out = None, self._relu_out
-        if pool is not None:
-            if not self._relu:
-                raise RuntimeError(f"{self.describe()}: backward(pool=...) needs a forward "
-                                   "with relu=True")
-            pooling, relu_out = (pool._require_forward("_argmax"), pool._y), None
         dx, _, _ = self.ops.conv2d_backward(dy, x, self.params["W"], stride=self.stride,
-                                            pad=self.pad, impl=self.impl,
-                                            relu_out=relu_out, input_grad=input_grad,
-                                            pool=pooling, out=(self.grads["W"], self.grads["b"]))
+                                            pad=self.pad, impl=self.impl, input_grad=input_grad,
+                                            out=(self.grads["W"], self.grads["b"]))
         return dx

@@ -22,7 +22,6 @@ class Dense(Layer):
         check_init("Dense", init)
         self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
         self._x = None
-        self._relu_out = None
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,
@@ -45,24 +44,25 @@ class Dense(Layer):
                              f"got shape {tuple(input_shape)}")
         return (self.out_features,)
 
-    def forward(self, x, train=True, relu=False):
-        """y = x @ W + b, or relu of it when ``relu`` (a ReLU fused in by Sequential)."""
-        self._check_input(x)
+    def check_input(self, x):
+        """x must be (N, in_features) of the layer's dtype."""
+        super().check_input(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = " (add Flatten() before it)" if x.ndim > 2 else ""
             raise ValueError(
                 f"{self.describe()}: expected input of shape (N, {self.in_features}), "
                 f"got {x.shape}{hint}"
             )
+
+    def forward(self, x, train=True):
+        """y = x @ W + b: (N, in_features) -> (N, out_features)."""
+        self.check_input(x)
         self._x = x
-        y = self.ops.affine(x, self.params["W"], self.params["b"], relu=relu)
-        self._relu_out = y if relu else None
-        return y
+        return self.ops.affine(x, self.params["W"], self.params["b"])
 
     def backward(self, dy, input_grad=True):
         """dx (None without ``input_grad``: the first layer's is never needed); fills grads."""
         x = self._require_forward("_x")
         dx, _, _ = self.ops.affine_backward(dy, x, self.params["W"], input_grad=input_grad,
-                                            relu_out=self._relu_out,
                                             out=(self.grads["W"], self.grads["b"]))
         return dx

@@ -32,7 +32,7 @@ class Dropout(Layer):
         return {}
 
     def forward(self, x, train=True):
-        self._check_input(x)
+        self.check_input(x)
         if not train or self.p == 0:
             self._mask = None
             return x

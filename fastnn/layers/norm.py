@@ -78,12 +78,16 @@ class BatchNorm(Layer):
                              f"or ({self.num_features}, H, W), got {shape}")
         return shape
 
-    def forward(self, x, train=True):
-        self._check_input(x)
+    def check_input(self, x):
+        """x must be (N, num_features) or (N, num_features, H, W) of the layer's dtype."""
+        super().check_input(x)
         if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self.describe()}: expected input of shape (N, {self.num_features}) or "
                 f"(N, {self.num_features}, H, W), got {x.shape}")
+
+    def forward(self, x, train=True):
+        self.check_input(x)
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not train:
             self._cache = None

@@ -33,34 +33,23 @@ class _Pool2D(Layer):
         return (c, output_size(self.describe(), h, self.size[0], self.stride[0], self.pad[0], "height"),
                 output_size(self.describe(), w, self.size[1], self.stride[1], self.pad[1], "width"))
 
-    def _check_pool_input(self, x):
-        self._check_input(x)
+    def check_input(self, x):
+        """x must be (N, C, H, W) of the layer's dtype, with H and W large enough for a window."""
+        super().check_input(x)
         if x.ndim != 4:
             raise ValueError(f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), "
                              f"got shape {x.shape}")
         self.output_shape(x.shape[1:])
-        self._shape = x.shape
 
 
 class MaxPool2D(_Pool2D):
     """y = max over each size window (stride defaults to size; padding is -inf)."""
 
     def forward(self, x, train=True):
-        self._check_pool_input(x)
+        self.check_input(x)
+        self._shape = x.shape
         y, self._argmax = self.ops.maxpool2d(x, self.size, stride=self.stride, pad=self.pad)
-        self._y = y      # with _argmax, what a fused Conv2D + ReLU before it reads in backward
         return y
-
-    @property
-    def is_2x2(self) -> bool:
-        """2x2 windows, stride 2, no padding (what a Conv2D + ReLU can pool in its kernel)."""
-        return self.size == (2, 2) and self.stride == (2, 2) and self.pad == (0, 0)
-
-    def adopt_forward(self, x_shape, y, argmax):
-        """Take the result of a forward pass the layer before ran for this one (a Conv2D
-        pooling its own output): the state backward needs, as forward would leave it."""
-        self._shape = tuple(x_shape)
-        self._y, self._argmax = y, argmax
 
     def backward(self, dy):
         shape = self._require_forward("_shape")
@@ -72,7 +61,8 @@ class AvgPool2D(_Pool2D):
     """y = mean over each size window (padding counts as zeros)."""
 
     def forward(self, x, train=True):
-        self._check_pool_input(x)
+        self.check_input(x)
+        self._shape = x.shape
         return self.ops.avgpool2d(x, self.size, stride=self.stride, pad=self.pad)
 
     def backward(self, dy):

@@ -17,10 +17,14 @@ class Flatten(Layer):
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x, train=True):
-        self._check_input(x)
+    def check_input(self, x):
+        """x must have a batch axis and the layer's dtype."""
+        super().check_input(x)
         if x.ndim < 1:
             raise ValueError(f"{self.describe()}: expected input with a batch axis, got shape {x.shape}")
+
+    def forward(self, x, train=True):
+        self.check_input(x)
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
