@@ -61,19 +61,13 @@ def _format_value(value) -> str:
 class ProgressBar:
     """A one-line text progress bar.
 
-    Parameters
-    ----------
-    total : int or None
-        Number of expected steps (or bytes); ``None`` when unknown.
-    desc : str
-        Label shown first.
-    unit : str
-        Unit name for the rate (``"it"`` -> ``it/s``); ``"B"`` formats counts as bytes.
-    file : text stream, default ``sys.stderr``
-    disable : bool
-        Write nothing at all.
-    width : int
-        Number of characters inside the ``[...]`` bar.
+    Args:
+        total: number of expected steps (or bytes); None when unknown.
+        desc: label shown first.
+        unit: unit name for the rate (``"it"`` -> ``it/s``); ``"B"`` formats counts as bytes.
+        file: the text stream to draw on (default ``sys.stderr``).
+        disable: write nothing at all.
+        width: number of characters inside the ``[...]`` bar.
     """
 
     def __init__(self, total: int | None, desc: str = "", unit: str = "it",

@@ -1,4 +1,20 @@
-"""The ``fastnn`` command: ``fastnn train`` and ``fastnn info``."""
+"""The ``fastnn`` command line.
+
+========================  ==============================================================
+command                   what it does
+========================  ==============================================================
+``fastnn train``          train a book network on digits, MNIST or Fashion-MNIST and print
+                          its test accuracy; checkpoints (``--checkpoint DIR``) and
+                          ``--resume DIR``
+``fastnn tune``           random hyperparameter search, scored on a validation split of
+                          the training set (never the test set)
+``fastnn bench``          time training steps against the NumPy reference and PyTorch,
+                          and check the performance targets
+``fastnn info``           versions, thread counts, threading layer and kernel cache
+========================  ==============================================================
+
+``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +47,7 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
 
-    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fastnn", description="Fast deep learning on the CPU.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a network and print its test accuracy")

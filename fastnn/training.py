@@ -253,38 +253,27 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
         validation_data: (x_val, t_val) scored after every epoch; or
         validation_split: the fraction of (x, t), taken from the end, held out for that.
         shuffle: draw a new permutation of the batches every epoch.
-        patience, monitor, min_delta, restore_best_weights: early stopping
-            (:class:`~fastnn.callbacks.EarlyStopping`): stop after ``patience`` epochs
-            without improvement of ``monitor`` (default "val_loss" with validation data,
-            else "loss") by more than ``min_delta``, ending with the best epoch's weights.
-        verbose: 0 silent, 1 a progress bar per epoch, 2 one line per epoch
-            (:class:`~fastnn.callbacks.ProgressLogger`, writing to ``file``, default stderr).
+        patience, monitor, min_delta, restore_best_weights: build an
+            :class:`~fastnn.callbacks.EarlyStopping` (monitor default: "val_loss" with
+            validation data, else "loss").
+        verbose, file: build a :class:`~fastnn.callbacks.ProgressLogger` (0 silent, 1 a bar
+            per epoch, 2 a line per epoch) writing to ``file`` (default stderr).
         seed: seeds the shuffling (default: the model's seed).
         callbacks: :class:`~fastnn.callbacks.Callback` objects (schedules, loggers, ...).
-            A callback with ``state_dict()``/``load_state_dict(state)`` (JSON data) has
-            its state saved in checkpoints and restored on resume.
-        augment: a callable ``augment(x_batch, rng) -> x_batch`` applied to every training
-            batch (fresh randomness every epoch; ``rng`` is fit's seeded generator, whose
-            state checkpoints keep).
+        augment: ``augment(x_batch, rng) -> x_batch`` for every training batch; ``rng`` is
+            fit's seeded generator, whose state checkpoints keep.
         include_penalty: add the optimizer's L2/L1 penalty to the reported "loss".
         clip_norm: scale each step's gradient to a global L2 norm of at most this
             (``g <- g * min(1, clip_norm / (||g|| + 1e-6))``, as PyTorch's ``clip_grad_norm_``).
-        checkpoint, checkpoint_every, keep, resume: checkpoints in the folder
-            ``checkpoint`` (:class:`~fastnn.callbacks.ModelCheckpoint`): every
-            ``checkpoint_every`` optimizer steps, or every epoch when that is None, and
-            when training ends, stops or is interrupted; the newest ``keep`` are kept.
-            ``resume`` continues from the newest one, bit for bit as an uninterrupted
-            run with the same thread count. Callbacks get ``on_train_begin`` again, but
-            not ``on_epoch_begin`` for an epoch resumed in its middle.
+        checkpoint, checkpoint_every, keep, resume: build a
+            :class:`~fastnn.callbacks.ModelCheckpoint` on the folder ``checkpoint``
+            (every ``checkpoint_every`` steps, or every epoch; resume continues bit for bit).
 
-    A NaN or Inf loss or gradient stops training with a RuntimeWarning; the model
-    keeps the last weights whose loss was finite and ``history.stop_reason`` says why
-    (no checkpoint is written then: the last periodic one is the state to go back to).
-
-    Ctrl-C (in the main thread) finishes the current step, writes a checkpoint if
-    ``checkpoint`` is set, prints how to resume and returns the history with
-    ``interrupted`` set; the model keeps the weights of its last step. A second Ctrl-C
-    aborts at once with KeyboardInterrupt.
+    A NaN or Inf loss or gradient stops training with a RuntimeWarning and the last
+    weights whose loss was finite (:class:`~fastnn.callbacks.NonFiniteGuard`). Ctrl-C
+    (in the main thread) finishes the current step, writes a checkpoint if there is a
+    folder, prints how to resume and returns the history with ``interrupted`` set; a
+    second Ctrl-C raises KeyboardInterrupt at once.
     """
     loop, callback_list, optimizer = _prepare(
         model, x, t, epochs, batch_size, optimizer, validation_data, validation_split, shuffle,

@@ -81,3 +81,12 @@ def test_cli_checkpoint_and_resume_arguments(tmp_path, capsys):
     assert "--checkpoint-every needs --checkpoint" in capsys.readouterr().err
     assert main(["train", "--resume", str(ckpt), "--epochs", "2", "--quiet"]) == 0
     assert latest_step(ckpt) == 30
+
+
+def test_the_module_docstring_names_every_command():
+    import fastnn.cli as cli
+
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "tune", "bench", "info"}
+    for name in commands:
+        assert f"``fastnn {name}``" in cli.__doc__, name

@@ -14,7 +14,7 @@ import fastnn as fnn
 from fastnn import _config
 from fastnn.checkpoint import CHECKPOINT_FORMAT, list_checkpoints, load_checkpoint, load_latest
 from fastnn.optim import SGD, Adam
-from fit_recipe import (STEPS_PER_EPOCH, Crash, blobs, crash_at, recipe_model,
+from fit_recipe import (STEPS_PER_EPOCH, Crash, HalveEveryTwoEpochs, blobs, crash_at, recipe_model,
                         start_child, train, wait_for)
 
 
@@ -274,3 +274,54 @@ def test_sigkill_mid_epoch_then_resume_in_a_new_process_is_bitwise_identical(tmp
     assert resumed.returncode == 0, err
     final = np.load(tmp_path / "final.npy", allow_pickle=False)
     np.testing.assert_array_equal(final, reference[0])
+
+
+# ----------------------------------------------------------------- the callback itself
+
+def test_the_callback_is_what_fits_checkpoint_builds(tmp_path, reference):
+    """ModelCheckpoint in callbacks= writes the files checkpoint= writes, and resumes exactly."""
+    x, t = blobs()
+    _, shorthand = train(checkpoint=tmp_path / "a", every=5, epochs=2, keep=10)
+    model = recipe_model()
+    explicit = model.fit(x, t, epochs=2, batch_size=32, optimizer=Adam(0.01), validation_split=0.1,
+                         patience=3, seed=11, clip_norm=2.0, verbose=0,
+                         augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
+                         callbacks=[HalveEveryTwoEpochs(),
+                                    fnn.callbacks.ModelCheckpoint(tmp_path / "b", every=5, keep=10)])
+    names = [p.name for p in list_checkpoints(tmp_path / "a")]
+    assert names == [p.name for p in list_checkpoints(tmp_path / "b")] and len(names) == 7
+    for name in names:
+        a, b = load_checkpoint(tmp_path / "a" / name), load_checkpoint(tmp_path / "b" / name)
+        np.testing.assert_array_equal(a.arrays["params"], b.arrays["params"])
+        timeless = [{k: v for k, v in c.state["loop"].items() if k != "elapsed"} for c in (a, b)]
+        assert timeless[0] == timeless[1] and a.state["callbacks"] == b.state["callbacks"]
+    assert shorthand["loss"] == explicit["loss"]
+    with pytest.raises(Crash):
+        train(checkpoint=tmp_path / "c", every=5, hook=crash_at(40))
+    resumed = recipe_model()
+    resumed.fit(x, t, epochs=4, batch_size=32, optimizer=Adam(0.01), validation_split=0.1,
+                patience=3, seed=11, clip_norm=2.0, verbose=0,
+                augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
+                callbacks=[HalveEveryTwoEpochs(),
+                           fnn.callbacks.ModelCheckpoint(tmp_path / "c", every=5, resume=True)])
+    np.testing.assert_array_equal(resumed.flat_params, reference[0])
+
+
+def test_checkpoint_slots_hold_early_stopping_and_the_other_callbacks(tmp_path):
+    """Format 1: early stopping's state and best weights, then each other callback's state."""
+    train(checkpoint=tmp_path, epochs=2)
+    ckpt = load_latest(tmp_path)
+    assert ckpt.state["early_stopping"]["monitor"] == "val_loss"
+    assert ckpt.state["callbacks"] == [{"epochs_seen": 2}]      # HalveEveryTwoEpochs only
+    assert "best/params" in ckpt.extra and ckpt.extra["best/params"].shape == ckpt.arrays["params"].shape
+
+
+def test_bad_arguments_name_the_callback(tmp_path):
+    with pytest.raises(ValueError, match="ModelCheckpoint: every must be a positive integer"):
+        fnn.callbacks.ModelCheckpoint(tmp_path, every=0)
+    with pytest.raises(ValueError, match="ModelCheckpoint: keep must be a positive integer"):
+        fnn.callbacks.ModelCheckpoint(tmp_path, keep=0)
+    (tmp_path / "file").write_text("")
+    x, t = blobs(40)
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        recipe_model().fit(x, t, verbose=0, checkpoint=tmp_path / "file")

@@ -71,3 +71,49 @@ def test_nan_in_the_middle_of_training_keeps_the_last_good_checkpoint(tmp_path):
     assert history.stop_reason and np.isfinite(model.flat_params).all()
     assert latest_step(tmp_path) == 10
     assert np.isfinite(load_latest(tmp_path).arrays["params"]).all()
+
+
+def test_a_gradient_that_is_not_finite_keeps_the_weights_and_restores_running_statistics():
+    """A finite loss with a NaN gradient: the weights stay, and BatchNorm's running
+    statistics, which the failed step's forward pass moved, go back."""
+    x, t = blobs(64)
+
+    class NaNGradient(fnn.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x, train=True):
+            return x
+
+        def backward(self, dy):
+            self.calls += 1
+            return dy * np.float32(np.nan) if self.calls == 3 else dy
+
+    model = fnn.Sequential([fnn.Dense(16, 8), fnn.BatchNorm(8), NaNGradient(), fnn.ReLU(),
+                            fnn.Dense(8, 4)], seed=0)
+    running = []
+
+    class Watch(fnn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs, model, optimizer):
+            running.append((model.flat_params.copy(), model.layers[1].running_mean.copy()))
+
+    with pytest.warns(RuntimeWarning, match="gradient is not finite"):
+        history = model.fit(x, t, epochs=1, batch_size=16, optimizer=SGD(0.1), verbose=0,
+                            callbacks=[Watch()])
+    assert len(running) == 2 and "step 3" in history.stop_reason
+    np.testing.assert_array_equal(model.flat_params, running[-1][0])
+    np.testing.assert_array_equal(model.layers[1].running_mean, running[-1][1])
+
+
+def test_fit_runs_one_guard_and_takes_the_callers():
+    x, t = clusters(20)
+    guard = fnn.callbacks.NonFiniteGuard()
+    seen = []
+
+    class Look(fnn.callbacks.Callback):
+        def on_train_begin(self, model, optimizer):
+            seen.extend(c for c in self.loop.callbacks if isinstance(c, fnn.callbacks.NonFiniteGuard))
+
+    small_model().fit(x, t, epochs=1, batch_size=10, verbose=0, callbacks=[Look(), guard])
+    assert seen == [guard]

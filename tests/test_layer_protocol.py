@@ -1,0 +1,35 @@
+"""Every layer's forward(x, train) and backward(dy) mean one thing: no layer takes extra
+arguments that change what it computes, and fused groups keep the same signatures."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from fastnn import fusion
+from fastnn.layers import LAYERS
+
+WEIGHTED = {"Dense", "Conv2D"}   # may skip the input gradient (the first layer's)
+
+
+def parameters(function):
+    return [(p.name, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layer_has_the_one_forward_and_backward(name):
+    cls = LAYERS[name]
+    assert parameters(cls.forward) == [("self", inspect.Parameter.empty), ("x", inspect.Parameter.empty),
+                                       ("train", True)]
+    expected = [("self", inspect.Parameter.empty), ("dy", inspect.Parameter.empty)]
+    if name in WEIGHTED:
+        expected.append(("input_grad", True))
+    assert parameters(cls.backward) == expected
+
+
+@pytest.mark.parametrize("cls", [fusion.DenseReLU, fusion.ConvReLU, fusion.ConvReLUMaxPool])
+def test_fused_groups_have_the_signatures_of_a_weighted_layer(cls):
+    assert issubclass(cls, fusion.FusedGroup)
+    assert parameters(cls.forward) == parameters(LAYERS["Dense"].forward)
+    assert parameters(cls.backward) == parameters(LAYERS["Dense"].backward)
