@@ -408,31 +408,24 @@ def _not_found(kind: str, searched, attempts, download: bool) -> DatasetNotFound
 def load_mnist(kind: str = "mnist", path=None, download: bool = True, verbose: bool = True):
     """Load MNIST or Fashion-MNIST.
 
-    Parameters
-    ----------
-    kind : {"mnist", "fashion-mnist"}
-    path : str or Path, optional
-        Directory ``D`` holding the four ``.gz`` files, in ``D/<kind>/`` or ``D/``;
-        searched before ``$FASTNN_DATA`` and the cache.
-    download : bool
-        Download into the cache (never into ``path``) when no directory has the files.
-    verbose : bool
-        Show download messages and a progress bar on stderr.
+    Args:
+        kind: "mnist" or "fashion-mnist".
+        path: a directory ``D`` (str or Path, optional) holding the four ``.gz`` files,
+            in ``D/<kind>/`` or ``D/``; searched before ``$FASTNN_DATA`` and the cache.
+        download: download into the cache (never into ``path``) when no directory has
+            the files.
+        verbose: show download messages and a progress bar on stderr.
 
-    Returns
-    -------
-    (x_train, t_train), (x_test, t_test)
-        ``x``: C-contiguous float32 in [0, 1], shape ``(N, 1, 28, 28)``;
-        ``t``: int64 class indices in 0..9, shape ``(N,)``. N is 60000 and 10000.
+    Returns:
+        ``(x_train, t_train), (x_test, t_test)``. ``x``: C-contiguous float32 in [0, 1],
+        shape ``(N, 1, 28, 28)``; ``t``: int64 class indices in 0..9, shape ``(N,)``.
+        N is 60000 and 10000.
 
-    Raises
-    ------
-    ValueError
-        Unknown ``kind``.
-    CorruptDatasetError
-        A file is damaged or not the expected IDX file (message names the file).
-    DatasetNotFoundError
-        The files are nowhere on disk and could not be downloaded.
+    Raises:
+        ValueError: unknown ``kind``.
+        CorruptDatasetError: a file is damaged or not the expected IDX file (the message
+            names the file).
+        DatasetNotFoundError: the files are nowhere on disk and could not be downloaded.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(KINDS)}")
@@ -453,11 +446,9 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0):
     ``round(test_fraction * class size)`` of its examples go to the test set;
     both sets are then shuffled. The same seed gives the same split.
 
-    Returns
-    -------
-    (x_train, t_train), (x_test, t_test)
-        ``x``: float32 in [0, 1] (pixel / 16), shape ``(N, 1, 8, 8)``;
-        ``t``: int64 in 0..9, shape ``(N,)``; 1797 examples in all.
+    Returns:
+        ``(x_train, t_train), (x_test, t_test)``. ``x``: float32 in [0, 1] (pixel / 16),
+        shape ``(N, 1, 8, 8)``; ``t``: int64 in 0..9, shape ``(N,)``; 1797 examples in all.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
