@@ -443,10 +443,11 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
 
 
 def all_kernels():
-    """Every ParallelKernel defined in a module of fastnn.kernels, by qualified name."""
+    """Every ParallelKernel defined in a module of fastnn.kernels (subpackages such as
+    ``conv/`` included), by qualified name."""
     found = {}
-    for info in pkgutil.iter_modules(fastnn.kernels.__path__):
-        module = importlib.import_module(f"fastnn.kernels.{info.name}")
+    for info in pkgutil.walk_packages(fastnn.kernels.__path__, "fastnn.kernels."):
+        module = importlib.import_module(info.name)
         for name, value in vars(module).items():
             if isinstance(value, ParallelKernel) and value.py_func.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = value
