@@ -16,6 +16,7 @@ from .._blas import single_threaded_blas
 from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
+from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .conv_shapes import (
     check_argmax,
     check_dy,
@@ -248,28 +249,28 @@ class NumbaConvOps:
         conv_shape = (g.N, F, g.OH, g.OW)
         if pool is not None:
             argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
-            mode = 2
+            mode = DY_RELU_POOL_ROUTED
         else:
             check_dy("conv2d_backward", dy, conv_shape)
             if relu_out is not None:
                 relu_out = check_relu_out("conv2d_backward", relu_out, dy)
-            mode = 0 if relu_out is None else 1
+            mode = DY_AS_GIVEN if relu_out is None else DY_RELU_MASKED
         dy, x, W = _c(dy), _c(x), _c(W)
         if impl == "auto":
             impl = _choose(g, F)
         fused = impl == "direct" and g.SH == 1 and g.SW == 1
-        if mode == 2 and not fused:
+        if mode == DY_RELU_POOL_ROUTED and not fused:
             routed = np.empty(conv_shape, dtype=dy.dtype)
             masked = self.relu_backward(dy, pooled)          # the ReLU's mask, at the winners
             pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
-            dy, mode = routed, 0
-        if mode == 1 and not fused:
-            dy, mode = self.relu_backward(dy, relu_out), 0
-        if mode == 2:
+            dy, mode = routed, DY_AS_GIVEN
+        if mode == DY_RELU_MASKED and not fused:
+            dy, mode = self.relu_backward(dy, relu_out), DY_AS_GIVEN
+        if mode == DY_RELU_POOL_ROUTED:
             argmax, pooled = _c(argmax), _c(pooled)
             relu_out = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         else:
-            relu_out = dy if mode == 0 else _c(relu_out)
+            relu_out = dy if mode == DY_AS_GIVEN else _c(relu_out)
             argmax = np.empty((g.N, F, 0, 0), dtype=np.int64)
             pooled = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         dtype = x.dtype

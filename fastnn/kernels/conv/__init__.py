@@ -16,6 +16,7 @@ The package holds one module per algorithm:
                            work items, the backward-weights tiles, the ordered sums
 :mod:`.strided`            direct forward and backward at any stride, on a padded input
 :mod:`.im2col`             im2col/col2im, and :func:`im2col_forward`/:func:`im2col_backward`
+:mod:`.modes`              what the stride-1 backward reads as dy: the ``DY_*`` names
 =========================  ==============================================================
 
 Two algorithms:
@@ -60,6 +61,7 @@ from .._scalars import typed
 from .direct import direct_conv_s1
 from .direct_backward import backward_items, direct_backward_s1
 from .im2col import col2im, im2col, im2col_backward, im2col_forward
+from .modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .padding import pad_planes
 from .strided import direct_backward_data_strided, direct_backward_weights_strided, direct_forward_strided
 
@@ -75,5 +77,8 @@ __all__ = [
     "col2im",
     "im2col_forward",
     "im2col_backward",
+    "DY_AS_GIVEN",
+    "DY_RELU_MASKED",
+    "DY_RELU_POOL_ROUTED",
     "typed",
 ]

@@ -18,6 +18,7 @@ from .._native import NativeFunction, call_native
 from .._scalars import runtime, typed
 from .._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
 from .direct import OUT_BLOCK, RUN_ALIGN, _conv_planes, _pack_weights, _run, _tap_offsets
+from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .padding import _copy_interior, _pad_grad, _pad_pooled, _widen_plane
 
 
@@ -115,15 +116,16 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, sums, db):
     :func:`_dw_tile_2v12`: dst[p*Fp + f] = g[f, p] (0 for F <= f < Fp), and
     db[f] += sum_p g[f, p] (sums: a work array of Fp elements).
 
-    g is dy (F, P) itself (mode 0), dy where mask > 0 (mode 1, a fused ReLU), or (mode 2)
-    the gradient dy (F, PP) of a max pooling routed back to the winners argmax (plane
-    indices p; out-of-range ones dropped) where pooled > 0: maxpool backward and the
-    ReLU's, summed in window order. db adds in pixel order in every mode, so the fused
-    modes give the bits of mode 0 on the gradient the separate passes make. dy, mask,
-    argmax, pooled flat; mask, argmax and pooled are read only in their modes.
+    g is dy (F, P) itself (mode DY_AS_GIVEN), dy where mask > 0 (DY_RELU_MASKED, a fused
+    ReLU), or (DY_RELU_POOL_ROUTED) the gradient dy (F, PP) of a max pooling routed back to
+    the winners argmax (plane indices p; out-of-range ones dropped) where pooled > 0:
+    maxpool backward and the ReLU's, summed in window order. db adds in pixel order in
+    every mode, so the fused modes give the bits of DY_AS_GIVEN on the gradient the
+    separate passes make. dy, mask, argmax, pooled flat; mask, argmax and pooled are read
+    only in their modes.
     """
     zero = typed(dst, 0.0)
-    if mode == 2:
+    if mode == DY_RELU_POOL_ROUTED:
         for q in range(P * Fp):
             dst[q] = zero
         PP = dy.size // F
@@ -137,7 +139,7 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, sums, db):
         for f in range(F):
             for p in range(P):
                 v = dy[f * P + p]
-                if mode == 1 and not mask[f * P + p] > zero:
+                if mode == DY_RELU_MASKED and not mask[f * P + p] > zero:
                     v = zero
                 dst[p * Fp + f] = v
         for p in range(P):
@@ -357,12 +359,12 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     holds both. After the loop the G partial dW and db are added in group order,
     serially: nothing depends on the thread count.
     The gradient of the conv output is read through :func:`_pad_grad` (or
-    :func:`_grad_rows`): dy itself (mode 0;
-    relu_out is then dy), dy where relu_out > 0 (mode 1: a ReLU with output relu_out fused
-    in) or, mode 2, the gradient dy of maxpool(relu(conv)) routed back through argmax and
-    the ReLU (pooled: the pooling's output; dy, argmax and pooled have its shape; relu_out
-    is not read then and needs only N and F). Without ``input_grad`` there are no
-    backward-data items and dx is left untouched.
+    :func:`_grad_rows`, ``mode`` one of :mod:`.modes`): dy itself (DY_AS_GIVEN;
+    relu_out is then dy), dy where relu_out > 0 (DY_RELU_MASKED: a ReLU with output relu_out
+    fused in) or, DY_RELU_POOL_ROUTED, the gradient dy of maxpool(relu(conv)) routed back
+    through argmax and the ReLU (pooled: the pooling's output; dy, argmax and pooled have
+    its shape; relu_out is not read then and needs only N and F). Without ``input_grad``
+    there are no backward-data items and dx is left untouched.
     weights_item, scatter_item, correlate_item: :func:`backward_items` of the dtype, the
     three kinds of item, called through their addresses (:mod:`~fastnn.kernels._native`).
     """
@@ -458,13 +460,13 @@ def _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, n_begin
             for f in range(F):
                 at = (nn * F + f) * Pst
                 seg = dys[at:at + Pst]
-                if mode == 2:
+                if mode == DY_RELU_POOL_ROUTED:
                     _pad_pooled(dy[n0 + nn, f:f + 1], argmax[n0 + nn, f:f + 1],
                                 pooled[n0 + nn, f:f + 1], OW, no_offset, no_offset,
                                 OH, Wp, seg[:OH * Wp])
                 else:
                     _widen_plane(dy[n0 + nn, f].reshape(OH * OW),
-                                 relu_out[n0 + nn, f].reshape(OH * OW), mode == 1,
+                                 relu_out[n0 + nn, f].reshape(OH * OW), mode == DY_RELU_MASKED,
                                  OH, OW, seg, Wp)
                 s = zero
                 for j in range(OH * Wp):

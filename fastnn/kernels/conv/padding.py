@@ -16,6 +16,7 @@ from ..._config import jit, parallel_kernel
 from .._scalars import typed
 from .._simd import lanes, vload, vsplat, vstore, vwhere_positive, wide_vectors
 from .._simd_pool import route_2x2_step
+from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 
 
 @parallel_kernel
@@ -237,13 +238,14 @@ def _widen_plane(src, mask, masked, H, W, dst, Wp):
 
 @jit(refcounts=False)
 def _pad_grad(dy, relu_out, argmax, pooled, mode, OWc, TP, LP, Hin, Win, dst):
-    """The gradient of one image's conv output, padded: dy itself (mode 0), dy through a
-    ReLU with output relu_out (mode 1, :func:`_pad_masked`) or through a ReLU and a max
-    pooling (mode 2, :func:`_pad_pooled`: dy, argmax and pooled are the pooling's, OWc the
-    conv output's width); the branch sits outside the loops, so each copy loop vectorises."""
-    if mode == 2:
+    """The gradient of one image's conv output, padded: dy itself (mode DY_AS_GIVEN), dy
+    through a ReLU with output relu_out (DY_RELU_MASKED, :func:`_pad_masked`) or through a
+    ReLU and a max pooling (DY_RELU_POOL_ROUTED, :func:`_pad_pooled`: dy, argmax and pooled
+    are the pooling's, OWc the conv output's width); the branch sits outside the loops, so
+    each copy loop vectorises."""
+    if mode == DY_RELU_POOL_ROUTED:
         _pad_pooled(dy, argmax, pooled, OWc, TP, LP, Hin, Win, dst)
-    elif mode == 1:
+    elif mode == DY_RELU_MASKED:
         _pad_masked(dy, relu_out, TP, LP, Hin, Win, dst)
     else:
         _pad_image(dy, TP, LP, Hin, Win, dst)
