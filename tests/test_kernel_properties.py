@@ -10,7 +10,8 @@
    bit-identical to the op on plain copies, equal to the reference, and leaves its
    inputs untouched.
 
-The per-op comparisons on grids live in test_dense_ops / test_conv_ops / test_pool_ops;
+The per-op comparisons on grids live in the test files named after each op family
+(test_affine_ops, test_activation_ops, test_loss_ops, test_conv_ops, test_pool_ops, ...);
 these tests add what those do not: writes outside outputs, both builds of every kernel
 called directly, layouts on every op.
 """
@@ -208,7 +209,7 @@ def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, 
         for got, want in zip(guarded, [p_ref] + s_ref):
             close(got.view, want, dtype, name)
     # Adam at step 3, with the bias corrections the backend precomputes
-    from fastnn.backends.numpy_dense import adam_bias_corrections
+    from fastnn.backends.numpy_optim import adam_bias_corrections
 
     step_size, bc2 = adam_bias_corrections(3, 0.01, 0.9, 0.999)
     m0 = rand(rng, size, dtype)

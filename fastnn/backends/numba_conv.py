@@ -1,4 +1,4 @@
-"""Numba-backed convolution and pooling ops: validate like the reference, allocate, call kernels.
+"""Numba-backed convolution ops: validate like the reference, allocate, call kernels.
 
 Each method keeps the signature, defaults and formulas of
 :class:`~fastnn.backends.numpy_conv.NumpyConvOps` and validates through the same
@@ -17,8 +17,8 @@ from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
 from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
+from ._arrays import contiguous as _c
 from .conv_shapes import (
-    check_argmax,
     check_dy,
     check_impl,
     check_pool_grad,
@@ -29,10 +29,7 @@ from .conv_shapes import (
     geometry,
     kernel_pair,
     native,
-    pool_backward_geometry,
-    pool_forward_geometry,
 )
-from .numba_dense import _c
 from .scratch import scratch as _scratch
 
 #: The im2col path works on chunks of images whose column matrix is about this big,
@@ -48,6 +45,7 @@ CHUNK_GROUPS = 16
 #: this (no wasted work on a single plane); with more channels the full correlation
 #: through the forward kernel, which pairs channels, is faster.
 SCATTER_MAX_CHANNELS = 3
+
 
 def _slots() -> int:
     """Scratch rows for the parallel kernels: one per thread they may run on."""
@@ -90,18 +88,8 @@ def _unused(dtype) -> np.ndarray:
     return _UNUSED[np.dtype(dtype)]
 
 
-def _pool_2x2(g) -> bool:
-    """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path
-    (1.05 ms against 1.42 ms at (100, 16, 28, 28), float32, 2 threads, interleaved); with
-    H and W even, the two-pass kernel (3-4x faster than that one there:
-    ``python benchmarks/bench_fast_paths.py``)."""
-    return g.KH == 2 and g.KW == 2 and g.SH == 2 and g.SW == 2 and g.PH == 0 and g.PW == 0
-
-
 class NumbaConvOps:
-    """Conv/pool ops on Numba kernels; see NumpyConvOps for the formulas."""
-
-    # --------------------------------------------------------------- im2col
+    """Conv ops on Numba kernels; see NumpyConvOps for the formulas."""
 
     def im2col(self, x, kh, kw, stride=1, pad=0):
         """Unfold every KH x KW window of x into a row.
@@ -132,8 +120,6 @@ class NumbaConvOps:
         dx = np.empty(x_shape, dtype=col.dtype)
         conv_kernels.col2im(col.size, _c(col), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx)
         return dx
-
-    # --------------------------------------------------------------- conv2d
 
     def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j].
@@ -311,60 +297,5 @@ class NumbaConvOps:
                     np.empty((groups, F * K), dtype=dtype), dx, dW.reshape(F, K), db)
         return (dx if input_grad else None), dW, db
 
-    # -------------------------------------------------------------- pooling
 
-    def maxpool2d(self, x, size, stride=None, pad=0):
-        """Max over each window: y[n, c, oh, ow] = max_{i, j} xpad[n, c, oh*SH + i, ow*SW + j].
-
-        x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW); padding is -inf (it never
-        wins), stride defaults to size, pad must be smaller than size.
-        argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
-        the first maximum in row-major window order; a NaN beats every number.
-        """
-        x, g = pool_forward_geometry("maxpool2d", x, size, stride, pad)
-        y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-        argmax = np.empty(y.shape, dtype=np.int64)
-        if _pool_2x2(g):
-            if g.H % 2 == 0 and g.W % 2 == 0:
-                pool_kernels.maxpool_forward_2x2_even(y.size * 4, _c(x), y, argmax)
-            else:
-                pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
-            return y, argmax
-        pool_kernels.maxpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
-                                     g.PH, g.PW, y, argmax)
-        return y, argmax
-
-    def maxpool2d_backward(self, dy, argmax, x_shape, size, stride=None, pad=0):
-        """Route each dy to its window's maximum: dx[n, c].flat[argmax[n, c, oh, ow]] += dy[n, c, oh, ow].
-
-        dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
-        """
-        dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
-        argmax = native(argmax)
-        check_argmax("maxpool2d_backward", argmax, g)
-        dx = np.empty(x_shape, dtype=dy.dtype)
-        pool_kernels.maxpool_backward(dx.size, _c(dy), _c(argmax), dx)
-        return dx
-
-    def avgpool2d(self, x, size, stride=None, pad=0):
-        """Mean over each window: y[n, c, oh, ow] = sum_{i, j} xpad[n, c, oh*SH + i, ow*SW + j] / (KH*KW).
-
-        x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
-        KH*KW), stride defaults to size, pad must be smaller than size.
-        """
-        x, g = pool_forward_geometry("avgpool2d", x, size, stride, pad)
-        y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-        pool_kernels.avgpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
-                                     g.PH, g.PW, y)
-        return y
-
-    def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
-        """dx[n, c, h, w] = sum of dy[n, c, oh, ow] / (KH*KW) over the windows holding (h, w).
-
-        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
-        """
-        dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
-        dx = np.empty(x_shape, dtype=dy.dtype)
-        pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW,
-                                      g.PH, g.PW, dx)
-        return dx
+__all__ = ["NumbaConvOps"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import norm as norm_kernels
-from .numba_dense import _c
-from .numpy_norm import check_batchnorm, check_eps
+from ._arrays import contiguous as _c
+from .op_checks import check_batchnorm, check_eps
 
 #: Channels per parallel work item hold about this many values of one sample, so
 #: (N, D) inputs get a contiguous inner loop over features.
