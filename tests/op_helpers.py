@@ -26,7 +26,7 @@ assert math.prod(BIG) >= PARALLEL_THRESHOLD > 7 * 5 * 3
 # Activations: name -> (what the backward takes besides dy, keyword arguments).
 ACTIVATIONS = {
     "identity": ("x", {}),
-    "step": ("x", {}),
+    "heaviside": ("x", {}),
     "sigmoid": ("y", {}),
     "tanh": ("y", {}),
     "relu": ("x", {}),

@@ -143,7 +143,7 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     flat, dflat = x.reshape(-1).copy(), rand(rng, x.size, dtype)
     size = flat.size
     alpha = np.dtype(dtype).type(0.1)
-    for kernel, ref in ((act.step_forward, REF.step), (act.sigmoid_forward, REF.sigmoid),
+    for kernel, ref in ((act.heaviside_forward, REF.heaviside), (act.sigmoid_forward, REF.sigmoid),
                         (act.tanh_forward, REF.tanh), (act.relu_forward, REF.relu)):
         (y,) = run_kernel(kernel, build, flat, Guarded(size, dtype))
         close(y, ref(flat), dtype, kernel.__name__)
@@ -527,9 +527,9 @@ def _ops_cases(rng, dtype):
         "rmsprop_step": ((params(), params(), state(), 0.1, 0.99, 1e-7), (1,)),
         "adam_step": ((params(), params(), state(), state(), 2, 0.01, 0.9, 0.999, 1e-7), (1,)),
     }
-    for name in ("identity", "step", "sigmoid", "tanh", "relu"):
+    for name in ("identity", "heaviside", "sigmoid", "tanh", "relu"):
         cases[name] = ((x,), (0,))
-    for name in ("identity_backward", "step_backward", "sigmoid_backward", "tanh_backward",
+    for name in ("identity_backward", "heaviside_backward", "sigmoid_backward", "tanh_backward",
                  "relu_backward"):
         cases[name] = ((dy, r(N, M)), (0, 1))
     return cases
@@ -567,9 +567,9 @@ def _outputs(result):
     return result if isinstance(result, tuple) else (result,)
 
 
-def test_identity_and_step_backward_give_native_c_contiguous_outputs():
+def test_identity_and_heaviside_backward_give_native_c_contiguous_outputs():
     big = np.asfortranarray(np.ones((3, 4), dtype=">f4"))
-    for out in (NB.identity(big), NB.identity_backward(big, big), NB.step_backward(big, big)):
+    for out in (NB.identity(big), NB.identity_backward(big, big), NB.heaviside_backward(big, big)):
         assert out.dtype == np.float32 and out.dtype.isnative and out.flags.c_contiguous
 
 

@@ -43,7 +43,7 @@ def kernel_cases(rng, dtype):
     out = lambda *shape: np.empty(shape, dtype)  # noqa: E731
     flat = lambda: out(n * c)  # noqa: E731
     return {
-        activations.step_forward: ((x,), [flat()]),
+        activations.heaviside_forward: ((x,), [flat()]),
         activations.sigmoid_forward: ((x,), [flat()]),
         activations.sigmoid_backward: ((dy, NUMPY.sigmoid(x)), [flat()]),
         activations.tanh_forward: ((x,), [flat()]),

@@ -21,7 +21,7 @@ MUST_OVERRIDE = [
     "affine", "affine_backward",
     # activations
     "identity", "identity_backward",
-    "step", "step_backward",
+    "heaviside", "heaviside_backward",
     "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward",
     "relu", "relu_backward",

@@ -46,13 +46,14 @@ class NumbaActivationOps:
         check_activation_grad("identity_backward", dy, x)
         return _native_copy(dy)
 
-    def step(self, x):
-        """y = 1 if x > 0 else 0 (the perceptron's step function)."""
-        return _elementwise(act.step_forward, "step", x)
+    def heaviside(self, x):
+        """y = 1 if x > 0 else 0: the Heaviside step function, the perceptron's activation
+        (the op behind the ``Step`` layer)."""
+        return _elementwise(act.heaviside_forward, "heaviside", x)
 
-    def step_backward(self, dy, x):
+    def heaviside_backward(self, dy, x):
         """dx = 0: the step function is flat wherever it is differentiable."""
-        check_activation_grad("step_backward", dy, x)
+        check_activation_grad("heaviside_backward", dy, x)
         return np.zeros(dy.shape, dtype=dy.dtype.newbyteorder("="))
 
     def sigmoid(self, x):

@@ -15,7 +15,7 @@ from .op_checks import check_activation_grad
 
 
 class NumpyActivationOps:
-    """Reference activations: identity, step, sigmoid, tanh, relu, leaky_relu, softmax."""
+    """Reference activations: identity, heaviside, sigmoid, tanh, relu, leaky_relu, softmax."""
 
     def identity(self, x):
         """y = x (a copy)."""
@@ -27,14 +27,15 @@ class NumpyActivationOps:
         check_activation_grad("identity_backward", dy, x)
         return _native_copy(dy)
 
-    def step(self, x):
-        """y = 1 if x > 0 else 0 (the perceptron's step function)."""
-        check_same_dtype("step", x=x)
+    def heaviside(self, x):
+        """y = 1 if x > 0 else 0: the Heaviside step function, the perceptron's activation
+        (the op behind the ``Step`` layer)."""
+        check_same_dtype("heaviside", x=x)
         return (x > 0).astype(x.dtype)
 
-    def step_backward(self, dy, x):
+    def heaviside_backward(self, dy, x):
         """dx = 0: the step function is flat wherever it is differentiable."""
-        check_activation_grad("step_backward", dy, x)
+        check_activation_grad("heaviside_backward", dy, x)
         return np.zeros(dy.shape, dtype=dy.dtype.newbyteorder("="))
 
     def sigmoid(self, x):
