@@ -62,6 +62,12 @@ FASTMATH: set[str] | bool = (
 )
 CACHE: bool = _env_bool("FASTNN_CACHE", True)
 PARALLEL: bool = _env_bool("FASTNN_PARALLEL", True)
+#: Work (a kernel call's count of elementary operations) from which a ParallelKernel runs
+#: its parallel build rather than its serial one: ``parallel=True`` costs tens of
+#: microseconds a call. An environment setting, so it lives here and not with the tuning
+#: knobs of :mod:`fastnn.kernels.tuning`. No script sweeps it; ``python
+#: benchmarks/profile_step.py`` shows, for every kernel call of a training step, its time
+#: and whether it ran the parallel build.
 PARALLEL_THRESHOLD: int = _env_int("FASTNN_PARALLEL_THRESHOLD", 32768)
 
 

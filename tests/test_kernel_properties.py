@@ -39,6 +39,7 @@ from fastnn.kernels import conv as conv_k
 from fastnn.kernels import losses as loss_k
 from fastnn.kernels import optim as optim_k
 from fastnn.kernels import pool as pool_k
+from fastnn.kernels import tuning
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
@@ -118,7 +119,7 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     x, W, b = rand(rng, (n, d), dtype), rand(rng, (d, m), dtype), rand(rng, m, dtype)
     dy = rand(rng, (n, m), dtype)
     for relu in (False, True):
-        for parts in (0, aff.GEMM_PARTS - 1):     # split by batch rows, by depth
+        for parts in (0, tuning.GEMM_PARTS - 1):     # split by batch rows, by depth
             partial = Guarded((parts, n if parts else 0, m if parts else 0), dtype, scratch=True)
             _, y = run_kernel(aff.affine_forward, build, x, W, b, relu, partial,
                               Guarded((n, m), dtype))
@@ -174,7 +175,7 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
                            (loss_k.softmax_cross_entropy_backward_dense, onehot)):
         (g,) = run_kernel(kernel, build, probs, target, scale, Guarded(x.shape, dtype))
         close(g, REF.softmax_cross_entropy_backward(probs, t), dtype, kernel.__name__)
-    blocks = -(-size // loss_k.SUM_BLOCK)
+    blocks = -(-size // tuning.SUM_BLOCK)
     (sums,) = run_kernel(loss_k.squared_error_blocks, build, flat, dflat, Guarded(blocks, dtype))
     close(0.5 * sums.sum() / n, REF.mse(x, dflat.reshape(x.shape)), dtype, "squared_error_blocks")
     (g,) = run_kernel(loss_k.mse_backward, build, flat, dflat, scale, Guarded(size, dtype))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastnn._config import ParallelKernel
-from fastnn.kernels import activations, affine, losses
+from fastnn.kernels import activations, affine, losses, tuning
 
 from op_helpers import (
     NUMPY,
@@ -30,7 +30,7 @@ from op_helpers import (
 def kernel_cases(rng, dtype):
     """kernel -> (inputs, outputs to allocate) for a direct call of each build."""
     n, c, m = 37, 130, 70  # m: more than one of affine's COLUMN_BLOCKs
-    assert m > affine.COLUMN_BLOCK
+    assert m > tuning.COLUMN_BLOCK
     x = random(rng, (n * c,), dtype)
     dy = random(rng, (n * c,), dtype)
     rows, drows = x.reshape(n, c), dy.reshape(n, c)
@@ -54,14 +54,14 @@ def kernel_cases(rng, dtype):
         activations.leaky_relu_backward: ((dy, x, alpha), [flat()]),
         activations.softmax_forward: ((rows,), [out(n, c)]),
         activations.softmax_backward: ((drows, probs), [out(n, c)]),
-        affine.affine_forward: ((rows, W, W[0], True), [out(affine.GEMM_PARTS - 1, n, m), out(n, m)]),
+        affine.affine_forward: ((rows, W, W[0], True), [out(tuning.GEMM_PARTS - 1, n, m), out(n, m)]),
         affine.affine_backward: ((dyw, rows, W, dyw, True, True, True),
                                  [out(n, m), out(n, c), out(c, m), out(m)]),
         losses.softmax_cross_entropy_indices: ((rows, labels), [out(n, c), out(n)]),
         losses.softmax_cross_entropy_dense: ((rows, hot), [out(n, c), out(n)]),
         losses.softmax_cross_entropy_backward_indices: ((probs, labels, scale), [out(n, c)]),
         losses.softmax_cross_entropy_backward_dense: ((probs, hot, scale), [out(n, c)]),
-        losses.squared_error_blocks: ((x, dy), [out(-(-x.size // losses.SUM_BLOCK))]),
+        losses.squared_error_blocks: ((x, dy), [out(-(-x.size // tuning.SUM_BLOCK))]),
         losses.mse_backward: ((x, dy, scale), [flat()]),
     }
 

@@ -12,21 +12,17 @@ import numpy as np
 from .._checks import check_grad_outputs, check_same_dtype, check_shape
 from .._config import PARALLEL_THRESHOLD
 from ..kernels import affine as aff
+from ..kernels import tuning
 from ._arrays import contiguous as _c
 from .op_checks import affine_shapes
 from .scratch import scratch
 
 
-#: Multiply-adds below which a GEMM runs as one BLAS call on one thread: splitting it
-#: over the cores costs a parallel region (tens of microseconds).
-GEMM_PARALLEL_MIN = 1_000_000
-
-
 def _gemm_work(x, W) -> int:
     """The ParallelKernel work figure for an affine kernel: its parallel build only when
-    x @ W has at least GEMM_PARALLEL_MIN multiply-adds."""
+    x @ W has at least tuning.GEMM_PARALLEL_MIN multiply-adds."""
     macs = x.shape[0] * x.shape[1] * W.shape[1]
-    return PARALLEL_THRESHOLD if macs >= GEMM_PARALLEL_MIN else 0
+    return PARALLEL_THRESHOLD if macs >= tuning.GEMM_PARALLEL_MIN else 0
 
 
 class NumbaAffineOps:
@@ -45,7 +41,7 @@ class NumbaAffineOps:
         y = np.empty((n, m), dtype=x.dtype)
         work = _gemm_work(x, W)
         # by depth (see fastnn.kernels.affine) when D is the longest side of a parallel GEMM
-        parts = aff.GEMM_PARTS - 1 if work and d >= max(n, m) else 0
+        parts = tuning.GEMM_PARTS - 1 if work and d >= max(n, m) else 0
         partial = scratch("affine_partial", (parts, n if parts else 0, m if parts else 0), x.dtype)
         aff.affine_forward(work, x, W, b, bool(relu), partial, y)
         return y

@@ -16,6 +16,7 @@ from .._blas import single_threaded_blas
 from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
+from ..kernels import tuning
 from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from ._arrays import contiguous as _c
 from .conv_shapes import (
@@ -32,21 +33,6 @@ from .conv_shapes import (
 )
 from .scratch import scratch as _scratch
 
-#: The im2col path works on chunks of images whose column matrix is about this big,
-#: so it stays in one core's L2 cache between im2col, the GEMM and col2im.
-CHUNK_BYTES = 1 << 19
-
-#: Backward splits the chunks into at most this many groups, each with its own dW
-#: partial sum; the partials are added in group order, so dW does not depend on
-#: the thread count.
-CHUNK_GROUPS = 16
-
-#: Direct backward-data at stride 1 scatters dy into each input plane when C is at most
-#: this (no wasted work on a single plane); with more channels the full correlation
-#: through the forward kernel, which pairs channels, is faster.
-SCATTER_MAX_CHANNELS = 3
-
-
 def _slots() -> int:
     """Scratch rows for the parallel kernels: one per thread they may run on."""
     return max(1, numba.get_num_threads())
@@ -59,9 +45,9 @@ def _single_threaded_blas():
 
 
 def _chunk(g, itemsize: int) -> int:
-    """Images per im2col chunk: as many as fit CHUNK_BYTES of columns, at least one."""
+    """Images per im2col chunk: as many as fit tuning.CHUNK_BYTES of columns, at least one."""
     per_image = g.OH * g.OW * g.C * g.KH * g.KW * itemsize
-    return max(1, min(g.N, CHUNK_BYTES // max(per_image, 1)))
+    return max(1, min(g.N, tuning.CHUNK_BYTES // max(per_image, 1)))
 
 
 def _padded(x, g):
@@ -274,7 +260,7 @@ class NumbaConvOps:
                 # one parallel region; x and dy are padded per image inside it
                 Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
                 conv_kernels.direct_backward_s1(work, x, dy, W, Wt, g.PH, g.PW,
-                                                g.C <= SCATTER_MAX_CHANNELS, relu_out, mode,
+                                                g.C <= tuning.SCATTER_MAX_CHANNELS, relu_out, mode,
                                                 argmax, pooled, bool(input_grad), dx, dW, db,
                                                 *conv_kernels.backward_items(dtype))
             else:
@@ -286,7 +272,7 @@ class NumbaConvOps:
             chunk = _chunk(g, dtype.itemsize)
             rows = chunk * g.OH * g.OW
             slots = _slots()
-            groups = min(-(-g.N // chunk), CHUNK_GROUPS)
+            groups = min(-(-g.N // chunk), tuning.CHUNK_GROUPS)
             with _single_threaded_blas():
                 conv_kernels.im2col_backward(
                     work, x, dy, W.reshape(F, K), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, chunk,

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._checks import check_same_dtype, check_targets
 from ..kernels import losses as loss_kernels
+from ..kernels import tuning
 from ._arrays import contiguous as _c
 from ._arrays import flat as _flat
 from .op_checks import check_logits_and_targets
@@ -62,7 +63,7 @@ class NumbaLossOps:
             raise ValueError(f"mse: expected t of shape {y.shape}, got {t.shape}")
         n = y.shape[0] if y.ndim else 1
         yf, tf = _flat(y), _flat(t)
-        blocks = np.empty(max(1, -(-yf.size // loss_kernels.SUM_BLOCK)), dtype=yf.dtype)
+        blocks = np.empty(max(1, -(-yf.size // tuning.SUM_BLOCK)), dtype=yf.dtype)
         loss_kernels.squared_error_blocks(yf.size, yf, tf, blocks)
         return float(0.5 * blocks.sum() / max(n, 1))
 

@@ -10,6 +10,7 @@ backends compute the same float64 scalars.
 from __future__ import annotations
 
 from ..kernels import optim as optim_kernels
+from ..kernels import tuning
 from ._arrays import flat as _flat
 from .numpy_optim import adam_bias_corrections
 from .op_checks import check_step
@@ -25,12 +26,10 @@ def _check_flat_buffers(where, params, grads, state):
             )
 
 
-#: The optimizer kernels count as this many operations per parameter for the serial or
-#: parallel choice: their serial builds do not vectorise (LLVM cannot rule out aliasing
-#: between the four buffers; the parallel builds' outlined loops can), so the parallel
-#: build wins from about 1000 parameters (Adam, 2 threads, serial / parallel: 1.3-1.8x
-#: at 2000 parameters, 7.8-9.5x at 90k; ``python benchmarks/bench_fast_paths.py``).
-OPTIM_WORK_PER_PARAM = 32
+def _work(params) -> int:
+    """The work figure that picks an optimizer kernel's serial or parallel build:
+    tuning.OPTIM_WORK_PER_PARAM operations per parameter."""
+    return params.size * tuning.OPTIM_WORK_PER_PARAM
 
 
 class NumbaOptimOps:
@@ -40,35 +39,35 @@ class NumbaOptimOps:
         """p <- p - lr * g."""
         _check_flat_buffers("sgd_step", params, grads, {})
         d = params.dtype.type
-        optim_kernels.sgd(params.size * OPTIM_WORK_PER_PARAM, params.reshape(-1), _flat(grads), d(lr),
+        optim_kernels.sgd(_work(params), params.reshape(-1), _flat(grads), d(lr),
                           d(weight_decay), d(l1))
 
     def momentum_step(self, params, grads, velocity, lr, momentum, weight_decay=0.0, l1=0.0):
         """v <- momentum * v + g;  p <- p - lr * v  (PyTorch SGD with momentum, dampening 0)."""
         _check_flat_buffers("momentum_step", params, grads, dict(velocity=velocity))
         d = params.dtype.type
-        optim_kernels.momentum(params.size * OPTIM_WORK_PER_PARAM, params.reshape(-1), _flat(grads),
+        optim_kernels.momentum(_work(params), params.reshape(-1), _flat(grads),
                                velocity.reshape(-1), d(lr), d(momentum), d(weight_decay), d(l1))
 
     def nesterov_step(self, params, grads, velocity, lr, momentum, weight_decay=0.0, l1=0.0):
         """v <- momentum * v + g;  p <- p - lr * (g + momentum * v)  (PyTorch nesterov=True)."""
         _check_flat_buffers("nesterov_step", params, grads, dict(velocity=velocity))
         d = params.dtype.type
-        optim_kernels.nesterov(params.size * OPTIM_WORK_PER_PARAM, params.reshape(-1), _flat(grads),
+        optim_kernels.nesterov(_work(params), params.reshape(-1), _flat(grads),
                                velocity.reshape(-1), d(lr), d(momentum), d(weight_decay), d(l1))
 
     def adagrad_step(self, params, grads, sum_sq, lr, eps, weight_decay=0.0, l1=0.0):
         """s <- s + g**2;  p <- p - lr * g / (sqrt(s) + eps)."""
         _check_flat_buffers("adagrad_step", params, grads, dict(sum_sq=sum_sq))
         d = params.dtype.type
-        optim_kernels.adagrad(params.size * OPTIM_WORK_PER_PARAM, params.reshape(-1), _flat(grads), sum_sq.reshape(-1),
+        optim_kernels.adagrad(_work(params), params.reshape(-1), _flat(grads), sum_sq.reshape(-1),
                               d(lr), d(eps), d(weight_decay), d(l1))
 
     def rmsprop_step(self, params, grads, square_avg, lr, decay, eps, weight_decay=0.0, l1=0.0):
         """s <- decay * s + (1 - decay) * g**2;  p <- p - lr * g / (sqrt(s) + eps)."""
         _check_flat_buffers("rmsprop_step", params, grads, dict(square_avg=square_avg))
         d = params.dtype.type
-        optim_kernels.rmsprop(params.size * OPTIM_WORK_PER_PARAM, params.reshape(-1), _flat(grads),
+        optim_kernels.rmsprop(_work(params), params.reshape(-1), _flat(grads),
                               square_avg.reshape(-1), d(lr), d(decay), d(eps),
                               d(weight_decay), d(l1))
 
@@ -84,7 +83,7 @@ class NumbaOptimOps:
             raise ValueError(f"adam_step: step counts from 1, got {step}")
         d = params.dtype.type
         step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
-        optim_kernels.adam(params.size * OPTIM_WORK_PER_PARAM, params.reshape(-1), _flat(grads), m.reshape(-1),
+        optim_kernels.adam(_work(params), params.reshape(-1), _flat(grads), m.reshape(-1),
                            v.reshape(-1), d(step_size), d(beta1), d(beta2), d(eps),
                            d(bias_correction2_sqrt), d(weight_decay), d(l1))
 

@@ -28,11 +28,7 @@ from numba import prange
 from .._config import parallel_kernel
 from ._scalars import typed
 from .gemm import check_gemm_status, gemm
-
-#: Parts of each GEMM, whatever the thread count.
-GEMM_PARTS = 2
-
-COLUMN_BLOCK = 64
+from .tuning import COLUMN_BLOCK, GEMM_PARTS
 
 
 @parallel_kernel

@@ -17,8 +17,9 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, parallel_kernel
-from ._blocks import BLOCK, block_count
+from ._blocks import block_count
 from ._scalars import typed
+from .tuning import BLOCK
 
 
 @jit(inline="always")

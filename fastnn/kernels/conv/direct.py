@@ -22,6 +22,8 @@ from .padding import _pad_image, _pad_image_vectors
 #: The wide-row runs are rounded up to a multiple of this many elements, so the
 #: vectorised loops have no scalar remainder (short planes, e.g. 14x14, otherwise ran
 #: almost half their iterations in it); buffers read by a run get that much zeroed slack.
+#: Not a tuning knob: it must be a multiple of the widest vector's lane count (16 float32
+#: lanes in 512 bits, :mod:`fastnn.kernels._simd`), and 16 is the smallest such.
 RUN_ALIGN = 16
 
 
@@ -43,7 +45,9 @@ def _tap_offset(t, KH, KW, plane, Win, base):
     return c * plane + kh * Win + kw + base
 
 
-#: Output channels per register tile of the direct kernels.
+#: Output channels per register tile of the direct kernels. Not a tuning knob: the tiles
+#: (:func:`_tile_8x2`, :func:`_tile_8x1`) are written out for eight, and 8 channels by two
+#: vectors of pixels fill 16 vector registers.
 OUT_BLOCK = 8
 
 

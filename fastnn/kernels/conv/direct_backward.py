@@ -17,23 +17,19 @@ from ..._config import jit, parallel_kernel
 from .._native import NativeFunction, call_native
 from .._scalars import runtime, typed
 from .._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
+from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
 from .direct import OUT_BLOCK, RUN_ALIGN, _conv_planes, _pack_weights, _run, _tap_offsets
 from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .padding import _copy_interior, _pad_grad, _pad_pooled, _widen_plane
 
+#: Output channels whose dy planes one pass of :func:`_scatter_image` adds into the plane.
+#: Not a tuning knob: the pass is written out for four (d0..d3, w0..w3).
+CHANNELS_PER_PASS = 4
 
-TAPS_PER_PASS = 4
-
-
-#: Taps per GEMM-style backward-weights tile (:func:`_dw_tile_2v12`).
+#: Taps per GEMM-style backward-weights tile (:func:`_dw_tile_2v12`). Not a tuning knob:
+#: the tile is written out for 12 taps (24 vector accumulators with its two vectors of
+#: channels).
 DW_TAPS = 12
-
-#: Backward-weights takes the images of its group this many at a time: their padded x
-#: and widened dy stay in L2 while every register tile runs over all of them.
-DW_CHUNK = 16
-
-#: ... but only as many as keep chunk * (one widened dy plane) within this many elements.
-DW_CHUNK_PIXELS = 2048
 
 
 @jit(refcounts=False)
@@ -310,7 +306,7 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
             off = kh * Wp + kw
             a = acc[off:off + J]
             f = 0
-            while f + TAPS_PER_PASS <= F:
+            while f + CHANNELS_PER_PASS <= F:
                 d0 = dyw[f * P:f * P + J]
                 d1 = dyw[(f + 1) * P:(f + 1) * P + J]
                 d2 = dyw[(f + 2) * P:(f + 2) * P + J]
@@ -321,7 +317,7 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
                 w3 = W[f + 3, c, kh, kw]
                 for j in range(J):
                     a[j] += w0 * d0[j] + w1 * d1[j] + w2 * d2[j] + w3 * d3[j]
-                f += TAPS_PER_PASS
+                f += CHANNELS_PER_PASS
             while f < F:
                 d0 = dyw[f * P:f * P + J]
                 w0 = W[f, c, kh, kw]
@@ -333,11 +329,6 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
         dst = dxc[h]
         for w in range(Wd):
             dst[w] = src[w]
-
-
-#: direct_backward_s1 splits the batch into at most this many fixed groups of images,
-#: each with its own dW partial sum (added in group order afterwards).
-DW_GROUPS = 8
 
 
 @parallel_kernel
