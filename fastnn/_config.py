@@ -77,9 +77,9 @@ def jit(fn=None, *, refcounts: bool = True, **overrides):
     ``refcounts=False`` compiles without Numba's reference counting, for helpers that
     kernels call in their hot loops: with it, each call increments and decrements the
     count of an array argument's memory atomically, and two threads working on one
-    output contend for that count's cache line (the first convolution of deep_convnet
-    spent about a quarter of its time there). Such a helper must allocate nothing and
-    return no array (Numba refuses to compile an allocation without it).
+    output contend for that count's cache line (reference-count contention, which showed
+    in the convolutions' times). Such a helper must allocate nothing and return no array
+    (Numba refuses to compile an allocation without it).
     """
     options = dict(cache=CACHE, fastmath=FASTMATH, nogil=True)
     if not refcounts:

@@ -119,26 +119,11 @@ class NumbaConvOps:
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
         backward-weights tile (two vectors of channels by 12 taps, or four channels by
-        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM
-        on every stride-1 shape measured, including the 8x8 planes and F = 64 where
-        im2col won before. Strided direct loops gather,
-        so strides take im2col. ``python benchmarks/bench_conv_impl.py --extra`` on
-        this project's 2-core Xeon (AVX-512), float32, batch 100, median ms,
-        direct / im2col:
-
-        =======================  ======  =====  ===========  ============
-        layer (stride 1)         C->F    HxW    fwd d / i    bwd d / i
-        =======================  ======  =====  ===========  ============
-        simple conv1 5x5         1->30   28     0.52 / 1.24  2.22 / 2.70
-        deep conv1 3x3 p1        1->16   28     0.24 / 0.61  0.93 / 1.51
-        deep conv2 3x3 p1        16->16  28     1.40 / 5.22  3.51 / 10.1
-        deep conv3 3x3 p1        16->32  14     0.76 / 2.56  2.37 / 4.96
-        deep conv4 3x3 p2        32->32  14     1.88 / 5.72  4.24 / 10.8
-        deep conv5 3x3 p1        32->64  8      0.92 / 2.69  3.31 / 5.11
-        deep conv6 3x3 p1        64->64  8      1.89 / 4.84  6.43 / 9.09
-        3->32 5x5 p2             3->32   32     1.84 / 5.14  10.0 / 9.80
-        3x3 p1                   64->64  28     19.1 / 34.8  50.5 / 61.7
-        =======================  ======  =====  ===========  ============
+        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM:
+        ``python benchmarks/bench_conv_impl.py --extra`` measures both on the book
+        networks' layers and a few others (its "best" column compares forward plus
+        backward), and direct wins on every stride-1 shape in its table, the 8x8 planes
+        with F = 64 included. Strided direct loops gather, so strides take im2col.
         """
         check_impl("conv2d", impl)
         x, W, b = native(x, W, b)

@@ -17,10 +17,10 @@ from .pool_shapes import check_argmax, pool_backward_geometry, pool_forward_geom
 
 
 def _pool_2x2(g) -> bool:
-    """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path
-    (1.05 ms against 1.42 ms at (100, 16, 28, 28), float32, 2 threads, interleaved); with
-    H and W even, the two-pass kernel (3-4x faster than that one there:
-    ``python benchmarks/bench_fast_paths.py``)."""
+    """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path, a
+    kernel for this window alone (no script times it against the general kernel); with H
+    and W even, the two-pass kernel, which ``python benchmarks/bench_fast_paths.py``
+    times against the 2x2 one on (100, 16, 28, 28)."""
     return g.KH == 2 and g.KW == 2 and g.SH == 2 and g.SW == 2 and g.PH == 0 and g.PW == 0
 
 

@@ -1,8 +1,8 @@
-"""The NumPy reference for the finiteness check the training loop runs on every step.
+"""The NumPy reference for the finiteness check a training step runs.
 
-``all_finite`` is neither a layer's op nor a loss: it guards the loop (the non-finite
-guard checks the loss and the gradients with it). It is a family of its own because its
-kernel is one (:mod:`fastnn.kernels.finite`), so the reference, the Numba op and the
+``all_finite`` is neither a layer's op nor a loss: the model checks its input and the
+flat gradient buffer with it on every training step. It is a family of its own because
+its kernel is one (:mod:`fastnn.kernels.finite`), so the reference, the Numba op and the
 kernel share one name.
 """
 

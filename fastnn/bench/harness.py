@@ -149,8 +149,8 @@ def conv_gflops(repeats: int, warmup: int) -> list[dict]:
         flops[name] = 2 * BATCH * f * c * 9 * oh * ow
         calls[name] = (lambda x=x, W=W, b=b, pad=pad: ops.conv2d(x, W, b, 1, pad))
     # the layers take turns in blocks of three over at least three rounds, without the
-    # pause between blocks (they share Numba's threads, and on this shared machine the
-    # calls right after a pause ran 2-8x slower for a dozen calls): a stretch of stolen
+    # pause between blocks (they share Numba's threads, and on a shared machine the
+    # calls right after a pause can run slower for a while): a stretch of stolen
     # cores then slows one block of one layer, not most calls of whichever layer ran
     seconds = interleaved(calls, max(9, repeats), warmup, block=3, settle_s=0)
     return [{"layer": name, "ms": seconds[name] * 1e3, "gflops": flops[name] / seconds[name] / 1e9}

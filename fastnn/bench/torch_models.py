@@ -118,8 +118,7 @@ class InChildProcess:
 
     PyTorch ships its own OpenMP runtime, Numba uses the system's: in one process the two
     thread pools take turns spinning on the same cores, and whichever runs just after the
-    other is slowed several-fold (an MLP step read 4.4 ms interleaved with fastnn, 0.85 ms
-    alone). Kept in a separate process, PyTorch's threads sleep while fastnn runs and the
+    other is slowed several-fold. Kept in a separate process, PyTorch's threads sleep while fastnn runs and the
     other way round, and the turns still alternate in time, so drift hits both alike.
     ``block(k)`` runs k timed steps in the child, back to back, and returns their seconds.
     """
