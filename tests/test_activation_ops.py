@@ -13,25 +13,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-
 from op_helpers import (
-    NUMPY,
-    NUMBA,
-    BACKENDS,
-    DTYPES,
-    BIG,
-    GRID_SHAPES,
     ACTIVATIONS,
-    hyp,
-    shapes,
-    seeds,
-    dtypes,
-    assert_close,
-    assert_array,
-    random,
+    BACKENDS,
+    BIG,
+    DTYPES,
+    GRID_SHAPES,
+    NUMBA,
+    NUMPY,
     activation,
+    assert_array,
+    assert_close,
+    dtypes,
+    hyp,
     numeric_gradient,
+    random,
     same_on_layouts,
+    seeds,
+    shapes,
 )
 
 

@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from op_helpers import (
-    NUMPY,
-    NUMBA,
     BACKENDS,
     DTYPES,
-    hyp,
-    seeds,
-    dtypes,
+    NUMBA,
+    NUMPY,
     assert_array,
+    dtypes,
+    hyp,
     random,
+    seeds,
 )
 
 

@@ -13,23 +13,22 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from op_helpers import (
-    NUMPY,
-    NUMBA,
     BACKENDS,
     DTYPES,
     GRID_SHAPES,
-    hyp,
-    shapes,
-    seeds,
-    dtypes,
-    tolerance,
-    assert_close,
+    NUMBA,
+    NUMPY,
     assert_array,
-    random,
+    assert_close,
+    dtypes,
+    hyp,
     numeric_gradient,
     onehot,
+    random,
+    seeds,
+    shapes,
+    tolerance,
 )
 
 

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from op_helpers import (
+    ACTIVATIONS,
+    BACKENDS,
+    BIG,
+    DTYPES,
+    NUMBA,
+    NUMPY,
+    activation,
+    assert_close,
+    onehot,
+    random,
+    same_on_layouts,
+)
 
 from fastnn._config import ParallelKernel
 from fastnn.kernels import activations, affine, losses, tuning
-
-from op_helpers import (
-    NUMPY,
-    NUMBA,
-    BACKENDS,
-    DTYPES,
-    BIG,
-    ACTIVATIONS,
-    assert_close,
-    random,
-    activation,
-    onehot,
-    same_on_layouts,
-)
 
 
 def kernel_cases(rng, dtype):

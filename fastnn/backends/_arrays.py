@@ -32,4 +32,4 @@ def native_copy(x):
     return np.array(x, dtype=x.dtype.newbyteorder("="), order="C", copy=True)
 
 
-__all__ = ["contiguous", "flat", "rows", "native_copy"]
+__all__ = ["contiguous", "flat", "native_copy", "rows"]

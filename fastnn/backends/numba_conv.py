@@ -33,6 +33,7 @@ from .conv_shapes import (
 )
 from .scratch import scratch as _scratch
 
+
 def _slots() -> int:
     """Scratch rows for the parallel kernels: one per thread they may run on."""
     return max(1, numba.get_num_threads())

@@ -14,6 +14,7 @@ from ..kernels import tuning
 from ._arrays import contiguous as _c
 from .op_checks import check_batchnorm, check_eps
 
+
 def _planes(x: np.ndarray) -> np.ndarray:
     """x (N, C) or (N, C, H, W) as a contiguous (N, C, S) array."""
     x = _c(x)

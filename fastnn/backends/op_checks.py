@@ -74,5 +74,11 @@ def check_eps(where: str, eps) -> float:
     return float(eps)
 
 
-__all__ = ["affine_shapes", "check_activation_grad", "check_logits_and_targets", "check_step",
-           "check_batchnorm", "check_eps"]
+__all__ = [
+    "affine_shapes",
+    "check_activation_grad",
+    "check_batchnorm",
+    "check_eps",
+    "check_logits_and_targets",
+    "check_step",
+]

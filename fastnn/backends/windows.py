@@ -19,4 +19,4 @@ def route_to_argmax(dy, argmax, x_shape):
     return dx.reshape(x_shape)
 
 
-__all__ = ["window_slices", "route_to_argmax"]
+__all__ = ["route_to_argmax", "window_slices"]

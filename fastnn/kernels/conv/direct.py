@@ -18,7 +18,6 @@ from .._simd_pool import pool_tile_put
 from ..pool import INT32_PLANE, maxpool_2x2_image
 from .padding import _pad_image, _pad_image_vectors
 
-
 #: The wide-row runs are rounded up to a multiple of this many elements, so the
 #: vectorised loops have no scalar remainder (short planes, e.g. 14x14, otherwise ran
 #: almost half their iterations in it); buffers read by a run get that much zeroed slack.
