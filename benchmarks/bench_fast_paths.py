@@ -31,6 +31,7 @@ from fastnn.bench.harness import interleaved
 from fastnn.kernels import affine as affine_kernels
 from fastnn.kernels import optim as optim_kernels
 from fastnn.kernels import pool as pool_kernels
+from fastnn.kernels import tuning
 
 
 def interleaved_us(a, b, repeat: int) -> tuple[float, float]:
@@ -98,7 +99,7 @@ def main(argv=None) -> None:
            *interleaved_us(lambda: ops.affine(xd, Wd, bd), lambda: xd @ Wd, args.repeat))
 
     yd = np.empty((100, 100), np.float32)
-    partial = np.empty((affine_kernels.GEMM_PARTS - 1, 100, 100), np.float32)
+    partial = np.empty((tuning.GEMM_PARTS - 1, 100, 100), np.float32)
     no_partial = np.empty((0, 0, 0), np.float32)
     report("Dense(4320->100) forward, by depth / by rows", "depth", "rows",
            *interleaved_us(

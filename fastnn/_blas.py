@@ -1,10 +1,12 @@
 """Thread control for the BLAS that Numba's ``np.dot`` calls (SciPy's OpenBLAS).
 
 fastnn's kernels bring their own threads. If SciPy's OpenBLAS also runs a pool,
-its spinning workers and Numba's fight for the same cores: on 2 cores an MLP
-training step went from 0.7 ms to 8 ms. So at import fastnn sets that BLAS to
-``FASTNN_BLAS_THREADS`` threads (default 1). NumPy's own BLAS, used by the
-reference backend, is a separate library and is left alone.
+its spinning workers and Numba's fight for the same cores (BLAS oversubscription),
+and a training step slows several-fold: compare
+``FASTNN_BLAS_THREADS=2 python benchmarks/profile_step.py mlp`` with the default.
+So at import fastnn sets that BLAS to ``FASTNN_BLAS_THREADS`` threads (default 1).
+NumPy's own BLAS, used by the reference backend, is a separate library and is left
+alone.
 """
 
 from __future__ import annotations

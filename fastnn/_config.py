@@ -62,6 +62,12 @@ FASTMATH: set[str] | bool = (
 )
 CACHE: bool = _env_bool("FASTNN_CACHE", True)
 PARALLEL: bool = _env_bool("FASTNN_PARALLEL", True)
+#: Work (a kernel call's count of elementary operations) from which a ParallelKernel runs
+#: its parallel build rather than its serial one: ``parallel=True`` costs tens of
+#: microseconds a call. An environment setting, so it lives here and not with the tuning
+#: knobs of :mod:`fastnn.kernels.tuning`. No script sweeps it; ``python
+#: benchmarks/profile_step.py`` shows, for every kernel call of a training step, its time
+#: and whether it ran the parallel build.
 PARALLEL_THRESHOLD: int = _env_int("FASTNN_PARALLEL_THRESHOLD", 32768)
 
 
@@ -71,9 +77,9 @@ def jit(fn=None, *, refcounts: bool = True, **overrides):
     ``refcounts=False`` compiles without Numba's reference counting, for helpers that
     kernels call in their hot loops: with it, each call increments and decrements the
     count of an array argument's memory atomically, and two threads working on one
-    output contend for that count's cache line (the first convolution of deep_convnet
-    spent about a quarter of its time there). Such a helper must allocate nothing and
-    return no array (Numba refuses to compile an allocation without it).
+    output contend for that count's cache line (reference-count contention, which showed
+    in the convolutions' times). Such a helper must allocate nothing and return no array
+    (Numba refuses to compile an allocation without it).
     """
     options = dict(cache=CACHE, fastmath=FASTMATH, nogil=True)
     if not refcounts:

@@ -18,6 +18,7 @@ from fastnn import _config
 from fastnn.backends import get_ops, numba_conv
 from fastnn.kernels import conv as conv_kernels
 from fastnn.kernels import pool as pool_kernels
+from fastnn.kernels import tuning
 from fastnn.gradcheck import numerical_gradient as numerical_grad
 
 REF = get_ops("numpy")
@@ -134,8 +135,8 @@ def test_direct_register_tiles_random_shapes(N, C, F, H, W, KH, KW, ph, pw, dtyp
 def test_im2col_path_in_several_chunks(monkeypatch, impl, chunk_bytes, groups):
     """Small chunk budgets: one or two images per chunk, a partial last chunk, and
     fewer dW groups than chunks."""
-    monkeypatch.setattr(numba_conv, "CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(numba_conv, "CHUNK_GROUPS", groups)
+    monkeypatch.setattr(tuning, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(tuning, "CHUNK_GROUPS", groups)
     rng = np.random.default_rng(3)
     x, Wt, b, dy = _data(rng, 5, 3, 9, 8, 4, 3, 3, 1, 1, np.float64)
     check_conv(x, Wt, b, dy, 1, 1, impl)

@@ -10,7 +10,8 @@
    bit-identical to the op on plain copies, equal to the reference, and leaves its
    inputs untouched.
 
-The per-op comparisons on grids live in test_dense_ops / test_conv_ops / test_pool_ops;
+The per-op comparisons on grids live in the test files named after each op family
+(test_affine_ops, test_activation_ops, test_loss_ops, test_conv_ops, test_pool_ops, ...);
 these tests add what those do not: writes outside outputs, both builds of every kernel
 called directly, layouts on every op.
 """
@@ -38,6 +39,7 @@ from fastnn.kernels import conv as conv_k
 from fastnn.kernels import losses as loss_k
 from fastnn.kernels import optim as optim_k
 from fastnn.kernels import pool as pool_k
+from fastnn.kernels import tuning
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
@@ -117,7 +119,7 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     x, W, b = rand(rng, (n, d), dtype), rand(rng, (d, m), dtype), rand(rng, m, dtype)
     dy = rand(rng, (n, m), dtype)
     for relu in (False, True):
-        for parts in (0, aff.GEMM_PARTS - 1):     # split by batch rows, by depth
+        for parts in (0, tuning.GEMM_PARTS - 1):     # split by batch rows, by depth
             partial = Guarded((parts, n if parts else 0, m if parts else 0), dtype, scratch=True)
             _, y = run_kernel(aff.affine_forward, build, x, W, b, relu, partial,
                               Guarded((n, m), dtype))
@@ -142,7 +144,7 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     flat, dflat = x.reshape(-1).copy(), rand(rng, x.size, dtype)
     size = flat.size
     alpha = np.dtype(dtype).type(0.1)
-    for kernel, ref in ((act.step_forward, REF.step), (act.sigmoid_forward, REF.sigmoid),
+    for kernel, ref in ((act.heaviside_forward, REF.heaviside), (act.sigmoid_forward, REF.sigmoid),
                         (act.tanh_forward, REF.tanh), (act.relu_forward, REF.relu)):
         (y,) = run_kernel(kernel, build, flat, Guarded(size, dtype))
         close(y, ref(flat), dtype, kernel.__name__)
@@ -173,7 +175,7 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
                            (loss_k.softmax_cross_entropy_backward_dense, onehot)):
         (g,) = run_kernel(kernel, build, probs, target, scale, Guarded(x.shape, dtype))
         close(g, REF.softmax_cross_entropy_backward(probs, t), dtype, kernel.__name__)
-    blocks = -(-size // loss_k.SUM_BLOCK)
+    blocks = -(-size // tuning.SUM_BLOCK)
     (sums,) = run_kernel(loss_k.squared_error_blocks, build, flat, dflat, Guarded(blocks, dtype))
     close(0.5 * sums.sum() / n, REF.mse(x, dflat.reshape(x.shape)), dtype, "squared_error_blocks")
     (g,) = run_kernel(loss_k.mse_backward, build, flat, dflat, scale, Guarded(size, dtype))
@@ -208,7 +210,7 @@ def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, 
         for got, want in zip(guarded, [p_ref] + s_ref):
             close(got.view, want, dtype, name)
     # Adam at step 3, with the bias corrections the backend precomputes
-    from fastnn.backends.numpy_dense import adam_bias_corrections
+    from fastnn.backends.numpy_optim import adam_bias_corrections
 
     step_size, bc2 = adam_bias_corrections(3, 0.01, 0.9, 0.999)
     m0 = rand(rng, size, dtype)
@@ -443,10 +445,11 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
 
 
 def all_kernels():
-    """Every ParallelKernel defined in a module of fastnn.kernels, by qualified name."""
+    """Every ParallelKernel defined in a module of fastnn.kernels (subpackages such as
+    ``conv/`` included), by qualified name."""
     found = {}
-    for info in pkgutil.iter_modules(fastnn.kernels.__path__):
-        module = importlib.import_module(f"fastnn.kernels.{info.name}")
+    for info in pkgutil.walk_packages(fastnn.kernels.__path__, "fastnn.kernels."):
+        module = importlib.import_module(info.name)
         for name, value in vars(module).items():
             if isinstance(value, ParallelKernel) and value.py_func.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = value
@@ -525,9 +528,9 @@ def _ops_cases(rng, dtype):
         "rmsprop_step": ((params(), params(), state(), 0.1, 0.99, 1e-7), (1,)),
         "adam_step": ((params(), params(), state(), state(), 2, 0.01, 0.9, 0.999, 1e-7), (1,)),
     }
-    for name in ("identity", "step", "sigmoid", "tanh", "relu"):
+    for name in ("identity", "heaviside", "sigmoid", "tanh", "relu"):
         cases[name] = ((x,), (0,))
-    for name in ("identity_backward", "step_backward", "sigmoid_backward", "tanh_backward",
+    for name in ("identity_backward", "heaviside_backward", "sigmoid_backward", "tanh_backward",
                  "relu_backward"):
         cases[name] = ((dy, r(N, M)), (0, 1))
     return cases
@@ -565,9 +568,9 @@ def _outputs(result):
     return result if isinstance(result, tuple) else (result,)
 
 
-def test_identity_and_step_backward_give_native_c_contiguous_outputs():
+def test_identity_and_heaviside_backward_give_native_c_contiguous_outputs():
     big = np.asfortranarray(np.ones((3, 4), dtype=">f4"))
-    for out in (NB.identity(big), NB.identity_backward(big, big), NB.step_backward(big, big)):
+    for out in (NB.identity(big), NB.identity_backward(big, big), NB.heaviside_backward(big, big)):
         assert out.dtype == np.float32 and out.dtype.isnative and out.flags.c_contiguous
 
 

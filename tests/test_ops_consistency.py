@@ -2,7 +2,9 @@
 
 NumbaOps subclasses NumpyOps and overrides the hot ops; it must add no public
 name, keep every signature (names, order, kinds, defaults) and really override
-the dense ops that have kernels, so a fast path cannot silently vanish.
+every op of the reference, so a fast path cannot silently vanish: an op the
+reference gains must be added to MUST_OVERRIDE, or to FALLBACK_OK with the reason
+the NumPy reference is good enough for it.
 """
 
 from __future__ import annotations
@@ -13,19 +15,36 @@ import pytest
 
 from fastnn.backends import BACKENDS, NumbaOps, NumpyOps, get_ops
 
-# Dense ops with a Numba kernel behind them: NumbaOps must define these itself.
+# Every op of the reference, by family: NumbaOps must define these itself.
 MUST_OVERRIDE = [
+    # affine
     "affine", "affine_backward",
-    "step",
+    # activations
+    "identity", "identity_backward",
+    "heaviside", "heaviside_backward",
     "sigmoid", "sigmoid_backward",
     "tanh", "tanh_backward",
     "relu", "relu_backward",
     "leaky_relu", "leaky_relu_backward",
     "softmax", "softmax_backward",
+    # losses
     "softmax_cross_entropy", "softmax_cross_entropy_backward",
     "mse", "mse_backward",
+    # finite
+    "all_finite",
+    # optim
     "sgd_step", "momentum_step", "nesterov_step", "adagrad_step", "rmsprop_step", "adam_step",
+    # conv
+    "conv2d", "conv2d_backward", "conv2d_relu_maxpool2x2", "im2col", "col2im",
+    # pool
+    "maxpool2d", "maxpool2d_backward", "avgpool2d", "avgpool2d_backward",
+    # norm
+    "batchnorm", "batchnorm_backward", "batchnorm_inference",
 ]
+
+# Reference ops the Numba backend may leave to NumPy: name -> why that is good enough.
+# Empty: every op has a Numba implementation.
+FALLBACK_OK: dict[str, str] = {}
 
 
 def public_names(cls) -> set[str]:
@@ -94,6 +113,22 @@ def test_numba_overrides_hot_op(name):
 @pytest.mark.parametrize("name", MUST_OVERRIDE)
 def test_override_is_documented(name):
     assert inspect.getdoc(getattr(NumbaOps, name))
+
+
+def test_every_reference_op_is_listed():
+    """A public op added to the reference must be named in MUST_OVERRIDE or FALLBACK_OK."""
+    unlisted = set(public_methods(NumpyOps)) - set(MUST_OVERRIDE) - set(FALLBACK_OK)
+    assert unlisted == set(), f"ops in neither MUST_OVERRIDE nor FALLBACK_OK: {sorted(unlisted)}"
+
+
+def test_override_lists_are_consistent():
+    assert len(MUST_OVERRIDE) == len(set(MUST_OVERRIDE)), "MUST_OVERRIDE names an op twice"
+    assert set(MUST_OVERRIDE) & set(FALLBACK_OK) == set()
+    for name, reason in FALLBACK_OK.items():
+        assert hasattr(NumpyOps, name), f"{name} is not a reference op"
+        assert reason.strip(), f"FALLBACK_OK[{name!r}] gives no reason"
+        # an exception that gained a Numba implementation belongs in MUST_OVERRIDE
+        assert defining_class(NumbaOps, name) not in numba_only_classes(), name
 
 
 # ----------------------------------------------------------------- get_ops

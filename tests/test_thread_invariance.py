@@ -30,7 +30,7 @@ def random(seed, dtype=np.float32):
     return np.random.default_rng(seed).standard_normal(SIZE).astype(dtype)
 
 
-OPS = ["relu", "sigmoid", "tanh", "step", "leaky_relu"]
+OPS = ["relu", "sigmoid", "tanh", "heaviside", "leaky_relu"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

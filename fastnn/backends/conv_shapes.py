@@ -1,4 +1,7 @@
-"""Validation and shape arithmetic shared by the conv/pool ops of both backends.
+"""Validation and shape arithmetic shared by the conv ops of both backends.
+
+The pair, geometry and dy/x_shape helpers here also serve the pooling checks
+(:mod:`~fastnn.backends.pool_shapes`) and the layers' argument checks.
 
 Every check raises with the op's name first (``where``), so both backends fail
 with the same message for the same bad call.
@@ -185,45 +188,3 @@ def check_pool_grad(where: str, dy, pool, conv_shape: tuple, relu_out=None):
         raise ValueError(f"{where}: the conv output {tuple(conv_shape)} and the pooled dy "
                          f"{dy.shape} differ in batch or channels")
     return argmax, pooled
-
-
-def pool_geometry(where: str, x_shape, size, stride, pad) -> Geometry:
-    """Pooling geometry; ``stride=None`` means ``stride = size``; pad must be < size."""
-    kh, kw = kernel_pair(where, "size", size)
-    stride = (kh, kw) if stride is None else stride
-    ph, pw = pad_pair(where, pad)
-    if ph >= kh or pw >= kw:
-        raise ValueError(
-            f"{where}: pad must be smaller than the window size, got pad {pad!r} for size {size!r}"
-        )
-    return geometry(where, x_shape, (kh, kw), stride, pad)
-
-
-def check_argmax(where: str, argmax, g: Geometry) -> None:
-    """argmax must be an int64 array (N, C, OH, OW) of indices into the H*W plane."""
-    if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
-        kind = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
-        raise TypeError(f"{where}: expected argmax as an int64 array, got {kind}")
-    if argmax.shape != (g.N, g.C, g.OH, g.OW):
-        raise ValueError(f"{where}: expected argmax of shape {(g.N, g.C, g.OH, g.OW)}, got {argmax.shape}")
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= g.H * g.W):
-        raise ValueError(
-            f"{where}: argmax holds indices outside the H*W = {g.H * g.W} plane "
-            f"[{argmax.min()}, {argmax.max()}]"
-        )
-
-
-def pool_forward_geometry(where: str, x, size, stride, pad):
-    """A pooling op's checked input and geometry: (native x, Geometry)."""
-    x = checked_images(where, x)
-    return x, pool_geometry(where, x.shape, size, stride, pad)
-
-
-def pool_backward_geometry(where: str, dy, x_shape, size, stride, pad):
-    """A pooling backward op's checked dy (N, C, OH, OW), x_shape and geometry."""
-    dy = native(dy)
-    check_same_dtype(where, dy=dy)
-    x_shape = check_x_shape(where, x_shape)
-    g = pool_geometry(where, x_shape, size, stride, pad)
-    check_dy(where, dy, (g.N, g.C, g.OH, g.OW))
-    return dy, x_shape, g

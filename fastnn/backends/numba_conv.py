@@ -1,4 +1,4 @@
-"""Numba-backed convolution and pooling ops: validate like the reference, allocate, call kernels.
+"""Numba-backed convolution ops: validate like the reference, allocate, call kernels.
 
 Each method keeps the signature, defaults and formulas of
 :class:`~fastnn.backends.numpy_conv.NumpyConvOps` and validates through the same
@@ -16,8 +16,10 @@ from .._blas import single_threaded_blas
 from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
+from ..kernels import tuning
+from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
+from ._arrays import contiguous as _c
 from .conv_shapes import (
-    check_argmax,
     check_dy,
     check_impl,
     check_pool_grad,
@@ -28,25 +30,9 @@ from .conv_shapes import (
     geometry,
     kernel_pair,
     native,
-    pool_backward_geometry,
-    pool_forward_geometry,
 )
-from .numba_dense import _c
 from .scratch import scratch as _scratch
 
-#: The im2col path works on chunks of images whose column matrix is about this big,
-#: so it stays in one core's L2 cache between im2col, the GEMM and col2im.
-CHUNK_BYTES = 1 << 19
-
-#: Backward splits the chunks into at most this many groups, each with its own dW
-#: partial sum; the partials are added in group order, so dW does not depend on
-#: the thread count.
-CHUNK_GROUPS = 16
-
-#: Direct backward-data at stride 1 scatters dy into each input plane when C is at most
-#: this (no wasted work on a single plane); with more channels the full correlation
-#: through the forward kernel, which pairs channels, is faster.
-SCATTER_MAX_CHANNELS = 3
 
 def _slots() -> int:
     """Scratch rows for the parallel kernels: one per thread they may run on."""
@@ -60,9 +46,9 @@ def _single_threaded_blas():
 
 
 def _chunk(g, itemsize: int) -> int:
-    """Images per im2col chunk: as many as fit CHUNK_BYTES of columns, at least one."""
+    """Images per im2col chunk: as many as fit tuning.CHUNK_BYTES of columns, at least one."""
     per_image = g.OH * g.OW * g.C * g.KH * g.KW * itemsize
-    return max(1, min(g.N, CHUNK_BYTES // max(per_image, 1)))
+    return max(1, min(g.N, tuning.CHUNK_BYTES // max(per_image, 1)))
 
 
 def _padded(x, g):
@@ -89,18 +75,8 @@ def _unused(dtype) -> np.ndarray:
     return _UNUSED[np.dtype(dtype)]
 
 
-def _pool_2x2(g) -> bool:
-    """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path
-    (1.05 ms against 1.42 ms at (100, 16, 28, 28), float32, 2 threads, interleaved); with
-    H and W even, the two-pass kernel (3-4x faster than that one there:
-    ``python benchmarks/bench_fast_paths.py``)."""
-    return g.KH == 2 and g.KW == 2 and g.SH == 2 and g.SW == 2 and g.PH == 0 and g.PW == 0
-
-
 class NumbaConvOps:
-    """Conv/pool ops on Numba kernels; see NumpyConvOps for the formulas."""
-
-    # --------------------------------------------------------------- im2col
+    """Conv ops on Numba kernels; see NumpyConvOps for the formulas."""
 
     def im2col(self, x, kh, kw, stride=1, pad=0):
         """Unfold every KH x KW window of x into a row.
@@ -132,8 +108,6 @@ class NumbaConvOps:
         conv_kernels.col2im(col.size, _c(col), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx)
         return dx
 
-    # --------------------------------------------------------------- conv2d
-
     def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j].
 
@@ -146,26 +120,11 @@ class NumbaConvOps:
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
         backward-weights tile (two vectors of channels by 12 taps, or four channels by
-        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM
-        on every stride-1 shape measured, including the 8x8 planes and F = 64 where
-        im2col won before. Strided direct loops gather,
-        so strides take im2col. ``python benchmarks/bench_conv_impl.py --extra`` on
-        this project's 2-core Xeon (AVX-512), float32, batch 100, median ms,
-        direct / im2col:
-
-        =======================  ======  =====  ===========  ============
-        layer (stride 1)         C->F    HxW    fwd d / i    bwd d / i
-        =======================  ======  =====  ===========  ============
-        simple conv1 5x5         1->30   28     0.52 / 1.24  2.22 / 2.70
-        deep conv1 3x3 p1        1->16   28     0.24 / 0.61  0.93 / 1.51
-        deep conv2 3x3 p1        16->16  28     1.40 / 5.22  3.51 / 10.1
-        deep conv3 3x3 p1        16->32  14     0.76 / 2.56  2.37 / 4.96
-        deep conv4 3x3 p2        32->32  14     1.88 / 5.72  4.24 / 10.8
-        deep conv5 3x3 p1        32->64  8      0.92 / 2.69  3.31 / 5.11
-        deep conv6 3x3 p1        64->64  8      1.89 / 4.84  6.43 / 9.09
-        3->32 5x5 p2             3->32   32     1.84 / 5.14  10.0 / 9.80
-        3x3 p1                   64->64  28     19.1 / 34.8  50.5 / 61.7
-        =======================  ======  =====  ===========  ============
+        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM:
+        ``python benchmarks/bench_conv_impl.py --extra`` measures both on the book
+        networks' layers and a few others (its "best" column compares forward plus
+        backward), and direct wins on every stride-1 shape in its table, the 8x8 planes
+        with F = 64 included. Strided direct loops gather, so strides take im2col.
         """
         check_impl("conv2d", impl)
         x, W, b = native(x, W, b)
@@ -248,28 +207,28 @@ class NumbaConvOps:
         conv_shape = (g.N, F, g.OH, g.OW)
         if pool is not None:
             argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
-            mode = 2
+            mode = DY_RELU_POOL_ROUTED
         else:
             check_dy("conv2d_backward", dy, conv_shape)
             if relu_out is not None:
                 relu_out = check_relu_out("conv2d_backward", relu_out, dy)
-            mode = 0 if relu_out is None else 1
+            mode = DY_AS_GIVEN if relu_out is None else DY_RELU_MASKED
         dy, x, W = _c(dy), _c(x), _c(W)
         if impl == "auto":
             impl = _choose(g, F)
         fused = impl == "direct" and g.SH == 1 and g.SW == 1
-        if mode == 2 and not fused:
+        if mode == DY_RELU_POOL_ROUTED and not fused:
             routed = np.empty(conv_shape, dtype=dy.dtype)
             masked = self.relu_backward(dy, pooled)          # the ReLU's mask, at the winners
             pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
-            dy, mode = routed, 0
-        if mode == 1 and not fused:
-            dy, mode = self.relu_backward(dy, relu_out), 0
-        if mode == 2:
+            dy, mode = routed, DY_AS_GIVEN
+        if mode == DY_RELU_MASKED and not fused:
+            dy, mode = self.relu_backward(dy, relu_out), DY_AS_GIVEN
+        if mode == DY_RELU_POOL_ROUTED:
             argmax, pooled = _c(argmax), _c(pooled)
             relu_out = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         else:
-            relu_out = dy if mode == 0 else _c(relu_out)
+            relu_out = dy if mode == DY_AS_GIVEN else _c(relu_out)
             argmax = np.empty((g.N, F, 0, 0), dtype=np.int64)
             pooled = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         dtype = x.dtype
@@ -287,7 +246,7 @@ class NumbaConvOps:
                 # one parallel region; x and dy are padded per image inside it
                 Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
                 conv_kernels.direct_backward_s1(work, x, dy, W, Wt, g.PH, g.PW,
-                                                g.C <= SCATTER_MAX_CHANNELS, relu_out, mode,
+                                                g.C <= tuning.SCATTER_MAX_CHANNELS, relu_out, mode,
                                                 argmax, pooled, bool(input_grad), dx, dW, db,
                                                 *conv_kernels.backward_items(dtype))
             else:
@@ -299,7 +258,7 @@ class NumbaConvOps:
             chunk = _chunk(g, dtype.itemsize)
             rows = chunk * g.OH * g.OW
             slots = _slots()
-            groups = min(-(-g.N // chunk), CHUNK_GROUPS)
+            groups = min(-(-g.N // chunk), tuning.CHUNK_GROUPS)
             with _single_threaded_blas():
                 conv_kernels.im2col_backward(
                     work, x, dy, W.reshape(F, K), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, chunk,
@@ -310,60 +269,5 @@ class NumbaConvOps:
                     np.empty((groups, F * K), dtype=dtype), dx, dW.reshape(F, K), db)
         return (dx if input_grad else None), dW, db
 
-    # -------------------------------------------------------------- pooling
 
-    def maxpool2d(self, x, size, stride=None, pad=0):
-        """Max over each window: y[n, c, oh, ow] = max_{i, j} xpad[n, c, oh*SH + i, ow*SW + j].
-
-        x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW); padding is -inf (it never
-        wins), stride defaults to size, pad must be smaller than size.
-        argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
-        the first maximum in row-major window order; a NaN beats every number.
-        """
-        x, g = pool_forward_geometry("maxpool2d", x, size, stride, pad)
-        y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-        argmax = np.empty(y.shape, dtype=np.int64)
-        if _pool_2x2(g):
-            if g.H % 2 == 0 and g.W % 2 == 0:
-                pool_kernels.maxpool_forward_2x2_even(y.size * 4, _c(x), y, argmax)
-            else:
-                pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
-            return y, argmax
-        pool_kernels.maxpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
-                                     g.PH, g.PW, y, argmax)
-        return y, argmax
-
-    def maxpool2d_backward(self, dy, argmax, x_shape, size, stride=None, pad=0):
-        """Route each dy to its window's maximum: dx[n, c].flat[argmax[n, c, oh, ow]] += dy[n, c, oh, ow].
-
-        dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
-        """
-        dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
-        argmax = native(argmax)
-        check_argmax("maxpool2d_backward", argmax, g)
-        dx = np.empty(x_shape, dtype=dy.dtype)
-        pool_kernels.maxpool_backward(dx.size, _c(dy), _c(argmax), dx)
-        return dx
-
-    def avgpool2d(self, x, size, stride=None, pad=0):
-        """Mean over each window: y[n, c, oh, ow] = sum_{i, j} xpad[n, c, oh*SH + i, ow*SW + j] / (KH*KW).
-
-        x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
-        KH*KW), stride defaults to size, pad must be smaller than size.
-        """
-        x, g = pool_forward_geometry("avgpool2d", x, size, stride, pad)
-        y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-        pool_kernels.avgpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
-                                     g.PH, g.PW, y)
-        return y
-
-    def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
-        """dx[n, c, h, w] = sum of dy[n, c, oh, ow] / (KH*KW) over the windows holding (h, w).
-
-        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
-        """
-        dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
-        dx = np.empty(x_shape, dtype=dy.dtype)
-        pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW,
-                                      g.PH, g.PW, dx)
-        return dx
+__all__ = ["NumbaConvOps"]

@@ -10,12 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import norm as norm_kernels
-from .numba_dense import _c
-from .numpy_norm import check_batchnorm, check_eps
-
-#: Channels per parallel work item hold about this many values of one sample, so
-#: (N, D) inputs get a contiguous inner loop over features.
-BLOCK_VALUES = 256
+from ..kernels import tuning
+from ._arrays import contiguous as _c
+from .op_checks import check_batchnorm, check_eps
 
 
 def _planes(x: np.ndarray) -> np.ndarray:
@@ -25,8 +22,8 @@ def _planes(x: np.ndarray) -> np.ndarray:
 
 
 def _block(channels: int, per_channel: int) -> int:
-    """Channels per work item: about BLOCK_VALUES values, and at least 4 items when C allows."""
-    block = max(1, -(-BLOCK_VALUES // max(per_channel, 1)))
+    """Channels per work item: about tuning.BLOCK_VALUES values, and at least 4 items when C allows."""
+    block = max(1, -(-tuning.BLOCK_VALUES // max(per_channel, 1)))
     return int(min(block, max(1, -(-channels // 4))))
 
 

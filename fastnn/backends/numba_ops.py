@@ -5,13 +5,19 @@ does not override falls back to the reference. It adds no public method and keep
 every signature of the reference (tests/test_ops_consistency.py).
 """
 
+from .numba_activations import NumbaActivationOps
+from .numba_affine import NumbaAffineOps
 from .numba_conv import NumbaConvOps
-from .numba_dense import NumbaDenseOps
+from .numba_finite import NumbaFiniteOps
+from .numba_losses import NumbaLossOps
 from .numba_norm import NumbaNormOps
+from .numba_optim import NumbaOptimOps
+from .numba_pool import NumbaPoolOps
 from .numpy_ops import NumpyOps
 
 
-class NumbaOps(NumbaDenseOps, NumbaConvOps, NumbaNormOps, NumpyOps):
+class NumbaOps(NumbaAffineOps, NumbaActivationOps, NumbaLossOps, NumbaFiniteOps, NumbaOptimOps,
+               NumbaConvOps, NumbaPoolOps, NumbaNormOps, NumpyOps):
     """Ops on Numba-compiled, multithreaded kernels."""
 
     name = "numba"

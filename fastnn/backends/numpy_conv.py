@@ -1,13 +1,13 @@
-"""The NumPy reference for convolution and pooling ops.
+"""The NumPy reference for convolution ops.
 
 Plain, readable NumPy in the "Deep Learning from Scratch" style: conv2d is im2col
-followed by one matrix product, col2im is a scatter-add, pooling loops over the
-window offsets. Arrays are NCHW. Every op returns the dtype it was given and never
-modifies its inputs.
+followed by one matrix product, col2im is a scatter-add. Arrays are NCHW. Every op
+returns the dtype it was given and never modifies its inputs. (Pooling:
+:mod:`~fastnn.backends.numpy_pool`.)
 
 Shapes: x (N, C, H, W); W (F, C, KH, KW); b (F,); y and dy (N, F, OH, OW) with
 OH = (H + 2*PH - KH) // SH + 1 and OW = (W + 2*PW - KW) // SW + 1.
-``stride``, ``pad`` and the pooling ``size`` take an int or an (h, w) pair.
+``stride`` and ``pad`` take an int or an (h, w) pair.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 
 from .._checks import check_grad_outputs, check_same_dtype
 from .conv_shapes import (
-    check_argmax,
     check_dy,
     check_impl,
     check_pool_grad,
@@ -27,14 +26,8 @@ from .conv_shapes import (
     geometry,
     kernel_pair,
     native,
-    pool_backward_geometry,
-    pool_forward_geometry,
 )
-
-
-def _window_slices(g, kh, kw):
-    """Slices of the padded input that window offset (kh, kw) sees for every output."""
-    return (slice(kh, kh + g.SH * (g.OH - 1) + 1, g.SH), slice(kw, kw + g.SW * (g.OW - 1) + 1, g.SW))
+from .windows import route_to_argmax, window_slices
 
 
 def _im2col(x, g):
@@ -42,7 +35,7 @@ def _im2col(x, g):
     col = np.empty((g.N, g.C, g.KH, g.KW, g.OH, g.OW), dtype=x.dtype)
     for kh in range(g.KH):
         for kw in range(g.KW):
-            rows, cols = _window_slices(g, kh, kw)
+            rows, cols = window_slices(g, kh, kw)
             col[:, :, kh, kw] = xp[:, :, rows, cols]
     # (N, C, KH, KW, OH, OW) -> (N, OH, OW, C, KH, KW) -> rows (n, oh, ow), columns (c, kh, kw)
     col = col.transpose(0, 4, 5, 1, 2, 3).reshape(g.N * g.OH * g.OW, g.C * g.KH * g.KW)
@@ -54,32 +47,13 @@ def _col2im(col, g):
     xp = np.zeros((g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), dtype=col.dtype)
     for kh in range(g.KH):
         for kw in range(g.KW):
-            rows, cols = _window_slices(g, kh, kw)
+            rows, cols = window_slices(g, kh, kw)
             xp[:, :, rows, cols] += col[:, :, kh, kw]   # windows of one offset never overlap
     return np.ascontiguousarray(xp[:, :, g.PH:g.PH + g.H, g.PW:g.PW + g.W])
 
 
-def _plane_index(g, kh, kw):
-    """(OH, OW) flat index into the H*W plane of window offset (kh, kw), and whether it is real."""
-    ih = np.arange(g.OH) * g.SH + kh - g.PH
-    iw = np.arange(g.OW) * g.SW + kw - g.PW
-    real = ((ih >= 0) & (ih < g.H))[:, None] & ((iw >= 0) & (iw < g.W))[None, :]
-    return ih[:, None] * g.W + iw[None, :], real
-
-
-def _route_to_argmax(dy, argmax, x_shape):
-    """dx (x_shape) with dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j], zeros elsewhere."""
-    N, C, H, W = x_shape
-    dx = np.zeros((N * C, H * W), dtype=dy.dtype)
-    planes = np.repeat(np.arange(N * C), argmax.shape[2] * argmax.shape[3])
-    np.add.at(dx, (planes, argmax.reshape(-1)), dy.reshape(-1))
-    return dx.reshape(x_shape)
-
-
 class NumpyConvOps:
-    """Reference conv/pool ops: conv2d, im2col, col2im, max/avg pooling."""
-
-    # --------------------------------------------------------------- im2col
+    """Reference conv ops: conv2d (also fused with ReLU and 2x2 max pooling), im2col, col2im."""
 
     def im2col(self, x, kh, kw, stride=1, pad=0):
         """Unfold every KH x KW window of x into a row.
@@ -106,8 +80,6 @@ class NumpyConvOps:
         if col.shape != expected:
             raise ValueError(f"col2im: expected col of shape {expected} for x_shape {x_shape}, got {col.shape}")
         return _col2im(col, g)
-
-    # --------------------------------------------------------------- conv2d
 
     def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j].
@@ -155,7 +127,7 @@ class NumpyConvOps:
         if pool is not None:
             conv_shape = (g.N, W.shape[0], g.OH, g.OW)
             argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
-            dy = _route_to_argmax(self.relu_backward(dy, pooled), argmax, conv_shape)
+            dy = route_to_argmax(self.relu_backward(dy, pooled), argmax, conv_shape)
         F = W.shape[0]
         check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
         if relu_out is not None:
@@ -172,69 +144,6 @@ class NumpyConvOps:
             out[1][...] = db
             dW, db = out
         return dx, dW, db
-
-    # -------------------------------------------------------------- pooling
-
-    def maxpool2d(self, x, size, stride=None, pad=0):
-        """Max over each window: y[n, c, oh, ow] = max_{i, j} xpad[n, c, oh*SH + i, ow*SW + j].
-
-        x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW); padding is -inf (it never
-        wins), stride defaults to size, pad must be smaller than size.
-        argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
-        the first maximum in row-major window order; a NaN beats every number.
-        """
-        x, g = pool_forward_geometry("maxpool2d", x, size, stride, pad)
-        xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)], constant_values=-np.inf)
-        best = np.full((g.N, g.C, g.OH, g.OW), -np.inf, dtype=x.dtype)
-        argmax = np.full((g.N, g.C, g.OH, g.OW), -1, dtype=np.int64)
-        for kh in range(g.KH):
-            for kw in range(g.KW):
-                rows, cols = _window_slices(g, kh, kw)
-                v = xp[:, :, rows, cols]
-                index, real = _plane_index(g, kh, kw)
-                wins = real & ((argmax < 0) | (v > best) | (np.isnan(v) & ~np.isnan(best)))
-                best = np.where(wins, v, best)
-                argmax = np.where(wins, index, argmax)
-        return best, argmax
-
-    def maxpool2d_backward(self, dy, argmax, x_shape, size, stride=None, pad=0):
-        """Route each dy to its window's maximum: dx[n, c].flat[argmax[n, c, oh, ow]] += dy[n, c, oh, ow].
-
-        dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
-        """
-        dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
-        argmax = native(argmax)
-        check_argmax("maxpool2d_backward", argmax, g)
-        return _route_to_argmax(dy, argmax, x_shape)
-
-    def avgpool2d(self, x, size, stride=None, pad=0):
-        """Mean over each window: y[n, c, oh, ow] = sum_{i, j} xpad[n, c, oh*SH + i, ow*SW + j] / (KH*KW).
-
-        x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
-        KH*KW), stride defaults to size, pad must be smaller than size.
-        """
-        x, g = pool_forward_geometry("avgpool2d", x, size, stride, pad)
-        xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)])
-        total = np.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-        for kh in range(g.KH):
-            for kw in range(g.KW):
-                rows, cols = _window_slices(g, kh, kw)
-                total += xp[:, :, rows, cols]
-        return total / x.dtype.type(g.KH * g.KW)
-
-    def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
-        """dx[n, c, h, w] = sum of dy[n, c, oh, ow] / (KH*KW) over the windows holding (h, w).
-
-        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
-        """
-        dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
-        share = dy / dy.dtype.type(g.KH * g.KW)
-        dxp = np.zeros((g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), dtype=dy.dtype)
-        for kh in range(g.KH):
-            for kw in range(g.KW):
-                rows, cols = _window_slices(g, kh, kw)
-                dxp[:, :, rows, cols] += share
-        return np.ascontiguousarray(dxp[:, :, g.PH:g.PH + g.H, g.PW:g.PW + g.W])
 
 
 __all__ = ["NumpyConvOps"]

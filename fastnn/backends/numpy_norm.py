@@ -10,31 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_same_dtype, check_shape
-
-
-def check_batchnorm(where: str, x, gamma, **named):
-    """Validate x (N, C) or (N, C, H, W) and the (C,) vectors; return (C, the reduce axes)."""
-    check_same_dtype(where, x=x, gamma=gamma, **named)
-    if x.ndim not in (2, 4):
-        raise ValueError(f"{where}: expected x of shape (N, D) or (N, C, H, W), got {x.shape}")
-    if x.shape[0] < 1:
-        raise ValueError(f"{where}: expected a non-empty batch, got x of shape {x.shape}")
-    channels = x.shape[1]
-    check_shape(where, "gamma", gamma, (channels,))
-    for name, array in named.items():
-        if name != "dy":
-            check_shape(where, name, array, (channels,))
-    if "dy" in named and named["dy"].shape != x.shape:
-        raise ValueError(f"{where}: expected dy of shape {x.shape}, got {named['dy'].shape}")
-    return channels, (0,) if x.ndim == 2 else (0, 2, 3)
-
-
-def check_eps(where: str, eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(eps) or eps < 0:
-        raise ValueError(f"{where}: eps must be a finite number >= 0, got {eps!r}")
-    return float(eps)
+from .op_checks import check_batchnorm, check_eps
 
 
 def _channel(v: np.ndarray, ndim: int) -> np.ndarray:

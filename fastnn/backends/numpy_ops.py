@@ -1,11 +1,21 @@
-"""``get_ops("numpy")``: the complete, readable reference backend."""
+"""``get_ops("numpy")``: the complete, readable reference backend.
 
+One mixin per op family, each in its own module (``numpy_<family>.py``), mirrored by
+the Numba backend's ``numba_<family>.py`` and the kernels' ``fastnn/kernels/<family>``.
+"""
+
+from .numpy_activations import NumpyActivationOps
+from .numpy_affine import NumpyAffineOps
 from .numpy_conv import NumpyConvOps
-from .numpy_dense import NumpyDenseOps
+from .numpy_finite import NumpyFiniteOps
+from .numpy_losses import NumpyLossOps
 from .numpy_norm import NumpyNormOps
+from .numpy_optim import NumpyOptimOps
+from .numpy_pool import NumpyPoolOps
 
 
-class NumpyOps(NumpyDenseOps, NumpyConvOps, NumpyNormOps):
+class NumpyOps(NumpyAffineOps, NumpyActivationOps, NumpyLossOps, NumpyFiniteOps, NumpyOptimOps,
+               NumpyConvOps, NumpyPoolOps, NumpyNormOps):
     """Every op in plain NumPy. The oracle the Numba backend is tested against."""
 
     name = "numpy"

@@ -2,9 +2,9 @@
 
 A training step runs the same ops on the same shapes every step. Allocating their
 multi-megabyte work arrays afresh each time costs page faults: glibc returns the
-freed memory to the system and the next step touches new pages (simple_convnet
-took 828 minor faults per step, all in its backward pass). Work arrays that never
-leave an op are therefore kept here and reused.
+freed memory to the system and the next step touches new pages (simple_convnet's
+backward pass faulted them in again every step). Work arrays that never leave an op
+are therefore kept here and reused.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Numba links the code of every jitted function a kernel calls into the kernel's o
 module, and optimises and compiles that module whole. A parallel kernel is four
 modules (its ``prange`` body, two wrappers that schedule it, and the kernel), and each
 links everything the body calls: the register tiles of the convolution's backward pass
-were compiled four times over, about a third of the empty-cache time to the first
-training step of deep_convnet.
+were compiled four times over, lengthening the empty-cache time to the first training
+step of deep_convnet (which ``fastnn bench`` reports and ``asv run --python=same --quick
+-b bench_compile`` tracks).
 
 A :class:`NativeFunction` is a helper compiled once, for one signature, passed to a
 kernel as an argument: the kernel calls it through its address (:func:`call_native`,

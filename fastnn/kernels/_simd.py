@@ -18,7 +18,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
-#: Bytes in one vector register (AVX-512).
+#: Bytes in one vector register (AVX-512). Not a tuning knob: the register-blocked kernels
+#: are written for 512-bit registers (their tiles fill 16 to 24 of AVX-512's 32).
 VECTOR_BYTES = 64
 
 

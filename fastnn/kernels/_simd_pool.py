@@ -1,6 +1,6 @@
 """Explicit-SIMD steps of 2x2 stride-2 max pooling, forward
 (:func:`~fastnn.kernels.pool.maxpool_2x2_image`) and backward (the routing in
-:func:`~fastnn.kernels.conv._pad_pooled`).
+:func:`~fastnn.kernels.conv.padding._pad_pooled`).
 
 Max pooling carries an argmax, an integer beside every float, and picks between
 candidates with NaN-aware compares; LLVM does not vectorise the scalar form of the

@@ -8,13 +8,14 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, parallel_kernel
-from ._blocks import BLOCK, block_count
+from ._blocks import block_count
 from ._scalars import typed
+from .tuning import BLOCK
 
 
 @parallel_kernel
-def step_forward(x, y):
-    """y = 1 if x > 0 else 0."""
+def heaviside_forward(x, y):
+    """y = 1 if x > 0 else 0 (the Heaviside step function)."""
     one = typed(x, 1.0)
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):

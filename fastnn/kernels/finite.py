@@ -9,7 +9,8 @@ import numpy as np
 from numba import prange
 
 from .._config import parallel_kernel
-from ._blocks import BLOCK, block_count
+from ._blocks import block_count
+from .tuning import BLOCK
 
 
 @parallel_kernel

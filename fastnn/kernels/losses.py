@@ -8,11 +8,10 @@ import numpy as np
 from numba import prange
 
 from .._config import parallel_kernel
-from ._blocks import BLOCK, block_count
+from ._blocks import block_count
 from ._scalars import typed
 from .activations import softmax_row
-
-SUM_BLOCK = 4096
+from .tuning import BLOCK, SUM_BLOCK
 
 
 @parallel_kernel

@@ -7,18 +7,19 @@ already cast to the buffer's dtype.
 State that decays (momentum, RMSProp's and Adam's averages) is flushed to zero once
 it falls below the dtype's smallest normal number (:func:`flush`): a parameter whose
 gradient stays zero (an MNIST border pixel's weights) otherwise decays into subnormal
-numbers within a thousand steps, and arithmetic on them is slow on x86 (an Adam step
-over 90k parameters with a quarter of its state subnormal runs 10-11x slower than with
-normal state: ``python benchmarks/bench_fast_paths.py``). What
-is dropped is below 1.2e-38 (float32), far under any update it could make.
+numbers within a thousand steps, and arithmetic on them is slow on x86: an Adam step
+over 90k parameters with a quarter of its state subnormal runs several times slower
+than with normal state (``python benchmarks/bench_fast_paths.py`` prints the ratio).
+What is dropped is below 1.2e-38 (float32), far under any update it could make.
 """
 
 import numpy as np
 from numba import prange
 
 from .._config import jit, parallel_kernel
-from ._blocks import BLOCK, block_count
+from ._blocks import block_count
 from ._scalars import typed
+from .tuning import BLOCK
 
 
 @jit(inline="always")
@@ -111,8 +112,8 @@ def rmsprop(params, grads, square_avg, lr, decay, eps, weight_decay, l1):
 
 # strict arithmetic: with fast-math, the build of this kernel compiled in a process and the
 # one loaded from the kernel cache gave steps that differed in the last bit, so a fresh
-# process and a warm one trained different weights (tests/test_determinism.py); strict,
-# the step is about 10 % slower (0.244 against 0.223 ms over 1M parameters, one run)
+# process and a warm one trained different weights (tests/test_determinism.py); strict
+# arithmetic costs the step some speed (no script times the two builds side by side)
 @parallel_kernel(fastmath=False)
 def adam(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqrt,
          weight_decay, l1):

@@ -94,7 +94,8 @@ def maxpool_forward_2x2(x, y, argmax):
                 ar[u] = at
 
 
-#: Planes smaller than this keep their plane indices in int32 between the two steps.
+#: Planes smaller than this keep their plane indices in int32 between the two steps. Not a
+#: tuning knob: the int32 range.
 INT32_PLANE = 2**31
 
 

@@ -44,7 +44,7 @@ class Identity(_Activation):
 
 class Step(_Activation):
     """y = 1 if x > 0 else 0 (gradient 0: a perceptron, not trainable by backprop)."""
-    op = "step"
+    op = "heaviside"
 
 
 class ReLU(_Activation):

@@ -1,0 +1,80 @@
+"""Numba-backed affine ops: validate like the reference, allocate, call the kernels.
+
+Each method keeps the signature and contract of
+:class:`~fastnn.backends.numpy_affine.NumpyAffineOps`; the consistency test checks that
+nothing here drifts from it. The kernels are in :mod:`fastnn.kernels.affine`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_grad_outputs, check_same_dtype, check_shape
+from .._config import PARALLEL_THRESHOLD
+from ..kernels import affine as aff
+from ..kernels import tuning
+from ._arrays import contiguous as _c
+from .op_checks import affine_shapes
+from .scratch import scratch
+
+
+def _gemm_work(x, W) -> int:
+    """The ParallelKernel work figure for an affine kernel: its parallel build only when
+    x @ W has at least tuning.GEMM_PARALLEL_MIN multiply-adds."""
+    macs = x.shape[0] * x.shape[1] * W.shape[1]
+    return PARALLEL_THRESHOLD if macs >= tuning.GEMM_PARALLEL_MIN else 0
+
+
+class NumbaAffineOps:
+    """Affine ops on Numba kernels; see NumpyAffineOps for the formulas."""
+
+    def affine(self, x, W, b, relu=False):
+        """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M).
+
+        ``relu=True`` returns max(y, 0), fused into the bias pass.
+        """
+        check_same_dtype("affine", x=x, W=W, b=b)
+        affine_shapes("affine", x, W, b)
+        x, W, b = _c(x), _c(W), _c(b)
+        n, d = x.shape
+        m = W.shape[1]
+        y = np.empty((n, m), dtype=x.dtype)
+        work = _gemm_work(x, W)
+        # by depth (see fastnn.kernels.affine) when D is the longest side of a parallel GEMM
+        parts = tuning.GEMM_PARTS - 1 if work and d >= max(n, m) else 0
+        partial = scratch("affine_partial", (parts, n if parts else 0, m if parts else 0), x.dtype)
+        aff.affine_forward(work, x, W, b, bool(relu), partial, y)
+        return y
+
+    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None, out=None):
+        """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,).
+
+        ``input_grad=False`` skips dx and returns None in its place. ``relu_out``: the
+        output of ``affine(..., relu=True)``; dy is then the gradient of that output
+        and is taken only where relu_out > 0 (fused into the kernel).
+        ``out=(dW, db)``: C-contiguous arrays the kernel writes dW and db into (and
+        returns), e.g. a layer's gradient buffers: no new arrays and no copy.
+        """
+        check_same_dtype("affine_backward", dy=dy, x=x, W=W)
+        affine_shapes("affine_backward", x, W)
+        check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
+        out = check_grad_outputs("affine_backward", out, W.shape, (W.shape[1],), dy.dtype)
+        masked = relu_out is not None
+        if masked:
+            check_same_dtype("affine_backward", dy=dy, relu_out=relu_out)
+            check_shape("affine_backward", "relu_out", relu_out, dy.shape)
+        dy, x, W = _c(dy), _c(x), _c(W)
+        relu_out = _c(relu_out) if masked else dy
+        dx = np.empty(x.shape if input_grad else (0, 0), dtype=x.dtype)
+        if out is None:
+            dW, db = np.empty(W.shape, dtype=x.dtype), np.empty(W.shape[1], dtype=x.dtype)
+        else:
+            dW, db = out
+        g = scratch("affine_g", dy.shape if masked else (0, 0), x.dtype)
+        # dx by columns (see fastnn.kernels.affine) when D is at least the batch
+        aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
+                            x.shape[1] >= x.shape[0], g, dx, dW, db)
+        return (dx if input_grad else None), dW, db
+
+
+__all__ = ["NumbaAffineOps"]

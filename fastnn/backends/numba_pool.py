@@ -1,0 +1,87 @@
+"""Numba-backed pooling ops: validate like the reference, allocate, call kernels.
+
+Each method keeps the signature, defaults and formulas of
+:class:`~fastnn.backends.numpy_pool.NumpyPoolOps` and validates through the same
+helpers (:mod:`fastnn.backends.pool_shapes`), so both backends reject a bad call with
+the same message. The kernels are in :mod:`fastnn.kernels.pool`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import pool as pool_kernels
+from ._arrays import contiguous as _c
+from .conv_shapes import native
+from .pool_shapes import check_argmax, pool_backward_geometry, pool_forward_geometry
+
+
+def _pool_2x2(g) -> bool:
+    """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path, a
+    kernel for this window alone (no script times it against the general kernel); with H
+    and W even, the two-pass kernel, which ``python benchmarks/bench_fast_paths.py``
+    times against the 2x2 one on (100, 16, 28, 28)."""
+    return g.KH == 2 and g.KW == 2 and g.SH == 2 and g.SW == 2 and g.PH == 0 and g.PW == 0
+
+
+class NumbaPoolOps:
+    """Pooling ops on Numba kernels; see NumpyPoolOps for the formulas."""
+
+    def maxpool2d(self, x, size, stride=None, pad=0):
+        """Max over each window: y[n, c, oh, ow] = max_{i, j} xpad[n, c, oh*SH + i, ow*SW + j].
+
+        x (N, C, H, W) -> (y, argmax), both (N, C, OH, OW); padding is -inf (it never
+        wins), stride defaults to size, pad must be smaller than size.
+        argmax (int64) is the flat index h*W + w of the winner in its (H, W) plane:
+        the first maximum in row-major window order; a NaN beats every number.
+        """
+        x, g = pool_forward_geometry("maxpool2d", x, size, stride, pad)
+        y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
+        argmax = np.empty(y.shape, dtype=np.int64)
+        if _pool_2x2(g):
+            if g.H % 2 == 0 and g.W % 2 == 0:
+                pool_kernels.maxpool_forward_2x2_even(y.size * 4, _c(x), y, argmax)
+            else:
+                pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
+            return y, argmax
+        pool_kernels.maxpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
+                                     g.PH, g.PW, y, argmax)
+        return y, argmax
+
+    def maxpool2d_backward(self, dy, argmax, x_shape, size, stride=None, pad=0):
+        """Route each dy to its window's maximum: dx[n, c].flat[argmax[n, c, oh, ow]] += dy[n, c, oh, ow].
+
+        dy, argmax (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
+        """
+        dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
+        argmax = native(argmax)
+        check_argmax("maxpool2d_backward", argmax, g)
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        pool_kernels.maxpool_backward(dx.size, _c(dy), _c(argmax), dx)
+        return dx
+
+    def avgpool2d(self, x, size, stride=None, pad=0):
+        """Mean over each window: y[n, c, oh, ow] = sum_{i, j} xpad[n, c, oh*SH + i, ow*SW + j] / (KH*KW).
+
+        x (N, C, H, W) -> (N, C, OH, OW); padding counts as zeros (the divisor is always
+        KH*KW), stride defaults to size, pad must be smaller than size.
+        """
+        x, g = pool_forward_geometry("avgpool2d", x, size, stride, pad)
+        y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
+        pool_kernels.avgpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
+                                     g.PH, g.PW, y)
+        return y
+
+    def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
+        """dx[n, c, h, w] = sum of dy[n, c, oh, ow] / (KH*KW) over the windows holding (h, w).
+
+        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
+        """
+        dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW,
+                                      g.PH, g.PW, dx)
+        return dx
+
+
+__all__ = ["NumbaPoolOps"]

@@ -1,0 +1,84 @@
+"""Validation the two backends share for the affine, activation, loss, optimizer and
+batch-norm ops (conv and pooling: :mod:`~fastnn.backends.conv_shapes`,
+:mod:`~fastnn.backends.pool_shapes`).
+
+Each check raises with the op's name first (``where``), so both backends fail with the
+same message for the same bad call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_same_dtype, check_shape, check_targets
+
+
+def affine_shapes(where: str, x, W, b=None):
+    if x.ndim != 2:
+        raise ValueError(f"{where}: expected x of shape (N, D), got {x.shape}")
+    if W.ndim != 2 or W.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"{where}: expected W of shape ({x.shape[1]}, M) for x of shape {x.shape}, "
+            f"got {W.shape}"
+        )
+    if b is not None:
+        check_shape(where, "b", b, (W.shape[1],))
+
+
+def check_activation_grad(where: str, dy, ref):
+    check_same_dtype(where, dy=dy, x=ref)
+    if dy.shape != ref.shape:
+        raise ValueError(f"{where}: expected dy of shape {ref.shape}, got {dy.shape}")
+
+
+def check_logits_and_targets(where: str, logits, t):
+    """Check logits (N, C) with C >= 1 and matching targets; return (N, C)."""
+    check_same_dtype(where, logits=logits)
+    if logits.ndim != 2:
+        raise ValueError(f"{where}: expected logits of shape (N, C), got {logits.shape}")
+    n, classes = logits.shape
+    if classes == 0:
+        raise ValueError(f"{where}: expected logits with at least one class, got shape {logits.shape}")
+    check_targets(where, t, n, classes)
+    return n, classes
+
+
+def check_step(where: str, params, grads, **state):
+    check_same_dtype(where, params=params, grads=grads, **state)
+    for name, array in dict(grads=grads, **state).items():
+        if array.shape != params.shape:
+            raise ValueError(f"{where}: expected {name} of shape {params.shape}, got {array.shape}")
+
+
+def check_batchnorm(where: str, x, gamma, **named):
+    """Validate x (N, C) or (N, C, H, W) and the (C,) vectors; return (C, the reduce axes)."""
+    check_same_dtype(where, x=x, gamma=gamma, **named)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{where}: expected x of shape (N, D) or (N, C, H, W), got {x.shape}")
+    if x.shape[0] < 1:
+        raise ValueError(f"{where}: expected a non-empty batch, got x of shape {x.shape}")
+    channels = x.shape[1]
+    check_shape(where, "gamma", gamma, (channels,))
+    for name, array in named.items():
+        if name != "dy":
+            check_shape(where, name, array, (channels,))
+    if "dy" in named and named["dy"].shape != x.shape:
+        raise ValueError(f"{where}: expected dy of shape {x.shape}, got {named['dy'].shape}")
+    return channels, (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def check_eps(where: str, eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"{where}: eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
+__all__ = [
+    "affine_shapes",
+    "check_activation_grad",
+    "check_batchnorm",
+    "check_eps",
+    "check_logits_and_targets",
+    "check_step",
+]

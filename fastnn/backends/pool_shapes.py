@@ -1,0 +1,64 @@
+"""Validation and shape arithmetic of the pooling ops, shared by both backends.
+
+Every check raises with the op's name first (``where``), so both backends fail
+with the same message for the same bad call. The conv helpers it builds on
+(pairs, geometry, dy and x_shape checks) are in :mod:`~fastnn.backends.conv_shapes`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_same_dtype
+from .conv_shapes import (
+    Geometry,
+    check_dy,
+    check_x_shape,
+    checked_images,
+    geometry,
+    kernel_pair,
+    native,
+    pad_pair,
+)
+
+
+def pool_geometry(where: str, x_shape, size, stride, pad) -> Geometry:
+    """Pooling geometry; ``stride=None`` means ``stride = size``; pad must be < size."""
+    kh, kw = kernel_pair(where, "size", size)
+    stride = (kh, kw) if stride is None else stride
+    ph, pw = pad_pair(where, pad)
+    if ph >= kh or pw >= kw:
+        raise ValueError(
+            f"{where}: pad must be smaller than the window size, got pad {pad!r} for size {size!r}"
+        )
+    return geometry(where, x_shape, (kh, kw), stride, pad)
+
+
+def check_argmax(where: str, argmax, g: Geometry) -> None:
+    """argmax must be an int64 array (N, C, OH, OW) of indices into the H*W plane."""
+    if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
+        kind = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
+        raise TypeError(f"{where}: expected argmax as an int64 array, got {kind}")
+    if argmax.shape != (g.N, g.C, g.OH, g.OW):
+        raise ValueError(f"{where}: expected argmax of shape {(g.N, g.C, g.OH, g.OW)}, got {argmax.shape}")
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= g.H * g.W):
+        raise ValueError(
+            f"{where}: argmax holds indices outside the H*W = {g.H * g.W} plane "
+            f"[{argmax.min()}, {argmax.max()}]"
+        )
+
+
+def pool_forward_geometry(where: str, x, size, stride, pad):
+    """A pooling op's checked input and geometry: (native x, Geometry)."""
+    x = checked_images(where, x)
+    return x, pool_geometry(where, x.shape, size, stride, pad)
+
+
+def pool_backward_geometry(where: str, dy, x_shape, size, stride, pad):
+    """A pooling backward op's checked dy (N, C, OH, OW), x_shape and geometry."""
+    dy = native(dy)
+    check_same_dtype(where, dy=dy)
+    x_shape = check_x_shape(where, x_shape)
+    g = pool_geometry(where, x_shape, size, stride, pad)
+    check_dy(where, dy, (g.N, g.C, g.OH, g.OW))
+    return dy, x_shape, g

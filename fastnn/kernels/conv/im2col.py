@@ -1,0 +1,268 @@
+"""The im2col convolution: im2col/col2im, and GEMMs through BLAS on chunks of images.
+
+:func:`im2col` and :func:`col2im` are the ops of the same names. The convolution
+kernels :func:`im2col_forward` and :func:`im2col_backward` take whole chunks of
+images per thread, with the transposed column matrix (:func:`_im2colT_plane`) in that
+thread's scratch row, one BLAS GEMM per chunk (single-threaded meanwhile, see
+:mod:`fastnn.kernels.conv`), and :func:`_col2imT_plane` scattering the gradient back.
+"""
+
+import numpy as np
+from numba import get_thread_id, prange
+
+from ..._config import jit, parallel_kernel
+from .._scalars import typed
+from .._simd import wide_vectors
+
+
+@jit(inline="always")
+def _im2col_row(x, n, oh, ow, KH, KW, SH, SW, PH, PW, out):
+    """Window (n, oh, ow) of x, zero-padded, into out (C*KH*KW,) in (c, kh, kw) order."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    zero = typed(out, 0.0)
+    k = 0
+    h0 = oh * SH - PH
+    w0 = ow * SW - PW
+    for c in range(C):
+        for kh in range(KH):
+            h = h0 + kh
+            if h < 0 or h >= H:
+                for kw in range(KW):
+                    out[k + kw] = zero
+            else:
+                row = x[n, c, h]
+                for kw in range(KW):
+                    w = w0 + kw
+                    if w >= 0 and w < W:
+                        out[k + kw] = row[w]
+                    else:
+                        out[k + kw] = zero
+            k += KW
+
+
+@jit(inline="always")
+def _col2im_plane(col, row0, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
+    """dx[n, c] = sum of the (c, kh, kw) columns of rows row0 + i*OW + j scattered back (overwrites)."""
+    H, W = dx.shape[2], dx.shape[3]
+    zero = typed(dx, 0.0)
+    out = dx[n, c]
+    for h in range(H):
+        for w in range(W):
+            out[h, w] = zero
+    k0 = c * KH * KW
+    for i in range(OH):
+        for j in range(OW):
+            src = col[row0 + i * OW + j]
+            for kh in range(KH):
+                h = i * SH + kh - PH
+                if h >= 0 and h < H:
+                    for kw in range(KW):
+                        w = j * SW + kw - PW
+                        if w >= 0 and w < W:
+                            out[h, w] += src[k0 + kh * KW + kw]
+
+
+@parallel_kernel
+def im2col(x, KH, KW, SH, SW, PH, PW, OH, OW, col):
+    """col[(n*OH + i)*OW + j, (c*KH + kh)*KW + kw] = xpad[n, c, i*SH + kh, j*SW + kw]; parallel over rows."""
+    rows = col.shape[0]
+    P = OH * OW
+    for r in prange(rows):
+        wide_vectors()
+        n = r // P
+        p = r - n * P
+        i = p // OW
+        j = p - i * OW
+        _im2col_row(x, n, i, j, KH, KW, SH, SW, PH, PW, col[r])
+
+
+@parallel_kernel
+def col2im(col, KH, KW, SH, SW, PH, PW, OH, OW, dx):
+    """Scatter-add the rows of col back into dx (N, C, H, W) (overwritten); parallel over (n, c) planes."""
+    N, C = dx.shape[0], dx.shape[1]
+    P = OH * OW
+    for pair in prange(N * C):
+        wide_vectors()
+        n = pair // C
+        c = pair - n * C
+        _col2im_plane(col, n * P, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
+
+
+@jit(inline="always")
+def _valid_cols(kw, SW, PW, W, OW):
+    """[lo, hi): the output columns j whose input column j*SW + kw - PW lies in [0, W)."""
+    lo = max(0, (PW - kw + SW - 1) // SW)
+    hi = min(OW, (W - 1 + PW - kw) // SW + 1)
+    return lo, max(lo, hi)
+
+
+@jit(inline="always")
+def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, colT):
+    """Columns of image n, channel c into colT[(c, kh, kw), start:start + OH*OW] (transposed im2col).
+
+    Every (kh, kw) row is a run of output rows, each a contiguous copy (SW = 1) of an input row.
+    """
+    H, W = x.shape[2], x.shape[3]
+    zero = typed(colT, 0.0)
+    xc = x[n, c]
+    for kh in range(KH):
+        for kw in range(KW):
+            dst = colT[(c * KH + kh) * KW + kw]
+            lo, hi = _valid_cols(kw, SW, PW, W, OW)
+            for i in range(OH):
+                h = i * SH + kh - PH
+                d = dst[start + i * OW:start + (i + 1) * OW]
+                if h < 0 or h >= H:
+                    for j in range(OW):
+                        d[j] = zero
+                else:
+                    for j in range(lo):
+                        d[j] = zero
+                    if SW == 1:
+                        src = xc[h, lo + kw - PW:hi + kw - PW]
+                        dd = d[lo:hi]
+                        for j in range(hi - lo):
+                            dd[j] = src[j]
+                    else:
+                        row = xc[h]
+                        for j in range(lo, hi):
+                            d[j] = row[j * SW + kw - PW]
+                    for j in range(hi, OW):
+                        d[j] = zero
+
+
+@jit(inline="always")
+def _col2imT_plane(dcolT, start, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
+    """dx[n, c] = scatter-add of dcolT[(c, kh, kw), start:start + OH*OW] (overwrites dx[n, c])."""
+    H, W = dx.shape[2], dx.shape[3]
+    zero = typed(dx, 0.0)
+    out = dx[n, c]
+    for h in range(H):
+        for w in range(W):
+            out[h, w] = zero
+    for kh in range(KH):
+        for kw in range(KW):
+            src = dcolT[(c * KH + kh) * KW + kw]
+            lo, hi = _valid_cols(kw, SW, PW, W, OW)
+            for i in range(OH):
+                h = i * SH + kh - PH
+                if h >= 0 and h < H:
+                    s = src[start + i * OW + lo:start + i * OW + hi]
+                    if SW == 1:
+                        o = out[h, lo + kw - PW:hi + kw - PW]
+                        for j in range(hi - lo):
+                            o[j] += s[j]
+                    else:
+                        row = out[h]
+                        for j in range(hi - lo):
+                            row[(lo + j) * SW + kw - PW] += s[j]
+
+
+@parallel_kernel
+def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, chunk, col_buf, out_buf, y):
+    """y = conv2d(x), parallel over chunks of ``chunk`` images, one BLAS call per chunk.
+
+    Each thread takes whole chunks: colT (C*KH*KW, rows) = transposed im2col of the
+    chunk, out (F, rows) = Wm @ colT (BLAS, which the caller keeps single-threaded),
+    y[n, f] = out[f, n's rows] + b[f]. Wm is W as (F, C*KH*KW); col_buf and out_buf
+    have one row per thread (numba.get_thread_id()) of K*rows and F*rows elements,
+    rows = chunk*OH*OW.
+    """
+    N, C = x.shape[0], x.shape[1]
+    F, K = Wm.shape
+    OH, OW = y.shape[2], y.shape[3]
+    P = OH * OW
+    n_chunks = (N + chunk - 1) // chunk
+    for ci in prange(n_chunks):
+        wide_vectors()
+        slot = get_thread_id()
+        n0 = ci * chunk
+        nb = min(N, n0 + chunk) - n0
+        rows = nb * P
+        colT = col_buf[slot, : K * rows].reshape(K, rows)
+        out = out_buf[slot, : F * rows].reshape(F, rows)
+        for pair in range(nb * C):
+            nn = pair // C
+            c = pair - nn * C
+            _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, colT)
+        np.dot(Wm, colT, out)
+        for pair in range(nb * F):
+            nn = pair // F
+            f = pair - nn * F
+            b0 = b[f]
+            dst = y[n0 + nn, f].reshape(P)
+            src = out[f, nn * P:(nn + 1) * P]
+            for p in range(P):
+                dst[p] = src[p] + b0
+
+
+@parallel_kernel
+def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, dcol_buf,
+                    dw_buf, dw_groups, dx, dWm, db):
+    """conv2d gradients, parallel over fixed groups of image chunks; dWm is dW as (F, C*KH*KW).
+
+    The chunks are split into G = dw_groups.shape[0] groups (a number the caller fixes,
+    not the thread count). Per chunk: colT = transposed im2col; dyT (F, rows) = dy of the
+    chunk; dW_group += dyT @ colT.T; dcolT = Wm.T @ dyT (BLAS, kept single-threaded by
+    the caller); dx[n, c] = col2im of dcolT (each plane written by one thread).
+    Then, serially (one parallel region per call), dW = sum of the group partials in
+    group order and db[f] = sum dy[:, f], so the result does not depend on the thread
+    count. The chunks are spread evenly over the groups. Scratch rows are per thread
+    (numba.get_thread_id()): col_buf/dcol_buf K*rows, dyt_buf F*rows, dw_buf F*K.
+    """
+    N, C = x.shape[0], x.shape[1]
+    F, K = Wm.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    P = OH * OW
+    G = dw_groups.shape[0]
+    zero = typed(dx, 0.0)
+    n_chunks = (N + chunk - 1) // chunk
+    for g in prange(G):
+        wide_vectors()
+        slot = get_thread_id()
+        dwg = dw_groups[g].reshape(F, K)
+        for f in range(F):
+            for k in range(K):
+                dwg[f, k] = zero
+        dwt = dw_buf[slot, : F * K].reshape(F, K)
+        # chunks spread evenly over the groups (no empty trailing groups)
+        for ci in range((g * n_chunks) // G, ((g + 1) * n_chunks) // G):
+            n0 = ci * chunk
+            nb = min(N, n0 + chunk) - n0
+            rows = nb * P
+            colT = col_buf[slot, : K * rows].reshape(K, rows)
+            dyt = dyt_buf[slot, : F * rows].reshape(F, rows)
+            dcolT = dcol_buf[slot, : K * rows].reshape(K, rows)
+            for pair in range(nb * C):
+                nn = pair // C
+                c = pair - nn * C
+                _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, colT)
+            for pair in range(nb * F):
+                nn = pair // F
+                f = pair - nn * F
+                src = dy[n0 + nn, f].reshape(P)
+                dst = dyt[f, nn * P:(nn + 1) * P]
+                for p in range(P):
+                    dst[p] = src[p]
+            np.dot(dyt, colT.T, dwt)
+            for f in range(F):
+                for k in range(K):
+                    dwg[f, k] += dwt[f, k]
+            np.dot(Wm.T, dyt, dcolT)
+            for pair in range(nb * C):
+                nn = pair // C
+                c = pair - nn * C
+                _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
+    # serially, after the loop: a second parallel region costs more than these sums
+    for f in range(F):
+        s = zero
+        for n in range(N):
+            d = dy[n, f].reshape(P)
+            for p in range(P):
+                s += d[p]
+        db[f] = s
+        for k in range(K):
+            t = zero
+            for g in range(G):
+                t += dw_groups[g, f * K + k]
+            dWm[f, k] = t
