@@ -8,14 +8,14 @@ from .common import BATCH, random_batch
 
 # (C, H, W, F, K, stride, pad): the book networks' layers and a few others
 SHAPES = [
-    (1, 28, 28, 30, 5, 1, 0),    # simple_convnet
-    (1, 28, 28, 16, 3, 1, 1),    # deep_convnet conv1
-    (16, 28, 28, 16, 3, 1, 1),   # deep_convnet conv2
-    (16, 14, 14, 32, 3, 1, 1),   # deep_convnet conv3
-    (32, 14, 14, 32, 3, 1, 2),   # deep_convnet conv4
-    (64, 8, 8, 64, 3, 1, 1),     # deep_convnet conv6
-    (6, 14, 14, 16, 5, 1, 0),    # lenet5 conv2
-    (16, 28, 28, 16, 3, 2, 1),   # strided
+    (1, 28, 28, 30, 5, 1, 0),  # simple_convnet
+    (1, 28, 28, 16, 3, 1, 1),  # deep_convnet conv1
+    (16, 28, 28, 16, 3, 1, 1),  # deep_convnet conv2
+    (16, 14, 14, 32, 3, 1, 1),  # deep_convnet conv3
+    (32, 14, 14, 32, 3, 1, 2),  # deep_convnet conv4
+    (64, 8, 8, 64, 3, 1, 1),  # deep_convnet conv6
+    (6, 14, 14, 16, 5, 1, 0),  # lenet5 conv2
+    (16, 28, 28, 16, 3, 2, 1),  # strided
 ]
 
 
@@ -74,11 +74,11 @@ class Conv2DReLU:
 
     def time_backward(self, layer, mode):
         if mode == "fused":
-            self.ops.conv2d_backward(self.dy, self.x, self.W, self.stride, self.pad,
-                                     relu_out=self.y)
+            self.ops.conv2d_backward(self.dy, self.x, self.W, self.stride, self.pad, relu_out=self.y)
         else:
-            self.ops.conv2d_backward(self.ops.relu_backward(self.dy, self.y), self.x, self.W,
-                                     self.stride, self.pad)
+            self.ops.conv2d_backward(
+                self.ops.relu_backward(self.dy, self.y), self.x, self.W, self.stride, self.pad
+            )
 
 
 class ConvReference:

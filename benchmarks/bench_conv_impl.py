@@ -19,8 +19,7 @@ import time
 
 import numpy as np
 
-from fastnn.backends import get_ops
-from fastnn.backends import numba_conv
+from fastnn.backends import get_ops, numba_conv
 
 # name, C, F, H, W, K, pad  (stride 1 everywhere)
 LAYERS = [
@@ -66,9 +65,11 @@ def main(argv=None) -> None:
     ops = get_ops("numba")
     rng = np.random.default_rng(0)
     dtype = np.dtype(args.dtype)
-    header = (f"{'layer':24s} {'C->F':>7s} {'HxW':>6s} {'k/p':>4s} {'FKK':>4s} "
-              f"{'dir fwd':>8s} {'dir bwd':>8s} {'i2c fwd':>8s} {'i2c bwd':>8s} "
-              f"{'dir tot':>8s} {'i2c tot':>8s} {'best':>6s} {'auto':>6s}")
+    header = (
+        f"{'layer':24s} {'C->F':>7s} {'HxW':>6s} {'k/p':>4s} {'FKK':>4s} "
+        f"{'dir fwd':>8s} {'dir bwd':>8s} {'i2c fwd':>8s} {'i2c bwd':>8s} "
+        f"{'dir tot':>8s} {'i2c tot':>8s} {'best':>6s} {'auto':>6s}"
+    )
     print(f"batch {args.batch}, {dtype}, median of {args.repeat} runs, milliseconds")
     print(header)
     print("-" * len(header))
@@ -81,17 +82,18 @@ def main(argv=None) -> None:
         row = {}
         for impl in ("direct", "im2col"):
             row[impl, "fwd"] = median_ms(lambda: ops.conv2d(x, Wt, b, 1, pad, impl), args.repeat)
-            row[impl, "bwd"] = median_ms(
-                lambda: ops.conv2d_backward(dy, x, Wt, 1, pad, impl), args.repeat)
+            row[impl, "bwd"] = median_ms(lambda: ops.conv2d_backward(dy, x, Wt, 1, pad, impl), args.repeat)
         direct = row["direct", "fwd"] + row["direct", "bwd"]
         im2col = row["im2col", "fwd"] + row["im2col", "bwd"]
         best = "direct" if direct < im2col else "im2col"
         geo = numba_conv.conv_geometry("bench", x, Wt, 1, pad)
         auto = "/".join(numba_conv._choose(geo, F, forward)[0] for forward in (True, False))
-        print(f"{name:24s} {f'{C}->{F}':>7s} {f'{H}x{W}':>6s} {f'{K}/{pad}':>4s} {F * K * K:4d} "
-              f"{row['direct', 'fwd']:8.2f} {row['direct', 'bwd']:8.2f} "
-              f"{row['im2col', 'fwd']:8.2f} {row['im2col', 'bwd']:8.2f} "
-              f"{direct:8.2f} {im2col:8.2f} {best:>6s} {auto:>6s}")
+        print(
+            f"{name:24s} {f'{C}->{F}':>7s} {f'{H}x{W}':>6s} {f'{K}/{pad}':>4s} {F * K * K:4d} "
+            f"{row['direct', 'fwd']:8.2f} {row['direct', 'bwd']:8.2f} "
+            f"{row['im2col', 'fwd']:8.2f} {row['im2col', 'bwd']:8.2f} "
+            f"{direct:8.2f} {im2col:8.2f} {best:>6s} {auto:>6s}"
+        )
 
 
 if __name__ == "__main__":

@@ -74,56 +74,89 @@ def main(argv=None) -> None:
         m[:quarter] = subnormal
         optim_kernels.adam.parallel(params, grads, m, v, *scalars)
 
-    report("Adam 90k params, state normal / 1/4 subnormal", "normal", "subnormal",
-           *interleaved_us(normal_state, subnormal_state, args.repeat))
+    report(
+        "Adam 90k params, state normal / 1/4 subnormal",
+        "normal",
+        "subnormal",
+        *interleaved_us(normal_state, subnormal_state, args.repeat),
+    )
 
     for size in (2_000, 89_610):
         p, g, m2, v2, s2 = _adam(size, rng)
-        report(f"Adam {size} params, parallel / serial build", "parallel", "serial",
-               *interleaved_us(lambda: optim_kernels.adam.parallel(p, g, m2, v2, *s2),
-                               lambda: optim_kernels.adam.serial(p, g, m2, v2, *s2),
-                               args.repeat))
+        report(
+            f"Adam {size} params, parallel / serial build",
+            "parallel",
+            "serial",
+            *interleaved_us(
+                lambda: optim_kernels.adam.parallel(p, g, m2, v2, *s2),
+                lambda: optim_kernels.adam.serial(p, g, m2, v2, *s2),
+                args.repeat,
+            ),
+        )
 
     x = rng.standard_normal((100, 16, 28, 28)).astype(np.float32)
     y = np.empty((100, 16, 14, 14), np.float32)
     at = np.empty(y.shape, np.int64)
-    report("maxpool 2x2 (100,16,28,28), even / general", "even", "general",
-           *interleaved_us(lambda: pool_kernels.maxpool_forward_2x2_even.parallel(x, y, at),
-                           lambda: pool_kernels.maxpool_forward_2x2.parallel(x, y, at),
-                           args.repeat))
+    report(
+        "maxpool 2x2 (100,16,28,28), even / general",
+        "even",
+        "general",
+        *interleaved_us(
+            lambda: pool_kernels.maxpool_forward_2x2_even.parallel(x, y, at),
+            lambda: pool_kernels.maxpool_forward_2x2.parallel(x, y, at),
+            args.repeat,
+        ),
+    )
 
     xd = rng.random((100, 4320), dtype=np.float32)
     Wd = rng.random((4320, 100), dtype=np.float32)
     bd = rng.random(100, dtype=np.float32)
-    report("Dense(4320->100) forward, fastnn / NumPy x@W", "fastnn", "numpy",
-           *interleaved_us(lambda: ops.affine(xd, Wd, bd), lambda: xd @ Wd, args.repeat))
+    report(
+        "Dense(4320->100) forward, fastnn / NumPy x@W",
+        "fastnn",
+        "numpy",
+        *interleaved_us(lambda: ops.affine(xd, Wd, bd), lambda: xd @ Wd, args.repeat),
+    )
 
     yd = np.empty((100, 100), np.float32)
     partial = np.empty((tuning.GEMM_PARTS - 1, 100, 100), np.float32)
     no_partial = np.empty((0, 0, 0), np.float32)
-    report("Dense(4320->100) forward, by depth / by rows", "depth", "rows",
-           *interleaved_us(
-               lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, partial, yd),
-               lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, no_partial, yd),
-               args.repeat))
+    report(
+        "Dense(4320->100) forward, by depth / by rows",
+        "depth",
+        "rows",
+        *interleaved_us(
+            lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, partial, yd),
+            lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, no_partial, yd),
+            args.repeat,
+        ),
+    )
     dyd = rng.standard_normal((100, 100)).astype(np.float32)
     dxd, dWd, dbd = np.empty_like(xd), np.empty_like(Wd), np.empty_like(bd)
     unmasked = np.empty((0, 0), np.float32)
 
     def backward(by_columns):
-        affine_kernels.affine_backward.parallel(dyd, xd, Wd, dyd, False, True, by_columns,
-                                                unmasked, dxd, dWd, dbd)
+        affine_kernels.affine_backward.parallel(
+            dyd, xd, Wd, dyd, False, True, by_columns, unmasked, dxd, dWd, dbd
+        )
 
-    report("Dense(4320->100) backward, dx by columns / rows", "columns", "rows",
-           *interleaved_us(lambda: backward(True), lambda: backward(False), args.repeat))
+    report(
+        "Dense(4320->100) backward, dx by columns / rows",
+        "columns",
+        "rows",
+        *interleaved_us(lambda: backward(True), lambda: backward(False), args.repeat),
+    )
 
     xc = rng.random((100, 1, 28, 28), dtype=np.float32)
     Wc = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
     bc = np.zeros(16, np.float32)
     out = np.empty((100, 16, 28, 28), np.float32)
-    report("conv 1->16 3x3 @28x28, fill 5 MB / conv", "fill", "conv",
-           *interleaved_us(lambda: out.fill(0), lambda: ops.conv2d(xc, Wc, bc, 1, 1),
-                           args.repeat))
+    report(
+        "conv 1->16 3x3 @28x28, fill 5 MB / conv",
+        "fill",
+        "conv",
+        *interleaved_us(lambda: out.fill(0), lambda: ops.conv2d(xc, Wc, bc, 1, 1), args.repeat),
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,14 @@ def profile(name: str, steps: int) -> None:
     def timed(kernel, work, *args):
         started = time.perf_counter()
         result = original(kernel, work, *args)
-        calls.append((kernel.__name__, getattr(args[0], "shape", ()),
-                      work >= _config.PARALLEL_THRESHOLD, time.perf_counter() - started))
+        calls.append(
+            (
+                kernel.__name__,
+                getattr(args[0], "shape", ()),
+                work >= _config.PARALLEL_THRESHOLD,
+                time.perf_counter() - started,
+            )
+        )
         return result
 
     x, t = mnist_like_batch()
@@ -53,17 +59,23 @@ def profile(name: str, steps: int) -> None:
                 row[3].append(call[3])
     finally:
         _config.ParallelKernel.__call__ = original
-    print(f"{name}: {steps} steps back to back, batch 100, float32, Adam, "
-          f"{_config.get_num_threads()} threads; median microseconds")
+    print(
+        f"{name}: {steps} steps back to back, batch 100, float32, Adam, "
+        f"{_config.get_num_threads()} threads; median microseconds"
+    )
     print(f"{'kernel':<44}{'first argument':<22}{'build':<10}{'us':>8}")
     for kernel, shape, parallel, times in per_call:
-        print(f"{kernel:<44}{str(shape):<22}{'parallel' if parallel else 'serial':<10}"
-              f"{np.median(times) * 1e6:>8.1f}")
+        print(
+            f"{kernel:<44}{str(shape):<22}{'parallel' if parallel else 'serial':<10}"
+            f"{np.median(times) * 1e6:>8.1f}"
+        )
     step_us = np.median(step_s) * 1e6
     kernels_us = np.median(kernel_s) * 1e6
     rest_us = np.median(np.array(step_s) - np.array(kernel_s)) * 1e6
-    print(f"step {step_us:.1f} us: in kernels {kernels_us:.1f}, outside them {rest_us:.1f} "
-          f"({rest_us / step_us:.0%})")
+    print(
+        f"step {step_us:.1f} us: in kernels {kernels_us:.1f}, outside them {rest_us:.1f} "
+        f"({rest_us / step_us:.0%})"
+    )
 
 
 def main() -> None:

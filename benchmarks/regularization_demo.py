@@ -36,8 +36,15 @@ def build(config: str, seed: int, hidden: int = 100, depth: int = 6) -> fnn.Sequ
     return fnn.Sequential(layers, seed=seed)
 
 
-def run(config: str, data, seed: int = 0, epochs: int = 201, train_size: int = 300,
-        lr: float = 0.01, weight_decay: float = 0.1) -> dict:
+def run(
+    config: str,
+    data,
+    seed: int = 0,
+    epochs: int = 201,
+    train_size: int = 300,
+    lr: float = 0.01,
+    weight_decay: float = 0.1,
+) -> dict:
     """Train one configuration; returns its final train/test accuracy and gap."""
     if config not in CONFIGS:
         raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
@@ -49,8 +56,14 @@ def run(config: str, data, seed: int = 0, epochs: int = 201, train_size: int = 3
     model.fit(x, t, epochs=epochs, batch_size=100, optimizer=optimizer, verbose=0, seed=seed)
     train = model.evaluate(x, t)["accuracy"]
     test = model.evaluate(x_test, t_test)["accuracy"]
-    return {"config": config, "seed": seed, "train": train, "test": test, "gap": train - test,
-            "seconds": time.perf_counter() - started}
+    return {
+        "config": config,
+        "seed": seed,
+        "train": train,
+        "test": test,
+        "gap": train - test,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def demo(data, seeds=(0, 1, 2), epochs: int = 201, configs=CONFIGS) -> dict:
@@ -58,8 +71,9 @@ def demo(data, seeds=(0, 1, 2), epochs: int = 201, configs=CONFIGS) -> dict:
     results = {}
     for config in configs:
         runs = [run(config, data, seed, epochs) for seed in seeds]
-        results[config] = {key: float(np.mean([r[key] for r in runs]))
-                           for key in ("train", "test", "gap", "seconds")}
+        results[config] = {
+            key: float(np.mean([r[key] for r in runs])) for key in ("train", "test", "gap", "seconds")
+        }
     return results
 
 
@@ -74,8 +88,11 @@ def main(argv=None) -> None:
     print(f"300 MNIST training samples, {args.epochs} epochs, mean of seeds {args.seeds}\n")
     print("| configuration | train accuracy | test accuracy | gap |")
     print("| --- | --- | --- | --- |")
-    names = {"baseline": "no regularisation", "l2": "L2, weight_decay=0.1",
-             "dropout": "Dropout(0.2) after each hidden layer"}
+    names = {
+        "baseline": "no regularisation",
+        "l2": "L2, weight_decay=0.1",
+        "dropout": "Dropout(0.2) after each hidden layer",
+    }
     for config, r in results.items():
         print(f"| {names[config]} | {r['train']:.3f} | {r['test']:.3f} | {r['gap']:.3f} |")
 

@@ -1,6 +1,6 @@
 """pytest-benchmark micro-benchmarks, kept out of the default test run.
 
-    python -m pytest benchmarks -m benchmark --benchmark-only
+python -m pytest benchmarks -m benchmark --benchmark-only
 """
 
 import numpy as np

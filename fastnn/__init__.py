@@ -1,30 +1,92 @@
 """fastnn: fast deep learning on the CPU, Numba kernels checked against a NumPy reference.
 
-    import fastnn as fnn
-    (x, t), (x_test, t_test) = fnn.datasets.load_mnist()
-    model = fnn.models.mlp(seed=0)
-    model.fit(x, t, epochs=3, batch_size=100, optimizer=fnn.optim.Adam(1e-3))
-    print(model.evaluate(x_test, t_test))
+import fastnn as fnn
+(x, t), (x_test, t_test) = fnn.datasets.load_mnist()
+model = fnn.models.mlp(seed=0)
+model.fit(x, t, epochs=3, batch_size=100, optimizer=fnn.optim.Adam(1e-3))
+print(model.evaluate(x_test, t_test))
 """
 
 __version__ = "0.1.0"
 
-from . import callbacks, checkpoint, datasets, layers, losses, metrics, models, optim
-from . import augment, classic, plots, preprocessing, schedules, tune
+from . import (
+    augment,
+    callbacks,
+    checkpoint,
+    classic,
+    datasets,
+    layers,
+    losses,
+    metrics,
+    models,
+    optim,
+    plots,
+    preprocessing,
+    schedules,
+    tune,
+)
 from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
 from .errors import ModelFileError, NonFiniteError
 from .gradcheck import gradcheck
-from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Identity, LeakyReLU, MaxPool2D,
-                     ReLU, Sigmoid, Softmax, Step, Tanh)
+from .layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Step,
+    Tanh,
+)
 from .losses import MeanSquaredError, SoftmaxCrossEntropy
 from .model import Sequential
 from .serialization import load_model as load
 
 __all__ = [
-    "__version__", "get_ops", "gradcheck", "set_num_threads", "get_num_threads", "Sequential", "load",
-    "callbacks", "checkpoint", "datasets", "layers", "losses", "metrics", "models", "optim",
-    "augment", "classic", "plots", "preprocessing", "schedules", "tune", "NonFiniteError", "ModelFileError",
-    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "BatchNorm", "Flatten", "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
-    "SoftmaxCrossEntropy", "MeanSquaredError",
+    "__version__",
+    "get_ops",
+    "gradcheck",
+    "set_num_threads",
+    "get_num_threads",
+    "Sequential",
+    "load",
+    "callbacks",
+    "checkpoint",
+    "datasets",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optim",
+    "augment",
+    "classic",
+    "plots",
+    "preprocessing",
+    "schedules",
+    "tune",
+    "NonFiniteError",
+    "ModelFileError",
+    "Dense",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "Dropout",
+    "BatchNorm",
+    "Flatten",
+    "Identity",
+    "Step",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "MeanSquaredError",
 ]

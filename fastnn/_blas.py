@@ -53,7 +53,8 @@ def set_kernel_blas_threads(n: int) -> bool:
     found = False
     for library in _scipy_blas_libraries():
         if _call_first(library, _SETTERS, ctypes.c_int(int(n))) is not None or any(
-                hasattr(library, name) for name in _SETTERS):
+            hasattr(library, name) for name in _SETTERS
+        ):
             found = True
     return found
 

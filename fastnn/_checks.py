@@ -15,13 +15,11 @@ _F32, _F64 = FLOAT_DTYPES
 def check_float(where: str, name: str, x) -> np.ndarray:
     """Return ``x`` as an ndarray after checking it has a float32/float64 dtype."""
     if isinstance(x, np.ndarray) and (x.dtype is _F32 or x.dtype is _F64):
-        return x                           # the common case, without building a dtype
+        return x  # the common case, without building a dtype
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{where}: expected {name} to be a numpy array, got {type(x).__name__}")
     if x.dtype.newbyteorder("=") not in FLOAT_DTYPES:
-        raise TypeError(
-            f"{where}: expected {name} with dtype float32 or float64, got dtype {x.dtype}"
-        )
+        raise TypeError(f"{where}: expected {name} with dtype float32 or float64, got dtype {x.dtype}")
     return x
 
 
@@ -30,8 +28,9 @@ def check_same_dtype(where: str, **arrays: np.ndarray) -> np.dtype:
     first = next(iter(arrays.values()), None)
     common = getattr(first, "dtype", None)
     if (common is _F32 or common is _F64) and all(
-            isinstance(a, np.ndarray) and a.dtype is common for a in arrays.values()):
-        return common                      # the common case: one native float dtype
+        isinstance(a, np.ndarray) and a.dtype is common for a in arrays.values()
+    ):
+        return common  # the common case: one native float dtype
     dtype = None
     for name, array in arrays.items():
         check_float(where, name, array)
@@ -48,16 +47,12 @@ def check_same_dtype(where: str, **arrays: np.ndarray) -> np.dtype:
 
 def check_ndim(where: str, name: str, x: np.ndarray, ndim: int, layout: str) -> None:
     if x.ndim != ndim:
-        raise ValueError(
-            f"{where}: expected {name} with {ndim} dimensions {layout}, got shape {x.shape}"
-        )
+        raise ValueError(f"{where}: expected {name} with {ndim} dimensions {layout}, got shape {x.shape}")
 
 
 def check_shape(where: str, name: str, x: np.ndarray, expected: tuple) -> None:
     """Check ``x.shape`` against ``expected``; ``None`` entries match any size."""
-    ok = x.ndim == len(expected) and all(
-        e is None or e == s for e, s in zip(expected, x.shape)
-    )
+    ok = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, x.shape))
     if not ok:
         shown = "(" + ", ".join("N" if e is None else str(e) for e in expected)
         shown += ",)" if len(expected) == 1 else ")"
@@ -75,11 +70,12 @@ def check_grad_outputs(where: str, out, dW_shape: tuple, db_shape: tuple, dtype)
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{where}: out {name} must be a numpy array, got {type(a).__name__}")
         if a.shape != shape or a.dtype != dtype:
-            raise ValueError(f"{where}: expected out {name} of shape {shape} and dtype {dtype}, "
-                             f"got shape {a.shape} and dtype {a.dtype}")
+            raise ValueError(
+                f"{where}: expected out {name} of shape {shape} and dtype {dtype}, "
+                f"got shape {a.shape} and dtype {a.dtype}"
+            )
         if not (a.flags.c_contiguous and a.flags.writeable and a.dtype.isnative):
-            raise ValueError(f"{where}: out {name} must be a writeable, C-contiguous, "
-                             "native-endian array")
+            raise ValueError(f"{where}: out {name} must be a writeable, C-contiguous, native-endian array")
     return out
 
 
@@ -96,23 +92,18 @@ def check_targets(where: str, t: np.ndarray, n: int, classes: int) -> None:
         raise TypeError(f"{where}: expected targets as a numpy array, got {type(t).__name__}")
     if t.ndim == 1:
         if not np.issubdtype(t.dtype, np.integer):
-            raise TypeError(
-                f"{where}: class-index targets must have an integer dtype, got {t.dtype}"
-            )
+            raise TypeError(f"{where}: class-index targets must have an integer dtype, got {t.dtype}")
         if t.shape[0] != n:
             raise ValueError(f"{where}: expected {n} targets for a batch of {n}, got {t.shape[0]}")
         if t.size and (t.min() < 0 or t.max() >= classes):
             raise ValueError(
-                f"{where}: expected class labels in [0, {classes}), "
-                f"got labels in [{t.min()}, {t.max()}]"
+                f"{where}: expected class labels in [0, {classes}), got labels in [{t.min()}, {t.max()}]"
             )
     elif t.ndim == 2:
         if t.dtype.newbyteorder("=") not in FLOAT_DTYPES:
             raise TypeError(f"{where}: one-hot targets must be float32 or float64, got {t.dtype}")
         if t.shape != (n, classes):
-            raise ValueError(
-                f"{where}: expected one-hot targets of shape ({n}, {classes}), got {t.shape}"
-            )
+            raise ValueError(f"{where}: expected one-hot targets of shape ({n}, {classes}), got {t.shape}")
     else:
         raise ValueError(
             f"{where}: expected targets of shape (N,) (class indices) or (N, {classes}) "

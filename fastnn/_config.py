@@ -96,8 +96,9 @@ def _renamed_copy(fn, suffix: str):
     Numba's cache is keyed by qualname and bytecode, not by compile flags, so the
     serial and parallel builds of one function would otherwise overwrite each other.
     """
-    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
-                              fn.__defaults__, fn.__closure__)
+    copy = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__
+    )
     copy.__qualname__ = fn.__qualname__ + suffix
     copy.__module__ = fn.__module__
     copy.__doc__ = fn.__doc__

@@ -97,8 +97,9 @@ def read_npz(path, what: str = "fastnn model") -> dict:
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
         raise ModelFileError(f"{path}: not a readable {what} file ({error})") from None
     except Exception as error:  # a damaged .npy header can raise almost anything
-        raise ModelFileError(f"{path}: not a readable {what} file "
-                             f"({type(error).__name__}: {error})") from None
+        raise ModelFileError(
+            f"{path}: not a readable {what} file ({type(error).__name__}: {error})"
+        ) from None
     if not isinstance(arrays, dict) or "__fastnn__" not in arrays:
         raise ModelFileError(f"{path}: not a {what} file (no '__fastnn__' marker)")
     version = arrays["__fastnn__"]
@@ -107,11 +108,16 @@ def read_npz(path, what: str = "fastnn model") -> dict:
     if int(version[0]) > FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: written by a newer fastnn (format {int(version[0])}); this version reads "
-            f"format {FORMAT_VERSION} and older. Upgrade fastnn to load it.")
+            f"format {FORMAT_VERSION} and older. Upgrade fastnn to load it."
+        )
     if "digest" in arrays:
         digest = arrays["digest"]
-        if (digest.dtype != np.uint8 or digest.shape != (32,)
-                or not np.array_equal(digest, content_digest(arrays))):
-            raise ModelFileError(f"{path}: corrupt {what} file (its contents do not match "
-                                 "their SHA-256 digest)")
+        if (
+            digest.dtype != np.uint8
+            or digest.shape != (32,)
+            or not np.array_equal(digest, content_digest(arrays))
+        ):
+            raise ModelFileError(
+                f"{path}: corrupt {what} file (its contents do not match their SHA-256 digest)"
+            )
     return arrays

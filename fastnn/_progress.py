@@ -1,4 +1,4 @@
-"""A tiny, dependency-free progress bar (fastnn does not depend on tqdm).
+r"""A tiny, dependency-free progress bar (fastnn does not depend on tqdm).
 
 Example::
 
@@ -8,7 +8,7 @@ Example::
             bar.update()
             bar.set_postfix(loss=loss)
 
-draws, on one line redrawn with ``\\r`` at most about ten times a second::
+draws, on one line redrawn with ``\r`` at most about ten times a second::
 
     epoch 1:  42%|[============>                 ]| 210/500 [00:03<00:04, 70.1 it/s] loss=0.3121
 
@@ -70,8 +70,15 @@ class ProgressBar:
         width: number of characters inside the ``[...]`` bar.
     """
 
-    def __init__(self, total: int | None, desc: str = "", unit: str = "it",
-                 file=None, disable: bool = False, width: int = 30):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str = "",
+        unit: str = "it",
+        file=None,
+        disable: bool = False,
+        width: int = 30,
+    ):
         self.total = None if total is None else int(total)
         self.desc = desc
         self.unit = unit
@@ -121,20 +128,21 @@ class ProgressBar:
     # -- rendering --------------------------------------------------------
 
     def format_line(self, elapsed: float | None = None) -> str:
-        """The text of the bar for the current state (without ``\\r``)."""
+        r"""The text of the bar for the current state (without ``\r``)."""
         if elapsed is None:
             elapsed = time.perf_counter() - self._start
         rate = self.n / elapsed if elapsed > 0 else 0.0
         prefix = f"{self.desc}: " if self.desc else ""
         if self.total is None:
-            line = (f"{prefix}{self._count(self.n)} "
-                    f"[{format_time(elapsed)}, {self._rate(rate)}]")
+            line = f"{prefix}{self._count(self.n)} [{format_time(elapsed)}, {self._rate(rate)}]"
         else:
             frac = 1.0 if self.total <= 0 else min(max(self.n / self.total, 0.0), 1.0)
             remaining = (self.total - self.n) / rate if rate > 0 and self.n < self.total else 0.0
-            line = (f"{prefix}{100 * frac:3.0f}%|{self._bar(frac)}| "
-                    f"{self._count(self.n)}/{self._count(self.total)} "
-                    f"[{format_time(elapsed)}<{format_time(remaining)}, {self._rate(rate)}]")
+            line = (
+                f"{prefix}{100 * frac:3.0f}%|{self._bar(frac)}| "
+                f"{self._count(self.n)}/{self._count(self.total)} "
+                f"[{format_time(elapsed)}<{format_time(remaining)}, {self._rate(rate)}]"
+            )
         if self.postfix:
             line += " " + self.postfix
         return line

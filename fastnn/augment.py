@@ -24,13 +24,26 @@ import numpy as np
 from .kernels import augment as kernels
 
 __all__ = [
-    "shift", "flip_horizontal", "warp", "rotate", "zoom", "affine_matrices", "expand",
-    "RandomShift", "RandomCrop", "RandomHorizontalFlip", "RandomRotation", "RandomScale",
-    "RandomAffine", "Compose", "from_spec",
+    "shift",
+    "flip_horizontal",
+    "warp",
+    "rotate",
+    "zoom",
+    "affine_matrices",
+    "expand",
+    "RandomShift",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomRotation",
+    "RandomScale",
+    "RandomAffine",
+    "Compose",
+    "from_spec",
 ]
 
 
 # ------------------------------------------------------------------ batch functions
+
 
 def _images(x, where: str) -> tuple[np.ndarray, tuple]:
     """x as a contiguous, native float (N, C, H, W) array, and the shape to return."""
@@ -39,8 +52,10 @@ def _images(x, where: str) -> tuple[np.ndarray, tuple]:
     if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
         raise TypeError(f"{where}: expected float32 or float64 images, got dtype {x.dtype}")
     if x.ndim not in (3, 4):
-        raise ValueError(f"{where}: expected images of shape (N, C, H, W) or (N, H, W), got "
-                         f"{x.shape} (augment images before Flatten, not flattened vectors)")
+        raise ValueError(
+            f"{where}: expected images of shape (N, C, H, W) or (N, H, W), got "
+            f"{x.shape} (augment images before Flatten, not flattened vectors)"
+        )
     shape = x.shape
     x4 = x if x.ndim == 4 else x[:, None]
     if not x4.dtype.isnative:
@@ -53,8 +68,9 @@ def _per_sample(values, n: int, where: str, name: str, dtype) -> np.ndarray:
     if array.ndim == 0:
         array = np.full(n, array)
     if array.shape != (n,):
-        raise ValueError(f"{where}: expected {name} as a scalar or one value per sample ({n},), "
-                         f"got shape {array.shape}")
+        raise ValueError(
+            f"{where}: expected {name} as a scalar or one value per sample ({n},), got shape {array.shape}"
+        )
     if dtype == np.int64:
         if array.dtype.kind not in "iub":
             raise TypeError(f"{where}: {name} must be integers, got dtype {array.dtype}")
@@ -72,8 +88,13 @@ def shift(x, dy, dx) -> np.ndarray:
     x4, shape = _images(x, "shift")
     n = len(x4)
     out = np.empty_like(x4)
-    kernels.shift(x4.size, x4, _per_sample(dy, n, "shift", "dy", np.int64),
-                  _per_sample(dx, n, "shift", "dx", np.int64), out)
+    kernels.shift(
+        x4.size,
+        x4,
+        _per_sample(dy, n, "shift", "dy", np.int64),
+        _per_sample(dx, n, "shift", "dx", np.int64),
+        out,
+    )
     return out.reshape(shape)
 
 
@@ -81,8 +102,9 @@ def flip_horizontal(x, flags=True) -> np.ndarray:
     """Images mirrored left-right where ``flags`` (one bool per sample, or one for all) is set."""
     x4, shape = _images(x, "flip_horizontal")
     out = np.empty_like(x4)
-    kernels.flip_horizontal(x4.size, x4,
-                            _per_sample(flags, len(x4), "flip_horizontal", "flags", np.int64), out)
+    kernels.flip_horizontal(
+        x4.size, x4, _per_sample(flags, len(x4), "flip_horizontal", "flags", np.int64), out
+    )
     return out.reshape(shape)
 
 
@@ -99,8 +121,7 @@ def warp(x, matrices) -> np.ndarray:
     if A.shape == (2, 3):
         A = np.broadcast_to(A, (len(x4), 2, 3))
     if A.shape != (len(x4), 2, 3):
-        raise ValueError(f"warp: expected matrices of shape ({len(x4)}, 2, 3) or (2, 3), "
-                         f"got {A.shape}")
+        raise ValueError(f"warp: expected matrices of shape ({len(x4)}, 2, 3) or (2, 3), got {A.shape}")
     if not np.isfinite(A).all():
         raise ValueError("warp: matrices must be finite")
     out = np.empty_like(x4)
@@ -164,6 +185,7 @@ def expand(x, t, pixels: int = 1) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------ random transforms
 
+
 def _generator(rng) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
@@ -219,7 +241,7 @@ class RandomCrop(Transform):
 
     def __call__(self, x, rng=None):
         rng = _generator(rng)
-        offsets = rng.integers(0, 2 * self.pad + 1, size=(2, len(x)))   # top-left corner
+        offsets = rng.integers(0, 2 * self.pad + 1, size=(2, len(x)))  # top-left corner
         return shift(x, self.pad - offsets[0], self.pad - offsets[1])
 
 
@@ -306,14 +328,15 @@ def from_spec(text: str) -> Compose:
     for item in filter(None, (part.strip() for part in str(text).split(","))):
         name, _, value = item.partition("=")
         if name not in SPEC_NAMES:
-            raise ValueError(f"augment: unknown transform {name!r}; expected names from "
-                             f"{sorted(SPEC_NAMES)}, e.g. 'shift,rotate=15'")
+            raise ValueError(
+                f"augment: unknown transform {name!r}; expected names from "
+                f"{sorted(SPEC_NAMES)}, e.g. 'shift,rotate=15'"
+            )
         make, default = SPEC_NAMES[name]
         try:
             argument = type(default)(value) if value else default
         except ValueError:
-            raise ValueError(f"augment: {name}={value!r} is not a valid "
-                             f"{type(default).__name__}") from None
+            raise ValueError(f"augment: {name}={value!r} is not a valid {type(default).__name__}") from None
         transforms.append(make(argument))
     if not transforms:
         raise ValueError(f"augment: no transform named in {text!r}")

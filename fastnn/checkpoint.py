@@ -52,6 +52,7 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 
 # ---------------------------------------------------------------- files
 
+
 def checkpoint_path(directory, step: int) -> Path:
     """``directory/checkpoint-<step:09d>.npz``."""
     return Path(directory) / f"checkpoint-{int(step):09d}.npz"
@@ -90,6 +91,7 @@ def remove_stale_temporaries(directory) -> None:
 
 # ---------------------------------------------------------------- RNG states
 
+
 def rng_state(generator: np.random.Generator) -> dict:
     """A generator's bit-generator state as plain JSON data (ints, lists, strings)."""
     state = generator.bit_generator.state
@@ -103,8 +105,10 @@ def set_rng_state(generator: np.random.Generator, state: dict, where: str = "set
         raise ValueError(f"{where}: not a saved numpy bit-generator state: {state!r:.80}")
     name = state["bit_generator"]
     if type(generator.bit_generator).__name__ != name:
-        raise ValueError(f"{where}: the generator uses {type(generator.bit_generator).__name__}, "
-                         f"the saved state is for {name}")
+        raise ValueError(
+            f"{where}: the generator uses {type(generator.bit_generator).__name__}, "
+            f"the saved state is for {name}"
+        )
     state = dict(state)
     if name == "MT19937":
         inner = dict(state["state"])
@@ -139,8 +143,11 @@ def layer_rngs(model) -> dict:
     (Dropout's ``rng``): the randomness a resumed run must continue, not restart."""
     saved = {}
     for index, layer in enumerate(model.layers):
-        states = {name: rng_state(value) for name, value in sorted(vars(layer).items())
-                  if isinstance(value, np.random.Generator)}
+        states = {
+            name: rng_state(value)
+            for name, value in sorted(vars(layer).items())
+            if isinstance(value, np.random.Generator)
+        }
         if states:
             saved[str(index)] = states
     return saved
@@ -148,8 +155,16 @@ def layer_rngs(model) -> dict:
 
 # ---------------------------------------------------------------- save
 
-def save_checkpoint(directory, model, optimizer, state: dict | None = None,
-                    extra: dict | None = None, step: int | None = None, keep: int = 3) -> Path:
+
+def save_checkpoint(
+    directory,
+    model,
+    optimizer,
+    state: dict | None = None,
+    extra: dict | None = None,
+    step: int | None = None,
+    keep: int = 3,
+) -> Path:
     """Write a checkpoint of ``model``, ``optimizer`` and the caller's ``state`` into ``directory``.
 
     Args:
@@ -170,10 +185,12 @@ def save_checkpoint(directory, model, optimizer, state: dict | None = None,
     arrays = model_arrays(model)
     meta = {
         "format": CHECKPOINT_FORMAT,
-        "optimizer": {"class": type(optimizer).__name__,
-                      "config": optimizer.get_config(),
-                      "iterations": int(optimizer.iterations),
-                      "state": sorted(optimizer.state)},
+        "optimizer": {
+            "class": type(optimizer).__name__,
+            "config": optimizer.get_config(),
+            "iterations": int(optimizer.iterations),
+            "state": sorted(optimizer.state),
+        },
         "layer_rngs": layer_rngs(model),
         "extra": sorted(extra or {}),
         "state": state if state is not None else {},
@@ -184,8 +201,10 @@ def save_checkpoint(directory, model, optimizer, state: dict | None = None,
     for name, array in (extra or {}).items():
         array = np.asarray(array)
         if array.dtype.hasobject:
-            raise TypeError(f"save_checkpoint: extra[{name!r}] is an object array; "
-                            "checkpoints hold plain numeric arrays only")
+            raise TypeError(
+                f"save_checkpoint: extra[{name!r}] is an object array; "
+                "checkpoints hold plain numeric arrays only"
+            )
         arrays[f"extra/{name}"] = array
     arrays["digest"] = content_digest(arrays)
     path = checkpoint_path(directory, step)
@@ -199,6 +218,7 @@ def save_checkpoint(directory, model, optimizer, state: dict | None = None,
 
 
 # ---------------------------------------------------------------- load
+
 
 class Checkpoint:
     """One checkpoint read back and checked: ``path``, ``config`` (the model's),
@@ -225,14 +245,16 @@ class Checkpoint:
             if mine.get(key) != saved.get(key):
                 raise ValueError(
                     f"{self.path}: the checkpoint is for another model ({key} differs: "
-                    f"saved {saved.get(key)!r}, given {mine.get(key)!r})")
+                    f"saved {saved.get(key)!r}, given {mine.get(key)!r})"
+                )
 
     def check_optimizer(self, optimizer) -> None:
         """ValueError unless ``optimizer`` is of the class the checkpoint was made with."""
         if type(optimizer).__name__ != self.optimizer["class"]:
             raise ValueError(
                 f"{self.path}: the checkpoint was made with {self.optimizer['class']}, "
-                f"not {type(optimizer).__name__}")
+                f"not {type(optimizer).__name__}"
+            )
 
     def restore(self, model, optimizer=None) -> None:
         """Put the saved weights, layer buffers, layer RNG states and (if given) optimizer
@@ -244,37 +266,50 @@ class Checkpoint:
         rngs = self.meta["layer_rngs"]
         generators = []
         for index, states in rngs.items():
-            if not (isinstance(index, str) and index.isdigit() and int(index) < len(model.layers)
-                    and isinstance(states, dict)):
+            if not (
+                isinstance(index, str)
+                and index.isdigit()
+                and int(index) < len(model.layers)
+                and isinstance(states, dict)
+            ):
                 raise ModelFileError(f"{self.path}: corrupt layer RNG entry {index!r}")
             layer = model.layers[int(index)]
             for name, state in states.items():
                 generator = getattr(layer, name, None)
                 if not isinstance(generator, np.random.Generator):
-                    raise ValueError(f"{self.path}: {model.layer_name(int(index))} has no "
-                                     f"generator '{name}' to restore")
+                    raise ValueError(
+                        f"{self.path}: {model.layer_name(int(index))} has no generator '{name}' to restore"
+                    )
                 generators.append((generator, state))
         set_model_arrays(model, self.arrays, self.path)
         for generator, state in generators:
             set_rng_state(generator, state, str(self.path))
         if optimizer is not None:
-            optimizer.load_state_dict({"config": self.optimizer["config"],
-                                       "iterations": self.optimizer["iterations"],
-                                       "state": self.optimizer_state})
+            optimizer.load_state_dict(
+                {
+                    "config": self.optimizer["config"],
+                    "iterations": self.optimizer["iterations"],
+                    "state": self.optimizer_state,
+                }
+            )
 
     def _check_optimizer_state(self, optimizer, model) -> None:
         config = self.optimizer["config"]
         if set(config) != set(optimizer.get_config()) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-                for v in config.values()):
-            raise ModelFileError(f"{self.path}: invalid {self.optimizer['class']} "
-                                 f"hyperparameters {config!r}")
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            for v in config.values()
+        ):
+            raise ModelFileError(f"{self.path}: invalid {self.optimizer['class']} hyperparameters {config!r}")
         for name, array in self.optimizer_state.items():
-            if (name not in type(optimizer).state_names or array.shape != model.flat_params.shape
-                    or array.dtype != model.flat_params.dtype):
+            if (
+                name not in type(optimizer).state_names
+                or array.shape != model.flat_params.shape
+                or array.dtype != model.flat_params.dtype
+            ):
                 raise ModelFileError(
                     f"{self.path}: optimizer state '{name}' has shape {array.shape} and dtype "
-                    f"{array.dtype}; the model needs {model.flat_params.shape} {model.dtype}")
+                    f"{array.dtype}; the model needs {model.flat_params.shape} {model.dtype}"
+                )
 
     def build_optimizer(self):
         """A new optimizer of the saved class and hyperparameters, with the saved state."""
@@ -285,9 +320,13 @@ class Checkpoint:
             optimizer = cls(**self.optimizer["config"])
         except (TypeError, ValueError) as error:
             raise ModelFileError(f"{self.path}: invalid optimizer settings ({error})") from None
-        optimizer.load_state_dict({"config": self.optimizer["config"],
-                                   "iterations": self.optimizer["iterations"],
-                                   "state": self.optimizer_state})
+        optimizer.load_state_dict(
+            {
+                "config": self.optimizer["config"],
+                "iterations": self.optimizer["iterations"],
+                "state": self.optimizer_state,
+            }
+        )
         return optimizer
 
 
@@ -312,11 +351,16 @@ def load_checkpoint(path) -> Checkpoint:
         if version > CHECKPOINT_FORMAT:
             raise ModelFileError(
                 f"{path}: written by a newer fastnn (checkpoint format {version}); this version "
-                f"reads format {CHECKPOINT_FORMAT} and older. Upgrade fastnn to resume from it.")
+                f"reads format {CHECKPOINT_FORMAT} and older. Upgrade fastnn to resume from it."
+            )
         optimizer = meta["optimizer"]
-        if not (isinstance(config, dict) and isinstance(meta["state"], dict)
-                and isinstance(meta["layer_rngs"], dict) and isinstance(optimizer["config"], dict)
-                and isinstance(optimizer["iterations"], int)):
+        if not (
+            isinstance(config, dict)
+            and isinstance(meta["state"], dict)
+            and isinstance(meta["layer_rngs"], dict)
+            and isinstance(optimizer["config"], dict)
+            and isinstance(optimizer["iterations"], int)
+        ):
             raise TypeError("unexpected structure")
         for name in list(optimizer["state"]) + [f"extra:{n}" for n in meta["extra"]]:
             key = f"extra/{name[6:]}" if name.startswith("extra:") else f"optimizer/{name}"
@@ -326,8 +370,7 @@ def load_checkpoint(path) -> Checkpoint:
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ModelFileError(f"{path}: corrupt fastnn checkpoint ({type(error).__name__}: "
-                             f"{error})") from None
+        raise ModelFileError(f"{path}: corrupt fastnn checkpoint ({type(error).__name__}: {error})") from None
 
 
 def load_latest(directory) -> Checkpoint | None:
@@ -343,8 +386,11 @@ def load_latest(directory) -> Checkpoint | None:
             return load_checkpoint(path)
         except ModelFileError as exc:
             error = exc
-            warnings.warn(f"skipping damaged checkpoint {path} ({exc}); it is renamed "
-                          f"{path.name}.corrupt", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"skipping damaged checkpoint {path} ({exc}); it is renamed {path.name}.corrupt",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             try:
                 os.replace(path, path.with_name(path.name + ".corrupt"))
             except OSError:
@@ -354,6 +400,17 @@ def load_latest(directory) -> Checkpoint | None:
     return None
 
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "checkpoint_path", "list_checkpoints",
-           "latest_checkpoint", "load_checkpoint", "load_latest", "save_checkpoint",
-           "rng_state", "set_rng_state", "layer_rngs", "remove_stale_temporaries"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Checkpoint",
+    "checkpoint_path",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_latest",
+    "save_checkpoint",
+    "rng_state",
+    "set_rng_state",
+    "layer_rngs",
+    "remove_stale_temporaries",
+]

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GATE_INPUTS", "GATES", "step", "Perceptron", "linearly_separable", "xor_network",
-           "hebbian_update", "hebbian_weights", "hopfield_recall", "delta_rule_update",
-           "DeltaRule"]
+__all__ = [
+    "GATE_INPUTS",
+    "GATES",
+    "step",
+    "Perceptron",
+    "linearly_separable",
+    "xor_network",
+    "hebbian_update",
+    "hebbian_weights",
+    "hopfield_recall",
+    "delta_rule_update",
+    "DeltaRule",
+]
 
 #: The four input pairs of a two-input logic gate.
 GATE_INPUTS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float64)
@@ -64,7 +74,7 @@ class Perceptron:
         self.lr = float(lr)
         self.converged = False
         self.epochs_run = 0
-        self.errors: list[int] = []      # mistakes per epoch
+        self.errors: list[int] = []  # mistakes per epoch
 
     def __call__(self, x) -> np.ndarray:
         return step(_xt(x, where="Perceptron") @ self.w + self.b)
@@ -107,13 +117,19 @@ def linearly_separable(x, t) -> bool:
     sign = np.where(t > 0.5, 1.0, -1.0)
     # -sign_n * (x_n @ w + b) <= -1 for every n; variables (w, b), free.
     A = -sign[:, None] * np.hstack([x, np.ones((len(x), 1))])
-    result = linprog(np.zeros(x.shape[1] + 1), A_ub=A, b_ub=-np.ones(len(x)),
-                     bounds=[(None, None)] * (x.shape[1] + 1), method="highs")
+    result = linprog(
+        np.zeros(x.shape[1] + 1),
+        A_ub=A,
+        b_ub=-np.ones(len(x)),
+        bounds=[(None, None)] * (x.shape[1] + 1),
+        method="highs",
+    )
     return result.status == 0
 
 
-def xor_network(nand: Perceptron | None = None, or_: Perceptron | None = None,
-                and_: Perceptron | None = None):
+def xor_network(
+    nand: Perceptron | None = None, or_: Perceptron | None = None, and_: Perceptron | None = None
+):
     """XOR as a 2-layer network of perceptrons: XOR(a, b) = AND(NAND(a, b), OR(a, b)).
 
     Each gate is trained by the perceptron rule unless given. Returns a function of x (N, 2).
@@ -131,6 +147,7 @@ def xor_network(nand: Perceptron | None = None, or_: Perceptron | None = None,
 
 # ------------------------------------------------------------------------ Hebb
 
+
 def hebbian_update(W, y_pre, y_post, lr: float = 0.1) -> np.ndarray:
     """Hebb's rule: Δw_ij = lr * y_i * y_j for the weight from unit j (pre) to unit i (post).
 
@@ -142,8 +159,9 @@ def hebbian_update(W, y_pre, y_post, lr: float = 0.1) -> np.ndarray:
     if pre.ndim == 1:
         pre, post = pre[None], post[None]
     if W.shape != (post.shape[1], pre.shape[1]) or len(pre) != len(post):
-        raise ValueError(f"hebbian_update: W {W.shape} must be (post units, pre units) = "
-                         f"({post.shape[1]}, {pre.shape[1]})")
+        raise ValueError(
+            f"hebbian_update: W {W.shape} must be (post units, pre units) = ({post.shape[1]}, {pre.shape[1]})"
+        )
     return W + lr * post.T @ pre
 
 
@@ -171,6 +189,7 @@ def hopfield_recall(W, y, steps: int = 10) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ delta rule
+
 
 def delta_rule_update(w, x, t, lr: float = 0.01) -> np.ndarray:
     """The delta (Widrow-Hoff, LMS) rule for a linear unit y = x @ w: Δw = lr * (t - y) * x.

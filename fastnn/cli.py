@@ -26,8 +26,14 @@ import time
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
-              "rmsprop": 0.001, "adam": 0.001}
+DEFAULT_LR = {
+    "sgd": 0.1,
+    "momentum": 0.01,
+    "nesterov": 0.01,
+    "adagrad": 0.01,
+    "rmsprop": 0.001,
+    "adam": 0.001,
+}
 
 
 def _positive_int(text: str) -> int:
@@ -52,47 +58,99 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a network and print its test accuracy")
     train.add_argument("--model", choices=sorted(MODELS), default="mlp")
-    train.add_argument("--dataset", choices=DATASETS, default="digits",
-                       help="digits (embedded, offline; the default), mnist or fashion-mnist")
-    train.add_argument("--data-dir", default=None,
-                       help="folder holding the IDX .gz files (else $FASTNN_DATA, then the cache)")
-    train.add_argument("--epochs", type=_positive_int, default=None,
-                       help="passes over the training set (default 30 for digits, 3 otherwise)")
+    train.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="digits",
+        help="digits (embedded, offline; the default), mnist or fashion-mnist",
+    )
+    train.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding the IDX .gz files (else $FASTNN_DATA, then the cache)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="passes over the training set (default 30 for digits, 3 otherwise)",
+    )
     train.add_argument("--batch-size", type=_positive_int, default=100)
     train.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam")
-    train.add_argument("--lr", type=_positive_float, default=None,
-                       help="learning rate (default: 0.1 for sgd, 0.001 for adam/rmsprop, else 0.01)")
+    train.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help="learning rate (default: 0.1 for sgd, 0.001 for adam/rmsprop, else 0.01)",
+    )
     train.add_argument("--weight-decay", type=float, default=0.0, help="L2 coefficient")
     train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
-    train.add_argument("--threads", type=_positive_int, default=None,
-                       help="threads for the numba kernels (default: all cores)")
+    train.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="threads for the numba kernels (default: all cores)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--validation-split", type=float, default=0.0)
-    train.add_argument("--patience", type=_positive_int, default=None,
-                       help="early stopping patience in epochs (restores the best weights)")
+    train.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="early stopping patience in epochs (restores the best weights)",
+    )
     train.add_argument("--save", default=None, metavar="PATH", help="write the trained model (.npz)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.add_argument("--augment", default=None, metavar="LIST",
-                       help="augment every training batch, e.g. 'shift,rotate=15' (names: shift, "
-                            "crop, rotate, scale, affine, flip; see fastnn.augment.from_spec)")
-    train.add_argument("--plot", default=None, metavar="DIR",
-                       help="write history.png, filters.png and misclassified.png into DIR "
-                            "(needs matplotlib: pip install 'fastnn[viz]')")
-    train.add_argument("--clip-norm", type=_positive_float, default=None, metavar="C",
-                       help="clip each step's gradient to a global L2 norm of at most C")
-    train.add_argument("--checkpoint", default=None, metavar="DIR",
-                       help="write checkpoints into DIR (every epoch, or see --checkpoint-every)")
-    train.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
-                       help="checkpoint every N optimizer steps instead of every epoch")
-    train.add_argument("--resume", default=None, metavar="DIR",
-                       help="continue the run checkpointed in DIR with its saved arguments "
-                            "(only --epochs, --threads, --save, --plot and --quiet may change)")
+    train.add_argument(
+        "--augment",
+        default=None,
+        metavar="LIST",
+        help="augment every training batch, e.g. 'shift,rotate=15' (names: shift, "
+        "crop, rotate, scale, affine, flip; see fastnn.augment.from_spec)",
+    )
+    train.add_argument(
+        "--plot",
+        default=None,
+        metavar="DIR",
+        help="write history.png, filters.png and misclassified.png into DIR "
+        "(needs matplotlib: pip install 'fastnn[viz]')",
+    )
+    train.add_argument(
+        "--clip-norm",
+        type=_positive_float,
+        default=None,
+        metavar="C",
+        help="clip each step's gradient to a global L2 norm of at most C",
+    )
+    train.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="DIR",
+        help="write checkpoints into DIR (every epoch, or see --checkpoint-every)",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="checkpoint every N optimizer steps instead of every epoch",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the run checkpointed in DIR with its saved arguments "
+        "(only --epochs, --threads, --save, --plot and --quiet may change)",
+    )
     parser.train_parser = train
 
     commands.add_parser("info", help="print versions, threads, threading layer and cache location")
 
-    tune = commands.add_parser("tune", help="random hyperparameter search, scored on a validation "
-                                            "split of the training set (never the test set)")
+    tune = commands.add_parser(
+        "tune",
+        help="random hyperparameter search, scored on a validation "
+        "split of the training set (never the test set)",
+    )
     tune.add_argument("--model", choices=sorted(MODELS), default="mlp")
     tune.add_argument("--dataset", choices=DATASETS, default="digits")
     tune.add_argument("--data-dir", default=None)
@@ -100,10 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--epochs", type=_positive_int, default=2, help="training per trial (brief)")
     tune.add_argument("--batch-size", type=_positive_int, default=100)
     tune.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam")
-    tune.add_argument("--lr", default="1e-4:1e-1", metavar="LOW:HIGH",
-                      help="learning-rate range, sampled log-uniformly, or one value (default 1e-4:1e-1)")
-    tune.add_argument("--weight-decay", default="1e-8:1e-3", metavar="LOW:HIGH",
-                      help="L2 range, log-uniform, or one value; 0 turns it off (default 1e-8:1e-3)")
+    tune.add_argument(
+        "--lr",
+        default="1e-4:1e-1",
+        metavar="LOW:HIGH",
+        help="learning-rate range, sampled log-uniformly, or one value (default 1e-4:1e-1)",
+    )
+    tune.add_argument(
+        "--weight-decay",
+        default="1e-8:1e-3",
+        metavar="LOW:HIGH",
+        help="L2 range, log-uniform, or one value; 0 turns it off (default 1e-8:1e-3)",
+    )
     tune.add_argument("--l1", default="0", metavar="LOW:HIGH", help="L1 range or value (default 0)")
     tune.add_argument("--validation-split", type=float, default=0.2)
     tune.add_argument("--backend", choices=("numba", "numpy"), default="numba")
@@ -112,16 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--top", type=_positive_int, default=10, help="trials to list (best first)")
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
 
-    bench = commands.add_parser("bench", help="time training steps against the numpy reference "
-                                              "and PyTorch, and check the performance targets")
-    bench.add_argument("--repeats", type=_positive_int, default=20,
-                       help="timed rounds per measurement (medians are reported)")
+    bench = commands.add_parser(
+        "bench",
+        help="time training steps against the numpy reference and PyTorch, and check the performance targets",
+    )
+    bench.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=20,
+        help="timed rounds per measurement (medians are reported)",
+    )
     bench.add_argument("--warmup", type=_positive_int, default=3)
-    bench.add_argument("--networks", nargs="+", default=["mlp", "simple_convnet", "deep_convnet"],
-                       choices=["mlp", "simple_convnet", "deep_convnet"])
+    bench.add_argument(
+        "--networks",
+        nargs="+",
+        default=["mlp", "simple_convnet", "deep_convnet"],
+        choices=["mlp", "simple_convnet", "deep_convnet"],
+    )
     bench.add_argument("--no-numpy", action="store_true", help="skip the (slow) numpy reference")
-    bench.add_argument("--no-startup", action="store_true",
-                       help="skip the fresh-process start-up timings")
+    bench.add_argument("--no-startup", action="store_true", help="skip the fresh-process start-up timings")
     bench.add_argument("--threads", type=_positive_int, default=None)
     bench.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
     return parser
@@ -145,9 +220,11 @@ def _build_model(args, x_train):
     try:
         model.output_shape(x_train.shape[1:])
     except ValueError as error:
-        raise ValueError(f"{args.model} does not fit {args.dataset} images of shape "
-                         f"{x_train.shape[1:]} (it is built for (1, 28, 28): try --dataset mnist): "
-                         f"{error}") from None
+        raise ValueError(
+            f"{args.model} does not fit {args.dataset} images of shape "
+            f"{x_train.shape[1:]} (it is built for (1, 28, 28): try --dataset mnist): "
+            f"{error}"
+        ) from None
     return model
 
 
@@ -167,30 +244,51 @@ def cmd_train(args) -> int:
     epochs = args.epochs if args.epochs is not None else (30 if args.dataset == "digits" else 3)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     optimizer = get_optimizer(args.optimizer, lr=lr, weight_decay=args.weight_decay)
-    print(f"fastnn {args.model} on {args.dataset}: {len(x_train)} train / {len(x_test)} test, "
-          f"{model.num_params:,d} parameters, {optimizer!r}, backend {args.backend}, "
-          f"{_config.get_num_threads()} thread(s)", flush=True)
+    print(
+        f"fastnn {args.model} on {args.dataset}: {len(x_train)} train / {len(x_test)} test, "
+        f"{model.num_params:,d} parameters, {optimizer!r}, backend {args.backend}, "
+        f"{_config.get_num_threads()} thread(s)",
+        flush=True,
+    )
     if args.checkpoint is not None and args.resume is None:
         _save_train_args(args, _config.get_num_threads())
-    history = model.fit(x_train, t_train, epochs=epochs, batch_size=args.batch_size,
-                        optimizer=optimizer, validation_split=args.validation_split,
-                        patience=args.patience, verbose=0 if args.quiet else 1, seed=args.seed,
-                        clip_norm=args.clip_norm, checkpoint=args.checkpoint,
-                        checkpoint_every=args.checkpoint_every, resume=args.resume is not None,
-                        augment=_augmentation(getattr(args, "augment", None)))
+    history = model.fit(
+        x_train,
+        t_train,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        optimizer=optimizer,
+        validation_split=args.validation_split,
+        patience=args.patience,
+        verbose=0 if args.quiet else 1,
+        seed=args.seed,
+        clip_norm=args.clip_norm,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume is not None,
+        augment=_augmentation(getattr(args, "augment", None)),
+    )
     if history.interrupted:
         if args.checkpoint is not None:
-            print(f"interrupted: resume with: fastnn train --resume {args.checkpoint}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"interrupted: resume with: fastnn train --resume {args.checkpoint}",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
-            print("interrupted: no checkpoint was written (train with --checkpoint DIR to be "
-                  "able to resume)", file=sys.stderr, flush=True)
+            print(
+                "interrupted: no checkpoint was written (train with --checkpoint DIR to be able to resume)",
+                file=sys.stderr,
+                flush=True,
+            )
         return 130
     if history.stop_reason:
         print(history.stop_reason)
     result = model.evaluate(x_test, t_test)
-    print(f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  "
-          f"({time.perf_counter() - started:.1f}s)")
+    print(
+        f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
     if args.save:
         model.save(args.save)
         print(f"saved to {args.save}")
@@ -217,21 +315,35 @@ def cmd_tune(args) -> int:
     if args.threads is not None:
         _config.set_num_threads(args.threads)
     space = {name: parse_range(getattr(args, name)) for name in ("lr", "weight_decay", "l1")}
-    (x_train, t_train), _ = _load_data(args)     # the test set is never looked at
-    _build_model(args, x_train)                  # fail early if the model does not fit
-    print(f"fastnn tune {args.model} on {args.dataset}: {args.trials} trials x {args.epochs} "
-          f"epoch(s), {args.optimizer}, scored on {args.validation_split:.0%} of the "
-          f"{len(x_train)} training samples", flush=True)
-    trials = random_search(lambda params: _build_model(args, x_train), space, x_train, t_train,
-                           trials=args.trials, epochs=args.epochs,
-                           validation_split=args.validation_split, batch_size=args.batch_size,
-                           optimizer=args.optimizer, seed=args.seed,
-                           verbose=0 if args.quiet else 1, file=sys.stdout)
+    (x_train, t_train), _ = _load_data(args)  # the test set is never looked at
+    _build_model(args, x_train)  # fail early if the model does not fit
+    print(
+        f"fastnn tune {args.model} on {args.dataset}: {args.trials} trials x {args.epochs} "
+        f"epoch(s), {args.optimizer}, scored on {args.validation_split:.0%} of the "
+        f"{len(x_train)} training samples",
+        flush=True,
+    )
+    trials = random_search(
+        lambda params: _build_model(args, x_train),
+        space,
+        x_train,
+        t_train,
+        trials=args.trials,
+        epochs=args.epochs,
+        validation_split=args.validation_split,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+        file=sys.stdout,
+    )
     print(format_trials(trials, args.top))
     best = trials[0].params
     flags = " ".join(f"--{name.replace('_', '-')} {best[name]:.3g}" for name in space if best[name])
-    print(f"best: fastnn train --model {args.model} --dataset {args.dataset} "
-          f"--optimizer {args.optimizer} {flags}")
+    print(
+        f"best: fastnn train --model {args.model} --dataset {args.dataset} "
+        f"--optimizer {args.optimizer} {flags}"
+    )
     return 0
 
 
@@ -250,7 +362,8 @@ def cmd_info(args) -> int:
     except ValueError:
         layer = "not initialised"
     cache_dir = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "kernels", "__pycache__")
+        os.path.dirname(os.path.abspath(__file__)), "kernels", "__pycache__"
+    )
     rows = [
         ("fastnn", __version__),
         ("python", platform.python_version()),
@@ -279,8 +392,13 @@ def cmd_bench(args) -> int:
 
     if args.threads is not None:
         _config.set_num_threads(args.threads)
-    results = report.run(repeats=args.repeats, warmup=args.warmup, networks=tuple(args.networks),
-                         with_numpy=not args.no_numpy, with_startup=not args.no_startup)
+    results = report.run(
+        repeats=args.repeats,
+        warmup=args.warmup,
+        networks=tuple(args.networks),
+        with_numpy=not args.no_numpy,
+        with_startup=not args.no_startup,
+    )
     print(report.format_results(results))
     if args.json:
         report.write_json(results, args.json)
@@ -297,8 +415,10 @@ def _check_fresh_checkpoint_dir(directory) -> None:
     from .checkpoint import list_checkpoints
 
     if list_checkpoints(directory):
-        raise ValueError(f"{directory} already holds checkpoints; continue that run with "
-                         f"`fastnn train --resume {directory}` or choose an empty folder")
+        raise ValueError(
+            f"{directory} already holds checkpoints; continue that run with "
+            f"`fastnn train --resume {directory}` or choose an empty folder"
+        )
 
 
 def _save_train_args(args, threads: int) -> None:
@@ -329,8 +449,10 @@ def _resume_args(parser, argv):
         if not isinstance(saved, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError:
-        raise ValueError(f"--resume {directory}: no {TRAIN_ARGS_FILE} there; it is not a folder "
-                         "written by `fastnn train --checkpoint`") from None
+        raise ValueError(
+            f"--resume {directory}: no {TRAIN_ARGS_FILE} there; it is not a folder "
+            "written by `fastnn train --checkpoint`"
+        ) from None
     except (OSError, ValueError) as error:
         raise ValueError(f"--resume {directory}: cannot read {path} ({error})") from None
     known = {action.dest for action in parser.train_parser._actions}
@@ -342,9 +464,11 @@ def _resume_args(parser, argv):
     for key, value in saved.items():
         if key not in RESUME_MAY_CHANGE and key != "checkpoint" and getattr(merged, key) != value:
             flag = "--" + key.replace("_", "-")
-            raise ValueError(f"--resume: {flag} cannot change when resuming (the run used "
-                             f"{value!r}); only --epochs, --threads, --save, --plot and "
-                             "--quiet can")
+            raise ValueError(
+                f"--resume: {flag} cannot change when resuming (the run used "
+                f"{value!r}); only --epochs, --threads, --save, --plot and "
+                "--quiet can"
+            )
     if merged.threads is not None and merged.threads == saved.get("threads"):
         import numba
 

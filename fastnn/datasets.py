@@ -132,6 +132,7 @@ class _ChecksumError(ValueError):
 # IDX reading
 # --------------------------------------------------------------------------
 
+
 def _corrupt(filename, what: str) -> CorruptDatasetError:
     return CorruptDatasetError(f"{filename}: {what}")
 
@@ -143,16 +144,16 @@ def _read_gzip(filename) -> bytes:
             with gzip.GzipFile(fileobj=raw, mode="rb") as f:
                 return f.read()
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-            raise _corrupt(filename, f"not a valid gzip file "
-                                     f"({type(exc).__name__}: {exc})") from exc
+            raise _corrupt(filename, f"not a valid gzip file ({type(exc).__name__}: {exc})") from exc
 
 
 def _parse_idx(filename, data: bytes, magic: int, ndim: int, what: str) -> np.ndarray:
     """Check an IDX header and payload; return the uint8 payload as a read-only array."""
     header_len = 4 * (1 + ndim)
     if len(data) < header_len:
-        raise _corrupt(filename, f"truncated IDX header: {len(data)} bytes, "
-                                 f"expected at least {header_len} ({what})")
+        raise _corrupt(
+            filename, f"truncated IDX header: {len(data)} bytes, expected at least {header_len} ({what})"
+        )
     header = np.frombuffer(data, dtype=">u4", count=1 + ndim)
     if int(header[0]) != magic:
         raise _corrupt(filename, f"magic number {int(header[0])}, expected {magic} ({what})")
@@ -162,8 +163,7 @@ def _parse_idx(filename, data: bytes, magic: int, ndim: int, what: str) -> np.nd
     if payload != expected:
         problem = "short payload" if payload < expected else "trailing bytes"
         dims = " x ".join(str(d) for d in shape)
-        raise _corrupt(filename, f"{problem}: {payload} data bytes, header says "
-                                 f"{dims} = {expected} ({what})")
+        raise _corrupt(filename, f"{problem}: {payload} data bytes, header says {dims} = {expected} ({what})")
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
 
 
@@ -205,15 +205,19 @@ def _load_split(directory: Path, split: str):
     if images.shape[0] != count:
         raise _corrupt(images_file, f"{images.shape[0]} images, expected {count} ({split} split)")
     if images.shape[1:] != IMAGE_SHAPE:
-        raise _corrupt(images_file, f"images are {images.shape[1]}x{images.shape[2]}, "
-                                    f"expected {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}")
+        raise _corrupt(
+            images_file,
+            f"images are {images.shape[1]}x{images.shape[2]}, expected {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}",
+        )
     if labels.shape[0] != images.shape[0]:
-        raise _corrupt(labels_file, f"{labels.shape[0]} labels but {images_file.name} "
-                                    f"has {images.shape[0]} images")
+        raise _corrupt(
+            labels_file, f"{labels.shape[0]} labels but {images_file.name} has {images.shape[0]} images"
+        )
     if labels.size and int(labels.max()) >= NUM_CLASSES:
         bad = int(np.argmax(labels >= NUM_CLASSES))
-        raise _corrupt(labels_file, f"label {int(labels[bad])} at index {bad} is outside "
-                                    f"0..{NUM_CLASSES - 1}")
+        raise _corrupt(
+            labels_file, f"label {int(labels[bad])} at index {bad} is outside 0..{NUM_CLASSES - 1}"
+        )
     x = np.divide(images, np.float32(255), dtype=np.float32).reshape(-1, 1, *IMAGE_SHAPE)
     return x, labels.astype(np.int64)
 
@@ -222,8 +226,12 @@ def _load_split(directory: Path, split: str):
 # Finding the files
 # --------------------------------------------------------------------------
 
+
 def cache_dir() -> Path:
-    """Root of the download cache: ``$FASTNN_CACHE_DIR``, ``$XDG_CACHE_HOME/fastnn`` or ``~/.cache/fastnn``."""
+    """Root of the download cache.
+
+    ``$FASTNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastnn``, else ``~/.cache/fastnn``.
+    """
     env = os.environ.get("FASTNN_CACHE_DIR")
     if env:
         return Path(env).expanduser()
@@ -290,6 +298,7 @@ def _find(kind: str, path):
 # Downloading
 # --------------------------------------------------------------------------
 
+
 def _log(message: str, verbose: bool) -> None:
     if verbose:
         print(message, file=sys.stderr, flush=True)
@@ -306,8 +315,7 @@ def _fetch(url: str, dest: Path, expected_md5: str, verbose: bool) -> None:
         with os.fdopen(fd, "wb") as out:
             actual = _stream_to(url, out, dest.name, verbose)
             if actual != expected_md5:
-                raise _ChecksumError(f"{dest.name}: md5 mismatch: expected {expected_md5}, "
-                                     f"got {actual}")
+                raise _ChecksumError(f"{dest.name}: md5 mismatch: expected {expected_md5}, got {actual}")
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dest)
@@ -404,6 +412,7 @@ def _not_found(kind: str, searched, attempts, download: bool) -> DatasetNotFound
 # --------------------------------------------------------------------------
 # Public loaders
 # --------------------------------------------------------------------------
+
 
 def load_mnist(kind: str = "mnist", path=None, download: bool = True, verbose: bool = True):
     """Load MNIST or Fashion-MNIST.

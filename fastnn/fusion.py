@@ -37,8 +37,7 @@ from .layers.dense import Dense
 from .layers.pool import MaxPool2D
 from .layers.reshape import Flatten
 
-__all__ = ["ConvReLU", "ConvReLUMaxPool", "DenseReLU", "FusedGroup", "first_weighted_unit",
-           "plan"]
+__all__ = ["ConvReLU", "ConvReLUMaxPool", "DenseReLU", "FusedGroup", "first_weighted_unit", "plan"]
 
 
 class FusedGroup:
@@ -78,9 +77,14 @@ class DenseReLU(FusedGroup):
     def backward(self, dy, input_grad=True):
         dense = self.layers[0]
         x = self._forward_input()
-        dx, _, _ = dense.ops.affine_backward(dy, x, dense.params["W"], input_grad=input_grad,
-                                             relu_out=self._y,
-                                             out=(dense.grads["W"], dense.grads["b"]))
+        dx, _, _ = dense.ops.affine_backward(
+            dy,
+            x,
+            dense.params["W"],
+            input_grad=input_grad,
+            relu_out=self._y,
+            out=(dense.grads["W"], dense.grads["b"]),
+        )
         return dx
 
 
@@ -92,17 +96,25 @@ class ConvReLU(FusedGroup):
         conv = self.layers[0]
         conv.check_input(x)
         self._x = x
-        self._y = conv.ops.conv2d(x, conv.params["W"], conv.params["b"], stride=conv.stride,
-                                  pad=conv.pad, impl=conv.impl, relu=True)
+        self._y = conv.ops.conv2d(
+            x, conv.params["W"], conv.params["b"], stride=conv.stride, pad=conv.pad, impl=conv.impl, relu=True
+        )
         return self._y
 
     def backward(self, dy, input_grad=True):
         conv = self.layers[0]
         x = self._forward_input()
-        dx, _, _ = conv.ops.conv2d_backward(dy, x, conv.params["W"], stride=conv.stride,
-                                            pad=conv.pad, impl=conv.impl, relu_out=self._y,
-                                            input_grad=input_grad,
-                                            out=(conv.grads["W"], conv.grads["b"]))
+        dx, _, _ = conv.ops.conv2d_backward(
+            dy,
+            x,
+            conv.params["W"],
+            stride=conv.stride,
+            pad=conv.pad,
+            impl=conv.impl,
+            relu_out=self._y,
+            input_grad=input_grad,
+            out=(conv.grads["W"], conv.grads["b"]),
+        )
         return dx
 
 
@@ -129,22 +141,28 @@ class ConvReLUMaxPool(FusedGroup):
         W, b = conv.params["W"], conv.params["b"]
         if self.pools_in_kernel:
             self._pooled, self._argmax = conv.ops.conv2d_relu_maxpool2x2(
-                x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl)
+                x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl
+            )
         else:
-            y = conv.ops.conv2d(x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl,
-                                relu=True)
+            y = conv.ops.conv2d(x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl, relu=True)
             pool.check_input(y)
-            self._pooled, self._argmax = conv.ops.maxpool2d(y, pool.size, stride=pool.stride,
-                                                            pad=pool.pad)
+            self._pooled, self._argmax = conv.ops.maxpool2d(y, pool.size, stride=pool.stride, pad=pool.pad)
         return self._pooled
 
     def backward(self, dy, input_grad=True):
         conv = self.layers[0]
         x = self._forward_input()
-        dx, _, _ = conv.ops.conv2d_backward(dy, x, conv.params["W"], stride=conv.stride,
-                                            pad=conv.pad, impl=conv.impl, input_grad=input_grad,
-                                            pool=(self._argmax, self._pooled),
-                                            out=(conv.grads["W"], conv.grads["b"]))
+        dx, _, _ = conv.ops.conv2d_backward(
+            dy,
+            x,
+            conv.params["W"],
+            stride=conv.stride,
+            pad=conv.pad,
+            impl=conv.impl,
+            input_grad=input_grad,
+            pool=(self._argmax, self._pooled),
+            out=(conv.grads["W"], conv.grads["b"]),
+        )
         return dx
 
 
@@ -157,16 +175,20 @@ def plan(layers, fuse: bool = True) -> list:
     i = 0
     while i < len(layers):
         layer = layers[i]
-        relu = (fuse and isinstance(layer, (Conv2D, Dense)) and i + 1 < len(layers)
-                and type(layers[i + 1]) is ReLU)
+        relu = (
+            fuse
+            and isinstance(layer, (Conv2D, Dense))
+            and i + 1 < len(layers)
+            and type(layers[i + 1]) is ReLU
+        )
         if not relu:
             units.append(layer)
             i += 1
         elif isinstance(layer, Conv2D) and i + 2 < len(layers) and type(layers[i + 2]) is MaxPool2D:
-            units.append(ConvReLUMaxPool(*layers[i:i + 3]))
+            units.append(ConvReLUMaxPool(*layers[i : i + 3]))
             i += 3
         else:
-            units.append((ConvReLU if isinstance(layer, Conv2D) else DenseReLU)(*layers[i:i + 2]))
+            units.append((ConvReLU if isinstance(layer, Conv2D) else DenseReLU)(*layers[i : i + 2]))
             i += 2
     return units
 

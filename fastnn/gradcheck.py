@@ -42,8 +42,7 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return float((np.abs(analytic - numeric) / scale).max())
 
 
-def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False,
-              verbose: bool = True) -> dict:
+def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False, verbose: bool = True) -> dict:
     """Compare ``model``'s backprop gradients with central differences.
 
     Every pass, analytic and numerical, runs the loss in training mode (batch norm
@@ -58,8 +57,9 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False,
         raise TypeError(f"gradcheck: use a float64 model, got {model.dtype}")
     x = model.prepare_input(x, "gradcheck").copy()
     t = model.prepare_targets(t, "gradcheck")
-    generators = [layer.rng for layer in model.layers
-                  if isinstance(getattr(layer, "rng", None), np.random.Generator)]
+    generators = [
+        layer.rng for layer in model.layers if isinstance(getattr(layer, "rng", None), np.random.Generator)
+    ]
     states = [generator.bit_generator.state for generator in generators]
     buffers = [(array, array.copy()) for layer in model.layers for array in layer.buffers.values()]
 

@@ -110,8 +110,12 @@ def get_loss(spec) -> Loss:
     """A Loss from an instance, a class name, or a short name ("cross_entropy", "mse")."""
     if isinstance(spec, Loss):
         return spec
-    aliases = {"cross_entropy": "SoftmaxCrossEntropy", "softmax_cross_entropy": "SoftmaxCrossEntropy",
-               "mse": "MeanSquaredError", "mean_squared_error": "MeanSquaredError"}
+    aliases = {
+        "cross_entropy": "SoftmaxCrossEntropy",
+        "softmax_cross_entropy": "SoftmaxCrossEntropy",
+        "mse": "MeanSquaredError",
+        "mean_squared_error": "MeanSquaredError",
+    }
     name = aliases.get(spec, spec)
     if name not in LOSSES:
         raise ValueError(f"unknown loss {spec!r}; expected one of {sorted(LOSSES) + sorted(aliases)}")

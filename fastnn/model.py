@@ -30,8 +30,9 @@ class Sequential:
     >>> loss = model.loss(x, t); model.backward(); Adam().step(model)
     """
 
-    def __init__(self, layers, loss=None, backend: str = "numba", dtype: str = "float32",
-                 seed: int | None = None):
+    def __init__(
+        self, layers, loss=None, backend: str = "numba", dtype: str = "float32", seed: int | None = None
+    ):
         layers = list(layers)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
@@ -42,8 +43,8 @@ class Sequential:
         #: Run neighbouring layers as one kernel where :mod:`fastnn.fusion` has a rule
         #: (bit-identical results); False runs every layer on its own.
         self.fuse_layers = True
-        self._units = None          # (key, units) of the last plan
-        self._ran = None            # the units of the last training forward pass
+        self._units = None  # (key, units) of the last plan
+        self._ran = None  # the units of the last training forward pass
         self._last_output = None
         self.backend = backend
         self.ops = get_ops(backend)
@@ -69,8 +70,8 @@ class Sequential:
             params, grads = {}, {}
             for name, shape in layer_shapes.items():
                 size = int(np.prod(shape))
-                params[name] = self.flat_params[offset:offset + size].reshape(shape)
-                grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
+                params[name] = self.flat_params[offset : offset + size].reshape(shape)
+                grads[name] = self.flat_grads[offset : offset + size].reshape(shape)
                 params[name][...] = initial[name]
                 offset += size
             layer.bind(params, grads)
@@ -81,7 +82,9 @@ class Sequential:
 
     def get_config(self) -> dict:
         return {
-            "layers": [{"class": type(l).__name__, "config": l.get_config()} for l in self.layers],
+            "layers": [
+                {"class": type(layer).__name__, "config": layer.get_config()} for layer in self.layers
+            ],
             "loss": {"class": type(self.loss_fn).__name__, "config": self.loss_fn.get_config()},
             "backend": self.backend if isinstance(self.backend, str) else self.ops.name,
             "dtype": str(self.dtype),
@@ -93,8 +96,13 @@ class Sequential:
         """A freshly built model from :meth:`get_config` output (layers from their registry)."""
         layers = [LAYERS[spec["class"]](**spec["config"]) for spec in config["layers"]]
         loss = LOSSES[config["loss"]["class"]](**config["loss"]["config"])
-        return cls(layers, loss=loss, backend=config.get("backend", "numba"),
-                   dtype=config.get("dtype", "float32"), seed=config.get("seed"))
+        return cls(
+            layers,
+            loss=loss,
+            backend=config.get("backend", "numba"),
+            dtype=config.get("dtype", "float32"),
+            seed=config.get("seed"),
+        )
 
     def output_shape(self, input_shape) -> tuple:
         """The output shape for one sample of ``input_shape`` (no batch axis).
@@ -261,8 +269,7 @@ class Sequential:
         """The network's outputs for x, computed in batches (inference mode)."""
         x = self.prepare_input(x, "Sequential.predict")
         batch_size = check_batch_size("Sequential.predict", batch_size)
-        outputs = [self._forward(x[i:i + batch_size], train=False)
-                   for i in range(0, len(x), batch_size)]
+        outputs = [self._forward(x[i : i + batch_size], train=False) for i in range(0, len(x), batch_size)]
         if not outputs:
             raise ValueError("Sequential.predict: x is empty")
         return np.concatenate(outputs)
@@ -274,11 +281,12 @@ class Sequential:
         if len(t) != len(x) or len(x) == 0:
             raise ValueError(
                 f"Sequential.evaluate: x has {len(x)} samples and t has {len(t)}; "
-                "expected the same, non-zero count")
+                "expected the same, non-zero count"
+            )
         batch_size = check_batch_size("Sequential.evaluate", batch_size)
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
-            xb, tb = x[i:i + batch_size], t[i:i + batch_size]
+            xb, tb = x[i : i + batch_size], t[i : i + batch_size]
             y = self._forward(xb, train=False)
             total_loss += self.loss_fn.forward(y, tb) * len(xb)
             correct += count_correct(y, tb)
@@ -289,4 +297,3 @@ class Sequential:
     def save(self, path) -> None:
         """Write architecture and weights to one .npz file, atomically (:mod:`fastnn.serialization`)."""
         save_model(self, path)
-

@@ -16,8 +16,15 @@ def _sequential(layers, seed, backend, dtype):
     return Sequential(layers, loss=SoftmaxCrossEntropy(), backend=backend, dtype=dtype, seed=seed)
 
 
-def mlp(in_features: int = 784, hidden=(100, 100), classes: int = 10, init="he",
-        seed: int | None = None, backend: str = "numba", dtype: str = "float32") -> Sequential:
+def mlp(
+    in_features: int = 784,
+    hidden=(100, 100),
+    classes: int = 10,
+    init="he",
+    seed: int | None = None,
+    backend: str = "numba",
+    dtype: str = "float32",
+) -> Sequential:
     """Flatten -> Dense(784->100) -> ReLU -> Dense(100->100) -> ReLU -> Dense(100->10)."""
     layers = [Flatten()]
     width = in_features
@@ -28,21 +35,33 @@ def mlp(in_features: int = 784, hidden=(100, 100), classes: int = 10, init="he",
     return _sequential(layers, seed, backend, dtype)
 
 
-def simple_convnet(seed: int | None = None, backend: str = "numba", dtype: str = "float32",
-                   impl: str = "auto") -> Sequential:
+def simple_convnet(
+    seed: int | None = None, backend: str = "numba", dtype: str = "float32", impl: str = "auto"
+) -> Sequential:
     """Deep Learning from Scratch's SimpleConvNet, He initialised.
 
     Conv(1->30, 5x5, pad 0) -> ReLU -> MaxPool 2x2 s2 -> Flatten -> Dense(4320->100)
     -> ReLU -> Dense(100->10).  28x28 -> 24x24 -> 12x12 (30*12*12 = 4320).
     """
-    return _sequential([
-        Conv2D(1, 30, 5, stride=1, pad=0, impl=impl), ReLU(), MaxPool2D(2, stride=2),
-        Flatten(), Dense(30 * 12 * 12, 100), ReLU(), Dense(100, 10),
-    ], seed, backend, dtype)
+    return _sequential(
+        [
+            Conv2D(1, 30, 5, stride=1, pad=0, impl=impl),
+            ReLU(),
+            MaxPool2D(2, stride=2),
+            Flatten(),
+            Dense(30 * 12 * 12, 100),
+            ReLU(),
+            Dense(100, 10),
+        ],
+        seed,
+        backend,
+        dtype,
+    )
 
 
-def deep_convnet(seed: int | None = None, backend: str = "numba", dtype: str = "float32",
-                 impl: str = "auto") -> Sequential:
+def deep_convnet(
+    seed: int | None = None, backend: str = "numba", dtype: str = "float32", impl: str = "auto"
+) -> Sequential:
     """Deep Learning from Scratch's DeepConvNet, He initialised.
 
     conv16 -> conv16 -> pool -> conv32 -> conv32 (pad 2) -> pool -> conv64 -> conv64 -> pool
@@ -50,31 +69,62 @@ def deep_convnet(seed: int | None = None, backend: str = "numba", dtype: str = "
     -> Dense(1024->50) -> ReLU -> Dropout(0.5) -> Dense(50->10) -> Dropout(0.5).
     28x28 -> 14x14 -> 16x16 -> 8x8 -> 4x4 (64*4*4 = 1024).
     """
+
     def conv(c_in, c_out, pad=1):
         return [Conv2D(c_in, c_out, 3, stride=1, pad=pad, impl=impl), ReLU()]
 
-    return _sequential([
-        *conv(1, 16), *conv(16, 16), MaxPool2D(2, stride=2),
-        *conv(16, 32), *conv(32, 32, pad=2), MaxPool2D(2, stride=2),
-        *conv(32, 64), *conv(64, 64), MaxPool2D(2, stride=2),
-        Flatten(), Dense(64 * 4 * 4, 50), ReLU(), Dropout(0.5), Dense(50, 10), Dropout(0.5),
-    ], seed, backend, dtype)
+    return _sequential(
+        [
+            *conv(1, 16),
+            *conv(16, 16),
+            MaxPool2D(2, stride=2),
+            *conv(16, 32),
+            *conv(32, 32, pad=2),
+            MaxPool2D(2, stride=2),
+            *conv(32, 64),
+            *conv(64, 64),
+            MaxPool2D(2, stride=2),
+            Flatten(),
+            Dense(64 * 4 * 4, 50),
+            ReLU(),
+            Dropout(0.5),
+            Dense(50, 10),
+            Dropout(0.5),
+        ],
+        seed,
+        backend,
+        dtype,
+    )
 
 
-def lenet5(seed: int | None = None, backend: str = "numba", dtype: str = "float32",
-           impl: str = "auto") -> Sequential:
+def lenet5(
+    seed: int | None = None, backend: str = "numba", dtype: str = "float32", impl: str = "auto"
+) -> Sequential:
     """LeNet-5 for 28x28 input, with ReLU and max pooling.
 
     Conv(1->6, 5x5, pad 2) -> ReLU -> MaxPool 2x2 -> Conv(6->16, 5x5) -> ReLU -> MaxPool 2x2
     -> Flatten -> Dense(400->120) -> ReLU -> Dense(120->84) -> ReLU -> Dense(84->10).
     28x28 -> 28x28 -> 14x14 -> 10x10 -> 5x5 (16*5*5 = 400).
     """
-    return _sequential([
-        Conv2D(1, 6, 5, pad=2, impl=impl), ReLU(), MaxPool2D(2, stride=2),
-        Conv2D(6, 16, 5, impl=impl), ReLU(), MaxPool2D(2, stride=2),
-        Flatten(), Dense(16 * 5 * 5, 120), ReLU(), Dense(120, 84), ReLU(), Dense(84, 10),
-    ], seed, backend, dtype)
+    return _sequential(
+        [
+            Conv2D(1, 6, 5, pad=2, impl=impl),
+            ReLU(),
+            MaxPool2D(2, stride=2),
+            Conv2D(6, 16, 5, impl=impl),
+            ReLU(),
+            MaxPool2D(2, stride=2),
+            Flatten(),
+            Dense(16 * 5 * 5, 120),
+            ReLU(),
+            Dense(120, 84),
+            ReLU(),
+            Dense(84, 10),
+        ],
+        seed,
+        backend,
+        dtype,
+    )
 
 
-MODELS = {"mlp": mlp, "simple_convnet": simple_convnet, "deep_convnet": deep_convnet,
-          "lenet5": lenet5}
+MODELS = {"mlp": mlp, "simple_convnet": simple_convnet, "deep_convnet": deep_convnet, "lenet5": lenet5}

@@ -91,8 +91,11 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """Hyperparameters, the step count and copies of the state arrays."""
-        return {"config": self.get_config(), "iterations": self.iterations,
-                "state": {k: v.copy() for k, v in self.state.items()}}
+        return {
+            "config": self.get_config(),
+            "iterations": self.iterations,
+            "state": {k: v.copy() for k, v in self.state.items()},
+        }
 
     def load_state_dict(self, saved: dict) -> None:
         for key, value in saved["config"].items():
@@ -116,8 +119,7 @@ class Momentum(Optimizer):
 
     state_names = ("velocity",)
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 l1: float = 0.0):
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0, l1: float = 0.0):
         super().__init__(lr, weight_decay, l1)
         self.momentum = _check_hyper(type(self).__name__, "momentum", momentum, 0.0, 1.0)
 
@@ -125,16 +127,18 @@ class Momentum(Optimizer):
         return {**super().get_config(), "momentum": self.momentum}
 
     def _update(self, ops, params, grads):
-        ops.momentum_step(params, grads, self.state["velocity"], self.lr, self.momentum,
-                          self.weight_decay, self.l1)
+        ops.momentum_step(
+            params, grads, self.state["velocity"], self.lr, self.momentum, self.weight_decay, self.l1
+        )
 
 
 class Nesterov(Momentum):
     """v <- momentum * v + g;  p <- p - lr * (g + momentum * v)  (PyTorch nesterov=True)."""
 
     def _update(self, ops, params, grads):
-        ops.nesterov_step(params, grads, self.state["velocity"], self.lr, self.momentum,
-                          self.weight_decay, self.l1)
+        ops.nesterov_step(
+            params, grads, self.state["velocity"], self.lr, self.momentum, self.weight_decay, self.l1
+        )
 
 
 class AdaGrad(Optimizer):
@@ -142,8 +146,7 @@ class AdaGrad(Optimizer):
 
     state_names = ("sum_sq",)
 
-    def __init__(self, lr: float = 0.01, eps: float = 1e-7, weight_decay: float = 0.0,
-                 l1: float = 0.0):
+    def __init__(self, lr: float = 0.01, eps: float = 1e-7, weight_decay: float = 0.0, l1: float = 0.0):
         super().__init__(lr, weight_decay, l1)
         self.eps = _check_hyper(type(self).__name__, "eps", eps, low_open=True)
 
@@ -151,8 +154,7 @@ class AdaGrad(Optimizer):
         return {**super().get_config(), "eps": self.eps}
 
     def _update(self, ops, params, grads):
-        ops.adagrad_step(params, grads, self.state["sum_sq"], self.lr, self.eps,
-                         self.weight_decay, self.l1)
+        ops.adagrad_step(params, grads, self.state["sum_sq"], self.lr, self.eps, self.weight_decay, self.l1)
 
 
 class RMSProp(Optimizer):
@@ -160,8 +162,14 @@ class RMSProp(Optimizer):
 
     state_names = ("square_avg",)
 
-    def __init__(self, lr: float = 0.01, decay: float = 0.99, eps: float = 1e-7,
-                 weight_decay: float = 0.0, l1: float = 0.0):
+    def __init__(
+        self,
+        lr: float = 0.01,
+        decay: float = 0.99,
+        eps: float = 1e-7,
+        weight_decay: float = 0.0,
+        l1: float = 0.0,
+    ):
         super().__init__(lr, weight_decay, l1)
         self.decay = _check_hyper(type(self).__name__, "decay", decay, 0.0, 1.0)
         self.eps = _check_hyper(type(self).__name__, "eps", eps, low_open=True)
@@ -170,8 +178,9 @@ class RMSProp(Optimizer):
         return {**super().get_config(), "decay": self.decay, "eps": self.eps}
 
     def _update(self, ops, params, grads):
-        ops.rmsprop_step(params, grads, self.state["square_avg"], self.lr, self.decay, self.eps,
-                         self.weight_decay, self.l1)
+        ops.rmsprop_step(
+            params, grads, self.state["square_avg"], self.lr, self.decay, self.eps, self.weight_decay, self.l1
+        )
 
 
 class Adam(Optimizer):
@@ -179,8 +188,15 @@ class Adam(Optimizer):
 
     state_names = ("m", "v")
 
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-7, weight_decay: float = 0.0, l1: float = 0.0):
+    def __init__(
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-7,
+        weight_decay: float = 0.0,
+        l1: float = 0.0,
+    ):
         super().__init__(lr, weight_decay, l1)
         where = type(self).__name__
         self.beta1 = _check_hyper(where, "beta1", beta1, 0.0, 1.0)
@@ -191,8 +207,19 @@ class Adam(Optimizer):
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def _update(self, ops, params, grads):
-        ops.adam_step(params, grads, self.state["m"], self.state["v"], self.iterations, self.lr,
-                      self.beta1, self.beta2, self.eps, self.weight_decay, self.l1)
+        ops.adam_step(
+            params,
+            grads,
+            self.state["m"],
+            self.state["v"],
+            self.iterations,
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.weight_decay,
+            self.l1,
+        )
 
 
 def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:

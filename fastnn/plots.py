@@ -119,8 +119,7 @@ def _image(sample: np.ndarray) -> tuple[np.ndarray, str | None]:
     return sample.reshape(1, -1), "gray"
 
 
-def plot_misclassified(model, x, t, path, max_images: int = 36, labels=None,
-                       batch_size: int = 256) -> Path:
+def plot_misclassified(model, x, t, path, max_images: int = 36, labels=None, batch_size: int = 256) -> Path:
     """A grid of the first ``max_images`` misclassified samples, titled "pred P / true T".
 
     ``labels`` (a sequence of class names) replaces the class indices in the titles.
@@ -133,15 +132,18 @@ def plot_misclassified(model, x, t, path, max_images: int = 36, labels=None,
     columns = max(1, min(len(shown), 6))
     rows = max(1, math.ceil(len(shown) / columns))
     figure = _figure(columns * 1.6 + 0.4, rows * 1.8 + 0.6)
-    figure.suptitle(f"misclassified: {len(wrong)} of {len(truth)} "
-                    f"({len(wrong) / max(len(truth), 1):.2%}); first {len(shown)} shown")
+    figure.suptitle(
+        f"misclassified: {len(wrong)} of {len(truth)} "
+        f"({len(wrong) / max(len(truth), 1):.2%}); first {len(shown)} shown"
+    )
     name = (lambda k: str(labels[k])) if labels is not None else str
     for position, index in enumerate(shown):
         axes = figure.add_subplot(rows, columns, position + 1)
         image, cmap = _image(np.asarray(x[index], dtype=np.float64))
         axes.imshow(image, cmap=cmap, interpolation="nearest")
-        axes.set_title(f"pred {name(predicted[index])} / true {name(truth[index])}", fontsize=8,
-                       color="tab:red")
+        axes.set_title(
+            f"pred {name(predicted[index])} / true {name(truth[index])}", fontsize=8, color="tab:red"
+        )
         axes.set_xticks([])
         axes.set_yticks([])
     if len(shown) == 0:

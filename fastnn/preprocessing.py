@@ -53,8 +53,7 @@ def _check_shape_arg(where: str, shape):
     try:
         shape = tuple(int(s) for s in shape)
     except TypeError:
-        raise ValueError(f"{where}: shape must be a sequence of positive integers, "
-                         f"got {shape!r}") from None
+        raise ValueError(f"{where}: shape must be a sequence of positive integers, got {shape!r}") from None
     if not shape or any(s < 1 for s in shape):
         raise ValueError(f"{where}: shape must be a sequence of positive integers, got {shape!r}")
     return shape
@@ -74,8 +73,7 @@ class _Preprocessing(Layer):
         self.shape = _check_shape_arg(type(self).__name__, shape)
         if self.shape is not None:
             # Room for statistics that fnn.load copies in; NaN until then (= not fitted).
-            self.buffers = {name: np.full(s, np.nan) for name, s in
-                            self._buffer_shapes(self.shape).items()}
+            self.buffers = {name: np.full(s, np.nan) for name, s in self._buffer_shapes(self.shape).items()}
         self._x_shape = None
 
     # -- to implement ----------------------------------------------------------------
@@ -110,8 +108,9 @@ class _Preprocessing(Layer):
             raise ValueError(f"{where}: x contains NaN or Inf")
         self.shape = tuple(int(s) for s in x.shape[1:])
         statistics = self._statistics(x)
-        self.buffers = {name: np.ascontiguousarray(value, dtype=np.float64)
-                        for name, value in statistics.items()}
+        self.buffers = {
+            name: np.ascontiguousarray(value, dtype=np.float64) for name, value in statistics.items()
+        }
         return self
 
     def transform(self, x) -> np.ndarray:
@@ -129,11 +128,13 @@ class _Preprocessing(Layer):
     def _require_fitted(self, x=None) -> None:
         name = type(self).__name__
         if not self.fitted:
-            raise NotFittedError(f"{name}: not fitted; call {name}(...).fit(x_train) on the "
-                                 "training set before using it")
+            raise NotFittedError(
+                f"{name}: not fitted; call {name}(...).fit(x_train) on the training set before using it"
+            )
         if x is not None and tuple(x.shape[1:]) != self.shape:
-            raise ValueError(f"{self.describe()}: fitted on samples of shape {self.shape}, "
-                             f"got input of shape {x.shape}")
+            raise ValueError(
+                f"{self.describe()}: fitted on samples of shape {self.shape}, got input of shape {x.shape}"
+            )
 
     def _stat(self, name: str, dtype) -> np.ndarray:
         return self.buffers[name].astype(dtype)
@@ -142,8 +143,9 @@ class _Preprocessing(Layer):
 
     def output_shape(self, input_shape):
         if self.shape is not None and tuple(input_shape) != self.shape:
-            raise ValueError(f"{self.describe()}: fitted on samples of shape {self.shape}, "
-                             f"got {tuple(input_shape)}")
+            raise ValueError(
+                f"{self.describe()}: fitted on samples of shape {self.shape}, got {tuple(input_shape)}"
+            )
         return tuple(input_shape)
 
     def forward(self, x, train=True):
@@ -215,8 +217,9 @@ class MinMaxScale(_Elementwise):
         try:
             low, high = (float(v) for v in feature_range)
         except (TypeError, ValueError):
-            raise ValueError(f"MinMaxScale: feature_range must be a pair (low, high), "
-                             f"got {feature_range!r}") from None
+            raise ValueError(
+                f"MinMaxScale: feature_range must be a pair (low, high), got {feature_range!r}"
+            ) from None
         if not low < high:
             raise ValueError(f"MinMaxScale: feature_range needs low < high, got {feature_range!r}")
         self.feature_range = (low, high)
@@ -231,8 +234,10 @@ class MinMaxScale(_Elementwise):
 
     def _statistics(self, x):
         axes = _reduce_axes(self.per, x.ndim)
-        return {"min": x.min(axis=axes).astype(np.float64).reshape(_stat_shape(self.per, self.shape)),
-                "max": x.max(axis=axes).astype(np.float64).reshape(_stat_shape(self.per, self.shape))}
+        return {
+            "min": x.min(axis=axes).astype(np.float64).reshape(_stat_shape(self.per, self.shape)),
+            "max": x.max(axis=axes).astype(np.float64).reshape(_stat_shape(self.per, self.shape)),
+        }
 
     def _coefficients(self, dtype):
         low, high = self.feature_range
@@ -265,10 +270,10 @@ class Standardize(_Elementwise):
         shape = _stat_shape(self.per, self.shape)
         mean = x.mean(axis=axes, dtype=np.float64)
         var = np.zeros_like(mean)
-        for start in range(0, len(x), _CHUNK):       # two passes, in float64
-            chunk = x[start:start + _CHUNK].astype(np.float64) - mean.reshape((1,) + shape)
+        for start in range(0, len(x), _CHUNK):  # two passes, in float64
+            chunk = x[start : start + _CHUNK].astype(np.float64) - mean.reshape((1,) + shape)
             var += (chunk * chunk).sum(axis=axes).reshape(var.shape)
-        count = x.size // max(mean.size, 1)             # values behind each statistic
+        count = x.size // max(mean.size, 1)  # values behind each statistic
         return {"mean": mean.reshape(shape), "std": np.sqrt(var / count).reshape(shape)}
 
     def _coefficients(self, dtype):
@@ -283,7 +288,7 @@ def _covariance(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = flat.mean(axis=0, dtype=np.float64)
     cov = np.zeros((flat.shape[1], flat.shape[1]))
     for start in range(0, len(flat), _CHUNK):
-        chunk = flat[start:start + _CHUNK].astype(np.float64) - mean
+        chunk = flat[start : start + _CHUNK].astype(np.float64) - mean
         cov += chunk.T @ chunk
     return mean, cov / len(flat)
 
@@ -329,23 +334,28 @@ class PCA(_Linear):
     """
 
     def __init__(self, n_components=None, whiten=False, eps=1e-5, shape=None):
-        if n_components is not None and (not isinstance(n_components, (int, np.integer))
-                                         or isinstance(n_components, bool) or n_components < 1):
-            raise ValueError(f"PCA: n_components must be a positive integer or None, "
-                             f"got {n_components!r}")
+        if n_components is not None and (
+            not isinstance(n_components, (int, np.integer))
+            or isinstance(n_components, bool)
+            or n_components < 1
+        ):
+            raise ValueError(f"PCA: n_components must be a positive integer or None, got {n_components!r}")
         self.n_components = None if n_components is None else int(n_components)
         self.whiten = bool(whiten)
         self.eps = _check_eps("PCA", eps)
         super().__init__(shape)
 
     def get_config(self):
-        return {"n_components": self.n_components, "whiten": self.whiten, "eps": self.eps,
-                **super().get_config()}
+        return {
+            "n_components": self.n_components,
+            "whiten": self.whiten,
+            "eps": self.eps,
+            **super().get_config(),
+        }
 
     def _components(self, features: int) -> int:
         if self.n_components is not None and self.n_components > features:
-            raise ValueError(f"PCA: n_components={self.n_components} exceeds the {features} "
-                             "input features")
+            raise ValueError(f"PCA: n_components={self.n_components} exceeds the {features} input features")
         return self.n_components or features
 
     def _buffer_shapes(self, shape):

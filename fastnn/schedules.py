@@ -4,8 +4,13 @@ The schedules are callbacks and live in :mod:`fastnn.callbacks`; this module kee
 name ``fnn.schedules`` they have always had.
 """
 
-from .callbacks.schedules import (CosineDecay, ExponentialDecay, LambdaSchedule, ReduceLROnPlateau,
-                                  Schedule, StepDecay)
+from .callbacks.schedules import (
+    CosineDecay,
+    ExponentialDecay,
+    LambdaSchedule,
+    ReduceLROnPlateau,
+    Schedule,
+    StepDecay,
+)
 
-__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LambdaSchedule",
-           "ReduceLROnPlateau"]
+__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LambdaSchedule", "ReduceLROnPlateau"]

@@ -21,9 +21,18 @@ import numpy as np
 from ._files import FORMAT_VERSION, atomic_write, json_bytes, parse_json, read_npz
 from .errors import ModelFileError
 
-__all__ = ["FORMAT_VERSION", "MODEL_CLASSES", "ModelFileError", "atomic_write", "load_model",
-           "model_arrays", "model_from_config", "register_model_class", "save_model",
-           "set_model_arrays"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MODEL_CLASSES",
+    "ModelFileError",
+    "atomic_write",
+    "load_model",
+    "model_arrays",
+    "model_from_config",
+    "register_model_class",
+    "save_model",
+    "set_model_arrays",
+]
 
 #: Model classes by name, for :func:`model_from_config`; ``config["class"]`` picks one
 #: (files without that key hold a Sequential).
@@ -96,7 +105,8 @@ def set_model_arrays(model, arrays: dict, path="<arrays>") -> None:
     if params is None or params.shape != model.flat_params.shape:
         raise ModelFileError(
             f"{path}: parameter buffer has shape {None if params is None else params.shape}, "
-            f"the architecture needs {model.flat_params.shape}")
+            f"the architecture needs {model.flat_params.shape}"
+        )
     if params.dtype.kind != "f" or not np.isfinite(params).all():
         raise ModelFileError(f"{path}: parameters are corrupt (non-float or non-finite values)")
     buffers = []
@@ -104,8 +114,9 @@ def set_model_arrays(model, arrays: dict, path="<arrays>") -> None:
         for name, current in layer.buffers.items():
             saved = arrays.get(f"buffers/{index}/{name}")
             if saved is None or saved.shape != current.shape or saved.dtype.kind != current.dtype.kind:
-                raise ModelFileError(f"{path}: missing or malformed buffer '{name}' of "
-                                     f"{model.layer_name(index)}")
+                raise ModelFileError(
+                    f"{path}: missing or malformed buffer '{name}' of {model.layer_name(index)}"
+                )
             buffers.append((current, saved))
     model.flat_params[...] = params
     for current, saved in buffers:

@@ -30,8 +30,7 @@ import time
 import numpy as np
 
 from ._checks import check_batch_size, check_count
-from .callbacks import (Callback, CallbackList, EarlyStopping, ModelCheckpoint, NonFiniteGuard,
-                        ProgressLogger)
+from .callbacks import Callback, CallbackList, EarlyStopping, ModelCheckpoint, NonFiniteGuard, ProgressLogger
 from .checkpoint import rng_state, set_rng_state
 from .errors import NonFiniteError
 from .metrics import count_correct
@@ -61,8 +60,11 @@ class History(dict):
         return len(self["loss"])
 
     def state_dict(self) -> dict:
-        return {"metrics": {k: list(v) for k, v in self.items()}, "best_epoch": self.best_epoch,
-                "stop_reason": self.stop_reason}
+        return {
+            "metrics": {k: list(v) for k, v in self.items()},
+            "best_epoch": self.best_epoch,
+            "stop_reason": self.stop_reason,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.clear()
@@ -96,8 +98,11 @@ class _InterruptGuard:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nfit: interrupted: finishing the current step (Ctrl-C again to abort at once)",
-              file=self.out, flush=True)
+        print(
+            "\nfit: interrupted: finishing the current step (Ctrl-C again to abort at once)",
+            file=self.out,
+            flush=True,
+        )
 
     def __exit__(self, *exc):
         if self._installed:
@@ -125,8 +130,7 @@ class TrainingLoop:
     ``resume_hint`` (how to continue an interrupted run, set by ModelCheckpoint).
     """
 
-    def __init__(self, model, x, t, validation, epochs, batch_size, shuffle, seed, augment,
-                 verbose, out):
+    def __init__(self, model, x, t, validation, epochs, batch_size, shuffle, seed, augment, verbose, out):
         self.model, self.x, self.t, self.validation = model, x, t, validation
         self.epochs, self.batch_size, self.shuffle = epochs, batch_size, bool(shuffle)
         self.augment, self.verbose, self.out = augment, verbose, out
@@ -158,7 +162,7 @@ class TrainingLoop:
 
     def next_batch(self):
         """(x, t) of batch ``batch`` of the epoch, augmented when fit was given ``augment``."""
-        idx = self.order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
+        idx = self.order[self.batch * self.batch_size : (self.batch + 1) * self.batch_size]
         xb, tb = self.x[idx], self.t[idx]
         if self.augment is not None:
             xb = self.augment(xb, self.rng)
@@ -207,12 +211,12 @@ class TrainingLoop:
         self.history.interrupted = True
         where = f"epoch {self.epoch + 1}/{self.epochs}, step {self.batch}/{self.steps}"
         if self.resume_hint is not None:
-            self.history.stop_reason = (f"interrupted at {where}; checkpoint written to "
-                                        f"{self.history.checkpoint}")
+            self.history.stop_reason = (
+                f"interrupted at {where}; checkpoint written to {self.history.checkpoint}"
+            )
             hint = self.resume_hint
         else:
-            self.history.stop_reason = (f"interrupted at {where}; the model keeps the weights "
-                                        "of its last step")
+            self.history.stop_reason = f"interrupted at {where}; the model keeps the weights of its last step"
             hint = "no checkpoint was written: pass checkpoint=DIR to fit to be able to resume"
         print(f"fit: {self.history.stop_reason}; {hint}", file=self.out, flush=True)
 
@@ -224,9 +228,16 @@ class TrainingLoop:
         The in-epoch position is stored as ``step`` (checkpoint format 1).
         """
         elapsed = time.perf_counter() - self._started if self.batch else 0.0
-        return {"epoch": self.epoch, "step": self.batch, "global_step": self.global_step,
-                "total_loss": self.total_loss, "correct": self.correct,
-                "elapsed": elapsed, "stopped": self.stop_training, "rng": rng_state(self.rng)}
+        return {
+            "epoch": self.epoch,
+            "step": self.batch,
+            "global_step": self.global_step,
+            "total_loss": self.total_loss,
+            "correct": self.correct,
+            "elapsed": elapsed,
+            "stopped": self.stop_training,
+            "rng": rng_state(self.rng),
+        }
 
     def load_state_dict(self, state: dict, order) -> None:
         set_rng_state(self.rng, state["rng"], "fit(resume)")
@@ -237,13 +248,32 @@ class TrainingLoop:
         self.order = None if order is None else np.array(order, dtype=np.int64)
 
 
-def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
-        validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
-        patience: int | None = None, monitor: str | None = None, min_delta: float = 0.0,
-        restore_best_weights: bool = True, verbose: int = 1, seed: int | None = None,
-        callbacks=(), augment=None, include_penalty: bool = False, file=None,
-        clip_norm: float | None = None, checkpoint=None, checkpoint_every: int | None = None,
-        keep: int = 3, resume: bool = False) -> History:
+def fit(
+    model,
+    x,
+    t,
+    epochs: int = 1,
+    batch_size: int = 32,
+    optimizer=None,
+    validation_data=None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    patience: int | None = None,
+    monitor: str | None = None,
+    min_delta: float = 0.0,
+    restore_best_weights: bool = True,
+    verbose: int = 1,
+    seed: int | None = None,
+    callbacks=(),
+    augment=None,
+    include_penalty: bool = False,
+    file=None,
+    clip_norm: float | None = None,
+    checkpoint=None,
+    checkpoint_every: int | None = None,
+    keep: int = 3,
+    resume: bool = False,
+) -> History:
     """Train ``model`` on (x, t) with mini-batches; returns a :class:`History`.
 
     Args:
@@ -276,9 +306,30 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
     second Ctrl-C raises KeyboardInterrupt at once.
     """
     loop, callback_list, optimizer = _prepare(
-        model, x, t, epochs, batch_size, optimizer, validation_data, validation_split, shuffle,
-        patience, monitor, min_delta, restore_best_weights, verbose, seed, callbacks, augment,
-        file, clip_norm, checkpoint, checkpoint_every, keep, resume)
+        model,
+        x,
+        t,
+        epochs,
+        batch_size,
+        optimizer,
+        validation_data,
+        validation_split,
+        shuffle,
+        patience,
+        monitor,
+        min_delta,
+        restore_best_weights,
+        verbose,
+        seed,
+        callbacks,
+        augment,
+        file,
+        clip_norm,
+        checkpoint,
+        checkpoint_every,
+        keep,
+        resume,
+    )
     callback_list.on_train_begin(model, optimizer)
     with _InterruptGuard(loop.out) as interrupt:
         while not loop.stop_training and loop.epoch < loop.epochs:
@@ -318,17 +369,43 @@ def fit(model, x, t, epochs: int = 1, batch_size: int = 32, optimizer=None,
     return loop.history
 
 
-def _prepare(model, x, t, epochs, batch_size, optimizer, validation_data, validation_split,
-             shuffle, patience, monitor, min_delta, restore_best_weights, verbose, seed,
-             callbacks, augment, file, clip_norm, checkpoint, checkpoint_every, keep, resume):
+def _prepare(
+    model,
+    x,
+    t,
+    epochs,
+    batch_size,
+    optimizer,
+    validation_data,
+    validation_split,
+    shuffle,
+    patience,
+    monitor,
+    min_delta,
+    restore_best_weights,
+    verbose,
+    seed,
+    callbacks,
+    augment,
+    file,
+    clip_norm,
+    checkpoint,
+    checkpoint_every,
+    keep,
+    resume,
+):
     """fit's arguments checked: (the loop, its callbacks in run order, the optimizer)."""
     epochs = check_count("fit", "epochs", epochs, 0)
     batch_size = check_batch_size("fit", batch_size)
     keep = check_count("fit", "keep", keep, 1)
     if checkpoint_every is not None:
         checkpoint_every = check_count("fit", "checkpoint_every", checkpoint_every, 1)
-    if clip_norm is not None and not (isinstance(clip_norm, numbers.Real) and not isinstance(
-            clip_norm, bool) and np.isfinite(clip_norm) and clip_norm > 0):
+    if clip_norm is not None and not (
+        isinstance(clip_norm, numbers.Real)
+        and not isinstance(clip_norm, bool)
+        and np.isfinite(clip_norm)
+        and clip_norm > 0
+    ):
         raise ValueError(f"fit: clip_norm must be a positive finite number, got {clip_norm!r}")
     if checkpoint is None and (resume or checkpoint_every is not None):
         raise ValueError("fit: resume and checkpoint_every need checkpoint=DIR, the checkpoint folder")
@@ -340,12 +417,9 @@ def _prepare(model, x, t, epochs, batch_size, optimizer, validation_data, valida
         raise ValueError(f"fit: x has {len(x)} samples and t has {len(t)}; expected the same, non-zero count")
     x, t, validation = _split_validation(x, t, validation_data, validation_split, model)
     out = file if file is not None else sys.stderr
-    loop = TrainingLoop(model, x, t, validation, epochs, batch_size, shuffle, seed, augment,
-                        verbose, out)
-    stopper = None if patience is None else EarlyStopping(patience, monitor, min_delta,
-                                                         restore_best_weights)
-    checkpointer = None if checkpoint is None else ModelCheckpoint(checkpoint, checkpoint_every,
-                                                                   keep, resume)
+    loop = TrainingLoop(model, x, t, validation, epochs, batch_size, shuffle, seed, augment, verbose, out)
+    stopper = None if patience is None else EarlyStopping(patience, monitor, min_delta, restore_best_weights)
+    checkpointer = None if checkpoint is None else ModelCheckpoint(checkpoint, checkpoint_every, keep, resume)
     loop.callbacks = _in_run_order(callbacks, ProgressLogger(verbose, out), stopper, checkpointer)
     checkpointer = next((c for c in loop.callbacks if isinstance(c, ModelCheckpoint)), None)
     saved = checkpointer.latest() if checkpointer is not None else None
@@ -363,8 +437,9 @@ def _in_run_order(callbacks, progress, stopper, checkpointer) -> list:
     callbacks = list(callbacks)
     for i, callback in enumerate(callbacks):
         if not isinstance(callback, Callback):
-            raise TypeError(f"fit: callbacks[{i}] is a {type(callback).__name__}, not a "
-                            "fastnn.callbacks.Callback")
+            raise TypeError(
+                f"fit: callbacks[{i}] is a {type(callback).__name__}, not a fastnn.callbacks.Callback"
+            )
 
     def take(cls, built, shorthand):
         given = [c for c in callbacks if isinstance(c, cls)]
@@ -401,6 +476,7 @@ def _split_validation(x, t, validation_data, validation_split, model):
     if n_val < 1 or n_val >= len(x):
         raise ValueError(
             f"fit: validation_split={validation_split} leaves {n_val} of {len(x)} samples "
-            "for validation; need at least one in each part")
+            "for validation; need at least one in each part"
+        )
     # The last samples, before any shuffling, as Keras does.
     return x[:-n_val], t[:-n_val], (x[-n_val:], t[-n_val:])

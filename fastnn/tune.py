@@ -29,8 +29,17 @@ import numpy as np
 
 from .optim import OPTIMIZERS, Optimizer, get_optimizer
 
-__all__ = ["LogUniform", "Uniform", "IntUniform", "Choice", "Trial", "sample", "random_search",
-           "parse_range", "format_trials"]
+__all__ = [
+    "LogUniform",
+    "Uniform",
+    "IntUniform",
+    "Choice",
+    "Trial",
+    "sample",
+    "random_search",
+    "parse_range",
+    "format_trials",
+]
 
 
 class Distribution:
@@ -110,8 +119,9 @@ class Choice(Distribution):
 def sample(space: dict, rng) -> dict:
     """One draw from ``space``: distributions are sampled, other values pass through."""
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    return {name: spec.sample(rng) if isinstance(spec, Distribution) else spec
-            for name, spec in space.items()}
+    return {
+        name: spec.sample(rng) if isinstance(spec, Distribution) else spec for name, spec in space.items()
+    }
 
 
 @dataclass
@@ -119,17 +129,16 @@ class Trial:
     """One configuration: its sampled ``params`` and its validation results."""
 
     params: dict
-    score: float                 # the monitored validation metric after the last epoch
+    score: float  # the monitored validation metric after the last epoch
     val_loss: float
     val_accuracy: float
     history: dict = field(repr=False)
     seconds: float = 0.0
-    index: int = 0               # position in sampling order
+    index: int = 0  # position in sampling order
 
     def __str__(self):
         values = "  ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
-        return (f"val_accuracy {self.val_accuracy:.4f}  val_loss {self.val_loss:.4f}  "
-                f"{values}")
+        return f"val_accuracy {self.val_accuracy:.4f}  val_loss {self.val_loss:.4f}  {values}"
 
 
 def _fmt(value) -> str:
@@ -151,17 +160,31 @@ def _split(x, t, validation_split: float, rng) -> tuple:
     n = len(x)
     n_val = int(round(n * validation_split))
     if n_val < 1 or n_val >= n:
-        raise ValueError(f"random_search: validation_split={validation_split} leaves {n_val} of "
-                         f"{n} samples for validation; need at least one in each part")
+        raise ValueError(
+            f"random_search: validation_split={validation_split} leaves {n_val} of "
+            f"{n} samples for validation; need at least one in each part"
+        )
     order = rng.permutation(n)
     train, val = order[:-n_val], order[-n_val:]
     return (x[train], t[train]), (x[val], t[val])
 
 
-def random_search(build, space: dict, x, t, trials: int = 10, epochs: int = 1,
-                  validation_split: float = 0.2, batch_size: int = 100, optimizer="adam",
-                  monitor: str = "val_accuracy", seed: int | None = 0, verbose: int = 1,
-                  file=None, **fit_kwargs) -> list[Trial]:
+def random_search(
+    build,
+    space: dict,
+    x,
+    t,
+    trials: int = 10,
+    epochs: int = 1,
+    validation_split: float = 0.2,
+    batch_size: int = 100,
+    optimizer="adam",
+    monitor: str = "val_accuracy",
+    seed: int | None = 0,
+    verbose: int = 1,
+    file=None,
+    **fit_kwargs,
+) -> list[Trial]:
     """Random search over ``space``, scored on a validation split of (x, t); best first.
 
     Args:
@@ -201,23 +224,37 @@ def random_search(build, space: dict, x, t, trials: int = 10, epochs: int = 1,
         built = build(dict(params))
         model, opt = built if isinstance(built, tuple) else (built, _optimizer_for(optimizer, params))
         started = time.perf_counter()
-        history = model.fit(x_train, t_train, epochs=epochs, batch_size=batch_size, optimizer=opt,
-                            validation_data=validation, verbose=0,
-                            seed=int(rng.integers(2**31)), **fit_kwargs)
+        history = model.fit(
+            x_train,
+            t_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=opt,
+            validation_data=validation,
+            verbose=0,
+            seed=int(rng.integers(2**31)),
+            **fit_kwargs,
+        )
         if history.epochs and "val_loss" in history:
             val_loss, val_accuracy = history["val_loss"][-1], history["val_accuracy"][-1]
-        else:   # diverged in its first epoch
+        else:  # diverged in its first epoch
             val_loss, val_accuracy = float("inf"), 0.0
         diverged = (history.stop_reason or "").startswith("training stopped at epoch")
         if diverged or not math.isfinite(val_loss):
             val_loss, val_accuracy = float("inf"), 0.0
         score = val_accuracy if monitor == "val_accuracy" else val_loss
-        trial = Trial(params, float(score), float(val_loss), float(val_accuracy), dict(history),
-                      time.perf_counter() - started, index)
+        trial = Trial(
+            params,
+            float(score),
+            float(val_loss),
+            float(val_accuracy),
+            dict(history),
+            time.perf_counter() - started,
+            index,
+        )
         results.append(trial)
         if verbose:
-            print(f"trial {index + 1}/{trials}  {trial}  ({trial.seconds:.1f}s)", file=out,
-                  flush=True)
+            print(f"trial {index + 1}/{trials}  {trial}  ({trial.seconds:.1f}s)", file=out, flush=True)
     if monitor == "val_accuracy":
         results.sort(key=lambda r: (-r.val_accuracy, r.val_loss))
     else:
@@ -226,7 +263,7 @@ def random_search(build, space: dict, x, t, trials: int = 10, epochs: int = 1,
 
 
 def parse_range(text: str, log: bool = True):
-    """"LOW:HIGH" -> LogUniform(LOW, HIGH) (or Uniform with ``log=False``); "V" -> V, fixed."""
+    """A range from text: "LOW:HIGH" -> LogUniform(LOW, HIGH) (or Uniform with ``log=False``); "V" -> V."""
     parts = str(text).split(":")
     try:
         values = [float(p) for p in parts]

@@ -26,11 +26,13 @@ from fastnn.optim import Adam
 TESTS = Path(__file__).resolve().parent
 STEPS_PER_EPOCH = 17  # 540 training samples (600 less a 10% validation split), batches of 32
 
+
 def blobs(n=600, d=16, classes=4, seed=0):
     rng = np.random.default_rng(seed)
     t = rng.integers(0, classes, n)
     centres = rng.normal(0, 1.5, (classes, d))
     return (centres[t] + rng.normal(0, 1, (n, d))).astype(np.float32), t
+
 
 class HalveEveryTwoEpochs(fnn.callbacks.Callback):
     """A schedule with state of its own (saved through state_dict/load_state_dict)."""
@@ -49,12 +51,14 @@ class HalveEveryTwoEpochs(fnn.callbacks.Callback):
     def load_state_dict(self, state):
         self.epochs_seen = state["epochs_seen"]
 
-def recipe_model(backend="numba"):
-    return fnn.Sequential([fnn.Dense(16, 32), fnn.ReLU(), fnn.Dropout(0.25), fnn.Dense(32, 4)],
-                          backend=backend, seed=7)
 
-def train(checkpoint=None, every=None, resume=False, hook=None, backend="numba", epochs=4,
-          file=None, keep=3):
+def recipe_model(backend="numba"):
+    return fnn.Sequential(
+        [fnn.Dense(16, 32), fnn.ReLU(), fnn.Dropout(0.25), fnn.Dense(32, 4)], backend=backend, seed=7
+    )
+
+
+def train(checkpoint=None, every=None, resume=False, hook=None, backend="numba", epochs=4, file=None, keep=3):
     """Train the recipe; ``hook(count)`` runs before each step (count from 1)."""
     x, t = blobs()
     calls = [0]
@@ -66,28 +70,49 @@ def train(checkpoint=None, every=None, resume=False, hook=None, backend="numba",
         return xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype)
 
     model = recipe_model(backend)
-    history = model.fit(x, t, epochs=epochs, batch_size=32, optimizer=Adam(0.01),
-                        validation_split=0.1, patience=3, seed=11, clip_norm=2.0, verbose=0,
-                        augment=augment, callbacks=[HalveEveryTwoEpochs()],
-                        checkpoint=checkpoint, checkpoint_every=every, resume=resume,
-                        keep=keep, file=file)
+    history = model.fit(
+        x,
+        t,
+        epochs=epochs,
+        batch_size=32,
+        optimizer=Adam(0.01),
+        validation_split=0.1,
+        patience=3,
+        seed=11,
+        clip_norm=2.0,
+        verbose=0,
+        augment=augment,
+        callbacks=[HalveEveryTwoEpochs()],
+        checkpoint=checkpoint,
+        checkpoint_every=every,
+        resume=resume,
+        keep=keep,
+        file=file,
+    )
     return model, history
+
 
 class Crash(Exception):
     pass
+
 
 def crash_at(step):
     def hook(count):
         if count == step:
             raise Crash(f"simulated crash before step {step}")
+
     return hook
+
 
 def latest_step(directory) -> int:
     return int(list_checkpoints(directory)[-1].stem.split("-")[1])
 
+
 def small_model(backend="numba", seed=0, dtype="float32"):
-    return fnn.Sequential([fnn.Dense(4, 8), fnn.ReLU(), fnn.Dense(8, 3)], backend=backend,
-                          dtype=dtype, seed=seed)
+    return fnn.Sequential(
+        [fnn.Dense(4, 8), fnn.ReLU(), fnn.Dense(8, 3)], backend=backend, dtype=dtype, seed=seed
+    )
+
 
 def clusters(n=300, seed=0, dtype=np.float32):
     """Three well separated Gaussian clusters in 4-D."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
+
 from op_helpers import (
     ACTIVATIONS,
     BACKENDS,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from op_helpers import (
     BACKENDS,
     DTYPES,
@@ -61,7 +62,8 @@ def test_affine_random_shapes(n, d, m, dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n, d, m", [(1, 1, 1), (1, 7, 1), (5, 1, 3), (3, 5, 7), (64, 33, 17),
-                                     (300, 150, 200), (257, 3, 300)])
+@pytest.mark.parametrize(
+    "n, d, m", [(1, 1, 1), (1, 7, 1), (5, 1, 3), (3, 5, 7), (64, 33, 17), (300, 150, 200), (257, 3, 300)]
+)
 def test_affine_grid(n, d, m, dtype):
     check_affine(n, d, m, dtype, seed=5)

@@ -25,7 +25,7 @@ def reference_shift(x, dy, dx):
     padded = np.pad(x, ((0, 0), (0, 0), (h, h), (w, w)))
     for k in range(n):
         if abs(dy[k]) < h and abs(dx[k]) < w:
-            out[k] = padded[k, :, h - dy[k]:2 * h - dy[k], w - dx[k]:2 * w - dx[k]]
+            out[k] = padded[k, :, h - dy[k] : 2 * h - dy[k], w - dx[k] : 2 * w - dx[k]]
     return out
 
 
@@ -66,16 +66,26 @@ def test_warp_matches_scipy_bilinear(dtype, shape):
     x = images(shape, dtype, seed=2)
     rng = np.random.default_rng(3)
     n = shape[0]
-    A = aug.affine_matrices(shape, rng.uniform(-30, 30, n), rng.uniform(0.8, 1.25, n),
-                            rng.uniform(-2, 2, n), rng.uniform(-2, 2, n))
+    A = aug.affine_matrices(
+        shape,
+        rng.uniform(-30, 30, n),
+        rng.uniform(0.8, 1.25, n),
+        rng.uniform(-2, 2, n),
+        rng.uniform(-2, 2, n),
+    )
     out = aug.warp(x, A)
     assert out.dtype == dtype and out.shape == shape
     expected = out.astype(np.float64)
     for k in range(0, n, 5):
         for c in range(shape[1]):
             expected[k, c] = ndimage.affine_transform(
-                x[k, c].astype(np.float64), A[k, :, :2], offset=A[k, :, 2], order=1,
-                mode="grid-constant", cval=0.0)
+                x[k, c].astype(np.float64),
+                A[k, :, :2],
+                offset=A[k, :, 2],
+                order=1,
+                mode="grid-constant",
+                cval=0.0,
+            )
     tol = 1e-12 if dtype == np.float64 else 2e-5
     np.testing.assert_allclose(out, expected, atol=tol, rtol=0)
 
@@ -107,12 +117,16 @@ def test_random_crop_is_pad_then_crop():
     padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     for k in range(6):
         i, j = offsets[0, k], offsets[1, k]
-        np.testing.assert_array_equal(out[k], padded[k, :, i:i + 8, j:j + 8])
+        np.testing.assert_array_equal(out[k], padded[k, :, i : i + 8, j : j + 8])
 
 
 TRANSFORMS = [
-    aug.RandomShift(2), aug.RandomCrop(4), aug.RandomHorizontalFlip(0.5), aug.RandomRotation(15),
-    aug.RandomScale(0.9, 1.1), aug.RandomAffine(10, (0.9, 1.1), 2),
+    aug.RandomShift(2),
+    aug.RandomCrop(4),
+    aug.RandomHorizontalFlip(0.5),
+    aug.RandomRotation(15),
+    aug.RandomScale(0.9, 1.1),
+    aug.RandomAffine(10, (0.9, 1.1), 2),
     aug.Compose([aug.RandomShift(1), aug.RandomRotation(10)]),
 ]
 
@@ -129,7 +143,7 @@ def test_random_transforms_keep_shape_dtype_and_are_seeded(transform, dtype):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert not np.array_equal(a, x)
-    np.testing.assert_array_equal(x, before)          # the input is never modified
+    np.testing.assert_array_equal(x, before)  # the input is never modified
     # (N, H, W) batches keep their shape too
     assert transform(x[:, 0], np.random.default_rng(7)).shape == (32, 12, 12)
 
@@ -160,7 +174,7 @@ def test_expand_is_nielsens_five_fold_dataset():
         index = [slice(None)] * 4
         index[axis] = 0 if d == 1 else -1
         rolled[tuple(index)] = 0
-        np.testing.assert_array_equal(x5[5 * block:5 * block + 5], rolled)
+        np.testing.assert_array_equal(x5[5 * block : 5 * block + 5], rolled)
     assert aug.expand(x[:, 0], t)[0].shape == (25, 6, 6)
 
 
@@ -175,19 +189,26 @@ def test_fit_applies_augmentation_per_batch_with_labels_untouched():
             assert out.shape == xb.shape and out.dtype == xb.dtype
             seen.append(out.copy())
             return out
+
         return apply
 
     def train(seed):
         model = fnn.models.mlp(in_features=64, hidden=(32,), seed=0)
-        history = model.fit(x, t, epochs=2, batch_size=50, verbose=0, seed=seed,
-                            augment=recording(aug.Compose([aug.RandomShift(1),
-                                                           aug.RandomRotation(10)])))
+        history = model.fit(
+            x,
+            t,
+            epochs=2,
+            batch_size=50,
+            verbose=0,
+            seed=seed,
+            augment=recording(aug.Compose([aug.RandomShift(1), aug.RandomRotation(10)])),
+        )
         return model, history
 
     model_a, history = train(seed=3)
-    assert len(seen) == 8                          # every batch of every epoch
+    assert len(seen) == 8  # every batch of every epoch
     assert not any(np.array_equal(seen[i], seen[i + 4]) for i in range(4))  # fresh per epoch
-    model_b, _ = train(seed=3)                     # reproducible under a seed
+    model_b, _ = train(seed=3)  # reproducible under a seed
     np.testing.assert_array_equal(model_a.flat_params, model_b.flat_params)
     for i in range(8):
         np.testing.assert_array_equal(seen[i], seen[i + 8])

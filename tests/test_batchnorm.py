@@ -17,11 +17,11 @@ TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol
 def oracle_forward(x, gamma, beta, eps):
     """Deep Learning from Scratch's BatchNormalization.forward, over (N, D) rows."""
     shape = x.shape
-    if x.ndim == 4:   # channels last, then rows
+    if x.ndim == 4:  # channels last, then rows
         x = x.transpose(0, 2, 3, 1).reshape(-1, shape[1])
     mu = x.mean(axis=0)
     xc = x - mu
-    var = np.mean(xc ** 2, axis=0)
+    var = np.mean(xc**2, axis=0)
     std = np.sqrt(var + eps)
     xn = xc / std
     out = gamma * xn + beta
@@ -55,8 +55,9 @@ def oracle_backward(dout, gamma, cache):
 def random_inputs(shape, dtype, seed=0):
     rng = np.random.default_rng(seed)
     c = shape[1]
-    x = (rng.standard_normal(shape) * 3 + rng.standard_normal((1, c) + (1,) * (len(shape) - 2))
-         * 5).astype(dtype)
+    x = (rng.standard_normal(shape) * 3 + rng.standard_normal((1, c) + (1,) * (len(shape) - 2)) * 5).astype(
+        dtype
+    )
     gamma = rng.uniform(0.5, 2, c).astype(dtype)
     beta = rng.standard_normal(c).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
@@ -71,19 +72,19 @@ def test_forward_and_backward_match_the_textbook(backend, dtype, shape):
     x, gamma, beta, dy = random_inputs(shape, dtype)
     y, mean, var = ops.batchnorm(x, gamma, beta, 1e-5)
     x64 = x.astype(np.float64)
-    y_ref, mu_ref, var_ref, cache = oracle_forward(x64, gamma.astype(np.float64),
-                                                   beta.astype(np.float64), 1e-5)
+    y_ref, mu_ref, var_ref, cache = oracle_forward(
+        x64, gamma.astype(np.float64), beta.astype(np.float64), 1e-5
+    )
     for got in (y, mean, var):
         assert got.dtype == dtype
     rtol, atol = TOL[dtype]["rtol"], TOL[dtype]["atol"]
-    sums_atol = 1e-3 if dtype == np.float32 else 1e-9        # sums over up to 18,000 values
+    sums_atol = 1e-3 if dtype == np.float32 else 1e-9  # sums over up to 18,000 values
     np.testing.assert_allclose(y, y_ref, rtol=rtol, atol=atol)
     np.testing.assert_allclose(mean, mu_ref, rtol=rtol, atol=sums_atol / 10)
     np.testing.assert_allclose(var, var_ref, rtol=rtol, atol=atol)
 
     dx, dgamma, dbeta = ops.batchnorm_backward(dy, x, gamma, mean, var, 1e-5)
-    dx_ref, dgamma_ref, dbeta_ref = oracle_backward(dy.astype(np.float64),
-                                                    gamma.astype(np.float64), cache)
+    dx_ref, dgamma_ref, dbeta_ref = oracle_backward(dy.astype(np.float64), gamma.astype(np.float64), cache)
     for got in (dx, dgamma, dbeta):
         assert got.dtype == dtype
     scale = np.abs(dy).max() * np.abs(gamma).max()
@@ -107,8 +108,9 @@ def test_numba_matches_reference(dtype, shape):
     got = fast.batchnorm_backward(dy, x, gamma, mean, var, 1e-3)
     for e, g in zip(expected, got):
         assert g.dtype == dtype and g.shape == e.shape
-        np.testing.assert_allclose(g, e, rtol=TOL[dtype]["rtol"] * 10,
-                                   atol=TOL[dtype]["atol"] * 10 * max(1.0, np.abs(e).max()))
+        np.testing.assert_allclose(
+            g, e, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"] * 10 * max(1.0, np.abs(e).max())
+        )
     running_mean, running_var = mean + dtype(0.25), var * dtype(1.5)
     e = ref.batchnorm_inference(x, gamma, beta, running_mean, running_var, 1e-3)
     g = fast.batchnorm_inference(x, gamma, beta, running_mean, running_var, 1e-3)
@@ -130,11 +132,11 @@ def test_kernels_do_not_depend_on_the_thread_count(shape):
 
     def run(build, block):
         y, mean, var, inv_std = (np.empty_like(x3), *(np.empty(c, np.float32) for _ in range(3)))
-        getattr(norm_kernels.batchnorm_forward, build)(x3, gamma, beta, eps, block, y, mean, var,
-                                                       inv_std)
+        getattr(norm_kernels.batchnorm_forward, build)(x3, gamma, beta, eps, block, y, mean, var, inv_std)
         dx, dgamma, dbeta = np.empty_like(x3), np.empty(c, np.float32), np.empty(c, np.float32)
-        getattr(norm_kernels.batchnorm_backward, build)(dy3, x3, gamma, mean, var, eps, block,
-                                                        dx, dgamma, dbeta)
+        getattr(norm_kernels.batchnorm_backward, build)(
+            dy3, x3, gamma, mean, var, eps, block, dx, dgamma, dbeta
+        )
         return y, mean, var, dx, dgamma, dbeta
 
     block = _block(c, x3.shape[2])
@@ -176,6 +178,7 @@ def test_ops_reject_bad_arguments(backend):
 
 # ------------------------------------------------------------------ the layer
 
+
 def check_model(model, x, t):
     errors = fnn.gradcheck(model, x, t, check_input=True, verbose=False)
     assert len(errors) >= 2
@@ -188,8 +191,12 @@ def test_dense_batchnorm_gradient_check(backend):
     rng = np.random.default_rng(3)
     # (a bias right before BatchNorm has a zero gradient, which central differences
     # cannot judge, so the activation comes first here; see the test below)
-    model = fnn.Sequential([fnn.Dense(6, 5), fnn.Tanh(), fnn.BatchNorm(5), fnn.Dense(5, 3)],
-                           backend=backend, dtype="float64", seed=4)
+    model = fnn.Sequential(
+        [fnn.Dense(6, 5), fnn.Tanh(), fnn.BatchNorm(5), fnn.Dense(5, 3)],
+        backend=backend,
+        dtype="float64",
+        seed=4,
+    )
     bn = model.layers[2]
     bn.params["gamma"][...] = rng.uniform(0.5, 1.5, 5)
     bn.params["beta"][...] = rng.standard_normal(5)
@@ -199,8 +206,12 @@ def test_dense_batchnorm_gradient_check(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_conv_batchnorm_gradient_check(backend):
     rng = np.random.default_rng(5)
-    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.Tanh(), fnn.BatchNorm(3), fnn.Flatten(),
-                            fnn.Dense(3 * 4 * 4, 3)], backend=backend, dtype="float64", seed=6)
+    model = fnn.Sequential(
+        [fnn.Conv2D(2, 3, 3, pad=1), fnn.Tanh(), fnn.BatchNorm(3), fnn.Flatten(), fnn.Dense(3 * 4 * 4, 3)],
+        backend=backend,
+        dtype="float64",
+        seed=6,
+    )
     bn = model.layers[2]
     bn.params["gamma"][...] = rng.uniform(0.5, 1.5, 3)
     bn.params["beta"][...] = rng.standard_normal(3)
@@ -211,8 +222,12 @@ def test_conv_batchnorm_gradient_check(backend):
 def test_bias_before_batchnorm_gets_no_gradient(backend):
     """BatchNorm removes any per-channel shift, so the conv bias before it cannot matter."""
     rng = np.random.default_rng(9)
-    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.BatchNorm(3), fnn.Tanh(), fnn.Flatten(),
-                            fnn.Dense(3 * 4 * 4, 3)], backend=backend, dtype="float64", seed=6)
+    model = fnn.Sequential(
+        [fnn.Conv2D(2, 3, 3, pad=1), fnn.BatchNorm(3), fnn.Tanh(), fnn.Flatten(), fnn.Dense(3 * 4 * 4, 3)],
+        backend=backend,
+        dtype="float64",
+        seed=6,
+    )
     model.loss(rng.standard_normal((3, 2, 4, 4)), rng.integers(0, 3, 3))
     model.backward()
     assert np.abs(model.layers[0].grads["b"]).max() < 1e-12
@@ -235,8 +250,9 @@ def test_training_normalises_and_updates_running_statistics(backend):
     # inference: the running statistics, not the batch's; and no update
     before = layer.running_mean.copy()
     y_inf = layer.forward(x[:5], train=False)
-    expected = ((x[:5] - layer.running_mean[None, :, None, None])
-                / np.sqrt(layer.running_var[None, :, None, None] + 1e-5))
+    expected = (x[:5] - layer.running_mean[None, :, None, None]) / np.sqrt(
+        layer.running_var[None, :, None, None] + 1e-5
+    )
     np.testing.assert_allclose(y_inf, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(layer.running_mean, before)
     assert y.dtype == y_inf.dtype == np.float32
@@ -260,9 +276,17 @@ def test_gamma_and_beta_live_in_the_flat_buffer_and_running_stats_are_buffers():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_save_and_load_keep_the_running_statistics(tmp_path, backend):
     rng = np.random.default_rng(8)
-    model = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.BatchNorm(2, momentum=0.5, eps=1e-3),
-                            fnn.ReLU(), fnn.Flatten(), fnn.Dense(2 * 4 * 4, 3)],
-                           backend=backend, seed=0)
+    model = fnn.Sequential(
+        [
+            fnn.Conv2D(1, 2, 3),
+            fnn.BatchNorm(2, momentum=0.5, eps=1e-3),
+            fnn.ReLU(),
+            fnn.Flatten(),
+            fnn.Dense(2 * 4 * 4, 3),
+        ],
+        backend=backend,
+        seed=0,
+    )
     x = rng.random((10, 1, 6, 6), dtype=np.float32)
     model.fit(x, rng.integers(0, 3, 10), epochs=2, batch_size=5, verbose=0)
     assert not np.allclose(model.layers[1].running_mean, 0)
@@ -314,7 +338,7 @@ def test_norm_kernels_stay_float32():
     from test_float32_kernels import double_math, is_float32_signature, llvm_ir
 
     ops = fnn.get_ops("numba")
-    for shape in ((4, 3), (64, 16, 8, 8)):          # serial and parallel builds
+    for shape in ((4, 3), (64, 16, 8, 8)):  # serial and parallel builds
         x, gamma, beta, dy = random_inputs(shape, np.float32)
         y, mean, var = ops.batchnorm(x, gamma, beta)
         ops.batchnorm_backward(dy, x, gamma, mean, var)

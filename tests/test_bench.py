@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import load_benchmark_script
+
 from fastnn import _config
 from fastnn.bench import harness, report
 from fastnn.cli import main
@@ -13,16 +13,16 @@ from fastnn.cli import main
 
 def test_interleaved_times_contenders_in_turns_of_blocks():
     order = []
-    medians = harness.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                                  repeats=3, warmup=1, block=2)
+    medians = harness.interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1, block=2
+    )
     # warm-up, then per turn one untimed call and up to `block` timed ones
     assert "".join(order) == "ab" + "aaa" + "bbb" + "aa" + "bb"
     assert set(medians) == {"a", "b"} and all(v >= 0 for v in medians.values())
 
 
 def test_training_step_rows_compare_against_the_reference():
-    rows = harness.training_steps(threads=1, repeats=2, warmup=1, networks=("mlp",),
-                                  with_torch=False)
+    rows = harness.training_steps(threads=1, repeats=2, warmup=1, networks=("mlp",), with_torch=False)
     (row,) = rows
     assert row["network"] == "mlp" and row["numba_ms"] > 0 and row["numpy_ms"] > 0
     assert row["numpy_vs_numba"] == pytest.approx(row["numpy_ms"] / row["numba_ms"])
@@ -37,10 +37,17 @@ def test_conv_gflops_counts_the_multiply_adds():
 
 
 def test_targets_are_judged_from_the_measurements():
-    results = {"steps": [{"network": "mlp", "numba_vs_torch": 0.4, "numpy_vs_numba": 3.0},
-                         {"network": "deep_convnet", "numba_vs_torch": 0.9, "numpy_vs_numba": 12.0}],
-               "thread_scaling": {"speedup": 1.7}, "conv": [{"gflops": 100.0}, {"gflops": 150.0}],
-               "sgemm_gflops": 300.0, "adam": None, "startup": None}
+    results = {
+        "steps": [
+            {"network": "mlp", "numba_vs_torch": 0.4, "numpy_vs_numba": 3.0},
+            {"network": "deep_convnet", "numba_vs_torch": 0.9, "numpy_vs_numba": 12.0},
+        ],
+        "thread_scaling": {"speedup": 1.7},
+        "conv": [{"gflops": 100.0}, {"gflops": 150.0}],
+        "sgemm_gflops": 300.0,
+        "adam": None,
+        "startup": None,
+    }
     status = {row["target"]: row["status"] for row in report.check_targets(results)}
     assert status["mlp_vs_torch"] == "met"
     assert status["deep_convnet_vs_torch"] == "MISSED"
@@ -52,8 +59,23 @@ def test_targets_are_judged_from_the_measurements():
 
 def test_bench_command_prints_the_table_and_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    assert main(["bench", "--networks", "mlp", "--no-startup", "--repeats", "2", "--warmup", "1",
-                 "--json", str(path)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--networks",
+                "mlp",
+                "--no-startup",
+                "--repeats",
+                "2",
+                "--warmup",
+                "1",
+                "--json",
+                str(path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for text in ("training step", "mlp", "sgemm", "conv2d forward", "target", "threads"):
         assert text in out
@@ -73,7 +95,11 @@ def test_step_profile_lists_every_kernel_call_of_a_step(capsys):
     out = capsys.readouterr().out
     rows = [line.split()[0] for line in out.splitlines()[2:-1]]
     # input check, 3 forward GEMMs, the loss both ways, 3 backward GEMMs, gradient check, Adam
-    assert rows == (["count_nonfinite"] + ["affine_forward"] * 3
-                    + ["softmax_cross_entropy_indices", "softmax_cross_entropy_backward_indices"]
-                    + ["affine_backward"] * 3 + ["count_nonfinite", "adam"])
+    assert rows == (
+        ["count_nonfinite"]
+        + ["affine_forward"] * 3
+        + ["softmax_cross_entropy_indices", "softmax_cross_entropy_backward_indices"]
+        + ["affine_backward"] * 3
+        + ["count_nonfinite", "adam"]
+    )
     assert "(100, 784)" in out and "outside them" in out

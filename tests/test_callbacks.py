@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
-from fastnn.callbacks import (Callback, EarlyStopping, ModelCheckpoint, NonFiniteGuard,
-                              ProgressLogger)
+from fastnn.callbacks import Callback, EarlyStopping, ModelCheckpoint, NonFiniteGuard, ProgressLogger
 from fastnn.optim import SGD
+
 from fit_recipe import clusters, small_model
 
 
@@ -42,8 +42,9 @@ def test_fit_calls_every_hook_in_order_with_the_loop_position():
     x, t = clusters(25)
     recorder = Recorder()
     model = small_model()
-    history = model.fit(x, t, epochs=2, batch_size=10, optimizer=SGD(0.1), verbose=0, seed=0,
-                        callbacks=[recorder])
+    history = model.fit(
+        x, t, epochs=2, batch_size=10, optimizer=SGD(0.1), verbose=0, seed=0, callbacks=[recorder]
+    )
     calls = recorder.calls
     assert calls[0] == ("train_begin",) and calls[-1] == ("train_end",)
     kinds = [c[0] for c in calls[1:-1]]
@@ -52,7 +53,7 @@ def test_fit_calls_every_hook_in_order_with_the_loop_position():
     begins = [c[1:] for c in calls if c[0] == "batch_begin"]
     assert begins == [(0, 0, 0), (1, 0, 1), (2, 0, 2), (0, 1, 3), (1, 1, 4), (2, 1, 5)]
     ends = [c[1:3] for c in calls if c[0] == "batch_end"]
-    assert ends == [(0, 1), (1, 2), (2, 3), (0, 4), (1, 5), (2, 6)]   # after the step
+    assert ends == [(0, 1), (1, 2), (2, 3), (0, 4), (1, 5), (2, 6)]  # after the step
     assert all(c[2] == ["accuracy", "loss"] for c in calls if c[0] == "epoch_end")
     # the loss a batch hook sees is the one the epoch's mean is made of
     losses = [c[3] for c in calls if c[0] == "batch_end"][:3]
@@ -74,11 +75,12 @@ def test_a_batch_hook_can_stop_training_after_that_batch():
             return self.seen == 7
 
     optimizer = SGD(0.1)
-    history = small_model().fit(x, t, epochs=5, batch_size=10, optimizer=optimizer, verbose=0,
-                                callbacks=[StopAfterSeven()])
-    assert optimizer.iterations == 7          # 5 batches an epoch: stopped in the second
+    history = small_model().fit(
+        x, t, epochs=5, batch_size=10, optimizer=optimizer, verbose=0, callbacks=[StopAfterSeven()]
+    )
+    assert optimizer.iterations == 7  # 5 batches an epoch: stopped in the second
     assert history.stop_reason == "seven batches"
-    assert history.epochs == 2                # the partial epoch is recorded, over its 2 batches
+    assert history.epochs == 2  # the partial epoch is recorded, over its 2 batches
     assert 0 < history["accuracy"][1] <= 1
 
 
@@ -108,16 +110,26 @@ def test_fit_runs_its_callbacks_in_a_fixed_order(tmp_path):
         def on_train_begin(self, model, optimizer):
             seen["order"] = [type(c).__name__ for c in self.loop.callbacks]
 
-    small_model().fit(x, t, epochs=1, batch_size=10, verbose=0, patience=2,
-                      checkpoint=tmp_path / "ckpt", callbacks=[Look()])
-    assert seen["order"] == ["ProgressLogger", "NonFiniteGuard", "Look", "EarlyStopping",
-                             "ModelCheckpoint"]
+    small_model().fit(
+        x, t, epochs=1, batch_size=10, verbose=0, patience=2, checkpoint=tmp_path / "ckpt", callbacks=[Look()]
+    )
+    assert seen["order"] == ["ProgressLogger", "NonFiniteGuard", "Look", "EarlyStopping", "ModelCheckpoint"]
     # built-ins the caller passes take their fixed places, wherever they are in the list
-    small_model().fit(x, t, epochs=1, batch_size=10, verbose=0,
-                      callbacks=[ModelCheckpoint(tmp_path / "two"), EarlyStopping(2), Look(),
-                                 NonFiniteGuard(), ProgressLogger(0)])
-    assert seen["order"] == ["ProgressLogger", "NonFiniteGuard", "Look", "EarlyStopping",
-                             "ModelCheckpoint"]
+    small_model().fit(
+        x,
+        t,
+        epochs=1,
+        batch_size=10,
+        verbose=0,
+        callbacks=[
+            ModelCheckpoint(tmp_path / "two"),
+            EarlyStopping(2),
+            Look(),
+            NonFiniteGuard(),
+            ProgressLogger(0),
+        ],
+    )
+    assert seen["order"] == ["ProgressLogger", "NonFiniteGuard", "Look", "EarlyStopping", "ModelCheckpoint"]
 
 
 def test_a_built_in_given_twice_or_a_stranger_is_refused(tmp_path):
@@ -135,6 +147,7 @@ def test_a_built_in_given_twice_or_a_stranger_is_refused(tmp_path):
 
 def test_hooks_a_callback_does_not_override_cost_no_call():
     """CallbackList calls a hook only on the callbacks that define it."""
+
     class EpochsOnly(Callback):
         def on_epoch_end(self, epoch, metrics, model, optimizer):
             return None

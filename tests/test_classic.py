@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
-from fastnn.classic import (GATE_INPUTS, GATES, DeltaRule, Perceptron, delta_rule_update,
-                            hebbian_update, hebbian_weights, hopfield_recall, linearly_separable,
-                            step, xor_network)
+from fastnn.classic import (
+    GATE_INPUTS,
+    GATES,
+    DeltaRule,
+    Perceptron,
+    delta_rule_update,
+    hebbian_update,
+    hebbian_weights,
+    hopfield_recall,
+    linearly_separable,
+    step,
+    xor_network,
+)
 
 
 @pytest.mark.parametrize("gate", ["AND", "OR", "NAND"])
@@ -22,7 +32,7 @@ def test_perceptron_learns_the_linearly_separable_gates(gate):
 def test_perceptron_cannot_learn_xor():
     p = Perceptron(2, lr=0.1).fit(GATE_INPUTS, GATES["XOR"], max_epochs=1000)
     assert not p.converged
-    assert min(p.errors) >= 1                  # every epoch makes a mistake
+    assert min(p.errors) >= 1  # every epoch makes a mistake
     assert (p(GATE_INPUTS) != GATES["XOR"]).any()
     # and no perceptron can: no (w, b) separates XOR's classes (an exact LP decision)
     assert not linearly_separable(GATE_INPUTS, GATES["XOR"])
@@ -60,7 +70,7 @@ def test_hebbian_update_is_eta_yi_yj():
     W = np.array([[0.5, -1.0, 0.0]])
     new = hebbian_update(W, y_pre=[1.0, 2.0, -1.0], y_post=[3.0], lr=0.1)
     np.testing.assert_allclose(new, W + 0.1 * np.array([[3.0, 6.0, -3.0]]))
-    np.testing.assert_array_equal(W, [[0.5, -1.0, 0.0]])        # not modified
+    np.testing.assert_array_equal(W, [[0.5, -1.0, 0.0]])  # not modified
     # a batch sums the per-sample products
     pre, post = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[1.0], [2.0]])
     np.testing.assert_allclose(hebbian_update(np.zeros((1, 2)), pre, post, lr=1.0), [[3.0, 2.0]])
@@ -83,8 +93,7 @@ def test_delta_rule_update_is_eta_t_minus_y_x():
     np.testing.assert_allclose(delta_rule_update(w, x, 1.5, lr=0.1), w + 0.1 * 1.5 * x)
     X = np.array([[1.0, 0.0], [0.0, 2.0]])
     T = np.array([1.0, 1.0])
-    np.testing.assert_allclose(delta_rule_update(w, X, T, lr=0.1),
-                               w + 0.1 * X.T @ (T - X @ w))
+    np.testing.assert_allclose(delta_rule_update(w, X, T, lr=0.1), w + 0.1 * X.T @ (T - X @ w))
 
 
 def test_delta_rule_finds_the_least_squares_solution():

@@ -7,6 +7,7 @@ import pytest
 
 import fastnn as fnn
 from fastnn.cli import main
+
 from fit_recipe import latest_step
 
 
@@ -31,8 +32,23 @@ def test_train_default_is_offline_digits_and_reports_accuracy(tmp_path, capsys):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop"])
 def test_train_accepts_every_optimizer(optimizer, capsys):
-    assert main(["train", "--epochs", "2", "--quiet", "--optimizer", optimizer,
-                 "--backend", "numpy", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--optimizer",
+                optimizer,
+                "--backend",
+                "numpy",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "test accuracy" in capsys.readouterr().out
 
 
@@ -52,15 +68,17 @@ def test_bad_arguments_exit_nonzero():
 
 
 def test_console_script_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "threading layer" in result.stdout
 
 
 def test_train_on_real_mnist_from_data_dir(mnist_dir, capsys):
-    assert main(["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "1",
-                 "--quiet"]) == 0
+    assert (
+        main(["train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--epochs", "1", "--quiet"]) == 0
+    )
     out = capsys.readouterr().out
     assert "60000 train / 10000 test" in out
     assert float(out.split("test accuracy")[1].split()[0]) > 0.94

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fastnn.optim import SGD, clip_grad_norm
+
 from fit_recipe import blobs, recipe_model
 
 
@@ -23,7 +24,6 @@ def test_clip_grad_norm_follows_the_formula(max_norm):
         clip_grad_norm(clipped, 0.0)
 
 
-
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_train_step_clips_before_the_optimizer_step(backend):
     x, t = blobs(64)
@@ -34,8 +34,7 @@ def test_train_step_clips_before_the_optimizer_step(backend):
     g = manual.flat_grads.astype(np.float64)
     norm = np.sqrt(g @ g)
     assert norm > 0.1
-    expected = manual.flat_params - np.float32(0.5) * (
-        manual.flat_grads * np.float32(0.1 / (norm + 1e-6)))
+    expected = manual.flat_params - np.float32(0.5) * (manual.flat_grads * np.float32(0.1 / (norm + 1e-6)))
     model.train_step(x, t, SGD(lr=0.5), clip_norm=0.1)
     np.testing.assert_allclose(model.flat_params, expected, rtol=1e-6, atol=1e-7)
     step = model.flat_params - manual.flat_params

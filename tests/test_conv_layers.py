@@ -22,8 +22,9 @@ def check_model(model, x, t):
 def test_conv2d_gradient(backend, impl, stride, pad, kernel):
     rng = np.random.default_rng(0)
     conv = fnn.Conv2D(2, 3, kernel, stride=stride, pad=pad, impl=impl)
-    model = fnn.Sequential([conv, fnn.Flatten()], loss=fnn.MeanSquaredError(), backend=backend,
-                           dtype="float64", seed=1)
+    model = fnn.Sequential(
+        [conv, fnn.Flatten()], loss=fnn.MeanSquaredError(), backend=backend, dtype="float64", seed=1
+    )
     conv.params["b"][...] = rng.standard_normal(3)
     x = rng.standard_normal((2, 2, 7, 6))
     out = model.output_shape(x.shape[1:])
@@ -32,14 +33,26 @@ def test_conv2d_gradient(backend, impl, stride, pad, kernel):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layer", [lambda: fnn.MaxPool2D(2), lambda: fnn.MaxPool2D(3, stride=2, pad=1),
-                                   lambda: fnn.AvgPool2D(2), lambda: fnn.AvgPool2D(3, stride=1, pad=1)],
-                         ids=["max2", "max3s2p1", "avg2", "avg3s1p1"])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: fnn.MaxPool2D(2),
+        lambda: fnn.MaxPool2D(3, stride=2, pad=1),
+        lambda: fnn.AvgPool2D(2),
+        lambda: fnn.AvgPool2D(3, stride=1, pad=1),
+    ],
+    ids=["max2", "max3s2p1", "avg2", "avg3s1p1"],
+)
 def test_pool_gradient(backend, layer):
     rng = np.random.default_rng(2)
     pool = layer()
-    model = fnn.Sequential([fnn.Conv2D(1, 2, 2), pool, fnn.Flatten()],
-                           loss=fnn.MeanSquaredError(), backend=backend, dtype="float64", seed=3)
+    model = fnn.Sequential(
+        [fnn.Conv2D(1, 2, 2), pool, fnn.Flatten()],
+        loss=fnn.MeanSquaredError(),
+        backend=backend,
+        dtype="float64",
+        seed=3,
+    )
     # distinct values: max pooling's derivative is undefined at ties
     x = rng.permutation(2 * 1 * 7 * 7).reshape(2, 1, 7, 7).astype(np.float64) / 10
     out = model.output_shape(x.shape[1:])
@@ -50,8 +63,9 @@ def test_pool_gradient(backend, layer):
 def test_dropout_gradient_with_a_fixed_mask(backend):
     rng = np.random.default_rng(4)
     dropout = fnn.Dropout(0.3)
-    model = fnn.Sequential([fnn.Dense(5, 6), dropout, fnn.Dense(6, 3)], backend=backend,
-                           dtype="float64", seed=5)
+    model = fnn.Sequential(
+        [fnn.Dense(5, 6), dropout, fnn.Dense(6, 3)], backend=backend, dtype="float64", seed=5
+    )
     state = dropout.rng.bit_generator.state
 
     class SameMask:
@@ -96,8 +110,10 @@ def test_conv_layers_take_params_from_the_flat_buffer():
     assert conv.params["W"].std() == pytest.approx(np.sqrt(2 / 25), rel=0.1)
 
 
-@pytest.mark.parametrize("name,params", [("mlp", 89_610), ("simple_convnet", 433_890),
-                                         ("deep_convnet", 123_552), ("lenet5", 61_706)])
+@pytest.mark.parametrize(
+    "name,params",
+    [("mlp", 89_610), ("simple_convnet", 433_890), ("deep_convnet", 123_552), ("lenet5", 61_706)],
+)
 def test_book_networks_have_the_books_shapes(name, params):
     model = fnn.models.MODELS[name](seed=0)
     assert model.num_params == params
@@ -109,19 +125,48 @@ def test_book_networks_have_the_books_shapes(name, params):
 def test_deep_convnet_is_the_dlfs_architecture():
     model = fnn.models.deep_convnet(seed=0)
     assert [layer.describe() for layer in model.layers] == [
-        "Conv2D(1->16, 3x3, pad 1)", "ReLU()", "Conv2D(16->16, 3x3, pad 1)", "ReLU()", "MaxPool2D(2x2)",
-        "Conv2D(16->32, 3x3, pad 1)", "ReLU()", "Conv2D(32->32, 3x3, pad 2)", "ReLU()", "MaxPool2D(2x2)",
-        "Conv2D(32->64, 3x3, pad 1)", "ReLU()", "Conv2D(64->64, 3x3, pad 1)", "ReLU()", "MaxPool2D(2x2)",
-        "Flatten()", "Dense(1024->50)", "ReLU()", "Dropout(p=0.5)", "Dense(50->10)", "Dropout(p=0.5)"]
+        "Conv2D(1->16, 3x3, pad 1)",
+        "ReLU()",
+        "Conv2D(16->16, 3x3, pad 1)",
+        "ReLU()",
+        "MaxPool2D(2x2)",
+        "Conv2D(16->32, 3x3, pad 1)",
+        "ReLU()",
+        "Conv2D(32->32, 3x3, pad 2)",
+        "ReLU()",
+        "MaxPool2D(2x2)",
+        "Conv2D(32->64, 3x3, pad 1)",
+        "ReLU()",
+        "Conv2D(64->64, 3x3, pad 1)",
+        "ReLU()",
+        "MaxPool2D(2x2)",
+        "Flatten()",
+        "Dense(1024->50)",
+        "ReLU()",
+        "Dropout(p=0.5)",
+        "Dense(50->10)",
+        "Dropout(p=0.5)",
+    ]
 
 
 def test_lenet5_and_simple_convnet_layouts():
-    assert [l.describe() for l in fnn.models.lenet5().layers][:6] == [
-        "Conv2D(1->6, 5x5, pad 2)", "ReLU()", "MaxPool2D(2x2)", "Conv2D(6->16, 5x5)", "ReLU()",
-        "MaxPool2D(2x2)"]
-    assert [l.describe() for l in fnn.models.simple_convnet().layers] == [
-        "Conv2D(1->30, 5x5)", "ReLU()", "MaxPool2D(2x2)", "Flatten()", "Dense(4320->100)", "ReLU()",
-        "Dense(100->10)"]
+    assert [layer.describe() for layer in fnn.models.lenet5().layers][:6] == [
+        "Conv2D(1->6, 5x5, pad 2)",
+        "ReLU()",
+        "MaxPool2D(2x2)",
+        "Conv2D(6->16, 5x5)",
+        "ReLU()",
+        "MaxPool2D(2x2)",
+    ]
+    assert [layer.describe() for layer in fnn.models.simple_convnet().layers] == [
+        "Conv2D(1->30, 5x5)",
+        "ReLU()",
+        "MaxPool2D(2x2)",
+        "Flatten()",
+        "Dense(4320->100)",
+        "ReLU()",
+        "Dense(100->10)",
+    ]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -134,6 +179,7 @@ def test_conv_models_save_and_load(tmp_path, backend):
 
 
 # -- errors -----------------------------------------------------------------------
+
 
 def test_channel_mismatch_names_the_layer():
     model = fnn.Sequential([fnn.Conv2D(3, 4, 3)], seed=0)
@@ -149,13 +195,20 @@ def test_kernel_larger_than_padded_input_names_the_layer():
 
 def test_non_4d_input_to_conv2d_names_the_layer():
     model = fnn.Sequential([fnn.Conv2D(1, 4, 3)], seed=0)
-    with pytest.raises(ValueError, match=r"Conv2D\(1->4, 3x3\): expected input with 4 dimensions.*\(2, 28, 28\)"):
+    with pytest.raises(
+        ValueError, match=r"Conv2D\(1->4, 3x3\): expected input with 4 dimensions.*\(2, 28, 28\)"
+    ):
         model.predict(np.zeros((2, 28, 28), np.float32))
 
 
-@pytest.mark.parametrize("make", [lambda: fnn.Conv2D(1, 4, 3, stride=0),
-                                  lambda: fnn.MaxPool2D(2, stride=0),
-                                  lambda: fnn.AvgPool2D(2, stride=0)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fnn.Conv2D(1, 4, 3, stride=0),
+        lambda: fnn.MaxPool2D(2, stride=0),
+        lambda: fnn.AvgPool2D(2, stride=0),
+    ],
+)
 def test_stride_zero_is_refused_at_construction(make):
     with pytest.raises(ValueError, match="stride must be >= 1"):
         make()

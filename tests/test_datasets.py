@@ -37,6 +37,7 @@ N_TRAIN, N_TEST = 12, 5  # sizes of the synthetic datasets
 # helpers: write valid (or deliberately broken) gzip IDX files
 # --------------------------------------------------------------------------
 
+
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
     """Raw IDX content: big-endian magic, dims, then uint8 data."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
@@ -114,6 +115,7 @@ def small(isolated, monkeypatch):
 # --------------------------------------------------------------------------
 # real data
 # --------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mnist(shared_data):
@@ -195,6 +197,7 @@ def test_unknown_kind():
 # search order and layouts (synthetic data)
 # --------------------------------------------------------------------------
 
+
 def test_search_order_path_env_cache(small, monkeypatch):
     tmp = small
     make_dataset(tmp / "given", 11)
@@ -263,6 +266,7 @@ def test_download_false_reports_every_directory(small, monkeypatch):
 # corrupt files
 # --------------------------------------------------------------------------
 
+
 def assert_names(exc_info, path: Path):
     assert str(path) in str(exc_info.value), str(exc_info.value)
 
@@ -286,8 +290,10 @@ def test_payload_length(tmp_path, extra, problem):
     with pytest.raises(CorruptDatasetError, match=problem) as info:
         read_idx_images(path)
     assert_names(info, path)
-    labels = write_gz(tmp_path / NAMES[1], idx_bytes(np.zeros(3), 2049)[:extra] if extra < 0
-                      else idx_bytes(np.zeros(3), 2049) + b"\1")
+    labels = write_gz(
+        tmp_path / NAMES[1],
+        idx_bytes(np.zeros(3), 2049)[:extra] if extra < 0 else idx_bytes(np.zeros(3), 2049) + b"\1",
+    )
     with pytest.raises(CorruptDatasetError, match=problem):
         read_idx_labels(labels)
 
@@ -418,6 +424,7 @@ def test_synthetic_values_are_scaled_exactly(small):
 # downloading (file:// mirrors, offline)
 # --------------------------------------------------------------------------
 
+
 def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name not in NAMES)
 
@@ -426,8 +433,7 @@ def test_download_real_mnist_from_file_mirror(mnist_dir, mnist, isolated, monkey
     tmp = isolated
     given = tmp / "given"
     given.mkdir()
-    monkeypatch.setitem(datasets.MIRRORS, "mnist",
-                        [file_url(tmp / "missing-mirror"), file_url(mnist_dir)])
+    monkeypatch.setitem(datasets.MIRRORS, "mnist", [file_url(tmp / "missing-mirror"), file_url(mnist_dir)])
     result = load_mnist(path=given, verbose=False)
     target = tmp / "cache" / "mnist"
     for name in NAMES:
@@ -523,13 +529,17 @@ class FailingResponse(io.BytesIO):
         return super().read(size)
 
 
-@pytest.mark.parametrize("error, expected", [
-    (ConnectionResetError("connection reset"), DatasetNotFoundError),
-    (KeyboardInterrupt(), KeyboardInterrupt),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (ConnectionResetError("connection reset"), DatasetNotFoundError),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+    ],
+)
 def test_interrupted_download_leaves_nothing(small, monkeypatch, error, expected):
-    monkeypatch.setattr(datasets.urllib.request, "urlopen",
-                        lambda *a, **k: FailingResponse(b"x" * 1000, error))
+    monkeypatch.setattr(
+        datasets.urllib.request, "urlopen", lambda *a, **k: FailingResponse(b"x" * 1000, error)
+    )
     target = small / "cache" / "mnist"
     with pytest.raises(expected) as info:
         load_mnist(verbose=False)
@@ -561,6 +571,7 @@ def test_cache_dir_env(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------
 # digits
 # --------------------------------------------------------------------------
+
 
 def test_load_digits_shapes_and_ranges():
     (x_train, t_train), (x_test, t_test) = load_digits()
@@ -614,6 +625,7 @@ def test_load_digits_without_sklearn(monkeypatch):
 # --------------------------------------------------------------------------
 # progress bar
 # --------------------------------------------------------------------------
+
 
 def test_progress_disabled_writes_nothing():
     out = io.StringIO()

@@ -38,10 +38,19 @@ def images(n=48, seed=0):
 
 
 def conv_model(backend="numba", seed=0):
-    layers = [fnn.Conv2D(1, 4, 3, pad=1, impl="direct"), fnn.ReLU(), fnn.MaxPool2D(2),
-              fnn.Conv2D(4, 6, 3, pad=1, stride=1, impl="im2col"), fnn.Tanh(),
-              fnn.AvgPool2D(2, stride=1), fnn.Flatten(), fnn.Dense(54, 16), fnn.LeakyReLU(0.1),
-              fnn.Dropout(0.3), fnn.Dense(16, 3)]
+    layers = [
+        fnn.Conv2D(1, 4, 3, pad=1, impl="direct"),
+        fnn.ReLU(),
+        fnn.MaxPool2D(2),
+        fnn.Conv2D(4, 6, 3, pad=1, stride=1, impl="im2col"),
+        fnn.Tanh(),
+        fnn.AvgPool2D(2, stride=1),
+        fnn.Flatten(),
+        fnn.Dense(54, 16),
+        fnn.LeakyReLU(0.1),
+        fnn.Dropout(0.3),
+        fnn.Dense(16, 3),
+    ]
     return fnn.Sequential(layers, backend=backend, seed=seed)
 
 
@@ -53,8 +62,17 @@ def train_conv(backend="numba", seed=0, fit_seed=1, epochs=2):
         return xb + rng.normal(0, 0.02, xb.shape).astype(xb.dtype)
 
     model = conv_model(backend, seed)
-    model.fit(x, t, epochs=epochs, batch_size=16, optimizer=fnn.optim.Adam(0.01), verbose=0,
-              seed=fit_seed, augment=augment, clip_norm=10.0)
+    model.fit(
+        x,
+        t,
+        epochs=epochs,
+        batch_size=16,
+        optimizer=fnn.optim.Adam(0.01),
+        verbose=0,
+        seed=fit_seed,
+        augment=augment,
+        clip_norm=10.0,
+    )
     return model.flat_params.copy()
 
 
@@ -113,10 +131,10 @@ def weights_equal_on_threads_in_a_child(threads, precondition, **env):
     bitwise the first count's; ``precondition``, a Python expression, holds there."""
     child_env = {k: v for k, v in os.environ.items() if k != "FASTNN_THREADS"}
     child_env.update(env)
-    script = THREADS_CHILD.format(tests=str(TESTS), threads=tuple(threads),
-                                  precondition=precondition)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=child_env, timeout=600)
+    script = THREADS_CHILD.format(tests=str(TESTS), threads=tuple(threads), precondition=precondition)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=child_env, timeout=600
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -124,16 +142,19 @@ def weights_equal_on_threads_in_a_child(threads, precondition, **env):
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 def test_without_fast_math_the_thread_count_changes_no_bit(tmp_path):
     """FASTNN_FASTMATH=0 in a fresh process (own kernel cache: compiles everything, ~30 s)."""
-    weights_equal_on_threads_in_a_child((1, 2), "not _config.FASTMATH", FASTNN_FASTMATH="0",
-                                        NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    weights_equal_on_threads_in_a_child(
+        (1, 2), "not _config.FASTMATH", FASTNN_FASTMATH="0", NUMBA_CACHE_DIR=str(tmp_path / "cache")
+    )
 
 
 @pytest.mark.slow
 def test_weights_on_1_2_3_and_4_threads_are_bitwise_equal():
     """Thread counts that do not divide the fixed work splits (3), and more threads than
     this machine has cores (NUMBA_NUM_THREADS=4 in a fresh process), change no bit."""
-    weights_equal_on_threads_in_a_child((1, 2, 3, 4), "numba.config.NUMBA_NUM_THREADS == 4",
-                                        NUMBA_NUM_THREADS="4")
+    weights_equal_on_threads_in_a_child(
+        (1, 2, 3, 4), "numba.config.NUMBA_NUM_THREADS == 4", NUMBA_NUM_THREADS="4"
+    )
+
 
 CHILD = """
 import sys
@@ -148,9 +169,16 @@ def test_fresh_processes_give_bit_identical_weights(tmp_path):
     """Two new interpreters (same default thread count) and this one agree bit for bit."""
     outputs = [tmp_path / f"run{i}.npz" for i in range(2)]
     env = {k: v for k, v in os.environ.items() if k != "FASTNN_THREADS"}
-    children = [subprocess.Popen([sys.executable, "-c", CHILD.format(tests=str(TESTS)), str(out)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                for out in outputs]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD.format(tests=str(TESTS)), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for out in outputs
+    ]
     try:
         for child in children:
             _, err = child.communicate(timeout=300)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
+
 from fit_recipe import clusters as blobs
 from fit_recipe import small_model
+
 
 def test_early_stopping_restores_the_best_weights():
     x, t = blobs(200)
@@ -25,8 +27,16 @@ def test_early_stopping_restores_the_best_weights():
             if self.iterations > 20:
                 model.flat_params += noise.normal(0, 0.05 * self.iterations, model.num_params)
 
-    history = model.fit(x, t, epochs=30, batch_size=20, optimizer=Degrading(lr=0.1), patience=2,
-                        validation_data=(xv, tv), verbose=0)
+    history = model.fit(
+        x,
+        t,
+        epochs=30,
+        batch_size=20,
+        optimizer=Degrading(lr=0.1),
+        patience=2,
+        validation_data=(xv, tv),
+        verbose=0,
+    )
     seen = history["val_loss"]
     assert history.stop_reason and "early stopping" in history.stop_reason
     assert len(seen) < 30
@@ -38,8 +48,18 @@ def test_early_stopping_restores_the_best_weights():
 def _fit(model, callbacks=(), **kwargs):
     x, t = blobs(200)
     xv, tv = blobs(100, seed=1)
-    return model.fit(x, t, epochs=12, batch_size=20, optimizer=fnn.optim.SGD(lr=3.0), verbose=0,
-                     validation_data=(xv, tv), seed=4, callbacks=callbacks, **kwargs)
+    return model.fit(
+        x,
+        t,
+        epochs=12,
+        batch_size=20,
+        optimizer=fnn.optim.SGD(lr=3.0),
+        verbose=0,
+        validation_data=(xv, tv),
+        seed=4,
+        callbacks=callbacks,
+        **kwargs,
+    )
 
 
 def test_the_callback_is_what_fits_patience_builds():

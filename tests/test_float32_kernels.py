@@ -36,11 +36,11 @@ KERNELS = {
 # One alternative per way double precision shows up in optimised IR.
 DOUBLE_MATH = re.compile(
     r"\bf(?:add|sub|mul|div|rem|neg)\b[^\n]*\bdouble\b"  # arithmetic on double or <N x double>
-    r"|\bfpext\b"                                        # float widened to double
-    r"|@llvm\.\w+\.(?:v\d+)?f64\b"                       # double intrinsics: exp, log, sqrt, fma, ...
-    r"|@\w+\(double\b"                                   # libm calls on a double: @exp(double ...
-    r"|\bcall\b[^\n]*\bdouble @(?!PyFloat_AsDouble\b)"   # calls returning double, except the
-)                                                        # wrapper unboxing a Python float
+    r"|\bfpext\b"  # float widened to double
+    r"|@llvm\.\w+\.(?:v\d+)?f64\b"  # double intrinsics: exp, log, sqrt, fma, ...
+    r"|@\w+\(double\b"  # libm calls on a double: @exp(double ...
+    r"|\bcall\b[^\n]*\bdouble @(?!PyFloat_AsDouble\b)"  # calls returning double, except the
+)  # wrapper unboxing a Python float
 
 
 def double_math(ir: str) -> list[str]:
@@ -65,6 +65,7 @@ def llvm_ir(dispatcher, sig) -> str:
 
 
 # ------------------------------------------------------- the detector works
+
 
 @jit(cache=False)
 def _promoted(x, y):
@@ -111,6 +112,7 @@ def test_detector_sees_float64_kernels():
 
 
 # ------------------------------------------------------ every real kernel
+
 
 @pytest.fixture(scope="module")
 def float32_kernels_run():
@@ -165,10 +167,20 @@ def test_float32_kernel_has_no_double_math(float32_kernels_run, name, build):
 
 # ------------------------------------------------- elementwise loops vectorise
 
-ELEMENTWISE = ["activations.relu_forward", "activations.relu_backward", "activations.sigmoid_backward",
-               "activations.tanh_backward", "activations.leaky_relu_forward", "optim.sgd",
-               "optim.momentum", "optim.nesterov", "optim.adagrad", "optim.rmsprop", "optim.adam",
-               "losses.mse_backward"]
+ELEMENTWISE = [
+    "activations.relu_forward",
+    "activations.relu_backward",
+    "activations.sigmoid_backward",
+    "activations.tanh_backward",
+    "activations.leaky_relu_forward",
+    "optim.sgd",
+    "optim.momentum",
+    "optim.nesterov",
+    "optim.adagrad",
+    "optim.rmsprop",
+    "optim.adam",
+    "losses.mse_backward",
+]
 VECTOR = re.compile(r"<(?:4|8|16) x float>")
 
 

@@ -30,13 +30,20 @@ def close(actual, expected, dtype, where):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("impl", ["direct", "im2col", "auto"])
-@pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (2, 4, 8, 8, 11, 3, 1, 2),
-                                  (5, 1, 6, 6, 3, 2, 2, 0),
-                                  # rows of whole vectors, with and without a clamped tail
-                                  (2, 3, 5, 37, 6, 3, 1, 1), (3, 2, 4, 16, 9, 3, 1, 1),
-                                  (2, 1, 5, 37, 6, 3, 1, 1),     # one input channel
-                                  # two vectors of channels and more: the GEMM-style dW tile
-                                  (3, 2, 6, 5, 33, 3, 1, 1)])
+@pytest.mark.parametrize(
+    "case",
+    [
+        (3, 2, 9, 7, 5, 3, 1, 1),
+        (2, 4, 8, 8, 11, 3, 1, 2),
+        (5, 1, 6, 6, 3, 2, 2, 0),
+        # rows of whole vectors, with and without a clamped tail
+        (2, 3, 5, 37, 6, 3, 1, 1),
+        (3, 2, 4, 16, 9, 3, 1, 1),
+        (2, 1, 5, 37, 6, 3, 1, 1),  # one input channel
+        # two vectors of channels and more: the GEMM-style dW tile
+        (3, 2, 6, 5, 33, 3, 1, 1),
+    ],
+)
 def test_conv2d_relu_fused_matches_reference(case, impl, dtype):
     N, C, H, W, F, K, stride, pad = case
     rng = np.random.default_rng(N * 100 + F)
@@ -51,8 +58,7 @@ def test_conv2d_relu_fused_matches_reference(case, impl, dtype):
     dy = rng.standard_normal(y.shape).astype(dtype)
     want = REF.conv2d_backward(np.where(y_ref > 0, dy, 0).astype(dtype), x, Wt, stride, pad)
     for input_grad in (True, False):
-        got = NB.conv2d_backward(dy, x, Wt, stride, pad, impl=impl, relu_out=y,
-                                 input_grad=input_grad)
+        got = NB.conv2d_backward(dy, x, Wt, stride, pad, impl=impl, relu_out=y, input_grad=input_grad)
         ref = REF.conv2d_backward(dy, x, Wt, stride, pad, relu_out=y_ref, input_grad=input_grad)
         if input_grad:
             close(got[0], want[0], dtype, "dx")
@@ -94,8 +100,12 @@ def test_relu_out_of_the_wrong_shape_or_dtype_is_refused(ops):
     with pytest.raises(TypeError, match="conv2d_backward: expected relu_out of dtype float32"):
         ops.conv2d_backward(dy, x, W, relu_out=np.ones((2, 3, 3, 3)))
     with pytest.raises(ValueError, match="affine_backward"):
-        ops.affine_backward(np.ones((2, 4), np.float32), np.ones((2, 3), np.float32),
-                            np.ones((3, 4), np.float32), relu_out=np.ones((2, 5), np.float32))
+        ops.affine_backward(
+            np.ones((2, 4), np.float32),
+            np.ones((2, 3), np.float32),
+            np.ones((3, 4), np.float32),
+            relu_out=np.ones((2, 5), np.float32),
+        )
 
 
 def _steps(model, x, t, steps=3):
@@ -105,9 +115,11 @@ def _steps(model, x, t, steps=3):
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("make, shape", [(mlp, (8, 784)), (simple_convnet, (4, 1, 28, 28)),
-                                         (deep_convnet, (3, 1, 28, 28))],
-                         ids=["mlp", "simple_convnet", "deep_convnet"])
+@pytest.mark.parametrize(
+    "make, shape",
+    [(mlp, (8, 784)), (simple_convnet, (4, 1, 28, 28)), (deep_convnet, (3, 1, 28, 28))],
+    ids=["mlp", "simple_convnet", "deep_convnet"],
+)
 def test_fused_training_is_bitwise_the_unfused_training(make, shape, backend):
     """Same losses and weights, bit for bit, with and without the fused steps."""
     rng = np.random.default_rng(5)
@@ -124,18 +136,34 @@ def test_fused_training_is_bitwise_the_unfused_training(make, shape, backend):
 
 
 def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
-    model = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.ReLU(), fnn.MaxPool2D(2), fnn.ReLU(),
-                            fnn.Flatten(), fnn.Dense(2, 3), fnn.Sigmoid(), fnn.Dense(3, 2),
-                            fnn.ReLU(), fnn.Dense(2, 2)], seed=0)
-    plan = [(type(unit).__name__, [type(layer).__name__ for layer in getattr(unit, "layers", [unit])])
-            for unit in model._plan()]
-    assert plan == [("ConvReLUMaxPool", ["Conv2D", "ReLU", "MaxPool2D"]),   # 2x2: in the kernel
-                    ("ReLU", ["ReLU"]),
-                    ("Flatten", ["Flatten"]),
-                    ("Dense", ["Dense"]),
-                    ("Sigmoid", ["Sigmoid"]),
-                    ("DenseReLU", ["Dense", "ReLU"]),
-                    ("Dense", ["Dense"])]
+    model = fnn.Sequential(
+        [
+            fnn.Conv2D(1, 2, 3),
+            fnn.ReLU(),
+            fnn.MaxPool2D(2),
+            fnn.ReLU(),
+            fnn.Flatten(),
+            fnn.Dense(2, 3),
+            fnn.Sigmoid(),
+            fnn.Dense(3, 2),
+            fnn.ReLU(),
+            fnn.Dense(2, 2),
+        ],
+        seed=0,
+    )
+    plan = [
+        (type(unit).__name__, [type(layer).__name__ for layer in getattr(unit, "layers", [unit])])
+        for unit in model._plan()
+    ]
+    assert plan == [
+        ("ConvReLUMaxPool", ["Conv2D", "ReLU", "MaxPool2D"]),  # 2x2: in the kernel
+        ("ReLU", ["ReLU"]),
+        ("Flatten", ["Flatten"]),
+        ("Dense", ["Dense"]),
+        ("Sigmoid", ["Sigmoid"]),
+        ("DenseReLU", ["Dense", "ReLU"]),
+        ("Dense", ["Dense"]),
+    ]
     assert model._plan()[0].pools_in_kernel
     assert all(a is b for a, b in zip(model._plan()[-2].layers, model.layers[7:9]))
     model.fuse_layers = False
@@ -146,9 +174,19 @@ def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
 def test_fused_layers_pass_the_gradient_check(backend):
     """Conv2D+ReLU and Dense+ReLU run fused through model.loss/backward, in float64."""
     rng = np.random.default_rng(8)
-    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.ReLU(), fnn.Flatten(),
-                            fnn.Dense(3 * 5 * 5, 6), fnn.ReLU(), fnn.Dense(6, 3)],
-                           backend=backend, dtype="float64", seed=2)
+    model = fnn.Sequential(
+        [
+            fnn.Conv2D(2, 3, 3, pad=1),
+            fnn.ReLU(),
+            fnn.Flatten(),
+            fnn.Dense(3 * 5 * 5, 6),
+            fnn.ReLU(),
+            fnn.Dense(6, 3),
+        ],
+        backend=backend,
+        dtype="float64",
+        seed=2,
+    )
     assert [isinstance(unit, FusedGroup) for unit in model._plan()] == [True, False, True, False]
     x = rng.standard_normal((3, 2, 5, 5))
     errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
@@ -160,7 +198,7 @@ def test_fused_layers_pass_the_gradient_check(backend):
 def test_training_step_skips_the_first_layers_input_gradient(monkeypatch):
     model = simple_convnet(seed=0)
     calls = []
-    first = type(model._plan()[0])            # Conv2D + ReLU + MaxPool2D, run as one unit
+    first = type(model._plan()[0])  # Conv2D + ReLU + MaxPool2D, run as one unit
     assert first is ConvReLUMaxPool
     original = first.backward
 
@@ -189,8 +227,8 @@ def test_an_mlp_step_skips_the_input_gradient_behind_flatten(monkeypatch):
 
         monkeypatch.setattr(cls, "backward", spy)
 
-    spy_on(fnn.Dense, lambda layer: layer)                  # the last Dense, on its own
-    spy_on(DenseReLU, lambda group: group.layers[0])         # Dense + ReLU, run as one unit
+    spy_on(fnn.Dense, lambda layer: layer)  # the last Dense, on its own
+    spy_on(DenseReLU, lambda group: group.layers[0])  # Dense + ReLU, run as one unit
     rng = np.random.default_rng(0)
     model.train_step(rng.random((2, 784), dtype=np.float32), [1, 2], fnn.optim.SGD(lr=0.1))
     assert calls[-1] == ("Dense(784->100)", False)
@@ -221,10 +259,14 @@ def test_all_finite_finds_every_nan_and_inf(dtype, ops):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("impl", ["direct", "im2col"])
-@pytest.mark.parametrize("pool_geometry", [(2, 2, 0), (3, 2, 1), (2, 1, 0)],
-                         ids=["2x2", "3x3s2p1-overlapping", "2x2s1-overlapping"])
-@pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (4, 3, 8, 8, 9, 3, 1, 2),
-                                  (2, 1, 6, 6, 3, 2, 2, 0)])
+@pytest.mark.parametrize(
+    "pool_geometry",
+    [(2, 2, 0), (3, 2, 1), (2, 1, 0)],
+    ids=["2x2", "3x3s2p1-overlapping", "2x2s1-overlapping"],
+)
+@pytest.mark.parametrize(
+    "case", [(3, 2, 9, 7, 5, 3, 1, 1), (4, 3, 8, 8, 9, 3, 1, 2), (2, 1, 6, 6, 3, 2, 2, 0)]
+)
 def test_conv_backward_through_relu_and_maxpool(case, pool_geometry, impl, dtype):
     """pool=(argmax, pooled): the gradient routed back through max pooling and the ReLU
     inside the kernel, against maxpool2d_backward + the ReLU mask + conv2d_backward."""
@@ -243,8 +285,9 @@ def test_conv_backward_through_relu_and_maxpool(case, pool_geometry, impl, dtype
     want = REF.conv2d_backward(dy, x, Wt, stride, pad)
     for ops in (NB, REF):
         for input_grad in (True, False):
-            got = ops.conv2d_backward(dp, x, Wt, stride, pad, impl=impl,
-                                      input_grad=input_grad, pool=(argmax, pooled))
+            got = ops.conv2d_backward(
+                dp, x, Wt, stride, pad, impl=impl, input_grad=input_grad, pool=(argmax, pooled)
+            )
             where = f"{ops.name} input_grad={input_grad}"
             if input_grad:
                 close(got[0], want[0], dtype, where + " dx")
@@ -276,25 +319,42 @@ def test_bad_pool_arguments_are_refused(ops):
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_conv_relu_maxpool_fused_passes_the_gradient_check(backend):
     rng = np.random.default_rng(9)
-    model = fnn.Sequential([fnn.Conv2D(2, 3, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(2),
-                            fnn.Conv2D(3, 4, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(3, stride=1),
-                            fnn.Flatten(), fnn.Dense(4 * 1 * 1, 3)],
-                           backend=backend, dtype="float64", seed=4)
+    model = fnn.Sequential(
+        [
+            fnn.Conv2D(2, 3, 3, pad=1),
+            fnn.ReLU(),
+            fnn.MaxPool2D(2),
+            fnn.Conv2D(3, 4, 3, pad=1),
+            fnn.ReLU(),
+            fnn.MaxPool2D(3, stride=1),
+            fnn.Flatten(),
+            fnn.Dense(4 * 1 * 1, 3),
+        ],
+        backend=backend,
+        dtype="float64",
+        seed=4,
+    )
     plan = model._plan()
     assert [isinstance(unit, ConvReLUMaxPool) for unit in plan] == [True, True, False, False]
-    assert [unit.pools_in_kernel for unit in plan[:2]] == [True, False]   # 3x3 pools apart
+    assert [unit.pools_in_kernel for unit in plan[:2]] == [True, False]  # 3x3 pools apart
     x = rng.standard_normal((3, 2, 6, 6))
     errors = fnn.gradcheck(model, x, rng.integers(0, 3, 3), check_input=True, verbose=False)
     for name, error in errors.items():
         assert error < 1e-6, f"{name}: relative error {error:.2e}"
 
 
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("impl", ["direct", "im2col", "auto"])
-@pytest.mark.parametrize("case", [(3, 2, 9, 7, 5, 3, 1, 1), (4, 3, 8, 8, 9, 3, 1, 2),
-                                  (2, 1, 12, 12, 3, 5, 1, 2), (2, 1, 9, 9, 3, 3, 2, 1),
-                                  (1, 2, 7, 7, 4, 3, 1, 1)])
+@pytest.mark.parametrize(
+    "case",
+    [
+        (3, 2, 9, 7, 5, 3, 1, 1),
+        (4, 3, 8, 8, 9, 3, 1, 2),
+        (2, 1, 12, 12, 3, 5, 1, 2),
+        (2, 1, 9, 9, 3, 3, 2, 1),
+        (1, 2, 7, 7, 4, 3, 1, 1),
+    ],
+)
 def test_conv2d_relu_maxpool2x2_matches_the_ops_apart(case, impl, dtype):
     """Pooling inside the convolution kernel (even outputs) gives the arrays of
     conv2d(relu=True) then maxpool2d(., 2), bit for bit; odd outputs and strides fall back."""
@@ -309,12 +369,11 @@ def test_conv2d_relu_maxpool2x2_matches_the_ops_apart(case, impl, dtype):
         p2, a2 = ops.maxpool2d(y2, 2)
         np.testing.assert_array_equal(pooled, p2)
         np.testing.assert_array_equal(argmax, a2)
-    close(pooled, REF.maxpool2d(REF.conv2d(x, Wt, b, stride, pad, relu=True), 2)[0], dtype,
-          "pooled")
+    close(pooled, REF.maxpool2d(REF.conv2d(x, Wt, b, stride, pad, relu=True), 2)[0], dtype, "pooled")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("width", [7, 16, 21, 37])   # output rows narrower, as wide as, wider than a vector
+@pytest.mark.parametrize("width", [7, 16, 21, 37])  # output rows narrower, as wide as, wider than a vector
 def test_conv2d_relu_keeps_nan_and_clamps_like_the_reference(width, dtype):
     """The fused ReLU's store (whole-vector rows when a row holds a vector, else per
     element) gives max(y, 0) with NaN left NaN, at exactly the reference's positions."""
@@ -333,12 +392,18 @@ def test_conv2d_relu_keeps_nan_and_clamps_like_the_reference(width, dtype):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 3), f=st.sampled_from([1, 3, 17, 33]),
-       ph=st.integers(1, 5),
-       pw=st.integers(1, 36), pad=st.integers(0, 2), stray=st.booleans(),
-       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31))
-def test_pooled_gradient_routing_vectors_tails_and_strays(n, c, f, ph, pw, pad, stray, dtype,
-                                                          seed):
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 3),
+    f=st.sampled_from([1, 3, 17, 33]),
+    ph=st.integers(1, 5),
+    pw=st.integers(1, 36),
+    pad=st.integers(0, 2),
+    stray=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+)
+def test_pooled_gradient_routing_vectors_tails_and_strays(n, c, f, ph, pw, pad, stray, dtype, seed):
     """The 2x2 routing in the backward kernel (a vector of windows at a time, masked
     tails: pooled rows shorter than, equal to and longer than a vector; and, from two
     vectors of channels on, straight into the pixel-major rows of the GEMM-style dW
@@ -363,8 +428,7 @@ def test_pooled_gradient_routing_vectors_tails_and_strays(n, c, f, ph, pw, pad, 
     dp = rng.standard_normal(pooled.shape).astype(dtype)
     want = REF.conv2d_backward(dp, x, Wt, 1, pad, pool=(argmax, pooled))
     for input_grad in (True, False):
-        got = NB.conv2d_backward(dp, x, Wt, 1, pad, input_grad=input_grad,
-                                 pool=(argmax, pooled))
+        got = NB.conv2d_backward(dp, x, Wt, 1, pad, input_grad=input_grad, pool=(argmax, pooled))
         if input_grad:
             close(got[0], want[0], dtype, "dx")
         close(got[1], want[1], dtype, "dW")
@@ -372,9 +436,16 @@ def test_pooled_gradient_routing_vectors_tails_and_strays(n, c, f, ph, pw, pad, 
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 11), ph=st.integers(1, 4),
-       pw=st.integers(4, 20), nans=st.booleans(), dtype=st.sampled_from(DTYPES),
-       seed=st.integers(0, 2**31))
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 3),
+    f=st.integers(1, 11),
+    ph=st.integers(1, 4),
+    pw=st.integers(4, 20),
+    nans=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+)
 def test_pooling_in_the_register_tiles_is_the_pool_op(n, c, f, ph, pw, nans, dtype, seed):
     """Rows of at least a vector (8 to 40 wide) are pooled inside the forward tiles, the
     last vector of a row clamped to its end: the same pooled values and argmax, bit for

@@ -27,7 +27,9 @@ def _conv_case(dtype, stride, impl):
 
 CASES = [("affine_backward", lambda dt: _affine_case(dt))] + [
     ("conv2d_backward", lambda dt, s=s, i=i: _conv_case(dt, s, i))
-    for s in (1, 2) for i in ("direct", "im2col")]
+    for s in (1, 2)
+    for i in ("direct", "im2col")
+]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

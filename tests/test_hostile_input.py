@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_checkpoint import flip_every_byte, truncate_every_length
 
 import fastnn as fnn
 from fastnn.checkpoint import load_checkpoint
 from fastnn.datasets import CorruptDatasetError, read_idx_images, read_idx_labels
 from fastnn.optim import SGD, Adam
 from fastnn.serialization import ModelFileError
-from test_checkpoint import flip_every_byte, truncate_every_length
 
 PACKAGE = Path(fnn.__file__).resolve().parent
 BACKENDS = ("numba", "numpy")
@@ -40,6 +40,7 @@ def data(n=40, seed=0):
 
 # ================================================================ model files
 
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     model = small_model()
@@ -50,8 +51,11 @@ def model_file(tmp_path_factory):
 
 
 def _same_model(a, b) -> bool:
-    return (a.get_config() == b.get_config() and np.array_equal(a.flat_params, b.flat_params)
-            and a.flat_params.dtype == b.flat_params.dtype)
+    return (
+        a.get_config() == b.get_config()
+        and np.array_equal(a.flat_params, b.flat_params)
+        and a.flat_params.dtype == b.flat_params.dtype
+    )
 
 
 def test_every_flipped_byte_of_a_model_file_is_a_clean_error_or_changes_nothing(model_file, tmp_path):
@@ -94,8 +98,13 @@ def test_a_config_that_is_not_an_object_is_a_clean_error(model_file, tmp_path):
     path, _ = model_file
     with np.load(path, allow_pickle=False) as archive:
         arrays = {k: archive[k] for k in archive.files}
-    for config in (b"[1, 2]", b'{"layers": 3}', b'{"layers": [{"class": "Dense", "config": [1]}]}',
-                   b"\xff\xfe", b"{"):
+    for config in (
+        b"[1, 2]",
+        b'{"layers": 3}',
+        b'{"layers": [{"class": "Dense", "config": [1]}]}',
+        b"\xff\xfe",
+        b"{",
+    ):
         arrays["config"] = np.frombuffer(config, np.uint8)
         odd = tmp_path / "odd.npz"
         np.savez(odd, **arrays)
@@ -151,8 +160,11 @@ def test_loading_never_unpickles_anything_in_the_source():
             func = node.func
             if isinstance(func, ast.Name) and func.id in ("eval", "exec"):
                 banned.append(f"{where} calls {func.id}")
-            if (isinstance(func, ast.Attribute) and func.attr == "load"
-                    and getattr(func.value, "id", "") in ("np", "numpy")):
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "load"
+                and getattr(func.value, "id", "") in ("np", "numpy")
+            ):
                 loads += 1
                 flag = {k.arg: k.value for k in node.keywords}.get("allow_pickle")
                 if not (isinstance(flag, ast.Constant) and flag.value is False):
@@ -189,6 +201,7 @@ def test_saving_into_a_missing_folder_is_an_error_and_writes_nothing(model_file,
 
 # ================================================================ dataset files
 
+
 def _gz(path: Path, raw: bytes, extra: bytes = b"") -> Path:
     path.write_bytes(gzip.compress(raw, mtime=0) + extra)
     return path
@@ -218,14 +231,20 @@ def test_dataset_with_the_labels_magic_where_images_belong(tmp_path):
 
 # ================================================================ labels and dtypes
 
-@pytest.mark.parametrize("labels", [[0, 1, 2, 3], [-1, 0, 1, 2], [0, 1, 2, 2**40]],
-                         ids=["too large", "negative", "huge"])
+
+@pytest.mark.parametrize(
+    "labels", [[0, 1, 2, 3], [-1, 0, 1, 2], [0, 1, 2, 2**40]], ids=["too large", "negative", "huge"]
+)
 def test_labels_outside_the_class_range(labels):
     x = data(4)[0]
     t = np.array(labels)
     model = small_model()
-    for call in (lambda: model.fit(x, t, verbose=0), lambda: model.evaluate(x, t),
-                 lambda: model.train_step(x, t, SGD()), lambda: model.loss(x, t)):
+    for call in (
+        lambda: model.fit(x, t, verbose=0),
+        lambda: model.evaluate(x, t),
+        lambda: model.train_step(x, t, SGD()),
+        lambda: model.loss(x, t),
+    ):
         with pytest.raises(ValueError, match=r"class labels in \[0, 3\)"):
             call()
 
@@ -246,10 +265,15 @@ def test_non_float_inputs_are_type_errors_everywhere(dtype):
     x = np.zeros((4, 4), dtype=dtype)
     t = np.array([0, 1, 2, 0])
     model = small_model()
-    calls = {"fit": lambda: model.fit(x, t, verbose=0), "evaluate": lambda: model.evaluate(x, t),
-             "predict": lambda: model.predict(x), "loss": lambda: model.loss(x, t),
-             "train_step": lambda: model.train_step(x, t, SGD()), "forward": lambda: model.forward(x)}
-    for name, call in calls.items():
+    calls = {
+        "fit": lambda: model.fit(x, t, verbose=0),
+        "evaluate": lambda: model.evaluate(x, t),
+        "predict": lambda: model.predict(x),
+        "loss": lambda: model.loss(x, t),
+        "train_step": lambda: model.train_step(x, t, SGD()),
+        "forward": lambda: model.forward(x),
+    }
+    for call in calls.values():
         with pytest.raises(TypeError, match="expected float input"):
             call()
 
@@ -270,16 +294,35 @@ def test_object_arrays_of_floats_are_not_silently_converted():
 
 # ================================================================ layouts and untouched inputs
 
+
 def full_model(backend, seed=0):
-    layers = [fnn.Conv2D(2, 3, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(2), fnn.Conv2D(3, 4, 2, stride=2),
-              fnn.Sigmoid(), fnn.AvgPool2D(1), fnn.Flatten(), fnn.Dense(4, 5), fnn.Tanh(),
-              fnn.Dropout(0.2), fnn.LeakyReLU(0.1), fnn.Dense(5, 3)]
+    layers = [
+        fnn.Conv2D(2, 3, 3, pad=1),
+        fnn.ReLU(),
+        fnn.MaxPool2D(2),
+        fnn.Conv2D(3, 4, 2, stride=2),
+        fnn.Sigmoid(),
+        fnn.AvgPool2D(1),
+        fnn.Flatten(),
+        fnn.Dense(4, 5),
+        fnn.Tanh(),
+        fnn.Dropout(0.2),
+        fnn.LeakyReLU(0.1),
+        fnn.Dense(5, 3),
+    ]
     return fnn.Sequential(layers, backend=backend, seed=seed)
 
 
 def _fingerprint(a: np.ndarray):
-    return (hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(), a.dtype.str, a.shape,
-            a.strides, a.flags.writeable, a.flags.c_contiguous, a.flags.f_contiguous)
+    return (
+        hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(),
+        a.dtype.str,
+        a.shape,
+        a.strides,
+        a.flags.writeable,
+        a.flags.c_contiguous,
+        a.flags.f_contiguous,
+    )
 
 
 def _odd(a: np.ndarray, kind: str) -> np.ndarray:
@@ -314,10 +357,18 @@ def test_odd_layouts_give_the_plain_results_and_are_never_modified(backend, kind
 
     def run(x, t, xv, tv):
         model = full_model(backend)
-        history = model.fit(x, t, epochs=2, batch_size=8, optimizer=Adam(0.01), verbose=0, seed=2,
-                            validation_data=(xv, tv), augment=lambda b, r: b)
-        return (model.flat_params.copy(), history["val_loss"], model.predict(xv),
-                model.evaluate(xv, tv))
+        history = model.fit(
+            x,
+            t,
+            epochs=2,
+            batch_size=8,
+            optimizer=Adam(0.01),
+            verbose=0,
+            seed=2,
+            validation_data=(xv, tv),
+            augment=lambda b, r: b,
+        )
+        return (model.flat_params.copy(), history["val_loss"], model.predict(xv), model.evaluate(xv, tv))
 
     plain = run(x.copy(), t.copy(), xv.copy(), tv.copy())
     got = run(*odd)

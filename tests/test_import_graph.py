@@ -19,13 +19,33 @@ ROOT = Path(__file__).resolve().parent.parent / "fastnn"
 # import modules of its own layer or of layers below it, never above. A name ending in
 # "." covers a package and everything in it.
 LAYERS = [
-    ("foundation", ["fastnn.errors", "fastnn._files", "fastnn._config", "fastnn._blas",
-                    "fastnn._checks", "fastnn._progress"]),
+    (
+        "foundation",
+        [
+            "fastnn.errors",
+            "fastnn._files",
+            "fastnn._config",
+            "fastnn._blas",
+            "fastnn._checks",
+            "fastnn._progress",
+        ],
+    ),
     ("kernels", ["fastnn.kernels."]),
     ("backends", ["fastnn.backends."]),
-    ("layers, losses, optimizers", ["fastnn.initializers", "fastnn.layers.", "fastnn.losses",
-                                    "fastnn.optim", "fastnn.metrics", "fastnn.preprocessing",
-                                    "fastnn.augment", "fastnn.datasets", "fastnn.gradcheck"]),
+    (
+        "layers, losses, optimizers",
+        [
+            "fastnn.initializers",
+            "fastnn.layers.",
+            "fastnn.losses",
+            "fastnn.optim",
+            "fastnn.metrics",
+            "fastnn.preprocessing",
+            "fastnn.augment",
+            "fastnn.datasets",
+            "fastnn.gradcheck",
+        ],
+    ),
     ("fusion and files", ["fastnn.fusion", "fastnn.serialization", "fastnn.checkpoint"]),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
     ("training loop", ["fastnn.training"]),
@@ -61,12 +81,14 @@ def import_edges(modules: dict[str, Path]) -> dict[str, dict[str, int]]:
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                     source = ".".join(base + ([node.module] if node.module else []))
                 else:
                     source = node.module or ""
-                targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
-                           for alias in node.names]
+                targets = [
+                    f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                    for alias in node.names
+                ]
             for target in targets:
                 if not target.startswith("fastnn"):
                     continue
@@ -89,7 +111,7 @@ def find_cycle(edges: dict[str, dict[str, int]]) -> list[str] | None:
         stack.append(name)
         for target in sorted(edges.get(name, {})):
             if state.get(target) == 1:
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 found = visit(target)
                 if found:
@@ -110,8 +132,11 @@ def layer_of(name: str) -> int:
     best, index = -1, None
     for i, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            matches = (name == prefix.rstrip(".") or name.startswith(prefix)) if prefix.endswith(".") \
+            matches = (
+                (name == prefix.rstrip(".") or name.startswith(prefix))
+                if prefix.endswith(".")
                 else name == prefix
+            )
             if matches and len(prefix) > best:
                 best, index = len(prefix), i
     if index is None:
@@ -128,9 +153,9 @@ def graph():
 def test_the_graph_sees_function_local_and_relative_imports(graph):
     modules, edges = graph
     assert "fastnn.kernels.conv" in modules or "fastnn.kernels.conv.direct" in modules
-    assert "fastnn.training" in edges["fastnn.model"]        # a top-level relative import
-    assert "fastnn.models" in edges["fastnn.cli"]            # imported inside a function
-    assert "fastnn.callbacks" in edges["fastnn.schedules"]   # the package its module lives in
+    assert "fastnn.training" in edges["fastnn.model"]  # a top-level relative import
+    assert "fastnn.models" in edges["fastnn.cli"]  # imported inside a function
+    assert "fastnn.callbacks" in edges["fastnn.schedules"]  # the package its module lives in
     assert "fastnn.callbacks" not in edges["fastnn.callbacks.schedules"]  # its own package
 
 
@@ -144,8 +169,10 @@ def test_no_import_cycles(graph):
     modules, edges = graph
     cycle = find_cycle(edges)
     if cycle:
-        where = [f"{a} imports {b} ({modules[a].relative_to(ROOT.parent)}:{edges[a][b]})"
-                 for a, b in zip(cycle, cycle[1:])]
+        where = [
+            f"{a} imports {b} ({modules[a].relative_to(ROOT.parent)}:{edges[a][b]})"
+            for a, b in zip(cycle, cycle[1:])
+        ]
         pytest.fail("import cycle:\n  " + "\n  ".join(where))
 
 
@@ -155,7 +182,9 @@ def test_every_module_has_a_layer_and_nothing_imports_upward(graph):
     for importer, targets in sorted(edges.items()):
         for target, line in sorted(targets.items()):
             if layer_of(target) > layer_of(importer):
-                upward.append(f"{importer} ({LAYERS[layer_of(importer)][0]}) imports {target} "
-                              f"({LAYERS[layer_of(target)][0]}) at "
-                              f"{modules[importer].relative_to(ROOT.parent)}:{line}")
+                upward.append(
+                    f"{importer} ({LAYERS[layer_of(importer)][0]}) imports {target} "
+                    f"({LAYERS[layer_of(target)][0]}) at "
+                    f"{modules[importer].relative_to(ROOT.parent)}:{line}"
+                )
     assert not upward, "imports upward:\n  " + "\n  ".join(upward)

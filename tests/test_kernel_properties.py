@@ -19,8 +19,8 @@ called directly, layouts on every op.
 from __future__ import annotations
 
 import importlib
-import itertools
 import inspect
+import itertools
 import pkgutil
 
 import numba
@@ -48,8 +48,9 @@ BUILDS = ("serial", "parallel")
 SENTINEL = 12345
 GUARD = 17  # odd, so a vectorised tail that overruns by a lane lands in it
 
-SETTINGS = settings(max_examples=20, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SETTINGS = settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 COVERED: set = set()  # kernels some canary case calls (see test_every_kernel_has_a_canary_case)
 
@@ -66,14 +67,14 @@ class Guarded:
         self.shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
         self.size = int(np.prod(self.shape))
         self.buffer = np.full(self.size + 2 * GUARD, SENTINEL, dtype=dtype)
-        self.view = self.buffer[GUARD:GUARD + self.size].reshape(self.shape)
+        self.view = self.buffer[GUARD : GUARD + self.size].reshape(self.shape)
         assert self.view.flags.c_contiguous
         self.must_write = fill is None and not scratch
         if fill is not None:
             self.view[...] = fill
 
     def check(self, where: str) -> None:
-        before, after = self.buffer[:GUARD], self.buffer[GUARD + self.size:]
+        before, after = self.buffer[:GUARD], self.buffer[GUARD + self.size :]
         assert np.all(before == SENTINEL), f"{where}: wrote before its output {self.shape}"
         assert np.all(after == SENTINEL), f"{where}: wrote after its output {self.shape}"
         if self.must_write:
@@ -111,31 +112,46 @@ def rand(rng, shape, dtype):
 
 # =================================================================== canaries: dense
 
+
 @SETTINGS
-@given(n=st.integers(1, 9), d=st.integers(1, 40), m=st.integers(1, 40),
-       dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS), seed=st.integers(0, 2**31))
+@given(
+    n=st.integers(1, 9),
+    d=st.integers(1, 40),
+    m=st.integers(1, 40),
+    dtype=st.sampled_from(DTYPES),
+    build=st.sampled_from(BUILDS),
+    seed=st.integers(0, 2**31),
+)
 def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     rng = np.random.default_rng(seed)
     x, W, b = rand(rng, (n, d), dtype), rand(rng, (d, m), dtype), rand(rng, m, dtype)
     dy = rand(rng, (n, m), dtype)
     for relu in (False, True):
-        for parts in (0, tuning.GEMM_PARTS - 1):     # split by batch rows, by depth
+        for parts in (0, tuning.GEMM_PARTS - 1):  # split by batch rows, by depth
             partial = Guarded((parts, n if parts else 0, m if parts else 0), dtype, scratch=True)
-            _, y = run_kernel(aff.affine_forward, build, x, W, b, relu, partial,
-                              Guarded((n, m), dtype))
-            close(y, REF.affine(x, W, b, relu=relu), dtype,
-                  f"affine_forward (relu={relu}, depth parts={parts})")
+            _, y = run_kernel(aff.affine_forward, build, x, W, b, relu, partial, Guarded((n, m), dtype))
+            close(
+                y, REF.affine(x, W, b, relu=relu), dtype, f"affine_forward (relu={relu}, depth parts={parts})"
+            )
     relu_out = REF.affine(x, W, b, relu=True)
     for masked, input_grad, by_columns in itertools.product((False, True), repeat=3):
-        outs = run_kernel(aff.affine_backward, build, dy, x, W, relu_out if masked else dy,
-                          masked, input_grad, by_columns,
-                          Guarded((n, m) if masked else (0, 0), dtype),
-                          Guarded((n, d) if input_grad else (0, 0), dtype),
-                          Guarded((d, m), dtype), Guarded(m, dtype))
-        want = REF.affine_backward(dy, x, W, input_grad=input_grad,
-                                   relu_out=relu_out if masked else None)
-        where = (f"affine_backward (masked={masked}, input_grad={input_grad}, "
-                 f"dx by columns={by_columns})")
+        outs = run_kernel(
+            aff.affine_backward,
+            build,
+            dy,
+            x,
+            W,
+            relu_out if masked else dy,
+            masked,
+            input_grad,
+            by_columns,
+            Guarded((n, m) if masked else (0, 0), dtype),
+            Guarded((n, d) if input_grad else (0, 0), dtype),
+            Guarded((d, m), dtype),
+            Guarded(m, dtype),
+        )
+        want = REF.affine_backward(dy, x, W, input_grad=input_grad, relu_out=relu_out if masked else None)
+        where = f"affine_backward (masked={masked}, input_grad={input_grad}, dx by columns={by_columns})"
         if input_grad:
             close(outs[1], want[0], dtype, where + " dx")
         close(outs[2], want[1], dtype, where + " dW")
@@ -144,13 +160,19 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     flat, dflat = x.reshape(-1).copy(), rand(rng, x.size, dtype)
     size = flat.size
     alpha = np.dtype(dtype).type(0.1)
-    for kernel, ref in ((act.heaviside_forward, REF.heaviside), (act.sigmoid_forward, REF.sigmoid),
-                        (act.tanh_forward, REF.tanh), (act.relu_forward, REF.relu)):
+    for kernel, ref in (
+        (act.heaviside_forward, REF.heaviside),
+        (act.sigmoid_forward, REF.sigmoid),
+        (act.tanh_forward, REF.tanh),
+        (act.relu_forward, REF.relu),
+    ):
         (y,) = run_kernel(kernel, build, flat, Guarded(size, dtype))
         close(y, ref(flat), dtype, kernel.__name__)
-    for kernel, ref, second in ((act.sigmoid_backward, REF.sigmoid_backward, REF.sigmoid(flat)),
-                                (act.tanh_backward, REF.tanh_backward, REF.tanh(flat)),
-                                (act.relu_backward, REF.relu_backward, flat)):
+    for kernel, ref, second in (
+        (act.sigmoid_backward, REF.sigmoid_backward, REF.sigmoid(flat)),
+        (act.tanh_backward, REF.tanh_backward, REF.tanh(flat)),
+        (act.relu_backward, REF.relu_backward, flat),
+    ):
         (dx,) = run_kernel(kernel, build, dflat, second, Guarded(size, dtype))
         close(dx, ref(dflat, second), dtype, kernel.__name__)
     (y,) = run_kernel(act.leaky_relu_forward, build, flat, alpha, Guarded(size, dtype))
@@ -160,19 +182,22 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     (y,) = run_kernel(act.softmax_forward, build, x, Guarded(x.shape, dtype))
     close(y, REF.softmax(x), dtype, "softmax_forward")
     probs = REF.softmax(x)
-    (dx,) = run_kernel(act.softmax_backward, build, rand(rng, x.shape, dtype), probs,
-                       Guarded(x.shape, dtype))
+    (dx,) = run_kernel(act.softmax_backward, build, rand(rng, x.shape, dtype), probs, Guarded(x.shape, dtype))
 
     t = rng.integers(0, d, n)
     onehot = np.eye(d, dtype=dtype)[t]
-    for kernel, target in ((loss_k.softmax_cross_entropy_indices, t),
-                           (loss_k.softmax_cross_entropy_dense, onehot)):
+    for kernel, target in (
+        (loss_k.softmax_cross_entropy_indices, t),
+        (loss_k.softmax_cross_entropy_dense, onehot),
+    ):
         p, rows = run_kernel(kernel, build, x, target, Guarded(x.shape, dtype), Guarded(n, dtype))
         close(p, probs, dtype, kernel.__name__)
         close(rows.sum() / n, REF.softmax_cross_entropy(x, t)[0], dtype, kernel.__name__)
     scale = np.dtype(dtype).type(1.0 / n)
-    for kernel, target in ((loss_k.softmax_cross_entropy_backward_indices, t),
-                           (loss_k.softmax_cross_entropy_backward_dense, onehot)):
+    for kernel, target in (
+        (loss_k.softmax_cross_entropy_backward_indices, t),
+        (loss_k.softmax_cross_entropy_backward_dense, onehot),
+    ):
         (g,) = run_kernel(kernel, build, probs, target, scale, Guarded(x.shape, dtype))
         close(g, REF.softmax_cross_entropy_backward(probs, t), dtype, kernel.__name__)
     blocks = -(-size // tuning.SUM_BLOCK)
@@ -183,24 +208,45 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
 
 
 @SETTINGS
-@given(size=st.integers(1, 200), dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS),
-       wd=st.sampled_from([0.0, 0.01]), l1=st.sampled_from([0.0, 0.001]), seed=st.integers(0, 2**31))
+@given(
+    size=st.integers(1, 200),
+    dtype=st.sampled_from(DTYPES),
+    build=st.sampled_from(BUILDS),
+    wd=st.sampled_from([0.0, 0.01]),
+    l1=st.sampled_from([0.0, 0.001]),
+    seed=st.integers(0, 2**31),
+)
 def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, seed):
     rng = np.random.default_rng(seed)
     d = np.dtype(dtype).type
     p0, g = rand(rng, size, dtype), rand(rng, size, dtype)
     s0 = rng.uniform(0, 1, size).astype(dtype)
     cases = {
-        "sgd": (optim_k.sgd, [], (d(0.1), d(wd), d(l1)),
-                lambda p, st_: REF.sgd_step(p, g, 0.1, wd, l1)),
-        "momentum": (optim_k.momentum, [s0], (d(0.1), d(0.9), d(wd), d(l1)),
-                     lambda p, st_: REF.momentum_step(p, g, st_[0], 0.1, 0.9, wd, l1)),
-        "nesterov": (optim_k.nesterov, [s0], (d(0.1), d(0.9), d(wd), d(l1)),
-                     lambda p, st_: REF.nesterov_step(p, g, st_[0], 0.1, 0.9, wd, l1)),
-        "adagrad": (optim_k.adagrad, [s0], (d(0.1), d(1e-7), d(wd), d(l1)),
-                    lambda p, st_: REF.adagrad_step(p, g, st_[0], 0.1, 1e-7, wd, l1)),
-        "rmsprop": (optim_k.rmsprop, [s0], (d(0.1), d(0.99), d(1e-7), d(wd), d(l1)),
-                    lambda p, st_: REF.rmsprop_step(p, g, st_[0], 0.1, 0.99, 1e-7, wd, l1)),
+        "sgd": (optim_k.sgd, [], (d(0.1), d(wd), d(l1)), lambda p, st_: REF.sgd_step(p, g, 0.1, wd, l1)),
+        "momentum": (
+            optim_k.momentum,
+            [s0],
+            (d(0.1), d(0.9), d(wd), d(l1)),
+            lambda p, st_: REF.momentum_step(p, g, st_[0], 0.1, 0.9, wd, l1),
+        ),
+        "nesterov": (
+            optim_k.nesterov,
+            [s0],
+            (d(0.1), d(0.9), d(wd), d(l1)),
+            lambda p, st_: REF.nesterov_step(p, g, st_[0], 0.1, 0.9, wd, l1),
+        ),
+        "adagrad": (
+            optim_k.adagrad,
+            [s0],
+            (d(0.1), d(1e-7), d(wd), d(l1)),
+            lambda p, st_: REF.adagrad_step(p, g, st_[0], 0.1, 1e-7, wd, l1),
+        ),
+        "rmsprop": (
+            optim_k.rmsprop,
+            [s0],
+            (d(0.1), d(0.99), d(1e-7), d(wd), d(l1)),
+            lambda p, st_: REF.rmsprop_step(p, g, st_[0], 0.1, 0.99, 1e-7, wd, l1),
+        ),
     }
     for name, (kernel, state, scalars, ref) in cases.items():
         guarded = [Guarded(size, dtype, fill=p0)] + [Guarded(size, dtype, fill=s) for s in state]
@@ -215,8 +261,21 @@ def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, 
     step_size, bc2 = adam_bias_corrections(3, 0.01, 0.9, 0.999)
     m0 = rand(rng, size, dtype)
     guarded = [Guarded(size, dtype, fill=a) for a in (p0, m0, s0)]
-    run_kernel(optim_k.adam, build, guarded[0], g, guarded[1], guarded[2], d(step_size), d(0.9),
-               d(0.999), d(1e-7), d(bc2), d(wd), d(l1))
+    run_kernel(
+        optim_k.adam,
+        build,
+        guarded[0],
+        g,
+        guarded[1],
+        guarded[2],
+        d(step_size),
+        d(0.9),
+        d(0.999),
+        d(1e-7),
+        d(bc2),
+        d(wd),
+        d(l1),
+    )
     want = [p0.copy(), m0.copy(), s0.copy()]
     REF.adam_step(want[0], g, want[1], want[2], 3, 0.01, 0.9, 0.999, 1e-7, wd, l1)
     for got, expected in zip(guarded, want):
@@ -226,17 +285,28 @@ def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, 
 # =================================================================== canaries: conv and pool
 
 geometry = dict(
-    N=st.integers(1, 3), C=st.integers(1, 5), F=st.integers(1, 6),
-    H=st.integers(1, 9), W=st.integers(1, 9), KH=st.integers(1, 4), KW=st.integers(1, 4),
-    SH=st.integers(1, 3), SW=st.integers(1, 3), PH=st.integers(0, 2), PW=st.integers(0, 2),
-    dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS), seed=st.integers(0, 2**31),
+    N=st.integers(1, 3),
+    C=st.integers(1, 5),
+    F=st.integers(1, 6),
+    H=st.integers(1, 9),
+    W=st.integers(1, 9),
+    KH=st.integers(1, 4),
+    KW=st.integers(1, 4),
+    SH=st.integers(1, 3),
+    SW=st.integers(1, 3),
+    PH=st.integers(0, 2),
+    PW=st.integers(0, 2),
+    dtype=st.sampled_from(DTYPES),
+    build=st.sampled_from(BUILDS),
+    seed=st.integers(0, 2**31),
 )
 
 
 @SETTINGS
 @given(chunk=st.integers(1, 3), **geometry)
-def test_conv_kernels_write_only_their_outputs(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk,
-                                               dtype, build, seed):
+def test_conv_kernels_write_only_their_outputs(
+    N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed
+):
     assume(KH <= H + 2 * PH and KW <= W + 2 * PW)
     conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed)
 
@@ -254,15 +324,23 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     (xp,) = run_kernel(conv_k.pad_planes, build, x, PH, PW, Guarded((N, C, Hp, Wp), dtype))
     np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW))))
     xp = xp.copy()
-    (y,) = run_kernel(conv_k.direct_forward_strided, build, xp, Wt, b, SH, SW,
-                      Guarded((N, F, OH, OW), dtype))
+    (y,) = run_kernel(conv_k.direct_forward_strided, build, xp, Wt, b, SH, SW, Guarded((N, F, OH, OW), dtype))
     close(y, y_ref, dtype, "direct_forward_strided")
-    dW, db = run_kernel(conv_k.direct_backward_weights_strided, build, xp, dy, SH, SW,
-                        Guarded(Wt.shape, dtype), Guarded(F, dtype))
+    dW, db = run_kernel(
+        conv_k.direct_backward_weights_strided,
+        build,
+        xp,
+        dy,
+        SH,
+        SW,
+        Guarded(Wt.shape, dtype),
+        Guarded(F, dtype),
+    )
     close(dW, dW_ref, dtype, "direct_backward_weights_strided")
     close(db, db_ref, dtype, "direct_backward_weights_strided db")
-    (dx,) = run_kernel(conv_k.direct_backward_data_strided, build, dy, Wt, SH, SW, PH, PW,
-                       Guarded(x.shape, dtype))
+    (dx,) = run_kernel(
+        conv_k.direct_backward_data_strided, build, dy, Wt, SH, SW, PH, PW, Guarded(x.shape, dtype)
+    )
     close(dx, dx_ref, dtype, "direct_backward_data_strided")
 
     if SH == 1 and SW == 1:
@@ -271,27 +349,60 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         none_y = np.empty((N, F, 0, 0), dtype)
         none_a = np.empty((N, F, 0, 0), np.int64)
         for relu in (False, True):
-            (y,) = run_kernel(conv_k.direct_conv_s1, build, x, Wt, b, PH, PW, relu, False,
-                              Guarded((N, F, OH, OW), dtype), none_y, none_a)
+            (y,) = run_kernel(
+                conv_k.direct_conv_s1,
+                build,
+                x,
+                Wt,
+                b,
+                PH,
+                PW,
+                relu,
+                False,
+                Guarded((N, F, OH, OW), dtype),
+                none_y,
+                none_a,
+            )
             close(y, REF.relu(y_ref) if relu else y_ref, dtype, f"direct_conv_s1 (relu={relu})")
         if OH % 2 == 0 and OW % 2 == 0:
             pooled, argmax = run_kernel(
-                conv_k.direct_conv_s1, build, x, Wt, b, PH, PW, True, True, none_y,
+                conv_k.direct_conv_s1,
+                build,
+                x,
+                Wt,
+                b,
+                PH,
+                PW,
+                True,
+                True,
+                none_y,
                 Guarded((N, F, OH // 2, OW // 2), dtype),
-                Guarded((N, F, OH // 2, OW // 2), np.int64))
-            want_pooled, want_argmax = REF.maxpool2d(y, 2)     # y: the relu=True run above
+                Guarded((N, F, OH // 2, OW // 2), np.int64),
+            )
+            want_pooled, want_argmax = REF.maxpool2d(y, 2)  # y: the relu=True run above
             close(pooled, want_pooled, dtype, "direct_conv_s1 (relu, pool)")
             np.testing.assert_array_equal(argmax, want_argmax)
-        (dx,) = run_kernel(conv_k.direct_conv_s1, build, dy, flipped, np.zeros(C, dtype),
-                           KH - 1 - PH, KW - 1 - PW, False, False, Guarded(x.shape, dtype),
-                           np.empty((N, C, 0, 0), dtype), np.empty((N, C, 0, 0), np.int64))
+        (dx,) = run_kernel(
+            conv_k.direct_conv_s1,
+            build,
+            dy,
+            flipped,
+            np.zeros(C, dtype),
+            KH - 1 - PH,
+            KW - 1 - PW,
+            False,
+            False,
+            Guarded(x.shape, dtype),
+            np.empty((N, C, 0, 0), dtype),
+            np.empty((N, C, 0, 0), np.int64),
+        )
         close(dx, dx_ref, dtype, "direct_conv_s1 (backward data)")
         relu_out = REF.relu(y_ref)
         masked_refs = REF.conv2d_backward(dy, x, Wt, (SH, SW), (PH, PW), relu_out=relu_out)
         none_i = np.empty((N, F, 0, 0), np.int64)
         none_f = np.empty((N, F, 0, 0), dtype)
         size = min(2, OH, OW)
-        pooled, argmax = REF.maxpool2d(relu_out, size, 1)         # overlapping windows
+        pooled, argmax = REF.maxpool2d(relu_out, size, 1)  # overlapping windows
         dp = rand(rng, pooled.shape, dtype)
         pooled_refs = REF.conv2d_backward(dp, x, Wt, (SH, SW), (PH, PW), pool=(argmax, pooled))
         for scatter in (True, False):
@@ -299,29 +410,63 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 grad = (dy, dy, dp)[mode]
                 mask = (dy, relu_out, none_f)[mode]
                 pool = ((none_i, none_f), (none_i, none_f), (argmax, pooled))[mode]
-                dx, dW, db = run_kernel(conv_k.direct_backward_s1, build, x, grad, Wt, flipped,
-                                        PH, PW, scatter, mask, mode, *pool, True,
-                                        Guarded(x.shape, dtype), Guarded(Wt.shape, dtype),
-                                        Guarded(F, dtype), *conv_k.backward_items(dtype))
+                dx, dW, db = run_kernel(
+                    conv_k.direct_backward_s1,
+                    build,
+                    x,
+                    grad,
+                    Wt,
+                    flipped,
+                    PH,
+                    PW,
+                    scatter,
+                    mask,
+                    mode,
+                    *pool,
+                    True,
+                    Guarded(x.shape, dtype),
+                    Guarded(Wt.shape, dtype),
+                    Guarded(F, dtype),
+                    *conv_k.backward_items(dtype),
+                )
                 want = ((dx_ref, dW_ref, db_ref), masked_refs, pooled_refs)[mode]
                 where = f"direct_backward_s1 (scatter={scatter}, mode={mode})"
                 close(dx, want[0], dtype, where + " dx")
                 close(dW, want[1], dtype, where + " dW")
                 close(db, want[2], dtype, where + " db")
         dx = np.full(x.shape, SENTINEL, dtype)
-        dW, db = run_kernel(conv_k.direct_backward_s1, build, x, dy, Wt, flipped, PH, PW,
-                            False, dy, 0, none_i, none_f, False, dx, Guarded(Wt.shape, dtype),
-                            Guarded(F, dtype), *conv_k.backward_items(dtype))
+        dW, db = run_kernel(
+            conv_k.direct_backward_s1,
+            build,
+            x,
+            dy,
+            Wt,
+            flipped,
+            PH,
+            PW,
+            False,
+            dy,
+            0,
+            none_i,
+            none_f,
+            False,
+            dx,
+            Guarded(Wt.shape, dtype),
+            Guarded(F, dtype),
+            *conv_k.backward_items(dtype),
+        )
         assert np.all(dx == SENTINEL), "direct_backward_s1 wrote dx without input_grad"
         close(dW, dW_ref, dtype, "direct_backward_s1 dW (no input_grad)")
         close(db, db_ref, dtype, "direct_backward_s1 db (no input_grad)")
 
     K = C * KH * KW
-    (col,) = run_kernel(conv_k.im2col, build, x, KH, KW, SH, SW, PH, PW, OH, OW,
-                        Guarded((N * OH * OW, K), dtype))
+    (col,) = run_kernel(
+        conv_k.im2col, build, x, KH, KW, SH, SW, PH, PW, OH, OW, Guarded((N * OH * OW, K), dtype)
+    )
     np.testing.assert_array_equal(col, REF.im2col(x, KH, KW, stride, pad))
-    (back,) = run_kernel(conv_k.col2im, build, col.copy(), KH, KW, SH, SW, PH, PW, OH, OW,
-                         Guarded(x.shape, dtype))
+    (back,) = run_kernel(
+        conv_k.col2im, build, col.copy(), KH, KW, SH, SW, PH, PW, OH, OW, Guarded(x.shape, dtype)
+    )
     close(back, REF.col2im(col, x.shape, KH, KW, stride, pad), dtype, "col2im")
 
     chunk = min(chunk, N)
@@ -330,19 +475,46 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     Wm = Wt.reshape(F, K)
     with single_threaded_blas():
         (_, _, y) = run_kernel(
-            conv_k.im2col_forward, build, x, Wm, b, KH, KW, SH, SW, PH, PW, chunk,
+            conv_k.im2col_forward,
+            build,
+            x,
+            Wm,
+            b,
+            KH,
+            KW,
+            SH,
+            SW,
+            PH,
+            PW,
+            chunk,
             Guarded((slots, rows * K), dtype, scratch=True),
-            Guarded((slots, rows * F), dtype, scratch=True), Guarded((N, F, OH, OW), dtype))
+            Guarded((slots, rows * F), dtype, scratch=True),
+            Guarded((N, F, OH, OW), dtype),
+        )
         close(y, y_ref, dtype, "im2col_forward")
         groups = min(-(-N // chunk), 16)
         outs = run_kernel(
-            conv_k.im2col_backward, build, x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk,
+            conv_k.im2col_backward,
+            build,
+            x,
+            dy,
+            Wm,
+            KH,
+            KW,
+            SH,
+            SW,
+            PH,
+            PW,
+            chunk,
             Guarded((slots, rows * K), dtype, scratch=True),
             Guarded((slots, rows * F), dtype, scratch=True),
             Guarded((slots, rows * K), dtype, scratch=True),
             Guarded((slots, F * K), dtype, scratch=True),
-            Guarded((groups, F * K), dtype), Guarded(x.shape, dtype), Guarded((F, K), dtype),
-            Guarded(F, dtype))
+            Guarded((groups, F * K), dtype),
+            Guarded(x.shape, dtype),
+            Guarded((F, K), dtype),
+            Guarded(F, dtype),
+        )
     close(outs[5], dx_ref, dtype, "im2col_backward dx")
     close(outs[6].reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW")
     close(outs[7], db_ref, dtype, "im2col_backward db")
@@ -350,8 +522,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
 
 @SETTINGS
 @given(**geometry)
-def test_pool_kernels_write_only_their_outputs(N, C, F, H, W, KH, KW, SH, SW, PH, PW, dtype,
-                                               build, seed):
+def test_pool_kernels_write_only_their_outputs(N, C, F, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     assume(PH < KH and PW < KW and KH <= H + 2 * PH and KW <= W + 2 * PW)
     pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed)
 
@@ -362,42 +533,69 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
     x = rand(rng, (N, C, H, W), dtype)
     dy = rand(rng, (N, C, OH, OW), dtype)
-    y, argmax = run_kernel(pool_k.maxpool_forward, build, x, KH, KW, SH, SW, PH, PW,
-                           Guarded((N, C, OH, OW), dtype), Guarded((N, C, OH, OW), np.int64))
+    y, argmax = run_kernel(
+        pool_k.maxpool_forward,
+        build,
+        x,
+        KH,
+        KW,
+        SH,
+        SW,
+        PH,
+        PW,
+        Guarded((N, C, OH, OW), dtype),
+        Guarded((N, C, OH, OW), np.int64),
+    )
     y_ref, argmax_ref = REF.maxpool2d(x, size, stride, pad)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)
     fast_2x2 = getattr(pool_k, "maxpool_forward_2x2", None)  # the 2x2 stride-2 fast path
     if fast_2x2 is not None and H >= 2 and W >= 2:
-        y2, argmax2 = run_kernel(fast_2x2, build, x, Guarded((N, C, H // 2, W // 2), dtype),
-                                 Guarded((N, C, H // 2, W // 2), np.int64))
+        y2, argmax2 = run_kernel(
+            fast_2x2,
+            build,
+            x,
+            Guarded((N, C, H // 2, W // 2), dtype),
+            Guarded((N, C, H // 2, W // 2), np.int64),
+        )
         y2_ref, argmax2_ref = REF.maxpool2d(x, 2, 2, 0)
         np.testing.assert_array_equal(y2, y2_ref)
         np.testing.assert_array_equal(argmax2, argmax2_ref)
         # the two-pass kernel for even planes, on x cropped to even H and W, with ties and NaN
-        xe = np.ascontiguousarray(x[:, :, :H // 2 * 2, :W // 2 * 2])
-        xe = np.round(xe * 2) / 2                      # ties
+        xe = np.ascontiguousarray(x[:, :, : H // 2 * 2, : W // 2 * 2])
+        xe = np.round(xe * 2) / 2  # ties
         xe.reshape(-1)[::7] = np.nan
-        y3, argmax3 = run_kernel(pool_k.maxpool_forward_2x2_even, build, xe,
-                                 Guarded((N, C, H // 2, W // 2), dtype),
-                                 Guarded((N, C, H // 2, W // 2), np.int64))
+        y3, argmax3 = run_kernel(
+            pool_k.maxpool_forward_2x2_even,
+            build,
+            xe,
+            Guarded((N, C, H // 2, W // 2), dtype),
+            Guarded((N, C, H // 2, W // 2), np.int64),
+        )
         y3_ref, argmax3_ref = REF.maxpool2d(xe, 2, 2, 0)
         np.testing.assert_array_equal(y3, y3_ref)
         np.testing.assert_array_equal(argmax3, argmax3_ref)
     (dx,) = run_kernel(pool_k.maxpool_backward, build, dy, argmax.copy(), Guarded(x.shape, dtype))
     close(dx, REF.maxpool2d_backward(dy, argmax_ref, x.shape, size, stride, pad), dtype, "maxpool_backward")
-    (y,) = run_kernel(pool_k.avgpool_forward, build, x, KH, KW, SH, SW, PH, PW,
-                      Guarded((N, C, OH, OW), dtype))
+    (y,) = run_kernel(
+        pool_k.avgpool_forward, build, x, KH, KW, SH, SW, PH, PW, Guarded((N, C, OH, OW), dtype)
+    )
     close(y, REF.avgpool2d(x, size, stride, pad), dtype, "avgpool_forward")
-    (dx,) = run_kernel(pool_k.avgpool_backward, build, dy, KH, KW, SH, SW, PH, PW,
-                       Guarded(x.shape, dtype))
+    (dx,) = run_kernel(pool_k.avgpool_backward, build, dy, KH, KW, SH, SW, PH, PW, Guarded(x.shape, dtype))
     close(dx, REF.avgpool2d_backward(dy, x.shape, size, stride, pad), dtype, "avgpool_backward")
 
 
 @SETTINGS
-@given(N=st.integers(1, 4), C=st.integers(1, 6), H=st.integers(1, 7), W=st.integers(1, 7),
-       block=st.integers(1, 4), dtype=st.sampled_from(DTYPES), build=st.sampled_from(BUILDS),
-       seed=st.integers(0, 2**31))
+@given(
+    N=st.integers(1, 4),
+    C=st.integers(1, 6),
+    H=st.integers(1, 7),
+    W=st.integers(1, 7),
+    block=st.integers(1, 4),
+    dtype=st.sampled_from(DTYPES),
+    build=st.sampled_from(BUILDS),
+    seed=st.integers(0, 2**31),
+)
 def test_norm_and_augment_kernels_write_only_their_outputs(N, C, H, W, block, dtype, build, seed):
     norm_augment_canaries(N, C, H, W, block, dtype, build, seed)
 
@@ -411,16 +609,37 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
     x = rand(rng, (N, C, H, W), dtype)
     x3 = x.reshape(N, C, H * W)
     gamma, beta, dy = rand(rng, C, dtype) + d(2), rand(rng, C, dtype), rand(rng, x.shape, dtype)
-    y, mean, var, inv_std = run_kernel(norm_k.batchnorm_forward, build, x3, gamma, beta, d(1e-5),
-                                       block, Guarded(x3.shape, dtype), Guarded(C, dtype),
-                                       Guarded(C, dtype), Guarded(C, dtype))
+    y, mean, var, inv_std = run_kernel(
+        norm_k.batchnorm_forward,
+        build,
+        x3,
+        gamma,
+        beta,
+        d(1e-5),
+        block,
+        Guarded(x3.shape, dtype),
+        Guarded(C, dtype),
+        Guarded(C, dtype),
+        Guarded(C, dtype),
+    )
     y_ref, mean_ref, var_ref = REF.batchnorm(x, gamma, beta, 1e-5)
     close(y.reshape(x.shape), y_ref, dtype, "batchnorm_forward")
     close(mean, mean_ref, dtype, "batchnorm_forward mean")
     close(var, var_ref, dtype, "batchnorm_forward var")
-    outs = run_kernel(norm_k.batchnorm_backward, build, dy.reshape(x3.shape), x3, gamma,
-                      mean_ref, var_ref, d(1e-5), block, Guarded(x3.shape, dtype),
-                      Guarded(C, dtype), Guarded(C, dtype))
+    outs = run_kernel(
+        norm_k.batchnorm_backward,
+        build,
+        dy.reshape(x3.shape),
+        x3,
+        gamma,
+        mean_ref,
+        var_ref,
+        d(1e-5),
+        block,
+        Guarded(x3.shape, dtype),
+        Guarded(C, dtype),
+        Guarded(C, dtype),
+    )
     for got, want in zip(outs, REF.batchnorm_backward(dy, x, gamma, mean_ref, var_ref, 1e-5)):
         close(got.reshape(want.shape), want, dtype, "batchnorm_backward")
     (y,) = run_kernel(norm_k.channel_affine, build, x3, gamma, beta, block, Guarded(x3.shape, dtype))
@@ -431,8 +650,9 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
     for n in range(N):
         want = np.zeros_like(x[n])
         sy, sx = shifts_y[n], shifts_x[n]
-        want[:, max(sy, 0):H + min(sy, 0), max(sx, 0):W + min(sx, 0)] = \
-            x[n][:, max(-sy, 0):H + min(-sy, 0), max(-sx, 0):W + min(-sx, 0)]
+        want[:, max(sy, 0) : H + min(sy, 0), max(sx, 0) : W + min(sx, 0)] = x[n][
+            :, max(-sy, 0) : H + min(-sy, 0), max(-sx, 0) : W + min(-sx, 0)
+        ]
         np.testing.assert_array_equal(out[n], want)
     flags = rng.integers(0, 2, N)
     (out,) = run_kernel(augment_k.flip_horizontal, build, x, flags, Guarded(x.shape, dtype))
@@ -463,18 +683,21 @@ def test_every_kernel_has_a_canary_case():
     """Each canary test, run once on a fixed example, must between them call every kernel."""
     example = dict(dtype=np.float32, build="serial", seed=0)
     test_dense_kernels_write_only_their_outputs.hypothesis.inner_test(n=2, d=3, m=4, **example)
-    test_optimizer_kernels_write_only_their_buffers.hypothesis.inner_test(size=5, wd=0.0, l1=0.0,
-                                                                          **example)
+    test_optimizer_kernels_write_only_their_buffers.hypothesis.inner_test(size=5, wd=0.0, l1=0.0, **example)
     geometry = dict(N=2, C=2, H=5, W=4, KH=3, KW=2, SH=1, SW=1, PH=1, PW=1, **example)
     conv_canaries(F=3, chunk=1, **geometry)
     pool_canaries(**geometry)
     norm_augment_canaries(N=2, C=3, H=4, W=5, block=2, **example)
-    missing = sorted(name for name, kernel in all_kernels().items()
-                     if name.split(".")[2] in CANARY_MODULES and kernel not in COVERED)
+    missing = sorted(
+        name
+        for name, kernel in all_kernels().items()
+        if name.split(".")[2] in CANARY_MODULES and kernel not in COVERED
+    )
     assert not missing, f"kernels without a canary case in {__name__}: {missing}"
 
 
 # =================================================================== ops: layouts, dtype, contiguity
+
 
 def _ops_cases(rng, dtype):
     """{op name: (args, indices of the args that are array inputs free to take any layout)}.
@@ -504,7 +727,7 @@ def _ops_cases(rng, dtype):
         "softmax_cross_entropy_backward": ((probs, t), (0, 1)),
         "mse": ((x, r(N, D)), (0, 1)),
         "mse_backward": ((x, r(N, D)), (0, 1)),
-        "softmax": ((x, ), (0,)),
+        "softmax": ((x,), (0,)),
         "softmax_backward": ((dy, probs), (0, 1)),
         "leaky_relu": ((x, 0.2), (0,)),
         "leaky_relu_backward": ((x, r(N, D), 0.2), (0, 1)),
@@ -530,15 +753,21 @@ def _ops_cases(rng, dtype):
     }
     for name in ("identity", "heaviside", "sigmoid", "tanh", "relu"):
         cases[name] = ((x,), (0,))
-    for name in ("identity_backward", "heaviside_backward", "sigmoid_backward", "tanh_backward",
-                 "relu_backward"):
+    for name in (
+        "identity_backward",
+        "heaviside_backward",
+        "sigmoid_backward",
+        "tanh_backward",
+        "relu_backward",
+    ):
         cases[name] = ((dy, r(N, M)), (0, 1))
     return cases
 
 
 def public_ops():
-    return sorted(name for name, value in inspect.getmembers(REF)
-                  if not name.startswith("_") and callable(value))
+    return sorted(
+        name for name, value in inspect.getmembers(REF) if not name.startswith("_") and callable(value)
+    )
 
 
 def test_every_op_has_a_layout_case():

@@ -22,23 +22,25 @@ def check_model(model, x, t):
 def test_dense(backend, shape):
     n, d, m = shape
     rng = np.random.default_rng(0)
-    model = fnn.Sequential([fnn.Dense(d, m)], loss=fnn.MeanSquaredError(), backend=backend,
-                           dtype="float64", seed=1)
+    model = fnn.Sequential(
+        [fnn.Dense(d, m)], loss=fnn.MeanSquaredError(), backend=backend, dtype="float64", seed=1
+    )
     model.layers[0].params["b"][...] = rng.standard_normal(m)
     check_model(model, rng.standard_normal((n, d)), rng.standard_normal((n, m)))
 
 
-ACTIVATIONS = [fnn.ReLU, lambda: fnn.LeakyReLU(0.1), fnn.Sigmoid, fnn.Tanh, fnn.Identity,
-               fnn.Softmax]
+ACTIVATIONS = [fnn.ReLU, lambda: fnn.LeakyReLU(0.1), fnn.Sigmoid, fnn.Tanh, fnn.Identity, fnn.Softmax]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("make", ACTIVATIONS, ids=["relu", "leaky_relu", "sigmoid", "tanh",
-                                                     "identity", "softmax"])
+@pytest.mark.parametrize(
+    "make", ACTIVATIONS, ids=["relu", "leaky_relu", "sigmoid", "tanh", "identity", "softmax"]
+)
 def test_activation_between_dense_layers(backend, make):
     rng = np.random.default_rng(2)
-    model = fnn.Sequential([fnn.Dense(6, 5), make(), fnn.Dense(5, 3)], backend=backend,
-                           dtype="float64", seed=3)
+    model = fnn.Sequential(
+        [fnn.Dense(6, 5), make(), fnn.Dense(5, 3)], backend=backend, dtype="float64", seed=3
+    )
     x = rng.standard_normal((4, 6))
     # keep pre-activations away from ReLU's kink, where central differences are wrong
     hidden = model.layers[0].forward(x)
@@ -49,8 +51,9 @@ def test_activation_between_dense_layers(backend, make):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_step_has_zero_gradient(backend):
     rng = np.random.default_rng(4)
-    model = fnn.Sequential([fnn.Dense(3, 4), fnn.Step(), fnn.Dense(4, 2)], backend=backend,
-                           dtype="float64", seed=5)
+    model = fnn.Sequential(
+        [fnn.Dense(3, 4), fnn.Step(), fnn.Dense(4, 2)], backend=backend, dtype="float64", seed=5
+    )
     x = rng.standard_normal((5, 3))
     t = rng.integers(0, 2, 5)
     model.loss(x, t)
@@ -63,8 +66,7 @@ def test_step_has_zero_gradient(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_flatten(backend):
     rng = np.random.default_rng(6)
-    model = fnn.Sequential([fnn.Flatten(), fnn.Dense(12, 3)], backend=backend, dtype="float64",
-                           seed=7)
+    model = fnn.Sequential([fnn.Flatten(), fnn.Dense(12, 3)], backend=backend, dtype="float64", seed=7)
     check_model(model, rng.standard_normal((2, 3, 2, 2)), rng.integers(0, 3, 2))
     assert model.backward().shape == (2, 3, 2, 2)
 
@@ -107,8 +109,7 @@ def test_gradcheck_catches_a_wrong_gradient():
 
     rng = np.random.default_rng(10)
     model = fnn.Sequential([WrongDense(3, 2)], backend="numpy", dtype="float64", seed=0)
-    errors = fnn.gradcheck(model, rng.standard_normal((4, 3)), rng.integers(0, 2, 4),
-                           verbose=False)
+    errors = fnn.gradcheck(model, rng.standard_normal((4, 3)), rng.integers(0, 2, 4), verbose=False)
     assert max(errors.values()) > 1e-3
 
 

@@ -10,7 +10,7 @@ import pytest
 from fastnn import fusion
 from fastnn.layers import LAYERS
 
-WEIGHTED = {"Dense", "Conv2D"}   # may skip the input gradient (the first layer's)
+WEIGHTED = {"Dense", "Conv2D"}  # may skip the input gradient (the first layer's)
 
 
 def parameters(function):
@@ -20,8 +20,11 @@ def parameters(function):
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_every_layer_has_the_one_forward_and_backward(name):
     cls = LAYERS[name]
-    assert parameters(cls.forward) == [("self", inspect.Parameter.empty), ("x", inspect.Parameter.empty),
-                                       ("train", True)]
+    assert parameters(cls.forward) == [
+        ("self", inspect.Parameter.empty),
+        ("x", inspect.Parameter.empty),
+        ("train", True),
+    ]
     expected = [("self", inspect.Parameter.empty), ("dy", inspect.Parameter.empty)]
     if name in WEIGHTED:
         expected.append(("input_grad", True))

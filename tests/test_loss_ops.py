@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from op_helpers import (
     BACKENDS,
     DTYPES,
@@ -174,8 +175,11 @@ def test_labels_out_of_range(ops, op, bad):
 
 @pytest.mark.parametrize("ops", BACKENDS, ids=repr)
 @pytest.mark.parametrize("op", ["softmax_cross_entropy", "softmax_cross_entropy_backward"])
-@pytest.mark.parametrize("t", [np.array([0.0, 1.0, 2.0]), np.array([0, 1, 2], np.float32),
-                               np.array([True, False, True])], ids=["float64", "float32", "bool"])
+@pytest.mark.parametrize(
+    "t",
+    [np.array([0.0, 1.0, 2.0]), np.array([0, 1, 2], np.float32), np.array([True, False, True])],
+    ids=["float64", "float32", "bool"],
+)
 def test_float_class_indices_raise_type_error(ops, op, t):
     with pytest.raises(TypeError, match=op):
         getattr(ops, op)(np.zeros((3, 5), np.float32), t)

@@ -21,12 +21,13 @@ def test_deep_convnet_reaches_99_percent_in_5_epochs(mnist_dir):
     (x, t), (x_test, t_test) = fnn.datasets.load_mnist("mnist", path=mnist_dir)
     model = fnn.models.deep_convnet(seed=0)
     assert sum(isinstance(layer, fnn.Dropout) for layer in model.layers) == 2
-    history = model.fit(x, t, epochs=5, batch_size=100, optimizer=fnn.optim.Adam(1e-3),
-                        verbose=0, seed=0)
+    history = model.fit(x, t, epochs=5, batch_size=100, optimizer=fnn.optim.Adam(1e-3), verbose=0, seed=0)
     assert history.epochs == 5 and history.stop_reason is None
     assert np.all(np.isfinite(history["loss"]))
     result = model.evaluate(x_test, t_test)
-    print(f"\ndeep_convnet after 5 epochs: test accuracy {result['accuracy']:.4f}, "
-          f"train loss per epoch {np.round(history['loss'], 4).tolist()}")
+    print(
+        f"\ndeep_convnet after 5 epochs: test accuracy {result['accuracy']:.4f}, "
+        f"train loss per epoch {np.round(history['loss'], 4).tolist()}"
+    )
     assert result["accuracy"] >= 0.99, result
     print(f"deep_convnet, 5 epochs: test accuracy {result['accuracy']:.4f}")

@@ -1,11 +1,11 @@
 """Sequential: flat buffers, training behaviour, inference, and errors on bad input."""
 
-
 import numpy as np
 import pytest
 
 import fastnn as fnn
 from fastnn.optim import SGD, Adam
+
 from fit_recipe import clusters as blobs
 from fit_recipe import small_model
 
@@ -13,6 +13,7 @@ BACKENDS = ["numba", "numpy"]
 
 
 # -- the flat buffers -----------------------------------------------------------
+
 
 def test_layer_params_are_views_into_one_flat_buffer():
     model = small_model()
@@ -43,8 +44,9 @@ def test_seed_makes_initialisation_reproducible():
     assert not np.array_equal(small_model(seed=3).flat_params, small_model(seed=4).flat_params)
 
 
-@pytest.mark.parametrize("init,expected_std", [("he", np.sqrt(2 / 400)), ("xavier", np.sqrt(1 / 400)),
-                                               (0.01, 0.01)])
+@pytest.mark.parametrize(
+    "init,expected_std", [("he", np.sqrt(2 / 400)), ("xavier", np.sqrt(1 / 400)), (0.01, 0.01)]
+)
 def test_initialisers_have_the_documented_std(init, expected_std):
     model = fnn.Sequential([fnn.Dense(400, 300, init=init)], seed=0)
     W = model.layers[0].params["W"]
@@ -57,8 +59,7 @@ def test_backends_give_the_same_training_trajectory():
     histories = {}
     for backend in BACKENDS:
         model = small_model(backend=backend, seed=1)
-        histories[backend] = model.fit(x, t, epochs=3, batch_size=16, optimizer=Adam(0.01),
-                                       verbose=0, seed=0)
+        histories[backend] = model.fit(x, t, epochs=3, batch_size=16, optimizer=Adam(0.01), verbose=0, seed=0)
         histories[backend + "_params"] = model.flat_params.copy()
     np.testing.assert_allclose(histories["numba"]["loss"], histories["numpy"]["loss"], rtol=1e-4)
     np.testing.assert_allclose(histories["numba_params"], histories["numpy_params"], atol=1e-4)
@@ -66,13 +67,18 @@ def test_backends_give_the_same_training_trajectory():
 
 # -- learning -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_two_one_network_learns_xor(backend):
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
     t = np.array([[0], [1], [1], [0]], dtype=np.float64)
-    model = fnn.Sequential([fnn.Dense(2, 2, init=1.0), fnn.Sigmoid(), fnn.Dense(2, 1, init=1.0),
-                            fnn.Sigmoid()], loss=fnn.MeanSquaredError(), backend=backend,
-                           dtype="float64", seed=0)
+    model = fnn.Sequential(
+        [fnn.Dense(2, 2, init=1.0), fnn.Sigmoid(), fnn.Dense(2, 1, init=1.0), fnn.Sigmoid()],
+        loss=fnn.MeanSquaredError(),
+        backend=backend,
+        dtype="float64",
+        seed=0,
+    )
     model.fit(x, t, epochs=3000, batch_size=4, optimizer=SGD(lr=2.0), verbose=0)
     y = model.predict(x)
     assert np.array_equal((y > 0.5).astype(int), t.astype(int)), y.ravel()
@@ -102,6 +108,7 @@ def test_train_step_refuses_non_finite_loss_without_touching_weights():
 
 # -- inference ------------------------------------------------------------------
 
+
 def test_predict_and_evaluate_run_in_batches_with_the_same_result():
     x, t = blobs(103)
     model = small_model()
@@ -115,6 +122,7 @@ def test_predict_and_evaluate_run_in_batches_with_the_same_result():
 
 
 # -- bad input -------------------------------------------------------------------
+
 
 def test_wrong_feature_count_names_the_layer_and_shapes():
     model = small_model()
@@ -130,7 +138,9 @@ def test_image_input_to_a_dense_layer_suggests_flatten():
 
 def test_labels_out_of_range_name_the_loss_and_range():
     x, _ = blobs(4)
-    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: expected class labels in \[0, 3\), got labels in \[0, 3\]"):
+    with pytest.raises(
+        ValueError, match=r"SoftmaxCrossEntropy: expected class labels in \[0, 3\), got labels in \[0, 3\]"
+    ):
         small_model().loss(x, np.array([0, 1, 2, 3]))
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         small_model().fit(x, np.array([0, 1, -1, 1]), verbose=0)
@@ -191,5 +201,3 @@ def test_backward_before_forward_is_a_clear_error():
 def test_summary_lists_layers_and_parameter_counts():
     text = fnn.models.mlp(seed=0).summary()
     assert "Dense(784->100)" in text and "78,500" in text and "89,610" in text
-
-

@@ -14,8 +14,18 @@ import fastnn as fnn
 from fastnn import _config
 from fastnn.checkpoint import CHECKPOINT_FORMAT, list_checkpoints, load_checkpoint, load_latest
 from fastnn.optim import SGD, Adam
-from fit_recipe import (STEPS_PER_EPOCH, Crash, HalveEveryTwoEpochs, blobs, crash_at, recipe_model,
-                        start_child, train, wait_for)
+
+from fit_recipe import (
+    STEPS_PER_EPOCH,
+    Crash,
+    HalveEveryTwoEpochs,
+    blobs,
+    crash_at,
+    recipe_model,
+    start_child,
+    train,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +34,9 @@ def reference():
     model, history = train()
     return model.flat_params.copy(), history
 
+
 # ----------------------------------------------------------------- files
+
 
 def test_checkpoints_are_atomic_npz_files_and_only_the_newest_are_kept(tmp_path):
     ckpt = tmp_path / "ckpt"
@@ -35,8 +47,16 @@ def test_checkpoints_are_atomic_npz_files_and_only_the_newest_are_kept(tmp_path)
     assert history.checkpoint == str(ckpt / "checkpoint-000000034.npz")
     with np.load(ckpt / names[-1], allow_pickle=False) as data:
         assert all(data[k].dtype != object for k in data.files)
-        assert {"__fastnn__", "config", "params", "checkpoint", "digest", "optimizer/m",
-                "optimizer/v", "extra/order"} <= set(data.files)
+        assert {
+            "__fastnn__",
+            "config",
+            "params",
+            "checkpoint",
+            "digest",
+            "optimizer/m",
+            "optimizer/v",
+            "extra/order",
+        } <= set(data.files)
         meta = json.loads(data["checkpoint"].tobytes())
     assert meta["format"] == CHECKPOINT_FORMAT and meta["optimizer"]["class"] == "Adam"
     assert meta["state"]["loop"]["global_step"] == 34 and meta["state"]["loop"]["epoch"] == 2
@@ -45,13 +65,18 @@ def test_checkpoints_are_atomic_npz_files_and_only_the_newest_are_kept(tmp_path)
     loaded = fnn.load(ckpt / names[-1])
     np.testing.assert_array_equal(loaded.flat_params, model.flat_params)
 
+
 def test_checkpoint_every_epoch_by_default(tmp_path):
     ckpt = tmp_path / "ckpt"
     train(checkpoint=ckpt, epochs=2, keep=5)
-    assert [p.name for p in list_checkpoints(ckpt)] == ["checkpoint-000000017.npz",
-                                                        "checkpoint-000000034.npz"]
+    assert [p.name for p in list_checkpoints(ckpt)] == [
+        "checkpoint-000000017.npz",
+        "checkpoint-000000034.npz",
+    ]
+
 
 # ----------------------------------------------------------------- resume
+
 
 @pytest.mark.parametrize("crash_step", [3, 13, 17, 18, 31, 52])
 def test_resume_after_a_crash_gives_bitwise_identical_weights(tmp_path, reference, crash_step):
@@ -66,6 +91,7 @@ def test_resume_after_a_crash_gives_bitwise_identical_weights(tmp_path, referenc
         assert history[key] == expected[key], key
     assert history.best_epoch == expected.best_epoch
 
+
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_resume_on_both_backends(tmp_path, backend):
     expected, _ = train(backend=backend, epochs=2)
@@ -75,15 +101,23 @@ def test_resume_on_both_backends(tmp_path, backend):
     model, _ = train(checkpoint=ckpt, every=4, resume=True, backend=backend, epochs=2)
     np.testing.assert_array_equal(model.flat_params, expected.flat_params)
 
+
 def test_resume_restores_layer_buffers(tmp_path):
     """BatchNorm's running statistics are buffers: saved, restored, bitwise at the end."""
     x, t = blobs()
 
     def run(hook=None, **kwargs):
-        model = fnn.Sequential([fnn.Dense(16, 8), fnn.BatchNorm(8), fnn.ReLU(), fnn.Dense(8, 4)],
-                               seed=1)
-        model.fit(x, t, epochs=2, batch_size=50, verbose=0, seed=2,
-                  augment=None if hook is None else (lambda b, r: (hook(0), b)[1]), **kwargs)
+        model = fnn.Sequential([fnn.Dense(16, 8), fnn.BatchNorm(8), fnn.ReLU(), fnn.Dense(8, 4)], seed=1)
+        model.fit(
+            x,
+            t,
+            epochs=2,
+            batch_size=50,
+            verbose=0,
+            seed=2,
+            augment=None if hook is None else (lambda b, r: (hook(0), b)[1]),
+            **kwargs,
+        )
         return model
 
     expected = run()
@@ -102,6 +136,7 @@ def test_resume_restores_layer_buffers(tmp_path):
         np.testing.assert_array_equal(resumed.layers[1].buffers[name], expected.layers[1].buffers[name])
     assert not np.all(expected.layers[1].buffers["running_var"] == 1)
 
+
 def test_resume_with_more_epochs_continues_a_finished_run(tmp_path, reference):
     ckpt = tmp_path / "ckpt"
     _, first = train(checkpoint=ckpt, epochs=2)
@@ -110,13 +145,24 @@ def test_resume_with_more_epochs_continues_a_finished_run(tmp_path, reference):
     np.testing.assert_array_equal(model.flat_params, reference[0])
     assert history.epochs == 4
 
+
 def test_resume_of_an_early_stopped_run_restores_the_best_weights(tmp_path):
     x, t = blobs()
 
     def run(**kwargs):
         model = recipe_model()
-        history = model.fit(x, t, epochs=30, batch_size=32, optimizer=SGD(5.0), patience=1,
-                            validation_split=0.2, verbose=0, seed=3, **kwargs)
+        history = model.fit(
+            x,
+            t,
+            epochs=30,
+            batch_size=32,
+            optimizer=SGD(5.0),
+            patience=1,
+            validation_split=0.2,
+            verbose=0,
+            seed=3,
+            **kwargs,
+        )
         return model, history
 
     model, history = run(checkpoint=tmp_path / "ckpt")
@@ -125,8 +171,10 @@ def test_resume_of_an_early_stopped_run_restores_the_best_weights(tmp_path):
     np.testing.assert_array_equal(again.flat_params, model.flat_params)
     assert resumed.stop_reason == history.stop_reason and resumed.epochs == history.epochs
 
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2 or not _config.FASTMATH,
-                    reason="needs two Numba threads and fast-math")
+
+@pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2 or not _config.FASTMATH, reason="needs two Numba threads and fast-math"
+)
 def test_resuming_with_another_thread_count_warns(tmp_path):
     before = numba.get_num_threads()
     try:
@@ -139,31 +187,44 @@ def test_resuming_with_another_thread_count_warns(tmp_path):
     finally:
         numba.set_num_threads(before)
 
+
 def test_resume_without_checkpoints_starts_afresh(tmp_path, reference):
     model, _ = train(checkpoint=tmp_path / "empty", resume=True)
     np.testing.assert_array_equal(model.flat_params, reference[0])
+
 
 def test_a_folder_with_checkpoints_needs_resume(tmp_path):
     train(checkpoint=tmp_path, epochs=1)
     with pytest.raises(ValueError, match="already holds checkpoints.*resume=True"):
         train(checkpoint=tmp_path, epochs=1)
 
+
 def test_resume_refuses_other_data_model_or_settings(tmp_path):
     train(checkpoint=tmp_path, epochs=1)
     x, t = blobs()
     with pytest.raises(ValueError, match="different training data"):
-        recipe_model().fit(x[::-1], t[::-1], validation_split=0.1, batch_size=32, verbose=0,
-                           checkpoint=tmp_path, resume=True)
+        recipe_model().fit(
+            x[::-1], t[::-1], validation_split=0.1, batch_size=32, verbose=0, checkpoint=tmp_path, resume=True
+        )
     with pytest.raises(ValueError, match="different batch_size"):
-        recipe_model().fit(x, t, validation_split=0.1, batch_size=16, verbose=0,
-                           checkpoint=tmp_path, resume=True)
+        recipe_model().fit(
+            x, t, validation_split=0.1, batch_size=16, verbose=0, checkpoint=tmp_path, resume=True
+        )
     other = fnn.Sequential([fnn.Dense(16, 8), fnn.ReLU(), fnn.Dropout(0.25), fnn.Dense(8, 4)])
     with pytest.raises(ValueError, match="another model"):
-        other.fit(x, t, validation_split=0.1, batch_size=32, verbose=0, checkpoint=tmp_path,
-                  resume=True)
+        other.fit(x, t, validation_split=0.1, batch_size=32, verbose=0, checkpoint=tmp_path, resume=True)
     with pytest.raises(ValueError, match="made with Adam, not SGD"):
-        recipe_model().fit(x, t, validation_split=0.1, batch_size=32, verbose=0,
-                           optimizer=SGD(), checkpoint=tmp_path, resume=True)
+        recipe_model().fit(
+            x,
+            t,
+            validation_split=0.1,
+            batch_size=32,
+            verbose=0,
+            optimizer=SGD(),
+            checkpoint=tmp_path,
+            resume=True,
+        )
+
 
 def test_resume_builds_the_saved_optimizer_when_none_is_given(tmp_path):
     _, history = train(checkpoint=tmp_path, epochs=2)
@@ -172,6 +233,7 @@ def test_resume_builds_the_saved_optimizer_when_none_is_given(tmp_path):
     assert isinstance(optimizer, Adam) and optimizer.iterations == 34
     assert optimizer.lr == history["lr"][-1] / 2  # the callback halved it after epoch 2
     np.testing.assert_array_equal(optimizer.state["m"], ckpt.optimizer_state["m"])
+
 
 def test_bad_checkpoint_arguments():
     x, t = blobs()
@@ -187,7 +249,9 @@ def test_bad_checkpoint_arguments():
     with pytest.raises(ValueError, match="clip_norm"):
         model.fit(x, t, clip_norm=-1.0, verbose=0)
 
+
 # ----------------------------------------------------------------- damage and failures
+
 
 def test_a_failed_write_leaves_the_previous_checkpoints_intact(tmp_path, monkeypatch):
     ckpt = tmp_path / "ckpt"
@@ -204,10 +268,10 @@ def test_a_failed_write_leaves_the_previous_checkpoints_intact(tmp_path, monkeyp
     monkeypatch.setattr(np, "savez", savez)
     with pytest.raises(OSError, match="disk full"):
         train(checkpoint=ckpt, every=5)
-    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint-000000005.npz",
-                                                      "checkpoint-000000010.npz"]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint-000000005.npz", "checkpoint-000000010.npz"]
     for path in ckpt.iterdir():
         load_checkpoint(path)
+
 
 def test_stale_temporary_files_are_removed(tmp_path, reference):
     ckpt = tmp_path / "ckpt"
@@ -216,6 +280,7 @@ def test_stale_temporary_files_are_removed(tmp_path, reference):
     model, _ = train(checkpoint=ckpt, resume=True)
     assert not [p for p in ckpt.iterdir() if p.name.endswith(".tmp")]
     np.testing.assert_array_equal(model.flat_params, reference[0])
+
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, reference):
     ckpt = tmp_path / "ckpt"
@@ -229,6 +294,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, re
         model, _ = train(checkpoint=ckpt, every=5, resume=True)
     np.testing.assert_array_equal(model.flat_params, reference[0])
     assert (ckpt / (newest.name + ".corrupt")).exists()
+
 
 # ----------------------------------------------------------------- a killed process
 
@@ -252,8 +318,14 @@ np.save(cfg["out"], model.flat_params)
 
 def test_sigkill_mid_epoch_then_resume_in_a_new_process_is_bitwise_identical(tmp_path, reference):
     ckpt, marker = tmp_path / "ckpt", tmp_path / "marker"
-    cfg = {"dir": str(ckpt), "every": 5, "resume": False, "block_at": 33,
-           "marker": str(marker), "out": str(tmp_path / "never.npy")}
+    cfg = {
+        "dir": str(ckpt),
+        "every": 5,
+        "resume": False,
+        "block_at": 33,
+        "marker": str(marker),
+        "out": str(tmp_path / "never.npy"),
+    }
     child = start_child(cfg, CHILD)
     try:
         wait_for(marker, child)
@@ -268,8 +340,9 @@ def test_sigkill_mid_epoch_then_resume_in_a_new_process_is_bitwise_identical(tmp
     latest = load_latest(ckpt)
     assert latest.path.name == "checkpoint-000000030.npz"
     assert latest.state["loop"]["epoch"] == 1 and latest.state["loop"]["step"] == 30 - STEPS_PER_EPOCH
-    resumed = start_child({**cfg, "resume": True, "block_at": None, "out": str(tmp_path / "final.npy")},
-                          CHILD)
+    resumed = start_child(
+        {**cfg, "resume": True, "block_at": None, "out": str(tmp_path / "final.npy")}, CHILD
+    )
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     final = np.load(tmp_path / "final.npy", allow_pickle=False)
@@ -278,16 +351,26 @@ def test_sigkill_mid_epoch_then_resume_in_a_new_process_is_bitwise_identical(tmp
 
 # ----------------------------------------------------------------- the callback itself
 
+
 def test_the_callback_is_what_fits_checkpoint_builds(tmp_path, reference):
     """ModelCheckpoint in callbacks= writes the files checkpoint= writes, and resumes exactly."""
     x, t = blobs()
     _, shorthand = train(checkpoint=tmp_path / "a", every=5, epochs=2, keep=10)
     model = recipe_model()
-    explicit = model.fit(x, t, epochs=2, batch_size=32, optimizer=Adam(0.01), validation_split=0.1,
-                         patience=3, seed=11, clip_norm=2.0, verbose=0,
-                         augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
-                         callbacks=[HalveEveryTwoEpochs(),
-                                    fnn.callbacks.ModelCheckpoint(tmp_path / "b", every=5, keep=10)])
+    explicit = model.fit(
+        x,
+        t,
+        epochs=2,
+        batch_size=32,
+        optimizer=Adam(0.01),
+        validation_split=0.1,
+        patience=3,
+        seed=11,
+        clip_norm=2.0,
+        verbose=0,
+        augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
+        callbacks=[HalveEveryTwoEpochs(), fnn.callbacks.ModelCheckpoint(tmp_path / "b", every=5, keep=10)],
+    )
     names = [p.name for p in list_checkpoints(tmp_path / "a")]
     assert names == [p.name for p in list_checkpoints(tmp_path / "b")] and len(names) == 7
     for name in names:
@@ -299,11 +382,23 @@ def test_the_callback_is_what_fits_checkpoint_builds(tmp_path, reference):
     with pytest.raises(Crash):
         train(checkpoint=tmp_path / "c", every=5, hook=crash_at(40))
     resumed = recipe_model()
-    resumed.fit(x, t, epochs=4, batch_size=32, optimizer=Adam(0.01), validation_split=0.1,
-                patience=3, seed=11, clip_norm=2.0, verbose=0,
-                augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
-                callbacks=[HalveEveryTwoEpochs(),
-                           fnn.callbacks.ModelCheckpoint(tmp_path / "c", every=5, resume=True)])
+    resumed.fit(
+        x,
+        t,
+        epochs=4,
+        batch_size=32,
+        optimizer=Adam(0.01),
+        validation_split=0.1,
+        patience=3,
+        seed=11,
+        clip_norm=2.0,
+        verbose=0,
+        augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
+        callbacks=[
+            HalveEveryTwoEpochs(),
+            fnn.callbacks.ModelCheckpoint(tmp_path / "c", every=5, resume=True),
+        ],
+    )
     np.testing.assert_array_equal(resumed.flat_params, reference[0])
 
 
@@ -312,7 +407,7 @@ def test_checkpoint_slots_hold_early_stopping_and_the_other_callbacks(tmp_path):
     train(checkpoint=tmp_path, epochs=2)
     ckpt = load_latest(tmp_path)
     assert ckpt.state["early_stopping"]["monitor"] == "val_loss"
-    assert ckpt.state["callbacks"] == [{"epochs_seen": 2}]      # HalveEveryTwoEpochs only
+    assert ckpt.state["callbacks"] == [{"epochs_seen": 2}]  # HalveEveryTwoEpochs only
     assert "best/params" in ckpt.extra and ckpt.extra["best/params"].shape == ckpt.arrays["params"].shape
 
 

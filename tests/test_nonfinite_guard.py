@@ -9,7 +9,9 @@ import pytest
 import fastnn as fnn
 from fastnn.checkpoint import load_latest
 from fastnn.optim import SGD, Adam
+
 from fit_recipe import blobs, clusters, latest_step, recipe_model, small_model
+
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_weights():
     x, t = clusters(100)
@@ -32,6 +34,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_weights():
     np.testing.assert_array_equal(model.flat_params, snapshots[2])
     assert history.epochs == 0
 
+
 class InfGradient(fnn.layers.Layer):
     """Identity forward; backward multiplies by inf: a finite loss, non-finite gradients."""
 
@@ -40,6 +43,7 @@ class InfGradient(fnn.layers.Layer):
 
     def backward(self, dy):
         return dy * np.float32(np.inf)
+
 
 def test_non_finite_gradient_names_the_first_layer_and_keeps_the_weights():
     x, t = blobs(64)
@@ -54,6 +58,7 @@ def test_non_finite_gradient_names_the_first_layer_and_keeps_the_weights():
     assert "step 1" in history.stop_reason and history.epochs == 0
     np.testing.assert_array_equal(model.flat_params, before)
 
+
 def test_nan_in_the_middle_of_training_keeps_the_last_good_checkpoint(tmp_path):
     """A NaN stops training without writing a checkpoint: the folder keeps the last good state."""
     x, t = blobs()
@@ -66,8 +71,16 @@ def test_nan_in_the_middle_of_training_keeps_the_last_good_checkpoint(tmp_path):
 
     model = recipe_model()
     with pytest.warns(RuntimeWarning, match="not finite|nan"):
-        history = model.fit(x, t, epochs=3, batch_size=32, optimizer=Poison(0.01), verbose=0,
-                            checkpoint=tmp_path, checkpoint_every=5)
+        history = model.fit(
+            x,
+            t,
+            epochs=3,
+            batch_size=32,
+            optimizer=Poison(0.01),
+            verbose=0,
+            checkpoint=tmp_path,
+            checkpoint_every=5,
+        )
     assert history.stop_reason and np.isfinite(model.flat_params).all()
     assert latest_step(tmp_path) == 10
     assert np.isfinite(load_latest(tmp_path).arrays["params"]).all()
@@ -90,8 +103,9 @@ def test_a_gradient_that_is_not_finite_keeps_the_weights_and_restores_running_st
             self.calls += 1
             return dy * np.float32(np.nan) if self.calls == 3 else dy
 
-    model = fnn.Sequential([fnn.Dense(16, 8), fnn.BatchNorm(8), NaNGradient(), fnn.ReLU(),
-                            fnn.Dense(8, 4)], seed=0)
+    model = fnn.Sequential(
+        [fnn.Dense(16, 8), fnn.BatchNorm(8), NaNGradient(), fnn.ReLU(), fnn.Dense(8, 4)], seed=0
+    )
     running = []
 
     class Watch(fnn.callbacks.Callback):
@@ -99,8 +113,7 @@ def test_a_gradient_that_is_not_finite_keeps_the_weights_and_restores_running_st
             running.append((model.flat_params.copy(), model.layers[1].running_mean.copy()))
 
     with pytest.warns(RuntimeWarning, match="gradient is not finite"):
-        history = model.fit(x, t, epochs=1, batch_size=16, optimizer=SGD(0.1), verbose=0,
-                            callbacks=[Watch()])
+        history = model.fit(x, t, epochs=1, batch_size=16, optimizer=SGD(0.1), verbose=0, callbacks=[Watch()])
     assert len(running) == 2 and "step 3" in history.stop_reason
     np.testing.assert_array_equal(model.flat_params, running[-1][0])
     np.testing.assert_array_equal(model.layers[1].running_mean, running[-1][1])

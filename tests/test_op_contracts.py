@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from fastnn._config import ParallelKernel
+from fastnn.kernels import activations, affine, losses, tuning
+
 from op_helpers import (
     ACTIVATIONS,
     BACKENDS,
@@ -21,9 +25,6 @@ from op_helpers import (
     random,
     same_on_layouts,
 )
-
-from fastnn._config import ParallelKernel
-from fastnn.kernels import activations, affine, losses, tuning
 
 
 def kernel_cases(rng, dtype):
@@ -54,8 +55,10 @@ def kernel_cases(rng, dtype):
         activations.softmax_forward: ((rows,), [out(n, c)]),
         activations.softmax_backward: ((drows, probs), [out(n, c)]),
         affine.affine_forward: ((rows, W, W[0], True), [out(tuning.GEMM_PARTS - 1, n, m), out(n, m)]),
-        affine.affine_backward: ((dyw, rows, W, dyw, True, True, True),
-                                 [out(n, m), out(n, c), out(c, m), out(m)]),
+        affine.affine_backward: (
+            (dyw, rows, W, dyw, True, True, True),
+            [out(n, m), out(n, c), out(c, m), out(m)],
+        ),
         losses.softmax_cross_entropy_indices: ((rows, labels), [out(n, c), out(n)]),
         losses.softmax_cross_entropy_dense: ((rows, hot), [out(n, c), out(n)]),
         losses.softmax_cross_entropy_backward_indices: ((probs, labels, scale), [out(n, c)]),
@@ -120,6 +123,7 @@ def test_ops_pick_the_build_by_size(spy_builds, shape, build):
 
 
 # ------------------------------------------------- layouts and read-only data
+
 
 @pytest.mark.parametrize("ops", BACKENDS, ids=repr)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -195,7 +199,9 @@ VALUE_ERRORS = {
     "ce no classes": lambda ops: ops.softmax_cross_entropy(np.ones((2, 0)), np.ones((2, 0))),
     "ce_backward label count": lambda ops: ops.softmax_cross_entropy_backward(F64, np.zeros(3, np.int64)),
     "ce_backward one-hot shape": lambda ops: ops.softmax_cross_entropy_backward(F64, np.ones((2, 2))),
-    "ce_backward 1-D probs": lambda ops: ops.softmax_cross_entropy_backward(np.ones(3), np.zeros(3, np.int64)),
+    "ce_backward 1-D probs": lambda ops: ops.softmax_cross_entropy_backward(
+        np.ones(3), np.zeros(3, np.int64)
+    ),
 }
 
 

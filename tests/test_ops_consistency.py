@@ -18,28 +18,52 @@ from fastnn.backends import BACKENDS, NumbaOps, NumpyOps, get_ops
 # Every op of the reference, by family: NumbaOps must define these itself.
 MUST_OVERRIDE = [
     # affine
-    "affine", "affine_backward",
+    "affine",
+    "affine_backward",
     # activations
-    "identity", "identity_backward",
-    "heaviside", "heaviside_backward",
-    "sigmoid", "sigmoid_backward",
-    "tanh", "tanh_backward",
-    "relu", "relu_backward",
-    "leaky_relu", "leaky_relu_backward",
-    "softmax", "softmax_backward",
+    "identity",
+    "identity_backward",
+    "heaviside",
+    "heaviside_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "relu",
+    "relu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "softmax",
+    "softmax_backward",
     # losses
-    "softmax_cross_entropy", "softmax_cross_entropy_backward",
-    "mse", "mse_backward",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_backward",
+    "mse",
+    "mse_backward",
     # finite
     "all_finite",
     # optim
-    "sgd_step", "momentum_step", "nesterov_step", "adagrad_step", "rmsprop_step", "adam_step",
+    "sgd_step",
+    "momentum_step",
+    "nesterov_step",
+    "adagrad_step",
+    "rmsprop_step",
+    "adam_step",
     # conv
-    "conv2d", "conv2d_backward", "conv2d_relu_maxpool2x2", "im2col", "col2im",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_relu_maxpool2x2",
+    "im2col",
+    "col2im",
     # pool
-    "maxpool2d", "maxpool2d_backward", "avgpool2d", "avgpool2d_backward",
+    "maxpool2d",
+    "maxpool2d_backward",
+    "avgpool2d",
+    "avgpool2d_backward",
     # norm
-    "batchnorm", "batchnorm_backward", "batchnorm_inference",
+    "batchnorm",
+    "batchnorm_backward",
+    "batchnorm_inference",
 ]
 
 # Reference ops the Numba backend may leave to NumPy: name -> why that is good enough.
@@ -132,6 +156,7 @@ def test_override_lists_are_consistent():
 
 
 # ----------------------------------------------------------------- get_ops
+
 
 @pytest.mark.parametrize("name, cls", [("numpy", NumpyOps), ("numba", NumbaOps)])
 def test_get_ops_returns_shared_instance(name, cls):

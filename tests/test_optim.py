@@ -79,6 +79,7 @@ def fresh_grads(rng, params, weight_decay=0.0, l1=0.0):
 
 # -------------------------------------------------- (a) side by side, 7 steps
 
+
 @pytest.mark.parametrize("reg", sorted(REGULARISATION))
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -99,8 +100,9 @@ def test_numba_and_numpy_agree_for_7_steps(name, dtype, size, reg):
         np.testing.assert_allclose(p_fast, p_ref, **tolerance(dtype), err_msg=f"params, step {step}")
         for key in STATE_NAMES[name]:
             assert fast.state[key].dtype == dtype
-            np.testing.assert_allclose(fast.state[key], ref.state[key], **tolerance(dtype),
-                                       err_msg=f"state {key!r}, step {step}")
+            np.testing.assert_allclose(
+                fast.state[key], ref.state[key], **tolerance(dtype), err_msg=f"state {key!r}, step {step}"
+            )
     assert p_fast.dtype == p_ref.dtype == dtype
 
 
@@ -141,6 +143,7 @@ def test_serial_and_parallel_builds_agree(dtype):
 
 
 # ------------------------------------------------- (b) the textbook formulas
+
 
 def textbook_step(name, hp, p, grad, state, t):
     """One step of PyTorch's formula in float64; returns the new params, updates ``state``."""
@@ -223,24 +226,37 @@ def test_defaults_are_the_books(name):
 
 # ------------------------------------------------------- (d) torch.optim
 
+
 def torch_optimizer(torch, name, param, weight_decay):
     hp = HYPER[name]
     if name == "SGD":
         return torch.optim.SGD([param], lr=hp["lr"], weight_decay=weight_decay)
     if name in ("Momentum", "Nesterov"):
-        return torch.optim.SGD([param], lr=hp["lr"], momentum=hp["momentum"],
-                               nesterov=name == "Nesterov", weight_decay=weight_decay)
+        return torch.optim.SGD(
+            [param],
+            lr=hp["lr"],
+            momentum=hp["momentum"],
+            nesterov=name == "Nesterov",
+            weight_decay=weight_decay,
+        )
     if name == "AdaGrad":
         return torch.optim.Adagrad([param], lr=hp["lr"], eps=hp["eps"], weight_decay=weight_decay)
     if name == "RMSProp":
-        return torch.optim.RMSprop([param], lr=hp["lr"], alpha=hp["decay"], eps=hp["eps"],
-                                   weight_decay=weight_decay)
-    return torch.optim.Adam([param], lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"],
-                            weight_decay=weight_decay)
+        return torch.optim.RMSprop(
+            [param], lr=hp["lr"], alpha=hp["decay"], eps=hp["eps"], weight_decay=weight_decay
+        )
+    return torch.optim.Adam(
+        [param], lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"], weight_decay=weight_decay
+    )
 
 
-TORCH_STATE = {"velocity": "momentum_buffer", "sum_sq": "sum", "square_avg": "square_avg",
-               "m": "exp_avg", "v": "exp_avg_sq"}
+TORCH_STATE = {
+    "velocity": "momentum_buffer",
+    "sum_sq": "sum",
+    "square_avg": "square_avg",
+    "m": "exp_avg",
+    "v": "exp_avg_sq",
+}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -258,11 +274,14 @@ def test_matches_torch_for_7_steps(name, weight_decay, dtype):
         ours.apply(NUMBA, params, grads)
         param.grad = torch.tensor(grads.copy())
         theirs.step()
-        np.testing.assert_allclose(params, param.detach().numpy(), **tolerance(dtype),
-                                   err_msg=f"step {step}")
+        np.testing.assert_allclose(params, param.detach().numpy(), **tolerance(dtype), err_msg=f"step {step}")
         for key in STATE_NAMES[name]:
-            np.testing.assert_allclose(ours.state[key], theirs.state[param][TORCH_STATE[key]].numpy(),
-                                       **tolerance(dtype), err_msg=f"{key}, step {step}")
+            np.testing.assert_allclose(
+                ours.state[key],
+                theirs.state[param][TORCH_STATE[key]].numpy(),
+                **tolerance(dtype),
+                err_msg=f"{key}, step {step}",
+            )
 
 
 # ---------------------------------------------------------- (e) errors
@@ -347,6 +366,7 @@ def test_adam_step_counts_from_one(ops):
 
 # ------------------------------------------------ (f) float32 stays float32
 
+
 @pytest.mark.parametrize("size", [7, 100_003])
 @pytest.mark.parametrize("name", sorted(HYPER))
 def test_float32_stays_float32(name, size):
@@ -371,15 +391,17 @@ def test_float32_stays_float32(name, size):
 def test_decaying_state_is_flushed_to_zero_not_subnormal(ops, name, dtype):
     """A weight whose gradient stays zero lets momentum/averages decay geometrically; they
     become exactly 0 instead of subnormal numbers (which made each step ~17x slower)."""
-    opt = {"momentum": lambda: optim.Momentum(lr=0.1, momentum=0.5),
-           "nesterov": lambda: optim.Nesterov(lr=0.1, momentum=0.5),
-           "rmsprop": lambda: optim.RMSProp(lr=0.1, decay=0.5),
-           "adam": lambda: optim.Adam(lr=0.1, beta1=0.5, beta2=0.5)}[name]()
+    opt = {
+        "momentum": lambda: optim.Momentum(lr=0.1, momentum=0.5),
+        "nesterov": lambda: optim.Nesterov(lr=0.1, momentum=0.5),
+        "rmsprop": lambda: optim.RMSProp(lr=0.1, decay=0.5),
+        "adam": lambda: optim.Adam(lr=0.1, beta1=0.5, beta2=0.5),
+    }[name]()
     params = np.ones(2, dtype)
     grads = np.array([1.0, 1.0], dtype)
     ops = get_ops(ops)
     opt.apply(ops, params, grads)
-    grads[0] = 0.0                                  # the first weight stops learning
+    grads[0] = 0.0  # the first weight stops learning
     tiny = np.finfo(dtype).tiny
     for step in range(200 if dtype == np.float32 else 1100):
         opt.apply(ops, params, grads)

@@ -23,8 +23,10 @@ def read_png(path):
 @pytest.fixture(scope="module")
 def trained():
     (x, t), (x_test, t_test) = fnn.datasets.load_digits(seed=0)
-    model = fnn.Sequential([fnn.Conv2D(1, 6, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(2), fnn.Flatten(),
-                            fnn.Dense(6 * 4 * 4, 10)], seed=0)
+    model = fnn.Sequential(
+        [fnn.Conv2D(1, 6, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(6 * 4 * 4, 10)],
+        seed=0,
+    )
     history = model.fit(x, t, epochs=3, batch_size=50, verbose=0, validation_split=0.1)
     return model, history, x_test, t_test
 
@@ -32,7 +34,7 @@ def trained():
 def test_history_plot(tmp_path, trained):
     _, history, _, _ = trained
     image = read_png(plots.plot_history(history, tmp_path / "h.png"))
-    assert image.shape[1] > image.shape[0]           # two panels side by side
+    assert image.shape[1] > image.shape[0]  # two panels side by side
     no_validation = {"loss": [1.0, 0.5], "accuracy": [0.3, 0.6]}
     read_png(plots.plot_history(no_validation, tmp_path / "sub" / "h2.png"))
     with pytest.raises(ValueError, match="no finished epoch"):
@@ -42,8 +44,7 @@ def test_history_plot(tmp_path, trained):
 def test_filter_plot(tmp_path, trained):
     model = trained[0]
     read_png(plots.plot_filters(model, tmp_path / "f.png"))
-    read_png(plots.plot_filters(np.random.default_rng(0).standard_normal((8, 3, 5, 5)),
-                                tmp_path / "rgb.png"))
+    read_png(plots.plot_filters(np.random.default_rng(0).standard_normal((8, 3, 5, 5)), tmp_path / "rgb.png"))
     with pytest.raises(ValueError, match="no Conv2D"):
         plots.plot_filters(fnn.models.mlp(), tmp_path / "none.png")
 
@@ -67,9 +68,22 @@ def test_save_training_plots(tmp_path, trained):
 def test_cli_train_plot(tmp_path, capsys):
     from fastnn.cli import main
 
-    assert main(["train", "--epochs", "2", "--quiet", "--validation-split", "0.1",
-                 "--plot", str(tmp_path / "plots")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--validation-split",
+                "0.1",
+                "--plot",
+                str(tmp_path / "plots"),
+            ]
+        )
+        == 0
+    )
     assert "plots:" in capsys.readouterr().out
-    for name in ("history.png", "misclassified.png"):    # an MLP has no conv filters
+    for name in ("history.png", "misclassified.png"):  # an MLP has no conv filters
         read_png(tmp_path / "plots" / name)
     assert not (tmp_path / "plots" / "filters.png").exists()

@@ -60,25 +60,25 @@ def loop_avgpool(x, size, stride, pad):
     (sh, sw) = _pair(size if stride is None else stride)
     shape = out_shape(x.shape, size, stride, pad)
     xp = np.zeros((x.shape[0], x.shape[1], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw))
-    xp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]] = x
+    xp[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]] = x
     y = np.empty(shape)
     for n, c, i, j in np.ndindex(*shape):
-        y[n, c, i, j] = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw].sum() / (kh * kw)
+        y[n, c, i, j] = xp[n, c, i * sh : i * sh + kh, j * sw : j * sw + kw].sum() / (kh * kw)
     return y
 
 
 # (x_shape, size, stride, pad)
 CASES = [
-    ((2, 3, 8, 8), 2, None, 0),              # the usual 2x2/2
-    ((1, 2, 7, 9), 2, None, 0),              # odd sizes: last row/column dropped
-    ((2, 2, 7, 7), 3, 2, 1),                 # overlapping, padded
-    ((3, 1, 6, 5), 3, 1, 1),                 # heavily overlapping
+    ((2, 3, 8, 8), 2, None, 0),  # the usual 2x2/2
+    ((1, 2, 7, 9), 2, None, 0),  # odd sizes: last row/column dropped
+    ((2, 2, 7, 7), 3, 2, 1),  # overlapping, padded
+    ((3, 1, 6, 5), 3, 1, 1),  # heavily overlapping
     ((1, 4, 9, 8), (3, 2), (1, 2), (1, 0)),  # rectangular everything
     ((2, 3, 5, 6), (2, 3), None, (1, 1)),
     ((1, 1, 1, 1), 1, None, 0),
-    ((2, 2, 4, 4), 4, None, 0),              # one window covers the image
-    ((4, 16, 20, 20), 2, None, 0),           # large enough for the parallel builds
-    ((4, 16, 20, 18), 3, 2, 1),              # parallel, overlapping, padded
+    ((2, 2, 4, 4), 4, None, 0),  # one window covers the image
+    ((4, 16, 20, 20), 2, None, 0),  # large enough for the parallel builds
+    ((4, 16, 20, 18), 3, 2, 1),  # parallel, overlapping, padded
 ]
 
 
@@ -109,16 +109,30 @@ def test_avgpool_matches_reference(x_shape, size, stride, pad, dtype):
     x = rng.standard_normal(x_shape).astype(dtype)
     assert_close(NB.avgpool2d(x, size, stride, pad), REF.avgpool2d(x, size, stride, pad), dtype, "y")
     dy = rng.standard_normal(out_shape(x_shape, size, stride, pad)).astype(dtype)
-    assert_close(NB.avgpool2d_backward(dy, x_shape, size, stride, pad),
-                 REF.avgpool2d_backward(dy, x_shape, size, stride, pad), dtype, "dx")
+    assert_close(
+        NB.avgpool2d_backward(dy, x_shape, size, stride, pad),
+        REF.avgpool2d_backward(dy, x_shape, size, stride, pad),
+        dtype,
+        "dx",
+    )
 
 
 @settings(max_examples=25, deadline=None)
 @given(
-    N=st.integers(1, 3), C=st.integers(1, 8), H=st.integers(1, 11), W=st.integers(1, 11),
-    kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
-    ph=st.integers(0, 2), pw=st.integers(0, 2), default_stride=st.booleans(),
-    ties=st.booleans(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31),
+    N=st.integers(1, 3),
+    C=st.integers(1, 8),
+    H=st.integers(1, 11),
+    W=st.integers(1, 11),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    ph=st.integers(0, 2),
+    pw=st.integers(0, 2),
+    default_stride=st.booleans(),
+    ties=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
 )
 def test_pool_random_shapes(N, C, H, W, kh, kw, sh, sw, ph, pw, default_stride, ties, dtype, seed):
     assume(ph < kh and pw < kw and kh <= H + 2 * ph and kw <= W + 2 * pw)
@@ -126,7 +140,7 @@ def test_pool_random_shapes(N, C, H, W, kh, kw, sh, sw, ph, pw, default_stride, 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W))
     if ties:
-        x = np.round(x)                      # many equal values: first maximum must win
+        x = np.round(x)  # many equal values: first maximum must win
     x = x.astype(dtype)
     y_loop, arg_loop = loop_maxpool(x, (kh, kw), stride, (ph, pw))
     for ops in (REF, NB):
@@ -135,13 +149,17 @@ def test_pool_random_shapes(N, C, H, W, kh, kw, sh, sw, ph, pw, default_stride, 
         np.testing.assert_array_equal(arg, arg_loop)
         dy = rng.standard_normal(y.shape).astype(dtype)
         dx = ops.maxpool2d_backward(dy, arg, x.shape, (kh, kw), stride, (ph, pw))
-        assert_close(dx, REF.maxpool2d_backward(dy, arg_loop, x.shape, (kh, kw), stride, (ph, pw)),
-                     dtype, "max dx")
-        assert_close(ops.avgpool2d(x, (kh, kw), stride, (ph, pw)),
-                     loop_avgpool(x, (kh, kw), stride, (ph, pw)).astype(dtype), dtype, "avg y")
+        assert_close(
+            dx, REF.maxpool2d_backward(dy, arg_loop, x.shape, (kh, kw), stride, (ph, pw)), dtype, "max dx"
+        )
+        assert_close(
+            ops.avgpool2d(x, (kh, kw), stride, (ph, pw)),
+            loop_avgpool(x, (kh, kw), stride, (ph, pw)).astype(dtype),
+            dtype,
+            "avg y",
+        )
         dx = ops.avgpool2d_backward(dy, x.shape, (kh, kw), stride, (ph, pw))
-        assert_close(dx, REF.avgpool2d_backward(dy, x.shape, (kh, kw), stride, (ph, pw)), dtype,
-                     "avg dx")
+        assert_close(dx, REF.avgpool2d_backward(dy, x.shape, (kh, kw), stride, (ph, pw)), dtype, "avg dx")
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
@@ -149,16 +167,16 @@ def test_maxpool_ties_and_nan(backend):
     ops = get_ops(backend)
     x = np.zeros((1, 1, 4, 4), np.float32)
     y, arg = ops.maxpool2d(x, 2)
-    np.testing.assert_array_equal(arg[0, 0], [[0, 2], [8, 10]])   # first of four equal values
+    np.testing.assert_array_equal(arg[0, 0], [[0, 2], [8, 10]])  # first of four equal values
     x[0, 0, 1, 1] = np.nan
     x[0, 0, 0, 3] = -np.inf
     x[0, 0, 1, 3] = -np.inf
     x[0, 0, 0, 2] = -np.inf
     x[0, 0, 1, 2] = -np.inf
     y, arg = ops.maxpool2d(x, 2)
-    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 5       # NaN propagates
-    assert y[0, 0, 0, 1] == -np.inf and arg[0, 0, 0, 1] == 2      # an all -inf window
-    y, arg = ops.maxpool2d(-np.ones((1, 1, 2, 2)), 2, 1, 1)       # padding never wins
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 5  # NaN propagates
+    assert y[0, 0, 0, 1] == -np.inf and arg[0, 0, 0, 1] == 2  # an all -inf window
+    y, arg = ops.maxpool2d(-np.ones((1, 1, 2, 2)), 2, 1, 1)  # padding never wins
     assert (y == -1).all()
     np.testing.assert_array_equal(arg[0, 0], [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
 
@@ -167,12 +185,13 @@ def test_maxpool_ties_and_nan(backend):
 def test_overlapping_windows_accumulate(backend):
     ops = get_ops(backend)
     x = np.zeros((1, 1, 3, 3))
-    x[0, 0, 1, 1] = 1.0                            # the maximum of all four 2x2 windows
+    x[0, 0, 1, 1] = 1.0  # the maximum of all four 2x2 windows
     y, arg = ops.maxpool2d(x, 2, 1)
     dx = ops.maxpool2d_backward(np.ones_like(y), arg, x.shape, 2, 1)
     assert dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0
     dx = ops.avgpool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, 1)
     np.testing.assert_allclose(dx[0, 0], [[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]])
+
 
 @pytest.mark.parametrize("size,stride,pad", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 1))])
 def test_pool_gradients_numerically(size, stride, pad):
@@ -185,10 +204,12 @@ def test_pool_gradients_numerically(size, stride, pad):
     num_avg = numerical_grad(lambda: float(np.sum(REF.avgpool2d(x, size, stride, pad) * dy)), x)
     for ops in (REF, NB):
         _, arg = ops.maxpool2d(x, size, stride, pad)
-        np.testing.assert_allclose(ops.maxpool2d_backward(dy, arg, x_shape, size, stride, pad),
-                                   num_max, rtol=1e-6, atol=1e-8)
-        np.testing.assert_allclose(ops.avgpool2d_backward(dy, x_shape, size, stride, pad),
-                                   num_avg, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            ops.maxpool2d_backward(dy, arg, x_shape, size, stride, pad), num_max, rtol=1e-6, atol=1e-8
+        )
+        np.testing.assert_allclose(
+            ops.avgpool2d_backward(dy, x_shape, size, stride, pad), num_avg, rtol=1e-6, atol=1e-8
+        )
 
 
 def test_noncontiguous_and_big_endian_inputs():
@@ -204,12 +225,14 @@ def test_noncontiguous_and_big_endian_inputs():
         dy = np.asfortranarray(rng.standard_normal(y.shape)).astype(">f8")
         arg_swapped = arg.astype(">i8")
         dx = NB.maxpool2d_backward(dy, arg_swapped, x.shape, 3, 2, 1)
-        np.testing.assert_array_equal(dx, NB.maxpool2d_backward(np.ascontiguousarray(dy, np.float64),
-                                                                arg, x.shape, 3, 2, 1))
+        np.testing.assert_array_equal(
+            dx, NB.maxpool2d_backward(np.ascontiguousarray(dy, np.float64), arg, x.shape, 3, 2, 1)
+        )
         np.testing.assert_array_equal(NB.avgpool2d(x, 3, 2, 1), NB.avgpool2d(plain, 3, 2, 1))
-        np.testing.assert_array_equal(NB.avgpool2d_backward(dy, x.shape, 3, 2, 1),
-                                      NB.avgpool2d_backward(np.ascontiguousarray(dy, np.float64),
-                                                            x.shape, 3, 2, 1))
+        np.testing.assert_array_equal(
+            NB.avgpool2d_backward(dy, x.shape, 3, 2, 1),
+            NB.avgpool2d_backward(np.ascontiguousarray(dy, np.float64), x.shape, 3, 2, 1),
+        )
         np.testing.assert_array_equal(x, x_copy)
 
 
@@ -228,19 +251,42 @@ BAD = [
     ("maxpool2d", ValueError, "size must be >= 1", lambda ops: ops.maxpool2d(X, 0)),
     ("maxpool2d", TypeError, "size", lambda ops: ops.maxpool2d(X, 2.0)),
     ("maxpool2d", TypeError, "dtype", lambda ops: ops.maxpool2d(X.astype(np.int32), 2)),
-    ("maxpool2d_backward", ValueError, "expected dy of shape (2, 3, 3, 3)",
-     lambda ops: ops.maxpool2d_backward(np.zeros((2, 3, 3, 2), np.float32),
-                                        np.zeros((2, 3, 3, 2), np.int64), X.shape, 2)),
-    ("maxpool2d_backward", TypeError, "int64",
-     lambda ops: ops.maxpool2d_backward(np.zeros((2, 3, 3, 3), np.float32),
-                                        np.zeros((2, 3, 3, 3), np.int32), X.shape, 2)),
-    ("maxpool2d_backward", ValueError, "outside the H*W",
-     lambda ops: ops.maxpool2d_backward(np.zeros((2, 3, 3, 3), np.float32),
-                                        np.full((2, 3, 3, 3), 36, np.int64), X.shape, 2)),
-    ("avgpool2d_backward", ValueError, "expected dy of shape (2, 3, 3, 3)",
-     lambda ops: ops.avgpool2d_backward(np.zeros((2, 3, 3, 4), np.float32), X.shape, 2)),
-    ("avgpool2d_backward", ValueError, "x_shape",
-     lambda ops: ops.avgpool2d_backward(np.zeros((2, 3, 3, 3), np.float32), (3, 6, 6), 2)),
+    (
+        "maxpool2d_backward",
+        ValueError,
+        "expected dy of shape (2, 3, 3, 3)",
+        lambda ops: ops.maxpool2d_backward(
+            np.zeros((2, 3, 3, 2), np.float32), np.zeros((2, 3, 3, 2), np.int64), X.shape, 2
+        ),
+    ),
+    (
+        "maxpool2d_backward",
+        TypeError,
+        "int64",
+        lambda ops: ops.maxpool2d_backward(
+            np.zeros((2, 3, 3, 3), np.float32), np.zeros((2, 3, 3, 3), np.int32), X.shape, 2
+        ),
+    ),
+    (
+        "maxpool2d_backward",
+        ValueError,
+        "outside the H*W",
+        lambda ops: ops.maxpool2d_backward(
+            np.zeros((2, 3, 3, 3), np.float32), np.full((2, 3, 3, 3), 36, np.int64), X.shape, 2
+        ),
+    ),
+    (
+        "avgpool2d_backward",
+        ValueError,
+        "expected dy of shape (2, 3, 3, 3)",
+        lambda ops: ops.avgpool2d_backward(np.zeros((2, 3, 3, 4), np.float32), X.shape, 2),
+    ),
+    (
+        "avgpool2d_backward",
+        ValueError,
+        "x_shape",
+        lambda ops: ops.avgpool2d_backward(np.zeros((2, 3, 3, 3), np.float32), (3, 6, 6), 2),
+    ),
 ]
 
 
@@ -257,7 +303,7 @@ def test_pool_errors(backend, op, error, message, call):
 def test_maxpool_2x2_fast_path_ties_and_nans(dtype):
     """The 2x2 stride-2 fast path keeps the general kernel's rules: first maximum, NaN wins."""
     rng = np.random.default_rng(5)
-    x = rng.integers(0, 3, (4, 16, 20, 22)).astype(dtype)      # many ties
+    x = rng.integers(0, 3, (4, 16, 20, 22)).astype(dtype)  # many ties
     x[rng.random(x.shape) < 0.05] = np.nan
     y_ref, arg_ref = REF.maxpool2d(x, 2, 2, 0)
     y, arg = NB.maxpool2d(x, 2, 2, 0)
@@ -265,10 +311,15 @@ def test_maxpool_2x2_fast_path_ties_and_nans(dtype):
     np.testing.assert_array_equal(arg, arg_ref)
 
 
-
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 3), c=st.integers(1, 5), oh=st.integers(1, 9), ow=st.integers(1, 30),
-       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31))
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 5),
+    oh=st.integers(1, 9),
+    ow=st.integers(1, 30),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+)
 def test_maxpool_2x2_even_vectors_and_tails(n, c, oh, ow, dtype, seed):
     """Even planes take the whole-vector steps when a row holds a vector (a clamped last
     vector per row and per image) and the scalar ones otherwise: both agree exactly with

@@ -21,6 +21,7 @@ def covariance(y):
 
 # ------------------------------------------------------------------- min-max
 
+
 @pytest.mark.parametrize("per", ["feature", "channel", "global"])
 def test_min_max_maps_the_training_range_onto_the_target(per):
     rng = np.random.default_rng(1)
@@ -37,16 +38,18 @@ def test_min_max_uses_training_statistics_on_other_data():
     x_train = np.array([[0.0, 10.0], [2.0, 10.0]])
     scale = MinMaxScale().fit(x_train)
     # a constant feature goes to `low`; values beyond the training range map beyond [0, 1]
-    np.testing.assert_allclose(scale.transform(np.array([[4.0, 10.0], [1.0, 7.0]])),
-                               [[2.0, 0.0], [0.5, -3.0]])
+    np.testing.assert_allclose(
+        scale.transform(np.array([[4.0, 10.0], [1.0, 7.0]])), [[2.0, 0.0], [0.5, -3.0]]
+    )
 
 
 # ------------------------------------------------------------ standardisation
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_standardize_gives_zero_mean_unit_variance_on_the_training_set(dtype):
     x = (correlated() * [1, 10, 100, 0.1, 1, 1]).astype(dtype)
-    x[:, 5] = 7.0                                      # a constant feature is only centred
+    x[:, 5] = 7.0  # a constant feature is only centred
     scale = Standardize().fit(x)
     y = scale.transform(x)
     assert y.dtype == dtype
@@ -56,14 +59,15 @@ def test_standardize_gives_zero_mean_unit_variance_on_the_training_set(dtype):
     # the test set gets the training set's statistics, not its own
     x_test = correlated(200, seed=2, shift=1.0) * [1, 10, 100, 0.1, 1, 1]
     y_test = scale.transform(x_test)
-    np.testing.assert_allclose(y_test[:, :5], (x_test[:, :5] - x[:, :5].mean(0)) / x[:, :5].std(0),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        y_test[:, :5], (x_test[:, :5] - x[:, :5].mean(0)) / x[:, :5].std(0), rtol=1e-4, atol=1e-4
+    )
     assert np.abs(y_test[:, :5].mean(axis=0)).min() > 0.05
 
 
 def test_standardize_per_channel_and_global():
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal((30, 2, 5, 5)) * [[[[2]], [[0.5]]]] + [[[[1]], [[-4]]]])
+    x = rng.standard_normal((30, 2, 5, 5)) * [[[[2]], [[0.5]]]] + [[[[1]], [[-4]]]]
     y = Standardize(per="channel").fit_transform(x)
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12)
     np.testing.assert_allclose(y.std(axis=(0, 2, 3)), 1)
@@ -73,6 +77,7 @@ def test_standardize_per_channel_and_global():
 
 
 # ------------------------------------------------------------------ PCA, ZCA
+
 
 def test_pca_decorrelates_by_decreasing_variance():
     x = correlated()
@@ -94,11 +99,12 @@ def test_pca_matches_scikit_learn_up_to_sign():
     np.testing.assert_allclose(np.abs(ours), np.abs(theirs), rtol=1e-8, atol=1e-8)
 
 
-@pytest.mark.parametrize("make", [lambda: ZCA(eps=0.0), lambda: PCA(whiten=True, eps=0.0)],
-                         ids=["zca", "pca-whiten"])
+@pytest.mark.parametrize(
+    "make", [lambda: ZCA(eps=0.0), lambda: PCA(whiten=True, eps=0.0)], ids=["zca", "pca-whiten"]
+)
 def test_whitening_yields_identity_covariance_on_the_training_set(make):
     x = correlated(800, 6)
-    assert np.abs(covariance(x) - np.eye(6)).max() > 1      # far from white before
+    assert np.abs(covariance(x) - np.eye(6)).max() > 1  # far from white before
     white = make().fit(x)
     y = white.transform(x)
     np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-10)
@@ -116,22 +122,30 @@ def test_zca_keeps_the_image_shape_and_is_symmetric():
     assert y.shape == x.shape
     W = zca.buffers["matrix"]
     np.testing.assert_allclose(W, W.T, atol=1e-12)
-    np.testing.assert_allclose(covariance(y), np.eye(16), atol=1e-3)   # eps shrinks it a little
+    np.testing.assert_allclose(covariance(y), np.eye(16), atol=1e-3)  # eps shrinks it a little
 
 
 # --------------------------------------------------------- as layers of a model
 
 PREPROCESSORS = [
-    lambda: MinMaxScale(), lambda: Standardize(), lambda: Standardize(per="channel"),
-    lambda: PCA(), lambda: PCA(n_components=5, whiten=True), lambda: ZCA(eps=1e-2),
+    lambda: MinMaxScale(),
+    lambda: Standardize(),
+    lambda: Standardize(per="channel"),
+    lambda: PCA(),
+    lambda: PCA(n_components=5, whiten=True),
+    lambda: ZCA(eps=1e-2),
 ]
 
 
 def small_model(first, backend="numba", dtype="float32", seed=0):
     out = first.output_shape((1, 3, 3))
     flatten = [] if len(out) == 1 else [fnn.Flatten()]
-    return fnn.Sequential([first, *flatten, fnn.Dense(int(np.prod(out)), 4), fnn.Tanh(),
-                           fnn.Dense(4, 3)], backend=backend, dtype=dtype, seed=seed)
+    return fnn.Sequential(
+        [first, *flatten, fnn.Dense(int(np.prod(out)), 4), fnn.Tanh(), fnn.Dense(4, 3)],
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+    )
 
 
 @pytest.mark.parametrize("make", PREPROCESSORS)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 
 from fastnn.callbacks import ProgressLogger
+
 from fit_recipe import clusters as blobs
 from fit_recipe import small_model
+
 
 def test_progress_bar_is_shown_and_silenced():
     x, t = blobs(50)
@@ -35,13 +37,14 @@ def test_a_bar_per_epoch_with_the_loss_and_the_line_after_it():
     text = out.getvalue()
     for epoch in (1, 2):
         bar_end = text.index(f"epoch {epoch}/2: 100%")
-        assert "5/5" in text[bar_end:] and "loss=" in text[bar_end:text.index("\n", bar_end)]
+        assert "5/5" in text[bar_end:] and "loss=" in text[bar_end : text.index("\n", bar_end)]
         assert text.index(f"\nepoch {epoch}/2  loss") > bar_end
 
 
 def test_the_callback_given_explicitly_replaces_verbose():
     x, t = blobs(30)
     out = io.StringIO()
-    small_model().fit(x, t, epochs=2, batch_size=10, verbose=1,
-                      callbacks=[ProgressLogger(verbose=2, file=out)])
+    small_model().fit(
+        x, t, epochs=2, batch_size=10, verbose=1, callbacks=[ProgressLogger(verbose=2, file=out)]
+    )
     assert out.getvalue().count("\n") == 2 and "\r" not in out.getvalue()

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
-from fastnn.schedules import (CosineDecay, ExponentialDecay, LambdaSchedule, ReduceLROnPlateau,
-                              StepDecay)
+from fastnn.schedules import CosineDecay, ExponentialDecay, LambdaSchedule, ReduceLROnPlateau, StepDecay
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +20,9 @@ def train(data, callbacks, epochs, lr=0.1, **kwargs):
     x, t = data
     model = fnn.Sequential([fnn.Dense(3, 2)], seed=0)
     optimizer = fnn.optim.SGD(lr)
-    history = model.fit(x, t, epochs=epochs, batch_size=20, optimizer=optimizer, verbose=0,
-                        callbacks=callbacks, **kwargs)
+    history = model.fit(
+        x, t, epochs=epochs, batch_size=20, optimizer=optimizer, verbose=0, callbacks=callbacks, **kwargs
+    )
     return history, optimizer
 
 
@@ -33,7 +33,7 @@ def test_step_decay(data):
 
 def test_exponential_decay(data):
     history, _ = train(data, [ExponentialDecay(0.9)], epochs=5, lr=0.1)
-    assert history["lr"] == pytest.approx([0.1 * 0.9 ** e for e in range(5)], rel=1e-12)
+    assert history["lr"] == pytest.approx([0.1 * 0.9**e for e in range(5)], rel=1e-12)
 
 
 def test_cosine_decay_matches_pytorch_closed_form(data):
@@ -87,10 +87,10 @@ def test_nielsen_halves_after_n_epochs_without_improvement_and_stops_at_1_128(da
     # epochs 0-2 improve; every 2 epochs without improvement halve the rate
     expected = [0.128] * 5
     for k in range(1, 7):
-        expected += [0.128 / 2 ** k] * 2
+        expected += [0.128 / 2**k] * 2
     assert history["lr"] == pytest.approx(expected, rel=1e-12)
     assert plateau.reductions == [4, 6, 8, 10, 12, 14, 16]
-    assert optimizer.lr == pytest.approx(0.128 / 128)   # the 7th halving reached 1/128: stop
+    assert optimizer.lr == pytest.approx(0.128 / 128)  # the 7th halving reached 1/128: stop
     assert history.epochs == 17
     assert "reached 1/128 of its start" in history.stop_reason
 

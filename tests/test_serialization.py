@@ -13,8 +13,17 @@ from fastnn.serialization import FORMAT_VERSION, ModelFileError, atomic_write
 @pytest.fixture
 def trained(tmp_path):
     rng = np.random.default_rng(0)
-    model = fnn.Sequential([fnn.Flatten(), fnn.Dense(6, 5, init="xavier"), fnn.LeakyReLU(0.2),
-                            fnn.Dense(5, 4), fnn.Tanh(), fnn.Dense(4, 3)], seed=1)
+    model = fnn.Sequential(
+        [
+            fnn.Flatten(),
+            fnn.Dense(6, 5, init="xavier"),
+            fnn.LeakyReLU(0.2),
+            fnn.Dense(5, 4),
+            fnn.Tanh(),
+            fnn.Dense(4, 3),
+        ],
+        seed=1,
+    )
     x = rng.random((40, 2, 3), dtype=np.float32)
     t = rng.integers(0, 3, 40)
     model.fit(x, t, epochs=2, batch_size=8, verbose=0)
@@ -26,7 +35,7 @@ def trained(tmp_path):
 def test_round_trip_gives_a_working_identical_model(trained):
     model, path, x = trained
     loaded = fnn.load(path)
-    assert [l.describe() for l in loaded.layers] == [l.describe() for l in model.layers]
+    assert [a.describe() for a in loaded.layers] == [b.describe() for b in model.layers]
     assert loaded.layers[2].alpha == 0.2
     np.testing.assert_array_equal(loaded.flat_params, model.flat_params)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
@@ -46,8 +55,10 @@ def test_file_holds_no_pickled_objects(trained):
         assert set(data.files) == {"__fastnn__", "config", "params"}
         assert all(data[k].dtype != object for k in data.files)
         config = json.loads(data["config"].tobytes())
-    assert config["layers"][1] == {"class": "Dense", "config": {"in_features": 6, "out_features": 5,
-                                                                 "init": "xavier"}}
+    assert config["layers"][1] == {
+        "class": "Dense",
+        "config": {"in_features": 6, "out_features": 5, "init": "xavier"},
+    }
 
 
 def test_truncated_files_give_a_clean_error(trained):

@@ -12,24 +12,28 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
+from fastnn.checkpoint import load_checkpoint
 from fastnn.cli import main
 from fastnn.optim import SGD, Adam
-from fastnn.checkpoint import load_checkpoint
+
 from fit_recipe import clusters as blobs
 from fit_recipe import latest_step, recipe_model, small_model, start_child, train, wait_for
 
 # ----------------------------------------------------------------- fit
 
+
 def test_fit_records_history_with_validation_data():
     x, t = blobs(200)
     xv, tv = blobs(60, seed=1)
-    history = small_model().fit(x, t, epochs=4, batch_size=32, validation_data=(xv, tv),
-                                optimizer=Adam(0.01), verbose=0)
+    history = small_model().fit(
+        x, t, epochs=4, batch_size=32, validation_data=(xv, tv), optimizer=Adam(0.01), verbose=0
+    )
     assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
     assert history.epochs == 4 and all(len(history[k]) == 4 for k in ("loss", "val_accuracy"))
     assert history["loss"][-1] < history["loss"][0]
     assert history["val_accuracy"][-1] > 0.9
     assert history.stop_reason is None
+
 
 def test_validation_split_holds_out_the_last_samples():
     x, t = blobs(100)
@@ -38,6 +42,7 @@ def test_validation_split_holds_out_the_last_samples():
     expected = model.evaluate(x[80:], t[80:])
     assert history["val_loss"][0] == pytest.approx(expected["loss"], rel=1e-6)
     assert history["val_accuracy"][0] == pytest.approx(expected["accuracy"])
+
 
 def test_shuffling_changes_batches_each_epoch_and_is_seeded():
     x, t = blobs(100)
@@ -51,6 +56,7 @@ def test_shuffling_changes_batches_each_epoch_and_is_seeded():
     unshuffled.fit(x, t, epochs=2, batch_size=10, verbose=0, seed=5, shuffle=False)
     assert not np.array_equal(runs[0], unshuffled.flat_params)
 
+
 def test_fit_rejects_bad_arguments():
     x, t = blobs(20)
     model = small_model()
@@ -62,6 +68,7 @@ def test_fit_rejects_bad_arguments():
         model.fit(x, t[:-1], verbose=0)
     with pytest.raises(ValueError, match="needs validation"):
         model.fit(x, t, patience=2, monitor="val_loss", verbose=0)
+
 
 def test_callbacks_see_every_epoch_and_can_stop_training():
     x, t = blobs(40)
@@ -84,10 +91,12 @@ def test_callbacks_see_every_epoch_and_can_stop_training():
         def on_train_end(self, model, optimizer):
             calls.append("end")
 
-    history = small_model().fit(x, t, epochs=5, batch_size=10, optimizer=SGD(), verbose=0,
-                                callbacks=[StopAfterTwo()])
+    history = small_model().fit(
+        x, t, epochs=5, batch_size=10, optimizer=SGD(), verbose=0, callbacks=[StopAfterTwo()]
+    )
     assert calls == ["begin", "epoch 0", True, "epoch 1", True, "end"]
     assert history["lr"] == [0.1, 0.05] and history.stop_reason == "two is enough"
+
 
 def test_augment_is_applied_to_every_training_batch_with_fit_rng():
     x, t = blobs(30)
@@ -101,20 +110,31 @@ def test_augment_is_applied_to_every_training_batch_with_fit_rng():
     small_model().fit(x, t, epochs=2, batch_size=8, augment=augment, verbose=0)
     assert seen == [(8, 4), (8, 4), (8, 4), (6, 4)] * 2
 
+
 def test_include_penalty_adds_the_l2_and_l1_terms_to_the_reported_loss():
     x, t = blobs(30)
     model = small_model(backend="numpy", seed=0)
     plain = small_model(backend="numpy", seed=0)
     optimizer = SGD(lr=0.0001, weight_decay=0.01, l1=0.001)
-    with_penalty = model.fit(x, t, epochs=1, batch_size=30, optimizer=optimizer, verbose=0,
-                             include_penalty=True, shuffle=False)
-    without = plain.fit(x, t, epochs=1, batch_size=30, optimizer=SGD(lr=0.0001, weight_decay=0.01,
-                        l1=0.001), verbose=0, shuffle=False)
+    with_penalty = model.fit(
+        x, t, epochs=1, batch_size=30, optimizer=optimizer, verbose=0, include_penalty=True, shuffle=False
+    )
+    without = plain.fit(
+        x,
+        t,
+        epochs=1,
+        batch_size=30,
+        optimizer=SGD(lr=0.0001, weight_decay=0.01, l1=0.001),
+        verbose=0,
+        shuffle=False,
+    )
     p = model.flat_params.astype(np.float64)
     penalty = 0.5 * 0.01 * (p @ p) + 0.001 * np.abs(p).sum()
     assert with_penalty["loss"][0] - without["loss"][0] == pytest.approx(penalty, rel=1e-4)
 
+
 # ----------------------------------------------------------------- Ctrl-C, in process
+
 
 def _sigint_at(step, times=1):
     def hook(count):
@@ -122,13 +142,16 @@ def _sigint_at(step, times=1):
             for _ in range(times):
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(0.01)  # let the handler run
+
     return hook
+
 
 @pytest.fixture(scope="module")
 def reference():
     """The uninterrupted run: (flat params, history)."""
     model, history = train()
     return model.flat_params.copy(), history
+
 
 def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resumes_exactly(tmp_path, reference):
     previous = signal.getsignal(signal.SIGINT)
@@ -142,10 +165,10 @@ def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_resumes_exactly(tmp_pa
     assert f"resume with fit(..., checkpoint={str(ckpt)!r}, resume=True)" in text
     # the interrupted step (24) was finished and saved
     assert history.checkpoint == str(ckpt / "checkpoint-000000024.npz")
-    np.testing.assert_array_equal(load_checkpoint(history.checkpoint).arrays["params"],
-                                  model.flat_params)
+    np.testing.assert_array_equal(load_checkpoint(history.checkpoint).arrays["params"], model.flat_params)
     resumed, _ = train(checkpoint=ckpt, every=100, resume=True)
     np.testing.assert_array_equal(resumed.flat_params, reference[0])
+
 
 def test_ctrl_c_without_a_checkpoint_folder_stops_cleanly(reference):
     out = io.StringIO()
@@ -155,11 +178,13 @@ def test_ctrl_c_without_a_checkpoint_folder_stops_cleanly(reference):
     assert np.isfinite(model.flat_params).all()
     assert not np.array_equal(model.flat_params, recipe_model().flat_params)  # 5 steps taken
 
+
 def test_a_second_ctrl_c_aborts_at_once():
     previous = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         train(hook=_sigint_at(5, times=2), file=io.StringIO())
     assert signal.getsignal(signal.SIGINT) is previous
+
 
 # ----------------------------------------------------------------- Ctrl-C to fastnn train
 
@@ -183,13 +208,22 @@ fnn.Sequential.train_step = train_step
 sys.exit(main(cfg["argv"]))
 """
 
+
 def test_sigint_to_fastnn_train_then_resume_matches_an_uninterrupted_run(tmp_path, capsys):
     ckpt, marker, go = tmp_path / "ckpt", tmp_path / "marker", tmp_path / "go"
     common = ["train", "--epochs", "3", "--batch-size", "64", "--quiet", "--clip-norm", "5"]
     errors = tmp_path / "stderr.txt"
     with open(errors, "w") as stderr:
-        child = start_child({"argv": common + ["--checkpoint", str(ckpt), "--checkpoint-every", "7"],
-                        "block_at": 30, "marker": str(marker), "go": str(go)}, CLI_CHILD, stderr)
+        child = start_child(
+            {
+                "argv": common + ["--checkpoint", str(ckpt), "--checkpoint-every", "7"],
+                "block_at": 30,
+                "marker": str(marker),
+                "go": str(go),
+            },
+            CLI_CHILD,
+            stderr,
+        )
     try:
         wait_for(marker, child)
         child.send_signal(signal.SIGINT)
@@ -212,5 +246,6 @@ def test_sigint_to_fastnn_train_then_resume_matches_an_uninterrupted_run(tmp_pat
     assert main(resumed) == 0
     assert main(common + ["--save", str(tmp_path / "full.npz")]) == 0
     capsys.readouterr()
-    np.testing.assert_array_equal(fnn.load(tmp_path / "resumed.npz").flat_params,
-                                  fnn.load(tmp_path / "full.npz").flat_params)
+    np.testing.assert_array_equal(
+        fnn.load(tmp_path / "resumed.npz").flat_params, fnn.load(tmp_path / "full.npz").flat_params
+    )

@@ -48,10 +48,10 @@ def test_log_uniform_samples_every_decade_equally():
 
 def test_search_returns_trials_best_first_and_is_reproducible(digits):
     x, t = digits
-    space = {"lr": tune.LogUniform(1e-4, 1e-1), "weight_decay": tune.LogUniform(1e-8, 1e-3),
-             "hidden": 32}
-    trials = tune.random_search(build, space, x, t, trials=5, epochs=1, validation_split=0.25,
-                                verbose=0, seed=1)
+    space = {"lr": tune.LogUniform(1e-4, 1e-1), "weight_decay": tune.LogUniform(1e-8, 1e-3), "hidden": 32}
+    trials = tune.random_search(
+        build, space, x, t, trials=5, epochs=1, validation_split=0.25, verbose=0, seed=1
+    )
     assert len(trials) == 5
     accuracies = [trial.val_accuracy for trial in trials]
     assert accuracies == sorted(accuracies, reverse=True)
@@ -60,12 +60,14 @@ def test_search_returns_trials_best_first_and_is_reproducible(digits):
         assert 1e-4 <= trial.params["lr"] <= 1e-1 and trial.params["hidden"] == 32
         assert trial.history["val_accuracy"][-1] == trial.val_accuracy
     assert sorted(trial.index for trial in trials) == list(range(5))
-    again = tune.random_search(build, space, x, t, trials=5, epochs=1, validation_split=0.25,
-                               verbose=0, seed=1)
+    again = tune.random_search(
+        build, space, x, t, trials=5, epochs=1, validation_split=0.25, verbose=0, seed=1
+    )
     assert [trial.params for trial in again] == [trial.params for trial in trials]
     assert [trial.val_loss for trial in again] == [trial.val_loss for trial in trials]
-    by_loss = tune.random_search(build, space, x, t, trials=3, epochs=1, monitor="val_loss",
-                                 verbose=0, seed=1)
+    by_loss = tune.random_search(
+        build, space, x, t, trials=3, epochs=1, monitor="val_loss", verbose=0, seed=1
+    )
     assert [r.val_loss for r in by_loss] == sorted(r.val_loss for r in by_loss)
 
 
@@ -84,16 +86,17 @@ def test_scores_come_only_from_the_validation_split_of_the_training_data(digits,
 
     monkeypatch.setattr(fnn.Sequential, "evaluate", evaluate)
     monkeypatch.setattr(fnn.Sequential, "fit", fit)
-    tune.random_search(build, {"lr": tune.LogUniform(1e-3, 1e-2)}, x, t, trials=2, epochs=2,
-                       validation_split=0.2, verbose=0)
+    tune.random_search(
+        build, {"lr": tune.LogUniform(1e-3, 1e-2)}, x, t, trials=2, epochs=2, validation_split=0.2, verbose=0
+    )
     rows = {row.tobytes() for row in x.reshape(len(x), -1)}
     train_rows = {row.tobytes() for row in trained[0].reshape(len(trained[0]), -1)}
-    assert len(evaluated) == 4                          # once per epoch per trial
+    assert len(evaluated) == 4  # once per epoch per trial
     for batch in evaluated:
-        assert len(batch) == 120                        # 20 % of the 600 training samples
+        assert len(batch) == 120  # 20 % of the 600 training samples
         val_rows = {row.tobytes() for row in batch.reshape(len(batch), -1)}
-        assert val_rows <= rows                         # drawn from the data it was given
-        assert not val_rows & train_rows                # held out from training
+        assert val_rows <= rows  # drawn from the data it was given
+        assert not val_rows & train_rows  # held out from training
 
 
 def test_cli_tune_never_reads_the_test_set(digits, monkeypatch, capsys):
@@ -118,8 +121,17 @@ def test_search_signature_has_no_test_set():
 def test_diverging_trials_rank_last(digits):
     x, t = digits
     with pytest.warns(RuntimeWarning):
-        trials = tune.random_search(build, {"lr": tune.Choice((0.05, 1e30))}, x, t, trials=6,
-                                    epochs=1, optimizer="sgd", verbose=0, seed=0)
+        trials = tune.random_search(
+            build,
+            {"lr": tune.Choice((0.05, 1e30))},
+            x,
+            t,
+            trials=6,
+            epochs=1,
+            optimizer="sgd",
+            verbose=0,
+            seed=0,
+        )
     lrs = [trial.params["lr"] for trial in trials]
     assert 0.05 in lrs and 1e30 in lrs
     first_bad = lrs.index(1e30)
@@ -128,8 +140,7 @@ def test_diverging_trials_rank_last(digits):
 
 
 def test_optimizer_gets_the_sampled_values_it_takes():
-    opt = tune._optimizer_for("momentum", {"lr": 0.2, "weight_decay": 0.01, "momentum": 0.5,
-                                           "hidden": 40})
+    opt = tune._optimizer_for("momentum", {"lr": 0.2, "weight_decay": 0.01, "momentum": 0.5, "hidden": 40})
     assert isinstance(opt, fnn.optim.Momentum)
     assert (opt.lr, opt.weight_decay, opt.momentum) == (0.2, 0.01, 0.5)
 
@@ -142,8 +153,7 @@ def test_build_may_return_model_and_optimizer(digits):
         made.append(fnn.optim.SGD(params["lr"]))
         return build(params), made[-1]
 
-    trials = tune.random_search(build_both, {"lr": tune.LogUniform(0.01, 0.1)}, x, t, trials=2,
-                                verbose=0)
+    trials = tune.random_search(build_both, {"lr": tune.LogUniform(0.01, 0.1)}, x, t, trials=2, verbose=0)
     assert all(opt.iterations > 0 for opt in made) and len(trials) == 2
 
 

@@ -26,8 +26,7 @@ def native(*arrays):
     big-endian array is converted here, before validation, by both backends.
     """
     out = tuple(
-        a.astype(a.dtype.newbyteorder("=")) if isinstance(a, np.ndarray) and not a.dtype.isnative
-        else a
+        a.astype(a.dtype.newbyteorder("=")) if isinstance(a, np.ndarray) and not a.dtype.isnative else a
         for a in arrays
     )
     return out if len(out) != 1 else out[0]
@@ -35,12 +34,14 @@ def native(*arrays):
 
 def pair(where: str, name: str, value) -> tuple[int, int]:
     """An int or an (h, w) pair of ints as a pair of Python ints."""
-    if type(value) is int:          # the common case, without the ABC checks below
+    if type(value) is int:  # the common case, without the ABC checks below
         return value, value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value), int(value)
-    if isinstance(value, (tuple, list, np.ndarray)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, (tuple, list, np.ndarray))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
     ):
         return int(value[0]), int(value[1])
     raise TypeError(f"{where}: expected {name} to be an int or an (h, w) pair of ints, got {value!r}")
@@ -160,8 +161,10 @@ def check_relu_out(where: str, relu_out, dy):
     """relu_out (a fused ReLU's output) as a native array of dy's shape and dtype."""
     relu_out = native(relu_out)
     if not isinstance(relu_out, np.ndarray) or relu_out.shape != dy.shape:
-        raise ValueError(f"{where}: expected relu_out of shape {dy.shape} (dy's), "
-                         f"got {getattr(relu_out, 'shape', type(relu_out).__name__)}")
+        raise ValueError(
+            f"{where}: expected relu_out of shape {dy.shape} (dy's), "
+            f"got {getattr(relu_out, 'shape', type(relu_out).__name__)}"
+        )
     if relu_out.dtype != dy.dtype:
         raise TypeError(f"{where}: expected relu_out of dtype {dy.dtype} (dy's), got {relu_out.dtype}")
     return relu_out
@@ -178,13 +181,17 @@ def check_pool_grad(where: str, dy, pool, conv_shape: tuple, relu_out=None):
     argmax, pooled = native(*pool)
     for name, a in (("argmax", argmax), ("pooled output", pooled)):
         if not isinstance(a, np.ndarray) or a.shape != dy.shape:
-            raise ValueError(f"{where}: expected pool {name} of shape {dy.shape} (dy's), "
-                             f"got {getattr(a, 'shape', type(a).__name__)}")
+            raise ValueError(
+                f"{where}: expected pool {name} of shape {dy.shape} (dy's), "
+                f"got {getattr(a, 'shape', type(a).__name__)}"
+            )
     if argmax.dtype != np.int64:
         raise TypeError(f"{where}: expected pool argmax of dtype int64, got {argmax.dtype}")
     if pooled.dtype != dy.dtype:
         raise TypeError(f"{where}: expected pool output of dtype {dy.dtype} (dy's), got {pooled.dtype}")
     if tuple(conv_shape[:2]) != dy.shape[:2]:
-        raise ValueError(f"{where}: the conv output {tuple(conv_shape)} and the pooled dy "
-                         f"{dy.shape} differ in batch or channels")
+        raise ValueError(
+            f"{where}: the conv output {tuple(conv_shape)} and the pooled dy "
+            f"{dy.shape} differ in batch or channels"
+        )
     return argmax, pooled

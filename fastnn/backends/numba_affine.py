@@ -72,8 +72,20 @@ class NumbaAffineOps:
             dW, db = out
         g = scratch("affine_g", dy.shape if masked else (0, 0), x.dtype)
         # dx by columns (see fastnn.kernels.affine) when D is at least the batch
-        aff.affine_backward(_gemm_work(x, W), dy, x, W, relu_out, masked, bool(input_grad),
-                            x.shape[1] >= x.shape[0], g, dx, dW, db)
+        aff.affine_backward(
+            _gemm_work(x, W),
+            dy,
+            x,
+            W,
+            relu_out,
+            masked,
+            bool(input_grad),
+            x.shape[1] >= x.shape[0],
+            g,
+            dx,
+            dW,
+            db,
+        )
         return (dx if input_grad else None), dW, db
 
 

@@ -103,13 +103,16 @@ class NumbaConvOps:
         g = geometry("col2im", x_shape, kernel_pair("col2im", "kernel size", (kh, kw)), stride, pad)
         expected = (g.N * g.OH * g.OW, g.C * g.KH * g.KW)
         if col.shape != expected:
-            raise ValueError(f"col2im: expected col of shape {expected} for x_shape {x_shape}, got {col.shape}")
+            raise ValueError(
+                f"col2im: expected col of shape {expected} for x_shape {x_shape}, got {col.shape}"
+            )
         dx = np.empty(x_shape, dtype=col.dtype)
         conv_kernels.col2im(col.size, _c(col), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx)
         return dx
 
     def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
-        """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j].
+        """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i,
+        ow*SW + j].
 
         x (N, C, H, W), W (F, C, KH, KW), b (F,) -> y (N, F, OH, OW), xpad zero-padded.
         ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
@@ -138,8 +141,9 @@ class NumbaConvOps:
         if impl == "auto":
             impl = _choose(g, F, forward=True)
         if impl == "direct" and g.SH == 1 and g.SW == 1:
-            conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, bool(relu), False, y,
-                                        _unused(x.dtype), _unused(np.int64))
+            conv_kernels.direct_conv_s1(
+                work, x, W, b, g.PH, g.PW, bool(relu), False, y, _unused(x.dtype), _unused(np.int64)
+            )
             return y
         if impl == "direct":
             conv_kernels.direct_forward_strided(work, _padded(x, g), W, b, g.SH, g.SW, y)
@@ -150,9 +154,21 @@ class NumbaConvOps:
             slots = _slots()
             with _single_threaded_blas():
                 conv_kernels.im2col_forward(
-                    work, x, W.reshape(F, K), b, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, chunk,
+                    work,
+                    x,
+                    W.reshape(F, K),
+                    b,
+                    g.KH,
+                    g.KW,
+                    g.SH,
+                    g.SW,
+                    g.PH,
+                    g.PW,
+                    chunk,
                     _scratch("col", (slots, rows * K), x.dtype),
-                    _scratch("out", (slots, rows * F), x.dtype), y)
+                    _scratch("out", (slots, rows * F), x.dtype),
+                    y,
+                )
         return self.relu(y) if relu else y
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
@@ -169,8 +185,15 @@ class NumbaConvOps:
         g = conv_geometry("conv2d_relu_maxpool2x2", x, W, stride, pad, b=b)
         if impl == "auto":
             impl = _choose(g, W.shape[0], forward=True)
-        fused = (impl == "direct" and g.SH == 1 and g.SW == 1 and g.OH % 2 == 0
-                 and g.OW % 2 == 0 and g.N * g.OH * g.OW > 0 and W.shape[0] > 0)
+        fused = (
+            impl == "direct"
+            and g.SH == 1
+            and g.SW == 1
+            and g.OH % 2 == 0
+            and g.OW % 2 == 0
+            and g.N * g.OH * g.OW > 0
+            and W.shape[0] > 0
+        )
         if not fused:
             return self.maxpool2d(self.conv2d(x, W, b, stride, pad, impl, relu=True), 2)
         x, W, b = _c(x), _c(W), _c(b)
@@ -178,12 +201,12 @@ class NumbaConvOps:
         pooled = np.empty((g.N, F, g.OH // 2, g.OW // 2), dtype=x.dtype)
         argmax = np.empty(pooled.shape, dtype=np.int64)
         work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
-        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True, _unused(x.dtype),
-                                    pooled, argmax)
+        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True, _unused(x.dtype), pooled, argmax)
         return pooled, argmax
 
-    def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
-                        input_grad=True, pool=None, out=None):
+    def conv2d_backward(
+        self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None, input_grad=True, pool=None, out=None
+    ):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
@@ -219,7 +242,7 @@ class NumbaConvOps:
         fused = impl == "direct" and g.SH == 1 and g.SW == 1
         if mode == DY_RELU_POOL_ROUTED and not fused:
             routed = np.empty(conv_shape, dtype=dy.dtype)
-            masked = self.relu_backward(dy, pooled)          # the ReLU's mask, at the winners
+            masked = self.relu_backward(dy, pooled)  # the ReLU's mask, at the winners
             pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
             dy, mode = routed, DY_AS_GIVEN
         if mode == DY_RELU_MASKED and not fused:
@@ -245,10 +268,25 @@ class NumbaConvOps:
             if g.SH == 1 and g.SW == 1:
                 # one parallel region; x and dy are padded per image inside it
                 Wt = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-                conv_kernels.direct_backward_s1(work, x, dy, W, Wt, g.PH, g.PW,
-                                                g.C <= tuning.SCATTER_MAX_CHANNELS, relu_out, mode,
-                                                argmax, pooled, bool(input_grad), dx, dW, db,
-                                                *conv_kernels.backward_items(dtype))
+                conv_kernels.direct_backward_s1(
+                    work,
+                    x,
+                    dy,
+                    W,
+                    Wt,
+                    g.PH,
+                    g.PW,
+                    g.C <= tuning.SCATTER_MAX_CHANNELS,
+                    relu_out,
+                    mode,
+                    argmax,
+                    pooled,
+                    bool(input_grad),
+                    dx,
+                    dW,
+                    db,
+                    *conv_kernels.backward_items(dtype),
+                )
             else:
                 xp = _padded(x, g)
                 conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)
@@ -261,12 +299,26 @@ class NumbaConvOps:
             groups = min(-(-g.N // chunk), tuning.CHUNK_GROUPS)
             with _single_threaded_blas():
                 conv_kernels.im2col_backward(
-                    work, x, dy, W.reshape(F, K), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, chunk,
+                    work,
+                    x,
+                    dy,
+                    W.reshape(F, K),
+                    g.KH,
+                    g.KW,
+                    g.SH,
+                    g.SW,
+                    g.PH,
+                    g.PW,
+                    chunk,
                     _scratch("col", (slots, rows * K), dtype),
                     _scratch("out", (slots, rows * F), dtype),
                     _scratch("dcol", (slots, rows * K), dtype),
                     _scratch("dw", (slots, F * K), dtype),
-                    np.empty((groups, F * K), dtype=dtype), dx, dW.reshape(F, K), db)
+                    np.empty((groups, F * K), dtype=dtype),
+                    dx,
+                    dW.reshape(F, K),
+                    db,
+                )
         return (dx if input_grad else None), dW, db
 
 

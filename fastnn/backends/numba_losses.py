@@ -34,10 +34,12 @@ class NumbaLossOps:
         row_losses = np.empty(n, dtype=logits.dtype)
         if t.ndim == 1:
             loss_kernels.softmax_cross_entropy_indices(
-                logits.size, logits, _c(t.astype(np.int64, copy=False)), probs, row_losses)
+                logits.size, logits, _c(t.astype(np.int64, copy=False)), probs, row_losses
+            )
         else:
             loss_kernels.softmax_cross_entropy_dense(
-                logits.size, logits, _c(t.astype(logits.dtype, copy=False)), probs, row_losses)
+                logits.size, logits, _c(t.astype(logits.dtype, copy=False)), probs, row_losses
+            )
         return float(row_losses.sum() / max(n, 1)), probs
 
     def softmax_cross_entropy_backward(self, probs, t):
@@ -50,10 +52,12 @@ class NumbaLossOps:
         scale = probs.dtype.type(1.0 / max(n, 1))
         if t.ndim == 1:
             loss_kernels.softmax_cross_entropy_backward_indices(
-                probs.size, probs, _c(t.astype(np.int64, copy=False)), scale, grad)
+                probs.size, probs, _c(t.astype(np.int64, copy=False)), scale, grad
+            )
         else:
             loss_kernels.softmax_cross_entropy_backward_dense(
-                probs.size, probs, _c(t.astype(probs.dtype, copy=False)), scale, grad)
+                probs.size, probs, _c(t.astype(probs.dtype, copy=False)), scale, grad
+            )
         return grad
 
     def mse(self, y, t):

@@ -45,8 +45,18 @@ class NumbaNormOps:
         mean = np.empty(channels, dtype)
         var = np.empty(channels, dtype)
         inv_std = np.empty(channels, dtype)
-        norm_kernels.batchnorm_forward(x3.size, x3, _c(gamma), _c(beta), dtype.type(eps),
-                                       _block(channels, x3.shape[2]), y, mean, var, inv_std)
+        norm_kernels.batchnorm_forward(
+            x3.size,
+            x3,
+            _c(gamma),
+            _c(beta),
+            dtype.type(eps),
+            _block(channels, x3.shape[2]),
+            y,
+            mean,
+            var,
+            inv_std,
+        )
         return y.reshape(x.shape), mean, var
 
     def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5):
@@ -64,9 +74,19 @@ class NumbaNormOps:
         dx = np.empty_like(x3)
         dgamma = np.empty(channels, dtype)
         dbeta = np.empty(channels, dtype)
-        norm_kernels.batchnorm_backward(x3.size, dy3, x3, _c(gamma), _c(mean), _c(var),
-                                        dtype.type(eps), _block(channels, x3.shape[2]),
-                                        dx, dgamma, dbeta)
+        norm_kernels.batchnorm_backward(
+            x3.size,
+            dy3,
+            x3,
+            _c(gamma),
+            _c(mean),
+            _c(var),
+            dtype.type(eps),
+            _block(channels, x3.shape[2]),
+            dx,
+            dgamma,
+            dbeta,
+        )
         return dx.reshape(x.shape), dgamma, dbeta
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps=1e-5):
@@ -74,8 +94,9 @@ class NumbaNormOps:
 
         y = gamma_c * (x - running_mean_c) / sqrt(running_var_c + eps) + beta_c.
         """
-        channels, _ = check_batchnorm("batchnorm_inference", x, gamma, beta=beta,
-                                      running_mean=running_mean, running_var=running_var)
+        channels, _ = check_batchnorm(
+            "batchnorm_inference", x, gamma, beta=beta, running_mean=running_mean, running_var=running_var
+        )
         eps = check_eps("batchnorm_inference", eps)
         x3 = _planes(x)
         dtype = x3.dtype
@@ -83,6 +104,5 @@ class NumbaNormOps:
         scale = (gamma / np.sqrt(running_var + dtype.type(eps))).astype(dtype, copy=False)
         shift = (beta - running_mean * scale).astype(dtype, copy=False)
         y = np.empty_like(x3)
-        norm_kernels.channel_affine(x3.size, x3, _c(scale), _c(shift),
-                                    _block(channels, x3.shape[2]), y)
+        norm_kernels.channel_affine(x3.size, x3, _c(scale), _c(shift), _block(channels, x3.shape[2]), y)
         return y.reshape(x.shape)

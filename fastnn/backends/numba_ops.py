@@ -16,8 +16,17 @@ from .numba_pool import NumbaPoolOps
 from .numpy_ops import NumpyOps
 
 
-class NumbaOps(NumbaAffineOps, NumbaActivationOps, NumbaLossOps, NumbaFiniteOps, NumbaOptimOps,
-               NumbaConvOps, NumbaPoolOps, NumbaNormOps, NumpyOps):
+class NumbaOps(
+    NumbaAffineOps,
+    NumbaActivationOps,
+    NumbaLossOps,
+    NumbaFiniteOps,
+    NumbaOptimOps,
+    NumbaConvOps,
+    NumbaPoolOps,
+    NumbaNormOps,
+    NumpyOps,
+):
     """Ops on Numba-compiled, multithreaded kernels."""
 
     name = "numba"

@@ -39,40 +39,70 @@ class NumbaOptimOps:
         """p <- p - lr * g."""
         _check_flat_buffers("sgd_step", params, grads, {})
         d = params.dtype.type
-        optim_kernels.sgd(_work(params), params.reshape(-1), _flat(grads), d(lr),
-                          d(weight_decay), d(l1))
+        optim_kernels.sgd(_work(params), params.reshape(-1), _flat(grads), d(lr), d(weight_decay), d(l1))
 
     def momentum_step(self, params, grads, velocity, lr, momentum, weight_decay=0.0, l1=0.0):
         """v <- momentum * v + g;  p <- p - lr * v  (PyTorch SGD with momentum, dampening 0)."""
         _check_flat_buffers("momentum_step", params, grads, dict(velocity=velocity))
         d = params.dtype.type
-        optim_kernels.momentum(_work(params), params.reshape(-1), _flat(grads),
-                               velocity.reshape(-1), d(lr), d(momentum), d(weight_decay), d(l1))
+        optim_kernels.momentum(
+            _work(params),
+            params.reshape(-1),
+            _flat(grads),
+            velocity.reshape(-1),
+            d(lr),
+            d(momentum),
+            d(weight_decay),
+            d(l1),
+        )
 
     def nesterov_step(self, params, grads, velocity, lr, momentum, weight_decay=0.0, l1=0.0):
         """v <- momentum * v + g;  p <- p - lr * (g + momentum * v)  (PyTorch nesterov=True)."""
         _check_flat_buffers("nesterov_step", params, grads, dict(velocity=velocity))
         d = params.dtype.type
-        optim_kernels.nesterov(_work(params), params.reshape(-1), _flat(grads),
-                               velocity.reshape(-1), d(lr), d(momentum), d(weight_decay), d(l1))
+        optim_kernels.nesterov(
+            _work(params),
+            params.reshape(-1),
+            _flat(grads),
+            velocity.reshape(-1),
+            d(lr),
+            d(momentum),
+            d(weight_decay),
+            d(l1),
+        )
 
     def adagrad_step(self, params, grads, sum_sq, lr, eps, weight_decay=0.0, l1=0.0):
         """s <- s + g**2;  p <- p - lr * g / (sqrt(s) + eps)."""
         _check_flat_buffers("adagrad_step", params, grads, dict(sum_sq=sum_sq))
         d = params.dtype.type
-        optim_kernels.adagrad(_work(params), params.reshape(-1), _flat(grads), sum_sq.reshape(-1),
-                              d(lr), d(eps), d(weight_decay), d(l1))
+        optim_kernels.adagrad(
+            _work(params),
+            params.reshape(-1),
+            _flat(grads),
+            sum_sq.reshape(-1),
+            d(lr),
+            d(eps),
+            d(weight_decay),
+            d(l1),
+        )
 
     def rmsprop_step(self, params, grads, square_avg, lr, decay, eps, weight_decay=0.0, l1=0.0):
         """s <- decay * s + (1 - decay) * g**2;  p <- p - lr * g / (sqrt(s) + eps)."""
         _check_flat_buffers("rmsprop_step", params, grads, dict(square_avg=square_avg))
         d = params.dtype.type
-        optim_kernels.rmsprop(_work(params), params.reshape(-1), _flat(grads),
-                              square_avg.reshape(-1), d(lr), d(decay), d(eps),
-                              d(weight_decay), d(l1))
+        optim_kernels.rmsprop(
+            _work(params),
+            params.reshape(-1),
+            _flat(grads),
+            square_avg.reshape(-1),
+            d(lr),
+            d(decay),
+            d(eps),
+            d(weight_decay),
+            d(l1),
+        )
 
-    def adam_step(self, params, grads, m, v, step, lr, beta1, beta2, eps,
-                  weight_decay=0.0, l1=0.0):
+    def adam_step(self, params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay=0.0, l1=0.0):
         """Adam at step t = ``step`` (1-based), as PyTorch computes it.
 
         m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g**2;
@@ -83,9 +113,20 @@ class NumbaOptimOps:
             raise ValueError(f"adam_step: step counts from 1, got {step}")
         d = params.dtype.type
         step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
-        optim_kernels.adam(_work(params), params.reshape(-1), _flat(grads), m.reshape(-1),
-                           v.reshape(-1), d(step_size), d(beta1), d(beta2), d(eps),
-                           d(bias_correction2_sqrt), d(weight_decay), d(l1))
+        optim_kernels.adam(
+            _work(params),
+            params.reshape(-1),
+            _flat(grads),
+            m.reshape(-1),
+            v.reshape(-1),
+            d(step_size),
+            d(beta1),
+            d(beta2),
+            d(eps),
+            d(bias_correction2_sqrt),
+            d(weight_decay),
+            d(l1),
+        )
 
 
 __all__ = ["NumbaOptimOps"]

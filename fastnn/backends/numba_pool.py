@@ -44,8 +44,9 @@ class NumbaPoolOps:
             else:
                 pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
             return y, argmax
-        pool_kernels.maxpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
-                                     g.PH, g.PW, y, argmax)
+        pool_kernels.maxpool_forward(
+            y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, y, argmax
+        )
         return y, argmax
 
     def maxpool2d_backward(self, dy, argmax, x_shape, size, stride=None, pad=0):
@@ -68,8 +69,7 @@ class NumbaPoolOps:
         """
         x, g = pool_forward_geometry("avgpool2d", x, size, stride, pad)
         y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
-        pool_kernels.avgpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW,
-                                     g.PH, g.PW, y)
+        pool_kernels.avgpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, y)
         return y
 
     def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
@@ -79,8 +79,7 @@ class NumbaPoolOps:
         """
         dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
         dx = np.empty(x_shape, dtype=dy.dtype)
-        pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW,
-                                      g.PH, g.PW, dx)
+        pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, dx)
         return dx
 
 

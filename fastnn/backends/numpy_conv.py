@@ -48,8 +48,8 @@ def _col2im(col, g):
     for kh in range(g.KH):
         for kw in range(g.KW):
             rows, cols = window_slices(g, kh, kw)
-            xp[:, :, rows, cols] += col[:, :, kh, kw]   # windows of one offset never overlap
-    return np.ascontiguousarray(xp[:, :, g.PH:g.PH + g.H, g.PW:g.PW + g.W])
+            xp[:, :, rows, cols] += col[:, :, kh, kw]  # windows of one offset never overlap
+    return np.ascontiguousarray(xp[:, :, g.PH : g.PH + g.H, g.PW : g.PW + g.W])
 
 
 class NumpyConvOps:
@@ -78,11 +78,14 @@ class NumpyConvOps:
         g = geometry("col2im", x_shape, kernel_pair("col2im", "kernel size", (kh, kw)), stride, pad)
         expected = (g.N * g.OH * g.OW, g.C * g.KH * g.KW)
         if col.shape != expected:
-            raise ValueError(f"col2im: expected col of shape {expected} for x_shape {x_shape}, got {col.shape}")
+            raise ValueError(
+                f"col2im: expected col of shape {expected} for x_shape {x_shape}, got {col.shape}"
+            )
         return _col2im(col, g)
 
     def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
-        """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i, ow*SW + j].
+        """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i,
+        ow*SW + j].
 
         x (N, C, H, W), W (F, C, KH, KW), b (F,) -> y (N, F, OH, OW), xpad zero-padded.
         ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
@@ -93,8 +96,8 @@ class NumpyConvOps:
         x, W, b = native(x, W, b)
         g = conv_geometry("conv2d", x, W, stride, pad, b=b)
         F = W.shape[0]
-        col = _im2col(x, g)                                  # (N*OH*OW, C*KH*KW)
-        y = col @ W.reshape(F, -1).T + b                      # (N*OH*OW, F)
+        col = _im2col(x, g)  # (N*OH*OW, C*KH*KW)
+        y = col @ W.reshape(F, -1).T + b  # (N*OH*OW, F)
         y = np.ascontiguousarray(y.reshape(g.N, g.OH, g.OW, F).transpose(0, 3, 1, 2))
         return self.relu(y) if relu else y
 
@@ -104,8 +107,9 @@ class NumpyConvOps:
         check_impl("conv2d_relu_maxpool2x2", impl)
         return self.maxpool2d(self.conv2d(x, W, b, stride, pad, impl, relu=True), 2)
 
-    def conv2d_backward(self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None,
-                        input_grad=True, pool=None, out=None):
+    def conv2d_backward(
+        self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None, input_grad=True, pool=None, out=None
+    ):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
@@ -133,7 +137,7 @@ class NumpyConvOps:
         if relu_out is not None:
             relu_out = check_relu_out("conv2d_backward", relu_out, dy)
             dy = self.relu_backward(dy, relu_out)
-        dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, F)       # (N*OH*OW, F)
+        dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, F)  # (N*OH*OW, F)
         col = _im2col(x, g)
         W_mat = W.reshape(F, -1)
         db = dy_mat.sum(axis=0)

@@ -54,8 +54,7 @@ class NumpyNormOps:
         dbeta = dy.sum(axis=axes)
         dgamma = (dy * xhat).sum(axis=axes)
         scale = _channel(gamma * inv_std, x.ndim) / x.dtype.type(count)
-        dx = scale * (x.dtype.type(count) * dy - _channel(dbeta, x.ndim)
-                      - xhat * _channel(dgamma, x.ndim))
+        dx = scale * (x.dtype.type(count) * dy - _channel(dbeta, x.ndim) - xhat * _channel(dgamma, x.ndim))
         return dx.astype(x.dtype, copy=False), dgamma, dbeta
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps=1e-5):
@@ -63,10 +62,10 @@ class NumpyNormOps:
 
         y = gamma_c * (x - running_mean_c) / sqrt(running_var_c + eps) + beta_c.
         """
-        check_batchnorm("batchnorm_inference", x, gamma, beta=beta, running_mean=running_mean,
-                        running_var=running_var)
+        check_batchnorm(
+            "batchnorm_inference", x, gamma, beta=beta, running_mean=running_mean, running_var=running_var
+        )
         eps = check_eps("batchnorm_inference", eps)
         inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
-        y = (_channel(gamma * inv_std, x.ndim) * (x - _channel(running_mean, x.ndim))
-             + _channel(beta, x.ndim))
+        y = _channel(gamma * inv_std, x.ndim) * (x - _channel(running_mean, x.ndim)) + _channel(beta, x.ndim)
         return y.astype(x.dtype, copy=False)

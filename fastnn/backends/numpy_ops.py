@@ -14,8 +14,16 @@ from .numpy_optim import NumpyOptimOps
 from .numpy_pool import NumpyPoolOps
 
 
-class NumpyOps(NumpyAffineOps, NumpyActivationOps, NumpyLossOps, NumpyFiniteOps, NumpyOptimOps,
-               NumpyConvOps, NumpyPoolOps, NumpyNormOps):
+class NumpyOps(
+    NumpyAffineOps,
+    NumpyActivationOps,
+    NumpyLossOps,
+    NumpyFiniteOps,
+    NumpyOptimOps,
+    NumpyConvOps,
+    NumpyPoolOps,
+    NumpyNormOps,
+):
     """Every op in plain NumPy. The oracle the Numba backend is tested against."""
 
     name = "numpy"

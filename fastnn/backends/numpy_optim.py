@@ -71,8 +71,7 @@ class NumpyOptimOps:
         _flush(square_avg)
         params -= dtype(lr) * g / (np.sqrt(square_avg) + dtype(eps))
 
-    def adam_step(self, params, grads, m, v, step, lr, beta1, beta2, eps,
-                  weight_decay=0.0, l1=0.0):
+    def adam_step(self, params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay=0.0, l1=0.0):
         """Adam at step t = ``step`` (1-based), as PyTorch computes it.
 
         m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g**2;
@@ -102,7 +101,7 @@ def _flush(state):
 
 def adam_bias_corrections(step: int, lr: float, beta1: float, beta2: float):
     """(lr / (1 - beta1**step), sqrt(1 - beta2**step)), in float64 as PyTorch computes them."""
-    return lr / (1 - beta1 ** step), (1 - beta2 ** step) ** 0.5
+    return lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
 
 
 __all__ = ["NumpyOptimOps", "adam_bias_corrections"]

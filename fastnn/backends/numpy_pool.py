@@ -85,7 +85,7 @@ class NumpyPoolOps:
             for kw in range(g.KW):
                 rows, cols = window_slices(g, kh, kw)
                 dxp[:, :, rows, cols] += share
-        return np.ascontiguousarray(dxp[:, :, g.PH:g.PH + g.H, g.PW:g.PW + g.W])
+        return np.ascontiguousarray(dxp[:, :, g.PH : g.PH + g.H, g.PW : g.PW + g.W])
 
 
 __all__ = ["NumpyPoolOps"]

@@ -18,8 +18,7 @@ def affine_shapes(where: str, x, W, b=None):
         raise ValueError(f"{where}: expected x of shape (N, D), got {x.shape}")
     if W.ndim != 2 or W.shape[0] != x.shape[1]:
         raise ValueError(
-            f"{where}: expected W of shape ({x.shape[1]}, M) for x of shape {x.shape}, "
-            f"got {W.shape}"
+            f"{where}: expected W of shape ({x.shape[1]}, M) for x of shape {x.shape}, got {W.shape}"
         )
     if b is not None:
         check_shape(where, "b", b, (W.shape[1],))
@@ -68,8 +67,12 @@ def check_batchnorm(where: str, x, gamma, **named):
 
 
 def check_eps(where: str, eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(eps) or eps < 0:
+    if (
+        isinstance(eps, bool)
+        or not isinstance(eps, (int, float, np.floating, np.integer))
+        or not np.isfinite(eps)
+        or eps < 0
+    ):
         raise ValueError(f"{where}: eps must be a finite number >= 0, got {eps!r}")
     return float(eps)
 

@@ -25,16 +25,23 @@ NETWORKS = ("mlp", "simple_convnet", "deep_convnet")
 BATCH = 100
 
 #: deep_convnet's convolutions at batch 100: (C, H, W, F, pad).
-DEEP_CONV_LAYERS = [(1, 28, 28, 16, 1), (16, 28, 28, 16, 1), (16, 14, 14, 32, 1),
-                    (32, 14, 14, 32, 2), (32, 8, 8, 64, 1), (64, 8, 8, 64, 1)]
+DEEP_CONV_LAYERS = [
+    (1, 28, 28, 16, 1),
+    (16, 28, 28, 16, 1),
+    (16, 14, 14, 32, 1),
+    (32, 14, 14, 32, 2),
+    (32, 8, 8, 64, 1),
+    (64, 8, 8, 64, 1),
+]
 
 
 #: Seconds to pause before each block, so the previous contender's spinning threads go idle.
 SETTLE_S = 0.1
 
 
-def interleaved(contenders: dict, repeats: int, warmup: int, block: int = 5,
-                settle_s: float = SETTLE_S) -> dict[str, float]:
+def interleaved(
+    contenders: dict, repeats: int, warmup: int, block: int = 5, settle_s: float = SETTLE_S
+) -> dict[str, float]:
     """Median seconds per call of each callable, over ``repeats`` timed calls each.
 
     The contenders take turns in blocks (A x block, B x block, A x block, ...), so a drift in
@@ -77,8 +84,14 @@ def fastnn_step(name: str, backend: str, x, t):
     return lambda: model.train_step(x, t, optimizer)
 
 
-def training_steps(threads: int, repeats: int, warmup: int, networks=NETWORKS,
-                   with_numpy: bool = True, with_torch: bool = True) -> list[dict]:
+def training_steps(
+    threads: int,
+    repeats: int,
+    warmup: int,
+    networks=NETWORKS,
+    with_numpy: bool = True,
+    with_torch: bool = True,
+) -> list[dict]:
     """Median ms per training step (forward, backward, Adam) at batch 100, per network."""
     x, t = mnist_like_batch()
     _config.set_num_threads(threads)
@@ -117,13 +130,18 @@ def thread_scaling(repeats: int, warmup: int, name: str = "deep_convnet") -> dic
         def run():
             _config.set_num_threads(threads)
             step()
+
         return run
 
     medians = interleaved({"1": on(1), str(most): on(most)}, repeats, warmup)
     _config.set_num_threads(most)
-    return {"network": name, "threads": most, "one_thread_ms": medians["1"] * 1e3,
-            "all_threads_ms": medians[str(most)] * 1e3,
-            "speedup": medians["1"] / medians[str(most)]}
+    return {
+        "network": name,
+        "threads": most,
+        "one_thread_ms": medians["1"] * 1e3,
+        "all_threads_ms": medians[str(most)] * 1e3,
+        "speedup": medians["1"] / medians[str(most)],
+    }
 
 
 def sgemm_gflops(repeats: int, size: int = 2048) -> float:
@@ -132,7 +150,7 @@ def sgemm_gflops(repeats: int, size: int = 2048) -> float:
     a = rng.random((size, size), dtype=np.float32)
     b = rng.random((size, size), dtype=np.float32)
     seconds = interleaved({"sgemm": lambda: a @ b}, repeats, 2)["sgemm"]
-    return 2 * size ** 3 / seconds / 1e9
+    return 2 * size**3 / seconds / 1e9
 
 
 def conv_gflops(repeats: int, warmup: int) -> list[dict]:
@@ -147,15 +165,17 @@ def conv_gflops(repeats: int, warmup: int) -> list[dict]:
         oh, ow = h + 2 * pad - 2, w + 2 * pad - 2
         name = f"{c}->{f} 3x3 pad {pad} @{h}x{w}"
         flops[name] = 2 * BATCH * f * c * 9 * oh * ow
-        calls[name] = (lambda x=x, W=W, b=b, pad=pad: ops.conv2d(x, W, b, 1, pad))
+        calls[name] = lambda x=x, W=W, b=b, pad=pad: ops.conv2d(x, W, b, 1, pad)
     # the layers take turns in blocks of three over at least three rounds, without the
     # pause between blocks (they share Numba's threads, and on a shared machine the
     # calls right after a pause can run several times slower for a dozen calls): a
     # stretch of stolen cores then slows one block of one layer, not most calls of
     # whichever layer ran
     seconds = interleaved(calls, max(9, repeats), warmup, block=3, settle_s=0)
-    return [{"layer": name, "ms": seconds[name] * 1e3, "gflops": flops[name] / seconds[name] / 1e9}
-            for name in calls]
+    return [
+        {"layer": name, "ms": seconds[name] * 1e3, "gflops": flops[name] / seconds[name] / 1e9}
+        for name in calls
+    ]
 
 
 def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | None:
@@ -168,11 +188,16 @@ def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | No
     grads = rng.standard_normal(size).astype(np.float32)
     optimizer = Adam(1e-3)
     torch_adam = torch_models.InChildProcess("adam", size, _config.get_num_threads())
-    medians = interleaved({"numba": lambda: optimizer.apply(ops, params, grads),
-                           "torch": torch_adam}, repeats, warmup)
+    medians = interleaved(
+        {"numba": lambda: optimizer.apply(ops, params, grads), "torch": torch_adam}, repeats, warmup
+    )
     torch_adam.close()
-    return {"parameters": size, "numba_ms": medians["numba"] * 1e3,
-            "torch_ms": medians["torch"] * 1e3, "ratio": medians["numba"] / medians["torch"]}
+    return {
+        "parameters": size,
+        "numba_ms": medians["numba"] * 1e3,
+        "torch_ms": medians["torch"] * 1e3,
+        "ratio": medians["numba"] / medians["torch"],
+    }
 
 
 _FIRST_STEP = (
@@ -188,8 +213,9 @@ def time_to_first_step(cache_dir: str | None = None) -> float:
     env = dict(os.environ)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    result = subprocess.run([sys.executable, "-c", _FIRST_STEP], capture_output=True, text=True,
-                            env=env, timeout=600, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _FIRST_STEP], capture_output=True, text=True, env=env, timeout=600, check=True
+    )
     return float(result.stdout.strip().splitlines()[-1])
 
 

@@ -29,16 +29,27 @@ TARGETS = [
 ]
 
 
-def run(repeats: int = 20, warmup: int = 3, networks=harness.NETWORKS, with_numpy: bool = True,
-        with_startup: bool = True) -> dict:
+def run(
+    repeats: int = 20,
+    warmup: int = 3,
+    networks=harness.NETWORKS,
+    with_numpy: bool = True,
+    with_startup: bool = True,
+) -> dict:
     """Every measurement of the suite, as a JSON-ready dict."""
     results = {
-        "fastnn": __version__, "numba": numba.__version__, "numpy": np.__version__,
-        "python": platform.python_version(), "threads": _config.get_num_threads(),
-        "torch": _torch_version(), "batch": harness.BATCH, "dtype": "float32",
+        "fastnn": __version__,
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "threads": _config.get_num_threads(),
+        "torch": _torch_version(),
+        "batch": harness.BATCH,
+        "dtype": "float32",
     }
-    results["steps"] = harness.training_steps(_config.get_num_threads(), repeats, warmup,
-                                              networks, with_numpy=with_numpy)
+    results["steps"] = harness.training_steps(
+        _config.get_num_threads(), repeats, warmup, networks, with_numpy=with_numpy
+    )
     if "deep_convnet" in networks:
         results["thread_scaling"] = harness.thread_scaling(max(5, repeats // 4), warmup)
     results["conv"] = harness.conv_gflops(max(5, repeats // 2), warmup)
@@ -54,6 +65,7 @@ def _torch_version():
     if not torch_models.available():
         return None
     import torch
+
     return torch.__version__
 
 
@@ -87,8 +99,15 @@ def check_targets(results: dict) -> list[dict]:
         else:
             met = value <= bound if comparison == "<=" else value >= bound
             status = "met" if met else "MISSED"
-        rows.append({"target": key, "description": text, "bound": f"{comparison} {bound}",
-                     "value": value, "status": status})
+        rows.append(
+            {
+                "target": key,
+                "description": text,
+                "bound": f"{comparison} {bound}",
+                "value": value,
+                "status": status,
+            }
+        )
     return rows
 
 
@@ -97,38 +116,57 @@ def _cell(value, digits=2):
 
 
 def format_results(results: dict) -> str:
-    lines = [f"fastnn {results['fastnn']}  numba {results['numba']}  numpy {results['numpy']}  "
-             f"torch {results['torch'] or '(not installed)'}  threads {results['threads']}  "
-             f"batch {results['batch']} {results['dtype']}, Adam; medians of interleaved runs", ""]
-    lines.append(f"{'training step':<16}{'numba ms':>10}{'numpy ms':>10}{'torch ms':>10}"
-                 f"{'samples/s':>11}{'numba/torch':>13}{'numpy/numba':>13}")
+    lines = [
+        f"fastnn {results['fastnn']}  numba {results['numba']}  numpy {results['numpy']}  "
+        f"torch {results['torch'] or '(not installed)'}  threads {results['threads']}  "
+        f"batch {results['batch']} {results['dtype']}, Adam; medians of interleaved runs",
+        "",
+    ]
+    lines.append(
+        f"{'training step':<16}{'numba ms':>10}{'numpy ms':>10}{'torch ms':>10}"
+        f"{'samples/s':>11}{'numba/torch':>13}{'numpy/numba':>13}"
+    )
     for row in results["steps"]:
-        lines.append(f"{row['network']:<16}{_cell(row.get('numba_ms')):>10}"
-                     f"{_cell(row.get('numpy_ms')):>10}{_cell(row.get('torch_ms')):>10}"
-                     f"{row['samples_per_s']:>11.0f}{_cell(row.get('numba_vs_torch')):>13}"
-                     f"{_cell(row.get('numpy_vs_numba'), 1):>13}")
+        lines.append(
+            f"{row['network']:<16}{_cell(row.get('numba_ms')):>10}"
+            f"{_cell(row.get('numpy_ms')):>10}{_cell(row.get('torch_ms')):>10}"
+            f"{row['samples_per_s']:>11.0f}{_cell(row.get('numba_vs_torch')):>13}"
+            f"{_cell(row.get('numpy_vs_numba'), 1):>13}"
+        )
     scaling = results.get("thread_scaling")
     if scaling:
-        lines += ["", f"deep_convnet step: 1 thread {scaling['one_thread_ms']:.2f} ms, "
-                      f"{scaling['threads']} threads {scaling['all_threads_ms']:.2f} ms, "
-                      f"speed-up {scaling['speedup']:.2f}x"]
-    lines += ["", f"sgemm (NumPy BLAS, 2048^3, float32): {results['sgemm_gflops']:.1f} GFLOP/s",
-              f"{'conv2d forward':<32}{'ms':>8}{'GFLOP/s':>10}{'of sgemm':>10}"]
+        lines += [
+            "",
+            f"deep_convnet step: 1 thread {scaling['one_thread_ms']:.2f} ms, "
+            f"{scaling['threads']} threads {scaling['all_threads_ms']:.2f} ms, "
+            f"speed-up {scaling['speedup']:.2f}x",
+        ]
+    lines += [
+        "",
+        f"sgemm (NumPy BLAS, 2048^3, float32): {results['sgemm_gflops']:.1f} GFLOP/s",
+        f"{'conv2d forward':<32}{'ms':>8}{'GFLOP/s':>10}{'of sgemm':>10}",
+    ]
     for row in results["conv"]:
-        lines.append(f"{row['layer']:<32}{row['ms']:>8.2f}{row['gflops']:>10.1f}"
-                     f"{row['gflops'] / results['sgemm_gflops']:>10.0%}")
+        lines.append(
+            f"{row['layer']:<32}{row['ms']:>8.2f}{row['gflops']:>10.1f}"
+            f"{row['gflops'] / results['sgemm_gflops']:>10.0%}"
+        )
     adam = results.get("adam")
     if adam:
-        lines += ["", f"fused Adam, {adam['parameters']:,d} params: numba {adam['numba_ms']:.3f} ms, "
-                      f"torch fused {adam['torch_ms']:.3f} ms, ratio {adam['ratio']:.2f}"]
+        lines += [
+            "",
+            f"fused Adam, {adam['parameters']:,d} params: numba {adam['numba_ms']:.3f} ms, "
+            f"torch fused {adam['torch_ms']:.3f} ms, ratio {adam['ratio']:.2f}",
+        ]
     startup = results.get("startup")
     if startup:
-        lines += [f"import -> first deep_convnet step: warm cache {startup['warm_cache_s']:.2f} s, "
-                  f"empty cache {startup['cold_cache_s']:.1f} s"]
+        lines += [
+            f"import -> first deep_convnet step: warm cache {startup['warm_cache_s']:.2f} s, "
+            f"empty cache {startup['cold_cache_s']:.1f} s"
+        ]
     lines += ["", f"{'target':<58}{'bound':>9}{'measured':>10}  status"]
     for row in results["targets"]:
-        lines.append(f"{row['description']:<58}{row['bound']:>9}{_cell(row['value']):>10}  "
-                     f"{row['status']}")
+        lines.append(f"{row['description']:<58}{row['bound']:>9}{_cell(row['value']):>10}  {row['status']}")
     return "\n".join(lines)
 
 

@@ -28,21 +28,57 @@ def build(name: str):
         return [nn.Conv2d(c_in, c_out, 3, padding=pad), nn.ReLU()]
 
     if name == "mlp":
-        layers = [nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(),
-                  nn.Linear(100, 10)]
+        layers = [
+            nn.Flatten(),
+            nn.Linear(784, 100),
+            nn.ReLU(),
+            nn.Linear(100, 100),
+            nn.ReLU(),
+            nn.Linear(100, 10),
+        ]
     elif name == "simple_convnet":
-        layers = [nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
-                  nn.Linear(4320, 100), nn.ReLU(), nn.Linear(100, 10)]
+        layers = [
+            nn.Conv2d(1, 30, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+            nn.Flatten(),
+            nn.Linear(4320, 100),
+            nn.ReLU(),
+            nn.Linear(100, 10),
+        ]
     elif name == "deep_convnet":
-        layers = [*conv(1, 16), *conv(16, 16), nn.MaxPool2d(2, 2),
-                  *conv(16, 32), *conv(32, 32, pad=2), nn.MaxPool2d(2, 2),
-                  *conv(32, 64), *conv(64, 64), nn.MaxPool2d(2, 2),
-                  nn.Flatten(), nn.Linear(1024, 50), nn.ReLU(), nn.Dropout(0.5),
-                  nn.Linear(50, 10), nn.Dropout(0.5)]
+        layers = [
+            *conv(1, 16),
+            *conv(16, 16),
+            nn.MaxPool2d(2, 2),
+            *conv(16, 32),
+            *conv(32, 32, pad=2),
+            nn.MaxPool2d(2, 2),
+            *conv(32, 64),
+            *conv(64, 64),
+            nn.MaxPool2d(2, 2),
+            nn.Flatten(),
+            nn.Linear(1024, 50),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(50, 10),
+            nn.Dropout(0.5),
+        ]
     elif name == "lenet5":
-        layers = [nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
-                  nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
-                  nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)]
+        layers = [
+            nn.Conv2d(1, 6, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+            nn.Flatten(),
+            nn.Linear(400, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, 10),
+        ]
     else:
         raise ValueError(f"no PyTorch twin for {name!r}")
     model = nn.Sequential(*layers)
@@ -91,6 +127,7 @@ def fused_adam(size: int, threads: int):
     def step():
         with torch.no_grad():
             optimizer.step()
+
     return step
 
 
@@ -104,7 +141,7 @@ def _serve(connection, kind: str, args: tuple) -> None:
         count = connection.recv()
         if count is None:
             break
-        step()                                   # untimed, as the parent does after a switch
+        step()  # untimed, as the parent does after a switch
         times = []
         for _ in range(count):
             started = time.perf_counter()

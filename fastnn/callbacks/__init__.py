@@ -23,9 +23,19 @@ from .early_stopping import EarlyStopping
 from .model_checkpoint import ModelCheckpoint
 from .nonfinite import NonFiniteGuard
 from .progress import ProgressLogger
-from .schedules import (CosineDecay, ExponentialDecay, LambdaSchedule, ReduceLROnPlateau, Schedule,
-                        StepDecay)
+from .schedules import CosineDecay, ExponentialDecay, LambdaSchedule, ReduceLROnPlateau, Schedule, StepDecay
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint", "NonFiniteGuard",
-           "ProgressLogger", "Schedule", "StepDecay", "ExponentialDecay", "CosineDecay",
-           "LambdaSchedule", "ReduceLROnPlateau"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "NonFiniteGuard",
+    "ProgressLogger",
+    "Schedule",
+    "StepDecay",
+    "ExponentialDecay",
+    "CosineDecay",
+    "LambdaSchedule",
+    "ReduceLROnPlateau",
+]

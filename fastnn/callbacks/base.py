@@ -64,8 +64,14 @@ class Callback:
         """After the last epoch, however training ended."""
 
 
-_HOOKS = ("on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end",
-          "on_epoch_end", "on_train_end")
+_HOOKS = (
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_epoch_end",
+    "on_train_end",
+)
 
 
 class CallbackList:
@@ -80,9 +86,14 @@ class CallbackList:
         self.loop = loop
         for callback in self.callbacks:
             callback.set_loop(loop)
-        self._hooked = {name: [callback for callback in self.callbacks
-                               if getattr(type(callback), name) is not getattr(Callback, name)]
-                        for name in _HOOKS}
+        self._hooked = {
+            name: [
+                callback
+                for callback in self.callbacks
+                if getattr(type(callback), name) is not getattr(Callback, name)
+            ]
+            for name in _HOOKS
+        }
 
     def _stop_if(self, callback, requested) -> None:
         if requested and not self.loop.stop_training:

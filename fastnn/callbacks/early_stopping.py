@@ -29,8 +29,13 @@ class EarlyStopping(Callback):
     epochs waited and the best weights) goes into checkpoints.
     """
 
-    def __init__(self, patience: int, monitor: str | None = None, min_delta: float = 0.0,
-                 restore_best_weights: bool = True):
+    def __init__(
+        self,
+        patience: int,
+        monitor: str | None = None,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ):
         self.patience = check_count("EarlyStopping", "patience", patience, 1)
         if not isinstance(min_delta, numbers.Real) or isinstance(min_delta, bool) or not min_delta >= 0:
             raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {min_delta!r}")
@@ -51,8 +56,7 @@ class EarlyStopping(Callback):
         validation = self.loop.validation is not None
         monitor = self.monitor or ("val_loss" if validation else "loss")
         if monitor.startswith("val_") and not validation:
-            raise ValueError(f"EarlyStopping: monitor={monitor!r} needs validation_data or "
-                             "validation_split")
+            raise ValueError(f"EarlyStopping: monitor={monitor!r} needs validation_data or validation_split")
         self._reset(monitor)
 
     def improved(self, value: float) -> bool:
@@ -74,13 +78,18 @@ class EarlyStopping(Callback):
             return None
         self.stop_reason = (
             f"early stopping: {self.watched} did not improve for {self.patience} epochs "
-            f"(best {self.best:.4f} at epoch {self.best_epoch + 1})")
+            f"(best {self.best:.4f} at epoch {self.best_epoch + 1})"
+        )
         return True
 
     def on_train_end(self, model, optimizer):
         loop = self.loop
-        if (self.restore_best_weights and self.best_weights is not None and loop.error is None
-                and not loop.interrupted):
+        if (
+            self.restore_best_weights
+            and self.best_weights is not None
+            and loop.error is None
+            and not loop.interrupted
+        ):
             np.copyto(model.flat_params, self.best_weights["params"])
             for index, layer in enumerate(model.layers):
                 for name, array in layer.buffers.items():
@@ -97,8 +106,13 @@ class EarlyStopping(Callback):
     def state_dict(self) -> dict:
         """The monitored metric, best value and epoch, epochs waited, and the best weights
         (arrays, by name; None before the first epoch)."""
-        return {"monitor": self.watched, "best": float(self.best), "best_epoch": self.best_epoch,
-                "wait": self.wait, "best_weights": self.best_weights}
+        return {
+            "monitor": self.watched,
+            "best": float(self.best),
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "best_weights": self.best_weights,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch, self.wait = float(state["best"]), state["best_epoch"], int(state["wait"])

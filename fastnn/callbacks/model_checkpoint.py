@@ -73,8 +73,9 @@ class ModelCheckpoint(Callback):
         """
         if not self._looked:
             if self.directory.exists() and not self.directory.is_dir():
-                raise ValueError(f"ModelCheckpoint: checkpoint={str(self.directory)!r} is a file, "
-                                 "not a folder")
+                raise ValueError(
+                    f"ModelCheckpoint: checkpoint={str(self.directory)!r} is a file, not a folder"
+                )
             remove_stale_temporaries(self.directory)
             if self.resume:
                 self._latest = load_latest(self.directory)
@@ -82,7 +83,8 @@ class ModelCheckpoint(Callback):
                 raise ValueError(
                     f"ModelCheckpoint: {self.directory} already holds checkpoints "
                     f"({list_checkpoints(self.directory)[-1].name}); pass resume=True to "
-                    "continue that run, or give an empty folder")
+                    "continue that run, or give an empty folder"
+                )
             self._looked = True
         return self._latest
 
@@ -90,28 +92,41 @@ class ModelCheckpoint(Callback):
         loop = self.loop
         saved = self.latest()
         self._looked = False  # a later fit with this callback looks again
-        self.settings = {"n_samples": loop.n_samples, "batch_size": loop.batch_size,
-                         "shuffle": loop.shuffle, "data": data_fingerprint(loop.x, loop.t)}
+        self.settings = {
+            "n_samples": loop.n_samples,
+            "batch_size": loop.batch_size,
+            "shuffle": loop.shuffle,
+            "data": data_fingerprint(loop.x, loop.t),
+        }
         loop.resume_hint = f"resume with fit(..., checkpoint={str(self.directory)!r}, resume=True)"
         if saved is None:
             return
         self._restore(saved, model, optimizer)
         if loop.verbose:
-            where = (f"epoch {loop.epoch + 1}, step {loop.batch}/{loop.steps}"
-                     if loop.epoch < loop.epochs else f"the end of epoch {loop.epoch}")
+            where = (
+                f"epoch {loop.epoch + 1}, step {loop.batch}/{loop.steps}"
+                if loop.epoch < loop.epochs
+                else f"the end of epoch {loop.epoch}"
+            )
             print(f"fit: resuming from {saved.path} at {where}", file=loop.out, flush=True)
         loop.history.checkpoint = str(saved.path)
 
     def on_train_batch_end(self, batch, logs, model, optimizer):
         loop = self.loop
-        if loop.batch < loop.steps and (loop.interrupt_requested or (
-                self.every and loop.global_step % self.every == 0)):
+        if loop.batch < loop.steps and (
+            loop.interrupt_requested or (self.every and loop.global_step % self.every == 0)
+        ):
             self.write(model, optimizer)
 
     def on_epoch_end(self, epoch, metrics, model, optimizer):
         loop = self.loop
-        if (self.every is None or loop.global_step % self.every == 0 or loop.stop_training
-                or loop.epoch == loop.epochs or loop.interrupt_requested):
+        if (
+            self.every is None
+            or loop.global_step % self.every == 0
+            or loop.stop_training
+            or loop.epoch == loop.epochs
+            or loop.interrupt_requested
+        ):
             self.write(model, optimizer)
 
     # -------------------------------------------------------------- the file
@@ -133,12 +148,18 @@ class ModelCheckpoint(Callback):
             stopping = stopper.state_dict()
             for name, array in (stopping.pop("best_weights") or {}).items():
                 extra[f"best/{name}"] = array
-        state = {"fit": self.settings, "loop": loop.state_dict(), "history": loop.history.state_dict(),
-                 "early_stopping": stopping,
-                 "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in others],
-                 "backend": model.ops.name, "threads": get_num_threads()}
-        path = save_checkpoint(self.directory, model, optimizer, state=state, extra=extra,
-                               step=loop.global_step, keep=self.keep)
+        state = {
+            "fit": self.settings,
+            "loop": loop.state_dict(),
+            "history": loop.history.state_dict(),
+            "early_stopping": stopping,
+            "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in others],
+            "backend": model.ops.name,
+            "threads": get_num_threads(),
+        }
+        path = save_checkpoint(
+            self.directory, model, optimizer, state=state, extra=extra, step=loop.global_step, keep=self.keep
+        )
         loop.history.checkpoint = str(path)
         return path
 
@@ -153,13 +174,15 @@ class ModelCheckpoint(Callback):
                 if previous[key] != self.settings[key]:
                     what = "training data" if key in ("n_samples", "data") else key
                     raise ValueError(
-                        f"ModelCheckpoint: cannot resume from {saved.path}: it was made with different {what} "
+                        f"ModelCheckpoint: cannot resume from {saved.path}: it was made with "
+                        f"different {what} "
                         f"({previous[key]!r}, now {self.settings[key]!r}); resume with the same x, t, "
-                        "batch_size, shuffle and validation split")
+                        "batch_size, shuffle and validation split"
+                    )
             saved.restore(model, optimizer)
             loop.load_state_dict(state["loop"], saved.extra.get("order"))
             loop.history.load_state_dict(state["history"])
-            best = {k[len("best/"):]: v for k, v in saved.extra.items() if k.startswith("best/")}
+            best = {k[len("best/") :]: v for k, v in saved.extra.items() if k.startswith("best/")}
             if stopper is not None:
                 if state["early_stopping"] is not None:
                     stopper.load_state_dict(state["early_stopping"])
@@ -168,15 +191,24 @@ class ModelCheckpoint(Callback):
                 if callback_state is not None and hasattr(callback, "load_state_dict"):
                     callback.load_state_dict(callback_state)
         except (KeyError, TypeError) as error:
-            raise ModelFileError(f"{saved.path}: corrupt training state "
-                                 f"({type(error).__name__}: {error})") from None
+            raise ModelFileError(
+                f"{saved.path}: corrupt training state ({type(error).__name__}: {error})"
+            ) from None
         threads = state.get("threads")
-        if (isinstance(threads, int) and threads != get_num_threads() and model.ops.name == "numba"
-                and _config.FASTMATH and _config.PARALLEL):
+        if (
+            isinstance(threads, int)
+            and threads != get_num_threads()
+            and model.ops.name == "numba"
+            and _config.FASTMATH
+            and _config.PARALLEL
+        ):
             warnings.warn(
-                f"ModelCheckpoint: resuming with {get_num_threads()} kernel threads, but {saved.path} was written "
+                f"ModelCheckpoint: resuming with {get_num_threads()} kernel threads, but {saved.path} "
+                f"was written "
                 f"with {threads}: with fast-math on, the weights may differ from an uninterrupted "
                 f"run in the last bits (call fastnn.set_num_threads({threads}) for an exact resume)",
-                RuntimeWarning, stacklevel=5)
+                RuntimeWarning,
+                stacklevel=5,
+            )
         if loop.batch and (loop.order is None or len(loop.order) != self.settings["n_samples"]):
             raise ModelFileError(f"{saved.path}: the epoch's sample order is missing or malformed")

@@ -24,8 +24,12 @@ class _Snapshot:
 
     def _live_buffers(self):
         """The buffers training changes (fixed ones, like a fitted ZCA matrix, need no copy)."""
-        return [array for layer in self.model.layers if layer.buffers_change_in_training
-                for array in layer.buffers.values()]
+        return [
+            array
+            for layer in self.model.layers
+            if layer.buffers_change_in_training
+            for array in layer.buffers.values()
+        ]
 
     def take(self) -> None:
         np.copyto(self.params, self.model.flat_params)
@@ -91,6 +95,7 @@ class NonFiniteGuard(Callback):
             self.good.restore()
         loop.history.stop_reason = (
             f"training stopped at epoch {loop.epoch + 1}, step {loop.batch + 1}: {error}; "
-            "the model keeps the last weights whose loss was finite")
+            "the model keeps the last weights whose loss was finite"
+        )
         # 5: past this hook, CallbackList.on_train_end, training.fit and Sequential.fit
         warnings.warn(loop.history.stop_reason, RuntimeWarning, stacklevel=5)

@@ -32,8 +32,9 @@ class ProgressLogger(Callback):
     def on_train_batch_begin(self, batch, model, optimizer):
         if self.bar is None and self.verbose == 1:
             loop = self.loop
-            self.bar = ProgressBar(loop.steps, desc=f"epoch {loop.epoch + 1}/{loop.epochs}",
-                                   unit="batch", file=self._out())
+            self.bar = ProgressBar(
+                loop.steps, desc=f"epoch {loop.epoch + 1}/{loop.epochs}", unit="batch", file=self._out()
+            )
             if batch:  # an epoch resumed in its middle
                 self.bar.update(batch)
 
@@ -52,8 +53,11 @@ class ProgressLogger(Callback):
         if self.verbose:
             text = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
             seconds = self.loop.history["time"][-1]
-            print(f"epoch {epoch + 1}/{self.loop.epochs}  {text}  ({seconds:.1f}s)",
-                  file=self._out(), flush=True)
+            print(
+                f"epoch {epoch + 1}/{self.loop.epochs}  {text}  ({seconds:.1f}s)",
+                file=self._out(),
+                flush=True,
+            )
 
     def on_train_end(self, model, optimizer):
         self._close_bar()

@@ -24,14 +24,18 @@ import numbers
 
 from .base import Callback
 
-__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LambdaSchedule",
-           "ReduceLROnPlateau"]
+__all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LambdaSchedule", "ReduceLROnPlateau"]
 
 
 def _positive(where: str, name: str, value, integer=False, upper=None):
     kinds = (int,) if integer else (numbers.Real,)
-    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value) \
-        and value > 0 and (upper is None or value <= upper)
+    ok = (
+        isinstance(value, kinds)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+        and (upper is None or value <= upper)
+    )
     if not ok:
         what = "a positive integer" if integer else "a positive number"
         if upper is not None:
@@ -93,7 +97,7 @@ class ExponentialDecay(Schedule):
         self.gamma = _positive("ExponentialDecay", "gamma", gamma, upper=1.0)
 
     def lr(self, epoch, lr0):
-        return lr0 * self.gamma ** epoch
+        return lr0 * self.gamma**epoch
 
 
 class CosineDecay(Schedule):
@@ -137,14 +141,20 @@ class ReduceLROnPlateau(Callback):
     ``monitor`` defaults to "val_accuracy" (Nielsen's choice; needs validation data).
     """
 
-    def __init__(self, patience: int = 10, factor: float = 0.5, monitor: str = "val_accuracy",
-                 min_fraction: float = 1 / 128, min_delta: float = 0.0, stop: bool = True):
+    def __init__(
+        self,
+        patience: int = 10,
+        factor: float = 0.5,
+        monitor: str = "val_accuracy",
+        min_fraction: float = 1 / 128,
+        min_delta: float = 0.0,
+        stop: bool = True,
+    ):
         self.patience = _positive("ReduceLROnPlateau", "patience", patience, integer=True)
         self.factor = _positive("ReduceLROnPlateau", "factor", factor)
         if self.factor >= 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
-        self.min_fraction = _positive("ReduceLROnPlateau", "min_fraction", min_fraction,
-                                      upper=1.0)
+        self.min_fraction = _positive("ReduceLROnPlateau", "min_fraction", min_fraction, upper=1.0)
         if not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
             raise ValueError(f"ReduceLROnPlateau: min_delta must be >= 0, got {min_delta!r}")
         self.min_delta = float(min_delta)
@@ -154,12 +164,14 @@ class ReduceLROnPlateau(Callback):
         self.lr0: float | None = None
         self.best: float | None = None
         self.wait = 0
-        self.reductions: list[int] = []   # epochs (0-based) after which the rate was cut
+        self.reductions: list[int] = []  # epochs (0-based) after which the rate was cut
         self.stop_reason = None
 
     def __repr__(self):
-        return (f"ReduceLROnPlateau(patience={self.patience}, factor={self.factor}, "
-                f"monitor={self.monitor!r}, min_fraction={self.min_fraction})")
+        return (
+            f"ReduceLROnPlateau(patience={self.patience}, factor={self.factor}, "
+            f"monitor={self.monitor!r}, min_fraction={self.min_fraction})"
+        )
 
     def on_train_begin(self, model, optimizer):
         self.lr0 = optimizer.lr
@@ -167,8 +179,7 @@ class ReduceLROnPlateau(Callback):
 
     def state_dict(self) -> dict:
         """JSON state for fit's checkpoints."""
-        return {"lr0": self.lr0, "best": self.best, "wait": self.wait,
-                "reductions": list(self.reductions)}
+        return {"lr0": self.lr0, "best": self.best, "wait": self.wait, "reductions": list(self.reductions)}
 
     def load_state_dict(self, state: dict) -> None:
         self.lr0 = None if state["lr0"] is None else float(state["lr0"])
@@ -185,8 +196,10 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch, metrics, model, optimizer):
         if self.monitor not in metrics:
-            raise ValueError(f"ReduceLROnPlateau: monitor {self.monitor!r} is not among the "
-                             f"metrics {sorted(metrics)}; pass validation data or another monitor")
+            raise ValueError(
+                f"ReduceLROnPlateau: monitor {self.monitor!r} is not among the "
+                f"metrics {sorted(metrics)}; pass validation data or another monitor"
+            )
         if self.lr0 is None:
             self.lr0 = optimizer.lr
         value = float(metrics[self.monitor])
@@ -202,11 +215,13 @@ class ReduceLROnPlateau(Callback):
         floor = self.lr0 * self.min_fraction
         if self.stop and optimizer.lr <= floor * (1 + 1e-9):
             inverse = 1 / self.min_fraction
-            fraction = (f"1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9
-                        else f"{self.min_fraction:.3g}")
+            fraction = (
+                f"1/{round(inverse)}" if abs(inverse - round(inverse)) < 1e-9 else f"{self.min_fraction:.3g}"
+            )
             self.stop_reason = (
                 f"ReduceLROnPlateau: learning rate {optimizer.lr:.3g} reached {fraction} of its "
                 f"start {self.lr0:.3g} ({len(self.reductions)} reductions as {self.monitor} "
-                "stopped improving); training ends")
+                "stopped improving); training ends"
+            )
             return True
         return None

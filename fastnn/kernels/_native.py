@@ -44,8 +44,10 @@ class NativeFunction:
         dispatcher.compile(argtypes)
         self._result = dispatcher.overloads[argtypes]
         if self._result.signature.return_type != types.none:
-            raise TypeError(f"NativeFunction: {dispatcher.__name__} must return None, "
-                            f"got {self._result.signature.return_type}")
+            raise TypeError(
+                f"NativeFunction: {dispatcher.__name__} must return None, "
+                f"got {self._result.signature.return_type}"
+            )
         library = self._result.library
         self.address = library.get_pointer_to_function(self._result.fndesc.llvm_func_name)
         self.numba_type = NativeFunctionType(dispatcher.__name__, argtypes)
@@ -69,8 +71,12 @@ def _same_model(passed, expected):
     or arrays of one dtype and rank (any layout and mutability share one data model)."""
     if passed == expected:
         return True
-    return (isinstance(passed, types.Array) and isinstance(expected, types.Array)
-            and passed.dtype == expected.dtype and passed.ndim == expected.ndim)
+    return (
+        isinstance(passed, types.Array)
+        and isinstance(expected, types.Array)
+        and passed.dtype == expected.dtype
+        and passed.ndim == expected.ndim
+    )
 
 
 @intrinsic
@@ -88,11 +94,11 @@ def call_native(typingctx, function, args):
         values = [builder.extract_value(packed, i) for i in range(len(passed))]
         fnty = context.call_conv.get_function_type(types.none, expected)
         callee = builder.bitcast(pointer, fnty.as_pointer())
-        status, _ = context.call_conv.call_function(builder, callee, types.none, expected,
-                                                    values)
+        status, _ = context.call_conv.call_function(builder, callee, types.none, expected, values)
         with cgutils.if_unlikely(builder, status.is_error):
             context.call_conv.return_status_propagate(builder, status)
         return context.get_dummy_value()
+
     return signature(types.none, function, args), codegen
 
 

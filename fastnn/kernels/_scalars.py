@@ -22,6 +22,7 @@ def typed(typingctx, array, value):
 
     def codegen(context, builder, signature, args):
         return context.cast(builder, args[1], signature.args[1], dtype)
+
     return dtype(array, value), codegen
 
 
@@ -32,4 +33,5 @@ def runtime(typingctx, value):
 
     def codegen(context, builder, signature, args):
         return context.cast(builder, args[0], signature.args[0], plain)
+
     return plain(value), codegen

@@ -58,6 +58,7 @@ def lanes(typingctx, a):
 
     def codegen(context, builder, signature, args):
         return context.get_constant(types.intp, n)
+
     return types.intp(a), codegen
 
 
@@ -72,14 +73,16 @@ def vload(typingctx, a, i):
         ptr = _element_pointer(context, builder, a, args[0], args[1], i)
         vptr = builder.bitcast(ptr, context.get_value_type(vt).as_pointer())
         return builder.load(vptr, align=a.dtype.bitwidth // 8)
+
     return vt(a, i), codegen
 
 
 @intrinsic
 def vstore(typingctx, a, i, v):
     """a[i:i + lanes] = v (1-D contiguous float array, unaligned)."""
-    if not (_float_array(a) and isinstance(i, types.Integer) and isinstance(v, Vector)
-            and v.dtype == a.dtype):
+    if not (
+        _float_array(a) and isinstance(i, types.Integer) and isinstance(v, Vector) and v.dtype == a.dtype
+    ):
         return None
 
     def codegen(context, builder, signature, args):
@@ -87,14 +90,14 @@ def vstore(typingctx, a, i, v):
         vptr = builder.bitcast(ptr, context.get_value_type(v).as_pointer())
         builder.store(args[2], vptr, align=a.dtype.bitwidth // 8)
         return context.get_dummy_value()
+
     return types.none(a, i, v), codegen
 
 
 def splat(builder, value, lanes):
     """The LLVM vector of ``lanes`` copies of the scalar LLVM value ``value``."""
     ty = ir.VectorType(value.type, lanes)
-    one = builder.insert_element(ir.Constant(ty, ir.Undefined), value,
-                                 ir.Constant(ir.IntType(32), 0))
+    one = builder.insert_element(ir.Constant(ty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
     mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
     return builder.shuffle_vector(one, ir.Constant(ty, ir.Undefined), mask)
 
@@ -108,6 +111,7 @@ def vsplat(typingctx, x):
 
     def codegen(context, builder, signature, args):
         return splat(builder, args[0], vt.lanes)
+
     return vt(x), codegen
 
 
@@ -121,6 +125,7 @@ def vbroadcast(typingctx, a, i):
     def codegen(context, builder, signature, args):
         value = builder.load(_element_pointer(context, builder, a, args[0], args[1], i))
         return splat(builder, value, vt.lanes)
+
     return vt(a, i), codegen
 
 
@@ -132,10 +137,12 @@ def vfma(typingctx, a, b, c):
 
     def codegen(context, builder, signature, args):
         ty = args[0].type
-        suffix = f"v{ty.count}f{ty.element.intrinsic_name[1:]}"    # e.g. v16f32
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ty, [ty] * 3),
-                                             f"llvm.fma.{suffix}")
+        suffix = f"v{ty.count}f{ty.element.intrinsic_name[1:]}"  # e.g. v16f32
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ty, [ty] * 3), f"llvm.fma.{suffix}"
+        )
         return builder.call(fma, list(args))
+
     return a(a, b, c), codegen
 
 
@@ -148,6 +155,7 @@ def vrelu(typingctx, v):
     def codegen(context, builder, signature, args):
         zeros = ir.Constant(args[0].type, None)
         return builder.select(builder.fcmp_ordered("<=", args[0], zeros), zeros, args[0])
+
     return v(v), codegen
 
 
@@ -160,6 +168,7 @@ def vwhere_positive(typingctx, v, m):
     def codegen(context, builder, signature, args):
         zeros = ir.Constant(args[0].type, None)
         return builder.select(builder.fcmp_ordered(">", args[1], zeros), args[0], zeros)
+
     return v(v, m), codegen
 
 
@@ -174,13 +183,16 @@ def vsum(typingctx, v):
         width = v.lanes
         while width > 1:
             half = width // 2
-            lo = builder.shuffle_vector(value, value, ir.Constant(
-                ir.VectorType(ir.IntType(32), half), list(range(half))))
-            hi = builder.shuffle_vector(value, value, ir.Constant(
-                ir.VectorType(ir.IntType(32), half), list(range(half, width))))
+            lo = builder.shuffle_vector(
+                value, value, ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half)))
+            )
+            hi = builder.shuffle_vector(
+                value, value, ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half, width)))
+            )
             value = builder.fadd(lo, hi)
             width = half
         return builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+
     return v.dtype(v), codegen
 
 
@@ -193,11 +205,25 @@ def wide_vectors(typingctx):
     lifts that for the function being compiled. Call it inside a prange body: Numba
     outlines that body into its own function. A no-op where AVX-512 is missing.
     """
+
     def codegen(context, builder, signature, args):
         set.add(builder.function.attributes, '"prefer-vector-width"="512"')
         return context.get_dummy_value()
+
     return types.none(), codegen
 
 
-__all__ = ["Vector", "VECTOR_BYTES", "lanes", "vload", "vstore", "vsplat", "vbroadcast", "vfma",
-           "vrelu", "vwhere_positive", "vsum", "wide_vectors"]
+__all__ = [
+    "Vector",
+    "VECTOR_BYTES",
+    "lanes",
+    "vload",
+    "vstore",
+    "vsplat",
+    "vbroadcast",
+    "vfma",
+    "vrelu",
+    "vwhere_positive",
+    "vsum",
+    "wide_vectors",
+]

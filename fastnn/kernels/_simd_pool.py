@@ -25,14 +25,12 @@ _I64 = ir.IntType(64)
 
 def _load(context, builder, array_type, array, index, index_type, vector):
     ptr = _element_pointer(context, builder, array_type, array, index, index_type)
-    return builder.load(builder.bitcast(ptr, vector.as_pointer()),
-                        align=array_type.dtype.bitwidth // 8)
+    return builder.load(builder.bitcast(ptr, vector.as_pointer()), align=array_type.dtype.bitwidth // 8)
 
 
 def _store(context, builder, array_type, array, index, index_type, value):
     ptr = _element_pointer(context, builder, array_type, array, index, index_type)
-    builder.store(value, builder.bitcast(ptr, value.type.as_pointer()),
-                  align=array_type.dtype.bitwidth // 8)
+    builder.store(value, builder.bitcast(ptr, value.type.as_pointer()), align=array_type.dtype.bitwidth // 8)
 
 
 def _lane_mask(builder, count, lanes, first=0):
@@ -47,10 +45,12 @@ def _masked_access(builder, operation, vector, ptr, align, mask, value=None):
     align = ir.Constant(_I32, align)
     if value is None:
         fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vector, [ptr.type, _I32, mask.type, vector]), name)
+            builder.module, ir.FunctionType(vector, [ptr.type, _I32, mask.type, vector]), name
+        )
         return builder.call(fn, [ptr, align, mask, ir.Constant(vector, None)])
     fn = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [vector, ptr.type, _I32, mask.type]), name)
+        builder.module, ir.FunctionType(ir.VoidType(), [vector, ptr.type, _I32, mask.type]), name
+    )
     return builder.call(fn, [value, ptr, align, mask])
 
 
@@ -63,8 +63,7 @@ def _masked_load(context, builder, array_type, array, index, vector, mask):
 def _masked_store(context, builder, array_type, array, index, value, mask):
     ptr = _element_pointer(context, builder, array_type, array, index, types.int64)
     ptr = builder.bitcast(ptr, value.type.as_pointer())
-    _masked_access(builder, "store", value.type, ptr, array_type.dtype.bitwidth // 8, mask,
-                   value)
+    _masked_access(builder, "store", value.type, ptr, array_type.dtype.bitwidth // 8, mask, value)
 
 
 def _nan_beats(builder, new, old):
@@ -95,11 +94,13 @@ def _pick_pairs(builder, v0, v1, p0, p1, evens, odds):
     pfirst = builder.shuffle_vector(p0, p1, evens)
     psecond = builder.shuffle_vector(p0, p1, odds)
     equal = builder.fcmp_ordered("==", second, first)
-    both_nan = builder.and_(builder.fcmp_unordered("uno", second, second),
-                            builder.fcmp_unordered("uno", first, first))
+    both_nan = builder.and_(
+        builder.fcmp_unordered("uno", second, second), builder.fcmp_unordered("uno", first, first)
+    )
     tie = builder.or_(equal, both_nan)
-    take = builder.or_(_nan_beats(builder, second, first),
-                       builder.and_(tie, builder.icmp_signed("<", psecond, pfirst)))
+    take = builder.or_(
+        _nan_beats(builder, second, first), builder.and_(tie, builder.icmp_signed("<", psecond, pfirst))
+    )
     return builder.select(take, second, first), builder.select(take, psecond, pfirst)
 
 
@@ -108,8 +109,12 @@ def _is_floats(a):
 
 
 def _is_ints(a, bits):
-    return (isinstance(a, types.Array) and a.ndim == 1 and isinstance(a.dtype, types.Integer)
-            and a.dtype.bitwidth == bits)
+    return (
+        isinstance(a, types.Array)
+        and a.ndim == 1
+        and isinstance(a.dtype, types.Integer)
+        and a.dtype.bitwidth == bits
+    )
 
 
 @intrinsic
@@ -138,6 +143,7 @@ def pool_rows_step(typingctx, x, top, bottom, top_index, row, m, am, at):
         _store(context, builder, ts[5], vm, vat, ts[7], m)
         _store(context, builder, ts[6], vam, vat, ts[7], am)
         return context.get_dummy_value()
+
     return sig, codegen
 
 
@@ -150,8 +156,9 @@ def pool_pairs_step(typingctx, m, am, k, y, argmax):
     argmax[k + q] = the winner's am entry, widened to int64. m: flat floats, am: flat
     int32 (from :func:`pool_rows_step`), y: floats of m's dtype, argmax: int64.
     """
-    if not (_is_floats(m) and _is_floats(y) and m.dtype == y.dtype and _is_ints(am, 32)
-            and _is_ints(argmax, 64)):
+    if not (
+        _is_floats(m) and _is_floats(y) and m.dtype == y.dtype and _is_ints(am, 32) and _is_ints(argmax, 64)
+    ):
         return None
     lanes = Vector(m.dtype).lanes
     sig = types.none(m, am, k, y, argmax)
@@ -172,9 +179,9 @@ def pool_pairs_step(typingctx, m, am, k, y, argmax):
         odds = ir.Constant(ir.VectorType(_I32, lanes), list(range(1, 2 * lanes, 2)))
         y, winner = _pick_pairs(builder, v0, v1, p0, p1, evens, odds)
         _store(context, builder, ts[3], vy, vk, ts[2], y)
-        _store(context, builder, ts[4], varg, vk, ts[2],
-               builder.sext(winner, ir.VectorType(_I64, lanes)))
+        _store(context, builder, ts[4], varg, vk, ts[2], builder.sext(winner, ir.VectorType(_I64, lanes)))
         return context.get_dummy_value()
+
     return sig, codegen
 
 
@@ -191,8 +198,13 @@ def route_2x2_step(typingctx, dyp, pooled, argmax, k, count, corner, OWc, dst, t
     Returns False if a window with pooled > 0 has its argmax outside it (nothing is then
     known about dst). dyp, pooled, dst: flat floats of one dtype; argmax: flat int64.
     """
-    if not (_is_floats(dyp) and _is_floats(pooled) and _is_floats(dst)
-            and dyp.dtype == pooled.dtype == dst.dtype and _is_ints(argmax, 64)):
+    if not (
+        _is_floats(dyp)
+        and _is_floats(pooled)
+        and _is_floats(dst)
+        and dyp.dtype == pooled.dtype == dst.dtype
+        and _is_ints(argmax, 64)
+    ):
         return None
     lanes = Vector(dyp.dtype).lanes
     sig = types.boolean(dyp, pooled, argmax, k, count, corner, OWc, dst, top, Win)
@@ -202,8 +214,10 @@ def route_2x2_step(typingctx, dyp, pooled, argmax, k, count, corner, OWc, dst, t
         ts = signature.args
         k64, count64, corner64, owc64, top64, win64 = (
             context.cast(builder, v, t, types.int64)
-            for v, t in zip((vk, vcount, vcorner, vowc, vtop, vwin),
-                            (ts[3], ts[4], ts[5], ts[6], ts[8], ts[9])))
+            for v, t in zip(
+                (vk, vcount, vcorner, vowc, vtop, vwin), (ts[3], ts[4], ts[5], ts[6], ts[8], ts[9])
+            )
+        )
         fvec = ir.VectorType(context.get_value_type(dyp.dtype), lanes)
         ivec = ir.VectorType(_I64, lanes)
         zeros = ir.Constant(fvec, None)
@@ -223,38 +237,54 @@ def route_2x2_step(typingctx, dyp, pooled, argmax, k, count, corner, OWc, dst, t
         inside = builder.or_(builder.or_(hits[0], hits[1]), builder.or_(hits[2], hits[3]))
         stray = builder.and_(live, builder.not_(inside))
         pairs = builder.add(count64, count64)
-        low = ir.Constant(ir.VectorType(_I32, lanes),
-                          [q // 2 + (q % 2) * lanes for q in range(lanes)])
-        high = ir.Constant(ir.VectorType(_I32, lanes),
-                           [lanes // 2 + q // 2 + (q % 2) * lanes for q in range(lanes)])
+        low = ir.Constant(ir.VectorType(_I32, lanes), [q // 2 + (q % 2) * lanes for q in range(lanes)])
+        high = ir.Constant(
+            ir.VectorType(_I32, lanes), [lanes // 2 + q // 2 + (q % 2) * lanes for q in range(lanes)]
+        )
         first_half = _lane_mask(builder, pairs, lanes)
         second_half = _lane_mask(builder, pairs, lanes, lanes)
         span = ir.Constant(_I64, lanes)
-        for left, right, at in ((picked[0], picked[1], top64),
-                                (picked[2], picked[3], builder.add(top64, win64))):
-            _masked_store(context, builder, ts[7], vdst, at,
-                          builder.shuffle_vector(left, right, low), first_half)
-            _masked_store(context, builder, ts[7], vdst, builder.add(at, span),
-                          builder.shuffle_vector(left, right, high), second_half)
+        for left, right, at in (
+            (picked[0], picked[1], top64),
+            (picked[2], picked[3], builder.add(top64, win64)),
+        ):
+            _masked_store(
+                context, builder, ts[7], vdst, at, builder.shuffle_vector(left, right, low), first_half
+            )
+            _masked_store(
+                context,
+                builder,
+                ts[7],
+                vdst,
+                builder.add(at, span),
+                builder.shuffle_vector(left, right, high),
+                second_half,
+            )
         bits = builder.bitcast(stray, ir.IntType(lanes))
         return builder.icmp_unsigned("==", bits, ir.Constant(ir.IntType(lanes), 0))
+
     return sig, codegen
 
 
-def _pool_pair(context, builder, top, bottom, index, row, pooled_type, pooled, argmax_type,
-               argmax, at):
+def _pool_pair(context, builder, top, bottom, index, row, pooled_type, pooled, argmax_type, argmax, at):
     """Both pooling steps on two rows in registers (see :func:`pool_tile_put`); i64
     scalars."""
     lanes = top.type.count
     half = lanes // 2
-    m, am = _pick_rows(builder, top, bottom, builder.trunc(index, _I32),
-                       builder.trunc(row, _I32), lanes)
+    m, am = _pick_rows(builder, top, bottom, builder.trunc(index, _I32), builder.trunc(row, _I32), lanes)
     evens = ir.Constant(ir.VectorType(_I32, half), list(range(0, lanes, 2)))
     odds = ir.Constant(ir.VectorType(_I32, half), list(range(1, lanes, 2)))
     y, winner = _pick_pairs(builder, m, m, am, am, evens, odds)
     _store(context, builder, pooled_type, pooled, at, types.int64, y)
-    _store(context, builder, argmax_type, argmax, at, types.int64,
-           builder.sext(winner, ir.VectorType(_I64, half)))
+    _store(
+        context,
+        builder,
+        argmax_type,
+        argmax,
+        at,
+        types.int64,
+        builder.sext(winner, ir.VectorType(_I64, half)),
+    )
 
 
 @intrinsic
@@ -266,17 +296,24 @@ def pool_tile_put(typingctx, top, bottom, index, row, pooled, argmax, at):
     rule of :func:`pool_rows_step` then :func:`pool_pairs_step`, and argmax[at + q] its
     plane index. top, bottom: Vectors; pooled: flat floats of their dtype; argmax: int64.
     """
-    if not (isinstance(top, Vector) and top == bottom and _is_floats(pooled)
-            and pooled.dtype == top.dtype and _is_ints(argmax, 64)):
+    if not (
+        isinstance(top, Vector)
+        and top == bottom
+        and _is_floats(pooled)
+        and pooled.dtype == top.dtype
+        and _is_ints(argmax, 64)
+    ):
         return None
     sig = types.none(top, bottom, index, row, pooled, argmax, at)
 
     def codegen(context, builder, signature, args):
         vtop, vbottom, vindex, vrow, vpooled, vargmax, vat = args
         ts = signature.args
-        index, row, at = (context.cast(builder, v, t, types.int64)
-                          for v, t in zip((vindex, vrow, vat), (ts[2], ts[3], ts[6])))
-        _pool_pair(context, builder, vtop, vbottom, index, row, ts[4], vpooled, ts[5],
-                   vargmax, at)
+        index, row, at = (
+            context.cast(builder, v, t, types.int64)
+            for v, t in zip((vindex, vrow, vat), (ts[2], ts[3], ts[6]))
+        )
+        _pool_pair(context, builder, vtop, vbottom, index, row, ts[4], vpooled, ts[5], vargmax, at)
         return context.get_dummy_value()
+
     return sig, codegen

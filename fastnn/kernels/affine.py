@@ -87,7 +87,7 @@ def affine_backward(dy, x, W, relu_out, masked, input_grad, dx_by_columns, g, dx
     n, m = dy.shape
     d = dW.shape[0]
     zero = typed(dW, 0.0)
-    if masked:                   # serially: a second parallel region costs more than this
+    if masked:  # serially: a second parallel region costs more than this
         for i in range(n):
             gi = g[i]
             di = dy[i]

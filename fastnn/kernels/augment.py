@@ -73,7 +73,7 @@ def warp_bilinear(x, A, out):
     N, C, H, W = x.shape
     zero = typed(x, 0.0)
     one = typed(x, 1.0)
-    coords = np.empty(max(H, W), dtype=x.dtype)   # 0, 1, 2, ... in x's dtype
+    coords = np.empty(max(H, W), dtype=x.dtype)  # 0, 1, 2, ... in x's dtype
     for k in range(coords.size):
         coords[k] = k
     for plane in prange(N * C):

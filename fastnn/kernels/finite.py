@@ -21,6 +21,6 @@ def count_nonfinite(x):
         bad = 0
         for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
             v = x[np.uint64(k)]
-            bad += 0 if v - v == v - v else 1     # v - v is NaN exactly for NaN and +-Inf
+            bad += 0 if v - v == v - v else 1  # v - v is NaN exactly for NaN and +-Inf
         total += bad
     return total

@@ -43,9 +43,25 @@ def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, 
 
     def codegen(context, builder, signature, args):
         ensure_blas()
-        fnty = ir.FunctionType(ir.IntType(32), [
-            _CHAR, _CHAR, _CHAR, _INTP, _INTP, _INTP,
-            _VOIDP, _VOIDP, _INTP, _VOIDP, _INTP, _VOIDP, _VOIDP, _INTP])
+        fnty = ir.FunctionType(
+            ir.IntType(32),
+            [
+                _CHAR,
+                _CHAR,
+                _CHAR,
+                _INTP,
+                _INTP,
+                _INTP,
+                _VOIDP,
+                _VOIDP,
+                _INTP,
+                _VOIDP,
+                _INTP,
+                _VOIDP,
+                _VOIDP,
+                _INTP,
+            ],
+        )
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
         (ta, tb, vm, vn, vk, valpha, va, vlda, vb, vldb, vbeta, vc, vldc) = args
         ts = signature.args
@@ -58,18 +74,33 @@ def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, 
 
         def scalar_slot(value, ty):
             return builder.bitcast(
-                cgutils.alloca_once_value(builder, context.cast(builder, value, ty, dtype)), _VOIDP)
+                cgutils.alloca_once_value(builder, context.cast(builder, value, ty, dtype)), _VOIDP
+            )
 
         def data(value, ty):
             return builder.bitcast(context.make_array(ty)(context, builder, value).data, _VOIDP)
 
         kind = ir.Constant(_CHAR, ord(get_blas_kind(dtype)))
-        return builder.call(fn, (
-            kind, char(ta, ts[0]), char(tb, ts[1]),
-            integer(vm, ts[2]), integer(vn, ts[3]), integer(vk, ts[4]),
-            scalar_slot(valpha, ts[5]), data(va, ts[6]), integer(vlda, ts[7]),
-            data(vb, ts[8]), integer(vldb, ts[9]), scalar_slot(vbeta, ts[10]),
-            data(vc, ts[11]), integer(vldc, ts[12])))
+        return builder.call(
+            fn,
+            (
+                kind,
+                char(ta, ts[0]),
+                char(tb, ts[1]),
+                integer(vm, ts[2]),
+                integer(vn, ts[3]),
+                integer(vk, ts[4]),
+                scalar_slot(valpha, ts[5]),
+                data(va, ts[6]),
+                integer(vlda, ts[7]),
+                data(vb, ts[8]),
+                integer(vldb, ts[9]),
+                scalar_slot(vbeta, ts[10]),
+                data(vc, ts[11]),
+                integer(vldc, ts[12]),
+            ),
+        )
+
     return sig, codegen
 
 
@@ -109,6 +140,7 @@ def _any_layout(typingctx, a):
     def codegen(context, builder, signature, args):
         view = context.cast(builder, args[0], signature.args[0], strided)
         return impl_ret_borrowed(context, builder, strided, view)
+
     return strided(a), codegen
 
 

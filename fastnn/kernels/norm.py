@@ -34,7 +34,7 @@ def batchnorm_forward(x, gamma, beta, eps, block, y, mean, var, inv_std):
         for c in range(c0, c1):
             mean[c] = zero
             var[c] = zero
-        if S == 1:      # (N, D): the inner loops run over contiguous features
+        if S == 1:  # (N, D): the inner loops run over contiguous features
             for n in range(N):
                 for c in range(c0, c1):
                     mean[c] += x[n, c, 0]
@@ -125,7 +125,7 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
         for c in range(c0, c1):
             dbeta[c] = zero
             dgamma[c] = zero
-        if S == 1:      # (N, D): the inner loops run over contiguous features
+        if S == 1:  # (N, D): the inner loops run over contiguous features
             for n in range(N):
                 for c in range(c0, c1):
                     g = dy[n, c, 0]
@@ -150,8 +150,11 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
                 for c in range(c0, c1):
                     inv_std = one / np.sqrt(var[c] + eps)
                     k_dy = gamma[c] * inv_std
-                    dx[n, c, 0] = k_dy * (dy[n, c, 0] - dbeta[c] * inv_count
-                                          - inv_std * dgamma[c] * inv_count * (x[n, c, 0] - mean[c]))
+                    dx[n, c, 0] = k_dy * (
+                        dy[n, c, 0]
+                        - dbeta[c] * inv_count
+                        - inv_std * dgamma[c] * inv_count * (x[n, c, 0] - mean[c])
+                    )
         else:
             for n in range(N):
                 for c in range(c0, c1):

@@ -115,8 +115,7 @@ def rmsprop(params, grads, square_avg, lr, decay, eps, weight_decay, l1):
 # process and a warm one trained different weights (tests/test_determinism.py); strict
 # arithmetic costs the step some speed (no script times the two builds side by side)
 @parallel_kernel(fastmath=False)
-def adam(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqrt,
-         weight_decay, l1):
+def adam(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqrt, weight_decay, l1):
     """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g**2;  p <- p - step_size m / (sqrt(v)/bc2 + eps).
 
     step_size = lr / (1 - b1**t) and bc2 = sqrt(1 - b2**t) come precomputed.

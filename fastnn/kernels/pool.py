@@ -107,7 +107,7 @@ def _maxpool_2x2_vectors(xn, R, OH, W, yn, an, L):
     vector of a row, or of the image, ends at its end (overlapping the one before)."""
     m = np.empty(R * W, dtype=xn.dtype)
     am = np.empty(R * W, dtype=np.int32)
-    for r0 in range(0, R, OH):          # plane by plane: no division per row
+    for r0 in range(0, R, OH):  # plane by plane: no division per row
         for i in range(OH):
             r = r0 + i
             top = 2 * r * W
@@ -148,10 +148,10 @@ def maxpool_2x2_image(xn, C, H, W, yn, an):
     am = np.empty(R * W, dtype=np.int64)
     for r in range(R):
         i = r - (r // OH) * OH
-        top = xn[2 * r * W:2 * r * W + W]
-        bottom = xn[2 * r * W + W:2 * r * W + 2 * W]
-        mr = m[r * W:(r + 1) * W]
-        ar = am[r * W:(r + 1) * W]
+        top = xn[2 * r * W : 2 * r * W + W]
+        bottom = xn[2 * r * W + W : 2 * r * W + 2 * W]
+        mr = m[r * W : (r + 1) * W]
+        ar = am[r * W : (r + 1) * W]
         base = 2 * i * W
         for w in range(W):
             a = top[w]
@@ -178,8 +178,9 @@ def maxpool_forward_2x2_even(x, y, argmax):
     """maxpool_forward_2x2 for even H and W: :func:`maxpool_2x2_image`, parallel over images."""
     N, C, H, W = x.shape
     for n in prange(N):
-        maxpool_2x2_image(x[n].reshape(C * H * W), C, H, W, y[n].reshape(y[n].size),
-                          argmax[n].reshape(argmax[n].size))
+        maxpool_2x2_image(
+            x[n].reshape(C * H * W), C, H, W, y[n].reshape(y[n].size), argmax[n].reshape(argmax[n].size)
+        )
 
 
 @parallel_kernel

@@ -9,5 +9,21 @@ from .norm import BatchNorm
 from .pool import AvgPool2D, MaxPool2D
 from .reshape import Flatten
 
-__all__ = ["Layer", "LAYERS", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Dropout", "BatchNorm", "Flatten",
-           "Identity", "Step", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]
+__all__ = [
+    "Layer",
+    "LAYERS",
+    "Dense",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "Dropout",
+    "BatchNorm",
+    "Flatten",
+    "Identity",
+    "Step",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+]

@@ -39,21 +39,25 @@ class _Activation(Layer):
 
 class Identity(_Activation):
     """y = x."""
+
     op = "identity"
 
 
 class Step(_Activation):
     """y = 1 if x > 0 else 0 (gradient 0: a perceptron, not trainable by backprop)."""
+
     op = "heaviside"
 
 
 class ReLU(_Activation):
     """y = max(x, 0)."""
+
     op = "relu"
 
 
 class LeakyReLU(_Activation):
     """y = x if x > 0 else alpha * x."""
+
     op = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
@@ -71,17 +75,20 @@ class LeakyReLU(_Activation):
 
 class Sigmoid(_Activation):
     """y = 1 / (1 + exp(-x))."""
+
     op = "sigmoid"
     keeps_output = True
 
 
 class Tanh(_Activation):
     """y = tanh(x)."""
+
     op = "tanh"
     keeps_output = True
 
 
 class Softmax(_Activation):
     """y = softmax(x) over the last axis (use SoftmaxCrossEntropy for training instead)."""
+
     op = "softmax"
     keeps_output = True

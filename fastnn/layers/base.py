@@ -74,8 +74,10 @@ class Layer:
         self.build(ops, dtype)
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         values = self.init_params(rng)
-        self.bind({k: v.astype(self.dtype) for k, v in values.items()},
-                  {k: np.zeros_like(v, dtype=self.dtype) for k, v in values.items()})
+        self.bind(
+            {k: v.astype(self.dtype) for k, v in values.items()},
+            {k: np.zeros_like(v, dtype=self.dtype) for k, v in values.items()},
+        )
         return self
 
     # -- computation ---------------------------------------------------------

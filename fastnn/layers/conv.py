@@ -27,8 +27,9 @@ class Conv2D(Layer):
     ``impl`` picks the algorithm: "direct", "im2col" or "auto" (by shape).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, pad=0,
-                 init="he", impl="auto"):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size, stride=1, pad=0, init="he", impl="auto"
+    ):
         super().__init__()
         where = "Conv2D"
         self.in_channels = _positive(where, "in_channels", in_channels)
@@ -42,9 +43,15 @@ class Conv2D(Layer):
         self._x = None
 
     def get_config(self):
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": _as_config(self.kernel_size), "stride": _as_config(self.stride),
-                "pad": _as_config(self.pad), "init": self.init, "impl": self.impl}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": _as_config(self.kernel_size),
+            "stride": _as_config(self.stride),
+            "pad": _as_config(self.pad),
+            "init": self.init,
+            "impl": self.impl,
+        }
 
     def describe(self):
         kh, kw = self.kernel_size
@@ -56,14 +63,15 @@ class Conv2D(Layer):
         return f"Conv2D({self.in_channels}->{self.out_channels}, {kh}x{kw}{extra})"
 
     def param_shapes(self):
-        return {"W": (self.out_channels, self.in_channels, *self.kernel_size),
-                "b": (self.out_channels,)}
+        return {"W": (self.out_channels, self.in_channels, *self.kernel_size), "b": (self.out_channels,)}
 
     def init_params(self, rng):
         shape = self.param_shapes()["W"]
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        return {"W": normal_weights(shape, self.init, fan_in, rng, self.dtype),
-                "b": np.zeros(self.out_channels, dtype=self.dtype)}
+        return {
+            "W": normal_weights(shape, self.init, fan_in, rng, self.dtype),
+            "b": np.zeros(self.out_channels, dtype=self.dtype),
+        }
 
     def output_shape(self, input_shape):
         c, h, w = input_shape
@@ -77,21 +85,30 @@ class Conv2D(Layer):
         """x must be (N, in_channels, H, W) of the layer's dtype, with H and W large enough."""
         super().check_input(x)
         if x.ndim != 4:
-            raise ValueError(f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), got shape {x.shape}"
+            )
         self.output_shape(x.shape[1:])
 
     def forward(self, x, train=True):
         """y = conv(x): (N, C, H, W) -> (N, F, OH, OW)."""
         self.check_input(x)
         self._x = x
-        return self.ops.conv2d(x, self.params["W"], self.params["b"], stride=self.stride,
-                               pad=self.pad, impl=self.impl)
+        return self.ops.conv2d(
+            x, self.params["W"], self.params["b"], stride=self.stride, pad=self.pad, impl=self.impl
+        )
 
     def backward(self, dy, input_grad=True):
         """dx (None without ``input_grad``); fills grads["W"] and grads["b"] in place."""
         x = self._require_forward("_x")
-        dx, _, _ = self.ops.conv2d_backward(dy, x, self.params["W"], stride=self.stride,
-                                            pad=self.pad, impl=self.impl, input_grad=input_grad,
-                                            out=(self.grads["W"], self.grads["b"]))
+        dx, _, _ = self.ops.conv2d_backward(
+            dy,
+            x,
+            self.params["W"],
+            stride=self.stride,
+            pad=self.pad,
+            impl=self.impl,
+            input_grad=input_grad,
+            out=(self.grads["W"], self.grads["b"]),
+        )
         return dx

@@ -24,8 +24,7 @@ class Dense(Layer):
         self._x = None
 
     def get_config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features,
-                "init": self.init}
+        return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init}
 
     def describe(self):
         return f"Dense({self.in_features}->{self.out_features})"
@@ -34,14 +33,17 @@ class Dense(Layer):
         return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
 
     def init_params(self, rng):
-        W = normal_weights((self.in_features, self.out_features), self.init, self.in_features,
-                           rng, self.dtype)
+        W = normal_weights(
+            (self.in_features, self.out_features), self.init, self.in_features, rng, self.dtype
+        )
         return {"W": W, "b": np.zeros(self.out_features, dtype=self.dtype)}
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
-            raise ValueError(f"{self.describe()}: expected inputs of {self.in_features} features, "
-                             f"got shape {tuple(input_shape)}")
+            raise ValueError(
+                f"{self.describe()}: expected inputs of {self.in_features} features, "
+                f"got shape {tuple(input_shape)}"
+            )
         return (self.out_features,)
 
     def check_input(self, x):
@@ -50,8 +52,7 @@ class Dense(Layer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             hint = " (add Flatten() before it)" if x.ndim > 2 else ""
             raise ValueError(
-                f"{self.describe()}: expected input of shape (N, {self.in_features}), "
-                f"got {x.shape}{hint}"
+                f"{self.describe()}: expected input of shape (N, {self.in_features}), got {x.shape}{hint}"
             )
 
     def forward(self, x, train=True):
@@ -63,6 +64,7 @@ class Dense(Layer):
     def backward(self, dy, input_grad=True):
         """dx (None without ``input_grad``: the first layer's is never needed); fills grads."""
         x = self._require_forward("_x")
-        dx, _, _ = self.ops.affine_backward(dy, x, self.params["W"], input_grad=input_grad,
-                                            out=(self.grads["W"], self.grads["b"]))
+        dx, _, _ = self.ops.affine_backward(
+            dy, x, self.params["W"], input_grad=input_grad, out=(self.grads["W"], self.grads["b"])
+        )
         return dx

@@ -26,21 +26,31 @@ class BatchNorm(Layer):
 
     def __init__(self, num_features: int, momentum: float = 0.9, eps: float = 1e-5):
         super().__init__()
-        if (not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool)
-                or num_features < 1):
-            raise ValueError(f"BatchNorm: num_features must be a positive integer, "
-                             f"got {num_features!r}")
-        for name, value, ok in (("momentum", momentum, lambda v: 0 <= v <= 1),
-                                ("eps", eps, lambda v: v >= 0)):
-            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                    or not np.isfinite(value) or not ok(value)):
+        if (
+            not isinstance(num_features, (int, np.integer))
+            or isinstance(num_features, bool)
+            or num_features < 1
+        ):
+            raise ValueError(f"BatchNorm: num_features must be a positive integer, got {num_features!r}")
+        for name, value, ok in (
+            ("momentum", momentum, lambda v: 0 <= v <= 1),
+            ("eps", eps, lambda v: v >= 0),
+        ):
+            if (
+                not isinstance(value, numbers.Real)
+                or isinstance(value, bool)
+                or not np.isfinite(value)
+                or not ok(value)
+            ):
                 bounds = "in [0, 1]" if name == "momentum" else ">= 0"
                 raise ValueError(f"BatchNorm: {name} must be a number {bounds}, got {value!r}")
         self.num_features = int(num_features)
         self.momentum = float(momentum)
         self.eps = float(eps)
-        self.buffers = {"running_mean": np.zeros(self.num_features, self.dtype),
-                        "running_var": np.ones(self.num_features, self.dtype)}
+        self.buffers = {
+            "running_mean": np.zeros(self.num_features, self.dtype),
+            "running_var": np.ones(self.num_features, self.dtype),
+        }
         self._cache = None
 
     def get_config(self):
@@ -60,8 +70,10 @@ class BatchNorm(Layer):
         return {"gamma": (self.num_features,), "beta": (self.num_features,)}
 
     def init_params(self, rng):
-        return {"gamma": np.ones(self.num_features, self.dtype),
-                "beta": np.zeros(self.num_features, self.dtype)}
+        return {
+            "gamma": np.ones(self.num_features, self.dtype),
+            "beta": np.zeros(self.num_features, self.dtype),
+        }
 
     @property
     def running_mean(self) -> np.ndarray:
@@ -74,8 +86,10 @@ class BatchNorm(Layer):
     def output_shape(self, input_shape):
         shape = tuple(input_shape)
         if len(shape) not in (1, 3) or shape[0] != self.num_features:
-            raise ValueError(f"{self.describe()}: expected inputs of shape ({self.num_features},) "
-                             f"or ({self.num_features}, H, W), got {shape}")
+            raise ValueError(
+                f"{self.describe()}: expected inputs of shape ({self.num_features},) "
+                f"or ({self.num_features}, H, W), got {shape}"
+            )
         return shape
 
     def check_input(self, x):
@@ -84,15 +98,15 @@ class BatchNorm(Layer):
         if x.ndim not in (2, 4) or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self.describe()}: expected input of shape (N, {self.num_features}) or "
-                f"(N, {self.num_features}, H, W), got {x.shape}")
+                f"(N, {self.num_features}, H, W), got {x.shape}"
+            )
 
     def forward(self, x, train=True):
         self.check_input(x)
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not train:
             self._cache = None
-            return self.ops.batchnorm_inference(x, gamma, beta, self.running_mean,
-                                                self.running_var, self.eps)
+            return self.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
         y, mean, var = self.ops.batchnorm(x, gamma, beta, self.eps)
         keep = self.dtype.type(self.momentum)
         for running, batch in ((self.running_mean, mean), (self.running_var, var)):
@@ -103,8 +117,7 @@ class BatchNorm(Layer):
 
     def backward(self, dy):
         x, mean, var = self._require_forward("_cache")
-        dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, x, self.params["gamma"], mean, var,
-                                                        self.eps)
+        dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, x, self.params["gamma"], mean, var, self.eps)
         self.grads["gamma"][...] = dgamma
         self.grads["beta"][...] = dbeta
         return dx

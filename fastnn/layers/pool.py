@@ -17,8 +17,7 @@ class _Pool2D(Layer):
         self._shape = None
 
     def get_config(self):
-        return {"size": _as_config(self.size), "stride": _as_config(self.stride),
-                "pad": _as_config(self.pad)}
+        return {"size": _as_config(self.size), "stride": _as_config(self.stride), "pad": _as_config(self.pad)}
 
     def describe(self):
         text = f"{type(self).__name__}({self.size[0]}x{self.size[1]}"
@@ -30,15 +29,19 @@ class _Pool2D(Layer):
 
     def output_shape(self, input_shape):
         c, h, w = input_shape
-        return (c, output_size(self.describe(), h, self.size[0], self.stride[0], self.pad[0], "height"),
-                output_size(self.describe(), w, self.size[1], self.stride[1], self.pad[1], "width"))
+        return (
+            c,
+            output_size(self.describe(), h, self.size[0], self.stride[0], self.pad[0], "height"),
+            output_size(self.describe(), w, self.size[1], self.stride[1], self.pad[1], "width"),
+        )
 
     def check_input(self, x):
         """x must be (N, C, H, W) of the layer's dtype, with H and W large enough for a window."""
         super().check_input(x)
         if x.ndim != 4:
-            raise ValueError(f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), got shape {x.shape}"
+            )
         self.output_shape(x.shape[1:])
 
 
@@ -53,8 +56,9 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy):
         shape = self._require_forward("_shape")
-        return self.ops.maxpool2d_backward(dy, self._argmax, shape, self.size,
-                                           stride=self.stride, pad=self.pad)
+        return self.ops.maxpool2d_backward(
+            dy, self._argmax, shape, self.size, stride=self.stride, pad=self.pad
+        )
 
 
 class AvgPool2D(_Pool2D):

@@ -249,10 +249,10 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
     no_argmax = np.empty(0, dtype=np.int64)
     for ob in range(packed.shape[0]):
         wb = packed[ob]
-        bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
+        bb = packed_bias[ob * OUT_BLOCK : (ob + 1) * OUT_BLOCK]
         o = ob * OUT_BLOCK
         nk = min(OUT_BLOCK, O - o)
-        i = 0           # the next vector: row i, the k-th of the row (no divisions)
+        i = 0  # the next vector: row i, the k-th of the row (no divisions)
         k = 0
         while i < OH:
             i0 = i
@@ -270,9 +270,22 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
                 if k == per_row:
                     k = 0
                     i += 1
-            _tile_8x2(xn, offs, wb, bb, i0 * Win + c0, i1 * Win + c1, out,
-                      o * P + i0 * OW + c0, o * P + i1 * OW + c1, P, nk, relu, no_argmax,
-                      runtime(0))
+            _tile_8x2(
+                xn,
+                offs,
+                wb,
+                bb,
+                i0 * Win + c0,
+                i1 * Win + c1,
+                out,
+                o * P + i0 * OW + c0,
+                o * P + i1 * OW + c1,
+                P,
+                nk,
+                relu,
+                no_argmax,
+                runtime(0),
+            )
 
 
 @jit(refcounts=False)
@@ -290,15 +303,29 @@ def _conv_rows_pooled(xn, Win, offs, packed, packed_bias, relu, OH, OW, pooled, 
     O = pooled.size // PS
     for ob in range(packed.shape[0]):
         wb = packed[ob]
-        bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
+        bb = packed_bias[ob * OUT_BLOCK : (ob + 1) * OUT_BLOCK]
         o = ob * OUT_BLOCK
         nk = min(OUT_BLOCK, O - o)
         for i in range(OH // 2):
             c = 0
             while c < OW:
                 c = min(c, OW - L)
-                _tile_8x2(xn, offs, wb, bb, 2 * i * Win + c, (2 * i + 1) * Win + c, pooled,
-                          o * PS + i * PW + c // 2, 2 * i * OW + c, PS, nk, relu, argmax, OW)
+                _tile_8x2(
+                    xn,
+                    offs,
+                    wb,
+                    bb,
+                    2 * i * Win + c,
+                    (2 * i + 1) * Win + c,
+                    pooled,
+                    o * PS + i * PW + c // 2,
+                    2 * i * OW + c,
+                    PS,
+                    nk,
+                    relu,
+                    argmax,
+                    OW,
+                )
                 c += L
 
 
@@ -328,11 +355,25 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     no_argmax = np.empty(0, dtype=np.int64)
     for ob in range(packed.shape[0]):
         wb = packed[ob]
-        bb = packed_bias[ob * OUT_BLOCK:(ob + 1) * OUT_BLOCK]
+        bb = packed_bias[ob * OUT_BLOCK : (ob + 1) * OUT_BLOCK]
         v = 0
         while v + 2 <= V:
-            _tile_8x2(xn, offs, wb, bb, v * L, v * L + L, acc, v * L, v * L + L, S,
-                      runtime(OUT_BLOCK), runtime(False), no_argmax, runtime(0))
+            _tile_8x2(
+                xn,
+                offs,
+                wb,
+                bb,
+                v * L,
+                v * L + L,
+                acc,
+                v * L,
+                v * L + L,
+                S,
+                runtime(OUT_BLOCK),
+                runtime(False),
+                no_argmax,
+                runtime(0),
+            )
             v += 2
         if v < V:
             _tile_8x1(xn, offs, wb, bb, v * L, acc, S)
@@ -341,7 +382,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
             yk = yn[o + k]
             for i in range(OH):
                 yr = yk[i]
-                ar = acc[k * S + i * Win:k * S + i * Win + OW]
+                ar = acc[k * S + i * Win : k * S + i * Win + OW]
                 if relu:
                     for q in range(OW):
                         v = ar[q]
@@ -391,12 +432,28 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
             xn[C * Hin * Win + q] = zero
         acc = np.empty(OUT_BLOCK * J if OW < L else 0, dtype=y.dtype)
         if pool and OW >= L and OH * OW < INT32_PLANE:
-            _conv_rows_pooled(xn, Win, offs, packed, packed_bias, relu, OH, OW,
-                              pooled[n].reshape(pooled[n].size), argmax[n].reshape(argmax[n].size))
+            _conv_rows_pooled(
+                xn,
+                Win,
+                offs,
+                packed,
+                packed_bias,
+                relu,
+                OH,
+                OW,
+                pooled[n].reshape(pooled[n].size),
+                argmax[n].reshape(argmax[n].size),
+            )
         elif pool:
             yn = np.empty((O, OH, OW), dtype=y.dtype)
             _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn)
-            maxpool_2x2_image(yn.reshape(O * OH * OW), O, OH, OW,
-                              pooled[n].reshape(pooled[n].size), argmax[n].reshape(argmax[n].size))
+            maxpool_2x2_image(
+                yn.reshape(O * OH * OW),
+                O,
+                OH,
+                OW,
+                pooled[n].reshape(pooled[n].size),
+                argmax[n].reshape(argmax[n].size),
+            )
         else:
             _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, y[n])

@@ -141,10 +141,10 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, sums, db):
         for p in range(P):
             for f in range(F, Fp):
                 dst[p * Fp + f] = zero
-    for f in range(Fp):                       # across channels: each sum in pixel order
+    for f in range(Fp):  # across channels: each sum in pixel order
         sums[f] = zero
     for p in range(P):
-        row = dst[p * Fp:(p + 1) * Fp]
+        row = dst[p * Fp : (p + 1) * Fp]
         for f in range(Fp):
             sums[f] += row[f]
     for f in range(F):
@@ -304,13 +304,13 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
     for kh in range(KH):
         for kw in range(KW):
             off = kh * Wp + kw
-            a = acc[off:off + J]
+            a = acc[off : off + J]
             f = 0
             while f + CHANNELS_PER_PASS <= F:
-                d0 = dyw[f * P:f * P + J]
-                d1 = dyw[(f + 1) * P:(f + 1) * P + J]
-                d2 = dyw[(f + 2) * P:(f + 2) * P + J]
-                d3 = dyw[(f + 3) * P:(f + 3) * P + J]
+                d0 = dyw[f * P : f * P + J]
+                d1 = dyw[(f + 1) * P : (f + 1) * P + J]
+                d2 = dyw[(f + 2) * P : (f + 2) * P + J]
+                d3 = dyw[(f + 3) * P : (f + 3) * P + J]
                 w0 = W[f, c, kh, kw]
                 w1 = W[f + 1, c, kh, kw]
                 w2 = W[f + 2, c, kh, kw]
@@ -319,21 +319,39 @@ def _scatter_image(dyw, OH, Wp, W, c, PH, PW, acc, dxc):
                     a[j] += w0 * d0[j] + w1 * d1[j] + w2 * d2[j] + w3 * d3[j]
                 f += CHANNELS_PER_PASS
             while f < F:
-                d0 = dyw[f * P:f * P + J]
+                d0 = dyw[f * P : f * P + J]
                 w0 = W[f, c, kh, kw]
                 for j in range(J):
                     a[j] += w0 * d0[j]
                 f += 1
     for h in range(H):
-        src = acc[(h + PH) * Wp + PW:(h + PH) * Wp + PW + Wd]
+        src = acc[(h + PH) * Wp + PW : (h + PH) * Wp + PW + Wd]
         dst = dxc[h]
         for w in range(Wd):
             dst[w] = src[w]
 
 
 @parallel_kernel
-def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, pooled,
-                       input_grad, dx, dW, db, weights_item, scatter_item, correlate_item):
+def direct_backward_s1(
+    x,
+    dy,
+    W,
+    Wt,
+    PH,
+    PW,
+    scatter,
+    relu_out,
+    mode,
+    argmax,
+    pooled,
+    input_grad,
+    dx,
+    dW,
+    db,
+    weights_item,
+    scatter_item,
+    correlate_item,
+):
     """All stride-1 gradients in one parallel region, the padding fused in.
 
     dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xpad[n, c, i + kh, j + kw]; db[f] = sum dy[n, f];
@@ -365,16 +383,16 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
     OW = Wd + 2 * PW - KW + 1
     Wp = Wd + 2 * PW
     T = C * KH * KW
-    Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN    # widened dy plane stride
+    Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN  # widened dy plane stride
     L = lanes(dW.reshape(dW.size))
-    rows = F >= 2 * L       # two vectors of channels: pixel-major rows and _dw_tile_2v12
+    rows = F >= 2 * L  # two vectors of channels: pixel-major rows and _dw_tile_2v12
     Fp = (F + 2 * L - 1) // (2 * L) * (2 * L)
     chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // Pst))
-    offs_x = _tap_offsets(C, KH, KW, chunk * (H + 2 * PH), Wp)   # channel c at c * chunk * plane
+    offs_x = _tap_offsets(C, KH, KW, chunk * (H + 2 * PH), Wp)  # channel c at c * chunk * plane
     G = min(N, DW_GROUPS)
     D = G
     M = (N if input_grad else 0) + D
-    parts = np.empty((G, F, T + 1), dtype=dW.dtype)   # dW and db partials per group
+    parts = np.empty((G, F, T + 1), dtype=dW.dtype)  # dW and db partials per group
     Hf = H + KH - 1
     Wf = Wd + KW - 1
     packed_t, packed_zeros = _pack_weights(Wt, np.zeros(C, dtype=dx.dtype))
@@ -391,25 +409,87 @@ def direct_backward_s1(x, dy, W, Wt, PH, PW, scatter, relu_out, mode, argmax, po
             dyt = np.empty(chunk * OH * OW * Fp if rows else 0, dtype=dW.dtype)
             tmp = np.empty(DW_TAPS * 2 * L, dtype=dW.dtype)
             sums = np.empty(Fp, dtype=dW.dtype)
-            call_native(weights_item, (x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW,
-                                       (k * N) // G, ((k + 1) * N) // G, chunk, offs_x, rows,
-                                       xs, dys, dyt, tmp, sums, parts[k]))
+            call_native(
+                weights_item,
+                (
+                    x,
+                    dy,
+                    relu_out,
+                    argmax,
+                    pooled,
+                    mode,
+                    PH,
+                    PW,
+                    KH,
+                    KW,
+                    (k * N) // G,
+                    ((k + 1) * N) // G,
+                    chunk,
+                    offs_x,
+                    rows,
+                    xs,
+                    dys,
+                    dyt,
+                    tmp,
+                    sums,
+                    parts[k],
+                ),
+            )
         elif scatter:
             dyw = np.empty(F * OH * Wp, dtype=dx.dtype)
             plane = np.empty((OH + KH - 1) * Wp, dtype=dx.dtype)
-            call_native(scatter_item, (m - k, dy, W, relu_out, argmax, pooled, mode, PH, PW,
-                                       dyw, plane, dx))
+            call_native(scatter_item, (m - k, dy, W, relu_out, argmax, pooled, mode, PH, PW, dyw, plane, dx))
         else:
             dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
             acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, dtype=dx.dtype)
-            call_native(correlate_item, (m - k, dy, relu_out, argmax, pooled, mode, PH, PW, KH,
-                                         KW, offs_t, packed_t, packed_zeros, dyn, acc, dx))
+            call_native(
+                correlate_item,
+                (
+                    m - k,
+                    dy,
+                    relu_out,
+                    argmax,
+                    pooled,
+                    mode,
+                    PH,
+                    PW,
+                    KH,
+                    KW,
+                    offs_t,
+                    packed_t,
+                    packed_zeros,
+                    dyn,
+                    acc,
+                    dx,
+                ),
+            )
     _sum_parts(parts, dW.reshape(F, T), db)
 
 
 @jit(refcounts=False)
-def _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, n_begin, n_end,
-                  chunk, offs_x, rows, xs, dys, dyt, tmp, sums, pg):
+def _weights_item(
+    x,
+    dy,
+    relu_out,
+    argmax,
+    pooled,
+    mode,
+    PH,
+    PW,
+    KH,
+    KW,
+    n_begin,
+    n_end,
+    chunk,
+    offs_x,
+    rows,
+    xs,
+    dys,
+    dyt,
+    tmp,
+    sums,
+    pg,
+):
     """One backward-weights item of :func:`direct_backward_s1`: pg (F, T + 1) = the
     partial dW (F, T) and db (column T) of images n_begin <= n < n_end, a chunk of
     images at a time; offs_x: :func:`_tap_offsets` of the chunk buffer's planes.
@@ -423,7 +503,7 @@ def _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, n_begin
     OH = H + 2 * PH - KH + 1
     OW = Wd + 2 * PW - KW + 1
     Wp = Wd + 2 * PW
-    Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN    # widened dy plane stride
+    Pst = (OH * Wp + RUN_ALIGN - 1) // RUN_ALIGN * RUN_ALIGN  # widened dy plane stride
     L = lanes(pg.reshape(pg.size))
     V = Pst // L
     xplane = (H + 2 * PH) * Wp
@@ -438,27 +518,50 @@ def _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, n_begin
         for nn in range(nimg):
             # only the interior: the borders of xs are zero from its allocation and
             # no image writes there
-            _copy_interior(x[n0 + nn].reshape(C * H * Wd), C, H, Wd, xs,
-                           nn * xplane + PH * Wp + PW, chunk * xplane, Wp)
+            _copy_interior(
+                x[n0 + nn].reshape(C * H * Wd), C, H, Wd, xs, nn * xplane + PH * Wp + PW, chunk * xplane, Wp
+            )
             if rows:
                 n = n0 + nn
-                _grad_rows(dy[n].reshape(dy[n].size),
-                           relu_out[n].reshape(relu_out[n].size),
-                           argmax[n].reshape(argmax[n].size),
-                           pooled[n].reshape(pooled[n].size), mode, F, OH * OW, Fp,
-                           dyt[nn * OH * OW * Fp:(nn + 1) * OH * OW * Fp], sums, pg[:, T])
+                _grad_rows(
+                    dy[n].reshape(dy[n].size),
+                    relu_out[n].reshape(relu_out[n].size),
+                    argmax[n].reshape(argmax[n].size),
+                    pooled[n].reshape(pooled[n].size),
+                    mode,
+                    F,
+                    OH * OW,
+                    Fp,
+                    dyt[nn * OH * OW * Fp : (nn + 1) * OH * OW * Fp],
+                    sums,
+                    pg[:, T],
+                )
                 continue
             for f in range(F):
                 at = (nn * F + f) * Pst
-                seg = dys[at:at + Pst]
+                seg = dys[at : at + Pst]
                 if mode == DY_RELU_POOL_ROUTED:
-                    _pad_pooled(dy[n0 + nn, f:f + 1], argmax[n0 + nn, f:f + 1],
-                                pooled[n0 + nn, f:f + 1], OW, no_offset, no_offset,
-                                OH, Wp, seg[:OH * Wp])
+                    _pad_pooled(
+                        dy[n0 + nn, f : f + 1],
+                        argmax[n0 + nn, f : f + 1],
+                        pooled[n0 + nn, f : f + 1],
+                        OW,
+                        no_offset,
+                        no_offset,
+                        OH,
+                        Wp,
+                        seg[: OH * Wp],
+                    )
                 else:
-                    _widen_plane(dy[n0 + nn, f].reshape(OH * OW),
-                                 relu_out[n0 + nn, f].reshape(OH * OW), mode == DY_RELU_MASKED,
-                                 OH, OW, seg, Wp)
+                    _widen_plane(
+                        dy[n0 + nn, f].reshape(OH * OW),
+                        relu_out[n0 + nn, f].reshape(OH * OW),
+                        mode == DY_RELU_MASKED,
+                        OH,
+                        OW,
+                        seg,
+                        Wp,
+                    )
                 s = zero
                 for j in range(OH * Wp):
                     s += seg[j]
@@ -470,17 +573,15 @@ def _weights_item(x, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, n_begin
             for f0 in range(0, F, 2 * L):
                 nf = min(2 * L, F - f0)
                 for t0 in range(0, T, DW_TAPS):
-                    _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, OH, OW, Wp, Fp,
-                                  xplane, L, tmp)
+                    _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp)
                     for kk in range(min(DW_TAPS, T - t0)):
-                        row = tmp[kk * 2 * L:(kk + 1) * 2 * L]
+                        row = tmp[kk * 2 * L : (kk + 1) * 2 * L]
                         for ff in range(nf):
                             pg[f0 + ff, t0 + kk] += row[ff]
         else:
             for f0 in range(0, F, 4):
                 for t0 in range(0, T, 4):
-                    _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L,
-                                 xplane, pg)
+                    _dw_tile_4x4(xs, dys, nimg, offs_x, f0, t0, F, T, Pst, V, L, xplane, pg)
 
 
 @jit(refcounts=False)
@@ -494,15 +595,15 @@ def _scatter_item(n, dy, W, relu_out, argmax, pooled, mode, PH, PW, dyw, plane, 
     OH = dx.shape[2] + 2 * PH - W.shape[2] + 1
     Wp = dx.shape[3] + 2 * PW
     no_offset = runtime(0)
-    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, no_offset, no_offset,
-              OH, Wp, dyw)
+    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, no_offset, no_offset, OH, Wp, dyw)
     for c in range(C):
         _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
 
 
 @jit(refcounts=False)
-def _correlate_item(n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, offs_t, packed_t,
-                    packed_zeros, dyn, acc, dx):
+def _correlate_item(
+    n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, offs_t, packed_t, packed_zeros, dyn, acc, dx
+):
     """A backward-data item of :func:`direct_backward_s1`: dx[n] = the full correlation of
     image n's conv-output gradient, padded into dyn (F, H+KH-1, W+KW-1 and RUN_ALIGN of
     slack), with the flipped weights, through :func:`_conv_planes` (offs_t, packed_t,
@@ -513,8 +614,7 @@ def _correlate_item(n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, offs_
     Hf = H + KH - 1
     Wf = Wd + KW - 1
     zero = typed(dx, 0.0)
-    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH,
-              KW - 1 - PW, Hf, Wf, dyn)
+    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
     end = dyn.size - RUN_ALIGN
     for q in range(RUN_ALIGN):
         dyn[end + q] = zero
@@ -536,11 +636,11 @@ def backward_items(dtype):
         a1, a2, a4 = (numba.types.Array(f, d, "C") for d in (1, 2, 4))
         i1, i4 = (numba.types.Array(i, d, "C") for d in (1, 4))
         items = _BACKWARD_ITEMS[dtype] = (
-            NativeFunction(_weights_item, (a4, a4, a4, i4, a4, i, i, i, i, i, i, i, i, i1, b,
-                                           a1, a1, a1, a1, a1, a2)),
+            NativeFunction(
+                _weights_item, (a4, a4, a4, i4, a4, i, i, i, i, i, i, i, i, i1, b, a1, a1, a1, a1, a1, a2)
+            ),
             NativeFunction(_scatter_item, (i, a4, a4, a4, i4, a4, i, i, i, a1, a1, a4)),
-            NativeFunction(_correlate_item, (i, a4, a4, i4, a4, i, i, i, i, i, i1, a2, a1,
-                                             a1, a1, a4)),
+            NativeFunction(_correlate_item, (i, a4, a4, i4, a4, i, i, i, i, i, i1, a2, a1, a1, a1, a4)),
         )
     return items
 

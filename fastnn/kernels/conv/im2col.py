@@ -111,7 +111,7 @@ def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, colT):
             lo, hi = _valid_cols(kw, SW, PW, W, OW)
             for i in range(OH):
                 h = i * SH + kh - PH
-                d = dst[start + i * OW:start + (i + 1) * OW]
+                d = dst[start + i * OW : start + (i + 1) * OW]
                 if h < 0 or h >= H:
                     for j in range(OW):
                         d[j] = zero
@@ -119,7 +119,7 @@ def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, colT):
                     for j in range(lo):
                         d[j] = zero
                     if SW == 1:
-                        src = xc[h, lo + kw - PW:hi + kw - PW]
+                        src = xc[h, lo + kw - PW : hi + kw - PW]
                         dd = d[lo:hi]
                         for j in range(hi - lo):
                             dd[j] = src[j]
@@ -147,9 +147,9 @@ def _col2imT_plane(dcolT, start, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
             for i in range(OH):
                 h = i * SH + kh - PH
                 if h >= 0 and h < H:
-                    s = src[start + i * OW + lo:start + i * OW + hi]
+                    s = src[start + i * OW + lo : start + i * OW + hi]
                     if SW == 1:
-                        o = out[h, lo + kw - PW:hi + kw - PW]
+                        o = out[h, lo + kw - PW : hi + kw - PW]
                         for j in range(hi - lo):
                             o[j] += s[j]
                     else:
@@ -191,14 +191,15 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, chunk, col_buf, out_buf, y)
             f = pair - nn * F
             b0 = b[f]
             dst = y[n0 + nn, f].reshape(P)
-            src = out[f, nn * P:(nn + 1) * P]
+            src = out[f, nn * P : (nn + 1) * P]
             for p in range(P):
                 dst[p] = src[p] + b0
 
 
 @parallel_kernel
-def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, dcol_buf,
-                    dw_buf, dw_groups, dx, dWm, db):
+def im2col_backward(
+    x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, dcol_buf, dw_buf, dw_groups, dx, dWm, db
+):
     """conv2d gradients, parallel over fixed groups of image chunks; dWm is dW as (F, C*KH*KW).
 
     The chunks are split into G = dw_groups.shape[0] groups (a number the caller fixes,
@@ -241,7 +242,7 @@ def im2col_backward(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, 
                 nn = pair // F
                 f = pair - nn * F
                 src = dy[n0 + nn, f].reshape(P)
-                dst = dyt[f, nn * P:(nn + 1) * P]
+                dst = dyt[f, nn * P : (nn + 1) * P]
                 for p in range(P):
                     dst[p] = src[p]
             np.dot(dyt, colT.T, dwt)

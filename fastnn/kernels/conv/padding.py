@@ -54,7 +54,7 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
     c1 = max(c0, min(Win, LP + W))
     for c in range(C):
         for r in range(Hin):
-            d = dst[(c * Hin + r) * Win:(c * Hin + r + 1) * Win]
+            d = dst[(c * Hin + r) * Win : (c * Hin + r + 1) * Win]
             sr = r - TP
             if sr < 0 or sr >= H:
                 for q in range(Win):
@@ -62,7 +62,7 @@ def _pad_image(src, TP, LP, Hin, Win, dst):
             else:
                 for q in range(c0):
                     d[q] = zero
-                s = src[c, sr, c0 - LP:c1 - LP]
+                s = src[c, sr, c0 - LP : c1 - LP]
                 dd = d[c0:c1]
                 for q in range(c1 - c0):
                     dd[q] = s[q]
@@ -98,8 +98,7 @@ def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
         vstore(dst, q, zero)
     for c in range(C):
         for r in range(H):
-            _copy_run(flat, (c * H + r) * W, dst, (c * Hin + r + TP) * Win + LP, W, L,
-                      flat, False)
+            _copy_run(flat, (c * H + r) * W, dst, (c * Hin + r + TP) * Win + LP, W, L, flat, False)
 
 
 @jit(refcounts=False)
@@ -113,7 +112,7 @@ def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
     c1 = max(c0, min(Win, LP + W))
     for c in range(C):
         for r in range(Hin):
-            d = dst[(c * Hin + r) * Win:(c * Hin + r + 1) * Win]
+            d = dst[(c * Hin + r) * Win : (c * Hin + r + 1) * Win]
             sr = r - TP
             if sr < 0 or sr >= H:
                 for q in range(Win):
@@ -121,11 +120,11 @@ def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
             else:
                 for q in range(c0):
                     d[q] = zero
-                s = src[c, sr, c0 - LP:c1 - LP]
-                m = mask[c, sr, c0 - LP:c1 - LP]
+                s = src[c, sr, c0 - LP : c1 - LP]
+                m = mask[c, sr, c0 - LP : c1 - LP]
                 dd = d[c0:c1]
                 for q in range(c1 - c0):
-                    v = s[q]                    # loaded unconditionally, so the loop vectorises
+                    v = s[q]  # loaded unconditionally, so the loop vectorises
                     dd[q] = v if m[q] > zero else zero
                 dt = d[c1:]
                 for q in range(Win - c1):
@@ -148,15 +147,15 @@ def _pad_pooled(dyp, argmax, pooled, OWc, TP, LP, Hin, Win, dst):
     wide_vectors()
     C, PHo, PWo = dyp.shape
     zero = typed(dst, 0.0)
-    windows_2x2 = (OWc == 2 * PWo and TP >= 0 and LP >= 0 and TP + 2 * PHo <= Hin
-                   and LP + OWc <= Win)
+    windows_2x2 = OWc == 2 * PWo and TP >= 0 and LP >= 0 and TP + 2 * PHo <= Hin and LP + OWc <= Win
     dyp_flat = dyp.reshape(dyp.size)
     argmax_flat = argmax.reshape(argmax.size)
     pooled_flat = pooled.reshape(pooled.size)
     for c in range(C):
-        plane = dst[c * Hin * Win:(c + 1) * Hin * Win]
-        if windows_2x2 and _route_2x2_plane(dyp_flat, argmax_flat, pooled_flat, c * PHo * PWo,
-                                            PHo, PWo, TP, LP, Win, plane):
+        plane = dst[c * Hin * Win : (c + 1) * Hin * Win]
+        if windows_2x2 and _route_2x2_plane(
+            dyp_flat, argmax_flat, pooled_flat, c * PHo * PWo, PHo, PWo, TP, LP, Win, plane
+        ):
             continue
         for q in range(Hin * Win):
             plane[q] = zero
@@ -194,8 +193,18 @@ def _route_2x2_plane(dyp, argmax, pooled, at, PHo, PWo, TP, LP, Win, plane):
             for q in range(LP + OWc, Win):
                 plane[r + q] = zero
         for j in range(0, PWo, L):
-            if not route_2x2_step(dyp, pooled, argmax, at + i * PWo + j, min(L, PWo - j),
-                                  2 * i * OWc + 2 * j, OWc, plane, top + LP + 2 * j, Win):
+            if not route_2x2_step(
+                dyp,
+                pooled,
+                argmax,
+                at + i * PWo + j,
+                min(L, PWo - j),
+                2 * i * OWc + 2 * j,
+                OWc,
+                plane,
+                top + LP + 2 * j,
+                Win,
+            ):
                 return False
     return True
 

@@ -15,7 +15,9 @@ from .._simd import wide_vectors
 
 @parallel_kernel
 def direct_forward_strided(xp, W, b, SH, SW, y):
-    """Any stride, pre-padded input: y[n, f, i, j] = b[f] + sum W[f, c, kh, kw] * xp[n, c, i*SH + kh, j*SW + kw].
+    """Any stride, pre-padded input.
+
+    y[n, f, i, j] = b[f] + sum W[f, c, kh, kw] * xp[n, c, i*SH + kh, j*SW + kw].
 
     Parallel over (n, f) pairs; innermost loop over the output width.
     """
@@ -79,7 +81,9 @@ def direct_backward_weights_strided(xp, dy, SH, SW, dW, db):
 
 @parallel_kernel
 def direct_backward_data_strided(dy, W, SH, SW, PH, PW, dx):
-    """Any stride: dx[n, c, h, w] = sum dy[n, f, i, j] * W[f, c, kh, kw] over i*SH + kh = h + PH, j*SW + kw = w + PW.
+    """Any stride.
+
+    dx[n, c, h, w] = sum dy[n, f, i, j] * W[f, c, kh, kw] over i*SH + kh = h + PH, j*SW + kw = w + PW.
 
     Parallel over (n, c) planes; each scatters into its own padded plane, then crops.
     """
