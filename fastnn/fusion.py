@@ -88,6 +88,16 @@ class DenseReLU(FusedGroup):
         return dx
 
 
+def _conv_backward(conv: Conv2D, dy, x, input_grad, **fused):
+    """One ``ops.conv2d_backward`` of ``conv`` into its grads, with a fused ReLU
+    (``relu_out=``) or ReLU and max pooling (``pool=``) in its reads; returns dx."""
+    W, grads = conv.params["W"], (conv.grads["W"], conv.grads["b"])
+    dx, _, _ = conv.ops.conv2d_backward(
+        dy, x, W, stride=conv.stride, pad=conv.pad, impl=conv.impl, input_grad=input_grad, out=grads, **fused
+    )
+    return dx
+
+
 class ConvReLU(FusedGroup):
     """y = max(conv(x), 0): one ``ops.conv2d(..., relu=True)``; backward masks dy by y > 0
     inside ``ops.conv2d_backward``."""
@@ -102,20 +112,7 @@ class ConvReLU(FusedGroup):
         return self._y
 
     def backward(self, dy, input_grad=True):
-        conv = self.layers[0]
-        x = self._forward_input()
-        dx, _, _ = conv.ops.conv2d_backward(
-            dy,
-            x,
-            conv.params["W"],
-            stride=conv.stride,
-            pad=conv.pad,
-            impl=conv.impl,
-            relu_out=self._y,
-            input_grad=input_grad,
-            out=(conv.grads["W"], conv.grads["b"]),
-        )
-        return dx
+        return _conv_backward(self.layers[0], dy, self._forward_input(), input_grad, relu_out=self._y)
 
 
 class ConvReLUMaxPool(FusedGroup):
@@ -150,20 +147,8 @@ class ConvReLUMaxPool(FusedGroup):
         return self._pooled
 
     def backward(self, dy, input_grad=True):
-        conv = self.layers[0]
-        x = self._forward_input()
-        dx, _, _ = conv.ops.conv2d_backward(
-            dy,
-            x,
-            conv.params["W"],
-            stride=conv.stride,
-            pad=conv.pad,
-            impl=conv.impl,
-            input_grad=input_grad,
-            pool=(self._argmax, self._pooled),
-            out=(conv.grads["W"], conv.grads["b"]),
-        )
-        return dx
+        pooling = (self._argmax, self._pooled)
+        return _conv_backward(self.layers[0], dy, self._forward_input(), input_grad, pool=pooling)
 
 
 def plan(layers, fuse: bool = True) -> list:

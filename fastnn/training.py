@@ -305,31 +305,7 @@ def fit(
     folder, prints how to resume and returns the history with ``interrupted`` set; a
     second Ctrl-C raises KeyboardInterrupt at once.
     """
-    loop, callback_list, optimizer = _prepare(
-        model,
-        x,
-        t,
-        epochs,
-        batch_size,
-        optimizer,
-        validation_data,
-        validation_split,
-        shuffle,
-        patience,
-        monitor,
-        min_delta,
-        restore_best_weights,
-        verbose,
-        seed,
-        callbacks,
-        augment,
-        file,
-        clip_norm,
-        checkpoint,
-        checkpoint_every,
-        keep,
-        resume,
-    )
+    loop, callback_list, optimizer = _prepare(**locals())  # fit's arguments, checked
     callback_list.on_train_begin(model, optimizer)
     with _InterruptGuard(loop.out) as interrupt:
         while not loop.stop_training and loop.epoch < loop.epochs:
@@ -370,6 +346,7 @@ def fit(
 
 
 def _prepare(
+    *,
     model,
     x,
     t,
@@ -393,8 +370,12 @@ def _prepare(
     checkpoint_every,
     keep,
     resume,
+    include_penalty,
 ):
-    """fit's arguments checked: (the loop, its callbacks in run order, the optimizer)."""
+    """fit's arguments checked: (the loop, its callbacks in run order, the optimizer).
+
+    ``include_penalty`` is fit's to use; the rest build the loop and its callbacks.
+    """
     epochs = check_count("fit", "epochs", epochs, 0)
     batch_size = check_batch_size("fit", batch_size)
     keep = check_count("fit", "keep", keep, 1)

@@ -58,8 +58,19 @@ def recipe_model(backend="numba"):
     )
 
 
-def train(checkpoint=None, every=None, resume=False, hook=None, backend="numba", epochs=4, file=None, keep=3):
-    """Train the recipe; ``hook(count)`` runs before each step (count from 1)."""
+def train(
+    checkpoint=None,
+    every=None,
+    resume=False,
+    hook=None,
+    backend="numba",
+    epochs=4,
+    file=None,
+    keep=3,
+    more=(),
+):
+    """Train the recipe; ``hook(count)`` runs before each step (count from 1); ``more``:
+    callbacks after the recipe's own."""
     x, t = blobs()
     calls = [0]
 
@@ -82,7 +93,7 @@ def train(checkpoint=None, every=None, resume=False, hook=None, backend="numba",
         clip_norm=2.0,
         verbose=0,
         augment=augment,
-        callbacks=[HalveEveryTwoEpochs()],
+        callbacks=[HalveEveryTwoEpochs(), *more],
         checkpoint=checkpoint,
         checkpoint_every=every,
         resume=resume,

@@ -18,7 +18,6 @@ from fastnn.optim import SGD, Adam
 from fit_recipe import (
     STEPS_PER_EPOCH,
     Crash,
-    HalveEveryTwoEpochs,
     blobs,
     crash_at,
     recipe_model,
@@ -354,23 +353,8 @@ def test_sigkill_mid_epoch_then_resume_in_a_new_process_is_bitwise_identical(tmp
 
 def test_the_callback_is_what_fits_checkpoint_builds(tmp_path, reference):
     """ModelCheckpoint in callbacks= writes the files checkpoint= writes, and resumes exactly."""
-    x, t = blobs()
     _, shorthand = train(checkpoint=tmp_path / "a", every=5, epochs=2, keep=10)
-    model = recipe_model()
-    explicit = model.fit(
-        x,
-        t,
-        epochs=2,
-        batch_size=32,
-        optimizer=Adam(0.01),
-        validation_split=0.1,
-        patience=3,
-        seed=11,
-        clip_norm=2.0,
-        verbose=0,
-        augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
-        callbacks=[HalveEveryTwoEpochs(), fnn.callbacks.ModelCheckpoint(tmp_path / "b", every=5, keep=10)],
-    )
+    _, explicit = train(epochs=2, more=[fnn.callbacks.ModelCheckpoint(tmp_path / "b", every=5, keep=10)])
     names = [p.name for p in list_checkpoints(tmp_path / "a")]
     assert names == [p.name for p in list_checkpoints(tmp_path / "b")] and len(names) == 7
     for name in names:
@@ -381,24 +365,7 @@ def test_the_callback_is_what_fits_checkpoint_builds(tmp_path, reference):
     assert shorthand["loss"] == explicit["loss"]
     with pytest.raises(Crash):
         train(checkpoint=tmp_path / "c", every=5, hook=crash_at(40))
-    resumed = recipe_model()
-    resumed.fit(
-        x,
-        t,
-        epochs=4,
-        batch_size=32,
-        optimizer=Adam(0.01),
-        validation_split=0.1,
-        patience=3,
-        seed=11,
-        clip_norm=2.0,
-        verbose=0,
-        augment=lambda xb, rng: xb + rng.normal(0, 0.05, xb.shape).astype(xb.dtype),
-        callbacks=[
-            HalveEveryTwoEpochs(),
-            fnn.callbacks.ModelCheckpoint(tmp_path / "c", every=5, resume=True),
-        ],
-    )
+    resumed, _ = train(more=[fnn.callbacks.ModelCheckpoint(tmp_path / "c", every=5, resume=True)])
     np.testing.assert_array_equal(resumed.flat_params, reference[0])
 
 
