@@ -28,8 +28,6 @@ listed by :func:`first_weighted_unit` also take ``backward(dy, input_grad=False)
 
 from __future__ import annotations
 
-import numpy as np
-
 from .layers.activations import ReLU
 from .layers.base import Layer
 from .layers.conv import Conv2D
@@ -57,10 +55,8 @@ class FusedGroup:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"
 
-    def _forward_input(self) -> np.ndarray:
-        if self._x is None:
-            raise RuntimeError(f"{self.describe()}: backward() called before forward(train=True)")
-        return self._x
+    #: the layers' check: backward before forward(train=True) is a RuntimeError naming the group
+    _require_forward = Layer._require_forward
 
 
 class DenseReLU(FusedGroup):
@@ -76,7 +72,7 @@ class DenseReLU(FusedGroup):
 
     def backward(self, dy, input_grad=True):
         dense = self.layers[0]
-        x = self._forward_input()
+        x = self._require_forward("_x")
         dx, _, _ = dense.ops.affine_backward(
             dy,
             x,
@@ -112,7 +108,7 @@ class ConvReLU(FusedGroup):
         return self._y
 
     def backward(self, dy, input_grad=True):
-        return _conv_backward(self.layers[0], dy, self._forward_input(), input_grad, relu_out=self._y)
+        return _conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, relu_out=self._y)
 
 
 class ConvReLUMaxPool(FusedGroup):
@@ -148,7 +144,7 @@ class ConvReLUMaxPool(FusedGroup):
 
     def backward(self, dy, input_grad=True):
         pooling = (self._argmax, self._pooled)
-        return _conv_backward(self.layers[0], dy, self._forward_input(), input_grad, pool=pooling)
+        return _conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, pool=pooling)
 
 
 def plan(layers, fuse: bool = True) -> list:

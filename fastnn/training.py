@@ -116,8 +116,8 @@ class TrainingLoop:
 
     Settings: ``x``, ``t`` (the training data), ``validation`` ((x, t) or None),
     ``epochs``, ``batch_size``, ``steps`` (batches per epoch), ``n_samples``, ``shuffle``,
-    ``verbose``, ``out`` (the stream for messages), ``callbacks`` (all, in run order)
-    and ``history``.
+    ``augment``, ``include_penalty``, ``verbose``, ``out`` (the stream for messages),
+    ``callbacks`` (all, in run order) and ``history``.
 
     Position: ``epoch`` (0-based) and ``batch`` (within the epoch) name the next batch
     to run; ``global_step`` counts the optimizer steps of the run (a resumed run
@@ -130,10 +130,25 @@ class TrainingLoop:
     ``resume_hint`` (how to continue an interrupted run, set by ModelCheckpoint).
     """
 
-    def __init__(self, model, x, t, validation, epochs, batch_size, shuffle, seed, augment, verbose, out):
+    def __init__(
+        self,
+        model,
+        x,
+        t,
+        validation,
+        epochs,
+        batch_size,
+        shuffle,
+        seed,
+        augment,
+        include_penalty,
+        verbose,
+        out,
+    ):
         self.model, self.x, self.t, self.validation = model, x, t, validation
         self.epochs, self.batch_size, self.shuffle = epochs, batch_size, bool(shuffle)
-        self.augment, self.verbose, self.out = augment, verbose, out
+        self.augment, self.include_penalty = augment, include_penalty
+        self.verbose, self.out = verbose, out
         self.n_samples = len(x)
         self.steps = -(-self.n_samples // batch_size)
         self.rng = np.random.default_rng(seed if seed is not None else model.seed)
@@ -168,20 +183,19 @@ class TrainingLoop:
             xb = self.augment(xb, self.rng)
         return xb, tb
 
-    def record(self, loss: float, y: np.ndarray, t: np.ndarray, interrupt_requested: bool) -> None:
+    def record(self, loss: float, y: np.ndarray, t: np.ndarray) -> None:
         """Count a finished step: its loss and correct predictions, and the position."""
         self.total_loss += loss * len(t)
         self.correct += count_correct(y, t)
         self.batch += 1
         self.global_step += 1
-        self.interrupt_requested = interrupt_requested
 
-    def end_epoch(self, optimizer, include_penalty: bool) -> dict:
+    def end_epoch(self, optimizer) -> dict:
         """The epoch's metrics (train, then validation), recorded in the history; moves
         the position to the next epoch's first batch."""
         seen = min(self.batch * self.batch_size, self.n_samples)
         metrics = {"loss": self.total_loss / seen, "accuracy": self.correct / seen}
-        if include_penalty:
+        if self.include_penalty:
             metrics["loss"] += optimizer.penalty(self.model.flat_params)
         if self.validation is not None:
             val = self.model.evaluate(*self.validation, batch_size=max(self.batch_size, 256))
@@ -190,7 +204,7 @@ class TrainingLoop:
             self.history[key].append(value)
         self.history["lr"].append(optimizer.lr)
         self.history["time"].append(time.perf_counter() - self._started)
-        self.epoch, self.batch, self.elapsed = self.epoch + 1, 0, 0.0
+        self.epoch, self.batch = self.epoch + 1, 0
         return metrics
 
     # ------------------------------------------------------------ stopping
@@ -326,14 +340,15 @@ def fit(
                 except NonFiniteError as error:
                     loop.fail(error)
                     break
-                loop.record(loss, model.last_output, tb, interrupt.requested)
+                loop.record(loss, model.last_output, tb)
+                loop.interrupt_requested = interrupt.requested
                 callback_list.on_train_batch_end(batch, {"loss": loss}, model, optimizer)
                 if loop.interrupt_requested and loop.batch < loop.steps:
                     loop.interrupted = True
                     break
             if loop.error is not None or loop.interrupted:
                 break
-            metrics = loop.end_epoch(optimizer, include_penalty)
+            metrics = loop.end_epoch(optimizer)
             loop.interrupt_requested = interrupt.requested
             callback_list.on_epoch_end(epoch, metrics, model, optimizer)
             if loop.interrupt_requested and not loop.stop_training and loop.epoch < loop.epochs:
@@ -372,10 +387,7 @@ def _prepare(
     resume,
     include_penalty,
 ):
-    """fit's arguments checked: (the loop, its callbacks in run order, the optimizer).
-
-    ``include_penalty`` is fit's to use; the rest build the loop and its callbacks.
-    """
+    """fit's arguments checked: (the loop, its callbacks in run order, the optimizer)."""
     epochs = check_count("fit", "epochs", epochs, 0)
     batch_size = check_batch_size("fit", batch_size)
     keep = check_count("fit", "keep", keep, 1)
@@ -390,15 +402,15 @@ def _prepare(
         raise ValueError(f"fit: clip_norm must be a positive finite number, got {clip_norm!r}")
     if checkpoint is None and (resume or checkpoint_every is not None):
         raise ValueError("fit: resume and checkpoint_every need checkpoint=DIR, the checkpoint folder")
-    if patience is not None:
-        patience = check_count("fit", "patience", patience, 1)
     x = model.prepare_input(x, "fit")
     t = model.prepare_targets(t, "fit")
     if len(x) != len(t) or len(x) == 0:
         raise ValueError(f"fit: x has {len(x)} samples and t has {len(t)}; expected the same, non-zero count")
     x, t, validation = _split_validation(x, t, validation_data, validation_split, model)
     out = file if file is not None else sys.stderr
-    loop = TrainingLoop(model, x, t, validation, epochs, batch_size, shuffle, seed, augment, verbose, out)
+    loop = TrainingLoop(
+        model, x, t, validation, epochs, batch_size, shuffle, seed, augment, include_penalty, verbose, out
+    )
     stopper = None if patience is None else EarlyStopping(patience, monitor, min_delta, restore_best_weights)
     checkpointer = None if checkpoint is None else ModelCheckpoint(checkpoint, checkpoint_every, keep, resume)
     loop.callbacks = _in_run_order(callbacks, ProgressLogger(verbose, out), stopper, checkpointer)

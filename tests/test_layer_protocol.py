@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import pytest
 
+import fastnn as fnn
 from fastnn import fusion
 from fastnn.layers import LAYERS
 
@@ -36,3 +38,9 @@ def test_fused_groups_have_the_signatures_of_a_weighted_layer(cls):
     assert issubclass(cls, fusion.FusedGroup)
     assert parameters(cls.forward) == parameters(LAYERS["Dense"].forward)
     assert parameters(cls.backward) == parameters(LAYERS["Dense"].backward)
+
+
+def test_a_fused_group_backward_before_forward_names_the_group():
+    group = fnn.Sequential([fnn.Dense(3, 4), fnn.ReLU(), fnn.Dense(4, 2)], seed=0)._plan()[0]
+    with pytest.raises(RuntimeError, match=r"Dense\(3->4\) \+ ReLU\(\): backward\(\) called before forward"):
+        group.backward(np.zeros((1, 4), np.float32))

@@ -77,12 +77,13 @@ class ModelCheckpoint(Callback):
                     f"ModelCheckpoint: checkpoint={str(self.directory)!r} is a file, not a folder"
                 )
             remove_stale_temporaries(self.directory)
+            existing = list_checkpoints(self.directory)
             if self.resume:
                 self._latest = load_latest(self.directory)
-            elif list_checkpoints(self.directory):
+            elif existing:
                 raise ValueError(
                     f"ModelCheckpoint: {self.directory} already holds checkpoints "
-                    f"({list_checkpoints(self.directory)[-1].name}); pass resume=True to "
+                    f"({existing[-1].name}); pass resume=True to "
                     "continue that run, or give an empty folder"
                 )
             self._looked = True
