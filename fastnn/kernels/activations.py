@@ -24,49 +24,107 @@ def heaviside_forward(x, y):
             y[i] = one if x[i] > zero else zero
 
 
+#: Activation codes of the fused kernels (conv, affine, batch norm): which f follows.
+ACT_IDENTITY = 0
+ACT_RELU = 1
+ACT_SIGMOID = 2
+ACT_TANH = 3
+ACT_LEAKY_RELU = 4
+
+#: The code of each activation op's name.
+ACTIVATION_CODES = {
+    "identity": ACT_IDENTITY,
+    "relu": ACT_RELU,
+    "sigmoid": ACT_SIGMOID,
+    "tanh": ACT_TANH,
+    "leaky_relu": ACT_LEAKY_RELU,
+}
+
+
+@jit(inline="always")
+def activate(ref, v, code, alpha):
+    """f(v) for activation ``code``, a scalar of ``ref``'s dtype (``alpha``: leaky ReLU's slope).
+
+    identity: v; relu: max(v, 0) (NaN stays NaN); sigmoid: 1 / (1 + exp(-v)) through
+    exp(-|v|), so it never overflows; tanh: tanh(v); leaky_relu: v if v > 0 else alpha * v.
+    The standalone activation kernels and every fused kernel call this one function, so a
+    fused activation gives the standalone op's numbers bit for bit.
+    """
+    zero = typed(ref, 0.0)
+    one = typed(ref, 1.0)
+    if code == ACT_RELU:
+        return zero if v <= zero else v
+    if code == ACT_SIGMOID:
+        if v >= zero:
+            return one / (one + np.exp(-v))
+        e = np.exp(v)
+        return e / (one + e)
+    if code == ACT_TANH:
+        return np.tanh(v)
+    if code == ACT_LEAKY_RELU:
+        return v if v > zero else alpha * v
+    return v
+
+
+@jit(inline="always")
+def activation_grad(ref, g, y, code, alpha):
+    """dy * f'(x) from dy = ``g`` and the activation's output y = f(x), for ``code``.
+
+    relu: g if y > 0 else 0; sigmoid: g * y * (1 - y); tanh: g * (1 - y * y);
+    leaky_relu: g if y > 0 else alpha * g (for alpha >= 0, y > 0 exactly when x > 0);
+    identity: g.
+    """
+    zero = typed(ref, 0.0)
+    one = typed(ref, 1.0)
+    if code == ACT_RELU:
+        return g if y > zero else zero
+    if code == ACT_SIGMOID:
+        return g * y * (one - y)
+    if code == ACT_TANH:
+        return g * (one - y * y)
+    if code == ACT_LEAKY_RELU:
+        return g if y > zero else alpha * g
+    return g
+
+
 @parallel_kernel
 def sigmoid_forward(x, y):
     """y = 1 / (1 + exp(-x)), evaluated through exp(-|x|) so it never overflows."""
-    one = typed(x, 1.0)
     zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
         for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
-            v = x[i]
-            if v >= zero:
-                y[i] = one / (one + np.exp(-v))
-            else:
-                e = np.exp(v)
-                y[i] = e / (one + e)
+            y[i] = activate(y, x[i], ACT_SIGMOID, zero)
 
 
 @parallel_kernel
 def sigmoid_backward(dy, y, dx):
     """dx = dy * y * (1 - y)."""
-    one = typed(y, 1.0)
+    zero = typed(y, 0.0)
     for block in prange(block_count(y.size)):
         for k in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
-            dx[i] = dy[i] * y[i] * (one - y[i])
+            dx[i] = activation_grad(dx, dy[i], y[i], ACT_SIGMOID, zero)
 
 
 @parallel_kernel
 def tanh_forward(x, y):
     """y = tanh(x)."""
+    zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
         for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
-            y[i] = np.tanh(x[i])
+            y[i] = activate(y, x[i], ACT_TANH, zero)
 
 
 @parallel_kernel
 def tanh_backward(dy, y, dx):
     """dx = dy * (1 - y**2)."""
-    one = typed(y, 1.0)
+    zero = typed(y, 0.0)
     for block in prange(block_count(y.size)):
         for k in range(block * BLOCK, min(y.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
-            dx[i] = dy[i] * (one - y[i] * y[i])
+            dx[i] = activation_grad(dx, dy[i], y[i], ACT_TANH, zero)
 
 
 @parallel_kernel
@@ -76,8 +134,7 @@ def relu_forward(x, y):
     for block in prange(block_count(x.size)):
         for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
-            v = x[i]
-            y[i] = zero if v <= zero else v
+            y[i] = activate(y, x[i], ACT_RELU, zero)
 
 
 @parallel_kernel
@@ -93,12 +150,10 @@ def relu_backward(dy, x, dx):
 @parallel_kernel
 def leaky_relu_forward(x, alpha, y):
     """y = x if x > 0 else alpha * x (``alpha`` has x's dtype)."""
-    zero = typed(x, 0.0)
     for block in prange(block_count(x.size)):
         for k in range(block * BLOCK, min(x.size, (block + 1) * BLOCK)):
             i = np.uint64(k)
-            v = x[i]
-            y[i] = v if v > zero else alpha * v
+            y[i] = activate(y, x[i], ACT_LEAKY_RELU, alpha)
 
 
 @parallel_kernel
