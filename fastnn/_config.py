@@ -80,8 +80,12 @@ def jit(fn=None, *, refcounts: bool = True, **overrides):
     output contend for that count's cache line (reference-count contention, which showed
     in the convolutions' times). Such a helper must allocate nothing and return no array
     (Numba refuses to compile an allocation without it).
+
+    ``error_model="numpy"``: a float division by zero gives IEEE's inf or NaN, as the
+    NumPy reference does, instead of a raised ZeroDivisionError; without that check in
+    the loop body, LLVM vectorises loops that divide (sigmoid, tanh, the normalisations).
     """
-    options = dict(cache=CACHE, fastmath=FASTMATH, nogil=True)
+    options = dict(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")
     if not refcounts:
         options["_nrt"] = False
     options.update(overrides)

@@ -2,25 +2,31 @@
 
 :func:`plan` turns a model's layers into the *units* a pass runs in order: a layer on
 its own, or a :class:`FusedGroup` that runs a few consecutive layers through one op
-call with those layers' own ``params`` and ``grads``. The rules, first match wins:
+call with those layers' own ``params`` and ``grads``. An *activation* below is ReLU,
+Sigmoid, Tanh or LeakyReLU; the rules, first match wins:
 
-==============================================  ===================================
-layers                                          group
-==============================================  ===================================
-Conv2D, ReLU, MaxPool2D (2x2 windows, stride 2)  :class:`ConvReLUMaxPool`, pooling
-                                                inside the convolution kernel
-Conv2D, ReLU, MaxPool2D (any other)             :class:`ConvReLUMaxPool`, pooling
-                                                after it; one backward kernel
-Conv2D, ReLU                                    :class:`ConvReLU`
-Dense, ReLU                                     :class:`DenseReLU`
-==============================================  ===================================
+==================================================  ===================================
+layers                                              group
+==================================================  ===================================
+Conv2D, ReLU, MaxPool2D (2x2 windows, stride 2)     :class:`ConvReLUMaxPool`, pooling
+                                                    inside the convolution kernel
+Conv2D, ReLU, MaxPool2D (any other)                 :class:`ConvReLUMaxPool`, pooling
+                                                    after it; one backward kernel
+Conv2D, [activation], MaxPool2D or AvgPool2D        :class:`ConvActivationPool`
+Conv2D, activation                                  :class:`ConvActivation`
+Dense, activation                                   :class:`DenseActivation`
+==================================================  ===================================
 
-A fused ReLU is applied in the kernel's store and its mask in the backward kernel's
-reads (``ops.conv2d(..., relu=True)``, ``ops.affine_backward(..., relu_out=y)``); a
-fused max pooling routes the gradient back inside the convolution's backward kernel
+A fused activation is applied in the kernel's store (``ops.conv2d(...,
+activation=...)``, ``ops.affine(..., activation=...)``: ReLU in the convolution's
+register tiles, the others on each image's output while it is in cache) and its
+gradient in the backward kernel's reads (``act_out=y``); a fused max pooling after a
+ReLU routes the gradient back inside the convolution's backward kernel
 (``ops.conv2d_backward(..., pool=(argmax, pooled))``). The numbers are the ones the
-layers give run one by one, bit for bit: ``model.fuse_layers = False`` runs them
-apart, and ``tests/test_fusion.py`` trains both ways and compares the weights.
+layers give run one by one, bit for bit (each fused kernel calls the activation op's
+own scalar code, :func:`fastnn.kernels.activations.activate`): ``model.fuse_layers =
+False`` runs them apart, and ``tests/test_fusion.py`` trains both ways and compares
+the weights.
 
 A unit's ``forward(x, train)`` and ``backward(dy)`` mean what a layer's do. The units
 listed by :func:`first_weighted_unit` also take ``backward(dy, input_grad=False)``.
@@ -28,14 +34,32 @@ listed by :func:`first_weighted_unit` also take ``backward(dy, input_grad=False)
 
 from __future__ import annotations
 
-from .layers.activations import ReLU
+from .layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Layer
 from .layers.conv import Conv2D
 from .layers.dense import Dense
-from .layers.pool import MaxPool2D
+from .layers.pool import AvgPool2D, MaxPool2D
 from .layers.reshape import Flatten
 
-__all__ = ["ConvReLU", "ConvReLUMaxPool", "DenseReLU", "FusedGroup", "first_weighted_unit", "plan"]
+__all__ = [
+    "ConvActivation",
+    "ConvActivationPool",
+    "ConvReLUMaxPool",
+    "DenseActivation",
+    "FusedGroup",
+    "first_weighted_unit",
+    "plan",
+]
+
+#: The activation layers a convolution or Dense layer fuses (by exact type).
+FUSABLE_ACTIVATIONS = (ReLU, Sigmoid, Tanh, LeakyReLU)
+
+
+def _activation_args(layer) -> dict:
+    """The ``activation=``/``alpha=`` arguments of the ops for an activation layer (or None)."""
+    if layer is None:
+        return {}
+    return {"activation": layer.op, "alpha": getattr(layer, "alpha", 0.0)}
 
 
 class FusedGroup:
@@ -59,15 +83,17 @@ class FusedGroup:
     _require_forward = Layer._require_forward
 
 
-class DenseReLU(FusedGroup):
-    """y = max(x @ W + b, 0): one ``ops.affine(..., relu=True)``; backward masks dy by y > 0
-    inside ``ops.affine_backward``."""
+class DenseActivation(FusedGroup):
+    """y = f(x @ W + b) for a Dense layer and an activation f: one ``ops.affine(...,
+    activation=...)``; backward forms dy * f'(.) from y inside ``ops.affine_backward``."""
 
     def forward(self, x, train=True):
         dense = self.layers[0]
         dense.check_input(x)
         self._x = x
-        self._y = dense.ops.affine(x, dense.params["W"], dense.params["b"], relu=True)
+        self._y = dense.ops.affine(
+            x, dense.params["W"], dense.params["b"], **_activation_args(self.layers[1])
+        )
         return self._y
 
     def backward(self, dy, input_grad=True):
@@ -78,8 +104,9 @@ class DenseReLU(FusedGroup):
             x,
             dense.params["W"],
             input_grad=input_grad,
-            relu_out=self._y,
             out=(dense.grads["W"], dense.grads["b"]),
+            act_out=self._y,
+            **_activation_args(self.layers[1]),
         )
         return dx
 
@@ -94,21 +121,28 @@ def _conv_backward(conv: Conv2D, dy, x, input_grad, **fused):
     return dx
 
 
-class ConvReLU(FusedGroup):
-    """y = max(conv(x), 0): one ``ops.conv2d(..., relu=True)``; backward masks dy by y > 0
-    inside ``ops.conv2d_backward``."""
+class ConvActivation(FusedGroup):
+    """y = f(conv(x)) for a Conv2D and an activation f: one ``ops.conv2d(...,
+    activation=...)``; backward takes dy through f (from y) in ``ops.conv2d_backward``."""
 
     def forward(self, x, train=True):
-        conv = self.layers[0]
+        conv, activation = self.layers
         conv.check_input(x)
         self._x = x
         self._y = conv.ops.conv2d(
-            x, conv.params["W"], conv.params["b"], stride=conv.stride, pad=conv.pad, impl=conv.impl, relu=True
+            x,
+            conv.params["W"],
+            conv.params["b"],
+            stride=conv.stride,
+            pad=conv.pad,
+            impl=conv.impl,
+            **_activation_args(activation),
         )
         return self._y
 
     def backward(self, dy, input_grad=True):
-        return _conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, relu_out=self._y)
+        fused = dict(_activation_args(self.layers[1]), act_out=self._y)
+        return _conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, **fused)
 
 
 class ConvReLUMaxPool(FusedGroup):
@@ -147,6 +181,44 @@ class ConvReLUMaxPool(FusedGroup):
         return _conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, pool=pooling)
 
 
+class ConvActivationPool(FusedGroup):
+    """y = pool(f(conv(x))) for a Conv2D, an optional activation f and a MaxPool2D or
+    AvgPool2D (ReLU with max pooling is :class:`ConvReLUMaxPool`): one ``ops.conv2d(...,
+    activation=...)`` and the pooling op; backward is the pooling's backward op, then one
+    ``ops.conv2d_backward`` that takes dy through f."""
+
+    def __init__(self, *layers: Layer):
+        super().__init__(*layers)
+        self.activation = layers[1] if len(layers) == 3 else None
+
+    def forward(self, x, train=True):
+        conv, pool = self.layers[0], self.layers[-1]
+        conv.check_input(x)
+        self._x = x
+        self._y = conv.ops.conv2d(
+            x,
+            conv.params["W"],
+            conv.params["b"],
+            stride=conv.stride,
+            pad=conv.pad,
+            impl=conv.impl,
+            **_activation_args(self.activation),
+        )
+        return pool.forward(self._y, train)
+
+    def backward(self, dy, input_grad=True):
+        x = self._require_forward("_x")
+        dy = self.layers[-1].backward(dy)
+        fused = _activation_args(self.activation)
+        if fused:
+            fused["act_out"] = self._y
+        return _conv_backward(self.layers[0], dy, x, input_grad, **fused)
+
+
+def _fusable_activation(layer) -> bool:
+    return type(layer) in FUSABLE_ACTIVATIONS
+
+
 def plan(layers, fuse: bool = True) -> list:
     """The units that run ``layers`` in order: layers, and fused groups where a rule matches.
 
@@ -155,22 +227,26 @@ def plan(layers, fuse: bool = True) -> list:
     units = []
     i = 0
     while i < len(layers):
-        layer = layers[i]
-        relu = (
-            fuse
-            and isinstance(layer, (Conv2D, Dense))
-            and i + 1 < len(layers)
-            and type(layers[i + 1]) is ReLU
-        )
-        if not relu:
+        layer, rest = layers[i], layers[i + 1 : i + 3]
+        group = None
+        if fuse and isinstance(layer, Conv2D) and rest:
+            activated = _fusable_activation(rest[0])
+            pool_at = 1 if activated else 0
+            pooled = len(rest) > pool_at and type(rest[pool_at]) in (MaxPool2D, AvgPool2D)
+            if pooled and type(rest[0]) is ReLU and type(rest[1]) is MaxPool2D:
+                group = ConvReLUMaxPool(layer, *rest[:2])
+            elif pooled:
+                group = ConvActivationPool(layer, *rest[: pool_at + 1])
+            elif activated:
+                group = ConvActivation(layer, rest[0])
+        elif fuse and isinstance(layer, Dense) and rest and _fusable_activation(rest[0]):
+            group = DenseActivation(layer, rest[0])
+        if group is None:
             units.append(layer)
             i += 1
-        elif isinstance(layer, Conv2D) and i + 2 < len(layers) and type(layers[i + 2]) is MaxPool2D:
-            units.append(ConvReLUMaxPool(*layers[i : i + 3]))
-            i += 3
         else:
-            units.append((ConvReLU if isinstance(layer, Conv2D) else DenseReLU)(*layers[i : i + 2]))
-            i += 2
+            units.append(group)
+            i += len(group.layers)
     return units
 
 

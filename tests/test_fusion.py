@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import fastnn as fnn
 from fastnn.backends import get_ops
-from fastnn.fusion import ConvReLUMaxPool, DenseReLU, FusedGroup
+from fastnn.fusion import ConvReLUMaxPool, DenseActivation, FusedGroup
 from fastnn.models import deep_convnet, mlp, simple_convnet
 
 REF = get_ops("numpy")
@@ -135,7 +135,7 @@ def test_fused_training_is_bitwise_the_unfused_training(make, shape, backend):
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
+def test_plan_fuses_only_conv_or_dense_directly_followed_by_an_activation():
     model = fnn.Sequential(
         [
             fnn.Conv2D(1, 2, 3),
@@ -159,9 +159,8 @@ def test_plan_fuses_only_conv_or_dense_directly_followed_by_relu():
         ("ConvReLUMaxPool", ["Conv2D", "ReLU", "MaxPool2D"]),  # 2x2: in the kernel
         ("ReLU", ["ReLU"]),
         ("Flatten", ["Flatten"]),
-        ("Dense", ["Dense"]),
-        ("Sigmoid", ["Sigmoid"]),
-        ("DenseReLU", ["Dense", "ReLU"]),
+        ("DenseActivation", ["Dense", "Sigmoid"]),
+        ("DenseActivation", ["Dense", "ReLU"]),
         ("Dense", ["Dense"]),
     ]
     assert model._plan()[0].pools_in_kernel
@@ -228,7 +227,7 @@ def test_an_mlp_step_skips_the_input_gradient_behind_flatten(monkeypatch):
         monkeypatch.setattr(cls, "backward", spy)
 
     spy_on(fnn.Dense, lambda layer: layer)  # the last Dense, on its own
-    spy_on(DenseReLU, lambda group: group.layers[0])  # Dense + ReLU, run as one unit
+    spy_on(DenseActivation, lambda group: group.layers[0])  # Dense + ReLU, run as one unit
     rng = np.random.default_rng(0)
     model.train_step(rng.random((2, 784), dtype=np.float32), [1, 2], fnn.optim.SGD(lr=0.1))
     assert calls[-1] == ("Dense(784->100)", False)

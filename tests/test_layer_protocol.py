@@ -33,7 +33,9 @@ def test_every_layer_has_the_one_forward_and_backward(name):
     assert parameters(cls.backward) == expected
 
 
-@pytest.mark.parametrize("cls", [fusion.DenseReLU, fusion.ConvReLU, fusion.ConvReLUMaxPool])
+@pytest.mark.parametrize(
+    "cls", [fusion.DenseActivation, fusion.ConvActivation, fusion.ConvReLUMaxPool, fusion.ConvActivationPool]
+)
 def test_fused_groups_have_the_signatures_of_a_weighted_layer(cls):
     assert issubclass(cls, fusion.FusedGroup)
     assert parameters(cls.forward) == parameters(LAYERS["Dense"].forward)

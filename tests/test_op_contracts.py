@@ -54,9 +54,12 @@ def kernel_cases(rng, dtype):
         activations.leaky_relu_backward: ((dy, x, alpha), [flat()]),
         activations.softmax_forward: ((rows,), [out(n, c)]),
         activations.softmax_backward: ((drows, probs), [out(n, c)]),
-        affine.affine_forward: ((rows, W, W[0], True), [out(tuning.GEMM_PARTS - 1, n, m), out(n, m)]),
+        affine.affine_forward: (
+            (rows, W, W[0], activations.ACT_TANH, dtype(0)),
+            [out(tuning.GEMM_PARTS - 1, n, m), out(n, m)],
+        ),
         affine.affine_backward: (
-            (dyw, rows, W, dyw, True, True, True),
+            (dyw, rows, W, dyw, activations.ACT_LEAKY_RELU, dtype(0.1), True, True),
             [out(n, m), out(n, c), out(c, m), out(m)],
         ),
         losses.softmax_cross_entropy_indices: ((rows, labels), [out(n, c), out(n)]),

@@ -13,7 +13,9 @@ from .._checks import check_grad_outputs, check_same_dtype, check_shape
 from .._config import PARALLEL_THRESHOLD
 from ..kernels import affine as aff
 from ..kernels import tuning
+from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
 from ._arrays import contiguous as _c
+from .fused_activation import fused_activation, fused_activation_grad
 from .op_checks import affine_shapes
 from .scratch import scratch
 
@@ -28,13 +30,15 @@ def _gemm_work(x, W) -> int:
 class NumbaAffineOps:
     """Affine ops on Numba kernels; see NumpyAffineOps for the formulas."""
 
-    def affine(self, x, W, b, relu=False):
-        """y = x @ W + b.  x (N, D), W (D, M), b (M,) -> y (N, M).
+    def affine(self, x, W, b, relu=False, activation=None, alpha=0.0):
+        """y = f(x @ W + b).  x (N, D), W (D, M), b (M,) -> y (N, M).
 
-        ``relu=True`` returns max(y, 0), fused into the bias pass.
+        f is the identity or ``activation`` (``relu=True``: "relu"), fused into the bias
+        pass: the activation op's own scalar code, so the numbers are the op's.
         """
         check_same_dtype("affine", x=x, W=W, b=b)
         affine_shapes("affine", x, W, b)
+        activation, alpha = fused_activation("affine", relu, activation, alpha)
         x, W, b = _c(x), _c(W), _c(b)
         n, d = x.shape
         m = W.shape[1]
@@ -43,15 +47,18 @@ class NumbaAffineOps:
         # by depth (see fastnn.kernels.affine) when D is the longest side of a parallel GEMM
         parts = tuning.GEMM_PARTS - 1 if work and d >= max(n, m) else 0
         partial = scratch("affine_partial", (parts, n if parts else 0, m if parts else 0), x.dtype)
-        aff.affine_forward(work, x, W, b, bool(relu), partial, y)
+        code = ACTIVATION_CODES[activation or "identity"]
+        aff.affine_forward(work, x, W, b, code, x.dtype.type(alpha), partial, y)
         return y
 
-    def affine_backward(self, dy, x, W, input_grad=True, relu_out=None, out=None):
-        """dx = dy @ W.T, dW = x.T @ dy, db = sum_n dy.  dy (N, M) -> (N, D), (D, M), (M,).
+    def affine_backward(
+        self, dy, x, W, input_grad=True, relu_out=None, out=None, activation=None, act_out=None, alpha=0.0
+    ):
+        """dx = g @ W.T, dW = x.T @ g, db = sum_n g.  dy (N, M) -> (N, D), (D, M), (M,).
 
-        ``input_grad=False`` skips dx and returns None in its place. ``relu_out``: the
-        output of ``affine(..., relu=True)``; dy is then the gradient of that output
-        and is taken only where relu_out > 0 (fused into the kernel).
+        ``input_grad=False`` skips dx and returns None in its place. g = dy, or the
+        gradient through ``activation`` from its output ``act_out`` (``relu_out=y``:
+        ReLU), formed inside the kernel.
         ``out=(dW, db)``: C-contiguous arrays the kernel writes dW and db into (and
         returns), e.g. a layer's gradient buffers: no new arrays and no copy.
         """
@@ -59,12 +66,13 @@ class NumbaAffineOps:
         affine_shapes("affine_backward", x, W)
         check_shape("affine_backward", "dy", dy, (x.shape[0], W.shape[1]))
         out = check_grad_outputs("affine_backward", out, W.shape, (W.shape[1],), dy.dtype)
-        masked = relu_out is not None
-        if masked:
-            check_same_dtype("affine_backward", dy=dy, relu_out=relu_out)
-            check_shape("affine_backward", "relu_out", relu_out, dy.shape)
+        activation, act_out, alpha = fused_activation_grad(
+            "affine_backward", dy, relu_out, activation, act_out, alpha
+        )
+        code = ACTIVATION_CODES[activation or "identity"]
+        masked = code != ACT_IDENTITY
         dy, x, W = _c(dy), _c(x), _c(W)
-        relu_out = _c(relu_out) if masked else dy
+        act_out = _c(act_out) if masked else dy
         dx = np.empty(x.shape if input_grad else (0, 0), dtype=x.dtype)
         if out is None:
             dW, db = np.empty(W.shape, dtype=x.dtype), np.empty(W.shape[1], dtype=x.dtype)
@@ -77,8 +85,9 @@ class NumbaAffineOps:
             dy,
             x,
             W,
-            relu_out,
-            masked,
+            act_out,
+            code,
+            x.dtype.type(alpha),
             bool(input_grad),
             x.shape[1] >= x.shape[0],
             g,

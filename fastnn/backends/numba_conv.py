@@ -17,13 +17,13 @@ from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
 from ..kernels import tuning
+from ..kernels.activations import ACT_IDENTITY, ACT_RELU, ACTIVATION_CODES
 from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from ._arrays import contiguous as _c
 from .conv_shapes import (
     check_dy,
     check_impl,
     check_pool_grad,
-    check_relu_out,
     check_x_shape,
     checked_images,
     conv_geometry,
@@ -31,6 +31,7 @@ from .conv_shapes import (
     kernel_pair,
     native,
 )
+from .fused_activation import fused_activation, fused_activation_grad
 from .scratch import scratch as _scratch
 
 
@@ -110,14 +111,18 @@ class NumbaConvOps:
         conv_kernels.col2im(col.size, _c(col), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx)
         return dx
 
-    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
+    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False, activation=None, alpha=0.0):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i,
         ow*SW + j].
 
         x (N, C, H, W), W (F, C, KH, KW), b (F,) -> y (N, F, OH, OW), xpad zero-padded.
         ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
         gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
-        ``relu=True`` returns relu(y) = max(y, 0), fused into the kernel's store.
+        ``activation`` ("relu", "sigmoid", "tanh" or "leaky_relu" with slope ``alpha``;
+        ``relu=True`` is "relu") returns f(y), fused into the kernel: ReLU in the direct
+        kernel's register tiles, the others on each image's output while it is in cache,
+        and in im2col's bias pass; the activation op's own scalar code, so the numbers
+        are the op's.
 
         Numba backend, ``impl="auto"``: "direct" at stride 1, "im2col" otherwise.
         The direct kernels keep a register tile of the output (eight channels by two
@@ -130,6 +135,8 @@ class NumbaConvOps:
         with F = 64 included. Strided direct loops gather, so strides take im2col.
         """
         check_impl("conv2d", impl)
+        activation, alpha = fused_activation("conv2d", relu, activation, alpha)
+        code = ACTIVATION_CODES[activation or "identity"]
         x, W, b = native(x, W, b)
         g = conv_geometry("conv2d", x, W, stride, pad, b=b)
         F = W.shape[0]
@@ -141,12 +148,26 @@ class NumbaConvOps:
         if impl == "auto":
             impl = _choose(g, F, forward=True)
         if impl == "direct" and g.SH == 1 and g.SW == 1:
+            in_tiles = code == ACT_RELU
             conv_kernels.direct_conv_s1(
-                work, x, W, b, g.PH, g.PW, bool(relu), False, y, _unused(x.dtype), _unused(np.int64)
+                work,
+                x,
+                W,
+                b,
+                g.PH,
+                g.PW,
+                in_tiles,
+                ACT_IDENTITY if in_tiles else code,
+                x.dtype.type(alpha),
+                False,
+                y,
+                _unused(x.dtype),
+                _unused(np.int64),
             )
             return y
         if impl == "direct":
             conv_kernels.direct_forward_strided(work, _padded(x, g), W, b, g.SH, g.SW, y)
+            return self._activate(y, activation, alpha)
         else:
             K = g.C * g.KH * g.KW
             chunk = _chunk(g, x.itemsize)
@@ -164,12 +185,14 @@ class NumbaConvOps:
                     g.SW,
                     g.PH,
                     g.PW,
+                    code,
+                    x.dtype.type(alpha),
                     chunk,
                     _scratch("col", (slots, rows * K), x.dtype),
                     _scratch("out", (slots, rows * F), x.dtype),
                     y,
                 )
-        return self.relu(y) if relu else y
+        return y
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
         """2x2 stride-2 max pooling of relu(conv2d(x)): returns (pooled, argmax).
@@ -201,11 +224,38 @@ class NumbaConvOps:
         pooled = np.empty((g.N, F, g.OH // 2, g.OW // 2), dtype=x.dtype)
         argmax = np.empty(pooled.shape, dtype=np.int64)
         work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
-        conv_kernels.direct_conv_s1(work, x, W, b, g.PH, g.PW, True, True, _unused(x.dtype), pooled, argmax)
+        conv_kernels.direct_conv_s1(
+            work,
+            x,
+            W,
+            b,
+            g.PH,
+            g.PW,
+            True,
+            ACT_IDENTITY,
+            x.dtype.type(0),
+            True,
+            _unused(x.dtype),
+            pooled,
+            argmax,
+        )
         return pooled, argmax
 
     def conv2d_backward(
-        self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None, input_grad=True, pool=None, out=None
+        self,
+        dy,
+        x,
+        W,
+        stride=1,
+        pad=0,
+        impl="auto",
+        relu_out=None,
+        input_grad=True,
+        pool=None,
+        out=None,
+        activation=None,
+        act_out=None,
+        alpha=0.0,
     ):
         """Gradients of conv2d: returns (dx, dW, db).
 
@@ -229,12 +279,20 @@ class NumbaConvOps:
         out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
         conv_shape = (g.N, F, g.OH, g.OW)
         if pool is not None:
+            if activation is not None or act_out is not None:
+                raise ValueError(
+                    "conv2d_backward: pool= implies the ReLU; activation= and act_out= go without it"
+                )
             argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
             mode = DY_RELU_POOL_ROUTED
         else:
             check_dy("conv2d_backward", dy, conv_shape)
-            if relu_out is not None:
-                relu_out = check_relu_out("conv2d_backward", relu_out, dy)
+            activation, act_out, alpha = fused_activation_grad(
+                "conv2d_backward", dy, relu_out, activation, act_out, alpha
+            )
+            if activation not in (None, "relu"):
+                dy, activation = self._activation_grad(dy, act_out, activation, alpha), None
+            relu_out = None if activation is None else native(act_out)
             mode = DY_AS_GIVEN if relu_out is None else DY_RELU_MASKED
         dy, x, W = _c(dy), _c(x), _c(W)
         if impl == "auto":

@@ -11,10 +11,11 @@ import numpy as np
 
 from .._checks import check_same_dtype
 from ._arrays import native_copy as _native_copy
+from .fused_activation import ActivationByName
 from .op_checks import check_activation_grad
 
 
-class NumpyActivationOps:
+class NumpyActivationOps(ActivationByName):
     """Reference activations: identity, heaviside, sigmoid, tanh, relu, leaky_relu, softmax."""
 
     def identity(self, x):

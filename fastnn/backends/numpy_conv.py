@@ -19,7 +19,6 @@ from .conv_shapes import (
     check_dy,
     check_impl,
     check_pool_grad,
-    check_relu_out,
     check_x_shape,
     checked_images,
     conv_geometry,
@@ -27,6 +26,7 @@ from .conv_shapes import (
     kernel_pair,
     native,
 )
+from .fused_activation import fused_activation, fused_activation_grad
 from .windows import route_to_argmax, window_slices
 
 
@@ -83,23 +83,25 @@ class NumpyConvOps:
             )
         return _col2im(col, g)
 
-    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False):
+    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False, activation=None, alpha=0.0):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i,
         ow*SW + j].
 
         x (N, C, H, W), W (F, C, KH, KW), b (F,) -> y (N, F, OH, OW), xpad zero-padded.
         ``impl`` ("direct", "im2col" or "auto") picks the algorithm; every choice
         gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
-        ``relu=True`` returns relu(y) = max(y, 0).
+        ``activation`` ("relu", "sigmoid", "tanh" or "leaky_relu" with slope ``alpha``)
+        returns f(y) as the activation's op computes it; ``relu=True`` is "relu".
         """
         check_impl("conv2d", impl)
+        activation, alpha = fused_activation("conv2d", relu, activation, alpha)
         x, W, b = native(x, W, b)
         g = conv_geometry("conv2d", x, W, stride, pad, b=b)
         F = W.shape[0]
         col = _im2col(x, g)  # (N*OH*OW, C*KH*KW)
         y = col @ W.reshape(F, -1).T + b  # (N*OH*OW, F)
         y = np.ascontiguousarray(y.reshape(g.N, g.OH, g.OW, F).transpose(0, 3, 1, 2))
-        return self.relu(y) if relu else y
+        return self._activate(y, activation, alpha)
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
         """2x2 stride-2 max pooling of relu(conv2d(x)): returns (pooled, argmax),
@@ -108,15 +110,30 @@ class NumpyConvOps:
         return self.maxpool2d(self.conv2d(x, W, b, stride, pad, impl, relu=True), 2)
 
     def conv2d_backward(
-        self, dy, x, W, stride=1, pad=0, impl="auto", relu_out=None, input_grad=True, pool=None, out=None
+        self,
+        dy,
+        x,
+        W,
+        stride=1,
+        pad=0,
+        impl="auto",
+        relu_out=None,
+        input_grad=True,
+        pool=None,
+        out=None,
+        activation=None,
+        act_out=None,
+        alpha=0.0,
     ):
         """Gradients of conv2d: returns (dx, dW, db).
 
         With dy_mat = dy as (N*OH*OW, F) and col = im2col(x):
         db = sum_{n, oh, ow} dy;  dW = (dy_mat.T @ col) as (F, C, KH, KW);
         dx = col2im(dy_mat @ W_mat), W_mat = W as (F, C*KH*KW).
-        ``relu_out``: the output of ``conv2d(..., relu=True)``; dy is then the gradient
-        of that output, and dy where relu_out > 0 (else 0) is used in its place.
+        ``activation`` and ``act_out``: the activation and output of ``conv2d(...,
+        activation=...)``; dy is then the gradient of that output, and dy * f'(.) (the
+        activation's backward op, from its output) is used in its place.
+        ``relu_out=y`` is short for ``activation="relu", act_out=y``.
         ``pool=(argmax, pooled)``: dy is the gradient of a max pooling of relu(conv2d(x))
         with that argmax and output; dy where pooled > 0 (the ReLU's mask at the winners)
         is routed back to the conv output's positions first.
@@ -134,9 +151,15 @@ class NumpyConvOps:
             dy = route_to_argmax(self.relu_backward(dy, pooled), argmax, conv_shape)
         F = W.shape[0]
         check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
-        if relu_out is not None:
-            relu_out = check_relu_out("conv2d_backward", relu_out, dy)
-            dy = self.relu_backward(dy, relu_out)
+        if pool is None:
+            activation, act_out, alpha = fused_activation_grad(
+                "conv2d_backward", dy, relu_out, activation, act_out, alpha
+            )
+            dy = self._activation_grad(dy, act_out, activation, alpha)
+        elif activation is not None or act_out is not None:
+            raise ValueError(
+                "conv2d_backward: pool= implies the ReLU; activation= and act_out= go without it"
+            )
         dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, F)  # (N*OH*OW, F)
         col = _im2col(x, g)
         W_mat = W.reshape(F, -1)

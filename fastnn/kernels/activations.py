@@ -8,6 +8,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, parallel_kernel
+from . import elementary
 from ._blocks import block_count
 from ._scalars import typed
 from .tuning import BLOCK
@@ -47,6 +48,7 @@ def activate(ref, v, code, alpha):
 
     identity: v; relu: max(v, 0) (NaN stays NaN); sigmoid: 1 / (1 + exp(-v)) through
     exp(-|v|), so it never overflows; tanh: tanh(v); leaky_relu: v if v > 0 else alpha * v.
+    exp and tanh are :mod:`.elementary`'s, which vectorise in float32.
     The standalone activation kernels and every fused kernel call this one function, so a
     fused activation gives the standalone op's numbers bit for bit.
     """
@@ -56,11 +58,11 @@ def activate(ref, v, code, alpha):
         return zero if v <= zero else v
     if code == ACT_SIGMOID:
         if v >= zero:
-            return one / (one + np.exp(-v))
-        e = np.exp(v)
+            return one / (one + elementary.exp(-v))
+        e = elementary.exp(v)
         return e / (one + e)
     if code == ACT_TANH:
-        return np.tanh(v)
+        return elementary.tanh(v)
     if code == ACT_LEAKY_RELU:
         return v if v > zero else alpha * v
     return v

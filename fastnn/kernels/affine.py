@@ -28,13 +28,15 @@ from numba import prange
 
 from .._config import parallel_kernel
 from ._scalars import typed
+from .activations import ACT_IDENTITY, activate, activation_grad
 from .gemm import check_gemm_status, gemm
 from .tuning import COLUMN_BLOCK, GEMM_PARTS
 
 
 @parallel_kernel
-def affine_forward(x, W, b, relu, partial, y):
-    """y = x @ W + b (then max(., 0) when ``relu``), written into ``y``.
+def affine_forward(x, W, b, act, alpha, partial, y):
+    """y = f(x @ W + b), written into ``y``; f is activation ``act`` (an ``ACT_*`` code of
+    :mod:`.activations`, ``alpha`` leaky ReLU's slope), applied in the bias pass.
 
     ``partial`` (GEMM_PARTS - 1, N, M): split by depth, part p > 0 writing
     partial[p - 1], y = ((x_0 @ W_0 + partial[0]) + ...) + b; with a first dimension
@@ -42,7 +44,6 @@ def affine_forward(x, W, b, relu, partial, y):
     """
     n, m = y.shape
     d = W.shape[0]
-    zero = typed(y, 0.0)
     by_depth = partial.shape[0] == GEMM_PARTS - 1 and GEMM_PARTS > 1
     status = np.zeros(GEMM_PARTS, dtype=np.int32)
     for part in prange(GEMM_PARTS):
@@ -60,8 +61,7 @@ def affine_forward(x, W, b, relu, partial, y):
                 for i in range(r1 - r0):
                     row = yp[i]
                     for j in range(m):
-                        v = row[j] + b[j]
-                        row[j] = zero if (relu and v <= zero) else v
+                        row[j] = activate(row, row[j] + b[j], act, alpha)
     check_gemm_status(status)
     if by_depth:
         for i in range(n):
@@ -71,15 +71,16 @@ def affine_forward(x, W, b, relu, partial, y):
                 for p in range(GEMM_PARTS - 1):
                     v += partial[p, i, j]
                 v += b[j]
-                row[j] = zero if (relu and v <= zero) else v
+                row[j] = activate(row, v, act, alpha)
 
 
 @parallel_kernel
-def affine_backward(dy, x, W, relu_out, masked, input_grad, dx_by_columns, g, dx, dW, db):
+def affine_backward(dy, x, W, act_out, act, alpha, input_grad, dx_by_columns, g, dx, dW, db):
     """dx = g @ W.T (only when ``input_grad``), dW = x.T @ g, db = column sums of g.
 
-    g = dy, or when ``masked`` dy where relu_out > 0 else 0 (the gradient through a ReLU
-    with output relu_out, fused in), written into ``g`` (N, M) in that case.
+    g = dy, or for an activation ``act`` other than ACT_IDENTITY the gradient through it,
+    g = dy * f'(.) from its output act_out (:func:`~.activations.activation_grad`), fused
+    in and written into ``g`` (N, M).
     The GEMM_PARTS parts each take a block of dW's rows (x's columns) and a block of dx's
     columns (W's rows) when ``dx_by_columns``, else of the batch rows; db is summed over
     rows in a fixed order per column block. Nothing depends on the thread count.
@@ -87,14 +88,14 @@ def affine_backward(dy, x, W, relu_out, masked, input_grad, dx_by_columns, g, dx
     n, m = dy.shape
     d = dW.shape[0]
     zero = typed(dW, 0.0)
+    masked = act != ACT_IDENTITY
     if masked:  # serially: a second parallel region costs more than this
         for i in range(n):
             gi = g[i]
             di = dy[i]
-            oi = relu_out[i]
+            oi = act_out[i]
             for j in range(m):
-                v = di[j]
-                gi[j] = v if oi[j] > zero else zero
+                gi[j] = activation_grad(gi, di[j], oi[j], act, alpha)
     src = g if masked else dy
     status = np.zeros(2 * GEMM_PARTS, dtype=np.int32)
     for part in prange(GEMM_PARTS):

@@ -15,6 +15,7 @@ from ..._config import jit, parallel_kernel
 from .._scalars import runtime, typed
 from .._simd import lanes, vfma, vload, vrelu, vsplat, vstore, wide_vectors
 from .._simd_pool import pool_tile_put
+from ..activations import ACT_IDENTITY, activate
 from ..pool import INT32_PLANE, maxpool_2x2_image
 from .padding import _pad_image, _pad_image_vectors
 
@@ -393,7 +394,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
 
 
 @parallel_kernel
-def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
+def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, pool, y, pooled, argmax):
     """Stride-1 correlation with the padding done per image inside the kernel.
 
     y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * P[n, c, i + kh, j + kw],
@@ -402,7 +403,10 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
     pads its image into a (C, OH+KH-1, OW+KW-1) buffer of its own (no padding pass, no
     padded copy of the batch), then runs the register tiles of :func:`_conv_planes`.
     OH = H + 2*TP - KH + 1 (also for the backward-data use, TP = KH - 1 - PH), OW alike.
-    ``relu``: y = max(that, 0) instead (a fused ReLU). ``pool``: instead of y (then a
+    ``relu``: y = max(that, 0) instead (a fused ReLU, in the register tiles). ``act``:
+    y = f(that) for activation code ``act`` (:func:`~fastnn.kernels.activations.activate`,
+    ``alpha`` leaky ReLU's slope), applied to each image's output right after its tiles,
+    while it is in cache (ACT_IDENTITY: none; not with ``pool``). ``pool``: instead of y (then a
     placeholder), write pooled, argmax = 2x2 stride-2 max pooling of it (OH and OW even),
     so the full output is never stored: rows of at least a vector are pooled in the
     register tiles (:func:`_conv_rows_pooled`); narrower ones go to a buffer of the
@@ -457,3 +461,7 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, pool, y, pooled, argmax):
             )
         else:
             _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, y[n])
+            if act != ACT_IDENTITY:
+                yn = y[n].reshape(O * OH * OW)
+                for q in range(O * OH * OW):
+                    yn[q] = activate(yn, yn[q], act, alpha)

@@ -13,6 +13,7 @@ from numba import get_thread_id, prange
 from ..._config import jit, parallel_kernel
 from .._scalars import typed
 from .._simd import wide_vectors
+from ..activations import activate
 
 
 @jit(inline="always")
@@ -159,12 +160,14 @@ def _col2imT_plane(dcolT, start, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
 
 
 @parallel_kernel
-def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, chunk, col_buf, out_buf, y):
-    """y = conv2d(x), parallel over chunks of ``chunk`` images, one BLAS call per chunk.
+def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf, out_buf, y):
+    """y = f(conv2d(x)), parallel over chunks of ``chunk`` images, one BLAS call per chunk.
 
     Each thread takes whole chunks: colT (C*KH*KW, rows) = transposed im2col of the
     chunk, out (F, rows) = Wm @ colT (BLAS, which the caller keeps single-threaded),
-    y[n, f] = out[f, n's rows] + b[f]. Wm is W as (F, C*KH*KW); col_buf and out_buf
+    y[n, f] = f(out[f, n's rows] + b[f]), f the activation of code ``act``
+    (:func:`~fastnn.kernels.activations.activate`; ACT_IDENTITY: none) applied in that
+    copy. Wm is W as (F, C*KH*KW); col_buf and out_buf
     have one row per thread (numba.get_thread_id()) of K*rows and F*rows elements,
     rows = chunk*OH*OW.
     """
@@ -193,7 +196,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, chunk, col_buf, out_buf, y)
             dst = y[n0 + nn, f].reshape(P)
             src = out[f, nn * P : (nn + 1) * P]
             for p in range(P):
-                dst[p] = src[p] + b0
+                dst[p] = activate(dst, src[p] + b0, act, alpha)
 
 
 @parallel_kernel
