@@ -43,6 +43,8 @@ from fastnn.kernels import tuning
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
+#: The activations the conv and affine kernels fuse (None: none).
+FUSED = (None, "relu", "sigmoid", "tanh", "leaky_relu")
 DTYPES = (np.float32, np.float64)
 BUILDS = ("serial", "parallel")
 SENTINEL = 12345
@@ -126,23 +128,28 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     rng = np.random.default_rng(seed)
     x, W, b = rand(rng, (n, d), dtype), rand(rng, (d, m), dtype), rand(rng, m, dtype)
     dy = rand(rng, (n, m), dtype)
-    for relu in (False, True):
+    alpha = dtype(0.1)
+    for activation in FUSED:
+        code = act.ACTIVATION_CODES[activation or "identity"]
         for parts in (0, tuning.GEMM_PARTS - 1):  # split by batch rows, by depth
             partial = Guarded((parts, n if parts else 0, m if parts else 0), dtype, scratch=True)
-            _, y = run_kernel(aff.affine_forward, build, x, W, b, relu, partial, Guarded((n, m), dtype))
-            close(
-                y, REF.affine(x, W, b, relu=relu), dtype, f"affine_forward (relu={relu}, depth parts={parts})"
+            _, y = run_kernel(
+                aff.affine_forward, build, x, W, b, code, alpha, partial, Guarded((n, m), dtype)
             )
-    relu_out = REF.affine(x, W, b, relu=True)
-    for masked, input_grad, by_columns in itertools.product((False, True), repeat=3):
+            want = REF.affine(x, W, b, activation=activation, alpha=0.1)
+            close(y, want, dtype, f"affine_forward ({activation}, depth parts={parts})")
+    for activation, input_grad, by_columns in itertools.product(FUSED, (False, True), (False, True)):
+        masked = activation is not None
+        act_out = REF.affine(x, W, b, activation=activation, alpha=0.1)
         outs = run_kernel(
             aff.affine_backward,
             build,
             dy,
             x,
             W,
-            relu_out if masked else dy,
-            masked,
+            act_out if masked else dy,
+            act.ACTIVATION_CODES[activation or "identity"],
+            alpha,
             input_grad,
             by_columns,
             Guarded((n, m) if masked else (0, 0), dtype),
@@ -150,8 +157,16 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
             Guarded((d, m), dtype),
             Guarded(m, dtype),
         )
-        want = REF.affine_backward(dy, x, W, input_grad=input_grad, relu_out=relu_out if masked else None)
-        where = f"affine_backward (masked={masked}, input_grad={input_grad}, dx by columns={by_columns})"
+        want = REF.affine_backward(
+            dy,
+            x,
+            W,
+            input_grad=input_grad,
+            activation=activation,
+            act_out=act_out if masked else None,
+            alpha=0.1,
+        )
+        where = f"affine_backward ({activation}, input_grad={input_grad}, dx by columns={by_columns})"
         if input_grad:
             close(outs[1], want[0], dtype, where + " dx")
         close(outs[2], want[1], dtype, where + " dW")
@@ -348,7 +363,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         # stride 1, the padding fused into the kernels
         none_y = np.empty((N, F, 0, 0), dtype)
         none_a = np.empty((N, F, 0, 0), np.int64)
-        for relu in (False, True):
+        for relu, activation in ((False, None), (False, "tanh"), (False, "leaky_relu"), (True, None)):
             (y,) = run_kernel(
                 conv_k.direct_conv_s1,
                 build,
@@ -358,12 +373,15 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 PH,
                 PW,
                 relu,
+                act.ACTIVATION_CODES[activation or "identity"],
+                dtype(0.1),
                 False,
                 Guarded((N, F, OH, OW), dtype),
                 none_y,
                 none_a,
             )
-            close(y, REF.relu(y_ref) if relu else y_ref, dtype, f"direct_conv_s1 (relu={relu})")
+            want = REF._activate(y_ref, "relu" if relu else activation, 0.1)
+            close(y, want, dtype, f"direct_conv_s1 (relu={relu}, activation={activation})")
         if OH % 2 == 0 and OW % 2 == 0:
             pooled, argmax = run_kernel(
                 conv_k.direct_conv_s1,
@@ -374,6 +392,8 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 PH,
                 PW,
                 True,
+                act.ACT_IDENTITY,
+                dtype(0),
                 True,
                 none_y,
                 Guarded((N, F, OH // 2, OW // 2), dtype),
@@ -391,6 +411,8 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             KH - 1 - PH,
             KW - 1 - PW,
             False,
+            act.ACT_IDENTITY,
+            dtype(0),
             False,
             Guarded(x.shape, dtype),
             np.empty((N, C, 0, 0), dtype),
@@ -486,12 +508,14 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             SW,
             PH,
             PW,
+            act.ACT_SIGMOID,
+            dtype(0),
             chunk,
             Guarded((slots, rows * K), dtype, scratch=True),
             Guarded((slots, rows * F), dtype, scratch=True),
             Guarded((N, F, OH, OW), dtype),
         )
-        close(y, y_ref, dtype, "im2col_forward")
+        close(y, REF.sigmoid(y_ref), dtype, "im2col_forward (sigmoid)")
         groups = min(-(-N // chunk), 16)
         outs = run_kernel(
             conv_k.im2col_backward,
