@@ -222,3 +222,13 @@ def test_torch_twin_batchnorm_trains_alike(name):
 def test_book_networks_still_have_twins():
     for name in ("mlp", "simple_convnet", "deep_convnet", "lenet5"):
         assert isinstance(torch_models.build(name), torch_models._torch().nn.Sequential)
+
+
+def test_the_asv_suite_times_every_zoo_network():
+    from conftest import load_benchmark_script
+
+    module = load_benchmark_script("bench_zoo")
+    assert module.NAMES == tuple(zoo.ZOO)
+    bench = module.Zoo()
+    bench.setup("online_mlp")
+    bench.time_call("online_mlp")
