@@ -232,3 +232,12 @@ def test_the_asv_suite_times_every_zoo_network():
     bench = module.Zoo()
     bench.setup("online_mlp")
     bench.time_call("online_mlp")
+
+
+def test_peak_rss_of_a_workload_is_measured_in_a_fresh_process():
+    from fastnn.bench import memory
+
+    mib = memory.measure("fastnn", "online_mlp")
+    assert mib is not None and 0 <= mib < 500
+    with pytest.raises(ValueError, match="side"):
+        memory.measure_here("jax", "online_mlp")

@@ -70,21 +70,20 @@ def _torch_call(name: str, x, t):
     from . import torch_models, zoo
 
     entry = zoo.get(name)
+    threads = os.cpu_count() or 1
     if entry.kind == "predict":
-        return torch_models.TorchPredict(name, x, 1)
-    return torch_models.TorchStep(name, x, t, 1)
+        return torch_models.TorchPredict(name, x, threads)
+    return torch_models.TorchStep(name, x, t, threads)
 
 
 def measure_here(side: str, name: str) -> float:
     """MiB the resident set grows by over two calls, in this (fresh) process."""
     from . import zoo
 
+    if side not in ("fastnn", "torch"):
+        raise ValueError(f"side must be 'fastnn' or 'torch', got {side!r}")
     entry = zoo.get(name)
     make = _fastnn_call if side == "fastnn" else _torch_call
-    if side == "torch":
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
     x, t = _batch(entry, seed=1)
     warm = make(name, x, t)
     warm()
@@ -93,10 +92,6 @@ def measure_here(side: str, name: str) -> float:
     gc.collect()
     x, t = _batch(entry)
     call = make(name, x, t)
-    if side == "torch":
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
     gc.collect()
     reset = _reset_peak()
     before = _status_kib("VmRSS") if reset else _status_kib("VmHWM")

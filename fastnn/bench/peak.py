@@ -95,7 +95,7 @@ def _kernel(width: int):
     return _KERNELS[width]
 
 
-def measure(threads: int | None = None, iters: int = 1_000_000, repeats: int = 10) -> float:
+def measure(threads: int | None = None, iters: int = 4_000_000, repeats: int = 10) -> float:
     """Best GFLOP/s of the FMA chains over ``repeats`` runs on ``threads`` threads (all by default)."""
     from .. import _config
 
