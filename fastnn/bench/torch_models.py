@@ -28,6 +28,9 @@ def translate(model):
     momentum is the weight of the past and PyTorch's is ``1 -`` that; average pooling counts
     the padding, as PyTorch's ``count_include_pad=True``) and copies the current parameters
     and BatchNorm statistics. float32; in training mode (``.eval()`` for inference).
+    The one difference left: PyTorch's running variance averages the unbiased batch
+    variance, fastnn's the biased one (as Deep Learning from Scratch does); the work is the
+    same. A BatchNorm before any Conv2D, Dense or Flatten is taken as per feature.
     """
     torch = _torch()
     nn = torch.nn
@@ -48,7 +51,7 @@ def translate(model):
 
     def tensor(array, transpose=False):
         array = array.T if transpose else array
-        return torch.from_numpy(array.astype("float32", copy=True).copy(order="C"))
+        return torch.from_numpy(array.astype("float32", order="C", copy=True))
 
     modules = []
     spatial = None  # whether the layer's input is (N, C, H, W); None until a layer says
