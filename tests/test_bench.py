@@ -7,7 +7,7 @@ import pytest
 from conftest import load_benchmark_script
 
 from fastnn import _config
-from fastnn.bench import harness, report
+from fastnn.bench import compare, harness, report
 from fastnn.cli import main
 
 
@@ -103,3 +103,100 @@ def test_step_profile_lists_every_kernel_call_of_a_step(capsys):
         + ["count_nonfinite", "adam"]
     )
     assert "(100, 784)" in out and "outside them" in out
+
+
+# -- the regression gate: fastnn bench --compare ------------------------------------------
+
+
+def _results(zoo_ratios, step_ratio=0.5, numpy_speedup=20.0, schema=compare.SCHEMA):
+    return {
+        "schema": schema,
+        "steps": [{"network": "mlp", "numba_vs_torch": step_ratio, "numpy_vs_numba": numpy_speedup}],
+        "zoo": {"rows": [{"network": name, "ratio": ratio} for name, ratio in zoo_ratios.items()]},
+        "conv": [{"layer": "1->16", "gflops": 50.0}],
+        "sgemm_gflops": 100.0,
+        "adam": {"ratio": 0.8},
+    }
+
+
+def _write(tmp_path, name, results):
+    path = tmp_path / name
+    path.write_text(json.dumps(results))
+    return str(path)
+
+
+def test_compare_judges_each_workload_on_its_in_run_ratio():
+    base = _results({"lenet5_classic": 1.0, "vgg_cifar": 0.8, "mlp_bn_dropout": 0.5, "gone": 0.3})
+    new = _results({"lenet5_classic": 1.2, "vgg_cifar": 0.4, "mlp_bn_dropout": 0.52, "added": 0.3})
+    rows = {r["workload"]: r for r in compare.compare(base, new, threshold=0.1)}
+    assert rows["zoo/lenet5_classic vs torch"]["status"] == "regression"
+    assert rows["zoo/lenet5_classic vs torch"]["change"] == pytest.approx(0.2)
+    assert rows["zoo/vgg_cifar vs torch"]["status"] == "improvement"
+    assert rows["zoo/mlp_bn_dropout vs torch"]["status"] == "ok"  # +4 % is within 10 %
+    assert rows["zoo/gone vs torch"]["status"] == "only in base"
+    assert rows["zoo/added vs torch"]["status"] == "only in new"
+    for name in ("step/mlp vs torch", "step/mlp vs numpy", "conv/1->16 vs sgemm", "adam vs torch fused"):
+        assert rows[name]["status"] == "ok"
+    assert [r["workload"] for r in compare.regressions(list(rows.values()))] == [
+        "zoo/lenet5_classic vs torch"
+    ]
+
+
+def test_compare_reads_speedups_as_time_ratios():
+    """numpy_vs_numba is a speed-up (higher is better): its halving is a regression."""
+    rows = {r["workload"]: r for r in compare.compare(_results({}), _results({}, numpy_speedup=10.0))}
+    assert rows["step/mlp vs numpy"]["status"] == "regression"
+    assert rows["step/mlp vs numpy"]["change"] == pytest.approx(1.0)
+
+
+def test_compare_command_exit_status(tmp_path, capsys):
+    base = _write(tmp_path, "base.json", _results({"vgg_cifar": 0.8}))
+    slower = _write(tmp_path, "slower.json", _results({"vgg_cifar": 1.0}))
+    faster = _write(tmp_path, "faster.json", _results({"vgg_cifar": 0.6}))
+    within = _write(tmp_path, "within.json", _results({"vgg_cifar": 0.85}))
+    assert main(["bench", "--compare", base, slower]) == 1
+    out = capsys.readouterr().out
+    assert "zoo/vgg_cifar vs torch" in out and "regression" in out and "+25.0%" in out
+    assert main(["bench", "--compare", base, faster]) == 0
+    assert "improvement" in capsys.readouterr().out
+    assert main(["bench", "--compare", base, within]) == 0
+    # a looser threshold lets the 25 % through; a tighter one catches the 6 %
+    assert main(["bench", "--compare", base, slower, "--threshold", "0.3"]) == 0
+    assert main(["bench", "--compare", base, within, "--threshold", "0.05"]) == 1
+
+
+def test_compare_refuses_a_newer_schema_and_a_negative_threshold(tmp_path, capsys):
+    base = _write(tmp_path, "base.json", _results({}))
+    future = _write(tmp_path, "future.json", _results({}, schema=compare.SCHEMA + 1))
+    assert main(["bench", "--compare", base, future]) == 2
+    assert "schema" in capsys.readouterr().err
+    assert main(["bench", "--compare", base, base, "--threshold", "-1"]) == 2
+
+
+def test_compare_reads_files_without_a_schema_as_version_1(tmp_path):
+    old = _results({})
+    del old["schema"], old["zoo"]
+    rows = compare.compare(old, _results({"vgg_cifar": 0.5}))
+    assert {r["status"] for r in rows} == {"ok", "only in new"}
+
+
+def test_bench_zoo_command_writes_the_zoo_into_the_json(tmp_path, capsys, monkeypatch):
+    from fastnn.bench import peak
+
+    monkeypatch.setattr(peak, "measure", lambda threads=None, iters=0, repeats=0: 100.0)
+    monkeypatch.setattr(harness, "sgemm_gflops", lambda repeats, size=2048: 80.0)
+    path = tmp_path / "zoo.json"
+    argv = ["bench", "--zoo-networks", "online_mlp", "--repeats", "2", "--warmup", "1", "--json", str(path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "online_mlp" in out and "GFLOP/s" in out and "FMA peak" in out
+    results = json.loads(path.read_text())
+    assert results["schema"] == compare.SCHEMA
+    (row,) = results["zoo"]["rows"]
+    assert row["network"] == "online_mlp" and row["fastnn_ms"] > 0
+    assert main(["bench", "--compare", str(path), str(path)]) == 0
+
+
+def test_bench_zoo_refuses_an_unknown_network(capsys):
+    assert main(["bench", "--zoo-networks", "nope"]) == 2
+    assert "no zoo network" in capsys.readouterr().err

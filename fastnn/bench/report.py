@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import __version__, _config
 from . import harness, torch_models
+from .compare import SCHEMA
 
 #: (key, description, comparison, bound)
 TARGETS = [
@@ -37,16 +38,7 @@ def run(
     with_startup: bool = True,
 ) -> dict:
     """Every measurement of the suite, as a JSON-ready dict."""
-    results = {
-        "fastnn": __version__,
-        "numba": numba.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "threads": _config.get_num_threads(),
-        "torch": _torch_version(),
-        "batch": harness.BATCH,
-        "dtype": "float32",
-    }
+    results = header()
     results["steps"] = harness.training_steps(
         _config.get_num_threads(), repeats, warmup, networks, with_numpy=with_numpy
     )
@@ -59,6 +51,22 @@ def run(
         results["startup"] = harness.startup_times()
     results["targets"] = check_targets(results)
     return results
+
+
+def header() -> dict:
+    """The versions and settings every results file starts with, its schema version first
+    (:data:`fastnn.bench.compare.SCHEMA`)."""
+    return {
+        "schema": SCHEMA,
+        "fastnn": __version__,
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "threads": _config.get_num_threads(),
+        "torch": _torch_version(),
+        "batch": harness.BATCH,
+        "dtype": "float32",
+    }
 
 
 def _torch_version():

@@ -1,7 +1,8 @@
-"""The book networks in PyTorch, for side-by-side timing (torch is optional).
+"""fastnn networks in PyTorch, for side-by-side timing (torch is optional).
 
-Same layers, shapes and initialisation scheme as :mod:`fastnn.models`, float32,
-trained with ``torch.optim.Adam`` in eager mode.
+:func:`translate` builds the ``torch.nn.Sequential`` equal to any fastnn ``Sequential``
+(same layers, shapes and initial weights), float32, trained with ``torch.optim.Adam`` in
+eager mode (:class:`TorchStep`) or run under ``torch.no_grad()`` (:class:`TorchPredict`).
 """
 
 from __future__ import annotations
@@ -19,74 +20,109 @@ def available() -> bool:
     return _torch() is not None
 
 
-def build(name: str):
-    """``torch.nn.Sequential`` equal in architecture to ``fastnn.models.<name>()``."""
+def translate(model):
+    """The ``torch.nn.Sequential`` computing what the fastnn ``model`` computes, with its weights.
+
+    Reads each layer's configuration (Conv2D kernel, stride and padding; pooling size,
+    stride and padding; LeakyReLU's alpha; BatchNorm's eps and momentum, where fastnn's
+    momentum is the weight of the past and PyTorch's is ``1 -`` that; average pooling counts
+    the padding, as PyTorch's ``count_include_pad=True``) and copies the current parameters
+    and BatchNorm statistics. float32; in training mode (``.eval()`` for inference).
+    The one difference left: PyTorch's running variance averages the unbiased batch
+    variance, fastnn's the biased one (as Deep Learning from Scratch does); the work is the
+    same. A BatchNorm before any Conv2D, Dense or Flatten is taken as per feature.
+    """
     torch = _torch()
     nn = torch.nn
+    from ..layers import (
+        AvgPool2D,
+        BatchNorm,
+        Conv2D,
+        Dense,
+        Dropout,
+        Flatten,
+        Identity,
+        LeakyReLU,
+        MaxPool2D,
+        ReLU,
+        Sigmoid,
+        Tanh,
+    )
 
-    def conv(c_in, c_out, pad=1):
-        return [nn.Conv2d(c_in, c_out, 3, padding=pad), nn.ReLU()]
+    def tensor(array, transpose=False):
+        array = array.T if transpose else array
+        return torch.from_numpy(array.astype("float32", order="C", copy=True))
 
-    if name == "mlp":
-        layers = [
-            nn.Flatten(),
-            nn.Linear(784, 100),
-            nn.ReLU(),
-            nn.Linear(100, 100),
-            nn.ReLU(),
-            nn.Linear(100, 10),
-        ]
-    elif name == "simple_convnet":
-        layers = [
-            nn.Conv2d(1, 30, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2, 2),
-            nn.Flatten(),
-            nn.Linear(4320, 100),
-            nn.ReLU(),
-            nn.Linear(100, 10),
-        ]
-    elif name == "deep_convnet":
-        layers = [
-            *conv(1, 16),
-            *conv(16, 16),
-            nn.MaxPool2d(2, 2),
-            *conv(16, 32),
-            *conv(32, 32, pad=2),
-            nn.MaxPool2d(2, 2),
-            *conv(32, 64),
-            *conv(64, 64),
-            nn.MaxPool2d(2, 2),
-            nn.Flatten(),
-            nn.Linear(1024, 50),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(50, 10),
-            nn.Dropout(0.5),
-        ]
-    elif name == "lenet5":
-        layers = [
-            nn.Conv2d(1, 6, 5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2, 2),
-            nn.Conv2d(6, 16, 5),
-            nn.ReLU(),
-            nn.MaxPool2d(2, 2),
-            nn.Flatten(),
-            nn.Linear(400, 120),
-            nn.ReLU(),
-            nn.Linear(120, 84),
-            nn.ReLU(),
-            nn.Linear(84, 10),
-        ]
-    else:
-        raise ValueError(f"no PyTorch twin for {name!r}")
-    model = nn.Sequential(*layers)
-    for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            nn.init.zeros_(module.bias)
-    return model
+    modules = []
+    spatial = None  # whether the layer's input is (N, C, H, W); None until a layer says
+    for layer in model.layers:
+        if isinstance(layer, Conv2D):
+            module = nn.Conv2d(
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                stride=layer.stride,
+                padding=layer.pad,
+            )
+            with torch.no_grad():
+                module.weight.copy_(tensor(layer.params["W"]))
+                module.bias.copy_(tensor(layer.params["b"]))
+            spatial = True
+        elif isinstance(layer, Dense):
+            module = nn.Linear(layer.in_features, layer.out_features)
+            with torch.no_grad():
+                module.weight.copy_(tensor(layer.params["W"], transpose=True))
+                module.bias.copy_(tensor(layer.params["b"]))
+            spatial = False
+        elif isinstance(layer, BatchNorm):
+            kind = nn.BatchNorm2d if spatial else nn.BatchNorm1d
+            module = kind(layer.num_features, eps=layer.eps, momentum=1.0 - layer.momentum)
+            with torch.no_grad():
+                module.weight.copy_(tensor(layer.params["gamma"]))
+                module.bias.copy_(tensor(layer.params["beta"]))
+                module.running_mean.copy_(tensor(layer.running_mean))
+                module.running_var.copy_(tensor(layer.running_var))
+        elif isinstance(layer, MaxPool2D):
+            module = nn.MaxPool2d(layer.size, stride=layer.stride, padding=layer.pad)
+        elif isinstance(layer, AvgPool2D):
+            module = nn.AvgPool2d(layer.size, stride=layer.stride, padding=layer.pad, count_include_pad=True)
+        elif isinstance(layer, Flatten):
+            module = nn.Flatten()
+            spatial = False
+        elif isinstance(layer, LeakyReLU):
+            module = nn.LeakyReLU(layer.alpha)
+        elif isinstance(layer, ReLU):
+            module = nn.ReLU()
+        elif isinstance(layer, Sigmoid):
+            module = nn.Sigmoid()
+        elif isinstance(layer, Tanh):
+            module = nn.Tanh()
+        elif isinstance(layer, Dropout):
+            module = nn.Dropout(layer.p)
+        elif isinstance(layer, Identity):
+            module = nn.Identity()
+        else:
+            raise ValueError(f"no PyTorch twin for the layer {layer.describe()}")
+        modules.append(module)
+    return nn.Sequential(*modules)
+
+
+def fastnn_model(name: str, seed: int = 0, backend: str = "numba"):
+    """The fastnn network called ``name``: a zoo entry, or a book network of fastnn.models."""
+    from ..models import MODELS
+    from . import zoo
+
+    if name in zoo.ZOO:
+        return zoo.ZOO[name].build(seed=seed, backend=backend)
+    if name in MODELS:
+        return MODELS[name](seed=seed, backend=backend)
+    raise ValueError(f"no network called {name!r}")
+
+
+def build(name: str):
+    """``torch.nn.Sequential`` equal to the fastnn network ``name`` (seed 0), its initial
+    weights included: a book network (``fastnn.models``) or a zoo entry (``fastnn.bench.zoo``)."""
+    return translate(fastnn_model(name, seed=0, backend="numpy"))
 
 
 class TorchStep:
@@ -111,6 +147,21 @@ class TorchStep:
         return float(loss.detach())
 
 
+class TorchPredict:
+    """``torch.no_grad()`` forward of the whole array x in eval mode (the twin of ``predict``)."""
+
+    def __init__(self, name: str, x, threads: int):
+        torch = _torch()
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = build(name).eval()
+        self.x = torch.from_numpy(x)
+
+    def __call__(self):
+        with self.torch.no_grad():
+            return self.model(self.x)
+
+
 def fused_adam(size: int, threads: int):
     """A callable doing one ``torch.optim.Adam(fused=True)`` step over ``size`` float32 params."""
     torch = _torch()
@@ -131,16 +182,24 @@ def fused_adam(size: int, threads: int):
     return step
 
 
+_CONTENDERS = {"step": TorchStep, "predict": TorchPredict, "adam": fused_adam}
+
+
 def _serve(connection, kind: str, args: tuple) -> None:
     """Child process: build the PyTorch contender, then time calls on request."""
     import time
 
-    step = TorchStep(*args) if kind == "step" else fused_adam(*args)
+    step = _CONTENDERS[kind](*args)
     connection.send("ready")
     while True:
         count = connection.recv()
         if count is None:
             break
+        if isinstance(count, tuple):  # ("load", kind, args): replace the contender
+            step = None
+            step = _CONTENDERS[count[1]](*count[2])
+            connection.send("ready")
+            continue
         step()  # untimed, as the parent does after a switch
         times = []
         for _ in range(count):
@@ -158,7 +217,8 @@ class InChildProcess:
     other is slowed several-fold. Kept in a separate process, PyTorch's threads sleep while
     fastnn runs and the other way round, and the turns still alternate in time, so drift
     hits both alike.
-    ``block(k)`` runs k timed steps in the child, back to back, and returns their seconds.
+    ``block(k)`` runs k timed steps in the child, back to back, and returns their seconds;
+    ``load(kind, *args)`` swaps in another contender.
     """
 
     measures_itself = True
@@ -184,6 +244,13 @@ class InChildProcess:
         training loop runs them: PyTorch's threads stay awake between steps); their seconds."""
         self.connection.send(int(count))
         return self.connection.recv()
+
+    def load(self, kind: str, *args) -> None:
+        """Replace the contender in the child (kind "step", "predict" or "adam"), keeping the
+        process: PyTorch is imported once for a whole series of networks."""
+        self.connection.send(("load", kind, args))
+        if self.connection.recv() != "ready":
+            raise RuntimeError("the PyTorch benchmark process failed to build its contender")
 
     def close(self) -> None:
         if self.process.is_alive():

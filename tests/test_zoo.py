@@ -1,0 +1,243 @@
+"""The model zoo of ``fastnn bench --zoo``: every network trains, the zoo spans the space it
+claims, its FLOP count follows the documented formula, and each PyTorch twin computes what
+the fastnn network computes (so the benchmark compares equal work)."""
+
+import numpy as np
+import pytest
+
+from fastnn.bench import peak, torch_models, zoo, zoo_bench
+from fastnn.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from fastnn.optim import Adam
+
+needs_torch = pytest.mark.skipif(not torch_models.available(), reason="PyTorch is not installed")
+
+
+def small_batch(entry, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    n = min(n, entry.batch)
+    return rng.random((n, *entry.input_shape), dtype=np.float32), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("name", [e.name for e in zoo.ENTRIES if e.kind == "train"])
+def test_every_zoo_network_takes_a_finite_training_step(name):
+    entry = zoo.get(name)
+    model = entry.build(seed=0)
+    assert model.output_shape(entry.input_shape) == (zoo.CLASSES,)
+    x, t = small_batch(entry)
+    before = model.flat_params.copy()
+    loss = model.train_step(x, t, Adam(1e-3))
+    assert np.isfinite(loss)
+    assert not np.array_equal(before, model.flat_params)
+
+
+def _layers(entry):
+    return entry.build(backend="numpy").layers
+
+
+def _shapes(entry):
+    """(layer, input shape) for each layer of the entry's network."""
+    model = entry.build(backend="numpy")
+    shape, found = tuple(entry.input_shape), []
+    for layer in model.layers:
+        found.append((layer, shape))
+        shape = layer.output_shape(shape)
+    return found
+
+
+def test_the_zoo_spans_the_space_the_issue_names():
+    train = [e for e in zoo.ENTRIES if e.kind == "train"]
+    assert len(zoo.ENTRIES) >= 15 and len(train) >= 15
+    assert {e.kind for e in zoo.ENTRIES} == {"train", "predict"}
+    convs = [(layer, shape) for e in zoo.ENTRIES for layer, shape in _shapes(e) if isinstance(layer, Conv2D)]
+    assert {layer.stride[0] for layer, _ in convs} >= {1, 2, 3}
+    assert {layer.kernel_size[0] for layer, _ in convs} >= {1, 3, 5, 7}
+    first_inputs = {e.input_shape[0] for e in zoo.ENTRIES if isinstance(_layers(e)[0], Conv2D)}
+    assert first_inputs == {1, 3}
+    widths = {layer.out_channels for layer, _ in convs}
+    assert min(widths) <= 16 and max(widths) >= 256
+    assert {e.input_shape[1:] for e in zoo.ENTRIES if len(e.input_shape) == 3} >= {
+        (28, 28),
+        (32, 32),
+        (64, 64),
+    }
+    kinds = {type(layer) for e in zoo.ENTRIES for layer in _layers(e)}
+    assert kinds >= {ReLU, Sigmoid, Tanh, LeakyReLU, MaxPool2D, AvgPool2D, BatchNorm, Dropout}
+    after = set()
+    for e in zoo.ENTRIES:
+        layers = _layers(e)
+        after |= {type(layers[i - 1]) for i, layer in enumerate(layers) if isinstance(layer, BatchNorm)}
+    assert after == {Conv2D, Dense}
+    batches = {e.batch for e in train}
+    assert min(batches) == 1 and max(batches) == 512
+    assert max(e.batch for e in zoo.ENTRIES if e.kind == "predict") >= 1000
+
+
+def test_the_zoo_holds_the_classic_networks():
+    for name in ("mlp", "simple_convnet", "deep_convnet"):
+        assert zoo.get(name).batch == 100
+    lenet = _layers(zoo.get("lenet5_classic"))
+    assert {type(layer) for layer in lenet} >= {Tanh, AvgPool2D} and ReLU not in map(type, lenet)
+    nielsen = zoo.get("nielsen_784_30_10")
+    dense = [layer for layer in _layers(nielsen) if isinstance(layer, Dense)]
+    assert nielsen.batch == 10 and [(d.in_features, d.out_features) for d in dense] == [(784, 30), (30, 10)]
+    assert Sigmoid in map(type, _layers(nielsen))
+    strided = [layer for layer in _layers(zoo.get("strided_5x5_3x3")) if isinstance(layer, Conv2D)]
+    assert [(c.kernel_size[0], c.stride[0]) for c in strided] == [(5, 2), (3, 2)]
+    vgg, vgg_bn = zoo.get("vgg_cifar"), zoo.get("vgg_cifar_bn")
+    assert vgg.input_shape == vgg_bn.input_shape == (3, 32, 32) and vgg.batch == vgg_bn.batch == 64
+    assert BatchNorm not in map(type, _layers(vgg)) and BatchNorm in map(type, _layers(vgg_bn))
+    assert 1 in {
+        layer.kernel_size[0] for layer in _layers(zoo.get("pointwise_1x1")) if isinstance(layer, Conv2D)
+    }
+    assert zoo.get("online_convnet").batch == 1
+
+
+def test_unknown_zoo_name_is_refused():
+    with pytest.raises(ValueError, match="no zoo network"):
+        zoo.get("resnet9000")
+
+
+def test_flops_follow_the_documented_formula():
+    # nielsen 784-30-10 at batch 10: forward 2*10*(784*30 + 30*10); the first layer
+    # computes no input gradient (2x), the second does (3x)
+    entry = zoo.get("nielsen_784_30_10")
+    assert zoo.step_flops(entry) == 2 * 10 * 784 * 30 * 2 + 2 * 10 * 30 * 10 * 3
+    assert zoo.conv_share(entry) == 0.0
+    # simple_convnet's conv: 30 maps of 24x24 from a 5x5 window over 1 channel
+    macs = zoo.forward_macs(zoo.get("simple_convnet").build(), (1, 28, 28))
+    assert macs[0] == ("conv", 30 * 1 * 25 * 24 * 24)
+    predict = zoo.get("predict_simple_convnet")
+    assert zoo.step_flops(predict) == 2 * 1000 * sum(m for _, m in macs)
+
+
+def test_targets_follow_the_issue():
+    assert zoo_bench.target("predict", 1.0, 0.9) == 0.4
+    assert zoo_bench.target("train", 0.5, 0.9) == 0.5
+    assert zoo_bench.target("train", 0.95, 0.6) == 0.5
+    assert zoo_bench.target("train", 0.95, 0.75) == 0.7
+
+
+def test_summary_is_the_geometric_mean_with_worst_and_best():
+    rows = [
+        {"network": "a", "ratio": 0.25, "missed": False},
+        {"network": "b", "ratio": 1.0, "missed": True},
+        {"network": "c", "ratio": None},
+    ]
+    summary = zoo_bench.summarize(rows)
+    assert summary["geomean"] == pytest.approx(0.5)
+    assert summary["worst"]["network"] == "b" and summary["best"]["network"] == "a"
+    assert summary["missed"] == 1 and summary["rows"] == 2
+
+
+def test_zoo_run_without_torch_reports_gflops(monkeypatch):
+    monkeypatch.setattr(peak, "measure", lambda threads=None, iters=0, repeats=0: 100.0)
+    monkeypatch.setattr(peak, "report", lambda repeats=0: _fake_peak())
+    results = zoo_bench.run(["nielsen_784_30_10"], repeats=2, warmup=1, with_torch=False)
+    (row,) = results["rows"]
+    assert row["ratio"] is None and row["fastnn_ms"] > 0
+    assert row["gflops"] == pytest.approx(row["gflop"] / (row["fastnn_ms"] / 1e3))
+    assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / 100.0)
+    text = zoo_bench.format_zoo({"zoo": results})
+    assert "nielsen_784_30_10" in text and "GFLOP/s" in text
+
+
+def _fake_peak():
+    return {
+        "measured_gflops": 100.0,
+        "one_thread_gflops": 50.0,
+        "threads": 2,
+        "theoretical": peak.theoretical(2),
+        "sgemm_gflops": 80.0,
+    }
+
+
+def test_peak_kernel_counts_two_flops_per_fma():
+    rate = peak.measure(threads=1, iters=20_000, repeats=2)
+    assert rate > 0.1
+    theory = peak.theoretical(cores=2)
+    assert theory["lanes"] in (4, 8, 16)
+    if theory["ghz"]:
+        assert theory["gflops"] == pytest.approx(2 * theory["ghz"] * 2 * theory["lanes"] * 2)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", [e.name for e in zoo.ENTRIES])
+def test_torch_twin_computes_what_the_fastnn_network_computes(name):
+    import torch
+
+    entry = zoo.get(name)
+    model = entry.build(seed=0)
+    twin = torch_models.build(name).eval()
+    x, _ = small_batch(entry, n=3)
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.forward(x, train=False), expected, rtol=1e-4, atol=1e-5)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", [e.name for e in zoo.ENTRIES if e.kind == "train" and "bn" in e.name])
+def test_torch_twin_batchnorm_trains_alike(name):
+    """Training mode: batch statistics and the running averages (momentum translated)."""
+    import torch
+
+    entry = zoo.get(name)
+    model = entry.build(seed=0)
+    for layer in model.layers:
+        if isinstance(layer, Dropout):
+            layer.p = 0.0
+    twin = torch_models.translate(model).train()
+    x, _ = small_batch(entry, n=4)
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.forward(x, train=True), expected, rtol=1e-3, atol=1e-4)
+    norms = [
+        (model.layers[i], shape)
+        for i, (_, shape) in enumerate(_shapes(entry))
+        if isinstance(model.layers[i], BatchNorm)
+    ]
+    twins = [m for m in twin if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    assert len(norms) == len(twins) > 0
+    for (layer, shape), module in zip(norms, twins):
+        assert module.momentum == pytest.approx(1 - layer.momentum) and module.eps == layer.eps
+        np.testing.assert_allclose(layer.running_mean, module.running_mean.numpy(), rtol=1e-4, atol=1e-6)
+        # PyTorch keeps the unbiased variance (M - 1 in the denominator) in its running
+        # average, fastnn the biased one (M): the same statistic, rescaled
+        m = x.shape[0] * int(np.prod(shape[1:]))
+        moved = (module.running_var.numpy() - layer.momentum) * (m - 1) / m + layer.momentum
+        np.testing.assert_allclose(layer.running_var, moved, rtol=1e-4, atol=1e-6)
+
+
+@needs_torch
+def test_book_networks_still_have_twins():
+    for name in ("mlp", "simple_convnet", "deep_convnet", "lenet5"):
+        assert isinstance(torch_models.build(name), torch_models._torch().nn.Sequential)
+
+
+def test_the_asv_suite_times_every_zoo_network():
+    from conftest import load_benchmark_script
+
+    module = load_benchmark_script("bench_zoo")
+    assert module.NAMES == tuple(zoo.ZOO)
+    bench = module.Zoo()
+    bench.setup("online_mlp")
+    bench.time_call("online_mlp")
+
+
+def test_peak_rss_of_a_workload_is_measured_in_a_fresh_process():
+    from fastnn.bench import memory
+
+    mib = memory.measure("fastnn", "online_mlp")
+    assert mib is not None and 0 <= mib < 500
+    with pytest.raises(ValueError, match="side"):
+        memory.measure_here("jax", "online_mlp")
