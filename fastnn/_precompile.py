@@ -1,0 +1,279 @@
+"""Compiling kernels ahead of their first call, in several processes at once.
+
+Numba compiles one function at a time in a process (under its global compiler lock), so a
+cold start on a machine with two cores uses one. This module spreads the work:
+
+1. :func:`record` runs a piece of Python (a training step of a copy of the model, say)
+   with every kernel replaced by a recorder that notes which kernel, which build
+   (serial or parallel) and which Numba argument types the call would use, and runs
+   nothing. The Python around the kernels runs as usual, so the list is exact: the
+   kernels that piece of code will call, in the order it calls them.
+2. :func:`compile_items` compiles that list in this process and ``workers - 1`` worker
+   processes (``python -m fastnn._precompile``) into the shared on-disk kernel cache.
+   The processes share the list like a queue, this one from the front and the workers
+   from the back, each claiming an item (an exclusive file) before compiling it; items
+   already in the cache cost nothing. When the workers exit, this process loads their
+   kernels from the cache at their first call (milliseconds each).
+
+Results do not change: the same kernels compile for the same types, only sooner and in
+other processes. Only a cold cache pays for any of this (:func:`missing` reads the cache
+index first). See "Start-up with an empty cache" in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+import numba
+from numba.core.registry import CPUDispatcher
+
+from ._config import CACHE, ParallelKernel
+from ._kernel_cache import is_cached
+
+#: Worker processes plus this one, at most (the cores Numba may use, by default all).
+DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, numba.config.NUMBA_NUM_THREADS))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One compilation: kernel ``name`` of ``module`` (``build`` "serial" or "parallel"
+    for a :class:`~fastnn._config.ParallelKernel`, "" for a plain jitted function) for
+    the Numba argument types ``argtypes``."""
+
+    module: str
+    name: str
+    build: str
+    argtypes: tuple
+
+    def dispatcher(self):
+        kernel = getattr(importlib.import_module(self.module), self.name)
+        return getattr(kernel, self.build) if self.build else kernel
+
+    def label(self) -> str:
+        short = self.module.replace("fastnn.kernels.", "")
+        return f"{short}.{self.name}" + (f" ({self.build})" if self.build else "")
+
+
+def _kernel_names() -> dict:
+    """id(dispatcher) -> (dispatcher, module, name, build) for every jitted function bound
+    to a name in a loaded fastnn module (both builds of a ParallelKernel)."""
+    found = {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not module_name.startswith("fastnn."):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, ParallelKernel):
+                origin = getattr(value.py_func, "__module__", module_name)
+                found[id(value.serial)] = (value.serial, origin, value.__name__, "serial")
+                if value.parallel is not value.serial:
+                    found[id(value.parallel)] = (value.parallel, origin, value.__name__, "parallel")
+            elif isinstance(value, CPUDispatcher) and id(value) not in found:
+                origin = getattr(value.py_func, "__module__", module_name)
+                found[id(value)] = (value, origin, value.py_func.__name__, "")
+    return found
+
+
+def _native_function_class():
+    module = sys.modules.get("fastnn.kernels._native")
+    return getattr(module, "NativeFunction", None)
+
+
+def _returns_zero(*args):
+    return 0
+
+
+_record_lock = threading.Lock()
+
+
+def record(fn) -> list[Item]:
+    """The kernels ``fn()`` would compile, in the order it would call them.
+
+    While ``fn`` runs, a call of a fastnn kernel that has no compiled version for its
+    argument types in this process notes (kernel, build, argument types) and returns 0
+    instead of compiling (Numba's dispatcher asks its ``_compile_for_args`` for the
+    code, which is swapped for a recorder on each kernel's dispatcher and put back
+    afterwards); kernels already compiled run. So ``fn`` must not depend on kernels'
+    results and must not keep what it computes: run it on copies. Helpers passed to a
+    kernel as :class:`~fastnn.kernels._native.NativeFunction` are noted too (they compile
+    lazily). An exception in ``fn`` ends the recording there; what was recorded so far is
+    returned. Jitted code compiled meanwhile (by another thread) is not affected.
+    """
+    calls: list[Item] = []
+    hooked = []
+    native = _native_function_class()
+
+    def recorder(entry):
+        _, module, name, build = entry
+
+        def compile_for_args(*args, **kws):
+            for arg in args:
+                if native is not None and isinstance(arg, native) and not arg.compiled:
+                    target = arg.dispatcher
+                    origin = getattr(target.py_func, "__module__", "")
+                    calls.append(Item(origin, target.py_func.__name__, "", arg.argtypes))
+            calls.append(Item(module, name, build, tuple(numba.typeof(a) for a in args)))
+            return _returns_zero
+
+        return compile_for_args
+
+    with _record_lock:
+        deferred = native is not None and not native.defer
+        try:
+            if deferred:
+                native.defer = True
+            for entry in _kernel_names().values():
+                dispatcher = entry[0]
+                dispatcher._compile_for_args = recorder(entry)
+                hooked.append(dispatcher)
+            with warnings.catch_warnings(), _quiet_numpy():
+                warnings.simplefilter("ignore")
+                try:
+                    fn()
+                except Exception:
+                    pass
+        finally:
+            for dispatcher in hooked:
+                del dispatcher._compile_for_args
+            if deferred:
+                native.defer = False
+    unique = []
+    seen = set()
+    for item in calls:
+        if item not in seen:
+            seen.add(item)
+            unique.append(item)
+    return unique
+
+
+def _quiet_numpy():
+    import numpy as np
+
+    return np.errstate(all="ignore")
+
+
+def missing(items) -> list[Item]:
+    """The items neither compiled in this process nor in the on-disk cache."""
+    out = []
+    for item in items:
+        try:
+            if not is_cached(item.dispatcher(), item.argtypes):
+                out.append(item)
+        except Exception:
+            out.append(item)
+    return out
+
+
+def _claim(claims: str, index: int) -> bool:
+    try:
+        os.close(os.open(os.path.join(claims, f"{index}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
+    """Compile the unclaimed items, taken in ``order``; returns (item, seconds) of each."""
+    done = []
+    for index in order:
+        if not _claim(claims, index):
+            continue
+        item = items[index]
+        started = time.perf_counter()
+        try:
+            item.dispatcher().compile(item.argtypes)
+        except Exception as error:  # the real call will compile it, and raise there
+            if log is not None:
+                print(f"fastnn: could not precompile {item.label()}: {error}", file=log)
+            continue
+        done.append((item, time.perf_counter() - started))
+    return done
+
+
+def compile_items(items, workers: int | None = None, log=None) -> dict:
+    """Compile ``items`` into the kernel cache, here and in ``workers - 1`` other processes.
+
+    Returns {"compiled": [(label, seconds)] of this process, "workers": count used,
+    "seconds": wall time}. With the cache off, or one worker, everything compiles here.
+    """
+    items = list(items)
+    workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
+    if not CACHE:
+        workers = 1
+    workers = min(workers, max(1, len(items)))
+    started = time.perf_counter()
+    claims = tempfile.mkdtemp(prefix="fastnn-precompile-")
+    procs = []
+    try:
+        if workers > 1:
+            payload = os.path.join(claims, "items.pickle")
+            with open(payload, "wb") as handle:
+                pickle.dump(items, handle)
+            env = dict(os.environ, FASTNN_COMPILE_NOTICE="0")
+            for k in range(workers - 1):
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "fastnn._precompile", claims, payload, str(k)],
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                    )
+                )
+        done = _work(items, claims, range(len(items)), log)
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0 and log is not None and err:
+                print(err.decode(errors="replace").strip().splitlines()[-1], file=log)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(claims, ignore_errors=True)
+    return {
+        "compiled": [(item.label(), seconds) for item, seconds in done],
+        "workers": workers,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+#: Fewer missing kernels than this compile where they are called, with no workers.
+MIN_ITEMS_FOR_WORKERS = 3
+
+
+def before_first_call(fn, workers: int | None = None) -> None:
+    """If the kernels ``fn()`` would call are not all in the cache, compile them now, in
+    parallel processes (the first training step of a model calls this)."""
+    if not CACHE:
+        return
+    todo = missing(record(fn))
+    if len(todo) >= MIN_ITEMS_FOR_WORKERS:
+        compile_items(todo, workers)
+
+
+def _worker_main(argv) -> int:
+    claims, payload, k = argv[0], argv[1], int(argv[2])
+    with open(payload, "rb") as handle:
+        items = pickle.load(handle)
+    # worker 0 takes the list from the back, worker k from the k-th of the back's share
+    n = len(items)
+    order = list(range(n - 1, -1, -1))
+    if k:
+        shift = (k * n) // (k + 2)
+        order = order[shift:] + order[:shift]
+    _work(items, claims, order, sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
