@@ -15,6 +15,8 @@ variable                       meaning                                  default
 ``FASTNN_THREADS``             threads for parallel kernels             all cores
 ``FASTNN_BLAS_THREADS``        threads of the BLAS behind Numba's       1
                                ``np.dot`` (see :mod:`fastnn._blas`)
+``FASTNN_COMPILE_NOTICE``      one line on stderr when a process first  1
+                               compiles kernels (:mod:`fastnn._kernel_cache`)
 =============================  =======================================  ==========
 
 Fast-math here never includes ``nnan``/``ninf``: the training loop relies on

@@ -4,12 +4,12 @@ Numba compiles one function at a time in a process (under its global compiler lo
 cold start on a machine with two cores uses one. This module spreads the work:
 
 1. :func:`record` runs a piece of Python (a training step of a copy of the model, say)
-   with every kernel replaced by a recorder that notes which kernel, which build
-   (serial or parallel) and which Numba argument types the call would use, and runs
-   nothing. The Python around the kernels runs as usual, so the list is exact: the
-   kernels that piece of code will call, in the order it calls them.
+   with the kernels replaced by recorders that note which kernel, which build (serial
+   or parallel) and which Numba argument types each call would use, and run nothing.
+   The Python around the kernels runs as usual, so the list is exact: the kernels that
+   piece of code will call, in the order it calls them.
 2. :func:`compile_items` compiles that list in this process and ``workers - 1`` worker
-   processes (``python -m fastnn._precompile``) into the shared on-disk kernel cache.
+   processes (:func:`_worker_main`) into the shared on-disk kernel cache.
    The processes share the list like a queue, this one from the front and the workers
    from the back, each claiming an item (an exclusive file) before compiling it; items
    already in the cache cost nothing. When the workers exit, this process loads their
@@ -64,23 +64,20 @@ class Item:
         return f"{short}.{self.name}" + (f" ({self.build})" if self.build else "")
 
 
-def _kernel_names() -> dict:
-    """id(dispatcher) -> (dispatcher, module, name, build) for every jitted function bound
-    to a name in a loaded fastnn module (both builds of a ParallelKernel)."""
-    found = {}
+def _kernels() -> tuple[dict, dict]:
+    """The kernels bound to a name in a loaded fastnn module: {id: (ParallelKernel, module)}
+    and {id: (plain jitted function, module, name)}."""
+    parallel, plain = {}, {}
     for module_name, module in list(sys.modules.items()):
         if module is None or not module_name.startswith("fastnn."):
             continue
         for value in list(vars(module).values()):
             if isinstance(value, ParallelKernel):
+                parallel[id(value)] = (value, getattr(value.py_func, "__module__", module_name))
+            elif isinstance(value, CPUDispatcher):
                 origin = getattr(value.py_func, "__module__", module_name)
-                found[id(value.serial)] = (value.serial, origin, value.__name__, "serial")
-                if value.parallel is not value.serial:
-                    found[id(value.parallel)] = (value.parallel, origin, value.__name__, "parallel")
-            elif isinstance(value, CPUDispatcher) and id(value) not in found:
-                origin = getattr(value.py_func, "__module__", module_name)
-                found[id(value)] = (value, origin, value.py_func.__name__, "")
-    return found
+                plain[id(value)] = (value, origin, value.py_func.__name__)
+    return parallel, plain
 
 
 def _native_function_class():
@@ -96,44 +93,60 @@ _record_lock = threading.Lock()
 
 
 def record(fn) -> list[Item]:
-    """The kernels ``fn()`` would compile, in the order it would call them.
+    """The kernel compilations ``fn()`` needs, in the order it would call the kernels.
 
-    While ``fn`` runs, a call of a fastnn kernel that has no compiled version for its
-    argument types in this process notes (kernel, build, argument types) and returns 0
-    instead of compiling (Numba's dispatcher asks its ``_compile_for_args`` for the
-    code, which is swapped for a recorder on each kernel's dispatcher and put back
-    afterwards); kernels already compiled run. So ``fn`` must not depend on kernels'
-    results and must not keep what it computes: run it on copies. Helpers passed to a
-    kernel as :class:`~fastnn.kernels._native.NativeFunction` are noted too (they compile
-    lazily). An exception in ``fn`` ends the recording there; what was recorded so far is
-    returned. Jitted code compiled meanwhile (by another thread) is not affected.
+    While ``fn`` runs, the builds of every :class:`~fastnn._config.ParallelKernel` are
+    swapped for recorders that note (kernel, build, Numba argument types) and return 0
+    without running anything; a plain jitted function called from Python is noted
+    instead of compiled when it has no compiled version for its argument types (Numba's
+    dispatcher asks its ``_compile_for_args`` for the code, swapped for a recorder) and
+    runs when it has one. Everything is put back afterwards. So ``fn`` must not depend on
+    kernels' results and must not keep what it computes: run it on copies. Helpers passed
+    to a kernel as :class:`~fastnn.kernels._native.NativeFunction` are noted too (they
+    compile lazily). An exception in ``fn`` ends the recording there; what was recorded
+    so far is returned. Jitted code (which never calls a ParallelKernel) is unaffected.
     """
     calls: list[Item] = []
-    hooked = []
     native = _native_function_class()
 
-    def recorder(entry):
-        _, module, name, build = entry
+    def note(module, name, build, args):
+        for arg in args:
+            if native is not None and isinstance(arg, native) and not arg.compiled:
+                target = arg.dispatcher
+                origin = getattr(target.py_func, "__module__", "")
+                calls.append(Item(origin, target.py_func.__name__, "", arg.argtypes))
+        calls.append(Item(module, name, build, tuple(numba.typeof(a) for a in args)))
 
+    def build_recorder(module, name, build):
+        def run(*args):
+            note(module, name, build, args)
+            return 0
+
+        return run
+
+    def compile_recorder(module, name):
         def compile_for_args(*args, **kws):
-            for arg in args:
-                if native is not None and isinstance(arg, native) and not arg.compiled:
-                    target = arg.dispatcher
-                    origin = getattr(target.py_func, "__module__", "")
-                    calls.append(Item(origin, target.py_func.__name__, "", arg.argtypes))
-            calls.append(Item(module, name, build, tuple(numba.typeof(a) for a in args)))
+            note(module, name, "", args)
             return _returns_zero
 
         return compile_for_args
 
+    parallel, plain = _kernels()
+    swapped, hooked = [], []
     with _record_lock:
         deferred = native is not None and not native.defer
         try:
             if deferred:
                 native.defer = True
-            for entry in _kernel_names().values():
-                dispatcher = entry[0]
-                dispatcher._compile_for_args = recorder(entry)
+            for kernel, module in parallel.values():
+                swapped.append((kernel, kernel.serial, kernel.parallel))
+                one_build = kernel.parallel is kernel.serial
+                kernel.serial = build_recorder(module, kernel.__name__, "serial")
+                kernel.parallel = (
+                    kernel.serial if one_build else build_recorder(module, kernel.__name__, "parallel")
+                )
+            for dispatcher, module, name in plain.values():
+                dispatcher._compile_for_args = compile_recorder(module, name)
                 hooked.append(dispatcher)
             with warnings.catch_warnings(), _quiet_numpy():
                 warnings.simplefilter("ignore")
@@ -142,6 +155,8 @@ def record(fn) -> list[Item]:
                 except Exception:
                     pass
         finally:
+            for kernel, serial, parallel_build in swapped:
+                kernel.serial, kernel.parallel = serial, parallel_build
             for dispatcher in hooked:
                 del dispatcher._compile_for_args
             if deferred:
@@ -181,6 +196,9 @@ def _claim(claims: str, index: int) -> bool:
         return False
 
 
+_WORKER = "import sys; from fastnn._precompile import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+
+
 def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
     """Compile the unclaimed items, taken in ``order``; returns (item, seconds) of each."""
     done = []
@@ -196,6 +214,8 @@ def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
                 print(f"fastnn: could not precompile {item.label()}: {error}", file=log)
             continue
         done.append((item, time.perf_counter() - started))
+        if log is not None and os.environ.get("FASTNN_PRECOMPILE_VERBOSE"):
+            print(f"fastnn: pid {os.getpid()} compiled {item.label()} in {done[-1][1]:.1f} s", file=log)
     return done
 
 
@@ -218,22 +238,30 @@ def compile_items(items, workers: int | None = None, log=None) -> dict:
             payload = os.path.join(claims, "items.pickle")
             with open(payload, "wb") as handle:
                 pickle.dump(items, handle)
-            env = dict(os.environ, FASTNN_COMPILE_NOTICE="0")
+            # the workers import this very fastnn, whatever their sys.path would find first
+            package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+            env = dict(os.environ, FASTNN_COMPILE_NOTICE="0", PYTHONPATH=path)
             for k in range(workers - 1):
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "fastnn._precompile", claims, payload, str(k)],
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE,
+                # a file, not a pipe: a worker must never block on a full pipe
+                with open(os.path.join(claims, f"worker{k}.log"), "wb") as errors:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-c", _WORKER, claims, payload, str(k)],
+                            env=env,
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=errors,
+                        )
                     )
-                )
         done = _work(items, claims, range(len(items)), log)
-        for proc in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0 and log is not None and err:
-                print(err.decode(errors="replace").strip().splitlines()[-1], file=log)
+        for k, proc in enumerate(procs):
+            proc.wait()
+            if log is not None:
+                with open(os.path.join(claims, f"worker{k}.log"), errors="replace") as errors:
+                    text = errors.read().strip()
+                if text:
+                    print(text, file=log)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -258,7 +286,8 @@ def before_first_call(fn, workers: int | None = None) -> None:
         return
     todo = missing(record(fn))
     if len(todo) >= MIN_ITEMS_FOR_WORKERS:
-        compile_items(todo, workers)
+        verbose = bool(os.environ.get("FASTNN_PRECOMPILE_VERBOSE"))
+        compile_items(todo, workers, sys.stderr if verbose else None)
 
 
 def _worker_main(argv) -> int:
@@ -273,7 +302,3 @@ def _worker_main(argv) -> int:
         order = order[shift:] + order[:shift]
     _work(items, claims, order, sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))
