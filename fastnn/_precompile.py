@@ -209,9 +209,15 @@ def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
         started = time.perf_counter()
         try:
             item.dispatcher().compile(item.argtypes)
-        except Exception as error:  # the real call will compile it, and raise there
-            if log is not None:
-                print(f"fastnn: could not precompile {item.label()}: {error}", file=log)
+        except Exception as error:
+            # Give it back: another process (or the real call) compiles it. A helper compiled
+            # without reference counting can fail when it is a process's first user of an
+            # overload that allocates (Numba types that overload under the caller's flags);
+            # after the kernels that come before it in call order it compiles.
+            os.remove(os.path.join(claims, f"{index}"))
+            if log is not None and os.environ.get("FASTNN_PRECOMPILE_VERBOSE"):
+                first = str(error).strip().splitlines()[:1]
+                print(f"fastnn: pid {os.getpid()} left {item.label()} to others: {first}", file=log)
             continue
         done.append((item, time.perf_counter() - started))
         if log is not None and os.environ.get("FASTNN_PRECOMPILE_VERBOSE"):
@@ -279,10 +285,38 @@ def compile_items(items, workers: int | None = None, log=None) -> dict:
 MIN_ITEMS_FOR_WORKERS = 3
 
 
+#: ``FASTNN_PRECOMPILE=0`` turns off the compiling ahead of a model's first training step.
+ENABLED = os.environ.get("FASTNN_PRECOMPILE", "").strip().lower() not in ("0", "false", "no", "off")
+
+#: The kernel that tells a cache that has seen fastnn before: every network in the zoo ends
+#: in a Dense layer, so its first step compiled or loaded one of its builds.
+SENTINEL = ("fastnn.kernels.affine", "affine_forward")
+
+
+def seen_before() -> bool:
+    """Whether this process has run, or the kernel cache holds, a build of the sentinel
+    kernel: then fastnn has run on this machine (or in this process) before, and kernels
+    still missing compile where they are called."""
+    module = sys.modules.get(SENTINEL[0])
+    kernel = getattr(module, SENTINEL[1], None)
+    if kernel is None:
+        return False
+    for build in {id(kernel.serial): kernel.serial, id(kernel.parallel): kernel.parallel}.values():
+        if build.overloads:
+            return True
+        try:
+            if build._cache._cache_file._load_index():
+                return True
+        except Exception:
+            pass
+    return False
+
+
 def before_first_call(fn, workers: int | None = None) -> None:
-    """If the kernels ``fn()`` would call are not all in the cache, compile them now, in
-    parallel processes (the first training step of a model calls this)."""
-    if not CACHE:
+    """On a kernel cache that has not seen fastnn yet (:func:`seen_before`), compile the
+    kernels ``fn()`` would call, now, in parallel processes (a model's first training step
+    calls this). ``fn`` runs once, on copies, with the kernels recorded (:func:`record`)."""
+    if not (CACHE and ENABLED) or seen_before():
         return
     todo = missing(record(fn))
     if len(todo) >= MIN_ITEMS_FOR_WORKERS:
@@ -294,11 +328,20 @@ def _worker_main(argv) -> int:
     claims, payload, k = argv[0], argv[1], int(argv[2])
     with open(payload, "rb") as handle:
         items = pickle.load(handle)
-    # worker 0 takes the list from the back, worker k from the k-th of the back's share
+    # worker 0 takes the list from the back, worker k from the k-th of the back's share;
+    # helpers compiled without reference counting come last (see _work)
     n = len(items)
     order = list(range(n - 1, -1, -1))
     if k:
         shift = (k * n) // (k + 2)
         order = order[shift:] + order[:shift]
+    order.sort(key=lambda i: _without_refcounts(items[i]))
     _work(items, claims, order, sys.stderr)
     return 0
+
+
+def _without_refcounts(item) -> bool:
+    try:
+        return item.dispatcher().targetoptions.get("_nrt") is False
+    except Exception:
+        return False
