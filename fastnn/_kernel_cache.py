@@ -57,10 +57,14 @@ def is_cached(dispatcher, argtypes) -> bool:
         return False
 
 
+#: This package's name ("fastnn", or another where a copy is imported under it).
+PACKAGE = __name__.rpartition(".")[0]
+
+
 def _fastnn_function(data) -> bool:
     dispatcher = data.get("dispatcher") if isinstance(data, dict) else None
     module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-    return module == "fastnn" or module.startswith("fastnn.")
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
 
 
 class _CompileNotice(event.Listener):

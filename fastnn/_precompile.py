@@ -38,7 +38,7 @@ import numba
 from numba.core.registry import CPUDispatcher
 
 from ._config import CACHE, ParallelKernel
-from ._kernel_cache import is_cached
+from ._kernel_cache import PACKAGE, is_cached
 
 #: Worker processes plus this one, at most (the cores Numba may use, by default all).
 DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, numba.config.NUMBA_NUM_THREADS))
@@ -69,7 +69,7 @@ def _kernels() -> tuple[dict, dict]:
     and {id: (plain jitted function, module, name)}."""
     parallel, plain = {}, {}
     for module_name, module in list(sys.modules.items()):
-        if module is None or not module_name.startswith("fastnn."):
+        if module is None or not module_name.startswith(PACKAGE + "."):
             continue
         for value in list(vars(module).values()):
             if isinstance(value, ParallelKernel):
@@ -81,7 +81,7 @@ def _kernels() -> tuple[dict, dict]:
 
 
 def _native_function_class():
-    module = sys.modules.get("fastnn.kernels._native")
+    module = sys.modules.get(PACKAGE + ".kernels._native")
     return getattr(module, "NativeFunction", None)
 
 
@@ -196,7 +196,7 @@ def _claim(claims: str, index: int) -> bool:
         return False
 
 
-_WORKER = "import sys; from fastnn._precompile import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+_WORKER = f"import sys; from {PACKAGE}._precompile import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
 
 
 def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
@@ -290,7 +290,7 @@ ENABLED = os.environ.get("FASTNN_PRECOMPILE", "").strip().lower() not in ("0", "
 
 #: The kernel that tells a cache that has seen fastnn before: every network in the zoo ends
 #: in a Dense layer, so its first step compiled or loaded one of its builds.
-SENTINEL = ("fastnn.kernels.affine", "affine_forward")
+SENTINEL = (PACKAGE + ".kernels.affine", "affine_forward")
 
 
 def seen_before() -> bool:
