@@ -104,7 +104,8 @@ def record(fn) -> list[Item]:
     kernels' results and must not keep what it computes: run it on copies. Helpers passed
     to a kernel as :class:`~fastnn.kernels._native.NativeFunction` are noted too (they
     compile lazily). An exception in ``fn`` ends the recording there; what was recorded
-    so far is returned. Jitted code (which never calls a ParallelKernel) is unaffected.
+    so far is returned. Jitted code (which never calls a ParallelKernel) and other threads
+    are unaffected: only this thread's calls are recorded.
     """
     calls: list[Item] = []
     native = _native_function_class()
@@ -117,15 +118,21 @@ def record(fn) -> list[Item]:
                 calls.append(Item(origin, target.py_func.__name__, "", arg.argtypes))
         calls.append(Item(module, name, build, tuple(numba.typeof(a) for a in args)))
 
-    def build_recorder(module, name, build):
+    owner = threading.get_ident()  # other threads keep running the real kernels
+
+    def build_recorder(module, name, build, real):
         def run(*args):
+            if threading.get_ident() != owner:
+                return real(*args)
             note(module, name, build, args)
             return 0
 
         return run
 
-    def compile_recorder(module, name):
+    def compile_recorder(dispatcher, module, name):
         def compile_for_args(*args, **kws):
+            if threading.get_ident() != owner:
+                return type(dispatcher)._compile_for_args(dispatcher, *args, **kws)
             note(module, name, "", args)
             return _returns_zero
 
@@ -140,13 +147,14 @@ def record(fn) -> list[Item]:
                 native.defer = True
             for kernel, module in parallel.values():
                 swapped.append((kernel, kernel.serial, kernel.parallel))
-                one_build = kernel.parallel is kernel.serial
-                kernel.serial = build_recorder(module, kernel.__name__, "serial")
-                kernel.parallel = (
-                    kernel.serial if one_build else build_recorder(module, kernel.__name__, "parallel")
-                )
+                serial, parallel_build = kernel.serial, kernel.parallel
+                kernel.serial = build_recorder(module, kernel.__name__, "serial", serial)
+                if parallel_build is serial:
+                    kernel.parallel = kernel.serial
+                else:
+                    kernel.parallel = build_recorder(module, kernel.__name__, "parallel", parallel_build)
             for dispatcher, module, name in plain.values():
-                dispatcher._compile_for_args = compile_recorder(module, name)
+                dispatcher._compile_for_args = compile_recorder(dispatcher, module, name)
                 hooked.append(dispatcher)
             with warnings.catch_warnings(), _quiet_numpy():
                 warnings.simplefilter("ignore")

@@ -136,3 +136,26 @@ def test_warmup_command_fills_the_cache_for_a_later_process(tmp_path):
         check=True,
     )
     assert "already cached" in again.stdout
+
+
+def test_record_leaves_other_threads_kernels_running():
+    import threading
+
+    module = _fake_fastnn_module("fastnn._test_fake_kernels_threads")
+    sys.modules[module.__name__] = module
+    a, mine, theirs = np.ones(4), np.zeros(4), np.zeros(4)
+
+    def fn():
+        worker = threading.Thread(target=module.double, args=(a, theirs))
+        worker.start()
+        worker.join()
+        module.double(a, mine)
+
+    try:
+        items = _precompile.record(fn)
+    finally:
+        del sys.modules[module.__name__]
+    assert (theirs == 2).all()  # the other thread's call compiled and ran
+    # then this thread's call found a compiled version, which runs: nothing to record
+    assert (mine == 2).all()
+    assert items == []
