@@ -267,10 +267,11 @@ class Sequential:
     _compiled_ahead = False
 
     def _compile_ahead(self, x, t, optimizer) -> None:
-        """Before the first training step: if the kernel cache lacks kernels this step
-        will call, compile them now in parallel processes (:mod:`fastnn._precompile`),
-        found by a run of the step on copies of the model and optimizer. Nothing changes
-        the model; with a warm cache this only reads the cache index."""
+        """Before the first training step, on a kernel cache that has not seen fastnn yet:
+        compile the kernels this step will call now, in parallel processes
+        (:mod:`fastnn._precompile`), found by a run of the step's Python on copies of the
+        model and optimizer with the kernels recorded, not run. Nothing changes the model
+        or the results; otherwise this costs one look at the cache."""
         self._compiled_ahead = True
         if getattr(self.ops, "name", None) != "numba":
             return
