@@ -28,3 +28,27 @@ class Startup:
             return harness.time_to_first_step(cache)
 
     track_first_deep_convnet_step_warm_cache.unit = "seconds"
+
+
+class ColdStart:
+    """Import -> first training step (batch 100, Adam) of each network on an empty kernel
+    cache: wall seconds, and CPU seconds of the process and its compiling workers."""
+
+    params = list(harness.STARTUP_NETWORKS)
+    param_names = ["network"]
+    timeout = 900
+    number = 1
+    repeat = 1
+    warmup_time = 0
+
+    def track_first_step_cold_cache(self, network):
+        with tempfile.TemporaryDirectory() as cache:
+            return harness.first_step_times(cache, network)["wall_s"]
+
+    track_first_step_cold_cache.unit = "seconds"
+
+    def track_first_step_cold_cache_cpu(self, network):
+        with tempfile.TemporaryDirectory() as cache:
+            return harness.first_step_times(cache, network)["cpu_s"]
+
+    track_first_step_cold_cache_cpu.unit = "seconds"

@@ -10,6 +10,7 @@ print(model.evaluate(x_test, t_test))
 __version__ = "0.1.0"
 
 from . import (
+    _kernel_cache,  # noqa: F401  (the one-line notice when kernels compile)
     augment,
     callbacks,
     checkpoint,
@@ -29,6 +30,7 @@ from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
 from .errors import ModelFileError, NonFiniteError
 from .gradcheck import gradcheck
+from .kernel_warmup import warmup
 from .layers import (
     AvgPool2D,
     BatchNorm,
@@ -53,6 +55,7 @@ __all__ = [
     "__version__",
     "get_ops",
     "gradcheck",
+    "warmup",
     "set_num_threads",
     "get_num_threads",
     "Sequential",

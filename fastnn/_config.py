@@ -15,6 +15,12 @@ variable                       meaning                                  default
 ``FASTNN_THREADS``             threads for parallel kernels             all cores
 ``FASTNN_BLAS_THREADS``        threads of the BLAS behind Numba's       1
                                ``np.dot`` (see :mod:`fastnn._blas`)
+``FASTNN_COMPILE_NOTICE``      one line on stderr when a process first  1
+                               compiles kernels (:mod:`fastnn._kernel_cache`)
+``FASTNN_PRECOMPILE``          on a cache new to fastnn, compile a      1
+                               model's kernels in parallel processes
+                               before its first step
+                               (:mod:`fastnn._precompile`)
 =============================  =======================================  ==========
 
 Fast-math here never includes ``nnan``/``ninf``: the training loop relies on

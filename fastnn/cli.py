@@ -12,6 +12,8 @@ command                   what it does
                           and check the performance targets; ``--zoo`` times the model
                           zoo; ``--compare BASE NEW`` is the regression gate
 ``fastnn info``           versions, thread counts, threading layer and kernel cache
+``fastnn warmup``         compile the kernels ahead of time into the kernel cache (for a
+                          container build or right after ``pip install``)
 ========================  ==============================================================
 
 ``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
@@ -230,6 +232,39 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="with --compare: the relative worsening of a ratio that counts as a regression (default 0.1)",
     )
+
+    warm = commands.add_parser(
+        "warmup",
+        help="compile the kernels the networks use into the kernel cache, ahead of time",
+        description="Compile, once per machine, the kernels that the named networks (default: "
+        "every built-in network plus one network per other layer kind) call in a training "
+        "step and in inference at batch 1 and 100, into the on-disk kernel cache, in "
+        "parallel processes. Later processes load them instead of compiling.",
+    )
+    warm.add_argument(
+        "--model",
+        dest="models",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="networks to warm up (default: all; see --list)",
+    )
+    warm.add_argument(
+        "--dtype",
+        dest="dtypes",
+        nargs="+",
+        default=["float32"],
+        choices=["float32", "float64"],
+        help="dtypes to compile for (default: float32; float64 is what gradient checks use)",
+    )
+    warm.add_argument(
+        "--batch-sizes", nargs="+", type=_positive_int, default=[1, 100], help="batch sizes (default: 1 100)"
+    )
+    warm.add_argument(
+        "--workers", type=_positive_int, default=None, help="compiling processes (default: one per core)"
+    )
+    warm.add_argument("--list", action="store_true", help="list the network names and exit")
+    warm.add_argument("--quiet", action="store_true", help="print nothing")
     return parser
 
 
@@ -465,6 +500,24 @@ def _bench_zoo(args) -> int:
     return 0
 
 
+def cmd_warmup(args) -> int:
+    from .kernel_warmup import networks, warmup
+
+    if args.list:
+        for name in networks():
+            print(name)
+        return 0
+    warmup(
+        models=args.models,
+        dtypes=tuple(args.dtypes),
+        batch_sizes=tuple(args.batch_sizes),
+        workers=args.workers,
+        verbose=not args.quiet,
+        file=sys.stdout,
+    )
+    return 0
+
+
 TRAIN_ARGS_FILE = "fastnn-train.json"
 #: Arguments ``--resume`` may change: they do not change the training's result.
 RESUME_MAY_CHANGE = ("epochs", "threads", "save", "quiet", "plot")
@@ -551,6 +604,8 @@ def main(argv=None) -> int:
             return cmd_bench(args)
         if args.command == "tune":
             return cmd_tune(args)
+        if args.command == "warmup":
+            return cmd_warmup(args)
         return cmd_info(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from . import fusion, training
+from . import _precompile, fusion, training
 from ._checks import check_batch_size
 from .backends import get_ops
 from .errors import NonFiniteError
@@ -246,6 +248,8 @@ class Sequential:
         ``clip_norm``: first scale the flat gradient to at most this global L2 norm
         (:func:`fastnn.optim.clip_grad_norm`).
         """
+        if not self._compiled_ahead:
+            self._compile_ahead(x, t, optimizer)
         loss = self.loss(x, t, train=True)
         if not np.isfinite(loss):
             where = self.first_nonfinite_layer(x) or f"the loss {self.loss_fn!r}"
@@ -258,6 +262,28 @@ class Sequential:
             clip_grad_norm(self.flat_grads, clip_norm)
         optimizer.step(self)
         return loss
+
+    #: Whether the first train_step has looked for kernels to compile (once per model).
+    _compiled_ahead = False
+
+    def _compile_ahead(self, x, t, optimizer) -> None:
+        """Before the first training step, on a kernel cache that has not seen fastnn yet:
+        compile the kernels this step will call now, in parallel processes
+        (:mod:`fastnn._precompile`), found by a run of the step's Python on copies of the
+        model and optimizer with the kernels recorded, not run. Nothing changes the model
+        or the results; otherwise this costs one look at the cache."""
+        self._compiled_ahead = True
+        if getattr(self.ops, "name", None) != "numba":
+            return
+
+        def step_on_copies():
+            model, opt = copy.deepcopy((self, optimizer))
+            model.loss(x, t, train=True)
+            model.backward(input_grad=False)
+            model.ops.all_finite(model.flat_grads)
+            opt.step(model)
+
+        _precompile.before_first_call(step_on_copies)
 
     # -- training and inference ------------------------------------------------
 

@@ -28,6 +28,8 @@ LAYERS = [
             "fastnn._blas",
             "fastnn._checks",
             "fastnn._progress",
+            "fastnn._kernel_cache",
+            "fastnn._precompile",
         ],
     ),
     ("kernels", ["fastnn.kernels."]),
@@ -50,7 +52,10 @@ LAYERS = [
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
     ("training loop", ["fastnn.training"]),
     ("model", ["fastnn.model"]),
-    ("networks and tools", ["fastnn.models", "fastnn.tune", "fastnn.plots", "fastnn.classic"]),
+    (
+        "networks and tools",
+        ["fastnn.models", "fastnn.tune", "fastnn.plots", "fastnn.classic", "fastnn.kernel_warmup"],
+    ),
     ("commands", ["fastnn.cli", "fastnn.__main__", "fastnn.bench.", "fastnn"]),
 ]
 

@@ -56,4 +56,4 @@ def test_call_native_refuses_arguments_of_other_types():
 def test_native_function_must_return_none():
     a2 = numba.types.Array(numba.float64, 2, "C")
     with pytest.raises(TypeError, match="must return None"):
-        NativeFunction(_row_sum, (a2, numba.int64))
+        NativeFunction(_row_sum, (a2, numba.int64)).compile()

@@ -202,26 +202,47 @@ def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | No
 
 _FIRST_STEP = (
     "import time; t0 = time.perf_counter(); import numpy as np, fastnn as fnn; "
-    "m = fnn.models.deep_convnet(seed=0); rng = np.random.default_rng(0); "
-    "x = rng.random((100, 1, 28, 28), dtype=np.float32); t = rng.integers(0, 10, 100); "
+    "m = fnn.models.{model}(seed=0); rng = np.random.default_rng(0); "
+    "x = rng.random(({batch}, 1, 28, 28), dtype=np.float32); t = rng.integers(0, 10, {batch}); "
     "m.train_step(x, t, fnn.optim.Adam()); print(time.perf_counter() - t0)"
 )
 
+#: Networks whose empty-cache start-up asv tracks (bench_compile.ColdStart).
+STARTUP_NETWORKS = ("mlp", "simple_convnet", "deep_convnet", "lenet5")
 
-def time_to_first_step(cache_dir: str | None = None) -> float:
-    """Seconds from ``import fastnn`` to a finished deep_convnet step, in a fresh process."""
+
+def first_step_times(cache_dir: str | None = None, model: str = "deep_convnet", batch: int = BATCH) -> dict:
+    """From ``import fastnn`` to a finished training step of ``model`` in a fresh process:
+    {"wall_s": seconds, "cpu_s": CPU seconds of that process and the ones it started
+    (the kernel-compiling workers of :mod:`fastnn._precompile`)}."""
+    import resource
+
     env = dict(os.environ)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
-        [sys.executable, "-c", _FIRST_STEP], capture_output=True, text=True, env=env, timeout=600, check=True
+        [sys.executable, "-c", _FIRST_STEP.format(model=model, batch=int(batch))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=True,
     )
-    return float(result.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": float(result.stdout.strip().splitlines()[-1]), "cpu_s": cpu}
 
 
-def startup_times() -> dict:
-    """Time to the first deep_convnet step with an empty kernel cache, then with it warm."""
+def time_to_first_step(cache_dir: str | None = None, model: str = "deep_convnet") -> float:
+    """Seconds from ``import fastnn`` to a finished step of ``model``, in a fresh process."""
+    return first_step_times(cache_dir, model)["wall_s"]
+
+
+def startup_times(model: str = "deep_convnet") -> dict:
+    """Time to the first step of ``model`` with an empty kernel cache, then with it warm
+    (with the CPU seconds of the cold start, workers included)."""
     with tempfile.TemporaryDirectory() as cache:
-        cold = time_to_first_step(cache)
-        warm = min(time_to_first_step(cache) for _ in range(3))
-    return {"cold_cache_s": cold, "warm_cache_s": warm}
+        cold = first_step_times(cache, model)
+        warm = min(time_to_first_step(cache, model) for _ in range(3))
+    return {"cold_cache_s": cold["wall_s"], "cold_cache_cpu_s": cold["cpu_s"], "warm_cache_s": warm}

@@ -37,24 +37,42 @@ class NativeFunction:
 
     argtypes: Numba types; arrays are taken C-contiguous, and a kernel may pass an
     array of another layout or mutability only where the data model is the same.
+    The helper compiles (or loads from the kernel cache) when it is first passed to a
+    kernel, not when it is made; with the class attribute ``defer`` set it is not even
+    compiled then (:func:`fastnn._precompile.record` sets it while it records calls).
     """
 
+    #: Leave the compile to a later call (set while kernel calls are only recorded).
+    defer = False
+
     def __init__(self, dispatcher, argtypes):
-        argtypes = tuple(argtypes)
-        dispatcher.compile(argtypes)
-        self._result = dispatcher.overloads[argtypes]
-        if self._result.signature.return_type != types.none:
+        self.dispatcher = dispatcher
+        self.argtypes = tuple(argtypes)
+        self.numba_type = NativeFunctionType(dispatcher.__name__, self.argtypes)
+        self.address = None
+
+    @property
+    def compiled(self) -> bool:
+        return self.address is not None
+
+    def compile(self) -> None:
+        """Compile the helper (or load it from the cache) and take its address."""
+        if self.address is not None:
+            return
+        self.dispatcher.compile(self.argtypes)
+        result = self.dispatcher.overloads[self.argtypes]
+        if result.signature.return_type != types.none:
             raise TypeError(
-                f"NativeFunction: {dispatcher.__name__} must return None, "
-                f"got {self._result.signature.return_type}"
+                f"NativeFunction: {self.dispatcher.__name__} must return None, "
+                f"got {result.signature.return_type}"
             )
-        library = self._result.library
-        self.address = library.get_pointer_to_function(self._result.fndesc.llvm_func_name)
-        self.numba_type = NativeFunctionType(dispatcher.__name__, argtypes)
+        self.address = result.library.get_pointer_to_function(result.fndesc.llvm_func_name)
 
 
 @typeof_impl.register(NativeFunction)
 def _typeof_native_function(value, context):
+    if value.address is None and not NativeFunction.defer:
+        value.compile()  # before the kernel runs: its unboxing reads the address
     return value.numba_type
 
 

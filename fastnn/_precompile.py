@@ -1,0 +1,355 @@
+"""Compiling kernels ahead of their first call, in several processes at once.
+
+Numba compiles one function at a time in a process (under its global compiler lock), so a
+cold start on a machine with two cores uses one. This module spreads the work:
+
+1. :func:`record` runs a piece of Python (a training step of a copy of the model, say)
+   with the kernels replaced by recorders that note which kernel, which build (serial
+   or parallel) and which Numba argument types each call would use, and run nothing.
+   The Python around the kernels runs as usual, so the list is exact: the kernels that
+   piece of code will call, in the order it calls them.
+2. :func:`compile_items` compiles that list in this process and ``workers - 1`` worker
+   processes (:func:`_worker_main`) into the shared on-disk kernel cache.
+   The processes share the list like a queue, this one from the front and the workers
+   from the back, each claiming an item (an exclusive file) before compiling it; items
+   already in the cache cost nothing. When the workers exit, this process loads their
+   kernels from the cache at their first call (milliseconds each).
+
+Results do not change: the same kernels compile for the same types, only sooner and in
+other processes. Only a cold cache pays for any of this (:func:`missing` reads the cache
+index first). See "Start-up with an empty cache" in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+import numba
+from numba.core.registry import CPUDispatcher
+
+from ._config import CACHE, ParallelKernel
+from ._kernel_cache import PACKAGE, is_cached
+
+#: Worker processes plus this one, at most (the cores Numba may use, by default all).
+DEFAULT_WORKERS = max(1, min(os.cpu_count() or 1, numba.config.NUMBA_NUM_THREADS))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One compilation: kernel ``name`` of ``module`` (``build`` "serial" or "parallel"
+    for a :class:`~fastnn._config.ParallelKernel`, "" for a plain jitted function) for
+    the Numba argument types ``argtypes``."""
+
+    module: str
+    name: str
+    build: str
+    argtypes: tuple
+
+    def dispatcher(self):
+        kernel = getattr(importlib.import_module(self.module), self.name)
+        return getattr(kernel, self.build) if self.build else kernel
+
+    def label(self) -> str:
+        short = self.module.replace("fastnn.kernels.", "")
+        return f"{short}.{self.name}" + (f" ({self.build})" if self.build else "")
+
+
+def _kernels() -> tuple[dict, dict]:
+    """The kernels bound to a name in a loaded fastnn module: {id: (ParallelKernel, module)}
+    and {id: (plain jitted function, module, name)}."""
+    parallel, plain = {}, {}
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not module_name.startswith(PACKAGE + "."):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, ParallelKernel):
+                parallel[id(value)] = (value, getattr(value.py_func, "__module__", module_name))
+            elif isinstance(value, CPUDispatcher):
+                origin = getattr(value.py_func, "__module__", module_name)
+                plain[id(value)] = (value, origin, value.py_func.__name__)
+    return parallel, plain
+
+
+def _native_function_class():
+    module = sys.modules.get(PACKAGE + ".kernels._native")
+    return getattr(module, "NativeFunction", None)
+
+
+def _returns_zero(*args):
+    return 0
+
+
+_record_lock = threading.Lock()
+
+
+def record(fn) -> list[Item]:
+    """The kernel compilations ``fn()`` needs, in the order it would call the kernels.
+
+    While ``fn`` runs, the builds of every :class:`~fastnn._config.ParallelKernel` are
+    swapped for recorders that note (kernel, build, Numba argument types) and return 0
+    without running anything; a plain jitted function called from Python is noted
+    instead of compiled when it has no compiled version for its argument types (Numba's
+    dispatcher asks its ``_compile_for_args`` for the code, swapped for a recorder) and
+    runs when it has one. Everything is put back afterwards. So ``fn`` must not depend on
+    kernels' results and must not keep what it computes: run it on copies. Helpers passed
+    to a kernel as :class:`~fastnn.kernels._native.NativeFunction` are noted too (they
+    compile lazily). An exception in ``fn`` ends the recording there; what was recorded
+    so far is returned. Jitted code (which never calls a ParallelKernel) and other threads
+    are unaffected: only this thread's calls are recorded.
+    """
+    calls: list[Item] = []
+    native = _native_function_class()
+
+    def note(module, name, build, args):
+        for arg in args:
+            if native is not None and isinstance(arg, native) and not arg.compiled:
+                target = arg.dispatcher
+                origin = getattr(target.py_func, "__module__", "")
+                calls.append(Item(origin, target.py_func.__name__, "", arg.argtypes))
+        calls.append(Item(module, name, build, tuple(numba.typeof(a) for a in args)))
+
+    owner = threading.get_ident()  # other threads keep running the real kernels
+
+    def build_recorder(module, name, build, real):
+        def run(*args):
+            if threading.get_ident() != owner:
+                return real(*args)
+            note(module, name, build, args)
+            return 0
+
+        return run
+
+    def compile_recorder(dispatcher, module, name):
+        def compile_for_args(*args, **kws):
+            if threading.get_ident() != owner:
+                return type(dispatcher)._compile_for_args(dispatcher, *args, **kws)
+            note(module, name, "", args)
+            return _returns_zero
+
+        return compile_for_args
+
+    parallel, plain = _kernels()
+    swapped, hooked = [], []
+    with _record_lock:
+        deferred = native is not None and not native.defer
+        try:
+            if deferred:
+                native.defer = True
+            for kernel, module in parallel.values():
+                swapped.append((kernel, kernel.serial, kernel.parallel))
+                serial, parallel_build = kernel.serial, kernel.parallel
+                kernel.serial = build_recorder(module, kernel.__name__, "serial", serial)
+                if parallel_build is serial:
+                    kernel.parallel = kernel.serial
+                else:
+                    kernel.parallel = build_recorder(module, kernel.__name__, "parallel", parallel_build)
+            for dispatcher, module, name in plain.values():
+                dispatcher._compile_for_args = compile_recorder(dispatcher, module, name)
+                hooked.append(dispatcher)
+            with warnings.catch_warnings(), _quiet_numpy():
+                warnings.simplefilter("ignore")
+                try:
+                    fn()
+                except Exception:
+                    pass
+        finally:
+            for kernel, serial, parallel_build in swapped:
+                kernel.serial, kernel.parallel = serial, parallel_build
+            for dispatcher in hooked:
+                del dispatcher._compile_for_args
+            if deferred:
+                native.defer = False
+    unique = []
+    seen = set()
+    for item in calls:
+        if item not in seen:
+            seen.add(item)
+            unique.append(item)
+    return unique
+
+
+def _quiet_numpy():
+    import numpy as np
+
+    return np.errstate(all="ignore")
+
+
+def missing(items) -> list[Item]:
+    """The items neither compiled in this process nor in the on-disk cache."""
+    out = []
+    for item in items:
+        try:
+            if not is_cached(item.dispatcher(), item.argtypes):
+                out.append(item)
+        except Exception:
+            out.append(item)
+    return out
+
+
+def _claim(claims: str, index: int) -> bool:
+    try:
+        os.close(os.open(os.path.join(claims, f"{index}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+_WORKER = f"import sys; from {PACKAGE}._precompile import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+
+
+def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
+    """Compile the unclaimed items, taken in ``order``; returns (item, seconds) of each."""
+    done = []
+    for index in order:
+        if not _claim(claims, index):
+            continue
+        item = items[index]
+        started = time.perf_counter()
+        try:
+            item.dispatcher().compile(item.argtypes)
+        except Exception as error:
+            # Give it back: another process (or the real call) compiles it. A helper compiled
+            # without reference counting can fail when it is a process's first user of an
+            # overload that allocates (Numba types that overload under the caller's flags);
+            # after the kernels that come before it in call order it compiles.
+            os.remove(os.path.join(claims, f"{index}"))
+            if log is not None and os.environ.get("FASTNN_PRECOMPILE_VERBOSE"):
+                first = str(error).strip().splitlines()[:1]
+                print(f"fastnn: pid {os.getpid()} left {item.label()} to others: {first}", file=log)
+            continue
+        done.append((item, time.perf_counter() - started))
+        if log is not None and os.environ.get("FASTNN_PRECOMPILE_VERBOSE"):
+            print(f"fastnn: pid {os.getpid()} compiled {item.label()} in {done[-1][1]:.1f} s", file=log)
+    return done
+
+
+def compile_items(items, workers: int | None = None, log=None) -> dict:
+    """Compile ``items`` into the kernel cache, here and in ``workers - 1`` other processes.
+
+    Returns {"compiled": [(label, seconds)] of this process, "workers": count used,
+    "seconds": wall time}. With the cache off, or one worker, everything compiles here.
+    """
+    items = list(items)
+    workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
+    if not CACHE:
+        workers = 1
+    workers = min(workers, max(1, len(items)))
+    started = time.perf_counter()
+    claims = tempfile.mkdtemp(prefix="fastnn-precompile-")
+    procs = []
+    try:
+        if workers > 1:
+            payload = os.path.join(claims, "items.pickle")
+            with open(payload, "wb") as handle:
+                pickle.dump(items, handle)
+            # the workers import this very fastnn, whatever their sys.path would find first
+            package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+            env = dict(os.environ, FASTNN_COMPILE_NOTICE="0", PYTHONPATH=path)
+            for k in range(workers - 1):
+                # a file, not a pipe: a worker must never block on a full pipe
+                with open(os.path.join(claims, f"worker{k}.log"), "wb") as errors:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-c", _WORKER, claims, payload, str(k)],
+                            env=env,
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=errors,
+                        )
+                    )
+        done = _work(items, claims, range(len(items)), log)
+        for k, proc in enumerate(procs):
+            proc.wait()
+            if log is not None:
+                with open(os.path.join(claims, f"worker{k}.log"), errors="replace") as errors:
+                    text = errors.read().strip()
+                if text:
+                    print(text, file=log)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(claims, ignore_errors=True)
+    return {
+        "compiled": [(item.label(), seconds) for item, seconds in done],
+        "workers": workers,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+#: Fewer missing kernels than this compile where they are called, with no workers.
+MIN_ITEMS_FOR_WORKERS = 3
+
+
+#: ``FASTNN_PRECOMPILE=0`` turns off the compiling ahead of a model's first training step.
+ENABLED = os.environ.get("FASTNN_PRECOMPILE", "").strip().lower() not in ("0", "false", "no", "off")
+
+#: The kernel that tells a cache that has seen fastnn before: every network in the zoo ends
+#: in a Dense layer, so its first step compiled or loaded one of its builds.
+SENTINEL = (PACKAGE + ".kernels.affine", "affine_forward")
+
+
+def seen_before() -> bool:
+    """Whether this process has run, or the kernel cache holds, a build of the sentinel
+    kernel: then fastnn has run on this machine (or in this process) before, and kernels
+    still missing compile where they are called."""
+    module = sys.modules.get(SENTINEL[0])
+    kernel = getattr(module, SENTINEL[1], None)
+    if kernel is None:
+        return False
+    for build in {id(kernel.serial): kernel.serial, id(kernel.parallel): kernel.parallel}.values():
+        if build.overloads:
+            return True
+        try:
+            if build._cache._cache_file._load_index():
+                return True
+        except Exception:
+            pass
+    return False
+
+
+def before_first_call(fn, workers: int | None = None) -> None:
+    """On a kernel cache that has not seen fastnn yet (:func:`seen_before`), compile the
+    kernels ``fn()`` would call, now, in parallel processes (a model's first training step
+    calls this). ``fn`` runs once, on copies, with the kernels recorded (:func:`record`)."""
+    if not (CACHE and ENABLED) or seen_before():
+        return
+    todo = missing(record(fn))
+    if len(todo) >= MIN_ITEMS_FOR_WORKERS:
+        verbose = bool(os.environ.get("FASTNN_PRECOMPILE_VERBOSE"))
+        compile_items(todo, workers, sys.stderr if verbose else None)
+
+
+def _worker_main(argv) -> int:
+    claims, payload, k = argv[0], argv[1], int(argv[2])
+    with open(payload, "rb") as handle:
+        items = pickle.load(handle)
+    # worker 0 takes the list from the back, worker k from the k-th of the back's share;
+    # helpers compiled without reference counting come last (see _work)
+    n = len(items)
+    order = list(range(n - 1, -1, -1))
+    if k:
+        shift = (k * n) // (k + 2)
+        order = order[shift:] + order[:shift]
+    order.sort(key=lambda i: _without_refcounts(items[i]))
+    _work(items, claims, order, sys.stderr)
+    return 0
+
+
+def _without_refcounts(item) -> bool:
+    try:
+        return item.dispatcher().targetoptions.get("_nrt") is False
+    except Exception:
+        return False

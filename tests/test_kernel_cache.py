@@ -1,0 +1,161 @@
+"""The kernel cache: the one-line compile notice, recording kernel calls, ``fastnn warmup``.
+
+The end-to-end checks run fresh processes on an empty NUMBA_CACHE_DIR, so they compile
+for real (tens of seconds) and are marked slow.
+"""
+
+import io
+import os
+import subprocess
+import sys
+import types
+
+import numba
+import numpy as np
+import pytest
+
+from fastnn import _kernel_cache, _precompile
+from fastnn.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_STEP = (
+    "import numpy as np, fastnn as fnn; m = fnn.models.{model}(seed=0); "
+    "rng = np.random.default_rng(0); x = rng.random(({batch}, 1, 28, 28), dtype=np.float32); "
+    "t = rng.integers(0, 10, {batch}); print(m.train_step(x, t, fnn.optim.Adam()))"
+)
+
+
+def _fresh_step(cache_dir, model="mlp", batch=100):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), PYTHONPATH=ROOT)
+    env.pop("FASTNN_COMPILE_NOTICE", None)
+    code = _STEP.format(model=model, batch=batch)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600, check=True
+    )
+    return result
+
+
+def _fake_fastnn_module(name="fastnn._test_fake_kernels"):
+    """A module named like fastnn's with one fresh (uncompiled, uncached) jitted function."""
+    module = types.ModuleType(name)
+
+    def double(a, out):
+        for i in range(a.size):
+            out[i] = 2 * a[i]
+
+    double.__module__ = name
+    module.double = numba.njit(cache=False)(double)
+    return module
+
+
+def test_notice_is_one_line_for_fastnn_compiles_only():
+    notice = _kernel_cache._CompileNotice(stream=io.StringIO())
+    numba.core.event.register("numba:compile", notice)
+    try:
+        numba.njit(lambda a: a + 1)(1)  # not fastnn's: no notice
+        assert notice.stream.getvalue() == ""
+        module = _fake_fastnn_module()
+        module.double(np.ones(3), np.zeros(3))
+        module.double(np.ones(3, np.float32), np.zeros(3, np.float32))  # a second compile
+    finally:
+        numba.core.event.unregister("numba:compile", notice)
+    lines = notice.stream.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("fastnn: compiling kernels for this CPU (once per machine, cached in ")
+
+
+def test_record_notes_kernel_calls_without_compiling_them():
+    module = _fake_fastnn_module()
+    sys.modules[module.__name__] = module
+    try:
+        a, out = np.ones(4, np.float32), np.full(4, 7.0, np.float32)
+        items = _precompile.record(lambda: (module.double(a, out), module.double(a, out)))
+    finally:
+        del sys.modules[module.__name__]
+    assert [(i.module, i.name, i.build) for i in items] == [(module.__name__, "double", "")]
+    assert items[0].argtypes == (numba.typeof(a), numba.typeof(out))
+    assert not module.double.overloads  # nothing compiled
+    assert (out == 7).all()  # nothing ran
+    assert "_compile_for_args" not in vars(module.double)  # the dispatcher is as it was
+    module.double(a, out)
+    assert (out == 2).all()
+
+
+def test_record_finds_a_models_kernels_and_leaves_it_unchanged():
+    import fastnn as fnn
+
+    model = fnn.models.mlp(seed=0)
+    before = model.flat_params.copy()
+    x = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+    items = _precompile.record(lambda: model.predict(x))
+    assert all(item.module.startswith("fastnn.kernels.") for item in items)
+    assert np.array_equal(model.flat_params, before)
+
+
+def test_warmup_list_and_unknown_model(capsys):
+    assert main(["warmup", "--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"mlp", "simple_convnet", "deep_convnet", "lenet5"} <= set(names)
+    assert main(["warmup", "--model", "no_such_net"]) == 2
+    assert "unknown network" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_first_step_on_empty_cache_prints_the_notice_once_and_warm_cache_none(tmp_path):
+    cold = _fresh_step(tmp_path)
+    lines = [line for line in cold.stderr.splitlines() if line.startswith("fastnn: compiling")]
+    assert len(lines) == 1, cold.stderr
+    assert str(tmp_path) in lines[0]
+    warm = _fresh_step(tmp_path)
+    assert "fastnn: compiling" not in warm.stderr
+    assert cold.stdout == warm.stdout  # the same loss, compiled here or loaded
+
+
+@pytest.mark.slow
+def test_warmup_command_fills_the_cache_for_a_later_process(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "fastnn", "warmup", "--model", "mlp", "lenet5", "--batch-sizes", "2", "100"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=True,
+    )
+    assert "fastnn warmup: compiled" in result.stdout
+    for model, batch in (("mlp", 100), ("lenet5", 2)):
+        step = _fresh_step(tmp_path, model, batch)
+        assert "fastnn: compiling" not in step.stderr, step.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "fastnn", "warmup", "--model", "mlp", "--batch-sizes", "100"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=True,
+    )
+    assert "already cached" in again.stdout
+
+
+def test_record_leaves_other_threads_kernels_running():
+    import threading
+
+    module = _fake_fastnn_module("fastnn._test_fake_kernels_threads")
+    sys.modules[module.__name__] = module
+    a, mine, theirs = np.ones(4), np.zeros(4), np.zeros(4)
+
+    def fn():
+        worker = threading.Thread(target=module.double, args=(a, theirs))
+        worker.start()
+        worker.join()
+        module.double(a, mine)
+
+    try:
+        items = _precompile.record(fn)
+    finally:
+        del sys.modules[module.__name__]
+    assert (theirs == 2).all()  # the other thread's call compiled and ran
+    # then this thread's call found a compiled version, which runs: nothing to record
+    assert (mine == 2).all()
+    assert items == []
