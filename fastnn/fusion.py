@@ -15,6 +15,9 @@ Conv2D, ReLU                                    :class:`ConvReLU`
 Dense, ReLU                                     :class:`DenseReLU`
 ==============================================  ===================================
 
+The BatchNorm rules come first: Conv2D or Dense, BatchNorm and an activation (or none)
+run as one group of :mod:`fastnn.fusion_norm` (see :func:`fastnn.fusion_norm.match`).
+
 A fused ReLU is applied in the kernel's store and its mask in the backward kernel's
 reads (``ops.conv2d(..., relu=True)``, ``ops.affine_backward(..., relu_out=y)``); a
 fused max pooling routes the gradient back inside the convolution's backward kernel
@@ -28,35 +31,15 @@ listed by :func:`first_weighted_unit` also take ``backward(dy, input_grad=False)
 
 from __future__ import annotations
 
+from . import fusion_norm
+from .fusion_base import FusedGroup
 from .layers.activations import ReLU
-from .layers.base import Layer
 from .layers.conv import Conv2D
 from .layers.dense import Dense
 from .layers.pool import MaxPool2D
 from .layers.reshape import Flatten
 
 __all__ = ["ConvReLU", "ConvReLUMaxPool", "DenseReLU", "FusedGroup", "first_weighted_unit", "plan"]
-
-
-class FusedGroup:
-    """Consecutive layers that run as one unit (``layers``, in model order).
-
-    Subclasses implement ``forward(x, train=True) -> y`` (y is the last layer's
-    output) and ``backward(dy, input_grad=True) -> dx`` (filling the layers' grads).
-    """
-
-    def __init__(self, *layers: Layer):
-        self.layers = tuple(layers)
-        self._x = None
-
-    def describe(self) -> str:
-        return " + ".join(layer.describe() for layer in self.layers)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.describe()})"
-
-    #: the layers' check: backward before forward(train=True) is a RuntimeError naming the group
-    _require_forward = Layer._require_forward
 
 
 class DenseReLU(FusedGroup):
@@ -155,6 +138,11 @@ def plan(layers, fuse: bool = True) -> list:
     units = []
     i = 0
     while i < len(layers):
+        group = fusion_norm.match(layers, i) if fuse else None  # BatchNorm rules first
+        if group is not None:
+            units.append(group)
+            i += len(group.layers)
+            continue
         layer = layers[i]
         relu = (
             fuse

@@ -7,6 +7,16 @@ outputs, so nothing is shared and no atomics are needed. Each channel's sums are
 taken in one fixed order (rows of S values added into a per-channel total, n
 ascending), and the caller picks ``block`` from the shape alone, so the results do
 not depend on the thread count.
+
+The training kernels also take an activation ``code`` (``ACT_*`` of
+:mod:`fastnn.kernels.activations`) and its ``alpha``: the forward kernel applies f to
+each normalised value before storing it, the backward kernel takes dy of f(bn(x)) and
+first turns it into dy * f' from f's output ``act_out``. Both call the scalars that
+the standalone activation kernels call (``activate``, ``activation_grad``), so bn then
+f gives the numbers of the two ops run apart, bit for bit. The backward kernel writes
+dy * f' of a row into dx first and reads it back in its sums, as the standalone
+activation's output would be read: a value in memory, which fast-math reassociation
+cannot fold into the sums' products.
 """
 
 import numpy as np
@@ -14,14 +24,24 @@ from numba import prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
+from .activations import (
+    ACT_IDENTITY,
+    ACT_LEAKY_RELU,
+    ACT_RELU,
+    ACT_SIGMOID,
+    ACT_TANH,
+    activate,
+    activation_grad,
+)
 
 
 @parallel_kernel
-def batchnorm_forward(x, gamma, beta, eps, block, y, mean, var, inv_std):
-    """Batch statistics and y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel.
+def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
+    """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel.
 
     mean[c] = mean of x[:, c, :]; var[c] = mean of (x[:, c, :] - mean[c])**2 (biased,
-    two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps).
+    two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps); f is activation
+    ``code`` (slope ``alpha``, of x's dtype, for leaky ReLU).
     """
     N, C, S = x.shape
     zero = typed(x, 0.0)
@@ -64,18 +84,34 @@ def batchnorm_forward(x, gamma, beta, eps, block, y, mean, var, inv_std):
         for c in range(c0, c1):
             var[c] *= inv_count
             inv_std[c] = one / np.sqrt(var[c] + eps)
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, y)
+        if code == ACT_RELU:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y)
+        elif code == ACT_SIGMOID:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y)
+        elif code == ACT_TANH:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y)
+        elif code == ACT_LEAKY_RELU:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y)
+        else:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
 
 
 @jit(inline="always")
-def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, y):
-    """y = (x - mean) * inv_std * gamma + beta for channels c0..c1, folded to x * k + d."""
+def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
+    """y = f((x - mean) * inv_std * gamma + beta) for channels c0..c1, the affine part
+    folded to x * k + d. The normalised row is stored first and f applied to it in a
+    second loop over the row (still in cache), as the activation op would read it:
+    fast-math cannot then contract or reassociate f's arithmetic into the normalisation.
+    ``code`` is a constant at each call, so each loop is f's own."""
     N, C, S = x.shape
     if S == 1:
         for n in range(N):
             for c in range(c0, c1):
                 k = gamma[c] * inv_std[c]
                 y[n, c, 0] = x[n, c, 0] * k + (beta[c] - mean[c] * k)
+            if code != ACT_IDENTITY:
+                for c in range(c0, c1):
+                    y[n, c, 0] = activate(y, y[n, c, 0], code, alpha)
     else:
         for n in range(N):
             for c in range(c0, c1):
@@ -83,6 +119,9 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, y):
                 d = beta[c] - mean[c] * k
                 for s in range(S):
                     y[n, c, s] = x[n, c, s] * k + d
+                if code != ACT_IDENTITY:
+                    for s in range(S):
+                        y[n, c, s] = activate(y, y[n, c, s], code, alpha)
 
 
 @parallel_kernel
@@ -106,18 +145,46 @@ def channel_affine(x, scale, shift, block, y):
                         y[n, c, s] = x[n, c, s] * k + d
 
 
+@jit(inline="always")
+def _activation_grad_row(dy, act_out, n, c0, c1, code, alpha, g):
+    """g[n, c, :] = dy * f' (``activation_grad`` from f's output) for channels c0..c1;
+    ``code`` is a constant at each call."""
+    N, C, S = dy.shape
+    for c in range(c0, c1):
+        for s in range(S):
+            g[n, c, s] = activation_grad(g, dy[n, c, s], act_out[n, c, s], code, alpha)
+
+
+@jit(inline="always")
+def _gradient_in(dy, act_out, n, c0, c1, code, alpha, g):
+    """Row n of channels c0..c1 of dy * f' into g, one loop per activation."""
+    if code == ACT_RELU:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_RELU, alpha, g)
+    elif code == ACT_SIGMOID:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_SIGMOID, alpha, g)
+    elif code == ACT_TANH:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_TANH, alpha, g)
+    elif code == ACT_LEAKY_RELU:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_LEAKY_RELU, alpha, g)
+
+
 @parallel_kernel
-def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
+def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out, dx, dgamma, dbeta):
     """Gradients of batch norm in training mode, per channel over M = N*S values.
 
-    dbeta = sum dy;  dgamma = sum dy * xhat;
-    dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma),
-    with xhat = (x - mean) * inv_std and inv_std = 1 / sqrt(var + eps).
+    With g = dy * f'(from ``act_out`` = f(bn(x))) for activation ``code`` (g = dy for
+    ACT_IDENTITY, where ``act_out`` is not read):
+    dbeta = sum g;  dgamma = sum g * xhat;
+    dx = gamma * inv_std / M * (M * g - dbeta - xhat * dgamma),
+    with xhat = (x - mean) * inv_std and inv_std = 1 / sqrt(var + eps). g is kept in
+    dx until dx overwrites it.
     """
     N, C, S = x.shape
     zero = typed(x, 0.0)
     one = typed(x, 1.0)
     inv_count = one / typed(x, N * S)
+    fused = code != ACT_IDENTITY
+    g = dx if fused else dy
     blocks = (C + block - 1) // block
     for b in prange(blocks):
         c0 = b * block
@@ -127,20 +194,24 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
             dgamma[c] = zero
         if S == 1:  # (N, D): the inner loops run over contiguous features
             for n in range(N):
+                if fused:
+                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
                 for c in range(c0, c1):
-                    g = dy[n, c, 0]
-                    dbeta[c] += g
-                    dgamma[c] += g * (x[n, c, 0] - mean[c])
+                    gv = g[n, c, 0]
+                    dbeta[c] += gv
+                    dgamma[c] += gv * (x[n, c, 0] - mean[c])
         else:
             for n in range(N):
+                if fused:
+                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
                 for c in range(c0, c1):
                     m = mean[c]
                     sum_dy = zero
                     sum_dy_xc = zero
                     for s in range(S):
-                        g = dy[n, c, s]
-                        sum_dy += g
-                        sum_dy_xc += g * (x[n, c, s] - m)
+                        gv = g[n, c, s]
+                        sum_dy += gv
+                        sum_dy_xc += gv * (x[n, c, s] - m)
                     dbeta[c] += sum_dy
                     dgamma[c] += sum_dy_xc
         for c in range(c0, c1):
@@ -151,7 +222,7 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
                     inv_std = one / np.sqrt(var[c] + eps)
                     k_dy = gamma[c] * inv_std
                     dx[n, c, 0] = k_dy * (
-                        dy[n, c, 0]
+                        g[n, c, 0]
                         - dbeta[c] * inv_count
                         - inv_std * dgamma[c] * inv_count * (x[n, c, 0] - mean[c])
                     )
@@ -164,4 +235,4 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
                     k_x = k_dy * inv_std * dgamma[c] * inv_count
                     m = mean[c]
                     for s in range(S):
-                        dx[n, c, s] = k_dy * dy[n, c, s] - k_const - k_x * (x[n, c, s] - m)
+                        dx[n, c, s] = k_dy * g[n, c, s] - k_const - k_x * (x[n, c, s] - m)
