@@ -5,6 +5,7 @@
 =====================================================  ==========================
 layers                                                 group
 =====================================================  ==========================
+Conv2D, BatchNorm, ReLU, MaxPool2D                      :class:`ConvBatchNorm`
 Conv2D, BatchNorm[, ReLU | LeakyReLU | Sigmoid | Tanh   :class:`ConvBatchNorm`
 | Identity]
 Dense, BatchNorm[, the same activations]               :class:`DenseBatchNorm`
@@ -24,7 +25,14 @@ with its running statistics is an affine map per channel, which folds into the w
 ``W' = W * s``, ``b' = (b - running_mean) * s + beta``, ``s = gamma / sqrt(running_var
 + eps)`` per output channel, so the group is ONE convolution (or affine) with ReLU fused
 into its store; another activation runs after it as its op (or inside the convolution,
-where the backend's op takes ``activation=``). Folding rounds differently from the
+where the backend's op takes ``activation=``); a max pooling after the ReLU runs inside
+the convolution kernel for 2x2 windows (``ops.conv2d_relu_maxpool2x2``: the full
+convolution output is never stored) and as its op otherwise. In training the pooling is
+its layer's op pair. The fold runs when the batch has at
+least as many outputs per channel as a weight column has inputs (always for the
+convolutions of image networks; for a Dense layer, a batch at least as large as its input
+width), since checking that the fold is current reads all of W; otherwise the layers'
+inference ops run one after the other. Folding rounds differently from the
 layers run apart (float32: a few units in the last place of the output's scale). The
 folded arrays are cached and recomputed whenever any of W, b, gamma, beta, the running
 statistics or eps differ from the values they were folded from (an exact comparison
@@ -43,6 +51,7 @@ from .layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.conv import Conv2D
 from .layers.dense import Dense
 from .layers.norm import BatchNorm
+from .layers.pool import MaxPool2D
 
 __all__ = ["ConvBatchNorm", "DenseBatchNorm", "NormGroup", "match"]
 
@@ -62,6 +71,9 @@ def match(layers, i: int):
     end = i + 2
     if end < len(layers) and type(layers[end]) in ACTIVATIONS:
         end += 1
+        relu = type(layers[end - 1]) is ReLU
+        if relu and type(layer) is Conv2D and end < len(layers) and type(layers[end]) is MaxPool2D:
+            end += 1
     group = ConvBatchNorm if type(layer) is Conv2D else DenseBatchNorm
     return group(*layers[i:end])
 
@@ -87,6 +99,8 @@ class NormGroup(FusedGroup):
     def __init__(self, *layers):
         super().__init__(*layers)
         act = layers[2] if len(layers) > 2 else None
+        #: a MaxPool2D after the ReLU (ConvBatchNorm only), or None
+        self.pool = layers[3] if len(layers) > 3 else None
         self.activation = ACTIVATIONS[type(act)] if act is not None else "identity"
         self.alpha = act.alpha if isinstance(act, LeakyReLU) else 0.0
         self._cache = None
@@ -114,12 +128,22 @@ class NormGroup(FusedGroup):
         )
         bn.update_running_stats(mean, var)
         self._cache = (x, z, mean, var, y)
-        return y
+        if self.pool is None:
+            return y
+        pool = self.pool
+        pool.check_input(y)
+        pooled, self._argmax = pool.ops.maxpool2d(y, pool.size, stride=pool.stride, pad=pool.pad)
+        return pooled
 
     def backward(self, dy, input_grad=True):
         bn = self.layers[1]
         x, z, mean, var, y = self._require_forward("_cache")
         act = self.fused_activation
+        if self.pool is not None:
+            pool = self.pool
+            dy = pool.ops.maxpool2d_backward(
+                dy, self._argmax, y.shape, pool.size, stride=pool.stride, pad=pool.pad
+            )
         if dy.shape != y.shape:
             raise ValueError(f"{self.describe()}: expected dy of shape {y.shape}, got {dy.shape}")
         dz, dgamma, dbeta = bn.ops.batchnorm_backward(
@@ -166,27 +190,87 @@ class NormGroup(FusedGroup):
         self._fold = (tuple(a.copy() for a in sources), bn.eps, W_folded, b_folded)
         return W_folded, b_folded
 
+    def folds_for(self, x) -> bool:
+        """Whether inference on x folds: when its outputs per channel (N, times OH*OW for a
+        convolution) are at least the fan-in of a weight column. The fold's staleness check
+        reads W and its copy, about 2 * W.size values; the BatchNorm and activation passes
+        it saves touch about 4 values per output. Below that (a Dense layer on a batch
+        smaller than its input width) the layers' own ops run."""
+        W = self.layers[0].params["W"]
+        channels = self._out_channels()
+        if channels != self.layers[1].num_features:
+            return False  # the layers' ops then say what does not fit
+        return self._outputs_per_channel(x) >= W.size // channels
+
     def _inference(self, x):
+        if not self.folds_for(x):
+            return self._pooled(self._inference_apart(x))
         W, b = self.folded()
-        ops = self.layers[0].ops
+        if self.pool is not None and self.pools_in_kernel:
+            conv = self.layers[0]
+            pooled, _ = conv.ops.conv2d_relu_maxpool2x2(
+                x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl
+            )
+            return pooled
+        if self.pool is not None:
+            return self._pooled(self._linear(x, W, b, relu=True))
         if self.activation in ("identity", "relu"):
             return self._linear(x, W, b, relu=self.activation == "relu")
         op = self._op()
         if _accepts(op, "activation") and (self.activation != "leaky_relu" or _accepts(op, "alpha")):
             extra = {"alpha": self.alpha} if self.activation == "leaky_relu" else {}
             return self._linear(x, W, b, activation=self.activation, **extra)
-        y = self._linear(x, W, b)
+        return self._activate(self._linear(x, W, b))
+
+    def _inference_apart(self, x):
+        """The layers' inference ops one after the other (no fold): bit-identical to them."""
+        layer, bn = self.layers[0], self.layers[1]
+        z = self._linear(x, layer.params["W"], layer.params["b"])
+        bn.check_input(z)
+        y = bn.ops.batchnorm_inference(
+            z, bn.params["gamma"], bn.params["beta"], bn.running_mean, bn.running_var, bn.eps
+        )
+        return self._activate(y)
+
+    @property
+    def pools_in_kernel(self) -> bool:
+        """A 2x2, stride-2, unpadded max pooling: the folded convolution's kernel pools."""
+        pool = self.pool
+        return pool is not None and pool.size == (2, 2) and pool.stride == (2, 2) and pool.pad == (0, 0)
+
+    def _pooled(self, y):
+        """The max pooling layer's op on y (y itself without one)."""
+        if self.pool is None:
+            return y
+        pool = self.pool
+        pool.check_input(y)
+        return pool.ops.maxpool2d(y, pool.size, stride=pool.stride, pad=pool.pad)[0]
+
+    def _activate(self, y):
+        """The activation layer's op on y (y itself without one)."""
+        ops = self.layers[0].ops
+        if self.activation == "identity":
+            return y
         if self.activation == "leaky_relu":
             return ops.leaky_relu(y, self.alpha)
         return getattr(ops, self.activation)(y)
 
 
 class ConvBatchNorm(NormGroup):
-    """y = f(batchnorm(conv(x))): ``ops.conv2d`` then ``ops.batchnorm(..., activation=f)``
-    in training; one convolution with folded weights (ReLU in its store) at inference."""
+    """y = f(batchnorm(conv(x))) (then a max pooling, for f = ReLU): ``ops.conv2d`` then
+    ``ops.batchnorm(..., activation=f)`` in training; one convolution with folded weights
+    (ReLU and a 2x2 pooling in its kernel) at inference."""
 
     def _op(self):
         return self.layers[0].ops.conv2d
+
+    def _out_channels(self):
+        return self.layers[0].out_channels
+
+    def _outputs_per_channel(self, x):
+        conv = self.layers[0]
+        _, OH, OW = conv.output_shape(x.shape[1:])
+        return len(x) * OH * OW
 
     def _linear(self, x, W, b, **fused):
         conv = self.layers[0]
@@ -217,6 +301,12 @@ class DenseBatchNorm(NormGroup):
 
     def _op(self):
         return self.layers[0].ops.affine
+
+    def _out_channels(self):
+        return self.layers[0].out_features
+
+    def _outputs_per_channel(self, x):
+        return len(x)
 
     def _linear(self, x, W, b, **fused):
         return self.layers[0].ops.affine(x, W, b, **fused)

@@ -263,6 +263,16 @@ def test_fused_groups_pass_the_gradient_check(activation, backend):
     check_group_gradients(model, rng.standard_normal((4, 2, 4, 4)), rng.integers(0, 3, 4))
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_the_pooled_group_passes_the_gradient_check(backend):
+    """Conv2D + BatchNorm + ReLU + MaxPool2D as one group (pooling in the group's backward)."""
+    rng = np.random.default_rng(12)
+    model = randomise_norm(conv_net("relu", backend, "float64", seed=5))
+    assert [type(unit) for unit in model._plan()] == [ConvBatchNorm, fnn.Flatten, fnn.Dense]
+    assert model._plan()[0].pool is model.layers[3]
+    check_group_gradients(model, rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 5, 4))
+
+
 def plan_of(layers):
     model = fnn.Sequential(layers, seed=0)
     return [
@@ -277,7 +287,11 @@ def test_plan_fuses_conv_or_dense_directly_followed_by_batchnorm():
             fnn.Conv2D(1, 2, 3, pad=1),
             fnn.BatchNorm(2),
             fnn.ReLU(),
-            fnn.MaxPool2D(2),  # stays apart: the ReLU belongs to the BatchNorm group
+            fnn.MaxPool2D(2),  # after a ReLU: pooled in the group
+            fnn.Conv2D(2, 2, 3, pad=1),
+            fnn.BatchNorm(2),
+            fnn.Tanh(),
+            fnn.MaxPool2D(2),  # after another activation: apart
             fnn.Conv2D(2, 2, 3, pad=1),
             fnn.BatchNorm(2),  # no activation after it
             fnn.Conv2D(2, 2, 3, pad=1),
@@ -300,7 +314,8 @@ def test_plan_fuses_conv_or_dense_directly_followed_by_batchnorm():
             fnn.Sigmoid(),
         ]
     ) == [
-        ("ConvBatchNorm", ["Conv2D", "BatchNorm", "ReLU"]),
+        ("ConvBatchNorm", ["Conv2D", "BatchNorm", "ReLU", "MaxPool2D"]),
+        ("ConvBatchNorm", ["Conv2D", "BatchNorm", "Tanh"]),
         ("MaxPool2D", ["MaxPool2D"]),
         ("ConvBatchNorm", ["Conv2D", "BatchNorm"]),
         ("ConvReLU", ["Conv2D", "ReLU"]),
@@ -318,8 +333,9 @@ def test_plan_fuses_conv_or_dense_directly_followed_by_batchnorm():
     ]
     model = conv_net("relu")
     group = model._plan()[0]
-    assert isinstance(group, FusedGroup) and group.layers == tuple(model.layers[:3])
-    assert group.describe() == " + ".join(layer.describe() for layer in model.layers[:3])
+    assert isinstance(group, FusedGroup) and group.layers == tuple(model.layers[:4])
+    assert group.describe() == " + ".join(layer.describe() for layer in model.layers[:4])
+    assert group.pool is model.layers[3] and group.pools_in_kernel
     assert first_weighted_unit(model._plan()) == 0
     model.fuse_layers = False
     assert model._plan() == model.layers
@@ -372,36 +388,48 @@ def fold_bound(model, x):
         per_channel = (1, -1)
     magnitude = (terms + np.abs(b - bn.running_mean).reshape(per_channel)) * scale.reshape(per_channel)
     magnitude += np.abs(bn.params["beta"]).reshape(per_channel)
-    return 4 * (k + 4) * np.finfo(model.dtype).eps * magnitude
+    bound = 4 * (k + 4) * np.finfo(model.dtype).eps * magnitude
+    pools = [layer for layer in model.layers if isinstance(layer, fnn.MaxPool2D)]
+    for pool in pools:  # a maximum moves at most as far as the values it is taken over
+        bound = REF.maxpool2d(bound, pool.size, pool.stride, pool.pad)[0]
+    return bound
 
 
-def group_only(make, activation, backend, dtype):
-    """A model of just the group's layers (Conv2D or Dense, BatchNorm, f), randomised."""
+def group_only(kind, activation, backend, dtype):
+    """A model of just the group's layers (Conv2D or Dense, BatchNorm, f), randomised, and
+    an input batch of 5: a convolution and a Dense layer narrower than the batch fold, a
+    Dense layer wider than the batch runs its layers' ops."""
     act = [LAYER[activation]()] if activation else []
-    if make is conv_net:
-        layers = [fnn.Conv2D(2, 4, 3, pad=1), fnn.BatchNorm(4)]
+    rng = np.random.default_rng(7)
+    pool = {"conv_pool": [fnn.MaxPool2D(2)], "conv_pool3": [fnn.MaxPool2D(3, stride=1)]}.get(kind, [])
+    if kind.startswith("conv"):
+        layers, x = [fnn.Conv2D(2, 4, 3, pad=1), fnn.BatchNorm(4)], rng.standard_normal((5, 2, 6, 6))
     else:
-        layers = [fnn.Dense(2 * 6 * 6, 7), fnn.BatchNorm(7)]
-    return randomise_norm(fnn.Sequential(layers + act, backend=backend, dtype=np.dtype(dtype).name, seed=1))
+        width = 3 if kind == "dense" else 9
+        layers, x = [fnn.Dense(width, 7), fnn.BatchNorm(7)], rng.standard_normal((5, width))
+    model = fnn.Sequential(layers + act + pool, backend=backend, dtype=np.dtype(dtype).name, seed=1)
+    return randomise_norm(model), x.astype(dtype)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=name)
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=name)
-@pytest.mark.parametrize("make", [conv_net, dense_net], ids=["conv", "dense"])
-def test_folded_inference_matches_the_layers_apart(make, activation, dtype, backend):
+@pytest.mark.parametrize("kind", ["conv", "conv_pool", "conv_pool3", "dense", "dense_wide"])
+def test_folded_inference_matches_the_layers_apart(kind, activation, dtype, backend):
     """Within a bound derived from the dtype's eps and the layer's sizes, against the
-    layers run apart on the same backend and on the reference."""
-    x, _ = batch(dtype, n=5, seed=7)
-    model = group_only(make, activation, backend, dtype)
-    if make is dense_net:
-        x = x.reshape(len(x), -1)
-    assert len(model._plan()) == 1 and isinstance(model._plan()[0], NormGroup)
+    layers run apart on the same backend and on the reference (a max pooling after a
+    ReLU in the group: 2x2 inside the convolution kernel, 3x3 as its op)."""
+    model, x = group_only(kind, activation, backend, dtype)
+    group, *rest = model._plan()
+    assert isinstance(group, NormGroup) and group.folds_for(x) == (kind != "dense_wide")
+    assert len(rest) == (1 if "pool" in kind and activation != "relu" else 0)
     folded = model.predict(x)
     np.testing.assert_array_equal(model.forward(x), folded)
     model.fuse_layers = False
     apart_ = model.predict(x)
-    expected = group_only(make, activation, "numpy", dtype)
+    if kind == "dense_wide":
+        np.testing.assert_array_equal(folded, apart_)
+    expected, _ = group_only(kind, activation, "numpy", dtype)
     expected.fuse_layers = False
     bound = fold_bound(model, x)
     assert folded.dtype == dtype and folded.shape == apart_.shape
