@@ -341,6 +341,15 @@ def test_plan_fuses_conv_or_dense_directly_followed_by_batchnorm():
     assert model._plan() == model.layers
 
 
+@pytest.mark.parametrize("cls", [ConvBatchNorm, DenseBatchNorm])
+def test_the_groups_have_the_signatures_of_a_weighted_layer(cls):
+    from test_layer_protocol import parameters
+
+    assert issubclass(cls, FusedGroup)
+    assert parameters(cls.forward) == parameters(fnn.Dense.forward)
+    assert parameters(cls.backward) == parameters(fnn.Dense.backward)
+
+
 def test_a_training_step_skips_the_first_groups_input_gradient(monkeypatch):
     model = conv_net("relu")
     calls = []

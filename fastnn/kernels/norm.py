@@ -10,13 +10,15 @@ not depend on the thread count.
 
 The training kernels also take an activation ``code`` (``ACT_*`` of
 :mod:`fastnn.kernels.activations`) and its ``alpha``: the forward kernel applies f to
-each normalised value before storing it, the backward kernel takes dy of f(bn(x)) and
-first turns it into dy * f' from f's output ``act_out``. Both call the scalars that
-the standalone activation kernels call (``activate``, ``activation_grad``), so bn then
-f gives the numbers of the two ops run apart, bit for bit. The backward kernel writes
-dy * f' of a row into dx first and reads it back in its sums, as the standalone
-activation's output would be read: a value in memory, which fast-math reassociation
-cannot fold into the sums' products.
+the normalised values, the backward kernel takes dy of f(bn(x)) and first turns it into
+dy * f' from f's output ``act_out``. Both call the scalars that the standalone
+activation kernels call (``activate``, ``activation_grad``), and both pass the values
+through memory as the two ops run apart would: the forward stores a normalised row and
+applies f to it in a second loop over the row (in cache), the backward writes dy * f' of
+a row into dx and reads it back in its sums. Fast-math contraction and reassociation
+could otherwise merge f's arithmetic with the normalisation's and round differently
+(they did, on (N, D) inputs); this way bn then f gives the numbers of the two ops run
+apart, bit for bit.
 """
 
 import numpy as np
