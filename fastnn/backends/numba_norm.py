@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import activations as act_kernels
 from ..kernels import norm as norm_kernels
 from ..kernels import tuning
-from ..kernels.activations import ACTIVATION_CODES
+from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
 from ._arrays import contiguous as _c
 from .op_checks import check_batchnorm, check_bn_activation, check_eps
 
@@ -26,6 +27,22 @@ def _block(channels: int, per_channel: int) -> int:
     """Channels per work item: about tuning.BLOCK_VALUES values, and at least 4 items when C allows."""
     block = max(1, -(-tuning.BLOCK_VALUES // max(per_channel, 1)))
     return int(min(block, max(1, -(-channels // 4))))
+
+
+#: The activations' backward kernels, which the fused backward runs into dx first (the
+#: standalone ops' own numbers, and on (N, D) rows faster than the batch norm kernel's
+#: own per-row loop, which it keeps for direct calls: ``tests/test_kernel_properties.py``).
+_GRADIENT_KERNELS = {
+    "relu": act_kernels.relu_backward,
+    "leaky_relu": act_kernels.leaky_relu_backward,
+    "sigmoid": act_kernels.sigmoid_backward,
+    "tanh": act_kernels.tanh_backward,
+}
+
+
+def _alpha(activation, dtype, alpha):
+    """The activation kernel's extra argument: leaky ReLU's slope, in the array's dtype."""
+    return (dtype.type(alpha),) if activation == "leaky_relu" else ()
 
 
 class NumbaNormOps:
@@ -75,7 +92,8 @@ class NumbaNormOps:
         ``mean`` and ``var`` are the ones :meth:`batchnorm` returned for this x.
         ``activation`` (with ``act_out``, the y of ``batchnorm(..., activation=...)``, and
         ``alpha``): dy is the gradient of f(bn(x)), and dy * f' (the activation's backward
-        op, from f's output) replaces dy above, inside the kernel's reads.
+        op, from f's output) replaces dy above: the activation's backward kernel writes it into
+        dx, and the batch norm kernel reads it from there (no array of its own).
         """
         channels, _ = check_batchnorm("batchnorm_backward", x, gamma, dy=dy, mean=mean, var=var)
         eps = check_eps("batchnorm_backward", eps)
@@ -86,6 +104,12 @@ class NumbaNormOps:
         dx = np.empty_like(x3)
         dgamma = np.empty(channels, dtype)
         dbeta = np.empty(channels, dtype)
+        code = ACTIVATION_CODES[activation]
+        if code != ACT_IDENTITY:  # g = dy * f' into dx, then the kernel reads g from dx
+            _GRADIENT_KERNELS[activation](
+                x3.size, dy3.reshape(-1), act3.reshape(-1), *_alpha(activation, dtype, alpha), dx.reshape(-1)
+            )
+            code = norm_kernels.GRADIENT_IN_DX
         norm_kernels.batchnorm_backward(
             x3.size,
             dy3,
@@ -95,7 +119,7 @@ class NumbaNormOps:
             _c(var),
             dtype.type(eps),
             _block(channels, x3.shape[2]),
-            ACTIVATION_CODES[activation],
+            code,
             dtype.type(alpha),
             act3,
             dx,
