@@ -25,10 +25,10 @@ with its running statistics is an affine map per channel, which folds into the w
 ``W' = W * s``, ``b' = (b - running_mean) * s + beta``, ``s = gamma / sqrt(running_var
 + eps)`` per output channel, so the group is ONE convolution (or affine) with ReLU fused
 into its store; another activation runs after it as its op (or inside the convolution,
-where the backend's op takes ``activation=``); a max pooling after the ReLU runs inside
-the convolution kernel for 2x2 windows (``ops.conv2d_relu_maxpool2x2``: the full
-convolution output is never stored) and as its op otherwise. In training the pooling is
-its layer's op pair. The fold runs when the batch has at
+where the backend's op takes ``activation=``); a max pooling after the ReLU runs as its
+op after the convolution (pooling inside the convolution kernel,
+``ops.conv2d_relu_maxpool2x2``, measured slower at inference on VGG's 16x16 and 32x32
+planes at batch 256). In training the pooling is its layer's op pair. The fold runs when the batch has at
 least as many outputs per channel as a weight column has inputs (always for the
 convolutions of image networks; for a Dense layer, a batch at least as large as its input
 width), since checking that the fold is current reads all of W; otherwise the layers'
@@ -206,12 +206,6 @@ class NormGroup(FusedGroup):
         if not self.folds_for(x):
             return self._pooled(self._inference_apart(x))
         W, b = self.folded()
-        if self.pool is not None and self.pools_in_kernel:
-            conv = self.layers[0]
-            pooled, _ = conv.ops.conv2d_relu_maxpool2x2(
-                x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl
-            )
-            return pooled
         if self.pool is not None:
             return self._pooled(self._linear(x, W, b, relu=True))
         if self.activation in ("identity", "relu"):
@@ -231,12 +225,6 @@ class NormGroup(FusedGroup):
             z, bn.params["gamma"], bn.params["beta"], bn.running_mean, bn.running_var, bn.eps
         )
         return self._activate(y)
-
-    @property
-    def pools_in_kernel(self) -> bool:
-        """A 2x2, stride-2, unpadded max pooling: the folded convolution's kernel pools."""
-        pool = self.pool
-        return pool is not None and pool.size == (2, 2) and pool.stride == (2, 2) and pool.pad == (0, 0)
 
     def _pooled(self, y):
         """The max pooling layer's op on y (y itself without one)."""
@@ -259,7 +247,7 @@ class NormGroup(FusedGroup):
 class ConvBatchNorm(NormGroup):
     """y = f(batchnorm(conv(x))) (then a max pooling, for f = ReLU): ``ops.conv2d`` then
     ``ops.batchnorm(..., activation=f)`` in training; one convolution with folded weights
-    (ReLU and a 2x2 pooling in its kernel) at inference."""
+    (ReLU in its store) at inference."""
 
     def _op(self):
         return self.layers[0].ops.conv2d
