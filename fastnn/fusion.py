@@ -17,6 +17,9 @@ Conv2D, activation                                  :class:`ConvActivation`
 Dense, activation                                   :class:`DenseActivation`
 ==================================================  ===================================
 
+The BatchNorm rules come first: Conv2D or Dense, BatchNorm and an activation (or none)
+run as one group of :mod:`fastnn.fusion_norm` (see :func:`fastnn.fusion_norm.match`).
+
 A fused activation is applied in the kernel's store (``ops.conv2d(...,
 activation=...)``, ``ops.affine(..., activation=...)``: ReLU in the convolution's
 register tiles, the others on each image's output while it is in cache) and its
@@ -34,6 +37,8 @@ listed by :func:`first_weighted_unit` also take ``backward(dy, input_grad=False)
 
 from __future__ import annotations
 
+from . import fusion_norm
+from .fusion_base import FusedGroup
 from .layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Layer
 from .layers.conv import Conv2D
@@ -60,27 +65,6 @@ def _activation_args(layer) -> dict:
     if layer is None:
         return {}
     return {"activation": layer.op, "alpha": getattr(layer, "alpha", 0.0)}
-
-
-class FusedGroup:
-    """Consecutive layers that run as one unit (``layers``, in model order).
-
-    Subclasses implement ``forward(x, train=True) -> y`` (y is the last layer's
-    output) and ``backward(dy, input_grad=True) -> dx`` (filling the layers' grads).
-    """
-
-    def __init__(self, *layers: Layer):
-        self.layers = tuple(layers)
-        self._x = None
-
-    def describe(self) -> str:
-        return " + ".join(layer.describe() for layer in self.layers)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.describe()})"
-
-    #: the layers' check: backward before forward(train=True) is a RuntimeError naming the group
-    _require_forward = Layer._require_forward
 
 
 class DenseActivation(FusedGroup):
@@ -219,6 +203,24 @@ def _fusable_activation(layer) -> bool:
     return type(layer) in FUSABLE_ACTIVATIONS
 
 
+def _match(layers, i):
+    """The activation/pooling group that starts at ``layers[i]`` (the table above), or None."""
+    layer, rest = layers[i], layers[i + 1 : i + 3]
+    if isinstance(layer, Conv2D) and rest:
+        activated = _fusable_activation(rest[0])
+        pool_at = 1 if activated else 0
+        pooled = len(rest) > pool_at and type(rest[pool_at]) in (MaxPool2D, AvgPool2D)
+        if pooled and type(rest[0]) is ReLU and type(rest[1]) is MaxPool2D:
+            return ConvReLUMaxPool(layer, *rest[:2])
+        if pooled:
+            return ConvActivationPool(layer, *rest[: pool_at + 1])
+        if activated:
+            return ConvActivation(layer, rest[0])
+    if isinstance(layer, Dense) and rest and _fusable_activation(rest[0]):
+        return DenseActivation(layer, rest[0])
+    return None
+
+
 def plan(layers, fuse: bool = True) -> list:
     """The units that run ``layers`` in order: layers, and fused groups where a rule matches.
 
@@ -227,26 +229,9 @@ def plan(layers, fuse: bool = True) -> list:
     units = []
     i = 0
     while i < len(layers):
-        layer, rest = layers[i], layers[i + 1 : i + 3]
-        group = None
-        if fuse and isinstance(layer, Conv2D) and rest:
-            activated = _fusable_activation(rest[0])
-            pool_at = 1 if activated else 0
-            pooled = len(rest) > pool_at and type(rest[pool_at]) in (MaxPool2D, AvgPool2D)
-            if pooled and type(rest[0]) is ReLU and type(rest[1]) is MaxPool2D:
-                group = ConvReLUMaxPool(layer, *rest[:2])
-            elif pooled:
-                group = ConvActivationPool(layer, *rest[: pool_at + 1])
-            elif activated:
-                group = ConvActivation(layer, rest[0])
-        elif fuse and isinstance(layer, Dense) and rest and _fusable_activation(rest[0]):
-            group = DenseActivation(layer, rest[0])
-        if group is None:
-            units.append(layer)
-            i += 1
-        else:
-            units.append(group)
-            i += len(group.layers)
+        group = (fusion_norm.match(layers, i) or _match(layers, i)) if fuse else None  # BatchNorm rules first
+        units.append(layers[i] if group is None else group)
+        i += 1 if group is None else len(group.layers)
     return units
 
 

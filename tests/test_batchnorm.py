@@ -132,10 +132,12 @@ def test_kernels_do_not_depend_on_the_thread_count(shape):
 
     def run(build, block):
         y, mean, var, inv_std = (np.empty_like(x3), *(np.empty(c, np.float32) for _ in range(3)))
-        getattr(norm_kernels.batchnorm_forward, build)(x3, gamma, beta, eps, block, y, mean, var, inv_std)
+        getattr(norm_kernels.batchnorm_forward, build)(
+            x3, gamma, beta, eps, block, 0, np.float32(0), y, mean, var, inv_std
+        )
         dx, dgamma, dbeta = np.empty_like(x3), np.empty(c, np.float32), np.empty(c, np.float32)
         getattr(norm_kernels.batchnorm_backward, build)(
-            dy3, x3, gamma, mean, var, eps, block, dx, dgamma, dbeta
+            dy3, x3, gamma, mean, var, eps, block, 0, np.float32(0), dy3, dx, dgamma, dbeta
         )
         return y, mean, var, dx, dgamma, dbeta
 

@@ -48,7 +48,16 @@ LAYERS = [
             "fastnn.gradcheck",
         ],
     ),
-    ("fusion and files", ["fastnn.fusion", "fastnn.serialization", "fastnn.checkpoint"]),
+    (
+        "fusion and files",
+        [
+            "fastnn.fusion_base",
+            "fastnn.fusion_norm",
+            "fastnn.fusion",
+            "fastnn.serialization",
+            "fastnn.checkpoint",
+        ],
+    ),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
     ("training loop", ["fastnn.training"]),
     ("model", ["fastnn.model"]),

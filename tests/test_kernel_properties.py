@@ -641,6 +641,8 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         beta,
         d(1e-5),
         block,
+        0,
+        d(0),
         Guarded(x3.shape, dtype),
         Guarded(C, dtype),
         Guarded(C, dtype),
@@ -660,12 +662,52 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         var_ref,
         d(1e-5),
         block,
+        0,
+        d(0),
+        dy.reshape(x3.shape),
         Guarded(x3.shape, dtype),
         Guarded(C, dtype),
         Guarded(C, dtype),
     )
     for got, want in zip(outs, REF.batchnorm_backward(dy, x, gamma, mean_ref, var_ref, 1e-5)):
         close(got.reshape(want.shape), want, dtype, "batchnorm_backward")
+    # with a fused activation (tanh): f in the store, dy * f' kept in dx until dx overwrites it
+    (act_y, *_) = run_kernel(
+        norm_k.batchnorm_forward,
+        build,
+        x3,
+        gamma,
+        beta,
+        d(1e-5),
+        block,
+        3,
+        d(0),
+        Guarded(x3.shape, dtype),
+        Guarded(C, dtype),
+        Guarded(C, dtype),
+        Guarded(C, dtype),
+    )
+    close(act_y.reshape(x.shape), np.tanh(y_ref), dtype, "batchnorm_forward tanh")
+    outs = run_kernel(
+        norm_k.batchnorm_backward,
+        build,
+        dy.reshape(x3.shape),
+        x3,
+        gamma,
+        mean_ref,
+        var_ref,
+        d(1e-5),
+        block,
+        3,
+        d(0),
+        act_y.copy(),
+        Guarded(x3.shape, dtype),
+        Guarded(C, dtype),
+        Guarded(C, dtype),
+    )
+    want = REF.batchnorm_backward(dy, x, gamma, mean_ref, var_ref, 1e-5, "tanh", act_y.reshape(x.shape))
+    for got, w in zip(outs, want):
+        close(got.reshape(w.shape), w, dtype, "batchnorm_backward tanh")
     (y,) = run_kernel(norm_k.channel_affine, build, x3, gamma, beta, block, Guarded(x3.shape, dtype))
     close(y, x3 * gamma[:, None] + beta[:, None], dtype, "channel_affine")
 

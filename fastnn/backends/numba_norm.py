@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import activations as act_kernels
 from ..kernels import norm as norm_kernels
 from ..kernels import tuning
+from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
 from ._arrays import contiguous as _c
-from .op_checks import check_batchnorm, check_eps
+from .op_checks import check_batchnorm, check_bn_activation, check_eps
 
 
 def _planes(x: np.ndarray) -> np.ndarray:
@@ -27,18 +29,38 @@ def _block(channels: int, per_channel: int) -> int:
     return int(min(block, max(1, -(-channels // 4))))
 
 
+#: The activations' backward kernels, which the fused backward runs into dx first (the
+#: standalone ops' own numbers, and on (N, D) rows faster than the batch norm kernel's
+#: own per-row loop, which it keeps for direct calls: ``tests/test_kernel_properties.py``).
+_GRADIENT_KERNELS = {
+    "relu": act_kernels.relu_backward,
+    "leaky_relu": act_kernels.leaky_relu_backward,
+    "sigmoid": act_kernels.sigmoid_backward,
+    "tanh": act_kernels.tanh_backward,
+}
+
+
+def _alpha(activation, dtype, alpha):
+    """The activation kernel's extra argument: leaky ReLU's slope, in the array's dtype."""
+    return (dtype.type(alpha),) if activation == "leaky_relu" else ()
+
+
 class NumbaNormOps:
     """Batch normalisation on Numba kernels; see NumpyNormOps for the formulas."""
 
-    def batchnorm(self, x, gamma, beta, eps=1e-5):
+    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0):
         """Training-mode batch norm; returns (y, mean, var).
 
         mean_c = mean of x over (N[, H, W]);  var_c = mean of (x - mean_c)**2 (biased);
         y = gamma_c * (x - mean_c) / sqrt(var_c + eps) + beta_c.
         x (N, C) or (N, C, H, W); gamma, beta (C,) -> y like x, mean (C,), var (C,).
+        ``activation`` ("relu", "sigmoid", "tanh", "leaky_relu" with slope ``alpha``, or
+        None / "identity"): y is f(bn(x)), f applied in the same pass, with the
+        activation op's formula.
         """
         channels, _ = check_batchnorm("batchnorm", x, gamma, beta=beta)
         eps = check_eps("batchnorm", eps)
+        activation = check_bn_activation("batchnorm", activation, alpha)
         x3 = _planes(x)
         dtype = x3.dtype
         y = np.empty_like(x3)
@@ -52,6 +74,8 @@ class NumbaNormOps:
             _c(beta),
             dtype.type(eps),
             _block(channels, x3.shape[2]),
+            ACTIVATION_CODES[activation],
+            dtype.type(alpha),
             y,
             mean,
             var,
@@ -59,21 +83,33 @@ class NumbaNormOps:
         )
         return y.reshape(x.shape), mean, var
 
-    def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5):
+    def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5, activation=None, act_out=None, alpha=0.0):
         """Gradients of training-mode batch norm; returns (dx, dgamma, dbeta).
 
         With xhat = (x - mean) / sqrt(var + eps) and M values per channel:
         dbeta = sum dy;  dgamma = sum dy * xhat;
         dx = gamma / sqrt(var + eps) / M * (M * dy - dbeta - xhat * dgamma).
         ``mean`` and ``var`` are the ones :meth:`batchnorm` returned for this x.
+        ``activation`` (with ``act_out``, the y of ``batchnorm(..., activation=...)``, and
+        ``alpha``): dy is the gradient of f(bn(x)), and dy * f' (the activation's backward
+        op, from f's output) replaces dy above: the activation's backward kernel writes it into
+        dx, and the batch norm kernel reads it from there (no array of its own).
         """
         channels, _ = check_batchnorm("batchnorm_backward", x, gamma, dy=dy, mean=mean, var=var)
         eps = check_eps("batchnorm_backward", eps)
+        activation = check_bn_activation("batchnorm_backward", activation, alpha, dy=dy, act_out=act_out)
         x3, dy3 = _planes(x), _planes(dy)
+        act3 = dy3 if act_out is None else _planes(act_out)
         dtype = x3.dtype
         dx = np.empty_like(x3)
         dgamma = np.empty(channels, dtype)
         dbeta = np.empty(channels, dtype)
+        code = ACTIVATION_CODES[activation]
+        if code != ACT_IDENTITY:  # g = dy * f' into dx, then the kernel reads g from dx
+            _GRADIENT_KERNELS[activation](
+                x3.size, dy3.reshape(-1), act3.reshape(-1), *_alpha(activation, dtype, alpha), dx.reshape(-1)
+            )
+            code = norm_kernels.GRADIENT_IN_DX
         norm_kernels.batchnorm_backward(
             x3.size,
             dy3,
@@ -83,6 +119,9 @@ class NumbaNormOps:
             _c(var),
             dtype.type(eps),
             _block(channels, x3.shape[2]),
+            code,
+            dtype.type(alpha),
+            act3,
             dx,
             dgamma,
             dbeta,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .op_checks import check_batchnorm, check_eps
+from .numpy_activations import NumpyActivationOps
+from .op_checks import check_batchnorm, check_bn_activation, check_eps
 
 
 def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
@@ -18,36 +19,65 @@ def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _activation_args(activation: str, alpha) -> tuple:
+    return (alpha,) if activation == "leaky_relu" else ()
+
+
+def _activate(ops, activation: str, y: np.ndarray, alpha) -> np.ndarray:
+    """f(y) by the reference activation op of that name (identity: y itself)."""
+    if activation == "identity":
+        return y
+    return getattr(NumpyActivationOps, activation)(ops, y, *_activation_args(activation, alpha))
+
+
+def _activation_grad(ops, activation: str, dy: np.ndarray, act_out: np.ndarray, alpha) -> np.ndarray:
+    """dy * f' by the reference activation's backward op, from f's output ``act_out``
+    (ReLU and leaky ReLU (alpha >= 0) are positive exactly where their input is)."""
+    if activation == "identity":
+        return dy
+    backward = getattr(NumpyActivationOps, activation + "_backward")
+    return backward(ops, dy, act_out, *_activation_args(activation, alpha))
+
+
 class NumpyNormOps:
     """Reference batch normalisation; C is D for (N, D) input."""
 
-    def batchnorm(self, x, gamma, beta, eps=1e-5):
+    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0):
         """Training-mode batch norm; returns (y, mean, var).
 
         mean_c = mean of x over (N[, H, W]);  var_c = mean of (x - mean_c)**2 (biased);
         y = gamma_c * (x - mean_c) / sqrt(var_c + eps) + beta_c.
         x (N, C) or (N, C, H, W); gamma, beta (C,) -> y like x, mean (C,), var (C,).
+        ``activation`` ("relu", "sigmoid", "tanh", "leaky_relu" with slope ``alpha``, or
+        None / "identity"): y is f(bn(x)), f applied in the same pass, with the
+        activation op's formula.
         """
         _, axes = check_batchnorm("batchnorm", x, gamma, beta=beta)
         eps = check_eps("batchnorm", eps)
+        activation = check_bn_activation("batchnorm", activation, alpha)
         mean = x.mean(axis=axes)
         centred = x - _channel(mean, x.ndim)
         var = (centred * centred).mean(axis=axes)
         inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
         xhat = centred * _channel(inv_std, x.ndim)
-        y = _channel(gamma, x.ndim) * xhat + _channel(beta, x.ndim)
-        return y.astype(x.dtype, copy=False), mean, var
+        y = (_channel(gamma, x.ndim) * xhat + _channel(beta, x.ndim)).astype(x.dtype, copy=False)
+        return _activate(self, activation, y, alpha), mean, var
 
-    def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5):
+    def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5, activation=None, act_out=None, alpha=0.0):
         """Gradients of training-mode batch norm; returns (dx, dgamma, dbeta).
 
         With xhat = (x - mean) / sqrt(var + eps) and M values per channel:
         dbeta = sum dy;  dgamma = sum dy * xhat;
         dx = gamma / sqrt(var + eps) / M * (M * dy - dbeta - xhat * dgamma).
         ``mean`` and ``var`` are the ones :meth:`batchnorm` returned for this x.
+        ``activation`` (with ``act_out``, the y of ``batchnorm(..., activation=...)``, and
+        ``alpha``): dy is the gradient of f(bn(x)), and dy * f' (the activation's backward
+        op, from f's output) replaces dy above.
         """
         _, axes = check_batchnorm("batchnorm_backward", x, gamma, dy=dy, mean=mean, var=var)
         eps = check_eps("batchnorm_backward", eps)
+        activation = check_bn_activation("batchnorm_backward", activation, alpha, dy=dy, act_out=act_out)
+        dy = _activation_grad(self, activation, dy, act_out, alpha)
         count = x.size // x.shape[1]
         inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
         xhat = (x - _channel(mean, x.ndim)) * _channel(inv_std, x.ndim)

@@ -77,9 +77,47 @@ def check_eps(where: str, eps) -> float:
     return float(eps)
 
 
+#: The activations a batch norm op can apply after normalising (``activation=``).
+BATCHNORM_ACTIVATIONS = ("identity", "relu", "sigmoid", "tanh", "leaky_relu")
+
+
+def check_bn_activation(where: str, activation, alpha, dy=None, act_out=None):
+    """Validate a batch norm op's ``activation`` (None or a name of BATCHNORM_ACTIVATIONS),
+    ``alpha`` (leaky ReLU's slope, a finite number >= 0) and, for a backward op (``dy``
+    given), ``act_out``: f's output, needed for any activation but the identity, shaped
+    and typed like dy. Returns the activation's name ("identity" for None)."""
+    name = "identity" if activation is None else activation
+    if not isinstance(name, str) or name not in BATCHNORM_ACTIVATIONS:
+        raise ValueError(
+            f"{where}: activation must be None or one of {BATCHNORM_ACTIVATIONS}, got {activation!r}"
+        )
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float, np.floating, np.integer))
+        or not np.isfinite(alpha)
+        or alpha < 0
+    ):
+        raise ValueError(f"{where}: alpha must be a finite number >= 0, got {alpha!r}")
+    if dy is not None:
+        if name == "identity":
+            if act_out is not None:
+                raise ValueError(
+                    f"{where}: act_out is only read with an activation, got activation={activation!r}"
+                )
+        else:
+            if act_out is None:
+                raise ValueError(f"{where}: activation={name!r} needs act_out, the activation's output")
+            check_same_dtype(where, dy=dy, act_out=act_out)
+            if act_out.shape != dy.shape:
+                raise ValueError(f"{where}: expected act_out of shape {dy.shape}, got {act_out.shape}")
+    return name
+
+
 __all__ = [
+    "BATCHNORM_ACTIVATIONS",
     "affine_shapes",
     "check_activation_grad",
+    "check_bn_activation",
     "check_batchnorm",
     "check_eps",
     "check_logits_and_targets",

@@ -7,6 +7,18 @@ outputs, so nothing is shared and no atomics are needed. Each channel's sums are
 taken in one fixed order (rows of S values added into a per-channel total, n
 ascending), and the caller picks ``block`` from the shape alone, so the results do
 not depend on the thread count.
+
+The training kernels also take an activation ``code`` (``ACT_*`` of
+:mod:`fastnn.kernels.activations`) and its ``alpha``: the forward kernel applies f to
+the normalised values, the backward kernel takes dy of f(bn(x)) and first turns it into
+dy * f' from f's output ``act_out``. Both call the scalars that the standalone
+activation kernels call (``activate``, ``activation_grad``), and both pass the values
+through memory as the two ops run apart would: the forward stores a normalised row and
+applies f to it in a second loop over the row (in cache), the backward writes dy * f' of
+a row into dx and reads it back in its sums. Fast-math contraction and reassociation
+could otherwise merge f's arithmetic with the normalisation's and round differently
+(they did, on (N, D) inputs); this way bn then f gives the numbers of the two ops run
+apart, bit for bit.
 """
 
 import numpy as np
@@ -14,14 +26,24 @@ from numba import prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
+from .activations import (
+    ACT_IDENTITY,
+    ACT_LEAKY_RELU,
+    ACT_RELU,
+    ACT_SIGMOID,
+    ACT_TANH,
+    activate,
+    activation_grad,
+)
 
 
 @parallel_kernel
-def batchnorm_forward(x, gamma, beta, eps, block, y, mean, var, inv_std):
-    """Batch statistics and y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel.
+def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
+    """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel.
 
     mean[c] = mean of x[:, c, :]; var[c] = mean of (x[:, c, :] - mean[c])**2 (biased,
-    two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps).
+    two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps); f is activation
+    ``code`` (slope ``alpha``, of x's dtype, for leaky ReLU).
     """
     N, C, S = x.shape
     zero = typed(x, 0.0)
@@ -64,25 +86,59 @@ def batchnorm_forward(x, gamma, beta, eps, block, y, mean, var, inv_std):
         for c in range(c0, c1):
             var[c] *= inv_count
             inv_std[c] = one / np.sqrt(var[c] + eps)
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, y)
+        if code == ACT_RELU:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y)
+        elif code == ACT_SIGMOID:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y)
+        elif code == ACT_TANH:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y)
+        elif code == ACT_LEAKY_RELU:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y)
+        else:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
 
 
 @jit(inline="always")
-def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, y):
-    """y = (x - mean) * inv_std * gamma + beta for channels c0..c1, folded to x * k + d."""
+def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
+    """y = f((x - mean) * inv_std * gamma + beta) for channels c0..c1, the affine part
+    folded to x * k + d. With an activation, each normalised row goes to a work row
+    first and f is applied from it in a second loop (in cache), as the activation op
+    would read it: fast-math cannot then contract or reassociate f's arithmetic into the
+    normalisation. (Applying f in place instead would turn a ReLU's store of an unchanged
+    value into a conditional store, which does not vectorise.) ``code`` is a constant at
+    each call, so each loop is f's own."""
     N, C, S = x.shape
-    if S == 1:
+    if code == ACT_IDENTITY:
+        if S == 1:
+            for n in range(N):
+                for c in range(c0, c1):
+                    k = gamma[c] * inv_std[c]
+                    y[n, c, 0] = x[n, c, 0] * k + (beta[c] - mean[c] * k)
+        else:
+            for n in range(N):
+                for c in range(c0, c1):
+                    k = gamma[c] * inv_std[c]
+                    d = beta[c] - mean[c] * k
+                    for s in range(S):
+                        y[n, c, s] = x[n, c, s] * k + d
+    elif S == 1:
+        row = np.empty(c1 - c0, y.dtype)
         for n in range(N):
             for c in range(c0, c1):
                 k = gamma[c] * inv_std[c]
-                y[n, c, 0] = x[n, c, 0] * k + (beta[c] - mean[c] * k)
+                row[c - c0] = x[n, c, 0] * k + (beta[c] - mean[c] * k)
+            for c in range(c0, c1):
+                y[n, c, 0] = activate(y, row[c - c0], code, alpha)
     else:
+        row = np.empty(S, y.dtype)
         for n in range(N):
             for c in range(c0, c1):
                 k = gamma[c] * inv_std[c]
                 d = beta[c] - mean[c] * k
                 for s in range(S):
-                    y[n, c, s] = x[n, c, s] * k + d
+                    row[s] = x[n, c, s] * k + d
+                for s in range(S):
+                    y[n, c, s] = activate(y, row[s], code, alpha)
 
 
 @parallel_kernel
@@ -106,18 +162,104 @@ def channel_affine(x, scale, shift, block, y):
                         y[n, c, s] = x[n, c, s] * k + d
 
 
+#: The backward kernel's ``code`` when dx already holds g = dy * f' (the caller ran the
+#: activation's backward kernel into it): the kernel then reads g from dx.
+GRADIENT_IN_DX = -1
+
+
+@jit(inline="always")
+def _activation_grad_row(dy, act_out, n, c0, c1, code, alpha, g):
+    """g[n, c, :] = dy * f' (``activation_grad`` from f's output) for channels c0..c1;
+    ``code`` is a constant at each call."""
+    N, C, S = dy.shape
+    if S == 1:  # (N, D): one loop over the contiguous features
+        for c in range(c0, c1):
+            g[n, c, 0] = activation_grad(g, dy[n, c, 0], act_out[n, c, 0], code, alpha)
+    else:
+        for c in range(c0, c1):
+            for s in range(S):
+                g[n, c, s] = activation_grad(g, dy[n, c, s], act_out[n, c, s], code, alpha)
+
+
+@jit(inline="always")
+def _gradient_in(dy, act_out, n, c0, c1, code, alpha, g):
+    """Row n of channels c0..c1 of dy * f' into g, one loop per activation."""
+    if code == ACT_RELU:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_RELU, alpha, g)
+    elif code == ACT_SIGMOID:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_SIGMOID, alpha, g)
+    elif code == ACT_TANH:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_TANH, alpha, g)
+    elif code == ACT_LEAKY_RELU:
+        _activation_grad_row(dy, act_out, n, c0, c1, ACT_LEAKY_RELU, alpha, g)
+
+
+@jit(inline="always")
+def _sums_row(g, x, mean, n, c0, c1, dgamma, dbeta):
+    """Adds row n of channels c0..c1 into dbeta (sum g) and dgamma (sum g * (x - mean))."""
+    N, C, S = x.shape
+    zero = typed(x, 0.0)
+    if S == 1:  # (N, D): the inner loop runs over contiguous features
+        for c in range(c0, c1):
+            gv = g[n, c, 0]
+            dbeta[c] += gv
+            dgamma[c] += gv * (x[n, c, 0] - mean[c])
+    else:
+        for c in range(c0, c1):
+            m = mean[c]
+            sum_dy = zero
+            sum_dy_xc = zero
+            for s in range(S):
+                gv = g[n, c, s]
+                sum_dy += gv
+                sum_dy_xc += gv * (x[n, c, s] - m)
+            dbeta[c] += sum_dy
+            dgamma[c] += sum_dy_xc
+
+
+@jit(inline="always")
+def _dx_block(g, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx):
+    """dx of channels c0..c1 from g (dy, or dy * f' kept in dx itself: then each call
+    site passes dx twice, and LLVM sees one array, not two that might overlap)."""
+    N, C, S = x.shape
+    one = typed(x, 1.0)
+    inv_count = one / typed(x, N * S)
+    if S == 1:
+        for n in range(N):
+            for c in range(c0, c1):
+                inv_std = one / np.sqrt(var[c] + eps)
+                k_dy = gamma[c] * inv_std
+                dx[n, c, 0] = k_dy * (
+                    g[n, c, 0]
+                    - dbeta[c] * inv_count
+                    - inv_std * dgamma[c] * inv_count * (x[n, c, 0] - mean[c])
+                )
+    else:
+        for n in range(N):
+            for c in range(c0, c1):
+                inv_std = one / np.sqrt(var[c] + eps)
+                k_dy = gamma[c] * inv_std
+                k_const = k_dy * dbeta[c] * inv_count
+                k_x = k_dy * inv_std * dgamma[c] * inv_count
+                m = mean[c]
+                for s in range(S):
+                    dx[n, c, s] = k_dy * g[n, c, s] - k_const - k_x * (x[n, c, s] - m)
+
+
 @parallel_kernel
-def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
+def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out, dx, dgamma, dbeta):
     """Gradients of batch norm in training mode, per channel over M = N*S values.
 
-    dbeta = sum dy;  dgamma = sum dy * xhat;
-    dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma),
-    with xhat = (x - mean) * inv_std and inv_std = 1 / sqrt(var + eps).
+    With g = dy * f'(from ``act_out`` = f(bn(x))) for activation ``code`` (g = dy for
+    ACT_IDENTITY, where ``act_out`` is not read):
+    dbeta = sum g;  dgamma = sum g * xhat;
+    dx = gamma * inv_std / M * (M * g - dbeta - xhat * dgamma),
+    with xhat = (x - mean) * inv_std and inv_std = 1 / sqrt(var + eps). g is kept in
+    dx until dx overwrites it.
     """
     N, C, S = x.shape
     zero = typed(x, 0.0)
     one = typed(x, 1.0)
-    inv_count = one / typed(x, N * S)
     blocks = (C + block - 1) // block
     for b in prange(blocks):
         c0 = b * block
@@ -125,43 +267,17 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, dx, dgamma, dbeta):
         for c in range(c0, c1):
             dbeta[c] = zero
             dgamma[c] = zero
-        if S == 1:  # (N, D): the inner loops run over contiguous features
+        if code == ACT_IDENTITY:
             for n in range(N):
-                for c in range(c0, c1):
-                    g = dy[n, c, 0]
-                    dbeta[c] += g
-                    dgamma[c] += g * (x[n, c, 0] - mean[c])
+                _sums_row(dy, x, mean, n, c0, c1, dgamma, dbeta)
         else:
             for n in range(N):
-                for c in range(c0, c1):
-                    m = mean[c]
-                    sum_dy = zero
-                    sum_dy_xc = zero
-                    for s in range(S):
-                        g = dy[n, c, s]
-                        sum_dy += g
-                        sum_dy_xc += g * (x[n, c, s] - m)
-                    dbeta[c] += sum_dy
-                    dgamma[c] += sum_dy_xc
+                if code != GRADIENT_IN_DX:
+                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
+                _sums_row(dx, x, mean, n, c0, c1, dgamma, dbeta)
         for c in range(c0, c1):
             dgamma[c] *= one / np.sqrt(var[c] + eps)
-        if S == 1:
-            for n in range(N):
-                for c in range(c0, c1):
-                    inv_std = one / np.sqrt(var[c] + eps)
-                    k_dy = gamma[c] * inv_std
-                    dx[n, c, 0] = k_dy * (
-                        dy[n, c, 0]
-                        - dbeta[c] * inv_count
-                        - inv_std * dgamma[c] * inv_count * (x[n, c, 0] - mean[c])
-                    )
+        if code == ACT_IDENTITY:
+            _dx_block(dy, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
         else:
-            for n in range(N):
-                for c in range(c0, c1):
-                    inv_std = one / np.sqrt(var[c] + eps)
-                    k_dy = gamma[c] * inv_std
-                    k_const = k_dy * dbeta[c] * inv_count
-                    k_x = k_dy * inv_std * dgamma[c] * inv_count
-                    m = mean[c]
-                    for s in range(S):
-                        dx[n, c, s] = k_dy * dy[n, c, s] - k_const - k_x * (x[n, c, s] - m)
+            _dx_block(dx, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)

@@ -108,12 +108,18 @@ class BatchNorm(Layer):
             self._cache = None
             return self.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
         y, mean, var = self.ops.batchnorm(x, gamma, beta, self.eps)
+        self.update_running_stats(mean, var)
+        self._cache = (x, mean, var)
+        return y
+
+    def update_running_stats(self, mean, var) -> None:
+        """Move the running statistics towards a training batch's ``mean`` and ``var``
+        (in place): ``running = momentum * running + (1 - momentum) * batch``. Fused
+        groups that run this layer's op call it too, so both paths update alike."""
         keep = self.dtype.type(self.momentum)
         for running, batch in ((self.running_mean, mean), (self.running_var, var)):
             running *= keep
             running += (1 - keep) * batch
-        self._cache = (x, mean, var)
-        return y
 
     def backward(self, dy):
         x, mean, var = self._require_forward("_cache")
