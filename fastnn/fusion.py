@@ -74,11 +74,9 @@ class DenseActivation(FusedGroup):
     def forward(self, x, train=True):
         dense = self.layers[0]
         dense.check_input(x)
-        self._x = x
-        self._y = dense.ops.affine(
-            x, dense.params["W"], dense.params["b"], **_activation_args(self.layers[1])
-        )
-        return self._y
+        y = dense.ops.affine(x, dense.params["W"], dense.params["b"], **_activation_args(self.layers[1]))
+        self._keep(train, _x=x, _y=y)
+        return y
 
     def backward(self, dy, input_grad=True):
         dense = self.layers[0]
@@ -112,8 +110,7 @@ class ConvActivation(FusedGroup):
     def forward(self, x, train=True):
         conv, activation = self.layers
         conv.check_input(x)
-        self._x = x
-        self._y = conv.ops.conv2d(
+        y = conv.ops.conv2d(
             x,
             conv.params["W"],
             conv.params["b"],
@@ -122,7 +119,8 @@ class ConvActivation(FusedGroup):
             impl=conv.impl,
             **_activation_args(activation),
         )
-        return self._y
+        self._keep(train, _x=x, _y=y)
+        return y
 
     def backward(self, dy, input_grad=True):
         fused = dict(_activation_args(self.layers[1]), act_out=self._y)
@@ -148,17 +146,17 @@ class ConvReLUMaxPool(FusedGroup):
     def forward(self, x, train=True):
         conv, _, pool = self.layers
         conv.check_input(x)
-        self._x = x
         W, b = conv.params["W"], conv.params["b"]
         if self.pools_in_kernel:
-            self._pooled, self._argmax = conv.ops.conv2d_relu_maxpool2x2(
+            pooled, argmax = conv.ops.conv2d_relu_maxpool2x2(
                 x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl
             )
         else:
             y = conv.ops.conv2d(x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl, relu=True)
             pool.check_input(y)
-            self._pooled, self._argmax = conv.ops.maxpool2d(y, pool.size, stride=pool.stride, pad=pool.pad)
-        return self._pooled
+            pooled, argmax = conv.ops.maxpool2d(y, pool.size, stride=pool.stride, pad=pool.pad)
+        self._keep(train, _x=x, _pooled=pooled, _argmax=argmax)
+        return pooled
 
     def backward(self, dy, input_grad=True):
         pooling = (self._argmax, self._pooled)
@@ -178,8 +176,7 @@ class ConvActivationPool(FusedGroup):
     def forward(self, x, train=True):
         conv, pool = self.layers[0], self.layers[-1]
         conv.check_input(x)
-        self._x = x
-        self._y = conv.ops.conv2d(
+        y = conv.ops.conv2d(
             x,
             conv.params["W"],
             conv.params["b"],
@@ -188,7 +185,8 @@ class ConvActivationPool(FusedGroup):
             impl=conv.impl,
             **_activation_args(self.activation),
         )
-        return pool.forward(self._y, train)
+        self._keep(train, _x=x, _y=y)
+        return pool.forward(y, train)
 
     def backward(self, dy, input_grad=True):
         x = self._require_forward("_x")

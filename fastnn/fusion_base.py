@@ -29,5 +29,11 @@ class FusedGroup:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"
 
+    def _keep(self, train: bool, **arrays) -> None:
+        """Keep what backward reads (``arrays``, by attribute name) after a training
+        forward; inference keeps nothing, so a predict's arrays are freed as it goes."""
+        for name, array in arrays.items():
+            setattr(self, name, array if train else None)
+
     #: the layers' check: backward before forward(train=True) is a RuntimeError naming the group
     _require_forward = Layer._require_forward

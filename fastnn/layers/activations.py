@@ -27,7 +27,7 @@ class _Activation(Layer):
     def forward(self, x, train=True):
         self.check_input(x)
         y = getattr(self.ops, self.op)(x, *self._forward_args())
-        self._kept = y if self.keeps_output else x
+        self._kept = (y if self.keeps_output else x) if train else None  # inference keeps nothing
         return y
 
     def backward(self, dy):

@@ -93,7 +93,7 @@ class Conv2D(Layer):
     def forward(self, x, train=True):
         """y = conv(x): (N, C, H, W) -> (N, F, OH, OW)."""
         self.check_input(x)
-        self._x = x
+        self._x = x if train else None  # inference keeps nothing
         return self.ops.conv2d(
             x, self.params["W"], self.params["b"], stride=self.stride, pad=self.pad, impl=self.impl
         )

@@ -58,7 +58,7 @@ class Dense(Layer):
     def forward(self, x, train=True):
         """y = x @ W + b: (N, in_features) -> (N, out_features)."""
         self.check_input(x)
-        self._x = x
+        self._x = x if train else None  # inference keeps nothing
         return self.ops.affine(x, self.params["W"], self.params["b"])
 
     def backward(self, dy, input_grad=True):

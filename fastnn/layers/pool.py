@@ -50,8 +50,9 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, train=True):
         self.check_input(x)
-        self._shape = x.shape
-        y, self._argmax = self.ops.maxpool2d(x, self.size, stride=self.stride, pad=self.pad)
+        self._shape = x.shape if train else None
+        y, argmax = self.ops.maxpool2d(x, self.size, stride=self.stride, pad=self.pad)
+        self._argmax = argmax if train else None  # inference keeps nothing
         return y
 
     def backward(self, dy):
@@ -66,7 +67,7 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x, train=True):
         self.check_input(x)
-        self._shape = x.shape
+        self._shape = x.shape if train else None
         return self.ops.avgpool2d(x, self.size, stride=self.stride, pad=self.pad)
 
     def backward(self, dy):
