@@ -23,8 +23,8 @@ index first). See "Start-up with an empty cache" in docs/performance.md.
 from __future__ import annotations
 
 import importlib
+import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -211,7 +211,7 @@ def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
     """Compile the unclaimed items, taken in ``order``; returns (item, seconds) of each."""
     done = []
     for index in order:
-        if not _claim(claims, index):
+        if items[index] is None or not _claim(claims, index):  # None: a type JSON cannot hold
             continue
         item = items[index]
         started = time.perf_counter()
@@ -249,9 +249,9 @@ def compile_items(items, workers: int | None = None, log=None) -> dict:
     procs = []
     try:
         if workers > 1:
-            payload = os.path.join(claims, "items.pickle")
-            with open(payload, "wb") as handle:
-                pickle.dump(items, handle)
+            payload = os.path.join(claims, "items.json")
+            with open(payload, "w", encoding="utf-8") as handle:
+                json.dump([_encode_item(item) for item in items], handle)
             # the workers import this very fastnn, whatever their sys.path would find first
             package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
             path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
@@ -332,10 +332,68 @@ def before_first_call(fn, workers: int | None = None) -> None:
         compile_items(todo, workers, sys.stderr if verbose else None)
 
 
+class _Unencodable(Exception):
+    """A Numba type :func:`_encode_type` cannot write down (its item compiles here only)."""
+
+
+def _encode_type(t):
+    """A Numba argument type as JSON data (arrays, numbers, tuples, native functions): the
+    workers get their list as JSON, never as a pickle (nothing in fastnn unpickles)."""
+    from numba.core import types
+
+    from .kernels._native import NativeFunctionType
+
+    if isinstance(t, types.Array):
+        return ["array", str(t.dtype), t.ndim, t.layout, bool(t.mutable)]
+    if isinstance(t, (types.Integer, types.Float, types.Boolean)):
+        return ["scalar", str(t)]
+    if isinstance(t, types.BaseTuple):
+        return ["tuple", [_encode_type(e) for e in t.types]]
+    if isinstance(t, NativeFunctionType):
+        return ["native", t.function_name, [_encode_type(e) for e in t.argtypes]]
+    raise _Unencodable(str(t))
+
+
+def _decode_type(data):
+    """The Numba type :func:`_encode_type` wrote down."""
+    from numba.core import types
+
+    from .kernels._native import NativeFunctionType
+
+    kind = data[0]
+    if kind == "array":
+        _, dtype, ndim, layout, mutable = data
+        return types.Array(_decode_type(["scalar", dtype]), ndim, layout, readonly=not mutable)
+    if kind == "scalar":
+        return types.boolean if data[1] == "bool" else getattr(types, data[1])
+    if kind == "tuple":
+        return types.BaseTuple.from_types([_decode_type(e) for e in data[1]])
+    if kind == "native":
+        return NativeFunctionType(data[1], [_decode_type(e) for e in data[2]])
+    raise ValueError(f"fastnn._precompile: unknown type entry {data!r}")
+
+
+def _encode_item(item: Item):
+    """An item as JSON data, or None when a type cannot be written down (then only this
+    process compiles it)."""
+    try:
+        argtypes = [_encode_type(t) for t in item.argtypes]
+    except _Unencodable:
+        return None
+    return {"module": item.module, "name": item.name, "build": item.build, "argtypes": argtypes}
+
+
+def _decode_item(entry):
+    if entry is None:
+        return None
+    argtypes = tuple(_decode_type(t) for t in entry["argtypes"])
+    return Item(entry["module"], entry["name"], entry["build"], argtypes)
+
+
 def _worker_main(argv) -> int:
     claims, payload, k = argv[0], argv[1], int(argv[2])
-    with open(payload, "rb") as handle:
-        items = pickle.load(handle)
+    with open(payload, encoding="utf-8") as handle:
+        items = [_decode_item(entry) for entry in json.load(handle)]
     # worker 0 takes the list from the back, worker k from the k-th of the back's share;
     # helpers compiled without reference counting come last (see _work)
     n = len(items)

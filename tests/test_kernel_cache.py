@@ -159,3 +159,31 @@ def test_record_leaves_other_threads_kernels_running():
     # then this thread's call found a compiled version, which runs: nothing to record
     assert (mine == 2).all()
     assert items == []
+
+
+def test_the_workers_list_round_trips_through_json_without_pickle():
+    """The compile list goes to the workers as JSON: every argument type a kernel call has
+    (arrays of each layout, read-only ones, numbers, tuples, native functions) comes back equal."""
+    import json
+
+    from numba.core import types
+
+    from fastnn._precompile import Item, _decode_item, _encode_item
+    from fastnn.kernels._native import NativeFunctionType
+
+    array = types.Array(types.float32, 4, "C")
+    argtypes = (
+        array,
+        types.Array(types.float64, 2, "A", readonly=True),
+        types.Array(types.int64, 1, "F"),
+        types.int64,
+        types.float32,
+        types.boolean,
+        types.UniTuple(types.int64, 3),
+        types.Tuple((types.int64, types.float32)),
+        NativeFunctionType("helper", (array, types.int64)),
+    )
+    item = Item("fastnn.kernels.conv.direct", "direct_conv_s1", "parallel", argtypes)
+    back = _decode_item(json.loads(json.dumps(_encode_item(item))))
+    assert back == item
+    assert _encode_item(Item("m", "f", "", (types.none,))) is None  # compiled where it is called

@@ -24,6 +24,7 @@ class NativeFunctionType(types.Type):
     """The Numba type of a :class:`NativeFunction`: an address and the argument types."""
 
     def __init__(self, name, argtypes):
+        self.function_name = name
         self.argtypes = tuple(argtypes)
         super().__init__(name=f"NativeFunction({name}{self.argtypes})")
 
