@@ -60,11 +60,15 @@ __all__ = [
 FUSABLE_ACTIVATIONS = (ReLU, Sigmoid, Tanh, LeakyReLU)
 
 
-def _activation_args(layer) -> dict:
-    """The ``activation=``/``alpha=`` arguments of the ops for an activation layer (or None)."""
+def _activation_args(layer, act_out=None) -> dict:
+    """The ``activation=``/``alpha=`` arguments of the ops for an activation layer (None:
+    none), with ``act_out=`` (its output, for a backward op) when given."""
     if layer is None:
         return {}
-    return {"activation": layer.op, "alpha": getattr(layer, "alpha", 0.0)}
+    args = {"activation": layer.op, "alpha": getattr(layer, "alpha", 0.0)}
+    if act_out is not None:
+        args["act_out"] = act_out
+    return args
 
 
 class DenseActivation(FusedGroup):
@@ -87,8 +91,7 @@ class DenseActivation(FusedGroup):
             dense.params["W"],
             input_grad=input_grad,
             out=(dense.grads["W"], dense.grads["b"]),
-            act_out=self._y,
-            **_activation_args(self.layers[1]),
+            **_activation_args(self.layers[1], self._y),
         )
         return dx
 
@@ -103,28 +106,33 @@ def _conv_backward(conv: Conv2D, dy, x, input_grad, **fused):
     return dx
 
 
+def _conv_forward(conv: Conv2D, x, activation=None):
+    """One ``ops.conv2d`` of ``conv`` on x (checked first) with the activation layer
+    ``activation`` (or none) fused in; returns its output."""
+    conv.check_input(x)
+    return conv.ops.conv2d(
+        x,
+        conv.params["W"],
+        conv.params["b"],
+        stride=conv.stride,
+        pad=conv.pad,
+        impl=conv.impl,
+        **_activation_args(activation),
+    )
+
+
 class ConvActivation(FusedGroup):
     """y = f(conv(x)) for a Conv2D and an activation f: one ``ops.conv2d(...,
     activation=...)``; backward takes dy through f (from y) in ``ops.conv2d_backward``."""
 
     def forward(self, x, train=True):
-        conv, activation = self.layers
-        conv.check_input(x)
-        y = conv.ops.conv2d(
-            x,
-            conv.params["W"],
-            conv.params["b"],
-            stride=conv.stride,
-            pad=conv.pad,
-            impl=conv.impl,
-            **_activation_args(activation),
-        )
+        y = _conv_forward(self.layers[0], x, self.layers[1])
         self._keep(train, _x=x, _y=y)
         return y
 
     def backward(self, dy, input_grad=True):
-        fused = dict(_activation_args(self.layers[1]), act_out=self._y)
-        return _conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, **fused)
+        x = self._require_forward("_x")
+        return _conv_backward(self.layers[0], dy, x, input_grad, **_activation_args(self.layers[1], self._y))
 
 
 class ConvReLUMaxPool(FusedGroup):
@@ -174,26 +182,14 @@ class ConvActivationPool(FusedGroup):
         self.activation = layers[1] if len(layers) == 3 else None
 
     def forward(self, x, train=True):
-        conv, pool = self.layers[0], self.layers[-1]
-        conv.check_input(x)
-        y = conv.ops.conv2d(
-            x,
-            conv.params["W"],
-            conv.params["b"],
-            stride=conv.stride,
-            pad=conv.pad,
-            impl=conv.impl,
-            **_activation_args(self.activation),
-        )
+        y = _conv_forward(self.layers[0], x, self.activation)
         self._keep(train, _x=x, _y=y)
-        return pool.forward(y, train)
+        return self.layers[-1].forward(y, train)
 
     def backward(self, dy, input_grad=True):
         x = self._require_forward("_x")
         dy = self.layers[-1].backward(dy)
-        fused = _activation_args(self.activation)
-        if fused:
-            fused["act_out"] = self._y
+        fused = _activation_args(self.activation, self._y)
         return _conv_backward(self.layers[0], dy, x, input_grad, **fused)
 
 

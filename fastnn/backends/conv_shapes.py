@@ -170,12 +170,15 @@ def check_relu_out(where: str, relu_out, dy):
     return relu_out
 
 
-def check_pool_grad(where: str, dy, pool, conv_shape: tuple, relu_out=None):
+def check_pool_grad(where: str, dy, pool, conv_shape: tuple, relu_out=None, activation=None, act_out=None):
     """(argmax, pooled) of a 2-D max pooling of relu(conv), whose output's gradient is dy:
     native arrays of dy's shape (argmax int64, pooled of dy's dtype), dy's batch and
-    channels those of the conv output ``conv_shape``."""
+    channels those of the conv output ``conv_shape``. ``pool=`` names the ReLU itself:
+    ``relu_out``, ``activation`` and ``act_out`` must be None."""
     if relu_out is not None:
         raise ValueError(f"{where}: give relu_out= or pool=, not both (pool= implies the ReLU)")
+    if activation is not None or act_out is not None:
+        raise ValueError(f"{where}: pool= implies the ReLU; activation= and act_out= go without it")
     if not isinstance(pool, tuple) or len(pool) != 2:
         raise TypeError(f"{where}: pool must be a pair (argmax, pooled output), got {type(pool).__name__}")
     argmax, pooled = native(*pool)

@@ -279,11 +279,9 @@ class NumbaConvOps:
         out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
         conv_shape = (g.N, F, g.OH, g.OW)
         if pool is not None:
-            if activation is not None or act_out is not None:
-                raise ValueError(
-                    "conv2d_backward: pool= implies the ReLU; activation= and act_out= go without it"
-                )
-            argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
+            argmax, pooled = check_pool_grad(
+                "conv2d_backward", dy, pool, conv_shape, relu_out, activation, act_out
+            )
             mode = DY_RELU_POOL_ROUTED
         else:
             check_dy("conv2d_backward", dy, conv_shape)

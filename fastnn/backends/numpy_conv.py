@@ -147,7 +147,9 @@ class NumpyConvOps:
         out = check_grad_outputs("conv2d_backward", out, W.shape, (W.shape[0],), x.dtype)
         if pool is not None:
             conv_shape = (g.N, W.shape[0], g.OH, g.OW)
-            argmax, pooled = check_pool_grad("conv2d_backward", dy, pool, conv_shape, relu_out)
+            argmax, pooled = check_pool_grad(
+                "conv2d_backward", dy, pool, conv_shape, relu_out, activation, act_out
+            )
             dy = route_to_argmax(self.relu_backward(dy, pooled), argmax, conv_shape)
         F = W.shape[0]
         check_dy("conv2d_backward", dy, (g.N, F, g.OH, g.OW))
@@ -156,10 +158,6 @@ class NumpyConvOps:
                 "conv2d_backward", dy, relu_out, activation, act_out, alpha
             )
             dy = self._activation_grad(dy, act_out, activation, alpha)
-        elif activation is not None or act_out is not None:
-            raise ValueError(
-                "conv2d_backward: pool= implies the ReLU; activation= and act_out= go without it"
-            )
         dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, F)  # (N*OH*OW, F)
         col = _im2col(x, g)
         W_mat = W.reshape(F, -1)
