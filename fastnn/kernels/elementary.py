@@ -2,9 +2,9 @@
 
 Numba lowers ``np.exp`` and ``np.tanh`` to calls of the C library's scalar ``expf`` /
 ``tanhf`` (no vector math library is linked without Intel's SVML), so a loop over them
-runs one element at a time: about 14 ns per tanh here, where the rest of a layer costs
-well under one. For float32 this module evaluates them with Cephes' polynomials
-(S. Moshier), in plain arithmetic that LLVM turns into AVX code:
+runs one element at a time and never vectorises. For float32 this module evaluates
+them with Cephes' polynomials (S. Moshier), in plain arithmetic that LLVM turns into AVX
+code:
 
 * exp(x) = 2**n * exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts
   (Cody-Waite), exp(r) by a degree-7 polynomial; 2**n built from exponent bits, as
