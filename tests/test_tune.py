@@ -100,9 +100,9 @@ def test_scores_come_only_from_the_validation_split_of_the_training_data(digits,
 
 
 def test_cli_tune_never_reads_the_test_set(digits, monkeypatch, capsys):
-    import fastnn.cli as cli
+    import fastnn.cli.tune as tune_command
 
-    monkeypatch.setattr(cli, "_load_data", lambda args: (digits, (Untouchable(), Untouchable())))
+    monkeypatch.setattr(tune_command, "load_data", lambda args: (digits, (Untouchable(), Untouchable())))
     assert main(["tune", "--trials", "3", "--epochs", "1", "--quiet", "--seed", "2"]) == 0
     out = capsys.readouterr().out
     assert "rank" in out and "val_acc" in out

@@ -1,0 +1,66 @@
+"""The ``fastnn`` command line: one module per command in this package.
+
+========================  ==============================================================
+command                   what it does
+========================  ==============================================================
+``fastnn train``          train a book network on digits, MNIST or Fashion-MNIST and print
+                          its test accuracy; checkpoints (``--checkpoint DIR``) and
+                          ``--resume DIR``
+``fastnn tune``           random hyperparameter search, scored on a validation split of
+                          the training set (never the test set)
+``fastnn bench``          time training steps against the NumPy reference and PyTorch,
+                          and check the performance targets; ``--zoo`` times the model
+                          zoo; ``--compare BASE NEW`` is the regression gate
+``fastnn info``           versions, thread counts, threading layer and kernel cache
+``fastnn warmup``         compile the kernels ahead of time into the kernel cache (for a
+                          container build or right after ``pip install``)
+========================  ==============================================================
+
+``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
+
+A command is a module here with ``add_parser(commands)``, which adds its subparser to
+the ``argparse`` subparsers ``commands`` and returns it, and ``run(args) -> int``, the
+exit status; :data:`COMMANDS` lists them in the order ``--help`` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: The commands, in the order ``fastnn --help`` lists them: name -> module in this package.
+COMMANDS = {
+    "train": "train",
+    "tune": "tune",
+    "bench": "bench",
+    "info": "info",
+    "warmup": "warmup",
+}
+
+
+def _command(name: str):
+    return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastnn", description="Fast deep learning on the CPU.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    parser.subparsers = {name: _command(name).add_parser(commands) for name in COMMANDS}
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train" and args.resume is not None:
+            args = _command("train").resume_args(parser, argv)
+        return _command(args.command).run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, TypeError, ImportError) as error:
+        print(f"fastnn {args.command}: error: {error}", file=sys.stderr)
+        return 2

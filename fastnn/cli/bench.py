@@ -1,0 +1,111 @@
+"""``fastnn bench``: training steps against the NumPy reference and PyTorch, the zoo, the regression gate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import positive_int
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    bench = commands.add_parser(
+        "bench",
+        help="time training steps against the numpy reference and PyTorch, and check the performance targets",
+    )
+    bench.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=None,
+        help="timed rounds per measurement (medians are reported; default 20, 10 with --zoo)",
+    )
+    bench.add_argument("--warmup", type=positive_int, default=3)
+    bench.add_argument(
+        "--networks",
+        nargs="+",
+        default=["mlp", "simple_convnet", "deep_convnet"],
+        choices=["mlp", "simple_convnet", "deep_convnet"],
+    )
+    bench.add_argument("--no-numpy", action="store_true", help="skip the (slow) numpy reference")
+    bench.add_argument("--no-startup", action="store_true", help="skip the fresh-process start-up timings")
+    bench.add_argument("--threads", type=positive_int, default=None)
+    bench.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    bench.add_argument(
+        "--zoo",
+        action="store_true",
+        help="time the model zoo (fastnn.bench.zoo) against PyTorch instead of the suite",
+    )
+    bench.add_argument(
+        "--zoo-networks",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="only these zoo networks (implies --zoo)",
+    )
+    bench.add_argument(
+        "--memory",
+        action="store_true",
+        help="with --zoo: also each workload's peak RSS, fastnn and PyTorch, in fresh processes (slow)",
+    )
+    bench.add_argument(
+        "--compare",
+        nargs=2,
+        default=None,
+        metavar=("BASE", "NEW"),
+        help="compare two --json results on their in-run ratios; exit 1 on a regression",
+    )
+    bench.add_argument(
+        "--threshold",
+        type=float,
+        default=0.1,
+        help="with --compare: the relative worsening of a ratio that counts as a regression (default 0.1)",
+    )
+    return bench
+
+
+def run(args) -> int:
+    from .. import _config
+    from ..bench import report
+
+    if args.compare:
+        from ..bench import compare
+
+        if args.threshold < 0:
+            raise ValueError(f"--threshold must be >= 0, got {args.threshold}")
+        return compare.main(*args.compare, threshold=args.threshold)
+    if args.threads is not None:
+        _config.set_num_threads(args.threads)
+    if args.zoo or args.zoo_networks:
+        return _bench_zoo(args)
+    results = report.run(
+        repeats=args.repeats or 20,
+        warmup=args.warmup,
+        networks=tuple(args.networks),
+        with_numpy=not args.no_numpy,
+        with_startup=not args.no_startup,
+    )
+    print(report.format_results(results))
+    if args.json:
+        report.write_json(results, args.json)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _bench_zoo(args) -> int:
+    from ..bench import report, zoo, zoo_bench
+
+    for name in args.zoo_networks or ():
+        zoo.get(name)  # fail early on an unknown name
+    results = report.header()
+    results["zoo"] = zoo_bench.run(
+        names=args.zoo_networks,
+        repeats=args.repeats or zoo_bench.REPEATS,
+        warmup=args.warmup,
+        with_memory=args.memory,
+        progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    print(zoo_bench.format_zoo(results))
+    if args.json:
+        report.write_json(results, args.json)
+        print(f"\nwrote {args.json}")
+    return 0

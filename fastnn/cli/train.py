@@ -1,0 +1,262 @@
+"""``fastnn train``: train a built-in network, print its test accuracy; checkpoints and ``--resume``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ._common import (
+    DATASETS,
+    DEFAULT_LR,
+    OPTIMIZER_NAMES,
+    build_model,
+    load_data,
+    positive_float,
+    positive_int,
+)
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    from ..models import MODELS
+
+    train = commands.add_parser("train", help="train a network and print its test accuracy")
+    train.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    train.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="digits",
+        help="digits (embedded, offline; the default), mnist or fashion-mnist",
+    )
+    train.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding the IDX .gz files (else $FASTNN_DATA, then the cache)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="passes over the training set (default 30 for digits, 3 otherwise)",
+    )
+    train.add_argument("--batch-size", type=positive_int, default=100)
+    train.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam")
+    train.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate (default: 0.1 for sgd, 0.001 for adam/rmsprop, else 0.01)",
+    )
+    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 coefficient")
+    train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
+    train.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="threads for the numba kernels (default: all cores)",
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--validation-split", type=float, default=0.0)
+    train.add_argument(
+        "--patience",
+        type=positive_int,
+        default=None,
+        help="early stopping patience in epochs (restores the best weights)",
+    )
+    train.add_argument("--save", default=None, metavar="PATH", help="write the trained model (.npz)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument(
+        "--augment",
+        default=None,
+        metavar="LIST",
+        help="augment every training batch, e.g. 'shift,rotate=15' (names: shift, "
+        "crop, rotate, scale, affine, flip; see fastnn.augment.from_spec)",
+    )
+    train.add_argument(
+        "--plot",
+        default=None,
+        metavar="DIR",
+        help="write history.png, filters.png and misclassified.png into DIR "
+        "(needs matplotlib: pip install 'fastnn[viz]')",
+    )
+    train.add_argument(
+        "--clip-norm",
+        type=positive_float,
+        default=None,
+        metavar="C",
+        help="clip each step's gradient to a global L2 norm of at most C",
+    )
+    train.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="DIR",
+        help="write checkpoints into DIR (every epoch, or see --checkpoint-every)",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="checkpoint every N optimizer steps instead of every epoch",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the run checkpointed in DIR with its saved arguments "
+        "(only --epochs, --threads, --save, --plot and --quiet may change)",
+    )
+    return train
+
+
+def run(args) -> int:
+    from .. import _config
+    from ..optim import get_optimizer
+
+    if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
+        raise ValueError("--checkpoint-every needs --checkpoint DIR")
+    if args.resume is None and args.checkpoint is not None:
+        _check_fresh_checkpoint_dir(args.checkpoint)
+    if args.threads is not None:
+        _config.set_num_threads(args.threads)
+    started = time.perf_counter()
+    (x_train, t_train), (x_test, t_test) = load_data(args)
+    model = build_model(args, x_train)
+    epochs = args.epochs if args.epochs is not None else (30 if args.dataset == "digits" else 3)
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    optimizer = get_optimizer(args.optimizer, lr=lr, weight_decay=args.weight_decay)
+    print(
+        f"fastnn {args.model} on {args.dataset}: {len(x_train)} train / {len(x_test)} test, "
+        f"{model.num_params:,d} parameters, {optimizer!r}, backend {args.backend}, "
+        f"{_config.get_num_threads()} thread(s)",
+        flush=True,
+    )
+    if args.checkpoint is not None and args.resume is None:
+        _save_train_args(args, _config.get_num_threads())
+    history = model.fit(
+        x_train,
+        t_train,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        optimizer=optimizer,
+        validation_split=args.validation_split,
+        patience=args.patience,
+        verbose=0 if args.quiet else 1,
+        seed=args.seed,
+        clip_norm=args.clip_norm,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume is not None,
+        augment=_augmentation(getattr(args, "augment", None)),
+    )
+    if history.interrupted:
+        if args.checkpoint is not None:
+            print(
+                f"interrupted: resume with: fastnn train --resume {args.checkpoint}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(
+                "interrupted: no checkpoint was written (train with --checkpoint DIR to be able to resume)",
+                file=sys.stderr,
+                flush=True,
+            )
+        return 130
+    if history.stop_reason:
+        print(history.stop_reason)
+    result = model.evaluate(x_test, t_test)
+    print(
+        f"test loss {result['loss']:.4f}  test accuracy {result['accuracy']:.4f}  "
+        f"({time.perf_counter() - started:.1f}s)"
+    )
+    if args.save:
+        model.save(args.save)
+        print(f"saved to {args.save}")
+    if getattr(args, "plot", None):
+        from ..plots import save_training_plots
+
+        paths = save_training_plots(model, history, x_test, t_test, args.plot)
+        print("plots: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _augmentation(spec):
+    if not spec:
+        return None
+    from ..augment import from_spec
+
+    return from_spec(spec)
+
+
+TRAIN_ARGS_FILE = "fastnn-train.json"
+#: Arguments ``--resume`` may change: they do not change the training's result.
+RESUME_MAY_CHANGE = ("epochs", "threads", "save", "quiet", "plot")
+
+
+def _check_fresh_checkpoint_dir(directory) -> None:
+    from ..checkpoint import list_checkpoints
+
+    if list_checkpoints(directory):
+        raise ValueError(
+            f"{directory} already holds checkpoints; continue that run with "
+            f"`fastnn train --resume {directory}` or choose an empty folder"
+        )
+
+
+def _save_train_args(args, threads: int) -> None:
+    """Write the run's arguments to DIR/fastnn-train.json (atomically), for ``--resume DIR``."""
+    import json
+    from pathlib import Path
+
+    from .._files import atomic_write
+
+    saved = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "quiet")}
+    saved["threads"] = args.threads if args.threads is not None else threads
+    directory = Path(args.checkpoint)
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(saved, indent=1, sort_keys=True).encode("utf-8")
+    atomic_write(directory / TRAIN_ARGS_FILE, lambda handle: handle.write(text))
+
+
+def resume_args(parser, argv):
+    """The saved arguments of the run in ``--resume DIR``, with the allowed overrides from argv."""
+    import json
+    from pathlib import Path
+
+    args = parser.parse_args(argv)
+    directory = Path(args.resume)
+    path = directory / TRAIN_ARGS_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        raise ValueError(
+            f"--resume {directory}: no {TRAIN_ARGS_FILE} there; it is not a folder "
+            "written by `fastnn train --checkpoint`"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--resume {directory}: cannot read {path} ({error})") from None
+    known = {action.dest for action in parser.subparsers["train"]._actions}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise ValueError(f"--resume {directory}: {path} has unknown arguments {unknown}")
+    # argparse fills in only the defaults a namespace lacks: saved values stay unless given
+    merged = parser.subparsers["train"].parse_args(argv[1:], namespace=argparse.Namespace(**saved))
+    for key, value in saved.items():
+        if key not in RESUME_MAY_CHANGE and key != "checkpoint" and getattr(merged, key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(
+                f"--resume: {flag} cannot change when resuming (the run used "
+                f"{value!r}); only --epochs, --threads, --save, --plot and "
+                "--quiet can"
+            )
+    if merged.threads is not None and merged.threads == saved.get("threads"):
+        import numba
+
+        merged.threads = min(merged.threads, numba.config.NUMBA_NUM_THREADS)
+    merged.command = "train"
+    merged.checkpoint = str(directory)
+    merged.resume = str(directory)
+    return merged
