@@ -6,6 +6,7 @@ import numpy as np
 
 from ._checks import check_targets
 from .backends import get_ops
+from .metrics import count_correct
 
 LOSSES: dict[str, type] = {}
 
@@ -36,9 +37,28 @@ class Loss:
     def backward(self) -> np.ndarray:
         raise NotImplementedError
 
-    def predictions(self, y: np.ndarray) -> np.ndarray:
-        """What the network's output y means as predictions (class scores here)."""
-        return y
+    def probabilities(self, y: np.ndarray) -> np.ndarray:
+        """The class probabilities this loss reads into the network's output y (N, C).
+
+        Only classification losses have them; this base raises a TypeError naming the loss.
+        """
+        raise TypeError(
+            f"{type(self).__name__} is not a classification loss, so the model's outputs are no "
+            "probabilities: use predict() (a model trained with SoftmaxCrossEntropy or "
+            "SigmoidCrossEntropy has predict_proba)"
+        )
+
+    def classes(self, y: np.ndarray) -> np.ndarray:
+        """Predicted class indices (N,) int64 for the network's output y: ``y.argmax(axis=1)``
+        with several outputs, ``y > 0.5`` with one."""
+        if y.ndim == 2 and y.shape[1] > 1:
+            return y.argmax(axis=1)
+        return (y.reshape(len(y), -1)[:, 0] > 0.5).astype(np.int64)
+
+    def count_correct(self, y: np.ndarray, t: np.ndarray) -> int:
+        """Samples of the batch whose prediction from output y matches target t
+        (:func:`fastnn.metrics.count_correct`); what "accuracy" counts in fit and evaluate."""
+        return count_correct(y, t)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -63,6 +83,16 @@ class SoftmaxCrossEntropy(Loss):
         if self._probs is None:
             raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward()")
         return self.ops.softmax_cross_entropy_backward(self._probs, self._t)
+
+    def probabilities(self, y):
+        """softmax(y) over the classes, (N, C), rows summing to 1."""
+        if y.ndim != 2:
+            raise ValueError(f"SoftmaxCrossEntropy: expected scores of shape (N, C), got {y.shape}")
+        return self.ops.softmax(y)
+
+    def classes(self, y):
+        """argmax over the classes, (N,) int64."""
+        return y.argmax(axis=1)
 
 
 class MeanSquaredError(Loss):

@@ -13,7 +13,6 @@ from .errors import NonFiniteError
 from .layers import LAYERS
 from .layers.base import Layer
 from .losses import LOSSES, Loss, SoftmaxCrossEntropy, get_loss
-from .metrics import count_correct
 from .optim import clip_grad_norm
 from .serialization import register_model_class, save_model
 
@@ -315,7 +314,7 @@ class Sequential:
             xb, tb = x[i : i + batch_size], t[i : i + batch_size]
             y = self._forward(xb, train=False)
             total_loss += self.loss_fn.forward(y, tb) * len(xb)
-            correct += count_correct(y, tb)
+            correct += self.loss_fn.count_correct(y, tb)
         return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
 
     # -- persistence ------------------------------------------------------------

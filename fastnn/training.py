@@ -33,7 +33,6 @@ from ._checks import check_batch_size, check_count
 from .callbacks import Callback, CallbackList, EarlyStopping, ModelCheckpoint, NonFiniteGuard, ProgressLogger
 from .checkpoint import rng_state, set_rng_state
 from .errors import NonFiniteError
-from .metrics import count_correct
 from .optim import get_optimizer
 
 __all__ = ["History", "TrainingLoop", "fit"]
@@ -186,7 +185,7 @@ class TrainingLoop:
     def record(self, loss: float, y: np.ndarray, t: np.ndarray) -> None:
         """Count a finished step: its loss and correct predictions, and the position."""
         self.total_loss += loss * len(t)
-        self.correct += count_correct(y, t)
+        self.correct += self.model.loss_fn.count_correct(y, t)
         self.batch += 1
         self.global_step += 1
 
