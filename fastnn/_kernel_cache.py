@@ -97,6 +97,30 @@ class _CompileNotice(event.Listener):
 _notice = _CompileNotice()
 
 
+class _CompileCounter(event.Listener):
+    """Counts the compiles of fastnn functions in this process (:func:`compile_count`)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def on_start(self, ev):
+        if _fastnn_function(ev.data):
+            self.count += 1
+
+    def on_end(self, ev):
+        pass
+
+
+_counter = _CompileCounter()
+event.register("numba:compile", _counter)
+
+
+def compile_count() -> int:
+    """How many fastnn kernel compiles this process has started (loads from the cache do not
+    count): read it before and after some work to know whether that work compiled."""
+    return _counter.count
+
+
 def notice_shown() -> bool:
     """Whether this process has printed the compile notice."""
     return _notice.shown
@@ -110,4 +134,4 @@ def _notice_enabled() -> bool:
 if _notice_enabled():
     event.register("numba:compile", _notice)
 
-__all__ = ["NOTICE", "cache_location", "is_cached", "notice_shown"]
+__all__ = ["NOTICE", "cache_location", "compile_count", "is_cached", "notice_shown"]
