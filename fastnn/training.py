@@ -21,7 +21,6 @@ The loop knows the model only through its public methods (``prepare_input``,
 
 from __future__ import annotations
 
-import numbers
 import signal
 import sys
 import threading
@@ -29,10 +28,12 @@ import time
 
 import numpy as np
 
-from ._checks import check_batch_size, check_count
+from ._files import atomic_write
 from .callbacks import Callback, CallbackList, EarlyStopping, ModelCheckpoint, NonFiniteGuard, ProgressLogger
+from .callbacks.loggers import csv_text, epoch_rows
 from .checkpoint import rng_state, set_rng_state
 from .errors import NonFiniteError
+from .fit_checks import check_fit_arguments
 from .optim import get_optimizer
 
 __all__ = ["History", "TrainingLoop", "fit"]
@@ -43,8 +44,9 @@ class History(dict):
     ``["val_accuracy"]``, ``["lr"]``, ``["time"]`` (lists, one entry per finished epoch).
 
     ``best_epoch`` (0-based) and ``stop_reason`` (None if all epochs ran) say how it ended;
-    ``interrupted`` is True when Ctrl-C stopped it; ``checkpoint`` is the path of the
-    last checkpoint written (None without ``checkpoint=``).
+    ``interrupted`` is True when Ctrl-C stopped it, and ``interrupted_at`` says where
+    (``"epoch 1/3, step 212/600"``); ``checkpoint`` is the path of the last checkpoint
+    written (None without ``checkpoint=``). ``time`` is each epoch's wall time in seconds.
     """
 
     def __init__(self):
@@ -52,11 +54,27 @@ class History(dict):
         self.best_epoch: int | None = None
         self.stop_reason: str | None = None
         self.interrupted: bool = False
+        self.interrupted_at: str | None = None
         self.checkpoint: str | None = None
 
     @property
     def epochs(self) -> int:
         return len(self["loss"])
+
+    def to_dict(self) -> dict:
+        """The metrics as a plain dict of lists (JSON data), ``{"loss": [...], ...}``."""
+        return {key: list(values) for key, values in self.items()}
+
+    def to_csv(self, path=None) -> str:
+        """The history as CSV text: a header ``epoch,loss,accuracy,[val_loss,val_accuracy,]lr,time``
+        and one row per epoch (epoch counted from 1, floats written exactly, as ``repr``);
+        also written to ``path``, atomically, when one is given. The same columns as
+        :class:`~fastnn.callbacks.CSVLogger`."""
+        text = csv_text(epoch_rows(self))
+        if path is not None:
+            data = text.encode("utf-8")
+            atomic_write(path, lambda handle: handle.write(data))
+        return text
 
     def state_dict(self) -> dict:
         return {
@@ -163,6 +181,15 @@ class TrainingLoop:
         self.interrupted = self.interrupt_requested = False
         self.resume_hint: str | None = None
 
+    #: The metrics every epoch records on the training data; validation adds ``val_`` twins.
+    TRAINING_METRICS = ("loss", "accuracy")
+
+    @property
+    def metric_names(self) -> tuple:
+        """The names of the metrics fit can record (what ``monitor=`` may name): the training
+        metrics and their ``val_`` twins, which need validation data."""
+        return self.TRAINING_METRICS + tuple("val_" + name for name in self.TRAINING_METRICS)
+
     # ------------------------------------------------------------ the steps
 
     def begin_epoch(self) -> None:
@@ -223,6 +250,7 @@ class TrainingLoop:
         """Say where Ctrl-C stopped training and how to go on (always printed)."""
         self.history.interrupted = True
         where = f"epoch {self.epoch + 1}/{self.epochs}, step {self.batch}/{self.steps}"
+        self.history.interrupted_at = where
         if self.resume_hint is not None:
             self.history.stop_reason = (
                 f"interrupted at {where}; checkpoint written to {self.history.checkpoint}"
@@ -230,7 +258,7 @@ class TrainingLoop:
             hint = self.resume_hint
         else:
             self.history.stop_reason = f"interrupted at {where}; the model keeps the weights of its last step"
-            hint = "no checkpoint was written: pass checkpoint=DIR to fit to be able to resume"
+            hint = "to be able to resume, pass checkpoint=DIR to fit"
         print(f"fit: {self.history.stop_reason}; {hint}", file=self.out, flush=True)
 
     # ------------------------------------------------------------ checkpoints
@@ -386,21 +414,36 @@ def _prepare(
     resume,
     include_penalty,
 ):
-    """fit's arguments checked: (the loop, its callbacks in run order, the optimizer)."""
-    epochs = check_count("fit", "epochs", epochs, 0)
-    batch_size = check_batch_size("fit", batch_size)
-    keep = check_count("fit", "keep", keep, 1)
-    if checkpoint_every is not None:
-        checkpoint_every = check_count("fit", "checkpoint_every", checkpoint_every, 1)
-    if clip_norm is not None and not (
-        isinstance(clip_norm, numbers.Real)
-        and not isinstance(clip_norm, bool)
-        and np.isfinite(clip_norm)
-        and clip_norm > 0
-    ):
-        raise ValueError(f"fit: clip_norm must be a positive finite number, got {clip_norm!r}")
-    if checkpoint is None and (resume or checkpoint_every is not None):
-        raise ValueError("fit: resume and checkpoint_every need checkpoint=DIR, the checkpoint folder")
+    """fit's arguments checked: (the loop, its callbacks in run order, the optimizer).
+
+    Everything is checked here, before the first step: the plain arguments
+    (:func:`fastnn.fit_checks.check_fit_arguments`), the data, and each callback against
+    the loop (``Callback.check``).
+    """
+    checked = check_fit_arguments(
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        validation_split=validation_split,
+        shuffle=shuffle,
+        patience=patience,
+        monitor=monitor,
+        restore_best_weights=restore_best_weights,
+        verbose=verbose,
+        seed=seed,
+        callbacks=callbacks,
+        augment=augment,
+        include_penalty=include_penalty,
+        file=file,
+        clip_norm=clip_norm,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        keep=keep,
+        resume=resume,
+    )
+    epochs, batch_size, keep = checked["epochs"], checked["batch_size"], checked["keep"]
+    checkpoint_every, shuffle, verbose = checked["checkpoint_every"], checked["shuffle"], checked["verbose"]
+    callbacks = checked["callbacks"]
     x = model.prepare_input(x, "fit")
     t = model.prepare_targets(t, "fit")
     if len(x) != len(t) or len(x) == 0:
@@ -413,13 +456,15 @@ def _prepare(
     stopper = None if patience is None else EarlyStopping(patience, monitor, min_delta, restore_best_weights)
     checkpointer = None if checkpoint is None else ModelCheckpoint(checkpoint, checkpoint_every, keep, resume)
     loop.callbacks = _in_run_order(callbacks, ProgressLogger(verbose, out), stopper, checkpointer)
+    callback_list = CallbackList(loop.callbacks, loop)
+    callback_list.check()
     checkpointer = next((c for c in loop.callbacks if isinstance(c, ModelCheckpoint)), None)
     saved = checkpointer.latest() if checkpointer is not None else None
     if saved is not None and optimizer is None:
         optimizer = saved.build_optimizer()
     else:
         optimizer = get_optimizer(optimizer if optimizer is not None else "adam")
-    return loop, CallbackList(loop.callbacks, loop), optimizer
+    return loop, callback_list, optimizer
 
 
 def _in_run_order(callbacks, progress, stopper, checkpointer) -> list:
@@ -427,11 +472,6 @@ def _in_run_order(callbacks, progress, stopper, checkpointer) -> list:
     stopping, checkpoints. A built-in the caller passes replaces fit's own; one given
     both ways (``patience=`` and an EarlyStopping, say) is an error."""
     callbacks = list(callbacks)
-    for i, callback in enumerate(callbacks):
-        if not isinstance(callback, Callback):
-            raise TypeError(
-                f"fit: callbacks[{i}] is a {type(callback).__name__}, not a fastnn.callbacks.Callback"
-            )
 
     def take(cls, built, shorthand):
         given = [c for c in callbacks if isinstance(c, cls)]
@@ -460,8 +500,6 @@ def _split_validation(x, t, validation_data, validation_split, model):
         if len(xv) != len(tv):
             raise ValueError(f"fit: validation x has {len(xv)} samples but t has {len(tv)}")
         return x, t, (xv, tv)
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
     if validation_split == 0:
         return x, t, None
     n_val = int(round(len(x) * validation_split))

@@ -59,7 +59,7 @@ LAYERS = [
         ],
     ),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
-    ("training loop", ["fastnn.training"]),
+    ("training loop", ["fastnn.fit_checks", "fastnn.training"]),
     ("model", ["fastnn.model"]),
     (
         "networks and tools",

@@ -68,6 +68,122 @@ def test_fit_rejects_bad_arguments():
         model.fit(x, t[:-1], verbose=0)
     with pytest.raises(ValueError, match="needs validation"):
         model.fit(x, t, patience=2, monitor="val_loss", verbose=0)
+    with pytest.raises(ValueError, match="give validation_data or validation_split, not both"):
+        model.fit(x, t, validation_data=(x, t), validation_split=0.5, verbose=0)
+
+
+# ----------------------------------------------------------------- checked before the first step
+
+
+def _no_step_model():
+    """small_model whose train_step fails the test: errors must come before any step."""
+    model = small_model()
+
+    def train_step(*args, **kwargs):
+        raise AssertionError("fit ran a step before refusing its arguments")
+
+    model.train_step = train_step
+    return model
+
+
+NAMES = "expected one of 'loss', 'accuracy', 'val_loss', 'val_accuracy'"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (
+            dict(patience=2, monitor="val_acc", validation_split=0.2),
+            ValueError,
+            f"EarlyStopping: monitor='val_acc' is not a metric fit records; {NAMES} "
+            r"\(did you mean 'val_accuracy'\?\)",
+        ),
+        (
+            dict(patience=2, monitor="val_acc"),
+            ValueError,
+            r"EarlyStopping: monitor='val_acc' is not a metric.*did you mean 'val_accuracy'",
+        ),
+        (
+            dict(patience=2, monitor="val_loss"),
+            ValueError,
+            "EarlyStopping: monitor='val_loss' needs validation data.*validation_split.*or monitor 'loss'",
+        ),
+        (
+            dict(callbacks=[fnn.callbacks.ReduceLROnPlateau(monitor="val_los")], validation_split=0.2),
+            ValueError,
+            r"ReduceLROnPlateau: monitor='val_los' is not a metric fit records.*did you mean 'val_loss'",
+        ),
+        (
+            dict(callbacks=[fnn.callbacks.ReduceLROnPlateau()]),
+            ValueError,
+            "ReduceLROnPlateau: monitor='val_accuracy' needs validation data",
+        ),
+        (dict(monitor="val_loss", validation_split=0.2), ValueError, "fit: monitor='val_loss' .* patience=N"),
+        (dict(verbose=3), ValueError, r"fit: verbose must be 0 \(silent\), 1 .* or 2 .* got 3"),
+        (dict(verbose="1"), ValueError, "fit: verbose must be 0"),
+        (dict(epochs=2.5), ValueError, "fit: epochs must be a non-negative integer, got 2.5"),
+        (dict(batch_size="32"), ValueError, "fit: batch_size must be a positive integer, got '32'"),
+        (dict(shuffle="yes"), TypeError, "fit: shuffle must be True or False, got str 'yes'"),
+        (dict(validation_split="0.1"), ValueError, r"fit: validation_split must be a number in \[0, 1\)"),
+        (dict(validation_split=1.0), ValueError, r"fit: validation_split must be a number in \[0, 1\)"),
+        (dict(seed=-1), ValueError, "fit: seed must be None or a non-negative integer, got -1"),
+        (
+            dict(optimizer="adamm"),
+            ValueError,
+            r"fit: optimizer='adamm' is not an optimizer name; expected one of .*'sgd'.*did you mean 'adam'",
+        ),
+        (
+            dict(optimizer=Adam),
+            TypeError,
+            r"fit: optimizer is the class Adam.*pass an instance such as Adam\(\)",
+        ),
+        (dict(optimizer=0.01), TypeError, "fit: optimizer must be a fastnn.optim.Optimizer .* got float"),
+        (
+            dict(callbacks=fnn.callbacks.EarlyStopping(2)),
+            TypeError,
+            r"fit: callbacks must be a list .* single EarlyStopping; pass callbacks=\[EarlyStopping",
+        ),
+        (dict(callbacks=[fnn.callbacks.CSVLogger]), TypeError, r"fit: callbacks\[0\] is the class CSVLogger"),
+        (dict(callbacks=[print]), TypeError, r"fit: callbacks\[0\] is a builtin_function_or_method"),
+        (dict(augment="shift"), TypeError, "fit: augment must be a function augment\\(x_batch, rng\\)"),
+        (dict(include_penalty=1), TypeError, "fit: include_penalty must be True or False"),
+        (dict(file="log.txt"), TypeError, "fit: file must be a text stream with write"),
+        (dict(clip_norm=0), ValueError, "fit: clip_norm must be a positive finite number, got 0"),
+        (dict(checkpoint=3), TypeError, "fit: checkpoint must be a folder path"),
+        (dict(resume=True), ValueError, "fit: resume and checkpoint_every need checkpoint=DIR"),
+        (dict(restore_best_weights="no", patience=1), TypeError, "fit: restore_best_weights must be True"),
+    ],
+)
+def test_every_argument_is_checked_before_the_first_step(kwargs, error, match):
+    x, t = blobs(40)
+    with pytest.raises(error, match=match):
+        _no_step_model().fit(x, t, **{"verbose": 0, **kwargs})
+
+
+def test_a_callback_checks_itself_against_the_loop_before_any_hook():
+    seen = []
+
+    class NeedsTwoEpochs(fnn.callbacks.Callback):
+        def check(self, loop):
+            seen.append((loop.epochs, loop.metric_names, loop.validation is not None))
+            if loop.epochs < 2:
+                raise ValueError(f"NeedsTwoEpochs: expected epochs >= 2, got {loop.epochs}")
+
+        def on_train_begin(self, model, optimizer):
+            raise AssertionError("on_train_begin ran before check refused the run")
+
+    x, t = blobs(40)
+    with pytest.raises(ValueError, match="NeedsTwoEpochs: expected epochs >= 2, got 1"):
+        _no_step_model().fit(x, t, epochs=1, verbose=0, callbacks=[NeedsTwoEpochs()])
+    assert seen == [(1, ("loss", "accuracy", "val_loss", "val_accuracy"), False)]
+
+
+def test_a_valid_monitor_trains():
+    x, t = blobs(60)
+    history = small_model().fit(
+        x, t, epochs=2, verbose=0, patience=5, monitor="val_accuracy", validation_split=0.25
+    )
+    assert history.epochs == 2 and history.best_epoch is not None
 
 
 def test_callbacks_see_every_epoch_and_can_stop_training():
@@ -174,7 +290,9 @@ def test_ctrl_c_without_a_checkpoint_folder_stops_cleanly(reference):
     out = io.StringIO()
     model, history = train(hook=_sigint_at(5), file=out)
     assert history.interrupted and history.epochs == 0
-    assert "no checkpoint was written" in out.getvalue()
+    assert "the model keeps the weights of its last step" in out.getvalue()
+    assert "to be able to resume, pass checkpoint=DIR to fit" in out.getvalue()
+    assert history.interrupted_at == "epoch 1/4, step 5/17"
     assert np.isfinite(model.flat_params).all()
     assert not np.array_equal(model.flat_params, recipe_model().flat_params)  # 5 steps taken
 

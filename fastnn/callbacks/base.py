@@ -17,6 +17,10 @@ class Callback:
           on_epoch_end(epoch, metrics, model, optimizer)    # "loss", "accuracy", "val_loss", ...
         on_train_end(model, optimizer)                       # however training ended
 
+    Before any of them, ``check(loop)`` lets the callback refuse a run it cannot serve (a
+    metric fit does not record, a missing validation set): raise a ValueError that names
+    the callback, so the mistake shows before the first step instead of after an epoch.
+
     ``on_train_batch_end`` and ``on_epoch_end`` may return True to stop training after
     that batch or epoch; ``stop_reason`` then says why in the history. A callback with
     ``state_dict()`` and ``load_state_dict(state)`` (JSON data) has its state saved in
@@ -42,6 +46,11 @@ class Callback:
     def set_loop(self, loop) -> None:
         """Called by ``fit`` before ``on_train_begin`` with the loop that runs this callback."""
         self.loop = loop
+
+    def check(self, loop) -> None:
+        """Called by ``fit`` before ``on_train_begin`` and before any step: raise an error
+        naming the callback if it cannot work with this ``loop`` (``loop.metric_names``,
+        ``loop.validation``, ``loop.epochs``, ...)."""
 
     def on_train_begin(self, model, optimizer) -> None:
         """Before the first epoch (and before a resumed run continues)."""
@@ -94,6 +103,11 @@ class CallbackList:
             ]
             for name in _HOOKS
         }
+
+    def check(self) -> None:
+        """Every callback's ``check(loop)``, in run order: the errors come before any step."""
+        for callback in self.callbacks:
+            callback.check(self.loop)
 
     def _stop_if(self, callback, requested) -> None:
         if requested and not self.loop.stop_training:

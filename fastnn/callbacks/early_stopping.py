@@ -8,6 +8,7 @@ import numpy as np
 
 from .._checks import check_count
 from .base import Callback
+from .monitor import check_monitor, check_monitor_type
 
 __all__ = ["EarlyStopping"]
 
@@ -39,6 +40,8 @@ class EarlyStopping(Callback):
         self.patience = check_count("EarlyStopping", "patience", patience, 1)
         if not isinstance(min_delta, numbers.Real) or isinstance(min_delta, bool) or not min_delta >= 0:
             raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {min_delta!r}")
+        if monitor is not None:
+            check_monitor_type("EarlyStopping", monitor)
         self.monitor = monitor
         self.min_delta = float(min_delta)
         self.restore_best_weights = bool(restore_best_weights)
@@ -52,12 +55,15 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.best_weights: dict[str, np.ndarray] | None = None
 
+    def _monitor(self, loop) -> str:
+        return self.monitor or ("val_loss" if loop.validation is not None else "loss")
+
+    def check(self, loop):
+        """``monitor`` must be a metric the loop records (see :func:`~.monitor.check_monitor`)."""
+        check_monitor("EarlyStopping", self._monitor(loop), loop)
+
     def on_train_begin(self, model, optimizer):
-        validation = self.loop.validation is not None
-        monitor = self.monitor or ("val_loss" if validation else "loss")
-        if monitor.startswith("val_") and not validation:
-            raise ValueError(f"EarlyStopping: monitor={monitor!r} needs validation_data or validation_split")
-        self._reset(monitor)
+        self._reset(self._monitor(self.loop))
 
     def improved(self, value: float) -> bool:
         """Whether ``value`` beats the best so far by more than ``min_delta``."""

@@ -23,6 +23,7 @@ import math
 import numbers
 
 from .base import Callback
+from .monitor import check_monitor, check_monitor_type
 
 __all__ = ["Schedule", "StepDecay", "ExponentialDecay", "CosineDecay", "LambdaSchedule", "ReduceLROnPlateau"]
 
@@ -158,7 +159,8 @@ class ReduceLROnPlateau(Callback):
         if not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
             raise ValueError(f"ReduceLROnPlateau: min_delta must be >= 0, got {min_delta!r}")
         self.min_delta = float(min_delta)
-        self.monitor = str(monitor)
+        check_monitor_type("ReduceLROnPlateau", monitor)
+        self.monitor = monitor
         self.stop = bool(stop)
         self.maximise = "acc" in self.monitor
         self.lr0: float | None = None
@@ -172,6 +174,10 @@ class ReduceLROnPlateau(Callback):
             f"ReduceLROnPlateau(patience={self.patience}, factor={self.factor}, "
             f"monitor={self.monitor!r}, min_fraction={self.min_fraction})"
         )
+
+    def check(self, loop):
+        """``monitor`` must be a metric the loop records (see :func:`~.monitor.check_monitor`)."""
+        check_monitor("ReduceLROnPlateau", self.monitor, loop)
 
     def on_train_begin(self, model, optimizer):
         self.lr0 = optimizer.lr
