@@ -15,11 +15,14 @@ yours                    schedules, loggers, your own stop rules       ``callbac
 Learning-rate schedules (:mod:`fastnn.callbacks.schedules`, also importable as
 ``fastnn.schedules``): :class:`StepDecay`, :class:`ExponentialDecay`,
 :class:`CosineDecay`, :class:`LambdaSchedule`, :class:`ReduceLROnPlateau`.
+Loggers (:mod:`fastnn.callbacks.loggers`): :class:`CSVLogger` and
+:class:`JSONLinesLogger` write a row per epoch (and per batch) as training goes.
 Write your own by subclassing :class:`Callback`.
 """
 
 from .base import Callback, CallbackList
 from .early_stopping import EarlyStopping
+from .loggers import CSVLogger, JSONLinesLogger
 from .model_checkpoint import ModelCheckpoint
 from .nonfinite import NonFiniteGuard
 from .progress import ProgressLogger
@@ -29,6 +32,8 @@ __all__ = [
     "Callback",
     "CallbackList",
     "EarlyStopping",
+    "CSVLogger",
+    "JSONLinesLogger",
     "ModelCheckpoint",
     "NonFiniteGuard",
     "ProgressLogger",
