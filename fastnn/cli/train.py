@@ -63,8 +63,27 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default=None,
         help="early stopping patience in epochs (restores the best weights)",
     )
-    train.add_argument("--save", default=None, metavar="PATH", help="write the trained model (.npz)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument(
+        "--save",
+        default=None,
+        metavar="PATH",
+        help="write the trained model (.npz); on Ctrl-C, the weights of the last step",
+    )
+    train.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="0 silent, 1 a progress bar and a line per epoch (the default; the bar only on a "
+        "terminal), 2 a line per epoch",
+    )
+    train.add_argument("--quiet", action="store_true", help="print no progress: the same as --verbose 0")
+    train.add_argument(
+        "--log",
+        default=None,
+        metavar="PATH",
+        help="write a CSV row per epoch (epoch, loss, accuracy, ..., lr, time) to PATH as training goes",
+    )
     train.add_argument(
         "--augment",
         default=None,
@@ -104,7 +123,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="continue the run checkpointed in DIR with its saved arguments "
-        "(only --epochs, --threads, --save, --plot and --quiet may change)",
+        f"(only {_changeable()} may change)",
     )
     return train
 
@@ -115,6 +134,8 @@ def run(args) -> int:
 
     if args.checkpoint_every is not None and args.checkpoint is None and args.resume is None:
         raise ValueError("--checkpoint-every needs --checkpoint DIR")
+    args.verbose = _verbosity(args)
+    args.quiet = args.verbose == 0
     if args.resume is None and args.checkpoint is not None:
         _check_fresh_checkpoint_dir(args.checkpoint)
     if args.threads is not None:
@@ -141,27 +162,17 @@ def run(args) -> int:
         optimizer=optimizer,
         validation_split=args.validation_split,
         patience=args.patience,
-        verbose=0 if args.quiet else 1,
+        verbose=args.verbose,
         seed=args.seed,
         clip_norm=args.clip_norm,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume is not None,
         augment=_augmentation(getattr(args, "augment", None)),
+        callbacks=_loggers(args),
     )
     if history.interrupted:
-        if args.checkpoint is not None:
-            print(
-                f"interrupted: resume with: fastnn train --resume {args.checkpoint}",
-                file=sys.stderr,
-                flush=True,
-            )
-        else:
-            print(
-                "interrupted: no checkpoint was written (train with --checkpoint DIR to be able to resume)",
-                file=sys.stderr,
-                flush=True,
-            )
+        _report_interrupt(args, model, history)
         return 130
     if history.stop_reason:
         print(history.stop_reason)
@@ -181,6 +192,41 @@ def run(args) -> int:
     return 0
 
 
+def _verbosity(args) -> int:
+    """--verbose, with --quiet as its synonym for 0 (default 1)."""
+    if args.quiet and args.verbose not in (None, 0):
+        raise ValueError(
+            f"--quiet means --verbose 0; give one of them, not --quiet with --verbose {args.verbose}"
+        )
+    if args.quiet:
+        return 0
+    return 1 if args.verbose is None else args.verbose
+
+
+def _loggers(args) -> list:
+    """--log PATH: a CSVLogger, appending when the run resumes."""
+    if not getattr(args, "log", None):
+        return []
+    from ..callbacks import CSVLogger
+
+    return [CSVLogger(args.log, append=args.resume is not None)]
+
+
+def _report_interrupt(args, model, history) -> None:
+    """After Ctrl-C: write --save's file with the last step's weights, and say what was kept."""
+    where = history.interrupted_at
+    if args.save:
+        model.save(args.save)
+        kept = f"saved the model's last weights to {args.save}"
+    else:
+        kept = "the weights were not saved (pass --save PATH to keep them on Ctrl-C)"
+    if args.checkpoint is not None:
+        then = f"resume with: fastnn train --resume {args.checkpoint}"
+    else:
+        then = "to be able to resume, train with --checkpoint DIR"
+    print(f"interrupted at {where}: {kept}; {then}", file=sys.stderr, flush=True)
+
+
 def _augmentation(spec):
     if not spec:
         return None
@@ -191,7 +237,24 @@ def _augmentation(spec):
 
 TRAIN_ARGS_FILE = "fastnn-train.json"
 #: Arguments ``--resume`` may change: they do not change the training's result.
-RESUME_MAY_CHANGE = ("epochs", "threads", "save", "quiet", "plot")
+RESUME_MAY_CHANGE = ("epochs", "threads", "save", "quiet", "verbose", "plot", "log")
+#: Arguments not saved with the run: each command line chooses them afresh.
+NOT_SAVED = ("command", "resume", "quiet", "verbose")
+
+
+def _changeable() -> str:
+    flags = ["--" + name.replace("_", "-") for name in RESUME_MAY_CHANGE]
+    return ", ".join(flags[:-1]) + " and " + flags[-1]
+
+
+def _used(key: str, value, saved: dict) -> str:
+    """How the saved value of ``key`` reads in an error: None is the flag's default."""
+    if value is not None:
+        return repr(value)
+    if key == "lr":
+        optimizer = saved.get("optimizer", "adam")
+        return f"the default, {DEFAULT_LR.get(optimizer, '?')} for {optimizer}"
+    return f"the default, no --{key.replace('_', '-')}"
 
 
 def _check_fresh_checkpoint_dir(directory) -> None:
@@ -211,7 +274,7 @@ def _save_train_args(args, threads: int) -> None:
 
     from .._files import atomic_write
 
-    saved = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "quiet")}
+    saved = {k: v for k, v in vars(args).items() if k not in NOT_SAVED}
     saved["threads"] = args.threads if args.threads is not None else threads
     directory = Path(args.checkpoint)
     directory.mkdir(parents=True, exist_ok=True)
@@ -248,9 +311,8 @@ def resume_args(parser, argv):
         if key not in RESUME_MAY_CHANGE and key != "checkpoint" and getattr(merged, key) != value:
             flag = "--" + key.replace("_", "-")
             raise ValueError(
-                f"--resume: {flag} cannot change when resuming (the run used "
-                f"{value!r}); only --epochs, --threads, --save, --plot and "
-                "--quiet can"
+                f"--resume: {flag} cannot change when resuming (the run used {_used(key, value, saved)}, "
+                f"now {getattr(merged, key)!r}); only {_changeable()} can"
             )
     if merged.threads is not None and merged.threads == saved.get("threads"):
         import numba
