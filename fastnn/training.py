@@ -328,7 +328,8 @@ def fit(
             :class:`~fastnn.callbacks.EarlyStopping` (monitor default: "val_loss" with
             validation data, else "loss").
         verbose, file: build a :class:`~fastnn.callbacks.ProgressLogger` (0 silent, 1 a bar
-            per epoch, 2 a line per epoch) writing to ``file`` (default stderr).
+            and a line per epoch, the bar only on a terminal, 2 a line per epoch) writing to
+            ``file`` (default stderr).
         seed: seeds the shuffling (default: the model's seed).
         callbacks: :class:`~fastnn.callbacks.Callback` objects (schedules, loggers, ...).
         augment: ``augment(x_batch, rng) -> x_batch`` for every training batch; ``rng`` is
@@ -339,6 +340,9 @@ def fit(
         checkpoint, checkpoint_every, keep, resume: build a
             :class:`~fastnn.callbacks.ModelCheckpoint` on the folder ``checkpoint``
             (every ``checkpoint_every`` steps, or every epoch; resume continues bit for bit).
+
+    Every argument, and every callback (``Callback.check``), is checked before the first
+    step; an error lists the valid values.
 
     A NaN or Inf loss or gradient stops training with a RuntimeWarning and the last
     weights whose loss was finite (:class:`~fastnn.callbacks.NonFiniteGuard`). Ctrl-C
