@@ -25,6 +25,9 @@ def test_verbose_2_prints_a_line_per_epoch_and_quiet_prints_none(capsys):
     err = capsys.readouterr().err
     assert [line.split("  ")[0] for line in epoch_lines(err)] == ["epoch 1/2", "epoch 2/2"]
     assert "\r" not in err
+    assert main(FAST + ["--epochs", "2"]) == 0  # --verbose 1, but stderr is not a terminal here
+    err = capsys.readouterr().err
+    assert len(epoch_lines(err)) == 2 and "\r" not in err
     for silent in (["--quiet"], ["--verbose", "0"]):
         assert main(FAST + ["--epochs", "2", *silent]) == 0
         captured = capsys.readouterr()

@@ -111,6 +111,10 @@ def test_bad_arguments_name_the_callback():
         fnn.callbacks.EarlyStopping(0)
     with pytest.raises(ValueError, match="EarlyStopping: min_delta"):
         fnn.callbacks.EarlyStopping(2, min_delta=-1)
+    with pytest.raises(TypeError, match="EarlyStopping: monitor must be the name of a metric.*got int 3"):
+        fnn.callbacks.EarlyStopping(2, monitor=3)
+    with pytest.raises(TypeError, match="ReduceLROnPlateau: monitor must be the name of a metric"):
+        fnn.callbacks.ReduceLROnPlateau(monitor=None)
     x, t = blobs(20)
     with pytest.raises(ValueError, match="EarlyStopping: monitor='val_accuracy' needs validation"):
         small_model().fit(x, t, verbose=0, callbacks=[fnn.callbacks.EarlyStopping(2, "val_accuracy")])
