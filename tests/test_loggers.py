@@ -135,6 +135,17 @@ def test_a_resumed_run_continues_the_files_without_repeating_rows(tmp_path):
     assert path.read_text().count("epoch,") == 1
 
 
+def test_a_resumed_run_logging_elsewhere_does_not_cut_that_file(tmp_path):
+    ckpt, other = tmp_path / "ckpt", tmp_path / "other.csv"
+    with pytest.raises(Crash):
+        train(checkpoint=ckpt, every=10, hook=crash_at(30), more=[CSVLogger(tmp_path / "log.csv")])
+    _, before = train(more=[CSVLogger(other)])  # a longer file than the checkpoint's log
+    kept = other.read_text()
+    _, history = train(checkpoint=ckpt, every=10, resume=True, more=[CSVLogger(other, append=True)])
+    text = other.read_text()
+    assert text.startswith(kept) and len(read_csv(other)) == before.epochs + history.epochs - 1
+
+
 def test_history_to_csv_returns_the_loggers_text_and_writes_it_atomically(tmp_path):
     path = tmp_path / "log.csv"
     history, _ = fit_logged(CSVLogger(path), validation_split=0.25)

@@ -146,10 +146,14 @@ class _RowLogger(Callback):
         """The sizes of the files when the checkpoint was written: a resumed run cuts the
         files back to them (dropping rows written after the checkpoint) and appends."""
         restored = self._restored or {}
-        return {kind: size if size is not None else restored.get(kind) for kind, size in self._sizes.items()}
+        sizes = {kind: size if size is not None else restored.get(kind) for kind, size in self._sizes.items()}
+        return {"path": str(self.path), **sizes}
 
     def load_state_dict(self, state: dict) -> None:
-        self._restored = {kind: state.get(kind) for kind in ("epochs", "batches")}
+        """Continue after the checkpoint's rows; a log at another path than the checkpointed
+        run's is not cut back (it is appended to, or started, as ``append`` says)."""
+        if state.get("path") == str(self.path):
+            self._restored = {kind: state.get(kind) for kind in ("epochs", "batches")}
 
     # ------------------------------------------------------------ writing
 
