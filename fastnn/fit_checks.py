@@ -90,6 +90,7 @@ def check_fit_arguments(
     shuffle,
     patience,
     monitor,
+    min_delta,
     restore_best_weights,
     verbose,
     seed,
@@ -138,6 +139,11 @@ def check_fit_arguments(
         raise ValueError(
             f"fit: monitor={monitor!r} is read only by early stopping; pass patience=N as well "
             "(or a callback such as ReduceLROnPlateau(monitor=...)), or drop monitor"
+        )
+    if patience is None and not (isinstance(min_delta, numbers.Real) and min_delta == 0):
+        raise ValueError(
+            f"fit: min_delta={min_delta!r} is read only by early stopping; "
+            "pass patience=N as well, or drop it"
         )
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(

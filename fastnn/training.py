@@ -432,6 +432,7 @@ def _prepare(
         shuffle=shuffle,
         patience=patience,
         monitor=monitor,
+        min_delta=min_delta,
         restore_best_weights=restore_best_weights,
         verbose=verbose,
         seed=seed,

@@ -119,6 +119,11 @@ NAMES = "expected one of 'loss', 'accuracy', 'val_loss', 'val_accuracy'"
             "ReduceLROnPlateau: monitor='val_accuracy' needs validation data",
         ),
         (dict(monitor="val_loss", validation_split=0.2), ValueError, "fit: monitor='val_loss' .* patience=N"),
+        (
+            dict(min_delta=0.01),
+            ValueError,
+            "fit: min_delta=0.01 is read only by early stopping; pass patience",
+        ),
         (dict(verbose=3), ValueError, r"fit: verbose must be 0 \(silent\), 1 .* or 2 .* got 3"),
         (dict(verbose="1"), ValueError, "fit: verbose must be 0"),
         (dict(epochs=2.5), ValueError, "fit: epochs must be a non-negative integer, got 2.5"),
