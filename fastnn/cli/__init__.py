@@ -8,6 +8,8 @@ command                   what it does
                           ``--resume DIR``
 ``fastnn tune``           random hyperparameter search, scored on a validation split of
                           the training set (never the test set)
+``fastnn lr-find``        the learning-rate range test: prints the suggested rate and the
+                          ``fastnn train`` command that uses it; ``--plot PATH.png``
 ``fastnn bench``          time training steps against the NumPy reference and PyTorch,
                           and check the performance targets; ``--zoo`` times the model
                           zoo; ``--compare BASE NEW`` is the regression gate
@@ -35,6 +37,7 @@ from ._common import DefaultsHelpFormatter
 COMMANDS = {
     "train": "train",
     "tune": "tune",
+    "lr-find": "lr_find",
     "bench": "bench",
     "info": "info",
     "warmup": "warmup",

@@ -92,12 +92,14 @@ def run(args) -> int:
     return 0
 
 
-def train_command(args, best: dict) -> list[str]:
-    """``fastnn train`` with the best trial's rates and every tune argument that shapes the training.
+def train_command(args, rates: dict) -> list[str]:
+    """``fastnn train`` with ``rates`` ({"lr", optional "weight_decay" and "l1"}) and every argument
+    of ``args`` that shapes the training (model, dataset, data folder, optimizer, batch size,
+    backend, seed, threads; the last four only where they differ from train's defaults).
 
-    Values are exact (``repr``), so the command trains what the search scored; the
-    epochs and the validation split are left to ``train`` (the search trains briefly on
-    a part of the data, the final run on all of it).
+    Values are written exactly (``repr``), so the command trains what was found; the
+    epochs and the validation split are left to ``train`` (a search trains briefly on a
+    part of the data, the final run on all of it).
     """
     from . import build_parser
 
@@ -105,10 +107,10 @@ def train_command(args, best: dict) -> list[str]:
     command = ["fastnn", "train", "--model", args.model, "--dataset", args.dataset]
     if args.data_dir is not None:
         command += ["--data-dir", args.data_dir]
-    command += ["--optimizer", args.optimizer, "--lr", repr(float(best["lr"]))]
+    command += ["--optimizer", args.optimizer, "--lr", repr(float(rates["lr"]))]
     for name in ("weight_decay", "l1"):
-        if best[name]:
-            command += [f"--{name.replace('_', '-')}", repr(float(best[name]))]
+        if rates.get(name):
+            command += [f"--{name.replace('_', '-')}", repr(float(rates[name]))]
     for name in ("batch_size", "backend", "seed", "threads"):
         value = getattr(args, name)
         if value is not None and value != getattr(train_defaults, name):
