@@ -189,6 +189,14 @@ def test_save_into_a_missing_folder_fails_before_training(tmp_path, monkeypatch,
     assert f"cannot write {tmp_path}: it is a folder" in capsys.readouterr().err
 
 
+def test_bench_json_into_a_missing_folder_fails_before_timing(tmp_path, capsys):
+    target = tmp_path / "nowhere" / "bench.json"
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--json", str(target)])
+    assert info.value.code == 2
+    assert f"argument --json: cannot write {target}: the folder" in capsys.readouterr().err
+
+
 def run_tune(argv, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out

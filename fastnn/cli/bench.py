@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import positive_int
+from ._common import positive_int, writable_file
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -36,7 +36,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default=None,
         help="threads for the numba kernels (default: all cores)",
     )
-    bench.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    bench.add_argument(
+        "--json", type=writable_file, default=None, metavar="PATH", help="also write the results as JSON"
+    )
     bench.add_argument(
         "--zoo",
         action="store_true",
