@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,20 @@ FORMAT_VERSION = 1
 def atomic_write(path, write) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it into place.
 
-    Either the old file stays untouched or the new one is complete.
+    Either the old file stays untouched or the new one is complete. The folder must
+    exist (as with ``open`` and ``torch.save``, none is created): a missing folder, a
+    folder that is a file, or ``path`` being a folder raise an OSError naming ``path``,
+    never the hidden temp file.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    _check_writable(path, directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise type(error)(
+            f"cannot write {path}: cannot create a file in the folder {directory} ({error.strerror})"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -51,6 +59,21 @@ def atomic_write(path, write) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _check_writable(path: Path, directory: Path) -> None:
+    """Raise an OSError naming ``path`` when its folder is missing or ``path`` is a folder."""
+    if not directory.exists():
+        raise FileNotFoundError(
+            f"cannot write {path}: the folder {directory} does not exist; create it first "
+            f"(mkdir -p {directory}) or choose another path",
+        )
+    if not directory.is_dir():
+        raise NotADirectoryError(
+            f"cannot write {path}: {directory} is a file, not a folder; choose another path"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name inside it")
 
 
 def json_bytes(obj) -> np.ndarray:
@@ -81,27 +104,61 @@ def content_digest(arrays: dict) -> np.ndarray:
     return np.frombuffer(h.digest(), dtype=np.uint8).copy()
 
 
+#: The first bytes of a zip archive (an .npz is one): a local file header, or an empty archive.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def not_a_fastnn_file(path, what: str, why: str) -> ModelFileError:
+    """The error for a file that is not a fastnn .npz: names ``path``, says ``why`` and what would be."""
+    return ModelFileError(
+        f"{path}: not a {what} file: {why}. A {what} file is the .npz archive written by "
+        f"{_WRITERS.get(what, 'fastnn')}; check the path"
+    )
+
+
+_WRITERS = {
+    "fastnn model": "model.save(path) (or a checkpoint of fit(checkpoint=DIR))",
+    "fastnn checkpoint": "fit(checkpoint=DIR) or fastnn train --checkpoint DIR",
+}
+
+
+def _sniff(path: Path, what: str) -> None:
+    """Refuse, by its first bytes, a file that is not a zip archive (empty, .npy, text, ...)."""
+    with open(path, "rb") as handle:  # FileNotFoundError, IsADirectoryError, PermissionError pass through
+        head = handle.read(8)
+    if not head:
+        raise not_a_fastnn_file(path, what, "it is empty (0 bytes)")
+    if head.startswith(_NPY_MAGIC):
+        raise not_a_fastnn_file(path, what, "it is a single NumPy array (.npy), not an .npz archive")
+    if not head.startswith(_ZIP_MAGICS):
+        raise not_a_fastnn_file(path, what, f"it is not an .npz (zip) archive (it starts with {head[:4]!r})")
+
+
 def read_npz(path, what: str = "fastnn model") -> dict:
     """All arrays of a fastnn .npz, checked for the marker, the format version and the digest.
+
+    Never unpickles, and never passes on numpy's advice to allow it.
 
     Raises:
         ModelFileError: naming ``path``, for anything that is not an intact fastnn file.
         FileNotFoundError, IsADirectoryError, PermissionError: unchanged.
     """
     path = Path(path)
+    _sniff(path, what)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-        raise ModelFileError(f"{path}: not a readable {what} file ({error})") from None
-    except Exception as error:  # a damaged .npy header can raise almost anything
-        raise ModelFileError(
-            f"{path}: not a readable {what} file ({type(error).__name__}: {error})"
-        ) from None
+    except Exception as error:  # a damaged archive or .npy header can raise almost anything
+        if "pickle" in str(error):
+            why = "it holds a pickled (object) array, which fastnn never loads"
+        else:
+            why = f"a damaged or truncated .npz archive ({type(error).__name__}: {error})"
+        raise not_a_fastnn_file(path, what, why) from None
     if not isinstance(arrays, dict) or "__fastnn__" not in arrays:
-        raise ModelFileError(f"{path}: not a {what} file (no '__fastnn__' marker)")
+        raise not_a_fastnn_file(path, what, "an .npz archive without the '__fastnn__' marker")
     version = arrays["__fastnn__"]
     if version.shape != (1,) or version.dtype.kind not in "iu":
         raise ModelFileError(f"{path}: corrupt format marker")

@@ -6,8 +6,10 @@ arrays shaped ``(N,)``: 60,000 training and 10,000 test examples.
 
 Where the four gzip IDX files are looked for, in order:
 
-1. the ``path`` argument,
-2. each directory in the ``FASTNN_DATA`` environment variable (``os.pathsep``-separated),
+1. the ``path`` argument (it must exist: a ``path`` that does not is an immediate
+   :class:`DatasetNotFoundError`, as a typo should be, not a download),
+2. each directory in the ``FASTNN_DATA`` environment variable (``os.pathsep``-separated,
+   a search path like ``PATH``: entries that do not exist are passed over),
 3. the cache, ``<cache>/<kind>/``, where ``<cache>`` is ``$FASTNN_CACHE_DIR``, else
    ``$XDG_CACHE_HOME/fastnn``, else ``~/.cache/fastnn``.
 
@@ -16,7 +18,8 @@ In a directory ``D`` from 1 or 2 the files may lie in ``D/<kind>/`` or directly 
 all four files they are downloaded from the mirrors in :data:`MIRRORS` into the
 cache (never into ``path``), verified against the official md5 sums in :data:`MD5`,
 and moved into place atomically: an interrupted or corrupt download never leaves a
-file under its final name.
+file under its final name, and a download that fails leaves no partial file and no
+empty folder behind.
 
 Every file read is checked (gzip integrity, IDX magic number, counts, payload length,
 label range); a bad file raises :class:`CorruptDatasetError` (a ``ValueError``)
@@ -378,18 +381,55 @@ def _download_file(kind: str, name: str, target: Path, verbose: bool, attempts: 
 
 
 def _download(kind: str, verbose: bool) -> tuple[Path, list]:
-    """Download the missing files into ``<cache>/<kind>/``; return it and the failed attempts."""
+    """Download the missing files into ``<cache>/<kind>/``; return it and the failed attempts.
+
+    The folders it creates are removed again if they are still empty at the end, so a
+    failed download leaves nothing behind.
+    """
     target = cache_dir() / kind
     attempts: list = []
+    created = [d for d in (target, *target.parents) if not d.exists()]
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         attempts.append((str(target), f"cannot create cache directory: {exc}"))
         return target, attempts
-    for name in _FILENAMES:
-        if not (target / name).is_file():
-            _download_file(kind, name, target, verbose, attempts)
+    try:
+        for name in _FILENAMES:
+            if not (target / name).is_file():
+                _download_file(kind, name, target, verbose, attempts)
+    finally:
+        _remove_if_empty(created)
     return target, attempts
+
+
+def _remove_if_empty(directories) -> None:
+    """Remove each of ``directories`` (deepest first) that holds nothing."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty, or already gone
+            return
+
+
+def _check_path(kind: str, path) -> None:
+    """Refuse a ``path`` the user named that is not a folder: a typo must not start a download."""
+    if path is None:
+        return
+    where = Path(path).expanduser()
+    if not where.exists():
+        raise DatasetNotFoundError(
+            f"load_mnist: path {str(path)!r} does not exist. Pass the folder D that holds the four "
+            f".gz files of {kind} (in D or D/{kind}/), or leave path unset to use $FASTNN_DATA "
+            "and the download cache",
+            searched=[(where, "does not exist")],
+        )
+    if not where.is_dir():
+        raise DatasetNotFoundError(
+            f"load_mnist: path {str(path)!r} is a file; pass the folder that holds the four "
+            f".gz files of {kind}",
+            searched=[(where, "is a file")],
+        )
 
 
 def _not_found(kind: str, searched, attempts, download: bool) -> DatasetNotFoundError:
@@ -421,6 +461,7 @@ def load_mnist(kind: str = "mnist", path=None, download: bool = True, verbose: b
         kind: "mnist" or "fashion-mnist".
         path: a directory ``D`` (str or Path, optional) holding the four ``.gz`` files,
             in ``D/<kind>/`` or ``D/``; searched before ``$FASTNN_DATA`` and the cache.
+            It must exist: a path that does not is an error at once (no download).
         download: download into the cache (never into ``path``) when no directory has
             the files.
         verbose: show download messages and a progress bar on stderr.
@@ -434,10 +475,12 @@ def load_mnist(kind: str = "mnist", path=None, download: bool = True, verbose: b
         ValueError: unknown ``kind``.
         CorruptDatasetError: a file is damaged or not the expected IDX file (the message
             names the file).
-        DatasetNotFoundError: the files are nowhere on disk and could not be downloaded.
+        DatasetNotFoundError: ``path`` does not exist or is a file, or the files are
+            nowhere on disk and could not be downloaded.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    _check_path(kind, path)
     directory, searched = _find(kind, path)
     if directory is None:
         if not download:

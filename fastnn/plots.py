@@ -4,6 +4,7 @@
     fnn.plots.plot_filters(model, "filters.png")            # the first conv layer's filters
     fnn.plots.plot_misclassified(model, x_test, t_test, "misclassified.png")
     fnn.plots.save_training_plots(model, history, x_test, t_test, "plots/")   # all three
+    fnn.plots.plot_lr_find(fnn.tune.lr_find(model, x, t), "lr_find.png")   # the range test
 
 Figures are drawn on matplotlib's Agg canvas directly, never through pyplot, so no
 window opens and no global backend is switched. Each function returns the path written.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_filters", "plot_misclassified", "save_training_plots"]
+__all__ = ["plot_history", "plot_filters", "plot_misclassified", "save_training_plots", "plot_lr_find"]
 
 
 def _figure(width: float, height: float):
@@ -166,3 +167,35 @@ def save_training_plots(model, history, x_test, t_test, directory) -> list[Path]
         paths.append(plot_filters(model, directory / "filters.png"))
     paths.append(plot_misclassified(model, x_test, t_test, directory / "misclassified.png"))
     return paths
+
+
+def plot_lr_find(result, path) -> Path:
+    """The learning-rate range test: loss against the rate on a log axis, the suggestion marked.
+
+    ``result`` is what :func:`fastnn.tune.lr_find` returns: its raw ``losses`` are drawn
+    faintly, its ``smoothed`` losses as the curve, and ``suggestion`` as a dashed line
+    and a dot on the curve.
+    """
+    lrs, smoothed = np.asarray(result.lrs), np.asarray(result.smoothed)
+    if lrs.size == 0:
+        raise ValueError("plot_lr_find: the result has no step to draw")
+    figure = _figure(7, 4.5)
+    axes = figure.add_subplot(1, 1, 1)
+    axes.plot(lrs, result.losses, color="tab:blue", alpha=0.25, label="batch loss")
+    axes.plot(lrs, smoothed, color="tab:blue", label="smoothed loss")
+    at = int(np.argmin(np.abs(np.log(lrs) - math.log(result.suggestion))))
+    axes.axvline(result.suggestion, color="tab:red", linestyle="--")
+    axes.plot([lrs[at]], [smoothed[at]], "o", color="tab:red", label=f"suggestion {result.suggestion:.2g}")
+    axes.set_xscale("log")
+    # from the lowest batch loss to a little above the start: the divergence would flatten the rest
+    low = float(min(np.min(result.losses), smoothed.min()))
+    high = float(min(smoothed.max(), smoothed[0] + 2 * (smoothed[0] - low)))
+    margin = 0.05 * (high - low) + 1e-12
+    axes.set_ylim(low - margin, high + margin)
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("loss")
+    axes.set_title("learning-rate range test")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    return _save(figure, path)

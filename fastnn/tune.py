@@ -1,4 +1,5 @@
-"""Random hyperparameter search, the books' procedure (Deep Learning from Scratch 6.5).
+"""Random hyperparameter search, the books' procedure (Deep Learning from Scratch 6.5), and the
+learning-rate range test :func:`lr_find` (from :mod:`fastnn.lr_finder`).
 
 1. Hold out a validation split of the *training* data (the test set is never used:
    it is not even an argument).
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .lr_finder import LRFindResult, lr_find
 from .optim import OPTIMIZERS, Optimizer, get_optimizer
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "random_search",
     "parse_range",
     "format_trials",
+    "lr_find",
+    "LRFindResult",
 ]
 
 

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import struct
 import sys
 from pathlib import Path
@@ -498,6 +499,7 @@ def test_all_mirrors_fail(small, monkeypatch):
     tmp = small
     urls = [file_url(tmp / "down-1"), file_url(tmp / "down-2")]
     monkeypatch.setitem(datasets.MIRRORS, "fashion-mnist", urls)
+    (tmp / "given").mkdir()
     with pytest.raises(DatasetNotFoundError) as info:
         load_mnist("fashion-mnist", path=tmp / "given", verbose=False)
     assert isinstance(info.value, OSError)
@@ -509,8 +511,8 @@ def test_all_mirrors_fail(small, monkeypatch):
             assert url + name in message
     assert "FASTNN_DATA" in message and "path=" in message and "--data-dir" in message
     assert len(info.value.attempts) == 2 * len(NAMES)
-    assert leftovers(tmp / "cache" / "fashion-mnist") == []
-    assert not (tmp / "given").exists()
+    assert not (tmp / "cache").exists()  # a failed download leaves no empty folder
+    assert list((tmp / "given").iterdir()) == []  # and never downloads into path
 
 
 class FailingResponse(io.BytesIO):
@@ -545,7 +547,7 @@ def test_interrupted_download_leaves_nothing(small, monkeypatch, error, expected
         load_mnist(verbose=False)
     if expected is DatasetNotFoundError:
         assert "connection reset" in str(info.value)
-    assert sorted(p.name for p in target.iterdir()) == []
+    assert not target.exists() and not target.parent.exists()
 
 
 def test_short_download_is_rejected(small, monkeypatch):
@@ -554,6 +556,68 @@ def test_short_download_is_rejected(small, monkeypatch):
 
     monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda *a, **k: Short(b"x" * 100))
     with pytest.raises(DatasetNotFoundError, match="incomplete download: got 100 of 5000"):
+        load_mnist(verbose=False)
+    assert not (small / "cache").exists()
+
+
+def no_network(*args, **kwargs):
+    raise AssertionError("a download was attempted")
+
+
+def test_a_path_that_does_not_exist_is_an_error_at_once(small, monkeypatch):
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", no_network)
+    missing = small / "typo"
+    with pytest.raises(
+        DatasetNotFoundError,
+        match=rf"^load_mnist: path '{re.escape(str(missing))}' does not exist\. Pass the",
+    ) as info:
+        load_mnist("fashion-mnist", path=missing, verbose=False)
+    assert "fashion-mnist" in str(info.value) and "$FASTNN_DATA" in str(info.value)
+    assert info.value.searched == [(missing, "does not exist")]
+    assert not (small / "cache").exists() and not missing.exists()
+
+
+def test_a_path_that_is_a_file_is_an_error_at_once(small, monkeypatch):
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", no_network)
+    plain = small / "train-images-idx3-ubyte.gz"
+    plain.write_bytes(b"")
+    with pytest.raises(
+        DatasetNotFoundError, match=r"path '.*train-images-idx3-ubyte\.gz' is a file; pass the"
+    ):
+        load_mnist(path=plain, verbose=False)
+
+
+def test_missing_fastnn_data_entries_are_passed_over(small, monkeypatch):
+    make_dataset(small / "cache" / "mnist", 9)
+    monkeypatch.setenv("FASTNN_DATA", str(small / "gone"))
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", no_network)
+    assert marker(load_mnist(verbose=False)) == 9
+
+
+def test_a_failed_download_leaves_no_folder_behind(small, monkeypatch):
+    import urllib.error
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    deep = small / "deep" / "er"
+    monkeypatch.setenv("FASTNN_CACHE_DIR", str(deep / "cache"))
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    with pytest.raises(DatasetNotFoundError, match="no network in tests") as info:
+        load_mnist(verbose=False)
+    assert len(info.value.attempts) == len(NAMES) * len(datasets.MIRRORS["mnist"])
+    assert not (small / "deep").exists()
+
+
+def test_a_failed_download_keeps_a_cache_folder_that_was_there(small, monkeypatch):
+    import urllib.error
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("offline")
+
+    (small / "cache" / "mnist").mkdir(parents=True)
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    with pytest.raises(DatasetNotFoundError):
         load_mnist(verbose=False)
     assert list((small / "cache" / "mnist").iterdir()) == []
 

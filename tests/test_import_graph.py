@@ -63,7 +63,14 @@ LAYERS = [
     ("model", ["fastnn.model"]),
     (
         "networks and tools",
-        ["fastnn.models", "fastnn.tune", "fastnn.plots", "fastnn.classic", "fastnn.kernel_warmup"],
+        [
+            "fastnn.models",
+            "fastnn.lr_finder",
+            "fastnn.tune",
+            "fastnn.plots",
+            "fastnn.classic",
+            "fastnn.kernel_warmup",
+        ],
     ),
     ("commands", ["fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"]),
 ]

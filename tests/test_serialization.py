@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -154,3 +155,86 @@ def test_atomic_write_replaces_in_one_step(tmp_path):
     atomic_write(target, lambda handle: handle.write(b"new"))
     assert target.read_bytes() == b"new"
     assert sorted(os.listdir(tmp_path)) == ["f.bin"]
+
+
+def _text_file(path):
+    path.write_text("hello")
+
+
+def _empty_file(path):
+    path.write_bytes(b"")
+
+
+def _npy_file(path):
+    with open(path, "wb") as handle:
+        np.save(handle, np.zeros(3))
+
+
+def _random_bytes(path):
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 64, dtype=np.uint8).tobytes())
+
+
+def _npz_without_config(path):
+    np.savez(path, weights=np.zeros(3))
+
+
+def _object_array_npz(path):
+    np.savez(path, config=np.array([{"a": 1}], dtype=object))
+
+
+@pytest.mark.parametrize(
+    "write, why",
+    [
+        (_text_file, r"not an \.npz \(zip\) archive \(it starts with b'hell'\)"),
+        (_empty_file, r"it is empty \(0 bytes\)"),
+        (_npy_file, r"a single NumPy array \(\.npy\)"),
+        (_random_bytes, r"not an \.npz \(zip\) archive"),
+        (_npz_without_config, "without the '__fastnn__' marker"),
+        (_object_array_npz, r"pickled \(object\) array, which fastnn never loads"),
+    ],
+)
+def test_a_file_that_is_no_model_gets_one_clear_error(tmp_path, write, why):
+    path = tmp_path / "m.npz"
+    write(path)
+    with pytest.raises(ModelFileError) as info:
+        fnn.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a fastnn model file: ")
+    assert re.search(why, message), message
+    assert "written by model.save(path)" in message
+    assert "allow_pickle" not in message and "pickle.load" not in message
+
+
+def test_a_truncated_model_file_names_the_path_and_no_pickle_advice(trained, tmp_path):
+    _, path, _ = trained
+    data = path.read_bytes()
+    for length in (4, 30, len(data) // 2, len(data) - 1):
+        cut = tmp_path / f"cut{length}.npz"
+        cut.write_bytes(data[:length])
+        with pytest.raises(
+            ModelFileError, match=rf"^{re.escape(str(cut))}: not a fastnn model file: "
+        ) as info:
+            fnn.load(cut)
+        assert "allow_pickle" not in str(info.value)
+
+
+def test_saving_into_a_missing_folder_names_the_path_asked_for(trained, tmp_path, monkeypatch):
+    model, _, _ = trained
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"^cannot write nowhere/m\.npz: the folder nowhere does not exist; create it first",
+    ) as info:
+        model.save("nowhere/m.npz")
+    assert ".tmp" not in str(info.value)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_atomic_write_refuses_a_folder_or_a_file_as_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match=rf"cannot write {re.escape(str(tmp_path))}: it is a folder"):
+        atomic_write(tmp_path, lambda handle: handle.write(b"x"))
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=r"plain/x\.bin: .*plain is a file, not a folder"):
+        atomic_write(plain / "x.bin", lambda handle: handle.write(b"x"))
+    assert sorted(os.listdir(tmp_path)) == ["plain"]

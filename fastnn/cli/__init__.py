@@ -8,6 +8,8 @@ command                   what it does
                           ``--resume DIR``
 ``fastnn tune``           random hyperparameter search, scored on a validation split of
                           the training set (never the test set)
+``fastnn lr-find``        the learning-rate range test: prints the suggested rate and the
+                          ``fastnn train`` command that uses it; ``--plot PATH.png``
 ``fastnn bench``          time training steps against the NumPy reference and PyTorch,
                           and check the performance targets; ``--zoo`` times the model
                           zoo; ``--compare BASE NEW`` is the regression gate
@@ -29,10 +31,13 @@ import argparse
 import importlib
 import sys
 
+from ._common import DefaultsHelpFormatter
+
 #: The commands, in the order ``fastnn --help`` lists them: name -> module in this package.
 COMMANDS = {
     "train": "train",
     "tune": "tune",
+    "lr-find": "lr_find",
     "bench": "bench",
     "info": "info",
     "warmup": "warmup",
@@ -43,9 +48,23 @@ def _command(name: str):
     return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: its --help shows every option's default (:class:`DefaultsHelpFormatter`)."""
+
+    def __init__(self, *args, formatter_class=DefaultsHelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastnn", description="Fast deep learning on the CPU.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="fastnn",
+        description="Fast deep learning on the CPU: train, tune and benchmark networks.",
+        epilog="Run 'fastnn COMMAND --help' for the options of a command; 'python -m fastnn' "
+        "runs the same commands.",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, title="commands", metavar="COMMAND", parser_class=_CommandParser
+    )
     parser.subparsers = {name: _command(name).add_parser(commands) for name in COMMANDS}
     return parser
 

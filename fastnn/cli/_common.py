@@ -1,8 +1,10 @@
-"""What several commands share: argument types, the datasets and the built-in networks."""
+"""What several commands share: argument types, the help formatter, the datasets and the networks."""
 
 from __future__ import annotations
 
 import argparse
+import copy
+from pathlib import Path
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -28,6 +30,69 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
+
+
+def existing_dir(text: str) -> str:
+    """An argparse type: a folder that exists (``--data-dir``), so a typo fails at once."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(
+            f"folder {text!r} does not exist; pass the folder that holds the dataset files, "
+            "or leave --data-dir out to use $FASTNN_DATA and the download cache"
+        )
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; pass the folder that holds the dataset files")
+    return text
+
+
+def writable_file(text: str) -> str:
+    """An argparse type: a file path whose folder exists (``--save``, ``--plot``), checked before any work."""
+    path = Path(text).expanduser()
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text}: the folder {folder} does not exist; create it first "
+            f"(mkdir -p {folder}) or choose another path"
+        )
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: it is a folder; give a file name inside it")
+    return text
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option that takes a value shows its default, unless its help already says it.
+
+    ``--model M`` with default "mlp" reads "... (default: mlp)"; a default of None reads
+    "(default: none)"; lists are joined by spaces. Flags (``--quiet``) are off by default
+    and say nothing.
+    """
+
+    def _format_action(self, action) -> str:
+        annotated = help_with_default(action)
+        if annotated != action.help:
+            action = copy.copy(action)
+            action.help = annotated
+        return super()._format_action(action)
+
+
+def help_with_default(action) -> str | None:
+    """``action.help`` with " (default: ...)" appended where :class:`DefaultsHelpFormatter` adds it."""
+    help_text = action.help or ""
+    if (
+        not action.option_strings
+        or action.nargs == 0
+        or action.default is argparse.SUPPRESS
+        or "default" in help_text.lower()
+    ):
+        return action.help
+    default = action.default
+    if default is None:
+        shown = "none"
+    elif isinstance(default, (list, tuple)):
+        shown = " ".join(str(value) for value in default)
+    else:
+        shown = str(default)
+    return f"{help_text} (default: {shown.replace('%', '%%')})".lstrip()
 
 
 def load_data(args):

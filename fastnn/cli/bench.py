@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import positive_int
+from ._common import positive_int, writable_file
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
-        help="time training steps against the numpy reference and PyTorch, and check the performance targets",
+        help="time training steps against NumPy and PyTorch; check the targets",
+        description="Time training steps against the NumPy reference and PyTorch, and check the "
+        "performance targets; --zoo times the model zoo, --compare BASE NEW is the regression gate.",
     )
     bench.add_argument(
         "--repeats",
@@ -28,8 +30,15 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     bench.add_argument("--no-numpy", action="store_true", help="skip the (slow) numpy reference")
     bench.add_argument("--no-startup", action="store_true", help="skip the fresh-process start-up timings")
-    bench.add_argument("--threads", type=positive_int, default=None)
-    bench.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    bench.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="threads for the numba kernels (default: all cores)",
+    )
+    bench.add_argument(
+        "--json", type=writable_file, default=None, metavar="PATH", help="also write the results as JSON"
+    )
     bench.add_argument(
         "--zoo",
         action="store_true",

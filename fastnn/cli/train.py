@@ -11,9 +11,11 @@ from ._common import (
     DEFAULT_LR,
     OPTIMIZER_NAMES,
     build_model,
+    existing_dir,
     load_data,
     positive_float,
     positive_int,
+    writable_file,
 )
 
 
@@ -30,6 +32,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--data-dir",
+        type=existing_dir,
         default=None,
         help="folder holding the IDX .gz files (else $FASTNN_DATA, then the cache)",
     )
@@ -48,6 +51,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="learning rate (default: 0.1 for sgd, 0.001 for adam/rmsprop, else 0.01)",
     )
     train.add_argument("--weight-decay", type=float, default=0.0, help="L2 coefficient")
+    train.add_argument("--l1", type=float, default=0.0, help="L1 coefficient")
     train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     train.add_argument(
         "--threads",
@@ -65,6 +69,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--save",
+        type=writable_file,
         default=None,
         metavar="PATH",
         help="write the trained model (.npz); on Ctrl-C, the weights of the last step",
@@ -145,7 +150,7 @@ def run(args) -> int:
     model = build_model(args, x_train)
     epochs = args.epochs if args.epochs is not None else (30 if args.dataset == "digits" else 3)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-    optimizer = get_optimizer(args.optimizer, lr=lr, weight_decay=args.weight_decay)
+    optimizer = get_optimizer(args.optimizer, lr=lr, weight_decay=args.weight_decay, l1=args.l1)
     print(
         f"fastnn {args.model} on {args.dataset}: {len(x_train)} train / {len(x_test)} test, "
         f"{model.num_params:,d} parameters, {optimizer!r}, backend {args.backend}, "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
-from ._common import DATASETS, OPTIMIZER_NAMES, build_model, load_data, positive_int
+from ._common import DATASETS, OPTIMIZER_NAMES, build_model, existing_dir, load_data, positive_int
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -13,12 +14,19 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
     tune = commands.add_parser(
         "tune",
-        help="random hyperparameter search, scored on a validation "
-        "split of the training set (never the test set)",
+        help="random hyperparameter search on a validation split",
+        description="Random hyperparameter search, scored on a validation split of the training "
+        "set (never the test set); prints the trials, best first, and the fastnn train command "
+        "that trains the best one.",
     )
     tune.add_argument("--model", choices=sorted(MODELS), default="mlp")
     tune.add_argument("--dataset", choices=DATASETS, default="digits")
-    tune.add_argument("--data-dir", default=None)
+    tune.add_argument(
+        "--data-dir",
+        type=existing_dir,
+        default=None,
+        help="folder holding the IDX .gz files (default: $FASTNN_DATA, then the download cache)",
+    )
     tune.add_argument("--trials", type=positive_int, default=10)
     tune.add_argument("--epochs", type=positive_int, default=2, help="training per trial (brief)")
     tune.add_argument("--batch-size", type=positive_int, default=100)
@@ -38,7 +46,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
     tune.add_argument("--l1", default="0", metavar="LOW:HIGH", help="L1 range or value (default 0)")
     tune.add_argument("--validation-split", type=float, default=0.2)
     tune.add_argument("--backend", choices=("numba", "numpy"), default="numba")
-    tune.add_argument("--threads", type=positive_int, default=None)
+    tune.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="threads for the numba kernels (default: all cores)",
+    )
     tune.add_argument("--seed", type=int, default=0)
     tune.add_argument("--top", type=positive_int, default=10, help="trials to list (best first)")
     tune.add_argument("--quiet", action="store_true", help="no line per trial")
@@ -75,10 +88,31 @@ def run(args) -> int:
         file=sys.stdout,
     )
     print(format_trials(trials, args.top))
-    best = trials[0].params
-    flags = " ".join(f"--{name.replace('_', '-')} {best[name]:.3g}" for name in space if best[name])
-    print(
-        f"best: fastnn train --model {args.model} --dataset {args.dataset} "
-        f"--optimizer {args.optimizer} {flags}"
-    )
+    print("best: " + shlex.join(train_command(args, trials[0].params)))
     return 0
+
+
+def train_command(args, rates: dict) -> list[str]:
+    """``fastnn train`` with ``rates`` ({"lr", optional "weight_decay" and "l1"}) and every argument
+    of ``args`` that shapes the training (model, dataset, data folder, optimizer, batch size,
+    backend, seed, threads; the last four only where they differ from train's defaults).
+
+    Values are written exactly (``repr``), so the command trains what was found; the
+    epochs and the validation split are left to ``train`` (a search trains briefly on a
+    part of the data, the final run on all of it).
+    """
+    from . import build_parser
+
+    train_defaults = build_parser().subparsers["train"].parse_args([])
+    command = ["fastnn", "train", "--model", args.model, "--dataset", args.dataset]
+    if args.data_dir is not None:
+        command += ["--data-dir", args.data_dir]
+    command += ["--optimizer", args.optimizer, "--lr", repr(float(rates["lr"]))]
+    for name in ("weight_decay", "l1"):
+        if rates.get(name):
+            command += [f"--{name.replace('_', '-')}", repr(float(rates[name]))]
+    for name in ("batch_size", "backend", "seed", "threads"):
+        value = getattr(args, name)
+        if value is not None and value != getattr(train_defaults, name):
+            command += [f"--{name.replace('_', '-')}", str(value)]
+    return command

@@ -11,7 +11,7 @@ from ._common import positive_int
 def add_parser(commands) -> argparse.ArgumentParser:
     warm = commands.add_parser(
         "warmup",
-        help="compile the kernels the networks use into the kernel cache, ahead of time",
+        help="compile the kernels into the kernel cache, ahead of time",
         description="Compile, once per machine, the kernels that the named networks (default: "
         "every built-in network plus one network per other layer kind) call in a training "
         "step and in inference at batch 1 and 100, into the on-disk kernel cache, in "
