@@ -151,7 +151,10 @@ def test_train_help_shows_the_defaults_of_model_and_batch_size(monkeypatch, caps
     out = " ".join(capsys.readouterr().out.split())
     assert "--model {deep_convnet,lenet5,mlp,simple_convnet} (default: mlp)" in out
     assert "--batch-size BATCH_SIZE (default: 100)" in out
-    assert "--save PATH write the trained model (.npz) (default: none)" in out
+    assert (
+        "--save PATH write the trained model (.npz); on Ctrl-C, the weights of the last step (default: none)"
+        in out
+    )
 
 
 @pytest.mark.parametrize("command", ["train", "tune"])
