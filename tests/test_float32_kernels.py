@@ -148,6 +148,7 @@ def float32_kernels_run():
         ops.adagrad_step(flat, grads, state[0], 0.1, 1e-7, 0.01, 0.01)
         ops.rmsprop_step(flat, grads, state[0], 0.1, 0.99, 1e-7, 0.01, 0.01)
         ops.adam_step(flat, grads, state[0], state[1], 1, 0.1, 0.9, 0.999, 1e-7, 0.01, 0.01)
+        ops.adamw_step(flat, grads, state[0], state[1], 1, 0.1, 0.9, 0.999, 1e-8, 0.01, 0.01)
 
 
 def test_every_kernel_is_listed():
@@ -179,6 +180,7 @@ ELEMENTWISE = [
     "optim.adagrad",
     "optim.rmsprop",
     "optim.adam",
+    "optim.adamw",
     "losses.mse_backward",
 ]
 VECTOR = re.compile(r"<(?:4|8|16) x float>")

@@ -295,6 +295,14 @@ def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, 
     REF.adam_step(want[0], g, want[1], want[2], 3, 0.01, 0.9, 0.999, 1e-7, wd, l1)
     for got, expected in zip(guarded, want):
         close(got.view, expected, dtype, "adam")
+    # AdamW likewise, its decoupled decay factor 1 - lr * wd precomputed too
+    guarded = [Guarded(size, dtype, fill=a) for a in (p0, m0, s0)]
+    scalars = (step_size, 0.9, 0.999, 1e-8, bc2, 1 - 0.01 * wd, l1)
+    run_kernel(optim_k.adamw, build, guarded[0], g, guarded[1], guarded[2], *map(d, scalars))
+    want = [p0.copy(), m0.copy(), s0.copy()]
+    REF.adamw_step(want[0], g, want[1], want[2], 3, 0.01, 0.9, 0.999, 1e-8, wd, l1)
+    for got, expected in zip(guarded, want):
+        close(got.view, expected, dtype, "adamw")
 
 
 # =================================================================== canaries: conv and pool
@@ -816,6 +824,7 @@ def _ops_cases(rng, dtype):
         "adagrad_step": ((params(), params(), state(), 0.1, 1e-7), (1,)),
         "rmsprop_step": ((params(), params(), state(), 0.1, 0.99, 1e-7), (1,)),
         "adam_step": ((params(), params(), state(), state(), 2, 0.01, 0.9, 0.999, 1e-7), (1,)),
+        "adamw_step": ((params(), params(), state(), state(), 2, 0.01, 0.9, 0.999, 1e-8, 0.1), (1,)),
     }
     for name in ("identity", "heaviside", "sigmoid", "tanh", "relu"):
         cases[name] = ((x,), (0,))

@@ -49,6 +49,7 @@ MUST_OVERRIDE = [
     "adagrad_step",
     "rmsprop_step",
     "adam_step",
+    "adamw_step",
     # conv
     "conv2d",
     "conv2d_backward",

@@ -49,7 +49,7 @@ def test_activation_forward_and_backward(op, dtype):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
 def test_optimizer_steps_over_several_iterations(name):
     ops = fnn.get_ops("numba")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
-OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 DEFAULT_LR = {
     "sgd": 0.1,
     "momentum": 0.01,
@@ -13,6 +13,7 @@ DEFAULT_LR = {
     "adagrad": 0.01,
     "rmsprop": 0.001,
     "adam": 0.001,
+    "adamw": 0.001,
 }
 
 
