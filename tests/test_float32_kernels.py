@@ -138,6 +138,8 @@ def float32_kernels_run():
         for t in (labels, onehot):
             _, probs = ops.softmax_cross_entropy(x, t)
             ops.softmax_cross_entropy_backward(probs, t)
+        _, probs = ops.sigmoid_cross_entropy(x, onehot > 0)
+        ops.sigmoid_cross_entropy_backward(probs, onehot)
         ops.mse(x, dy)
         ops.mse_backward(x, dy)
         flat, grads = x.reshape(-1).copy(), dy.reshape(-1)

@@ -215,6 +215,13 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     ):
         (g,) = run_kernel(kernel, build, probs, target, scale, Guarded(x.shape, dtype))
         close(g, REF.softmax_cross_entropy_backward(probs, t), dtype, kernel.__name__)
+    binary = rng.integers(0, 2, x.shape).astype(dtype)
+    p, rows = run_kernel(
+        loss_k.sigmoid_cross_entropy, build, x, binary, Guarded(x.shape, dtype), Guarded(n, dtype)
+    )
+    loss_ref, probs_ref = REF.sigmoid_cross_entropy(x, binary)
+    close(p, probs_ref, dtype, "sigmoid_cross_entropy")
+    close(rows.sum() / n, loss_ref, dtype, "sigmoid_cross_entropy")
     blocks = -(-size // tuning.SUM_BLOCK)
     (sums,) = run_kernel(loss_k.squared_error_blocks, build, flat, dflat, Guarded(blocks, dtype))
     close(0.5 * sums.sum() / n, REF.mse(x, dflat.reshape(x.shape)), dtype, "squared_error_blocks")
@@ -799,6 +806,8 @@ def _ops_cases(rng, dtype):
         "affine_backward": ((dy, x, Wd), (0, 1, 2)),
         "softmax_cross_entropy": ((dy, t), (0, 1)),
         "softmax_cross_entropy_backward": ((probs, t), (0, 1)),
+        "sigmoid_cross_entropy": ((dy, rng.integers(0, 2, dy.shape)), (0, 1)),
+        "sigmoid_cross_entropy_backward": ((REF.sigmoid(dy), rng.random(dy.shape) < 0.5), (0, 1)),
         "mse": ((x, r(N, D)), (0, 1)),
         "mse_backward": ((x, r(N, D)), (0, 1)),
         "softmax": ((x,), (0,)),

@@ -38,6 +38,8 @@ MUST_OVERRIDE = [
     # losses
     "softmax_cross_entropy",
     "softmax_cross_entropy_backward",
+    "sigmoid_cross_entropy",
+    "sigmoid_cross_entropy_backward",
     "mse",
     "mse_backward",
     # finite
