@@ -47,7 +47,7 @@ from .layers import (
     Step,
     Tanh,
 )
-from .losses import MeanSquaredError, SoftmaxCrossEntropy
+from .losses import BinaryCrossEntropy, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential
 from .serialization import load_model as load
 
@@ -91,5 +91,7 @@ __all__ = [
     "Tanh",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SigmoidCrossEntropy",
+    "BinaryCrossEntropy",
     "MeanSquaredError",
 ]

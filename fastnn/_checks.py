@@ -100,14 +100,45 @@ def check_targets(where: str, t: np.ndarray, n: int, classes: int) -> None:
                 f"{where}: expected class labels in [0, {classes}), got labels in [{t.min()}, {t.max()}]"
             )
     elif t.ndim == 2:
+        if t.dtype.kind in "iub" and t.shape == (n, 1):
+            raise ValueError(
+                f"{where}: class labels must be 1-D, shape ({n},), got {t.dtype} labels of shape "
+                f"{t.shape}; pass t.ravel()"
+            )
         if t.dtype.newbyteorder("=") not in FLOAT_DTYPES:
-            raise TypeError(f"{where}: one-hot targets must be float32 or float64, got {t.dtype}")
+            raise TypeError(
+                f"{where}: one-hot targets (N, {classes}) must be float32 or float64, got {t.dtype}; "
+                f"pass class labels of shape ({n},) or t.astype(np.float32)"
+            )
         if t.shape != (n, classes):
             raise ValueError(f"{where}: expected one-hot targets of shape ({n}, {classes}), got {t.shape}")
     else:
         raise ValueError(
             f"{where}: expected targets of shape (N,) (class indices) or (N, {classes}) "
             f"(one-hot), got {t.shape}"
+        )
+
+
+def check_binary_targets(where: str, t, n: int, outputs: int) -> None:
+    """Check 0/1 targets for ``outputs`` sigmoid outputs: (N, outputs), or (N,) when outputs == 1;
+    any integer, bool or float dtype, every value 0 or 1."""
+    if not isinstance(t, np.ndarray):
+        raise TypeError(f"{where}: expected targets as a numpy array, got {type(t).__name__}")
+    shapes = f"({n}, {outputs})" + (f" or ({n},)" if outputs == 1 else "")
+    if t.shape != (n, outputs) and not (outputs == 1 and t.shape == (n,)):
+        hint = (
+            "; these look like class labels: use SoftmaxCrossEntropy, or one 0/1 column per output"
+            if t.shape == (n,)
+            else ""
+        )
+        raise ValueError(f"{where}: expected 0/1 targets of shape {shapes}, got {t.shape}{hint}")
+    if t.dtype.kind not in "iubf":
+        raise TypeError(f"{where}: expected 0/1 targets of an integer, bool or float dtype, got {t.dtype}")
+    if t.dtype.kind != "b" and t.size and not np.all((t == 0) | (t == 1)):
+        bad = t[(t != 0) & (t != 1)].reshape(-1)
+        raise ValueError(
+            f"{where}: expected targets of 0 or 1 (one per output), got {bad.size} other value(s), "
+            f"e.g. {bad[0].item()!r}; for class labels use SoftmaxCrossEntropy"
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_targets
+from ._checks import check_binary_targets, check_targets
 from .backends import get_ops
 from .metrics import count_correct
 
@@ -136,8 +136,73 @@ class MeanSquaredError(Loss):
         return self.ops.mse_backward(self._y, self._t)
 
 
+class SigmoidCrossEntropy(Loss):
+    """Cross-entropy on sigmoid outputs (Nielsen, chapter 3), computed from the logits y (N, C).
+
+    loss = -(1/N) sum_n sum_c [t log p + (1 - t) log(1 - p)], p = sigmoid(y), computed stably as
+    (1/N) sum_n sum_c [max(y, 0) - y t + log(1 + exp(-|y|))]; backward: (sigmoid(y) - t) / N.
+    Targets t are 0/1 (int, bool or float): (N, C) for C independent yes/no outputs (multi-label),
+    or (N,) / (N, 1) with one output (binary).
+
+    The network ends in its logits, without a Sigmoid layer: the loss applies the sigmoid. Like
+    PyTorch's ``BCEWithLogitsLoss`` (not ``BCELoss``, which takes probabilities), but summed over
+    the C outputs as Nielsen's C is, so it is C times ``BCEWithLogitsLoss()`` (mean reduction)
+    and equal to it for one output. ``BinaryCrossEntropy`` is the same class.
+
+    Predictions: ``probabilities(y)`` is sigmoid(y); ``classes(y)`` is (y > 0) as int64: (N,)
+    with one output, (N, C) with several. ``count_correct`` (the "accuracy" of fit and evaluate)
+    counts a sample when every one of its outputs is right (exact match, scikit-learn's
+    ``accuracy_score`` for multi-label targets): with one output, binary accuracy.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._probs = self._t = None
+
+    def _check(self, y, t):
+        if not isinstance(y, np.ndarray) or y.ndim != 2:
+            raise ValueError(
+                f"SigmoidCrossEntropy: expected logits of shape (N, C), got {np.shape(y)}; "
+                "end the network with Dense(..., C) (no Sigmoid: the loss applies it)"
+            )
+        if t is not None:
+            check_binary_targets("SigmoidCrossEntropy", t, y.shape[0], y.shape[1])
+
+    def forward(self, y, t):
+        self._check(y, t)
+        loss, self._probs = self.ops.sigmoid_cross_entropy(y, t)
+        self._t = t
+        return loss
+
+    def backward(self):
+        if self._probs is None:
+            raise RuntimeError("SigmoidCrossEntropy: backward() called before forward()")
+        return self.ops.sigmoid_cross_entropy_backward(self._probs, self._t)
+
+    def probabilities(self, y):
+        """sigmoid(y), (N, C): each output's probability of a 1, independently of the others."""
+        self._check(y, None)
+        return self.ops.sigmoid(y)
+
+    def classes(self, y):
+        """(y > 0) as int64 (sigmoid(y) > 0.5): (N,) with one output, the 0/1 matrix (N, C) with several."""
+        self._check(y, None)
+        predicted = (y > 0).astype(np.int64)
+        return predicted[:, 0] if y.shape[1] == 1 else predicted
+
+    def count_correct(self, y, t):
+        """Samples whose every output is right (exact match); binary accuracy with one output."""
+        self._check(y, t)
+        truth = np.asarray(t).reshape(y.shape) != 0
+        return int(np.count_nonzero(((y > 0) == truth).all(axis=1)))
+
+
+#: PyTorch users look for this name: the same loss (from logits, like BCEWithLogitsLoss).
+BinaryCrossEntropy = SigmoidCrossEntropy
+
+
 def get_loss(spec) -> Loss:
-    """A Loss from an instance, a class name, or a short name ("cross_entropy", "mse")."""
+    """A Loss from an instance, a class name, or a short name ("cross_entropy", "mse", "bce", ...)."""
     if isinstance(spec, Loss):
         return spec
     aliases = {
@@ -145,6 +210,10 @@ def get_loss(spec) -> Loss:
         "softmax_cross_entropy": "SoftmaxCrossEntropy",
         "mse": "MeanSquaredError",
         "mean_squared_error": "MeanSquaredError",
+        "sigmoid_cross_entropy": "SigmoidCrossEntropy",
+        "BinaryCrossEntropy": "SigmoidCrossEntropy",
+        "binary_cross_entropy": "SigmoidCrossEntropy",
+        "bce": "SigmoidCrossEntropy",
     }
     name = aliases.get(spec, spec)
     if name not in LOSSES:

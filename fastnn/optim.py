@@ -2,7 +2,8 @@
 
 Update formulas are PyTorch's (equal hyperparameters give equal steps), defaults
 are the books'. Every optimizer takes ``weight_decay`` (L2: added to the gradient
-as ``weight_decay * p``, as PyTorch does) and ``l1`` (adds ``l1 * sign(p)``).
+as ``weight_decay * p``, as PyTorch does) and ``l1`` (adds ``l1 * sign(p)``); AdamW's ``weight_decay`` is
+decoupled instead (the parameters shrink by ``lr * weight_decay * p`` apart from Adam's step).
 
     opt = Adam(lr=1e-3)
     loss = model.loss(x, t); model.backward(); opt.step(model)
@@ -222,6 +223,41 @@ class Adam(Optimizer):
         )
 
 
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter), torch.optim.AdamW's formula and defaults; see ``ops.adamw_step``.
+
+    p <- p * (1 - lr * weight_decay) (decoupled weight decay), then Adam's bias-corrected step
+    on the gradient without the decay: p <- p - lr m_hat / (sqrt(v_hat) + eps). ``l1`` is added
+    to the gradient (g + l1 * sign(p)) as in the other optimizers.
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        l1: float = 0.0,
+    ):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, l1)
+
+    def _update(self, ops, params, grads):
+        ops.adamw_step(
+            params,
+            grads,
+            self.state["m"],
+            self.state["v"],
+            self.iterations,
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.weight_decay,
+            self.l1,
+        )
+
+
 def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
     """Scale ``grads`` in place so that its global L2 norm is at most ``max_norm``; return
     the norm before clipping (PyTorch's ``clip_grad_norm_``).
@@ -240,7 +276,7 @@ def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
 
 def get_optimizer(spec, **kwargs) -> Optimizer:
     """An optimizer from an instance or a name ("sgd", "momentum", "nesterov", "adagrad",
-    "rmsprop", "adam"); ``kwargs`` are its hyperparameters."""
+    "rmsprop", "adam", "adamw"); ``kwargs`` are its hyperparameters."""
     if isinstance(spec, Optimizer):
         return spec
     name = str(spec).lower()

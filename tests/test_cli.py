@@ -32,7 +32,7 @@ def test_train_default_is_offline_digits_and_reports_accuracy(tmp_path, capsys):
     assert model.evaluate(x_test, t_test)["accuracy"] == pytest.approx(accuracy, abs=1e-4)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adamw"])
 def test_train_accepts_every_optimizer(optimizer, capsys):
     assert (
         main(

@@ -138,6 +138,8 @@ def float32_kernels_run():
         for t in (labels, onehot):
             _, probs = ops.softmax_cross_entropy(x, t)
             ops.softmax_cross_entropy_backward(probs, t)
+        _, probs = ops.sigmoid_cross_entropy(x, onehot > 0)
+        ops.sigmoid_cross_entropy_backward(probs, onehot)
         ops.mse(x, dy)
         ops.mse_backward(x, dy)
         flat, grads = x.reshape(-1).copy(), dy.reshape(-1)
@@ -148,6 +150,7 @@ def float32_kernels_run():
         ops.adagrad_step(flat, grads, state[0], 0.1, 1e-7, 0.01, 0.01)
         ops.rmsprop_step(flat, grads, state[0], 0.1, 0.99, 1e-7, 0.01, 0.01)
         ops.adam_step(flat, grads, state[0], state[1], 1, 0.1, 0.9, 0.999, 1e-7, 0.01, 0.01)
+        ops.adamw_step(flat, grads, state[0], state[1], 1, 0.1, 0.9, 0.999, 1e-8, 0.01, 0.01)
 
 
 def test_every_kernel_is_listed():
@@ -179,6 +182,7 @@ ELEMENTWISE = [
     "optim.adagrad",
     "optim.rmsprop",
     "optim.adam",
+    "optim.adamw",
     "losses.mse_backward",
 ]
 VECTOR = re.compile(r"<(?:4|8|16) x float>")

@@ -215,6 +215,13 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     ):
         (g,) = run_kernel(kernel, build, probs, target, scale, Guarded(x.shape, dtype))
         close(g, REF.softmax_cross_entropy_backward(probs, t), dtype, kernel.__name__)
+    binary = rng.integers(0, 2, x.shape).astype(dtype)
+    p, rows = run_kernel(
+        loss_k.sigmoid_cross_entropy, build, x, binary, Guarded(x.shape, dtype), Guarded(n, dtype)
+    )
+    loss_ref, probs_ref = REF.sigmoid_cross_entropy(x, binary)
+    close(p, probs_ref, dtype, "sigmoid_cross_entropy")
+    close(rows.sum() / n, loss_ref, dtype, "sigmoid_cross_entropy")
     blocks = -(-size // tuning.SUM_BLOCK)
     (sums,) = run_kernel(loss_k.squared_error_blocks, build, flat, dflat, Guarded(blocks, dtype))
     close(0.5 * sums.sum() / n, REF.mse(x, dflat.reshape(x.shape)), dtype, "squared_error_blocks")
@@ -295,6 +302,14 @@ def test_optimizer_kernels_write_only_their_buffers(size, dtype, build, wd, l1, 
     REF.adam_step(want[0], g, want[1], want[2], 3, 0.01, 0.9, 0.999, 1e-7, wd, l1)
     for got, expected in zip(guarded, want):
         close(got.view, expected, dtype, "adam")
+    # AdamW likewise, its decoupled decay factor 1 - lr * wd precomputed too
+    guarded = [Guarded(size, dtype, fill=a) for a in (p0, m0, s0)]
+    scalars = (step_size, 0.9, 0.999, 1e-8, bc2, 1 - 0.01 * wd, l1)
+    run_kernel(optim_k.adamw, build, guarded[0], g, guarded[1], guarded[2], *map(d, scalars))
+    want = [p0.copy(), m0.copy(), s0.copy()]
+    REF.adamw_step(want[0], g, want[1], want[2], 3, 0.01, 0.9, 0.999, 1e-8, wd, l1)
+    for got, expected in zip(guarded, want):
+        close(got.view, expected, dtype, "adamw")
 
 
 # =================================================================== canaries: conv and pool
@@ -791,6 +806,8 @@ def _ops_cases(rng, dtype):
         "affine_backward": ((dy, x, Wd), (0, 1, 2)),
         "softmax_cross_entropy": ((dy, t), (0, 1)),
         "softmax_cross_entropy_backward": ((probs, t), (0, 1)),
+        "sigmoid_cross_entropy": ((dy, rng.integers(0, 2, dy.shape)), (0, 1)),
+        "sigmoid_cross_entropy_backward": ((REF.sigmoid(dy), rng.random(dy.shape) < 0.5), (0, 1)),
         "mse": ((x, r(N, D)), (0, 1)),
         "mse_backward": ((x, r(N, D)), (0, 1)),
         "softmax": ((x,), (0,)),
@@ -816,6 +833,7 @@ def _ops_cases(rng, dtype):
         "adagrad_step": ((params(), params(), state(), 0.1, 1e-7), (1,)),
         "rmsprop_step": ((params(), params(), state(), 0.1, 0.99, 1e-7), (1,)),
         "adam_step": ((params(), params(), state(), state(), 2, 0.01, 0.9, 0.999, 1e-7), (1,)),
+        "adamw_step": ((params(), params(), state(), state(), 2, 0.01, 0.9, 0.999, 1e-8, 0.1), (1,)),
     }
     for name in ("identity", "heaviside", "sigmoid", "tanh", "relu"):
         cases[name] = ((x,), (0,))

@@ -189,7 +189,7 @@ def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="unknown backend"):
         fnn.Sequential([fnn.Dense(2, 3)], backend="cuda")
     with pytest.raises(ValueError, match="unknown optimizer"):
-        fnn.optim.get_optimizer("adamw")
+        fnn.optim.get_optimizer("adamx")
 
 
 def test_backward_before_forward_is_a_clear_error():

@@ -66,6 +66,7 @@ def kernel_cases(rng, dtype):
         losses.softmax_cross_entropy_dense: ((rows, hot), [out(n, c), out(n)]),
         losses.softmax_cross_entropy_backward_indices: ((probs, labels, scale), [out(n, c)]),
         losses.softmax_cross_entropy_backward_dense: ((probs, hot, scale), [out(n, c)]),
+        losses.sigmoid_cross_entropy: ((rows, hot), [out(n, c), out(n)]),
         losses.squared_error_blocks: ((x, dy), [out(-(-x.size // tuning.SUM_BLOCK))]),
         losses.mse_backward: ((x, dy, scale), [flat()]),
     }

@@ -38,6 +38,8 @@ MUST_OVERRIDE = [
     # losses
     "softmax_cross_entropy",
     "softmax_cross_entropy_backward",
+    "sigmoid_cross_entropy",
+    "sigmoid_cross_entropy_backward",
     "mse",
     "mse_backward",
     # finite
@@ -49,6 +51,7 @@ MUST_OVERRIDE = [
     "adagrad_step",
     "rmsprop_step",
     "adam_step",
+    "adamw_step",
     # conv
     "conv2d",
     "conv2d_backward",

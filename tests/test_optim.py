@@ -5,7 +5,7 @@
     every state entry after each step.
 (b) scikit-learn's pattern: a few steps recomputed from the formula written out
     here in plain float64 NumPy, an oracle independent of the code under test.
-(c) the books' defaults; (d) torch.optim itself when torch is installed;
+(c) the books' defaults (PyTorch's for AdamW); (d) torch.optim itself when torch is installed;
 (e) the error contract; (f) float32 stays float32.
 """
 
@@ -35,6 +35,7 @@ HYPER = {
     "AdaGrad": dict(lr=0.1, eps=1e-6),
     "RMSProp": dict(lr=0.02, decay=0.9, eps=1e-6),
     "Adam": dict(lr=0.01, beta1=0.8, beta2=0.95, eps=1e-6),
+    "AdamW": dict(lr=0.01, beta1=0.85, beta2=0.97, eps=1e-6),
 }
 STATE_NAMES = {
     "SGD": (),
@@ -43,6 +44,7 @@ STATE_NAMES = {
     "AdaGrad": ("sum_sq",),
     "RMSProp": ("square_avg",),
     "Adam": ("m", "v"),
+    "AdamW": ("m", "v"),
 }
 REGULARISATION = {"plain": dict(weight_decay=0.0, l1=0.0), "wd+l1": dict(weight_decay=0.1, l1=0.02)}
 
@@ -120,6 +122,7 @@ def kernel_cases(rng, size, dtype):
         optim_kernels.adagrad: (p, g, [s1], (d(0.1), d(1e-7), *reg)),
         optim_kernels.rmsprop: (p, g, [s1], (d(0.1), d(0.9), d(1e-7), *reg)),
         optim_kernels.adam: (p, g, [s1, s2], (d(0.05), d(0.9), d(0.99), d(1e-7), d(0.3), *reg)),
+        optim_kernels.adamw: (p, g, [s1, s2], (d(0.05), d(0.9), d(0.99), d(1e-7), d(0.3), d(0.999), d(0.02))),
     }
 
 
@@ -148,6 +151,14 @@ def test_serial_and_parallel_builds_agree(dtype):
 def textbook_step(name, hp, p, grad, state, t):
     """One step of PyTorch's formula in float64; returns the new params, updates ``state``."""
     lr = hp["lr"]
+    if name == "AdamW":  # decoupled: the decay shrinks p and stays out of the moments
+        g = grad + hp.get("l1", 0.0) * np.sign(p)
+        p = p - lr * hp.get("weight_decay", 0.01) * p
+        b1, b2 = hp["beta1"], hp["beta2"]
+        state["m"] = b1 * state["m"] + (1 - b1) * g
+        state["v"] = b2 * state["v"] + (1 - b2) * g**2
+        m_hat, v_hat = state["m"] / (1 - b1**t), state["v"] / (1 - b2**t)
+        return p - lr * m_hat / (np.sqrt(v_hat) + hp["eps"])
     g = grad + hp.get("weight_decay", 0.0) * p + hp.get("l1", 0.0) * np.sign(p)
     if name == "SGD":
         return p - lr * g
@@ -194,6 +205,19 @@ def test_three_steps_match_the_textbook(name, ops, dtype, reg):
 
 
 @pytest.mark.parametrize("ops", [NUMPY, NUMBA], ids=repr)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adamw_decays_weights_even_without_gradient(ops, dtype):
+    """With g = 0, Adam's part of the step is 0 and only the decoupled decay acts:
+    after k steps p = p0 * (1 - lr*wd)**k (Adam with weight_decay would move p by ~lr)."""
+    params = np.array([1.0, -2.0, 0.5, 0.0], dtype)
+    opt = optim.AdamW(lr=0.1, weight_decay=0.5)
+    for _ in range(3):
+        opt.apply(ops, params, np.zeros_like(params))
+    np.testing.assert_allclose(params, np.array([1.0, -2.0, 0.5, 0.0]) * 0.95**3, **tolerance(dtype))
+    assert not opt.state["m"].any() and not opt.state["v"].any()
+
+
+@pytest.mark.parametrize("ops", [NUMPY, NUMBA], ids=repr)
 def test_adam_first_step_is_lr_times_sign(ops):
     """With bias correction, Adam's first step is lr * sign(g) whatever the scale of g."""
     params = np.zeros(6)
@@ -211,6 +235,8 @@ DEFAULTS = {
     "AdaGrad": dict(lr=0.01, eps=1e-7),
     "RMSProp": dict(lr=0.01, decay=0.99, eps=1e-7),
     "Adam": dict(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7),
+    # torch.optim.AdamW's defaults, weight decay included
+    "AdamW": dict(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01),
 }
 
 
@@ -218,7 +244,7 @@ DEFAULTS = {
 def test_defaults_are_the_books(name):
     cls = getattr(optim, name)
     opt = cls()
-    for key, value in {**DEFAULTS[name], "weight_decay": 0.0, "l1": 0.0}.items():
+    for key, value in {"weight_decay": 0.0, "l1": 0.0, **DEFAULTS[name]}.items():
         assert getattr(opt, key) == value, key
         assert inspect.signature(cls).parameters[key].default == value, key
     assert opt.iterations == 0 and opt.state == {}
@@ -245,7 +271,8 @@ def torch_optimizer(torch, name, param, weight_decay):
         return torch.optim.RMSprop(
             [param], lr=hp["lr"], alpha=hp["decay"], eps=hp["eps"], weight_decay=weight_decay
         )
-    return torch.optim.Adam(
+    torch_class = torch.optim.AdamW if name == "AdamW" else torch.optim.Adam
+    return torch_class(
         [param], lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"], weight_decay=weight_decay
     )
 
@@ -311,6 +338,12 @@ BAD_HYPER = [
     ("Adam", dict(eps=-1.0)),
     ("Adam", dict(lr=-0.001)),
     ("Adam", dict(weight_decay=float("nan"))),
+    ("AdamW", dict(beta1=1.0)),
+    ("AdamW", dict(beta2=-0.1)),
+    ("AdamW", dict(eps=0.0)),
+    ("AdamW", dict(lr=0.0)),
+    ("AdamW", dict(weight_decay=-0.01)),
+    ("AdamW", dict(l1=float("inf"))),
 ]
 
 
@@ -358,10 +391,11 @@ def test_rejected_step_does_not_count(ops):
 
 
 @pytest.mark.parametrize("ops", [NUMPY, NUMBA], ids=repr)
-def test_adam_step_counts_from_one(ops):
+@pytest.mark.parametrize("op", ["adam_step", "adamw_step"])
+def test_adam_step_counts_from_one(ops, op):
     p = np.zeros(3)
-    with pytest.raises(ValueError, match="adam_step"):
-        ops.adam_step(p, p.copy(), p.copy(), p.copy(), 0, 0.001, 0.9, 0.999, 1e-7)
+    with pytest.raises(ValueError, match=rf"{op}: step counts from 1, got 0"):
+        getattr(ops, op)(p, p.copy(), p.copy(), p.copy(), 0, 0.001, 0.9, 0.999, 1e-7)
 
 
 # ------------------------------------------------ (f) float32 stays float32
@@ -386,7 +420,7 @@ def test_float32_stays_float32(name, size):
 
 
 @pytest.mark.parametrize("ops", ["numba", "numpy"])
-@pytest.mark.parametrize("name", ["momentum", "nesterov", "rmsprop", "adam"])
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "rmsprop", "adam", "adamw"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_decaying_state_is_flushed_to_zero_not_subnormal(ops, name, dtype):
     """A weight whose gradient stays zero lets momentum/averages decay geometrically; they
@@ -396,6 +430,7 @@ def test_decaying_state_is_flushed_to_zero_not_subnormal(ops, name, dtype):
         "nesterov": lambda: optim.Nesterov(lr=0.1, momentum=0.5),
         "rmsprop": lambda: optim.RMSProp(lr=0.1, decay=0.5),
         "adam": lambda: optim.Adam(lr=0.1, beta1=0.5, beta2=0.5),
+        "adamw": lambda: optim.AdamW(lr=0.1, beta1=0.5, beta2=0.5),
     }[name]()
     params = np.ones(2, dtype)
     grads = np.array([1.0, 1.0], dtype)
@@ -410,3 +445,63 @@ def test_decaying_state_is_flushed_to_zero_not_subnormal(ops, name, dtype):
             assert not subnormal.any(), f"{name}: subnormal state {state} at step {step}"
     for state in opt.state.values():
         assert state[0] == 0, f"{name}: state {state[0]!r} did not reach zero"
+
+
+# ------------------------------------------------ (g) AdamW in checkpoints
+
+
+class Crash(Exception):
+    pass
+
+
+def adamw_run(checkpoint, crash_before=None, resume=False):
+    """Two epochs of a small model with AdamW, a checkpoint every 4 steps; ``crash_before``
+    raises before that step (counted from 1), as a killed run would stop."""
+    import fastnn as fnn
+
+    rng = np.random.default_rng(5)
+    t = rng.integers(0, 3, 120)
+    x = (rng.normal(0, 2, (3, 6))[t] + rng.normal(0, 1, (120, 6))).astype(np.float32)
+    calls = [0]
+
+    def augment(xb, rng):
+        calls[0] += 1
+        if calls[0] == crash_before:
+            raise Crash("simulated crash")
+        return xb
+
+    model = fnn.Sequential([fnn.Dense(6, 8), fnn.ReLU(), fnn.Dense(8, 3)], seed=3)
+    model.fit(
+        x,
+        t,
+        epochs=2,
+        batch_size=16,
+        optimizer=optim.AdamW(lr=0.01, weight_decay=0.05, eps=1e-6),
+        seed=1,
+        verbose=0,
+        augment=augment,
+        **(dict(checkpoint=checkpoint, checkpoint_every=4, resume=resume) if checkpoint else {}),
+    )
+    return model
+
+
+def test_adamw_resumes_bit_exactly_from_a_checkpoint(tmp_path):
+    from fastnn.checkpoint import load_latest
+
+    expected = adamw_run(None).flat_params.copy()
+    with pytest.raises(Crash):
+        adamw_run(tmp_path, crash_before=11)
+    ckpt = load_latest(tmp_path)
+    saved = ckpt.build_optimizer()
+    assert type(saved) is optim.AdamW and saved.iterations == 8
+    assert saved.get_config() == optim.AdamW(lr=0.01, weight_decay=0.05, eps=1e-6).get_config()
+    assert sorted(saved.state) == ["m", "v"] and saved.state["m"].any()
+    resumed = adamw_run(tmp_path, resume=True)
+    np.testing.assert_array_equal(resumed.flat_params, expected)
+
+
+def test_get_optimizer_knows_adamw():
+    opt = optim.get_optimizer("AdamW", lr=0.003)
+    assert type(opt) is optim.AdamW and opt.lr == 0.003 and opt.weight_decay == 0.01
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamx'.*'adamw'"):
+        optim.get_optimizer("adamx")

@@ -49,7 +49,7 @@ def test_activation_forward_and_backward(op, dtype):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
 def test_optimizer_steps_over_several_iterations(name):
     ops = fnn.get_ops("numba")
 
@@ -64,6 +64,19 @@ def test_optimizer_steps_over_several_iterations(name):
     np.testing.assert_array_equal(p1, p2)
     for key in s1:
         np.testing.assert_array_equal(s1[key], s2[key])
+
+
+def test_sigmoid_cross_entropy_forward_and_backward():
+    ops = fnn.get_ops("numba")
+    y = random(5).reshape(-1, 1) * 10  # one output: binary targets (N,)
+    t = np.random.default_rng(6).integers(0, 2, len(y))
+
+    def run():
+        loss, probs = ops.sigmoid_cross_entropy(y, t)
+        return np.array(loss), probs, ops.sigmoid_cross_entropy_backward(probs, t)
+
+    for a, b in zip(on_threads(1, run), on_threads(2, run)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_mse_backward():

@@ -15,7 +15,7 @@ from ..kernels import losses as loss_kernels
 from ..kernels import tuning
 from ._arrays import contiguous as _c
 from ._arrays import flat as _flat
-from .op_checks import check_logits_and_targets
+from .op_checks import check_logits_and_binary_targets, check_logits_and_targets
 
 
 class NumbaLossOps:
@@ -58,6 +58,38 @@ class NumbaLossOps:
             loss_kernels.softmax_cross_entropy_backward_dense(
                 probs.size, probs, _c(t.astype(probs.dtype, copy=False)), scale, grad
             )
+        return grad
+
+    def sigmoid_cross_entropy(self, logits, t):
+        """Cross-entropy of sigmoid(logits) against 0/1 targets, summed over the outputs and
+        averaged over the batch (Nielsen's C); returns (loss, probs).
+
+        logits (N, C); t 0/1 targets (N, C), or (N,) when C == 1, of any numeric dtype.
+        loss = (1/N) sum_n sum_c [max(z, 0) - z t + log(1 + exp(-|z|))] = -(1/N) sum t log p
+        + (1 - t) log(1 - p) with p = sigmoid(z), finite for any finite logits; C times
+        PyTorch's BCEWithLogitsLoss(). ``loss`` is a Python float; probs = sigmoid(logits).
+        """
+        n, outputs = check_logits_and_binary_targets("sigmoid_cross_entropy", logits, t)
+        logits = _c(logits)
+        t = _c(t.reshape(n, outputs).astype(logits.dtype, copy=False))
+        probs = np.empty_like(logits)
+        row_losses = np.empty(n, dtype=logits.dtype)
+        loss_kernels.sigmoid_cross_entropy(logits.size, logits, t, probs, row_losses)
+        return float(row_losses.sum() / max(n, 1)), probs
+
+    def sigmoid_cross_entropy_backward(self, probs, t):
+        """d loss / d logits = (probs - t) / N.  probs (N, C), t as in the forward -> (N, C)."""
+        n, outputs = check_logits_and_binary_targets("sigmoid_cross_entropy_backward", probs, t, "probs")
+        probs = _c(probs)
+        grad = np.empty_like(probs)
+        # the gradient has the softmax cross-entropy's form with dense targets: (p - t) / N
+        loss_kernels.softmax_cross_entropy_backward_dense(
+            probs.size,
+            probs,
+            _c(t.reshape(n, outputs).astype(probs.dtype, copy=False)),
+            probs.dtype.type(1.0 / max(n, 1)),
+            grad,
+        )
         return grad
 
     def mse(self, y, t):

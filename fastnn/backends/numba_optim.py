@@ -2,7 +2,7 @@
 
 Each method keeps the signature and formula of
 :class:`~fastnn.backends.numpy_optim.NumpyOptimOps` and updates the flat buffers in
-place with one kernel of :mod:`fastnn.kernels.optim`. Adam's bias corrections are the
+place with one kernel of :mod:`fastnn.kernels.optim`. Adam's (and AdamW's) bias corrections are the
 reference's own :func:`~fastnn.backends.numpy_optim.adam_bias_corrections`, so both
 backends compute the same float64 scalars.
 """
@@ -125,6 +125,34 @@ class NumbaOptimOps:
             d(eps),
             d(bias_correction2_sqrt),
             d(weight_decay),
+            d(l1),
+        )
+
+    def adamw_step(self, params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay=0.01, l1=0.0):
+        """AdamW (Loshchilov & Hutter) at step t = ``step`` (1-based), as torch.optim.AdamW computes it.
+
+        Decoupled weight decay first, then Adam on the gradient without it:
+        p <- p * (1 - lr * weight_decay);  g = grads + l1 * sign(p);
+        m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g**2;
+        p <- p - (lr / (1 - b1**t)) * m / (sqrt(v) / sqrt(1 - b2**t) + eps).
+        """
+        _check_flat_buffers("adamw_step", params, grads, dict(m=m, v=v))
+        if step < 1:
+            raise ValueError(f"adamw_step: step counts from 1, got {step}")
+        d = params.dtype.type
+        step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
+        optim_kernels.adamw(
+            _work(params),
+            params.reshape(-1),
+            _flat(grads),
+            m.reshape(-1),
+            v.reshape(-1),
+            d(step_size),
+            d(beta1),
+            d(beta2),
+            d(eps),
+            d(bias_correction2_sqrt),
+            d(1 - lr * weight_decay),
             d(l1),
         )
 

@@ -1,4 +1,4 @@
-"""The NumPy reference for the loss ops: softmax cross-entropy and mean squared error.
+"""The NumPy reference for the loss ops: softmax and sigmoid cross-entropy, mean squared error.
 
 Plain, readable NumPy: this is the oracle every Numba kernel is tested against.
 Every loss is the batch mean and is returned as a Python float; gradients have the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import check_same_dtype, check_targets
-from .op_checks import check_logits_and_targets
+from .op_checks import check_logits_and_binary_targets, check_logits_and_targets
 
 
 class NumpyLossOps:
@@ -45,6 +45,28 @@ class NumpyLossOps:
         else:
             grad -= t.astype(probs.dtype)
         return grad / probs.dtype.type(max(n, 1))
+
+    def sigmoid_cross_entropy(self, logits, t):
+        """Cross-entropy of sigmoid(logits) against 0/1 targets, summed over the outputs and
+        averaged over the batch (Nielsen's C); returns (loss, probs).
+
+        logits (N, C); t 0/1 targets (N, C), or (N,) when C == 1, of any numeric dtype.
+        loss = (1/N) sum_n sum_c [max(z, 0) - z t + log(1 + exp(-|z|))] = -(1/N) sum t log p
+        + (1 - t) log(1 - p) with p = sigmoid(z), finite for any finite logits; C times
+        PyTorch's BCEWithLogitsLoss(). ``loss`` is a Python float; probs = sigmoid(logits).
+        """
+        n, outputs = check_logits_and_binary_targets("sigmoid_cross_entropy", logits, t)
+        t = t.reshape(n, outputs).astype(logits.dtype, copy=False)
+        e = np.exp(-np.abs(logits))
+        losses = np.maximum(logits, 0) - logits * t + np.log1p(e)
+        one = logits.dtype.type(1)
+        probs = np.where(logits >= 0, one / (one + e), e / (one + e))
+        return float(losses.sum() / max(n, 1)), probs
+
+    def sigmoid_cross_entropy_backward(self, probs, t):
+        """d loss / d logits = (probs - t) / N.  probs (N, C), t as in the forward -> (N, C)."""
+        n, outputs = check_logits_and_binary_targets("sigmoid_cross_entropy_backward", probs, t, "probs")
+        return (probs - t.reshape(n, outputs).astype(probs.dtype)) / probs.dtype.type(max(n, 1))
 
     def mse(self, y, t):
         """loss = (1/N) sum_n 0.5 * sum_j (y_nj - t_nj)**2.  y, t (N, ...) -> float."""

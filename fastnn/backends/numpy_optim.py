@@ -11,7 +11,7 @@ from .op_checks import check_step
 
 
 class NumpyOptimOps:
-    """Reference optimizer steps: SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam."""
+    """Reference optimizer steps: SGD, momentum, Nesterov, AdaGrad, RMSProp, Adam, AdamW."""
 
     # Each updates ``params`` (a flat buffer) and its state in place, with
     # PyTorch's formulas. The gradient used is g = grads + weight_decay * p
@@ -83,6 +83,30 @@ class NumpyOptimOps:
         dtype = params.dtype.type
         step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
         g = self._regularised(params, grads, weight_decay, l1)
+        m *= dtype(beta1)
+        m += dtype(1 - beta1) * g
+        v *= dtype(beta2)
+        v += dtype(1 - beta2) * g * g
+        _flush(m)
+        _flush(v)
+        denom = np.sqrt(v) / dtype(bias_correction2_sqrt) + dtype(eps)
+        params -= dtype(step_size) * m / denom
+
+    def adamw_step(self, params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay=0.01, l1=0.0):
+        """AdamW (Loshchilov & Hutter) at step t = ``step`` (1-based), as torch.optim.AdamW computes it.
+
+        Decoupled weight decay first, then Adam on the gradient without it:
+        p <- p * (1 - lr * weight_decay);  g = grads + l1 * sign(p);
+        m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g**2;
+        p <- p - (lr / (1 - b1**t)) * m / (sqrt(v) / sqrt(1 - b2**t) + eps).
+        """
+        check_step("adamw_step", params, grads, m=m, v=v)
+        if step < 1:
+            raise ValueError(f"adamw_step: step counts from 1, got {step}")
+        dtype = params.dtype.type
+        step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
+        g = self._regularised(params, grads, 0.0, l1)
+        params *= dtype(1 - lr * weight_decay)
         m *= dtype(beta1)
         m += dtype(1 - beta1) * g
         v *= dtype(beta2)

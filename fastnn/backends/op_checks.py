@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_same_dtype, check_shape, check_targets
+from .._checks import check_binary_targets, check_same_dtype, check_shape, check_targets
 
 
 def affine_shapes(where: str, x, W, b=None):
@@ -40,6 +40,19 @@ def check_logits_and_targets(where: str, logits, t):
         raise ValueError(f"{where}: expected logits with at least one class, got shape {logits.shape}")
     check_targets(where, t, n, classes)
     return n, classes
+
+
+def check_logits_and_binary_targets(where: str, logits, t, name: str = "logits"):
+    """Check ``name`` (logits or probs) (N, C) with C >= 1 and 0/1 targets (N, C), or (N,) when
+    C == 1; return (N, C)."""
+    check_same_dtype(where, **{name: logits})
+    if logits.ndim != 2:
+        raise ValueError(f"{where}: expected {name} of shape (N, C), got {logits.shape}")
+    n, outputs = logits.shape
+    if outputs == 0:
+        raise ValueError(f"{where}: expected {name} with at least one output, got shape {logits.shape}")
+    check_binary_targets(where, t, n, outputs)
+    return n, outputs
 
 
 def check_step(where: str, params, grads, **state):

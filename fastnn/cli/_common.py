@@ -7,7 +7,7 @@ import copy
 from pathlib import Path
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
-OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 DEFAULT_LR = {
     "sgd": 0.1,
     "momentum": 0.01,
@@ -15,6 +15,7 @@ DEFAULT_LR = {
     "adagrad": 0.01,
     "rmsprop": 0.001,
     "adam": 0.001,
+    "adamw": 0.001,
 }
 
 

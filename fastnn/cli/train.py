@@ -50,7 +50,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default=None,
         help="learning rate (default: 0.1 for sgd, 0.001 for adam/rmsprop, else 0.01)",
     )
-    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 coefficient")
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="L2 coefficient (default: 0; for adamw its decoupled decay, default 0.01)",
+    )
     train.add_argument("--l1", type=float, default=0.0, help="L1 coefficient")
     train.add_argument("--backend", choices=("numba", "numpy"), default="numba")
     train.add_argument(
@@ -150,7 +155,8 @@ def run(args) -> int:
     model = build_model(args, x_train)
     epochs = args.epochs if args.epochs is not None else (30 if args.dataset == "digits" else 3)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
-    optimizer = get_optimizer(args.optimizer, lr=lr, weight_decay=args.weight_decay, l1=args.l1)
+    decay = {} if args.weight_decay is None else {"weight_decay": args.weight_decay}
+    optimizer = get_optimizer(args.optimizer, lr=lr, l1=args.l1, **decay)
     print(
         f"fastnn {args.model} on {args.dataset}: {len(x_train)} train / {len(x_test)} test, "
         f"{model.num_params:,d} parameters, {optimizer!r}, backend {args.backend}, "

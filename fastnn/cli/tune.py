@@ -109,7 +109,8 @@ def train_command(args, rates: dict) -> list[str]:
         command += ["--data-dir", args.data_dir]
     command += ["--optimizer", args.optimizer, "--lr", repr(float(rates["lr"]))]
     for name in ("weight_decay", "l1"):
-        if rates.get(name):
+        zero_overrides_default = name == "weight_decay" and args.optimizer == "adamw"  # AdamW's is 0.01
+        if rates.get(name) or (name in rates and zero_overrides_default):
             command += [f"--{name.replace('_', '-')}", repr(float(rates[name]))]
     for name in ("batch_size", "backend", "seed", "threads"):
         value = getattr(args, name)

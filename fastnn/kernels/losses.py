@@ -1,4 +1,4 @@
-"""Loss kernels: fused softmax cross-entropy and mean squared error.
+"""Loss kernels: fused softmax cross-entropy, sigmoid cross-entropy and mean squared error.
 
 Per-row (or per-block) partial losses are written to an array and summed by the
 caller in a fixed order, so a loss does not depend on the thread count.
@@ -54,6 +54,25 @@ def softmax_cross_entropy_backward_dense(probs, t, scale, grad):
     for i in prange(n):
         for j in range(c):
             grad[i, j] = (probs[i, j] - t[i, j]) * scale
+
+
+@parallel_kernel
+def sigmoid_cross_entropy(logits, t, probs, row_losses):
+    """sigmoid(logits) (N, C) into probs and sum_c [max(z, 0) - z t + log(1 + exp(-|z|))] into
+    row_losses (N,), for 0/1 targets t (N, C) of the logits' dtype.
+
+    exp(-|z|) lies in (0, 1], so nothing overflows: finite for any finite logits.
+    """
+    one = typed(logits, 1.0)
+    zero = typed(logits, 0.0)
+    for i in prange(logits.shape[0]):
+        loss = zero
+        for j in range(logits.shape[1]):
+            z = logits[i, j]
+            e = np.exp(-abs(z))
+            loss += max(z, zero) - z * t[i, j] + np.log1p(e)
+            probs[i, j] = one / (one + e) if z >= zero else e / (one + e)
+        row_losses[i] = loss
 
 
 @parallel_kernel

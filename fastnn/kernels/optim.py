@@ -132,3 +132,26 @@ def adam(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqr
             m[i] = mi
             v[i] = vi
             params[i] = p - step_size * mi / (np.sqrt(vi) / bias_correction2_sqrt + eps)
+
+
+# strict arithmetic, as adam: the cached and the freshly compiled build must give the same bits
+@parallel_kernel(fastmath=False)
+def adamw(params, grads, m, v, step_size, beta1, beta2, eps, bias_correction2_sqrt, decay_factor, l1):
+    """p <- decay_factor p (decoupled weight decay, decay_factor = 1 - lr wd); then Adam's step
+    p <- p - step_size m / (sqrt(v)/bc2 + eps) with g = grads + l1 sign(p) (no weight decay in g).
+
+    step_size = lr / (1 - b1**t), bc2 = sqrt(1 - b2**t) and decay_factor come precomputed.
+    """
+    one = typed(params, 1.0)
+    tiny = smallest_normal(params)
+    zero = typed(params, 0.0)
+    for block in prange(block_count(params.size)):
+        for k in range(block * BLOCK, min(params.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
+            p = params[i]
+            g = regularised(p, grads[i], zero, l1)
+            mi = flush(beta1 * m[i] + (one - beta1) * g, tiny)
+            vi = flush(beta2 * v[i] + (one - beta2) * g * g, tiny)
+            m[i] = mi
+            v[i] = vi
+            params[i] = p * decay_factor - step_size * mi / (np.sqrt(vi) / bias_correction2_sqrt + eps)
