@@ -122,3 +122,12 @@ def test_resume_names_the_default_a_run_used(tmp_path, capsys):
     assert "None" not in err and "--verbose" in err
     assert main(["train", "--resume", str(ckpt), "--patience", "2"]) == 2
     assert "(the run used the default, no --patience, now 2)" in capsys.readouterr().err
+
+
+def test_adamw_keeps_its_own_weight_decay_unless_one_is_given(capsys):
+    assert main(["train", "--optimizer", "adamw", "--epochs", "1", "--quiet"]) == 0
+    assert "AdamW(lr=0.001, weight_decay=0.01," in capsys.readouterr().out
+    assert main(["train", "--optimizer", "adamw", "--weight-decay", "0", "--epochs", "1", "--quiet"]) == 0
+    assert "AdamW(lr=0.001, weight_decay=0.0," in capsys.readouterr().out
+    assert main(["train", "--optimizer", "adam", "--epochs", "1", "--quiet"]) == 0
+    assert "weight_decay=0.0," in capsys.readouterr().out
