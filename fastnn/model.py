@@ -322,3 +322,11 @@ class Sequential:
     def save(self, path) -> None:
         """Write architecture and weights to one .npz file, atomically (:mod:`fastnn.serialization`)."""
         save_model(self, path)
+
+    def to_onnx(self, path, opset: int = 17, batch_size=None, input_shape=None, probabilities=False) -> None:
+        """Write the model to ``path`` as an ONNX file (input "input", output "output": what
+        predict returns), atomically; needs ``pip install 'fastnn[onnx]'``.
+        See :func:`fastnn.export.to_onnx`."""
+        from .export import to_onnx
+
+        to_onnx(self, path, opset, batch_size, input_shape=input_shape, probabilities=probabilities)

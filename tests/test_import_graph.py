@@ -56,6 +56,7 @@ LAYERS = [
             "fastnn.fusion",
             "fastnn.serialization",
             "fastnn.checkpoint",
+            "fastnn.export.",
         ],
     ),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
