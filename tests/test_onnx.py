@@ -9,6 +9,7 @@ import pytest
 
 import fastnn as fnn
 from fastnn import models
+from fastnn.cli import main
 from fastnn.export import EXPORTERS
 from fastnn.layers import LAYERS, Layer
 from fastnn.preprocessing import PCA, ZCA, MinMaxScale, Standardize
@@ -216,3 +217,33 @@ def test_errors_name_what_to_do(ort, tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'fastnn\[onnx\]'"):
         models.lenet5(seed=0).to_onnx(tmp_path / "lenet.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_round_trip(ort, tmp_path, capsys):
+    model = models.simple_convnet(seed=11)
+    x = np.random.default_rng(12).random((8, 1, 28, 28), dtype=np.float32)
+    train_a_few_steps(model, x, 10)
+    model.save(tmp_path / "model.npz")
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(tmp_path / "model.npz"), str(out), "--input-shape", "1,28,28"]) == 0
+    assert f"wrote {out}: input input (N, 1, 28, 28), output output (N, 10)" in capsys.readouterr().out
+    np.testing.assert_allclose(run_onnx(ort, out, x), fnn.load(tmp_path / "model.npz").predict(x), atol=ATOL)
+
+
+def test_cli_export_errors_name_the_files(ort, tmp_path, capsys):
+    missing = tmp_path / "missing.npz"
+    assert main(["export", str(missing), str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"fastnn export: error: {missing}: no such file; expected a model saved by" in err
+    not_a_model = tmp_path / "x.npy"
+    np.save(not_a_model, np.zeros(3))
+    assert main(["export", str(not_a_model), str(tmp_path / "m.onnx")]) == 2
+    assert f"{not_a_model}: not a readable fastnn model file" in capsys.readouterr().err
+    fnn.Sequential([fnn.Flatten(), fnn.Dense(4, 2)], seed=0).save(tmp_path / "flat.npz")
+    assert main(["export", str(tmp_path / "flat.npz"), str(tmp_path / "no" / "m.onnx")]) == 2
+    assert f"the folder {tmp_path / 'no'} does not exist; create it first" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "flat.npz"), str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    flat, onnx_path = tmp_path / "flat.npz", tmp_path / "m.onnx"
+    assert f"cannot export {flat} to {onnx_path}: to_onnx: cannot tell the input shape" in err
+    assert "(here: --input-shape, e.g. --input-shape 1,28,28)" in err

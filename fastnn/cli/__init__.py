@@ -16,6 +16,7 @@ command                   what it does
 ``fastnn info``           versions, thread counts, threading layer and kernel cache
 ``fastnn warmup``         compile the kernels ahead of time into the kernel cache (for a
                           container build or right after ``pip install``)
+``fastnn export``         write a saved model as an ONNX file (``pip install 'fastnn[onnx]'``)
 ========================  ==============================================================
 
 ``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
@@ -41,6 +42,7 @@ COMMANDS = {
     "bench": "bench",
     "info": "info",
     "warmup": "warmup",
+    "export": "export",
 }
 
 
