@@ -12,6 +12,7 @@ from fastnn import models
 from fastnn.cli import main
 from fastnn.export import EXPORTERS
 from fastnn.layers import LAYERS, Layer
+from fastnn.losses import LOSSES
 from fastnn.preprocessing import PCA, ZCA, MinMaxScale, Standardize
 
 ATOL = RTOL = 1e-5
@@ -180,6 +181,8 @@ def test_a_float64_model_is_exported_in_float32(ort, tmp_path):
 
 
 def test_probabilities_appends_the_loss_softmax(ort, tmp_path):
+    import onnx
+
     model = models.mlp(in_features=12, hidden=(8,), classes=5, seed=0)
     model.to_onnx(tmp_path / "proba.onnx", input_shape=(12,), probabilities=True)
     x = np.random.default_rng(10).normal(size=(6, 12)).astype(np.float32)
@@ -187,6 +190,16 @@ def test_probabilities_appends_the_loss_softmax(ort, tmp_path):
     expected = np.exp(scores - scores.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(run_onnx(ort, tmp_path / "proba.onnx", x), expected, rtol=RTOL, atol=1e-6)
+
+    class RenamedCrossEntropy(fnn.SoftmaxCrossEntropy):
+        pass
+
+    try:
+        renamed = fnn.Sequential([fnn.Dense(12, 5)], loss=RenamedCrossEntropy(), seed=0)
+        renamed.to_onnx(tmp_path / "renamed.onnx", probabilities=True)
+    finally:
+        LOSSES.pop("RenamedCrossEntropy", None)
+    assert [node.op_type for node in onnx.load(tmp_path / "renamed.onnx").graph.node] == ["Gemm", "Softmax"]
     regression = fnn.Sequential([fnn.Dense(3, 2)], loss=fnn.MeanSquaredError(), seed=0)
     with pytest.raises(ValueError, match="probabilities=True needs a classification loss .*MeanSquaredError"):
         regression.to_onnx(tmp_path / "mse.onnx", probabilities=True)

@@ -105,6 +105,19 @@ def check_opset(onnx, opset) -> int:
     return opset
 
 
+def probability_op(loss) -> str:
+    """The ONNX op that turns outputs into ``loss``'s probabilities (found through its base
+    classes too, so an alias subclass such as a BinaryCrossEntropy gets its parent's)."""
+    for cls in type(loss).__mro__:
+        if cls.__name__ in PROBABILITY_OPS:
+            return PROBABILITY_OPS[cls.__name__]
+    raise ValueError(
+        f"to_onnx: probabilities=True needs a classification loss ({', '.join(PROBABILITY_OPS)}); "
+        f"the model's loss is {type(loss).__name__}, whose outputs are no probabilities: "
+        "export with probabilities=False"
+    )
+
+
 def build_graph(model, probabilities: bool = False) -> OnnxGraph:
     """The model's inference graph from the tensor ``"input"`` to the tensor ``"output"``."""
     graph = OnnxGraph()
@@ -112,14 +125,7 @@ def build_graph(model, probabilities: bool = False) -> OnnxGraph:
     graph.unique(OUTPUT)
     y = export_layers(graph, model.layers, INPUT)
     if probabilities:
-        loss = type(model.loss_fn).__name__
-        if loss not in PROBABILITY_OPS:
-            raise ValueError(
-                f"to_onnx: probabilities=True needs a classification loss ({', '.join(PROBABILITY_OPS)}); "
-                f"the model's loss is {loss}, whose outputs are no probabilities: "
-                "export with probabilities=False"
-            )
-        y = graph.add(PROBABILITY_OPS[loss], [y], f"probabilities.{PROBABILITY_OPS[loss]}")
+        y = graph.add(probability_op(model.loss_fn), [y], "probabilities")
     if y == INPUT:
         graph.add("Identity", [y], OUTPUT)
     else:
