@@ -123,7 +123,9 @@ def test_a_network_of_every_layer_kind_runs_in_onnxruntime_as_predict(ort, tmp_p
 def test_input_shape_is_inferred_with_named_dimensions_where_the_layers_leave_them_open(ort, tmp_path):
     import onnx
 
-    model = fnn.Sequential([fnn.Conv2D(3, 2, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(2)], seed=0)
+    model = fnn.Sequential(
+        [fnn.BatchNorm(3), fnn.Conv2D(3, 2, 3, pad=1), fnn.ReLU(), fnn.MaxPool2D(2)], seed=0
+    )
     model.to_onnx(tmp_path / "conv.onnx")
     graph = onnx.load(tmp_path / "conv.onnx").graph
     assert [

@@ -14,6 +14,7 @@ from .._checks import check_batch_size
 from .._files import atomic_write
 from ..layers import (
     AvgPool2D,
+    BatchNorm,
     Conv2D,
     Dense,
     Dropout,
@@ -37,7 +38,7 @@ INPUT, OUTPUT, BATCH = "input", "output", "N"
 #: Loss class -> the ONNX op that turns the network's output into probabilities.
 PROBABILITY_OPS = {"SoftmaxCrossEntropy": "Softmax", "SigmoidCrossEntropy": "Sigmoid"}
 
-_KEEP_SHAPE = (Identity, Dropout, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Step)
+_KEEP_SHAPE = (BatchNorm, Identity, Dropout, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Step)
 
 
 def import_onnx():
@@ -71,7 +72,8 @@ def input_dims(model, input_shape=None) -> tuple:
     what the first layers fix, with named dimensions (``"H"``, ``"W"``) for the rest.
 
     Dense fixes (in_features,); Conv2D (C, "H", "W"); pooling ("C", "H", "W"); a fitted
-    preprocessing layer its sample shape; activations and Dropout pass the question on.
+    preprocessing layer its sample shape; activations, Dropout and BatchNorm pass the
+    question on.
     """
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
