@@ -265,10 +265,15 @@ def test_cli_export_errors_name_the_files(ort, tmp_path, capsys):
     not_a_model = tmp_path / "x.npy"
     np.save(not_a_model, np.zeros(3))
     assert main(["export", str(not_a_model), str(tmp_path / "m.onnx")]) == 2
-    assert f"{not_a_model}: not a readable fastnn model file" in capsys.readouterr().err
+    assert f"fastnn export: error: {not_a_model}: not a fastnn model file" in capsys.readouterr().err
     fnn.Sequential([fnn.Flatten(), fnn.Dense(4, 2)], seed=0).save(tmp_path / "flat.npz")
-    assert main(["export", str(tmp_path / "flat.npz"), str(tmp_path / "no" / "m.onnx")]) == 2
-    assert f"the folder {tmp_path / 'no'} does not exist; create it first" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # checked by argparse, before the model is read
+        main(["export", str(tmp_path / "flat.npz"), str(tmp_path / "no" / "m.onnx")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"argument MODEL.onnx: cannot write {tmp_path / 'no' / 'm.onnx'}: the folder {tmp_path / 'no'}" in err
+    )
     assert main(["export", str(tmp_path / "flat.npz"), str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
     flat, onnx_path = tmp_path / "flat.npz", tmp_path / "m.onnx"

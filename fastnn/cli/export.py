@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._common import positive_int
+from ._common import positive_int, writable_file
 
 
 def sample_shape(text: str) -> tuple[int, ...]:
@@ -31,7 +31,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "'output' (what predict returns), float32. Needs pip install 'fastnn[onnx]'.",
     )
     export.add_argument("model", metavar="MODEL.npz", help="the saved model")
-    export.add_argument("out", metavar="MODEL.onnx", help="the ONNX file to write")
+    export.add_argument("out", metavar="MODEL.onnx", type=writable_file, help="the ONNX file to write")
     export.add_argument(
         "--opset", type=positive_int, default=17, help="ONNX opset, 17 or newer (default: 17)"
     )
@@ -62,9 +62,6 @@ def run(args) -> int:
         raise FileNotFoundError(
             f"{args.model}: no such file; expected a model saved by model.save() or fastnn train --save"
         )
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{args.out}: the folder {folder} does not exist; create it first")
     model = load_model(args.model)
     try:
         proto = to_onnx(
