@@ -185,7 +185,7 @@ def test_a_float64_model_is_exported_in_float32(ort, tmp_path):
     np.testing.assert_allclose(y, model.predict(x), rtol=1e-5, atol=1e-5)
 
 
-def test_probabilities_appends_the_loss_softmax(ort, tmp_path):
+def test_probabilities_appends_the_loss_softmax_or_sigmoid(ort, tmp_path):
     import onnx
 
     model = models.mlp(in_features=12, hidden=(8,), classes=5, seed=0)
@@ -205,6 +205,10 @@ def test_probabilities_appends_the_loss_softmax(ort, tmp_path):
     finally:
         LOSSES.pop("RenamedCrossEntropy", None)
     assert [node.op_type for node in onnx.load(tmp_path / "renamed.onnx").graph.node] == ["Gemm", "Softmax"]
+    multi_label = fnn.Sequential([fnn.Dense(12, 3)], loss=fnn.losses.SigmoidCrossEntropy(), seed=0)
+    multi_label.to_onnx(tmp_path / "sigmoid.onnx", probabilities=True)
+    expected = 1 / (1 + np.exp(-multi_label.predict(x).astype(np.float64)))
+    np.testing.assert_allclose(run_onnx(ort, tmp_path / "sigmoid.onnx", x), expected, rtol=RTOL, atol=1e-6)
     regression = fnn.Sequential([fnn.Dense(3, 2)], loss=fnn.MeanSquaredError(), seed=0)
     with pytest.raises(ValueError, match="probabilities=True needs a classification loss .*MeanSquaredError"):
         regression.to_onnx(tmp_path / "mse.onnx", probabilities=True)
