@@ -126,9 +126,12 @@ def _labels(where: str, predictions, targets, num_classes: int | None = None):
 # -- classification --------------------------------------------------------------------
 
 
-def accuracy(predictions, targets) -> float:
-    """The fraction of samples whose predicted class is the true one: mean(pred == t)."""
-    predicted, truth, _ = _labels("accuracy", predictions, targets)
+def accuracy(predictions, targets, num_classes: int | None = None) -> float:
+    """The fraction of samples whose predicted class is the true one: mean(pred == t).
+
+    ``num_classes``, when given, also checks that every label lies in [0, num_classes).
+    """
+    predicted, truth, _ = _labels("accuracy", predictions, targets, num_classes)
     if predicted.size == 0:
         raise ValueError("accuracy: no samples (the predictions are empty)")
     return float(np.mean(predicted == truth))

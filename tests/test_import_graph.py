@@ -60,7 +60,7 @@ LAYERS = [
     ),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
     ("training loop", ["fastnn.training"]),
-    ("model", ["fastnn.model"]),
+    ("model", ["fastnn.model_summary", "fastnn.model"]),
     (
         "networks and tools",
         ["fastnn.models", "fastnn.tune", "fastnn.plots", "fastnn.classic", "fastnn.kernel_warmup"],
