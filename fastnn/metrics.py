@@ -36,6 +36,7 @@ __all__ = [
     "precision",
     "r2_score",
     "recall",
+    "report_from_confusion_matrix",
     "top_k_accuracy",
 ]
 
@@ -225,6 +226,17 @@ def classification_report(predictions, targets, class_names=None, num_classes: i
     """A text table: precision, recall, F1 and support per class, then accuracy and the
     macro and weighted averages (the layout of scikit-learn's report)."""
     cm = _confusion("classification_report", predictions, targets, num_classes)
+    return report_from_confusion_matrix(cm, class_names)
+
+
+def report_from_confusion_matrix(cm, class_names=None) -> str:
+    """:func:`classification_report` from a confusion matrix (K, K) (rows true, columns predicted)."""
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.dtype.kind not in "iu":
+        raise ValueError(
+            "classification_report: expected integer counts of shape (K, K), "
+            f"got shape {cm.shape}, dtype {cm.dtype}"
+        )
     k = len(cm)
     names = [str(i) for i in range(k)] if class_names is None else [str(name) for name in class_names]
     if len(names) != k:

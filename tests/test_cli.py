@@ -105,6 +105,6 @@ def test_the_module_docstring_names_every_command():
     import fastnn.cli as cli
 
     commands = cli.build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) == {"train", "tune", "bench", "info", "warmup"}
+    assert set(commands) == {"train", "tune", "bench", "info", "warmup", "evaluate", "predict", "summary"}
     for name in commands:
         assert f"``fastnn {name}``" in cli.__doc__, name
