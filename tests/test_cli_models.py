@@ -37,6 +37,14 @@ def test_summary_prints_the_models_summary(saved, capsys):
     assert "input: (N, 1, 8, 8)" in out and "Dense(64->16)" in out and "at batch 32" in out
 
 
+def test_summary_names_a_missing_file_and_a_file_of_the_wrong_kind(tmp_path, capsys):
+    err = fails(capsys, ["summary", tmp_path / "gone.npz"])
+    assert f"{tmp_path / 'gone.npz'}: no such file; expected a model written by model.save(PATH)" in err
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), np.float32))
+    err = fails(capsys, ["summary", tmp_path / "x.npy"])
+    assert f"fastnn summary: error: {tmp_path / 'x.npy'}: not a" in err and "model.save(PATH)" in err
+
+
 def test_predict_prints_or_writes_classes_and_probabilities(saved, digits, tmp_path, capsys):
     model, path = saved
     x = digits[1][0][:7]
@@ -81,6 +89,9 @@ def test_predict_names_the_files_and_what_was_expected(saved, digits, tmp_path, 
     assert "two.npz: holds 2 arrays (x, t); expected one" in err
     err = fails(capsys, ["predict", path, tmp_path / "text.npy"])
     assert "text.npy: is not a NumPy array file" in err and "pickle" not in err
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    err = fails(capsys, ["predict", path, tmp_path / "objects.npy"])
+    assert "objects.npy: holds an array of Python objects" in err and "pickle" not in err
     err = fails(capsys, ["predict", path, tmp_path / "nothing.npy"])
     assert "nothing.npy: no such file" in err
     err = fails(capsys, ["predict", path, good, "--out", tmp_path / "no" / "p.npy"])
