@@ -307,8 +307,8 @@ def r2_score(outputs, targets) -> float:
 
 
 #: The names ``Sequential.evaluate(metrics=[...])`` knows: name -> (function, what it reads).
-#: "classes" metrics get the predicted class indices, "scores" and "outputs" ones the
-#: network's outputs.
+#: "classes" metrics get the predicted class indices, "scores" ones the network's outputs,
+#: "outputs" ones (regression) the outputs and targets of the same shape.
 NAMED_METRICS = {
     "accuracy": (accuracy, "classes"),
     "top_k_accuracy": (top_k_accuracy, "scores"),

@@ -438,16 +438,25 @@ class Sequential:
                 outputs.append(y.copy())
         result = {"loss": total_loss / len(x), "accuracy": correct / len(x)}
         if metrics:
-            y = np.concatenate(outputs)
-            needs_classes = any(reads == "classes" for _, reads in metrics.values())
-            classes = self.loss_fn.classes(y) if needs_classes else None
-            num_classes = y.shape[1] if y.ndim == 2 and y.shape[1] > 1 else 2
-            for name, (function, reads) in metrics.items():
-                if reads == "classes":
-                    result[name] = function(classes, t, num_classes=num_classes)
-                else:
-                    result[name] = function(y, t)
+            result.update(self._metric_values(metrics, np.concatenate(outputs), t))
         return result
+
+    def _metric_values(self, metrics: dict, y: np.ndarray, t: np.ndarray) -> dict:
+        """evaluate's extra metrics from the outputs y of the whole set. "classes" metrics get
+        the loss's class predictions; "outputs" ones (regression) get y against t, with class
+        indices one-hot encoded to y's width as MeanSquaredError does; "raw" ones get (y, t)."""
+        width = y.shape[1] if y.ndim == 2 and y.shape[1] > 1 else None
+        classes = None
+        values = {}
+        for name, (function, reads) in metrics.items():
+            if reads == "classes":
+                classes = self.loss_fn.classes(y) if classes is None else classes
+                values[name] = function(classes, t, num_classes=width or 2)
+            elif reads == "outputs" and width and t.ndim == 1 and t.dtype.kind in "iu":
+                values[name] = function(y, np.eye(width, dtype=y.dtype)[t])
+            else:
+                values[name] = function(y, t)
+        return values
 
     @staticmethod
     def _metric_functions(metrics) -> dict:
@@ -459,7 +468,7 @@ class Sequential:
         chosen = {}
         for metric in metrics:
             if callable(metric):
-                chosen[getattr(metric, "__name__", repr(metric))] = (metric, "outputs")
+                chosen[getattr(metric, "__name__", repr(metric))] = (metric, "raw")
             elif metric in NAMED_METRICS:
                 chosen[metric] = NAMED_METRICS[metric]
             else:

@@ -351,6 +351,14 @@ def test_evaluate_regression_metrics_and_the_loss_agree():
     assert result["r2"] == pytest.approx(1 - np.sum(residual**2) / np.sum((t - t.mean()) ** 2))
 
 
+def test_evaluate_regression_metrics_of_a_classifier_compare_with_one_hot_targets():
+    x, t = blobs(40)
+    model = small_model()
+    result = model.evaluate(x, t, metrics=["mse"])
+    y = model.predict(x)
+    assert result["mse"] == pytest.approx(np.mean((y - np.eye(3)[t]) ** 2), rel=1e-5)
+
+
 def test_an_unknown_metric_is_refused_at_once_with_the_valid_names():
     with pytest.raises(
         ValueError, match=r"Sequential.evaluate: unknown metric 'f2'; expected one of \['accuracy'"
