@@ -37,6 +37,18 @@ def test_summary_prints_the_models_summary(saved, capsys):
     assert "input: (N, 1, 8, 8)" in out and "Dense(64->16)" in out and "at batch 32" in out
 
 
+def test_summary_of_a_file_without_an_input_shape_takes_one(tmp_path, capsys):
+    model = fnn.models.mlp(in_features=64, hidden=(16,), seed=0)  # never trained: shape unknown
+    model.save(tmp_path / "m.npz")
+    assert main(["summary", str(tmp_path / "m.npz")]) == 0
+    assert "input: unknown" in capsys.readouterr().out
+    assert main(["summary", str(tmp_path / "m.npz"), "--input-shape", "1,8,8"]) == 0
+    assert capsys.readouterr().out.strip() == model.summary(input_shape=(1, 8, 8))
+    with pytest.raises(SystemExit):
+        main(["summary", str(tmp_path / "m.npz"), "--input-shape", "1,x"])
+    assert "expected positive integers separated by commas" in capsys.readouterr().err
+
+
 def test_summary_names_a_missing_file_and_a_file_of_the_wrong_kind(tmp_path, capsys):
     err = fails(capsys, ["summary", tmp_path / "gone.npz"])
     assert f"{tmp_path / 'gone.npz'}: no such file; expected a model written by model.save(PATH)" in err
