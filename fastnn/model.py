@@ -13,6 +13,8 @@ from .errors import NonFiniteError
 from .layers import LAYERS
 from .layers.base import Layer
 from .losses import LOSSES, Loss, SoftmaxCrossEntropy, get_loss
+from .metrics import NAMED_METRICS
+from .model_summary import format_shape, summary_text
 from .optim import clip_grad_norm
 from .serialization import register_model_class, save_model
 
@@ -27,12 +29,23 @@ class Sequential:
     every layer's ``params``/``grads`` entries are views into them, in layer order,
     so an optimizer updates the whole model with one fused kernel call.
 
+    ``input_shape`` is the shape of one sample, without the batch axis (``(1, 28, 28)``
+    for MNIST images); when it is not given, the first :meth:`train_step` (or
+    :meth:`fit`) records it from the data. Every entry point checks its input against
+    it (or, while it is unknown, against the layers) before computing anything.
+
     >>> model = Sequential([Dense(784, 100), ReLU(), Dense(100, 10)], seed=0)
     >>> loss = model.loss(x, t); model.backward(); Adam().step(model)
     """
 
     def __init__(
-        self, layers, loss=None, backend: str = "numba", dtype: str = "float32", seed: int | None = None
+        self,
+        layers,
+        loss=None,
+        backend: str = "numba",
+        dtype: str = "float32",
+        seed: int | None = None,
+        input_shape=None,
     ):
         layers = list(layers)
         for i, layer in enumerate(layers):
@@ -54,6 +67,8 @@ class Sequential:
         self.loss_fn: Loss = get_loss(loss if loss is not None else SoftmaxCrossEntropy())
         self.loss_fn.build(self.ops)
         self._build(np.random.default_rng(seed))
+        self._input_shape = None
+        self.input_shape = input_shape
 
     # -- construction ----------------------------------------------------------
 
@@ -90,6 +105,7 @@ class Sequential:
             "backend": self.backend if isinstance(self.backend, str) else self.ops.name,
             "dtype": str(self.dtype),
             "seed": self.seed,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
         }
 
     @classmethod
@@ -103,6 +119,7 @@ class Sequential:
             backend=config.get("backend", "numba"),
             dtype=config.get("dtype", "float32"),
             seed=config.get("seed"),
+            input_shape=config.get("input_shape"),
         )
 
     def output_shape(self, input_shape) -> tuple:
@@ -118,14 +135,19 @@ class Sequential:
     def layer_name(self, index: int) -> str:
         return f"layers[{index}] {self.layers[index].describe()}"
 
-    def summary(self) -> str:
-        """A table of layers and parameter counts."""
-        lines = [f"Sequential ({self.ops.name} backend, {self.dtype})"]
-        for i, layer in enumerate(self.layers):
-            count = sum(p.size for p in layer.params.values())
-            lines.append(f"  {i:>2}  {layer.describe():<40} {count:>10,d} params")
-        lines.append(f"  total {self.num_params:,d} parameters")
-        return "\n".join(lines)
+    def summary(self, batch_size: int = 1, input_shape=None) -> str:
+        """A Keras-like table, returned as a string (``print(model.summary())``).
+
+        One row per layer: its description, output shape (batch axis N) and parameter
+        count; then the total parameters, their memory at the model's dtype, and the
+        activation memory of a training step at ``batch_size`` (the output of every
+        layer). ``input_shape`` (one sample's) defaults to :attr:`input_shape`; without
+        either, shapes show "?".
+        """
+        batch_size = check_batch_size("Sequential.summary", batch_size)
+        if input_shape is not None:
+            input_shape = self._sample_shape_argument(input_shape, "Sequential.summary")
+        return summary_text(self, batch_size, input_shape)
 
     def __repr__(self):
         inner = ", ".join(layer.describe() for layer in self.layers)
@@ -136,6 +158,70 @@ class Sequential:
 
     def __getitem__(self, index):
         return self.layers[index]
+
+    # -- the input shape -------------------------------------------------------
+
+    @property
+    def input_shape(self) -> tuple | None:
+        """The shape of one input sample, without the batch axis (None while unknown)."""
+        return self._input_shape
+
+    @input_shape.setter
+    def input_shape(self, shape) -> None:
+        #: Sample shapes the model was checked to take: shape -> the layers' ids then.
+        self._fitting_shapes: dict[tuple, tuple] = {}
+        self._input_shape = None
+        if shape is not None:
+            shape = self._sample_shape_argument(shape, "Sequential(input_shape=...)")
+            self._check_sample_shape(shape, "Sequential(input_shape=...)")
+            self._input_shape = shape
+
+    @staticmethod
+    def _sample_shape_argument(shape, where: str = "Sequential") -> tuple:
+        try:
+            sample = tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            sample = None
+        if sample is None or any(s < 1 for s in sample):
+            raise ValueError(
+                f"{where}: input_shape must be the shape of one sample without the batch axis, "
+                f"a tuple of positive integers such as (1, 28, 28); got {shape!r}"
+            )
+        return sample
+
+    def _check_sample_shape(self, sample: tuple, where: str) -> None:
+        """Raise a ValueError at once unless the model takes samples of shape ``sample``:
+        the shape must equal :attr:`input_shape` when known, and every layer must take
+        what the one before gives it. A shape found to fit is remembered, so the check
+        costs a dict look-up per call until the layers change."""
+        layer_ids = tuple(map(id, self.layers))
+        if self._fitting_shapes.get(sample) == layer_ids:
+            return
+        expected = self.input_shape
+        if expected is not None and sample != expected:
+            if int(np.prod(sample)) == int(np.prod(expected)):
+                todo = f"reshape them: x.reshape({', '.join(map(str, (-1, *expected)))})"
+            else:
+                todo = f"resize them to that shape, or build a model for {_describe_sample(sample)}"
+            raise ValueError(
+                f"{where}: expected inputs of shape {format_shape(expected)}, got {format_shape(sample)} "
+                f"(the model was built for {_describe_sample(expected)}); {todo}"
+            )
+        shape = sample
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except (ValueError, TypeError) as error:
+                reason = str(error)
+                if not reason.startswith(layer.describe()):
+                    reason = f"{layer.describe()}: cannot take samples of shape {shape} ({reason})"
+                if len(shape) > 1 and _takes(layer, (int(np.prod(shape)),)):
+                    reason += " (add Flatten() before it)"
+                raise ValueError(
+                    f"{where}: inputs of shape {format_shape(sample)} do not fit the model at "
+                    f"layers[{i}]: {reason}"
+                ) from None
+        self._fitting_shapes[sample] = layer_ids
 
     # -- computation -----------------------------------------------------------
 
@@ -150,6 +236,7 @@ class Sequential:
             )
         if x.ndim == 0:
             raise ValueError(f"{where}: expected input with a batch axis, got a scalar")
+        self._check_sample_shape(x.shape[1:], where)
         x = x.astype(self.dtype, copy=False)
         if not self.ops.all_finite(x):
             bad = np.size(x) - np.count_nonzero(np.isfinite(x))
@@ -247,6 +334,10 @@ class Sequential:
         ``clip_norm``: first scale the flat gradient to at most this global L2 norm
         (:func:`fastnn.optim.clip_grad_norm`).
         """
+        sample = np.shape(x)[1:]
+        self._check_sample_shape(sample, "Sequential.train_step")
+        if self.input_shape is None:
+            self.input_shape = sample
         if not self._compiled_ahead:
             self._compile_ahead(x, t, optimizer)
         loss = self.loss(x, t, train=True)
@@ -291,16 +382,44 @@ class Sequential:
         return training.fit(self, x, t, epochs=epochs, batch_size=batch_size, optimizer=optimizer, **kwargs)
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
-        """The network's outputs for x, computed in batches (inference mode)."""
-        x = self.prepare_input(x, "Sequential.predict")
-        batch_size = check_batch_size("Sequential.predict", batch_size)
+        """The network's raw outputs for x (N, ...), computed in batches (inference mode).
+
+        These are the last layer's outputs before the loss: logits (N, C) for a model
+        trained with SoftmaxCrossEntropy, not probabilities. :meth:`predict_proba` gives
+        the probabilities and :meth:`predict_classes` the class indices.
+        """
+        return self._predict(x, batch_size, "Sequential.predict")
+
+    def _predict(self, x, batch_size: int, where: str) -> np.ndarray:
+        x = self.prepare_input(x, where)
+        batch_size = check_batch_size(where, batch_size)
         outputs = [self._forward(x[i : i + batch_size], train=False) for i in range(0, len(x), batch_size)]
         if not outputs:
-            raise ValueError("Sequential.predict: x is empty")
+            raise ValueError(f"{where}: x is empty; expected at least one sample")
         return np.concatenate(outputs)
 
-    def evaluate(self, x, t, batch_size: int = 256) -> dict:
-        """{"loss": mean loss, "accuracy": fraction correct} over (x, t), in batches."""
+    def predict_proba(self, x, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, C) for x: the loss's reading of the outputs,
+        ``loss_fn.probabilities(predict(x))`` (softmax for SoftmaxCrossEntropy, rows sum
+        to 1). A TypeError for a loss that has none, such as MeanSquaredError."""
+        self.loss_fn.probabilities(np.zeros((1, 2), self.dtype))  # a loss without them fails before the work
+        return self.loss_fn.probabilities(self._predict(x, batch_size, "Sequential.predict_proba"))
+
+    def predict_classes(self, x, batch_size: int = 256) -> np.ndarray:
+        """Predicted class indices (N,) int64: ``loss_fn.classes(predict(x))`` (the argmax of
+        the outputs for SoftmaxCrossEntropy)."""
+        return self.loss_fn.classes(self._predict(x, batch_size, "Sequential.predict_classes"))
+
+    def evaluate(self, x, t, batch_size: int = 256, metrics=None) -> dict:
+        """{"loss": mean loss, "accuracy": fraction correct} over (x, t), in batches.
+
+        ``metrics``: more entries, each computed over the whole set: names from
+        :data:`fastnn.metrics.NAMED_METRICS` ("accuracy", "top_k_accuracy", "precision",
+        "recall", "f1" (per class), "confusion_matrix", "mse", "mae", "r2"), or callables
+        ``f(outputs, t)`` given the network's outputs (as :meth:`predict` returns them),
+        entered under their ``__name__``.
+        """
+        metrics = self._metric_functions(metrics)
         x = self.prepare_input(x, "Sequential.evaluate")
         t = self.prepare_targets(t, "Sequential.evaluate")
         if len(t) != len(x) or len(x) == 0:
@@ -309,13 +428,55 @@ class Sequential:
                 "expected the same, non-zero count"
             )
         batch_size = check_batch_size("Sequential.evaluate", batch_size)
-        total_loss, correct = 0.0, 0
+        total_loss, correct, outputs = 0.0, 0, []
         for i in range(0, len(x), batch_size):
             xb, tb = x[i : i + batch_size], t[i : i + batch_size]
             y = self._forward(xb, train=False)
             total_loss += self.loss_fn.forward(y, tb) * len(xb)
             correct += self.loss_fn.count_correct(y, tb)
-        return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
+            if metrics:
+                outputs.append(y.copy())
+        result = {"loss": total_loss / len(x), "accuracy": correct / len(x)}
+        if metrics:
+            result.update(self._metric_values(metrics, np.concatenate(outputs), t))
+        return result
+
+    def _metric_values(self, metrics: dict, y: np.ndarray, t: np.ndarray) -> dict:
+        """evaluate's extra metrics from the outputs y of the whole set. "classes" metrics get
+        the loss's class predictions; "outputs" ones (regression) get y against t, with class
+        indices one-hot encoded to y's width as MeanSquaredError does; "raw" ones get (y, t)."""
+        width = y.shape[1] if y.ndim == 2 and y.shape[1] > 1 else None
+        classes = None
+        values = {}
+        for name, (function, reads) in metrics.items():
+            if reads == "classes":
+                classes = self.loss_fn.classes(y) if classes is None else classes
+                values[name] = function(classes, t, num_classes=width or 2)
+            elif reads == "outputs" and width and t.ndim == 1 and t.dtype.kind in "iu":
+                values[name] = function(y, np.eye(width, dtype=y.dtype)[t])
+            else:
+                values[name] = function(y, t)
+        return values
+
+    @staticmethod
+    def _metric_functions(metrics) -> dict:
+        """{name: (function, what it reads)} for evaluate's ``metrics``, checked before any work."""
+        if metrics is None:
+            return {}
+        if isinstance(metrics, str) or callable(metrics):
+            metrics = [metrics]
+        chosen = {}
+        for metric in metrics:
+            if callable(metric):
+                chosen[getattr(metric, "__name__", repr(metric))] = (metric, "raw")
+            elif metric in NAMED_METRICS:
+                chosen[metric] = NAMED_METRICS[metric]
+            else:
+                raise ValueError(
+                    f"Sequential.evaluate: unknown metric {metric!r}; expected one of "
+                    f"{sorted(NAMED_METRICS)} or a function f(outputs, t)"
+                )
+        return chosen
 
     # -- persistence ------------------------------------------------------------
 
@@ -330,3 +491,20 @@ class Sequential:
         from .export import to_onnx
 
         to_onnx(self, path, opset, batch_size, input_shape=input_shape, probabilities=probabilities)
+
+
+def _describe_sample(shape: tuple) -> str:
+    """Words for a sample shape: "1x28x28 images" for (1, 28, 28), "784 features per sample" for (784,)."""
+    if len(shape) == 1:
+        return f"{shape[0]} features per sample"
+    kind = "images" if len(shape) == 3 else "samples"
+    return f"{'x'.join(map(str, shape))} {kind}"
+
+
+def _takes(layer, sample_shape: tuple) -> bool:
+    """Whether ``layer`` accepts samples of ``sample_shape``."""
+    try:
+        layer.output_shape(sample_shape)
+    except (ValueError, TypeError):
+        return False
+    return True

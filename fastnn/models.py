@@ -1,8 +1,9 @@
 """The books' networks, each returned as a ready-to-train ``Sequential``.
 
-All take images (N, 1, 28, 28) as they come from ``load_mnist`` (``mlp`` takes any
-input with ``in_features`` values per sample), are trained with softmax
-cross-entropy, and accept ``seed``, ``backend`` and ``dtype``.
+All take images (N, 1, 28, 28) as they come from ``load_mnist`` and know it (their
+``input_shape``); ``mlp`` takes any input with ``in_features`` values per sample, its
+``input_shape`` when given, else the shape its first training step sees. All are
+trained with softmax cross-entropy, and accept ``seed``, ``backend`` and ``dtype``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
 
+#: The per-sample shape of the images the convolutional networks are built for.
+MNIST_SHAPE = (1, 28, 28)
 
-def _sequential(layers, seed, backend, dtype):
-    return Sequential(layers, loss=SoftmaxCrossEntropy(), backend=backend, dtype=dtype, seed=seed)
+
+def _sequential(layers, seed, backend, dtype, input_shape=MNIST_SHAPE):
+    return Sequential(
+        layers, loss=SoftmaxCrossEntropy(), backend=backend, dtype=dtype, seed=seed, input_shape=input_shape
+    )
 
 
 def mlp(
@@ -24,15 +30,20 @@ def mlp(
     seed: int | None = None,
     backend: str = "numba",
     dtype: str = "float32",
+    input_shape=None,
 ) -> Sequential:
-    """Flatten -> Dense(784->100) -> ReLU -> Dense(100->100) -> ReLU -> Dense(100->10)."""
+    """Flatten -> Dense(784->100) -> ReLU -> Dense(100->100) -> ReLU -> Dense(100->10).
+
+    ``input_shape``: one sample's shape, ``in_features`` values in all (e.g. (1, 28, 28)
+    or (784,)); None leaves it to the first training step.
+    """
     layers = [Flatten()]
     width = in_features
     for units in hidden:
         layers += [Dense(width, units, init=init), ReLU()]
         width = units
     layers.append(Dense(width, classes, init=init))
-    return _sequential(layers, seed, backend, dtype)
+    return _sequential(layers, seed, backend, dtype, input_shape)
 
 
 def simple_convnet(

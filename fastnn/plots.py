@@ -3,7 +3,8 @@
     fnn.plots.plot_history(history, "history.png")          # loss and accuracy per epoch
     fnn.plots.plot_filters(model, "filters.png")            # the first conv layer's filters
     fnn.plots.plot_misclassified(model, x_test, t_test, "misclassified.png")
-    fnn.plots.save_training_plots(model, history, x_test, t_test, "plots/")   # all three
+    fnn.plots.plot_confusion_matrix(fnn.metrics.confusion_matrix(pred, t), "confusion.png")
+    fnn.plots.save_training_plots(model, history, x_test, t_test, "plots/")   # all four
     fnn.plots.plot_lr_find(fnn.tune.lr_find(model, x, t), "lr_find.png")   # the range test
 
 Figures are drawn on matplotlib's Agg canvas directly, never through pyplot, so no
@@ -17,7 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_filters", "plot_misclassified", "save_training_plots", "plot_lr_find"]
+from .metrics import confusion_matrix
+
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_history",
+    "plot_filters",
+    "plot_misclassified",
+    "save_training_plots",
+    "plot_lr_find",
+]
 
 
 def _figure(width: float, height: float):
@@ -155,9 +165,49 @@ def plot_misclassified(model, x, t, path, max_images: int = 36, labels=None, bat
     return _save(figure, path)
 
 
+def plot_confusion_matrix(cm, path, class_names=None, max_annotated: int = 30) -> Path:
+    """The confusion matrix (K, K) as a heat map: rows are true classes, columns predicted
+    ones (as :func:`fastnn.metrics.confusion_matrix` counts them), each cell shaded by its
+    share of its row (the recall of that true class) and labelled with its count when
+    K <= ``max_annotated``."""
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0 or cm.dtype.kind not in "iuf":
+        raise ValueError(f"plot_confusion_matrix: expected counts of shape (K, K), got shape {cm.shape}")
+    k = cm.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(name) for name in class_names]
+    if len(names) != k:
+        raise ValueError(f"plot_confusion_matrix: expected {k} class names, got {len(names)}")
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows != 0)
+    side = max(4.0, 0.45 * k + 2.0)
+    figure = _figure(side + 1.0, side)
+    axes = figure.add_subplot(1, 1, 1)
+    image = axes.imshow(share, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    total = cm.sum()
+    correct = np.trace(cm)
+    axes.set_title(
+        f"confusion matrix: {correct:,.0f} of {total:,.0f} correct ({correct / max(total, 1):.2%})"
+    )
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_xticks(range(k))
+    axes.set_yticks(range(k))
+    axes.set_xticklabels(names, rotation=45 if max(map(len, names)) > 2 else 0)
+    axes.set_yticklabels(names)
+    if k <= max_annotated:
+        for i in range(k):
+            for j in range(k):
+                colour = "white" if share[i, j] > 0.5 else "black"
+                axes.text(j, i, f"{cm[i, j]:g}", ha="center", va="center", color=colour, fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def save_training_plots(model, history, x_test, t_test, directory) -> list[Path]:
-    """Write history.png, filters.png (when the model has a Conv2D layer) and
-    misclassified.png into ``directory``; returns the paths written."""
+    """Write history.png, filters.png (when the model has a Conv2D layer),
+    misclassified.png and confusion.png (the test set's confusion matrix) into
+    ``directory``; returns the paths written."""
     from .layers import Conv2D
 
     directory = Path(directory)
@@ -166,6 +216,10 @@ def save_training_plots(model, history, x_test, t_test, directory) -> list[Path]
     if any(isinstance(layer, Conv2D) for layer in model.layers):
         paths.append(plot_filters(model, directory / "filters.png"))
     paths.append(plot_misclassified(model, x_test, t_test, directory / "misclassified.png"))
+    outputs = model.predict(x_test)
+    width = outputs.shape[1] if outputs.ndim == 2 and outputs.shape[1] > 1 else 2
+    cm = confusion_matrix(model.loss_fn.classes(outputs), t_test, num_classes=width)
+    paths.append(plot_confusion_matrix(cm, directory / "confusion.png"))
     return paths
 
 

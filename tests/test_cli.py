@@ -107,7 +107,18 @@ def test_the_module_docstring_names_every_command():
     import fastnn.cli as cli
 
     commands = cli.build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) == {"train", "tune", "lr-find", "bench", "info", "warmup", "export"}
+    assert set(commands) == {
+        "train",
+        "tune",
+        "lr-find",
+        "bench",
+        "info",
+        "warmup",
+        "export",
+        "evaluate",
+        "predict",
+        "summary",
+    }
     for name in commands:
         assert f"``fastnn {name}``" in cli.__doc__, name
 

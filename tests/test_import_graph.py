@@ -61,7 +61,7 @@ LAYERS = [
     ),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
     ("training loop", ["fastnn.fit_checks", "fastnn.training"]),
-    ("model", ["fastnn.model"]),
+    ("model", ["fastnn.model_summary", "fastnn.model"]),
     (
         "networks and tools",
         [

@@ -126,8 +126,15 @@ def test_predict_and_evaluate_run_in_batches_with_the_same_result():
 
 def test_wrong_feature_count_names_the_layer_and_shapes():
     model = small_model()
-    with pytest.raises(ValueError, match=r"Dense\(4->8\): expected input of shape \(N, 4\), got \(2, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Sequential.predict: inputs of shape \(N, 5\) do not fit the model at layers\[0\]: "
+        r"Dense\(4->8\): expected inputs of 4 features, got shape \(5,\)",
+    ):
         model.predict(np.zeros((2, 5), np.float32))
+    layer = fnn.Dense(4, 8).initialize(0)  # the layer on its own checks the batch
+    with pytest.raises(ValueError, match=r"Dense\(4->8\): expected input of shape \(N, 4\), got \(2, 5\)"):
+        layer.forward(np.zeros((2, 5), np.float32))
 
 
 def test_image_input_to_a_dense_layer_suggests_flatten():
@@ -201,3 +208,159 @@ def test_backward_before_forward_is_a_clear_error():
 def test_summary_lists_layers_and_parameter_counts():
     text = fnn.models.mlp(seed=0).summary()
     assert "Dense(784->100)" in text and "78,500" in text and "89,610" in text
+
+
+# -- predict_proba and predict_classes -----------------------------------------------
+
+
+def test_predict_proba_is_the_softmax_of_predict_and_classes_its_argmax():
+    x, _ = blobs(37)
+    model = small_model(dtype="float64")
+    logits = model.predict(x)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # the softmax formula
+    probs = model.predict_proba(x, batch_size=8)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-12)
+    np.testing.assert_allclose(probs, shifted / shifted.sum(axis=1, keepdims=True), rtol=1e-10)
+    classes = model.predict_classes(x, batch_size=5)
+    assert classes.shape == (37,) and np.array_equal(classes, logits.argmax(axis=1))
+
+
+def test_predict_proba_of_a_regression_model_is_a_type_error_naming_the_loss():
+    model = fnn.Sequential([fnn.Dense(3, 2)], loss="mse", seed=0)
+    with pytest.raises(TypeError, match=r"MeanSquaredError is not a classification loss.*use predict\(\)"):
+        model.predict_proba(np.zeros((4, 3), np.float32))
+
+
+# -- the input shape -----------------------------------------------------------------
+
+
+def test_a_book_convnet_names_the_shape_it_expects():
+    model = fnn.models.simple_convnet(seed=0)
+    assert model.input_shape == (1, 28, 28)
+    expected = (
+        r"Sequential.predict: expected inputs of shape \(N, 1, 28, 28\), got \(N, 3, 32, 32\) "
+        r"\(the model was built for 1x28x28 images\); resize them to that shape, or build a model "
+        r"for 3x32x32 images"
+    )
+    with pytest.raises(ValueError, match=expected):
+        model.predict(np.zeros((2, 3, 32, 32), np.float32))
+    with pytest.raises(ValueError, match=r"Sequential.evaluate: .*reshape them: x.reshape\(-1, 1, 28, 28\)"):
+        model.evaluate(np.zeros((2, 784), np.float32), [0, 1])
+    with pytest.raises(ValueError, match=r"fit: expected inputs of shape \(N, 1, 28, 28\)"):
+        model.fit(np.zeros((2, 1, 32, 32), np.float32), [0, 1], verbose=0)
+    with pytest.raises(ValueError, match=r"Sequential.train_step: expected inputs of shape \(N, 1, 28, 28\)"):
+        model.train_step(np.zeros((2, 1, 32, 32), np.float32), [0, 1], SGD())
+    with pytest.raises(ValueError, match=r"Sequential.forward: expected"):
+        model.forward(np.zeros((2, 1, 27, 28), np.float32))
+
+
+def test_the_first_training_step_records_an_unknown_input_shape():
+    (x, t), _ = fnn.datasets.load_digits(seed=0)
+    model = fnn.models.mlp(in_features=64, hidden=(8,), seed=0)
+    assert model.input_shape is None
+    model.predict(x[:3].reshape(3, 64))  # unknown: any shape the layers take
+    with pytest.raises(ValueError, match=r"Sequential.predict: inputs of shape \(N, 3, 8, 8\) do not fit "):
+        model.predict(np.zeros((2, 3, 8, 8), np.float32))
+    model.fit(x[:64], t[:64], epochs=1, batch_size=32, verbose=0)
+    assert model.input_shape == (1, 8, 8)
+    with pytest.raises(ValueError, match=r"expected inputs of shape \(N, 1, 8, 8\), got \(N, 64\)"):
+        model.predict(x[:3].reshape(3, 64))
+
+
+def test_an_unknown_shape_fails_at_the_entry_naming_the_first_layer_that_cannot_take_it():
+    model = fnn.Sequential([fnn.Conv2D(1, 4, 3), fnn.ReLU(), fnn.Flatten(), fnn.Dense(4 * 6 * 6, 2)], seed=0)
+    model.predict(np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"at layers\[3\]: Dense\(144->2\): expected inputs of 144 features"):
+        model.loss(np.zeros((1, 1, 9, 9), np.float32), [0])
+    with pytest.raises(
+        ValueError, match=r"at layers\[0\]: Conv2D\(1->4, 3x3\): cannot take samples of shape"
+    ):
+        model.predict(np.zeros((2, 64), np.float32))
+    dense = fnn.Sequential([fnn.Dense(4, 2)], seed=0)
+    with pytest.raises(ValueError, match=r"Dense\(4->2\).*\(add Flatten\(\) before it\)"):
+        dense.predict(np.zeros((2, 1, 2, 2), np.float32))
+
+
+def test_changing_the_layers_checks_the_shape_again():
+    model = fnn.Sequential([fnn.Dense(4, 3)], seed=0)
+    model.predict(np.zeros((1, 4), np.float32))
+    model.layers[0] = fnn.Dense(5, 3).initialize(0)
+    with pytest.raises(ValueError, match=r"inputs of shape \(N, 4\) do not fit the model at layers\[0\]"):
+        model.predict(np.zeros((1, 4), np.float32))
+
+
+@pytest.mark.parametrize("in_features", [1, 7, 300])
+def test_dense_and_mse_models_of_any_width_train_on_flat_inputs(in_features):
+    rng = np.random.default_rng(in_features)
+    x = rng.standard_normal((20, in_features)).astype(np.float32)
+    t = rng.standard_normal((20, 2)).astype(np.float32)
+    model = fnn.Sequential([fnn.Dense(in_features, 2)], loss="mse", seed=0)
+    model.fit(x, t, epochs=2, batch_size=10, verbose=0)
+    assert model.input_shape == (in_features,)
+    assert model.predict(x).shape == (20, 2)
+
+
+def test_input_shape_is_checked_at_construction_and_saved(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"Sequential\(input_shape=...\): inputs of shape \(N, 5\) do not fit"
+    ):
+        fnn.Sequential([fnn.Dense(4, 2)], input_shape=(5,))
+    with pytest.raises(ValueError, match=r"input_shape must be the shape of one sample .* got \(0, 4\)"):
+        fnn.Sequential([fnn.Dense(4, 2)], input_shape=(0, 4))
+    model = fnn.Sequential([fnn.Flatten(), fnn.Dense(4, 2)], input_shape=[1, 2, 2], seed=0)
+    model.save(tmp_path / "m.npz")
+    assert fnn.load(tmp_path / "m.npz").input_shape == (1, 2, 2)
+    config = model.get_config()
+    del config["input_shape"]  # a file written before the input shape was saved
+    assert fnn.Sequential.from_config(config).input_shape is None
+
+
+# -- evaluate's metrics ----------------------------------------------------------------
+
+
+def test_evaluate_metrics_equal_the_metric_functions_on_the_whole_set():
+    x, t = blobs(90)
+    model = small_model()
+    model.fit(x, t, epochs=3, batch_size=16, optimizer=Adam(0.01), verbose=0)
+    names = ["accuracy", "top_k_accuracy", "precision", "recall", "f1", "confusion_matrix"]
+
+    def errors(y, t):
+        return int(np.count_nonzero(y.argmax(axis=1) != t))
+
+    result = model.evaluate(x, t, batch_size=7, metrics=names + [errors])
+    y = model.predict(x)
+    assert result["accuracy"] == pytest.approx(np.mean(y.argmax(1) == t))
+    assert result["top_k_accuracy"] == 1.0  # 3 classes, k=5
+    np.testing.assert_array_equal(result["confusion_matrix"], fnn.metrics.confusion_matrix(y, t))
+    assert result["confusion_matrix"].sum() == 90
+    np.testing.assert_allclose(result["f1"], fnn.metrics.f1_score(y, t))
+    np.testing.assert_allclose(result["precision"], fnn.metrics.precision(y, t))
+    assert result["errors"] == 90 - round(90 * result["accuracy"]) == np.sum(y.argmax(1) != t)
+
+
+def test_evaluate_regression_metrics_and_the_loss_agree():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 3)).astype(np.float64)
+    t = x @ np.array([[1.0], [-2.0], [0.5]]) + 0.1 * rng.standard_normal((50, 1))
+    model = fnn.Sequential([fnn.Dense(3, 1)], loss="mse", dtype="float64", seed=0)
+    result = model.evaluate(x, t, batch_size=16, metrics=["mse", "mae", "r2"])
+    residual = model.predict(x) - t
+    assert result["mse"] == pytest.approx(np.mean(residual**2))
+    assert result["loss"] == pytest.approx(0.5 * result["mse"])  # the loss is half the sum of squares
+    assert result["mae"] == pytest.approx(np.mean(np.abs(residual)))
+    assert result["r2"] == pytest.approx(1 - np.sum(residual**2) / np.sum((t - t.mean()) ** 2))
+
+
+def test_evaluate_regression_metrics_of_a_classifier_compare_with_one_hot_targets():
+    x, t = blobs(40)
+    model = small_model()
+    result = model.evaluate(x, t, metrics=["mse"])
+    y = model.predict(x)
+    assert result["mse"] == pytest.approx(np.mean((y - np.eye(3)[t]) ** 2), rel=1e-5)
+
+
+def test_an_unknown_metric_is_refused_at_once_with_the_valid_names():
+    with pytest.raises(
+        ValueError, match=r"Sequential.evaluate: unknown metric 'f2'; expected one of \['accuracy'"
+    ):
+        small_model().evaluate(np.zeros((2, 99), np.float32), [0, 1], metrics=["f1", "f2"])

@@ -57,10 +57,27 @@ def test_misclassified_plot(tmp_path, trained):
     read_png(plots.plot_misclassified(model, x_test[:5], predicted, tmp_path / "ok.png"))
 
 
+def test_confusion_matrix_plot(tmp_path, trained):
+    model, _, x_test, t_test = trained
+    cm = fnn.metrics.confusion_matrix(model.predict(x_test), t_test)
+    image = read_png(plots.plot_confusion_matrix(cm, tmp_path / "cm.png"))
+    side = 0.45 * 10 + 2.0  # inches, at 100 dpi, plus one inch for the colour bar
+    assert image.shape[:2] == (round(side * 100), round((side + 1) * 100))
+    names = [f"class {i}" for i in range(10)]
+    other = read_png(plots.plot_confusion_matrix(cm[::-1], tmp_path / "flipped.png", class_names=names))
+    assert other.shape == image.shape and not np.array_equal(other, image)  # the counts are drawn
+    with pytest.raises(
+        ValueError, match=r"plot_confusion_matrix: expected counts of shape \(K, K\), got shape \(2, 3\)"
+    ):
+        plots.plot_confusion_matrix(np.zeros((2, 3)), tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="plot_confusion_matrix: expected 10 class names, got 2"):
+        plots.plot_confusion_matrix(cm, tmp_path / "bad.png", class_names=["a", "b"])
+
+
 def test_save_training_plots(tmp_path, trained):
     model, history, x_test, t_test = trained
     paths = plots.save_training_plots(model, history, x_test, t_test, tmp_path / "out")
-    assert [p.name for p in paths] == ["history.png", "filters.png", "misclassified.png"]
+    assert [p.name for p in paths] == ["history.png", "filters.png", "misclassified.png", "confusion.png"]
     for path in paths:
         read_png(path)
 
@@ -84,6 +101,6 @@ def test_cli_train_plot(tmp_path, capsys):
         == 0
     )
     assert "plots:" in capsys.readouterr().out
-    for name in ("history.png", "misclassified.png"):  # an MLP has no conv filters
+    for name in ("history.png", "misclassified.png", "confusion.png"):  # an MLP has no conv filters
         read_png(tmp_path / "plots" / name)
     assert not (tmp_path / "plots" / "filters.png").exists()

@@ -16,6 +16,11 @@ command                   what it does
 ``fastnn info``           versions, thread counts, threading layer and kernel cache
 ``fastnn warmup``         compile the kernels ahead of time into the kernel cache (for a
                           container build or right after ``pip install``)
+``fastnn evaluate``       a saved model's loss, accuracy, per-class precision, recall and
+                          F1, and confusion matrix on a data set's test split
+``fastnn predict``        a saved model's classes (or ``--proba`` probabilities) for the
+                          inputs in a .npy file, printed or written to ``--out``
+``fastnn summary``        a saved model's layers, output shapes, parameters and memory
 ``fastnn export``         write a saved model as an ONNX file (``pip install 'fastnn[onnx]'``)
 ========================  ==============================================================
 
@@ -42,6 +47,9 @@ COMMANDS = {
     "bench": "bench",
     "info": "info",
     "warmup": "warmup",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "summary": "summary",
     "export": "export",
 }
 
