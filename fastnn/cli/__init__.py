@@ -68,7 +68,7 @@ class _CommandParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastnn",
-        description="Fast deep learning on the CPU: train, tune and benchmark networks.",
+        description="Fast deep learning on the CPU: train, tune, evaluate, export and benchmark networks.",
         epilog="Run 'fastnn COMMAND --help' for the options of a command; 'python -m fastnn' "
         "runs the same commands.",
     )

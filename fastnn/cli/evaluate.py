@@ -15,7 +15,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a saved model on a test set: loss, accuracy, per-class metrics, confusion matrix",
+        help="score a saved model on a test set, with per-class metrics",
         description="Print the loss and accuracy of a saved model on the test split of --dataset, "
         "then precision, recall and F1 per class and the confusion matrix (rows: true class, "
         "columns: predicted).",

@@ -13,7 +13,7 @@ from ._common import positive_int
 def add_parser(commands) -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict",
-        help="predict the classes (or --proba probabilities) of the inputs in a .npy file",
+        help="classes or probabilities of the inputs in a .npy file",
         description="Run a saved model on the inputs in INPUT (a .npy file, or a .npz holding one "
         "array) of the shape it was trained on, e.g. (N, 1, 28, 28) float32 in [0, 1]. Prints one "
         "predicted class per line, or writes them (int64 (N,)) to --out; --proba gives the class "

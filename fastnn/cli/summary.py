@@ -10,7 +10,7 @@ from ._common import positive_int
 def add_parser(commands) -> argparse.ArgumentParser:
     summary = commands.add_parser(
         "summary",
-        help="print a saved model's layers, output shapes, parameter counts and memory",
+        help="a saved model's layers, shapes, parameters and memory",
         description="Print model.summary() of a saved model: one row per layer with its output "
         "shape and parameter count, then the parameter memory and the activation memory of a "
         "training step at --batch-size.",

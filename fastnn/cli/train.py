@@ -105,7 +105,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--plot",
         default=None,
         metavar="DIR",
-        help="write history.png, filters.png and misclassified.png into DIR "
+        help="write history.png, filters.png, misclassified.png and confusion.png into DIR "
         "(needs matplotlib: pip install 'fastnn[viz]')",
     )
     train.add_argument(
