@@ -25,7 +25,8 @@ FORMAT_VERSION = 1
 def atomic_write(path, write) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``path``, fsync it, then rename it into place.
 
-    Either the old file stays untouched or the new one is complete. The folder must
+    Either the old file stays untouched or the new one is complete. The new file gets the
+    permissions ``open`` would give it (0o666 less the umask; mkstemp's are 0o600). The folder must
     exist (as with ``open`` and ``torch.save``, none is created): a missing folder, a
     folder that is a file, or ``path`` being a folder raise an OSError naming ``path``,
     never the hidden temp file.
@@ -40,6 +41,7 @@ def atomic_write(path, write) -> None:
             f"cannot write {path}: cannot create a file in the folder {directory} ({error.strerror})"
         ) from None
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -59,6 +61,13 @@ def atomic_write(path, write) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: put it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _check_writable(path: Path, directory: Path) -> None:

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import stat
 
 import numpy as np
 import pytest
@@ -238,3 +239,12 @@ def test_atomic_write_refuses_a_folder_or_a_file_as_folder(tmp_path):
     with pytest.raises(NotADirectoryError, match=r"plain/x\.bin: .*plain is a file, not a folder"):
         atomic_write(plain / "x.bin", lambda handle: handle.write(b"x"))
     assert sorted(os.listdir(tmp_path)) == ["plain"]
+
+
+def test_saved_files_get_the_permissions_open_would_give(trained, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        trained.save(tmp_path / "m.npz")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m.npz").stat().st_mode) == 0o640  # 0o666 less the umask, not 0o600
