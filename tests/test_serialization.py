@@ -242,9 +242,10 @@ def test_atomic_write_refuses_a_folder_or_a_file_as_folder(tmp_path):
 
 
 def test_saved_files_get_the_permissions_open_would_give(trained, tmp_path):
+    model, _, _ = trained
     previous = os.umask(0o027)
     try:
-        trained.save(tmp_path / "m.npz")
+        model.save(tmp_path / "m.npz")
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "m.npz").stat().st_mode) == 0o640  # 0o666 less the umask, not 0o600
