@@ -121,3 +121,13 @@ class Layer:
         if value is None:
             raise RuntimeError(f"{self.describe()}: backward() called before forward(train=True)")
         return value
+
+
+def image_sample_shape(where: str, sample_shape) -> tuple:
+    """``sample_shape`` as (C, H, W), the sample of an (N, C, H, W) batch; a ValueError
+    naming ``where`` for any other number of axes."""
+    sample = tuple(sample_shape)
+    if len(sample) != 3:
+        shown = ", ".join(map(str, ("N", *sample)))
+        raise ValueError(f"{where}: expected input with 4 dimensions (N, C, H, W), got shape ({shown})")
+    return sample

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..backends.conv_shapes import check_impl, kernel_pair, output_size, pad_pair, stride_pair
 from ..initializers import check_init, normal_weights
-from .base import Layer
+from .base import Layer, image_sample_shape
 
 
 def _positive(where: str, name: str, value) -> int:
@@ -74,7 +74,7 @@ class Conv2D(Layer):
         }
 
     def output_shape(self, input_shape):
-        c, h, w = input_shape
+        c, h, w = image_sample_shape(self.describe(), input_shape)
         if c != self.in_channels:
             raise ValueError(f"{self.describe()}: expected {self.in_channels} input channels, got {c}")
         oh = output_size(self.describe(), h, self.kernel_size[0], self.stride[0], self.pad[0], "height")

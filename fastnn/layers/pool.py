@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..backends.conv_shapes import kernel_pair, output_size, pad_pair, stride_pair
-from .base import Layer
+from .base import Layer, image_sample_shape
 from .conv import _as_config
 
 
@@ -28,7 +28,7 @@ class _Pool2D(Layer):
         return text + ")"
 
     def output_shape(self, input_shape):
-        c, h, w = input_shape
+        c, h, w = image_sample_shape(self.describe(), input_shape)
         return (
             c,
             output_size(self.describe(), h, self.size[0], self.stride[0], self.pad[0], "height"),
