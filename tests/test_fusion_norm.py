@@ -373,8 +373,11 @@ def test_group_errors_name_the_layers():
     with pytest.raises(ValueError, match=r"Conv2D"):
         model.forward(np.zeros((2, 3, 6, 6), np.float32))
     bad = fnn.Sequential([fnn.Conv2D(1, 3, 3), fnn.BatchNorm(4), fnn.ReLU()], seed=0)
+    x = np.zeros((2, 1, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"at layers\[1\]: BatchNorm\(4\): expected inputs of shape"):
+        bad.loss(x, [0, 1])  # the model's entry check
     with pytest.raises(ValueError, match=r"BatchNorm\(4\): expected input of shape"):
-        bad.loss(np.zeros((2, 1, 5, 5), np.float32), [0, 1])
+        bad._plan()[0].forward(x, train=True)  # the group's own
 
 
 # ------------------------------------------------------------------ inference: the fold
