@@ -144,7 +144,10 @@ class TrainingLoop:
     Outcome: ``stop_training`` (set by :meth:`stop` or a failure), ``error`` (the
     :class:`~fastnn.errors.NonFiniteError` that stopped training), ``interrupted``,
     ``interrupt_requested`` (Ctrl-C was pressed; read after each step) and
-    ``resume_hint`` (how to continue an interrupted run, set by ModelCheckpoint).
+    ``resume_hint`` (how to continue an interrupted run, set by ModelCheckpoint);
+    ``report_interrupts`` (default True: print where Ctrl-C stopped training and how to go
+    on; a caller that says so itself, as the ``fastnn`` command does, sets it False from a
+    callback).
     """
 
     def __init__(
@@ -180,6 +183,7 @@ class TrainingLoop:
         self.stop_training, self.error = False, None
         self.interrupted = self.interrupt_requested = False
         self.resume_hint: str | None = None
+        self.report_interrupts = True
 
     #: The metrics every epoch records on the training data; validation adds ``val_`` twins.
     TRAINING_METRICS = ("loss", "accuracy")
@@ -247,7 +251,8 @@ class TrainingLoop:
         self.stop_training, self.error = True, error
 
     def report_interrupt(self) -> None:
-        """Say where Ctrl-C stopped training and how to go on (always printed)."""
+        """Record where Ctrl-C stopped training in the history, and say so and how to go on
+        (unless ``report_interrupts`` is False)."""
         self.history.interrupted = True
         where = f"epoch {self.epoch + 1}/{self.epochs}, step {self.batch}/{self.steps}"
         self.history.interrupted_at = where
@@ -259,7 +264,8 @@ class TrainingLoop:
         else:
             self.history.stop_reason = f"interrupted at {where}; the model keeps the weights of its last step"
             hint = "to be able to resume, pass checkpoint=DIR to fit"
-        print(f"fit: {self.history.stop_reason}; {hint}", file=self.out, flush=True)
+        if self.report_interrupts:
+            print(f"fit: {self.history.stop_reason}; {hint}", file=self.out, flush=True)
 
     # ------------------------------------------------------------ checkpoints
 

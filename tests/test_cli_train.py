@@ -72,6 +72,7 @@ def test_ctrl_c_with_save_writes_the_last_weights_and_says_so(tmp_path, capsys, 
     assert f"interrupted at epoch 2/3, step 5/15: saved the model's last weights to {path}" in err
     assert "to be able to resume, train with --checkpoint DIR" in err
     assert "no checkpoint was written" not in err
+    assert "fit: interrupted at" not in err and "checkpoint=DIR to fit" not in err
     assert len(weights) == 20
     np.testing.assert_array_equal(fnn.load(path).flat_params, weights[-1])
     assert not [p for p in tmp_path.iterdir() if p != path]  # written atomically: no temp file left

@@ -180,7 +180,7 @@ def run(args) -> int:
         checkpoint_every=args.checkpoint_every,
         resume=args.resume is not None,
         augment=_augmentation(getattr(args, "augment", None)),
-        callbacks=_loggers(args),
+        callbacks=_callbacks(args),
     )
     if history.interrupted:
         _report_interrupt(args, model, history)
@@ -214,13 +214,19 @@ def _verbosity(args) -> int:
     return 1 if args.verbose is None else args.verbose
 
 
-def _loggers(args) -> list:
-    """--log PATH: a CSVLogger, appending when the run resumes."""
-    if not getattr(args, "log", None):
-        return []
-    from ..callbacks import CSVLogger
+def _callbacks(args) -> list:
+    """The command's callbacks: it reports Ctrl-C itself (:func:`_report_interrupt`), and
+    --log PATH adds a CSVLogger, appending when the run resumes."""
+    from ..callbacks import Callback, CSVLogger
 
-    return [CSVLogger(args.log, append=args.resume is not None)]
+    class ReportsInterruptsItself(Callback):
+        def on_train_begin(self, model, optimizer):
+            self.loop.report_interrupts = False
+
+    callbacks = [ReportsInterruptsItself()]
+    if getattr(args, "log", None):
+        callbacks.append(CSVLogger(args.log, append=args.resume is not None))
+    return callbacks
 
 
 def _report_interrupt(args, model, history) -> None:
