@@ -23,6 +23,7 @@ LAYERS = [
         "foundation",
         [
             "fastnn.errors",
+            "fastnn.oracle",
             "fastnn._files",
             "fastnn._config",
             "fastnn._blas",
