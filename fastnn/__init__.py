@@ -29,6 +29,7 @@ from . import (
 )
 from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
+from .compare import compare
 from .errors import ModelFileError, NonFiniteError
 from .gradcheck import gradcheck
 from .kernel_warmup import warmup
@@ -55,6 +56,7 @@ from .serialization import load_model as load
 __all__ = [
     "__version__",
     "get_ops",
+    "compare",
     "gradcheck",
     "warmup",
     "set_num_threads",

@@ -72,6 +72,8 @@ LAYERS = [
             "fastnn.plots",
             "fastnn.classic",
             "fastnn.kernel_warmup",
+            "fastnn.compare_result",
+            "fastnn.compare",
         ],
     ),
     ("commands", ["fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"]),

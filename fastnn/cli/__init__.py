@@ -22,6 +22,9 @@ command                   what it does
                           inputs in a .npy file, printed or written to ``--out``
 ``fastnn summary``        a saved model's layers, output shapes, parameters and memory
 ``fastnn export``         write a saved model as an ONNX file (``pip install 'fastnn[onnx]'``)
+``fastnn compare``        a saved model's training step on numba against the NumPy
+                          reference, per layer: differences, bounds and times; exit 1 at a
+                          layer beyond its bound
 ========================  ==============================================================
 
 ``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
@@ -51,6 +54,7 @@ COMMANDS = {
     "predict": "predict",
     "summary": "summary",
     "export": "export",
+    "compare": "compare",
 }
 
 
