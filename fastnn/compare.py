@@ -68,16 +68,14 @@ def compare(model, x, t, repeats: int = 5) -> Comparison:
         raise ValueError(
             f"{WHERE}: x has {len(x)} samples but t has {len(t)}; expected one target per sample"
         )
-    fused_plan = fusion.plan(kernel.layers, fuse=bool(getattr(model, "fuse_layers", True)))
-    groups = {id(unit): unit for unit in fused_plan if isinstance(unit, fusion.FusedGroup)}
+    fused_into = _fused_into(fusion.plan(kernel.layers, fuse=bool(getattr(model, "fuse_layers", True))))
     layer_rows = _compare_run(kernel, references, x, t, fuse=False, repeats=repeats)
+    for row in layer_rows:
+        row.fused_into = fused_into.get(row.index) if row.kind == "layer" else None
     fused_rows = []
-    if groups:
+    if fused_into:
         fused_rows = _compare_run(kernel, references, x, t, fuse=True, repeats=repeats)
         fused_rows = [row for row in fused_rows if row.kind == "fused group"]
-        for group in fused_rows:
-            for row in layer_rows[group.index : group.stop]:
-                row.fused_into = f"{group.name.split(':')[0]} {group.index}-{group.stop - 1}"
     return Comparison(
         layers=layer_rows,
         fused=fused_rows,
@@ -85,6 +83,17 @@ def compare(model, x, t, repeats: int = 5) -> Comparison:
         batch_size=len(x),
         dtype=str(kernel.dtype),
     )
+
+
+def _fused_into(units) -> dict:
+    """{layer index: "ConvReLUMaxPool 0-2"} for every layer that runs in a fused group of ``units``."""
+    names, start = {}, 0
+    for unit in units:
+        stop = start + len(_unit_layers(unit))
+        if isinstance(unit, fusion.FusedGroup):
+            names.update(dict.fromkeys(range(start, stop), f"{type(unit).__name__} {start}-{stop - 1}"))
+        start = stop
+    return names
 
 
 def _check_model(model) -> None:
@@ -142,6 +151,8 @@ def _compare_run(kernel, references, x, t, fuse: bool, repeats: int) -> list[Uni
     units = fusion.plan(kernel.layers, fuse=fuse)
     reference_units = [fusion.plan(ref.layers, fuse=fuse) for ref in references]
     trace = _kernel_step(kernel, units, x, t)
+    timed = _timed_reference(kernel, references)
+    timed_units = reference_units[references.index(timed)]
     rows, start = [], 0
     for i, unit in enumerate(units):
         stop = start + len(_unit_layers(unit))
@@ -155,9 +166,9 @@ def _compare_run(kernel, references, x, t, fuse: bool, repeats: int) -> list[Uni
             row.times = {
                 "numba": _unit_times(unit, got["input"], got["output_grad"], repeats),
                 "numpy": _unit_times(
-                    reference_units[0][i],
-                    got["input"].astype(np.float32),
-                    got["output_grad"].astype(np.float32),
+                    timed_units[i],
+                    got["input"].astype(timed.dtype),
+                    got["output_grad"].astype(timed.dtype),
                     repeats,
                 ),
             }
@@ -186,7 +197,7 @@ def _kernel_step(kernel, units, x, t) -> dict:
         trace["buffers"].append(_named(layers, lambda layer: layer.buffers))
     value = kernel.loss_fn.forward(h, t)
     dy = kernel.loss_fn.backward()
-    trace["loss"] = (h, np.asarray(value, dtype=kernel.dtype), dy.copy())
+    trace["loss"] = (h.copy(), np.asarray(value, dtype=kernel.dtype), dy.copy())
     for unit in reversed(units):
         trace["output_grad"].insert(0, dy.copy())
         dy = unit.backward(dy)
@@ -262,17 +273,22 @@ def _loss_row(kernel, references, loss_trace, t, index: int, repeats: int) -> Un
         input_grad=judge(grad, grad32, grad64),
     )
     if repeats:
-        ref = references[0]
+        ref = _timed_reference(kernel, references)
         row.times = {
             "numba": _loss_times(kernel.loss_fn, output, t, repeats),
             "numpy": _loss_times(
-                ref.loss_fn, output.astype(np.float32), ref.prepare_targets(t, WHERE), repeats
+                ref.loss_fn, output.astype(ref.dtype), ref.prepare_targets(t, WHERE), repeats
             ),
         }
     return row
 
 
 # ---------------------------------------------------------------- times
+
+
+def _timed_reference(kernel, references):
+    """The reference timed against the kernel: the one of the kernel's dtype."""
+    return references[1] if kernel.dtype == np.float64 else references[0]
 
 
 def _median_seconds(call, repeats: int) -> float:

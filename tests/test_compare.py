@@ -93,10 +93,16 @@ def test_a_clean_mlp_passes_every_layer_and_its_numbers_are_the_formulas(dtype):
         * max(result.layers[1].forward.reference_error, 8 * np.finfo(np.float32).eps)
         * (np.finfo(np.float64).eps / np.finfo(np.float32).eps if dtype == "float64" else 1.0)
     )
-    assert set(result.layers[1].weight_grads) == {"W", "b"} and set(result.fused[0].weight_grads) == {
-        "0:W",
-        "0:b",
-    }
+    assert set(result.layers[1].weight_grads) == {"W", "b"}
+    assert set(result.fused[0].weight_grads) == {"0:W", "0:b"}  # the group's layer 0, its Dense
+
+
+def test_a_model_that_fuses_nothing_has_no_fused_rows():
+    model = small_mlp()
+    model.fuse_layers = False
+    result = fnn.compare(model, *batch(), repeats=0)
+    assert result.ok and result.fused == []
+    assert all(row.fused_into is None for row in result.layers)
 
 
 def test_simple_convnet_passes_every_layer_and_every_fused_group():
