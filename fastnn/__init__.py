@@ -51,12 +51,14 @@ from .layers import (
 from .losses import BinaryCrossEntropy, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential
 from .serialization import load_model as load
+from .verification import verify
 
 __all__ = [
     "__version__",
     "get_ops",
     "gradcheck",
     "warmup",
+    "verify",
     "set_num_threads",
     "get_num_threads",
     "Sequential",

@@ -118,6 +118,7 @@ def test_the_module_docstring_names_every_command():
         "evaluate",
         "predict",
         "summary",
+        "verify",
     }
     for name in commands:
         assert f"``fastnn {name}``" in cli.__doc__, name

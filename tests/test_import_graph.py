@@ -72,6 +72,7 @@ LAYERS = [
             "fastnn.plots",
             "fastnn.classic",
             "fastnn.kernel_warmup",
+            "fastnn.verification.",
         ],
     ),
     ("commands", ["fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"]),

@@ -22,6 +22,9 @@ command                   what it does
                           inputs in a .npy file, printed or written to ``--out``
 ``fastnn summary``        a saved model's layers, output shapes, parameters and memory
 ``fastnn export``         write a saved model as an ONNX file (``pip install 'fastnn[onnx]'``)
+``fastnn verify``         every numba op against the NumPy reference on this machine: worst
+                          error against the oracle's bound and speed-up per op; exit 1 on a
+                          failure, with the command that reproduces it
 ========================  ==============================================================
 
 ``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
@@ -51,6 +54,7 @@ COMMANDS = {
     "predict": "predict",
     "summary": "summary",
     "export": "export",
+    "verify": "verify",
 }
 
 
