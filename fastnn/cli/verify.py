@@ -45,7 +45,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="every variant of each op once in each dtype; under a minute with a warm kernel cache",
     )
     size.add_argument(
-        "--full", dest="quick", action="store_false", help="four times as many cases; takes minutes"
+        "--full", dest="quick", action="store_false", help="ten times as many cases; takes minutes"
     )
     verify.add_argument(
         "--ops", type=_op_list, default=None, metavar="NAME,...", help="only these ops (default: all)"

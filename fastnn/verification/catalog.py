@@ -28,9 +28,9 @@ NOT_OPS: dict[str, str] = {}
 #: Cases per op: ``--quick`` runs every variant of the op once in each dtype (at least
 #: QUICK_MIN cases); ``--full`` runs FULL_ROUNDS times as many (at least FULL_MIN), so
 #: every variant meets both dtypes and both sizes several times.
-QUICK_MIN = 4
-FULL_ROUNDS = 4
-FULL_MIN = 24
+QUICK_MIN = 6
+FULL_ROUNDS = 10
+FULL_MIN = 40
 
 
 def backend_ops() -> list[str]:

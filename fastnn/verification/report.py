@@ -18,8 +18,8 @@ def header() -> str:
 
 def format_row(row: dict) -> str:
     """One op's row: cases, the worst error / bound ratio with that error and bound ("equal"
-    for an op with integer or boolean results only), the kernel's median speed-up over the
-    reference, and FAIL with the count of failures."""
+    for an op with integer or boolean results only), the kernel's speed-up over the
+    reference on the op's cases, and FAIL with the count of failures."""
     speedup = "-" if row["speedup"] is None else f"{row['speedup']:.1f}x"
     if row["judged"]:
         judged = f"{row['error']:>12.2e} {row['bound']:>10.2e} {row['ratio']:>11.3f}"
