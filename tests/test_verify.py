@@ -147,7 +147,8 @@ def test_results_that_depend_on_the_thread_count_are_caught(monkeypatch, capsys)
     assert main(["verify", "--ops", "relu"]) == 1
     out = capsys.readouterr().out
     threads = all_threads()
-    assert f"y on the 1 thread against {threads}: results are not bit-identical across thread counts" in out
+    message = "results are not bit-identical across thread counts"
+    assert f"y on the parallel build, 1 thread against {threads} threads: {message}" in out
     assert "error above the bound" not in out
 
 
@@ -195,3 +196,23 @@ def test_quick_and_full_exclude_each_other(capsys):
 def test_the_python_api_checks_its_seed(bad):
     with pytest.raises(ValueError, match=re.escape(f"verify: seed must be an integer >= 0, got {bad!r}")):
         fnn.verify(ops=["relu"], seed=bad)
+
+
+def test_a_nan_from_a_kernel_fails_and_the_json_stays_strict(monkeypatch, tmp_path, capsys):
+    tanh = NumbaOps.tanh
+
+    def nan_at_the_end(self, x):
+        y = tanh(self, x)
+        y.reshape(-1)[-1] = np.nan
+        return y
+
+    monkeypatch.setattr(NumbaOps, "tanh", nan_at_the_end)
+    path = tmp_path / "verify.json"
+    assert main(["verify", "--ops", "tanh", "--json", str(path)]) == 1
+    assert "y on the serial build: error above the bound: error inf > bound" in capsys.readouterr().out
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    report = json.loads(path.read_text(), parse_constant=refuse)
+    assert {failure["error"] for failure in report["failures"]} == {"inf"}

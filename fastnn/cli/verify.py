@@ -42,7 +42,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         dest="quick",
         action="store_true",
         default=True,
-        help="every variant of each op once in each dtype; under a minute with a warm kernel cache",
+        help="every variant of each op once in each dtype (the default); under a minute with a "
+        "warm kernel cache",
     )
     size.add_argument(
         "--full", dest="quick", action="store_false", help="ten times as many cases; takes minutes"

@@ -4,6 +4,7 @@ summary line."""
 from __future__ import annotations
 
 import json
+import math
 
 from .._files import atomic_write
 from ..oracle import FACTOR
@@ -20,7 +21,7 @@ def format_row(row: dict) -> str:
     """One op's row: cases, the worst error / bound ratio with that error and bound ("equal"
     for an op with integer or boolean results only), the kernel's speed-up over the
     reference on the op's cases, and FAIL with the count of failures."""
-    speedup = "-" if row["speedup"] is None else f"{row['speedup']:.1f}x"
+    speedup = "-" if row["speedup"] is None else f"{row['speedup']:.2g}x"
     if row["judged"]:
         judged = f"{row['error']:>12.2e} {row['bound']:>10.2e} {row['ratio']:>11.3f}"
     else:  # integer or boolean results only, compared for equality
@@ -63,10 +64,22 @@ def summary(report: dict, seconds: float) -> str:
     )
 
 
+def _strict(value):
+    """``value`` with every infinite or NaN float as the string "inf", "-inf" or "nan", which
+    strict JSON has no number for (an error is infinite when a kernel returned NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict(item) for item in value]
+    return value
+
+
 def write_json(report: dict, path) -> None:
     """Write ``report`` (from :func:`~fastnn.verification.verify`) to ``path`` as JSON,
     atomically: a row per op under "ops", the failures under "failures"."""
-    data = json.dumps(report, indent=2).encode()
+    data = json.dumps(_strict(report), indent=2, allow_nan=False).encode()
     atomic_write(path, lambda handle: handle.write(data))
 
 

@@ -146,7 +146,7 @@ def run_case(case: Case, dtype, repeats: int = 3, threads: int | None = None) ->
                 outcome.failures.append(
                     Check(
                         name,
-                        f"1 thread against {threads}",
+                        f"parallel build, 1 thread against {threads} threads",
                         "results are not bit-identical across thread counts",
                     )
                 )
