@@ -4,7 +4,8 @@ A kernel compiled with :func:`fastnn._config.parallel_kernel` has a serial and a
 build and runs the parallel one when a call's work reaches
 :data:`fastnn._config.PARALLEL_THRESHOLD`, which it reads at every call. Setting that
 threshold to 0 runs every kernel's parallel build, above any work figure its serial one;
-:func:`kernel_build` does so for the duration of a ``with`` block.
+:func:`kernel_build` does so for the duration of a ``with`` block. The threshold is the
+process's, so a verify run shares the process with no other work on the kernels.
 """
 
 from __future__ import annotations

@@ -47,16 +47,18 @@ def case_count(op: str, quick: bool) -> int:
 
 
 def check_op_names(names) -> list[str]:
-    """``names`` (None: every op, by family) as a list, each a known op; raises naming the
-    unknown ones."""
+    """``names`` (None: every op, by family; a string: names separated by commas) as a list,
+    each a known op; raises naming the unknown ones."""
     if names is None:
         return list(CASES)
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",")]
     names = list(names)
     unknown = [name for name in names if name not in CASES]
     if unknown or not names:
         raise ValueError(
             f"verify: unknown op {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"expected names of numba ops: {', '.join(sorted(CASES))}"
+            f"pass names of numba ops from: {', '.join(sorted(CASES))}"
         )
     return names
 
