@@ -216,3 +216,30 @@ def test_a_nan_from_a_kernel_fails_and_the_json_stays_strict(monkeypatch, tmp_pa
 
     report = json.loads(path.read_text(), parse_constant=refuse)
     assert {failure["error"] for failure in report["failures"]} == {"inf"}
+
+
+def widened(y):
+    """A float32 result returned as float64 (the ops' contract: the dtype they were given)."""
+    return y.astype(np.float64)
+
+
+def moved_argmax(result):
+    """maxpool2d's (y, argmax) with the first winner moved to another place in its plane."""
+    y, argmax = result
+    argmax = argmax.copy()
+    argmax.reshape(-1)[0] = (argmax.reshape(-1)[0] + 1) % 4
+    return y, argmax
+
+
+@pytest.mark.parametrize(
+    "op, breaker, message",
+    [
+        ("sigmoid", widened, "y on the serial build: dtype float64, expected float32 (the reference's)"),
+        ("maxpool2d", moved_argmax, "argmax on the serial build: 1 of "),
+    ],
+)
+def test_a_wrong_dtype_or_index_is_caught(op, breaker, message, monkeypatch, capsys):
+    original = getattr(NumbaOps, op)
+    monkeypatch.setattr(NumbaOps, op, lambda self, *args, **kwargs: breaker(original(self, *args, **kwargs)))
+    assert main(["verify", "--ops", op, "--case", "0"]) == 1
+    assert message in capsys.readouterr().out

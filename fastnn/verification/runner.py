@@ -67,7 +67,9 @@ def _plane_values(values: np.ndarray, argmax: np.ndarray) -> np.ndarray:
     return picked.reshape(argmax.shape)
 
 
-def _judge_result(case: Case, name: str, kernel, ref32, ref64, run: str, outcome: CaseOutcome) -> None:
+def _judge_result(case: Case, name: str, kernel, ref32, ref64, dtype, run: str, outcome: CaseOutcome) -> None:
+    """Judge one result of a run in ``dtype`` into ``outcome``: its shape and dtype (the
+    reference's in that dtype), then its values."""
     if kernel is None or ref64 is None:
         if (kernel is None) != (ref64 is None):
             outcome.failures.append(
@@ -77,9 +79,19 @@ def _judge_result(case: Case, name: str, kernel, ref32, ref64, run: str, outcome
     if np.shape(kernel) != np.shape(ref64):
         outcome.failures.append(Check(name, run, f"shape {np.shape(kernel)}, expected {np.shape(ref64)}"))
         return
+    expected = (ref32 if np.dtype(dtype) == np.float32 else ref64).dtype
+    if kernel.dtype != expected:
+        outcome.failures.append(
+            Check(name, run, f"dtype {kernel.dtype}, expected {expected} (the reference's)")
+        )
+        return
     if kernel.dtype.kind != "f" and case.argmax_values is not None:
         # an argmax over computed values: judged by the values it picks (see Case)
         values = case.argmax_values
+        plane = values.shape[2] * values.shape[3]
+        if kernel.size and not 0 <= kernel.min() <= kernel.max() < plane:
+            outcome.failures.append(Check(name, run, f"indices outside [0, {plane}), the H*W plane"))
+            return
         kernel = _plane_values(values, kernel)
         ref32, ref64 = _plane_values(values, ref32), _plane_values(values, ref64)
     elif kernel.dtype.kind != "f":
@@ -138,7 +150,7 @@ def run_case(case: Case, dtype, repeats: int = 3, threads: int | None = None) ->
             outcome.failures.append(Check("all", run, f"{len(results[run])} results, expected {len(ref64)}"))
             continue
         for name, k, r32, r64 in zip(case.outputs, results[run], ref32, ref64):
-            _judge_result(case, name, k, r32, r64, run, outcome)
+            _judge_result(case, name, k, r32, r64, dtype, run, outcome)
     one, many = results.get("parallel build, 1 thread"), results.get(f"parallel build, {threads} threads")
     if threads > 1 and one is not None and many is not None:
         for name, a, b in zip(case.outputs, one, many):
