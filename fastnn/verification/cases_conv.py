@@ -19,10 +19,11 @@ def _output_extent(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
-def _conv_inputs(rng, large, min_out=1, even=False):
-    """x, W, b and the keywords stride and pad; ``even``: output extents even (the fused
-    pooling's own path)."""
-    g = conv_geometry(rng, large, min_out=min_out)
+def _conv_inputs(rng, large, strides, min_out=1, even=False):
+    """x, W, b and the keywords stride and pad (``strides``: see
+    :func:`~fastnn.verification.draws.conv_geometry`); ``even``: output extents even (the
+    fused pooling's own path)."""
+    g = conv_geometry(rng, large, min_out=min_out, strides=strides)
     (sh, sw), (ph, pw) = both(g["stride"]), both(g["pad"])
     h, w = g["H"], g["W"]
     if even:
@@ -34,13 +35,13 @@ def _conv_inputs(rng, large, min_out=1, even=False):
     return x, W, normal(rng, (g["F"],)), {"stride": g["stride"], "pad": g["pad"]}
 
 
-def _conv2d(rng, large, impl="auto", **fused):
-    x, W, b, geometry = _conv_inputs(rng, large)
+def _conv2d(rng, large, impl="auto", strides="any", **fused):
+    x, W, b, geometry = _conv_inputs(rng, large, strides)
     return Case("conv2d", (x, W, b), dict(geometry, impl=impl, **fused))
 
 
-def _conv2d_backward(rng, large, impl="auto", input_grad=True, pool=False, **fused):
-    x, W, b, geometry = _conv_inputs(rng, large, min_out=2 if pool else 1)
+def _conv2d_backward(rng, large, impl="auto", strides="any", input_grad=True, pool=False, **fused):
+    x, W, b, geometry = _conv_inputs(rng, large, strides, min_out=2 if pool else 1)
     ref = get_ops("numpy")
     kwargs = dict(geometry, impl=impl)
     if pool:
@@ -56,8 +57,8 @@ def _conv2d_backward(rng, large, impl="auto", input_grad=True, pool=False, **fus
     return Case("conv2d_backward", (dy, x, W), kwargs, outputs=("dx", "dW", "db"))
 
 
-def _conv2d_relu_maxpool2x2(rng, large, impl="auto", even=False):
-    x, W, b, geometry = _conv_inputs(rng, large, min_out=2, even=even)
+def _conv2d_relu_maxpool2x2(rng, large, impl="auto", strides="any", even=False):
+    x, W, b, geometry = _conv_inputs(rng, large, strides, min_out=2, even=even)
     values = get_ops("numpy").conv2d(x, W, b, **geometry, relu=True)
     return Case(
         "conv2d_relu_maxpool2x2",
@@ -69,12 +70,12 @@ def _conv2d_relu_maxpool2x2(rng, large, impl="auto", even=False):
 
 
 def _im2col(rng, large):
-    x, W, _, geometry = _conv_inputs(rng, large)
+    x, W, _, geometry = _conv_inputs(rng, large, "any")
     return Case("im2col", (x, W.shape[2], W.shape[3]), geometry, outputs=("col",))
 
 
 def _col2im(rng, large):
-    x, W, _, geometry = _conv_inputs(rng, large)
+    x, W, _, geometry = _conv_inputs(rng, large, "any")
     (sh, sw), (ph, pw) = both(geometry["stride"]), both(geometry["pad"])
     n, c, h, w = x.shape
     kh, kw = W.shape[2], W.shape[3]
@@ -83,19 +84,32 @@ def _col2im(rng, large):
     return Case("col2im", (col, x.shape, kh, kw), geometry, outputs=("x",))
 
 
-_IMPLS = ({"impl": "direct"}, {"impl": "im2col"})
+# The algorithms: direct at stride 1 (its register-tiled kernels, where fused activations
+# and pooling live), direct at other strides (a kernel of its own), im2col at any stride.
+_DIRECT_UNIT = {"impl": "direct", "strides": "unit"}
+_DIRECT_STRIDED = {"impl": "direct", "strides": "strided"}
+_IM2COL = {"impl": "im2col", "strides": "any"}
 _BACKWARD_PATHS = tuple(v for v in ACTIVATIONS if v != {"activation": "relu"}) + (
     {"input_grad": False},
     {"pool": True},
 )
 
+
+def _variants(paths, strided_paths) -> tuple[dict, ...]:
+    """Every path on direct at stride 1 and on im2col; ``strided_paths`` on strided direct."""
+    return tuple(
+        [dict(_DIRECT_UNIT, **p) for p in paths]
+        + [dict(_DIRECT_STRIDED, **p) for p in strided_paths]
+        + [dict(_IM2COL, **p) for p in paths]
+    )
+
+
 SPECS = {
-    "conv2d": OpCases(_conv2d, tuple(dict(i, **a) for i in _IMPLS for a in ACTIVATIONS)),
-    "conv2d_backward": OpCases(
-        _conv2d_backward, tuple(dict(i, **p) for i in _IMPLS for p in _BACKWARD_PATHS)
-    ),
+    "conv2d": OpCases(_conv2d, _variants(ACTIVATIONS, ({}, {"activation": "tanh"}))),
+    "conv2d_backward": OpCases(_conv2d_backward, _variants(_BACKWARD_PATHS, ({}, {"pool": True}))),
     "conv2d_relu_maxpool2x2": OpCases(
-        _conv2d_relu_maxpool2x2, tuple(dict(i, even=e) for i in _IMPLS for e in (True, False))
+        _conv2d_relu_maxpool2x2,
+        (dict(_DIRECT_UNIT, even=True), dict(_DIRECT_UNIT, even=False), _DIRECT_STRIDED, _IM2COL),
     ),
     "im2col": OpCases(_im2col),
     "col2im": OpCases(_col2im),

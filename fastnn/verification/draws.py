@@ -63,17 +63,23 @@ def _extent(rng, out: int, kernel: int, stride: int, pad: int) -> int:
     return size + int(rng.integers(0, stride))
 
 
-def conv_geometry(rng: np.random.Generator, large: bool, min_out: int = 1) -> dict:
+def conv_geometry(rng: np.random.Generator, large: bool, min_out: int = 1, strides: str = "any") -> dict:
     """A convolution's shapes: N, C, F, H, W, KH, KW, stride and pad (ints or (h, w) pairs).
 
-    Non-square kernels of 1 to 5, strides 1 to 3 (stride 1 in half the draws: the direct
-    kernels' own path), pads below the kernel size, output extents of at least ``min_out``.
+    Non-square kernels of 1 to 5, pads below the kernel size, output extents of at least
+    ``min_out``. ``strides``: "unit" (stride 1: the direct kernels' own path), "strided"
+    (1 to 3 in each direction, not both 1) or "any" (stride 1 in half the draws).
     """
     n = int(rng.integers(2, 7) if large else rng.integers(1, 4))
     c = int(rng.integers(2, 7) if large else rng.integers(1, 4))
     f = int(rng.integers(2, 9) if large else rng.integers(1, 5))
     kh, kw = (int(v) for v in rng.integers(1, 6 if large else 5, size=2))
-    stride = 1 if rng.random() < 0.5 else pair(rng, 1, 3)
+    if strides == "unit" or (strides == "any" and rng.random() < 0.5):
+        stride = 1
+    else:
+        stride = 1
+        while stride == 1:
+            stride = pair(rng, 1, 3)
     sh, sw = both(stride)
     ph, pw = int(rng.integers(0, kh)), int(rng.integers(0, kw))
     pad = ph if ph == pw else (ph, pw)

@@ -8,8 +8,6 @@ reference on the op's cases, and every failure with the command that reproduces 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .builds import all_threads
@@ -39,7 +37,7 @@ def _check_arguments(seed, case, names) -> None:
 def _verify_op(op: str, seed: int, indices, repeats: int, threads: int) -> tuple[dict, list[dict]]:
     """One op's row and its failures."""
     row = dict(op=op, cases=0, judged=0, ratio=0.0, error=0.0, bound=0.0, speedup=None, failures=0)
-    failures, kernel_seconds, reference_seconds = [], 0.0, 0.0
+    failures, speedups = [], []
     for index in indices:
         case, dtype = draw_case(op, CASES[op], seed, index)
         outcome = run_case(case, dtype, repeats=repeats, threads=threads)
@@ -63,11 +61,10 @@ def _verify_op(op: str, seed: int, indices, repeats: int, threads: int) -> tuple
                     "command": reproduce_command(op, seed, index),
                 }
             )
-        if not math.isnan(outcome.kernel_seconds):
-            kernel_seconds += outcome.kernel_seconds
-            reference_seconds += outcome.reference_seconds
+        if outcome.kernel_seconds > 0:  # NaN (not timed: the case failed) compares False
+            speedups.append(outcome.reference_seconds / outcome.kernel_seconds)
     row["failures"] = len(failures)
-    row["speedup"] = reference_seconds / kernel_seconds if kernel_seconds > 0 else None
+    row["speedup"] = float(np.median(speedups)) if speedups else None
     return row, failures
 
 
@@ -86,11 +83,11 @@ def verify(
     A row is ``{"op", "cases", "judged", "ratio", "error", "bound", "speedup", "failures"}``:
     the count of float results the oracle judged; the worst error / bound ratio among them,
     with that error and bound (0 when the op has only integer or boolean results, which
-    must be equal); the speed-up, the reference's time over the kernel's, each summed over
-    the cases that passed (a case's time: the median of ``repeats`` calls), so the large
-    cases weigh most. A failure names the op, case, seed, dtype, the call's shapes and
-    arguments, the result and the run (build, thread count) that failed, the problem, the
-    error and bound, and ``command``, which reproduces it.
+    must be equal); the speed-up, the median over the cases that passed of the reference's
+    time over the kernel's (each the median of ``repeats`` calls; the median keeps a call
+    that waited for a busy core from swaying the row). A failure names the op, case, seed,
+    dtype, the call's shapes and arguments, the result and the run (build, thread count)
+    that failed, the problem, the error and bound, and ``command``, which reproduces it.
     """
     names = check_op_names(ops)
     _check_arguments(seed, case, names)
