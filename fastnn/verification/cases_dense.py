@@ -42,32 +42,22 @@ def _affine_backward(rng, large, input_grad=True, **fused):
     return Case("affine_backward", (dy, x, W), kwargs, outputs=("dx", "dW", "db"))
 
 
-def _norm_input(rng, large, images: bool):
-    """x (N, D) or (N, C, H, W) with at least 2 values per channel, gamma and beta (C,)."""
+def _norm_shape(rng, large, images: bool) -> tuple[int, ...]:
+    """(N, C, H, W) or (N, D), with at least 2 values per channel."""
+    if images and large:
+        return int(rng.integers(4, 9)), int(rng.integers(4, 17)), 10, 12
     if images:
-        n, c, h, w = (
-            (int(rng.integers(4, 9)), int(rng.integers(4, 17)), 10, 12)
-            if large
-            else (
-                int(rng.integers(1, 4)),
-                int(rng.integers(1, 5)),
-                int(rng.integers(1, 6)),
-                int(rng.integers(2, 6)),
-            )
-        )
-        shape = (n, c, h, w)
-    else:
-        shape = (
-            (int(rng.integers(64, 257)), int(rng.integers(64, 257)))
-            if large
-            else (
-                int(rng.integers(2, 17)),
-                int(rng.integers(1, 17)),
-            )
-        )
-    x = normal(rng, shape, scale=2.0) + rounded(rng.uniform(-1, 1))
-    c = shape[1]
-    return rounded(x), normal(rng, (c,)), normal(rng, (c,))
+        return tuple(int(v) for v in rng.integers((1, 1, 1, 2), (4, 5, 6, 6)))
+    if large:
+        return tuple(int(v) for v in rng.integers(64, 257, size=2))
+    return int(rng.integers(2, 17)), int(rng.integers(1, 17))
+
+
+def _norm_input(rng, large, images: bool):
+    """x, off centre (the mean matters), and gamma and beta (C,)."""
+    shape = _norm_shape(rng, large, images)
+    x = rounded(normal(rng, shape, scale=2.0) + rng.uniform(-1, 1))
+    return x, normal(rng, (shape[1],)), normal(rng, (shape[1],))
 
 
 def _batchnorm(rng, large, images=False, activation=None, alpha=0.0):
