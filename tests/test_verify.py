@@ -119,18 +119,23 @@ def test_the_printed_command_reproduces_the_failing_case(monkeypatch, capsys):
     assert main(["verify", "--ops", "relu", "--seed", "11", "--case", str(passing)]) == 0
 
 
-def test_a_broken_serial_build_is_caught_on_that_build(monkeypatch, capsys):
-    serial = activation_kernels.relu_forward.serial
+@pytest.mark.parametrize("build", ["serial", "parallel"])
+def test_a_broken_build_is_caught_on_that_build(build, monkeypatch, capsys):
+    kernel = getattr(activation_kernels.relu_forward, build)
 
     def broken(x, y):
-        serial(x, y)
+        kernel(x, y)
         y[-1] += 1
 
-    monkeypatch.setattr(activation_kernels.relu_forward, "serial", broken)
+    monkeypatch.setattr(activation_kernels.relu_forward, build, broken)
     assert main(["verify", "--ops", "relu"]) == 1
     out = capsys.readouterr().out
     runs = set(re.findall(r"^FAIL relu case \d+ \(.*?\): y on the (.*?): error", out, re.M))
-    assert runs == {"serial build"}
+    threads = all_threads()
+    expected = {"serial build"} if build == "serial" else {"parallel build, 1 thread"}
+    if build == "parallel" and threads > 1:
+        expected.add(f"parallel build, {threads} threads")
+    assert runs == expected
 
 
 @needs_threads

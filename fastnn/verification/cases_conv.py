@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..backends import get_ops
 from .case import Case, OpCases
 from .draws import both, conv_geometry, normal, rounded
-from .fused_variants import ACTIVATIONS, backward_keywords
+from .fused_variants import ACTIVATIONS, backward_keywords, gradient_keywords
 
 
 def _output_extent(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -40,7 +40,7 @@ def _conv2d(rng, large, impl="auto", strides="any", **fused):
     return Case("conv2d", (x, W, b), dict(geometry, impl=impl, **fused))
 
 
-def _conv2d_backward(rng, large, impl="auto", strides="any", input_grad=True, pool=False, **fused):
+def _conv2d_backward(rng, large, impl="auto", strides="any", input_grad=True, out=False, pool=False, **fused):
     x, W, b, geometry = _conv_inputs(rng, large, strides, min_out=2 if pool else 1)
     ref = get_ops("numpy")
     kwargs = dict(geometry, impl=impl)
@@ -52,8 +52,7 @@ def _conv2d_backward(rng, large, impl="auto", strides="any", input_grad=True, po
         y = rounded(ref.conv2d(x, W, b, **geometry, **fused))
         kwargs.update(backward_keywords(y, **fused))
         dy = normal(rng, y.shape)
-    if not input_grad:
-        kwargs["input_grad"] = False
+    kwargs.update(gradient_keywords(W.shape, input_grad, out))
     return Case("conv2d_backward", (dy, x, W), kwargs, outputs=("dx", "dW", "db"))
 
 
@@ -89,18 +88,22 @@ def _col2im(rng, large):
 _DIRECT_UNIT = {"impl": "direct", "strides": "unit"}
 _DIRECT_STRIDED = {"impl": "direct", "strides": "strided"}
 _IM2COL = {"impl": "im2col", "strides": "any"}
+_AUTO = {"impl": "auto", "strides": "any"}  # the default: direct at stride 1, else im2col
 _BACKWARD_PATHS = tuple(v for v in ACTIVATIONS if v != {"activation": "relu"}) + (
     {"input_grad": False},
+    {"out": True},
     {"pool": True},
 )
 
 
 def _variants(paths, strided_paths) -> tuple[dict, ...]:
-    """Every path on direct at stride 1 and on im2col; ``strided_paths`` on strided direct."""
+    """Every path on direct at stride 1 and on im2col; ``strided_paths`` on strided direct;
+    the default algorithm choice plainly."""
     return tuple(
         [dict(_DIRECT_UNIT, **p) for p in paths]
         + [dict(_DIRECT_STRIDED, **p) for p in strided_paths]
         + [dict(_IM2COL, **p) for p in paths]
+        + [_AUTO]
     )
 
 
@@ -109,7 +112,7 @@ SPECS = {
     "conv2d_backward": OpCases(_conv2d_backward, _variants(_BACKWARD_PATHS, ({}, {"pool": True}))),
     "conv2d_relu_maxpool2x2": OpCases(
         _conv2d_relu_maxpool2x2,
-        (dict(_DIRECT_UNIT, even=True), dict(_DIRECT_UNIT, even=False), _DIRECT_STRIDED, _IM2COL),
+        (dict(_DIRECT_UNIT, even=True), dict(_DIRECT_UNIT, even=False), _DIRECT_STRIDED, _IM2COL, _AUTO),
     ),
     "im2col": OpCases(_im2col),
     "col2im": OpCases(_col2im),

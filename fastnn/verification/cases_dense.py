@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..backends import get_ops
 from .case import Case, OpCases
 from .draws import normal, positive, rounded
-from .fused_variants import ACTIVATIONS, backward_keywords
+from .fused_variants import ACTIVATIONS, backward_keywords, gradient_keywords
 
 
 def _affine_shapes(rng, large):
@@ -30,15 +30,14 @@ def _affine(rng, large, **fused):
     return Case("affine", (x, W, b), dict(fused))
 
 
-def _affine_backward(rng, large, input_grad=True, **fused):
+def _affine_backward(rng, large, input_grad=True, out=False, **fused):
     x, W, b = _affine_inputs(rng, large)
     kwargs = {}
     if fused:
         y = rounded(get_ops("numpy").affine(x, W, b, **fused))
         kwargs = backward_keywords(y, **fused)
     dy = normal(rng, (x.shape[0], W.shape[1]))
-    if not input_grad:
-        kwargs["input_grad"] = False
+    kwargs.update(gradient_keywords(W.shape, input_grad, out))
     return Case("affine_backward", (dy, x, W), kwargs, outputs=("dx", "dW", "db"))
 
 
@@ -98,7 +97,7 @@ _NORM_VARIANTS = tuple(
 
 SPECS = {
     "affine": OpCases(_affine, ACTIVATIONS),
-    "affine_backward": OpCases(_affine_backward, ACTIVATIONS + ({"input_grad": False},)),
+    "affine_backward": OpCases(_affine_backward, ACTIVATIONS + ({"input_grad": False}, {"out": True})),
     "batchnorm": OpCases(_batchnorm, _NORM_VARIANTS),
     "batchnorm_backward": OpCases(_batchnorm_backward, _NORM_VARIANTS),
     "batchnorm_inference": OpCases(_batchnorm_inference, ({"images": False}, {"images": True})),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 #: Forward keywords: no activation, the ``relu=True`` shorthand, and each fused activation.
 ACTIVATIONS = (
     {},
@@ -23,4 +25,14 @@ def backward_keywords(forward_output, relu=False, activation=None, alpha=0.0) ->
     return {"activation": activation, "act_out": forward_output, "alpha": alpha}
 
 
-__all__ = ["ACTIVATIONS", "backward_keywords"]
+def gradient_keywords(W_shape, input_grad=True, out=False) -> dict:
+    """A backward op's ``input_grad=False`` (dx skipped) and ``out=(dW, db)`` (weight
+    gradients written into given buffers, as layers do), when asked for."""
+    kwargs = {} if input_grad else {"input_grad": False}
+    if out:
+        bias = W_shape[0] if len(W_shape) == 4 else W_shape[1]
+        kwargs["out"] = (np.zeros(W_shape), np.zeros(bias))
+    return kwargs
+
+
+__all__ = ["ACTIVATIONS", "backward_keywords", "gradient_keywords"]
