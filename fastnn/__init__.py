@@ -52,6 +52,7 @@ from .layers import (
 from .losses import BinaryCrossEntropy, MeanSquaredError, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential
 from .serialization import load_model as load
+from .verification import verify
 
 __all__ = [
     "__version__",
@@ -59,6 +60,7 @@ __all__ = [
     "compare",
     "gradcheck",
     "warmup",
+    "verify",
     "set_num_threads",
     "get_num_threads",
     "Sequential",

@@ -119,6 +119,7 @@ def test_the_module_docstring_names_every_command():
         "predict",
         "summary",
         "compare",
+        "verify",
     }
     for name in commands:
         assert f"``fastnn {name}``" in cli.__doc__, name

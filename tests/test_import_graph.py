@@ -74,6 +74,7 @@ LAYERS = [
             "fastnn.kernel_warmup",
             "fastnn.compare_result",
             "fastnn.compare",
+            "fastnn.verification.",
         ],
     ),
     ("commands", ["fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"]),

@@ -25,6 +25,9 @@ command                   what it does
 ``fastnn compare``        a saved model's training step on numba against the NumPy
                           reference, per layer: differences, bounds and times; exit 1 at a
                           layer beyond its bound
+``fastnn verify``         every numba op against the NumPy reference on this machine: worst
+                          error against the oracle's bound and speed-up per op; exit 1 on a
+                          failure, with the command that reproduces it
 ========================  ==============================================================
 
 ``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
@@ -55,6 +58,7 @@ COMMANDS = {
     "summary": "summary",
     "export": "export",
     "compare": "compare",
+    "verify": "verify",
 }
 
 
