@@ -207,8 +207,11 @@ class Adam(Optimizer):
     def get_config(self):
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
+    #: The fused op one step calls: Adam's, or a variant's with the same arguments (AdamW).
+    step_op = "adam_step"
+
     def _update(self, ops, params, grads):
-        ops.adam_step(
+        getattr(ops, self.step_op)(
             params,
             grads,
             self.state["m"],
@@ -231,6 +234,8 @@ class AdamW(Adam):
     to the gradient (g + l1 * sign(p)) as in the other optimizers.
     """
 
+    step_op = "adamw_step"
+
     def __init__(
         self,
         lr: float = 0.001,
@@ -241,21 +246,6 @@ class AdamW(Adam):
         l1: float = 0.0,
     ):
         super().__init__(lr, beta1, beta2, eps, weight_decay, l1)
-
-    def _update(self, ops, params, grads):
-        ops.adamw_step(
-            params,
-            grads,
-            self.state["m"],
-            self.state["v"],
-            self.iterations,
-            self.lr,
-            self.beta1,
-            self.beta2,
-            self.eps,
-            self.weight_decay,
-            self.l1,
-        )
 
 
 def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:

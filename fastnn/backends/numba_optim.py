@@ -108,24 +108,20 @@ class NumbaOptimOps:
         m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g**2;
         p <- p - (lr / (1 - b1**t)) * m / (sqrt(v) / sqrt(1 - b2**t) + eps).
         """
-        _check_flat_buffers("adam_step", params, grads, dict(m=m, v=v))
-        if step < 1:
-            raise ValueError(f"adam_step: step counts from 1, got {step}")
-        d = params.dtype.type
-        step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
-        optim_kernels.adam(
-            _work(params),
-            params.reshape(-1),
-            _flat(grads),
-            m.reshape(-1),
-            v.reshape(-1),
-            d(step_size),
-            d(beta1),
-            d(beta2),
-            d(eps),
-            d(bias_correction2_sqrt),
-            d(weight_decay),
-            d(l1),
+        self._adam_family(
+            "adam_step",
+            optim_kernels.adam,
+            params,
+            grads,
+            m,
+            v,
+            step,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            l1,
         )
 
     def adamw_step(self, params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay=0.01, l1=0.0):
@@ -136,12 +132,32 @@ class NumbaOptimOps:
         m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g**2;
         p <- p - (lr / (1 - b1**t)) * m / (sqrt(v) / sqrt(1 - b2**t) + eps).
         """
-        _check_flat_buffers("adamw_step", params, grads, dict(m=m, v=v))
+        self._adam_family(
+            "adamw_step",
+            optim_kernels.adamw,
+            params,
+            grads,
+            m,
+            v,
+            step,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            1 - lr * weight_decay,
+            l1,
+        )
+
+    @staticmethod
+    def _adam_family(name, kernel, params, grads, m, v, step, lr, beta1, beta2, eps, decay, l1):
+        """Check the buffers and call ``kernel`` (adam or adamw) with the step's bias
+        corrections; ``decay`` is Adam's L2 coefficient or AdamW's factor 1 - lr * weight_decay."""
+        _check_flat_buffers(name, params, grads, dict(m=m, v=v))
         if step < 1:
-            raise ValueError(f"adamw_step: step counts from 1, got {step}")
+            raise ValueError(f"{name}: step counts from 1, got {step}")
         d = params.dtype.type
         step_size, bias_correction2_sqrt = adam_bias_corrections(step, lr, beta1, beta2)
-        optim_kernels.adamw(
+        kernel(
             _work(params),
             params.reshape(-1),
             _flat(grads),
@@ -152,7 +168,7 @@ class NumbaOptimOps:
             d(beta2),
             d(eps),
             d(bias_correction2_sqrt),
-            d(1 - lr * weight_decay),
+            d(decay),
             d(l1),
         )
 
