@@ -1,4 +1,4 @@
-"""Conv2D, MaxPool2D, AvgPool2D and Dropout as layers: gradients, shapes, errors."""
+"""Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D and Dropout as layers: gradients, shapes, errors."""
 
 import numpy as np
 import pytest
@@ -40,8 +40,9 @@ def test_conv2d_gradient(backend, impl, stride, pad, kernel):
         lambda: fnn.MaxPool2D(3, stride=2, pad=1),
         lambda: fnn.AvgPool2D(2),
         lambda: fnn.AvgPool2D(3, stride=1, pad=1),
+        lambda: fnn.GlobalAvgPool2D(),
     ],
-    ids=["max2", "max3s2p1", "avg2", "avg3s1p1"],
+    ids=["max2", "max3s2p1", "avg2", "avg3s1p1", "global_avg"],
 )
 def test_pool_gradient(backend, layer):
     rng = np.random.default_rng(2)
@@ -225,3 +226,21 @@ def test_bad_conv_arguments():
 def test_model_output_shape_names_the_failing_layer():
     with pytest.raises(ValueError, match=r"Dense\(4320->100\)"):
         fnn.models.simple_convnet().output_shape((1, 8, 8))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_global_avg_pool_is_the_mean_of_each_plane(backend, dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 5, 7, 4)).astype(dtype)
+    layer = fnn.GlobalAvgPool2D().initialize(ops=backend, dtype=dtype)
+    y = layer.forward(x)
+    assert y.shape == (3, 5) and y.dtype == x.dtype
+    tolerance = 1e-6 if dtype == "float32" else 1e-13  # absolute: the means of N(0, 1) samples, near 0
+    np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=(2, 3)), rtol=0, atol=tolerance)
+    dy = rng.standard_normal((3, 5)).astype(dtype)
+    expected = np.broadcast_to(dy[:, :, None, None] / 28, x.shape)
+    np.testing.assert_allclose(layer.backward(dy), expected, rtol=1e-6 if dtype == "float32" else 1e-13)
+    assert fnn.Sequential([fnn.GlobalAvgPool2D()]).output_shape((5, 7, 4)) == (5,)
+    with pytest.raises(ValueError, match=r"GlobalAvgPool2D\(\): expected input with 4 dimensions"):
+        layer.forward(x[0])

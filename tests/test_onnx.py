@@ -68,7 +68,7 @@ def move_off_the_initial_values(model, rng):
 
 
 def every_layer_models(rng):
-    """Two small networks that hold every layer kind between them, preprocessing fitted."""
+    """Three small networks that hold every layer kind between them, preprocessing fitted."""
     x_images = rng.normal(2.0, 3.0, (200, 2, 9, 8)).astype(np.float32)
     images = fnn.Sequential(
         [
@@ -104,7 +104,10 @@ def every_layer_models(rng):
         ],
         seed=4,
     )
-    return (images, x_images), (flat, x_flat)
+    pooled = fnn.Sequential(
+        [fnn.Conv2D(2, 5, 3, pad=1), fnn.ReLU(), fnn.GlobalAvgPool2D(), fnn.Dense(5, 3)], seed=5
+    )
+    return (images, x_images), (flat, x_flat), (pooled, x_images[:, :, :7, :5])
 
 
 def test_a_network_of_every_layer_kind_runs_in_onnxruntime_as_predict(ort, tmp_path):

@@ -12,6 +12,7 @@ Dense               Gemm(x, W, b): y = x @ W + b
 Conv2D              Conv(x, W, b) with the layer's strides and zero pads
 MaxPool2D           MaxPool (ONNX pads ignore padding, as fastnn's -inf padding does)
 AvgPool2D           AveragePool with count_include_pad=1 (padding counts as zeros)
+GlobalAvgPool2D     GlobalAveragePool, Flatten(axis=1)
 Flatten             Flatten(axis=1)
 ReLU, LeakyReLU,    Relu, LeakyRelu(alpha), Sigmoid, Tanh, Softmax(axis=-1), Identity
 Sigmoid, Tanh,
@@ -39,6 +40,7 @@ from ..layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Identity,
     LeakyReLU,
     MaxPool2D,
@@ -118,6 +120,11 @@ def _flatten(graph: OnnxGraph, layer: Flatten, x: str, name: str) -> str:
     return graph.add("Flatten", [x], name, axis=1)
 
 
+def _global_avg_pool(graph: OnnxGraph, layer: GlobalAvgPool2D, x: str, name: str) -> str:
+    pooled = graph.add("GlobalAveragePool", [x], f"{name}.GlobalAveragePool")
+    return graph.add("Flatten", [pooled], name, axis=1)
+
+
 def _batch_norm(graph: OnnxGraph, layer: BatchNorm, x: str, name: str) -> str:
     inputs = [x]
     for key, array in (
@@ -166,6 +173,7 @@ EXPORTERS: dict[type, Callable] = {
     Conv2D: _conv2d,
     MaxPool2D: _pool("MaxPool"),
     AvgPool2D: _pool("AveragePool", count_include_pad=1),
+    GlobalAvgPool2D: _global_avg_pool,
     Flatten: _flatten,
     Identity: _activation("Identity"),
     Dropout: _activation("Identity"),

@@ -1,4 +1,4 @@
-"""MaxPool2D and AvgPool2D over each channel's H x W plane."""
+"""MaxPool2D, AvgPool2D and GlobalAvgPool2D over each channel's H x W plane."""
 
 from __future__ import annotations
 
@@ -73,3 +73,41 @@ class AvgPool2D(_Pool2D):
     def backward(self, dy):
         shape = self._require_forward("_shape")
         return self.ops.avgpool2d_backward(dy, shape, self.size, stride=self.stride, pad=self.pad)
+
+
+class GlobalAvgPool2D(Layer):
+    """y[n, c] = mean over h, w of x[n, c, h, w]: (N, C, H, W) -> (N, C).
+
+    Average pooling with one window the size of the plane (``ops.avgpool2d`` with
+    size (H, W)), then the unit axes dropped; backward spreads dy[n, c] / (H W) over
+    the plane. The plane's size is read from each input, so one layer takes any H x W.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def output_shape(self, input_shape):
+        c, _, _ = image_sample_shape(self.describe(), input_shape)
+        return (c,)
+
+    def check_input(self, x):
+        """x must be (N, C, H, W) of the layer's dtype."""
+        super().check_input(x)
+        if x.ndim != 4:
+            raise ValueError(
+                f"{self.describe()}: expected input with 4 dimensions (N, C, H, W), got shape {x.shape}"
+            )
+
+    def forward(self, x, train=True):
+        self.check_input(x)
+        self._shape = x.shape if train else None
+        n, c, h, w = x.shape
+        return self.ops.avgpool2d(x, (h, w)).reshape(n, c)
+
+    def backward(self, dy):
+        shape = self._require_forward("_shape")
+        n, c, h, w = shape
+        if dy.shape != (n, c):
+            raise ValueError(f"{self.describe()}: expected dy of shape {(n, c)}, got {dy.shape}")
+        return self.ops.avgpool2d_backward(dy.reshape(n, c, 1, 1), shape, (h, w))
