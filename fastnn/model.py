@@ -60,6 +60,7 @@ class Sequential:
         self._units = None  # (key, units) of the last plan
         self._ran = None  # the units of the last training forward pass
         self._last_output = None
+        self._spans = None  # (key, trainable_spans()) of the last layers' trainable flags
         self.backend = backend
         self.ops = get_ops(backend)
         self.dtype = np.dtype(dtype)
@@ -96,11 +97,33 @@ class Sequential:
     def num_params(self) -> int:
         return int(self.flat_params.size)
 
+    def trainable_spans(self) -> list[tuple[int, int]]:
+        """The parts of the flat buffers an optimizer updates, as [start, stop) index
+        pairs, neighbours merged: ``[(0, num_params)]`` unless a layer is frozen
+        (``layer.trainable = False``)."""
+        key = tuple((id(layer), bool(layer.trainable)) for layer in self.layers)
+        if self._spans is None or self._spans[0] != key:
+            spans, offset = [], 0
+            for layer in self.layers:
+                size = sum(int(p.size) for p in layer.params.values())
+                if layer.trainable and size:
+                    if spans and spans[-1][1] == offset:
+                        spans[-1] = (spans[-1][0], offset + size)
+                    else:
+                        spans.append((offset, offset + size))
+                offset += size
+            self._spans = (key, spans)
+        return self._spans[1]
+
+    def _zero_frozen_grads(self) -> None:
+        for layer in self.layers:
+            if not layer.trainable:
+                for grad in layer.grads.values():
+                    grad[...] = 0
+
     def get_config(self) -> dict:
         return {
-            "layers": [
-                {"class": type(layer).__name__, "config": layer.get_config()} for layer in self.layers
-            ],
+            "layers": [_layer_spec(layer) for layer in self.layers],
             "loss": {"class": type(self.loss_fn).__name__, "config": self.loss_fn.get_config()},
             "backend": self.backend if isinstance(self.backend, str) else self.ops.name,
             "dtype": str(self.dtype),
@@ -112,6 +135,8 @@ class Sequential:
     def from_config(cls, config: dict) -> "Sequential":
         """A freshly built model from :meth:`get_config` output (layers from their registry)."""
         layers = [LAYERS[spec["class"]](**spec["config"]) for spec in config["layers"]]
+        for layer, spec in zip(layers, config["layers"]):
+            layer.trainable = bool(spec.get("trainable", True))
         loss = LOSSES[config["loss"]["class"]](**config["loss"]["config"])
         return cls(
             layers,
@@ -294,7 +319,8 @@ class Sequential:
         return self._last_output
 
     def backward(self, input_grad: bool = True) -> np.ndarray | None:
-        """Backpropagate the last loss: fills every layer's grads, returns d loss / d x.
+        """Backpropagate the last loss: fills every layer's grads (zeros for a frozen
+        layer's), returns d loss / d x.
 
         ``input_grad=False`` returns None and lets a first Dense or Conv2D layer (after
         nothing but Flatten) skip its input gradient (a training step never needs it).
@@ -305,8 +331,10 @@ class Sequential:
         for i in reversed(range(len(units))):
             if i == stop:
                 units[i].backward(dy, input_grad=False)
-                return None
+                dy = None
+                break
             dy = units[i].backward(dy)
+        self._zero_frozen_grads()
         return dy if input_grad else None
 
     def first_nonfinite_layer(self, x) -> str | None:
@@ -508,3 +536,11 @@ def _takes(layer, sample_shape: tuple) -> bool:
     except (ValueError, TypeError):
         return False
     return True
+
+
+def _layer_spec(layer) -> dict:
+    """A layer in the model's config: its class and config, and ``trainable`` when frozen."""
+    spec = {"class": type(layer).__name__, "config": layer.get_config()}
+    if not layer.trainable:
+        spec["trainable"] = False
+    return spec

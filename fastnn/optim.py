@@ -74,8 +74,25 @@ class Optimizer:
                 )
 
     def step(self, model) -> None:
-        """Update ``model.flat_params`` from ``model.flat_grads`` in one fused kernel."""
-        self.apply(model.ops, model.flat_params, model.flat_grads)
+        """Update ``model.flat_params`` from ``model.flat_grads`` in one fused kernel call,
+        or one per run of trainable layers when some are frozen (``layer.trainable =
+        False``): frozen parameters and their state are not touched."""
+        spans = model.trainable_spans()
+        if spans == [(0, model.flat_params.size)]:
+            self.apply(model.ops, model.flat_params, model.flat_grads)
+            return
+        self._ensure_state(model.flat_params)
+        self.iterations += 1
+        whole = self.state
+        try:
+            for start, stop in spans:
+                self.state = {name: array[start:stop] for name, array in whole.items()}
+                self._update(model.ops, model.flat_params[start:stop], model.flat_grads[start:stop])
+        except BaseException:
+            self.iterations -= 1
+            raise
+        finally:
+            self.state = whole
 
     def apply(self, ops, params: np.ndarray, grads: np.ndarray) -> None:
         """One step on explicit flat buffers with the given backend's ops."""

@@ -42,6 +42,9 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         #: Non-trainable arrays saved with the model (e.g. BatchNorm's running statistics).
         self.buffers: dict[str, np.ndarray] = {}
+        #: False freezes the layer: optimizers leave its parameters alone (no update, no
+        #: weight decay) and the model zeroes its weight gradients. Saved with the model.
+        self.trainable = True
         self.ops = get_ops("numba")
         self.dtype = np.dtype(np.float32)
 
