@@ -7,9 +7,10 @@ on a user: in a container build, after ``pip install``, before a benchmark.
 
 By default it compiles what the built-in networks (:data:`fastnn.models.MODELS`) and
 :data:`LAYER_NETS` (one network per remaining layer kind: strided convolutions, average
-pooling, BatchNorm, Dropout, sigmoid, tanh, leaky ReLU, mean squared error) call in a
-training step with Adam and in inference, at batch 1 and batch 100 (small batches run
-the serial build of a kernel, large ones its parallel build), in float32. float64 (the
+pooling, BatchNorm, Dropout, sigmoid, tanh, leaky ReLU, mean squared error, global average
+pooling, sigmoid cross-entropy) call in a training step with Adam and in inference, at
+batch 1 and batch 100 (small batches run the serial build of a kernel, large ones its
+parallel build), in float32. float64 (the
 dtype of gradient checks) is left out by default because it doubles the time; add it
 with ``--dtype float64``. Other optimizers' kernels compile at their first step.
 
@@ -35,13 +36,14 @@ from .layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     LeakyReLU,
     MaxPool2D,
     ReLU,
     Sigmoid,
     Tanh,
 )
-from .losses import MeanSquaredError
+from .losses import MeanSquaredError, SigmoidCrossEntropy
 from .model import Sequential
 from .models import MODELS
 from .optim import Adam
@@ -97,11 +99,19 @@ def conv1x1_relu(seed=None, backend="numba", dtype="float32") -> Sequential:
     return Sequential(layers, backend=backend, dtype=dtype, seed=seed)
 
 
+def global_pool_multilabel(seed=None, backend="numba", dtype="float32") -> Sequential:
+    """Conv(1->8, 3x3) -> ReLU -> GlobalAvgPool2D -> Dense(8->5), sigmoid cross-entropy
+    (multi-label targets)."""
+    layers = [Conv2D(1, 8, 3), ReLU(), GlobalAvgPool2D(), Dense(8, 5)]
+    return Sequential(layers, loss=SigmoidCrossEntropy(), backend=backend, dtype=dtype, seed=seed)
+
+
 #: Networks that, with MODELS, use every layer kind (all take INPUT_SHAPE images).
 LAYER_NETS = {
     "strided_tanh_avgpool_bn": strided_tanh_avgpool_bn,
     "sigmoid_leaky_dropout": sigmoid_leaky_dropout,
     "conv1x1_relu": conv1x1_relu,
+    "global_pool_multilabel": global_pool_multilabel,
 }
 
 
@@ -119,6 +129,8 @@ def _workload(model: Sequential, batch: int, inference: bool):
     t = rng.integers(0, classes, batch)
     if isinstance(model.loss_fn, MeanSquaredError):
         t = np.eye(classes, dtype=model.dtype)[t]
+    if isinstance(model.loss_fn, SigmoidCrossEntropy):
+        t = rng.integers(0, 2, (batch, classes))
 
     def run():
         twin = copy.deepcopy(model)
