@@ -275,6 +275,50 @@ def test_checkpoint_resume_is_bit_exact(tmp_path):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+def test_dropout_inside_a_block_resumes_bit_exact_and_passes_gradcheck(tmp_path):
+    """A block holds its sublayers' generators as attributes ("body.1.rng"), the same
+    objects, so checkpoints continue Dropout's masks and gradcheck replays them."""
+
+    def model(dtype="float32"):
+        body = [fnn.Dense(4, 4), fnn.Dropout(0.3), fnn.Tanh()]
+        return fnn.Sequential([fnn.Residual(body), fnn.Dense(4, 3)], dtype=dtype, seed=1)
+
+    block = model().layers[0]
+    assert getattr(block, "body.1.rng") is block.body[1].rng
+    x, t = data((4,), n=6)
+    errors = fnn.gradcheck(model("float64"), x, t, check_input=True, verbose=False)
+    assert max(errors.values()) < TOLERANCE
+    x, t = data((4,), n=40, dtype=np.float32)
+
+    def run(crash_at=None, **kwargs):
+        net, steps = model(), [0]
+
+        def augment(batch, rng):
+            steps[0] += 1
+            if steps[0] == crash_at:
+                raise Crash
+            return batch
+
+        net.fit(x, t, epochs=2, batch_size=10, verbose=0, seed=2, augment=augment, **kwargs)
+        return net
+
+    expected = run()
+    with pytest.raises(Crash):
+        run(crash_at=7, checkpoint=tmp_path, checkpoint_every=3)
+    resumed = run(checkpoint=tmp_path, checkpoint_every=3, resume=True)
+    np.testing.assert_array_equal(resumed.flat_params, expected.flat_params)
+
+
+def test_summary_counts_a_blocks_parameters_once():
+    model = image_model()
+    text = model.summary()
+    assert f"total params: {model.num_params:,d}" in text
+    row = next(line for line in text.splitlines() if "Residual(body 3 layers, shortcut 2 layers)" in line)
+    own = sum(p.size for p in model.layers[3].params.values())
+    assert row.split()[-1] == f"{own:,d}" and "(N, 6, 3, 3)" in row
+    assert "3.1.0    Conv2D(4->6, 1x1, stride 2)" in text
+
+
 def test_one_thread_and_two_give_the_same_bits():
     x, t = data((2, 6, 6), n=8, dtype=np.float32)
     results = []

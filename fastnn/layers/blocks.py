@@ -97,6 +97,7 @@ class Block(Layer):
         for _, layer in self._sublayers():
             layer.build(self.ops, self.dtype)
         self._collect_buffers()  # a build may replace a sublayer's buffers (another dtype)
+        self._collect_generators()
         self._units = None
         return self
 
@@ -104,9 +105,22 @@ class Block(Layer):
         return {prefix + k: v for prefix, layer in self._sublayers() for k, v in layer.param_shapes().items()}
 
     def init_params(self, rng):
-        return {
+        values = {
             prefix + k: v for prefix, layer in self._sublayers() for k, v in layer.init_params(rng).items()
         }
+        self._collect_generators()  # init_params may give a sublayer a new generator (Dropout)
+        return values
+
+    def _collect_generators(self) -> None:
+        """Each sublayer's numpy Generators (Dropout's ``rng``) as attributes of the block
+        named like "body.1.rng", the same objects: checkpoints save and restore a layer's
+        generators by attribute name, and gradcheck replays them."""
+        for name in [k for k, v in vars(self).items() if isinstance(v, np.random.Generator)]:
+            delattr(self, name)
+        for prefix, layer in self._sublayers():
+            for name, value in vars(layer).items():
+                if isinstance(value, np.random.Generator):
+                    setattr(self, prefix + name, value)
 
     def bind(self, params, grads):
         super().bind(params, grads)
