@@ -12,6 +12,7 @@ import fastnn as fnn
 from fastnn import _config
 from fastnn.gradcheck import numerical_gradient, relative_error
 from fastnn.layers.blocks import Block
+from fastnn.serialization import model_from_config
 
 TOLERANCE = 1e-6
 
@@ -317,6 +318,48 @@ def test_summary_counts_a_blocks_parameters_once():
     own = sum(p.size for p in model.layers[3].params.values())
     assert row.split()[-1] == f"{own:,d}" and "(N, 6, 3, 3)" in row
     assert "3.1.0    Conv2D(4->6, 1x1, stride 2)" in text
+
+
+class Snapshots(fnn.callbacks.Callback):
+    """The flat parameters and the first layer's buffers at the end of every epoch."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, epoch, metrics, model, optimizer):
+        buffers = {k: v.copy() for k, v in model.layers[0].buffers.items()}
+        self.seen.append((model.flat_params.copy(), buffers))
+
+
+def test_early_stopping_restores_the_best_weights_and_block_buffers():
+    x, t = data((3, 4, 4), n=40, dtype=np.float32, seed=7)
+    xv, tv = data((3, 4, 4), n=20, dtype=np.float32, seed=8)
+    model, snapshots = nested_model(dtype="float32", seed=2), Snapshots()
+    history = model.fit(
+        x,
+        t,
+        epochs=8,
+        batch_size=10,
+        verbose=0,
+        seed=3,
+        optimizer=fnn.optim.SGD(lr=0.5),
+        validation_data=(xv, tv),
+        callbacks=[snapshots, fnn.callbacks.EarlyStopping(100, restore_best_weights=True)],
+    )
+    best = int(np.argmin(history["val_loss"]))
+    assert best < len(history["val_loss"]) - 1  # the restored weights are not the last ones
+    params, buffers = snapshots.seen[best]
+    np.testing.assert_array_equal(model.flat_params, params)
+    assert "body.0.branches.1.1.running_var" in buffers
+    for name, array in buffers.items():
+        np.testing.assert_array_equal(model.layers[0].buffers[name], array)
+
+
+def test_a_file_naming_an_unknown_sublayer_is_refused(tmp_path):
+    config = nested_model(dtype="float32").get_config()
+    config["layers"][0]["config"]["body"][0]["config"]["branches"][1][0]["class"] = "Convolution"
+    with pytest.raises(fnn.ModelFileError, match=r"bad\.npz: invalid architecture .*branches\[1\]\[0\]"):
+        model_from_config(config, tmp_path / "bad.npz")
 
 
 def test_one_thread_and_two_give_the_same_bits():
