@@ -362,6 +362,16 @@ def test_a_file_naming_an_unknown_sublayer_is_refused(tmp_path):
         model_from_config(config, tmp_path / "bad.npz")
 
 
+def test_a_file_with_blocks_nested_beyond_the_stack_is_refused(tmp_path):
+    spec = {"class": "ReLU", "config": {}}
+    for _ in range(5000):
+        spec = {"class": "Residual", "config": {"body": [spec]}}
+    config = nested_model(dtype="float32").get_config()
+    config["layers"][0] = spec
+    with pytest.raises(fnn.ModelFileError, match=r"deep\.npz: invalid architecture \(RecursionError"):
+        model_from_config(config, tmp_path / "deep.npz")
+
+
 def test_one_thread_and_two_give_the_same_bits():
     x, t = data((2, 6, 6), n=8, dtype=np.float32)
     results = []
