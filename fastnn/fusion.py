@@ -226,7 +226,7 @@ def plan(layers, fuse: bool = True) -> list:
     i = 0
     while i < len(layers):
         if isinstance(layers[i], Block):
-            layers[i].plan_with(lambda sublayers: plan(sublayers, fuse))
+            layers[i].plan_with(lambda sublayers: plan(sublayers, fuse), first_weighted_unit)
         group = (fusion_norm.match(layers, i) or _match(layers, i)) if fuse else None  # BatchNorm rules first
         units.append(layers[i] if group is None else group)
         i += 1 if group is None else len(group.layers)
@@ -234,13 +234,13 @@ def plan(layers, fuse: bool = True) -> list:
 
 
 def first_weighted_unit(units) -> int | None:
-    """The index of the unit whose input gradient nobody needs: a first Dense, Conv2D or
-    fused group with nothing but Flatten layers before it; None if there is none.
+    """The index of the unit whose input gradient nobody needs: a first Dense, Conv2D,
+    fused group or block with nothing but Flatten layers before it; None if there is none.
 
     A training step calls that unit's ``backward(dy, input_grad=False)``.
     """
     for i, unit in enumerate(units):
-        if isinstance(unit, (Conv2D, Dense, FusedGroup)):
+        if isinstance(unit, (Conv2D, Dense, FusedGroup, Block)):
             return i
         if not isinstance(unit, Flatten):
             return None

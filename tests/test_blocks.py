@@ -372,6 +372,37 @@ def test_a_file_with_blocks_nested_beyond_the_stack_is_refused(tmp_path):
         model_from_config(config, tmp_path / "deep.npz")
 
 
+@pytest.mark.parametrize("block", ["residual", "concat"])
+def test_a_first_block_skips_its_input_gradient_and_keeps_the_weight_gradients(block, monkeypatch):
+    def model():
+        first = (
+            fnn.Residual([fnn.Dense(4, 4), fnn.Tanh()], shortcut=[fnn.Flatten(), fnn.Dense(4, 4)])
+            if block == "residual"
+            else fnn.Concat([[fnn.Dense(4, 3)], [fnn.Flatten(), fnn.Dense(4, 1), fnn.Tanh()]])
+        )
+        return fnn.Sequential([first, fnn.Dense(4, 3)], backend="numpy", dtype="float64", seed=0)
+
+    x, t = data((4,))
+    full, skipping = model(), model()
+    full.loss(x, t)
+    assert full.backward() is not None
+    skipped = []
+    for leaf in leaves(skipping.layers[:1]):
+        if isinstance(leaf, fnn.Dense):
+            original = leaf.backward
+            monkeypatch.setattr(
+                leaf,
+                "backward",
+                lambda dy, input_grad=True, f=original: skipped.append(input_grad) or f(dy, input_grad),
+            )
+    skipping.fuse_layers = False  # the spies sit on the layers, not on fused groups
+    skipping.loss(x, t)
+    assert skipping.backward(input_grad=False) is None
+    assert skipped == [False, False]
+    np.testing.assert_allclose(skipping.flat_grads, full.flat_grads, rtol=1e-13, atol=1e-15)
+    assert np.count_nonzero(full.flat_grads) > 20
+
+
 def test_one_thread_and_two_give_the_same_bits():
     x, t = data((2, 6, 6), n=8, dtype=np.float32)
     results = []
@@ -417,7 +448,7 @@ def test_inference_keeps_no_arrays_inside_blocks(fuse):
         kept = {
             k for k, v in vars(unit).items() if k.startswith("_") and isinstance(v, (np.ndarray, dict, list))
         }
-        kept -= {"_units"}
+        kept -= {"_units", "_stops"}  # the plan, not arrays of a pass
         assert not {k for k in kept if getattr(unit, k)}, f"{unit!r} keeps {sorted(kept)} after inference"
 
 

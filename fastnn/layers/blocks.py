@@ -54,9 +54,14 @@ def _run(units, x, train):
     return x
 
 
-def _run_backward(units, dy):
-    for unit in reversed(units):
-        dy = unit.backward(dy)
+def _run_backward(units, dy, stop=None):
+    """dy through ``units`` backwards; the unit at index ``stop`` skips its input gradient
+    (``backward(dy, input_grad=False)``), which ends the pass with None."""
+    for i in reversed(range(len(units))):
+        if i == stop:
+            units[i].backward(dy, input_grad=False)
+            return None
+        dy = units[i].backward(dy)
     return dy
 
 
@@ -72,6 +77,7 @@ class Block(Layer):
     def __init__(self):
         super().__init__()
         self._units = None  # {part name: units} from plan_with; None: every sublayer on its own
+        self._stops = {}  # {part name: index of the unit that may skip its input gradient}
         self._ran = None  # the units of the last training forward
 
     def parts(self) -> dict[str, list]:
@@ -128,9 +134,13 @@ class Block(Layer):
             names = layer.param_shapes()
             layer.bind({k: params[prefix + k] for k in names}, {k: grads[prefix + k] for k in names})
 
-    def plan_with(self, planner) -> None:
-        """Run each part as the units ``planner(layers)`` returns (the model's fusion plan)."""
+    def plan_with(self, planner, first_weighted_unit=None) -> None:
+        """Run each part as the units ``planner(layers)`` returns (the model's fusion plan);
+        ``first_weighted_unit(units)``: the index of the unit of a part whose input gradient
+        ``backward(dy, input_grad=False)`` may skip (None: none)."""
         self._units = {part: list(planner(layers)) for part, layers in self.parts().items()}
+        find = first_weighted_unit or (lambda units: None)
+        self._stops = {part: find(units) for part, units in self._units.items()}
 
     def _part_units(self) -> dict[str, list]:
         return self._units if self._units is not None else self.parts()
@@ -189,9 +199,11 @@ class Residual(Block):
 
     def backward(self, dy, input_grad=True):
         units = self._require_forward("_ran")
-        dx = _run_backward(units["body"], dy)
-        dx = dx + _run_backward(units["shortcut"], dy)
-        return dx if input_grad else None
+        if not input_grad:
+            for part in ("body", "shortcut"):
+                _run_backward(units[part], dy, self._stops.get(part))
+            return None
+        return _run_backward(units["body"], dy) + _run_backward(units["shortcut"], dy)
 
 
 class Concat(Block):
@@ -243,8 +255,8 @@ class Concat(Block):
 
     def forward(self, x, train=True):
         self.check_input(x)
-        units = list(self._part_units().values())
-        outputs = [_run(branch, x, train) for branch in units]
+        units = self._part_units()
+        outputs = [_run(branch, x, train) for branch in units.values()]
         self._ran = units if train else None
         self._widths = [y.shape[1] for y in outputs] if train else None
         return np.concatenate(outputs, axis=1)
@@ -252,9 +264,10 @@ class Concat(Block):
     def backward(self, dy, input_grad=True):
         units = self._require_forward("_ran")
         dx, start = None, 0
-        for branch, width in zip(units, self._widths):
-            part = np.ascontiguousarray(dy[:, start : start + width])
+        for (part, branch), width in zip(units.items(), self._widths):
+            piece = np.ascontiguousarray(dy[:, start : start + width])
             start += width
-            grad = _run_backward(branch, part)
-            dx = grad if dx is None else dx + grad
-        return dx if input_grad else None
+            grad = _run_backward(branch, piece, None if input_grad else self._stops.get(part))
+            if input_grad:
+                dx = grad if dx is None else dx + grad
+        return dx
