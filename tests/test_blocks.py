@@ -358,7 +358,10 @@ def test_early_stopping_restores_the_best_weights_and_block_buffers():
 def test_a_file_naming_an_unknown_sublayer_is_refused(tmp_path):
     config = nested_model(dtype="float32").get_config()
     config["layers"][0]["config"]["body"][0]["config"]["branches"][1][0]["class"] = "Convolution"
-    with pytest.raises(fnn.ModelFileError, match=r"bad\.npz: invalid architecture .*branches\[1\]\[0\]"):
+    with pytest.raises(
+        fnn.ModelFileError,
+        match=r"bad\.npz: invalid architecture .*branches\[1\]\[0\]: unknown layer class 'Convolution'",
+    ):
         model_from_config(config, tmp_path / "bad.npz")
 
 

@@ -35,10 +35,15 @@ def _as_layers(where: str, items) -> list:
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("class") in LAYERS:
             item = LAYERS[item["class"]](**item.get("config", {}))
+        if isinstance(item, dict):
+            raise TypeError(
+                f"{where}[{i}]: unknown layer class {item.get('class')!r}; expected one of "
+                f"{sorted(LAYERS)} (a layer class must be imported, so it registers, before loading)"
+            )
         if not isinstance(item, Layer):
             raise TypeError(
-                f"{where}[{i}]: expected a Layer or a {{'class': ..., 'config': ...}} dict naming one of "
-                f"fastnn.layers.LAYERS, got {item!r:.80}"
+                f"{where}[{i}]: expected a Layer (or a {{'class': ..., 'config': ...}} dict), "
+                f"got {item!r:.80}; pass layer objects such as fnn.Conv2D(8, 8, 3)"
             )
         layers.append(item)
     return layers
