@@ -41,6 +41,7 @@ from . import fusion_norm
 from .fusion_base import FusedGroup
 from .layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Layer
+from .layers.blocks import Block
 from .layers.conv import Conv2D
 from .layers.dense import Dense
 from .layers.pool import AvgPool2D, MaxPool2D
@@ -218,11 +219,14 @@ def _match(layers, i):
 def plan(layers, fuse: bool = True) -> list:
     """The units that run ``layers`` in order: layers, and fused groups where a rule matches.
 
-    With ``fuse=False`` every layer runs on its own.
+    With ``fuse=False`` every layer runs on its own. A block (:mod:`fastnn.layers.blocks`)
+    is one unit that fuses with no neighbour; its own lists of sublayers are planned alike.
     """
     units = []
     i = 0
     while i < len(layers):
+        if isinstance(layers[i], Block):
+            layers[i].plan_with(lambda sublayers: plan(sublayers, fuse), first_weighted_unit)
         group = (fusion_norm.match(layers, i) or _match(layers, i)) if fuse else None  # BatchNorm rules first
         units.append(layers[i] if group is None else group)
         i += 1 if group is None else len(group.layers)
@@ -230,13 +234,13 @@ def plan(layers, fuse: bool = True) -> list:
 
 
 def first_weighted_unit(units) -> int | None:
-    """The index of the unit whose input gradient nobody needs: a first Dense, Conv2D or
-    fused group with nothing but Flatten layers before it; None if there is none.
+    """The index of the unit whose input gradient nobody needs: a first Dense, Conv2D,
+    fused group or block with nothing but Flatten layers before it; None if there is none.
 
     A training step calls that unit's ``backward(dy, input_grad=False)``.
     """
     for i, unit in enumerate(units):
-        if isinstance(unit, (Conv2D, Dense, FusedGroup)):
+        if isinstance(unit, (Conv2D, Dense, FusedGroup, Block)):
             return i
         if not isinstance(unit, Flatten):
             return None

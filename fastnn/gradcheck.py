@@ -46,10 +46,11 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False, verbose
     """Compare ``model``'s backprop gradients with central differences.
 
     Every pass, analytic and numerical, runs the loss in training mode (batch norm
-    uses the batch's statistics). Layers that draw random numbers from a ``rng``
-    generator (Dropout) get the same draws on every pass, so each pass sees one fixed
-    mask. The layers' buffers (batch norm's running statistics, which each training
-    pass moves) are put back afterwards: checking leaves the model as it was.
+    uses the batch's statistics). Layers that draw random numbers from a numpy
+    generator attribute (Dropout's ``rng``, a block's sublayers' too) get the same draws
+    on every pass, so each pass sees one fixed mask. The layers' buffers (batch norm's
+    running statistics, which each training pass moves) are put back afterwards:
+    checking leaves the model as it was.
     Returns {layer name: worst relative error over its parameters} (and
     "input" if ``check_input``), and prints the table when ``verbose``.
     """
@@ -57,8 +58,11 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False, verbose
         raise TypeError(f"gradcheck: use a float64 model, got {model.dtype}")
     x = model.prepare_input(x, "gradcheck").copy()
     t = model.prepare_targets(t, "gradcheck")
-    generators = [
-        layer.rng for layer in model.layers if isinstance(getattr(layer, "rng", None), np.random.Generator)
+    generators = [  # a block holds its sublayers' generators as attributes too
+        value
+        for layer in model.layers
+        for value in vars(layer).values()
+        if isinstance(value, np.random.Generator)
     ]
     states = [generator.bit_generator.state for generator in generators]
     buffers = [(array, array.copy()) for layer in model.layers for array in layer.buffers.values()]

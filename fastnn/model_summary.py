@@ -52,7 +52,8 @@ def _rows(layers, shape, depth: int, prefix: str, rows: list) -> tuple[tuple | N
         except (ValueError, TypeError):
             out = None
         groups = sublayer_groups(layer)
-        row = [label, "  " * depth + layer.describe(), out, _own_params(layer), not groups]
+        own = 0 if groups else _own_params(layer)  # a block's params are its sublayers' views
+        row = [label, "  " * depth + layer.describe(), out, own, not groups]
         rows.append(row)
         for g, group in enumerate(groups):
             row[3] += _rows(group, shape, depth + 1, f"{label}.{g}.", rows)[1]

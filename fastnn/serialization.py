@@ -73,7 +73,16 @@ def model_from_config(config: dict, path="<config>"):
     try:
         cls = MODEL_CLASSES[config.get("class", "Sequential")]
         return cls.from_config(config)
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, MemoryError) as error:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as error:
+        # RecursionError: blocks nested deeper than Python's stack (a hostile file)
         raise ModelFileError(f"{path}: invalid architecture ({type(error).__name__}: {error})") from None
 
 

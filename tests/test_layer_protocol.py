@@ -12,7 +12,7 @@ import fastnn as fnn
 from fastnn import fusion
 from fastnn.layers import LAYERS
 
-WEIGHTED = {"Dense", "Conv2D"}  # may skip the input gradient (the first layer's)
+WEIGHTED = {"Dense", "Conv2D", "Residual", "Concat"}  # may skip the input gradient (the first layer's)
 
 
 def parameters(function):

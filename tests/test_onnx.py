@@ -62,9 +62,11 @@ def move_off_the_initial_values(model, rng):
     """Random weights and BatchNorm statistics (a trained model's, without compiling training)."""
     model.flat_params[...] += rng.normal(0.0, 0.2, model.flat_params.shape).astype(model.dtype)
     for layer in model.layers:
-        if isinstance(layer, fnn.BatchNorm):
-            layer.running_mean[...] = rng.normal(0.0, 0.5, layer.num_features)
-            layer.running_var[...] = rng.uniform(0.2, 3.0, layer.num_features)
+        for name, array in layer.buffers.items():  # a block's hold its BatchNorms' ("body.1.running_var")
+            if name.endswith("running_mean"):
+                array[...] = rng.normal(0.0, 0.5, array.shape)
+            elif name.endswith("running_var"):
+                array[...] = rng.uniform(0.2, 3.0, array.shape)
 
 
 def every_layer_models(rng):
@@ -107,7 +109,21 @@ def every_layer_models(rng):
     pooled = fnn.Sequential(
         [fnn.Conv2D(2, 5, 3, pad=1), fnn.ReLU(), fnn.GlobalAvgPool2D(), fnn.Dense(5, 3)], seed=5
     )
-    return (images, x_images), (flat, x_flat), (pooled, x_images[:, :, :7, :5])
+    blocks = fnn.Sequential(
+        [
+            fnn.Conv2D(2, 4, 3, pad=1),
+            fnn.Residual([fnn.Conv2D(4, 4, 3, pad=1), fnn.BatchNorm(4), fnn.ReLU()]),
+            fnn.Residual(
+                [fnn.Conv2D(4, 6, 3, stride=2, pad=1), fnn.ReLU()],
+                shortcut=[fnn.Conv2D(4, 6, 1, stride=2), fnn.BatchNorm(6)],
+            ),
+            fnn.Concat([[fnn.Conv2D(6, 2, 1)], [fnn.Conv2D(6, 3, 3, pad=1), fnn.Tanh()]]),
+            fnn.GlobalAvgPool2D(),
+            fnn.Concat([[fnn.Dense(5, 3)], [fnn.Dense(5, 2)]]),
+        ],
+        seed=6,
+    )
+    return (images, x_images), (flat, x_flat), (pooled, x_images[:, :, :7, :5]), (blocks, x_images)
 
 
 def test_a_network_of_every_layer_kind_runs_in_onnxruntime_as_predict(ort, tmp_path):
@@ -227,7 +243,7 @@ def test_a_layer_without_an_exporter_is_named_and_nothing_is_written(ort, tmp_pa
         with pytest.raises(
             TypeError,
             match=r"to_onnx: cannot export layers\[3\] Doubler\(\): no ONNX exporter for Doubler; "
-            r"known: AvgPool2D, BatchNorm, Conv2D, Dense, ",
+            r"known: AvgPool2D, BatchNorm, Concat, Conv2D, Dense, ",
         ):
             model.to_onnx(tmp_path / "doubler.onnx")
     finally:

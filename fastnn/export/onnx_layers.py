@@ -24,6 +24,8 @@ MinMaxScale,        Mul, Add: y = x * scale + shift with the layer's own coeffic
 Standardize
 PCA                 Flatten, Gemm: y = x_flat @ M - mean @ M
 ZCA                 Flatten, Gemm, Reshape back to the sample shape
+Residual            the body's and the shortcut's nodes (none for the identity), Add
+Concat              each branch's nodes, Concat(axis=1)
 ==================  ====================================================================
 """
 
@@ -36,6 +38,7 @@ import numpy as np
 from ..layers import (
     AvgPool2D,
     BatchNorm,
+    Concat,
     Conv2D,
     Dense,
     Dropout,
@@ -45,6 +48,7 @@ from ..layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Step,
@@ -166,6 +170,17 @@ def _zca(graph: OnnxGraph, layer: ZCA, x: str, name: str) -> str:
     return graph.add("Reshape", [flat, shape], name)
 
 
+def _residual(graph: OnnxGraph, layer: Residual, x: str, name: str) -> str:
+    body = export_layers(graph, layer.body, x, f"{name}.body")
+    shortcut = export_layers(graph, layer.shortcut, x, f"{name}.shortcut")
+    return graph.add("Add", [body, shortcut], name)
+
+
+def _concat(graph: OnnxGraph, layer: Concat, x: str, name: str) -> str:
+    outputs = [export_layers(graph, b, x, f"{name}.branches.{i}") for i, b in enumerate(layer.branches)]
+    return graph.add("Concat", outputs, name, axis=1)
+
+
 #: Layer class -> its exporter. A class is looked up exactly, never through a base
 #: class: a subclass may compute something else.
 EXPORTERS: dict[type, Callable] = {
@@ -188,6 +203,8 @@ EXPORTERS: dict[type, Callable] = {
     Standardize: _elementwise,
     PCA: _projection,
     ZCA: _zca,
+    Residual: _residual,
+    Concat: _concat,
 }
 
 

@@ -2,6 +2,7 @@
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh
 from .base import LAYERS, Layer
+from .blocks import Concat, Residual
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -27,4 +28,6 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "Softmax",
+    "Residual",
+    "Concat",
 ]
