@@ -10,8 +10,8 @@ from . import _precompile, fusion, training
 from ._checks import check_batch_size
 from .backends import get_ops
 from .errors import NonFiniteError
-from .layers import LAYERS
-from .layers.base import Layer
+from .layers.base import Layer, layer_from_spec, layer_spec
+from .layers.blocks import Block
 from .losses import LOSSES, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import NAMED_METRICS
 from .model_summary import format_shape, summary_text
@@ -101,12 +101,13 @@ class Sequential:
         """The parts of the flat buffers an optimizer updates, as [start, stop) index
         pairs, neighbours merged: ``[(0, num_params)]`` unless a layer is frozen
         (``layer.trainable = False``)."""
-        key = tuple((id(layer), bool(layer.trainable)) for layer in self.layers)
+        leaves = list(_leaves(self.layers))
+        key = tuple((id(layer), trainable) for layer, trainable in leaves)
         if self._spans is None or self._spans[0] != key:
             spans, offset = [], 0
-            for layer in self.layers:
+            for layer, trainable in leaves:
                 size = sum(int(p.size) for p in layer.params.values())
-                if layer.trainable and size:
+                if trainable and size:
                     if spans and spans[-1][1] == offset:
                         spans[-1] = (spans[-1][0], offset + size)
                     else:
@@ -116,14 +117,14 @@ class Sequential:
         return self._spans[1]
 
     def _zero_frozen_grads(self) -> None:
-        for layer in self.layers:
-            if not layer.trainable:
+        for layer, trainable in _leaves(self.layers):
+            if not trainable:
                 for grad in layer.grads.values():
                     grad[...] = 0
 
     def get_config(self) -> dict:
         return {
-            "layers": [_layer_spec(layer) for layer in self.layers],
+            "layers": [layer_spec(layer) for layer in self.layers],
             "loss": {"class": type(self.loss_fn).__name__, "config": self.loss_fn.get_config()},
             "backend": self.backend if isinstance(self.backend, str) else self.ops.name,
             "dtype": str(self.dtype),
@@ -134,9 +135,7 @@ class Sequential:
     @classmethod
     def from_config(cls, config: dict) -> "Sequential":
         """A freshly built model from :meth:`get_config` output (layers from their registry)."""
-        layers = [LAYERS[spec["class"]](**spec["config"]) for spec in config["layers"]]
-        for layer, spec in zip(layers, config["layers"]):
-            layer.trainable = bool(spec.get("trainable", True))
+        layers = [layer_from_spec(spec) for spec in config["layers"]]
         loss = LOSSES[config["loss"]["class"]](**config["loss"]["config"])
         return cls(
             layers,
@@ -538,9 +537,12 @@ def _takes(layer, sample_shape: tuple) -> bool:
     return True
 
 
-def _layer_spec(layer) -> dict:
-    """A layer in the model's config: its class and config, and ``trainable`` when frozen."""
-    spec = {"class": type(layer).__name__, "config": layer.get_config()}
-    if not layer.trainable:
-        spec["trainable"] = False
-    return spec
+def _leaves(layers, trainable: bool = True):
+    """(layer, trainable) for every layer that is not a block, in buffer order, blocks
+    opened; a layer is trainable when it and every block around it are."""
+    for layer in layers:
+        if isinstance(layer, Block):
+            for part in layer.parts().values():
+                yield from _leaves(part, trainable and layer.trainable)
+        else:
+            yield layer, trainable and layer.trainable

@@ -83,3 +83,35 @@ def test_frozen_model_gradients_are_zero_on_both_backends():
         model.loss(x, t)
         model.backward()
         assert not np.any(model.layers[4].grads["W"]) and np.any(model.layers[0].grads["W"])
+
+
+def residual_model():
+    return fnn.Sequential(
+        [
+            fnn.Dense(6, 5),
+            fnn.Residual([fnn.Dense(5, 5), fnn.Tanh(), fnn.Dense(5, 5)]),
+            fnn.ReLU(),
+            fnn.Dense(5, 3),
+        ],
+        seed=1,
+    )
+
+
+def test_freezing_a_block_or_a_layer_inside_one(tmp_path):
+    x, t = batch(2)
+    model = residual_model()
+    block = model.layers[1]
+    block.body[2].trainable = False  # one layer inside the block
+    assert model.trainable_spans() == [(0, 35 + 30), (35 + 30 + 30, model.num_params)]
+    kept = block.body[2].params["W"].copy()
+    first = block.body[0].params["W"].copy()
+    for _ in range(2):
+        model.train_step(x, t, fnn.optim.Adam(0.05))
+    np.testing.assert_array_equal(block.body[2].params["W"], kept)
+    assert not np.array_equal(block.body[0].params["W"], first)
+    model.save(tmp_path / "m.npz")
+    loaded = fnn.load(tmp_path / "m.npz")
+    assert [layer.trainable for layer in loaded.layers[1].body] == [True, True, False]
+    block.trainable = False  # the whole block, whatever its layers say
+    block.body[2].trainable = True
+    assert model.trainable_spans() == [(0, 35), (35 + 60, model.num_params)]

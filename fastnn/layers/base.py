@@ -134,3 +134,19 @@ def image_sample_shape(where: str, sample_shape) -> tuple:
         shown = ", ".join(map(str, ("N", *sample)))
         raise ValueError(f"{where}: expected input with 4 dimensions (N, C, H, W), got shape ({shown})")
     return sample
+
+
+def layer_spec(layer: Layer) -> dict:
+    """A layer as saved in a model's config: its class and config, and ``trainable`` when
+    frozen (:func:`layer_from_spec` reads it back)."""
+    spec = {"class": type(layer).__name__, "config": layer.get_config()}
+    if not layer.trainable:
+        spec["trainable"] = False
+    return spec
+
+
+def layer_from_spec(spec: dict) -> Layer:
+    """The layer a :func:`layer_spec` dict describes, built from the LAYERS registry."""
+    layer = LAYERS[spec["class"]](**spec.get("config", {}))
+    layer.trainable = bool(spec.get("trainable", True))
+    return layer

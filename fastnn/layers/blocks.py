@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LAYERS, Layer
+from .base import LAYERS, Layer, layer_from_spec, layer_spec
 
 
 def _as_layers(where: str, items) -> list:
@@ -34,7 +34,7 @@ def _as_layers(where: str, items) -> list:
     layers = []
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("class") in LAYERS:
-            item = LAYERS[item["class"]](**item.get("config", {}))
+            item = layer_from_spec(item)
         if isinstance(item, dict):
             raise TypeError(
                 f"{where}[{i}]: unknown layer class {item.get('class')!r}; expected one of "
@@ -50,7 +50,7 @@ def _as_layers(where: str, items) -> list:
 
 
 def _configs(layers) -> list:
-    return [{"class": type(layer).__name__, "config": layer.get_config()} for layer in layers]
+    return [layer_spec(layer) for layer in layers]
 
 
 def _run(units, x, train):
