@@ -83,7 +83,8 @@ class Sequential:
         self.flat_grads = np.zeros(total, dtype=self.dtype)
         offset = 0
         for layer, layer_shapes in zip(self.layers, shapes):
-            initial = layer.init_params(rng)
+            kept = _values_it_holds(layer, layer_shapes)
+            initial = kept if kept is not None else layer.init_params(rng)
             params, grads = {}, {}
             for name, shape in layer_shapes.items():
                 size = int(np.prod(shape))
@@ -546,3 +547,15 @@ def _leaves(layers, trainable: bool = True):
                 yield from _leaves(part, trainable and layer.trainable)
         else:
             yield layer, trainable and layer.trainable
+
+
+def _values_it_holds(layer, shapes: dict) -> dict | None:
+    """Copies of the parameters ``layer`` already holds, when it holds all of ``shapes``
+    (a layer taken from a trained model, or one ``initialize()``d): a new model keeps them,
+    as Keras does, so ``Sequential(old.layers[:-1] + [Dense(100, 5)])`` keeps the trained
+    body. None for a fresh layer, which the model initialises."""
+    if not shapes or set(layer.params) != set(shapes):
+        return None
+    if any(tuple(layer.params[name].shape) != tuple(shape) for name, shape in shapes.items()):
+        return None
+    return {name: np.array(value, copy=True) for name, value in layer.params.items()}

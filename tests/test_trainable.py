@@ -115,3 +115,18 @@ def test_freezing_a_block_or_a_layer_inside_one(tmp_path):
     block.trainable = False  # the whole block, whatever its layers say
     block.body[2].trainable = True
     assert model.trainable_spans() == [(0, 35), (35 + 60, model.num_params)]
+
+
+def test_a_new_model_from_trained_layers_keeps_their_weights():
+    x, t = batch(3)
+    old = small_model()
+    for _ in range(3):
+        old.train_step(x, t, fnn.optim.Adam(0.05))
+    trained = [layer.params["W"].copy() for layer in old.layers[:3] if "W" in layer.params]
+    new = fnn.Sequential(old.layers[:-1] + [fnn.Dense(4, 2)], seed=9)
+    assert [layer.params["W"] for layer in new.layers[:3] if "W" in layer.params][0] is not trained[0]
+    for layer, weights in zip([new.layers[0], new.layers[2]], trained):
+        np.testing.assert_array_equal(layer.params["W"], weights)
+    assert np.shares_memory(new.layers[0].params["W"], new.flat_params)  # bound to the new buffer
+    fresh = fnn.Sequential([fnn.Dense(6, 5)], seed=0)
+    np.testing.assert_array_equal(fresh.layers[0].params["W"], small_model().layers[0].params["W"])

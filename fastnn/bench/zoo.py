@@ -39,6 +39,7 @@ from ..layers import (
     Sigmoid,
     Tanh,
 )
+from ..layers.base import layer_from_spec, layer_spec
 from ..losses import SoftmaxCrossEntropy
 from ..model import Sequential
 
@@ -61,7 +62,9 @@ class ZooEntry:
 
 
 def _book(name):
-    return lambda: models.MODELS[name]().layers
+    """Fresh layers of the book network ``name`` (rebuilt from its config: a model keeps the
+    weights of layers that already hold some, and the entry's seed must decide them)."""
+    return lambda: [layer_from_spec(layer_spec(layer)) for layer in models.MODELS[name]().layers]
 
 
 def _lenet5_classic():
