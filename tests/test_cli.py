@@ -57,7 +57,7 @@ def test_train_accepts_every_optimizer(optimizer, capsys):
 def test_train_missing_data_dir_is_a_clean_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FASTNN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("FASTNN_DATA", raising=False)
-    monkeypatch.setattr(fnn.datasets, "MIRRORS", {"mnist": [f"file://{tmp_path}/nowhere/"]})
+    monkeypatch.setitem(fnn.datasets.MIRRORS, "mnist", [f"file://{tmp_path}/nowhere/"])
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--quiet"]) == 2
     assert "FASTNN_DATA" in capsys.readouterr().err
 
@@ -177,7 +177,7 @@ def test_a_data_dir_that_does_not_exist_is_refused_before_any_download(
     def no_network(*args, **kwargs):
         raise AssertionError("a download was attempted")
 
-    monkeypatch.setattr(fnn.datasets.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(fnn.datasets._download.urllib.request, "urlopen", no_network)
     missing = tmp_path / "typo"
     with pytest.raises(SystemExit) as info:
         main([command, "--dataset", "mnist", "--data-dir", str(missing)])

@@ -179,8 +179,8 @@ def test_md5_table_matches_shared_files(shared_data):
 
 
 def test_both_layouts_found_for_real_data(shared_data, mnist_dir, isolated):
-    assert datasets._find("mnist", shared_data)[0] == mnist_dir
-    assert datasets._find("mnist", mnist_dir)[0] == mnist_dir
+    assert datasets.mnist._find("mnist", shared_data)[0] == mnist_dir
+    assert datasets.mnist._find("mnist", mnist_dir)[0] == mnist_dir
 
 
 def test_wrong_kind_in_flat_layout_is_not_used(mnist_dir, isolated):
@@ -253,7 +253,7 @@ def test_download_false_reports_every_directory(small, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("download attempted with download=False")
 
-    monkeypatch.setattr(datasets, "_download_file", no_network)
+    monkeypatch.setattr(datasets._download, "fetch", no_network)
     with pytest.raises(DatasetNotFoundError) as info:
         load_mnist(path=tmp / "given", download=False)
     message = str(info.value)
@@ -446,7 +446,7 @@ def test_download_real_mnist_from_file_mirror(mnist_dir, mnist, isolated, monkey
         np.testing.assert_array_equal(x, x_ref)
     # the cache is used next time, without any mirror
     monkeypatch.setitem(datasets.MIRRORS, "mnist", [])
-    assert datasets._find("mnist", None)[0] == target
+    assert datasets.mnist._find("mnist", None)[0] == target
 
 
 def test_download_only_missing_files_with_progress(small, monkeypatch, capsys):
@@ -540,7 +540,7 @@ class FailingResponse(io.BytesIO):
 )
 def test_interrupted_download_leaves_nothing(small, monkeypatch, error, expected):
     monkeypatch.setattr(
-        datasets.urllib.request, "urlopen", lambda *a, **k: FailingResponse(b"x" * 1000, error)
+        datasets._download.urllib.request, "urlopen", lambda *a, **k: FailingResponse(b"x" * 1000, error)
     )
     target = small / "cache" / "mnist"
     with pytest.raises(expected) as info:
@@ -554,7 +554,7 @@ def test_short_download_is_rejected(small, monkeypatch):
     class Short(io.BytesIO):
         headers = {"Content-Length": "5000"}
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", lambda *a, **k: Short(b"x" * 100))
+    monkeypatch.setattr(datasets._download.urllib.request, "urlopen", lambda *a, **k: Short(b"x" * 100))
     with pytest.raises(DatasetNotFoundError, match="incomplete download: got 100 of 5000"):
         load_mnist(verbose=False)
     assert not (small / "cache").exists()
@@ -565,7 +565,7 @@ def no_network(*args, **kwargs):
 
 
 def test_a_path_that_does_not_exist_is_an_error_at_once(small, monkeypatch):
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(datasets._download.urllib.request, "urlopen", no_network)
     missing = small / "typo"
     with pytest.raises(
         DatasetNotFoundError,
@@ -578,7 +578,7 @@ def test_a_path_that_does_not_exist_is_an_error_at_once(small, monkeypatch):
 
 
 def test_a_path_that_is_a_file_is_an_error_at_once(small, monkeypatch):
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(datasets._download.urllib.request, "urlopen", no_network)
     plain = small / "train-images-idx3-ubyte.gz"
     plain.write_bytes(b"")
     with pytest.raises(
@@ -590,7 +590,7 @@ def test_a_path_that_is_a_file_is_an_error_at_once(small, monkeypatch):
 def test_missing_fastnn_data_entries_are_passed_over(small, monkeypatch):
     make_dataset(small / "cache" / "mnist", 9)
     monkeypatch.setenv("FASTNN_DATA", str(small / "gone"))
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(datasets._download.urllib.request, "urlopen", no_network)
     assert marker(load_mnist(verbose=False)) == 9
 
 
@@ -602,7 +602,7 @@ def test_a_failed_download_leaves_no_folder_behind(small, monkeypatch):
 
     deep = small / "deep" / "er"
     monkeypatch.setenv("FASTNN_CACHE_DIR", str(deep / "cache"))
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(datasets._download.urllib.request, "urlopen", refuse)
     with pytest.raises(DatasetNotFoundError, match="no network in tests") as info:
         load_mnist(verbose=False)
     assert len(info.value.attempts) == len(NAMES) * len(datasets.MIRRORS["mnist"])
@@ -616,7 +616,7 @@ def test_a_failed_download_keeps_a_cache_folder_that_was_there(small, monkeypatc
         raise urllib.error.URLError("offline")
 
     (small / "cache" / "mnist").mkdir(parents=True)
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(datasets._download.urllib.request, "urlopen", refuse)
     with pytest.raises(DatasetNotFoundError):
         load_mnist(verbose=False)
     assert list((small / "cache" / "mnist").iterdir()) == []

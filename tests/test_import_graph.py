@@ -45,7 +45,7 @@ LAYERS = [
             "fastnn.metrics",
             "fastnn.preprocessing",
             "fastnn.augment",
-            "fastnn.datasets",
+            "fastnn.datasets.",
             "fastnn.gradcheck",
         ],
     ),
