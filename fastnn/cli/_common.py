@@ -6,7 +6,7 @@ import argparse
 import copy
 from pathlib import Path
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 DEFAULT_LR = {
     "sgd": 0.1,
@@ -102,6 +102,8 @@ def load_data(args):
 
     if args.dataset == "digits":
         return datasets.load_digits(seed=args.seed)
+    if args.dataset == "cifar10":
+        return datasets.load_cifar10(path=args.data_dir, verbose=not args.quiet)
     return datasets.load_mnist(args.dataset, path=args.data_dir, verbose=not args.quiet)
 
 
