@@ -60,7 +60,8 @@ def parse_batch(origin, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise corrupt(
             origin,
             f"label {int(labels[bad])} in record {bad} is outside 0..{NUM_CLASSES - 1}: "
-            "not a CIFAR-10 batch file (CIFAR-100's binary files have 2 label bytes)",
+            "not a CIFAR-10 batch file (CIFAR-100's binary files have 2 label bytes); "
+            "download cifar-10-binary.tar.gz again",
         )
     return records[:, 1:].reshape(-1, *IMAGE_SHAPE), labels
 
