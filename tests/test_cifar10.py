@@ -198,6 +198,14 @@ def test_fastnn_data_is_searched_after_path_and_missing_entries_are_passed_over(
     assert_loaded(load_cifar10(isolated / "given", verbose=False), seed=5)
 
 
+def test_a_tarball_named_in_fastnn_data_comes_after_path(isolated, monkeypatch):
+    tarball = official_tarball(isolated / "env" / ARCHIVE, seed=8)
+    write_folder(isolated / "given" / FOLDER, seed=9)
+    monkeypatch.setenv("FASTNN_DATA", str(tarball))
+    assert_loaded(load_cifar10(isolated / "given", verbose=False), seed=9)
+    assert_loaded(load_cifar10(verbose=False), seed=8)
+
+
 def test_the_cache_is_used_when_nothing_else_holds_it(isolated):
     official_tarball(isolated / "cache" / "cifar10" / ARCHIVE, seed=6)
     assert_loaded(load_cifar10(download=False, verbose=False), seed=6)

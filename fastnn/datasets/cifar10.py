@@ -69,18 +69,16 @@ def _look_in(directory: Path) -> tuple[Path | None, str]:
 
 def _find(path) -> tuple[Path | None, list]:
     """The first batch folder or tarball, and ``(place, why it was passed over)`` for the others."""
-    searched = []
-    directories = []
+    places = []
     for root in _download.search_roots(path):
-        if root.is_file():
-            return root, searched
-        directories += [root, root / CACHE_NAME]
-    directories.append(_download.cache_dir() / CACHE_NAME)
-    for directory in directories:
-        found, reason = _look_in(directory)
+        places += [root] if root.is_file() else [root, root / CACHE_NAME]
+    places.append(_download.cache_dir() / CACHE_NAME)
+    searched = []
+    for place in places:
+        found, reason = (place, "") if place.is_file() else _look_in(place)
         if found is not None:
             return found, searched
-        searched.append((directory, reason))
+        searched.append((place, reason))
     return None, searched
 
 
