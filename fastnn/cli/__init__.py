@@ -3,8 +3,8 @@
 ========================  ==============================================================
 command                   what it does
 ========================  ==============================================================
-``fastnn train``          train a book network on digits, MNIST or Fashion-MNIST and print
-                          its test accuracy; checkpoints (``--checkpoint DIR``) and
+``fastnn train``          train a network on digits, MNIST, Fashion-MNIST or CIFAR-10 and
+                          print its test accuracy; checkpoints (``--checkpoint DIR``) and
                           ``--resume DIR``
 ``fastnn tune``           random hyperparameter search, scored on a validation split of
                           the training set (never the test set)

@@ -28,7 +28,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--dataset",
         choices=DATASETS,
         default="digits",
-        help="digits (embedded, offline; the default), mnist or fashion-mnist",
+        help="digits (embedded, offline; the default), mnist, fashion-mnist or cifar10",
     )
     train.add_argument(
         "--data-dir",
