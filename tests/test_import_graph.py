@@ -31,6 +31,7 @@ LAYERS = [
             "fastnn._progress",
             "fastnn._kernel_cache",
             "fastnn._precompile",
+            "fastnn.distributed.",
         ],
     ),
     ("kernels", ["fastnn.kernels."]),
