@@ -7,14 +7,24 @@ group when it overruns, and is skipped when mpi4py or mpiexec is missing.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import fastnn as fnn
 from fastnn import distributed
 from fastnn.distributed import Communicator, shard_bounds, shard_of, threads_per_rank
 from fastnn.distributed.launcher import launched_size
+
+import distributed_job
 
 # ---------------------------------------------------------------- in one process
 
@@ -67,3 +77,125 @@ def test_as_communicator_refuses_what_is_not_one():
     assert type(distributed.as_communicator(None)) is Communicator
     with pytest.raises(TypeError, match=r"fit: comm must be the communicator from fastnn.distributed.init"):
         distributed.as_communicator(2)
+
+
+# ---------------------------------------------------------------- real 2-rank jobs
+
+REPO = Path(__file__).resolve().parent.parent
+JOB = Path(__file__).resolve().parent / "distributed_job.py"
+JOB_TIMEOUT = 90  # seconds; a job takes a few when the kernel cache is warm
+
+
+def mpiexec() -> str:
+    """The mpiexec beside this Python (the MPICH wheel's), else the one on PATH; skip without."""
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("mpi4py is not installed (pip install 'fastnn[mpi]')")
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.skip("mpiexec is not installed (pip install 'fastnn[mpi]')")
+    return found
+
+
+def run_job(scenario: str, out: Path, ranks: int | None = 2) -> subprocess.CompletedProcess:
+    """Run distributed_job.py SCENARIO OUT under ``mpiexec -n ranks`` (alone for None) in a
+    process group of its own, killed as a whole if it runs past JOB_TIMEOUT."""
+    command = [sys.executable, str(JOB), scenario, str(out)]
+    if ranks is not None:
+        command = [mpiexec(), "-n", str(ranks), *command]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FASTNN_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+    try:
+        output, _ = process.communicate(timeout=JOB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"{scenario}: the {ranks}-rank job hung past {JOB_TIMEOUT} s and was killed:\n{output}")
+    return subprocess.CompletedProcess(command, process.returncode, output, None)
+
+
+@pytest.fixture(scope="module")
+def one_process():
+    """3 epochs of distributed_job's problem in this process, on whole batches (which also
+    warms the kernel cache the jobs use)."""
+    model, x, t = distributed_job.problem()
+    model.fit(x, t, epochs=3, optimizer=distributed_job.optimizer(), **distributed_job.FIT)
+    return model.flat_params.copy()
+
+
+@pytest.fixture(scope="module")
+def train_job(one_process, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    job = run_job("train", out)
+    assert job.returncode == 0, job.stdout
+    return out, dict(np.load(out / "train.npz"))
+
+
+def test_two_ranks_on_shards_step_like_one_process_on_the_whole_batch(train_job, one_process):
+    _, result = train_job
+    # 70 samples in global batches of 16: 5 steps an epoch, the last of 6 (3 per rank)
+    np.testing.assert_allclose(result["straight"], one_process, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(one_process, distributed_job.problem()[0].flat_params)  # it trained
+
+
+def test_every_rank_ends_with_the_same_weights(train_job):
+    assert bool(train_job[1]["ranks_agree"])
+
+
+def test_the_same_ranks_and_seed_give_bit_identical_weights(train_job, tmp_path):
+    job = run_job("train", tmp_path)
+    assert job.returncode == 0, job.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "train.npz")["straight"], train_job[1]["straight"])
+
+
+def test_a_checkpointed_run_resumed_on_the_same_ranks_is_exact(train_job):
+    _, result = train_job
+    np.testing.assert_array_equal(result["resumed"], result["straight"])
+    assert not bool(result["warned"])
+
+
+def test_a_run_resumed_on_another_rank_count_continues_with_a_warning(train_job, tmp_path):
+    out, result = train_job
+    shutil.copytree(out / "epoch1", tmp_path / "ckpt")  # written by 2 ranks at the end of epoch 1
+    model, x, t = distributed_job.problem()
+    threads = fnn.get_num_threads()
+    fnn.set_num_threads(1)  # as the ranks ran
+    try:
+        with pytest.warns(RuntimeWarning, match=r"written by a run on 2 rank\(s\), this one runs on 1"):
+            history = model.fit(
+                x, t, epochs=3, checkpoint=tmp_path / "ckpt", resume=True, **distributed_job.FIT
+            )
+    finally:
+        fnn.set_num_threads(threads)
+    assert history.epochs == 3 and len(list((tmp_path / "ckpt").glob("*.npz"))) >= 2  # it trained on
+    np.testing.assert_allclose(model.flat_params, result["straight"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    job = run_job("nan", tmp_path)
+    assert job.returncode == 0, job.stdout
+    result = np.load(tmp_path / "nan.npz")
+    assert np.isfinite(result["params"]).all()
+    rank0, rank1 = result["reasons"]
+    assert "epoch 1, step 3: loss is not finite on rank 1 of 2" in rank0
+    assert "epoch 1, step 3: loss is nan on rank 1: first non-finite value in layers[0]" in rank1
+
+
+def test_ranks_with_different_data_are_told_at_the_start(tmp_path):
+    job = run_job("mismatch", tmp_path)
+    assert job.returncode != 0
+    assert "fit(comm): rank 1 of 2 has different training data than rank 0" in job.stdout
+    assert "every rank must run the same fastnn with the same model, data and fit arguments" in job.stdout
+
+
+@pytest.mark.parametrize(
+    "how, message", [("raise", "rank 1 of 2 failed with RuntimeError"), ("kill", "signal 9")]
+)
+def test_a_failing_rank_ends_the_whole_job_within_seconds(tmp_path, how, message):
+    started = time.perf_counter()
+    job = run_job(how, tmp_path)  # 50 epochs: the other rank would wait forever without the abort
+    assert job.returncode != 0
+    assert message in job.stdout
+    assert time.perf_counter() - started < 30
