@@ -44,6 +44,16 @@ def fastnn_version() -> str:
         return "unknown (not installed)"
 
 
+def _leaves(layers):
+    for layer in layers:
+        parts = getattr(layer, "parts", None)
+        if callable(parts):
+            for part in parts().values():
+                yield from _leaves(part)
+        else:
+            yield layer
+
+
 class DataParallel:
     """The collective parts of ``fit(..., comm=comm)`` for a communicator of size > 1.
 
@@ -131,6 +141,13 @@ class DataParallel:
             self.comm.broadcast_(optimizer.state[name])
         iterations = self.comm.broadcast_(np.array([optimizer.iterations], np.int64))
         optimizer.iterations = int(iterations[0])
+
+    def connect_batchnorms(self, model, comm) -> None:
+        """Give every synchronised BatchNorm (``sync=True``), blocks opened, the communicator
+        ``comm`` (None: they go back to the batch of their own process)."""
+        for layer in _leaves(model.layers):
+            if getattr(layer, "sync", False):
+                layer.comm = comm
 
     # ------------------------------------------------------------ the steps
 

@@ -412,6 +412,7 @@ def fit(
     if parallel is not None:
         parallel.check_same_run(model, loop, optimizer)
         parallel.broadcast_state(model, optimizer)
+        parallel.connect_batchnorms(model, parallel.comm)
     with _InterruptGuard(loop.out) as interrupt:
         while not loop.stop_training and loop.epoch < loop.epochs:
             epoch = loop.epoch
@@ -465,6 +466,7 @@ def fit(
         loop.report_interrupt()
     callback_list.on_train_end(model, optimizer)
     if parallel is not None:
+        parallel.connect_batchnorms(model, None)
         parallel.barrier()  # rank 0's last checkpoint is written before any rank goes on
     return loop.history
 
@@ -552,13 +554,6 @@ def _prepare(
         out,
         parallel,
     )
-    if parallel is not None and verbose:
-        print(
-            f"fit: data-parallel on {parallel.size} ranks ({parallel.comm.name}): global batch {batch_size}, "
-            f"about {batch_size // parallel.size} per rank, {loop.steps} steps per epoch",
-            file=out,
-            flush=True,
-        )
     stopper = None if patience is None else EarlyStopping(patience, monitor, min_delta, restore_best_weights)
     checkpointer = None if checkpoint is None else ModelCheckpoint(checkpoint, checkpoint_every, keep, resume)
     loop.callbacks = _in_run_order(callbacks, ProgressLogger(verbose, out), stopper, checkpointer)

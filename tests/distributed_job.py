@@ -64,6 +64,17 @@ class Poison(Callback):
             model.flat_params[0] = np.nan
 
 
+def tune_table(trials) -> dict:
+    """The trials of a search, best first, as arrays: what a distributed search must equal."""
+    return {
+        "index": np.array([trial.index for trial in trials]),
+        "score": np.array([trial.score for trial in trials]),
+        "val_loss": np.array([trial.val_loss for trial in trials]),
+        "lr": np.array([trial.params["lr"] for trial in trials]),
+        "loss_per_epoch": np.array([trial.history["loss"] for trial in trials]),
+    }
+
+
 def main(scenario: str, out: Path) -> None:
     comm = fnn.distributed.init()
     root = comm.is_root
@@ -119,6 +130,24 @@ def main(scenario: str, out: Path) -> None:
                 params=model.flat_params,
                 reasons=np.array([row.tobytes().decode().strip() for row in reasons]),
             )
+    elif scenario == "tune":
+        model, x, t = problem()
+        space = {"lr": fnn.tune.LogUniform(1e-3, 0.3), "momentum": fnn.tune.Uniform(0.5, 0.95)}
+        trials = fnn.tune.random_search(
+            lambda params: problem()[0],
+            space,
+            x,
+            t,
+            trials=5,
+            epochs=2,
+            optimizer="momentum",
+            batch_size=16,
+            seed=4,
+            verbose=0,
+            comm=comm,
+        )
+        if root:
+            np.savez(out / "tune.npz", **tune_table(trials))
     elif scenario in ("raise", "kill"):
         model, x, t = problem()
         model.fit(x, t, epochs=50, optimizer=optimizer(), comm=comm, callbacks=[Fail(1, 2, scenario)], **FIT)

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -199,3 +200,134 @@ def test_a_failing_rank_ends_the_whole_job_within_seconds(tmp_path, how, message
     assert job.returncode != 0
     assert message in job.stdout
     assert time.perf_counter() - started < 30
+
+
+# ---------------------------------------------------------------- synchronised BatchNorm
+
+
+class ThreadRanks(Communicator):
+    """Rank ``rank`` of ``size`` ranks that are threads of this process: ``allreduce_`` sums
+    through a shared table between two barriers (a stand-in for MPI in one process)."""
+
+    def __init__(self, rank, size, table, barrier):
+        self.rank, self.size, self.table, self.gate = rank, size, table, barrier
+
+    def allreduce_(self, array):
+        self.table[self.rank] = array.copy()
+        self.gate.wait()
+        total = sum(self.table[r] for r in range(self.size))
+        self.gate.wait()
+        array[...] = total
+        return array
+
+
+def run_as_ranks(size, work):
+    """[work(comm) for each rank], the ranks running at once in threads."""
+    table, barrier, results = {}, threading.Barrier(size), [None] * size
+
+    def rank(r):
+        results[r] = work(ThreadRanks(r, size, table, barrier))
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.parametrize("shape, cuts", [((10, 4), (6,)), ((7, 3, 2, 2), (3, 5))])
+def test_a_synchronised_batchnorm_on_shards_equals_a_plain_one_on_the_whole_batch(shape, cuts):
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 2.0, size=shape)
+    dy = rng.normal(size=shape)  # the gradient of a loss summed over the whole batch
+    plain = fnn.layers.BatchNorm(shape[1]).build(fnn.get_ops("numpy"), np.float64)
+    plain.bind({"gamma": rng.normal(size=shape[1]), "beta": rng.normal(size=shape[1])}, {})
+    plain.grads = {"gamma": np.zeros(shape[1]), "beta": np.zeros(shape[1])}
+    y_whole = plain.forward(x)
+    dx_whole = plain.backward(dy)
+    pieces = np.split(np.arange(shape[0]), cuts)
+
+    def rank(comm):
+        part = pieces[comm.rank]
+        comm.batch_share = len(part) / shape[0]
+        layer = fnn.layers.BatchNorm(shape[1], sync=True).build(fnn.get_ops("numpy"), np.float64)
+        layer.bind(dict(plain.params), {"gamma": np.zeros(shape[1]), "beta": np.zeros(shape[1])})
+        layer.comm = comm
+        y = layer.forward(x[part])
+        # this rank's loss is its shard's mean: its dy is the whole batch's, times n / n_rank
+        dx = layer.backward(dy[part] / comm.batch_share)
+        share = comm.batch_share
+        return y, dx * share, layer.grads["gamma"] * share, layer.grads["beta"] * share, layer.running_mean
+
+    results = run_as_ranks(len(pieces), rank)
+    np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y_whole, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([r[1] for r in results]), dx_whole, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sum(r[2] for r in results), plain.grads["gamma"], rtol=1e-10)
+    np.testing.assert_allclose(sum(r[3] for r in results), plain.grads["beta"], rtol=1e-10)
+    for result in results:
+        np.testing.assert_allclose(result[4], plain.running_mean, rtol=1e-10)
+
+
+def test_a_synchronised_batchnorm_is_saved_with_its_flag_and_never_fused():
+    model = fnn.Sequential([fnn.layers.Dense(4, 3), fnn.layers.BatchNorm(3, sync=True), fnn.layers.ReLU()])
+    assert model.layers[1].get_config()["sync"] is True
+    assert "sync" not in fnn.layers.BatchNorm(3).get_config()  # plain configs are unchanged
+    assert all(unit in model.layers for unit in model._plan())  # no fused group
+    with pytest.raises(TypeError, match=r"BatchNorm: sync must be True or False, got str 'yes'"):
+        fnn.layers.BatchNorm(3, sync="yes")
+
+
+def test_two_ranks_with_a_synchronised_batchnorm_step_like_one_process(tmp_path):
+    model, x, t = distributed_job.problem(n=64, batchnorm=True)
+    model.fit(x, t, epochs=2, optimizer=distributed_job.optimizer(), **distributed_job.FIT)
+    job = run_job("batchnorm", tmp_path)
+    assert job.returncode == 0, job.stdout
+    result = np.load(tmp_path / "batchnorm.npz")
+    np.testing.assert_allclose(result["params"], model.flat_params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result["mean"], model.layers[1].running_mean, rtol=1e-5, atol=1e-6)
+
+
+def test_fastnn_train_under_mpiexec_says_once_that_it_is_data_parallel(tmp_path):
+    command = [mpiexec(), "-n", "2", sys.executable, "-m", "fastnn", "train", "--epochs", "1"]
+    command += ["--batch-size", "64", "--verbose", "2", "--save", str(tmp_path / "mlp.npz")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FASTNN_THREADS": "1"}
+    job = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=JOB_TIMEOUT, start_new_session=True
+    )
+    assert job.returncode == 0, job.stdout + job.stderr
+    output = job.stdout + job.stderr
+    assert output.count("data-parallel on 2 MPI ranks; --batch-size 64 is the global batch") == 1
+    assert output.count("test accuracy") == 1 and output.count("epoch 1/1") == 1  # rank 0 alone reports
+    _, (x_test, t_test) = fnn.datasets.load_digits(seed=0)
+    assert fnn.load(tmp_path / "mlp.npz").evaluate(x_test, t_test)["accuracy"] > 0.3  # it learnt
+
+
+def test_a_search_spread_over_two_ranks_equals_the_serial_search(tmp_path):
+    model, x, t = distributed_job.problem()
+    space = {"lr": fnn.tune.LogUniform(1e-3, 0.3), "momentum": fnn.tune.Uniform(0.5, 0.95)}
+    threads = fnn.get_num_threads()
+    fnn.set_num_threads(1)  # as the ranks run
+    try:
+        trials = fnn.tune.random_search(
+            lambda params: distributed_job.problem()[0],
+            space,
+            x,
+            t,
+            trials=5,
+            epochs=2,
+            optimizer="momentum",
+            batch_size=16,
+            seed=4,
+            verbose=0,
+        )
+    finally:
+        fnn.set_num_threads(threads)
+    serial = distributed_job.tune_table(trials)
+    job = run_job("tune", tmp_path)
+    assert job.returncode == 0, job.stdout
+    spread = np.load(tmp_path / "tune.npz")
+    np.testing.assert_array_equal(spread["index"], serial["index"])  # the same ranking
+    np.testing.assert_array_equal(spread["lr"], serial["lr"])
+    for key in ("score", "val_loss", "loss_per_epoch"):
+        np.testing.assert_allclose(spread[key], serial[key], rtol=1e-6, err_msg=key)
