@@ -8,6 +8,7 @@ group when it overruns, and is skipped when mpi4py or mpiexec is missing.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -331,3 +332,45 @@ def test_a_search_spread_over_two_ranks_equals_the_serial_search(tmp_path):
     np.testing.assert_array_equal(spread["lr"], serial["lr"])
     for key in ("score", "val_loss", "loss_per_epoch"):
         np.testing.assert_allclose(spread[key], serial[key], rtol=1e-6, err_msg=key)
+
+
+# ---------------------------------------------------------------- the scaling model and its bench
+
+
+def test_the_ring_allreduce_model_counts_its_messages_and_bytes():
+    from fastnn.bench.ring_model import allreduce_seconds, efficiency
+
+    assert allreduce_seconds(1, 1e9, 1e-3, 1e9) == 0.0
+    # 4 machines: 6 steps, each a latency and a quarter of the 8 MB buffer at 1 GB/s
+    assert allreduce_seconds(4, 8e6, 1e-4, 1e9) == pytest.approx(6 * 1e-4 + 6 * 2e6 / 1e9)
+    assert efficiency(0.1, 4, 8e6, 1e-4, 1e9) == pytest.approx(0.1 / (0.1 + 6e-4 + 0.012))
+    many = [efficiency(0.05, n, 4e6, 5e-5, 1.25e9) for n in (2, 4, 8, 16, 32, 64)]
+    assert all(a > b for a, b in zip(many, many[1:])) and 0 < many[-1] < 1
+
+
+def test_the_ring_model_fit_recovers_a_known_latency_and_bandwidth():
+    from fastnn.bench.ring_model import allreduce_seconds, fit_latency_bandwidth
+
+    sizes = [4**k for k in range(8, 14)]
+    times = [allreduce_seconds(2, s, 3e-5, 2e9) for s in sizes]
+    alpha, beta = fit_latency_bandwidth(2, sizes, times)
+    assert alpha == pytest.approx(3e-5, rel=1e-6) and beta == pytest.approx(2e9, rel=1e-6)
+    with pytest.raises(
+        ValueError, match=r"fit_latency_bandwidth: the times do not grow with the buffer size"
+    ):
+        fit_latency_bandwidth(2, sizes, times[::-1])
+
+
+def test_bench_distributed_under_mpiexec_times_allreduces_and_data_parallel_steps(tmp_path):
+    command = [mpiexec(), "-n", "2", sys.executable, "-m", "fastnn", "bench", "--distributed"]
+    command += ["--networks", "mlp", "--repeats", "2", "--warmup", "1", "--json", str(tmp_path / "r.json")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FASTNN_THREADS": "1"}
+    job = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=JOB_TIMEOUT, start_new_session=True
+    )
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert job.stdout.count("allreduce of float32 on 2 ranks (1 thread(s) each)") == 1
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert [row["values"] for row in result["allreduce"]] == [4**k for k in range(5, 13)]
+    assert all(row["ms"] > 0 for row in result["allreduce"])
+    assert result["data_parallel_step_ms"]["mlp"] > 0 and result["shard_step_ms"]["mlp"] > 0
