@@ -148,6 +148,16 @@ def main(scenario: str, out: Path) -> None:
         )
         if root:
             np.savez(out / "tune.npz", **tune_table(trials))
+    elif scenario == "kill-checkpointed":  # checkpoints every 2 steps; rank 1 is killed at step 7
+        model, x, t = problem()
+        fail = [Fail(1, 7, "kill")]
+        model.fit(x, t, epochs=50, optimizer=optimizer(), comm=comm, checkpoint=out / "ckpt", callbacks=fail,
+                  checkpoint_every=2, **FIT)  # fmt: skip
+    elif scenario == "resume-checkpointed":
+        model, x, t = problem()
+        model.fit(x, t, epochs=3, comm=comm, checkpoint=out / "ckpt", resume=True, **FIT)
+        if root:
+            np.savez(out / "resumed.npz", params=model.flat_params)
     elif scenario in ("raise", "kill"):
         model, x, t = problem()
         model.fit(x, t, epochs=50, optimizer=optimizer(), comm=comm, callbacks=[Fail(1, 2, scenario)], **FIT)

@@ -185,6 +185,16 @@ def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     assert "epoch 1, step 3: loss is nan on rank 1: first non-finite value in layers[0]" in rank1
 
 
+def test_a_job_killed_mid_run_resumes_from_its_last_checkpoint_exactly(train_job, tmp_path):
+    killed = run_job("kill-checkpointed", tmp_path)
+    assert killed.returncode != 0 and "signal 9" in killed.stdout
+    names = sorted(path.name for path in (tmp_path / "ckpt").glob("checkpoint-*.npz"))
+    assert names[-1] == "checkpoint-000000006.npz"  # every 2 steps; rank 1 died at step 7
+    resumed = run_job("resume-checkpointed", tmp_path)
+    assert resumed.returncode == 0, resumed.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "resumed.npz")["params"], train_job[1]["straight"])
+
+
 def test_ranks_with_different_data_are_told_at_the_start(tmp_path):
     job = run_job("mismatch", tmp_path)
     assert job.returncode != 0
