@@ -64,6 +64,16 @@ class Poison(Callback):
             model.flat_params[0] = np.nan
 
 
+def mnist_epoch(comm=None) -> float:
+    """Test accuracy of fnn.models.mlp after one epoch (Adam, global batch 100) on MNIST from $FASTNN_DATA."""
+    (x, t), (x_test, t_test) = fnn.datasets.load_mnist(
+        "mnist", path=Path(os.environ["FASTNN_DATA"]) / "mnist"
+    )
+    model = fnn.models.mlp(seed=0)
+    model.fit(x, t, epochs=1, batch_size=100, optimizer=fnn.optim.Adam(1e-3), seed=0, verbose=0, comm=comm)
+    return model.evaluate(x_test, t_test)["accuracy"]
+
+
 def tune_table(trials) -> dict:
     """The trials of a search, best first, as arrays: what a distributed search must equal."""
     return {
@@ -158,6 +168,10 @@ def main(scenario: str, out: Path) -> None:
         model.fit(x, t, epochs=3, comm=comm, checkpoint=out / "ckpt", resume=True, **FIT)
         if root:
             np.savez(out / "resumed.npz", params=model.flat_params)
+    elif scenario == "mnist":  # an epoch of the book's MLP on real MNIST
+        accuracy = mnist_epoch(comm)
+        if root:
+            np.savez(out / "mnist.npz", accuracy=accuracy)
     elif scenario in ("raise", "kill"):
         model, x, t = problem()
         model.fit(x, t, epochs=50, optimizer=optimizer(), comm=comm, callbacks=[Fail(1, 2, scenario)], **FIT)

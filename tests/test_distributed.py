@@ -175,6 +175,28 @@ def test_a_run_resumed_on_another_rank_count_continues_with_a_warning(train_job,
     np.testing.assert_allclose(model.flat_params, result["straight"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_an_epoch_on_mnist_on_two_ranks_reaches_the_accuracy_of_one_process(tmp_path, mnist_dir, monkeypatch):
+    monkeypatch.setenv("FASTNN_DATA", str(mnist_dir.parent))
+    alone = distributed_job.mnist_epoch()
+    job = run_job("mnist", tmp_path)
+    assert job.returncode == 0, job.stdout
+    together = float(np.load(tmp_path / "mnist.npz")["accuracy"])
+    assert alone > 0.9 and abs(together - alone) < 0.005  # the same within noise (0.5 points)
+
+
+def test_fit_checks_its_communicator_and_a_job_of_one_changes_nothing():
+    model, x, t = distributed_job.problem()
+    with pytest.raises(TypeError, match=r"fit: comm must be the communicator from fastnn.distributed.init"):
+        model.fit(x, t, comm="MPI", **distributed_job.FIT)
+    plain, _, _ = distributed_job.problem()
+    plain.fit(x, t, epochs=2, optimizer=distributed_job.optimizer(), **distributed_job.FIT)
+    model.fit(
+        x, t, epochs=2, optimizer=distributed_job.optimizer(), comm=Communicator(), **distributed_job.FIT
+    )
+    np.testing.assert_array_equal(model.flat_params, plain.flat_params)
+
+
 def test_a_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     job = run_job("nan", tmp_path)
     assert job.returncode == 0, job.stdout
