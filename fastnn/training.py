@@ -425,29 +425,10 @@ def fit(
                 xb, tb = loop.next_batch()
                 callback_list.on_train_batch_begin(batch, model, optimizer)
                 try:
-                    if parallel is not None:
-                        loss, correct, loop.interrupt_requested = parallel.train_step(
-                            model,
-                            xb,
-                            tb,
-                            loop.batch_samples,
-                            optimizer,
-                            clip_norm,
-                            interrupt.requested,
-                            loop.global_step,
-                        )
-                    elif clip_norm is None:
-                        loss = model.train_step(xb, tb, optimizer)
-                    else:
-                        loss = model.train_step(xb, tb, optimizer, clip_norm=clip_norm)
+                    loss = _step(loop, model, xb, tb, optimizer, clip_norm, interrupt)
                 except NonFiniteError as error:
                     loop.fail(error)
                     break
-                if parallel is not None:
-                    loop.record_counts(loss, correct, loop.batch_samples)
-                else:
-                    loop.record(loss, model.last_output, tb)
-                    loop.interrupt_requested = interrupt.requested
                 callback_list.on_train_batch_end(batch, {"loss": loss}, model, optimizer)
                 if loop.interrupt_requested and loop.batch < loop.steps:
                     loop.interrupted = True
@@ -469,6 +450,27 @@ def fit(
         parallel.connect_batchnorms(model, None)
         parallel.barrier()  # rank 0's last checkpoint is written before any rank goes on
     return loop.history
+
+
+def _step(loop, model, xb, tb, optimizer, clip_norm, interrupt) -> float:
+    """One optimizer step on the batch (xb, tb), counted in the loop with whether Ctrl-C
+    was pressed (``interrupt.requested``); returns the batch's mean loss. In a data-parallel
+    run (xb, tb) is this rank's shard, and the loss, the count and Ctrl-C are every rank's."""
+    parallel = loop.parallel
+    if parallel is not None:
+        n = loop.batch_samples
+        loss, correct, loop.interrupt_requested = parallel.train_step(
+            model, xb, tb, n, optimizer, clip_norm, interrupt.requested, loop.global_step
+        )
+        loop.record_counts(loss, correct, n)
+        return loss
+    if clip_norm is None:
+        loss = model.train_step(xb, tb, optimizer)
+    else:
+        loss = model.train_step(xb, tb, optimizer, clip_norm=clip_norm)
+    loop.record(loss, model.last_output, tb)
+    loop.interrupt_requested = interrupt.requested
+    return loss
 
 
 def _prepare(
