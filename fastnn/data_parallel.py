@@ -156,13 +156,14 @@ class DataParallel:
         return shard_of(batch, self.rank, self.size)
 
     def seed_dropout(self, model, global_step: int) -> None:
-        """Reseed, in place, every numpy Generator a layer holds (Dropout's masks) from
-        ``(seed, rank, global_step)``."""
-        for layer in model.layers:
-            for value in vars(layer).values():
+        """Reseed, in place, every numpy Generator a layer holds (Dropout's masks; a block
+        holds its sublayers' as attributes like "body.0.rng") from ``(seed, rank,
+        global_step, layer index, attribute)``: each layer draws its own masks."""
+        for index, layer in enumerate(model.layers):
+            for name, value in sorted(vars(layer).items()):
                 if isinstance(value, np.random.Generator):
-                    fresh = type(value.bit_generator)([self.seed, self.rank, global_step])
-                    value.bit_generator.state = fresh.state
+                    key = [self.seed, self.rank, global_step, index, zlib.crc32(name.encode())]
+                    value.bit_generator.state = type(value.bit_generator)(key).state
 
     def train_step(self, model, xb, tb, n_global: int, optimizer, clip_norm, interrupted: bool, step: int):
         """One data-parallel optimizer step on this rank's shard (xb, tb) of a global batch

@@ -406,3 +406,80 @@ def test_bench_distributed_under_mpiexec_times_allreduces_and_data_parallel_step
     assert [row["values"] for row in result["allreduce"]] == [4**k for k in range(5, 13)]
     assert all(row["ms"] > 0 for row in result["allreduce"])
     assert result["data_parallel_step_ms"]["mlp"] > 0 and result["shard_step_ms"]["mlp"] > 0
+
+
+# ---------------------------------------------------------------- the data-parallel loop in one process
+
+
+class RankOf(Communicator):
+    """Rank ``rank`` of ``size``, for what a data-parallel loop does without talking to the others."""
+
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+
+def test_augmented_shards_of_every_rank_make_up_one_process_augmented_batch():
+    from fastnn.data_parallel import DataParallel
+    from fastnn.training import TrainingLoop
+
+    model, x, t = distributed_job.problem()
+    x = np.random.default_rng(1).random((70, 1, 6, 6), dtype=np.float32)
+
+    def batches(parallel):
+        loop = TrainingLoop(
+            model, x, t, None, 1, 16, True, 5, fnn.augment.RandomShift(1), False, 0, sys.stderr, parallel
+        )
+        loop.begin_epoch()
+        out = []
+        for _ in range(loop.steps):
+            out.append(loop.next_batch())
+            loop.batch += 1
+        return out
+
+    alone = batches(None)
+    ranks = [batches(DataParallel(RankOf(rank, 2), 0)) for rank in range(2)]
+    assert len(alone) == len(ranks[0]) == len(ranks[1]) == 5
+    for step, (xb, tb) in enumerate(alone):
+        np.testing.assert_array_equal(np.concatenate([r[step][0] for r in ranks]), xb)
+        np.testing.assert_array_equal(np.concatenate([r[step][1] for r in ranks]), tb)
+        assert len(ranks[0][step][0]) == -(-len(xb) // 2)
+
+
+def test_a_last_batch_too_short_for_every_rank_is_dropped():
+    from fastnn.data_parallel import DataParallel
+
+    assert DataParallel(RankOf(0, 4), 0).steps(70, 16) == 5  # the last batch has 6 >= 4 samples
+    assert DataParallel(RankOf(0, 4), 0).steps(66, 16) == 4  # 2 < 4: dropped
+    with pytest.raises(ValueError, match=r"fit: batch_size=2 is the global batch, shared by 4 ranks"):
+        DataParallel(RankOf(0, 4), 0).check_batch_size(2)
+
+
+def test_dropout_masks_differ_per_rank_and_repeat_for_the_same_rank_and_step():
+    from fastnn.data_parallel import DataParallel
+
+    def mask(rank, step):
+        top, inner = fnn.layers.Dropout(0.5), fnn.layers.Dropout(0.5)  # one inside a block
+        model = fnn.Sequential([fnn.layers.Dense(4, 64), top, fnn.layers.Residual([inner])], seed=0)
+        DataParallel(RankOf(rank, 2), 7).seed_dropout(model, step)
+        ones = np.ones((1, 64), np.float32)
+        return np.concatenate([top.forward(ones) != 0, inner.forward(ones) != 0])
+
+    assert np.array_equal(mask(1, 3), mask(1, 3))
+    assert not np.array_equal(mask(1, 3)[0], mask(1, 3)[1])  # two layers, two masks
+    assert not np.array_equal(mask(0, 3)[0], mask(1, 3)[0]) and not np.array_equal(
+        mask(1, 3)[0], mask(1, 4)[0]
+    )
+    assert not np.array_equal(mask(0, 3)[1], mask(1, 3)[1]) and not np.array_equal(
+        mask(1, 3)[1], mask(1, 4)[1]
+    )
+
+
+def test_synchronised_batchnorms_inside_blocks_get_the_communicator():
+    from fastnn.data_parallel import DataParallel
+
+    inner = fnn.layers.BatchNorm(3, sync=True)
+    plain = fnn.layers.BatchNorm(3)
+    model = fnn.Sequential([fnn.layers.Dense(2, 3), fnn.layers.Residual([inner]), plain])
+    comm = RankOf(0, 2)
+    DataParallel(comm, 0).connect_batchnorms(model, comm)
+    assert inner.comm is comm and plain.comm is None
