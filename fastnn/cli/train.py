@@ -46,12 +46,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default=None,
         help="passes over the training set (default 30 for digits, 3 otherwise)",
     )
-    train.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=100,
-        help="samples per step (under mpiexec: over all ranks)",
-    )
+    train.add_argument("--batch-size", type=positive_int, default=100)
     train.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam")
     train.add_argument(
         "--lr",
