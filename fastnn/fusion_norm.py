@@ -68,6 +68,8 @@ def match(layers, i: int):
     layer = layers[i]
     if type(layer) not in (Conv2D, Dense) or i + 1 >= len(layers) or type(layers[i + 1]) is not BatchNorm:
         return None
+    if layers[i + 1].sync:  # its statistics come from every rank: it runs on its own
+        return None
     end = i + 2
     if end < len(layers) and type(layers[end]) in ACTIVATIONS:
         end += 1

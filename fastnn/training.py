@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from ._files import atomic_write
 from .callbacks import Callback, CallbackList, EarlyStopping, ModelCheckpoint, NonFiniteGuard, ProgressLogger
 from .callbacks.loggers import csv_text, epoch_rows
 from .checkpoint import rng_state, set_rng_state
+from .data_parallel import DataParallel
 from .errors import NonFiniteError
 from .fit_checks import check_fit_arguments
 from .optim import get_optimizer
@@ -134,7 +136,9 @@ class TrainingLoop:
     Settings: ``x``, ``t`` (the training data), ``validation`` ((x, t) or None),
     ``epochs``, ``batch_size``, ``steps`` (batches per epoch), ``n_samples``, ``shuffle``,
     ``augment``, ``include_penalty``, ``verbose``, ``out`` (the stream for messages),
-    ``callbacks`` (all, in run order) and ``history``.
+    ``callbacks`` (all, in run order) and ``history``; ``parallel`` (the
+    :class:`~fastnn.data_parallel.DataParallel` of a run on ``ranks`` > 1 MPI ranks, else
+    None: then ``batch_size`` is the global batch and ``next_batch`` gives this rank's shard).
 
     Position: ``epoch`` (0-based) and ``batch`` (within the epoch) name the next batch
     to run; ``global_step`` counts the optimizer steps of the run (a resumed run
@@ -164,13 +168,20 @@ class TrainingLoop:
         include_penalty,
         verbose,
         out,
+        parallel: DataParallel | None = None,
     ):
         self.model, self.x, self.t, self.validation = model, x, t, validation
+        self.parallel = parallel
+        self.ranks = 1 if parallel is None else parallel.size
         self.epochs, self.batch_size, self.shuffle = epochs, batch_size, bool(shuffle)
         self.augment, self.include_penalty = augment, include_penalty
         self.verbose, self.out = verbose, out
         self.n_samples = len(x)
-        self.steps = -(-self.n_samples // batch_size)
+        self.steps = (
+            -(-self.n_samples // batch_size)
+            if parallel is None
+            else parallel.steps(self.n_samples, batch_size)
+        )
         self.rng = np.random.default_rng(seed if seed is not None else model.seed)
         self.history = History()
         if validation is not None:
@@ -206,17 +217,32 @@ class TrainingLoop:
         self._started = time.perf_counter() - self.elapsed
 
     def next_batch(self):
-        """(x, t) of batch ``batch`` of the epoch, augmented when fit was given ``augment``."""
+        """(x, t) of batch ``batch`` of the epoch, augmented when fit was given ``augment``.
+
+        In a data-parallel run, this rank's shard of the global batch (whose size is then
+        ``batch_samples``); the global batch is augmented before it is cut, so the shared
+        generator advances alike on every rank and the samples equal one process's.
+        """
         idx = self.order[self.batch * self.batch_size : (self.batch + 1) * self.batch_size]
+        self.batch_samples = len(idx)
+        if self.parallel is not None and self.augment is None:
+            idx = self.parallel.shard(idx)
         xb, tb = self.x[idx], self.t[idx]
         if self.augment is not None:
             xb = self.augment(xb, self.rng)
+            if self.parallel is not None:
+                xb, tb = self.parallel.shard(xb), self.parallel.shard(tb)
         return xb, tb
 
     def record(self, loss: float, y: np.ndarray, t: np.ndarray) -> None:
         """Count a finished step: its loss and correct predictions, and the position."""
-        self.total_loss += loss * len(t)
-        self.correct += self.model.loss_fn.count_correct(y, t)
+        self.record_counts(loss, self.model.loss_fn.count_correct(y, t), len(t))
+
+    def record_counts(self, loss: float, correct: int, samples: int) -> None:
+        """Count a finished step from its mean ``loss`` and ``correct`` predictions over
+        ``samples`` (a data-parallel step's totals over the global batch)."""
+        self.total_loss += loss * samples
+        self.correct += correct
         self.batch += 1
         self.global_step += 1
 
@@ -228,7 +254,11 @@ class TrainingLoop:
         if self.include_penalty:
             metrics["loss"] += optimizer.penalty(self.model.flat_params)
         if self.validation is not None:
-            val = self.model.evaluate(*self.validation, batch_size=max(self.batch_size, 256))
+            batch_size = max(self.batch_size, 256)
+            if self.parallel is None:
+                val = self.model.evaluate(*self.validation, batch_size=batch_size)
+            else:
+                val = self.parallel.evaluate(self.model, *self.validation, batch_size=batch_size)
             metrics.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         for key, value in metrics.items():
             self.history[key].append(value)
@@ -284,6 +314,7 @@ class TrainingLoop:
             "elapsed": elapsed,
             "stopped": self.stop_training,
             "rng": rng_state(self.rng),
+            "ranks": self.ranks,
         }
 
     def load_state_dict(self, state: dict, order) -> None:
@@ -293,6 +324,16 @@ class TrainingLoop:
         self.total_loss, self.correct = float(state["total_loss"]), int(state["correct"])
         self.elapsed, self.stop_training = float(state["elapsed"]), bool(state["stopped"])
         self.order = None if order is None else np.array(order, dtype=np.int64)
+        ranks = state.get("ranks", 1)
+        if ranks != self.ranks and (self.parallel is None or self.parallel.comm.is_root):
+            warnings.warn(
+                f"fit(resume): the checkpoint was written by a run on {ranks} rank(s), this one runs on "
+                f"{self.ranks}: training continues with the same global batch cut into {self.ranks} "
+                f"shard(s), so the weights may differ from an uninterrupted {ranks}-rank run in the last "
+                f"bits (resume on {ranks} rank(s) for an exact continuation)",
+                RuntimeWarning,
+                stacklevel=6,
+            )
 
 
 def fit(
@@ -320,6 +361,7 @@ def fit(
     checkpoint_every: int | None = None,
     keep: int = 3,
     resume: bool = False,
+    comm=None,
 ) -> History:
     """Train ``model`` on (x, t) with mini-batches; returns a :class:`History`.
 
@@ -346,6 +388,14 @@ def fit(
         checkpoint, checkpoint_every, keep, resume: build a
             :class:`~fastnn.callbacks.ModelCheckpoint` on the folder ``checkpoint``
             (every ``checkpoint_every`` steps, or every epoch; resume continues bit for bit).
+        comm: the communicator of an MPI job (``fastnn.distributed.init()``): with K > 1
+            ranks, train data-parallel. ``batch_size`` is then the global batch; each rank
+            takes its shard of every batch of the one seeded permutation, rank 0's weights
+            and optimizer state are broadcast first, every step sums the ranks' gradients
+            with one allreduce (K ranks step like one process on the whole batch), metrics
+            are reduced over the ranks, and only rank 0 prints and writes checkpoints. Every
+            rank must call fit with the same model, data and arguments (checked at the start).
+            See docs/distributed.md.
 
     Every argument, and every callback (``Callback.check``), is checked before the first
     step; an error lists the valid values.
@@ -357,7 +407,12 @@ def fit(
     second Ctrl-C raises KeyboardInterrupt at once.
     """
     loop, callback_list, optimizer = _prepare(**locals())  # fit's arguments, checked
+    parallel = loop.parallel
     callback_list.on_train_begin(model, optimizer)
+    if parallel is not None:
+        parallel.check_same_run(model, loop, optimizer)
+        parallel.broadcast_state(model, optimizer)
+        parallel.connect_batchnorms(model, parallel.comm)
     with _InterruptGuard(loop.out) as interrupt:
         while not loop.stop_training and loop.epoch < loop.epochs:
             epoch = loop.epoch
@@ -370,15 +425,10 @@ def fit(
                 xb, tb = loop.next_batch()
                 callback_list.on_train_batch_begin(batch, model, optimizer)
                 try:
-                    if clip_norm is None:
-                        loss = model.train_step(xb, tb, optimizer)
-                    else:
-                        loss = model.train_step(xb, tb, optimizer, clip_norm=clip_norm)
+                    loss = _step(loop, model, xb, tb, optimizer, clip_norm, interrupt)
                 except NonFiniteError as error:
                     loop.fail(error)
                     break
-                loop.record(loss, model.last_output, tb)
-                loop.interrupt_requested = interrupt.requested
                 callback_list.on_train_batch_end(batch, {"loss": loss}, model, optimizer)
                 if loop.interrupt_requested and loop.batch < loop.steps:
                     loop.interrupted = True
@@ -386,7 +436,9 @@ def fit(
             if loop.error is not None or loop.interrupted:
                 break
             metrics = loop.end_epoch(optimizer)
-            loop.interrupt_requested = interrupt.requested
+            loop.interrupt_requested = (
+                interrupt.requested if parallel is None else parallel.agree(interrupt.requested)
+            )
             callback_list.on_epoch_end(epoch, metrics, model, optimizer)
             if loop.interrupt_requested and not loop.stop_training and loop.epoch < loop.epochs:
                 loop.interrupted = True
@@ -394,7 +446,31 @@ def fit(
     if loop.interrupted:
         loop.report_interrupt()
     callback_list.on_train_end(model, optimizer)
+    if parallel is not None:
+        parallel.connect_batchnorms(model, None)
+        parallel.barrier()  # rank 0's last checkpoint is written before any rank goes on
     return loop.history
+
+
+def _step(loop, model, xb, tb, optimizer, clip_norm, interrupt) -> float:
+    """One optimizer step on the batch (xb, tb), counted in the loop with whether Ctrl-C
+    was pressed (``interrupt.requested``); returns the batch's mean loss. In a data-parallel
+    run (xb, tb) is this rank's shard, and the loss, the count and Ctrl-C are every rank's."""
+    parallel = loop.parallel
+    if parallel is not None:
+        n = loop.batch_samples
+        loss, correct, loop.interrupt_requested = parallel.train_step(
+            model, xb, tb, n, optimizer, clip_norm, interrupt.requested, loop.global_step
+        )
+        loop.record_counts(loss, correct, n)
+        return loss
+    if clip_norm is None:
+        loss = model.train_step(xb, tb, optimizer)
+    else:
+        loss = model.train_step(xb, tb, optimizer, clip_norm=clip_norm)
+    loop.record(loss, model.last_output, tb)
+    loop.interrupt_requested = interrupt.requested
+    return loss
 
 
 def _prepare(
@@ -423,6 +499,7 @@ def _prepare(
     keep,
     resume,
     include_penalty,
+    comm,
 ):
     """fit's arguments checked: (the loop, its callbacks in run order, the optimizer).
 
@@ -461,8 +538,23 @@ def _prepare(
         raise ValueError(f"fit: x has {len(x)} samples and t has {len(t)}; expected the same, non-zero count")
     x, t, validation = _split_validation(x, t, validation_data, validation_split, model)
     out = file if file is not None else sys.stderr
+    parallel = _data_parallel(comm, seed if seed is not None else model.seed, batch_size)
+    if parallel is not None and not parallel.comm.is_root:
+        verbose = 0  # rank 0 alone shows progress
     loop = TrainingLoop(
-        model, x, t, validation, epochs, batch_size, shuffle, seed, augment, include_penalty, verbose, out
+        model,
+        x,
+        t,
+        validation,
+        epochs,
+        batch_size,
+        shuffle,
+        seed,
+        augment,
+        include_penalty,
+        verbose,
+        out,
+        parallel,
     )
     stopper = None if patience is None else EarlyStopping(patience, monitor, min_delta, restore_best_weights)
     checkpointer = None if checkpoint is None else ModelCheckpoint(checkpoint, checkpoint_every, keep, resume)
@@ -476,6 +568,17 @@ def _prepare(
     else:
         optimizer = get_optimizer(optimizer if optimizer is not None else "adam")
     return loop, callback_list, optimizer
+
+
+def _data_parallel(comm, seed, batch_size: int) -> DataParallel | None:
+    """fit's DataParallel for ``comm`` (checked), or None for no communicator or a job of one."""
+    if comm is None:
+        return None
+    parallel = DataParallel(comm, seed)
+    if parallel.size == 1:
+        return None
+    parallel.check_batch_size(batch_size)
+    return parallel
 
 
 def _in_run_order(callbacks, progress, stopper, checkpointer) -> list:

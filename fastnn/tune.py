@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .distributed import as_communicator
 from .lr_finder import LRFindResult, lr_find
 from .optim import OPTIMIZERS, Optimizer, get_optimizer
 
@@ -187,6 +188,7 @@ def random_search(
     seed: int | None = 0,
     verbose: int = 1,
     file=None,
+    comm=None,
     **fit_kwargs,
 ) -> list[Trial]:
     """Random search over ``space``, scored on a validation split of (x, t); best first.
@@ -200,6 +202,11 @@ def random_search(
         optimizer: the optimizer's name, built per trial from the sampled values.
         monitor: "val_accuracy" (higher is better) or "val_loss" (lower is better).
         seed: seeds the split, the sampling and the training (reproducible search).
+        comm: the communicator of an MPI job (``fastnn.distributed.init()``): the trials are
+            spread over the ranks (trial i on rank i % K, each trained by one rank alone)
+            and every rank returns them all, as a serial search with the same seed does
+            (trials trained on another rank carry only the per-epoch ``history`` metrics).
+            Only rank 0 prints.
         fit_kwargs: passed to ``fit`` (e.g. ``augment``, ``callbacks``).
 
     Returns:
@@ -220,11 +227,16 @@ def random_search(
     if len(x) != len(t):
         raise ValueError(f"random_search: x has {len(x)} samples but t has {len(t)}")
     out = file if file is not None else sys.stderr
+    comm = as_communicator(comm, "random_search")
     rng = np.random.default_rng(seed)
     (x_train, t_train), validation = _split(x, t, validation_split, rng)
     results = []
     for index in range(trials):
         params = sample(space, rng)
+        fit_seed = int(rng.integers(2**31))  # drawn on every rank: the draws stay in step
+        if index % comm.size != comm.rank:
+            results.append(Trial(params, 0.0, 0.0, 0.0, {}, 0.0, index))
+            continue
         built = build(dict(params))
         model, opt = built if isinstance(built, tuple) else (built, _optimizer_for(optimizer, params))
         started = time.perf_counter()
@@ -236,7 +248,7 @@ def random_search(
             optimizer=opt,
             validation_data=validation,
             verbose=0,
-            seed=int(rng.integers(2**31)),
+            seed=fit_seed,
             **fit_kwargs,
         )
         if history.epochs and "val_loss" in history:
@@ -257,13 +269,50 @@ def random_search(
             index,
         )
         results.append(trial)
-        if verbose:
+        if verbose and comm.size == 1:
             print(f"trial {index + 1}/{trials}  {trial}  ({trial.seconds:.1f}s)", file=out, flush=True)
+    if comm.size > 1:
+        _gather_trials(results, comm, epochs)
+        if verbose and comm.is_root:
+            for trial in results:
+                rank = trial.index % comm.size
+                line = f"trial {trial.index + 1}/{trials}  {trial}  ({trial.seconds:.1f}s on rank {rank})"
+                print(line, file=out, flush=True)
     if monitor == "val_accuracy":
         results.sort(key=lambda r: (-r.val_accuracy, r.val_loss))
     else:
         results.sort(key=lambda r: (r.val_loss, -r.val_accuracy))
     return results
+
+
+#: The per-epoch metrics a trial run on another rank brings back.
+_GATHERED = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
+
+
+def _gather_trials(results: list, comm, epochs: int) -> None:
+    """Fill in, on every rank, the scores and per-epoch metrics of the trials other ranks
+    trained: one allreduce of a float64 table, a row per trial (score, val_loss,
+    val_accuracy, seconds, epochs run, then each of :data:`_GATHERED` per epoch), zero
+    where a rank did not train the trial."""
+    head = 5
+    table = np.zeros((len(results), head + epochs * len(_GATHERED)))
+    mine = [trial.index % comm.size == comm.rank for trial in results]
+    for row, trial, own in zip(table, results, mine):
+        if own:
+            ran = len(trial.history.get("loss", []))
+            row[:head] = trial.score, trial.val_loss, trial.val_accuracy, trial.seconds, ran
+            for k, name in enumerate(_GATHERED):
+                values = trial.history.get(name, [])[:epochs]
+                row[head + k * epochs : head + k * epochs + len(values)] = values
+    comm.allreduce_(table)
+    for row, trial, own in zip(table, results, mine):
+        if not own:
+            trial.score, trial.val_loss, trial.val_accuracy, trial.seconds = (float(v) for v in row[:4])
+            ran = int(row[4])
+            trial.history = {
+                name: [float(v) for v in row[head + k * epochs : head + k * epochs + ran]]
+                for k, name in enumerate(_GATHERED)
+            }
 
 
 def parse_range(text: str, log: bool = True):

@@ -31,6 +31,7 @@ LAYERS = [
             "fastnn._progress",
             "fastnn._kernel_cache",
             "fastnn._precompile",
+            "fastnn.distributed.",
         ],
     ),
     ("kernels", ["fastnn.kernels."]),
@@ -61,7 +62,7 @@ LAYERS = [
         ],
     ),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
-    ("training loop", ["fastnn.fit_checks", "fastnn.training"]),
+    ("training loop", ["fastnn.fit_checks", "fastnn.data_parallel", "fastnn.training"]),
     ("model", ["fastnn.model_summary", "fastnn.model"]),
     (
         "networks and tools",

@@ -139,9 +139,13 @@ class ModelCheckpoint(Callback):
         stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
         return stopper, [c for c in callbacks if not isinstance(c, built_in)]
 
-    def write(self, model, optimizer) -> Path:
-        """Write one checkpoint of the training state now; returns its path."""
+    def write(self, model, optimizer) -> Path | None:
+        """Write one checkpoint of the training state now; returns its path (None on the
+        ranks of a data-parallel run other than rank 0, which alone writes)."""
         loop = self.loop
+        parallel = getattr(loop, "parallel", None)
+        if parallel is not None and not parallel.comm.is_root:
+            return None
         stopper, others = self._parts()
         extra = {"order": loop.order} if loop.order is not None else {}
         stopping = None

@@ -57,6 +57,26 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="with --zoo: also each workload's peak RSS, fastnn and PyTorch, in fresh processes (slow)",
     )
     bench.add_argument(
+        "--distributed",
+        action="store_true",
+        help="time allreduces and data-parallel steps on 2 MPI ranks (started with mpiexec) and print "
+        "the ring model's predicted scaling for 2 to 64 machines (needs pip install 'fastnn[mpi]')",
+    )
+    bench.add_argument(
+        "--bandwidth",
+        type=float,
+        default=10.0,
+        metavar="GBIT",
+        help="with --distributed: Gbit/s (default 10)",
+    )
+    bench.add_argument(
+        "--latency",
+        type=float,
+        default=50.0,
+        metavar="US",
+        help="with --distributed: microseconds (default 50)",
+    )
+    bench.add_argument(
         "--compare",
         nargs=2,
         default=None,
@@ -86,6 +106,8 @@ def run(args) -> int:
         _config.set_num_threads(args.threads)
     if args.zoo or args.zoo_networks:
         return _bench_zoo(args)
+    if args.distributed:
+        return _bench_distributed(args)
     results = report.run(
         repeats=args.repeats or 20,
         warmup=args.warmup,
@@ -116,5 +138,37 @@ def _bench_zoo(args) -> int:
     print(zoo_bench.format_zoo(results))
     if args.json:
         report.write_json(results, args.json)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _bench_distributed(args) -> int:
+    """--distributed: measure and model data-parallel scaling (:mod:`fastnn.bench.distributed`);
+    under mpiexec -n K, only the measurements that need the ranks (rank 0 reports them)."""
+    from ..bench import distributed, report
+    from ..distributed import init
+
+    if args.bandwidth <= 0 or args.latency < 0:
+        raise ValueError(
+            f"--bandwidth must be > 0 and --latency >= 0, got {args.bandwidth} Gbit/s and {args.latency} us"
+        )
+    comm = init(threads=args.threads)
+    repeats, networks = args.repeats or 10, tuple(args.networks)
+    if comm.size > 1:
+        measured = distributed.measure_on_ranks(comm, networks, repeats, args.warmup)
+        if comm.is_root:
+            print(distributed.format_ranks(measured))
+            if args.json:
+                report.write_json(measured, args.json)
+        comm.barrier()
+        return 0
+    print(
+        f"fastnn bench --distributed: timing here, then on 2 MPI ranks ({', '.join(networks)}) ...",
+        flush=True,
+    )
+    result = distributed.run(networks, repeats, args.warmup, args.bandwidth, args.latency)
+    print(distributed.format_report(result))
+    if args.json:
+        report.write_json(result, args.json)
         print(f"\nwrote {args.json}")
     return 0

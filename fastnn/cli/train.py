@@ -1,4 +1,8 @@
-"""``fastnn train``: train a built-in network, print its test accuracy; checkpoints and ``--resume``."""
+"""``fastnn train``: train a built-in network, print its test accuracy; checkpoints and ``--resume``.
+
+Under ``mpiexec -n K`` (K > 1) it trains data-parallel (:mod:`fastnn.distributed`):
+``--batch-size`` is the global batch, rank 0 alone prints and writes files.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--threads",
         type=positive_int,
         default=None,
-        help="threads for the numba kernels (default: all cores)",
+        help="threads for the numba kernels (default: all cores; under mpiexec, the cores / the ranks)",
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--validation-split", type=float, default=0.0)
@@ -150,6 +154,8 @@ def run(args) -> int:
         _check_fresh_checkpoint_dir(args.checkpoint)
     if args.threads is not None:
         _config.set_num_threads(args.threads)
+    comm = _communicator(args)
+    say = print if comm.is_root else _silent
     started = time.perf_counter()
     (x_train, t_train), (x_test, t_test) = load_data(args)
     model = build_model(args, x_train)
@@ -157,13 +163,14 @@ def run(args) -> int:
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     decay = {} if args.weight_decay is None else {"weight_decay": args.weight_decay}
     optimizer = get_optimizer(args.optimizer, lr=lr, l1=args.l1, **decay)
-    print(
+    ranks = f"{comm.size} MPI ranks x " if comm.size > 1 else ""
+    say(
         f"fastnn {args.model} on {args.dataset}: {len(x_train)} train / {len(x_test)} test, "
         f"{model.num_params:,d} parameters, {optimizer!r}, backend {args.backend}, "
-        f"{_config.get_num_threads()} thread(s)",
+        f"{ranks}{_config.get_num_threads()} thread(s)",
         flush=True,
     )
-    if args.checkpoint is not None and args.resume is None:
+    if args.checkpoint is not None and args.resume is None and comm.is_root:
         _save_train_args(args, _config.get_num_threads())
     history = model.fit(
         x_train,
@@ -180,10 +187,15 @@ def run(args) -> int:
         checkpoint_every=args.checkpoint_every,
         resume=args.resume is not None,
         augment=_augmentation(getattr(args, "augment", None)),
-        callbacks=_callbacks(args),
+        callbacks=_callbacks(args, comm.is_root),
+        comm=comm,
     )
+    if not comm.is_root:  # rank 0 reports and writes the files; the others wait for it
+        comm.barrier()
+        return 0
     if history.interrupted:
         _report_interrupt(args, model, history)
+        comm.barrier()
         return 130
     if history.stop_reason:
         print(history.stop_reason)
@@ -200,7 +212,28 @@ def run(args) -> int:
 
         paths = save_training_plots(model, history, x_test, t_test, args.plot)
         print("plots: " + ", ".join(str(p) for p in paths))
+    comm.barrier()
     return 0
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
+def _communicator(args):
+    """The MPI job's communicator (size 1 without mpiexec), with this rank's threads set
+    (--threads, else the host's cores / its ranks); rank 0 says once that training is
+    data-parallel."""
+    from ..distributed import init
+
+    comm = init(threads=args.threads)
+    if comm.size > 1 and comm.is_root:
+        print(
+            f"fastnn train: data-parallel on {comm.size} MPI ranks; --batch-size {args.batch_size} is "
+            f"the global batch (about {args.batch_size // comm.size} per rank)",
+            flush=True,
+        )
+    return comm
 
 
 def _verbosity(args) -> int:
@@ -214,9 +247,10 @@ def _verbosity(args) -> int:
     return 1 if args.verbose is None else args.verbose
 
 
-def _callbacks(args) -> list:
+def _callbacks(args, writes_files: bool = True) -> list:
     """The command's callbacks: it reports Ctrl-C itself (:func:`_report_interrupt`), and
-    --log PATH adds a CSVLogger, appending when the run resumes."""
+    --log PATH adds a CSVLogger, appending when the run resumes (on rank 0 alone when
+    ``writes_files`` is False elsewhere)."""
     from ..callbacks import Callback, CSVLogger
 
     class ReportsInterruptsItself(Callback):
@@ -224,7 +258,7 @@ def _callbacks(args) -> list:
             self.loop.report_interrupts = False
 
     callbacks = [ReportsInterruptsItself()]
-    if getattr(args, "log", None):
+    if getattr(args, "log", None) and writes_files:
         callbacks.append(CSVLogger(args.log, append=args.resume is not None))
     return callbacks
 

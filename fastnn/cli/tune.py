@@ -60,17 +60,21 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from .. import _config
+    from ..distributed import init
     from ..tune import format_trials, parse_range, random_search
 
     if args.threads is not None:
         _config.set_num_threads(args.threads)
+    comm = init(threads=args.threads)  # under mpiexec -n K the trials are spread over the ranks
+    say = print if comm.is_root else _silent
     space = {name: parse_range(getattr(args, name)) for name in ("lr", "weight_decay", "l1")}
     (x_train, t_train), _ = load_data(args)  # the test set is never looked at
     build_model(args, x_train)  # fail early if the model does not fit
-    print(
+    ranks = f", spread over {comm.size} MPI ranks" if comm.size > 1 else ""
+    say(
         f"fastnn tune {args.model} on {args.dataset}: {args.trials} trials x {args.epochs} "
         f"epoch(s), {args.optimizer}, scored on {args.validation_split:.0%} of the "
-        f"{len(x_train)} training samples",
+        f"{len(x_train)} training samples{ranks}",
         flush=True,
     )
     trials = random_search(
@@ -86,10 +90,15 @@ def run(args) -> int:
         seed=args.seed,
         verbose=0 if args.quiet else 1,
         file=sys.stdout,
+        comm=comm,
     )
-    print(format_trials(trials, args.top))
-    print("best: " + shlex.join(train_command(args, trials[0].params)))
+    say(format_trials(trials, args.top))
+    say("best: " + shlex.join(train_command(args, trials[0].params)))
     return 0
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
 
 
 def train_command(args, rates: dict) -> list[str]:

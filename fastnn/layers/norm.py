@@ -6,7 +6,9 @@ import numbers
 
 import numpy as np
 
+from ..distributed import Communicator
 from .base import Layer
+from .sync_norm import synced_batchnorm, synced_batchnorm_backward
 
 
 class BatchNorm(Layer):
@@ -20,11 +22,16 @@ class BatchNorm(Layer):
     running statistics are used. ``gamma`` (starts at 1) and ``beta`` (starts at 0)
     are trainable and live in the model's flat buffer; ``running_mean`` and
     ``running_var`` are :attr:`buffers`, saved with the model.
+
+    ``sync=True`` (SyncBatchNorm): in a data-parallel run (``fit(..., comm=comm)``) the
+    statistics are those of the global batch, over every rank
+    (:mod:`fastnn.layers.sync_norm`); by default each rank uses its own shard's. Alone,
+    a synchronised BatchNorm computes what a plain one does (in float64, unfused).
     """
 
     buffers_change_in_training = True
 
-    def __init__(self, num_features: int, momentum: float = 0.9, eps: float = 1e-5):
+    def __init__(self, num_features: int, momentum: float = 0.9, eps: float = 1e-5, sync: bool = False):
         super().__init__()
         if (
             not isinstance(num_features, (int, np.integer))
@@ -52,9 +59,15 @@ class BatchNorm(Layer):
             "running_var": np.ones(self.num_features, self.dtype),
         }
         self._cache = None
+        if not isinstance(sync, (bool, np.bool_)):
+            raise TypeError(f"BatchNorm: sync must be True or False, got {type(sync).__name__} {sync!r}")
+        self.sync = bool(sync)
+        #: The communicator a data-parallel fit gives a synchronised BatchNorm (None: alone).
+        self.comm = None
 
     def get_config(self):
-        return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
+        config = {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
+        return {**config, "sync": True} if self.sync else config
 
     def describe(self):
         return f"BatchNorm({self.num_features})"
@@ -107,9 +120,18 @@ class BatchNorm(Layer):
         if not train:
             self._cache = None
             return self.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
+        if self.sync:
+            return self._forward_synced(x, gamma, beta)
         y, mean, var = self.ops.batchnorm(x, gamma, beta, self.eps)
         self.update_running_stats(mean, var)
         self._cache = (x, mean, var)
+        return y
+
+    def _forward_synced(self, x, gamma, beta):
+        comm = self.comm if self.comm is not None else Communicator()
+        y, mean, var, inv_std = synced_batchnorm(x, gamma, beta, self.eps, comm)
+        self.update_running_stats(mean, var)
+        self._cache = (x, mean, inv_std, comm)
         return y
 
     def update_running_stats(self, mean, var) -> None:
@@ -122,8 +144,13 @@ class BatchNorm(Layer):
             running += (1 - keep) * batch
 
     def backward(self, dy):
-        x, mean, var = self._require_forward("_cache")
-        dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, x, self.params["gamma"], mean, var, self.eps)
+        cache = self._require_forward("_cache")
+        if len(cache) == 4:  # synchronised
+            x, mean, inv_std, comm = cache
+            dx, dgamma, dbeta = synced_batchnorm_backward(dy, x, self.params["gamma"], mean, inv_std, comm)
+        else:
+            x, mean, var = cache
+            dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, x, self.params["gamma"], mean, var, self.eps)
         self.grads["gamma"][...] = dgamma
         self.grads["beta"][...] = dbeta
         return dx

@@ -1,0 +1,40 @@
+"""A failing rank ends the whole job: an uncaught exception on any rank aborts it with
+a message, instead of leaving the other ranks waiting forever in a collective.
+
+This is what ``python -m mpi4py script.py`` does; :func:`abort_on_uncaught_exception`
+gives fastnn's own entry points (and any script that calls ``fnn.distributed.init()``) the
+same behaviour. A rank killed outright (SIGKILL) is seen by the launcher, which ends the
+others.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+__all__ = ["abort_on_uncaught_exception"]
+
+
+def abort_on_uncaught_exception(comm) -> None:
+    """Install a ``sys.excepthook`` that prints the traceback, says which rank failed, and
+    calls ``comm.abort(1)`` (MPI_Abort: every rank of the job ends)."""
+    previous = sys.excepthook
+    if getattr(previous, "aborts_the_job", False):
+        return
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt) or comm.size == 1:
+            previous(kind, value, tb)
+            return
+        traceback.print_exception(kind, value, tb)
+        print(
+            f"fastnn.distributed: rank {comm.rank} of {comm.size} failed with {kind.__name__}: {value}; "
+            f"aborting the whole job (MPI_Abort) so no rank waits forever. Fix the error above and rerun; "
+            "a run with checkpoint=DIR resumes from its last checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
+        comm.abort(1)
+
+    hook.aborts_the_job = True
+    sys.excepthook = hook
