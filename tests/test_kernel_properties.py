@@ -802,6 +802,8 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         close(got.reshape(w.shape), w, dtype, "batchnorm_backward tanh")
     (y,) = run_kernel(norm_k.channel_affine, build, x3, gamma, beta, block, Guarded(x3.shape, dtype))
     close(y, x3 * gamma[:, None] + beta[:, None], dtype, "channel_affine")
+    (dx,) = run_kernel(norm_k.channel_scale, build, x3, gamma, block, Guarded(x3.shape, dtype))
+    close(dx, x3 * gamma[:, None], dtype, "channel_scale")
 
     shifts_y, shifts_x = rng.integers(-H, H + 1, N), rng.integers(-W, W + 1, N)
     (out,) = run_kernel(augment_k.shift, build, x, shifts_y, shifts_x, Guarded(x.shape, dtype))
@@ -904,6 +906,7 @@ def _ops_cases(rng, dtype):
         "batchnorm": ((img, gamma, beta), (0, 1, 2)),
         "batchnorm_backward": ((r(*img.shape), img, gamma, r(C), var), (0, 1, 2, 3, 4)),
         "batchnorm_inference": ((r(N, C), gamma, beta, r(C), var), (0, 1, 2, 3, 4)),
+        "batchnorm_inference_backward": ((r(*img.shape), gamma, var), (0, 1, 2)),
         "sgd_step": ((params(), params(), 0.1, 0.01, 0.001), (1,)),
         "momentum_step": ((params(), params(), state(), 0.1, 0.9), (1,)),
         "nesterov_step": ((params(), params(), state(), 0.1, 0.9), (1,)),

@@ -20,6 +20,11 @@ class BatchNorm(Layer):
     running statistics are used. ``gamma`` (starts at 1) and ``beta`` (starts at 0)
     are trainable and live in the model's flat buffer; ``running_mean`` and
     ``running_var`` are :attr:`buffers`, saved with the model.
+
+    Frozen (``trainable = False``, or inside a frozen block), the layer trains in its
+    inference form: it normalises with the running statistics and keeps them, and its
+    backward is that form's, dx = dy * gamma / sqrt(running_var + eps) per channel
+    (``ops.batchnorm_inference_backward``), with no gamma or beta gradient (grads stay 0).
     """
 
     buffers_change_in_training = True
@@ -102,10 +107,11 @@ class BatchNorm(Layer):
             )
 
     def forward(self, x, train=True):
+        """y like x: batch statistics in training, the running ones at inference and while frozen."""
         self.check_input(x)
         gamma, beta = self.params["gamma"], self.params["beta"]
-        if not train:
-            self._cache = None
+        if not train or self.frozen:
+            self._cache = (x, None, None) if train else None  # no batch statistics: the inference form
             return self.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
         y, mean, var = self.ops.batchnorm(x, gamma, beta, self.eps)
         self.update_running_stats(mean, var)
@@ -122,7 +128,13 @@ class BatchNorm(Layer):
             running += (1 - keep) * batch
 
     def backward(self, dy):
+        """dx like dy; fills grads["gamma"] and grads["beta"] (zeroes them after a frozen pass)."""
         x, mean, var = self._require_forward("_cache")
+        if mean is None:  # the forward ran in the inference form (frozen)
+            if dy.shape != x.shape:
+                raise ValueError(f"{self.describe()}: expected dy of shape {x.shape}, got {dy.shape}")
+            self.zero_grads()
+            return self.ops.batchnorm_inference_backward(dy, self.params["gamma"], self.running_var, self.eps)
         dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, x, self.params["gamma"], mean, var, self.eps)
         self.grads["gamma"][...] = dgamma
         self.grads["beta"][...] = dbeta

@@ -82,6 +82,11 @@ def _batchnorm_inference(rng, large, images=False):
     return Case("batchnorm_inference", (x, gamma, beta, normal(rng, (c,)), positive(rng, (c,))))
 
 
+def _batchnorm_inference_backward(rng, large, images=False):
+    dy, gamma, _ = _norm_input(rng, large, images)
+    return Case("batchnorm_inference_backward", (dy, gamma, positive(rng, gamma.shape)), outputs=("dx",))
+
+
 _NORM_VARIANTS = tuple(
     dict(images=images, **fused)
     for fused in (
@@ -101,6 +106,9 @@ SPECS = {
     "batchnorm": OpCases(_batchnorm, _NORM_VARIANTS),
     "batchnorm_backward": OpCases(_batchnorm_backward, _NORM_VARIANTS),
     "batchnorm_inference": OpCases(_batchnorm_inference, ({"images": False}, {"images": True})),
+    "batchnorm_inference_backward": OpCases(
+        _batchnorm_inference_backward, ({"images": False}, {"images": True})
+    ),
 }
 
 __all__ = ["SPECS"]
