@@ -610,7 +610,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     close(outs[7], db_ref, dtype, "im2col_backward db")
     dWm, db = np.full((F, K), SENTINEL, dtype), np.full(F, SENTINEL, dtype)
     with single_threaded_blas():
-        (dx,) = run_kernel(
+        *_, dx = run_kernel(  # the scratch rows, then dx
             conv_k.im2col_backward,
             build,
             x,
