@@ -20,6 +20,10 @@ Dense, activation                                   :class:`DenseActivation`
 The BatchNorm rules come first: Conv2D or Dense, BatchNorm and an activation (or none)
 run as one group of :mod:`fastnn.fusion_norm` (see :func:`fastnn.fusion_norm.match`).
 
+A frozen layer (``trainable = False``) fuses as before: the backward ops skip its weight
+gradient (``weight_grad=False``). The groups read the flag at each pass, so changing it
+between steps needs no new plan.
+
 A fused activation is applied in the kernel's store (``ops.conv2d(...,
 activation=...)``, ``ops.affine(..., activation=...)``: ReLU in the convolution's
 register tiles, the others on each image's output while it is in cache) and its
@@ -42,8 +46,8 @@ from .fusion_base import FusedGroup
 from .layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Layer
 from .layers.blocks import Block
-from .layers.conv import Conv2D
-from .layers.dense import Dense
+from .layers.conv import Conv2D, conv_backward
+from .layers.dense import Dense, dense_backward
 from .layers.pool import AvgPool2D, MaxPool2D
 from .layers.reshape import Flatten
 
@@ -84,27 +88,8 @@ class DenseActivation(FusedGroup):
         return y
 
     def backward(self, dy, input_grad=True):
-        dense = self.layers[0]
         x = self._require_forward("_x")
-        dx, _, _ = dense.ops.affine_backward(
-            dy,
-            x,
-            dense.params["W"],
-            input_grad=input_grad,
-            out=(dense.grads["W"], dense.grads["b"]),
-            **_activation_args(self.layers[1], self._y),
-        )
-        return dx
-
-
-def _conv_backward(conv: Conv2D, dy, x, input_grad, **fused):
-    """One ``ops.conv2d_backward`` of ``conv`` into its grads, with a fused ReLU
-    (``relu_out=``) or ReLU and max pooling (``pool=``) in its reads; returns dx."""
-    W, grads = conv.params["W"], (conv.grads["W"], conv.grads["b"])
-    dx, _, _ = conv.ops.conv2d_backward(
-        dy, x, W, stride=conv.stride, pad=conv.pad, impl=conv.impl, input_grad=input_grad, out=grads, **fused
-    )
-    return dx
+        return dense_backward(self.layers[0], dy, x, input_grad, **_activation_args(self.layers[1], self._y))
 
 
 def _conv_forward(conv: Conv2D, x, activation=None):
@@ -133,7 +118,7 @@ class ConvActivation(FusedGroup):
 
     def backward(self, dy, input_grad=True):
         x = self._require_forward("_x")
-        return _conv_backward(self.layers[0], dy, x, input_grad, **_activation_args(self.layers[1], self._y))
+        return conv_backward(self.layers[0], dy, x, input_grad, **_activation_args(self.layers[1], self._y))
 
 
 class ConvReLUMaxPool(FusedGroup):
@@ -169,7 +154,7 @@ class ConvReLUMaxPool(FusedGroup):
 
     def backward(self, dy, input_grad=True):
         pooling = (self._argmax, self._pooled)
-        return _conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, pool=pooling)
+        return conv_backward(self.layers[0], dy, self._require_forward("_x"), input_grad, pool=pooling)
 
 
 class ConvActivationPool(FusedGroup):
@@ -191,7 +176,7 @@ class ConvActivationPool(FusedGroup):
         x = self._require_forward("_x")
         dy = self.layers[-1].backward(dy)
         fused = _activation_args(self.activation, self._y)
-        return _conv_backward(self.layers[0], dy, x, input_grad, **fused)
+        return conv_backward(self.layers[0], dy, x, input_grad, **fused)
 
 
 def _fusable_activation(layer) -> bool:

@@ -20,6 +20,11 @@ convolution's or affine's backward op. The numbers are the layers' own, bit for 
 both ways). The bias before BatchNorm is still added and its (zero up to rounding)
 gradient still computed: skipping either would change the rounding of the unfused run.
 
+**Frozen** BatchNorm (``trainable = False``): a training pass runs the group's layers one
+by one, BatchNorm in its inference form (running statistics, used and kept), so the numbers
+are those of ``fuse_layers = False``; a frozen Conv2D or Dense alone fuses as usual, its
+weight gradient skipped (``weight_grad=False``). Both are decided at each pass.
+
 **Inference** (``forward(x, train=False)``, so ``predict`` and ``evaluate``): BatchNorm
 with its running statistics is an affine map per channel, which folds into the weights,
 ``W' = W * s``, ``b' = (b - running_mean) * s + beta``, ``s = gamma / sqrt(running_var
@@ -48,8 +53,8 @@ import numpy as np
 
 from .fusion_base import FusedGroup
 from .layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from .layers.conv import Conv2D
-from .layers.dense import Dense
+from .layers.conv import Conv2D, conv_backward
+from .layers.dense import Dense, dense_backward
 from .layers.norm import BatchNorm
 from .layers.pool import MaxPool2D
 
@@ -106,6 +111,7 @@ class NormGroup(FusedGroup):
         self.activation = ACTIVATIONS[type(act)] if act is not None else "identity"
         self.alpha = act.alpha if isinstance(act, LeakyReLU) else 0.0
         self._cache = None
+        self._apart = False  # whether the last training pass ran the layers one by one (frozen BN)
         self._fold = None  # (sources, eps, W', b')
 
     @property
@@ -118,9 +124,10 @@ class NormGroup(FusedGroup):
     def forward(self, x, train=True):
         layer, bn = self.layers[0], self.layers[1]
         layer.check_input(x)
-        if not train:
+        self._apart = train and bn.frozen
+        if not train or self._apart:
             self._cache = None
-            return self._inference(x)
+            return self._run_apart(x) if self._apart else self._inference(x)
         W, b = layer.params["W"], layer.params["b"]
         z = self._linear(x, W, b)
         bn.check_input(z)
@@ -139,6 +146,10 @@ class NormGroup(FusedGroup):
 
     def backward(self, dy, input_grad=True):
         bn = self.layers[1]
+        if self._apart:
+            for layer in reversed(self.layers[1:]):
+                dy = layer.backward(dy)
+            return self.layers[0].backward(dy, input_grad=input_grad)
         x, z, mean, var, y = self._require_forward("_cache")
         act = self.fused_activation
         if self.pool is not None:
@@ -162,6 +173,13 @@ class NormGroup(FusedGroup):
         bn.grads["gamma"][...] = dgamma
         bn.grads["beta"][...] = dbeta
         return self._linear_backward(dz, x, input_grad)
+
+    def _run_apart(self, x):
+        """A training pass with a frozen BatchNorm: the layers one by one (BatchNorm in its
+        inference form), bit-identical to the model run with ``fuse_layers = False``."""
+        for layer in self.layers:
+            x = layer.forward(x, train=True)
+        return x
 
     # -- inference: BatchNorm folded into the weights ----------------------------
 
@@ -267,18 +285,7 @@ class ConvBatchNorm(NormGroup):
         return conv.ops.conv2d(x, W, b, stride=conv.stride, pad=conv.pad, impl=conv.impl, **fused)
 
     def _linear_backward(self, dz, x, input_grad):
-        conv = self.layers[0]
-        dx, _, _ = conv.ops.conv2d_backward(
-            dz,
-            x,
-            conv.params["W"],
-            stride=conv.stride,
-            pad=conv.pad,
-            impl=conv.impl,
-            input_grad=input_grad,
-            out=(conv.grads["W"], conv.grads["b"]),
-        )
-        return dx
+        return conv_backward(self.layers[0], dz, x, input_grad)
 
     @staticmethod
     def _scale_weights(W, scale):
@@ -302,11 +309,7 @@ class DenseBatchNorm(NormGroup):
         return self.layers[0].ops.affine(x, W, b, **fused)
 
     def _linear_backward(self, dz, x, input_grad):
-        dense = self.layers[0]
-        dx, _, _ = dense.ops.affine_backward(
-            dz, x, dense.params["W"], input_grad=input_grad, out=(dense.grads["W"], dense.grads["b"])
-        )
-        return dx
+        return dense_backward(self.layers[0], dz, x, input_grad)
 
     @staticmethod
     def _scale_weights(W, scale):

@@ -117,11 +117,11 @@ class Sequential:
             self._spans = (key, spans)
         return self._spans[1]
 
-    def _zero_frozen_grads(self) -> None:
+    def _mark_frozen(self) -> None:
+        """Tell every layer inside a block whether a block around it is frozen
+        (``frozen_by_block``), so it computes as frozen (:attr:`Layer.frozen`)."""
         for layer, trainable in _leaves(self.layers):
-            if not trainable:
-                for grad in layer.grads.values():
-                    grad[...] = 0
+            layer.frozen_by_block = layer.trainable and not trainable
 
     def get_config(self) -> dict:
         return {
@@ -294,6 +294,8 @@ class Sequential:
 
     def _forward(self, x: np.ndarray, train: bool) -> np.ndarray:
         units = self._plan()
+        if train:
+            self._mark_frozen()
         for unit in units:
             x = unit.forward(x, train=train)
         self._ran = units if train else None
@@ -319,8 +321,8 @@ class Sequential:
         return self._last_output
 
     def backward(self, input_grad: bool = True) -> np.ndarray | None:
-        """Backpropagate the last loss: fills every layer's grads (zeros for a frozen
-        layer's), returns d loss / d x.
+        """Backpropagate the last loss: fills every layer's grads (a frozen layer's are not
+        computed: they are zeros), returns d loss / d x.
 
         ``input_grad=False`` returns None and lets a first Dense or Conv2D layer (after
         nothing but Flatten) skip its input gradient (a training step never needs it).
@@ -334,7 +336,6 @@ class Sequential:
                 dy = None
                 break
             dy = units[i].backward(dy)
-        self._zero_frozen_grads()
         return dy if input_grad else None
 
     def first_nonfinite_layer(self, x) -> str | None:

@@ -157,7 +157,7 @@ def test_kernels_do_not_depend_on_the_thread_count(shape):
 
 
 def test_numba_backend_overrides_the_batchnorm_ops():
-    for name in ("batchnorm", "batchnorm_backward", "batchnorm_inference"):
+    for name in ("batchnorm", "batchnorm_backward", "batchnorm_inference", "batchnorm_inference_backward"):
         assert getattr(NumbaOps, name) is not getattr(NumpyOps, name), name
 
 
@@ -345,7 +345,8 @@ def test_norm_kernels_stay_float32():
         y, mean, var = ops.batchnorm(x, gamma, beta)
         ops.batchnorm_backward(dy, x, gamma, mean, var)
         ops.batchnorm_inference(x, gamma, beta, mean, var)
-    for name in ("batchnorm_forward", "batchnorm_backward", "channel_affine"):
+        ops.batchnorm_inference_backward(dy, gamma, var)
+    for name in ("batchnorm_forward", "batchnorm_backward", "channel_affine", "channel_scale"):
         for build in ("serial", "parallel"):
             dispatcher = getattr(getattr(norm_kernels, name), build)
             signatures = [s for s in dispatcher.signatures if is_float32_signature(s)]
@@ -353,3 +354,54 @@ def test_norm_kernels_stay_float32():
             for sig in signatures:
                 found = double_math(llvm_ir(dispatcher, sig))
                 assert not found, (name, build, found[:5])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_inference_backward_numba_matches_reference_and_the_formula(dtype, shape):
+    """batchnorm_inference_backward (a frozen BatchNorm's backward): dx = dy * gamma /
+    sqrt(running_var + eps), per channel; numba against numpy, both against the formula."""
+    ref, fast = fnn.get_ops("numpy"), fnn.get_ops("numba")
+    _, gamma, _, dy = random_inputs(shape, dtype, seed=4)
+    running_var = np.random.default_rng(5).uniform(0.2, 3.0, shape[1]).astype(dtype)
+    expected = ref.batchnorm_inference_backward(dy, gamma, running_var, 1e-3)
+    got = fast.batchnorm_inference_backward(dy, gamma, running_var, 1e-3)
+    assert got.dtype == expected.dtype == dtype and got.shape == expected.shape == dy.shape
+    np.testing.assert_allclose(got, expected, **TOL[dtype])
+    channel = (1, -1) + (1,) * (dy.ndim - 2)
+    formula = dy.astype(np.float64) * (gamma.astype(np.float64) / np.sqrt(running_var + 1e-3)).reshape(
+        channel
+    )
+    np.testing.assert_allclose(expected, formula, rtol=TOL[dtype]["rtol"] * 5, atol=TOL[dtype]["atol"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inference_backward_is_the_gradient_of_inference(backend):
+    """Central differences of sum(dy * batchnorm_inference(x)) in float64."""
+    ops = fnn.get_ops(backend)
+    x, gamma, beta, dy = random_inputs((3, 4, 5, 2), np.float64, seed=6)
+    mean, var = np.linspace(-1, 1, 4), np.linspace(0.5, 2, 4)
+    dx = ops.batchnorm_inference_backward(dy, gamma, var, 1e-5)
+    h, numeric = 1e-6, np.empty_like(x)
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        f_up = np.sum(dy * ops.batchnorm_inference(up, gamma, beta, mean, var, 1e-5))
+        f_down = np.sum(dy * ops.batchnorm_inference(down, gamma, beta, mean, var, 1e-5))
+        numeric[i] = (f_up - f_down) / (2 * h)
+    np.testing.assert_allclose(dx, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inference_backward_rejects_bad_arguments(backend):
+    ops = fnn.get_ops(backend)
+    dy, gamma = np.zeros((4, 3), np.float32), np.ones(3, np.float32)
+    with pytest.raises(
+        ValueError, match=r"batchnorm_inference_backward: expected running_var of shape \(3,\)"
+    ):
+        ops.batchnorm_inference_backward(dy, gamma, np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="batchnorm_inference_backward: eps must be a finite number >= 0"):
+        ops.batchnorm_inference_backward(dy, gamma, gamma, eps=-1.0)
+    with pytest.raises(TypeError, match="batchnorm_inference_backward"):
+        ops.batchnorm_inference_backward(dy.astype(np.float64), gamma, gamma)

@@ -151,6 +151,7 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
             act.ACTIVATION_CODES[activation or "identity"],
             alpha,
             input_grad,
+            True,
             by_columns,
             Guarded((n, m) if masked else (0, 0), dtype),
             Guarded((n, d) if input_grad else (0, 0), dtype),
@@ -171,6 +172,27 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
             close(outs[1], want[0], dtype, where + " dx")
         close(outs[2], want[1], dtype, where + " dW")
         close(outs[3], want[2], dtype, where + " db")
+    for by_columns in (False, True):  # weight_grad=False (a frozen layer): dx only, dW and db unread
+        (dx,) = run_kernel(
+            aff.affine_backward,
+            build,
+            dy,
+            x,
+            W,
+            dy,
+            act.ACT_IDENTITY,
+            alpha,
+            True,
+            False,
+            by_columns,
+            np.empty((0, 0), dtype),
+            Guarded((n, d), dtype),
+            np.empty((0, 0), dtype),
+            np.empty(0, dtype),
+        )
+        close(
+            dx, REF.affine_backward(dy, x, W)[0], dtype, f"affine_backward dx (no weight_grad, {by_columns})"
+        )
 
     flat, dflat = x.reshape(-1).copy(), rand(rng, x.size, dtype)
     size = flat.size
@@ -461,6 +483,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                     mode,
                     *pool,
                     True,
+                    True,
                     Guarded(x.shape, dtype),
                     Guarded(Wt.shape, dtype),
                     Guarded(F, dtype),
@@ -487,6 +510,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             none_i,
             none_f,
             False,
+            True,
             dx,
             Guarded(Wt.shape, dtype),
             Guarded(F, dtype),
@@ -495,6 +519,32 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         assert np.all(dx == SENTINEL), "direct_backward_s1 wrote dx without input_grad"
         close(dW, dW_ref, dtype, "direct_backward_s1 dW (no input_grad)")
         close(db, db_ref, dtype, "direct_backward_s1 db (no input_grad)")
+        dW, db = np.full(Wt.shape, SENTINEL, dtype), np.full(F, SENTINEL, dtype)
+        (dx,) = run_kernel(
+            conv_k.direct_backward_s1,
+            build,
+            x,
+            dy,
+            Wt,
+            flipped,
+            PH,
+            PW,
+            False,
+            dy,
+            0,
+            none_i,
+            none_f,
+            True,
+            False,
+            Guarded(x.shape, dtype),
+            dW,
+            db,
+            *conv_k.backward_items(dtype),
+        )
+        assert np.all(dW == SENTINEL) and np.all(db == SENTINEL), (
+            "direct_backward_s1 wrote dW without weight_grad"
+        )
+        close(dx, dx_ref, dtype, "direct_backward_s1 dx (no weight_grad)")
 
     K = C * KH * KW
     (col,) = run_kernel(
@@ -545,6 +595,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             PH,
             PW,
             chunk,
+            True,
             Guarded((slots, rows * K), dtype, scratch=True),
             Guarded((slots, rows * F), dtype, scratch=True),
             Guarded((slots, rows * K), dtype, scratch=True),
@@ -557,6 +608,32 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     close(outs[5], dx_ref, dtype, "im2col_backward dx")
     close(outs[6].reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW")
     close(outs[7], db_ref, dtype, "im2col_backward db")
+    dWm, db = np.full((F, K), SENTINEL, dtype), np.full(F, SENTINEL, dtype)
+    with single_threaded_blas():
+        *_, dx = run_kernel(  # the scratch rows, then dx
+            conv_k.im2col_backward,
+            build,
+            x,
+            dy,
+            Wm,
+            KH,
+            KW,
+            SH,
+            SW,
+            PH,
+            PW,
+            chunk,
+            False,  # weight_grad: dWm and db must stay untouched (run_kernel checks unguarded inputs)
+            Guarded((slots, rows * K), dtype, scratch=True),
+            Guarded((slots, rows * F), dtype, scratch=True),
+            Guarded((slots, rows * K), dtype, scratch=True),
+            np.zeros((slots, F * K), dtype),
+            np.zeros((groups, F * K), dtype),
+            Guarded(x.shape, dtype),
+            dWm,
+            db,
+        )
+    close(dx, dx_ref, dtype, "im2col_backward dx (no weight_grad)")
 
 
 @SETTINGS
@@ -725,6 +802,8 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         close(got.reshape(w.shape), w, dtype, "batchnorm_backward tanh")
     (y,) = run_kernel(norm_k.channel_affine, build, x3, gamma, beta, block, Guarded(x3.shape, dtype))
     close(y, x3 * gamma[:, None] + beta[:, None], dtype, "channel_affine")
+    (dx,) = run_kernel(norm_k.channel_scale, build, x3, gamma, block, Guarded(x3.shape, dtype))
+    close(dx, x3 * gamma[:, None], dtype, "channel_scale")
 
     shifts_y, shifts_x = rng.integers(-H, H + 1, N), rng.integers(-W, W + 1, N)
     (out,) = run_kernel(augment_k.shift, build, x, shifts_y, shifts_x, Guarded(x.shape, dtype))
@@ -827,6 +906,7 @@ def _ops_cases(rng, dtype):
         "batchnorm": ((img, gamma, beta), (0, 1, 2)),
         "batchnorm_backward": ((r(*img.shape), img, gamma, r(C), var), (0, 1, 2, 3, 4)),
         "batchnorm_inference": ((r(N, C), gamma, beta, r(C), var), (0, 1, 2, 3, 4)),
+        "batchnorm_inference_backward": ((r(*img.shape), gamma, var), (0, 1, 2)),
         "sgd_step": ((params(), params(), 0.1, 0.01, 0.001), (1,)),
         "momentum_step": ((params(), params(), state(), 0.1, 0.9), (1,)),
         "nesterov_step": ((params(), params(), state(), 0.1, 0.9), (1,)),

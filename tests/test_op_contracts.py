@@ -59,7 +59,7 @@ def kernel_cases(rng, dtype):
             [out(tuning.GEMM_PARTS - 1, n, m), out(n, m)],
         ),
         affine.affine_backward: (
-            (dyw, rows, W, dyw, activations.ACT_LEAKY_RELU, dtype(0.1), True, True),
+            (dyw, rows, W, dyw, activations.ACT_LEAKY_RELU, dtype(0.1), True, True, True),
             [out(n, m), out(n, c), out(c, m), out(m)],
         ),
         losses.softmax_cross_entropy_indices: ((rows, labels), [out(n, c), out(n)]),

@@ -67,6 +67,7 @@ MUST_OVERRIDE = [
     "batchnorm",
     "batchnorm_backward",
     "batchnorm_inference",
+    "batchnorm_inference_backward",
 ]
 
 # Reference ops the Numba backend may leave to NumPy: name -> why that is good enough.

@@ -52,11 +52,22 @@ class NumbaAffineOps:
         return y
 
     def affine_backward(
-        self, dy, x, W, input_grad=True, relu_out=None, out=None, activation=None, act_out=None, alpha=0.0
+        self,
+        dy,
+        x,
+        W,
+        input_grad=True,
+        relu_out=None,
+        out=None,
+        activation=None,
+        act_out=None,
+        alpha=0.0,
+        weight_grad=True,
     ):
         """dx = g @ W.T, dW = x.T @ g, db = sum_n g.  dy (N, M) -> (N, D), (D, M), (M,).
 
-        ``input_grad=False`` skips dx and returns None in its place. g = dy, or the
+        ``input_grad=False`` skips dx and returns None in its place; ``weight_grad=False``
+        (a frozen layer) skips dW and db, returns None for both and leaves ``out`` alone. g = dy, or the
         gradient through ``activation`` from its output ``act_out`` (``relu_out=y``:
         ReLU), formed inside the kernel.
         ``out=(dW, db)``: C-contiguous arrays the kernel writes dW and db into (and
@@ -73,8 +84,12 @@ class NumbaAffineOps:
         masked = code != ACT_IDENTITY
         dy, x, W = _c(dy), _c(x), _c(W)
         act_out = _c(act_out) if masked else dy
+        if not (input_grad or weight_grad):
+            return None, None, None
         dx = np.empty(x.shape if input_grad else (0, 0), dtype=x.dtype)
-        if out is None:
+        if not weight_grad:
+            dW, db = np.empty((0, 0), dtype=x.dtype), np.empty(0, dtype=x.dtype)
+        elif out is None:
             dW, db = np.empty(W.shape, dtype=x.dtype), np.empty(W.shape[1], dtype=x.dtype)
         else:
             dW, db = out
@@ -89,12 +104,15 @@ class NumbaAffineOps:
             code,
             x.dtype.type(alpha),
             bool(input_grad),
+            bool(weight_grad),
             x.shape[1] >= x.shape[0],
             g,
             dx,
             dW,
             db,
         )
+        if not weight_grad:
+            return (dx if input_grad else None), None, None
         return (dx if input_grad else None), dW, db
 
 

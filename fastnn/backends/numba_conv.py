@@ -256,6 +256,7 @@ class NumbaConvOps:
         activation=None,
         act_out=None,
         alpha=0.0,
+        weight_grad=True,
     ):
         """Gradients of conv2d: returns (dx, dW, db).
 
@@ -269,7 +270,8 @@ class NumbaConvOps:
         ``maxpool2d`` of ``conv2d(..., relu=True)``); it is routed back through the
         pooling and the ReLU (taken where pooled > 0) inside the kernel's reads, as
         ``maxpool2d_backward`` then the ReLU mask would. ``input_grad=False`` skips dx
-        and returns None in its place. ``out=(dW, db)``: C-contiguous arrays the kernels
+        and returns None in its place; ``weight_grad=False`` (a frozen layer) skips dW and db,
+        returns None for both and leaves ``out`` alone. ``out=(dW, db)``: C-contiguous arrays the kernels
         write dW and db into (and return), e.g. a layer's gradient buffers.
         """
         check_impl("conv2d_backward", impl)
@@ -311,14 +313,20 @@ class NumbaConvOps:
             argmax = np.empty((g.N, F, 0, 0), dtype=np.int64)
             pooled = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
         dtype = x.dtype
+        if not (input_grad or weight_grad):
+            return None, None, None
         # the fused stride-1 kernel leaves dx alone without input_grad; the others write it
         dx = np.empty(x.shape if input_grad or not fused else (0, 0, 0, 0), dtype=dtype)
-        dW, db = out if out is not None else (np.empty(W.shape, dtype=dtype), np.empty(F, dtype=dtype))
+        if out is None or not weight_grad:  # without weight_grad, arrays the kernels never touch
+            dW, db = np.empty(W.shape, dtype=dtype), np.empty(F, dtype=dtype)
+        else:
+            dW, db = out
+        grads = (dW, db) if weight_grad else (None, None)
         if g.N * F * g.OH * g.OW == 0 or x.size == 0:
             dx[...] = 0
             dW[...] = 0
             db[...] = 0
-            return (dx if input_grad else None), dW, db
+            return (dx if input_grad else None), *grads
         work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
         if impl == "direct":
             if g.SH == 1 and g.SW == 1:
@@ -338,14 +346,16 @@ class NumbaConvOps:
                     argmax,
                     pooled,
                     bool(input_grad),
+                    bool(weight_grad),
                     dx,
                     dW,
                     db,
                     *conv_kernels.backward_items(dtype),
                 )
             else:
-                xp = _padded(x, g)
-                conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)
+                if weight_grad:
+                    xp = _padded(x, g)
+                    conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)
                 conv_kernels.direct_backward_data_strided(work, dy, W, g.SH, g.SW, g.PH, g.PW, dx)
         else:
             K = g.C * g.KH * g.KW
@@ -366,6 +376,7 @@ class NumbaConvOps:
                     g.PH,
                     g.PW,
                     chunk,
+                    bool(weight_grad),
                     _scratch("col", (slots, rows * K), dtype),
                     _scratch("out", (slots, rows * F), dtype),
                     _scratch("dcol", (slots, rows * K), dtype),
@@ -375,7 +386,7 @@ class NumbaConvOps:
                     dW.reshape(F, K),
                     db,
                 )
-        return (dx if input_grad else None), dW, db
+        return (dx if input_grad else None), *grads
 
 
 __all__ = ["NumbaConvOps"]

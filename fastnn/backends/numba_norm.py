@@ -145,3 +145,19 @@ class NumbaNormOps:
         y = np.empty_like(x3)
         norm_kernels.channel_affine(x3.size, x3, _c(scale), _c(shift), _block(channels, x3.shape[2]), y)
         return y.reshape(x.shape)
+
+    def batchnorm_inference_backward(self, dy, gamma, running_var, eps=1e-5):
+        """Gradient of :meth:`batchnorm_inference` with respect to x (a frozen BatchNorm's backward).
+
+        The statistics are constants, so only the per-channel scale remains:
+        dx = dy * gamma_c / sqrt(running_var_c + eps).
+        dy (N, C) or (N, C, H, W); gamma, running_var (C,) -> dx like dy.
+        """
+        channels, _ = check_batchnorm("batchnorm_inference_backward", dy, gamma, running_var=running_var)
+        eps = check_eps("batchnorm_inference_backward", eps)
+        dy3 = _planes(dy)
+        dtype = dy3.dtype
+        scale = (gamma / np.sqrt(running_var + dtype.type(eps))).astype(dtype, copy=False)  # (C,), once
+        dx = np.empty_like(dy3)
+        norm_kernels.channel_scale(dy3.size, dy3, _c(scale), _block(channels, dy3.shape[2]), dx)
+        return dx.reshape(dy.shape)

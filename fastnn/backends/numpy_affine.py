@@ -27,7 +27,17 @@ class NumpyAffineOps:
         return self._activate(x @ W + b, activation, alpha)
 
     def affine_backward(
-        self, dy, x, W, input_grad=True, relu_out=None, out=None, activation=None, act_out=None, alpha=0.0
+        self,
+        dy,
+        x,
+        W,
+        input_grad=True,
+        relu_out=None,
+        out=None,
+        activation=None,
+        act_out=None,
+        alpha=0.0,
+        weight_grad=True,
     ):
         """dx = g @ W.T, dW = x.T @ g, db = sum_n g.  dy (N, M) -> (N, D), (D, M), (M,).
 
@@ -35,7 +45,8 @@ class NumpyAffineOps:
         activation=...)``) the gradient through it, g = dy * f'(.) as the activation's
         backward op computes it from its output; ``relu_out=y`` is short for
         ``activation="relu", act_out=y``.
-        ``input_grad=False`` skips dx and returns None in its place.
+        ``input_grad=False`` skips dx and returns None in its place; ``weight_grad=False``
+        (a frozen layer) skips dW and db, returns None for both and leaves ``out`` alone.
         ``out=(dW, db)``: C-contiguous arrays to write dW and db into (and return),
         e.g. a layer's gradient buffers, instead of new ones.
         """
@@ -47,7 +58,10 @@ class NumpyAffineOps:
             "affine_backward", dy, relu_out, activation, act_out, alpha
         )
         dy = self._activation_grad(dy, act_out, activation, alpha)
-        dx, dW, db = (dy @ W.T if input_grad else None), x.T @ dy, dy.sum(axis=0)
+        dx = dy @ W.T if input_grad else None
+        if not weight_grad:
+            return dx, None, None
+        dW, db = x.T @ dy, dy.sum(axis=0)
         if out is not None:
             out[0][...] = dW
             out[1][...] = db

@@ -124,6 +124,7 @@ class NumpyConvOps:
         activation=None,
         act_out=None,
         alpha=0.0,
+        weight_grad=True,
     ):
         """Gradients of conv2d: returns (dx, dW, db).
 
@@ -137,7 +138,8 @@ class NumpyConvOps:
         ``pool=(argmax, pooled)``: dy is the gradient of a max pooling of relu(conv2d(x))
         with that argmax and output; dy where pooled > 0 (the ReLU's mask at the winners)
         is routed back to the conv output's positions first.
-        ``input_grad=False`` skips dx and returns None in its place.
+        ``input_grad=False`` skips dx and returns None in its place; ``weight_grad=False``
+        (a frozen layer) skips dW and db, returns None for both and leaves ``out`` alone.
         ``out=(dW, db)``: C-contiguous arrays to write dW and db into (and return),
         e.g. a layer's gradient buffers, instead of new ones.
         """
@@ -159,11 +161,13 @@ class NumpyConvOps:
             )
             dy = self._activation_grad(dy, act_out, activation, alpha)
         dy_mat = dy.transpose(0, 2, 3, 1).reshape(-1, F)  # (N*OH*OW, F)
-        col = _im2col(x, g)
         W_mat = W.reshape(F, -1)
+        dx = _col2im(dy_mat @ W_mat, g) if input_grad else None
+        if not weight_grad:
+            return dx, None, None
+        col = _im2col(x, g)
         db = dy_mat.sum(axis=0)
         dW = (dy_mat.T @ col).reshape(W.shape)
-        dx = _col2im(dy_mat @ W_mat, g) if input_grad else None
         if out is not None:
             out[0][...] = dW
             out[1][...] = db

@@ -99,3 +99,15 @@ class NumpyNormOps:
         inv_std = 1 / np.sqrt(running_var + x.dtype.type(eps))
         y = _channel(gamma * inv_std, x.ndim) * (x - _channel(running_mean, x.ndim)) + _channel(beta, x.ndim)
         return y.astype(x.dtype, copy=False)
+
+    def batchnorm_inference_backward(self, dy, gamma, running_var, eps=1e-5):
+        """Gradient of :meth:`batchnorm_inference` with respect to x (a frozen BatchNorm's backward).
+
+        The statistics are constants, so only the per-channel scale remains:
+        dx = dy * gamma_c / sqrt(running_var_c + eps).
+        dy (N, C) or (N, C, H, W); gamma, running_var (C,) -> dx like dy.
+        """
+        check_batchnorm("batchnorm_inference_backward", dy, gamma, running_var=running_var)
+        eps = check_eps("batchnorm_inference_backward", eps)
+        scale = gamma / np.sqrt(running_var + dy.dtype.type(eps))
+        return (dy * _channel(scale, dy.ndim)).astype(dy.dtype, copy=False)

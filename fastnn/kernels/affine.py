@@ -75,8 +75,9 @@ def affine_forward(x, W, b, act, alpha, partial, y):
 
 
 @parallel_kernel
-def affine_backward(dy, x, W, act_out, act, alpha, input_grad, dx_by_columns, g, dx, dW, db):
-    """dx = g @ W.T (only when ``input_grad``), dW = x.T @ g, db = column sums of g.
+def affine_backward(dy, x, W, act_out, act, alpha, input_grad, weight_grad, dx_by_columns, g, dx, dW, db):
+    """dx = g @ W.T (only when ``input_grad``), dW = x.T @ g and db = column sums of g (only
+    when ``weight_grad``: a frozen layer's are not computed, and dW and db are not read).
 
     g = dy, or for an activation ``act`` other than ACT_IDENTITY the gradient through it,
     g = dy * f'(.) from its output act_out (:func:`~.activations.activation_grad`), fused
@@ -86,7 +87,7 @@ def affine_backward(dy, x, W, act_out, act, alpha, input_grad, dx_by_columns, g,
     rows in a fixed order per column block. Nothing depends on the thread count.
     """
     n, m = dy.shape
-    d = dW.shape[0]
+    d = x.shape[1]
     zero = typed(dW, 0.0)
     masked = act != ACT_IDENTITY
     if masked:  # serially: a second parallel region costs more than this
@@ -101,7 +102,7 @@ def affine_backward(dy, x, W, act_out, act, alpha, input_grad, dx_by_columns, g,
     for part in prange(GEMM_PARTS):
         c0 = (part * d) // GEMM_PARTS
         c1 = ((part + 1) * d) // GEMM_PARTS
-        if c1 > c0:
+        if weight_grad and c1 > c0:
             status[part] = gemm(x[:, c0:c1].T, src, dW[c0:c1], 0.0)
         if input_grad:
             if dx_by_columns:
@@ -113,7 +114,7 @@ def affine_backward(dy, x, W, act_out, act, alpha, input_grad, dx_by_columns, g,
                 if r1 > r0:
                     status[GEMM_PARTS + part] = gemm(src[r0:r1], W.T, dx[r0:r1], 0.0)
     check_gemm_status(status)
-    blocks = (m + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    blocks = (m + COLUMN_BLOCK - 1) // COLUMN_BLOCK if weight_grad else 0
     for block in range(blocks):
         start = block * COLUMN_BLOCK
         stop = min(start + COLUMN_BLOCK, m)

@@ -1,4 +1,5 @@
-"""Batch-normalisation kernels, forward (training and inference) and backward.
+"""Batch-normalisation kernels, forward (training and inference) and backward (training and
+inference: a frozen BatchNorm's).
 
 Every kernel sees its input as x (N, C, S): C channels (or features) of S values
 per sample (S = H*W for images, 1 for (N, D) inputs). It runs in parallel over
@@ -160,6 +161,27 @@ def channel_affine(x, scale, shift, block, y):
                     d = shift[c]
                     for s in range(S):
                         y[n, c, s] = x[n, c, s] * k + d
+
+
+@parallel_kernel
+def channel_scale(x, scale, block, y):
+    """y[n, c, s] = x[n, c, s] * scale[c] (the gradient of batch norm at inference, whose
+    statistics are constants: a frozen BatchNorm's backward)."""
+    N, C, S = x.shape
+    blocks = (C + block - 1) // block
+    for b in prange(blocks):
+        c0 = b * block
+        c1 = min(C, c0 + block)
+        if S == 1:
+            for n in range(N):
+                for c in range(c0, c1):
+                    y[n, c, 0] = x[n, c, 0] * scale[c]
+        else:
+            for n in range(N):
+                for c in range(c0, c1):
+                    k = scale[c]
+                    for s in range(S):
+                        y[n, c, s] = x[n, c, s] * k
 
 
 #: The backward kernel's ``code`` when dx already holds g = dy * f' (the caller ran the

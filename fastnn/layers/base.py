@@ -43,8 +43,12 @@ class Layer:
         #: Non-trainable arrays saved with the model (e.g. BatchNorm's running statistics).
         self.buffers: dict[str, np.ndarray] = {}
         #: False freezes the layer: optimizers leave its parameters alone (no update, no
-        #: weight decay) and the model zeroes its weight gradients. Saved with the model.
+        #: weight decay), backward computes no weight gradient (grads stay zero) and a
+        #: BatchNorm normalises with its running statistics. Saved with the model.
         self.trainable = True
+        #: True while a block around this layer is frozen (a block's flag covers its
+        #: layers); the model sets it before each training pass.
+        self.frozen_by_block = False
         self.ops = get_ops("numba")
         self.dtype = np.dtype(np.float32)
 
@@ -82,6 +86,18 @@ class Layer:
             {k: np.zeros_like(v, dtype=self.dtype) for k, v in values.items()},
         )
         return self
+
+    @property
+    def frozen(self) -> bool:
+        """Whether this layer computes as frozen: ``trainable`` is False, or a block around
+        it is frozen (:attr:`frozen_by_block`)."""
+        return not self.trainable or self.frozen_by_block
+
+    def zero_grads(self) -> None:
+        """Set every entry of :attr:`grads` to 0 in place (a frozen layer's backward does,
+        instead of computing them)."""
+        for grad in self.grads.values():
+            grad[...] = 0
 
     # -- computation ---------------------------------------------------------
 

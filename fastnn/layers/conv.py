@@ -99,16 +99,30 @@ class Conv2D(Layer):
         )
 
     def backward(self, dy, input_grad=True):
-        """dx (None without ``input_grad``); fills grads["W"] and grads["b"] in place."""
+        """dx (None without ``input_grad``); fills grads["W"] and grads["b"] in place, or,
+        when :attr:`frozen`, zeroes them without computing them."""
         x = self._require_forward("_x")
-        dx, _, _ = self.ops.conv2d_backward(
-            dy,
-            x,
-            self.params["W"],
-            stride=self.stride,
-            pad=self.pad,
-            impl=self.impl,
-            input_grad=input_grad,
-            out=(self.grads["W"], self.grads["b"]),
-        )
-        return dx
+        return conv_backward(self, dy, x, input_grad)
+
+
+def conv_backward(conv: Conv2D, dy, x, input_grad, **fused):
+    """One ``ops.conv2d_backward`` of ``conv`` on its input x, into its grads, with the
+    fused arguments ``fused`` (``pool=``, ``activation=``, ``act_out=``); a frozen layer's
+    weight gradient is skipped and its grads zeroed. Returns dx (None without
+    ``input_grad``). Conv2D and the fused groups that hold a Conv2D call it."""
+    frozen = conv.frozen
+    dx, _, _ = conv.ops.conv2d_backward(
+        dy,
+        x,
+        conv.params["W"],
+        stride=conv.stride,
+        pad=conv.pad,
+        impl=conv.impl,
+        input_grad=input_grad,
+        out=(conv.grads["W"], conv.grads["b"]),
+        weight_grad=not frozen,
+        **fused,
+    )
+    if frozen:
+        conv.zero_grads()
+    return dx

@@ -62,9 +62,27 @@ class Dense(Layer):
         return self.ops.affine(x, self.params["W"], self.params["b"])
 
     def backward(self, dy, input_grad=True):
-        """dx (None without ``input_grad``: the first layer's is never needed); fills grads."""
+        """dx (None without ``input_grad``: the first layer's is never needed); fills grads,
+        or, when :attr:`frozen`, zeroes them without computing them."""
         x = self._require_forward("_x")
-        dx, _, _ = self.ops.affine_backward(
-            dy, x, self.params["W"], input_grad=input_grad, out=(self.grads["W"], self.grads["b"])
-        )
-        return dx
+        return dense_backward(self, dy, x, input_grad)
+
+
+def dense_backward(dense: Dense, dy, x, input_grad, **fused):
+    """One ``ops.affine_backward`` of ``dense`` on its input x, into its grads, with the
+    fused activation arguments ``fused``; a frozen layer's weight gradient is skipped and
+    its grads zeroed. Returns dx (None without ``input_grad``). Dense and the fused
+    groups that hold a Dense call it."""
+    frozen = dense.frozen
+    dx, _, _ = dense.ops.affine_backward(
+        dy,
+        x,
+        dense.params["W"],
+        input_grad=input_grad,
+        out=(dense.grads["W"], dense.grads["b"]),
+        weight_grad=not frozen,
+        **fused,
+    )
+    if frozen:
+        dense.zero_grads()
+    return dx

@@ -27,6 +27,11 @@ class BatchNorm(Layer):
     statistics are those of the global batch, over every rank
     (:mod:`fastnn.layers.sync_norm`); by default each rank uses its own shard's. Alone,
     a synchronised BatchNorm computes what a plain one does (in float64, unfused).
+
+    Frozen (``trainable = False``, or inside a frozen block), the layer trains in its
+    inference form: it normalises with the running statistics and keeps them, and its
+    backward is that form's, dx = dy * gamma / sqrt(running_var + eps) per channel
+    (``ops.batchnorm_inference_backward``), with no gamma or beta gradient (grads stay 0).
     """
 
     buffers_change_in_training = True
@@ -115,10 +120,11 @@ class BatchNorm(Layer):
             )
 
     def forward(self, x, train=True):
+        """y like x: batch statistics in training, the running ones at inference and while frozen."""
         self.check_input(x)
         gamma, beta = self.params["gamma"], self.params["beta"]
-        if not train:
-            self._cache = None
+        if not train or self.frozen:
+            self._cache = (x, None, None) if train else None  # no batch statistics: the inference form
             return self.ops.batchnorm_inference(x, gamma, beta, self.running_mean, self.running_var, self.eps)
         if self.sync:
             return self._forward_synced(x, gamma, beta)
@@ -144,12 +150,20 @@ class BatchNorm(Layer):
             running += (1 - keep) * batch
 
     def backward(self, dy):
+        """dx like dy; fills grads["gamma"] and grads["beta"] (zeroes them after a frozen pass)."""
         cache = self._require_forward("_cache")
         if len(cache) == 4:  # synchronised
             x, mean, inv_std, comm = cache
             dx, dgamma, dbeta = synced_batchnorm_backward(dy, x, self.params["gamma"], mean, inv_std, comm)
         else:
             x, mean, var = cache
+            if mean is None:  # the forward ran in the inference form (frozen)
+                if dy.shape != x.shape:
+                    raise ValueError(f"{self.describe()}: expected dy of shape {x.shape}, got {dy.shape}")
+                self.zero_grads()
+                return self.ops.batchnorm_inference_backward(
+                    dy, self.params["gamma"], self.running_var, self.eps
+                )
             dx, dgamma, dbeta = self.ops.batchnorm_backward(dy, x, self.params["gamma"], mean, var, self.eps)
         self.grads["gamma"][...] = dgamma
         self.grads["beta"][...] = dbeta

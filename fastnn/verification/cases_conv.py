@@ -40,7 +40,9 @@ def _conv2d(rng, large, impl="auto", strides="any", **fused):
     return Case("conv2d", (x, W, b), dict(geometry, impl=impl, **fused))
 
 
-def _conv2d_backward(rng, large, impl="auto", strides="any", input_grad=True, out=False, pool=False, **fused):
+def _conv2d_backward(
+    rng, large, impl="auto", strides="any", input_grad=True, out=False, pool=False, weight_grad=True, **fused
+):
     x, W, b, geometry = _conv_inputs(rng, large, strides, min_out=2 if pool else 1)
     ref = get_ops("numpy")
     kwargs = dict(geometry, impl=impl)
@@ -52,7 +54,7 @@ def _conv2d_backward(rng, large, impl="auto", strides="any", input_grad=True, ou
         y = rounded(ref.conv2d(x, W, b, **geometry, **fused))
         kwargs.update(backward_keywords(y, **fused))
         dy = normal(rng, y.shape)
-    kwargs.update(gradient_keywords(W.shape, input_grad, out))
+    kwargs.update(gradient_keywords(W.shape, input_grad, out, weight_grad))
     return Case("conv2d_backward", (dy, x, W), kwargs, outputs=("dx", "dW", "db"))
 
 
@@ -93,6 +95,7 @@ _BACKWARD_PATHS = tuple(v for v in ACTIVATIONS if v != {"activation": "relu"}) +
     {"input_grad": False},
     {"out": True},
     {"pool": True},
+    {"weight_grad": False},
 )
 
 
@@ -109,7 +112,9 @@ def _variants(paths, strided_paths) -> tuple[dict, ...]:
 
 SPECS = {
     "conv2d": OpCases(_conv2d, _variants(ACTIVATIONS, ({}, {"activation": "tanh"}))),
-    "conv2d_backward": OpCases(_conv2d_backward, _variants(_BACKWARD_PATHS, ({}, {"pool": True}))),
+    "conv2d_backward": OpCases(
+        _conv2d_backward, _variants(_BACKWARD_PATHS, ({}, {"pool": True}, {"weight_grad": False}))
+    ),
     "conv2d_relu_maxpool2x2": OpCases(
         _conv2d_relu_maxpool2x2,
         (dict(_DIRECT_UNIT, even=True), dict(_DIRECT_UNIT, even=False), _DIRECT_STRIDED, _IM2COL, _AUTO),

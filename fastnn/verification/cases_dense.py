@@ -30,14 +30,14 @@ def _affine(rng, large, **fused):
     return Case("affine", (x, W, b), dict(fused))
 
 
-def _affine_backward(rng, large, input_grad=True, out=False, **fused):
+def _affine_backward(rng, large, input_grad=True, out=False, weight_grad=True, **fused):
     x, W, b = _affine_inputs(rng, large)
     kwargs = {}
     if fused:
         y = rounded(get_ops("numpy").affine(x, W, b, **fused))
         kwargs = backward_keywords(y, **fused)
     dy = normal(rng, (x.shape[0], W.shape[1]))
-    kwargs.update(gradient_keywords(W.shape, input_grad, out))
+    kwargs.update(gradient_keywords(W.shape, input_grad, out, weight_grad))
     return Case("affine_backward", (dy, x, W), kwargs, outputs=("dx", "dW", "db"))
 
 
@@ -82,6 +82,11 @@ def _batchnorm_inference(rng, large, images=False):
     return Case("batchnorm_inference", (x, gamma, beta, normal(rng, (c,)), positive(rng, (c,))))
 
 
+def _batchnorm_inference_backward(rng, large, images=False):
+    dy, gamma, _ = _norm_input(rng, large, images)
+    return Case("batchnorm_inference_backward", (dy, gamma, positive(rng, gamma.shape)), outputs=("dx",))
+
+
 _NORM_VARIANTS = tuple(
     dict(images=images, **fused)
     for fused in (
@@ -97,10 +102,15 @@ _NORM_VARIANTS = tuple(
 
 SPECS = {
     "affine": OpCases(_affine, ACTIVATIONS),
-    "affine_backward": OpCases(_affine_backward, ACTIVATIONS + ({"input_grad": False}, {"out": True})),
+    "affine_backward": OpCases(
+        _affine_backward, ACTIVATIONS + ({"input_grad": False}, {"out": True}, {"weight_grad": False})
+    ),
     "batchnorm": OpCases(_batchnorm, _NORM_VARIANTS),
     "batchnorm_backward": OpCases(_batchnorm_backward, _NORM_VARIANTS),
     "batchnorm_inference": OpCases(_batchnorm_inference, ({"images": False}, {"images": True})),
+    "batchnorm_inference_backward": OpCases(
+        _batchnorm_inference_backward, ({"images": False}, {"images": True})
+    ),
 }
 
 __all__ = ["SPECS"]

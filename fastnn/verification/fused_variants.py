@@ -25,10 +25,13 @@ def backward_keywords(forward_output, relu=False, activation=None, alpha=0.0) ->
     return {"activation": activation, "act_out": forward_output, "alpha": alpha}
 
 
-def gradient_keywords(W_shape, input_grad=True, out=False) -> dict:
-    """A backward op's ``input_grad=False`` (dx skipped) and ``out=(dW, db)`` (weight
-    gradients written into given buffers, as layers do), when asked for."""
+def gradient_keywords(W_shape, input_grad=True, out=False, weight_grad=True) -> dict:
+    """A backward op's ``input_grad=False`` (dx skipped), ``weight_grad=False`` (dW and db
+    skipped: a frozen layer) and ``out=(dW, db)`` (weight gradients written into given
+    buffers, as layers do), when asked for."""
     kwargs = {} if input_grad else {"input_grad": False}
+    if not weight_grad:
+        kwargs["weight_grad"] = False
     if out:
         bias = W_shape[0] if len(W_shape) == 4 else W_shape[1]
         kwargs["out"] = (np.zeros(W_shape), np.zeros(bias))

@@ -345,6 +345,7 @@ def direct_backward_s1(
     argmax,
     pooled,
     input_grad,
+    weight_grad,
     dx,
     dW,
     db,
@@ -373,7 +374,8 @@ def direct_backward_s1(
     fused in) or, DY_RELU_POOL_ROUTED, the gradient dy of maxpool(relu(conv)) routed back
     through argmax and the ReLU (pooled: the pooling's output; dy, argmax and pooled have
     its shape; relu_out is not read then and needs only N and F). Without ``input_grad``
-    there are no backward-data items and dx is left untouched.
+    there are no backward-data items and dx is left untouched; without ``weight_grad`` (a
+    frozen layer) there are no backward-weights items and dW and db are left untouched.
     weights_item, scatter_item, correlate_item: :func:`backward_items` of the dtype, the
     three kinds of item, called through their addresses (:mod:`~fastnn.kernels._native`).
     """
@@ -390,9 +392,9 @@ def direct_backward_s1(
     chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // Pst))
     offs_x = _tap_offsets(C, KH, KW, chunk * (H + 2 * PH), Wp)  # channel c at c * chunk * plane
     G = min(N, DW_GROUPS)
-    D = G
+    D = G if weight_grad else 0
     M = (N if input_grad else 0) + D
-    parts = np.empty((G, F, T + 1), dtype=dW.dtype)  # dW and db partials per group
+    parts = np.empty((D, F, T + 1), dtype=dW.dtype)  # dW and db partials per group
     Hf = H + KH - 1
     Wf = Wd + KW - 1
     packed_t, packed_zeros = _pack_weights(Wt, np.zeros(C, dtype=dx.dtype))
@@ -463,7 +465,8 @@ def direct_backward_s1(
                     dx,
                 ),
             )
-    _sum_parts(parts, dW.reshape(F, T), db)
+    if weight_grad:
+        _sum_parts(parts, dW.reshape(F, T), db)
 
 
 @jit(refcounts=False)

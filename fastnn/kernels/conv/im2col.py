@@ -201,9 +201,28 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
 
 @parallel_kernel
 def im2col_backward(
-    x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, col_buf, dyt_buf, dcol_buf, dw_buf, dw_groups, dx, dWm, db
+    x,
+    dy,
+    Wm,
+    KH,
+    KW,
+    SH,
+    SW,
+    PH,
+    PW,
+    chunk,
+    weight_grad,
+    col_buf,
+    dyt_buf,
+    dcol_buf,
+    dw_buf,
+    dw_groups,
+    dx,
+    dWm,
+    db,
 ):
     """conv2d gradients, parallel over fixed groups of image chunks; dWm is dW as (F, C*KH*KW).
+    Without ``weight_grad`` (a frozen layer) only dx: dWm, db, dw_buf and dw_groups are not touched.
 
     The chunks are split into G = dw_groups.shape[0] groups (a number the caller fixes,
     not the thread count). Per chunk: colT = transposed im2col; dyT (F, rows) = dy of the
@@ -225,7 +244,7 @@ def im2col_backward(
         wide_vectors()
         slot = get_thread_id()
         dwg = dw_groups[g].reshape(F, K)
-        for f in range(F):
+        for f in range(F if weight_grad else 0):
             for k in range(K):
                 dwg[f, k] = zero
         dwt = dw_buf[slot, : F * K].reshape(F, K)
@@ -248,17 +267,18 @@ def im2col_backward(
                 dst = dyt[f, nn * P : (nn + 1) * P]
                 for p in range(P):
                     dst[p] = src[p]
-            np.dot(dyt, colT.T, dwt)
-            for f in range(F):
-                for k in range(K):
-                    dwg[f, k] += dwt[f, k]
+            if weight_grad:
+                np.dot(dyt, colT.T, dwt)
+                for f in range(F):
+                    for k in range(K):
+                        dwg[f, k] += dwt[f, k]
             np.dot(Wm.T, dyt, dcolT)
             for pair in range(nb * C):
                 nn = pair // C
                 c = pair - nn * C
                 _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
     # serially, after the loop: a second parallel region costs more than these sums
-    for f in range(F):
+    for f in range(F if weight_grad else 0):
         s = zero
         for n in range(N):
             d = dy[n, f].reshape(P)
