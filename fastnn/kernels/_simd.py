@@ -1,11 +1,12 @@
-"""Explicit 512-bit SIMD values for register-blocked kernels.
+"""Explicit SIMD values of the host's vector width for register-blocked kernels.
 
 LLVM's auto-vectoriser turns a loop like ``acc[j] += w * x[j]`` into vector code,
 but the accumulators stay in memory: every multiply-add reloads and stores them.
 A register-blocked micro-kernel keeps a tile of the output in vector registers
 while it runs over the whole reduction, the way BLAS and oneDNN kernels do. Numba
 has no vector type, so this module adds one: :class:`Vector` is an LLVM
-``<lanes x float>`` value (16 float32 or 8 float64 lanes, 512 bits), and the
+``<lanes x float>`` value (:data:`VECTOR_BYTES` wide: 16 float32 or 8 float64 lanes
+with AVX-512, 8 or 4 with AVX2), and the
 intrinsics below load, broadcast, fuse-multiply-add and store it. Local variables
 of this type live in registers after LLVM's mem2reg pass.
 
@@ -18,9 +19,22 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
-#: Bytes in one vector register (AVX-512). Not a tuning knob: the register-blocked kernels
-#: are written for 512-bit registers (their tiles fill 16 to 24 of AVX-512's 32).
-VECTOR_BYTES = 64
+
+def _host_vector_bytes() -> int:
+    """64 where the CPU has AVX-512 (32 registers of 512 bits), else 32 (AVX2: 16 of 256)."""
+    try:
+        from llvmlite import binding
+
+        has_avx512 = bool(binding.get_host_cpu_features().get("avx512f"))
+    except Exception:  # no feature list on this platform: the narrower vectors are safe anywhere
+        has_avx512 = False
+    return 64 if has_avx512 else 32
+
+
+#: Bytes in one vector: the host's register width, 64 with AVX-512, 32 otherwise. A
+#: vector wider than the registers is split by LLVM in two, which doubles a register
+#: tile's accumulators and sends them to the stack (AVX2 has 16 registers).
+VECTOR_BYTES = _host_vector_bytes()
 
 
 class Vector(types.Type):

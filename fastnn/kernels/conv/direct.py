@@ -13,7 +13,7 @@ from numba import prange
 
 from ..._config import jit, parallel_kernel
 from .._scalars import runtime, typed
-from .._simd import lanes, vfma, vload, vrelu, vsplat, vstore, wide_vectors
+from .._simd import VECTOR_BYTES, lanes, vfma, vload, vrelu, vsplat, vstore, wide_vectors
 from .._simd_pool import pool_tile_put
 from ..activations import ACT_IDENTITY, activate
 from ..pool import INT32_PLANE, maxpool_2x2_image
@@ -49,6 +49,11 @@ def _tap_offset(t, KH, KW, plane, Win, base):
 #: (:func:`_tile_8x2`, :func:`_tile_8x1`) are written out for eight, and 8 channels by two
 #: vectors of pixels fill 16 vector registers.
 OUT_BLOCK = 8
+
+#: Run a tile's taps twice, four output channels at a time (8 accumulators each), where
+#: registers are 256 bits: AVX2's 16 registers cannot hold the 16 accumulators of a
+#: whole 8x2 tile beside its loads, and LLVM then keeps them on the stack.
+HALF_TILES = VECTOR_BYTES < 64
 
 
 @jit
@@ -113,34 +118,68 @@ def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu, argmax, row):
     c5 = a5
     c6 = a6
     c7 = a7
-    for t in range(offs.shape[0]):
-        x0 = vload(xn, offs[t] + j0)
-        x1 = vload(xn, offs[t] + j1)
-        w = t * OUT_BLOCK
-        s = vsplat(wb[w])
-        a0 = vfma(x0, s, a0)
-        c0 = vfma(x1, s, c0)
-        s = vsplat(wb[w + 1])
-        a1 = vfma(x0, s, a1)
-        c1 = vfma(x1, s, c1)
-        s = vsplat(wb[w + 2])
-        a2 = vfma(x0, s, a2)
-        c2 = vfma(x1, s, c2)
-        s = vsplat(wb[w + 3])
-        a3 = vfma(x0, s, a3)
-        c3 = vfma(x1, s, c3)
-        s = vsplat(wb[w + 4])
-        a4 = vfma(x0, s, a4)
-        c4 = vfma(x1, s, c4)
-        s = vsplat(wb[w + 5])
-        a5 = vfma(x0, s, a5)
-        c5 = vfma(x1, s, c5)
-        s = vsplat(wb[w + 6])
-        a6 = vfma(x0, s, a6)
-        c6 = vfma(x1, s, c6)
-        s = vsplat(wb[w + 7])
-        a7 = vfma(x0, s, a7)
-        c7 = vfma(x1, s, c7)
+    if HALF_TILES:
+        for t in range(offs.shape[0]):
+            x0 = vload(xn, offs[t] + j0)
+            x1 = vload(xn, offs[t] + j1)
+            w = t * OUT_BLOCK
+            s = vsplat(wb[w])
+            a0 = vfma(x0, s, a0)
+            c0 = vfma(x1, s, c0)
+            s = vsplat(wb[w + 1])
+            a1 = vfma(x0, s, a1)
+            c1 = vfma(x1, s, c1)
+            s = vsplat(wb[w + 2])
+            a2 = vfma(x0, s, a2)
+            c2 = vfma(x1, s, c2)
+            s = vsplat(wb[w + 3])
+            a3 = vfma(x0, s, a3)
+            c3 = vfma(x1, s, c3)
+        for t in range(offs.shape[0]):
+            x0 = vload(xn, offs[t] + j0)
+            x1 = vload(xn, offs[t] + j1)
+            w = t * OUT_BLOCK
+            s = vsplat(wb[w + 4])
+            a4 = vfma(x0, s, a4)
+            c4 = vfma(x1, s, c4)
+            s = vsplat(wb[w + 5])
+            a5 = vfma(x0, s, a5)
+            c5 = vfma(x1, s, c5)
+            s = vsplat(wb[w + 6])
+            a6 = vfma(x0, s, a6)
+            c6 = vfma(x1, s, c6)
+            s = vsplat(wb[w + 7])
+            a7 = vfma(x0, s, a7)
+            c7 = vfma(x1, s, c7)
+    else:
+        for t in range(offs.shape[0]):
+            x0 = vload(xn, offs[t] + j0)
+            x1 = vload(xn, offs[t] + j1)
+            w = t * OUT_BLOCK
+            s = vsplat(wb[w])
+            a0 = vfma(x0, s, a0)
+            c0 = vfma(x1, s, c0)
+            s = vsplat(wb[w + 1])
+            a1 = vfma(x0, s, a1)
+            c1 = vfma(x1, s, c1)
+            s = vsplat(wb[w + 2])
+            a2 = vfma(x0, s, a2)
+            c2 = vfma(x1, s, c2)
+            s = vsplat(wb[w + 3])
+            a3 = vfma(x0, s, a3)
+            c3 = vfma(x1, s, c3)
+            s = vsplat(wb[w + 4])
+            a4 = vfma(x0, s, a4)
+            c4 = vfma(x1, s, c4)
+            s = vsplat(wb[w + 5])
+            a5 = vfma(x0, s, a5)
+            c5 = vfma(x1, s, c5)
+            s = vsplat(wb[w + 6])
+            a6 = vfma(x0, s, a6)
+            c6 = vfma(x1, s, c6)
+            s = vsplat(wb[w + 7])
+            a7 = vfma(x0, s, a7)
+            c7 = vfma(x1, s, c7)
     if relu:
         a0 = vrelu(a0)
         c0 = vrelu(c0)

@@ -18,7 +18,7 @@ from .._native import NativeFunction, call_native
 from .._scalars import runtime, typed
 from .._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
 from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
-from .direct import OUT_BLOCK, RUN_ALIGN, _conv_planes, _pack_weights, _run, _tap_offsets
+from .direct import HALF_TILES, OUT_BLOCK, RUN_ALIGN, _conv_planes, _pack_weights, _run, _tap_offsets
 from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .padding import _copy_interior, _pad_grad, _pad_pooled, _widen_plane
 
@@ -200,50 +200,104 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
     b10 = z
     a11 = z
     b11 = z
-    for n in range(nimg):
-        for r in range(OH):
-            x_row = n * xplane + r * Wp
-            dy_row = ((n * OH + r) * OW) * Fp + f0
-            for c in range(OW):
-                d0 = vload(dyt, dy_row + c * Fp)
-                d1 = vload(dyt, dy_row + c * Fp + L)
-                xj = x_row + c
-                s = vbroadcast(xs, xj + q0)
-                a0 = vfma(d0, s, a0)
-                b0 = vfma(d1, s, b0)
-                s = vbroadcast(xs, xj + q1)
-                a1 = vfma(d0, s, a1)
-                b1 = vfma(d1, s, b1)
-                s = vbroadcast(xs, xj + q2)
-                a2 = vfma(d0, s, a2)
-                b2 = vfma(d1, s, b2)
-                s = vbroadcast(xs, xj + q3)
-                a3 = vfma(d0, s, a3)
-                b3 = vfma(d1, s, b3)
-                s = vbroadcast(xs, xj + q4)
-                a4 = vfma(d0, s, a4)
-                b4 = vfma(d1, s, b4)
-                s = vbroadcast(xs, xj + q5)
-                a5 = vfma(d0, s, a5)
-                b5 = vfma(d1, s, b5)
-                s = vbroadcast(xs, xj + q6)
-                a6 = vfma(d0, s, a6)
-                b6 = vfma(d1, s, b6)
-                s = vbroadcast(xs, xj + q7)
-                a7 = vfma(d0, s, a7)
-                b7 = vfma(d1, s, b7)
-                s = vbroadcast(xs, xj + q8)
-                a8 = vfma(d0, s, a8)
-                b8 = vfma(d1, s, b8)
-                s = vbroadcast(xs, xj + q9)
-                a9 = vfma(d0, s, a9)
-                b9 = vfma(d1, s, b9)
-                s = vbroadcast(xs, xj + q10)
-                a10 = vfma(d0, s, a10)
-                b10 = vfma(d1, s, b10)
-                s = vbroadcast(xs, xj + q11)
-                a11 = vfma(d0, s, a11)
-                b11 = vfma(d1, s, b11)
+    if HALF_TILES:
+        for n in range(nimg):
+            for r in range(OH):
+                x_row = n * xplane + r * Wp
+                dy_row = ((n * OH + r) * OW) * Fp + f0
+                for c in range(OW):
+                    d0 = vload(dyt, dy_row + c * Fp)
+                    d1 = vload(dyt, dy_row + c * Fp + L)
+                    xj = x_row + c
+                    s = vbroadcast(xs, xj + q0)
+                    a0 = vfma(d0, s, a0)
+                    b0 = vfma(d1, s, b0)
+                    s = vbroadcast(xs, xj + q1)
+                    a1 = vfma(d0, s, a1)
+                    b1 = vfma(d1, s, b1)
+                    s = vbroadcast(xs, xj + q2)
+                    a2 = vfma(d0, s, a2)
+                    b2 = vfma(d1, s, b2)
+                    s = vbroadcast(xs, xj + q3)
+                    a3 = vfma(d0, s, a3)
+                    b3 = vfma(d1, s, b3)
+                    s = vbroadcast(xs, xj + q4)
+                    a4 = vfma(d0, s, a4)
+                    b4 = vfma(d1, s, b4)
+                    s = vbroadcast(xs, xj + q5)
+                    a5 = vfma(d0, s, a5)
+                    b5 = vfma(d1, s, b5)
+        for n in range(nimg):
+            for r in range(OH):
+                x_row = n * xplane + r * Wp
+                dy_row = ((n * OH + r) * OW) * Fp + f0
+                for c in range(OW):
+                    d0 = vload(dyt, dy_row + c * Fp)
+                    d1 = vload(dyt, dy_row + c * Fp + L)
+                    xj = x_row + c
+                    s = vbroadcast(xs, xj + q6)
+                    a6 = vfma(d0, s, a6)
+                    b6 = vfma(d1, s, b6)
+                    s = vbroadcast(xs, xj + q7)
+                    a7 = vfma(d0, s, a7)
+                    b7 = vfma(d1, s, b7)
+                    s = vbroadcast(xs, xj + q8)
+                    a8 = vfma(d0, s, a8)
+                    b8 = vfma(d1, s, b8)
+                    s = vbroadcast(xs, xj + q9)
+                    a9 = vfma(d0, s, a9)
+                    b9 = vfma(d1, s, b9)
+                    s = vbroadcast(xs, xj + q10)
+                    a10 = vfma(d0, s, a10)
+                    b10 = vfma(d1, s, b10)
+                    s = vbroadcast(xs, xj + q11)
+                    a11 = vfma(d0, s, a11)
+                    b11 = vfma(d1, s, b11)
+    else:
+        for n in range(nimg):
+            for r in range(OH):
+                x_row = n * xplane + r * Wp
+                dy_row = ((n * OH + r) * OW) * Fp + f0
+                for c in range(OW):
+                    d0 = vload(dyt, dy_row + c * Fp)
+                    d1 = vload(dyt, dy_row + c * Fp + L)
+                    xj = x_row + c
+                    s = vbroadcast(xs, xj + q0)
+                    a0 = vfma(d0, s, a0)
+                    b0 = vfma(d1, s, b0)
+                    s = vbroadcast(xs, xj + q1)
+                    a1 = vfma(d0, s, a1)
+                    b1 = vfma(d1, s, b1)
+                    s = vbroadcast(xs, xj + q2)
+                    a2 = vfma(d0, s, a2)
+                    b2 = vfma(d1, s, b2)
+                    s = vbroadcast(xs, xj + q3)
+                    a3 = vfma(d0, s, a3)
+                    b3 = vfma(d1, s, b3)
+                    s = vbroadcast(xs, xj + q4)
+                    a4 = vfma(d0, s, a4)
+                    b4 = vfma(d1, s, b4)
+                    s = vbroadcast(xs, xj + q5)
+                    a5 = vfma(d0, s, a5)
+                    b5 = vfma(d1, s, b5)
+                    s = vbroadcast(xs, xj + q6)
+                    a6 = vfma(d0, s, a6)
+                    b6 = vfma(d1, s, b6)
+                    s = vbroadcast(xs, xj + q7)
+                    a7 = vfma(d0, s, a7)
+                    b7 = vfma(d1, s, b7)
+                    s = vbroadcast(xs, xj + q8)
+                    a8 = vfma(d0, s, a8)
+                    b8 = vfma(d1, s, b8)
+                    s = vbroadcast(xs, xj + q9)
+                    a9 = vfma(d0, s, a9)
+                    b9 = vfma(d1, s, b9)
+                    s = vbroadcast(xs, xj + q10)
+                    a10 = vfma(d0, s, a10)
+                    b10 = vfma(d1, s, b10)
+                    s = vbroadcast(xs, xj + q11)
+                    a11 = vfma(d0, s, a11)
+                    b11 = vfma(d1, s, b11)
     w = 2 * L
     vstore(tmp, 0 * w, a0)
     vstore(tmp, 0 * w + L, b0)
