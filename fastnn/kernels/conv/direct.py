@@ -101,6 +101,7 @@ def _tile_8x2(xn, offs, wb, bb, j0, j1, out, o0, o1, S, nk, relu, argmax, row):
     The register tile: 16 vector accumulators (8 output channels x 2 vectors of pixels)
     stay in registers over all T taps; each tap loads two vectors of x and broadcasts
     eight weights, 16 fused multiply-adds. The two pixel vectors are anywhere in xn.
+    With :data:`HALF_TILES` (AVX2) the taps are run twice, four channels at a time.
     """
     a0 = vsplat(bb[0])
     a1 = vsplat(bb[1])

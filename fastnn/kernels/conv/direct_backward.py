@@ -41,6 +41,7 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
 
     16 vector accumulators (4 output channels x 4 taps) stay in registers over every
     image and pixel; each step loads four dy and four x vectors for 16 multiply-adds.
+    With :data:`~.direct.HALF_TILES` (AVX2) it runs twice, two output channels at a time.
     """
     f1 = min(f0 + 1, F - 1)
     f2 = min(f0 + 2, F - 1)
@@ -66,35 +67,75 @@ def _dw_tile_4x4(xs, dys, nimg, offs, f0, t0, F, T, Pst, V, L, plane, pg):
     a31 = z
     a32 = z
     a33 = z
-    for n in range(nimg):
-        xb = n * plane
-        db = n * F * Pst
-        for v in range(V):
-            j = v * L
-            x0 = vload(xs, xb + q0 + j)
-            x1 = vload(xs, xb + q1 + j)
-            x2 = vload(xs, xb + q2 + j)
-            x3 = vload(xs, xb + q3 + j)
-            d = vload(dys, db + f0 * Pst + j)
-            a00 = vfma(d, x0, a00)
-            a01 = vfma(d, x1, a01)
-            a02 = vfma(d, x2, a02)
-            a03 = vfma(d, x3, a03)
-            d = vload(dys, db + f1 * Pst + j)
-            a10 = vfma(d, x0, a10)
-            a11 = vfma(d, x1, a11)
-            a12 = vfma(d, x2, a12)
-            a13 = vfma(d, x3, a13)
-            d = vload(dys, db + f2 * Pst + j)
-            a20 = vfma(d, x0, a20)
-            a21 = vfma(d, x1, a21)
-            a22 = vfma(d, x2, a22)
-            a23 = vfma(d, x3, a23)
-            d = vload(dys, db + f3 * Pst + j)
-            a30 = vfma(d, x0, a30)
-            a31 = vfma(d, x1, a31)
-            a32 = vfma(d, x2, a32)
-            a33 = vfma(d, x3, a33)
+    if HALF_TILES:
+        for n in range(nimg):
+            xb = n * plane
+            db = n * F * Pst
+            for v in range(V):
+                j = v * L
+                x0 = vload(xs, xb + q0 + j)
+                x1 = vload(xs, xb + q1 + j)
+                x2 = vload(xs, xb + q2 + j)
+                x3 = vload(xs, xb + q3 + j)
+                d = vload(dys, db + f0 * Pst + j)
+                a00 = vfma(d, x0, a00)
+                a01 = vfma(d, x1, a01)
+                a02 = vfma(d, x2, a02)
+                a03 = vfma(d, x3, a03)
+                d = vload(dys, db + f1 * Pst + j)
+                a10 = vfma(d, x0, a10)
+                a11 = vfma(d, x1, a11)
+                a12 = vfma(d, x2, a12)
+                a13 = vfma(d, x3, a13)
+        for n in range(nimg):
+            xb = n * plane
+            db = n * F * Pst
+            for v in range(V):
+                j = v * L
+                x0 = vload(xs, xb + q0 + j)
+                x1 = vload(xs, xb + q1 + j)
+                x2 = vload(xs, xb + q2 + j)
+                x3 = vload(xs, xb + q3 + j)
+                d = vload(dys, db + f2 * Pst + j)
+                a20 = vfma(d, x0, a20)
+                a21 = vfma(d, x1, a21)
+                a22 = vfma(d, x2, a22)
+                a23 = vfma(d, x3, a23)
+                d = vload(dys, db + f3 * Pst + j)
+                a30 = vfma(d, x0, a30)
+                a31 = vfma(d, x1, a31)
+                a32 = vfma(d, x2, a32)
+                a33 = vfma(d, x3, a33)
+    else:
+        for n in range(nimg):
+            xb = n * plane
+            db = n * F * Pst
+            for v in range(V):
+                j = v * L
+                x0 = vload(xs, xb + q0 + j)
+                x1 = vload(xs, xb + q1 + j)
+                x2 = vload(xs, xb + q2 + j)
+                x3 = vload(xs, xb + q3 + j)
+                d = vload(dys, db + f0 * Pst + j)
+                a00 = vfma(d, x0, a00)
+                a01 = vfma(d, x1, a01)
+                a02 = vfma(d, x2, a02)
+                a03 = vfma(d, x3, a03)
+                d = vload(dys, db + f1 * Pst + j)
+                a10 = vfma(d, x0, a10)
+                a11 = vfma(d, x1, a11)
+                a12 = vfma(d, x2, a12)
+                a13 = vfma(d, x3, a13)
+                d = vload(dys, db + f2 * Pst + j)
+                a20 = vfma(d, x0, a20)
+                a21 = vfma(d, x1, a21)
+                a22 = vfma(d, x2, a22)
+                a23 = vfma(d, x3, a23)
+                d = vload(dys, db + f3 * Pst + j)
+                a30 = vfma(d, x0, a30)
+                a31 = vfma(d, x1, a31)
+                a32 = vfma(d, x2, a32)
+                a33 = vfma(d, x3, a33)
     nt = min(4, T - t0)
     nf = min(4, F - f0)
     _add_row(pg[f0], t0, nt, vsum(a00), vsum(a01), vsum(a02), vsum(a03))
@@ -161,7 +202,8 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
     (dy transposed to pixel-major rows of Fp channels, :func:`_grad_rows`), so 24 vector
     accumulators (two vectors of channels by 12 taps) stay in registers over every
     pixel of every image and need no horizontal sums; each pixel loads two dy vectors
-    and broadcasts 12 x values (rows Wp apart in xs) for 24 multiply-adds.
+    and broadcasts 12 x values (rows Wp apart in xs) for 24 multiply-adds. With
+    :data:`~.direct.HALF_TILES` (AVX2) it runs over the pixels twice, six taps at a time.
     """
     q0 = offs[min(t0 + 0, T - 1)]
     q1 = offs[min(t0 + 1, T - 1)]
@@ -227,6 +269,18 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
                     s = vbroadcast(xs, xj + q5)
                     a5 = vfma(d0, s, a5)
                     b5 = vfma(d1, s, b5)
+        vstore(tmp, 0 * 2 * L, a0)
+        vstore(tmp, 0 * 2 * L + L, b0)
+        vstore(tmp, 1 * 2 * L, a1)
+        vstore(tmp, 1 * 2 * L + L, b1)
+        vstore(tmp, 2 * 2 * L, a2)
+        vstore(tmp, 2 * 2 * L + L, b2)
+        vstore(tmp, 3 * 2 * L, a3)
+        vstore(tmp, 3 * 2 * L + L, b3)
+        vstore(tmp, 4 * 2 * L, a4)
+        vstore(tmp, 4 * 2 * L + L, b4)
+        vstore(tmp, 5 * 2 * L, a5)
+        vstore(tmp, 5 * 2 * L + L, b5)
         for n in range(nimg):
             for r in range(OH):
                 x_row = n * xplane + r * Wp
@@ -253,51 +307,63 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
                     s = vbroadcast(xs, xj + q11)
                     a11 = vfma(d0, s, a11)
                     b11 = vfma(d1, s, b11)
-    else:
-        for n in range(nimg):
-            for r in range(OH):
-                x_row = n * xplane + r * Wp
-                dy_row = ((n * OH + r) * OW) * Fp + f0
-                for c in range(OW):
-                    d0 = vload(dyt, dy_row + c * Fp)
-                    d1 = vload(dyt, dy_row + c * Fp + L)
-                    xj = x_row + c
-                    s = vbroadcast(xs, xj + q0)
-                    a0 = vfma(d0, s, a0)
-                    b0 = vfma(d1, s, b0)
-                    s = vbroadcast(xs, xj + q1)
-                    a1 = vfma(d0, s, a1)
-                    b1 = vfma(d1, s, b1)
-                    s = vbroadcast(xs, xj + q2)
-                    a2 = vfma(d0, s, a2)
-                    b2 = vfma(d1, s, b2)
-                    s = vbroadcast(xs, xj + q3)
-                    a3 = vfma(d0, s, a3)
-                    b3 = vfma(d1, s, b3)
-                    s = vbroadcast(xs, xj + q4)
-                    a4 = vfma(d0, s, a4)
-                    b4 = vfma(d1, s, b4)
-                    s = vbroadcast(xs, xj + q5)
-                    a5 = vfma(d0, s, a5)
-                    b5 = vfma(d1, s, b5)
-                    s = vbroadcast(xs, xj + q6)
-                    a6 = vfma(d0, s, a6)
-                    b6 = vfma(d1, s, b6)
-                    s = vbroadcast(xs, xj + q7)
-                    a7 = vfma(d0, s, a7)
-                    b7 = vfma(d1, s, b7)
-                    s = vbroadcast(xs, xj + q8)
-                    a8 = vfma(d0, s, a8)
-                    b8 = vfma(d1, s, b8)
-                    s = vbroadcast(xs, xj + q9)
-                    a9 = vfma(d0, s, a9)
-                    b9 = vfma(d1, s, b9)
-                    s = vbroadcast(xs, xj + q10)
-                    a10 = vfma(d0, s, a10)
-                    b10 = vfma(d1, s, b10)
-                    s = vbroadcast(xs, xj + q11)
-                    a11 = vfma(d0, s, a11)
-                    b11 = vfma(d1, s, b11)
+        vstore(tmp, 6 * 2 * L, a6)
+        vstore(tmp, 6 * 2 * L + L, b6)
+        vstore(tmp, 7 * 2 * L, a7)
+        vstore(tmp, 7 * 2 * L + L, b7)
+        vstore(tmp, 8 * 2 * L, a8)
+        vstore(tmp, 8 * 2 * L + L, b8)
+        vstore(tmp, 9 * 2 * L, a9)
+        vstore(tmp, 9 * 2 * L + L, b9)
+        vstore(tmp, 10 * 2 * L, a10)
+        vstore(tmp, 10 * 2 * L + L, b10)
+        vstore(tmp, 11 * 2 * L, a11)
+        vstore(tmp, 11 * 2 * L + L, b11)
+        return
+    for n in range(nimg):
+        for r in range(OH):
+            x_row = n * xplane + r * Wp
+            dy_row = ((n * OH + r) * OW) * Fp + f0
+            for c in range(OW):
+                d0 = vload(dyt, dy_row + c * Fp)
+                d1 = vload(dyt, dy_row + c * Fp + L)
+                xj = x_row + c
+                s = vbroadcast(xs, xj + q0)
+                a0 = vfma(d0, s, a0)
+                b0 = vfma(d1, s, b0)
+                s = vbroadcast(xs, xj + q1)
+                a1 = vfma(d0, s, a1)
+                b1 = vfma(d1, s, b1)
+                s = vbroadcast(xs, xj + q2)
+                a2 = vfma(d0, s, a2)
+                b2 = vfma(d1, s, b2)
+                s = vbroadcast(xs, xj + q3)
+                a3 = vfma(d0, s, a3)
+                b3 = vfma(d1, s, b3)
+                s = vbroadcast(xs, xj + q4)
+                a4 = vfma(d0, s, a4)
+                b4 = vfma(d1, s, b4)
+                s = vbroadcast(xs, xj + q5)
+                a5 = vfma(d0, s, a5)
+                b5 = vfma(d1, s, b5)
+                s = vbroadcast(xs, xj + q6)
+                a6 = vfma(d0, s, a6)
+                b6 = vfma(d1, s, b6)
+                s = vbroadcast(xs, xj + q7)
+                a7 = vfma(d0, s, a7)
+                b7 = vfma(d1, s, b7)
+                s = vbroadcast(xs, xj + q8)
+                a8 = vfma(d0, s, a8)
+                b8 = vfma(d1, s, b8)
+                s = vbroadcast(xs, xj + q9)
+                a9 = vfma(d0, s, a9)
+                b9 = vfma(d1, s, b9)
+                s = vbroadcast(xs, xj + q10)
+                a10 = vfma(d0, s, a10)
+                b10 = vfma(d1, s, b10)
+                s = vbroadcast(xs, xj + q11)
+                a11 = vfma(d0, s, a11)
+                b11 = vfma(d1, s, b11)
     w = 2 * L
     vstore(tmp, 0 * w, a0)
     vstore(tmp, 0 * w + L, b0)
