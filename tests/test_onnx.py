@@ -156,7 +156,9 @@ def test_input_shape_is_inferred_with_named_dimensions_where_the_layers_leave_th
     assert graph.output[0].name == "output"
     for shape in ((1, 3, 8, 8), (2, 3, 12, 6)):  # any image size the layers take
         x = np.random.default_rng(7).random(shape, dtype=np.float32)
-        np.testing.assert_allclose(run_onnx(ort, tmp_path / "conv.onnx", x), model.predict(x), atol=ATOL)
+        np.testing.assert_allclose(
+            run_onnx(ort, tmp_path / "conv.onnx", x), model.predict(x), rtol=RTOL, atol=ATOL
+        )
 
 
 def test_a_fixed_batch_size_and_the_names_of_inputs_outputs_and_nodes(ort, tmp_path):
@@ -277,7 +279,9 @@ def test_cli_export_round_trip(ort, tmp_path, capsys):
     out = tmp_path / "model.onnx"
     assert main(["export", str(tmp_path / "model.npz"), str(out), "--input-shape", "1,28,28"]) == 0
     assert f"wrote {out}: input input (N, 1, 28, 28), output output (N, 10)" in capsys.readouterr().out
-    np.testing.assert_allclose(run_onnx(ort, out, x), fnn.load(tmp_path / "model.npz").predict(x), atol=ATOL)
+    np.testing.assert_allclose(
+        run_onnx(ort, out, x), fnn.load(tmp_path / "model.npz").predict(x), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_cli_export_errors_name_the_files(ort, tmp_path, capsys):
