@@ -47,6 +47,8 @@ def inception(
     dtype: str = "float32",
     input_size: int = 32,
     batchnorm: bool = True,
+    stages=STAGES,
+    stem_width: int = STEM_WIDTH,
 ) -> Sequential:
     """A small GoogLeNet: a conv stem, two stages of Inception blocks, global pooling.
 
@@ -62,19 +64,27 @@ def inception(
     GlobalAvgPool2D, Dense(144->num_classes)     (num_classes,)
     ===========================================  =============  =============
 
-    Each Inception block is :func:`inception_block` (widths in :data:`STAGES`); with
-    ``batchnorm`` (the default, as in Inception v2) every conv is followed by BatchNorm.
+    Each Inception block is :func:`inception_block`; ``stages`` lists each stage's blocks'
+    widths (default :data:`STAGES`, the table's), each stage after a max pooling, and
+    ``stem_width`` is the stem's channels (32). With ``batchnorm`` (the default, as in
+    Inception v2) every conv is followed by BatchNorm.
     Any image size works (global pooling); ``input_size`` sets the model's ``input_shape``.
     He initialisation; 66,962 parameters for 1x28x28 input and 10 classes.
     """
     where = "inception"
     shape = image_shape(where, in_channels, input_size)
     num_classes = positive_int(where, "num_classes", num_classes)
-    layers = conv_unit(shape[0], STEM_WIDTH, 3, batchnorm)
-    channels = STEM_WIDTH
-    for blocks in STAGES:
+    stem_width = positive_int(where, "stem_width", stem_width)
+    layers = conv_unit(shape[0], stem_width, 3, batchnorm)
+    channels = stem_width
+    for blocks in stages:
         layers.append(MaxPool2D(3, stride=2, pad=1))
         for widths in blocks:
+            if len(widths) != 6:
+                raise ValueError(
+                    f"inception: each block's widths are (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool "
+                    f"projection), 6 numbers; got {widths!r}"
+                )
             layers.append(inception_block(channels, widths, batchnorm))
             channels = widths[0] + widths[2] + widths[4] + widths[5]
     layers += [GlobalAvgPool2D(), Dense(channels, num_classes)]
