@@ -384,13 +384,26 @@ def test_fastnn_train_offers_the_architectures_and_trains_resnet20_on_8x8_digits
 
 @pytest.mark.slow
 def test_inception_reaches_99_2_percent_on_mnist():
-    """Recipe: inception(in_channels=1, input_size=28), Adam 1e-3 at batch 100, 3 epochs, no
-    augmentation. A step costs about 3.3 of deep_convnet's (measured side by side): about 3
-    minutes on a quiet 2-core machine (an estimate; not run to the end yet)."""
+    """Recipe: inception(in_channels=1, input_size=28), Adam 1e-3 cosine-decayed to 0 over 4
+    epochs at batch 100, no augmentation.
+
+    Not yet seen to pass: with a constant lr (Adam 1e-3, seed 0) the test accuracy was 98.08 %
+    after one epoch and 98.79 % after two (that run was stopped), hence the decay, which
+    usually gives the last few tenths. An epoch took 4 to 6 minutes on the shared 2-core
+    machine (a step about 3.3 of deep_convnet's)."""
     (x, t), (x_test, t_test) = fnn.datasets.load_mnist("mnist")
     model = models.inception(in_channels=1, input_size=28, seed=0)
-    model.fit(x, t, epochs=3, batch_size=100, optimizer=fnn.optim.Adam(1e-3), verbose=0)
+    model.fit(
+        x,
+        t,
+        epochs=4,
+        batch_size=100,
+        optimizer=fnn.optim.Adam(1e-3),
+        callbacks=[fnn.schedules.CosineDecay(4)],
+        verbose=2,
+    )
     accuracy = model.evaluate(x_test, t_test)["accuracy"]
+    print(f"inception on MNIST: {accuracy:.4f}")
     assert accuracy >= 0.992, accuracy
 
 
