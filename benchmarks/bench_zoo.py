@@ -39,6 +39,9 @@ NAMES = (
     "predict_lenet5_classic",
     "predict_vgg_cifar_bn",
     "predict_mlp",
+    "resnet20",
+    "inception_mnist",
+    "predict_resnet20",
 )
 
 

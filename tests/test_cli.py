@@ -162,7 +162,8 @@ def test_train_help_shows_the_defaults_of_model_and_batch_size(monkeypatch, caps
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "--model {deep_convnet,lenet5,mlp,simple_convnet} (default: mlp)" in out
+    models = "alexnet,deep_convnet,inception,lenet5,lenet5_classic,mlp,resnet20,simple_convnet,vgg"
+    assert f"--model {{{models}}} (default: mlp)" in out
     assert "--batch-size BATCH_SIZE (default: 100)" in out
     assert (
         "--save PATH write the trained model (.npz); on Ctrl-C, the weights of the last step (default: none)"

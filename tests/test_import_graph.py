@@ -67,7 +67,7 @@ LAYERS = [
     (
         "networks and tools",
         [
-            "fastnn.models",
+            "fastnn.models.",
             "fastnn.lr_finder",
             "fastnn.tune",
             "fastnn.plots",

@@ -2,6 +2,8 @@
 claims, its FLOP count follows the documented formula, and each PyTorch twin computes what
 the fastnn network computes (so the benchmark compares equal work)."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -241,3 +243,100 @@ def test_peak_rss_of_a_workload_is_measured_in_a_fresh_process():
     assert mib is not None and 0 <= mib < 500
     with pytest.raises(ValueError, match="side"):
         memory.measure_here("jax", "online_mlp")
+
+
+def test_flops_count_the_layers_inside_blocks():
+    # ResNet-20 on 3x32x32 (He et al.): a 3x3 stem, 6 3x3 convs at 16 channels on 32x32, 6 at
+    # 32 on 16x16 and 6 at 64 on 8x8 (the first of stages 2 and 3 from half the channels),
+    # two 1x1 stride-2 projections, and Dense(64->10): about 41M multiply-adds (the paper's 41M)
+    macs = zoo.forward_macs(zoo.get("resnet20").build(backend="numpy"), (3, 32, 32))
+    stage = [
+        6 * 16 * 16 * 9 * 32 * 32,
+        (16 * 32 + 5 * 32 * 32) * 9 * 16 * 16 + 16 * 32 * 16 * 16,
+        (32 * 64 + 5 * 64 * 64) * 9 * 8 * 8 + 32 * 64 * 8 * 8,
+    ]
+    assert len(macs) == 1 + 18 + 2 + 1 and [kind for kind, _ in macs].count("dense") == 1
+    assert sum(m for _, m in macs) == 3 * 16 * 9 * 32 * 32 + sum(stage) + 64 * 10
+    assert sum(m for _, m in macs) == pytest.approx(41e6, rel=0.01)
+    # an Inception block: each branch's convolutions on the block's input size (14x14 here)
+    inception = zoo.forward_macs(zoo.get("inception_mnist").build(backend="numpy"), (1, 28, 28))
+    first_block = inception[1:7]
+    assert [m for _, m in first_block] == [
+        32 * 16 * 14 * 14,
+        32 * 16 * 14 * 14,
+        16 * 32 * 9 * 14 * 14,
+        32 * 8 * 14 * 14,
+        8 * 16 * 25 * 14 * 14,
+        32 * 16 * 14 * 14,
+    ]
+    assert zoo.step_flops(zoo.get("predict_resnet20")) == 2 * 500 * sum(m for _, m in macs)
+
+
+def test_the_zoo_holds_the_block_networks():
+    from fastnn.layers import Concat, GlobalAvgPool2D, Residual
+
+    resnet, predict = zoo.get("resnet20"), zoo.get("predict_resnet20")
+    assert (resnet.kind, resnet.input_shape, resnet.batch) == ("train", (3, 32, 32), 64)
+    assert (predict.kind, predict.input_shape, predict.batch) == ("predict", (3, 32, 32), 500)
+    assert sum(isinstance(layer, Residual) for layer in _layers(resnet)) == 9
+    inception = zoo.get("inception_mnist")
+    assert (inception.kind, inception.input_shape, inception.batch) == ("train", (1, 28, 28), 100)
+    layers = _layers(inception)
+    assert any(isinstance(layer, Concat) for layer in layers) and isinstance(layers[-2], GlobalAvgPool2D)
+    a, b = resnet.build(seed=1, backend="numpy"), resnet.build(seed=2, backend="numpy")
+    assert not np.array_equal(a.flat_params, b.flat_params)  # the entry's seed decides the weights
+
+
+def block_network(dtype="float64"):
+    """A Residual with an identity and one with a projection, a Concat, global pooling."""
+    import fastnn as fnn
+
+    return fnn.Sequential(
+        [
+            Conv2D(2, 4, 3, pad=1),
+            BatchNorm(4),
+            ReLU(),
+            fnn.Residual([Conv2D(4, 4, 3, pad=1), BatchNorm(4), ReLU(), Conv2D(4, 4, 3, pad=1)]),
+            fnn.Residual(
+                [Conv2D(4, 6, 3, stride=2, pad=1), BatchNorm(6)],
+                shortcut=[Conv2D(4, 6, 1, stride=2), BatchNorm(6)],
+            ),
+            ReLU(),
+            fnn.Concat([[Conv2D(6, 2, 1), ReLU()], [MaxPool2D(3, stride=1, pad=1), Conv2D(6, 3, 3, pad=1)]]),
+            fnn.GlobalAvgPool2D(),
+            Dense(5, 3),
+        ],
+        backend="numpy",
+        dtype=dtype,
+        seed=0,
+    )
+
+
+@needs_torch
+def test_translated_blocks_give_the_same_forward_and_adam_step():
+    """In float64, so that the conv biases before BatchNorm (true gradient 0) get a gradient
+    of rounding size on both sides, which Adam's first step (about lr * sign(g)) does not
+    turn into a difference of lr."""
+    import torch
+
+    model = block_network()
+    model.flat_params[...] = model.flat_params.astype(np.float32)  # what translate copies
+    twin = torch_models.translate(model).double().train()
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((5, 2, 6, 6)), rng.integers(0, 3, 5)
+    output = twin(torch.from_numpy(x))
+    forward = copy.deepcopy(model).forward(x, train=True)  # a copy: training moves the running stats
+    np.testing.assert_allclose(forward, output.detach().numpy(), rtol=1e-10, atol=1e-12)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=1e-2, eps=1e-7)
+    loss = torch.nn.functional.cross_entropy(output, torch.from_numpy(t))
+    loss.backward()
+    optimizer.step()
+    before = model.flat_params.copy()
+    fastnn_loss = model.train_step(x, t, Adam(1e-2, eps=1e-7))
+    assert fastnn_loss == pytest.approx(loss.item(), rel=1e-10)
+    assert np.abs(model.flat_params - before).max() > 5e-3  # the step moved the weights
+    stepped = torch_models.translate(model).state_dict()  # float32 copies of fastnn's weights
+    for name, value in twin.state_dict().items():
+        if name.endswith(("running_var", "num_batches_tracked")):  # unbiased in PyTorch
+            continue
+        np.testing.assert_allclose(stepped[name].numpy(), value.numpy(), rtol=1e-6, atol=1e-7, err_msg=name)

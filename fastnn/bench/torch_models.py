@@ -27,7 +27,11 @@ def translate(model):
     stride and padding; LeakyReLU's alpha; BatchNorm's eps and momentum, where fastnn's
     momentum is the weight of the past and PyTorch's is ``1 -`` that; average pooling counts
     the padding, as PyTorch's ``count_include_pad=True``) and copies the current parameters
-    and BatchNorm statistics. float32; in training mode (``.eval()`` for inference).
+    and BatchNorm statistics. Blocks become small modules defined here: ``Residual`` one
+    holding ``body`` and ``shortcut`` (two ``nn.Sequential``, an empty one the identity)
+    and returning their sum, ``Concat`` one holding ``branches`` and joining their outputs
+    with ``torch.cat(dim=1)``, ``GlobalAvgPool2D`` the mean over H and W.
+    float32; in training mode (``.eval()`` for inference).
     The one difference left: PyTorch's running variance averages the unbiased batch
     variance, fastnn's the biased one (as Deep Learning from Scratch does); the work is the
     same. A BatchNorm before any Conv2D, Dense or Flatten is taken as per feature.
@@ -37,25 +41,71 @@ def translate(model):
     from ..layers import (
         AvgPool2D,
         BatchNorm,
+        Concat,
         Conv2D,
         Dense,
         Dropout,
         Flatten,
+        GlobalAvgPool2D,
         Identity,
         LeakyReLU,
         MaxPool2D,
         ReLU,
+        Residual,
         Sigmoid,
         Tanh,
     )
+
+    class TorchResidual(nn.Module):
+        """y = body(x) + shortcut(x)."""
+
+        def __init__(self, body, shortcut):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut
+
+        def forward(self, x):
+            return self.body(x) + self.shortcut(x)
+
+    class TorchConcat(nn.Module):
+        """y = cat([branch(x) for branch in branches], dim=1)."""
+
+        def __init__(self, branches):
+            super().__init__()
+            self.branches = nn.ModuleList(branches)
+
+        def forward(self, x):
+            return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+    class TorchGlobalAvgPool2d(nn.Module):
+        """(N, C, H, W) -> (N, C): the mean over H and W."""
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
 
     def tensor(array, transpose=False):
         array = array.T if transpose else array
         return torch.from_numpy(array.astype("float32", order="C", copy=True))
 
-    modules = []
-    spatial = None  # whether the layer's input is (N, C, H, W); None until a layer says
-    for layer in model.layers:
+    def sequential(layers, spatial):
+        """(nn.Sequential of ``layers``, whether its output is (N, C, H, W)); ``spatial``:
+        whether its input is (None until a layer says)."""
+        modules = []
+        for layer in layers:
+            module, spatial = one(layer, spatial)
+            modules.append(module)
+        return nn.Sequential(*modules), spatial
+
+    def one(layer, spatial):
+        """(the PyTorch module of ``layer``, whether its output is (N, C, H, W))."""
+        if isinstance(layer, Residual):
+            body, out = sequential(layer.body, spatial)
+            shortcut, _ = sequential(layer.shortcut, spatial)
+            return TorchResidual(body, shortcut), out
+        if isinstance(layer, Concat):
+            branches = [sequential(branch, spatial) for branch in layer.branches]
+            return TorchConcat([module for module, _ in branches]), branches[0][1]
+        if isinstance(layer, GlobalAvgPool2D):
+            return TorchGlobalAvgPool2d(), False
         if isinstance(layer, Conv2D):
             module = nn.Conv2d(
                 layer.in_channels,
@@ -67,14 +117,14 @@ def translate(model):
             with torch.no_grad():
                 module.weight.copy_(tensor(layer.params["W"]))
                 module.bias.copy_(tensor(layer.params["b"]))
-            spatial = True
-        elif isinstance(layer, Dense):
+            return module, True
+        if isinstance(layer, Dense):
             module = nn.Linear(layer.in_features, layer.out_features)
             with torch.no_grad():
                 module.weight.copy_(tensor(layer.params["W"], transpose=True))
                 module.bias.copy_(tensor(layer.params["b"]))
-            spatial = False
-        elif isinstance(layer, BatchNorm):
+            return module, False
+        if isinstance(layer, BatchNorm):
             kind = nn.BatchNorm2d if spatial else nn.BatchNorm1d
             module = kind(layer.num_features, eps=layer.eps, momentum=1.0 - layer.momentum)
             with torch.no_grad():
@@ -82,29 +132,28 @@ def translate(model):
                 module.bias.copy_(tensor(layer.params["beta"]))
                 module.running_mean.copy_(tensor(layer.running_mean))
                 module.running_var.copy_(tensor(layer.running_var))
-        elif isinstance(layer, MaxPool2D):
-            module = nn.MaxPool2d(layer.size, stride=layer.stride, padding=layer.pad)
-        elif isinstance(layer, AvgPool2D):
-            module = nn.AvgPool2d(layer.size, stride=layer.stride, padding=layer.pad, count_include_pad=True)
-        elif isinstance(layer, Flatten):
-            module = nn.Flatten()
-            spatial = False
-        elif isinstance(layer, LeakyReLU):
-            module = nn.LeakyReLU(layer.alpha)
-        elif isinstance(layer, ReLU):
-            module = nn.ReLU()
-        elif isinstance(layer, Sigmoid):
-            module = nn.Sigmoid()
-        elif isinstance(layer, Tanh):
-            module = nn.Tanh()
-        elif isinstance(layer, Dropout):
-            module = nn.Dropout(layer.p)
-        elif isinstance(layer, Identity):
-            module = nn.Identity()
-        else:
-            raise ValueError(f"no PyTorch twin for the layer {layer.describe()}")
-        modules.append(module)
-    return nn.Sequential(*modules)
+            return module, spatial
+        if isinstance(layer, Flatten):
+            return nn.Flatten(), False
+        plain = [
+            (MaxPool2D, lambda: nn.MaxPool2d(layer.size, stride=layer.stride, padding=layer.pad)),
+            (AvgPool2D, lambda: nn.AvgPool2d(layer.size, layer.stride, layer.pad, count_include_pad=True)),
+            (LeakyReLU, lambda: nn.LeakyReLU(layer.alpha)),
+            (ReLU, nn.ReLU),
+            (Sigmoid, nn.Sigmoid),
+            (Tanh, nn.Tanh),
+            (Dropout, lambda: nn.Dropout(layer.p)),
+            (Identity, nn.Identity),
+        ]
+        for kind, make in plain:
+            if isinstance(layer, kind):
+                return make(), spatial
+        raise ValueError(
+            f"translate: no PyTorch twin for the layer {layer.describe()}; supported: Conv2D, Dense, "
+            "BatchNorm, pooling, Flatten, activations, Dropout, Residual, Concat, GlobalAvgPool2D"
+        )
+
+    return sequential(model.layers, None)[0]
 
 
 def fastnn_model(name: str, seed: int = 0, backend: str = "numba"):

@@ -9,11 +9,13 @@ them into the equal ``torch.nn.Sequential``.
 Together the entries span convolutions of stride 1, 2 and 3 and kernels 1x1 to 7x7, 1 to 3
 input channels and 16 to 256 channels, inputs of 28x28, 32x32 and 64x64, ReLU, sigmoid,
 tanh and leaky ReLU, max and average pooling, BatchNorm after a convolution and after a
-Dense layer, Dropout, and batches of 1 to 512.
+Dense layer, Dropout, batches of 1 to 512, and blocks: ResNet-20's residual blocks and a
+small GoogLeNet's Inception (Concat) blocks.
 
 FLOPs (:func:`step_flops`) are counted analytically over the weighted layers only:
 a convolution's forward pass is ``2 * N*F*C*KH*KW*OH*OW`` FLOPs (one multiply-add = 2), a
-Dense layer's ``2 * N*IN*OUT``; a training step costs three times the forward FLOPs of
+Dense layer's ``2 * N*IN*OUT``, counting those inside blocks (each part of a
+``Residual`` or ``Concat`` sees the block's input); a training step costs three times the forward FLOPs of
 each weighted layer (forward, input gradient, weight gradient), except the first weighted
 layer, which computes no input gradient (two times); ``predict`` costs the forward FLOPs.
 Activations, pooling, BatchNorm, the loss and Adam are left out (memory-bound, a few % of
@@ -40,6 +42,7 @@ from ..layers import (
     Tanh,
 )
 from ..layers.base import layer_from_spec, layer_spec
+from ..layers.blocks import Block
 from ..losses import SoftmaxCrossEntropy
 from ..model import Sequential
 
@@ -61,28 +64,15 @@ class ZooEntry:
         return Sequential(self.layers(), loss=SoftmaxCrossEntropy(), backend=backend, seed=seed)
 
 
+def _fresh_layers(build):
+    """Fresh layers of the network ``build()`` returns (rebuilt from its config: a model keeps
+    the weights of layers that already hold some, and the entry's seed must decide them)."""
+    return lambda: [layer_from_spec(layer_spec(layer)) for layer in build().layers]
+
+
 def _book(name):
-    """Fresh layers of the book network ``name`` (rebuilt from its config: a model keeps the
-    weights of layers that already hold some, and the entry's seed must decide them)."""
-    return lambda: [layer_from_spec(layer_spec(layer)) for layer in models.MODELS[name]().layers]
-
-
-def _lenet5_classic():
-    """LeCun et al. 1998 on 28x28 (padded to 32x32 by pad 2): tanh and average pooling."""
-    return [
-        Conv2D(1, 6, 5, pad=2),
-        Tanh(),
-        AvgPool2D(2),
-        Conv2D(6, 16, 5),
-        Tanh(),
-        AvgPool2D(2),
-        Flatten(),
-        Dense(16 * 5 * 5, 120),
-        Tanh(),
-        Dense(120, 84),
-        Tanh(),
-        Dense(84, CLASSES),
-    ]
+    """Fresh layers of the book network ``name`` of fastnn.models."""
+    return _fresh_layers(models.MODELS[name])
 
 
 def _nielsen_784_30_10():
@@ -219,6 +209,13 @@ def _online_convnet():
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)
 
+#: LeCun et al. 1998 on 28x28 (padded to 32x32 by pad 2): tanh and average pooling.
+_lenet5_classic = _book("lenet5_classic")
+#: He et al.'s ResNet-20 for CIFAR-10 (fastnn.models.resnet).
+_resnet20 = _fresh_layers(lambda: models.resnet(depth=20, in_channels=CIFAR[0], input_size=CIFAR[1]))
+#: The small GoogLeNet of fastnn.models.inception, on MNIST.
+_inception_mnist = _fresh_layers(lambda: models.inception(in_channels=MNIST[0], input_size=MNIST[1]))
+
 ENTRIES = [
     ZooEntry("mlp", _book("mlp"), MNIST, 100, "train", "book MLP 784-100-100-10, ReLU"),
     ZooEntry("simple_convnet", _book("simple_convnet"), MNIST, 100, "train", "book SimpleConvNet"),
@@ -241,6 +238,9 @@ ENTRIES = [
     ZooEntry("predict_lenet5_classic", _lenet5_classic, MNIST, 2000, "predict", "predict 2000"),
     ZooEntry("predict_vgg_cifar_bn", _vgg(True), CIFAR, 500, "predict", "predict 500, BN folded"),
     ZooEntry("predict_mlp", _book("mlp"), MNIST, 10000, "predict", "predict 10000"),
+    ZooEntry("resnet20", _resnet20, CIFAR, 64, "train", "ResNet-20 (residual blocks), 3x32x32"),
+    ZooEntry("inception_mnist", _inception_mnist, MNIST, 100, "train", "small GoogLeNet (Concat blocks)"),
+    ZooEntry("predict_resnet20", _resnet20, CIFAR, 500, "predict", "predict 500, BN folded"),
 ]
 
 ZOO = {entry.name: entry for entry in ENTRIES}
@@ -254,18 +254,28 @@ def get(name: str) -> ZooEntry:
 
 
 def forward_macs(model: Sequential, input_shape) -> list[tuple[str, int]]:
-    """(kind, multiply-adds per sample) of each weighted layer, kind "conv" or "dense", in order."""
+    """(kind, multiply-adds per sample) of each weighted layer, kind "conv" or "dense", in
+    order, those inside blocks included (a block's parts in order, each on the block's input)."""
     macs = []
-    shape = tuple(input_shape)
-    for layer in model.layers:
+    _count_macs(model.layers, tuple(input_shape), macs)
+    return macs
+
+
+def _count_macs(layers, shape, macs) -> tuple:
+    """Append the (kind, multiply-adds) of ``layers`` run on one sample of ``shape`` to
+    ``macs``; the output shape."""
+    for layer in layers:
         out = layer.output_shape(shape)
-        if isinstance(layer, Conv2D):
+        if isinstance(layer, Block):
+            for part in layer.parts().values():
+                _count_macs(part, shape, macs)
+        elif isinstance(layer, Conv2D):
             kh, kw = layer.kernel_size
             macs.append(("conv", layer.out_channels * layer.in_channels * kh * kw * out[1] * out[2]))
         elif isinstance(layer, Dense):
             macs.append(("dense", layer.in_features * layer.out_features))
         shape = out
-    return macs
+    return shape
 
 
 def step_flops(entry: ZooEntry, model: Sequential | None = None) -> int:

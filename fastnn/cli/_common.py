@@ -108,19 +108,36 @@ def load_data(args):
 
 
 def build_model(args, x_train):
-    """The built-in network ``args.model`` for ``x_train`` (a ValueError if it cannot take them)."""
+    """The built-in network ``args.model`` for ``x_train`` (a ValueError if it cannot take them).
+
+    Networks that take ``in_channels`` and ``input_size`` (resnet20, vgg, alexnet,
+    inception) are built for the data's (C, H, W); the others for (1, 28, 28).
+    """
+    import inspect
+
     from .. import models
 
     in_features = int(x_train[0].size)
     if args.model == "mlp":
         return models.mlp(in_features=in_features, seed=args.seed, backend=args.backend)
-    model = models.MODELS[args.model](seed=args.seed, backend=args.backend)
+    builder = models.MODELS[args.model]
+    takes = inspect.signature(builder).parameters
+    sample = tuple(x_train.shape[1:])
+    if "in_channels" in takes and "input_size" in takes:
+        if len(sample) != 3 or sample[1] != sample[2]:
+            raise ValueError(
+                f"{args.model} takes square images (C, H, H); {args.dataset} has samples of shape "
+                f"{sample}: choose an image dataset (mnist, fashion-mnist, digits)"
+            )
+        model = builder(seed=args.seed, backend=args.backend, in_channels=sample[0], input_size=sample[1])
+    else:
+        model = builder(seed=args.seed, backend=args.backend)
     try:
-        model.output_shape(x_train.shape[1:])
+        model.output_shape(sample)
     except ValueError as error:
         raise ValueError(
             f"{args.model} does not fit {args.dataset} images of shape "
-            f"{x_train.shape[1:]} (it is built for (1, 28, 28): try --dataset mnist): "
+            f"{sample} (it is built for {model.input_shape}: try --dataset mnist): "
             f"{error}"
         ) from None
     return model

@@ -1,4 +1,4 @@
-"""The books' networks, each returned as a ready-to-train ``Sequential``.
+"""The books' networks: Deep Learning from Scratch's MLP, SimpleConvNet and DeepConvNet, and LeNet-5.
 
 All take images (N, 1, 28, 28) as they come from ``load_mnist`` and know it (their
 ``input_shape``); ``mlp`` takes any input with ``in_features`` values per sample, its
@@ -8,18 +8,13 @@ trained with softmax cross-entropy, and accept ``seed``, ``backend`` and ``dtype
 
 from __future__ import annotations
 
-from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
-from .losses import SoftmaxCrossEntropy
-from .model import Sequential
-
-#: The per-sample shape of the images the convolutional networks are built for.
-MNIST_SHAPE = (1, 28, 28)
+from ..layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Tanh
+from ..model import Sequential
+from ._build import MNIST_SHAPE, sequential
 
 
 def _sequential(layers, seed, backend, dtype, input_shape=MNIST_SHAPE):
-    return Sequential(
-        layers, loss=SoftmaxCrossEntropy(), backend=backend, dtype=dtype, seed=seed, input_shape=input_shape
-    )
+    return sequential(layers, seed, backend, dtype, input_shape)
 
 
 def mlp(
@@ -109,33 +104,44 @@ def deep_convnet(
 
 
 def lenet5(
-    seed: int | None = None, backend: str = "numba", dtype: str = "float32", impl: str = "auto"
+    seed: int | None = None,
+    backend: str = "numba",
+    dtype: str = "float32",
+    impl: str = "auto",
+    classic: bool = False,
 ) -> Sequential:
-    """LeNet-5 for 28x28 input, with ReLU and max pooling.
+    """LeNet-5 for 28x28 input: with ReLU and max pooling, or as published (``classic=True``).
 
-    Conv(1->6, 5x5, pad 2) -> ReLU -> MaxPool 2x2 -> Conv(6->16, 5x5) -> ReLU -> MaxPool 2x2
-    -> Flatten -> Dense(400->120) -> ReLU -> Dense(120->84) -> ReLU -> Dense(84->10).
-    28x28 -> 28x28 -> 14x14 -> 10x10 -> 5x5 (16*5*5 = 400).
+    Conv(1->6, 5x5, pad 2) -> act -> pool 2x2 -> Conv(6->16, 5x5) -> act -> pool 2x2
+    -> Flatten -> Dense(400->120) -> act -> Dense(120->84) -> act -> Dense(84->10).
+    28x28 -> 28x28 -> 14x14 -> 10x10 -> 5x5 (16*5*5 = 400); 61,706 parameters.
+    act and pool: ReLU and MaxPool2D by default; with ``classic``, tanh and AvgPool2D, as in
+    LeCun et al. 1998 (whose 32x32 input is MNIST's 28x28 padded by 2; its subsampling
+    layers' trainable scale and the sparse C3 connections are left out, as in most copies).
     """
+
+    def act():
+        return Tanh() if classic else ReLU()
+
+    def pool():
+        return AvgPool2D(2, stride=2) if classic else MaxPool2D(2, stride=2)
+
     return _sequential(
         [
             Conv2D(1, 6, 5, pad=2, impl=impl),
-            ReLU(),
-            MaxPool2D(2, stride=2),
+            act(),
+            pool(),
             Conv2D(6, 16, 5, impl=impl),
-            ReLU(),
-            MaxPool2D(2, stride=2),
+            act(),
+            pool(),
             Flatten(),
             Dense(16 * 5 * 5, 120),
-            ReLU(),
+            act(),
             Dense(120, 84),
-            ReLU(),
+            act(),
             Dense(84, 10),
         ],
         seed,
         backend,
         dtype,
     )
-
-
-MODELS = {"mlp": mlp, "simple_convnet": simple_convnet, "deep_convnet": deep_convnet, "lenet5": lenet5}
