@@ -78,7 +78,7 @@ LAYERS = [
             "fastnn.verification.",
         ],
     ),
-    ("commands", ["fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"]),
+    ("commands", ["fastnn.web.", "fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"]),
 ]
 
 
