@@ -1,0 +1,72 @@
+"""The playground's training thread: one epoch, then one frame to the page, while playing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .session import Session
+
+
+class Runner:
+    """Trains ``session`` in a daemon thread while playing and publishes what the page draws.
+
+    ``publish(event, data)`` is an :class:`fastnn.web.EventStream`'s publish; ``watchers()``
+    says how many pages listen: with none, epochs run without computing frames. Events:
+    ``frame`` (:meth:`Session.frame` plus ``playing``) and ``points`` (:meth:`Session.points`).
+    """
+
+    def __init__(self, session: Session, publish, watchers=lambda: 1):
+        self.session = session
+        self._publish = publish
+        self._watchers = watchers
+        self._playing = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="playground-training", daemon=True)
+        self._thread.start()
+        self.frames = 0  # frames published, for the page's frames-per-second figure
+
+    @property
+    def playing(self) -> bool:
+        return self._playing.is_set()
+
+    def play(self) -> None:
+        with self.session.lock:
+            self.session.stopped = None
+        self._playing.set()
+        self.publish_frame()
+
+    def pause(self) -> None:
+        self._playing.clear()
+        self.publish_frame()
+
+    def step(self) -> None:
+        """One epoch now (the page's step button); pauses first."""
+        self._playing.clear()
+        self.session.train_epoch()
+        self.publish_frame()
+
+    def publish_frame(self, points: bool = False) -> None:
+        """Send the current frame (and the points, after they changed) to every page."""
+        with self.session.lock:
+            if points:
+                self._publish("points", self.session.points())
+            if self._watchers():
+                self._publish("frame", {**self.session.frame(), "playing": self.playing})
+                self.frames += 1
+
+    def close(self) -> None:
+        self._closed.set()
+        self._playing.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            if not self._playing.wait(timeout=0.2) or self._closed.is_set():
+                continue
+            with self.session.lock:
+                self.session.train_epoch()
+                if self.session.stopped:
+                    self._playing.clear()
+            self.publish_frame()
+            time.sleep(0.001)  # let the web threads take the lock between epochs
