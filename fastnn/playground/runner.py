@@ -12,7 +12,8 @@ class Runner:
     """Trains ``session`` in a daemon thread while playing and publishes what the page draws.
 
     ``publish(event, data)`` is an :class:`fastnn.web.EventStream`'s publish; ``watchers()``
-    says how many pages listen: with none, epochs run without computing frames. Events:
+    says how many pages listen: with none, epochs run without computing frames (the last
+    epoch of a run, where training stops on its own, always publishes one). Events:
     ``frame`` (:meth:`Session.frame` plus ``playing``) and ``points`` (:meth:`Session.points`).
     """
 
@@ -46,12 +47,16 @@ class Runner:
         self.session.train_epoch()
         self.publish_frame()
 
-    def publish_frame(self, points: bool = False) -> None:
-        """Send the current frame (and the points, after they changed) to every page."""
+    def publish_frame(self, points: bool = False, always: bool = True) -> None:
+        """Send the current frame (and the points, after they changed) to every page.
+
+        The training loop passes ``always=False``: with no page watching it skips the frame.
+        Every other change publishes one, so a page that connects later starts from it.
+        """
         with self.session.lock:
             if points:
                 self._publish("points", self.session.points())
-            if self._watchers():
+            if always or self._watchers():
                 self._publish("frame", {**self.session.frame(), "playing": self.playing})
                 self.frames += 1
 
@@ -68,5 +73,5 @@ class Runner:
                 self.session.train_epoch()
                 if self.session.stopped:
                     self._playing.clear()
-            self.publish_frame()
+            self.publish_frame(always=not self.playing)
             time.sleep(0.001)  # let the web threads take the lock between epochs

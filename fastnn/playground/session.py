@@ -60,8 +60,8 @@ def grid_points(size: int = GRID, radius: float = datasets.RADIUS) -> np.ndarray
 
 
 def quantize(values: np.ndarray) -> str:
-    """Values in [-1, 1] (clipped) as base64 of uint8 round((v + 1) * 127.5)."""
-    scaled = np.rint((np.clip(values, -1, 1) + 1) * 127.5).astype(np.uint8)
+    """Values in [-1, 1] (clipped; NaN as 0) as base64 of uint8 round((v + 1) * 127.5)."""
+    scaled = np.rint((np.clip(np.nan_to_num(values), -1, 1) + 1) * 127.5).astype(np.uint8)
     return base64.b64encode(scaled.tobytes()).decode("ascii")
 
 
@@ -76,6 +76,11 @@ class Session:
         self.rates = {}  # backend -> training steps per second, smoothed
         self._grid = grid_points()
         self._thumb_index = self._grid_subsample()
+        grid = self._grid[self._thumb_index]
+        self._feature_thumbs = {}  # every feature (the page shows the unused ones dimmed), scaled to [-1, 1]
+        for name, feature in FEATURES.items():
+            values = feature(grid[:, 0], grid[:, 1])
+            self._feature_thumbs[f"input:{name}"] = quantize(values / max(float(np.abs(values).max()), 1e-6))
         self._new_data()
 
     # -- building ----------------------------------------------------------------------------
@@ -361,11 +366,7 @@ class Session:
         """
         with self.lock:
             output, hidden = self.maps()
-            thumbs = {}
-            grid = self._grid[self._thumb_index]
-            for name in self.settings["features"]:
-                values = FEATURES[name](grid[:, 0], grid[:, 1])
-                thumbs[f"input:{name}"] = quantize(values / max(float(np.abs(values).max()), 1e-6))
+            thumbs = dict(self._feature_thumbs)
             for i, values in enumerate(hidden):
                 for j in range(values.shape[1]):
                     thumbs[f"hidden:{i}:{j}"] = quantize(values[self._thumb_index, j])
