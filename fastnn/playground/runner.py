@@ -5,7 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+from .._config import set_num_threads
 from .session import Session
+
+#: Numba threads in the training thread. The playground's arrays are tiny (batches of at most
+#: 30, a 10,000-point grid of <= 8 features): one thread beats a parallel kernel's fork and
+#: join, by 3-4x on a busy 2-core machine (benchmarks/bench_playground.py --threads).
+TRAINING_THREADS = 1
 
 
 class Runner:
@@ -66,6 +72,7 @@ class Runner:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        set_num_threads(TRAINING_THREADS)  # thread-local: the web threads keep theirs
         while not self._closed.is_set():
             if not self._playing.wait(timeout=0.2) or self._closed.is_set():
                 continue
