@@ -9,7 +9,7 @@ import sys
 def add_parser(commands) -> argparse.ArgumentParser:
     play = commands.add_parser(
         "playground",
-        help="the Neural Network Playground in the browser, trained by fastnn",
+        help="the Neural Network Playground in the browser",
         description="Start a local web server with the Neural Network Playground (toy data sets, "
         "features, layers, activations, regularisation, optimizers, live decision boundary), "
         "trained by fastnn in a background thread, and open it in the web browser. Ctrl-C stops it.",
