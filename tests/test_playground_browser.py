@@ -210,15 +210,16 @@ def test_hover_shows_a_neuron_click_edits_a_weight_and_the_backend_switches(page
 
 
 def test_more_classes_and_points_added_by_clicking(page, playground, tmp_path):
-    open_page(page, playground, "dataset=blobs&classes=4&layers=6&optimizer=adam&lr=0.03&activation=relu")
+    settings = "dataset=blobs&classes=4&layers=6&optimizer=adam&lr=0.03&activation=relu&features=x1,x2"
+    open_page(page, playground, settings)
     wait_for(lambda: state(playground)["classes"] == 4, what="four classes")
     for _ in range(15):
         control(playground, "step")
     page.wait_for_function("document.querySelectorAll('#confusion tr').length === 5")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(tmp_path / "blobs.png"), full_page=True)
     page.select_option("#click-class", "2")
     count = len(playground.session.train[0]) + len(playground.session.test[0])
     page.click("#points", position={"x": 200, "y": 200})
     wait_for(lambda: state(playground)["settings"]["dataset"] == "custom", what="the clicked point")
     assert len(playground.session.train[0]) + len(playground.session.test[0]) == count + 1
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(tmp_path / "blobs.png"), full_page=True)

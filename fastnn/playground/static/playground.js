@@ -211,8 +211,6 @@ function buildControls() {
   };
   $("points").onclick = addPointAt;
   $("click-class").onchange = () => $("points").classList.toggle("adding", $("click-class").value !== "");
-  const legend = $("legend-bar");
-  legend.style.background = `linear-gradient(to right, ${valueColor(-1)}, ${valueColor(0)}, ${valueColor(1)})`;
 }
 
 // Small pictures of the generators' shapes for the dataset buttons (drawn, not fetched).
@@ -256,6 +254,7 @@ function applySettings(settings) {
   }
   $("classes-control").hidden = settings.dataset !== "blobs";
   $("num-layers").textContent = settings.layers.length;
+  $("layers-word").textContent = settings.layers.length === 1 ? "hidden layer" : "hidden layers";
   for (const button of document.querySelectorAll("#backend-switch button")) {
     button.classList.toggle("active", button.dataset.backend === settings.backend);
   }
@@ -432,7 +431,13 @@ function drawThumbnails(frame) {
   for (const node of document.querySelectorAll(".node")) {
     const data = frame.thumbs[node.dataset.key];
     const canvas = node.querySelector("canvas");
-    if (data) paint(canvas, decode(data), THUMB, null, 0, false);
+    if (node.dataset.key === "output" && frame.heatmap_class) {
+      // K classes: every other pixel of the heatmap, coloured by class like the big one.
+      const values = decode(frame.heatmap), classes = decode(frame.heatmap_class);
+      const keep = (array) => Uint8Array.from({ length: THUMB * THUMB },
+        (_, i) => array[2 * Math.floor(i / THUMB) * GRID + 2 * (i % THUMB)]);
+      paint(canvas, keep(values), THUMB, keep(classes), frame.classes, state.discretize);
+    } else if (data) paint(canvas, decode(data), THUMB, null, 0, false);
     else canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
   }
 }
@@ -475,6 +480,20 @@ function drawLossChart() {
   }
 }
 
+// The colour key: the -1..1 scale, or one swatch per class when there are more than two.
+function drawLegend(frame) {
+  const many = !!frame.heatmap_class;
+  $("legend-bar").style.background = many
+    ? `linear-gradient(to right, ${Array.from({ length: frame.classes }, (_, c) => {
+      const a = (100 * c) / frame.classes, b = (100 * (c + 1)) / frame.classes;
+      return `${PALETTE[c]} ${a}%, ${PALETTE[c]} ${b}%`;
+    }).join(", ")})`
+    : `linear-gradient(to right, ${valueColor(-1)}, ${valueColor(0)}, ${valueColor(1)})`;
+  const labels = many ? Array.from({ length: frame.classes }, (_, c) => `${c}`) : ["-1", "0", "1"];
+  const text = labels.map((label) => `<span>${label}</span>`).join("");
+  if ($("legend-text").innerHTML !== text) $("legend-text").innerHTML = text;
+}
+
 function drawConfusion(frame) {
   const box = $("confusion-box"), table = $("confusion");
   box.style.display = frame.confusion ? "" : "none";
@@ -507,6 +526,7 @@ function onFrame(frame) {
   drawHeatmap();
   drawLossChart();
   drawConfusion(frame);
+  drawLegend(frame);
   $("epoch").textContent = String(frame.epoch).padStart(6, "0").replace(/(\d{3})(\d{3})$/, "$1,$2");
   $("test-loss").textContent = fmt(frame.test_loss);
   $("train-loss").textContent = fmt(frame.train_loss);
