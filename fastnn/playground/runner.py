@@ -10,7 +10,7 @@ from .session import Session
 
 #: Numba threads in the training thread. The playground's arrays are tiny (batches of at most
 #: 30, a 10,000-point grid of <= 8 features): one thread beats a parallel kernel's fork and
-#: join, by 3-4x on a busy 2-core machine (benchmarks/bench_playground.py --threads).
+#: join: 2.5-4x more frames per second on a busy 2-core machine (benchmarks/bench_playground.py --threads).
 TRAINING_THREADS = 1
 
 
@@ -77,7 +77,11 @@ class Runner:
             if not self._playing.wait(timeout=0.2) or self._closed.is_set():
                 continue
             with self.session.lock:
-                self.session.train_epoch()
+                limit = self.session.settings["max_epochs"]
+                if limit and self.session.epoch >= limit:  # play pressed at the limit: train no further
+                    self.session.stopped = f"epoch limit {limit} reached"
+                else:
+                    self.session.train_epoch()
                 if self.session.stopped:
                     self._playing.clear()
             self.publish_frame(always=not self.playing)
