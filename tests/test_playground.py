@@ -406,6 +406,11 @@ def test_config_play_pause_step_and_reset(server):
     assert epoch >= 3
     assert json.loads(call(server, "POST", "/api/control", {"action": "step"})[2])["epoch"] == epoch + 1
     assert json.loads(call(server, "POST", "/api/control", {"action": "reset"})[2])["epoch"] == 0
+    points = json.loads(call(server, "GET", "/api/points")[2])
+    seed = json.loads(call(server, "GET", "/api/state")[2])["settings"]["seed"]
+    assert call(server, "POST", "/api/control", {"action": "regenerate"})[0] == 200
+    assert json.loads(call(server, "GET", "/api/state")[2])["settings"]["seed"] == seed + 1
+    assert json.loads(call(server, "GET", "/api/points")[2])["train"] != points["train"]
 
 
 def read_event(response, name: str, limit: int = 200) -> dict:
@@ -507,5 +512,10 @@ def test_runner_publishes_while_playing_and_stops_at_the_epoch_limit():
         assert not runner.playing and session.epoch == 4 and session.stopped == "epoch limit 4 reached"
         frames = [data for name, data in events if name == "frame"]
         assert frames[-1]["epoch"] == 4 and frames[-1]["stopped"] == "epoch limit 4 reached"
+        runner.play()  # play at the limit: no further epoch
+        deadline = time.time() + 20
+        while runner.playing and time.time() < deadline:
+            time.sleep(0.02)
+        assert session.epoch == 4 and session.stopped == "epoch limit 4 reached"
     finally:
         runner.close()
