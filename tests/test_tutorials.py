@@ -114,3 +114,17 @@ def test_tutorial_runs_reduced(path, tmp_path):
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs_full(path, tmp_path):
     run_tutorial(path, full=True, timeout_s=FULL_TIMEOUT_S, cwd=tmp_path)
+
+
+def test_the_site_lists_every_tutorial_in_order():
+    """docs/hooks/tutorials_nav.py puts each tutorial in the nav, titled "N. Title" from its heading."""
+    hook_path = REPO / "docs" / "hooks" / "tutorials_nav.py"
+    spec = importlib.util.spec_from_file_location("tutorials_nav", hook_path)
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    entries = hook.tutorial_entries(REPO / "docs")
+    listed = [path for entry in entries for path in entry.values()]
+    assert listed == [f"tutorials/{p.name}" for p in TUTORIALS]
+    for entry, path in zip(entries, TUTORIALS):
+        (title,) = entry
+        assert title.startswith(f"{int(path.name[:2])}. "), f"{path.name}: title {title!r} should be 'N. ...'"

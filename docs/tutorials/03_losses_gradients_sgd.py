@@ -224,7 +224,8 @@ plt.show()
 
 # %% [markdown]
 # Train and test accuracy rise together: the network is not overfitting (tutorial 8 makes
-# it overfit on purpose).
+# it overfit on purpose). In the book's figure of this run both curves end near 95 % after
+# 10,000 iterations; the full run of this script prints its own figures at each epoch.
 #
 # ## Why not the numerical gradient?
 #
