@@ -2,7 +2,8 @@
 
 The tutorials are written in parallel and named by the convention NN_slug.py (NN = 01..14, the
 curriculum's order), so the nav is built from the files that exist rather than kept by hand.
-Each entry's title is the first markdown heading of the script ("# # 1. Perceptrons ...").
+Each entry's title is the first markdown heading of the script ("# # 1. Perceptrons ..."),
+numbered by the file name when the heading has no number.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ _HEADING = re.compile(r"^# #\s+(.+?)\s*$", re.MULTILINE)
 
 
 def tutorial_title(path: Path) -> str:
-    """The script's first "# # Heading" line, or its file name when it has none."""
+    """The nav title: the script's first "# # Heading" line (its file name when it has none),
+    numbered "N. Heading" by the file's NN unless the heading starts with a number already."""
     match = _HEADING.search(path.read_text(encoding="utf-8"))
-    return match.group(1) if match else path.stem
+    title = match.group(1) if match else path.stem
+    return title if title[:1].isdigit() else f"{int(path.name[:2])}. {title}"
 
 
 def tutorial_entries(docs_dir: Path) -> list[dict[str, str]]:
