@@ -133,6 +133,12 @@ def test_circle_plays_to_test_loss_below_0_1_and_the_heatmap_separates(page, pla
         }"""
     )
     assert agree > 0.95, f"the heatmap's colour matches the class under only {agree:.1%} of the points"
+    colours = """() => new Set(Array.from({length: 10000}, (_, i) => document.getElementById("heatmap")
+        .getContext("2d").getImageData(i % 100, Math.floor(i / 100), 1, 1).data.join())).size"""
+    assert page.evaluate(colours) > 50  # shades between the classes
+    page.check("#discretize")
+    assert page.evaluate(colours) == 2  # two colours only
+    page.wait_for_function("location.hash.includes('discretize=true')")
 
 
 def test_export_downloads_a_model_that_fnn_load_reads(page, playground, tmp_path):
