@@ -63,17 +63,21 @@ class Playground:
 
     @property
     def url(self) -> str:
+        """The page's address, e.g. ``http://127.0.0.1:8000/``."""
         return self.server.url
 
     def start(self) -> Playground:
+        """Serve in a background thread; returns self."""
         self.server.start()
         return self
 
     def stop(self) -> None:
+        """Stop the training thread and the server."""
         self.runner.close()
         self.server.stop()
 
     def serve_until_interrupted(self) -> None:
+        """Serve in the foreground until Ctrl-C, then stop cleanly."""
         try:
             self.server.serve_until_interrupted()
         finally:
@@ -82,15 +86,18 @@ class Playground:
     # -- handlers ---------------------------------------------------------------------------
 
     def state(self, request):
+        """``GET /api/state``: the current frame, ``playing`` and the frames sent."""
         return {**self.session.frame(), "playing": self.runner.playing, "frames": self.runner.frames}
 
     def spec(self, request):
+        """``GET /api/spec``: every setting's kind, allowed values, default and help."""
         return {
             name: {"kind": kind, "allowed": list(allowed), "default": DEFAULTS[name], "help": describe(name)}
             for name, (kind, allowed) in SPEC.items()
         }
 
     def config(self, request):
+        """``POST /api/config``: apply settings (400 naming a bad field)."""
         changes = _object(request)
         data_before = self.session.points()
         try:
@@ -101,6 +108,7 @@ class Playground:
         return {"settings": settings}
 
     def control(self, request):
+        """``POST /api/control``: play, pause, step, reset or regenerate."""
         body = _object(request)
         action = body.get("action")
         if action not in ACTIONS:
@@ -121,6 +129,7 @@ class Playground:
         return {"playing": self.runner.playing, "epoch": self.session.epoch}
 
     def weight(self, request):
+        """``POST /api/weight``: set one weight or bias by hand."""
         body = _object(request)
         layer = _int_field(body, "layer")
         target = _int_field(body, "to")
@@ -141,6 +150,7 @@ class Playground:
         return {"ok": True}
 
     def add_points(self, request):
+        """``POST /api/points``: add (or replace with) the user's own points."""
         body = _object(request)
         try:
             count = self.session.add_points(body.get("points"), replace=bool(body.get("replace", False)))
@@ -150,6 +160,7 @@ class Playground:
         return {"points": count, "settings": self.session.settings}
 
     def upload(self, request):
+        """``POST /api/upload``: replace the points with a CSV body's rows."""
         try:
             text = request.body.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -163,9 +174,11 @@ class Playground:
         return {"points": count, "settings": self.session.settings}
 
     def export_npz(self, request):
+        """``GET /api/export.npz``: the network as a fastnn model file."""
         return self.session.export_npz(), "application/octet-stream", "playground.npz"
 
     def export_script(self, request):
+        """``GET /api/export.py``: a script that rebuilds and trains it."""
         return self.session.export_script().encode(), "text/x-python; charset=utf-8", "playground.py"
 
 

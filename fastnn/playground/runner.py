@@ -35,15 +35,18 @@ class Runner:
 
     @property
     def playing(self) -> bool:
+        """Whether the training thread is running epochs."""
         return self._playing.is_set()
 
     def play(self) -> None:
+        """Run epochs until paused or stopped (epoch limit, stop loss, divergence)."""
         with self.session.lock:
             self.session.stopped = None
         self._playing.set()
         self.publish_frame()
 
     def pause(self) -> None:
+        """Stop after the current epoch."""
         self._playing.clear()
         self.publish_frame()
 
@@ -67,6 +70,7 @@ class Runner:
                 self.frames += 1
 
     def close(self) -> None:
+        """End the training thread."""
         self._closed.set()
         self._playing.set()
         self._thread.join(timeout=5)

@@ -87,12 +87,14 @@ class Session:
 
     @property
     def problem(self) -> str:
+        """ "classification" or "regression" (own points: by their labels)."""
         if self.settings["dataset"] == "custom":
             return "regression" if self.custom[1].dtype.kind == "f" else "classification"
         return datasets.problem_of(self.settings["dataset"])
 
     @property
     def num_classes(self) -> int:
+        """Classes the network tells apart (0 for regression)."""
         if self.problem == "regression":
             return 0
         if self.settings["dataset"] == "custom":
