@@ -23,6 +23,7 @@ its stated tolerance of the book's, and the table in docs/results.md equal to th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -343,12 +344,26 @@ def reference_seconds(recipe: Recipe, steps_total: int, x, t) -> float:
     steps (after one untimed step) of the same network and batch size."""
     model, optimizer = recipe.build("numpy")
     b = recipe.batch_size
-    model.train_step(x[:b], t[:b], optimizer)
-    start = time.perf_counter()
-    for i in range(REFERENCE_STEPS):
-        j = (i * b) % (len(x) - b)
-        model.train_step(x[j : j + b], t[j : j + b], optimizer)
-    return (time.perf_counter() - start) / REFERENCE_STEPS * steps_total
+    with numpy_blas_threads(fnn.get_num_threads()):
+        model.train_step(x[:b], t[:b], optimizer)
+        start = time.perf_counter()
+        for i in range(REFERENCE_STEPS):
+            j = (i * b) % (len(x) - b)
+            model.train_step(x[j : j + b], t[j : j + b], optimizer)
+        return (time.perf_counter() - start) / REFERENCE_STEPS * steps_total
+
+
+@contextlib.contextmanager
+def numpy_blas_threads(n: int):
+    """NumPy's BLAS limited to n threads (the reference backend then uses as many threads as
+    fastnn's kernels); needs threadpoolctl, else NumPy's default is left alone."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(n, user_api="blas"):
+        yield
 
 
 def run(recipe: Recipe, data, seed: int = SEED) -> dict:
@@ -408,6 +423,7 @@ def run(recipe: Recipe, data, seed: int = SEED) -> dict:
         "fastnn_seconds": round(seconds, 1),
         "numpy_seconds": round(reference, 1),
         "numpy_how": f"extrapolated from {REFERENCE_STEPS} steps to {steps_total}",
+        "threads": fnn.get_num_threads(),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -446,13 +462,13 @@ def _minutes(seconds: float) -> str:
 def render_table(entries: list[dict]) -> str:
     """The markdown table of docs/results.md from the JSON entries."""
     rows = [
-        "| result | book | fastnn (seed, epochs) | fastnn time | NumPy reference time | load |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| result | book | fastnn (seed, epochs) | fastnn time | NumPy reference time | threads | load |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in entries:
         what = f"{e['source']}: {e['result']}"
         if e["status"] != "run":
-            rows.append(f"| {what} | {e['book_text']} | not run yet | | | |")
+            rows.append(f"| {what} | {e['book_text']} | not run yet | | | | |")
             continue
         if "final_loss" in e:
             figure = ", ".join(f"{k} {v}" for k, v in e["final_loss"].items()) + " (final loss)"
@@ -460,7 +476,7 @@ def render_table(entries: list[dict]) -> str:
             figure = f"{e['measured']:.2f} % (seed {e['seed']}, {e['epochs']} epochs)"
         rows.append(
             f"| {what} | {e['book_text']} | {figure} | {_minutes(e['fastnn_seconds'])} | "
-            f"{_minutes(e['numpy_seconds'])} ({e['numpy_how']}) | "
+            f"{_minutes(e['numpy_seconds'])} ({e['numpy_how']}) | {e['threads']} | "
             f"{e['load_average'][0]}-{e['load_average'][1]} |"
         )
     return "\n".join(rows)
@@ -483,12 +499,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(BY_KEY), help="run these recipes (default: all)")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--threads", type=int, help="threads for fastnn's kernels and NumPy's BLAS (default: fastnn's)"
+    )
     parser.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON")
+    parser.add_argument(
+        "--data-dir", help="the folder with mnist/ (default: $FASTNN_DATA, else ../shared/data if it exists)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        fnn.set_num_threads(args.threads)
     saved = {e["key"]: e for e in load_entries()}
     entries = [saved.get(recipe.key, not_run(recipe)) for recipe in RECIPES]
     if not args.table_only:
-        data = fnn.datasets.load_mnist()
+        shared = ROOT.parent / "shared" / "data"
+        data_dir = args.data_dir or (None if os.environ.get("FASTNN_DATA") or not shared.is_dir() else shared)
+        data = fnn.datasets.load_mnist(path=data_dir)
         for i, recipe in enumerate(RECIPES):
             if args.only and recipe.key not in args.only:
                 continue

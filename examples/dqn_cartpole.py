@@ -283,7 +283,7 @@ def text_curve(returns, running_mean, width: int = 60, height: int = 12) -> str:
         grid[row(SOLVED_MEAN)][col] = "-"
         grid[row(np.mean([returns[i] for i in idx]))][col] = "."
         grid[row(running_mean[idx[-1]])][col] = "#"
-    lines = [f"{top * (height - i) / height:6.0f} |" + "".join(cells) for i, cells in enumerate(grid)]
+    lines = [f"{top * (height - 1 - i) / height:6.0f} |" + "".join(cells) for i, cells in enumerate(grid)]
     lines.append("       +" + "-" * len(bins))
     lines.append(f"        episodes 1..{n}   '.' return, '#' mean of the last 100, '-' {SOLVED_MEAN:.0f}")
     return "\n".join(lines)
