@@ -71,6 +71,13 @@ def test_epsilon_falls_linearly_then_stays():
     assert dqn.epsilon_at(5, 1.0, 0.1, 0) == 0.1
 
 
+def test_a_bad_config_is_refused_with_its_name_and_value():
+    with pytest.raises(ValueError, match="DQNConfig: gamma must be in \\[0, 1\\], got 1.5"):
+        dqn.DQNConfig(gamma=1.5)
+    with pytest.raises(ValueError, match="DQNConfig: batch_size must be >= 1, got 0"):
+        dqn.DQNConfig(batch_size=0)
+
+
 def test_td_targets_by_hand():
     q_next = np.array([[1.0, 3.0], [2.0, -1.0], [5.0, 4.0]], np.float32)
     rewards = np.array([1.0, 0.5, 1.0], np.float32)
