@@ -321,3 +321,18 @@ def test_lppool_onnx_export(tmp_path):
     fractional = fnn.Sequential([fnn.LPPool2D(2, p=1.5), fnn.Flatten()], seed=0)
     with pytest.raises(ValueError, match=r"ONNX's LpPool takes an integer p, got p=1.5"):
         fractional.to_onnx(tmp_path / "bad.onnx", input_shape=(1, 4, 4))
+
+
+def test_lppool_translates_to_torch():
+    """fastnn bench's PyTorch twin of LPPool2D: zero padding and |x| included."""
+    torch = pytest.importorskip("torch")
+    from fastnn.bench.torch_models import translate
+
+    model = fnn.Sequential(
+        [fnn.Conv2D(1, 3, 3), fnn.LPPool2D(3, stride=2, pad=1, p=3), fnn.Flatten()], seed=0
+    )
+    x = np.random.default_rng(6).standard_normal((2, 1, 10, 10)).astype(np.float32)
+    twin = translate(model).eval()
+    with torch.no_grad():
+        got = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, model.predict(x), rtol=1e-5, atol=1e-5)
