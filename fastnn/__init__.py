@@ -31,6 +31,7 @@ from . import (
 from ._config import get_num_threads, set_num_threads
 from .backends import get_ops
 from .compare import compare
+from .ensembles import Ensemble, ensemble
 from .errors import ModelFileError, NonFiniteError
 from .gradcheck import gradcheck
 from .kernel_warmup import warmup
@@ -45,6 +46,7 @@ from .layers import (
     GlobalAvgPool2D,
     Identity,
     LeakyReLU,
+    LPPool2D,
     MaxPool2D,
     ReLU,
     Residual,
@@ -62,6 +64,8 @@ __all__ = [
     "__version__",
     "get_ops",
     "compare",
+    "ensemble",
+    "Ensemble",
     "gradcheck",
     "warmup",
     "verify",
@@ -92,6 +96,7 @@ __all__ = [
     "MaxPool2D",
     "AvgPool2D",
     "GlobalAvgPool2D",
+    "LPPool2D",
     "Residual",
     "Concat",
     "Dropout",

@@ -8,7 +8,7 @@ on a user: in a container build, after ``pip install``, before a benchmark.
 By default it compiles what the built-in networks (:data:`fastnn.models.MODELS`) and
 :data:`LAYER_NETS` (one network per remaining layer kind: strided convolutions, average
 pooling, BatchNorm, Dropout, sigmoid, tanh, leaky ReLU, mean squared error, global average
-pooling, sigmoid cross-entropy) call in a training step with Adam and in inference, at
+pooling, L2 pooling, sigmoid cross-entropy) call in a training step with Adam and in inference, at
 batch 1 and batch 100 (small batches run the serial build of a kernel, large ones its
 parallel build), in float32. float64 (the
 dtype of gradient checks) is left out by default because it doubles the time; add it
@@ -38,6 +38,7 @@ from .layers import (
     Flatten,
     GlobalAvgPool2D,
     LeakyReLU,
+    LPPool2D,
     MaxPool2D,
     ReLU,
     Sigmoid,
@@ -100,9 +101,9 @@ def conv1x1_relu(seed=None, backend="numba", dtype="float32") -> Sequential:
 
 
 def global_pool_multilabel(seed=None, backend="numba", dtype="float32") -> Sequential:
-    """Conv(1->8, 3x3) -> ReLU -> GlobalAvgPool2D -> Dense(8->5), sigmoid cross-entropy
-    (multi-label targets)."""
-    layers = [Conv2D(1, 8, 3), ReLU(), GlobalAvgPool2D(), Dense(8, 5)]
+    """Conv(1->8, 3x3) -> ReLU -> L2 pooling 2x2 -> GlobalAvgPool2D -> Dense(8->5), sigmoid
+    cross-entropy (multi-label targets)."""
+    layers = [Conv2D(1, 8, 3), ReLU(), LPPool2D(2), GlobalAvgPool2D(), Dense(8, 5)]
     return Sequential(layers, loss=SigmoidCrossEntropy(), backend=backend, dtype=dtype, seed=seed)
 
 

@@ -63,7 +63,7 @@ LAYERS = [
     ),
     ("callbacks", ["fastnn.callbacks.", "fastnn.schedules"]),
     ("training loop", ["fastnn.fit_checks", "fastnn.data_parallel", "fastnn.training"]),
-    ("model", ["fastnn.model_summary", "fastnn.model"]),
+    ("model", ["fastnn.model_summary", "fastnn.model", "fastnn.ensembles"]),
     (
         "networks and tools",
         [

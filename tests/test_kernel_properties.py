@@ -699,6 +699,16 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     close(y, REF.avgpool2d(x, size, stride, pad), dtype, "avgpool_forward")
     (dx,) = run_kernel(pool_k.avgpool_backward, build, dy, KH, KW, SH, SW, PH, PW, Guarded(x.shape, dtype))
     close(dx, REF.avgpool2d_backward(dy, x.shape, size, stride, pad), dtype, "avgpool_backward")
+    for p in (2.0, 3.0):
+        (y,) = run_kernel(
+            pool_k.lppool_forward, build, x, KH, KW, SH, SW, PH, PW, p, Guarded((N, C, OH, OW), dtype)
+        )
+        y_ref = REF.lppool2d(x, size, stride, pad, p)
+        close(y, y_ref, dtype, "lppool_forward")
+        (dx,) = run_kernel(
+            pool_k.lppool_backward, build, dy, x, y_ref, KH, KW, SH, SW, PH, PW, p, Guarded(x.shape, dtype)
+        )
+        close(dx, REF.lppool2d_backward(dy, x, y_ref, size, stride, pad, p), dtype, "lppool_backward")
 
 
 @SETTINGS
@@ -903,6 +913,8 @@ def _ops_cases(rng, dtype):
         "maxpool2d_backward": ((r(*argmax.shape), argmax, img.shape, 2, 1, 1), (0, 1)),
         "avgpool2d": ((img, 2, 1, 1), (0,)),
         "avgpool2d_backward": ((r(*pooled.shape), img.shape, 2, 1, 1), (0,)),
+        "lppool2d": ((img, 2, 1, 1, 3.0), (0,)),
+        "lppool2d_backward": ((r(*pooled.shape), img, REF.lppool2d(img, 2, 1, 1), 2, 1, 1), (0, 1, 2)),
         "batchnorm": ((img, gamma, beta), (0, 1, 2)),
         "batchnorm_backward": ((r(*img.shape), img, gamma, r(C), var), (0, 1, 2, 3, 4)),
         "batchnorm_inference": ((r(N, C), gamma, beta, r(C), var), (0, 1, 2, 3, 4)),

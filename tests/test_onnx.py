@@ -82,6 +82,7 @@ def every_layer_models(rng):
             fnn.LeakyReLU(0.2),
             fnn.MaxPool2D(3, stride=2, pad=1),  # (4, 3, 4)
             fnn.AvgPool2D(2, stride=1, pad=1),  # (4, 4, 5), padding counted as zeros
+            fnn.LPPool2D(3, stride=1, pad=1, p=3),  # (4, 4, 5)
             fnn.Tanh(),
             fnn.Flatten(),
             fnn.Dense(80, 16),

@@ -63,6 +63,8 @@ MUST_OVERRIDE = [
     "maxpool2d_backward",
     "avgpool2d",
     "avgpool2d_backward",
+    "lppool2d",
+    "lppool2d_backward",
     # norm
     "batchnorm",
     "batchnorm_backward",

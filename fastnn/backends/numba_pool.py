@@ -13,7 +13,13 @@ import numpy as np
 from ..kernels import pool as pool_kernels
 from ._arrays import contiguous as _c
 from .conv_shapes import native
-from .pool_shapes import check_argmax, pool_backward_geometry, pool_forward_geometry
+from .pool_shapes import (
+    check_argmax,
+    check_norm_order,
+    lppool_backward_inputs,
+    pool_backward_geometry,
+    pool_forward_geometry,
+)
 
 
 def _pool_2x2(g) -> bool:
@@ -80,6 +86,35 @@ class NumbaPoolOps:
         dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
         dx = np.empty(x_shape, dtype=dy.dtype)
         pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, dx)
+        return dx
+
+    def lppool2d(self, x, size, stride=None, pad=0, p=2):
+        """The p-norm of each window: y[n, c, oh, ow] = (sum_{i, j} |xpad[n, c, oh*SH+i, ow*SW+j]|^p)^(1/p).
+
+        x (N, C, H, W) -> (N, C, OH, OW); p a finite number >= 1 (p = 2: Nielsen's L2
+        pooling, the root of the sum of squares); padding counts as zeros, stride
+        defaults to size, pad must be smaller than size. As ONNX's LpPool, and as
+        PyTorch's lp_pool2d where the two agree (p = 2, any even p, or x >= 0).
+        """
+        x, g = pool_forward_geometry("lppool2d", x, size, stride, pad)
+        p = check_norm_order("lppool2d", p)
+        y = np.empty((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
+        pool_kernels.lppool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, p, y)
+        return y
+
+    def lppool2d_backward(self, dy, x, y, size, stride=None, pad=0, p=2):
+        """dx[n, c, h, w] = sum over the windows holding (h, w) of dy * sign(x) * (|x| / y)^(p-1).
+
+        That is dy * x / y for p = 2. dy, y (N, C, OH, OW) (y: lppool2d's output for x),
+        x (N, C, H, W) -> dx like x; overlapping windows accumulate. A window whose norm
+        y is 0 (all zeros) passes no gradient: the norm has no derivative there, and 0
+        is its subgradient of least norm (PyTorch's lp_pool2d gives 0 there too).
+        """
+        dy, x, y, g, p = lppool_backward_inputs("lppool2d_backward", dy, x, y, size, stride, pad, p)
+        dx = np.empty(x.shape, dtype=x.dtype)
+        pool_kernels.lppool_backward(
+            dy.size * g.KH * g.KW, _c(dy), _c(x), _c(y), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, p, dx
+        )
         return dx
 
 

@@ -1,4 +1,4 @@
-"""The NumPy reference for pooling ops: max and average pooling, forward and backward.
+"""The NumPy reference for pooling ops: max, average and Lp pooling, forward and backward.
 
 Plain NumPy loops over the window offsets. Arrays are NCHW; every op returns the dtype
 it was given and never modifies its inputs. ``size``, ``stride`` and ``pad`` take an
@@ -11,7 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import native
-from .pool_shapes import check_argmax, pool_backward_geometry, pool_forward_geometry
+from .pool_shapes import (
+    check_argmax,
+    check_norm_order,
+    lppool_backward_inputs,
+    pool_backward_geometry,
+    pool_forward_geometry,
+)
 from .windows import route_to_argmax, window_slices
 
 
@@ -24,7 +30,7 @@ def _plane_index(g, kh, kw):
 
 
 class NumpyPoolOps:
-    """Reference pooling ops: maxpool2d, avgpool2d and their backward passes."""
+    """Reference pooling ops: maxpool2d, avgpool2d, lppool2d and their backward passes."""
 
     def maxpool2d(self, x, size, stride=None, pad=0):
         """Max over each window: y[n, c, oh, ow] = max_{i, j} xpad[n, c, oh*SH + i, ow*SW + j].
@@ -85,6 +91,45 @@ class NumpyPoolOps:
             for kw in range(g.KW):
                 rows, cols = window_slices(g, kh, kw)
                 dxp[:, :, rows, cols] += share
+        return np.ascontiguousarray(dxp[:, :, g.PH : g.PH + g.H, g.PW : g.PW + g.W])
+
+    def lppool2d(self, x, size, stride=None, pad=0, p=2):
+        """The p-norm of each window: y[n, c, oh, ow] = (sum_{i, j} |xpad[n, c, oh*SH+i, ow*SW+j]|^p)^(1/p).
+
+        x (N, C, H, W) -> (N, C, OH, OW); p a finite number >= 1 (p = 2: Nielsen's L2
+        pooling, the root of the sum of squares); padding counts as zeros, stride
+        defaults to size, pad must be smaller than size. As ONNX's LpPool, and as
+        PyTorch's lp_pool2d where the two agree (p = 2, any even p, or x >= 0).
+        """
+        x, g = pool_forward_geometry("lppool2d", x, size, stride, pad)
+        p = check_norm_order("lppool2d", p)
+        xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)])
+        total = np.zeros((g.N, g.C, g.OH, g.OW), dtype=x.dtype)
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                rows, cols = window_slices(g, kh, kw)
+                total += np.abs(xp[:, :, rows, cols]) ** x.dtype.type(p)
+        return total ** x.dtype.type(1.0 / p)
+
+    def lppool2d_backward(self, dy, x, y, size, stride=None, pad=0, p=2):
+        """dx[n, c, h, w] = sum over the windows holding (h, w) of dy * sign(x) * (|x| / y)^(p-1).
+
+        That is dy * x / y for p = 2. dy, y (N, C, OH, OW) (y: lppool2d's output for x),
+        x (N, C, H, W) -> dx like x; overlapping windows accumulate. A window whose norm
+        y is 0 (all zeros) passes no gradient: the norm has no derivative there, and 0
+        is its subgradient of least norm (PyTorch's lp_pool2d gives 0 there too).
+        """
+        dy, x, y, g, p = lppool_backward_inputs("lppool2d_backward", dy, x, y, size, stride, pad, p)
+        zero_norm = y == 0
+        norm = np.where(zero_norm, x.dtype.type(1), y)  # any nonzero: those windows get no gradient
+        dy = np.where(zero_norm, x.dtype.type(0), dy)
+        xp = np.pad(x, [(0, 0), (0, 0), (g.PH, g.PH), (g.PW, g.PW)])
+        dxp = np.zeros(xp.shape, dtype=x.dtype)
+        for kh in range(g.KH):
+            for kw in range(g.KW):
+                rows, cols = window_slices(g, kh, kw)
+                v = xp[:, :, rows, cols]
+                dxp[:, :, rows, cols] += dy * np.sign(v) * (np.abs(v) / norm) ** x.dtype.type(p - 1)
         return np.ascontiguousarray(dxp[:, :, g.PH : g.PH + g.H, g.PW : g.PW + g.W])
 
 

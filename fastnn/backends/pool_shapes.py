@@ -48,6 +48,15 @@ def check_argmax(where: str, argmax, g: Geometry) -> None:
         )
 
 
+def check_norm_order(where: str, p) -> float:
+    """The order p of an Lp pooling as a float: a finite real number >= 1 (a norm)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: expected p as a number >= 1, got {type(p).__name__}")
+    if not np.isfinite(p) or p < 1:
+        raise ValueError(f"{where}: expected p as a finite number >= 1, got {p!r}")
+    return float(p)
+
+
 def pool_forward_geometry(where: str, x, size, stride, pad):
     """A pooling op's checked input and geometry: (native x, Geometry)."""
     x = checked_images(where, x)
@@ -62,3 +71,15 @@ def pool_backward_geometry(where: str, dy, x_shape, size, stride, pad):
     g = pool_geometry(where, x_shape, size, stride, pad)
     check_dy(where, dy, (g.N, g.C, g.OH, g.OW))
     return dy, x_shape, g
+
+
+def lppool_backward_inputs(where: str, dy, x, y, size, stride, pad, p):
+    """Lp pooling backward's checked (dy, x, y, Geometry, p): native arrays of one float
+    dtype, x (N, C, H, W), dy and y (N, C, OH, OW)."""
+    x, _ = pool_forward_geometry(where, x, size, stride, pad)
+    dy, _, g = pool_backward_geometry(where, dy, x.shape, size, stride, pad)
+    y = native(y)
+    check_same_dtype(where, dy=dy, x=x, y=y)
+    if y.shape != dy.shape:
+        raise ValueError(f"{where}: expected y (the forward's output) of shape {dy.shape}, got {y.shape}")
+    return dy, x, y, g, check_norm_order(where, p)

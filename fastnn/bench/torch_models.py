@@ -30,7 +30,8 @@ def translate(model):
     and BatchNorm statistics. Blocks become small modules defined here: ``Residual`` one
     holding ``body`` and ``shortcut`` (two ``nn.Sequential``, an empty one the identity)
     and returning their sum, ``Concat`` one holding ``branches`` and joining their outputs
-    with ``torch.cat(dim=1)``, ``GlobalAvgPool2D`` the mean over H and W.
+    with ``torch.cat(dim=1)``, ``GlobalAvgPool2D`` the mean over H and W, ``LPPool2D``
+    lp_pool2d of the zero-padded |x|.
     float32; in training mode (``.eval()`` for inference).
     The one difference left: PyTorch's running variance averages the unbiased batch
     variance, fastnn's the biased one (as Deep Learning from Scratch does); the work is the
@@ -49,6 +50,7 @@ def translate(model):
         GlobalAvgPool2D,
         Identity,
         LeakyReLU,
+        LPPool2D,
         MaxPool2D,
         ReLU,
         Residual,
@@ -81,6 +83,18 @@ def translate(model):
 
         def forward(self, x):
             return x.mean(dim=(2, 3))
+
+    class TorchLPPool2d(nn.Module):
+        """fastnn's LPPool2D: lp_pool2d of |x| zero-padded (PyTorch's has no padding, and
+        its odd p keeps signs)."""
+
+        def __init__(self, p, size, stride, pad):
+            super().__init__()
+            self.p, self.size, self.stride, self.pad = p, size, stride, pad
+
+        def forward(self, x):
+            x = nn.functional.pad(x.abs(), (self.pad[1], self.pad[1], self.pad[0], self.pad[0]))
+            return nn.functional.lp_pool2d(x, self.p, self.size, self.stride)
 
     def tensor(array, transpose=False):
         array = array.T if transpose else array
@@ -138,6 +152,7 @@ def translate(model):
         plain = [
             (MaxPool2D, lambda: nn.MaxPool2d(layer.size, stride=layer.stride, padding=layer.pad)),
             (AvgPool2D, lambda: nn.AvgPool2d(layer.size, layer.stride, layer.pad, count_include_pad=True)),
+            (LPPool2D, lambda: TorchLPPool2d(layer.p, layer.size, layer.stride, layer.pad)),
             (LeakyReLU, lambda: nn.LeakyReLU(layer.alpha)),
             (ReLU, nn.ReLU),
             (Sigmoid, nn.Sigmoid),

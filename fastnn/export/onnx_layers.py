@@ -12,6 +12,7 @@ Dense               Gemm(x, W, b): y = x @ W + b
 Conv2D              Conv(x, W, b) with the layer's strides and zero pads
 MaxPool2D           MaxPool (ONNX pads ignore padding, as fastnn's -inf padding does)
 AvgPool2D           AveragePool with count_include_pad=1 (padding counts as zeros)
+LPPool2D            LpPool (ONNX's p is an integer: a fractional p is refused)
 GlobalAvgPool2D     GlobalAveragePool, Flatten(axis=1)
 Flatten             Flatten(axis=1)
 ReLU, LeakyReLU,    Relu, LeakyRelu(alpha), Sigmoid, Tanh, Softmax(axis=-1), Identity
@@ -46,6 +47,7 @@ from ..layers import (
     GlobalAvgPool2D,
     Identity,
     LeakyReLU,
+    LPPool2D,
     MaxPool2D,
     ReLU,
     Residual,
@@ -124,6 +126,12 @@ def _flatten(graph: OnnxGraph, layer: Flatten, x: str, name: str) -> str:
     return graph.add("Flatten", [x], name, axis=1)
 
 
+def _lp_pool(graph: OnnxGraph, layer: LPPool2D, x: str, name: str) -> str:
+    if layer.p != int(layer.p):
+        raise ValueError(f"to_onnx: {layer.describe()}: ONNX's LpPool takes an integer p, got p={layer.p}")
+    return _pool("LpPool", p=int(layer.p))(graph, layer, x, name)
+
+
 def _global_avg_pool(graph: OnnxGraph, layer: GlobalAvgPool2D, x: str, name: str) -> str:
     pooled = graph.add("GlobalAveragePool", [x], f"{name}.GlobalAveragePool")
     return graph.add("Flatten", [pooled], name, axis=1)
@@ -189,6 +197,7 @@ EXPORTERS: dict[type, Callable] = {
     MaxPool2D: _pool("MaxPool"),
     AvgPool2D: _pool("AveragePool", count_include_pad=1),
     GlobalAvgPool2D: _global_avg_pool,
+    LPPool2D: _lp_pool,
     Flatten: _flatten,
     Identity: _activation("Identity"),
     Dropout: _activation("Identity"),

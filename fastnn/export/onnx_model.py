@@ -20,6 +20,7 @@ from ..layers import (
     Dropout,
     Identity,
     LeakyReLU,
+    LPPool2D,
     MaxPool2D,
     ReLU,
     Sigmoid,
@@ -86,7 +87,7 @@ def input_dims(model, input_shape=None) -> tuple:
             return (layer.in_features,)
         if isinstance(layer, Conv2D):
             return (layer.in_channels, "H", "W")
-        if isinstance(layer, (MaxPool2D, AvgPool2D)):
+        if isinstance(layer, (MaxPool2D, AvgPool2D, LPPool2D)):
             return ("C", "H", "W")
         if isinstance(layer, (MinMaxScale, Standardize, PCA, ZCA)) and layer.shape is not None:
             return layer.shape

@@ -1,10 +1,10 @@
-"""Pooling kernels (max and average), forward and backward, any size/stride/pad.
+"""Pooling kernels (max, average and Lp), forward and backward, any size/stride/pad.
 
 x (N, C, H, W) -> y (N, C, OH, OW); every kernel runs in parallel over the
 N*C planes, so a backward pass scatter-adds only into the plane its thread owns
 (overlapping windows accumulate without races). Padding is never read: a window
 is clipped to the input, which is max pooling's -inf padding and average
-pooling's zero padding (the divisor stays KH*KW).
+and Lp pooling's zero padding (the divisor stays KH*KW; a zero adds nothing to a norm).
 """
 
 import numpy as np
@@ -251,3 +251,76 @@ def avgpool_backward(dy, KH, KW, SH, SW, PH, PW, dx):
                 for h in range(h0, h1):
                     for w in range(w0, w1):
                         out[h, w] += share
+
+
+@parallel_kernel
+def lppool_forward(x, KH, KW, SH, SW, PH, PW, p, y):
+    """y = (sum over the window clipped to x of |x|^p)^(1/p); for p = 2, sqrt(sum of x*x)."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    order = typed(x, p)
+    root = typed(x, 1.0 / p)
+    zero = typed(x, 0.0)
+    square = p == 2.0
+    for plane in prange(N * C):
+        wide_vectors()
+        n = plane // C
+        c = plane - n * C
+        xc = x[n, c]
+        for i in range(OH):
+            h0 = max(i * SH - PH, 0)
+            h1 = min(i * SH - PH + KH, H)
+            for j in range(OW):
+                w0 = max(j * SW - PW, 0)
+                w1 = min(j * SW - PW + KW, W)
+                s = zero
+                if square:
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            s += xc[h, w] * xc[h, w]
+                    y[n, c, i, j] = np.sqrt(s)
+                else:
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            s += abs(xc[h, w]) ** order
+                    y[n, c, i, j] = s**root
+
+
+@parallel_kernel
+def lppool_backward(dy, x, y, KH, KW, SH, SW, PH, PW, p, dx):
+    """dx[n, c, h, w] = sum over the windows holding (h, w) of dy * sign(x) * (|x| / y)^(p-1)
+    (dy * x / y for p = 2); a window with y = 0 adds nothing (dx overwritten)."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    power = typed(x, p - 1.0)
+    zero = typed(x, 0.0)
+    square = p == 2.0
+    for plane in prange(N * C):
+        wide_vectors()
+        n = plane // C
+        c = plane - n * C
+        xc = x[n, c]
+        out = dx[n, c]
+        for h in range(H):
+            for w in range(W):
+                out[h, w] = zero
+        for i in range(OH):
+            h0 = max(i * SH - PH, 0)
+            h1 = min(i * SH - PH + KH, H)
+            for j in range(OW):
+                norm = y[n, c, i, j]
+                if norm == zero:
+                    continue
+                w0 = max(j * SW - PW, 0)
+                w1 = min(j * SW - PW + KW, W)
+                share = dy[n, c, i, j] / norm
+                if square:
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            out[h, w] += share * xc[h, w]
+                else:
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            v = xc[h, w]
+                            t = dy[n, c, i, j] * (abs(v) / norm) ** power
+                            out[h, w] += t if v > zero else (-t if v < zero else zero)

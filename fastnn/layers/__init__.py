@@ -7,7 +7,7 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .norm import BatchNorm
-from .pool import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .pool import AvgPool2D, GlobalAvgPool2D, LPPool2D, MaxPool2D
 from .reshape import Flatten
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "MaxPool2D",
     "AvgPool2D",
     "GlobalAvgPool2D",
+    "LPPool2D",
     "Dropout",
     "BatchNorm",
     "Flatten",

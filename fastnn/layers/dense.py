@@ -11,7 +11,7 @@ from .base import Layer
 class Dense(Layer):
     """y = x @ W + b.  x (N, in_features), W (in_features, out_features), b (out_features,).
 
-    init: "he", "xavier" or a float std (see :mod:`fastnn.initializers`); b starts at 0.
+    init: "he", "xavier", "nielsen", "large" or a float std (see :mod:`fastnn.initializers`); b starts at 0.
     """
 
     def __init__(self, in_features: int, out_features: int, init="he"):

@@ -1,8 +1,9 @@
-"""MaxPool2D, AvgPool2D and GlobalAvgPool2D over each channel's H x W plane."""
+"""MaxPool2D, AvgPool2D, LPPool2D and GlobalAvgPool2D over each channel's H x W plane."""
 
 from __future__ import annotations
 
 from ..backends.conv_shapes import kernel_pair, output_size, pad_pair, stride_pair
+from ..backends.pool_shapes import check_norm_order
 from .base import Layer, image_sample_shape
 from .conv import _as_config
 
@@ -73,6 +74,42 @@ class AvgPool2D(_Pool2D):
     def backward(self, dy):
         shape = self._require_forward("_shape")
         return self.ops.avgpool2d_backward(dy, shape, self.size, stride=self.stride, pad=self.pad)
+
+
+class LPPool2D(_Pool2D):
+    """y = (sum over each size window of |x|^p)^(1/p): the window's p-norm (padding counts as zeros).
+
+    p = 2 is the L2 pooling of Nielsen's "Neural Networks and Deep Learning" (chapter 6):
+    the square root of the sum of the squares in the window. p must be a finite number
+    >= 1 and is keyword-only, so ``LPPool2D(2, 2)`` means size 2, stride 2 as for the
+    other pooling layers (PyTorch's ``nn.LPPool2d(norm_type, kernel_size)`` puts p
+    first). The gradient is dy * sign(x) * (|x| / y)^(p-1), dy * x / y for p = 2; an
+    all-zero window passes none (see ``ops.lppool2d_backward``).
+    """
+
+    def __init__(self, size, stride=None, pad=0, *, p=2):
+        super().__init__(size, stride=stride, pad=pad)
+        self.p = check_norm_order(type(self).__name__, p)
+        self._x = None
+        self._y = None
+
+    def get_config(self):
+        return {**super().get_config(), "p": self.p}
+
+    def describe(self):
+        return super().describe().replace("(", f"(p={self.p:g}, ", 1)
+
+    def forward(self, x, train=True):
+        self.check_input(x)
+        y = self.ops.lppool2d(x, self.size, stride=self.stride, pad=self.pad, p=self.p)
+        self._x, self._y = (x, y) if train else (None, None)
+        return y
+
+    def backward(self, dy):
+        x = self._require_forward("_x")
+        return self.ops.lppool2d_backward(
+            dy, x, self._y, self.size, stride=self.stride, pad=self.pad, p=self.p
+        )
 
 
 class GlobalAvgPool2D(Layer):
