@@ -129,7 +129,7 @@ plt.show()
 # 0.01 to 0.1 (He's `sqrt(2/784) = 0.05` lies in it). Too large a scale makes the plain network's
 # outputs overflow; fastnn stops such a step with `NonFiniteError`, naming the layer, rather than
 # train on NaN. At the largest scale even the normalised network is slow: its last `Dense` layer,
-# which has no `BatchNorm` after it, starts with logits of standard deviation about 10, so the
+# which has no `BatchNorm` after it, starts with logits of standard deviation about 7, so the
 # softmax is saturated. The final training accuracies of this run:
 # %%
 print(f"{'W std':>8} {'with BN':>8} {'without':>8}")
