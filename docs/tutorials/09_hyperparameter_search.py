@@ -27,7 +27,7 @@ import numpy as np
 import fastnn as fnn
 
 FULL = os.environ.get("FASTNN_TUTORIAL_FULL") == "1"
-TRIALS = 100 if FULL else 10  # the book's 100 trials of 50 epochs; the reduced run, used by CI, 10 of 20
+TRIALS = 100 if FULL else 8  # the book's 100 trials of 50 epochs; the reduced run, used by CI, 8 of 20
 EPOCHS = 50 if FULL else 20
 
 (x_train, t_train), (x_test, t_test) = fnn.datasets.load_mnist()

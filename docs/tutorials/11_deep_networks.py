@@ -20,7 +20,7 @@ import fastnn as fnn
 
 FULL = os.environ.get("FASTNN_TUTORIAL_FULL") == "1"
 (x_train, t_train), (x_test, t_test) = fnn.datasets.load_mnist()
-if not FULL:  # the reduced run, used by CI, trains on 1,000 images and tests on 500
+if not FULL:  # the reduced run, used by CI, trains on at most 1,000 images and tests on 500
     x_train, t_train, x_test, t_test = x_train[:1000], t_train[:1000], x_test[:500], t_test[:500]
 
 model = fnn.models.deep_convnet(seed=0)
@@ -31,17 +31,23 @@ print(model.summary(batch_size=100))
 #
 # Adam (lr 0.001) on batches of 100. The book trains 20 epochs; the full run of this page trains 5 on
 # the 60,000 images (about 99.1 % on average over seeds, see `tests/test_mnist_deep.py`), the reduced
-# run one epoch on 1,000 images, far too little to learn much. `fit` prints a line per epoch with
+# run one epoch on 500 images, far too little to learn much. `fit` prints a line per epoch with
 # `verbose=2`.
 
 # %%
-EPOCHS = 5 if FULL else 1
+EPOCHS, IMAGES = (5, 60000) if FULL else (1, 500)
 started = time.perf_counter()
 history = model.fit(
-    x_train, t_train, epochs=EPOCHS, batch_size=100, optimizer=fnn.optim.Adam(lr=0.001), verbose=2, seed=0
+    x_train[:IMAGES],
+    t_train[:IMAGES],
+    epochs=EPOCHS,
+    batch_size=100,
+    optimizer=fnn.optim.Adam(lr=0.001),
+    verbose=2,
+    seed=0,
 )
 seconds = time.perf_counter() - started
-print(f"epochs: {EPOCHS}, on {len(x_train)} images, in {seconds:.1f} s")
+print(f"epochs: {EPOCHS}, on {IMAGES} images, in {seconds:.1f} s")
 print(f"test accuracy {model.evaluate(x_test, t_test)['accuracy']:.4f} on {len(x_test)} test images")
 
 # %% [markdown]
@@ -153,10 +159,10 @@ plt.show()
 # convolutions with batch normalisation; the first block of stages 2 and 3 halves the image with
 # stride 2 and uses a 1x1 convolution as its shortcut, since `x` no longer has the body's shape), then
 # global average pooling and one `Dense` layer. `depth = 6n + 2` counts the weighted layers. The full
-# run trains ResNet-20 for one epoch on 20,000 images; the reduced run ResNet-8 at width 8 on 1,000.
+# run trains ResNet-20 for one epoch on 20,000 images; the reduced run ResNet-8 at width 8 on 500.
 
 # %%
-DEPTH, RES_WIDTH, IMAGES = (20, 16, 20000) if FULL else (8, 8, 1000)
+DEPTH, RES_WIDTH, IMAGES = (20, 16, 20000) if FULL else (8, 8, 500)
 resnet = fnn.models.resnet(depth=DEPTH, width=RES_WIDTH, in_channels=1, input_size=28, seed=0)
 print(f"ResNet-{DEPTH}, width {RES_WIDTH}: {resnet.num_params:,} parameters")
 started = time.perf_counter()
