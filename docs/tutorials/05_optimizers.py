@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 05 · The optimizers compared on MNIST
+# # 5. The optimizers compared on MNIST
 #
 # *Deep Learning from Scratch*, chapter 6.1 (figure 6-9).
 #

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 06 · Weight initialisation: the activation histograms
+# # 6. Weight initialisation: the activation histograms
 #
 # *Deep Learning from Scratch*, chapter 6.2 (figures 6-10 to 6-15).
 #

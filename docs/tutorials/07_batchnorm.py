@@ -1,9 +1,9 @@
 # %% [markdown]
-# # 07 · Batch normalisation
+# # 7. Batch normalisation
 #
 # *Deep Learning from Scratch*, chapter 6.3 (figures 6-16 to 6-19).
 #
-# Tutorial 06 showed that a network learns only when its activations stay spread out, and that the
+# Tutorial 6 showed that a network learns only when its activations stay spread out, and that the
 # right initial weights depend on the activation function. Batch normalisation (Ioffe and Szegedy,
 # 2015) enforces the spread instead of hoping for it: after each layer, it normalises every unit over
 # the mini-batch, then lets the network scale and shift the result with two learned parameters.

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 08 · Overfitting, weight decay and dropout
+# # 8. Overfitting, weight decay and dropout
 #
 # *Deep Learning from Scratch*, chapter 6.4 (figures 6-20 to 6-23).
 #

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 09 · Hyperparameter search on a validation split
+# # 9. Hyperparameter search on a validation split
 #
 # *Deep Learning from Scratch*, chapter 6.5 (figure 6-24).
 #

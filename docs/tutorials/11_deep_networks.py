@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 11 · Deep networks: DeepConvNet, then residual networks
+# # 11. Deep networks: DeepConvNet, then residual networks
 #
 # *Deep Learning from Scratch*, chapter 8 (figures 8-1 and 8-2), and He et al., "Deep Residual
 # Learning for Image Recognition" (2015), whose ResNet the book presents in section 8.2.
