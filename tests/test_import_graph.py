@@ -78,7 +78,10 @@ LAYERS = [
             "fastnn.verification.",
         ],
     ),
-    ("commands", ["fastnn.web.", "fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"]),
+    (
+        "commands",
+        ["fastnn.web.", "fastnn.dashboard.", "fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"],
+    ),
 ]
 
 
