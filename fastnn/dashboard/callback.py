@@ -44,14 +44,16 @@ class Dashboard(Callback):
             machine only.
         validation_data: (x, t) whose subset the page scores (loss, accuracy, confusion
             matrix, misclassified samples); default: fit's validation data, if any.
-        held_out_name: what the page calls those samples ("validation", "test", ...).
+        held_out_name: what the page calls those samples (default "validation"; the
+            ``fastnn train`` command shows its test set as "test").
         samples: at most this many held-out samples are scored per frame (a fixed subset,
             drawn once with ``seed``).
         interval: seconds between frames, at least.
         budget: the largest share of the training time that building frames may take.
         max_images: filters and misclassified samples drawn, at most.
         max_points: points kept per chart series (older ones are averaged in pairs).
-        out: where the page's address is printed (default stderr; None: silent).
+        seed: draws the subset of held-out samples.
+        verbose, file: print the page's address to ``file`` (default stderr) when serving starts.
 
     The server starts with the run (or at :meth:`start`) and keeps serving the final
     frame until :meth:`close` or the end of the process. Several tabs can watch at once;
@@ -70,7 +72,8 @@ class Dashboard(Callback):
         max_images: int = 24,
         max_points: int = 1000,
         seed: int = 0,
-        out=sys.stderr,
+        verbose: bool = True,
+        file=None,
     ):
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"Dashboard: port must be an int in 0..65535, got {port!r}")
@@ -90,7 +93,7 @@ class Dashboard(Callback):
         self.held_out_name = held_out_name
         self.samples, self.interval, self.budget = samples, float(interval), float(budget)
         self.max_images, self.max_points, self.seed = max_images, max_points, seed
-        self.out = out
+        self.verbose, self.file = bool(verbose), file
         self.stream: EventStream | None = None
         self.server: WebServer | None = None
         self.frame: dict | None = None  # the newest frame, what GET /api/state answers
@@ -121,8 +124,8 @@ class Dashboard(Callback):
             server.stream("/api/events", self.stream)
             server.start()
             self.server = server
-            if self.out is not None:
-                print(f"dashboard: {server.url}", file=self.out, flush=True)
+            if self.verbose:
+                print(f"dashboard: {server.url}", file=self.file or sys.stderr, flush=True)
         return self.server.url
 
     def close(self) -> None:
@@ -161,16 +164,14 @@ class Dashboard(Callback):
         self._reset_run()
         self.start()
         loop = self.loop
-        data, name = self.validation_data, self.held_out_name
-        if data is None and loop.validation is not None:
-            data, name = loop.validation, name or "validation"
+        data = self.validation_data if self.validation_data is not None else loop.validation
         if data is not None:
             x, t = data
             x, t = model.prepare_input(x, "Dashboard"), model.prepare_targets(t, "Dashboard")
             n = min(self.samples, len(x))
             index = np.sort(np.random.default_rng(self.seed).choice(len(x), size=n, replace=False))
             self.held_out, self.held_out_indices = (x[index], t[index]), index
-        self._held_out_name = name or "held-out"
+        self._held_out_name = self.held_out_name or "validation"
         self._started = time.perf_counter()
         self._start_step = loop.global_step
         self._correct_before = loop.correct

@@ -29,8 +29,9 @@ __all__ = [
 
 
 class Series:
-    """Points (x, y1, y2, ...) kept to at most ``max_points``: when full, neighbours are
-    averaged in pairs and later points arrive averaged over twice as many steps.
+    """Points (x, y1, y2, ...) kept to fewer than ``max_points`` (even): when full,
+    neighbours are averaged in pairs and later points arrive averaged over twice as many
+    appends (the last point may be an average of fewer, still being filled).
 
     Appending costs a few additions, so a step can record its loss every time.
     """
@@ -55,7 +56,7 @@ class Series:
             self.points.append([s / self._count for s in self._sum])
             self._sum = [0.0] * len(self.columns)
             self._count = 0
-            if len(self.points) > self.max_points:
+            if len(self.points) == self.max_points:
                 self.points = [
                     [(a + b) / 2 for a, b in zip(first, second)]
                     for first, second in zip(self.points[0::2], self.points[1::2])

@@ -81,7 +81,11 @@ function lineChart(canvas, series, options = {}) {
   if (!isFinite(xMin)) { placeholder(canvas, options.empty || "no data yet"); return; }
   if (options.yMin !== undefined) yMin = Math.min(yMin, options.yMin);
   if (options.yMax !== undefined) yMax = Math.max(yMax, options.yMax);
-  if (yMax - yMin < 1e-12) { yMin -= log ? 0.5 : Math.abs(yMin) * 0.1 + 0.1; yMax += log ? 0.5 : Math.abs(yMax) * 0.1 + 0.1; }
+  if (yMax - yMin < 1e-12) {  // a constant: centre it
+    const half = log ? 0.5 : Math.abs(yMax) * 0.5 || 1;
+    yMin -= half;
+    yMax += half;
+  }
   if (xMax === xMin) { xMax = xMin + 1; }
   const pad = (yMax - yMin) * 0.05;
   if (options.yMin === undefined) yMin -= pad;
@@ -189,7 +193,7 @@ function normBars(canvas, layers) {
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
     let name = layer.name;
-    while (ctx.measureText(name).width > left - 10 && name.length > 4) name = name.slice(0, -2);
+    while (ctx.measureText(name).width > left - 18 && name.length > 4) name = name.slice(0, -2);
     if (name !== layer.name) name = name.slice(0, -1) + "\u2026";
     ctx.fillText(name, left - 8, y + rowHeight / 2 - 1);
     [["weight_norm", COLORS.train, 3], ["grad_norm", COLORS.heldOut, 13]].forEach(([key, color, offset]) => {
