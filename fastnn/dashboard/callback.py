@@ -9,19 +9,22 @@ What it costs the training:
 
 * every step appends its loss, accuracy and learning rate to a :class:`~.frames.Series`
   (a few additions; the loss is already in the step's logs);
-* a frame is built only while a client is watching (``stream.watchers > 0``), at most
-  once every ``interval`` seconds, and never sooner than its cost divided by ``budget``
-  after the last one: when frames take 20 ms, ``budget=0.01`` builds one every 2 s, so
-  frames take at most 1 % of the training time (the cost is the smaller of the last two,
-  so a one-off such as the first frame compiling the inference kernels is not repeated);
-* the held-out samples are a fixed subset of at most ``samples``, evaluated in one
-  inference pass per frame.
+* a frame is built only while a client is watching (``stream.watchers > 0``), between
+  two steps, at most once every ``interval`` seconds, and never sooner than its cost
+  divided by half the ``budget`` after the last one (:class:`Throttle`): when frames take
+  5 ms, ``budget=0.02`` builds one every 0.5 s;
+* scoring the held-out samples, the costly part, has the other half of the budget: when
+  it takes 100 ms, frames in between reuse its last result for 10 s. So frames take at
+  most about ``budget`` of the training time;
+* the held-out samples are a fixed subset of at most ``samples``, scored in one
+  inference pass.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,29 @@ from .frames import Series, first_layer_images, held_out_report, layer_norms
 __all__ = ["Dashboard"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class Throttle:
+    """When a piece of work may run again: ``interval`` seconds after it last started, and
+    not before its cost divided by ``share`` (so it takes at most ``share`` of the time).
+
+    The cost used is the smaller of the last two, so a one-off (the first frame compiling
+    the inference kernels, a garbage collection) does not stall the page, while a steady
+    cost spaces the runs out.
+    """
+
+    def __init__(self, interval: float, share: float):
+        self.interval, self.share = interval, share
+        self.next = 0.0
+        self._last_cost = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.next
+
+    def ran(self, started: float, cost: float) -> None:
+        typical = min(cost, self._last_cost)
+        self._last_cost = cost
+        self.next = started + max(self.interval, typical / self.share)
 
 
 class Dashboard(Callback):
@@ -49,7 +75,8 @@ class Dashboard(Callback):
         samples: at most this many held-out samples are scored per frame (a fixed subset,
             drawn once with ``seed``).
         interval: seconds between frames, at least.
-        budget: the largest share of the training time that building frames may take.
+        budget: the largest share of the training time that building frames may take
+            (half for the frames, half for scoring the held-out samples in them).
         max_images: filters and misclassified samples drawn, at most.
         max_points: points kept per chart series (older ones are averaged in pairs).
         seed: draws the subset of held-out samples.
@@ -68,7 +95,7 @@ class Dashboard(Callback):
         held_out_name: str | None = None,
         samples: int = 500,
         interval: float = 0.25,
-        budget: float = 0.01,
+        budget: float = 0.02,
         max_images: int = 24,
         max_points: int = 1000,
         seed: int = 0,
@@ -98,6 +125,8 @@ class Dashboard(Callback):
         self.server: WebServer | None = None
         self.frame: dict | None = None  # the newest frame, what GET /api/state answers
         self.frames_built = 0
+        self.held_out_seconds = 0.0  # what scoring the held-out samples took in the last frame
+        self.failed: str | None = None  # why frames stopped, after a frame failed to build
         self.frame_seconds = 0.0  # time spent building frames, in the training thread
         self.held_out: tuple | None = None  # (x, t) of the subset scored
         self.held_out_indices: np.ndarray | None = None
@@ -119,7 +148,13 @@ class Dashboard(Callback):
         """Start serving (if not yet) and return the page's address."""
         if self.server is None:
             self.stream = EventStream()
-            server = WebServer(STATIC_DIR, host=self.host, port=self.port, max_body=1024, name="dashboard")
+            try:
+                server = WebServer(
+                    STATIC_DIR, host=self.host, port=self.port, max_body=1024, name="Dashboard"
+                )
+            except OSError as error:  # the port is taken: say which argument chooses another
+                reason = str(error).split(";")[0]
+                raise OSError(f"{reason}; pass another port (0 picks a free one)") from None
             server.route("GET", "/api/state", self._state)
             server.stream("/api/events", self.stream)
             server.start()
@@ -145,8 +180,10 @@ class Dashboard(Callback):
         self.norm_steps: list[int] = []
         self.grad_norms: list[list] = []
         self.weight_norms: list[list] = []
-        self._next_frame = 0.0
-        self._last_cost = 0.0
+        # frames, and the held-out scoring within them, each get half of the budget
+        self._frame_clock = Throttle(self.interval, self.budget / 2)
+        self._held_out_clock = Throttle(self.interval, self.budget / 2)
+        self._held_out_report = None
         self._samples_seen = 0
         self._correct_before = 0
 
@@ -188,7 +225,7 @@ class Dashboard(Callback):
         self._samples_seen += samples
         self.steps.append(loop.global_step, logs["loss"], correct / samples, optimizer.lr)
         now = time.perf_counter()
-        if now >= self._next_frame and self.stream is not None and self.stream.watchers > 0:
+        if self._frame_clock.due(now) and self.stream is not None and self.stream.watchers > 0:
             self._publish(model, optimizer, now)
 
     def on_train_end(self, model, optimizer) -> None:
@@ -199,33 +236,51 @@ class Dashboard(Callback):
     # ------------------------------------------------------------ frames
 
     def _publish(self, model, optimizer, now: float, finished: bool = False) -> None:
-        frame = self.build_frame(model, optimizer, finished=finished)
+        if self.failed is not None:
+            return
+        score = finished or self._held_out_clock.due(now)
+        try:
+            frame = self.build_frame(model, optimizer, finished=finished, score_held_out=score)
+            self.stream.publish("frame", frame)
+        except Exception as error:  # the page must never end the training it shows
+            self.failed = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"Dashboard: building a frame failed ({self.failed}); the page stops updating, "
+                "training goes on",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
         self.frame = frame
-        self.stream.publish("frame", frame)
         cost = time.perf_counter() - now
         self.frames_built += 1
         self.frame_seconds += cost
-        # the smaller of the last two costs: a one-off (the first frame compiling the inference
-        # kernels, a garbage collection) does not stall the page; a steady cost spaces frames out
-        typical = min(cost, self._last_cost)
-        self._last_cost = cost
-        self._next_frame = now + max(self.interval, typical / self.budget)
+        self._frame_clock.ran(now, cost - (self.held_out_seconds if score else 0.0))
+        if score:
+            self._held_out_clock.ran(now, self.held_out_seconds)
 
-    def build_frame(self, model, optimizer, finished: bool = False) -> dict:
-        """The page's whole state now (JSON data); see docs/dashboard.md for its fields."""
+    def build_frame(self, model, optimizer, finished: bool = False, score_held_out: bool = True) -> dict:
+        """The page's whole state now (JSON data); see docs/dashboard.md for its fields.
+
+        ``score_held_out=False`` reuses the last scoring of the held-out samples (the
+        frame's costly part, timed in :attr:`held_out_seconds`).
+        """
         loop = self.loop
         now = time.perf_counter()
         step = loop.global_step
-        held_out = None
-        if self.held_out is not None:
+        self.held_out_seconds = 0.0
+        if self.held_out is not None and (score_held_out or self._held_out_report is None):
             held_out = held_out_report(model, *self.held_out, max_images=self.max_images)
-            held_out["name"] = self._held_out_name
+            held_out.update(name=self._held_out_name, step=step)
             if held_out["misclassified"] is not None:  # indices into the whole held-out set
                 subset = held_out["misclassified"]["index"]
                 held_out["misclassified"]["index"] = self.held_out_indices[subset].tolist()
             self.validation.append(
                 step, *(np.nan if held_out[k] is None else held_out[k] for k in ("loss", "accuracy"))
             )
+            self._held_out_report = held_out
+            self.held_out_seconds = time.perf_counter() - now
+        held_out = self._held_out_report
         norms = layer_norms(model.layers)
         self.norm_steps.append(step)
         self.grad_norms.append([layer["grad_norm"] for layer in norms])

@@ -291,7 +291,8 @@ function drawHeader(frame) {
   const run = frame.run, pos = frame.position, time = frame.time;
   byId("run-summary").textContent =
     `${run.model} of ${run.layers} layers, ${run.parameters.toLocaleString()} parameters, ${run.optimizer}; ` +
-    `${run.train_samples.toLocaleString()} training samples, batch ${run.batch_size}, ${run.epochs} epoch(s)`;
+    `${run.train_samples.toLocaleString()} training samples, batch ${run.batch_size}, ${run.epochs} epoch(s)` +
+    (pos.stop_reason ? ` \u2014 stopped: ${pos.stop_reason}` : "");
   const done = pos.total_steps ? pos.step / pos.total_steps : 0;
   byId("progress-fill").style.width = Math.min(100, 100 * done).toFixed(1) + "%";
   const epoch = frame.status === "finished" ? pos.epochs_done : Math.min(pos.epochs_done + 1, run.epochs);
