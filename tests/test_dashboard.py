@@ -295,8 +295,8 @@ def test_frames_are_throttled_by_time_and_by_their_cost(digits, monkeypatch):
         slow.close()
     times = [frame["time"]["elapsed"] for _, _, frame in stream.published]
     assert len(times) >= 4
-    # after the first two (a first frame's cost is taken for a one-off, such as compiling),
-    # each waits cost / (budget / 2); the final frame alone is not throttled
+    # after the first (free: it compiles the inference kernels), each waits cost / (budget / 2);
+    # the final frame alone is not throttled
     assert min(np.diff(times[1:-1])) >= 0.2 - 1e-3
 
 

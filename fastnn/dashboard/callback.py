@@ -42,23 +42,21 @@ class Throttle:
     """When a piece of work may run again: ``interval`` seconds after it last started, and
     not before its cost divided by ``share`` (so it takes at most ``share`` of the time).
 
-    The cost used is the smaller of the last two, so a one-off (the first frame compiling
-    the inference kernels, a garbage collection) does not stall the page, while a steady
-    cost spaces the runs out.
+    The first run is free (it compiles the inference kernels, once per process), so the
+    second comes ``interval`` after it.
     """
 
     def __init__(self, interval: float, share: float):
         self.interval, self.share = interval, share
         self.next = 0.0
-        self._last_cost = 0.0
+        self.runs = 0
 
     def due(self, now: float) -> bool:
         return now >= self.next
 
     def ran(self, started: float, cost: float) -> None:
-        typical = min(cost, self._last_cost)
-        self._last_cost = cost
-        self.next = started + max(self.interval, typical / self.share)
+        self.runs += 1
+        self.next = started + max(self.interval, cost / self.share if self.runs > 1 else 0.0)
 
 
 class Dashboard(Callback):

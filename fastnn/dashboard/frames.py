@@ -111,8 +111,8 @@ def layer_norms(layers) -> list[dict]:
 
 
 def _squared_norm(array: np.ndarray) -> float:
-    flat = np.asarray(array, dtype=np.float64).ravel()
-    return float(flat @ flat)
+    # not a BLAS dot: called between two steps, BLAS's threads would wait on the kernels' ones
+    return float(np.square(array, dtype=np.float64).sum())
 
 
 # -- images --------------------------------------------------------------------

@@ -373,7 +373,7 @@ function drawHeldOut(frame) {
   }
   if (held.confusion) {
     const correct = held.confusion.reduce((sum, row, i) => sum + row[i], 0);
-    byId("confusion-caption").textContent = `${held.name}, ${correct} of ${held.samples} right`;
+    byId("confusion-caption").textContent = `${held.name}, ${correct} of ${held.samples} right (step ${held.step})`;
     confusion(byId("confusion-chart"), held.confusion);
   } else {
     placeholder(byId("confusion-chart"), "the targets are not classes");
