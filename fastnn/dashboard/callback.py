@@ -70,8 +70,8 @@ class Dashboard(Callback):
             matrix, misclassified samples); default: fit's validation data, if any.
         held_out_name: what the page calls those samples (default "validation"; the
             ``fastnn train`` command shows its test set as "test").
-        samples: at most this many held-out samples are scored per frame (a fixed subset,
-            drawn once with ``seed``).
+        samples: at most this many held-out samples are scored (a fixed subset, drawn once
+            with ``seed``).
         interval: seconds between frames, at least.
         budget: the largest share of the training time that building frames may take
             (half for the frames, half for scoring the held-out samples in them).
