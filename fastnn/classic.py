@@ -77,11 +77,18 @@ class Perceptron:
         self.errors: list[int] = []  # mistakes per epoch
 
     def __call__(self, x) -> np.ndarray:
+        """step(x @ w + b) for x (N, D): the perceptron's outputs (``predict`` is the same)."""
         return step(_xt(x, where="Perceptron") @ self.w + self.b)
 
     predict = __call__
 
     def fit(self, x, t, max_epochs: int = 100) -> "Perceptron":
+        """Apply the perceptron rule sample by sample until an epoch makes no mistake or
+        ``max_epochs`` have run.
+
+        x (N, D), t (N,) of 0/1. Sets ``converged``, ``epochs_run`` and ``errors`` (mistakes per
+        epoch); returns self.
+        """
         x, t = _xt(x, t, "Perceptron.fit")
         self.converged, self.epochs_run, self.errors = False, 0, []
         for _ in range(max_epochs):
@@ -221,6 +228,8 @@ class DeltaRule:
         return _xt(x, where="DeltaRule") @ self.w + self.b
 
     def fit(self, x, t, epochs: int = 100, seed: int | None = 0) -> "DeltaRule":
+        """Run ``epochs`` sweeps of the delta rule over x (N, D) and t (N,), each in a seeded
+        random order; returns self."""
         x, t = _xt(x, t, "DeltaRule.fit")
         rng = np.random.default_rng(seed)
         for _ in range(epochs):

@@ -114,6 +114,7 @@ class UnitDiff:
         return f"{where} {self.name}"
 
     def to_dict(self) -> dict:
+        """This row as plain JSON data (numbers, strings and None)."""
         speedup = self.speedup
         return {
             "index": self.index,
@@ -161,6 +162,7 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
+        """True when every layer's differences pass the oracle (no ``first_failure``)."""
         return self.first_failure is None
 
     def to_dict(self) -> dict:

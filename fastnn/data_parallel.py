@@ -12,8 +12,11 @@
   loss over the global batch, so K ranks step like one process given the whole batch
   (the average of the shards' gradients when they are equal); then every rank applies
   the same optimizer step to the same weights;
-* a small allreduce before the gradients' agrees on the loss, the correct count, Ctrl-C,
-  and a NaN/Inf on any rank, so every rank stops at the same step;
+* the step's statistics (the loss, the correct count, Ctrl-C, and a NaN/Inf on any rank,
+  so every rank stops at the same step) travel with the gradients: for a model of up to
+  ``PACK_LIMIT`` parameters in the same allreduce (one latency per step, which is what a
+  small model's step pays most for), for a larger one in a small allreduce of their own
+  before the gradients' (where copying the gradients would cost more than the latency);
 * validation is split over the ranks and its sums reduced.
 """
 
@@ -30,7 +33,11 @@ from .distributed import as_communicator, shard_of
 from .errors import NonFiniteError
 from .optim import clip_grad_norm
 
-__all__ = ["DataParallel", "fastnn_version"]
+__all__ = ["PACK_LIMIT", "DataParallel", "fastnn_version"]
+
+#: Gradients of at most this many values are copied into one buffer with the step's
+#: statistics and reduced in one allreduce; larger ones are reduced in place, after them.
+PACK_LIMIT = 1 << 18
 
 #: Slots of the per-step statistics vector, before one slot per rank for a NaN/Inf there.
 _LOSS, _CORRECT, _INTERRUPT, _FIRST_RANK = 0, 1, 2, 3
@@ -66,6 +73,7 @@ class DataParallel:
         self.comm = as_communicator(comm)
         self.seed = 0 if seed is None else int(seed)
         self._stats = np.zeros(_FIRST_RANK + self.comm.size, np.float64)
+        self._packed = None
 
     @property
     def rank(self) -> int:
@@ -194,7 +202,16 @@ class DataParallel:
             stats[_LOSS] = loss * len(xb)
             stats[_CORRECT] = model.loss_fn.count_correct(model.last_output, tb)
         stats[_INTERRUPT] = float(interrupted)
-        comm.allreduce_(stats)
+        grads = model.flat_grads
+        scale = grads.dtype.type(len(xb) / n_global)
+        if grads.size <= PACK_LIMIT:
+            packed = self._packed_buffer(grads)
+            np.multiply(grads, scale, out=packed[: grads.size])
+            packed[grads.size :] = stats
+            comm.allreduce_(packed)
+            stats[:] = packed[grads.size :]
+        else:
+            comm.allreduce_(stats)
         failed = np.flatnonzero(stats[_FIRST_RANK:])
         if failed.size:
             if error is None:
@@ -202,13 +219,22 @@ class DataParallel:
                 kind = "loss" if stats[_FIRST_RANK + rank] == _LOSS_NOT_FINITE else "gradient"
                 error = NonFiniteError(f"{kind} is not finite on rank {rank} of {self.size}")
             raise error
-        grads = model.flat_grads
-        grads *= grads.dtype.type(len(xb) / n_global)
-        comm.allreduce_(grads)
+        if grads.size <= PACK_LIMIT:
+            grads[...] = packed[: grads.size]
+        else:
+            grads *= scale
+            comm.allreduce_(grads)
         if clip_norm is not None:
             clip_grad_norm(grads, clip_norm)
         optimizer.step(model)
         return stats[_LOSS] / n_global, int(round(stats[_CORRECT])), bool(stats[_INTERRUPT])
+
+    def _packed_buffer(self, grads: np.ndarray) -> np.ndarray:
+        """A buffer of the gradients' dtype with room for them and the step's statistics."""
+        size = grads.size + self._stats.size
+        if self._packed is None or self._packed.size != size or self._packed.dtype != grads.dtype:
+            self._packed = np.empty(size, grads.dtype)
+        return self._packed
 
     def agree(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is True on any."""

@@ -22,19 +22,23 @@ class Loss:
         self.ops = get_ops("numba")
 
     def build(self, ops) -> "Loss":
+        """Compute on ``ops`` (a backend object or its name, ``"numba"`` or ``"numpy"``); returns self."""
         self.ops = get_ops(ops) if isinstance(ops, str) else ops
         return self
 
     def get_config(self) -> dict:
+        """The constructor's arguments, saved with the model (JSON data)."""
         return {}
 
     def __repr__(self):
         return f"{type(self).__name__}()"
 
     def forward(self, y: np.ndarray, t: np.ndarray) -> float:
+        """The mean loss over the batch of network outputs y (N, C) against targets t."""
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
+        """The gradient of the last ``forward``'s mean loss with respect to y, shaped like y."""
         raise NotImplementedError
 
     def probabilities(self, y: np.ndarray) -> np.ndarray:
@@ -72,6 +76,7 @@ class SoftmaxCrossEntropy(Loss):
         self._probs = self._t = None
 
     def forward(self, y, t):
+        """-(1/N) sum_n log softmax(y_n)[t_n]; y (N, C) scores, t class indices (N,) or one-hot (N, C)."""
         if y.ndim != 2:
             raise ValueError(f"SoftmaxCrossEntropy: expected scores of shape (N, C), got {y.shape}")
         check_targets("SoftmaxCrossEntropy", t, y.shape[0], y.shape[1])
@@ -80,6 +85,7 @@ class SoftmaxCrossEntropy(Loss):
         return loss
 
     def backward(self):
+        """(softmax(y) - onehot(t)) / N, shaped (N, C)."""
         if self._probs is None:
             raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward()")
         return self.ops.softmax_cross_entropy_backward(self._probs, self._t)
@@ -126,11 +132,13 @@ class MeanSquaredError(Loss):
         return t.astype(y.dtype, copy=False)
 
     def forward(self, y, t):
+        """(1/N) sum_n 0.5 * sum_k (y_nk - t_nk)^2; t shaped like y, or class indices for one-hot targets."""
         t = self._dense_targets(y, t)
         self._y, self._t = y, t
         return self.ops.mse(y, t)
 
     def backward(self):
+        """(y - t) / N, shaped like y."""
         if self._y is None:
             raise RuntimeError("MeanSquaredError: backward() called before forward()")
         return self.ops.mse_backward(self._y, self._t)
@@ -169,12 +177,14 @@ class SigmoidCrossEntropy(Loss):
             check_binary_targets("SigmoidCrossEntropy", t, y.shape[0], y.shape[1])
 
     def forward(self, y, t):
+        """-(1/N) sum_n sum_k [t log sigmoid(y) + (1 - t) log(1 - sigmoid(y))]; y logits (N, C), t of 0/1."""
         self._check(y, t)
         loss, self._probs = self.ops.sigmoid_cross_entropy(y, t)
         self._t = t
         return loss
 
     def backward(self):
+        """(sigmoid(y) - t) / N, shaped (N, C)."""
         if self._probs is None:
             raise RuntimeError("SigmoidCrossEntropy: backward() called before forward()")
         return self.ops.sigmoid_cross_entropy_backward(self._probs, self._t)

@@ -65,6 +65,7 @@ class LRFindResult:
 
     @property
     def stopped_early(self) -> bool:
+        """Whether the range test stopped before ``num_steps`` (the loss diverged)."""
         return len(self.lrs) < self.num_steps
 
 

@@ -96,6 +96,7 @@ class Sequential:
 
     @property
     def num_params(self) -> int:
+        """The number of parameters, trainable or frozen (the flat buffer's size)."""
         return int(self.flat_params.size)
 
     def trainable_spans(self) -> list[tuple[int, int]]:
@@ -124,6 +125,7 @@ class Sequential:
             layer.frozen_by_block = layer.trainable and not trainable
 
     def get_config(self) -> dict:
+        """The model's architecture as JSON data: layers, loss, backend, dtype (what ``save`` writes)."""
         return {
             "layers": [layer_spec(layer) for layer in self.layers],
             "loss": {"class": type(self.loss_fn).__name__, "config": self.loss_fn.get_config()},
@@ -158,6 +160,7 @@ class Sequential:
         return shape
 
     def layer_name(self, index: int) -> str:
+        """``layers[i] <description>``, the name messages use for layer ``index``."""
         return f"layers[{index}] {self.layers[index].describe()}"
 
     def summary(self, batch_size: int = 1, input_shape=None) -> str:

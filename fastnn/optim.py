@@ -46,6 +46,7 @@ class Optimizer:
         self.state: dict[str, np.ndarray] = {}
 
     def get_config(self) -> dict:
+        """The hyperparameters as JSON data (saved in checkpoints)."""
         return {"lr": self.lr, "weight_decay": self.weight_decay, "l1": self.l1}
 
     def __repr__(self):
@@ -116,6 +117,7 @@ class Optimizer:
         }
 
     def load_state_dict(self, saved: dict) -> None:
+        """Restore the hyperparameters, the step count and the state arrays from ``state_dict()``."""
         for key, value in saved["config"].items():
             setattr(self, key, value)
         self.iterations = int(saved["iterations"])

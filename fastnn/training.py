@@ -61,6 +61,7 @@ class History(dict):
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded."""
         return len(self["loss"])
 
     def to_dict(self) -> dict:
@@ -79,6 +80,7 @@ class History(dict):
         return text
 
     def state_dict(self) -> dict:
+        """The metrics, the best epoch and the stop reason as JSON data (saved in checkpoints)."""
         return {
             "metrics": {k: list(v) for k, v in self.items()},
             "best_epoch": self.best_epoch,
@@ -86,6 +88,7 @@ class History(dict):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Replace the history with the one ``state_dict()`` returned."""
         self.clear()
         self.update({k: list(v) for k, v in state["metrics"].items()})
         self.best_epoch = state["best_epoch"]
@@ -318,6 +321,8 @@ class TrainingLoop:
         }
 
     def load_state_dict(self, state: dict, order) -> None:
+        """Restore the loop's position (epoch, step), its RNG and running totals from a
+        checkpoint; ``order`` is the epoch's sample order."""
         set_rng_state(self.rng, state["rng"], "fit(resume)")
         self.epoch, self.batch = int(state["epoch"]), int(state["step"])
         self.global_step = int(state["global_step"])

@@ -76,6 +76,7 @@ class LogUniform(Distribution):
         _bounds("LogUniform", self.low, self.high, positive=True)
 
     def sample(self, rng):
+        """A value whose log10 is uniform between log10(low) and log10(high)."""
         return float(10 ** rng.uniform(math.log10(self.low), math.log10(self.high)))
 
 
@@ -90,6 +91,7 @@ class Uniform(Distribution):
         _bounds("Uniform", self.low, self.high)
 
     def sample(self, rng):
+        """A value uniform between low and high."""
         return float(rng.uniform(self.low, self.high))
 
 
@@ -104,6 +106,7 @@ class IntUniform(Distribution):
         _bounds("IntUniform", self.low, self.high)
 
     def sample(self, rng):
+        """An integer uniform from low to high, both included."""
         return int(rng.integers(int(self.low), int(self.high) + 1))
 
 
@@ -118,6 +121,7 @@ class Choice(Distribution):
             raise ValueError("Choice: needs at least one option")
 
     def sample(self, rng):
+        """One of the options, each equally likely."""
         return self.options[int(rng.integers(len(self.options)))]
 
 

@@ -483,3 +483,45 @@ def test_synchronised_batchnorms_inside_blocks_get_the_communicator():
     comm = RankOf(0, 2)
     DataParallel(comm, 0).connect_batchnorms(model, comm)
     assert inner.comm is comm and plain.comm is None
+
+
+class CountingThreadRanks(ThreadRanks):
+    """ThreadRanks that counts its allreduces."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.allreduces = 0
+
+    def allreduce_(self, array):
+        self.allreduces += 1
+        return super().allreduce_(array)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_a_step_makes_one_allreduce_for_a_small_model_and_both_ways_step_alike(packed, monkeypatch):
+    """Gradients up to PACK_LIMIT values travel with the step's statistics in one allreduce;
+    above it the statistics go first on their own. Both give one process's step."""
+    import fastnn.data_parallel as data_parallel
+
+    monkeypatch.setattr(data_parallel, "PACK_LIMIT", 1 << 18 if packed else 0)
+    alone, x, t = distributed_job.problem()
+    x, t = x[:24], t[:24]
+    loss_alone = alone.train_step(x, t, fnn.optim.Adam(lr=0.01))
+    correct_alone = alone.loss_fn.count_correct(alone.last_output, t)
+
+    def work(comm):
+        counting = CountingThreadRanks(comm.rank, comm.size, comm.table, comm.gate)
+        model = distributed_job.problem()[0]
+        part = shard_of(np.arange(len(x)), comm.rank, comm.size)
+        loss, correct, stop = data_parallel.DataParallel(counting, 0).train_step(
+            model, x[part], t[part], len(x), fnn.optim.Adam(lr=0.01), None, comm.rank == 1, 0
+        )
+        return model.flat_params.copy(), loss, correct, stop, counting.allreduces
+
+    results = run_as_ranks(2, work)
+    for params, loss, correct, stop, allreduces in results:
+        assert allreduces == (1 if packed else 2)
+        np.testing.assert_allclose(params, alone.flat_params, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(loss, loss_alone, rtol=1e-5)
+        assert correct == correct_alone and stop is True  # Ctrl-C on rank 1 reaches rank 0
+    np.testing.assert_array_equal(results[0][0], results[1][0])

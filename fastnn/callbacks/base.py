@@ -114,25 +114,31 @@ class CallbackList:
             self.loop.stop(callback.stop_reason or f"stopped by {type(callback).__name__}")
 
     def on_train_begin(self, model, optimizer) -> None:
+        """Call every callback's ``on_train_begin``."""
         for callback in self._hooked["on_train_begin"]:
             callback.on_train_begin(model, optimizer)
 
     def on_epoch_begin(self, epoch, model, optimizer) -> None:
+        """Call every callback's ``on_epoch_begin``."""
         for callback in self._hooked["on_epoch_begin"]:
             callback.on_epoch_begin(epoch, model, optimizer)
 
     def on_train_batch_begin(self, batch, model, optimizer) -> None:
+        """Call every callback's ``on_train_batch_begin``."""
         for callback in self._hooked["on_train_batch_begin"]:
             callback.on_train_batch_begin(batch, model, optimizer)
 
     def on_train_batch_end(self, batch, logs, model, optimizer) -> None:
+        """Call every callback's ``on_train_batch_end``; one returning True stops training."""
         for callback in self._hooked["on_train_batch_end"]:
             self._stop_if(callback, callback.on_train_batch_end(batch, logs, model, optimizer))
 
     def on_epoch_end(self, epoch, metrics, model, optimizer) -> None:
+        """Call every callback's ``on_epoch_end``; one returning True stops training."""
         for callback in self._hooked["on_epoch_end"]:
             self._stop_if(callback, callback.on_epoch_end(epoch, metrics, model, optimizer))
 
     def on_train_end(self, model, optimizer) -> None:
+        """Call every callback's ``on_train_end``."""
         for callback in self._hooked["on_train_end"]:
             callback.on_train_end(model, optimizer)

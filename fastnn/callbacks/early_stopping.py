@@ -121,5 +121,6 @@ class EarlyStopping(Callback):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the best value, its epoch, the wait and the best weights from ``state_dict()``."""
         self.best, self.best_epoch, self.wait = float(state["best"]), state["best_epoch"], int(state["wait"])
         self.best_weights = state.get("best_weights")

@@ -206,6 +206,7 @@ class CSVLogger(_RowLogger):
         return csv_text([], columns).encode("utf-8")
 
     def format_row(self, columns, row):
+        """One epoch's row as a CSV line (bytes), values in the order of ``columns``."""
         return csv_text([row], columns).split("\n", 1)[1].encode("utf-8")
 
     def check_existing(self, path, columns):
@@ -233,4 +234,5 @@ class JSONLinesLogger(_RowLogger):
     """
 
     def format_row(self, columns, row):
+        """One epoch's row as a JSON object on one line (bytes), keys in the order of ``columns``."""
         return (json.dumps({key: row[key] for key in columns}) + "\n").encode("utf-8")

@@ -52,6 +52,7 @@ class Schedule(Callback):
         self.lr0: float | None = None
 
     def lr(self, epoch: int, lr0: float) -> float:
+        """The learning rate for ``epoch`` (0-based), given the initial rate ``lr0``."""
         raise NotImplementedError
 
     def on_train_begin(self, model, optimizer):
@@ -67,6 +68,7 @@ class Schedule(Callback):
         return {"lr0": self.lr0}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the initial learning rate from ``state_dict()``."""
         self.lr0 = None if state["lr0"] is None else float(state["lr0"])
 
     def rates(self, epochs: int, lr0: float) -> list[float]:
@@ -87,6 +89,7 @@ class StepDecay(Schedule):
         self.gamma = _positive("StepDecay", "gamma", gamma, upper=1.0)
 
     def lr(self, epoch, lr0):
+        """lr0 * gamma ** (epoch // step_size)."""
         return lr0 * self.gamma ** (epoch // self.step_size)
 
 
@@ -98,6 +101,7 @@ class ExponentialDecay(Schedule):
         self.gamma = _positive("ExponentialDecay", "gamma", gamma, upper=1.0)
 
     def lr(self, epoch, lr0):
+        """lr0 * gamma ** epoch."""
         return lr0 * self.gamma**epoch
 
 
@@ -113,6 +117,7 @@ class CosineDecay(Schedule):
         self.min_lr = float(min_lr)
 
     def lr(self, epoch, lr0):
+        """min_lr + (lr0 - min_lr) * (1 + cos(pi * min(epoch, epochs) / epochs)) / 2."""
         progress = min(epoch, self.epochs) / self.epochs
         return self.min_lr + (lr0 - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
 
@@ -127,6 +132,7 @@ class LambdaSchedule(Schedule):
         self.fn = fn
 
     def lr(self, epoch, lr0):
+        """fn(epoch, lr0)."""
         return self.fn(epoch, lr0)
 
 
@@ -188,6 +194,7 @@ class ReduceLROnPlateau(Callback):
         return {"lr0": self.lr0, "best": self.best, "wait": self.wait, "reductions": list(self.reductions)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the initial rate, the best value, the wait and the reductions from ``state_dict()``."""
         self.lr0 = None if state["lr0"] is None else float(state["lr0"])
         self.best = None if state["best"] is None else float(state["best"])
         self.wait = int(state["wait"])

@@ -28,6 +28,7 @@ command                   what it does
 ``fastnn verify``         every numba op against the NumPy reference on this machine: worst
                           error against the oracle's bound and speed-up per op; exit 1 on a
                           failure, with the command that reproduces it
+``fastnn playground``     the Neural Network Playground in the browser, trained by fastnn
 ========================  ==============================================================
 
 ``python -m fastnn`` runs the same commands. ``fastnn COMMAND --help`` lists the options.
@@ -59,6 +60,7 @@ COMMANDS = {
     "export": "export",
     "compare": "compare",
     "verify": "verify",
+    "playground": "playground",
 }
 
 

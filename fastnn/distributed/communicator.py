@@ -33,21 +33,27 @@ class Communicator:
 
     @property
     def is_root(self) -> bool:
+        """Whether this process is rank 0, the one that writes files."""
         return self.rank == 0
 
     def allreduce_(self, array: np.ndarray) -> np.ndarray:
+        """Sum ``array`` over all ranks, in place; returns it. One process: unchanged."""
         return array
 
     def broadcast_(self, array: np.ndarray) -> np.ndarray:
+        """Overwrite ``array`` with rank 0's copy, in place; returns it. One process: unchanged."""
         return array
 
     def allgather(self, array: np.ndarray) -> np.ndarray:
+        """Every rank's ``array`` stacked along a new first axis, (size, *array.shape)."""
         return np.asarray(array)[None].copy()
 
     def barrier(self) -> None:
+        """Wait until every rank gets here. One process: returns at once."""
         pass
 
     def abort(self, code: int = 1) -> None:
+        """Stop every rank with exit status ``code``."""
         raise SystemExit(code)
 
     def __deepcopy__(self, memo):

@@ -119,6 +119,7 @@ class Layer:
     # -- presentation ----------------------------------------------------------
 
     def describe(self) -> str:
+        """A short name for messages and summaries, e.g. ``Dense(784->100)``."""
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 

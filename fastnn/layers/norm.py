@@ -95,10 +95,12 @@ class BatchNorm(Layer):
 
     @property
     def running_mean(self) -> np.ndarray:
+        """The running mean of each feature or channel, used at inference (a view into ``buffers``)."""
         return self.buffers["running_mean"]
 
     @property
     def running_var(self) -> np.ndarray:
+        """The running variance of each feature or channel, used at inference (a view into ``buffers``)."""
         return self.buffers["running_var"]
 
     def output_shape(self, input_shape):

@@ -50,6 +50,7 @@ class EventStream:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._closed
 
     def publish(self, event: str, data) -> None:
@@ -76,6 +77,7 @@ class EventStream:
         return client
 
     def unsubscribe(self, client: queue.Queue) -> None:
+        """Forget a client (its connection ended)."""
         with self._lock:
             self._clients.discard(client)
 
@@ -90,6 +92,7 @@ class EventStream:
 
     @staticmethod
     def is_end(message) -> bool:
+        """True for the marker :meth:`close` puts in each client's queue."""
         return message is _CLOSED
 
 

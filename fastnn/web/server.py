@@ -93,10 +93,12 @@ class WebServer:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one picked when constructed with port 0)."""
         return self._httpd.server_address[1]
 
     @property
     def url(self) -> str:
+        """The page's address, e.g. ``http://127.0.0.1:8000/``."""
         host = self.host if ":" not in self.host else f"[{self.host}]"
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{host}:{self.port}/"
