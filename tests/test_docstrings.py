@@ -25,6 +25,7 @@ DOCUMENTED_MODULES = [
     "fastnn.losses",
     "fastnn.optim",
     "fastnn.callbacks",
+    "fastnn.dashboard",
     "fastnn.schedules",
     "fastnn.datasets",
     "fastnn.models",

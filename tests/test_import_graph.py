@@ -80,7 +80,15 @@ LAYERS = [
     ),
     (
         "commands",
-        ["fastnn.web.", "fastnn.playground.", "fastnn.cli.", "fastnn.__main__", "fastnn.bench.", "fastnn"],
+        [
+            "fastnn.web.",
+            "fastnn.playground.",
+            "fastnn.dashboard.",
+            "fastnn.cli.",
+            "fastnn.__main__",
+            "fastnn.bench.",
+            "fastnn",
+        ],
     ),
 ]
 

@@ -133,6 +133,22 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="checkpoint every N optimizer steps instead of every epoch",
     )
     train.add_argument(
+        "--dashboard",
+        nargs="?",
+        const=8000,
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve a live page of the run at http://127.0.0.1:PORT/ (PORT default 8000; 0 picks a free "
+        "one); the command exits when the run ends, and open pages keep the last frame",
+    )
+    train.add_argument(
+        "--dashboard-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address the dashboard listens on (the default, loopback, is this machine only)",
+    )
+    train.add_argument(
         "--resume",
         default=None,
         metavar="DIR",
@@ -172,6 +188,7 @@ def run(args) -> int:
     )
     if args.checkpoint is not None and args.resume is None and comm.is_root:
         _save_train_args(args, _config.get_num_threads())
+    dashboard = _dashboard(args, x_test, t_test) if comm.is_root else None
     history = model.fit(
         x_train,
         t_train,
@@ -187,9 +204,11 @@ def run(args) -> int:
         checkpoint_every=args.checkpoint_every,
         resume=args.resume is not None,
         augment=_augmentation(getattr(args, "augment", None)),
-        callbacks=_callbacks(args, comm.is_root),
+        callbacks=_callbacks(args, comm.is_root) + ([dashboard] if dashboard is not None else []),
         comm=comm,
     )
+    if dashboard is not None:
+        dashboard.close()
     if not comm.is_root:  # rank 0 reports and writes the files; the others wait for it
         comm.barrier()
         return 0
@@ -214,6 +233,14 @@ def run(args) -> int:
         print("plots: " + ", ".join(str(p) for p in paths))
     comm.barrier()
     return 0
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {text}")
+    return value
 
 
 def _silent(*args, **kwargs) -> None:
@@ -263,6 +290,24 @@ def _callbacks(args, writes_files: bool = True) -> list:
     return callbacks
 
 
+def _dashboard(args, x_test, t_test):
+    """--dashboard's callback, serving from now on: it scores the validation split, or the
+    test set when there is none (to show, never to choose anything)."""
+    if getattr(args, "dashboard", None) is None:
+        return None
+    from ..dashboard import Dashboard
+
+    test = args.validation_split == 0
+    dashboard = Dashboard(
+        port=args.dashboard,
+        host=args.dashboard_host,
+        validation_data=(x_test, t_test) if test else None,
+        held_out_name="test" if test else "validation",
+    )
+    dashboard.start()
+    return dashboard
+
+
 def _report_interrupt(args, model, history) -> None:
     """After Ctrl-C: write --save's file with the last step's weights, and say what was kept."""
     where = history.interrupted_at
@@ -290,7 +335,7 @@ TRAIN_ARGS_FILE = "fastnn-train.json"
 #: Arguments ``--resume`` may change: they do not change the training's result.
 RESUME_MAY_CHANGE = ("epochs", "threads", "save", "quiet", "verbose", "plot", "log")
 #: Arguments not saved with the run: each command line chooses them afresh.
-NOT_SAVED = ("command", "resume", "quiet", "verbose")
+NOT_SAVED = ("command", "resume", "quiet", "verbose", "dashboard", "dashboard_host")
 
 
 def _changeable() -> str:
