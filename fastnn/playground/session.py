@@ -87,7 +87,7 @@ class Session:
 
     @property
     def problem(self) -> str:
-        """ "classification" or "regression" (own points: by their labels)."""
+        """The problem: "classification" or "regression" (own points: by their labels)."""
         if self.settings["dataset"] == "custom":
             return "regression" if self.custom[1].dtype.kind == "f" else "classification"
         return datasets.problem_of(self.settings["dataset"])
