@@ -64,6 +64,8 @@ def run_tutorial(path: Path, full: bool, timeout_s: float, cwd: Path) -> None:
     env.pop("FASTNN_TUTORIAL_FULL", None)
     if full:
         env["FASTNN_TUTORIAL_FULL"] = "1"
+    else:  # small problems, while the default run's two pytest workers already use both cores
+        env.setdefault("FASTNN_THREADS", "1")
     command = [sys.executable, str(path)]
     reproduce = f"{'FASTNN_TUTORIAL_FULL=1 ' if full else ''}MPLBACKEND=Agg python {path.relative_to(REPO)}"
     start = time.perf_counter()
