@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 10 · Convolution and pooling
+# # 10. Convolution and pooling
 #
 # *Deep Learning from Scratch*, chapter 7 (im2col, pooling, SimpleConvNet and figure 7-24, its
 # learned filters), with the L2 pooling of Nielsen's *Neural Networks and Deep Learning*, chapter 6.

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 12 · Transfer learning
+# # 12. Transfer learning
 #
 # The first layers of a trained convolutional network detect edges, strokes and blobs (tutorial 10
 # showed its filters). Little of that is specific to the classes it was trained on, so a network

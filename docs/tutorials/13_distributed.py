@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 13 · Training on several processes
+# # 13. Training on several processes
 #
 # Neither book goes here, but it is the next step once one CPU is not enough: data-parallel
 # training, the way Horovod and PyTorch's DistributedDataParallel do it, with fastnn's

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 14 · Reinforcement learning with DQN
+# # 14. Reinforcement learning with DQN
 #
 # *Deep Learning from Scratch*, chapter 8 (8.5, deep reinforcement learning); Mnih et al., "Human-level
 # control through deep reinforcement learning" (2015).
