@@ -507,6 +507,9 @@ def _float32_kernels():
         NB.maxpool2d(x, 2, 2)  # the 2x2 stride-2 fast path
         y = NB.avgpool2d(x, 2, 1, 1)
         NB.avgpool2d_backward(y, x.shape, 2, 1, 1)
+        for p in (2, 3.0):  # p = 2 has a path of its own
+            y = NB.lppool2d(x, 2, 1, 1, p=p)
+            NB.lppool2d_backward(y, x, y, 2, 1, 1, p=p)
     for module in (conv_kernels, pool_kernels):
         for name in sorted(vars(module)):
             kernel = getattr(module, name)

@@ -259,7 +259,7 @@ def lppool_forward(x, KH, KW, SH, SW, PH, PW, p, y):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     order = typed(x, p)
-    root = typed(x, 1.0 / p)
+    root = typed(x, 1.0) / order
     zero = typed(x, 0.0)
     square = p == 2.0
     for plane in prange(N * C):
@@ -292,7 +292,7 @@ def lppool_backward(dy, x, y, KH, KW, SH, SW, PH, PW, p, dx):
     (dy * x / y for p = 2); a window with y = 0 adds nothing (dx overwritten)."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
-    power = typed(x, p - 1.0)
+    power = typed(x, p) - typed(x, 1.0)
     zero = typed(x, 0.0)
     square = p == 2.0
     for plane in prange(N * C):
