@@ -9,12 +9,12 @@ the ``chromium`` on PATH.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 
 import numpy as np
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_FLAGS
 
 import fastnn as fnn
 from fastnn.callbacks import Callback
@@ -24,19 +24,8 @@ sync_api = pytest.importorskip(
     "playwright.sync_api", reason="needs Playwright: pip install 'fastnn[web]' (playwright==1.64.*)"
 )
 pytest.importorskip("sklearn", reason="the digits data set needs scikit-learn (pip install 'fastnn[data]')")
-CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
     pytest.skip("no chromium on PATH: apt-get install chromium", allow_module_level=True)
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # Pixels a canvas has drawn (alpha > 0): a blank canvas has none.
 INK = """(id) => {

@@ -8,12 +8,12 @@ is missing. Screenshots go to each test's temporary folder.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 
 import numpy as np
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_FLAGS
 
 import fastnn as fnn
 from fastnn.playground import Playground
@@ -22,19 +22,9 @@ from fastnn.playground.features import featurize
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed: pip install 'fastnn[web]'"
 )
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium on PATH: apt-get install -y chromium chromium-driver"
 )
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +41,7 @@ def browser(tmp_path_factory):
         context = driver.chromium.launch_persistent_context(
             str(profile),
             executable_path=CHROMIUM,
-            args=ARGS,
+            args=CHROMIUM_FLAGS,
             headless=True,
             viewport={"width": 1400, "height": 1000},
             accept_downloads=True,
