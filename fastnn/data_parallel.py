@@ -31,6 +31,7 @@ import numpy as np
 from .callbacks.model_checkpoint import data_fingerprint
 from .distributed import as_communicator, shard_of
 from .errors import NonFiniteError
+from .layers.blocks import leaves
 from .optim import clip_grad_norm
 
 __all__ = ["PACK_LIMIT", "DataParallel", "fastnn_version"]
@@ -49,16 +50,6 @@ def fastnn_version() -> str:
         return metadata.version("fastnn")
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
-
-
-def _leaves(layers):
-    for layer in layers:
-        parts = getattr(layer, "parts", None)
-        if callable(parts):
-            for part in parts().values():
-                yield from _leaves(part)
-        else:
-            yield layer
 
 
 class DataParallel:
@@ -153,7 +144,7 @@ class DataParallel:
     def connect_batchnorms(self, model, comm) -> None:
         """Give every synchronised BatchNorm (``sync=True``), blocks opened, the communicator
         ``comm`` (None: they go back to the batch of their own process)."""
-        for layer in _leaves(model.layers):
+        for layer, _ in leaves(model.layers):
             if getattr(layer, "sync", False):
                 layer.comm = comm
 

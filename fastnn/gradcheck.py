@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layers.blocks import leaves
+
 
 def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central-difference gradient of the scalar function ``f()`` w.r.t. array ``x``.
@@ -52,7 +54,9 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False, verbose
     running statistics, which each training pass moves) are put back afterwards:
     checking leaves the model as it was.
     Returns {layer name: worst relative error over its parameters} (and
-    "input" if ``check_input``), and prints the table when ``verbose``.
+    "input" if ``check_input``), and prints the table when ``verbose``. A frozen layer
+    (``trainable = False``, or inside a frozen block) has no weight gradient: its
+    parameters are left out, and a layer with nothing else is not in the result.
     """
     if model.dtype != np.float64:
         raise TypeError(f"gradcheck: use a float64 model, got {model.dtype}")
@@ -72,17 +76,21 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False, verbose
             generator.bit_generator.state = state
         return model.loss(x, t, train=True)
 
-    errors = {}
+    errors, frozen = {}, []
     try:
         loss()
         dx = model.backward()
         for index, layer in enumerate(model.layers):
+            checked = [leaf for leaf, trainable in leaves([layer]) if trainable and leaf.params]
             worst = 0.0
-            for name, param in layer.params.items():
-                numeric = numerical_gradient(loss, param, eps)
-                worst = max(worst, relative_error(layer.grads[name], numeric))
-            if layer.params:
+            for leaf in checked:
+                for name, param in leaf.params.items():
+                    numeric = numerical_gradient(loss, param, eps)
+                    worst = max(worst, relative_error(leaf.grads[name], numeric))
+            if checked:
                 errors[model.layer_name(index)] = worst
+            elif layer.params:
+                frozen.append(model.layer_name(index))
         if check_input:
             errors["input"] = relative_error(dx, numerical_gradient(loss, x, eps))
     finally:
@@ -92,4 +100,6 @@ def gradcheck(model, x, t, eps: float = 1e-5, check_input: bool = False, verbose
         width = max((len(k) for k in errors), default=10)
         for name, error in errors.items():
             print(f"{name:<{width}}  worst relative error {error:.2e}")
+        for name in frozen:
+            print(f"{name:<{width}}  frozen (trainable = False): no weight gradient to check")
     return errors

@@ -11,7 +11,7 @@ from ._checks import check_batch_size
 from .backends import get_ops
 from .errors import NonFiniteError
 from .layers.base import Layer, layer_from_spec, layer_spec
-from .layers.blocks import Block
+from .layers.blocks import leaves
 from .losses import LOSSES, Loss, SoftmaxCrossEntropy, get_loss
 from .metrics import NAMED_METRICS
 from .model_summary import format_shape, summary_text
@@ -103,11 +103,11 @@ class Sequential:
         """The parts of the flat buffers an optimizer updates, as [start, stop) index
         pairs, neighbours merged: ``[(0, num_params)]`` unless a layer is frozen
         (``layer.trainable = False``)."""
-        leaves = list(_leaves(self.layers))
-        key = tuple((id(layer), trainable) for layer, trainable in leaves)
+        walk = list(leaves(self.layers))
+        key = tuple((id(layer), trainable) for layer, trainable in walk)
         if self._spans is None or self._spans[0] != key:
             spans, offset = [], 0
-            for layer, trainable in leaves:
+            for layer, trainable in walk:
                 size = sum(int(p.size) for p in layer.params.values())
                 if trainable and size:
                     if spans and spans[-1][1] == offset:
@@ -119,10 +119,10 @@ class Sequential:
         return self._spans[1]
 
     def _mark_frozen(self) -> None:
-        """Tell every layer inside a block whether a block around it is frozen
-        (``frozen_by_block``), so it computes as frozen (:attr:`Layer.frozen`)."""
-        for layer, trainable in _leaves(self.layers):
-            layer.frozen_by_block = layer.trainable and not trainable
+        """No block holds the model's own layers (one may have, in the model they were
+        taken from); the blocks among them tell their sublayers in their training forward."""
+        for layer in self.layers:
+            layer.frozen_by_block = False
 
     def get_config(self) -> dict:
         """The model's architecture as JSON data: layers, loss, backend, dtype (what ``save`` writes)."""
@@ -540,17 +540,6 @@ def _takes(layer, sample_shape: tuple) -> bool:
     except (ValueError, TypeError):
         return False
     return True
-
-
-def _leaves(layers, trainable: bool = True):
-    """(layer, trainable) for every layer that is not a block, in buffer order, blocks
-    opened; a layer is trainable when it and every block around it are."""
-    for layer in layers:
-        if isinstance(layer, Block):
-            for part in layer.parts().values():
-                yield from _leaves(part, trainable and layer.trainable)
-        else:
-            yield layer, trainable and layer.trainable
 
 
 def _values_it_holds(layer, shapes: dict) -> dict | None:

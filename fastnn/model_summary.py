@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layers.blocks import Block, leaves
+
 
 def format_shape(sample_shape, batch="N") -> str:
     """``(N, 1, 28, 28)`` for sample shape (1, 28, 28); ``(N, ?)`` when it is None."""
@@ -30,9 +32,7 @@ def human_bytes(count: float) -> str:
 def sublayer_groups(layer) -> list[list]:
     """The lists of sublayers a block applies to its input (each list in order): its
     ``body`` and ``shortcut``, or its ``branches``; [] for a plain layer."""
-    groups = [getattr(layer, "body", None), getattr(layer, "shortcut", None)]
-    groups += list(getattr(layer, "branches", None) or [])
-    return [list(group) for group in groups if group]
+    return [list(part) for part in layer.parts().values() if part] if isinstance(layer, Block) else []
 
 
 def _own_params(layer) -> int:
@@ -77,9 +77,8 @@ def summary_text(model, batch_size: int = 1, input_shape=None) -> str:
         return "  ".join(padded).rstrip()
 
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    leaves = list(_all_leaves(model.layers))
-    frozen = sum(_own_params(layer) for layer in leaves if not getattr(layer, "trainable", True))
-    buffers = sum(int(np.size(b)) for layer in leaves for b in layer.buffers.values())
+    frozen = sum(_own_params(layer) for layer, trainable in leaves(model.layers) if not trainable)
+    buffers = sum(int(np.size(b)) for layer, _ in leaves(model.layers) for b in layer.buffers.values())
     itemsize = model.dtype.itemsize
     text = [
         f"Sequential ({model.ops.name} backend, {model.dtype}, loss {type(model.loss_fn).__name__})",
@@ -105,13 +104,3 @@ def summary_text(model, batch_size: int = 1, input_shape=None) -> str:
             f"activation memory at batch {batch_size}: ? (the input shape is unknown or does not fit)"
         )
     return "\n".join(text)
-
-
-def _all_leaves(layers):
-    for layer in layers:
-        groups = sublayer_groups(layer)
-        if groups:
-            for group in groups:
-                yield from _all_leaves(group)
-        else:
-            yield layer

@@ -64,12 +64,10 @@ def test_batchnorm_running_statistics_are_counted_as_buffers():
 
 
 def test_a_block_shows_its_sublayers_indented_and_counts_their_parameters():
-    # blocks (body(x) + shortcut(x)) keep their sublayers in .body and .shortcut; a stand-in:
-    block = fnn.Identity()
-    block.body, block.shortcut = [fnn.Dense(4, 4).initialize(0), fnn.ReLU()], []
+    block = fnn.Residual([fnn.Dense(4, 4), fnn.ReLU()])
     model = fnn.Sequential([block, fnn.Dense(4, 2)], input_shape=(4,))
     rows = rows_of(model.summary())
-    assert rows["0"] == ["Identity()", "(N, 4)", "20"]
+    assert rows["0"] == ["Residual(body 2 layers, shortcut identity)", "(N, 4)", "20"]
     assert rows["0.0.0"] == ["Dense(4->4)", "(N, 4)", "20"]
     line = next(line for line in model.summary().splitlines() if line.startswith("0.0.1"))
     assert "  ReLU()" in line  # indented below its block

@@ -2,7 +2,7 @@
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Step, Tanh
 from .base import LAYERS, Layer
-from .blocks import Concat, Residual
+from .blocks import Concat, Residual, leaves
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -31,4 +31,5 @@ __all__ = [
     "Softmax",
     "Residual",
     "Concat",
+    "leaves",
 ]

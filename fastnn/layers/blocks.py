@@ -49,6 +49,19 @@ def _as_layers(where: str, items) -> list:
     return layers
 
 
+def leaves(layers, trainable: bool = True):
+    """(layer, trainable) for every layer in ``layers`` that is not a block, blocks opened,
+    in the order their parameters sit in a model's flat buffer. ``trainable`` is True
+    when the layer and every block around it are (``layer.trainable``): what an
+    optimizer updates and what the backward pass computes weight gradients for."""
+    for layer in layers:
+        if isinstance(layer, Block):
+            for part in layer.parts().values():
+                yield from leaves(part, trainable and layer.trainable)
+        else:
+            yield layer, trainable and layer.trainable
+
+
 def _configs(layers) -> list:
     return [layer_spec(layer) for layer in layers]
 
@@ -94,6 +107,13 @@ class Block(Layer):
         for part, layers in self.parts().items():
             for i, layer in enumerate(layers):
                 yield f"{part}.{i}.", layer
+
+    def _mark_parts_frozen(self) -> None:
+        """Tell each direct sublayer whether this block computes as frozen
+        (``frozen_by_block``, :attr:`Layer.frozen`); a nested block passes it on in its own
+        training forward. Runs in every training forward, in a model or standalone."""
+        for _, layer in self._sublayers():
+            layer.frozen_by_block = self.frozen
 
     def _collect_buffers(self) -> None:
         self.buffers = {
@@ -196,6 +216,8 @@ class Residual(Block):
 
     def forward(self, x, train=True):
         self.check_input(x)
+        if train:
+            self._mark_parts_frozen()
         units = self._part_units()
         y = _run(units["body"], x, train)
         y = y + _run(units["shortcut"], x, train)  # a new array: units may keep their outputs
@@ -260,6 +282,8 @@ class Concat(Block):
 
     def forward(self, x, train=True):
         self.check_input(x)
+        if train:
+            self._mark_parts_frozen()
         units = self._part_units()
         outputs = [_run(branch, x, train) for branch in units.values()]
         self._ran = units if train else None
