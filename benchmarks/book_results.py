@@ -348,18 +348,42 @@ def accuracy_percent(model, x_test, t_test) -> float:
     return 100.0 * float(np.mean(model.predict(x_test).argmax(axis=1) == t_test))
 
 
-def reference_seconds(recipe: Recipe, steps_total: int, x, t) -> float:
-    """The NumPy backend's time for ``steps_total`` training steps, from REFERENCE_STEPS timed
-    steps (after one untimed step) of the same network and batch size."""
-    model, optimizer = recipe.build("numpy")
+def seconds_per_step(recipe: Recipe, backend: str, steps: int, x, t) -> float:
+    """The mean time of ``steps`` timed training steps (after one untimed step) of a fresh copy
+    of the recipe's network on ``backend``, at its batch size; the NumPy backend's BLAS on
+    fastnn's threads. (threadpoolctl's limit also reaches the BLAS that Numba's kernels call,
+    which fastnn keeps on one thread inside its own parallel loops: two threads there made
+    a step of the dropout net 12 times slower, so the Numba backend runs outside it.)"""
+    model, optimizer = recipe.build(backend)
     b = recipe.batch_size
-    with numpy_blas_threads(fnn.get_num_threads()):
+    limit = numpy_blas_threads(fnn.get_num_threads()) if backend == "numpy" else contextlib.nullcontext()
+    with limit:
         model.train_step(x[:b], t[:b], optimizer)
         start = time.perf_counter()
-        for i in range(REFERENCE_STEPS):
+        for i in range(steps):
             j = (i * b) % (len(x) - b)
             model.train_step(x[j : j + b], t[j : j + b], optimizer)
-        return (time.perf_counter() - start) / REFERENCE_STEPS * steps_total
+        return (time.perf_counter() - start) / steps
+
+
+def reference_seconds(recipe: Recipe, steps_total: int, x, t) -> float:
+    """The NumPy backend's time for ``steps_total`` training steps, from REFERENCE_STEPS timed
+    steps of the same network and batch size."""
+    return seconds_per_step(recipe, "numpy", REFERENCE_STEPS, x, t) * steps_total
+
+
+def estimate(recipe: Recipe, data, steps: int = 300) -> str:
+    """A line with the Numba backend's time per training step (``steps`` timed) and the
+    training time of the full recipe it implies (steps only: no evaluation)."""
+    x, t = training_set(recipe, data)
+    warm_up(recipe, x, t)
+    per_step = seconds_per_step(recipe, "numba", steps, x, t)
+    total = recipe.epochs * (len(x) // recipe.batch_size) * (5 if recipe.key == "nielsen_ensemble" else 1)
+    return (
+        f"{recipe.key}: {per_step * 1e3:.2f} ms a step of batch {recipe.batch_size} on "
+        f"{fnn.get_num_threads()} threads ({steps} timed) -> {total:,d} steps, about "
+        f"{per_step * total / 60:.0f} min"
+    )
 
 
 @contextlib.contextmanager
@@ -518,6 +542,12 @@ def load_entries(path: Path = JSON_PATH) -> list[dict]:
     return [not_run(recipe) for recipe in RECIPES]
 
 
+def _data_dir(args):
+    """--data-dir, else None when FASTNN_DATA is set, else ../shared/data when it exists."""
+    shared = ROOT.parent / "shared" / "data"
+    return args.data_dir or (None if os.environ.get("FASTNN_DATA") or not shared.is_dir() else shared)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(BY_KEY), help="run these recipes (default: all)")
@@ -527,20 +557,29 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--table-only", action="store_true", help="rewrite the table from the JSON")
     parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="time a few hundred training steps of each recipe and print the full run's time; train nothing",
+    )
+    parser.add_argument(
         "--data-dir", help="the folder with mnist/ (default: $FASTNN_DATA, else ../shared/data if it exists)"
     )
     args = parser.parse_args(argv)
     if args.threads:
         fnn.set_num_threads(args.threads)
+    if args.estimate:
+        data = fnn.datasets.load_mnist(path=_data_dir(args))
+        for recipe in RECIPES:
+            if recipe.train is None and (not args.only or recipe.key in args.only):
+                print(estimate(recipe, data), flush=True)
+        return 0
     saved = {e["key"]: e for e in load_entries()}
     entries = [
         saved[recipe.key] if saved.get(recipe.key, {}).get("status") == "run" else not_run(recipe)
         for recipe in RECIPES
     ]
     if not args.table_only:
-        shared = ROOT.parent / "shared" / "data"
-        data_dir = args.data_dir or (None if os.environ.get("FASTNN_DATA") or not shared.is_dir() else shared)
-        data = fnn.datasets.load_mnist(path=data_dir)
+        data = fnn.datasets.load_mnist(path=_data_dir(args))
         for i, recipe in enumerate(RECIPES):
             if args.only and recipe.key not in args.only:
                 continue
