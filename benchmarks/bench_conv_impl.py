@@ -1,15 +1,20 @@
-"""Direct vs im2col convolution on the book networks' layer shapes.
+"""Direct vs im2col convolution on the book networks' layer shapes; polyphase vs im2col on strided ones.
 
     python benchmarks/bench_conv_impl.py [--batch 100] [--repeat 7] [--dtype float32]
+    python benchmarks/bench_conv_impl.py --strided
+
+``--strided`` times impl="im2col" against impl="polyphase" (the strided convolution as
+the stride-1 direct kernel on the input's polyphase split) on the strided layers of the
+zoo's networks, each at its own batch, forward with a fused ReLU and backward through it,
+and prints polyphase's time over im2col's: "auto" takes polyphase forward and im2col
+backward, read off this table.
 
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
 compiles), prints one row per layer and the impl that ``impl="auto"`` picks.
-The rule behind "auto" (fastnn.backends.numba_conv._choose: direct at stride 1,
-im2col for strides) is read off this table; the "auto" column shows the
-forward/backward choice. Strided convolutions always take im2col, whose kernels
-handle any stride at full speed. The runs are sequential: on a shared machine,
-compare impls only from runs taken while it is quiet.
+The rule behind "auto" at stride 1 (fastnn.backends.numba_conv._choose: direct) is
+read off this table; the "auto" column shows the forward/backward choice. The runs are
+sequential: on a shared machine, compare impls only from runs taken while it is quiet.
 """
 
 from __future__ import annotations
@@ -44,6 +49,48 @@ EXTRA = [
 ]
 
 
+# name, batch, C, F, H (= W), K, stride, pad
+STRIDED = [
+    ("resnet20 stage 2 entry", 64, 16, 32, 32, 3, 2, 1),
+    ("resnet20 stage 3 entry", 64, 32, 64, 16, 3, 2, 1),
+    ("resnet20 1x1 projection", 64, 16, 32, 32, 1, 2, 0),
+    ("resnet20 predict entry", 500, 16, 32, 32, 3, 2, 1),
+    ("5x5 s2 on MNIST", 100, 1, 32, 28, 5, 2, 2),
+    ("3x3 s2 32->64 at 14x14", 100, 32, 64, 14, 3, 2, 1),
+    ("7x7 s2 stem at 64x64", 32, 3, 64, 64, 7, 2, 3),
+    ("3x3 s3 at 30x30", 64, 16, 32, 30, 3, 3, 0),
+    ("alexnet 5x5 s2 stem", 64, 3, 64, 32, 5, 2, 2),
+]
+
+
+def strided_table(repeat: int, dtype) -> None:
+    """Print im2col's and polyphase's forward and backward times on the STRIDED layers."""
+    ops = get_ops("numba")
+    rng = np.random.default_rng(0)
+    print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase / im2col")
+    columns = ("i2c fwd", "pp fwd", "ratio", "i2c bwd", "pp bwd", "ratio")
+    header = f"{'layer':26s} " + " ".join(f"{c:>8s}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    for name, N, C, F, H, K, stride, pad in STRIDED:
+        x = rng.standard_normal((N, C, H, H)).astype(dtype)
+        Wt = (0.1 * rng.standard_normal((F, C, K, K))).astype(dtype)
+        b = np.zeros(F, dtype)
+        y = ops.conv2d(x, Wt, b, stride, pad, relu=True)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        times = {}
+        for impl in ("im2col", "polyphase"):
+            times[impl, "fwd"] = median_ms(lambda: ops.conv2d(x, Wt, b, stride, pad, impl, relu=True), repeat)
+            times[impl, "bwd"] = median_ms(
+                lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, impl, relu_out=y), repeat
+            )
+        cells = []
+        for part in ("fwd", "bwd"):
+            old, new = times["im2col", part], times["polyphase", part]
+            cells.append(f"{old:8.2f} {new:8.2f} {new / old:8.2f}")
+        print(f"{name:26s} {' '.join(cells)}")
+
+
 def median_ms(fn, repeat: int) -> float:
     fn()
     times = []
@@ -60,7 +107,11 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--extra", action="store_true", help="also time the EXTRA shapes")
+    parser.add_argument("--strided", action="store_true", help="polyphase vs im2col on strided layers")
     args = parser.parse_args(argv)
+    if args.strided:
+        strided_table(args.repeat, np.dtype(args.dtype))
+        return
 
     ops = get_ops("numba")
     rng = np.random.default_rng(0)

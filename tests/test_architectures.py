@@ -383,6 +383,9 @@ def test_fastnn_train_offers_the_architectures_and_trains_resnet20_on_8x8_digits
 # for CI's slow run, so they carry their own marker: python -m pytest -m long.
 
 
+INCEPTION_EPOCHS = 6
+
+
 @pytest.mark.long
 def test_inception_reaches_99_2_percent_on_mnist():
     """Recipe: inception(in_channels=1, input_size=28), Adam 1e-3 cosine-decayed to 0 over 4
@@ -398,10 +401,10 @@ def test_inception_reaches_99_2_percent_on_mnist():
     model.fit(
         x,
         t,
-        epochs=4,
+        epochs=INCEPTION_EPOCHS,
         batch_size=100,
         optimizer=fnn.optim.Adam(1e-3),
-        callbacks=[fnn.schedules.CosineDecay(4)],
+        callbacks=[fnn.schedules.CosineDecay(INCEPTION_EPOCHS)],
         verbose=2,
     )
     accuracy = model.evaluate(x_test, t_test)["accuracy"]

@@ -23,7 +23,7 @@ from fastnn.kernels import tuning
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
-IMPLS = ("direct", "im2col", "auto")
+IMPLS = ("direct", "im2col", "polyphase", "auto")
 DTYPES = (np.float32, np.float64)
 
 
@@ -159,16 +159,18 @@ def test_im2col_path_in_several_chunks(monkeypatch, impl, chunk_bytes, groups):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
-@pytest.mark.parametrize("impl", ["direct", "im2col"])
-def test_results_do_not_depend_on_thread_count(impl):
+@pytest.mark.parametrize("impl,stride", [("direct", 1), ("im2col", 1), ("im2col", 2), ("polyphase", 2)])
+def test_results_do_not_depend_on_thread_count(impl, stride):
     rng = np.random.default_rng(12)
-    x, Wt, b, dy = _data(rng, 6, 8, 14, 14, 6, 3, 3, 1, 1, np.float32)
+    x, Wt, b, dy = _data(rng, 6, 8, 14, 14, 6, 3, 3, stride, 1, np.float32)
     threads = numba.get_num_threads()
     results = []
     try:
         for n in (1, 2):
             numba.set_num_threads(n)
-            results.append((NB.conv2d(x, Wt, b, 1, 1, impl),) + NB.conv2d_backward(dy, x, Wt, 1, 1, impl))
+            results.append(
+                (NB.conv2d(x, Wt, b, stride, 1, impl),) + NB.conv2d_backward(dy, x, Wt, stride, 1, impl)
+            )
     finally:
         numba.set_num_threads(threads)
     for one, two in zip(*results):
@@ -192,7 +194,10 @@ def test_auto_rule():
     for C, F, K in [(1, 16, 3), (16, 32, 3), (32, 64, 3), (4, 30, 5), (1, 30, 5)]:
         for forward in (False, True):
             assert choose(C, F, K, forward=forward) == "direct"  # stride 1: always direct
-    assert choose(1, 16, 3, stride=2) == "im2col"  # strided: always im2col
+    for C, F, K in [(1, 16, 3), (16, 32, 3), (16, 32, 1), (3, 64, 7)]:
+        # strided: the polyphase split forward, im2col backward
+        assert choose(C, F, K, stride=2, forward=True) == "polyphase"
+        assert choose(C, F, K, stride=2) == "im2col"
 
 
 # ---------------------------------------------------------------- oracles
@@ -310,7 +315,7 @@ def test_conv_gradient_numerically(stride, pad):
 
     numeric = [numerical_grad(loss, a) for a in (x, Wt, b)]
     for ops in (REF, NB):
-        for impl in ("direct", "im2col"):
+        for impl in ("direct", "im2col", "polyphase"):
             analytic = ops.conv2d_backward(dy, x, Wt, stride, pad, impl)
             for name, g, num in zip(("dx", "dW", "db"), analytic, numeric):
                 np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-7, err_msg=f"{name} {impl}")

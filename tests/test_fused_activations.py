@@ -56,7 +56,7 @@ def _fused_conv(ops, x, W, b, stride, pad, impl, activation, dy):
     k=st.sampled_from([1, 3, 5]),
     stride=st.sampled_from([1, 2, 3]),
     pad=st.integers(0, 2),
-    impl=st.sampled_from(["direct", "im2col", "auto"]),
+    impl=st.sampled_from(["direct", "im2col", "polyphase", "auto"]),
     activation=st.sampled_from(ACTIVATIONS),
     dtype=st.sampled_from(DTYPES),
     seed=st.integers(0, 2**31),

@@ -363,6 +363,46 @@ def test_conv_kernels_write_only_their_outputs(
     conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed)
 
 
+def polyphase_canaries(x, xp, dy, Wt, SH, SW, PH, PW, OH, OW, dtype, build):
+    """phase_split against its formula on the padded input, phase_merge as its adjoint:
+    <split(x), g> = <x, merge(g)> for any g, and merge(split(x)) keeps every pixel a tap reads
+    (P may hold a few more, which only zero taps of W' read)."""
+    from fastnn.kernels.conv import polyphase
+
+    N, C = x.shape[:2]
+    F, _, KH, KW = Wt.shape
+    QH, QW, KHq, KWq = polyphase.phase_counts(KH, KW, SH, SW)
+    A, B = OH + KHq - 1, OW + KWq - 1
+    (P,) = run_kernel(
+        polyphase.phase_split, build, x, SH, SW, PH, PW, QW, Guarded((N, QH * QW * C, A, B), dtype)
+    )
+    want = np.zeros((N, QH, QW, C, A, B), dtype)
+    for pi in range(QH):
+        for qi in range(QW):
+            phase = xp[:, :, pi::SH, qi::SW][:, :, :A, :B]
+            want[:, pi, qi, :, : phase.shape[2], : phase.shape[3]] = phase
+    np.testing.assert_array_equal(P, want.reshape(P.shape))
+    g = rand(np.random.default_rng(1), P.shape, dtype)
+    (dx,) = run_kernel(polyphase.phase_merge, build, g, SH, SW, PH, PW, QW, Guarded(x.shape, dtype))
+    close(np.vdot(P, g), np.vdot(x, dx), dtype, "phase_merge is phase_split's adjoint")
+    (back,) = run_kernel(polyphase.phase_merge, build, P.copy(), SH, SW, PH, PW, QW, Guarded(x.shape, dtype))
+    rows = np.zeros(xp.shape[2], bool)  # the padded rows and columns some tap of some output reads
+    cols = np.zeros(xp.shape[3], bool)
+    rows[[SH * i + kh for i in range(OH) for kh in range(KH)]] = True
+    cols[[SW * j + kw for j in range(OW) for kw in range(KW)]] = True
+    read = np.broadcast_to(np.outer(rows, cols)[PH : PH + x.shape[2], PW : PW + x.shape[3]], x.shape)
+    np.testing.assert_array_equal(back[read], x[read])
+    Wq = polyphase.phase_weights(Wt, SH, SW)
+    close(
+        REF.conv2d(P, Wq, np.zeros(F, dtype)),
+        REF.conv2d(x, Wt, np.zeros(F, dtype), (SH, SW), (PH, PW)),
+        dtype,
+    )
+    dW = np.empty_like(Wt)
+    polyphase.phase_weight_grad(Wq, KH, KW, SH, SW, dW)
+    np.testing.assert_array_equal(dW, Wt)  # every tap of W is one entry of W'
+
+
 def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed):
     rng = np.random.default_rng(seed)
     OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
@@ -375,6 +415,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
 
     (xp,) = run_kernel(conv_k.pad_planes, build, x, PH, PW, Guarded((N, C, Hp, Wp), dtype))
     np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW))))
+    polyphase_canaries(x, xp, dy, Wt, SH, SW, PH, PW, OH, OW, dtype, build)
     xp = xp.copy()
     (y,) = run_kernel(conv_k.direct_forward_strided, build, xp, Wt, b, SH, SW, Guarded((N, F, OH, OW), dtype))
     close(y, y_ref, dtype, "direct_forward_strided")

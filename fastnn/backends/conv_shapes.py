@@ -16,7 +16,7 @@ import numpy as np
 
 from .._checks import check_ndim, check_same_dtype
 
-IMPLS = ("direct", "im2col", "auto")
+IMPLS = ("direct", "im2col", "polyphase", "auto")
 
 
 def native(*arrays):

@@ -1,0 +1,127 @@
+"""A strided convolution as a stride-1 one: the polyphase split of its input.
+
+A convolution with stride (SH, SW), kernel (KH, KW) and padding (PH, PW) reads input row
+``SH*i + kh - PH`` for output row i. Write the tap as ``kh = SH*d + p`` (p = kh mod SH,
+d = kh div SH): it reads phase p of the rows, ``P_p[a] = xpad[SH*a + p]``, at a = i + d,
+which is a stride-1 tap. So with the phases stacked as channels,
+
+    y = conv_stride1(P, W'),   P[n, (p, q, c), a, b] = xpad[n, c, SH*a + p, SW*b + q],
+    W'[f, (p, q, c), d, e] = W[f, c, SH*d + p, SW*e + q]  (0 where SH*d + p >= KH or SW*e + q >= KW),
+
+a valid (unpadded) stride-1 convolution with kernel (ceil(KH/SH), ceil(KW/SW)) over
+min(KH, SH) * min(KW, SW) * C channels (phases no tap reads are left out: a 1x1 stride-2
+convolution keeps one phase, the subsampled input). P has OH + ceil(KH/SH) - 1 rows and
+OW + ceil(KW/SW) - 1 columns. The stride-1 direct kernels (:mod:`.direct`,
+:mod:`.direct_backward`) then run on it; the multiply-adds grow by the zero taps of W'
+(16/9 for 3x3 stride 2, 36/25 for 5x5 stride 2, none for 3x3 stride 3 or 1x1), which costs
+less than gathering windows into im2col's columns. Backward: dW is read back out of the
+stride-1 dW' (the zero taps' gradients are dropped), and every input pixel sits in exactly
+one phase entry, so dx is a gather of dP (:func:`phase_merge`).
+
+Channel order of P and W': ``(pi * QW + qi) * C + c`` for the phase (pi, qi), pi < QH =
+min(KH, SH), qi < QW = min(KW, SW).
+"""
+
+import numpy as np
+from numba import prange
+
+from ..._config import parallel_kernel
+from .._scalars import typed
+from .._simd import wide_vectors
+
+
+@parallel_kernel
+def phase_split(x, SH, SW, PH, PW, QW, P):
+    """P[n, (pi*QW + qi)*C + c, a, b] = x[n, c, SH*a + pi - PH, SW*b + qi - PW], 0 outside x.
+
+    x (N, C, H, W); P (N, QH*QW*C, A, B). Every element of P is written. Parallel over P's
+    planes.
+    """
+    N, C, H, W = x.shape
+    CQ, A, B = P.shape[1], P.shape[2], P.shape[3]
+    zero = typed(P, 0.0)
+    for plane in prange(N * CQ):
+        wide_vectors()
+        n = plane // CQ
+        k = plane - n * CQ
+        phase = k // C
+        c = k - phase * C
+        pi = phase // QW
+        qi = phase - pi * QW
+        dst = P[n, k]
+        src = x[n, c]
+        for a in range(A):
+            h = SH * a + pi - PH
+            row = dst[a]
+            if h < 0 or h >= H:
+                for b in range(B):
+                    row[b] = zero
+                continue
+            srow = src[h]
+            for b in range(B):
+                w = SW * b + qi - PW
+                row[b] = srow[w] if 0 <= w < W else zero
+
+
+@parallel_kernel
+def phase_merge(dP, SH, SW, PH, PW, QW, dx):
+    """The adjoint of :func:`phase_split`, a gather: dx[n, c, h, w] = dP[n, (pi*QW + qi)*C + c,
+    a, b] for SH*a + pi = h + PH and SW*b + qi = w + PW when that entry exists, else 0.
+
+    dP (N, QH*QW*C, A, B); dx (N, C, H, W), every element written. Parallel over dx's planes.
+    """
+    N, C, H, W = dx.shape
+    CQ, A, B = dP.shape[1], dP.shape[2], dP.shape[3]
+    QH = CQ // C // QW
+    zero = typed(dx, 0.0)
+    for plane in prange(N * C):
+        wide_vectors()
+        n = plane // C
+        c = plane - n * C
+        dst = dx[n, c]
+        for h in range(H):
+            a = (h + PH) // SH
+            pi = h + PH - SH * a
+            row = dst[h]
+            if pi >= QH or a >= A:
+                for w in range(W):
+                    row[w] = zero
+                continue
+            for w in range(W):
+                b = (w + PW) // SW
+                qi = w + PW - SW * b
+                if qi >= QW or b >= B:
+                    row[w] = zero
+                else:
+                    row[w] = dP[n, (pi * QW + qi) * C + c, a, b]
+
+
+def phase_counts(KH: int, KW: int, SH: int, SW: int) -> tuple[int, int, int, int]:
+    """(QH, QW, KHq, KWq): the phases a tap reads, min(K, S) per axis, and the stride-1
+    kernel's size, ceil(K / S) per axis."""
+    return min(KH, SH), min(KW, SW), -(-KH // SH), -(-KW // SW)
+
+
+def phase_weights(W: np.ndarray, SH: int, SW: int) -> np.ndarray:
+    """W (F, C, KH, KW) -> W' (F, QH*QW*C, KHq, KWq): W'[f, (pi*QW + qi)*C + c, d, e] =
+    W[f, c, SH*d + pi, SW*e + qi], 0 where that tap is outside W."""
+    F, C, KH, KW = W.shape
+    QH, QW, KHq, KWq = phase_counts(KH, KW, SH, SW)
+    Wq = np.zeros((F, QH, QW, C, KHq, KWq), dtype=W.dtype)
+    for pi in range(QH):
+        for qi in range(QW):
+            taps = W[:, :, pi::SH, qi::SW]
+            Wq[:, pi, qi, :, : taps.shape[2], : taps.shape[3]] = taps
+    return Wq.reshape(F, QH * QW * C, KHq, KWq)
+
+
+def phase_weight_grad(dWq: np.ndarray, KH: int, KW: int, SH: int, SW: int, dW: np.ndarray) -> None:
+    """The gradient of :func:`phase_weights`, written into dW (F, C, KH, KW): each tap of W
+    is one entry of W', so dW[f, c, SH*d + pi, SW*e + qi] = dWq[f, (pi*QW + qi)*C + c, d, e]."""
+    F, C = dW.shape[0], dW.shape[1]
+    QH, QW, KHq, KWq = phase_counts(KH, KW, SH, SW)
+    grid = dWq.reshape(F, QH, QW, C, KHq, KWq)
+    for pi in range(QH):
+        for qi in range(QW):
+            target = dW[:, :, pi::SH, qi::SW]
+            target[...] = grid[:, pi, qi, :, : target.shape[2], : target.shape[3]]
