@@ -15,6 +15,8 @@ Conv2D, ReLU, MaxPool2D (any other)                 :class:`ConvReLUMaxPool`, po
 Conv2D, [activation], MaxPool2D or AvgPool2D        :class:`ConvActivationPool`
 Conv2D, activation                                  :class:`ConvActivation`
 Dense, activation                                   :class:`DenseActivation`
+Residual, ReLU                                      :class:`ResidualReLU`: the sum and
+                                                    the ReLU in one pass
 ==================================================  ===================================
 
 The BatchNorm rules come first: Conv2D or Dense, BatchNorm and an activation (or none)
@@ -41,11 +43,13 @@ listed by :func:`first_weighted_unit` also take ``backward(dy, input_grad=False)
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import fusion_norm
 from .fusion_base import FusedGroup
 from .layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Layer
-from .layers.blocks import Block
+from .layers.blocks import Block, Residual
 from .layers.conv import Conv2D, conv_backward
 from .layers.dense import Dense, dense_backward
 from .layers.pool import AvgPool2D, MaxPool2D
@@ -57,6 +61,7 @@ __all__ = [
     "ConvReLUMaxPool",
     "DenseActivation",
     "FusedGroup",
+    "ResidualReLU",
     "first_weighted_unit",
     "plan",
 ]
@@ -183,6 +188,28 @@ def _fusable_activation(layer) -> bool:
     return type(layer) in FUSABLE_ACTIVATIONS
 
 
+class ResidualReLU(FusedGroup):
+    """y = relu(body(x) + shortcut(x)) for a Residual block and the ReLU after it (ResNet's
+    basic block): one ``ops.add_relu`` instead of the sum and the ReLU apart, and in
+    inference it writes into the body's output (no new array, which a large batch pays
+    for in page faults). Backward: dy through the ReLU (from y), then the block's backward.
+    """
+
+    def forward(self, x, train=True):
+        block = self.layers[0]
+        body, shortcut = block.forward_parts(x, train)
+        in_place = not train and body.flags.c_contiguous and body.flags.writeable
+        in_place = in_place and not np.may_share_memory(body, x) and not np.may_share_memory(body, shortcut)
+        y = block.ops.add_relu(body, shortcut, out=body if in_place else None)
+        self._keep(train, _y=y)
+        return y
+
+    def backward(self, dy, input_grad=True):
+        y = self._require_forward("_y")
+        block = self.layers[0]
+        return block.backward(block.ops.relu_backward(dy, y), input_grad)
+
+
 def _match(layers, i):
     """The activation/pooling group that starts at ``layers[i]`` (the table above), or None."""
     layer, rest = layers[i], layers[i + 1 : i + 3]
@@ -198,6 +225,8 @@ def _match(layers, i):
             return ConvActivation(layer, rest[0])
     if isinstance(layer, Dense) and rest and _fusable_activation(rest[0]):
         return DenseActivation(layer, rest[0])
+    if isinstance(layer, Residual) and rest and type(rest[0]) is ReLU:
+        return ResidualReLU(layer, rest[0])
     return None
 
 

@@ -139,3 +139,49 @@ def test_activation_layouts(name, dtype):
     x, dy = random(rng, (6, 5), dtype), random(rng, (6, 5), dtype)
     for ops in BACKENDS:
         same_on_layouts(lambda x, dy: activation(ops, name, x, dy), x, dy)
+
+
+# ------------------------------------------------------------ add_relu (a residual sum and its ReLU)
+
+
+def check_add_relu(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = random(rng, shape, dtype), random(rng, shape, dtype)
+    a0, b0 = a.copy(), b.copy()
+    want = NUMPY.relu(a + b)
+    for ops in BACKENDS:
+        y = ops.add_relu(a, b)
+        assert_array(y, dtype, shape)
+        np.testing.assert_array_equal(y, want)  # one add and one max: exact
+        np.testing.assert_array_equal(a, a0)
+        np.testing.assert_array_equal(b, b0)
+        inplace = a.copy()
+        assert ops.add_relu(inplace, b, out=inplace) is inplace
+        np.testing.assert_array_equal(inplace, want)
+
+
+@hyp
+@given(shape=shapes, dtype=dtypes, seed=seeds)
+def test_add_relu_random_shapes(shape, dtype, seed):
+    check_add_relu(shape, dtype, seed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_relu_big_runs_the_parallel_build(dtype):
+    check_add_relu(BIG, dtype, seed=3)
+
+
+@pytest.mark.parametrize("ops", BACKENDS, ids=repr)
+def test_add_relu_keeps_nan_and_refuses_mismatches(ops):
+    a = np.array([np.nan, -np.inf, -1.0, 0.5, np.inf])
+    y = ops.add_relu(a, np.ones(5))
+    assert np.isnan(y[0])
+    np.testing.assert_array_equal(y[1:], [0, 0, 1.5, np.inf])
+    with pytest.raises(ValueError, match=r"add_relu: expected b of a's shape \(5,\), got \(4,\)"):
+        ops.add_relu(a, np.ones(4))
+    with pytest.raises(TypeError, match="add_relu"):
+        ops.add_relu(a, np.ones(5, np.float32))
+    with pytest.raises(ValueError, match=r"add_relu: expected out of dtype float64 and shape \(5,\)"):
+        ops.add_relu(a, np.ones(5), out=np.empty(5, np.float32))
+    with pytest.raises(ValueError, match="add_relu: out must be a writeable C-contiguous array"):
+        ops.add_relu(a, np.ones(5), out=np.empty(10)[::2])

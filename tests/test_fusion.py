@@ -462,3 +462,43 @@ def test_pooling_in_the_register_tiles_is_the_pool_op(n, c, f, ph, pw, nans, dty
     np.testing.assert_array_equal(argmax, apart_argmax)
     ref, _ = REF.maxpool2d(REF.conv2d(x, Wt, b, 1, 1, relu=True), 2)
     close(pooled, ref, dtype, "pooled against the reference")
+
+
+# ---------------------------------------------------------------- Residual + ReLU
+
+
+def _tiny_resnet(backend, seed=0, dtype="float32"):
+    return fnn.models.resnet(
+        depth=8, width=4, in_channels=1, input_size=12, num_classes=3, seed=seed, backend=backend, dtype=dtype
+    )
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_residual_block_and_its_relu_train_as_one_unit_bit_for_bit(backend):
+    from fastnn.fusion import ResidualReLU
+
+    rng = np.random.default_rng(6)
+    x, t = rng.random((5, 1, 12, 12), dtype=np.float32), rng.integers(0, 3, 5)
+    fused, plain = _tiny_resnet(backend), _tiny_resnet(backend)
+    plain.fuse_layers = False
+    assert sum(isinstance(unit, ResidualReLU) for unit in fused._plan()) == 3  # one per stage
+    a, b = _steps(fused, x, t), _steps(plain, x, t)
+    assert a[0] == b[0]
+    np.testing.assert_array_equal(a[1], b[1])
+    x0 = x.copy()  # inference adds into the body's output in place, never into x
+    np.testing.assert_allclose(fused.predict(x), plain.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(x, x0)
+    # its float64 gradients: test_architectures.py::test_float64_gradients_match_central_differences
+
+
+@pytest.mark.parametrize("body", ["dropout", "identity_like"])
+def test_inference_never_writes_into_the_blocks_input(body):
+    """A body whose inference output may be its input (Dropout returns x) gets a new array."""
+    layers = [fnn.Dropout(0.5)] if body == "dropout" else [fnn.Dense(4, 4)]
+    model = fnn.Sequential([fnn.Residual(layers), fnn.ReLU()], input_shape=(4,), seed=0)
+    x = np.random.default_rng(8).standard_normal((6, 4)).astype(np.float32)
+    x0 = x.copy()
+    y = model.predict(x)
+    np.testing.assert_array_equal(x, x0)
+    want = np.maximum(model.layers[0].forward(x, train=False), 0)
+    np.testing.assert_array_equal(y, want)

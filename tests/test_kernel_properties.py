@@ -212,6 +212,8 @@ def test_dense_kernels_write_only_their_outputs(n, d, m, dtype, build, seed):
     ):
         (dx,) = run_kernel(kernel, build, dflat, second, Guarded(size, dtype))
         close(dx, ref(dflat, second), dtype, kernel.__name__)
+    (y,) = run_kernel(act.add_relu_forward, build, flat, dflat, Guarded(size, dtype))
+    np.testing.assert_array_equal(y, REF.relu(flat + dflat))
     (y,) = run_kernel(act.leaky_relu_forward, build, flat, alpha, Guarded(size, dtype))
     close(y, REF.leaky_relu(flat, 0.1), dtype, "leaky_relu_forward")
     (dx,) = run_kernel(act.leaky_relu_backward, build, dflat, flat, alpha, Guarded(size, dtype))
@@ -943,6 +945,7 @@ def _ops_cases(rng, dtype):
         "softmax": ((x,), (0,)),
         "softmax_backward": ((dy, probs), (0, 1)),
         "leaky_relu": ((x, 0.2), (0,)),
+        "add_relu": ((x, r(N, D)), (0, 1)),
         "leaky_relu_backward": ((x, r(N, D), 0.2), (0, 1)),
         "all_finite": ((x,), (0,)),
         "conv2d": ((img, Wc, bc, 1, 1), (0, 1, 2)),

@@ -14,7 +14,7 @@ from ..kernels import activations as act
 from ._arrays import flat as _flat
 from ._arrays import native_copy as _native_copy
 from ._arrays import rows as _rows
-from .op_checks import check_activation_grad
+from .op_checks import check_activation_grad, check_add_relu
 
 
 def _elementwise(kernel, where: str, x, *scalars):
@@ -79,6 +79,15 @@ class NumbaActivationOps:
     def relu_backward(self, dy, x):
         """dx = dy where x > 0, else 0."""
         return _elementwise_backward(act.relu_backward, "relu_backward", dy, x)
+
+    def add_relu(self, a, b, out=None):
+        """y = max(a + b, 0): a residual sum and the ReLU after it, in one pass; into ``out``
+        when given (which may be a itself)."""
+        check_add_relu("add_relu", a, b, out)
+        af, bf = _flat(a), _flat(b)
+        y = np.empty_like(af) if out is None else out.reshape(-1)
+        act.add_relu_forward(af.size, af, bf, y)
+        return y.reshape(a.shape) if out is None else out
 
     def leaky_relu(self, x, alpha=0.01):
         """y = x if x > 0 else alpha * x."""

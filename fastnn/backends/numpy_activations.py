@@ -12,7 +12,7 @@ import numpy as np
 from .._checks import check_same_dtype
 from ._arrays import native_copy as _native_copy
 from .fused_activation import ActivationByName
-from .op_checks import check_activation_grad
+from .op_checks import check_activation_grad, check_add_relu
 
 
 class NumpyActivationOps(ActivationByName):
@@ -69,6 +69,15 @@ class NumpyActivationOps(ActivationByName):
         """dx = dy where x > 0, else 0."""
         check_activation_grad("relu_backward", dy, x)
         return np.where(x > 0, dy, 0).astype(dy.dtype)
+
+    def add_relu(self, a, b, out=None):
+        """y = max(a + b, 0): a residual sum and the ReLU after it, in one pass; into ``out``
+        when given (which may be a itself)."""
+        check_add_relu("add_relu", a, b, out)
+        if out is None:
+            return np.maximum(a + b, 0).astype(a.dtype.newbyteorder("="))
+        np.add(a, b, out=out)
+        return np.maximum(out, 0, out=out)
 
     def leaky_relu(self, x, alpha=0.01):
         """y = x if x > 0 else alpha * x."""

@@ -30,6 +30,21 @@ def check_activation_grad(where: str, dy, ref):
         raise ValueError(f"{where}: expected dy of shape {ref.shape}, got {dy.shape}")
 
 
+def check_add_relu(where: str, a, b, out):
+    """a and b of one shape and dtype; ``out`` (if given) a writeable C-contiguous array of
+    that shape and dtype, native-endian."""
+    check_same_dtype(where, a=a, b=b)
+    if a.shape != b.shape:
+        raise ValueError(f"{where}: expected b of a's shape {a.shape}, got {b.shape}")
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray) or out.shape != a.shape or out.dtype != a.dtype.newbyteorder("="):
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"{where}: expected out of dtype {a.dtype} and shape {a.shape}, got {got}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"{where}: out must be a writeable C-contiguous array")
+
+
 def check_logits_and_targets(where: str, logits, t):
     """Check logits (N, C) with C >= 1 and matching targets; return (N, C)."""
     check_same_dtype(where, logits=logits)

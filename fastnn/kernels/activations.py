@@ -140,6 +140,16 @@ def relu_forward(x, y):
 
 
 @parallel_kernel
+def add_relu_forward(a, b, y):
+    """y = max(a + b, 0): a residual sum and the ReLU after it in one pass (y may be a)."""
+    zero = typed(a, 0.0)
+    for block in prange(block_count(a.size)):
+        for k in range(block * BLOCK, min(a.size, (block + 1) * BLOCK)):
+            i = np.uint64(k)
+            y[i] = activate(y, a[i] + b[i], ACT_RELU, zero)
+
+
+@parallel_kernel
 def relu_backward(dy, x, dx):
     """dx = dy where x > 0, else 0."""
     zero = typed(x, 0.0)

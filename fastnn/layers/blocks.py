@@ -215,14 +215,21 @@ class Residual(Block):
         return body
 
     def forward(self, x, train=True):
+        body, shortcut = self.forward_parts(x, train)
+        return body + shortcut  # a new array: units may keep their outputs
+
+    def forward_parts(self, x, train=True) -> tuple[np.ndarray, np.ndarray]:
+        """(body(x), shortcut(x)), not yet added (shortcut(x) is x itself for the identity);
+        ``backward`` then takes the gradient of their sum. For a fused group that adds them
+        together with the activation after the block (:class:`fastnn.fusion.ResidualReLU`)."""
         self.check_input(x)
         if train:
             self._mark_parts_frozen()
         units = self._part_units()
-        y = _run(units["body"], x, train)
-        y = y + _run(units["shortcut"], x, train)  # a new array: units may keep their outputs
+        body = _run(units["body"], x, train)
+        shortcut = _run(units["shortcut"], x, train)
         self._ran = units if train else None
-        return y
+        return body, shortcut
 
     def backward(self, dy, input_grad=True):
         units = self._require_forward("_ran")
