@@ -67,3 +67,35 @@ def test_affine_random_shapes(n, d, m, dtype, seed):
 )
 def test_affine_grid(n, d, m, dtype):
     check_affine(n, d, m, dtype, seed=5)
+
+
+def test_parallel_affine_kernels_call_blas_on_one_thread_whatever_an_outside_limit_set(monkeypatch):
+    """threadpoolctl's limits also reach the BLAS inside the kernels' threads: the ops set it
+    back to one thread around a parallel kernel (two made a training step 12 times slower),
+    and restore the outside setting afterwards."""
+    from fastnn import _blas
+    from fastnn.backends import numba_affine
+
+    if _blas.get_kernel_blas_threads() is None:
+        pytest.skip("no SciPy OpenBLAS found to set")
+    seen = []
+    for name in ("affine_forward", "affine_backward"):
+        kernel = getattr(numba_affine.aff, name)
+
+        def recording(work, *args, kernel=kernel):
+            seen.append((work > 0, _blas.get_kernel_blas_threads()))
+            return kernel(work, *args)
+
+        monkeypatch.setattr(numba_affine.aff, name, recording)
+    before = _blas.get_kernel_blas_threads()
+    _blas.set_kernel_blas_threads(2)
+    try:
+        rng = np.random.default_rng(0)
+        for n, d, m in [(256, 512, 256), (2, 3, 4)]:  # a parallel build, then a serial one
+            x, W = rng.standard_normal((n, d)), rng.standard_normal((d, m))
+            NUMBA.affine(x, W, np.zeros(m))
+            NUMBA.affine_backward(rng.standard_normal((n, m)), x, W)
+        assert _blas.get_kernel_blas_threads() == 2  # the outside setting is back
+    finally:
+        _blas.set_kernel_blas_threads(before)
+    assert seen == [(True, 1), (True, 1), (False, 2), (False, 2)]
