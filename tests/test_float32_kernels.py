@@ -133,6 +133,7 @@ def float32_kernels_run():
                 ref = x if name == "relu" else y
                 getattr(ops, name + "_backward")(dy, ref)
         ops.leaky_relu_backward(dy, ops.leaky_relu(x, 0.1), 0.1)
+        ops.add_relu(x, dy)
         labels = rng.integers(0, c, n)
         onehot = np.eye(c, dtype=np.float32)[labels]
         for t in (labels, onehot):
@@ -173,6 +174,7 @@ def test_float32_kernel_has_no_double_math(float32_kernels_run, name, build):
 ELEMENTWISE = [
     "activations.relu_forward",
     "activations.relu_backward",
+    "activations.add_relu_forward",
     "activations.sigmoid_backward",
     "activations.tanh_backward",
     "activations.leaky_relu_forward",

@@ -50,6 +50,7 @@ def kernel_cases(rng, dtype):
         activations.tanh_backward: ((dy, np.tanh(x)), [flat()]),
         activations.relu_forward: ((x,), [flat()]),
         activations.relu_backward: ((dy, x), [flat()]),
+        activations.add_relu_forward: ((x, dy), [flat()]),
         activations.leaky_relu_forward: ((x, alpha), [flat()]),
         activations.leaky_relu_backward: ((dy, x, alpha), [flat()]),
         activations.softmax_forward: ((rows,), [out(n, c)]),

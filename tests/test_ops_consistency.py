@@ -31,6 +31,7 @@ MUST_OVERRIDE = [
     "tanh_backward",
     "relu",
     "relu_backward",
+    "add_relu",
     "leaky_relu",
     "leaky_relu_backward",
     "softmax",

@@ -10,9 +10,15 @@ others.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 
 __all__ = ["abort_on_uncaught_exception"]
+
+#: Seconds between printing the failure and aborting: the launcher forwards each rank's
+#: output through its proxies, and an abort tears them down with whatever they still hold
+#: (on a loaded machine the default suite once saw the traceback cut off mid-line).
+FORWARD_SECONDS = 0.5
 
 
 def abort_on_uncaught_exception(comm) -> None:
@@ -34,6 +40,8 @@ def abort_on_uncaught_exception(comm) -> None:
             file=sys.stderr,
             flush=True,
         )
+        sys.stdout.flush()
+        time.sleep(FORWARD_SECONDS)  # MPICH's launcher drops output not yet forwarded at the abort
         comm.abort(1)
 
     hook.aborts_the_job = True

@@ -34,6 +34,11 @@ def _backward(op: str, reads_output: bool, alpha=None):
     return OpCases(build)
 
 
+def _add_relu(rng, large):
+    a = normal(rng, elementwise_shape(rng, large), scale=3.0)
+    return Case("add_relu", (a, normal(rng, a.shape, scale=3.0)))
+
+
 def _softmax(rng, large):
     return Case("softmax", (normal(rng, matrix_shape(rng, large), scale=4.0),))
 
@@ -59,6 +64,7 @@ SPECS = {
     "tanh": _forward("tanh"),
     "relu": _forward("relu"),
     "leaky_relu": _forward("leaky_relu", alpha=0.1),
+    "add_relu": OpCases(_add_relu),
     "softmax": OpCases(_softmax),
     "identity_backward": _backward("identity", reads_output=False),
     "heaviside_backward": _backward("heaviside", reads_output=False),
