@@ -5,9 +5,10 @@
 
 ``--strided`` times impl="im2col" against impl="polyphase" (the strided convolution as
 the stride-1 direct kernel on the input's polyphase split) on the strided layers of the
-zoo's networks, each at its own batch, forward with a fused ReLU and backward through it,
-and prints polyphase's time over im2col's: "auto" takes polyphase forward and im2col
-backward, read off this table.
+zoo's networks, each at its own batch, forward with a fused ReLU, backward through it, and
+backward for the weights alone (``input_grad=False``, a first layer), and prints
+polyphase's time over im2col's: "auto" takes polyphase forward and for the weights alone,
+im2col for a full backward pass, read off this table.
 
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
@@ -68,7 +69,7 @@ def strided_table(repeat: int, dtype) -> None:
     ops = get_ops("numba")
     rng = np.random.default_rng(0)
     print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase / im2col")
-    columns = ("i2c fwd", "pp fwd", "ratio", "i2c bwd", "pp bwd", "ratio")
+    columns = ("i2c fwd", "pp fwd", "ratio", "i2c bwd", "pp bwd", "ratio", "i2c dW", "pp dW", "ratio")
     header = f"{'layer':26s} " + " ".join(f"{c:>8s}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -84,8 +85,12 @@ def strided_table(repeat: int, dtype) -> None:
             times[impl, "bwd"] = median_ms(
                 lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, impl, relu_out=y), repeat
             )
+            weights_only = dict(relu_out=y, input_grad=False)
+            times[impl, "dW"] = median_ms(
+                lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, impl, **weights_only), repeat
+            )
         cells = []
-        for part in ("fwd", "bwd"):
+        for part in ("fwd", "bwd", "dW"):
             old, new = times["im2col", part], times["polyphase", part]
             cells.append(f"{old:8.2f} {new:8.2f} {new / old:8.2f}")
         print(f"{name:26s} {' '.join(cells)}")

@@ -198,6 +198,8 @@ def test_auto_rule():
         # strided: the polyphase split forward, im2col backward
         assert choose(C, F, K, stride=2, forward=True) == "polyphase"
         assert choose(C, F, K, stride=2) == "im2col"
+        g = numba_conv.conv_geometry("t", np.zeros((1, C, 9, 9)), np.zeros((F, C, K, K)), 2, 1)
+        assert numba_conv._choose(g, F, forward=False, input_grad=False) == "polyphase"  # dW alone
 
 
 # ---------------------------------------------------------------- oracles

@@ -62,18 +62,19 @@ def _padded(x, g):
     return xp
 
 
-def _choose(g, F: int, forward: bool = False) -> str:
-    """The "auto" rule: direct at stride 1; otherwise polyphase forward and im2col backward
-    (see :meth:`NumbaConvOps.conv2d`)."""
+def _choose(g, F: int, forward: bool = False, input_grad: bool = True) -> str:
+    """The "auto" rule: direct at stride 1; otherwise polyphase forward and for a backward
+    pass without dx (the weights alone), im2col for a full backward pass (see
+    :meth:`NumbaConvOps.conv2d`)."""
     if g.SH != 1 or g.SW != 1:
-        return "polyphase" if forward else "im2col"
+        return "polyphase" if forward or not input_grad else "im2col"
     return "direct"
 
 
-def _resolve(impl: str, g, F: int, forward: bool = False) -> str:
+def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True) -> str:
     """``impl`` with "auto" decided; "polyphase" at stride 1, or on an empty problem, is "direct"."""
     if impl == "auto":
-        impl = _choose(g, F, forward)
+        impl = _choose(g, F, forward, input_grad)
     if impl == "polyphase" and ((g.SH == 1 and g.SW == 1) or g.N * F * g.OH * g.OW * g.C == 0):
         return "direct" if g.SH == 1 and g.SW == 1 else "im2col"
     return impl
@@ -146,12 +147,13 @@ class NumbaConvOps:
         are the op's.
 
         Numba backend, ``impl="auto"``: "direct" at stride 1; at other strides
-        "polyphase" forward and "im2col" backward. "polyphase" runs a strided convolution
+        "polyphase" forward and for the weight gradients alone (``input_grad=False``, a
+        first layer), "im2col" for a full backward pass. "polyphase" runs a strided convolution
         as the stride-1 direct kernel on the input's polyphase split
         (:mod:`fastnn.kernels.conv.polyphase`). ``python benchmarks/bench_conv_impl.py
-        --strided`` times both on the zoo's strided layers: polyphase's forward took 0.53
-        to 0.81 of im2col's time on nearly every layer and run, its backward was as often
-        slower as faster (0.74 to 1.6).
+        --strided`` times both on the zoo's strided layers: polyphase took about 0.5 to
+        0.85 of im2col's time forward, 0.8 to 1.9 for a full backward pass and 0.3 to
+        0.6 for the weight gradients alone (im2col computes dx regardless).
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
         backward-weights tile (two vectors of channels by 12 taps, or four channels by
@@ -308,7 +310,7 @@ class NumbaConvOps:
         F = W.shape[0]
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
-        impl = _resolve(impl, g, F)
+        impl = _resolve(impl, g, F, input_grad=input_grad)
         if impl == "polyphase":
             return self._polyphase_backward(
                 dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
