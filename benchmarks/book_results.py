@@ -350,14 +350,11 @@ def accuracy_percent(model, x_test, t_test) -> float:
 
 def seconds_per_step(recipe: Recipe, backend: str, steps: int, x, t) -> float:
     """The mean time of ``steps`` timed training steps (after one untimed step) of a fresh copy
-    of the recipe's network on ``backend``, at its batch size; the NumPy backend's BLAS on
-    fastnn's threads. (threadpoolctl's limit also reaches the BLAS that Numba's kernels call,
-    which fastnn keeps on one thread inside its own parallel loops: two threads there made
-    a step of the dropout net 12 times slower, so the Numba backend runs outside it.)"""
+    of the recipe's network on ``backend``, at its batch size, NumPy's BLAS on fastnn's threads
+    (the Numba ops keep the BLAS inside their parallel kernels on one thread regardless)."""
     model, optimizer = recipe.build(backend)
     b = recipe.batch_size
-    limit = numpy_blas_threads(fnn.get_num_threads()) if backend == "numpy" else contextlib.nullcontext()
-    with limit:
+    with numpy_blas_threads(fnn.get_num_threads()):
         model.train_step(x[:b], t[:b], optimizer)
         start = time.perf_counter()
         for i in range(steps):
