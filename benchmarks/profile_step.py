@@ -1,9 +1,11 @@
 """Where a training step's time goes: each kernel call against the Python around them.
 
-    python benchmarks/profile_step.py [mlp|simple_convnet|deep_convnet] [--steps 200]
+    python benchmarks/profile_step.py [NETWORK] [--steps 200]
 
-Runs ``Sequential.train_step`` (batch 100, float32, Adam, numba backend, as ``fastnn
-bench`` does) and times every call of a :class:`fastnn._config.ParallelKernel` (the
+NETWORK is any network of the zoo (:mod:`fastnn.bench.zoo`; ``--help`` lists them;
+default mlp). Runs its call as ``fastnn bench --zoo`` does: ``Sequential.train_step`` (float32,
+Adam, numba backend) or ``predict``, at the zoo entry's batch and input shape, and times
+every call of a :class:`fastnn._config.ParallelKernel` (the
 kernels' serial/parallel dispatch, Numba's argument checks included) inside the steps.
 Prints, in call order, the median microseconds of each kernel call with its first
 argument's shape and whether it ran the parallel build, then the median step, the
@@ -20,7 +22,7 @@ import time
 import numpy as np
 
 from fastnn import _config
-from fastnn.bench.harness import NETWORKS, fastnn_step, mnist_like_batch
+from fastnn.bench import zoo, zoo_bench
 
 
 def profile(name: str, steps: int) -> None:
@@ -40,8 +42,9 @@ def profile(name: str, steps: int) -> None:
         )
         return result
 
-    x, t = mnist_like_batch()
-    step = fastnn_step(name, "numba", x, t)
+    entry = zoo.get(name)
+    x, t = zoo_bench.batch(entry)
+    _, step = zoo_bench.fastnn_call(entry, x, t)
     _config.ParallelKernel.__call__ = timed
     try:
         for _ in range(10):
@@ -60,7 +63,7 @@ def profile(name: str, steps: int) -> None:
     finally:
         _config.ParallelKernel.__call__ = original
     print(
-        f"{name}: {steps} steps back to back, batch 100, float32, Adam, "
+        f"{name}: {steps} {entry.kind} calls back to back, batch {entry.batch}, float32, Adam, "
         f"{_config.get_num_threads()} threads; median microseconds"
     )
     print(f"{'kernel':<44}{'first argument':<22}{'build':<10}{'us':>8}")
@@ -80,7 +83,7 @@ def profile(name: str, steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("network", nargs="?", default="mlp", choices=NETWORKS)
+    parser.add_argument("network", nargs="?", default="mlp", choices=list(zoo.ZOO))
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     profile(args.network, args.steps)

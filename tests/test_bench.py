@@ -105,6 +105,17 @@ def test_step_profile_lists_every_kernel_call_of_a_step(capsys):
     assert "(100, 784)" in out and "outside them" in out
 
 
+def test_step_profile_takes_any_zoo_network_at_its_batch(capsys):
+    """profile_step.py on a zoo entry: its call (``predict`` here) at the entry's batch."""
+    module = load_benchmark_script("profile_step")
+    module.profile("online_mlp", steps=2)
+    out = capsys.readouterr().out
+    assert "train calls back to back, batch 1," in out and "(1, 784)" in out
+    module.profile("predict_mlp", steps=2)
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-1]]
+    assert "affine_forward" in rows and "adam" not in rows and "affine_backward" not in rows
+
+
 # -- the regression gate: fastnn bench --compare ------------------------------------------
 
 

@@ -639,6 +639,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             PW,
             chunk,
             True,
+            True,
             Guarded((slots, rows * K), dtype, scratch=True),
             Guarded((slots, rows * F), dtype, scratch=True),
             Guarded((slots, rows * K), dtype, scratch=True),
@@ -667,6 +668,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             PW,
             chunk,
             False,  # weight_grad: dWm and db must stay untouched (run_kernel checks unguarded inputs)
+            True,
             Guarded((slots, rows * K), dtype, scratch=True),
             Guarded((slots, rows * F), dtype, scratch=True),
             Guarded((slots, rows * K), dtype, scratch=True),
@@ -677,6 +679,34 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             db,
         )
     close(dx, dx_ref, dtype, "im2col_backward dx (no weight_grad)")
+    untouched_dx = np.full(x.shape, SENTINEL, dtype)
+    with single_threaded_blas():
+        *_, dWm, db = run_kernel(  # the scratch rows and groups, then dW and db
+            conv_k.im2col_backward,
+            build,
+            x,
+            dy,
+            Wm,
+            KH,
+            KW,
+            SH,
+            SW,
+            PH,
+            PW,
+            chunk,
+            True,
+            False,  # input_grad: dx and the dcol rows must stay untouched
+            Guarded((slots, rows * K), dtype, scratch=True),
+            Guarded((slots, rows * F), dtype, scratch=True),
+            np.zeros((slots, rows * K), dtype),
+            Guarded((slots, F * K), dtype, scratch=True),
+            Guarded((groups, F * K), dtype),
+            untouched_dx,
+            Guarded((F, K), dtype),
+            Guarded(F, dtype),
+        )
+    close(dWm.reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW (no input_grad)")
+    close(db, db_ref, dtype, "im2col_backward db (no input_grad)")
 
 
 @SETTINGS

@@ -349,8 +349,7 @@ class NumbaConvOps:
         dtype = x.dtype
         if not (input_grad or weight_grad):
             return None, None, None
-        # the fused stride-1 kernel leaves dx alone without input_grad; the others write it
-        dx = np.empty(x.shape if input_grad or not fused else (0, 0, 0, 0), dtype=dtype)
+        dx = np.empty(x.shape if input_grad else (0, 0, 0, 0), dtype=dtype)  # untouched without it
         if out is None or not weight_grad:  # without weight_grad, arrays the kernels never touch
             dW, db = np.empty(W.shape, dtype=dtype), np.empty(F, dtype=dtype)
         else:
@@ -390,7 +389,8 @@ class NumbaConvOps:
                 if weight_grad:
                     xp = _padded(x, g)
                     conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)
-                conv_kernels.direct_backward_data_strided(work, dy, W, g.SH, g.SW, g.PH, g.PW, dx)
+                if input_grad:
+                    conv_kernels.direct_backward_data_strided(work, dy, W, g.SH, g.SW, g.PH, g.PW, dx)
         else:
             K = g.C * g.KH * g.KW
             chunk = _chunk(g, dtype.itemsize)
@@ -411,6 +411,7 @@ class NumbaConvOps:
                     g.PW,
                     chunk,
                     bool(weight_grad),
+                    bool(input_grad),
                     _scratch("col", (slots, rows * K), dtype),
                     _scratch("out", (slots, rows * F), dtype),
                     _scratch("dcol", (slots, rows * K), dtype),

@@ -212,6 +212,7 @@ def im2col_backward(
     PW,
     chunk,
     weight_grad,
+    input_grad,
     col_buf,
     dyt_buf,
     dcol_buf,
@@ -222,7 +223,9 @@ def im2col_backward(
     db,
 ):
     """conv2d gradients, parallel over fixed groups of image chunks; dWm is dW as (F, C*KH*KW).
-    Without ``weight_grad`` (a frozen layer) only dx: dWm, db, dw_buf and dw_groups are not touched.
+    Without ``weight_grad`` (a frozen layer) only dx: dWm, db, dw_buf, dw_groups and col_buf
+    are not touched (x is not unfolded). Without ``input_grad`` (the first layer) only dW and
+    db: dx and dcol_buf are not touched.
 
     The chunks are split into G = dw_groups.shape[0] groups (a number the caller fixes,
     not the thread count). Per chunk: colT = transposed im2col; dyT (F, rows) = dy of the
@@ -256,7 +259,7 @@ def im2col_backward(
             colT = col_buf[slot, : K * rows].reshape(K, rows)
             dyt = dyt_buf[slot, : F * rows].reshape(F, rows)
             dcolT = dcol_buf[slot, : K * rows].reshape(K, rows)
-            for pair in range(nb * C):
+            for pair in range(nb * C if weight_grad else 0):
                 nn = pair // C
                 c = pair - nn * C
                 _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, colT)
@@ -272,6 +275,8 @@ def im2col_backward(
                 for f in range(F):
                     for k in range(K):
                         dwg[f, k] += dwt[f, k]
+            if not input_grad:
+                continue
             np.dot(Wm.T, dyt, dcolT)
             for pair in range(nb * C):
                 nn = pair // C
