@@ -624,87 +624,50 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             Guarded((N, F, OH, OW), dtype),
         )
         close(y, REF.sigmoid(y_ref), dtype, "im2col_forward (sigmoid)")
-        groups = min(-(-N // chunk), 16)
-        outs = run_kernel(
-            conv_k.im2col_backward,
-            build,
-            x,
-            dy,
-            Wm,
-            KH,
-            KW,
-            SH,
-            SW,
-            PH,
-            PW,
-            chunk,
-            True,
-            True,
-            Guarded((slots, rows * K), dtype, scratch=True),
-            Guarded((slots, rows * F), dtype, scratch=True),
-            Guarded((slots, rows * K), dtype, scratch=True),
-            Guarded((slots, F * K), dtype, scratch=True),
-            Guarded((groups, F * K), dtype),
-            Guarded(x.shape, dtype),
-            Guarded((F, K), dtype),
-            Guarded(F, dtype),
-        )
-    close(outs[5], dx_ref, dtype, "im2col_backward dx")
-    close(outs[6].reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW")
-    close(outs[7], db_ref, dtype, "im2col_backward db")
+    groups = min(-(-N // chunk), 16)
+
+    def scratch(size):
+        return Guarded((slots, size), dtype, scratch=True)
+
+    def backward(weight_grad, input_grad, col, dcol, dw, dw_groups, dx, dWm, db):
+        """im2col_backward's Guarded outputs; unguarded arrays must stay untouched."""
+        with single_threaded_blas():
+            return run_kernel(
+                conv_k.im2col_backward,
+                build,
+                *(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, weight_grad, input_grad),
+                *(col, scratch(rows * F), dcol, dw, dw_groups, dx, dWm, db),
+            )
+
+    *_, dx, dWm, db = backward(
+        True,
+        True,
+        *(scratch(rows * K), scratch(rows * K), scratch(F * K), Guarded((groups, F * K), dtype)),
+        *(Guarded(x.shape, dtype), Guarded((F, K), dtype), Guarded(F, dtype)),
+    )
+    close(dx, dx_ref, dtype, "im2col_backward dx")
+    close(dWm.reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW")
+    close(db, db_ref, dtype, "im2col_backward db")
+    # without weight_grad: x is not unfolded, and dWm, db and their scratch stay untouched
+    untouched = [
+        np.full(shape, SENTINEL, dtype) for shape in ((slots, rows * K), (slots, F * K), (groups, F * K))
+    ]
     dWm, db = np.full((F, K), SENTINEL, dtype), np.full(F, SENTINEL, dtype)
-    with single_threaded_blas():
-        *_, dx = run_kernel(  # the scratch rows, then dx
-            conv_k.im2col_backward,
-            build,
-            x,
-            dy,
-            Wm,
-            KH,
-            KW,
-            SH,
-            SW,
-            PH,
-            PW,
-            chunk,
-            False,  # weight_grad: dWm and db must stay untouched (run_kernel checks unguarded inputs)
-            True,
-            Guarded((slots, rows * K), dtype, scratch=True),
-            Guarded((slots, rows * F), dtype, scratch=True),
-            Guarded((slots, rows * K), dtype, scratch=True),
-            np.zeros((slots, F * K), dtype),
-            np.zeros((groups, F * K), dtype),
-            Guarded(x.shape, dtype),
-            dWm,
-            db,
-        )
+    *_, dx = backward(
+        False, True, untouched[0], scratch(rows * K), *untouched[1:], Guarded(x.shape, dtype), dWm, db
+    )
     close(dx, dx_ref, dtype, "im2col_backward dx (no weight_grad)")
-    untouched_dx = np.full(x.shape, SENTINEL, dtype)
-    with single_threaded_blas():
-        *_, dWm, db = run_kernel(  # the scratch rows and groups, then dW and db
-            conv_k.im2col_backward,
-            build,
-            x,
-            dy,
-            Wm,
-            KH,
-            KW,
-            SH,
-            SW,
-            PH,
-            PW,
-            chunk,
-            True,
-            False,  # input_grad: dx and the dcol rows must stay untouched
-            Guarded((slots, rows * K), dtype, scratch=True),
-            Guarded((slots, rows * F), dtype, scratch=True),
-            np.zeros((slots, rows * K), dtype),
-            Guarded((slots, F * K), dtype, scratch=True),
-            Guarded((groups, F * K), dtype),
-            untouched_dx,
-            Guarded((F, K), dtype),
-            Guarded(F, dtype),
-        )
+    # without input_grad: dx and the dcol rows stay untouched
+    untouched_dcol, untouched_dx = (
+        np.full((slots, rows * K), SENTINEL, dtype),
+        np.full(x.shape, SENTINEL, dtype),
+    )
+    *_, dWm, db = backward(
+        True,
+        False,
+        *(scratch(rows * K), untouched_dcol, scratch(F * K), Guarded((groups, F * K), dtype)),
+        *(untouched_dx, Guarded((F, K), dtype), Guarded(F, dtype)),
+    )
     close(dWm.reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW (no input_grad)")
     close(db, db_ref, dtype, "im2col_backward db (no input_grad)")
 
