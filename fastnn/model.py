@@ -20,6 +20,13 @@ from .serialization import register_model_class, save_model
 
 DTYPES = ("float32", "float64")
 
+#: ``predict`` and ``evaluate`` without a ``batch_size`` take chunks of at least this many
+#: samples ...
+INFERENCE_BATCH = 256
+#: ... and of more while the chunk's largest layer output (or its input) stays within
+#: this many bytes (:meth:`Sequential.inference_batch_size`).
+INFERENCE_CHUNK_BYTES = 4 << 20
+
 
 @register_model_class
 class Sequential:
@@ -413,37 +420,61 @@ class Sequential:
         """Train with mini-batches; returns a History. See :func:`fastnn.training.fit`."""
         return training.fit(self, x, t, epochs=epochs, batch_size=batch_size, optimizer=optimizer, **kwargs)
 
-    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+    def predict(self, x, batch_size: int | None = None) -> np.ndarray:
         """The network's raw outputs for x (N, ...), computed in batches (inference mode).
 
         These are the last layer's outputs before the loss: logits (N, C) for a model
         trained with SoftmaxCrossEntropy, not probabilities. :meth:`predict_proba` gives
-        the probabilities and :meth:`predict_classes` the class indices.
+        the probabilities and :meth:`predict_classes` the class indices. ``batch_size``:
+        samples per chunk; None takes :meth:`inference_batch_size`.
         """
         return self._predict(x, batch_size, "Sequential.predict")
 
-    def _predict(self, x, batch_size: int, where: str) -> np.ndarray:
+    def inference_batch_size(self, sample_shape) -> int:
+        """Samples per chunk of :meth:`predict` and :meth:`evaluate` without a ``batch_size``.
+
+        max(INFERENCE_BATCH, INFERENCE_CHUNK_BYTES // (largest * itemsize)), with
+        ``largest`` the most values one sample has at any layer's output or at the input:
+        256 for networks whose activations are large (a conv net on MNIST, whose chunk's
+        outputs outgrow the cache), more for small ones (1,337 for an MLP on MNIST), whose
+        chunks of 256 spend more of their time in the Python between the kernels.
+        """
+        shape = tuple(int(s) for s in sample_shape)
+        largest = int(np.prod(shape))
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            largest = max(largest, int(np.prod(shape)))
+        itemsize = np.dtype(self.dtype).itemsize
+        return max(INFERENCE_BATCH, INFERENCE_CHUNK_BYTES // max(1, largest * itemsize))
+
+    def _inference_batch(self, where: str, batch_size, x) -> int:
+        if batch_size is None:
+            return self.inference_batch_size(x.shape[1:])
+        return check_batch_size(where, batch_size)
+
+    def _predict(self, x, batch_size, where: str) -> np.ndarray:
         x = self.prepare_input(x, where)
-        batch_size = check_batch_size(where, batch_size)
+        batch_size = self._inference_batch(where, batch_size, x)
         outputs = [self._forward(x[i : i + batch_size], train=False) for i in range(0, len(x), batch_size)]
         if not outputs:
             raise ValueError(f"{where}: x is empty; expected at least one sample")
         return np.concatenate(outputs)
 
-    def predict_proba(self, x, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, x, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (N, C) for x: the loss's reading of the outputs,
         ``loss_fn.probabilities(predict(x))`` (softmax for SoftmaxCrossEntropy, rows sum
         to 1). A TypeError for a loss that has none, such as MeanSquaredError."""
         self.loss_fn.probabilities(np.zeros((1, 2), self.dtype))  # a loss without them fails before the work
         return self.loss_fn.probabilities(self._predict(x, batch_size, "Sequential.predict_proba"))
 
-    def predict_classes(self, x, batch_size: int = 256) -> np.ndarray:
+    def predict_classes(self, x, batch_size: int | None = None) -> np.ndarray:
         """Predicted class indices (N,) int64: ``loss_fn.classes(predict(x))`` (the argmax of
         the outputs for SoftmaxCrossEntropy)."""
         return self.loss_fn.classes(self._predict(x, batch_size, "Sequential.predict_classes"))
 
-    def evaluate(self, x, t, batch_size: int = 256, metrics=None) -> dict:
-        """{"loss": mean loss, "accuracy": fraction correct} over (x, t), in batches.
+    def evaluate(self, x, t, batch_size: int | None = None, metrics=None) -> dict:
+        """{"loss": mean loss, "accuracy": fraction correct} over (x, t), in batches
+        (``batch_size`` as :meth:`predict` takes it).
 
         ``metrics``: more entries, each computed over the whole set: names from
         :data:`fastnn.metrics.NAMED_METRICS` ("accuracy", "top_k_accuracy", "precision",
@@ -459,7 +490,7 @@ class Sequential:
                 f"Sequential.evaluate: x has {len(x)} samples and t has {len(t)}; "
                 "expected the same, non-zero count"
             )
-        batch_size = check_batch_size("Sequential.evaluate", batch_size)
+        batch_size = self._inference_batch("Sequential.evaluate", batch_size, x)
         total_loss, correct, outputs = 0.0, 0, []
         for i in range(0, len(x), batch_size):
             xb, tb = x[i : i + batch_size], t[i : i + batch_size]

@@ -130,7 +130,9 @@ def _image(sample: np.ndarray) -> tuple[np.ndarray, str | None]:
     return sample.reshape(1, -1), "gray"
 
 
-def plot_misclassified(model, x, t, path, max_images: int = 36, labels=None, batch_size: int = 256) -> Path:
+def plot_misclassified(
+    model, x, t, path, max_images: int = 36, labels=None, batch_size: int | None = None
+) -> Path:
     """A grid of the first ``max_images`` misclassified samples, titled "pred P / true T".
 
     ``labels`` (a sequence of class names) replaces the class indices in the titles.

@@ -121,6 +121,31 @@ def test_predict_and_evaluate_run_in_batches_with_the_same_result():
     assert large["accuracy"] == np.mean(whole.argmax(1) == t)
 
 
+def test_the_default_inference_batch_grows_for_small_networks_only():
+    """Without batch_size, predict and evaluate take chunks of at least 256 samples, more
+    while a chunk's largest layer output stays within INFERENCE_CHUNK_BYTES."""
+    from fastnn import model as model_module
+
+    mlp = fnn.models.mlp(seed=0)  # 784 inputs are its largest sample: 4 MiB / (784 * 4 bytes)
+    assert mlp.inference_batch_size((1, 28, 28)) == model_module.INFERENCE_CHUNK_BYTES // (784 * 4) == 1337
+    conv = fnn.models.deep_convnet(seed=0)  # 16 x 28 x 28 outputs: a chunk of 256 is already 12 MiB
+    assert conv.inference_batch_size((1, 28, 28)) == model_module.INFERENCE_BATCH == 256
+    wide = fnn.Sequential([fnn.Dense(4, 100000)], seed=0)  # 400 kB a sample: the floor holds
+    assert wide.inference_batch_size((4,)) == 256
+    x, t = blobs(103)
+    model = small_model()
+    chunks = []
+    original = model._forward
+    model._forward = lambda xb, train: chunks.append(len(xb)) or original(xb, train)
+    np.testing.assert_array_equal(
+        model.predict(x), model.predict(x, batch_size=model.inference_batch_size((4,)))
+    )
+    assert chunks == [103, 103]  # one chunk: a small network's default holds all 103
+    assert model.evaluate(x, t) == model.evaluate(x, t, batch_size=103)
+    with pytest.raises(ValueError, match="Sequential.predict: batch_size"):
+        model.predict(x, batch_size=0)
+
+
 # -- bad input -------------------------------------------------------------------
 
 

@@ -35,7 +35,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="the digits train/test split (default 0, as fastnn train's)"
     )
     evaluate.add_argument(
-        "--batch-size", type=positive_int, default=256, help="inference batch (default: 256)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="samples per inference chunk (default: 256, more for small networks)",
     )
     evaluate.add_argument(
         "--metrics",

@@ -28,7 +28,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--proba", action="store_true", help="class probabilities (N, C) instead of class indices"
     )
     predict.add_argument(
-        "--batch-size", type=positive_int, default=256, help="inference batch (default: 256)"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="samples per inference chunk (default: 256, more for small networks)",
     )
     return predict
 
