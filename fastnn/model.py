@@ -205,6 +205,8 @@ class Sequential:
     def input_shape(self, shape) -> None:
         #: Sample shapes the model was checked to take: shape -> the layers' ids then.
         self._fitting_shapes: dict[tuple, tuple] = {}
+        #: inference_batch_size's answers: sample shape -> (the layers' ids then, batch).
+        self._inference_batches: dict[tuple, tuple] = {}
         self._input_shape = None
         if shape is not None:
             shape = self._sample_shape_argument(shape, "Sequential(input_shape=...)")
@@ -448,9 +450,16 @@ class Sequential:
         return max(INFERENCE_BATCH, INFERENCE_CHUNK_BYTES // max(1, largest * itemsize))
 
     def _inference_batch(self, where: str, batch_size, x) -> int:
-        if batch_size is None:
-            return self.inference_batch_size(x.shape[1:])
-        return check_batch_size(where, batch_size)
+        """``batch_size`` checked, or for None :meth:`inference_batch_size`, remembered per
+        sample shape until the layers change (a walk over them costs as much as a small
+        predict)."""
+        if batch_size is not None:
+            return check_batch_size(where, batch_size)
+        sample, layer_ids = x.shape[1:], tuple(map(id, self.layers))
+        known = self._inference_batches.get(sample)
+        if known is None or known[0] != layer_ids:
+            known = self._inference_batches[sample] = (layer_ids, self.inference_batch_size(sample))
+        return known[1]
 
     def _predict(self, x, batch_size, where: str) -> np.ndarray:
         x = self.prepare_input(x, where)

@@ -144,6 +144,15 @@ def test_the_default_inference_batch_grows_for_small_networks_only():
     assert model.evaluate(x, t) == model.evaluate(x, t, batch_size=103)
     with pytest.raises(ValueError, match="Sequential.predict: batch_size"):
         model.predict(x, batch_size=0)
+    walks = []
+    model.inference_batch_size = lambda shape: walks.append(shape) or 50
+    model._inference_batches.clear()
+    model.predict(x), model.predict(x[:7]), model.evaluate(x, t)
+    assert walks == [(4,)]  # the layers are walked once per sample shape, not per call
+    model.layers.append(fnn.Identity())  # other layers: walked again
+    chunks.clear()
+    model.predict(x)
+    assert walks == [(4,), (4,)] and chunks == [50, 50, 3]
 
 
 # -- bad input -------------------------------------------------------------------
