@@ -8,7 +8,9 @@ the stride-1 direct kernel on the input's polyphase split) on the strided layers
 zoo's networks, each at its own batch, forward with a fused ReLU, backward through it, and
 backward for the weights alone (``input_grad=False``, a first layer), and prints
 polyphase's time over im2col's: "auto" takes polyphase forward and for the weights alone,
-im2col for a full backward pass, read off this table.
+im2col for a full backward pass, read off this table. The last columns time a split full
+backward pass, polyphase's weights alone plus im2col's dx alone (``weight_grad=False``),
+over im2col's full pass, all three without the fused ReLU.
 
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
@@ -70,6 +72,7 @@ def strided_table(repeat: int, dtype) -> None:
     rng = np.random.default_rng(0)
     print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase / im2col")
     columns = ("i2c fwd", "pp fwd", "ratio", "i2c bwd", "pp bwd", "ratio", "i2c dW", "pp dW", "ratio")
+    columns += ("i2c dx", "split", "ratio")
     header = f"{'layer':26s} " + " ".join(f"{c:>8s}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -89,10 +92,20 @@ def strided_table(repeat: int, dtype) -> None:
             times[impl, "dW"] = median_ms(
                 lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, impl, **weights_only), repeat
             )
+        # the split, and im2col's full pass it is measured against, without a fused ReLU
+        full = median_ms(lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, "im2col"), repeat)
+        dx_alone = median_ms(
+            lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, "im2col", weight_grad=False), repeat
+        )
+        weights_alone = median_ms(
+            lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, "polyphase", input_grad=False), repeat
+        )
+        split = weights_alone + dx_alone
         cells = []
         for part in ("fwd", "bwd", "dW"):
             old, new = times["im2col", part], times["polyphase", part]
             cells.append(f"{old:8.2f} {new:8.2f} {new / old:8.2f}")
+        cells.append(f"{dx_alone:8.2f} {split:8.2f} {split / full:8.2f}")
         print(f"{name:26s} {' '.join(cells)}")
 
 
