@@ -187,3 +187,28 @@ def test_the_workers_list_round_trips_through_json_without_pickle():
     back = _decode_item(json.loads(json.dumps(_encode_item(item))))
     assert back == item
     assert _encode_item(Item("m", "f", "", (types.none,))) is None  # compiled where it is called
+
+
+_BACKWARD_FIRST = (
+    "import numpy as np; from fastnn.backends import get_ops; ops = get_ops('numba'); "
+    "rng = np.random.default_rng(0); x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32); "
+    "W = rng.standard_normal((8, 3, 3, 3)).astype(np.float32); "
+    "dy = rng.standard_normal((2, 8, 9, 9)).astype(np.float32); "
+    "dx, dW, db = ops.conv2d_backward(dy, x, W, 1, 1, impl='direct'); print(float(abs(dx).sum()))"
+)
+
+
+@pytest.mark.slow
+def test_a_convolutions_backward_compiles_before_its_forward(tmp_path):
+    """On an empty cache, a backward pass with no forward before it in the process compiles.
+
+    Its data-gradient helper is compiled without reference counts and calls the forward's
+    register tiles; compiled first from there they inherit that flag, so any allocation in
+    them fails to type (as the forward's ``np.empty`` of an unused argmax once did).
+    """
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", _BACKWARD_FIRST], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.split()[-1]) > 0

@@ -287,7 +287,7 @@ def _conv_rows(xn, Win, offs, packed, packed_bias, relu, yn):
     P = OH * OW
     out = yn.reshape(O * P)
     per_row = (OW + L - 1) // L
-    no_argmax = np.empty(0, dtype=np.int64)
+    no_argmax = offs[:0]  # unused without pooling; a view, so no allocation (see _conv_planes)
     for ob in range(packed.shape[0]):
         wb = packed[ob]
         bb = packed_bias[ob * OUT_BLOCK : (ob + 1) * OUT_BLOCK]
@@ -382,6 +382,10 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     J = (OH-1)*Win + OW rounded up to whole vectors: output pixel (i, j) is computed at
     flat position i*Win + j of the wide run (see the module doc), eight output channels
     by two vectors of pixels a tile, then the valid columns are copied out.
+    Allocates nothing, so a helper compiled without reference counts
+    (``jit(refcounts=False)``, such as the backward pass's ``_correlate_item``) may call it:
+    a callee compiled first from such a caller inherits that flag, and an allocation in it
+    would not compile.
     """
     wide_vectors()
     O, OH, OW = yn.shape
@@ -393,7 +397,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
     J = (OH - 1) * Win + OW
     V = (J + L - 1) // L
     S = V * L
-    no_argmax = np.empty(0, dtype=np.int64)
+    no_argmax = offs[:0]  # unused without pooling; a view, so no allocation (see _conv_planes)
     for ob in range(packed.shape[0]):
         wb = packed[ob]
         bb = packed_bias[ob * OUT_BLOCK : (ob + 1) * OUT_BLOCK]
