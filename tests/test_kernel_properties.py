@@ -642,7 +642,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     *_, dx, dWm, db = backward(
         True,
         True,
-        *(scratch(rows * K), scratch(rows * K), scratch(F * K), Guarded((groups, F * K), dtype)),
+        *(scratch(rows * K), scratch(rows * K), scratch(F * K), Guarded((groups, F * K + F), dtype)),
         *(Guarded(x.shape, dtype), Guarded((F, K), dtype), Guarded(F, dtype)),
     )
     close(dx, dx_ref, dtype, "im2col_backward dx")
@@ -650,7 +650,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     close(db, db_ref, dtype, "im2col_backward db")
     # without weight_grad: x is not unfolded, and dWm, db and their scratch stay untouched
     untouched = [
-        np.full(shape, SENTINEL, dtype) for shape in ((slots, rows * K), (slots, F * K), (groups, F * K))
+        np.full(shape, SENTINEL, dtype) for shape in ((slots, rows * K), (slots, F * K), (groups, F * K + F))
     ]
     dWm, db = np.full((F, K), SENTINEL, dtype), np.full(F, SENTINEL, dtype)
     *_, dx = backward(
@@ -665,7 +665,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     *_, dWm, db = backward(
         True,
         False,
-        *(scratch(rows * K), untouched_dcol, scratch(F * K), Guarded((groups, F * K), dtype)),
+        *(scratch(rows * K), untouched_dcol, scratch(F * K), Guarded((groups, F * K + F), dtype)),
         *(untouched_dx, Guarded((F, K), dtype), Guarded(F, dtype)),
     )
     close(dWm.reshape(Wt.shape), dW_ref, dtype, "im2col_backward dW (no input_grad)")

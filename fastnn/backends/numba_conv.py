@@ -416,7 +416,7 @@ class NumbaConvOps:
                     _scratch("out", (slots, rows * F), dtype),
                     _scratch("dcol", (slots, rows * K), dtype),
                     _scratch("dw", (slots, F * K), dtype),
-                    np.empty((groups, F * K), dtype=dtype),
+                    np.empty((groups, F * K + F), dtype=dtype),
                     dx,
                     dW.reshape(F, K),
                     db,

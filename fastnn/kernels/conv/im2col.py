@@ -101,35 +101,43 @@ def _valid_cols(kw, SW, PW, W, OW):
 def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, colT):
     """Columns of image n, channel c into colT[(c, kh, kw), start:start + OH*OW] (transposed im2col).
 
-    Every (kh, kw) row is a run of output rows, each a contiguous copy (SW = 1) of an input row.
+    Writes only the entries whose window position lies inside x; those in the zero padding
+    must already hold zeros (:func:`_zero_padding_once`). Each (kh, kw) row is a run of
+    output rows, each a copy of an input row, contiguous at SW = 1 and strided otherwise.
     """
     H, W = x.shape[2], x.shape[3]
-    zero = typed(colT, 0.0)
-    xc = x[n, c]
+    xc = x[n, c].reshape(H * W)
     for kh in range(KH):
+        ilo, ihi = _valid_cols(kh, SH, PH, H, OH)
         for kw in range(KW):
             dst = colT[(c * KH + kh) * KW + kw]
             lo, hi = _valid_cols(kw, SW, PW, W, OW)
-            for i in range(OH):
-                h = i * SH + kh - PH
-                d = dst[start + i * OW : start + (i + 1) * OW]
-                if h < 0 or h >= H:
-                    for j in range(OW):
-                        d[j] = zero
+            for i in range(ilo, ihi):
+                o = start + i * OW
+                s0 = (i * SH + kh - PH) * W + kw - PW
+                if SW == 1:
+                    for j in range(lo, hi):
+                        dst[o + j] = xc[s0 + j]
                 else:
-                    for j in range(lo):
-                        d[j] = zero
-                    if SW == 1:
-                        src = xc[h, lo + kw - PW : hi + kw - PW]
-                        dd = d[lo:hi]
-                        for j in range(hi - lo):
-                            dd[j] = src[j]
-                    else:
-                        row = xc[h]
-                        for j in range(lo, hi):
-                            d[j] = row[j * SW + kw - PW]
-                    for j in range(hi, OW):
-                        d[j] = zero
+                    for j in range(lo, hi):
+                        dst[o + j] = xc[s0 + j * SW]
+
+
+@jit(inline="always")
+def _zero_padding_once(colT, rows, slot, zeroed_rows, PH, PW):
+    """Zero a thread's colT scratch before its first chunk of ``rows`` rows in this call.
+
+    :func:`_im2colT_plane` skips the entries that fall in the zero padding; they sit at the
+    same places in every chunk of the same row count, so one zeroing per thread and row
+    count serves all its chunks. ``zeroed_rows[slot]`` records the row count last zeroed for.
+    Without padding every entry is written and nothing is zeroed.
+    """
+    if (PH > 0 or PW > 0) and zeroed_rows[slot] != rows:
+        zero = typed(colT, 0.0)
+        flat = colT.reshape(colT.size)
+        for q in range(flat.size):
+            flat[q] = zero
+        zeroed_rows[slot] = rows
 
 
 @jit(inline="always")
@@ -137,26 +145,23 @@ def _col2imT_plane(dcolT, start, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
     """dx[n, c] = scatter-add of dcolT[(c, kh, kw), start:start + OH*OW] (overwrites dx[n, c])."""
     H, W = dx.shape[2], dx.shape[3]
     zero = typed(dx, 0.0)
-    out = dx[n, c]
-    for h in range(H):
-        for w in range(W):
-            out[h, w] = zero
+    out = dx[n, c].reshape(H * W)
+    for q in range(H * W):
+        out[q] = zero
     for kh in range(KH):
+        ilo, ihi = _valid_cols(kh, SH, PH, H, OH)
         for kw in range(KW):
             src = dcolT[(c * KH + kh) * KW + kw]
             lo, hi = _valid_cols(kw, SW, PW, W, OW)
-            for i in range(OH):
-                h = i * SH + kh - PH
-                if h >= 0 and h < H:
-                    s = src[start + i * OW + lo : start + i * OW + hi]
-                    if SW == 1:
-                        o = out[h, lo + kw - PW : hi + kw - PW]
-                        for j in range(hi - lo):
-                            o[j] += s[j]
-                    else:
-                        row = out[h]
-                        for j in range(hi - lo):
-                            row[(lo + j) * SW + kw - PW] += s[j]
+            for i in range(ilo, ihi):
+                o = start + i * OW
+                d0 = (i * SH + kh - PH) * W + kw - PW
+                if SW == 1:
+                    for j in range(lo, hi):
+                        out[d0 + j] += src[o + j]
+                else:
+                    for j in range(lo, hi):
+                        out[d0 + j * SW] += src[o + j]
 
 
 @parallel_kernel
@@ -176,6 +181,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
     OH, OW = y.shape[2], y.shape[3]
     P = OH * OW
     n_chunks = (N + chunk - 1) // chunk
+    zeroed_rows = np.zeros(col_buf.shape[0], dtype=np.int64)
     for ci in prange(n_chunks):
         wide_vectors()
         slot = get_thread_id()
@@ -184,6 +190,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
         rows = nb * P
         colT = col_buf[slot, : K * rows].reshape(K, rows)
         out = out_buf[slot, : F * rows].reshape(F, rows)
+        _zero_padding_once(colT, rows, slot, zeroed_rows, PH, PW)
         for pair in range(nb * C):
             nn = pair // C
             c = pair - nn * C
@@ -231,10 +238,11 @@ def im2col_backward(
     not the thread count). Per chunk: colT = transposed im2col; dyT (F, rows) = dy of the
     chunk; dW_group += dyT @ colT.T; dcolT = Wm.T @ dyT (BLAS, kept single-threaded by
     the caller); dx[n, c] = col2im of dcolT (each plane written by one thread).
-    Then, serially (one parallel region per call), dW = sum of the group partials in
-    group order and db[f] = sum dy[:, f], so the result does not depend on the thread
-    count. The chunks are spread evenly over the groups. Scratch rows are per thread
-    (numba.get_thread_id()): col_buf/dcol_buf K*rows, dyt_buf F*rows, dw_buf F*K.
+    Each group also sums its chunks' dy into db partials (dw_groups holds F*K + F values
+    per group: dW's partial, then db's). Then, serially (one parallel region per call), dW
+    and db = the sums of the group partials in group order, so the result does not depend
+    on the thread count. The chunks are spread evenly over the groups. Scratch rows are per
+    thread (numba.get_thread_id()): col_buf/dcol_buf K*rows, dyt_buf F*rows, dw_buf F*K.
     """
     N, C = x.shape[0], x.shape[1]
     F, K = Wm.shape
@@ -243,22 +251,26 @@ def im2col_backward(
     G = dw_groups.shape[0]
     zero = typed(dx, 0.0)
     n_chunks = (N + chunk - 1) // chunk
+    zeroed_rows = np.zeros(col_buf.shape[0], dtype=np.int64)
     for g in prange(G):
         wide_vectors()
         slot = get_thread_id()
-        dwg = dw_groups[g].reshape(F, K)
+        dwg = dw_groups[g, : F * K].reshape(F, K)
+        dbg = dw_groups[g, F * K : F * K + F]
         for f in range(F if weight_grad else 0):
-            for k in range(K):
-                dwg[f, k] = zero
+            dbg[f] = zero
         dwt = dw_buf[slot, : F * K].reshape(F, K)
         # chunks spread evenly over the groups (no empty trailing groups)
-        for ci in range((g * n_chunks) // G, ((g + 1) * n_chunks) // G):
+        first = (g * n_chunks) // G
+        for ci in range(first, ((g + 1) * n_chunks) // G):
             n0 = ci * chunk
             nb = min(N, n0 + chunk) - n0
             rows = nb * P
             colT = col_buf[slot, : K * rows].reshape(K, rows)
             dyt = dyt_buf[slot, : F * rows].reshape(F, rows)
             dcolT = dcol_buf[slot, : K * rows].reshape(K, rows)
+            if weight_grad:
+                _zero_padding_once(colT, rows, slot, zeroed_rows, PH, PW)
             for pair in range(nb * C if weight_grad else 0):
                 nn = pair // C
                 c = pair - nn * C
@@ -268,13 +280,20 @@ def im2col_backward(
                 f = pair - nn * F
                 src = dy[n0 + nn, f].reshape(P)
                 dst = dyt[f, nn * P : (nn + 1) * P]
+                s = zero
                 for p in range(P):
                     dst[p] = src[p]
+                    s += src[p]
+                if weight_grad:
+                    dbg[f] += s
             if weight_grad:
-                np.dot(dyt, colT.T, dwt)
-                for f in range(F):
-                    for k in range(K):
-                        dwg[f, k] += dwt[f, k]
+                if ci == first:
+                    np.dot(dyt, colT.T, dwg)
+                else:
+                    np.dot(dyt, colT.T, dwt)
+                    for f in range(F):
+                        for k in range(K):
+                            dwg[f, k] += dwt[f, k]
             if not input_grad:
                 continue
             np.dot(Wm.T, dyt, dcolT)
@@ -282,16 +301,16 @@ def im2col_backward(
                 nn = pair // C
                 c = pair - nn * C
                 _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
-    # serially, after the loop: a second parallel region costs more than these sums
-    for f in range(F if weight_grad else 0):
-        s = zero
-        for n in range(N):
-            d = dy[n, f].reshape(P)
-            for p in range(P):
-                s += d[p]
-        db[f] = s
-        for k in range(K):
-            t = zero
-            for g in range(G):
-                t += dw_groups[g, f * K + k]
-            dWm[f, k] = t
+    # serially, after the loop (a second parallel region costs more): the group partials
+    # summed in group order, whole rows at a time
+    if weight_grad:
+        dw_flat = dWm.reshape(F * K)
+        for q in range(F * K):
+            dw_flat[q] = zero
+        for f in range(F):
+            db[f] = zero
+        for g in range(G):
+            for q in range(F * K):
+                dw_flat[q] += dw_groups[g, q]
+            for f in range(F):
+                db[f] += dw_groups[g, F * K + f]
