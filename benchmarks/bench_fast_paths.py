@@ -12,6 +12,9 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   parameters: why optimizer steps count as OPTIM_WORK_PER_PARAM operations per parameter;
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
+* 3x3 stride-1 max pooling with padding 1 (the Inception branch's) on (100, 80, 14, 14)
+  and (100, 120, 7, 7): the stride-1 kernel (whole-plane passes per window tap)
+  against the general kernel (one window at a time);
 * Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
 * the same layer's affine kernels with their GEMMs split two ways (fastnn.kernels.affine):
   the forward by depth against by batch rows, the backward with dx split by columns
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 
+import numba
 import numpy as np
 
 from fastnn.backends import get_ops
@@ -32,6 +36,7 @@ from fastnn.kernels import affine as affine_kernels
 from fastnn.kernels import optim as optim_kernels
 from fastnn.kernels import pool as pool_kernels
 from fastnn.kernels import tuning
+from fastnn.kernels.activations import ACT_IDENTITY, ACT_RELU
 
 
 def interleaved_us(a, b, repeat: int) -> tuple[float, float]:
@@ -108,6 +113,25 @@ def main(argv=None) -> None:
         ),
     )
 
+    for shape in ((100, 80, 14, 14), (100, 120, 7, 7)):
+        xs = rng.standard_normal(shape).astype(np.float32)
+        ys = np.empty(shape, np.float32)
+        ats = np.empty(shape, np.int64)
+        slots = max(1, numba.get_num_threads())
+        plane = np.empty((slots, (shape[2] + 2) * (shape[3] + 2)), np.float32)
+        wide = (shape[2] - 1) * (shape[3] + 2) + shape[3]
+        best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int64)
+        report(
+            f"maxpool 3x3 s1 pad 1 {shape}, s1 / general",
+            "s1",
+            "general",
+            *interleaved_us(
+                lambda: pool_kernels.maxpool_forward_s1.parallel(xs, 3, 3, 1, 1, plane, best, tap, ys, ats),
+                lambda: pool_kernels.maxpool_forward.parallel(xs, 3, 3, 1, 1, 1, 1, ys, ats),
+                args.repeat,
+            ),
+        )
+
     xd = rng.random((100, 4320), dtype=np.float32)
     Wd = rng.random((4320, 100), dtype=np.float32)
     bd = rng.random(100, dtype=np.float32)
@@ -121,13 +145,17 @@ def main(argv=None) -> None:
     yd = np.empty((100, 100), np.float32)
     partial = np.empty((tuning.GEMM_PARTS - 1, 100, 100), np.float32)
     no_partial = np.empty((0, 0, 0), np.float32)
+
+    def forward(split):
+        affine_kernels.affine_forward.parallel(xd, Wd, bd, ACT_RELU, np.float32(0), split, yd)
+
     report(
         "Dense(4320->100) forward, by depth / by rows",
         "depth",
         "rows",
         *interleaved_us(
-            lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, partial, yd),
-            lambda: affine_kernels.affine_forward.parallel(xd, Wd, bd, True, no_partial, yd),
+            lambda: forward(partial),
+            lambda: forward(no_partial),
             args.repeat,
         ),
     )
@@ -137,7 +165,8 @@ def main(argv=None) -> None:
 
     def backward(by_columns):
         affine_kernels.affine_backward.parallel(
-            dyd, xd, Wd, dyd, False, True, by_columns, unmasked, dxd, dWd, dbd
+            *(dyd, xd, Wd, dyd, ACT_IDENTITY, np.float32(0), True, True, by_columns),
+            *(unmasked, dxd, dWd, dbd),
         )
 
     report(

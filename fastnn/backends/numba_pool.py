@@ -8,6 +8,7 @@ the same message. The kernels are in :mod:`fastnn.kernels.pool`.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..kernels import pool as pool_kernels
@@ -20,6 +21,7 @@ from .pool_shapes import (
     pool_backward_geometry,
     pool_forward_geometry,
 )
+from .scratch import scratch as _scratch
 
 
 def _pool_2x2(g) -> bool:
@@ -49,6 +51,23 @@ class NumbaPoolOps:
                 pool_kernels.maxpool_forward_2x2_even(y.size * 4, _c(x), y, argmax)
             else:
                 pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
+            return y, argmax
+        if g.SH == 1 and g.SW == 1:
+            slots = max(1, numba.get_num_threads())
+            wide = (g.OH - 1) * (g.W + 2 * g.PW) + g.OW
+            pool_kernels.maxpool_forward_s1(
+                y.size * g.KH * g.KW,
+                _c(x),
+                g.KH,
+                g.KW,
+                g.PH,
+                g.PW,
+                _scratch("pool_plane", (slots, (g.H + 2 * g.PH) * (g.W + 2 * g.PW)), x.dtype),
+                _scratch("pool_best", (slots, wide), x.dtype),
+                _scratch("pool_tap", (slots, wide), np.int64),
+                y,
+                argmax,
+            )
             return y, argmax
         pool_kernels.maxpool_forward(
             y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, y, argmax

@@ -8,7 +8,7 @@ and Lp pooling's zero padding (the divisor stays KH*KW; a zero adds nothing to a
 """
 
 import numpy as np
-from numba import prange
+from numba import get_thread_id, prange
 
 from .._config import jit, parallel_kernel
 from ._scalars import typed
@@ -47,6 +47,90 @@ def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
                         at = h * W + w if take else at
                 y[n, c, i, j] = best
                 argmax[n, c, i, j] = at
+
+
+@jit(inline="always")
+def _max_window(xc, h0, h1, w0, w1, W):
+    """(max, flat index of the winner) over rows [h0, h1) x columns [w0, w1) of the flat plane
+    xc of width W: the first maximum in row-major order, a NaN beating every number."""
+    best = xc[h0 * W + w0]
+    at = h0 * W + w0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            v = xc[h * W + w]
+            take = (v > best) | ((v != v) & (best == best))
+            best = v if take else best
+            at = h * W + w if take else at
+    return best, at
+
+
+@parallel_kernel
+def maxpool_forward_s1(x, KH, KW, PH, PW, xp_buf, best_buf, tap_buf, y, argmax):
+    """maxpool_forward at stride 1 (any window and padding), with the same maxima and argmax.
+
+    Per plane: x is copied into its thread's padded plane xp (Hp x Wp, -inf around it),
+    and the windows are taken over the "wide" run of outputs o = i*Wp + j (the valid j <
+    OW of every row, and Wp - OW wrapped ones between rows that are ignored), so each
+    window tap is one long contiguous pass. First best[o] = the window's maximum,
+    ``np.maximum`` over the taps (NaN if any value is NaN). Then a pass over the taps in
+    reverse order keeps, per output, the offset kh*W + kw of the first tap whose value
+    equals best (a NaN matching a NaN): the winner of the row-major rule, so argmax =
+    (i - PH)*W + (j - PW) + that offset and y = x at argmax (the winner's own value, so
+    the sign of a zero is the winner's). A window whose maximum is -inf (all its values
+    -inf) may have matched a padding tap first, and is taken one value at a time instead.
+    Scratch rows per thread: xp_buf Hp*Wp, best_buf and tap_buf (OH - 1)*Wp + OW.
+    """
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    Hp, Wp = H + 2 * PH, W + 2 * PW
+    low = typed(x, -np.inf)
+    L = (OH - 1) * Wp + OW
+    padded = np.zeros(xp_buf.shape[0], dtype=np.bool_)
+    for plane in prange(N * C):
+        wide_vectors()
+        slot = get_thread_id()
+        n = plane // C
+        c = plane - n * C
+        xp = xp_buf[slot, : Hp * Wp]
+        best = best_buf[slot, :L]
+        tap = tap_buf[slot, :L]
+        if not padded[slot]:  # the border stays -inf: each plane writes only the inside
+            for q in range(Hp * Wp):
+                xp[q] = low
+            padded[slot] = True
+        for h in range(H):
+            row = x[n, c, h]
+            dst = xp[(h + PH) * Wp + PW : (h + PH) * Wp + PW + W]
+            for w in range(W):
+                dst[w] = row[w]
+        for o in range(L):
+            best[o] = xp[o]
+        for kh in range(KH):
+            for kw in range(KW):
+                np.maximum(best, xp[kh * Wp + kw : kh * Wp + kw + L], best)
+        for t in range(KH * KW - 1, -1, -1):
+            kh = t // KW
+            kw = t - kh * KW
+            src = xp[kh * Wp + kw : kh * Wp + kw + L]
+            d = kh * W + kw
+            for o in range(L):
+                v = src[o]
+                b = best[o]
+                hit = (v == b) | ((v != v) & (b != b))
+                tap[o] = d if hit else tap[o]
+        xc = x[n, c].reshape(H * W)
+        for i in range(OH):
+            yr = y[n, c, i]
+            ar = argmax[n, c, i]
+            base = (i - PH) * W - PW
+            for j in range(OW):
+                if best[i * Wp + j] == low:
+                    yr[j], ar[j] = _max_window(
+                        xc, max(i - PH, 0), min(i - PH + KH, H), max(j - PW, 0), min(j - PW + KW, W), W
+                    )
+                else:
+                    ar[j] = base + j + tap[i * Wp + j]
+                    yr[j] = xc[ar[j]]
 
 
 @parallel_kernel
