@@ -12,9 +12,10 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   parameters: why optimizer steps count as OPTIM_WORK_PER_PARAM operations per parameter;
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
-* 3x3 stride-1 max pooling with padding 1 (the Inception branch's) on (100, 80, 14, 14)
-  and (100, 120, 7, 7): the stride-1 kernel (whole-plane passes per window tap)
-  against the general kernel (one window at a time);
+* 3x3 max pooling with padding 1: at stride 1 (the Inception branch's) on
+  (100, 80, 14, 14) and (100, 120, 7, 7), at stride 2 on (100, 32, 28, 28) (Inception's)
+  and (16, 64, 32, 32) (the zoo's 7x7 stem): the whole-plane kernel (a pass per window
+  tap) against the general kernel (one window at a time);
 * Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
 * the same layer's affine kernels with their GEMMs split two ways (fastnn.kernels.affine):
   the forward by depth against by batch rows, the backward with dx split by columns
@@ -113,21 +114,29 @@ def main(argv=None) -> None:
         ),
     )
 
-    for shape in ((100, 80, 14, 14), (100, 120, 7, 7)):
+    for shape, stride in (
+        ((100, 80, 14, 14), 1),
+        ((100, 120, 7, 7), 1),
+        ((100, 32, 28, 28), 2),
+        ((16, 64, 32, 32), 2),
+    ):
         xs = rng.standard_normal(shape).astype(np.float32)
-        ys = np.empty(shape, np.float32)
-        ats = np.empty(shape, np.int64)
+        out = (shape[2] - 1) // stride + 1, (shape[3] - 1) // stride + 1
+        ys = np.empty(shape[:2] + out, np.float32)
+        ats = np.empty(ys.shape, np.int64)
         slots = max(1, numba.get_num_threads())
         plane = np.empty((slots, (shape[2] + 2) * (shape[3] + 2)), np.float32)
         wide = (shape[2] - 1) * (shape[3] + 2) + shape[3]
         best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int64)
         report(
-            f"maxpool 3x3 s1 pad 1 {shape}, s1 / general",
-            "s1",
+            f"maxpool 3x3 s{stride} pad 1 {shape}, wide / general",
+            "wide",
             "general",
             *interleaved_us(
-                lambda: pool_kernels.maxpool_forward_s1.parallel(xs, 3, 3, 1, 1, plane, best, tap, ys, ats),
-                lambda: pool_kernels.maxpool_forward.parallel(xs, 3, 3, 1, 1, 1, 1, ys, ats),
+                lambda: pool_kernels.maxpool_forward_wide.parallel(
+                    xs, 3, 3, stride, stride, 1, 1, plane, best, tap, ys, ats
+                ),
+                lambda: pool_kernels.maxpool_forward.parallel(xs, 3, 3, stride, stride, 1, 1, ys, ats),
                 args.repeat,
             ),
         )

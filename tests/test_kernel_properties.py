@@ -727,26 +727,26 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
         y3_ref, argmax3_ref = REF.maxpool2d(xe, 2, 2, 0)
         np.testing.assert_array_equal(y3, y3_ref)
         np.testing.assert_array_equal(argmax3, argmax3_ref)
-    # the stride-1 kernel (any window and padding), with ties, NaN and all--inf windows
-    OH1, OW1 = H + 2 * PH - KH + 1, W + 2 * PW - KW + 1
+    # the whole-plane kernel, with ties, NaN and all--inf windows
     xs = np.round(x * 2) / 2
     xs.reshape(-1)[::11] = np.nan
     xs.reshape(-1)[3::5] = -np.inf
-    Hp, Wp, wide = H + 2 * PH, W + 2 * PW, (OH1 - 1) * (W + 2 * PW) + OW1
+    Hp, Wp = H + 2 * PH, W + 2 * PW
     slots = max(1, numba.get_num_threads())
-    *_, y1, argmax1 = run_kernel(
-        pool_k.maxpool_forward_s1,
+    wide = (Hp - KH) * Wp + Wp - KW + 1
+    *_, yw, argmaxw = run_kernel(
+        pool_k.maxpool_forward_wide,
         build,
-        *(xs, KH, KW, PH, PW),
+        *(xs, KH, KW, SH, SW, PH, PW),
         Guarded((slots, Hp * Wp), dtype, scratch=True),
         Guarded((slots, wide), dtype, scratch=True),
         Guarded((slots, wide), np.int64, scratch=True),
-        Guarded((N, C, OH1, OW1), dtype),
-        Guarded((N, C, OH1, OW1), np.int64),
+        Guarded((N, C, OH, OW), dtype),
+        Guarded((N, C, OH, OW), np.int64),
     )
-    y1_ref, argmax1_ref = REF.maxpool2d(xs, size, 1, pad)
-    np.testing.assert_array_equal(y1, y1_ref)
-    np.testing.assert_array_equal(argmax1, argmax1_ref)
+    yw_ref, argmaxw_ref = REF.maxpool2d(xs, size, stride, pad)
+    np.testing.assert_array_equal(yw, yw_ref)
+    np.testing.assert_array_equal(argmaxw, argmaxw_ref)
     (dx,) = run_kernel(pool_k.maxpool_backward, build, dy, argmax.copy(), Guarded(x.shape, dtype))
     close(dx, REF.maxpool2d_backward(dy, argmax_ref, x.shape, size, stride, pad), dtype, "maxpool_backward")
     (y,) = run_kernel(

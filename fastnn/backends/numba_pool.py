@@ -23,6 +23,11 @@ from .pool_shapes import (
 )
 from .scratch import scratch as _scratch
 
+#: Max pooling at strides up to this runs as whole-plane passes (``maxpool_forward_wide``),
+#: which take every stride-1 window: stride s computes about s*s times the windows it
+#: needs. ``python benchmarks/bench_fast_paths.py`` times it against the general kernel.
+WIDE_MAX_STRIDE = 2
+
 
 def _pool_2x2(g) -> bool:
     """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path, a
@@ -52,17 +57,15 @@ class NumbaPoolOps:
             else:
                 pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
             return y, argmax
-        if g.SH == 1 and g.SW == 1:
+        if g.SH <= WIDE_MAX_STRIDE and g.SW <= WIDE_MAX_STRIDE:
             slots = max(1, numba.get_num_threads())
-            wide = (g.OH - 1) * (g.W + 2 * g.PW) + g.OW
-            pool_kernels.maxpool_forward_s1(
-                y.size * g.KH * g.KW,
+            Hp, Wp = g.H + 2 * g.PH, g.W + 2 * g.PW
+            wide = (Hp - g.KH) * Wp + Wp - g.KW + 1
+            pool_kernels.maxpool_forward_wide(
+                y.size * g.KH * g.KW * g.SH * g.SW,
                 _c(x),
-                g.KH,
-                g.KW,
-                g.PH,
-                g.PW,
-                _scratch("pool_plane", (slots, (g.H + 2 * g.PH) * (g.W + 2 * g.PW)), x.dtype),
+                *(g.KH, g.KW, g.SH, g.SW, g.PH, g.PW),
+                _scratch("pool_plane", (slots, Hp * Wp), x.dtype),
                 _scratch("pool_best", (slots, wide), x.dtype),
                 _scratch("pool_tap", (slots, wide), np.int64),
                 y,

@@ -65,26 +65,28 @@ def _max_window(xc, h0, h1, w0, w1, W):
 
 
 @parallel_kernel
-def maxpool_forward_s1(x, KH, KW, PH, PW, xp_buf, best_buf, tap_buf, y, argmax):
-    """maxpool_forward at stride 1 (any window and padding), with the same maxima and argmax.
+def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, xp_buf, best_buf, tap_buf, y, argmax):
+    """maxpool_forward through whole-plane passes, with the same maxima and argmax.
 
     Per plane: x is copied into its thread's padded plane xp (Hp x Wp, -inf around it),
-    and the windows are taken over the "wide" run of outputs o = i*Wp + j (the valid j <
-    OW of every row, and Wp - OW wrapped ones between rows that are ignored), so each
-    window tap is one long contiguous pass. First best[o] = the window's maximum,
-    ``np.maximum`` over the taps (NaN if any value is NaN). Then a pass over the taps in
-    reverse order keeps, per output, the offset kh*W + kw of the first tap whose value
-    equals best (a NaN matching a NaN): the winner of the row-major rule, so argmax =
-    (i - PH)*W + (j - PW) + that offset and y = x at argmax (the winner's own value, so
-    the sign of a zero is the winner's). A window whose maximum is -inf (all its values
-    -inf) may have matched a padding tap first, and is taken one value at a time instead.
-    Scratch rows per thread: xp_buf Hp*Wp, best_buf and tap_buf (OH - 1)*Wp + OW.
+    and the stride-1 windows are taken over the "wide" run o = r*Wp + s of their top-left
+    corners (r < Hp - KH + 1, s < Wp - KW + 1, and the wrapped positions between rows,
+    which nothing reads), so each window tap is one long contiguous pass. First best[o] =
+    the window's maximum, ``np.maximum`` over the taps (NaN if any value is NaN). Then a
+    pass over the taps in reverse order keeps, per window, the offset kh*W + kw of the
+    first tap whose value equals best (a NaN matching a NaN): the winner of the row-major
+    rule. Output (i, j) is the window at o = i*SH*Wp + j*SW: argmax = (i*SH - PH)*W +
+    j*SW - PW + that offset and y = x at argmax (the winner's own value, so the sign of a
+    zero is the winner's). A window whose maximum is -inf (all its values -inf) may have
+    matched a padding tap first, and is taken one value at a time instead. At stride s
+    the passes cover about s*s times the windows needed. Scratch rows per thread: xp_buf
+    Hp*Wp, best_buf and tap_buf (Hp - KH)*Wp + Wp - KW + 1.
     """
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     Hp, Wp = H + 2 * PH, W + 2 * PW
     low = typed(x, -np.inf)
-    L = (OH - 1) * Wp + OW
+    L = (Hp - KH) * Wp + Wp - KW + 1
     padded = np.zeros(xp_buf.shape[0], dtype=np.bool_)
     for plane in prange(N * C):
         wide_vectors()
@@ -122,14 +124,17 @@ def maxpool_forward_s1(x, KH, KW, PH, PW, xp_buf, best_buf, tap_buf, y, argmax):
         for i in range(OH):
             yr = y[n, c, i]
             ar = argmax[n, c, i]
-            base = (i - PH) * W - PW
+            base = (i * SH - PH) * W - PW
             for j in range(OW):
-                if best[i * Wp + j] == low:
+                o = i * SH * Wp + j * SW
+                if best[o] == low:
+                    h0 = i * SH - PH
+                    w0 = j * SW - PW
                     yr[j], ar[j] = _max_window(
-                        xc, max(i - PH, 0), min(i - PH + KH, H), max(j - PW, 0), min(j - PW + KW, W), W
+                        xc, max(h0, 0), min(h0 + KH, H), max(w0, 0), min(w0 + KW, W), W
                     )
                 else:
-                    ar[j] = base + j + tap[i * Wp + j]
+                    ar[j] = base + j * SW + tap[o]
                     yr[j] = xc[ar[j]]
 
 
