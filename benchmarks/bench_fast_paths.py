@@ -16,6 +16,8 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   (100, 80, 14, 14) and (100, 120, 7, 7), at stride 2 on (100, 32, 28, 28) (Inception's)
   and (16, 64, 32, 32) (the zoo's 7x7 stem): the whole-plane kernel (a pass per window
   tap) against the general kernel (one window at a time);
+* 2x2 stride-2 average pooling, forward and backward, on LeNet-5's (100, 6, 28, 28): the
+  2x2 kernels against the general ones;
 * Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
 * the same layer's affine kernels with their GEMMs split two ways (fastnn.kernels.affine):
   the forward by depth against by batch rows, the backward with dx split by columns
@@ -140,6 +142,30 @@ def main(argv=None) -> None:
                 args.repeat,
             ),
         )
+
+    xa = rng.standard_normal((100, 6, 28, 28)).astype(np.float32)  # LeNet-5's first pooling
+    ya = np.empty((100, 6, 14, 14), np.float32)
+    dxa = np.empty_like(xa)
+    report(
+        "avgpool 2x2 (100,6,28,28), 2x2 / general",
+        "2x2",
+        "general",
+        *interleaved_us(
+            lambda: pool_kernels.avgpool_forward_2x2.parallel(xa, ya),
+            lambda: pool_kernels.avgpool_forward.parallel(xa, 2, 2, 2, 2, 0, 0, ya),
+            args.repeat,
+        ),
+    )
+    report(
+        "avgpool 2x2 backward (100,6,28,28), 2x2 / general",
+        "2x2",
+        "general",
+        *interleaved_us(
+            lambda: pool_kernels.avgpool_backward_2x2.parallel(ya, dxa),
+            lambda: pool_kernels.avgpool_backward.parallel(ya, 2, 2, 2, 2, 0, 0, dxa),
+            args.repeat,
+        ),
+    )
 
     xd = rng.random((100, 4320), dtype=np.float32)
     Wd = rng.random((4320, 100), dtype=np.float32)

@@ -515,6 +515,8 @@ def _float32_kernels():
         NB.maxpool2d(x, 3, 3)  # stride 3: the general kernel (strides 1 and 2 take the wide one)
         y = NB.avgpool2d(x, 2, 1, 1)
         NB.avgpool2d_backward(y, x.shape, 2, 1, 1)
+        y = NB.avgpool2d(x, 2, 2)  # the 2x2 stride-2 fast paths
+        NB.avgpool2d_backward(y, x.shape, 2, 2)
         for p in (2, 3.0):  # p = 2 has a path of its own
             y = NB.lppool2d(x, 2, 1, 1, p=p)
             NB.lppool2d_backward(y, x, y, 2, 1, 1, p=p)

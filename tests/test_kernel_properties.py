@@ -755,6 +755,18 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     close(y, REF.avgpool2d(x, size, stride, pad), dtype, "avgpool_forward")
     (dx,) = run_kernel(pool_k.avgpool_backward, build, dy, KH, KW, SH, SW, PH, PW, Guarded(x.shape, dtype))
     close(dx, REF.avgpool2d_backward(dy, x.shape, size, stride, pad), dtype, "avgpool_backward")
+    if H >= 2 and W >= 2:  # the 2x2 stride-2 kernels: the general kernels' numbers
+        out2 = (N, C, H // 2, W // 2)
+        (y2,) = run_kernel(pool_k.avgpool_forward_2x2, build, x, Guarded(out2, dtype))
+        (y2_general,) = run_kernel(pool_k.avgpool_forward, build, x, 2, 2, 2, 2, 0, 0, Guarded(out2, dtype))
+        close(y2, REF.avgpool2d(x, 2, 2, 0), dtype, "avgpool_forward_2x2")
+        np.testing.assert_allclose(y2, y2_general, rtol=4 * np.finfo(dtype).eps, atol=0)
+        dy2 = rand(rng, out2, dtype)
+        (dx2,) = run_kernel(pool_k.avgpool_backward_2x2, build, dy2, Guarded(x.shape, dtype))
+        (dx2_general,) = run_kernel(
+            pool_k.avgpool_backward, build, dy2, 2, 2, 2, 2, 0, 0, Guarded(x.shape, dtype)
+        )
+        np.testing.assert_array_equal(dx2, dx2_general)
     for p in (2.0, 3.0):
         (y,) = run_kernel(
             pool_k.lppool_forward, build, x, KH, KW, SH, SW, PH, PW, p, Guarded((N, C, OH, OW), dtype)

@@ -343,6 +343,63 @@ def avgpool_backward(dy, KH, KW, SH, SW, PH, PW, dx):
 
 
 @parallel_kernel
+def avgpool_forward_2x2(x, y):
+    """avgpool_forward for 2x2 windows, stride 2, no padding: y[n, c, i, j] = (0 + x[2i, 2j]
+    + x[2i, 2j+1] + x[2i+1, 2j] + x[2i+1, 2j+1]) / 4, the general kernel's sum, a row of
+    windows at a time (a last odd row or column of x is in no window)."""
+    N, C = x.shape[0], x.shape[1]
+    OH, OW = y.shape[2], y.shape[3]
+    area = typed(x, 4)
+    zero = typed(x, 0.0)
+    for plane in prange(N * C):
+        wide_vectors()
+        n = plane // C
+        c = plane - n * C
+        for i in range(OH):
+            r0 = x[n, c, 2 * i]
+            r1 = x[n, c, 2 * i + 1]
+            yr = y[n, c, i]
+            for j in range(OW):
+                s = zero + r0[2 * j]
+                s += r0[2 * j + 1]
+                s += r1[2 * j]
+                s += r1[2 * j + 1]
+                yr[j] = s / area
+
+
+@parallel_kernel
+def avgpool_backward_2x2(dy, dx):
+    """avgpool_backward for 2x2 windows, stride 2, no padding: each element of a window
+    gets 0 + dy / 4 (the general kernel's sum, one share each), a last odd row or column
+    of dx 0; a row of windows at a time."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    area = typed(dx, 4)
+    zero = typed(dx, 0.0)
+    for plane in prange(N * C):
+        wide_vectors()
+        n = plane // C
+        c = plane - n * C
+        for i in range(OH):
+            dyr = dy[n, c, i]
+            r0 = dx[n, c, 2 * i]
+            r1 = dx[n, c, 2 * i + 1]
+            for j in range(OW):
+                v = zero + dyr[j] / area
+                r0[2 * j] = v
+                r0[2 * j + 1] = v
+                r1[2 * j] = v
+                r1[2 * j + 1] = v
+            for w in range(2 * OW, W):
+                r0[w] = zero
+                r1[w] = zero
+        for h in range(2 * OH, H):
+            row = dx[n, c, h]
+            for w in range(W):
+                row[w] = zero
+
+
+@parallel_kernel
 def lppool_forward(x, KH, KW, SH, SW, PH, PW, p, y):
     """y = (sum over the window clipped to x of |x|^p)^(1/p); for p = 2, sqrt(sum of x*x)."""
     N, C, H, W = x.shape
