@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from fastnn.backends import get_ops
+from fastnn.backends.numba_pool import WIDE_STACK
 from fastnn.bench.harness import interleaved
 from fastnn.kernels import affine as affine_kernels
 from fastnn.kernels import optim as optim_kernels
@@ -127,8 +128,10 @@ def main(argv=None) -> None:
         ys = np.empty(shape[:2] + out, np.float32)
         ats = np.empty(ys.shape, np.int64)
         slots = max(1, numba.get_num_threads())
-        plane = np.empty((slots, (shape[2] + 2) * (shape[3] + 2)), np.float32)
-        wide = (shape[2] - 1) * (shape[3] + 2) + shape[3]
+        H, W = shape[2], shape[3]
+        stack = max(1, min(shape[0] * shape[1], WIDE_STACK // ((H + 2) * (W + 2))))  # as maxpool2d
+        plane = np.empty((slots, (stack * (H + 1) + 1) * (W + 2)), np.float32)
+        wide = ((stack - 1) * (H + 1) + H - 1) * (W + 2) + W
         best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int64)
         report(
             f"maxpool 3x3 s{stride} pad 1 {shape}, wide / general",
@@ -136,7 +139,7 @@ def main(argv=None) -> None:
             "general",
             *interleaved_us(
                 lambda: pool_kernels.maxpool_forward_wide.parallel(
-                    xs, 3, 3, stride, stride, 1, 1, plane, best, tap, ys, ats
+                    xs, 3, 3, stride, stride, 1, 1, stack, plane, best, tap, ys, ats
                 ),
                 lambda: pool_kernels.maxpool_forward.parallel(xs, 3, 3, stride, stride, 1, 1, ys, ats),
                 args.repeat,

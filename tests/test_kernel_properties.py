@@ -733,12 +733,14 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     xs.reshape(-1)[3::5] = -np.inf
     Hp, Wp = H + 2 * PH, W + 2 * PW
     slots = max(1, numba.get_num_threads())
-    wide = (Hp - KH) * Wp + Wp - KW + 1
+    G = 1 + seed % (N * C)  # planes per stack, up to all of them (a last stack may be short)
+    rows = G * (H + PH) + PH
+    wide = ((G - 1) * (H + PH) + Hp - KH) * Wp + Wp - KW + 1
     *_, yw, argmaxw = run_kernel(
         pool_k.maxpool_forward_wide,
         build,
-        *(xs, KH, KW, SH, SW, PH, PW),
-        Guarded((slots, Hp * Wp), dtype, scratch=True),
+        *(xs, KH, KW, SH, SW, PH, PW, G),
+        Guarded((slots, rows * Wp), dtype, scratch=True),
         Guarded((slots, wide), dtype, scratch=True),
         Guarded((slots, wide), np.int64, scratch=True),
         Guarded((N, C, OH, OW), dtype),

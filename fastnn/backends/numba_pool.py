@@ -27,6 +27,9 @@ from .scratch import scratch as _scratch
 #: which take every stride-1 window: stride s computes about s*s times the windows it
 #: needs. ``python benchmarks/bench_fast_paths.py`` times it against the general kernel.
 WIDE_MAX_STRIDE = 2
+#: Padded elements per stack of planes in that kernel: small planes are stacked so that its
+#: passes run long (one plane at a time, (100, 120, 7, 7) spent most of its time per plane).
+WIDE_STACK = 4096
 
 
 def _pool_2x2(g) -> bool:
@@ -60,12 +63,14 @@ class NumbaPoolOps:
         if g.SH <= WIDE_MAX_STRIDE and g.SW <= WIDE_MAX_STRIDE:
             slots = max(1, numba.get_num_threads())
             Hp, Wp = g.H + 2 * g.PH, g.W + 2 * g.PW
-            wide = (Hp - g.KH) * Wp + Wp - g.KW + 1
+            stack = max(1, min(g.N * g.C, WIDE_STACK // (Hp * Wp)))
+            R = g.H + g.PH
+            wide = ((stack - 1) * R + Hp - g.KH) * Wp + Wp - g.KW + 1
             pool_kernels.maxpool_forward_wide(
                 y.size * g.KH * g.KW * g.SH * g.SW,
                 _c(x),
-                *(g.KH, g.KW, g.SH, g.SW, g.PH, g.PW),
-                _scratch("pool_plane", (slots, Hp * Wp), x.dtype),
+                *(g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, stack),
+                _scratch("pool_plane", (slots, (stack * R + g.PH) * Wp), x.dtype),
                 _scratch("pool_best", (slots, wide), x.dtype),
                 _scratch("pool_tap", (slots, wide), np.int64),
                 y,

@@ -65,46 +65,54 @@ def _max_window(xc, h0, h1, w0, w1, W):
 
 
 @parallel_kernel
-def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, xp_buf, best_buf, tap_buf, y, argmax):
+def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf, y, argmax):
     """maxpool_forward through whole-plane passes, with the same maxima and argmax.
 
-    Per plane: x is copied into its thread's padded plane xp (Hp x Wp, -inf around it),
-    and the stride-1 windows are taken over the "wide" run o = r*Wp + s of their top-left
-    corners (r < Hp - KH + 1, s < Wp - KW + 1, and the wrapped positions between rows,
-    which nothing reads), so each window tap is one long contiguous pass. First best[o] =
-    the window's maximum, ``np.maximum`` over the taps (NaN if any value is NaN). Then a
-    pass over the taps in reverse order keeps, per window, the offset kh*W + kw of the
-    first tap whose value equals best (a NaN matching a NaN): the winner of the row-major
-    rule. Output (i, j) is the window at o = i*SH*Wp + j*SW: argmax = (i*SH - PH)*W +
-    j*SW - PW + that offset and y = x at argmax (the winner's own value, so the sign of a
-    zero is the winner's). A window whose maximum is -inf (all its values -inf) may have
-    matched a padding tap first, and is taken one value at a time instead. At stride s
-    the passes cover about s*s times the windows needed. Scratch rows per thread: xp_buf
-    Hp*Wp, best_buf and tap_buf (Hp - KH)*Wp + Wp - KW + 1.
+    G planes at a time are copied into their thread's padded stack xp: each plane's H rows
+    and W columns inside -inf padding, PH rows of it between planes (shared by the planes
+    above and below: no window reaches further), Wp = W + 2*PW columns. The stride-1
+    windows are taken over the "wide" run o = r*Wp + s of their top-left corners, every
+    row of the stack (positions between planes and rows are computed and never read), so
+    each window tap is one long contiguous pass. First best[o] = the window's maximum,
+    ``np.maximum`` over the taps (NaN if any value is NaN). Then a pass over the taps in
+    reverse order keeps, per window, the offset kh*W + kw of the first tap whose value
+    equals best (a NaN matching a NaN): the winner of the row-major rule. Output (i, j) of
+    the stack's plane g is the window at o = (g*(H + PH) + i*SH)*Wp + j*SW: argmax =
+    (i*SH - PH)*W + j*SW - PW + that offset and y = x at argmax (the winner's own value, so
+    the sign of a zero is the winner's). A window whose maximum is -inf (all its values
+    -inf) may have matched a padding tap first, and is taken one value at a time instead.
+    At stride s the passes cover about s*s times the windows needed. Scratch rows per
+    thread: xp_buf (G*(H + PH) + PH)*Wp, best_buf and tap_buf ((G - 1)*(H + PH) + Hp -
+    KH)*Wp + Wp - KW + 1, Hp = H + 2*PH.
     """
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     Hp, Wp = H + 2 * PH, W + 2 * PW
+    R = H + PH  # rows from one plane's start to the next's in the stack
     low = typed(x, -np.inf)
-    L = (Hp - KH) * Wp + Wp - KW + 1
     padded = np.zeros(xp_buf.shape[0], dtype=np.bool_)
-    for plane in prange(N * C):
+    for group in prange((N * C + G - 1) // G):
         wide_vectors()
         slot = get_thread_id()
-        n = plane // C
-        c = plane - n * C
-        xp = xp_buf[slot, : Hp * Wp]
+        first = group * G
+        count = min(G, N * C - first)
+        L = ((count - 1) * R + Hp - KH) * Wp + Wp - KW + 1
+        xp = xp_buf[slot, : (G * R + PH) * Wp]
         best = best_buf[slot, :L]
         tap = tap_buf[slot, :L]
-        if not padded[slot]:  # the border stays -inf: each plane writes only the inside
-            for q in range(Hp * Wp):
+        if not padded[slot]:  # the borders stay -inf: each plane writes only its inside
+            for q in range(xp.size):
                 xp[q] = low
             padded[slot] = True
-        for h in range(H):
-            row = x[n, c, h]
-            dst = xp[(h + PH) * Wp + PW : (h + PH) * Wp + PW + W]
-            for w in range(W):
-                dst[w] = row[w]
+        for g in range(count):
+            n = (first + g) // C
+            c = first + g - n * C
+            for h in range(H):
+                row = x[n, c, h]
+                start = (g * R + h + PH) * Wp + PW
+                dst = xp[start : start + W]
+                for w in range(W):
+                    dst[w] = row[w]
         for o in range(L):
             best[o] = xp[o]
         for kh in range(KH):
@@ -120,22 +128,25 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, xp_buf, best_buf, tap_buf, y
                 b = best[o]
                 hit = (v == b) | ((v != v) & (b != b))
                 tap[o] = d if hit else tap[o]
-        xc = x[n, c].reshape(H * W)
-        for i in range(OH):
-            yr = y[n, c, i]
-            ar = argmax[n, c, i]
-            base = (i * SH - PH) * W - PW
-            for j in range(OW):
-                o = i * SH * Wp + j * SW
-                if best[o] == low:
-                    h0 = i * SH - PH
-                    w0 = j * SW - PW
-                    yr[j], ar[j] = _max_window(
-                        xc, max(h0, 0), min(h0 + KH, H), max(w0, 0), min(w0 + KW, W), W
-                    )
-                else:
-                    ar[j] = base + j * SW + tap[o]
-                    yr[j] = xc[ar[j]]
+        for g in range(count):
+            n = (first + g) // C
+            c = first + g - n * C
+            xc = x[n, c].reshape(H * W)
+            for i in range(OH):
+                yr = y[n, c, i]
+                ar = argmax[n, c, i]
+                base = (i * SH - PH) * W - PW
+                for j in range(OW):
+                    o = (g * R + i * SH) * Wp + j * SW
+                    if best[o] == low:
+                        h0 = i * SH - PH
+                        w0 = j * SW - PW
+                        yr[j], ar[j] = _max_window(
+                            xc, max(h0, 0), min(h0 + KH, H), max(w0, 0), min(w0 + KW, W), W
+                        )
+                    else:
+                        ar[j] = base + j * SW + tap[o]
+                        yr[j] = xc[ar[j]]
 
 
 @parallel_kernel
