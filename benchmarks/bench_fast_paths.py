@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from fastnn.backends import get_ops
-from fastnn.backends.numba_pool import WIDE_STACK
+from fastnn.backends.numba_pool import wide_stack
 from fastnn.bench.harness import interleaved
 from fastnn.kernels import affine as affine_kernels
 from fastnn.kernels import optim as optim_kernels
@@ -128,10 +128,9 @@ def main(argv=None) -> None:
         ys = np.empty(shape[:2] + out, np.float32)
         ats = np.empty(ys.shape, np.int64)
         slots = max(1, numba.get_num_threads())
-        H, W = shape[2], shape[3]
-        stack = max(1, min(shape[0] * shape[1], WIDE_STACK // ((H + 2) * (W + 2))))  # as maxpool2d
-        plane = np.empty((slots, (stack * (H + 1) + 1) * (W + 2)), np.float32)
-        wide = ((stack - 1) * (H + 1) + H - 1) * (W + 2) + W
+        stack = wide_stack(shape[0] * shape[1], shape[2], shape[3], 1, 1)  # as maxpool2d
+        plane_size, wide = pool_kernels.wide_scratch(shape[2], shape[3], 3, 3, 1, 1, stack)
+        plane = np.empty((slots, plane_size), np.float32)
         best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int64)
         report(
             f"maxpool 3x3 s{stride} pad 1 {shape}, wide / general",

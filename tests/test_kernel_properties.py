@@ -731,16 +731,14 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     xs = np.round(x * 2) / 2
     xs.reshape(-1)[::11] = np.nan
     xs.reshape(-1)[3::5] = -np.inf
-    Hp, Wp = H + 2 * PH, W + 2 * PW
     slots = max(1, numba.get_num_threads())
     G = 1 + seed % (N * C)  # planes per stack, up to all of them (a last stack may be short)
-    rows = G * (H + PH) + PH
-    wide = ((G - 1) * (H + PH) + Hp - KH) * Wp + Wp - KW + 1
+    plane, wide = pool_k.wide_scratch(H, W, KH, KW, PH, PW, G)
     *_, yw, argmaxw = run_kernel(
         pool_k.maxpool_forward_wide,
         build,
         *(xs, KH, KW, SH, SW, PH, PW, G),
-        Guarded((slots, rows * Wp), dtype, scratch=True),
+        Guarded((slots, plane), dtype, scratch=True),
         Guarded((slots, wide), dtype, scratch=True),
         Guarded((slots, wide), np.int64, scratch=True),
         Guarded((N, C, OH, OW), dtype),

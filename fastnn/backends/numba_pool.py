@@ -32,6 +32,12 @@ WIDE_MAX_STRIDE = 2
 WIDE_STACK = 4096
 
 
+def wide_stack(planes: int, H: int, W: int, PH: int, PW: int) -> int:
+    """Planes per stack of ``maxpool_forward_wide``: as many padded planes as fit
+    WIDE_STACK elements, at least one, at most all of them."""
+    return max(1, min(planes, WIDE_STACK // ((H + 2 * PH) * (W + 2 * PW))))
+
+
 def _pool_2x2(g) -> bool:
     """Non-overlapping 2x2 windows, stride 2, no padding: maxpool forward's fast path, a
     kernel for this window alone (no script times it against the general kernel); with H
@@ -62,15 +68,13 @@ class NumbaPoolOps:
             return y, argmax
         if g.SH <= WIDE_MAX_STRIDE and g.SW <= WIDE_MAX_STRIDE:
             slots = max(1, numba.get_num_threads())
-            Hp, Wp = g.H + 2 * g.PH, g.W + 2 * g.PW
-            stack = max(1, min(g.N * g.C, WIDE_STACK // (Hp * Wp)))
-            R = g.H + g.PH
-            wide = ((stack - 1) * R + Hp - g.KH) * Wp + Wp - g.KW + 1
+            stack = wide_stack(g.N * g.C, g.H, g.W, g.PH, g.PW)
+            plane, wide = pool_kernels.wide_scratch(g.H, g.W, g.KH, g.KW, g.PH, g.PW, stack)
             pool_kernels.maxpool_forward_wide(
                 y.size * g.KH * g.KW * g.SH * g.SW,
                 _c(x),
                 *(g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, stack),
-                _scratch("pool_plane", (slots, (stack * R + g.PH) * Wp), x.dtype),
+                _scratch("pool_plane", (slots, plane), x.dtype),
                 _scratch("pool_best", (slots, wide), x.dtype),
                 _scratch("pool_tap", (slots, wide), np.int64),
                 y,

@@ -16,6 +16,22 @@ from ._simd import lanes, wide_vectors
 from ._simd_pool import pool_pairs_step, pool_rows_step
 
 
+@jit(inline="always")
+def _max_window(xc, h0, h1, w0, w1, W):
+    """(max, flat index of the winner) over rows [h0, h1) x columns [w0, w1) of the flat plane
+    xc of width W: the first maximum in row-major order, a NaN beating every number."""
+    best = xc[h0 * W + w0]
+    at = h0 * W + w0
+    for h in range(h0, h1):
+        for w in range(w0, w1):
+            v = xc[h * W + w]
+            # branch-free select: random data would mispredict a branch
+            take = (v > best) | ((v != v) & (best == best))
+            best = v if take else best
+            at = h * W + w if take else at
+    return best, at
+
+
 @parallel_kernel
 def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
     """y = max over each window, argmax = flat index h*W + w of the winner in its plane.
@@ -28,40 +44,22 @@ def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
         wide_vectors()
         n = plane // C
         c = plane - n * C
-        xc = x[n, c]
+        xc = x[n, c].reshape(H * W)
         for i in range(OH):
             h0 = max(i * SH - PH, 0)
             h1 = min(i * SH - PH + KH, H)
             for j in range(OW):
                 w0 = max(j * SW - PW, 0)
                 w1 = min(j * SW - PW + KW, W)
-                best = xc[h0, w0]
-                at = h0 * W + w0
-                for h in range(h0, h1):
-                    row = xc[h]
-                    for w in range(w0, w1):
-                        v = row[w]
-                        # branch-free select: random data would mispredict a branch
-                        take = (v > best) | ((v != v) & (best == best))
-                        best = v if take else best
-                        at = h * W + w if take else at
-                y[n, c, i, j] = best
-                argmax[n, c, i, j] = at
+                y[n, c, i, j], argmax[n, c, i, j] = _max_window(xc, h0, h1, w0, w1, W)
 
 
-@jit(inline="always")
-def _max_window(xc, h0, h1, w0, w1, W):
-    """(max, flat index of the winner) over rows [h0, h1) x columns [w0, w1) of the flat plane
-    xc of width W: the first maximum in row-major order, a NaN beating every number."""
-    best = xc[h0 * W + w0]
-    at = h0 * W + w0
-    for h in range(h0, h1):
-        for w in range(w0, w1):
-            v = xc[h * W + w]
-            take = (v > best) | ((v != v) & (best == best))
-            best = v if take else best
-            at = h * W + w if take else at
-    return best, at
+def wide_scratch(H, W, KH, KW, PH, PW, G):
+    """(xp_buf, best_buf) row lengths of :func:`maxpool_forward_wide` stacking G planes of
+    H x W (tap_buf's equals best_buf's): (G*(H + PH) + PH)*Wp and ((G - 1)*(H + PH) + Hp -
+    KH)*Wp + Wp - KW + 1, Hp = H + 2*PH, Wp = W + 2*PW. Plain Python, for the callers."""
+    Hp, Wp = H + 2 * PH, W + 2 * PW
+    return (G * (H + PH) + PH) * Wp, ((G - 1) * (H + PH) + Hp - KH) * Wp + Wp - KW + 1
 
 
 @parallel_kernel
@@ -82,8 +80,7 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
     the sign of a zero is the winner's). A window whose maximum is -inf (all its values
     -inf) may have matched a padding tap first, and is taken one value at a time instead.
     At stride s the passes cover about s*s times the windows needed. Scratch rows per
-    thread: xp_buf (G*(H + PH) + PH)*Wp, best_buf and tap_buf ((G - 1)*(H + PH) + Hp -
-    KH)*Wp + Wp - KW + 1, Hp = H + 2*PH.
+    thread: xp_buf, best_buf and tap_buf of the lengths :func:`wide_scratch` gives.
     """
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
