@@ -28,6 +28,7 @@ from importlib import metadata
 
 import numpy as np
 
+from .callbacks.base import callback_names
 from .callbacks.model_checkpoint import data_fingerprint
 from .distributed import as_communicator, shard_of
 from .errors import NonFiniteError
@@ -43,6 +44,16 @@ PACK_LIMIT = 1 << 18
 #: Slots of the per-step statistics vector, before one slot per rank for a NaN/Inf there.
 _LOSS, _CORRECT, _INTERRUPT, _FIRST_RANK = 0, 1, 2, 3
 _LOSS_NOT_FINITE, _GRADIENT_NOT_FINITE = 1.0, 2.0
+
+#: What to do about a difference between the ranks, by what differs (default: run the same
+#: fastnn, model, data and arguments).
+_MISMATCH_HINTS = {
+    "position (resumed checkpoint)": "the checkpoint folder must be one every rank can read (shared storage)",
+    "callbacks": (
+        "give every rank the same callbacks, in the same order (the file loggers and the dashboard "
+        "run on rank 0 alone anyway; a callback of your own that only reports can set root_only = True)"
+    ),
+}
 
 
 def fastnn_version() -> str:
@@ -102,6 +113,7 @@ class DataParallel:
             "fit arguments": f"{loop.epochs} {loop.batch_size} {loop.shuffle} {loop.include_penalty}",
             "optimizer": f"{type(optimizer).__name__} {optimizer.lr!r} {state}",
             "position (resumed checkpoint)": f"{loop.epoch} {loop.batch} {loop.global_step}",
+            "callbacks": " ".join(callback_names(c for c in loop.callbacks if not c.root_only)),
         }
 
     def check_same_run(self, model, loop, optimizer) -> None:
@@ -113,10 +125,8 @@ class DataParallel:
         for column, what in enumerate(described):
             differ = np.flatnonzero(everyone[:, column] != everyone[0, column])
             if differ.size:
-                hint = (
-                    "the checkpoint folder must be one every rank can read (shared storage)"
-                    if what.startswith("position")
-                    else "every rank must run the same fastnn with the same model, data and fit arguments"
+                hint = _MISMATCH_HINTS.get(
+                    what, "every rank must run the same fastnn with the same model, data and fit arguments"
                 )
                 raise ValueError(
                     f"fit(comm): rank {differ[0]} of {self.size} has different {what} than rank 0 "

@@ -98,7 +98,8 @@ class History(dict):
 class _InterruptGuard:
     """While active (in the main thread only), Ctrl-C (SIGINT) sets ``requested`` instead
     of raising; the loop checks it after every step. A second Ctrl-C raises
-    KeyboardInterrupt at once. The previous handler is put back on exit."""
+    KeyboardInterrupt at once. The previous handler is put back on exit. ``out`` (None:
+    silent, as on the ranks of a data-parallel run other than rank 0) gets the notice."""
 
     def __init__(self, out):
         self.out = out
@@ -120,11 +121,12 @@ class _InterruptGuard:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print(
-            "\nfit: interrupted: finishing the current step (Ctrl-C again to abort at once)",
-            file=self.out,
-            flush=True,
-        )
+        if self.out is not None:
+            print(
+                "\nfit: interrupted: finishing the current step (Ctrl-C again to abort at once)",
+                file=self.out,
+                flush=True,
+            )
 
     def __exit__(self, *exc):
         if self._installed:
@@ -418,7 +420,8 @@ def fit(
         parallel.check_same_run(model, loop, optimizer)
         parallel.broadcast_state(model, optimizer)
         parallel.connect_batchnorms(model, parallel.comm)
-    with _InterruptGuard(loop.out) as interrupt:
+    says = parallel is None or parallel.comm.is_root
+    with _InterruptGuard(loop.out if says else None) as interrupt:
         while not loop.stop_training and loop.epoch < loop.epochs:
             epoch = loop.epoch
             if loop.batch == 0:

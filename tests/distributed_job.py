@@ -8,6 +8,7 @@ data are built here and in the test from :func:`problem`, so both sides train th
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -62,6 +63,36 @@ class Poison(Callback):
     def on_train_batch_begin(self, batch, model, optimizer):
         if self.loop.parallel.comm.rank == self.rank and self.loop.global_step == self.step:
             model.flat_params[0] = np.nan
+
+
+class Reporter(Callback):
+    """A callback that only reports (root_only): counts the epochs it saw."""
+
+    root_only = True
+
+    def __init__(self):
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, metrics, model, optimizer):
+        self.epochs += 1
+
+
+class Plateau(fnn.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau on the training loss that keeps its state as the first epoch of a
+    run began (after a resume: what the checkpoint gave it), as JSON."""
+
+    def __init__(self):
+        super().__init__(patience=1, monitor="loss")
+        self.at_start = None
+
+    def on_epoch_begin(self, epoch, model, optimizer):
+        if self.at_start is None:
+            self.at_start = json.dumps(self.state_dict(), sort_keys=True)
+
+
+def text_row(text: str, width: int = 400) -> np.ndarray:
+    """``text`` as a fixed-width uint8 row, for allgather."""
+    return np.frombuffer(text.encode().ljust(width)[:width], np.uint8)
 
 
 def mnist_epoch(comm=None) -> float:
@@ -123,6 +154,30 @@ def main(scenario: str, out: Path) -> None:
         model.fit(x, t, epochs=2, optimizer=optimizer(), comm=comm, **FIT)
         if root:
             np.savez(out / "batchnorm.npz", params=model.flat_params, mean=model.layers[1].running_mean)
+    elif scenario == "callbacks":  # a CSVLogger on rank 0 alone (Horovod's habit), first; resumed
+
+        def given():
+            logger = [fnn.callbacks.CSVLogger(out / "log.csv", append=True)] if root else []
+            return [*logger, Reporter(), Plateau()]
+
+        model, x, t = problem()
+        checkpointed = dict(comm=comm, checkpoint=out / "ckpt", **FIT)
+        model.fit(x, t, epochs=1, optimizer=optimizer(), callbacks=given(), **checkpointed)
+        model, x, t = problem()
+        callbacks = given()
+        model.fit(x, t, epochs=3, resume=True, callbacks=callbacks, **checkpointed)
+        restored = comm.allgather(text_row(callbacks[-1].at_start))
+        reported = comm.allgather(np.array([callbacks[-2].epochs]))
+        if root:
+            np.savez(
+                out / "callbacks.npz",
+                restored=np.array([row.tobytes().decode().strip() for row in restored]),
+                reported=reported.ravel(),
+            )
+    elif scenario == "callback-mismatch":  # rank 1 alone has a schedule
+        model, x, t = problem()
+        extra = [Plateau()] if comm.rank == 1 else []
+        model.fit(x, t, epochs=1, optimizer=optimizer(), comm=comm, callbacks=[Reporter(), *extra], **FIT)
     elif scenario == "mismatch":  # rank 1 trains on other data
         model, x, t = problem(seed=comm.rank)
         model.fit(x, t, epochs=1, optimizer=optimizer(), comm=comm, **FIT)

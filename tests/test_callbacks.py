@@ -157,6 +157,43 @@ def test_hooks_a_callback_does_not_override_cost_no_call():
     assert [type(c).__name__ for c in lst._hooked["on_epoch_end"]] == ["EpochsOnly", "Recorder"]
 
 
+class _Loop:
+    """A stand-in for the loop of rank ``rank`` of a data-parallel fit (None: not parallel)."""
+
+    def __init__(self, rank):
+        self.parallel = None
+        if rank is not None:
+            self.parallel = type("Parallel", (), {"comm": type("Comm", (), {"is_root": rank == 0})()})()
+
+
+class _Reporter(Recorder):
+    root_only = True
+
+    def check(self, loop):
+        self.calls.append(("check",))
+
+
+@pytest.mark.parametrize("rank, runs", [(None, True), (0, True), (1, False)])
+def test_root_only_callbacks_are_skipped_on_the_other_ranks_of_a_data_parallel_loop(rank, runs):
+    reporter, recorder = _Reporter(), Recorder()
+    lst = fnn.callbacks.CallbackList([reporter, recorder], loop=_Loop(rank))
+    lst.check()
+    lst.on_train_begin(None, None)
+    lst.on_epoch_end(0, {}, None, None)
+    assert reporter.calls == ([("check",), ("train_begin",), ("epoch_end", 0, [])] if runs else [])
+    assert recorder.calls == [("train_begin",), ("epoch_end", 0, [])]  # not root_only: runs everywhere
+    assert lst.callbacks == [reporter, recorder]  # both stay listed (a checkpoint's slots)
+
+
+def test_the_file_loggers_and_the_dashboard_are_root_only_and_the_schedules_are_not():
+    from fastnn.dashboard import Dashboard
+
+    assert fnn.callbacks.CSVLogger.root_only and fnn.callbacks.JSONLinesLogger.root_only
+    assert Dashboard.root_only
+    for cls in (EarlyStopping, ModelCheckpoint, NonFiniteGuard, fnn.callbacks.ReduceLROnPlateau):
+        assert not cls.root_only
+
+
 def test_the_schedules_are_callbacks_in_both_places():
     assert fnn.schedules.StepDecay is fnn.callbacks.StepDecay
     assert issubclass(fnn.callbacks.ReduceLROnPlateau, Callback)

@@ -224,6 +224,48 @@ def test_ranks_with_different_data_are_told_at_the_start(tmp_path):
     assert "every rank must run the same fastnn with the same model, data and fit arguments" in job.stdout
 
 
+def test_reporting_callbacks_run_on_rank_0_alone_and_a_resume_restores_each_callback_by_class(tmp_path):
+    job = run_job("callbacks", tmp_path)
+    assert job.returncode == 0, job.stdout
+    result = np.load(tmp_path / "callbacks.npz")
+    assert result["reported"].tolist() == [2, 0]  # root_only: the resumed run's 2 epochs, on rank 0
+    rank0, rank1 = (json.loads(text) for text in result["restored"])
+    assert rank0 == rank1 and rank0["best"] is not None  # rank 1 lacks the logger: no shift
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 3  # header, 3 epochs, once
+
+
+def test_ranks_given_different_callbacks_are_told_at_the_start(tmp_path):
+    job = run_job("callback-mismatch", tmp_path)
+    assert job.returncode != 0
+    assert "fit(comm): rank 1 of 2 has different callbacks than rank 0" in job.stdout
+    assert "give every rank the same callbacks, in the same order" in job.stdout
+
+
+def test_ctrl_c_under_mpiexec_stops_every_rank_with_one_notice_and_exit_status_130(tmp_path):
+    command = [mpiexec(), "-n", "2", sys.executable, "-m", "fastnn", "train", "--epochs", "100000"]
+    command += ["--batch-size", "64", "--verbose", "2", "--checkpoint", str(tmp_path / "ckpt")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FASTNN_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+    lines = []
+    try:
+        for line in process.stdout:  # wait until training runs, then Ctrl-C the launcher alone
+            lines.append(line)
+            if line.startswith("epoch 3/"):
+                process.send_signal(signal.SIGINT)
+                break
+        output, _ = process.communicate(timeout=JOB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the interrupted job did not end:\n" + "".join(lines) + process.communicate()[0])
+    output = "".join(lines) + output
+    assert process.returncode == 130, output
+    assert output.count("fit: interrupted: finishing the current step") == 1, output  # rank 0 alone
+    assert output.count("resume with: fastnn train --resume") == 1, output
+    assert sorted((tmp_path / "ckpt").glob("checkpoint-*.npz")), output
+
+
 @pytest.mark.parametrize(
     "how, message", [("raise", "rank 1 of 2 failed with RuntimeError"), ("kill", "signal 9")]
 )

@@ -19,8 +19,10 @@ from fit_recipe import (
     STEPS_PER_EPOCH,
     Crash,
     blobs,
+    clusters,
     crash_at,
     recipe_model,
+    small_model,
     start_child,
     train,
     wait_for,
@@ -376,6 +378,28 @@ def test_checkpoint_slots_hold_early_stopping_and_the_other_callbacks(tmp_path):
     assert ckpt.state["early_stopping"]["monitor"] == "val_loss"
     assert ckpt.state["callbacks"] == [{"epochs_seen": 2}]  # HalveEveryTwoEpochs only
     assert "best/params" in ckpt.extra and ckpt.extra["best/params"].shape == ckpt.arrays["params"].shape
+
+
+def test_a_resume_gives_each_callback_the_state_of_its_own_class(tmp_path):
+    """A checkpoint keeps each callback's class beside its state: a resumed run without the
+    logger that came first (given on rank 0 alone, say) still restores the schedule."""
+    x, t = clusters()
+
+    def fit(callbacks):
+        model = small_model()
+        model.fit(x, t, epochs=2, batch_size=50, optimizer=SGD(lr=0.1), verbose=0, seed=0,
+                  checkpoint=tmp_path / "ckpt", resume=True, callbacks=callbacks)  # fmt: skip
+
+    first = fnn.callbacks.ReduceLROnPlateau(patience=1, monitor="loss")
+    fit([fnn.callbacks.CSVLogger(tmp_path / "log.csv"), first])
+    saved = load_latest(tmp_path / "ckpt").state
+    assert saved["callback_types"] == [
+        "fastnn.callbacks.loggers.CSVLogger",
+        "fastnn.callbacks.schedules.ReduceLROnPlateau",
+    ]
+    again = fnn.callbacks.ReduceLROnPlateau(patience=1, monitor="loss")
+    fit([again])  # the run is finished: only the restore happens
+    assert first.best is not None and again.state_dict() == first.state_dict()
 
 
 def test_bad_arguments_name_the_callback(tmp_path):

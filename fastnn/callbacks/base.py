@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Callback", "CallbackList"]
+__all__ = ["Callback", "CallbackList", "callback_names"]
 
 
 class Callback:
@@ -28,6 +28,11 @@ class Callback:
 
     During ``fit``, :attr:`loop` is the :class:`fastnn.training.TrainingLoop`: where
     training stands (``epoch``, ``batch``, ``global_step``, ``steps``, ``history``, ...).
+
+    In a data-parallel fit (``fit(..., comm=comm)`` on K > 1 ranks) every rank runs the
+    same callbacks on the same reduced metrics, so they decide alike, except those whose
+    class sets ``root_only = True``: callbacks that only report (the file loggers, the
+    dashboard) run on rank 0 alone, and their hooks and ``check`` are skipped elsewhere.
     Example::
 
         class StopAtAccuracy(Callback):
@@ -42,6 +47,9 @@ class Callback:
 
     stop_reason: str | None = None
     loop = None
+    #: Run only on rank 0 of a data-parallel fit: set it on a callback that writes files or
+    #: prints and changes nothing in training (see :class:`CallbackList`).
+    root_only: bool = False
 
     def set_loop(self, loop) -> None:
         """Called by ``fit`` before ``on_train_begin`` with the loop that runs this callback."""
@@ -87,7 +95,9 @@ class CallbackList:
     """The callbacks of one ``fit``, called in order; a stop one of them asks for goes to the loop.
 
     Each hook calls only the callbacks that override it, so a batch costs nothing for
-    callbacks that only look at epochs.
+    callbacks that only look at epochs. On a rank other than 0 of a data-parallel loop
+    (``loop.parallel``), the ``root_only`` callbacks are left out of the hooks and of
+    ``check`` (they stay in :attr:`callbacks`, so checkpoints list the same ones).
     """
 
     def __init__(self, callbacks, loop):
@@ -95,18 +105,21 @@ class CallbackList:
         self.loop = loop
         for callback in self.callbacks:
             callback.set_loop(loop)
+        parallel = getattr(loop, "parallel", None)
+        elsewhere = parallel is not None and not parallel.comm.is_root
+        self.running = [c for c in self.callbacks if not (elsewhere and c.root_only)]
         self._hooked = {
             name: [
                 callback
-                for callback in self.callbacks
+                for callback in self.running
                 if getattr(type(callback), name) is not getattr(Callback, name)
             ]
             for name in _HOOKS
         }
 
     def check(self) -> None:
-        """Every callback's ``check(loop)``, in run order: the errors come before any step."""
-        for callback in self.callbacks:
+        """Every running callback's ``check(loop)``, in run order: the errors come before any step."""
+        for callback in self.running:
             callback.check(self.loop)
 
     def _stop_if(self, callback, requested) -> None:
@@ -142,3 +155,9 @@ class CallbackList:
         """Call every callback's ``on_train_end``."""
         for callback in self._hooked["on_train_end"]:
             callback.on_train_end(model, optimizer)
+
+
+def callback_names(callbacks) -> list[str]:
+    """The classes of ``callbacks`` as "module.QualName" strings, in order: what the ranks of
+    a data-parallel fit compare, and what a checkpoint keeps beside each callback's state."""
+    return [f"{type(c).__module__}.{type(c).__qualname__}" for c in callbacks]

@@ -87,6 +87,7 @@ class _RowLogger(Callback):
     """Writes epoch rows (and batch rows) to files, flushed row by row; see the module."""
 
     suffix = ""
+    root_only = True  # in a data-parallel fit, rank 0 alone writes the file
 
     def __init__(self, path, per_batch: bool = False, append: bool = False):
         owner = type(self).__name__

@@ -13,7 +13,7 @@ from .._checks import check_count
 from .._config import get_num_threads
 from ..checkpoint import list_checkpoints, load_latest, remove_stale_temporaries, save_checkpoint
 from ..errors import ModelFileError
-from .base import Callback
+from .base import Callback, callback_names
 from .early_stopping import EarlyStopping
 from .nonfinite import NonFiniteGuard
 from .progress import ProgressLogger
@@ -32,6 +32,23 @@ def data_fingerprint(x: np.ndarray, t: np.ndarray) -> str:
         crc = zlib.crc32(f"{array.dtype.str}{array.shape}".encode(), crc)
         crc = zlib.crc32(array.reshape(-1).view(np.uint8), crc)
     return f"crc32:{crc:08x}"
+
+
+def _matched(callbacks, states, types):
+    """(callback, its saved state) pairs: each callback takes the next saved state of its
+    class, in order, so a callback the checkpointed run had and this one lacks (a logger
+    given on rank 0 alone, say) shifts nothing. Checkpoints without ``types`` (written
+    before fastnn kept them) pair by position."""
+    if types is None:
+        return list(zip(callbacks, states))
+    pairs, start = [], 0
+    for callback, name in zip(callbacks, callback_names(callbacks)):
+        for i in range(start, len(types)):
+            if types[i] == name:
+                pairs.append((callback, states[i]))
+                start = i + 1
+                break
+    return pairs
 
 
 class ModelCheckpoint(Callback):
@@ -159,6 +176,7 @@ class ModelCheckpoint(Callback):
             "history": loop.history.state_dict(),
             "early_stopping": stopping,
             "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in others],
+            "callback_types": callback_names(others),
             "backend": model.ops.name,
             "threads": get_num_threads(),
         }
@@ -192,7 +210,7 @@ class ModelCheckpoint(Callback):
                 if state["early_stopping"] is not None:
                     stopper.load_state_dict(state["early_stopping"])
                 stopper.best_weights = best or None
-            for callback, callback_state in zip(others, state["callbacks"]):
+            for callback, callback_state in _matched(others, state["callbacks"], state.get("callback_types")):
                 if callback_state is not None and hasattr(callback, "load_state_dict"):
                     callback.load_state_dict(callback_state)
         except (KeyError, TypeError) as error:

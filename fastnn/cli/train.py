@@ -204,14 +204,14 @@ def run(args) -> int:
         checkpoint_every=args.checkpoint_every,
         resume=args.resume is not None,
         augment=_augmentation(getattr(args, "augment", None)),
-        callbacks=_callbacks(args, comm.is_root) + ([dashboard] if dashboard is not None else []),
+        callbacks=_callbacks(args) + ([dashboard] if dashboard is not None else []),
         comm=comm,
     )
     if dashboard is not None:
         dashboard.close()
     if not comm.is_root:  # rank 0 reports and writes the files; the others wait for it
         comm.barrier()
-        return 0
+        return 130 if history.interrupted else 0
     if history.interrupted:
         _report_interrupt(args, model, history)
         comm.barrier()
@@ -274,10 +274,10 @@ def _verbosity(args) -> int:
     return 1 if args.verbose is None else args.verbose
 
 
-def _callbacks(args, writes_files: bool = True) -> list:
+def _callbacks(args) -> list:
     """The command's callbacks: it reports Ctrl-C itself (:func:`_report_interrupt`), and
-    --log PATH adds a CSVLogger, appending when the run resumes (on rank 0 alone when
-    ``writes_files`` is False elsewhere)."""
+    --log PATH adds a CSVLogger, appending when the run resumes (under mpiexec rank 0
+    alone writes it: the loggers are ``root_only``)."""
     from ..callbacks import Callback, CSVLogger
 
     class ReportsInterruptsItself(Callback):
@@ -285,7 +285,7 @@ def _callbacks(args, writes_files: bool = True) -> list:
             self.loop.report_interrupts = False
 
     callbacks = [ReportsInterruptsItself()]
-    if getattr(args, "log", None) and writes_files:
+    if getattr(args, "log", None):
         callbacks.append(CSVLogger(args.log, append=args.resume is not None))
     return callbacks
 

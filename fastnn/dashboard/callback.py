@@ -82,8 +82,11 @@ class Dashboard(Callback):
 
     The server starts with the run (or at :meth:`start`) and keeps serving the final
     frame until :meth:`close` or the end of the process. Several tabs can watch at once;
-    a tab that closes costs nothing, and the run goes on, watched or not.
+    a tab that closes costs nothing, and the run goes on, watched or not. In a
+    data-parallel fit it serves from rank 0 alone (``root_only``).
     """
+
+    root_only = True
 
     def __init__(
         self,
