@@ -105,6 +105,20 @@ def test_step_profile_lists_every_kernel_call_of_a_step(capsys):
     assert "(100, 784)" in out and "outside them" in out
 
 
+def test_the_fast_path_measurements_run_and_report_a_ratio_for_each_pair(capsys):
+    """benchmarks/bench_fast_paths.py, once each (it calls kernels directly, so a changed
+    signature breaks it): every row names its pair and gives a positive, finite ratio."""
+    module = load_benchmark_script("bench_fast_paths")
+    module.main(["--repeat", "1"])
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 14
+    for row in rows:
+        ratio = float(row.rsplit("ratio", 1)[1])
+        assert np.isfinite(ratio) and ratio > 0, row
+    assert any(row.startswith("maxpool 3x3 s1 pad 1 (100, 120, 7, 7), wide / general") for row in rows)
+    assert rows[-1].startswith("conv 1->16 3x3 @28x28, fill 5 MB / conv")
+
+
 def test_step_profile_takes_any_zoo_network_at_its_batch(capsys):
     """profile_step.py on a zoo entry: its call (``predict`` here) at the entry's batch."""
     module = load_benchmark_script("profile_step")

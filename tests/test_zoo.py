@@ -152,6 +152,7 @@ def test_zoo_run_without_torch_reports_gflops(monkeypatch):
     assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / 100.0)
     text = zoo_bench.format_zoo({"zoo": results})
     assert "nielsen_784_30_10" in text and "GFLOP/s" in text
+    assert "\n\nratio = fastnn ms / torch ms" in text  # the footnote is set apart from the table
 
 
 def _fake_peak():

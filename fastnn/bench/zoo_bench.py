@@ -201,9 +201,10 @@ def format_zoo(results: dict) -> str:
             f"best: {s['best']['network']} {s['best']['ratio']:.2f}   "
             f"above target (*): {s['missed']} of {s['rows']}",
         ]
-    lines.append(
+    lines += [
+        "",
         "ratio = fastnn ms / torch ms (medians, interleaved); target 0.5 train, 0.4 predict, "
         "0.7 for a conv-heavy step at >= 70% of peak; GFLOP/s = conv+dense FLOPs "
-        "(step: 3x forward, 2x for the first layer) / fastnn ms"
-    )
+        "(step: 3x forward, 2x for the first layer) / fastnn ms",
+    ]
     return "\n".join(lines)
