@@ -162,6 +162,24 @@ def test_forward_is_the_formula():
     np.testing.assert_array_equal(y[:, :2], first)
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("view", [True, False])
+def test_residual_backward_adds_into_the_bodys_gradient_only_when_it_is_its_own(backend, view):
+    """dx = body'(dy) + dy is summed into the body's fresh gradient, but never into dy
+    itself, which a body of reshapes hands back (a view of it)."""
+    shape = (3, 20) if view else (3, 4, 5, 5)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    kept = dy.copy()
+    body = [fnn.Flatten()] if view else [fnn.ReLU()]
+    block = fnn.Sequential([fnn.Residual(body)], backend=backend, input_shape=shape[1:]).layers[0]
+    block.forward(x, train=True)
+    dx = block.backward(dy)
+    np.testing.assert_array_equal(dx, (kept if view else kept * (x > 0)) + kept)
+    np.testing.assert_array_equal(dy, kept)  # the caller's dy is left alone
+
+
 def test_the_flat_buffer_holds_every_sublayer_and_one_optimizer_call_updates_all():
     model = image_model("numpy")
     sublayer_params = [p for leaf in leaves(model.layers) for p in leaf.params.values()]

@@ -83,6 +83,16 @@ def _run_backward(units, dy, stop=None):
     return dy
 
 
+def _owned_by_this_pass(grad, *others) -> bool:
+    """Whether ``grad`` may be added into in place: writeable, C-contiguous and sharing no
+    memory with ``others`` (a body that is a reshape hands back a view of dy itself)."""
+    return (
+        grad.flags.writeable
+        and grad.flags.c_contiguous
+        and not any(np.may_share_memory(grad, other) for other in others)
+    )
+
+
 def _shape_through(layers, shape) -> tuple:
     for layer in layers:
         shape = tuple(layer.output_shape(shape))
@@ -237,7 +247,12 @@ class Residual(Block):
             for part in ("body", "shortcut"):
                 _run_backward(units[part], dy, self._stops.get(part))
             return None
-        return _run_backward(units["body"], dy) + _run_backward(units["shortcut"], dy)
+        body = _run_backward(units["body"], dy)
+        shortcut = _run_backward(units["shortcut"], dy)
+        if _owned_by_this_pass(body, dy, shortcut):
+            body += shortcut  # into the body's fresh input gradient: no third array
+            return body
+        return body + shortcut
 
 
 class Concat(Block):
