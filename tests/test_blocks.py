@@ -180,6 +180,23 @@ def test_residual_backward_adds_into_the_bodys_gradient_only_when_it_is_its_own(
     np.testing.assert_array_equal(dy, kept)  # the caller's dy is left alone
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("n", [1, 3])
+def test_concat_backward_sums_the_branches_without_writing_into_dy(backend, n):
+    """dx = the branches' input gradients summed; with one sample the first branch's slice
+    of dy is a view of dy itself, which a branch of reshapes hands back."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    dy = rng.standard_normal((n, 18)).astype(np.float32)
+    kept = dy.copy()
+    block = fnn.Concat([[fnn.Flatten()], [fnn.ReLU()], [fnn.Flatten()]])
+    block = fnn.Sequential([block], backend=backend, input_shape=(6,)).layers[0]
+    block.forward(x, train=True)
+    dx = block.backward(dy)
+    np.testing.assert_array_equal(dx, kept[:, :6] + kept[:, 6:12] * (x > 0) + kept[:, 12:])
+    np.testing.assert_array_equal(dy, kept)
+
+
 def test_the_flat_buffer_holds_every_sublayer_and_one_optimizer_call_updates_all():
     model = image_model("numpy")
     sublayer_params = [p for leaf in leaves(model.layers) for p in leaf.params.values()]

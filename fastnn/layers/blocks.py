@@ -319,6 +319,12 @@ class Concat(Block):
             piece = np.ascontiguousarray(dy[:, start : start + width])
             start += width
             grad = _run_backward(branch, piece, None if input_grad else self._stops.get(part))
-            if input_grad:
-                dx = grad if dx is None else dx + grad
+            if not input_grad:
+                continue
+            if dx is None:
+                dx, owned = grad, _owned_by_this_pass(grad, dy)
+            elif owned and not np.may_share_memory(dx, grad):
+                dx += grad  # into the first branch's fresh input gradient
+            else:
+                dx, owned = dx + grad, True
         return dx
