@@ -23,7 +23,10 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   the forward by depth against by batch rows, the backward with dx split by columns
   against by batch rows;
 * deep_convnet's first convolution (1->16 3x3 pad 1, batch 100) against filling an
-  array of its output's size: how close that layer is to its write-bandwidth bound.
+  array of its output's size: how close that layer is to its write-bandwidth bound;
+* ResNet-20's stage-1 convolution at inference (16->16 3x3 pad 1 on (256, 16, 32, 32),
+  ``predict``'s chunk) with its block's residual sum and ReLU: in the convolution's pass
+  (``conv2d(..., relu=True, residual=r)``) against the convolution then ``add_relu``.
 """
 
 from __future__ import annotations
@@ -222,6 +225,21 @@ def main(argv=None) -> None:
         "fill",
         "conv",
         *interleaved_us(lambda: out.fill(0), lambda: ops.conv2d(xc, Wc, bc, 1, 1), args.repeat),
+    )
+
+    xr = rng.standard_normal((256, 16, 32, 32)).astype(np.float32)
+    Wr = (rng.standard_normal((16, 16, 3, 3)) / 12).astype(np.float32)
+    br = np.zeros(16, np.float32)
+
+    def apart():
+        z = ops.conv2d(xr, Wr, br, 1, 1)
+        return ops.add_relu(z, xr, out=z)
+
+    report(
+        "conv 16->16 3x3 (256,16,32,32) + residual ReLU, fused / apart",
+        "fused",
+        "apart",
+        *interleaved_us(lambda: ops.conv2d(xr, Wr, br, 1, 1, relu=True, residual=xr), apart, args.repeat),
     )
 
 

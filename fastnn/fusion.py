@@ -192,12 +192,22 @@ class ResidualReLU(FusedGroup):
     """y = relu(body(x) + shortcut(x)) for a Residual block and the ReLU after it (ResNet's
     basic block): one ``ops.add_relu`` instead of the sum and the ReLU apart, and in
     inference it writes into the body's output (no new array, which a large batch pays
-    for in page faults). Backward: dy through the ReLU (from y), then the block's backward.
+    for in page faults). In inference, when the body ends with a Conv2D + BatchNorm group
+    (folded into one convolution), the sum and the ReLU run in that convolution's pass
+    over each image's output instead (:meth:`fastnn.fusion_norm.NormGroup.inference_add_relu`).
+    Backward: dy through the ReLU (from y), then the block's backward.
     """
 
     def forward(self, x, train=True):
         block = self.layers[0]
-        body, shortcut = block.forward_parts(x, train)
+        if not train:
+            h, shortcut, last = block.inference_parts(x)
+            self._keep(False, _y=None)
+            if hasattr(last, "inference_add_relu"):
+                return last.inference_add_relu(h, shortcut)
+            body = last.forward(h, train=False)
+        else:
+            body, shortcut = block.forward_parts(x, train)
         in_place = not train and body.flags.c_contiguous and body.flags.writeable
         in_place = in_place and not np.may_share_memory(body, x) and not np.may_share_memory(body, shortcut)
         y = block.ops.add_relu(body, shortcut, out=body if in_place else None)

@@ -236,6 +236,26 @@ class NormGroup(FusedGroup):
             return self._linear(x, W, b, activation=self.activation, **extra)
         return self._activate(self._linear(x, W, b))
 
+    def inference_add_relu(self, x, residual):
+        """relu(self(x) + residual) at inference, for the last group of a residual block's
+        body followed by its ReLU (:class:`fastnn.fusion.ResidualReLU`). A folded
+        convolution without an activation of its own takes the sum and the ReLU in its
+        store (``conv2d(..., relu=True, residual=...)``); otherwise the group's inference,
+        then ``add_relu``. The numbers are those of the group's inference and then
+        ``add_relu``, bit for bit."""
+        self.layers[0].check_input(x)
+        if (
+            self.pool is None
+            and self.activation == "identity"
+            and _accepts(self._op(), "residual")
+            and self.folds_for(x)
+        ):
+            W, b = self.folded()
+            return self._linear(x, W, b, relu=True, residual=residual)
+        z = self._inference(x)
+        in_place = not np.may_share_memory(z, x) and not np.may_share_memory(z, residual)
+        return self.layers[0].ops.add_relu(z, residual, out=z if in_place else None)
+
     def _inference_apart(self, x):
         """The layers' inference ops one after the other (no fold): bit-identical to them."""
         layer, bn = self.layers[0], self.layers[1]

@@ -145,6 +145,45 @@ def test_direct_register_tiles_random_shapes(N, C, F, H, W, KH, KW, ph, pw, dtyp
     check_conv(x, Wt, b, dy, 1, (ph, pw), "direct")
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    case=st.sampled_from(CASES),
+    impl=st.sampled_from(IMPLS),
+    activation=st.sampled_from([None, "relu", "tanh", "leaky_relu"]),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+)
+def test_conv_with_a_residual_is_the_convolution_then_the_sum_then_f(case, impl, activation, dtype, seed):
+    """conv2d(..., residual=r) = f(conv2d(...) + r): bit for bit the convolution, then
+    add_relu (ReLU) or the sum and f's op, on every algorithm (the direct kernel takes the
+    sum in its pass over each image); the reference backend agrees within rounding."""
+    N, C, H, W, F, KH, KW, stride, pad = case
+    rng = np.random.default_rng(seed)
+    x, Wt, b, r = _data(rng, N, C, H, W, F, KH, KW, stride, pad, dtype)
+    kept = r.copy()
+    y = NB.conv2d(x, Wt, b, stride, pad, impl, activation=activation, alpha=0.1, residual=r)
+    plain = NB.conv2d(x, Wt, b, stride, pad, impl)
+    want = NB.add_relu(plain, r) if activation == "relu" else NB._activate(plain + r, activation, 0.1)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(r, kept)
+    y_ref = REF.conv2d(x, Wt, b, stride, pad, activation=activation, alpha=0.1, residual=r)
+    assert_close(y, y_ref, dtype, f"y with a residual ({impl}, {activation})")
+
+
+@pytest.mark.parametrize("ops", [NB, REF], ids=["numba", "numpy"])
+def test_a_residual_of_another_shape_or_dtype_is_refused(ops):
+    x, Wt, b = np.ones((2, 3, 6, 6)), np.ones((4, 3, 3, 3)), np.ones(4)
+    with pytest.raises(
+        ValueError,
+        match=re.escape("conv2d: expected residual of the output's shape (2, 4, 4, 4), got (2, 4, 6, 6)"),
+    ):
+        ops.conv2d(x, Wt, b, residual=np.ones((2, 4, 6, 6)))
+    with pytest.raises(
+        TypeError, match="conv2d: expected residual of the output's dtype float64, got float32"
+    ):
+        ops.conv2d(x, Wt, b, residual=np.ones((2, 4, 4, 4), np.float32))
+
+
 @pytest.mark.parametrize("groups", [16, 2])
 @pytest.mark.parametrize("chunk_bytes", [1, 3 * 8 * 72 * 8 * 2])
 @pytest.mark.parametrize("impl", ["im2col"])

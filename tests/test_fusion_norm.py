@@ -2,6 +2,8 @@
 activation groups of fastnn.fusion_norm in training (bit-identical to the layers run
 apart) and at inference (BatchNorm folded into the weights: within a rounding bound)."""
 
+import functools
+
 import numba
 import numpy as np
 import pytest
@@ -448,6 +450,44 @@ def test_folded_inference_matches_the_layers_apart(kind, activation, dtype, back
     for other in (apart_, expected.predict(x)):
         excess = np.abs(folded.astype(np.float64) - other) - bound
         assert excess.max() <= 0, f"{excess.max():.3g} beyond the bound"
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_residual_blocks_sum_in_the_folded_convolution_is_the_convolution_then_add_relu(
+    backend, monkeypatch
+):
+    """ResNet's basic block at inference: relu(body(x) + x) with the sum and the ReLU in the
+    store of the body's last (folded) convolution equals that convolution then add_relu,
+    bit for bit; a projection shortcut and a block whose body ends otherwise go the old way."""
+    from fastnn import fusion_norm
+
+    def block(c, projection=False, last_bn=True):
+        body = [fnn.Conv2D(c, c, 3, pad=1), fnn.BatchNorm(c), fnn.ReLU(), fnn.Conv2D(c, c, 3, pad=1)]
+        body += [fnn.BatchNorm(c)] if last_bn else [fnn.Tanh()]
+        shortcut = [fnn.Conv2D(c, c, 1), fnn.BatchNorm(c)] if projection else None
+        return [fnn.Residual(body, shortcut), fnn.ReLU()]
+
+    layers = [fnn.Conv2D(2, 4, 3, pad=1), *block(4), *block(4, projection=True), *block(4, last_bn=False)]
+    model = fnn.Sequential(layers + [fnn.GlobalAvgPool2D(), fnn.Dense(4, 3)], backend=backend, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 2, 7, 7))
+    model.fit(x, rng.integers(0, 3, 40), epochs=1, batch_size=20, verbose=0)  # running stats of its own
+    calls = []
+    conv2d = model.ops.conv2d
+
+    @functools.wraps(conv2d)  # the group reads the op's signature
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("residual") is not None)
+        return conv2d(*args, **kwargs)
+
+    monkeypatch.setattr(model.ops, "conv2d", spy)
+    fused = model.predict(x)
+    assert sum(calls) == 2  # the two blocks whose body ends with a Conv2D + BatchNorm
+    accepts = fusion_norm._accepts
+    monkeypatch.setattr(fusion_norm, "_accepts", lambda op, name: name != "residual" and accepts(op, name))
+    calls.clear()
+    np.testing.assert_array_equal(fused, model.predict(x))
+    assert not any(calls)
 
 
 def test_the_fold_is_cached_and_recomputed_whenever_a_source_changes(tmp_path):

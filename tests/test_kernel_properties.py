@@ -443,7 +443,11 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         # stride 1, the padding fused into the kernels
         none_y = np.empty((N, F, 0, 0), dtype)
         none_a = np.empty((N, F, 0, 0), np.int64)
-        for relu, activation in ((False, None), (False, "tanh"), (False, "leaky_relu"), (True, None)):
+        cases = [(False, None), (False, "tanh"), (False, "leaky_relu"), (True, None)]
+        cases = [(*case, False) for case in cases] + [(False, "relu", True), (False, "tanh", True)]
+        y_relu = None
+        for relu, activation, with_residual in cases:
+            residual = rand(rng, (N, F, OH, OW), dtype) if with_residual else none_y
             (y,) = run_kernel(
                 conv_k.direct_conv_s1,
                 build,
@@ -455,13 +459,16 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 relu,
                 act.ACTIVATION_CODES[activation or "identity"],
                 dtype(0.1),
+                residual,
                 False,
                 Guarded((N, F, OH, OW), dtype),
                 none_y,
                 none_a,
             )
-            want = REF._activate(y_ref, "relu" if relu else activation, 0.1)
-            close(y, want, dtype, f"direct_conv_s1 (relu={relu}, activation={activation})")
+            summed = y_ref + residual if with_residual else y_ref
+            want = REF._activate(summed, "relu" if relu else activation, 0.1)
+            close(y, want, dtype, f"direct_conv_s1 (relu={relu}, {activation=}, {with_residual=})")
+            y_relu = y if relu else y_relu
         if OH % 2 == 0 and OW % 2 == 0:
             pooled, argmax = run_kernel(
                 conv_k.direct_conv_s1,
@@ -474,12 +481,13 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 True,
                 act.ACT_IDENTITY,
                 dtype(0),
+                none_y,
                 True,
                 none_y,
                 Guarded((N, F, OH // 2, OW // 2), dtype),
                 Guarded((N, F, OH // 2, OW // 2), np.int64),
             )
-            want_pooled, want_argmax = REF.maxpool2d(y, 2)  # y: the relu=True run above
+            want_pooled, want_argmax = REF.maxpool2d(y_relu, 2)  # the relu=True run above
             close(pooled, want_pooled, dtype, "direct_conv_s1 (relu, pool)")
             np.testing.assert_array_equal(argmax, want_argmax)
         (dx,) = run_kernel(
@@ -493,6 +501,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             False,
             act.ACT_IDENTITY,
             dtype(0),
+            np.empty((N, C, 0, 0), dtype),
             False,
             Guarded(x.shape, dtype),
             np.empty((N, C, 0, 0), dtype),

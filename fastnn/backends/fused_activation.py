@@ -65,6 +65,14 @@ class ActivationByName:
             return self.leaky_relu(y, alpha)
         return getattr(self, activation)(y)
 
+    def _with_residual(self, y, residual, activation, alpha):
+        """f(y + residual), written into y (an op's own fresh output): ReLU as ``add_relu``'s
+        one pass, the others as the sum then the activation's op."""
+        if activation == "relu":
+            return self.add_relu(y, residual, out=y)
+        np.add(y, residual, out=y)
+        return self._activate(y, activation, alpha)
+
     def _activation_grad(self, dy, act_out, activation, alpha):
         """dy * f'(.) from the activation's output act_out (None: dy itself). ReLU's and
         leaky ReLU's ops read x's sign, which is act_out's (act_out > 0 exactly when x > 0)."""

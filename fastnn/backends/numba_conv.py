@@ -33,6 +33,7 @@ from .conv_shapes import (
     native,
 )
 from .fused_activation import fused_activation, fused_activation_grad
+from .op_checks import check_residual
 from .scratch import scratch as _scratch
 
 
@@ -133,7 +134,9 @@ class NumbaConvOps:
         conv_kernels.col2im(col.size, _c(col), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, dx)
         return dx
 
-    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False, activation=None, alpha=0.0):
+    def conv2d(
+        self, x, W, b, stride=1, pad=0, impl="auto", relu=False, activation=None, alpha=0.0, residual=None
+    ):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i,
         ow*SW + j].
 
@@ -144,7 +147,10 @@ class NumbaConvOps:
         ``relu=True`` is "relu") returns f(y), fused into the kernel: ReLU in the direct
         kernel's register tiles, the others on each image's output while it is in cache,
         and in im2col's bias pass; the activation op's own scalar code, so the numbers
-        are the op's.
+        are the op's. ``residual`` (an array of y's shape and dtype): returns f(y + residual)
+        instead, a residual block's sum (``add_relu(y, residual)`` for ReLU) taken in the
+        direct kernel's pass over each image's output while it is in cache, else after the
+        convolution; the numbers are those of the convolution, then the sum, then f.
 
         Numba backend, ``impl="auto"``: "direct" at stride 1; at other strides
         "polyphase" forward and for the weight gradients alone (``input_grad=False``, a
@@ -171,15 +177,18 @@ class NumbaConvOps:
         F = W.shape[0]
         x, W, b = _c(x), _c(W), _c(b)
         y = np.empty((g.N, F, g.OH, g.OW), dtype=x.dtype)
+        if residual is not None:
+            residual = _c(native(check_residual("conv2d", residual, y)))
         if y.size == 0:
             return y
         work = y.size * g.C * g.KH * g.KW
         impl = _resolve(impl, g, F, forward=True)
         if impl == "polyphase":
             P, Wq = _phases(x, W, g)
-            return self.conv2d(P, Wq, b, 1, 0, "direct", activation=activation, alpha=alpha)
+            fused = dict(activation=activation, alpha=alpha, residual=residual)
+            return self.conv2d(P, Wq, b, 1, 0, "direct", **fused)
         if impl == "direct" and g.SH == 1 and g.SW == 1:
-            in_tiles = code == ACT_RELU
+            in_tiles = code == ACT_RELU and residual is None
             conv_kernels.direct_conv_s1(
                 work,
                 x,
@@ -190,12 +199,15 @@ class NumbaConvOps:
                 in_tiles,
                 ACT_IDENTITY if in_tiles else code,
                 x.dtype.type(alpha),
+                _unused(x.dtype) if residual is None else residual,
                 False,
                 y,
                 _unused(x.dtype),
                 _unused(np.int64),
             )
             return y
+        if residual is not None:  # the convolution alone, then the sum and f in one pass
+            return self._with_residual(self.conv2d(x, W, b, stride, pad, impl), residual, activation, alpha)
         if impl == "direct":
             conv_kernels.direct_forward_strided(work, _padded(x, g), W, b, g.SH, g.SW, y)
             return self._activate(y, activation, alpha)
@@ -265,6 +277,7 @@ class NumbaConvOps:
             True,
             ACT_IDENTITY,
             x.dtype.type(0),
+            _unused(x.dtype),
             True,
             _unused(x.dtype),
             pooled,

@@ -27,6 +27,7 @@ from .conv_shapes import (
     native,
 )
 from .fused_activation import fused_activation, fused_activation_grad
+from .op_checks import check_residual
 from .windows import route_to_argmax, window_slices
 
 
@@ -83,7 +84,9 @@ class NumpyConvOps:
             )
         return _col2im(col, g)
 
-    def conv2d(self, x, W, b, stride=1, pad=0, impl="auto", relu=False, activation=None, alpha=0.0):
+    def conv2d(
+        self, x, W, b, stride=1, pad=0, impl="auto", relu=False, activation=None, alpha=0.0, residual=None
+    ):
         """Cross-correlation: y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xpad[n, c, oh*SH + i,
         ow*SW + j].
 
@@ -92,6 +95,8 @@ class NumpyConvOps:
         gives the same result. The reference always computes im2col(x) @ W_mat.T + b.
         ``activation`` ("relu", "sigmoid", "tanh" or "leaky_relu" with slope ``alpha``)
         returns f(y) as the activation's op computes it; ``relu=True`` is "relu".
+        ``residual`` (an array of y's shape and dtype): f(y + residual) instead, the sum
+        rounded to the dtype before f (``add_relu(y, residual)`` for ReLU).
         """
         check_impl("conv2d", impl)
         activation, alpha = fused_activation("conv2d", relu, activation, alpha)
@@ -101,6 +106,8 @@ class NumpyConvOps:
         col = _im2col(x, g)  # (N*OH*OW, C*KH*KW)
         y = col @ W.reshape(F, -1).T + b  # (N*OH*OW, F)
         y = np.ascontiguousarray(y.reshape(g.N, g.OH, g.OW, F).transpose(0, 3, 1, 2))
+        if residual is not None:
+            return self._with_residual(y, native(check_residual("conv2d", residual, y)), activation, alpha)
         return self._activate(y, activation, alpha)
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):

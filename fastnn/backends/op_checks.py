@@ -45,6 +45,16 @@ def check_add_relu(where: str, a, b, out):
         raise ValueError(f"{where}: out must be a writeable C-contiguous array")
 
 
+def check_residual(where: str, residual, y):
+    """A residual added to an op's output y: an array of y's shape and dtype; returns it."""
+    if not isinstance(residual, np.ndarray) or residual.dtype.newbyteorder("=") != y.dtype:
+        got = residual.dtype if isinstance(residual, np.ndarray) else type(residual).__name__
+        raise TypeError(f"{where}: expected residual of the output's dtype {y.dtype}, got {got}")
+    if residual.shape != y.shape:
+        raise ValueError(f"{where}: expected residual of the output's shape {y.shape}, got {residual.shape}")
+    return residual
+
+
 def check_logits_and_targets(where: str, logits, t):
     """Check logits (N, C) with C >= 1 and matching targets; return (N, C)."""
     check_same_dtype(where, logits=logits)

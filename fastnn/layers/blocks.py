@@ -241,6 +241,17 @@ class Residual(Block):
         self._ran = units if train else None
         return body, shortcut
 
+    def inference_parts(self, x) -> tuple[np.ndarray, np.ndarray, object]:
+        """(h, shortcut(x), last) of an inference pass that stops short of the body's last
+        unit ``last``, h being its input: the caller runs ``last`` on h with the sum fused
+        into it (:class:`fastnn.fusion.ResidualReLU`)."""
+        self.check_input(x)
+        units = self._part_units()
+        h = _run(units["body"][:-1], x, False)
+        shortcut = _run(units["shortcut"], x, False)
+        self._ran = None
+        return h, shortcut, units["body"][-1]
+
     def backward(self, dy, input_grad=True):
         units = self._require_forward("_ran")
         if not input_grad:

@@ -15,7 +15,7 @@ from ..._config import jit, parallel_kernel
 from .._scalars import runtime, typed
 from .._simd import VECTOR_BYTES, lanes, vfma, vload, vrelu, vsplat, vstore, wide_vectors
 from .._simd_pool import pool_tile_put
-from ..activations import ACT_IDENTITY, activate
+from ..activations import ACT_IDENTITY, ACT_RELU, activate
 from ..pool import INT32_PLANE, maxpool_2x2_image
 from .padding import _pad_image, _pad_image_vectors
 
@@ -438,7 +438,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
 
 
 @parallel_kernel
-def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, pool, y, pooled, argmax):
+def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, res, pool, y, pooled, argmax):
     """Stride-1 correlation with the padding done per image inside the kernel.
 
     y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * P[n, c, i + kh, j + kw],
@@ -450,7 +450,9 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, pool, y, pooled, arg
     ``relu``: y = max(that, 0) instead (a fused ReLU, in the register tiles). ``act``:
     y = f(that) for activation code ``act`` (:func:`~fastnn.kernels.activations.activate`,
     ``alpha`` leaky ReLU's slope), applied to each image's output right after its tiles,
-    while it is in cache (ACT_IDENTITY: none; not with ``pool``). ``pool``: instead of y (then a
+    while it is in cache (ACT_IDENTITY: none; not with ``pool``). ``res`` (N, O, OH, OW), or
+    an empty array for none: y = f(that + res), the sum taken in that same pass (a residual
+    block's add, with ``relu`` False and f its ReLU; not with ``pool``). ``pool``: instead of y (then a
     placeholder), write pooled, argmax = 2x2 stride-2 max pooling of it (OH and OW even),
     so the full output is never stored: rows of at least a vector are pooled in the
     register tiles (:func:`_conv_rows_pooled`); narrower ones go to a buffer of the
@@ -505,7 +507,16 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, pool, y, pooled, arg
             )
         else:
             _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, y[n])
-            if act != ACT_IDENTITY:
+            if res.size != 0:
+                yn = y[n].reshape(O * OH * OW)
+                rn = res[n].reshape(O * OH * OW)
+                if act == ACT_RELU:  # a constant code: the loop vectorises
+                    for q in range(O * OH * OW):
+                        yn[q] = activate(yn, yn[q] + rn[q], ACT_RELU, alpha)
+                else:
+                    for q in range(O * OH * OW):
+                        yn[q] = activate(yn, yn[q] + rn[q], act, alpha)
+            elif act != ACT_IDENTITY:
                 yn = y[n].reshape(O * OH * OW)
                 for q in range(O * OH * OW):
                     yn[q] = activate(yn, yn[q], act, alpha)
