@@ -128,3 +128,23 @@ def test_the_site_lists_every_tutorial_in_order():
     for entry, path in zip(entries, TUTORIALS):
         (title,) = entry
         assert title.startswith(f"{int(path.name[:2])}. "), f"{path.name}: title {title!r} should be 'N. ...'"
+
+
+def test_the_site_serves_mathjax_itself_and_asks_no_font_server(tmp_path):
+    """docs/hooks/mathjax.py copies MathJax (the docs extra's jupyter-server-mathjax) into the
+    site, where mkdocs.yml points the tutorial pages, so their formulas render offline."""
+    pytest.importorskip("jupyter_server_mathjax", reason="the docs extra is not installed")
+    spec = importlib.util.spec_from_file_location("mathjax_hook", REPO / "docs" / "hooks" / "mathjax.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    folder = hook.copy_mathjax(tmp_path)
+    assert folder == tmp_path / "assets" / "mathjax"
+    configs = ("TeX-AMS-MML_HTMLorMML-full.js", "Safe.js", "local/fastnn.js")
+    for path in ("MathJax.js", *(f"config/{name}" for name in configs)):
+        assert (folder / path).is_file(), path
+    assert (folder / "fonts" / "HTML-CSS" / "STIX-Web" / "woff").is_dir()  # the font the local config picks
+    config = (REPO / "mkdocs.yml").read_text()
+    # a tutorial's page is site/tutorials/NN_slug/index.html: two folders below the root
+    url = "../../assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,local/fastnn"
+    assert f'custom_mathjax_url: "{url}"' in config
+    assert "docs/hooks/mathjax.py" in config and "  font: false" in config
