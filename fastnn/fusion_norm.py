@@ -244,6 +244,7 @@ class NormGroup(FusedGroup):
         then ``add_relu``. The numbers are those of the group's inference and then
         ``add_relu``, bit for bit."""
         self.layers[0].check_input(x)
+        self._apart, self._cache = False, None  # as forward(x, train=False): nothing kept
         if (
             self.pool is None
             and self.activation == "identity"

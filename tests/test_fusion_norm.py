@@ -483,6 +483,10 @@ def test_a_residual_blocks_sum_in_the_folded_convolution_is_the_convolution_then
     monkeypatch.setattr(model.ops, "conv2d", spy)
     fused = model.predict(x)
     assert sum(calls) == 2  # the two blocks whose body ends with a Conv2D + BatchNorm
+    groups = [
+        unit for layer in model.layers if isinstance(layer, fnn.Residual) for unit in layer._units["body"]
+    ]
+    assert all(getattr(unit, "_cache", None) is None for unit in groups)  # inference keeps nothing
     accepts = fusion_norm._accepts
     monkeypatch.setattr(fusion_norm, "_accepts", lambda op, name: name != "residual" and accepts(op, name))
     calls.clear()
