@@ -72,11 +72,7 @@ class Ensemble:
                 f"predict_classes, got shape {classes.shape[1:]}"
             )
         outputs = np.asarray(self.models[0].predict(x[:1]))
-        width = max(outputs.shape[1] if outputs.ndim == 2 and outputs.shape[1] > 1 else 2, classes.max() + 1)
-        counts = np.zeros((classes.shape[1], width))
-        for member_classes in classes:
-            counts[np.arange(classes.shape[1]), member_classes] += 1.0
-        return counts / len(self.models)
+        return vote_fractions(classes, outputs.shape[1] if outputs.ndim == 2 and outputs.shape[1] > 1 else 2)
 
     def _has_probabilities(self) -> bool:
         try:
@@ -135,6 +131,24 @@ class Ensemble:
             result["loss"] = float(loss_fn.forward(self.predict(x), t))
         result["accuracy"] = float(np.mean(self.predict_classes(x) == labels))
         return result
+
+
+def vote_fractions(classes, num_classes: int = 2) -> np.ndarray:
+    """(N, C) fractions of K voters naming each class: v[n, c] = (1/K) #{k : classes[k, n] = c}.
+
+    ``classes``: (K, N) integer class indices, one row per voter. C is the larger of
+    ``num_classes`` and the largest class named plus one. ``argmax(axis=1)`` of the result
+    is the majority vote, a tie going to the smallest class index."""
+    classes = np.asarray(classes)
+    if classes.ndim != 2 or classes.dtype.kind not in "iu":
+        raise ValueError(
+            f"vote_fractions: classes must be (K voters, N samples) integers, got shape "
+            f"{classes.shape} and dtype {classes.dtype}"
+        )
+    counts = np.zeros((classes.shape[1], max(num_classes, int(classes.max(initial=0)) + 1)))
+    for member_classes in classes:
+        counts[np.arange(classes.shape[1]), member_classes] += 1.0
+    return counts / len(classes)
 
 
 def ensemble(models, method: str = "average") -> Ensemble:

@@ -43,13 +43,11 @@ listed by :func:`first_weighted_unit` also take ``backward(dy, input_grad=False)
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import fusion_norm
 from .fusion_base import FusedGroup
 from .layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .layers.base import Layer
-from .layers.blocks import Block, Residual
+from .layers.blocks import Block, Residual, writable_alone
 from .layers.conv import Conv2D, conv_backward
 from .layers.dense import Dense, dense_backward
 from .layers.pool import AvgPool2D, MaxPool2D
@@ -203,13 +201,13 @@ class ResidualReLU(FusedGroup):
         if not train:
             h, shortcut, last = block.inference_parts(x)
             self._keep(False, _y=None)
-            if hasattr(last, "inference_add_relu"):
-                return last.inference_add_relu(h, shortcut)
+            fused = last.inference_add_relu(h, shortcut) if hasattr(last, "inference_add_relu") else None
+            if fused is not None:
+                return fused
             body = last.forward(h, train=False)
         else:
             body, shortcut = block.forward_parts(x, train)
-        in_place = not train and body.flags.c_contiguous and body.flags.writeable
-        in_place = in_place and not np.may_share_memory(body, x) and not np.may_share_memory(body, shortcut)
+        in_place = not train and writable_alone(body, x, shortcut)
         y = block.ops.add_relu(body, shortcut, out=body if in_place else None)
         self._keep(train, _y=y)
         return y

@@ -238,24 +238,18 @@ class NormGroup(FusedGroup):
 
     def inference_add_relu(self, x, residual):
         """relu(self(x) + residual) at inference, for the last group of a residual block's
-        body followed by its ReLU (:class:`fastnn.fusion.ResidualReLU`). A folded
-        convolution without an activation of its own takes the sum and the ReLU in its
-        store (``conv2d(..., relu=True, residual=...)``); otherwise the group's inference,
-        then ``add_relu``. The numbers are those of the group's inference and then
-        ``add_relu``, bit for bit."""
+        body followed by its ReLU (:class:`fastnn.fusion.ResidualReLU`), when a folded
+        convolution without an activation of its own can take the sum and the ReLU in its
+        store (``conv2d(..., relu=True, residual=...)``); None (nothing computed) otherwise,
+        and the caller runs the group's inference and then ``add_relu``. The numbers are
+        those of that pair, bit for bit."""
         self.layers[0].check_input(x)
+        fusable = self.pool is None and self.activation == "identity" and _accepts(self._op(), "residual")
+        if not (fusable and self.folds_for(x)):
+            return None
         self._apart, self._cache = False, None  # as forward(x, train=False): nothing kept
-        if (
-            self.pool is None
-            and self.activation == "identity"
-            and _accepts(self._op(), "residual")
-            and self.folds_for(x)
-        ):
-            W, b = self.folded()
-            return self._linear(x, W, b, relu=True, residual=residual)
-        z = self._inference(x)
-        in_place = not np.may_share_memory(z, x) and not np.may_share_memory(z, residual)
-        return self.layers[0].ops.add_relu(z, residual, out=z if in_place else None)
+        W, b = self.folded()
+        return self._linear(x, W, b, relu=True, residual=residual)
 
     def _inference_apart(self, x):
         """The layers' inference ops one after the other (no fold): bit-identical to them."""

@@ -89,3 +89,87 @@ def test_nielsens_l2_step_equals_fastnns_weight_decay_step():
     params = w.copy()
     fnn.optim.SGD(lr=eta, weight_decay=lam / n).apply(fnn.get_ops("numpy"), params, g.copy())
     np.testing.assert_allclose(params, nielsen, rtol=1e-12)
+
+
+def fake_member(seed: int, classes, minutes: float = 90.0) -> dict:
+    return {
+        "seed": seed,
+        "measured": 0.0,
+        "fastnn_seconds": 60.0 * minutes,
+        "numpy_seconds": 600.0 * minutes,
+        "load_average": [1.0 + seed, 2.0 + seed],
+        "date": f"2026-12-0{seed + 1}",
+        "test_votes": book_results.votes_text(classes),
+    }
+
+
+def test_the_ensemble_row_is_the_majority_vote_of_five_members_trained_apart():
+    """Five members' votes on six test images, the first from the dropout row (seed 0): the
+    row waits for the fifth, then scores the vote; a member rerun replaces its record."""
+    recipe = book_results.BY_KEY[book_results.ENSEMBLE_KEY]
+    t_test = np.array([0, 1, 2, 3, 4, 5])
+    votes = np.array(
+        [
+            [0, 1, 2, 3, 4, 9],
+            [0, 1, 7, 3, 8, 9],
+            [0, 7, 2, 3, 8, 5],
+            [1, 1, 7, 3, 8, 5],
+            [0, 7, 2, 9, 8, 6],
+        ]
+    )
+    first = {**fake_member(0, votes[0]), "status": "run", "numpy_how": "extrapolated", "threads": 2}
+    first["machine"] = "x86_64, 2 cores"
+    others = [fake_member(seed, votes[seed]) for seed in range(1, 5)]
+
+    partial = book_results.ensemble_entry(recipe, first, others[:3], t_test)
+    assert partial["status"] == "not run" and [m["seed"] for m in partial["members"]] == [1, 2, 3]
+    assert "the members of seeds 1, 2, 3 are trained" in book_results.render_table([partial])
+
+    stale = fake_member(4, np.zeros(6, np.int64))
+    entry = book_results.ensemble_entry(recipe, first, [stale, *others[::-1]], t_test)
+    majority = [0, 1, 2, 3, 8, 5]  # image 5: 9, 9, 5, 5, 6 is a tie of 5 and 9, to the smaller
+    assert entry["status"] == "run" and entry["seeds"] == [0, 1, 2, 3, 4]
+    assert entry["measured"] == round(100.0 * np.mean(np.equal(majority, t_test)), 2) == 83.33
+    assert entry["fastnn_seconds"] == pytest.approx(5 * 5400.0)
+    assert entry["load_average"] == [1.0, 6.0] and entry["date"] == "2026-12-05"
+    assert [m["seed"] for m in entry["members"]] == [1, 2, 3, 4]  # seed 0 stays in the dropout row
+    assert book_results.within_tolerance({**entry, "measured": entry["book"]})
+    assert "83.33 % (seeds 0-4, 40 epochs" in book_results.render_table([entry])
+
+    unrun_first = {**first, "status": "not run"}
+    assert book_results.ensemble_entry(recipe, unrun_first, others, t_test)["status"] == "not run"
+    assert book_results.ensemble_entry(recipe, first, others, None)["status"] == "not run"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--only", "nielsen_ensemble"], "one member at a time"),
+        (["--ensemble-member", "0"], "SEED must be 1-4, got 0"),
+        (["--ensemble-member", "5"], "SEED must be 1-4, got 5"),
+    ],
+)
+def test_the_ensemble_is_trained_one_member_at_a_time(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        book_results.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_the_recorded_votes_give_the_recorded_accuracy(mnist_dir):
+    """A member's test_votes are its predictions: scored against the real test labels, they
+    give the accuracy its row reports."""
+    _, (_, t_test) = fnn.datasets.load_mnist("mnist", path=mnist_dir.parent, download=False, verbose=False)
+    with_votes = [e for e in ENTRIES if "test_votes" in e] + [
+        m for e in ENTRIES for m in e.get("members", [])
+    ]
+    for entry in with_votes:
+        classes = np.frombuffer(entry["test_votes"].encode(), np.uint8) - ord("0")
+        assert len(classes) == len(t_test)
+        assert round(100.0 * float(np.mean(classes == t_test)), 2) == entry["measured"], entry["seed"]
+    ensemble = next(e for e in ENTRIES if e["key"] == book_results.ENSEMBLE_KEY)
+    if ensemble["status"] == "run":
+        first = next(e for e in ENTRIES if e["key"] == book_results.ENSEMBLE_MEMBER_KEY)
+        again = book_results.ensemble_entry(
+            book_results.BY_KEY[book_results.ENSEMBLE_KEY], first, ensemble["members"], t_test
+        )
+        assert again["measured"] == ensemble["measured"]

@@ -70,6 +70,20 @@ def test_vote_counts_the_members_classes_and_breaks_ties_to_the_smallest():
     assert result == {"accuracy": 0.5}  # voting has no loss
 
 
+def test_vote_fractions_counts_each_voters_class():
+    classes = np.array([[0, 2, 1, 3], [0, 1, 1, 2], [2, 2, 0, 1]])
+    fractions = fnn.ensembles.vote_fractions(classes, num_classes=5)
+    assert fractions.shape == (4, 5)
+    np.testing.assert_allclose(fractions[0], [2 / 3, 0, 1 / 3, 0, 0])
+    np.testing.assert_allclose(fractions[3], [0, 1 / 3, 1 / 3, 1 / 3, 0])
+    np.testing.assert_array_equal(fractions.argmax(axis=1), [0, 2, 1, 1])  # the last: a three-way tie
+    assert fnn.ensembles.vote_fractions(classes).shape == (4, 4)  # C from the largest class named
+    with pytest.raises(ValueError, match=r"vote_fractions: .*\(K voters, N samples\).*shape \(4,\)"):
+        fnn.ensembles.vote_fractions(classes[0])
+    with pytest.raises(ValueError, match="vote_fractions: .*float64"):
+        fnn.ensembles.vote_fractions(classes.astype(np.float64))
+
+
 def test_a_single_member_ensemble_is_that_member():
     member = members()[2]
     for method in ("average", "vote"):

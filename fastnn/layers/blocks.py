@@ -83,13 +83,13 @@ def _run_backward(units, dy, stop=None):
     return dy
 
 
-def _owned_by_this_pass(grad, *others) -> bool:
-    """Whether ``grad`` may be added into in place: writeable, C-contiguous and sharing no
-    memory with ``others`` (a body that is a reshape hands back a view of dy itself)."""
+def writable_alone(array, *others) -> bool:
+    """Whether ``array`` may be written into in place: writeable, C-contiguous and sharing no
+    memory with ``others`` (a body that is a reshape hands back a view of its input)."""
     return (
-        grad.flags.writeable
-        and grad.flags.c_contiguous
-        and not any(np.may_share_memory(grad, other) for other in others)
+        array.flags.writeable
+        and array.flags.c_contiguous
+        and not any(np.may_share_memory(array, other) for other in others)
     )
 
 
@@ -260,7 +260,7 @@ class Residual(Block):
             return None
         body = _run_backward(units["body"], dy)
         shortcut = _run_backward(units["shortcut"], dy)
-        if _owned_by_this_pass(body, dy, shortcut):
+        if writable_alone(body, dy, shortcut):
             body += shortcut  # into the body's fresh input gradient: no third array
             return body
         return body + shortcut
@@ -333,7 +333,7 @@ class Concat(Block):
             if not input_grad:
                 continue
             if dx is None:
-                dx, owned = grad, _owned_by_this_pass(grad, dy)
+                dx, owned = grad, writable_alone(grad, dy)
             elif owned and not np.may_share_memory(dx, grad):
                 dx += grad  # into the first branch's fresh input gradient
             else:
