@@ -535,6 +535,17 @@ def not_run(recipe: Recipe) -> dict:
     }
 
 
+def kept_entry(recipe: Recipe, saved: dict | None) -> dict:
+    """The JSON entry a recipe that is not rerun keeps: its saved one if it was run, else
+    "not run" as the recipe says now, with the ensemble members recorded so far."""
+    if saved is not None and saved["status"] == "run":
+        return saved
+    entry = not_run(recipe)
+    if saved is not None and saved.get("members"):
+        entry["members"] = saved["members"]
+    return entry
+
+
 def within_tolerance(entry: dict) -> bool:
     """Whether a run entry reproduces the book: |measured - book| <= tolerance, or for the
     optimizer comparison, SGD's final loss the highest and at least twice every other's."""
@@ -639,9 +650,8 @@ def main(argv=None) -> int:
             if recipe.train is None and (not args.only or recipe.key in args.only):
                 print(estimate(recipe, data), flush=True)
         return 0
-    saved = {e["key"]: e for e in load_entries()}
-    kept = {key for key, e in saved.items() if e["status"] == "run" or key == ENSEMBLE_KEY}
-    entries = [saved[recipe.key] if recipe.key in kept else not_run(recipe) for recipe in RECIPES]
+    saved = {e["key"]: e for e in load_entries(JSON_PATH)}
+    entries = [kept_entry(recipe, saved.get(recipe.key)) for recipe in RECIPES]
     index = {recipe.key: i for i, recipe in enumerate(RECIPES)}
     if not args.table_only:
         data = fnn.datasets.load_mnist(path=_data_dir(args))
@@ -663,7 +673,7 @@ def main(argv=None) -> int:
             BY_KEY[ENSEMBLE_KEY], entries[index[ENSEMBLE_MEMBER_KEY]], members, data[1][1]
         )
     JSON_PATH.write_text(json.dumps(entries, indent=1) + "\n")
-    write_table(entries)
+    write_table(entries, MD_PATH)
     return 0
 
 

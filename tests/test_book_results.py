@@ -173,3 +173,27 @@ def test_the_recorded_votes_give_the_recorded_accuracy(mnist_dir):
             book_results.BY_KEY[book_results.ENSEMBLE_KEY], first, ensemble["members"], t_test
         )
         assert again["measured"] == ensemble["measured"]
+
+
+def test_rewriting_the_table_keeps_the_runs_and_the_ensemble_members(tmp_path, monkeypatch):
+    """--table-only on a JSON whose unrun rows carry stale notes: the run rows stay as they
+    are, the unrun ones take the recipes' text, and the ensemble keeps its members."""
+    entries = json.loads(json.dumps(ENTRIES))
+    ensemble = next(e for e in entries if e["key"] == book_results.ENSEMBLE_KEY)
+    if ensemble["status"] == "run":
+        pytest.skip("the committed ensemble row is complete")
+    member = fake_member(2, np.arange(10) % 10)
+    ensemble.update(notes="stale", members=[member])
+    json_path, md_path = tmp_path / "results.json", tmp_path / "results.md"
+    json_path.write_text(json.dumps(entries))
+    md_path.write_text(f"# page\n{book_results.TABLE_BEGIN}\nold\n{book_results.TABLE_END}\nafter\n")
+    monkeypatch.setattr(book_results, "JSON_PATH", json_path)
+    monkeypatch.setattr(book_results, "MD_PATH", md_path)
+    assert book_results.main(["--table-only"]) == 0
+    rewritten = json.loads(json_path.read_text())
+    assert [e for e in rewritten if e["status"] == "run"] == RUN
+    again = next(e for e in rewritten if e["key"] == book_results.ENSEMBLE_KEY)
+    assert again["notes"] == book_results.BY_KEY[book_results.ENSEMBLE_KEY].notes
+    assert again["members"] == [member]
+    page = md_path.read_text()
+    assert page.startswith("# page\n") and page.endswith("after\n") and "the members of seeds 2" in page
