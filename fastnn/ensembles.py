@@ -157,4 +157,4 @@ def ensemble(models, method: str = "average") -> Ensemble:
     return Ensemble(models, method)
 
 
-__all__ = ["Ensemble", "METHODS", "ensemble"]
+__all__ = ["Ensemble", "METHODS", "ensemble", "vote_fractions"]

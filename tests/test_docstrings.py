@@ -36,6 +36,7 @@ DOCUMENTED_MODULES = [
     "fastnn.backends",
     "fastnn.augment",
     "fastnn.preprocessing",
+    "fastnn.ensembles",
     "fastnn.tune",
     "fastnn.plots",
     "fastnn.classic",
