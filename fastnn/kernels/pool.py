@@ -353,8 +353,10 @@ def avgpool_backward(dy, KH, KW, SH, SW, PH, PW, dx):
 @parallel_kernel
 def avgpool_forward_2x2(x, y):
     """avgpool_forward for 2x2 windows, stride 2, no padding: y[n, c, i, j] = (0 + x[2i, 2j]
-    + x[2i, 2j+1] + x[2i+1, 2j] + x[2i+1, 2j+1]) / 4, the general kernel's sum, a row of
-    windows at a time (a last odd row or column of x is in no window)."""
+    + x[2i, 2j+1] + x[2i+1, 2j] + x[2i+1, 2j+1]) / 4, the general kernel's terms, a row of
+    windows at a time (a last odd row or column of x is in no window). Fastmath may
+    reassociate the sum differently in the two kernels, so they agree to a few float
+    epsilons of the sum of |x| over the window, not bit for bit."""
     N, C = x.shape[0], x.shape[1]
     OH, OW = y.shape[2], y.shape[3]
     area = typed(x, 4)
