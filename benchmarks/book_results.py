@@ -363,6 +363,16 @@ def votes_text(labels) -> str:
     return "".join(str(int(label)) for label in labels)
 
 
+def votes_classes(votes: str) -> np.ndarray:
+    """The classes of a :func:`votes_text` string, as an int64 array."""
+    return (np.frombuffer(votes.encode(), np.uint8) - ord("0")).astype(np.int64)
+
+
+def without_votes(entry: dict) -> dict:
+    """``entry`` without its 10,000-digit test_votes, for the progress lines."""
+    return {k: v for k, v in entry.items() if k != "test_votes"}
+
+
 def ensemble_entry(recipe: Recipe, first: dict, members: list[dict], t_test=None) -> dict:
     """The ensemble's JSON entry from its members' runs. ``first`` is the entry of the
     ENSEMBLE_MEMBER_KEY row: with seed SEED and its votes, it is the first member.
@@ -377,8 +387,8 @@ def ensemble_entry(recipe: Recipe, first: dict, members: list[dict], t_test=None
     if len(pool) < ENSEMBLE_SIZE or t_test is None:
         return entry
     pool = pool[:ENSEMBLE_SIZE]
-    classes = np.array([np.frombuffer(m["test_votes"].encode(), np.uint8) - ord("0") for m in pool])
-    votes = fnn.ensembles.vote_fractions(classes.astype(np.int64), 10).argmax(axis=1)
+    classes = np.array([votes_classes(m["test_votes"]) for m in pool])
+    votes = fnn.ensembles.vote_fractions(classes, 10).argmax(axis=1)
     return {
         **entry,
         "measured": round(100.0 * float(np.mean(votes == t_test)), 2),
@@ -662,13 +672,13 @@ def main(argv=None) -> int:
                 continue
             print(f"{recipe.key}: training ...", flush=True)
             entries[index[recipe.key]] = run(recipe, data, seed=args.seed)
-            print(json.dumps(entries[index[recipe.key]]), flush=True)
+            print(json.dumps(without_votes(entries[index[recipe.key]])), flush=True)
             JSON_PATH.write_text(json.dumps(entries, indent=1) + "\n")
         if args.ensemble_member is not None:
             print(f"{ENSEMBLE_KEY}: training the member of seed {args.ensemble_member} ...", flush=True)
             member = run(BY_KEY[ENSEMBLE_MEMBER_KEY], data, seed=args.ensemble_member)
             members = [*members, member_record(member)]
-            print(json.dumps({k: v for k, v in member.items() if k != "test_votes"}), flush=True)
+            print(json.dumps(without_votes(member)), flush=True)
         entries[index[ENSEMBLE_KEY]] = ensemble_entry(
             BY_KEY[ENSEMBLE_KEY], entries[index[ENSEMBLE_MEMBER_KEY]], members, data[1][1]
         )

@@ -243,9 +243,10 @@ class NormGroup(FusedGroup):
         store (``conv2d(..., relu=True, residual=...)``); None (nothing computed) otherwise,
         and the caller runs the group's inference and then ``add_relu``. The numbers are
         those of that pair, bit for bit."""
+        if not (self.pool is None and self.activation == "identity" and _accepts(self._op(), "residual")):
+            return None
         self.layers[0].check_input(x)
-        fusable = self.pool is None and self.activation == "identity" and _accepts(self._op(), "residual")
-        if not (fusable and self.folds_for(x)):
+        if not self.folds_for(x):
             return None
         self._apart, self._cache = False, None  # as forward(x, train=False): nothing kept
         W, b = self.folded()
