@@ -36,6 +36,7 @@ import numba
 
 __all__ = [
     "FASTMATH",
+    "FASTMATH_IN_ORDER",
     "CACHE",
     "PARALLEL",
     "PARALLEL_THRESHOLD",
@@ -66,6 +67,9 @@ def _env_int(name: str, default: int) -> int:
 FASTMATH: set[str] | bool = (
     {"nsz", "arcp", "contract", "reassoc"} if _env_bool("FASTNN_FASTMATH", True) else False
 )
+#: :data:`FASTMATH` without ``reassoc``: for a kernel whose sums must keep the order the
+#: code writes, because another kernel (a fast path) must give its numbers bit for bit.
+FASTMATH_IN_ORDER: set[str] | bool = FASTMATH - {"reassoc"} if FASTMATH else False
 CACHE: bool = _env_bool("FASTNN_CACHE", True)
 PARALLEL: bool = _env_bool("FASTNN_PARALLEL", True)
 #: Work (a kernel call's count of elementary operations) from which a ParallelKernel runs

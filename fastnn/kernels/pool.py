@@ -10,7 +10,7 @@ and Lp pooling's zero padding (the divisor stays KH*KW; a zero adds nothing to a
 import numpy as np
 from numba import get_thread_id, prange
 
-from .._config import jit, parallel_kernel
+from .._config import FASTMATH_IN_ORDER, jit, parallel_kernel
 from ._scalars import typed
 from ._simd import lanes, wide_vectors
 from ._simd_pool import pool_pairs_step, pool_rows_step
@@ -298,7 +298,7 @@ def maxpool_backward(dy, argmax, dx):
                 out[argmax[n, c, i, j]] += dy[n, c, i, j]
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def avgpool_forward(x, KH, KW, SH, SW, PH, PW, y):
     """y = (sum over the window clipped to x) / (KH*KW)."""
     N, C, H, W = x.shape
@@ -350,13 +350,12 @@ def avgpool_backward(dy, KH, KW, SH, SW, PH, PW, dx):
                         out[h, w] += share
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def avgpool_forward_2x2(x, y):
     """avgpool_forward for 2x2 windows, stride 2, no padding: y[n, c, i, j] = (0 + x[2i, 2j]
-    + x[2i, 2j+1] + x[2i+1, 2j] + x[2i+1, 2j+1]) / 4, the general kernel's terms, a row of
-    windows at a time (a last odd row or column of x is in no window). Fastmath may
-    reassociate the sum differently in the two kernels, so they agree to a few float
-    epsilons of the sum of |x| over the window, not bit for bit."""
+    + x[2i, 2j+1] + x[2i+1, 2j] + x[2i+1, 2j+1]) / 4, the general kernel's terms in its
+    order, a row of windows at a time (a last odd row or column of x is in no window). Both
+    kernels are compiled without fastmath's reassociation, so their numbers are the same bits."""
     N, C = x.shape[0], x.shape[1]
     OH, OW = y.shape[2], y.shape[3]
     area = typed(x, 4)
