@@ -578,8 +578,12 @@ def render_table(entries: list[dict]) -> str:
     for e in entries:
         what = f"{e['source']}: {e['result']}"
         if e["status"] != "run":
-            done = [m["seed"] for m in e.get("members", [])]
-            progress = f" (the members of seeds {', '.join(map(str, done))} are trained)" if done else ""
+            members = e.get("members", [])
+            progress = ""
+            if members:
+                each = ", ".join(f"seed {m['seed']} {m['measured']:.2f} %" for m in members)
+                trained = f"{len(members)} of the {ENSEMBLE_SIZE - 1} members besides seed 0 trained"
+                progress = f" ({trained}: {each})"
             rows.append(f"| {what} | {e['book_text']} | not run yet{progress} | | | | |")
             continue
         if "seeds" in e:
