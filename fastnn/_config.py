@@ -67,8 +67,9 @@ def _env_int(name: str, default: int) -> int:
 FASTMATH: set[str] | bool = (
     {"nsz", "arcp", "contract", "reassoc"} if _env_bool("FASTNN_FASTMATH", True) else False
 )
-#: :data:`FASTMATH` without ``reassoc``: for a kernel whose sums must keep the order the
-#: code writes, because another kernel (a fast path) must give its numbers bit for bit.
+#: :data:`FASTMATH` without ``reassoc``: for code whose arithmetic must keep the order it is
+#: written in: a kernel that a fast path must match bit for bit, or the range reduction of
+#: :mod:`fastnn.kernels.elementary`'s exp and tanh.
 FASTMATH_IN_ORDER: set[str] | bool = FASTMATH - {"reassoc"} if FASTMATH else False
 CACHE: bool = _env_bool("FASTNN_CACHE", True)
 PARALLEL: bool = _env_bool("FASTNN_PARALLEL", True)

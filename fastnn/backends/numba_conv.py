@@ -157,9 +157,9 @@ class NumbaConvOps:
         first layer), "im2col" for a full backward pass. "polyphase" runs a strided convolution
         as the stride-1 direct kernel on the input's polyphase split
         (:mod:`fastnn.kernels.conv.polyphase`). ``python benchmarks/bench_conv_impl.py
-        --strided`` times both on the zoo's strided layers: polyphase took about 0.5 to
-        0.85 of im2col's time forward, 0.8 to 1.9 for a full backward pass and 0.3 to
-        0.6 for the weight gradients alone (im2col computes dx regardless).
+        --strided`` times both on the zoo's strided layers; the ratios it gave, and the
+        layers where im2col's forward is now the faster (32 channels, stride 3), are in
+        docs/performance.md ("Strided convolutions: the polyphase split").
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
         backward-weights tile (two vectors of channels by 12 taps, or four channels by

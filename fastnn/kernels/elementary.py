@@ -15,9 +15,10 @@ code:
   Error at most 3 ulp.
 
 float64 keeps the C library's functions (the reference's accuracy in float64 is the
-contract of the float64 kernels). The helpers are compiled without ``reassoc`` so LLVM
-keeps the order of the range reduction; they are small and get inlined into the loops
-that call them, keeping their own flags.
+contract of the float64 kernels). The helpers are compiled with
+``_config.FASTMATH_IN_ORDER`` (no ``reassoc``), so LLVM keeps the order of the range
+reduction; they are small and get inlined into the loops that call them, keeping their
+own flags.
 """
 
 import numpy as np
@@ -25,10 +26,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from .._config import jit
-
-#: The flags of the helpers: no reassociation (the range reduction depends on the order).
-_EXACT_ORDER = {"nsz", "arcp", "contract"}
+from .._config import FASTMATH_IN_ORDER, jit
 
 _LOG2E = np.float32(1.44269504088896341)
 _LN2_HIGH = np.float32(0.693359375)
@@ -126,7 +124,7 @@ def tanh(x):
     return np.tanh(x)
 
 
-@overload(exp, jit_options={"fastmath": _EXACT_ORDER})
+@overload(exp, jit_options={"fastmath": FASTMATH_IN_ORDER})
 def _exp_overload(x):
     if x == types.float32:
         return lambda x: exp32(x)
@@ -135,7 +133,7 @@ def _exp_overload(x):
     return None
 
 
-@overload(tanh, jit_options={"fastmath": _EXACT_ORDER})
+@overload(tanh, jit_options={"fastmath": FASTMATH_IN_ORDER})
 def _tanh_overload(x):
     if x == types.float32:
         return lambda x: tanh32(x)

@@ -15,7 +15,11 @@ The package holds one module per algorithm:
 :mod:`.direct_backward`    direct backward at stride 1 (:func:`direct_backward_s1`): its
                            work items, the backward-weights tiles, the ordered sums
 :mod:`.strided`            direct forward and backward at any stride, on a padded input
+:mod:`.polyphase`          a strided convolution as a stride-1 one: the polyphase split of
+                           its input (:func:`~.polyphase.phase_split`) and its adjoint
 :mod:`.im2col`             im2col/col2im, and :func:`im2col_forward`/:func:`im2col_backward`
+:mod:`.gather`             index tables: the strided copies of :mod:`.polyphase` and
+                           :mod:`.im2col` as one flat loop per plane
 :mod:`.modes`              what the stride-1 backward reads as dy: the ``DY_*`` names
 =========================  ==============================================================
 

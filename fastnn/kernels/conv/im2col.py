@@ -14,6 +14,7 @@ from ..._config import jit, parallel_kernel
 from .._scalars import typed
 from .._simd import wide_vectors
 from ..activations import activate
+from .gather import gather_plane, scatter_add_plane, window_sources
 
 
 @jit(inline="always")
@@ -98,29 +99,33 @@ def _valid_cols(kw, SW, PW, W, OW):
 
 
 @jit(inline="always")
-def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, colT):
+def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, windows, colT):
     """Columns of image n, channel c into colT[(c, kh, kw), start:start + OH*OW] (transposed im2col).
 
-    Writes only the entries whose window position lies inside x; those in the zero padding
-    must already hold zeros (:func:`_zero_padding_once`). Each (kh, kw) row is a run of
-    output rows, each a copy of an input row, contiguous at SW = 1 and strided otherwise.
+    At SW = 1 each (kh, kw) row is a run of output rows, each a contiguous copy of an input
+    row, and only the entries whose window position lies inside x are written; those in
+    the zero padding must already hold zeros (:func:`_zero_padding_once`). At other strides
+    the rows would be a few strided elements each, so each (kh, kw) row is instead one flat
+    gather through ``windows`` (:func:`~.gather.window_sources`), padding included.
     """
     H, W = x.shape[2], x.shape[3]
     xc = x[n, c].reshape(H * W)
-    for kh in range(KH):
-        ilo, ihi = _valid_cols(kh, SH, PH, H, OH)
-        for kw in range(KW):
-            dst = colT[(c * KH + kh) * KW + kw]
-            lo, hi = _valid_cols(kw, SW, PW, W, OW)
-            for i in range(ilo, ihi):
-                o = start + i * OW
-                s0 = (i * SH + kh - PH) * W + kw - PW
-                if SW == 1:
+    if SW != 1:
+        P = OH * OW
+        zero = typed(colT, 0.0)
+        for tap in range(KH * KW):
+            gather_plane(xc, windows[tap], zero, colT[c * KH * KW + tap, start : start + P])
+    else:
+        for kh in range(KH):
+            ilo, ihi = _valid_cols(kh, SH, PH, H, OH)
+            for kw in range(KW):
+                dst = colT[(c * KH + kh) * KW + kw]
+                lo, hi = _valid_cols(kw, SW, PW, W, OW)
+                for i in range(ilo, ihi):
+                    o = start + i * OW
+                    s0 = (i * SH + kh - PH) * W + kw - PW
                     for j in range(lo, hi):
                         dst[o + j] = xc[s0 + j]
-                else:
-                    for j in range(lo, hi):
-                        dst[o + j] = xc[s0 + j * SW]
 
 
 @jit(inline="always")
@@ -141,27 +146,38 @@ def _zero_padding_once(colT, rows, slot, zeroed_rows, PH, PW):
 
 
 @jit(inline="always")
-def _col2imT_plane(dcolT, start, n, c, KH, KW, SH, SW, PH, PW, OH, OW, dx):
-    """dx[n, c] = scatter-add of dcolT[(c, kh, kw), start:start + OH*OW] (overwrites dx[n, c])."""
+def _col2imT_plane(dcolT, start, n, c, KH, KW, SH, SW, PH, PW, OH, OW, windows, dx):
+    """dx[n, c] = scatter-add of dcolT[(c, kh, kw), start:start + OH*OW] (overwrites dx[n, c]),
+    the taps in (kh, kw) order and each tap's outputs in (i, j) order; at SW != 1 each tap
+    as one flat scatter through ``windows`` (:func:`~.gather.window_sources`)."""
     H, W = dx.shape[2], dx.shape[3]
     zero = typed(dx, 0.0)
     out = dx[n, c].reshape(H * W)
     for q in range(H * W):
         out[q] = zero
-    for kh in range(KH):
-        ilo, ihi = _valid_cols(kh, SH, PH, H, OH)
-        for kw in range(KW):
-            src = dcolT[(c * KH + kh) * KW + kw]
-            lo, hi = _valid_cols(kw, SW, PW, W, OW)
-            for i in range(ilo, ihi):
-                o = start + i * OW
-                d0 = (i * SH + kh - PH) * W + kw - PW
-                if SW == 1:
+    if SW != 1:
+        P = OH * OW
+        for tap in range(KH * KW):
+            scatter_add_plane(dcolT[c * KH * KW + tap, start : start + P], windows[tap], out)
+    else:
+        for kh in range(KH):
+            ilo, ihi = _valid_cols(kh, SH, PH, H, OH)
+            for kw in range(KW):
+                src = dcolT[(c * KH + kh) * KW + kw]
+                lo, hi = _valid_cols(kw, SW, PW, W, OW)
+                for i in range(ilo, ihi):
+                    o = start + i * OW
+                    d0 = (i * SH + kh - PH) * W + kw - PW
                     for j in range(lo, hi):
                         out[d0 + j] += src[o + j]
-                else:
-                    for j in range(lo, hi):
-                        out[d0 + j * SW] += src[o + j]
+
+
+@jit(inline="always")
+def _strided_windows(H, W, KH, KW, SH, SW, PH, PW, OH, OW):
+    """:func:`~.gather.window_sources` at SW != 1, where the unfolding uses it; else empty."""
+    if SW != 1:
+        return window_sources(H, W, KH, KW, SH, SW, PH, PW, OH, OW)
+    return np.empty((0, 0), dtype=np.int64)
 
 
 @parallel_kernel
@@ -182,6 +198,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
     P = OH * OW
     n_chunks = (N + chunk - 1) // chunk
     zeroed_rows = np.zeros(col_buf.shape[0], dtype=np.int64)
+    windows = _strided_windows(x.shape[2], x.shape[3], KH, KW, SH, SW, PH, PW, OH, OW)
     for ci in prange(n_chunks):
         wide_vectors()
         slot = get_thread_id()
@@ -194,7 +211,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
         for pair in range(nb * C):
             nn = pair // C
             c = pair - nn * C
-            _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, colT)
+            _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, windows, colT)
         np.dot(Wm, colT, out)
         for pair in range(nb * F):
             nn = pair // F
@@ -252,6 +269,7 @@ def im2col_backward(
     zero = typed(dx, 0.0)
     n_chunks = (N + chunk - 1) // chunk
     zeroed_rows = np.zeros(col_buf.shape[0], dtype=np.int64)
+    windows = _strided_windows(x.shape[2], x.shape[3], KH, KW, SH, SW, PH, PW, OH, OW)
     for g in prange(G):
         wide_vectors()
         slot = get_thread_id()
@@ -274,7 +292,7 @@ def im2col_backward(
             for pair in range(nb * C if weight_grad else 0):
                 nn = pair // C
                 c = pair - nn * C
-                _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, colT)
+                _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, windows, colT)
             for pair in range(nb * F):
                 nn = pair // F
                 f = pair - nn * F
@@ -300,7 +318,7 @@ def im2col_backward(
             for pair in range(nb * C):
                 nn = pair // C
                 c = pair - nn * C
-                _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, dx)
+                _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, windows, dx)
     # serially, after the loop (a second parallel region costs more): the group partials
     # summed in group order, whole rows at a time
     if weight_grad:

@@ -28,6 +28,7 @@ from numba import prange
 from ..._config import parallel_kernel
 from .._scalars import typed
 from .._simd import wide_vectors
+from .gather import gather_plane, merge_sources, window_sources
 
 
 @parallel_kernel
@@ -35,10 +36,13 @@ def phase_split(x, SH, SW, PH, PW, QW, P):
     """P[n, (pi*QW + qi)*C + c, a, b] = x[n, c, SH*a + pi - PH, SW*b + qi - PW], 0 outside x.
 
     x (N, C, H, W); P (N, QH*QW*C, A, B). Every element of P is written. Parallel over P's
-    planes.
+    planes, each one flat loop through a table of :func:`~.gather.window_sources` (phase (pi, qi)
+    is tap (pi, qi) of a QH x QW window).
     """
     N, C, H, W = x.shape
     CQ, A, B = P.shape[1], P.shape[2], P.shape[3]
+    QH = CQ // C // QW
+    sources = window_sources(H, W, QH, QW, SH, SW, PH, PW, A, B)
     zero = typed(P, 0.0)
     for plane in prange(N * CQ):
         wide_vectors()
@@ -46,21 +50,7 @@ def phase_split(x, SH, SW, PH, PW, QW, P):
         k = plane - n * CQ
         phase = k // C
         c = k - phase * C
-        pi = phase // QW
-        qi = phase - pi * QW
-        dst = P[n, k]
-        src = x[n, c]
-        for a in range(A):
-            h = SH * a + pi - PH
-            row = dst[a]
-            if h < 0 or h >= H:
-                for b in range(B):
-                    row[b] = zero
-                continue
-            srow = src[h]
-            for b in range(B):
-                w = SW * b + qi - PW
-                row[b] = srow[w] if 0 <= w < W else zero
+        gather_plane(x[n, c].reshape(H * W), sources[phase], zero, P[n, k].reshape(A * B))
 
 
 @parallel_kernel
@@ -68,32 +58,20 @@ def phase_merge(dP, SH, SW, PH, PW, QW, dx):
     """The adjoint of :func:`phase_split`, a gather: dx[n, c, h, w] = dP[n, (pi*QW + qi)*C + c,
     a, b] for SH*a + pi = h + PH and SW*b + qi = w + PW when that entry exists, else 0.
 
-    dP (N, QH*QW*C, A, B); dx (N, C, H, W), every element written. Parallel over dx's planes.
+    dP (N, QH*QW*C, A, B); dx (N, C, H, W), every element written. Parallel over dx's planes,
+    each one flat loop through :func:`~.gather.merge_sources`' table.
     """
     N, C, H, W = dx.shape
     CQ, A, B = dP.shape[1], dP.shape[2], dP.shape[3]
     QH = CQ // C // QW
+    sources = merge_sources(H, W, SH, SW, PH, PW, QH, QW, C, A, B)
     zero = typed(dx, 0.0)
     for plane in prange(N * C):
         wide_vectors()
         n = plane // C
         c = plane - n * C
-        dst = dx[n, c]
-        for h in range(H):
-            a = (h + PH) // SH
-            pi = h + PH - SH * a
-            row = dst[h]
-            if pi >= QH or a >= A:
-                for w in range(W):
-                    row[w] = zero
-                continue
-            for w in range(W):
-                b = (w + PW) // SW
-                qi = w + PW - SW * b
-                if qi >= QW or b >= B:
-                    row[w] = zero
-                else:
-                    row[w] = dP[n, (pi * QW + qi) * C + c, a, b]
+        stack = dP[n].reshape(CQ * A * B)[c * A * B :]
+        gather_plane(stack, sources, zero, dx[n, c].reshape(H * W))
 
 
 def phase_counts(KH: int, KW: int, SH: int, SW: int) -> tuple[int, int, int, int]:
