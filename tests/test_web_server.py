@@ -296,3 +296,25 @@ def test_ctrl_c_stops_the_server_cleanly(static):
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_while_the_server_thread_starts_stops_cleanly(static):
+    """The race the test above can hit on a busy machine: Ctrl-C arrives while ``start``
+    still waits for its thread. Raised there on purpose, in a child process (a
+    KeyboardInterrupt that escaped would end this pytest run)."""
+    script = textwrap.dedent(
+        f"""
+        from fastnn.web import WebServer
+        server = WebServer({str(static)!r}, port=0)
+        started = server.start
+        def interrupted_start():
+            started()
+            raise KeyboardInterrupt
+        server.start = interrupted_start
+        server.serve_until_interrupted()
+        print("stopped", server._thread is None, flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["stopped", "True"]

@@ -136,9 +136,10 @@ class WebServer:
         self._httpd.server_close()
 
     def serve_until_interrupted(self) -> None:
-        """Serve in the foreground until Ctrl-C, then stop cleanly."""
-        self.start()
+        """Serve in the foreground until Ctrl-C, then stop cleanly (also a Ctrl-C that comes
+        while the server thread is still starting)."""
         try:
+            self.start()
             while self._thread is not None and self._thread.is_alive():
                 self._thread.join(timeout=0.5)
         except KeyboardInterrupt:
