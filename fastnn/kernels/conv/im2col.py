@@ -129,15 +129,16 @@ def _im2colT_plane(x, n, c, start, KH, KW, SH, SW, PH, PW, OH, OW, windows, colT
 
 
 @jit(inline="always")
-def _zero_padding_once(colT, rows, slot, zeroed_rows, PH, PW):
+def _zero_padding_once(colT, rows, slot, zeroed_rows, SW, PH, PW):
     """Zero a thread's colT scratch before its first chunk of ``rows`` rows in this call.
 
-    :func:`_im2colT_plane` skips the entries that fall in the zero padding; they sit at the
-    same places in every chunk of the same row count, so one zeroing per thread and row
-    count serves all its chunks. ``zeroed_rows[slot]`` records the row count last zeroed for.
-    Without padding every entry is written and nothing is zeroed.
+    At SW = 1 :func:`_im2colT_plane` skips the entries that fall in the zero padding; they
+    sit at the same places in every chunk of the same row count, so one zeroing per thread
+    and row count serves all its chunks. ``zeroed_rows[slot]`` records the row count last
+    zeroed for. Without padding, or at SW != 1 (where the gather writes the padding's zeros
+    itself), every entry is written and nothing is zeroed.
     """
-    if (PH > 0 or PW > 0) and zeroed_rows[slot] != rows:
+    if SW == 1 and (PH > 0 or PW > 0) and zeroed_rows[slot] != rows:
         zero = typed(colT, 0.0)
         flat = colT.reshape(colT.size)
         for q in range(flat.size):
@@ -207,7 +208,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
         rows = nb * P
         colT = col_buf[slot, : K * rows].reshape(K, rows)
         out = out_buf[slot, : F * rows].reshape(F, rows)
-        _zero_padding_once(colT, rows, slot, zeroed_rows, PH, PW)
+        _zero_padding_once(colT, rows, slot, zeroed_rows, SW, PH, PW)
         for pair in range(nb * C):
             nn = pair // C
             c = pair - nn * C
@@ -288,7 +289,7 @@ def im2col_backward(
             dyt = dyt_buf[slot, : F * rows].reshape(F, rows)
             dcolT = dcol_buf[slot, : K * rows].reshape(K, rows)
             if weight_grad:
-                _zero_padding_once(colT, rows, slot, zeroed_rows, PH, PW)
+                _zero_padding_once(colT, rows, slot, zeroed_rows, SW, PH, PW)
             for pair in range(nb * C if weight_grad else 0):
                 nn = pair // C
                 c = pair - nn * C
