@@ -1,16 +1,20 @@
 """Direct vs im2col convolution on the book networks' layer shapes; polyphase vs im2col on strided ones.
 
     python benchmarks/bench_conv_impl.py [--batch 100] [--repeat 7] [--dtype float32]
-    python benchmarks/bench_conv_impl.py --strided
+    python benchmarks/bench_conv_impl.py --strided [--extra]
 
 ``--strided`` times impl="im2col" against impl="polyphase" (the strided convolution as
 the stride-1 direct kernel on the input's polyphase split) on the strided layers of the
 zoo's networks, each at its own batch, forward with a fused ReLU, backward through it, and
 backward for the weights alone (``input_grad=False``, a first layer), and prints
-polyphase's time over im2col's: "auto" takes polyphase forward and for the weights alone,
-im2col for a full backward pass, read off this table. The last columns time a split full
-backward pass, polyphase's weights alone plus im2col's dx alone (``weight_grad=False``),
-over im2col's full pass, all three without the fused ReLU.
+polyphase's time over im2col's; ``--extra`` adds 13 more strided layers (STRIDED_EXTRA).
+"auto"'s strided rule is read off this table (forward: im2col from
+tuning.STRIDED_IM2COL_FORWARD_CHANNELS input channels with kernels larger than 1x1, else
+polyphase; the weights alone: polyphase up to tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS;
+im2col for a full backward pass), and its last column gives the forward choice. The
+columns before it time a split full backward pass, polyphase's weights alone plus
+im2col's dx alone (``weight_grad=False``), over im2col's full pass, all three without the
+fused ReLU.
 
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
@@ -48,6 +52,8 @@ EXTRA = [
     ("wide 64->64 at 28x28", 64, 64, 28, 28, 3, 1),
     ("32->32 at 16x16", 32, 32, 16, 16, 3, 1),
     ("16->16 at 12x12", 16, 16, 12, 12, 3, 1),
+    ("resnet20 stage 1 16->16", 16, 16, 32, 32, 3, 1),
+    ("13->13 at 28x28", 13, 13, 28, 28, 3, 1),
     ("1->8 3x3 at 8x8", 1, 8, 8, 8, 3, 1),
 ]
 
@@ -65,18 +71,37 @@ STRIDED = [
     ("alexnet 5x5 s2 stem", 64, 3, 64, 32, 5, 2, 2),
 ]
 
+# strided shapes outside the zoo's first nine, spanning channels, output plane sizes and
+# strides, that probe where the forward choice should change (--strided --extra)
+STRIDED_EXTRA = [
+    ("7x7 s3 stem 3->32 at 64x64", 32, 3, 32, 64, 7, 3, 3),
+    ("stem_7x7_bn 64->128 s2", 16, 64, 128, 16, 3, 2, 1),
+    ("3x3 s2 16->32 at 14x14", 100, 16, 32, 14, 3, 2, 1),
+    ("3x3 s2 32->64 at 32x32", 64, 32, 64, 32, 3, 2, 1),
+    ("3x3 s2 64->128 at 32x32", 32, 64, 128, 32, 3, 2, 1),
+    ("3x3 s2 64->128 at 16x16", 64, 64, 128, 16, 3, 2, 1),
+    ("3x3 s2 128->256 at 16x16", 32, 128, 256, 16, 3, 2, 1),
+    ("1x1 s2 32->64 at 16x16", 64, 32, 64, 16, 1, 2, 0),
+    ("1x1 s2 64->128 at 32x32", 32, 64, 128, 32, 1, 2, 0),
+    ("5x5 s2 16->32 at 28x28", 100, 16, 32, 28, 5, 2, 2),
+    ("3x3 s3 16->32 at 48x48", 64, 16, 32, 48, 3, 3, 0),
+    ("3x3 s3 32->64 at 30x30", 64, 32, 64, 30, 3, 3, 0),
+    ("3x3 s2 3->16 at 64x64", 32, 3, 16, 64, 3, 2, 1),
+]
 
-def strided_table(repeat: int, dtype) -> None:
-    """Print im2col's and polyphase's forward and backward times on the STRIDED layers."""
+
+def strided_table(repeat: int, dtype, layers) -> None:
+    """Print im2col's and polyphase's forward and backward times on strided ``layers``,
+    and the forward algorithm "auto" picks for each."""
     ops = get_ops("numba")
     rng = np.random.default_rng(0)
     print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase / im2col")
     columns = ("i2c fwd", "pp fwd", "ratio", "i2c bwd", "pp bwd", "ratio", "i2c dW", "pp dW", "ratio")
-    columns += ("i2c dx", "split", "ratio")
+    columns += ("i2c dx", "split", "ratio", "auto fwd")
     header = f"{'layer':26s} " + " ".join(f"{c:>8s}" for c in columns)
     print(header)
     print("-" * len(header))
-    for name, N, C, F, H, K, stride, pad in STRIDED:
+    for name, N, C, F, H, K, stride, pad in layers:
         x = rng.standard_normal((N, C, H, H)).astype(dtype)
         Wt = (0.1 * rng.standard_normal((F, C, K, K))).astype(dtype)
         b = np.zeros(F, dtype)
@@ -106,6 +131,8 @@ def strided_table(repeat: int, dtype) -> None:
             old, new = times["im2col", part], times["polyphase", part]
             cells.append(f"{old:8.2f} {new:8.2f} {new / old:8.2f}")
         cells.append(f"{dx_alone:8.2f} {split:8.2f} {split / full:8.2f}")
+        geo = numba_conv.conv_geometry("bench", x, Wt, stride, pad)
+        cells.append(f"{numba_conv._choose(geo, F, forward=True):>8s}")
         print(f"{name:26s} {' '.join(cells)}")
 
 
@@ -124,11 +151,13 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--extra", action="store_true", help="also time the EXTRA shapes")
+    parser.add_argument(
+        "--extra", action="store_true", help="also time the EXTRA shapes (with --strided: STRIDED_EXTRA)"
+    )
     parser.add_argument("--strided", action="store_true", help="polyphase vs im2col on strided layers")
     args = parser.parse_args(argv)
     if args.strided:
-        strided_table(args.repeat, np.dtype(args.dtype))
+        strided_table(args.repeat, np.dtype(args.dtype), STRIDED + (STRIDED_EXTRA if args.extra else []))
         return
 
     ops = get_ops("numba")

@@ -233,12 +233,31 @@ def test_auto_rule():
     for C, F, K in [(1, 16, 3), (16, 32, 3), (32, 64, 3), (4, 30, 5), (1, 30, 5)]:
         for forward in (False, True):
             assert choose(C, F, K, forward=forward) == "direct"  # stride 1: always direct
-    for C, F, K in [(1, 16, 3), (16, 32, 3), (16, 32, 1), (3, 64, 7)]:
-        # strided: the polyphase split forward, im2col backward
-        assert choose(C, F, K, stride=2, forward=True) == "polyphase"
-        assert choose(C, F, K, stride=2) == "im2col"
-        g = numba_conv.conv_geometry("t", np.zeros((1, C, 9, 9)), np.zeros((F, C, K, K)), 2, 1)
-        assert numba_conv._choose(g, F, forward=False, input_grad=False) == "polyphase"  # dW alone
+
+    def weights_alone(C, F, K, stride):
+        g = numba_conv.conv_geometry("t", np.zeros((1, C, 9, 9)), np.zeros((F, C, K, K)), stride, 1)
+        return numba_conv._choose(g, F, forward=False, input_grad=False)
+
+    assert tuning.STRIDED_IM2COL_FORWARD_CHANNELS == 32
+    assert tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS == 3
+    # strided, forward: the polyphase split below 32 input channels and for 1x1 kernels,
+    # im2col from 32 channels on; the weights alone: polyphase up to 3 channels; a full
+    # backward pass: im2col
+    for C, F, K, stride, forward, alone in [
+        (1, 16, 3, 2, "polyphase", "polyphase"),
+        (3, 64, 7, 2, "polyphase", "polyphase"),
+        (3, 32, 7, 3, "polyphase", "polyphase"),
+        (16, 32, 3, 2, "polyphase", "im2col"),
+        (16, 32, 1, 2, "polyphase", "im2col"),
+        (31, 32, 3, 3, "polyphase", "im2col"),
+        (32, 64, 3, 2, "im2col", "im2col"),
+        (32, 64, 3, 3, "im2col", "im2col"),
+        (64, 128, 1, 2, "polyphase", "im2col"),
+        (64, 128, 5, 2, "im2col", "im2col"),
+    ]:
+        assert choose(C, F, K, stride=stride, forward=True) == forward, (C, F, K, stride)
+        assert choose(C, F, K, stride=stride) == "im2col", (C, F, K, stride)
+        assert weights_alone(C, F, K, stride) == alone, (C, F, K, stride)
 
 
 # ---------------------------------------------------------------- oracles

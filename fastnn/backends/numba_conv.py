@@ -64,12 +64,19 @@ def _padded(x, g):
 
 
 def _choose(g, F: int, forward: bool = False, input_grad: bool = True) -> str:
-    """The "auto" rule: direct at stride 1; otherwise polyphase forward and for a backward
-    pass without dx (the weights alone), im2col for a full backward pass (see
-    :meth:`NumbaConvOps.conv2d`)."""
-    if g.SH != 1 or g.SW != 1:
-        return "polyphase" if forward or not input_grad else "im2col"
-    return "direct"
+    """The "auto" rule: direct at stride 1. At other strides: forward, im2col from
+    ``tuning.STRIDED_IM2COL_FORWARD_CHANNELS`` input channels on (kernels larger than 1x1),
+    else polyphase; the weights alone (``input_grad=False``), polyphase up to
+    ``tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS`` input channels, else im2col; a full
+    backward pass, im2col (see :meth:`NumbaConvOps.conv2d`)."""
+    if g.SH == 1 and g.SW == 1:
+        return "direct"
+    if forward:
+        wide = g.C >= tuning.STRIDED_IM2COL_FORWARD_CHANNELS and g.KH * g.KW > 1
+        return "im2col" if wide else "polyphase"
+    if not input_grad:
+        return "polyphase" if g.C <= tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS else "im2col"
+    return "im2col"
 
 
 def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True) -> str:
@@ -152,13 +159,14 @@ class NumbaConvOps:
         direct kernel's pass over each image's output while it is in cache, else after the
         convolution; the numbers are those of the convolution, then the sum, then f.
 
-        Numba backend, ``impl="auto"``: "direct" at stride 1; at other strides
-        "polyphase" forward and for the weight gradients alone (``input_grad=False``, a
-        first layer), "im2col" for a full backward pass. "polyphase" runs a strided convolution
-        as the stride-1 direct kernel on the input's polyphase split
-        (:mod:`fastnn.kernels.conv.polyphase`). ``python benchmarks/bench_conv_impl.py
-        --strided`` times both on the zoo's strided layers; the ratios it gave, and the
-        layers where im2col's forward is now the faster (32 channels, stride 3), are in
+        Numba backend, ``impl="auto"``: "direct" at stride 1; at other strides, forward
+        "im2col" from 32 input channels with a kernel larger than 1x1 and "polyphase"
+        otherwise, for the weight gradients alone (``input_grad=False``, a first layer)
+        "polyphase" up to 3 input channels, and "im2col" for a full backward pass
+        (``_choose``; the thresholds are ``fastnn.kernels.tuning`` knobs). "polyphase"
+        runs a strided convolution as the stride-1 direct kernel on the input's polyphase
+        split (:mod:`fastnn.kernels.conv.polyphase`). ``python benchmarks/bench_conv_impl.py
+        --strided --extra`` times both on 22 strided layers; the ratios it gave are in
         docs/performance.md ("Strided convolutions: the polyphase split").
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the

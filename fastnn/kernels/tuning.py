@@ -96,6 +96,23 @@ CHUNK_BYTES = 1 << 19
 #: benchmarks as CHUNK_BYTES.
 CHUNK_GROUPS = 16
 
+# ---------------------------------------------------------- conv: strided, "auto"
+
+#: Input channels from which ``impl="auto"`` runs a strided convolution's forward pass as
+#: im2col + GEMM instead of the polyphase split (``fastnn.backends.numba_conv._choose``),
+#: for kernels larger than 1x1 (a 1x1 kernel keeps one phase and takes polyphase). Backend
+#: knob. ``python benchmarks/bench_conv_impl.py --strided --extra`` times both on 22 strided
+#: layers: im2col's forward was the faster on all eight with C >= 32 and a larger kernel
+#: (polyphase / im2col 1.18 to 1.94); polyphase on every layer of 1 to 3 channels and on
+#: the 16-channel layers with 16-pixel output rows or 5x5 kernels.
+STRIDED_IM2COL_FORWARD_CHANNELS = 32
+
+#: Input channels up to which "auto" computes a strided layer's weight gradients alone (a
+#: first layer, ``input_grad=False``) through the polyphase split rather than im2col.
+#: Backend knob, measured by the same command: polyphase / im2col 0.62 to 0.89 on the layers
+#: of 1 to 3 channels, 1.00 or above on 15 of the 17 wider ones.
+STRIDED_POLYPHASE_WEIGHTS_CHANNELS = 3
+
 # -------------------------------------------------------- conv: direct, stride 1
 
 #: Input channels up to which direct backward-data at stride 1 scatters dy into each input
