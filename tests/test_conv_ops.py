@@ -226,17 +226,13 @@ def test_book_layer_shapes_float32():
 
 
 def test_auto_rule():
-    def choose(C, F, K, stride=1, forward=False, size=9):
+    def choose(C, F, K, stride=1, forward=False, size=9, input_grad=True):
         g = numba_conv.conv_geometry("t", np.zeros((1, C, size, size)), np.zeros((F, C, K, K)), stride, 1)
-        return numba_conv._choose(g, F, forward)
+        return numba_conv._choose(g, F, forward, input_grad)
 
     for C, F, K in [(1, 16, 3), (16, 32, 3), (32, 64, 3), (4, 30, 5), (1, 30, 5)]:
         for forward in (False, True):
             assert choose(C, F, K, forward=forward) == "direct"  # stride 1: always direct
-
-    def weights_alone(C, F, K, stride):
-        g = numba_conv.conv_geometry("t", np.zeros((1, C, 9, 9)), np.zeros((F, C, K, K)), stride, 1)
-        return numba_conv._choose(g, F, forward=False, input_grad=False)
 
     assert tuning.STRIDED_IM2COL_FORWARD_CHANNELS == 32
     assert tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS == 3
@@ -257,7 +253,7 @@ def test_auto_rule():
     ]:
         assert choose(C, F, K, stride=stride, forward=True) == forward, (C, F, K, stride)
         assert choose(C, F, K, stride=stride) == "im2col", (C, F, K, stride)
-        assert weights_alone(C, F, K, stride) == alone, (C, F, K, stride)
+        assert choose(C, F, K, stride=stride, input_grad=False) == alone, (C, F, K, stride)
 
 
 # ---------------------------------------------------------------- oracles
