@@ -38,15 +38,16 @@ INK = """(id) => {
 
 
 class HoldUntilWatched(Callback):
-    """The first step waits until ``count`` tabs listen; then every step takes a little
-    longer, so the tabs see the run go on."""
+    """The first step waits until ``count`` tabs listen (up to two minutes: Chromium starts slowly
+    on a loaded machine, and a run that trains through before the tabs listen never shows
+    "running"); then every step takes a little longer, so the tabs see the run go on."""
 
     def __init__(self, dashboard, count, seconds):
         self.dashboard, self.count, self.seconds = dashboard, count, seconds
 
     def on_train_batch_begin(self, batch, model, optimizer):
         if self.loop.global_step == 0:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while self.dashboard.watchers < self.count and time.monotonic() < deadline:
                 time.sleep(0.02)
         time.sleep(self.seconds)
