@@ -403,6 +403,29 @@ def polyphase_canaries(x, xp, dy, Wt, SH, SW, PH, PW, OH, OW, dtype, build):
     dW = np.empty_like(Wt)
     polyphase.phase_weight_grad(Wq, KH, KW, SH, SW, dW)
     np.testing.assert_array_equal(dW, Wt)  # every tap of W is one entry of W'
+    taps = polyphase.phase_taps(C, KH, KW, SH, SW)  # W' past its zero taps
+    np.testing.assert_array_equal(taps, np.flatnonzero(polyphase.phase_weights(np.ones_like(Wt), SH, SW)[0]))
+    b = rand(np.random.default_rng(2), F, dtype)
+    none = np.empty((N, F, 0, 0), dtype)
+    (y,) = run_kernel(
+        conv_k.direct_conv_s1,
+        build,
+        P.copy(),
+        Wq,
+        b,
+        0,
+        0,
+        False,
+        act.ACT_IDENTITY,
+        dtype(0),
+        none,
+        False,
+        Guarded((N, F, OH, OW), dtype),
+        none,
+        np.empty((N, F, 0, 0), np.int64),
+        taps,
+    )
+    close(y, REF.conv2d(x, Wt, b, (SH, SW), (PH, PW)), dtype, "direct_conv_s1 over the phase taps")
 
 
 def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed):
@@ -464,6 +487,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 Guarded((N, F, OH, OW), dtype),
                 none_y,
                 none_a,
+                np.empty(0, np.int64),
             )
             summed = y_ref + residual if with_residual else y_ref
             want = REF._activate(summed, "relu" if relu else activation, 0.1)
@@ -486,6 +510,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 none_y,
                 Guarded((N, F, OH // 2, OW // 2), dtype),
                 Guarded((N, F, OH // 2, OW // 2), np.int64),
+                np.empty(0, np.int64),
             )
             want_pooled, want_argmax = REF.maxpool2d(y_relu, 2)  # the relu=True run above
             close(pooled, want_pooled, dtype, "direct_conv_s1 (relu, pool)")
@@ -506,6 +531,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             Guarded(x.shape, dtype),
             np.empty((N, C, 0, 0), dtype),
             np.empty((N, C, 0, 0), np.int64),
+            np.empty(0, np.int64),
         )
         close(dx, dx_ref, dtype, "direct_conv_s1 (backward data)")
         relu_out = REF.relu(y_ref)

@@ -101,6 +101,34 @@ def _phases(x, W, g):
 _UNUSED = {np.dtype(t): np.empty((0, 0, 0, 0), dtype=t) for t in (np.float32, np.float64, np.int64)}
 
 
+#: The ``taps`` argument of direct_conv_s1 that sums over every tap.
+_ALL_TAPS = np.empty(0, dtype=np.int64)
+
+
+def _direct_s1(work, x, W, b, TP, LP, code, alpha, residual, y, taps) -> None:
+    """y = f(conv2d(x, W, b) at stride 1 with the padding TP, LP (+ residual)) through
+    :func:`~fastnn.kernels.conv.direct.direct_conv_s1`, over the taps ``taps`` of W (empty:
+    all); the ReLU in the register tiles when there is no residual, other activations after."""
+    in_tiles = code == ACT_RELU and residual is None
+    conv_kernels.direct_conv_s1(
+        work,
+        x,
+        W,
+        b,
+        TP,
+        LP,
+        in_tiles,
+        ACT_IDENTITY if in_tiles else code,
+        x.dtype.type(alpha),
+        _unused(x.dtype) if residual is None else residual,
+        False,
+        y,
+        _unused(x.dtype),
+        _unused(np.int64),
+        taps,
+    )
+
+
 def _unused(dtype) -> np.ndarray:
     """An empty 4-D placeholder of ``dtype`` for a kernel argument the call does not use."""
     return _UNUSED[np.dtype(dtype)]
@@ -193,26 +221,11 @@ class NumbaConvOps:
         impl = _resolve(impl, g, F, forward=True)
         if impl == "polyphase":
             P, Wq = _phases(x, W, g)
-            fused = dict(activation=activation, alpha=alpha, residual=residual)
-            return self.conv2d(P, Wq, b, 1, 0, "direct", **fused)
+            taps = polyphase.phase_taps(g.C, g.KH, g.KW, g.SH, g.SW)
+            _direct_s1(y.size * taps.size, P, Wq, b, 0, 0, code, alpha, residual, y, taps)
+            return y
         if impl == "direct" and g.SH == 1 and g.SW == 1:
-            in_tiles = code == ACT_RELU and residual is None
-            conv_kernels.direct_conv_s1(
-                work,
-                x,
-                W,
-                b,
-                g.PH,
-                g.PW,
-                in_tiles,
-                ACT_IDENTITY if in_tiles else code,
-                x.dtype.type(alpha),
-                _unused(x.dtype) if residual is None else residual,
-                False,
-                y,
-                _unused(x.dtype),
-                _unused(np.int64),
-            )
+            _direct_s1(work, x, W, b, g.PH, g.PW, code, alpha, residual, y, _ALL_TAPS)
             return y
         if residual is not None:  # the convolution alone, then the sum and f in one pass
             return self._with_residual(self.conv2d(x, W, b, stride, pad, impl), residual, activation, alpha)
@@ -290,6 +303,7 @@ class NumbaConvOps:
             _unused(x.dtype),
             pooled,
             argmax,
+            _ALL_TAPS,
         )
         return pooled, argmax
 

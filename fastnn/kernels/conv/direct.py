@@ -80,6 +80,21 @@ def _pack_weights(Wt, bias):
 
 
 @jit
+def _select_taps(packed, offs, taps):
+    """The :func:`_pack_weights` blocks and :func:`_tap_offsets` of the taps ``taps`` alone."""
+    blocks = packed.shape[0]
+    chosen = np.empty((blocks, taps.size * OUT_BLOCK), dtype=packed.dtype)
+    chosen_offs = np.empty(taps.size, dtype=np.int64)
+    for i in range(taps.size):
+        t = taps[i]
+        chosen_offs[i] = offs[t]
+        for ob in range(blocks):
+            for k in range(OUT_BLOCK):
+                chosen[ob, i * OUT_BLOCK + k] = packed[ob, t * OUT_BLOCK + k]
+    return chosen, chosen_offs
+
+
+@jit
 def _tap_offsets(C, KH, KW, Hin, Win):
     """offs[t] = flat offset of tap t = (c, kh, kw) in an image of (Hin, Win) planes."""
     T = C * KH * KW
@@ -438,7 +453,7 @@ def _conv_planes(xn, Win, offs, packed, packed_bias, relu, acc, yn):
 
 
 @parallel_kernel
-def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, res, pool, y, pooled, argmax):
+def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, res, pool, y, pooled, argmax, taps):
     """Stride-1 correlation with the padding done per image inside the kernel.
 
     y[n, o, i, j] = bias[o] + sum_{c, kh, kw} Wt[o, c, kh, kw] * P[n, c, i + kh, j + kw],
@@ -457,6 +472,10 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, res, pool, y, pooled
     so the full output is never stored: rows of at least a vector are pooled in the
     register tiles (:func:`_conv_rows_pooled`); narrower ones go to a buffer of the
     thread's and are pooled while in cache (:func:`~fastnn.kernels.pool.maxpool_2x2_image`).
+    ``taps`` (int64): the taps t = (c, kh, kw) of Wt the sum runs over, in increasing order,
+    or empty for all of them; the others must be zero taps that no true tap shares, such as
+    those of a polyphase split's padded kernel (:mod:`.polyphase`), whose multiply-adds it
+    saves.
     """
     N, C = src.shape[0], src.shape[1]
     O, _, KH, KW = Wt.shape
@@ -468,6 +487,8 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, res, pool, y, pooled
     zero = typed(y, 0.0)
     packed, packed_bias = _pack_weights(Wt, bias)
     offs = _tap_offsets(C, KH, KW, Hin, Win)
+    if taps.size != 0:
+        packed, offs = _select_taps(packed, offs, taps)
     L = lanes(y.reshape(y.size))
     W = src.shape[3]
     whole_rows = TP >= 0 and LP >= 0 and W >= L and LP + W <= Win and L <= RUN_ALIGN

@@ -12,9 +12,11 @@ a valid (unpadded) stride-1 convolution with kernel (ceil(KH/SH), ceil(KW/SW)) o
 min(KH, SH) * min(KW, SW) * C channels (phases no tap reads are left out: a 1x1 stride-2
 convolution keeps one phase, the subsampled input). P has OH + ceil(KH/SH) - 1 rows and
 OW + ceil(KW/SW) - 1 columns. The stride-1 direct kernels (:mod:`.direct`,
-:mod:`.direct_backward`) then run on it; the multiply-adds grow by the zero taps of W'
-(16/9 for 3x3 stride 2, 36/25 for 5x5 stride 2, none for 3x3 stride 3 or 1x1), which costs
-less than gathering windows into im2col's columns. Backward: dW is read back out of the
+:mod:`.direct_backward`) then run on it. The forward pass skips W''s zero taps
+(:func:`phase_taps` lists the others, and the direct kernel sums over those alone), so it
+does the convolution's own multiply-adds; the backward passes still run over all of W''s
+taps (16/9 of them for 3x3 stride 2, 36/25 for 5x5 stride 2, 81/49 for 7x7 stride 3, none
+extra for 3x3 stride 3 or 1x1). Backward: dW is read back out of the
 stride-1 dW' (the zero taps' gradients are dropped), and every input pixel sits in exactly
 one phase entry, so dx is a gather of dP (:func:`phase_merge`).
 
@@ -103,3 +105,14 @@ def phase_weight_grad(dWq: np.ndarray, KH: int, KW: int, SH: int, SW: int, dW: n
         for qi in range(QW):
             target = dW[:, :, pi::SH, qi::SW]
             target[...] = grid[:, pi, qi, :, : target.shape[2], : target.shape[3]]
+
+
+def phase_taps(C: int, KH: int, KW: int, SH: int, SW: int) -> np.ndarray:
+    """The taps t = ((pi*QW + qi)*C + c)*KHq*KWq + d*KWq + e of W' (:func:`phase_weights`)
+    that hold a tap of W, SH*d + pi < KH and SW*e + qi < KW, in increasing order (int64)."""
+    QH, QW, KHq, KWq = phase_counts(KH, KW, SH, SW)
+    t = np.arange(QH * QW * C * KHq * KWq).reshape(QH, QW, C, KHq, KWq)
+    rows = SH * np.arange(KHq)[None, :] + np.arange(QH)[:, None] < KH  # (pi, d)
+    cols = SW * np.arange(KWq)[None, :] + np.arange(QW)[:, None] < KW  # (qi, e)
+    real = rows[:, None, None, :, None] & cols[None, :, None, None, :]
+    return t[np.broadcast_to(real, t.shape)].astype(np.int64)
