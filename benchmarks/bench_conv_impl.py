@@ -7,14 +7,14 @@
 the stride-1 direct kernel on the input's polyphase split) on the strided layers of the
 zoo's networks, each at its own batch, forward with a fused ReLU, backward through it, and
 backward for the weights alone (``input_grad=False``, a first layer), and prints
-polyphase's time over im2col's; ``--extra`` adds 13 more strided layers (STRIDED_EXTRA).
-"auto"'s strided rule is read off this table (forward: im2col from
-tuning.STRIDED_IM2COL_FORWARD_CHANNELS input channels with kernels larger than 1x1, else
-polyphase; the weights alone: polyphase up to tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS;
-im2col for a full backward pass), and its last column gives the forward choice. The
-columns before it time a split full backward pass, polyphase's weights alone plus
+polyphase's time over im2col's; ``--extra`` adds 14 more strided layers (STRIDED_EXTRA).
+The next columns time a split full backward pass, polyphase's weights alone plus
 im2col's dx alone (``weight_grad=False``), over im2col's full pass, all three without the
-fused ReLU.
+fused ReLU. "auto"'s strided rule is read off this table (by output width,
+tuning.STRIDED_POLYPHASE_MIN_WIDTH, and input channels,
+tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS; see ``fastnn.backends.numba_conv._choose``),
+and the last two columns give its choice forward and for a full backward pass ("split":
+polyphase weights, im2col dx).
 
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
@@ -87,6 +87,7 @@ STRIDED_EXTRA = [
     ("3x3 s3 16->32 at 48x48", 64, 16, 32, 48, 3, 3, 0),
     ("3x3 s3 32->64 at 30x30", 64, 32, 64, 30, 3, 3, 0),
     ("3x3 s2 3->16 at 64x64", 32, 3, 16, 64, 3, 2, 1),
+    ("3x3 s2 128->256 at 32x32", 16, 128, 256, 32, 3, 2, 1),
 ]
 
 
@@ -97,7 +98,7 @@ def strided_table(repeat: int, dtype, layers) -> None:
     rng = np.random.default_rng(0)
     print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase / im2col")
     columns = ("i2c fwd", "pp fwd", "ratio", "i2c bwd", "pp bwd", "ratio", "i2c dW", "pp dW", "ratio")
-    columns += ("i2c dx", "split", "ratio", "auto fwd")
+    columns += ("i2c dx", "split", "ratio", "auto fwd", "auto bwd")
     header = f"{'layer':26s} " + " ".join(f"{c:>8s}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -132,7 +133,7 @@ def strided_table(repeat: int, dtype, layers) -> None:
             cells.append(f"{old:8.2f} {new:8.2f} {new / old:8.2f}")
         cells.append(f"{dx_alone:8.2f} {split:8.2f} {split / full:8.2f}")
         geo = numba_conv.conv_geometry("bench", x, Wt, stride, pad)
-        cells.append(f"{numba_conv._choose(geo, F, forward=True):>8s}")
+        cells.append(f"{numba_conv._choose(geo, F, forward=True):>8s} {numba_conv._choose(geo, F):>8s}")
         print(f"{name:26s} {' '.join(cells)}")
 
 

@@ -234,26 +234,33 @@ def test_auto_rule():
         for forward in (False, True):
             assert choose(C, F, K, forward=forward) == "direct"  # stride 1: always direct
 
-    assert tuning.STRIDED_IM2COL_FORWARD_CHANNELS == 32
+    assert tuning.STRIDED_POLYPHASE_MIN_WIDTH == 12
     assert tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS == 3
-    # strided, forward: the polyphase split below 32 input channels and for 1x1 kernels,
-    # im2col from 32 channels on; the weights alone: polyphase up to 3 channels; a full
-    # backward pass: im2col
-    for C, F, K, stride, forward, alone in [
-        (1, 16, 3, 2, "polyphase", "polyphase"),
-        (3, 64, 7, 2, "polyphase", "polyphase"),
-        (3, 32, 7, 3, "polyphase", "polyphase"),
-        (16, 32, 3, 2, "polyphase", "im2col"),
-        (16, 32, 1, 2, "polyphase", "im2col"),
-        (31, 32, 3, 3, "polyphase", "im2col"),
-        (32, 64, 3, 2, "im2col", "im2col"),
-        (32, 64, 3, 3, "im2col", "im2col"),
-        (64, 128, 1, 2, "polyphase", "im2col"),
-        (64, 128, 5, 2, "im2col", "im2col"),
+    assert tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS == 32
+    # strided, forward: the polyphase split for output rows of 12 pixels or more and for
+    # 1x1 kernels, else im2col; the weights: polyphase up to 3 channels, or up to 32 for wide
+    # rows when the kernel is larger than the stride, else im2col; a full backward pass with
+    # polyphase weights is "split" (dx from im2col). Padding 1 throughout.
+    for C, F, K, stride, size, forward, alone in [
+        (1, 16, 3, 2, 28, "polyphase", "polyphase"),  # 14 output columns
+        (1, 16, 3, 2, 9, "im2col", "polyphase"),  # 5
+        (3, 64, 7, 2, 64, "polyphase", "polyphase"),
+        (16, 32, 3, 2, 32, "polyphase", "polyphase"),  # 16
+        (16, 32, 3, 2, 14, "im2col", "im2col"),  # 7
+        (16, 32, 1, 2, 14, "polyphase", "im2col"),  # 1x1: one phase; kernel not above the stride
+        (16, 32, 1, 2, 32, "polyphase", "im2col"),
+        (16, 32, 3, 3, 48, "polyphase", "im2col"),  # 16 columns, kernel = stride
+        (32, 64, 3, 2, 22, "im2col", "im2col"),  # 11
+        (32, 64, 3, 2, 24, "polyphase", "polyphase"),  # 12
+        (33, 64, 3, 2, 24, "polyphase", "im2col"),  # more channels than the wide weights take
+        (128, 256, 3, 2, 32, "polyphase", "im2col"),
+        (128, 256, 5, 2, 16, "im2col", "im2col"),  # 7
     ]:
-        assert choose(C, F, K, stride=stride, forward=True) == forward, (C, F, K, stride)
-        assert choose(C, F, K, stride=stride) == "im2col", (C, F, K, stride)
-        assert choose(C, F, K, stride=stride, input_grad=False) == alone, (C, F, K, stride)
+        where = (C, F, K, stride, size)
+        assert choose(C, F, K, stride=stride, size=size, forward=True) == forward, where
+        assert choose(C, F, K, stride=stride, size=size, input_grad=False) == alone, where
+        full = "split" if alone == "polyphase" else "im2col"
+        assert choose(C, F, K, stride=stride, size=size) == full, where
 
 
 # ---------------------------------------------------------------- oracles

@@ -257,14 +257,20 @@ def test_all_finite_finds_every_nan_and_inf(dtype, ops):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("impl", ["direct", "im2col"])
+@pytest.mark.parametrize("impl", ["direct", "im2col", "polyphase", "auto"])
 @pytest.mark.parametrize(
     "pool_geometry",
     [(2, 2, 0), (3, 2, 1), (2, 1, 0)],
     ids=["2x2", "3x3s2p1-overlapping", "2x2s1-overlapping"],
 )
 @pytest.mark.parametrize(
-    "case", [(3, 2, 9, 7, 5, 3, 1, 1), (4, 3, 8, 8, 9, 3, 1, 2), (2, 1, 6, 6, 3, 2, 2, 0)]
+    "case",
+    [
+        (3, 2, 9, 7, 5, 3, 1, 1),
+        (4, 3, 8, 8, 9, 3, 1, 2),
+        (2, 1, 6, 6, 3, 2, 2, 0),
+        (2, 4, 30, 30, 8, 3, 2, 1),  # 15 output columns: "auto" splits the backward pass
+    ],
 )
 def test_conv_backward_through_relu_and_maxpool(case, pool_geometry, impl, dtype):
     """pool=(argmax, pooled): the gradient routed back through max pooling and the ReLU

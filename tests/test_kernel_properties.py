@@ -83,6 +83,10 @@ class Guarded:
             assert not np.any(self.view == SENTINEL), f"{where}: left output elements unwritten"
 
 
+#: The ``taps`` argument of the direct stride-1 kernels that runs over every tap.
+ALL_TAPS = np.empty(0, np.int64)
+
+
 def run_kernel(kernel, build: str, *args):
     """Call one build of ``kernel`` with Guarded outputs; check guards and untouched inputs.
 
@@ -426,6 +430,36 @@ def polyphase_canaries(x, xp, dy, Wt, SH, SW, PH, PW, OH, OW, dtype, build):
         taps,
     )
     close(y, REF.conv2d(x, Wt, b, (SH, SW), (PH, PW)), dtype, "direct_conv_s1 over the phase taps")
+    flipped = np.ascontiguousarray(Wq[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    dWq, db = run_kernel(
+        conv_k.direct_backward_s1,
+        build,
+        P.copy(),
+        dy,
+        Wq,
+        flipped,
+        0,
+        0,
+        False,
+        dy,
+        0,
+        np.empty((N, F, 0, 0), np.int64),
+        none,
+        False,
+        True,
+        np.full(P.shape, SENTINEL, dtype),
+        Guarded(Wq.shape, dtype),
+        Guarded(F, dtype),
+        *conv_k.backward_items(dtype),
+        taps,
+    )
+    real = np.zeros(Wq[0].size, bool)
+    real[taps] = True
+    assert np.all(dWq.reshape(F, -1)[:, ~real] == 0), "direct_backward_s1 wrote a tap not listed"
+    _, dW_ref, db_ref = REF.conv2d_backward(dy, x, Wt, (SH, SW), (PH, PW))
+    polyphase.phase_weight_grad(dWq, KH, KW, SH, SW, dW)
+    close(dW, dW_ref, dtype, "direct_backward_s1 dW over the phase taps")
+    close(db, db_ref, dtype, "direct_backward_s1 db over the phase taps")
 
 
 def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed):
@@ -487,7 +521,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 Guarded((N, F, OH, OW), dtype),
                 none_y,
                 none_a,
-                np.empty(0, np.int64),
+                ALL_TAPS,
             )
             summed = y_ref + residual if with_residual else y_ref
             want = REF._activate(summed, "relu" if relu else activation, 0.1)
@@ -510,7 +544,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                 none_y,
                 Guarded((N, F, OH // 2, OW // 2), dtype),
                 Guarded((N, F, OH // 2, OW // 2), np.int64),
-                np.empty(0, np.int64),
+                ALL_TAPS,
             )
             want_pooled, want_argmax = REF.maxpool2d(y_relu, 2)  # the relu=True run above
             close(pooled, want_pooled, dtype, "direct_conv_s1 (relu, pool)")
@@ -531,7 +565,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             Guarded(x.shape, dtype),
             np.empty((N, C, 0, 0), dtype),
             np.empty((N, C, 0, 0), np.int64),
-            np.empty(0, np.int64),
+            ALL_TAPS,
         )
         close(dx, dx_ref, dtype, "direct_conv_s1 (backward data)")
         relu_out = REF.relu(y_ref)
@@ -566,6 +600,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
                     Guarded(Wt.shape, dtype),
                     Guarded(F, dtype),
                     *conv_k.backward_items(dtype),
+                    ALL_TAPS,
                 )
                 want = ((dx_ref, dW_ref, db_ref), masked_refs, pooled_refs)[mode]
                 where = f"direct_backward_s1 (scatter={scatter}, mode={mode})"
@@ -593,6 +628,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             Guarded(Wt.shape, dtype),
             Guarded(F, dtype),
             *conv_k.backward_items(dtype),
+            ALL_TAPS,
         )
         assert np.all(dx == SENTINEL), "direct_backward_s1 wrote dx without input_grad"
         close(dW, dW_ref, dtype, "direct_backward_s1 dW (no input_grad)")
@@ -618,6 +654,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
             dW,
             db,
             *conv_k.backward_items(dtype),
+            ALL_TAPS,
         )
         assert np.all(dW == SENTINEL) and np.all(db == SENTINEL), (
             "direct_backward_s1 wrote dW without weight_grad"

@@ -64,26 +64,33 @@ def _padded(x, g):
 
 
 def _choose(g, F: int, forward: bool = False, input_grad: bool = True) -> str:
-    """The "auto" rule: direct at stride 1. At other strides: forward, im2col from
-    ``tuning.STRIDED_IM2COL_FORWARD_CHANNELS`` input channels on (kernels larger than 1x1),
-    else polyphase; the weights alone (``input_grad=False``), polyphase up to
-    ``tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS`` input channels, else im2col; a full
-    backward pass, im2col (see :meth:`NumbaConvOps.conv2d`)."""
+    """The "auto" rule: direct at stride 1. At other strides, with
+    wide = OW >= ``tuning.STRIDED_POLYPHASE_MIN_WIDTH``: forward, polyphase for a 1x1 kernel
+    or a wide output, else im2col. The weight gradients go through polyphase when
+    C <= ``tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS``, or when the output is wide, the
+    kernel larger than the stride and C <= ``tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS``,
+    else through im2col; alone (``input_grad=False``) that
+    is the answer, and a full backward pass with polyphase weights is "split": polyphase
+    for dW and db, im2col for dx (see :meth:`NumbaConvOps.conv2d`)."""
     if g.SH == 1 and g.SW == 1:
         return "direct"
+    wide = g.OW >= tuning.STRIDED_POLYPHASE_MIN_WIDTH
     if forward:
-        wide = g.C >= tuning.STRIDED_IM2COL_FORWARD_CHANNELS and g.KH * g.KW > 1
-        return "im2col" if wide else "polyphase"
-    if not input_grad:
-        return "polyphase" if g.C <= tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS else "im2col"
-    return "im2col"
+        return "polyphase" if wide or g.KH * g.KW == 1 else "im2col"
+    overlapping = g.KH > g.SH or g.KW > g.SW
+    narrow_input = g.C <= tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS
+    weights = g.C <= tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS or (wide and overlapping and narrow_input)
+    if not weights:
+        return "im2col"
+    return "split" if input_grad else "polyphase"
 
 
 def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True) -> str:
-    """``impl`` with "auto" decided; "polyphase" at stride 1, or on an empty problem, is "direct"."""
+    """``impl`` with "auto" decided; "polyphase" (or "split") at stride 1 is "direct", and on
+    an empty problem "im2col"."""
     if impl == "auto":
         impl = _choose(g, F, forward, input_grad)
-    if impl == "polyphase" and ((g.SH == 1 and g.SW == 1) or g.N * F * g.OH * g.OW * g.C == 0):
+    if impl in ("polyphase", "split") and ((g.SH == 1 and g.SW == 1) or g.N * F * g.OH * g.OW * g.C == 0):
         return "direct" if g.SH == 1 and g.SW == 1 else "im2col"
     return impl
 
@@ -188,13 +195,14 @@ class NumbaConvOps:
         convolution; the numbers are those of the convolution, then the sum, then f.
 
         Numba backend, ``impl="auto"``: "direct" at stride 1; at other strides, forward
-        "im2col" from 32 input channels with a kernel larger than 1x1 and "polyphase"
-        otherwise, for the weight gradients alone (``input_grad=False``, a first layer)
-        "polyphase" up to 3 input channels, and "im2col" for a full backward pass
+        "polyphase" for output rows of 12 pixels or more and for 1x1 kernels, "im2col"
+        otherwise; the weight gradients "polyphase" up to 3 input channels, or up to 32 for
+        wide output rows when the kernel is larger than the stride, else "im2col"; a full
+        backward pass with polyphase weight gradients takes dx from im2col
         (``_choose``; the thresholds are ``fastnn.kernels.tuning`` knobs). "polyphase"
         runs a strided convolution as the stride-1 direct kernel on the input's polyphase
         split (:mod:`fastnn.kernels.conv.polyphase`). ``python benchmarks/bench_conv_impl.py
-        --strided --extra`` times both on 22 strided layers; the ratios it gave are in
+        --strided --extra`` times both on 23 strided layers; the ratios it gave are in
         docs/performance.md ("Strided convolutions: the polyphase split").
         The direct kernels keep a register tile of the output (eight channels by two
         vectors of pixels) in vector registers over all C*KH*KW taps, and the
@@ -341,11 +349,52 @@ class NumbaConvOps:
         write dW and db into (and return), e.g. a layer's gradient buffers.
         """
         check_impl("conv2d_backward", impl)
+        return self._backward(
+            dy,
+            x,
+            W,
+            stride,
+            pad,
+            impl,
+            relu_out,
+            input_grad,
+            pool,
+            out,
+            activation,
+            act_out,
+            alpha,
+            weight_grad,
+        )
+
+    def _backward(
+        self,
+        dy,
+        x,
+        W,
+        stride,
+        pad,
+        impl,
+        relu_out,
+        input_grad,
+        pool,
+        out,
+        activation,
+        act_out,
+        alpha,
+        weight_grad,
+        taps=_ALL_TAPS,
+    ):
+        """conv2d_backward after its impl check; ``taps`` (int64, direct stride 1 only): the
+        taps of dW to compute, 0 at the others (a polyphase split's real ones; empty: all)."""
         dy, x, W = native(dy, x, W)
         F = W.shape[0]
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
         impl = _resolve(impl, g, F, input_grad=input_grad)
+        if impl == "split":
+            return self._split_backward(
+                dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
+            )
         if impl == "polyphase":
             return self._polyphase_backward(
                 dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
@@ -419,6 +468,7 @@ class NumbaConvOps:
                     dW,
                     db,
                     *conv_kernels.backward_items(dtype),
+                    taps,
                 )
             else:
                 if weight_grad:
@@ -458,26 +508,77 @@ class NumbaConvOps:
                 )
         return (dx if input_grad else None), *grads
 
+    def _split_backward(
+        self, dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
+    ):
+        """conv2d_backward of a strided convolution with dW and db through the polyphase
+        split and dx through im2col (``weight_grad=False``: dx alone). The gradient is taken
+        back through a fused pooling or activation once, before the two."""
+        stride, pad = (g.SH, g.SW), (g.PH, g.PW)
+        if not weight_grad:
+            return self._backward(
+                dy,
+                x,
+                W,
+                stride,
+                pad,
+                "im2col",
+                relu_out,
+                input_grad,
+                pool,
+                out,
+                activation,
+                act_out,
+                alpha,
+                False,
+            )
+        F = W.shape[0]
+        conv_shape = (g.N, F, g.OH, g.OW)
+        if pool is not None:
+            argmax, pooled = check_pool_grad(
+                "conv2d_backward", dy, pool, conv_shape, relu_out, activation, act_out
+            )
+            routed = np.empty(conv_shape, dtype=dy.dtype)
+            masked = self.relu_backward(dy, pooled)  # the ReLU's mask, at the winners
+            pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
+            dy = routed
+        else:
+            check_dy("conv2d_backward", dy, conv_shape)
+            activation, act_out, alpha = fused_activation_grad(
+                "conv2d_backward", dy, relu_out, activation, act_out, alpha
+            )
+            if activation is not None:
+                dy = self._activation_grad(dy, act_out, activation, alpha)
+        _, dW, db = self._polyphase_backward(dy, x, W, g, None, False, None, out, None, None, 0.0, True)
+        dx = self._backward(dy, x, W, stride, pad, "im2col", None, True, None, None, None, None, 0.0, False)[
+            0
+        ]
+        return dx, dW, db
+
     def _polyphase_backward(
         self, dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
     ):
         """conv2d_backward of a strided convolution through its stride-1 form (P, W'):
-        dW gathered from dW', dx from dP (:mod:`fastnn.kernels.conv.polyphase`)."""
+        dW' over W''s real taps alone, dW gathered from it, dx from dP
+        (:mod:`fastnn.kernels.conv.polyphase`)."""
         P, Wq = _phases(_c(x), W, g)
-        dP, dWq, db = self.conv2d_backward(
+        taps = polyphase.phase_taps(g.C, g.KH, g.KW, g.SH, g.SW)
+        dP, dWq, db = self._backward(
             dy,
             P,
             Wq,
             1,
             0,
             "direct",
-            relu_out=relu_out,
-            input_grad=input_grad,
-            pool=pool,
-            activation=activation,
-            act_out=act_out,
-            alpha=alpha,
-            weight_grad=weight_grad,
+            relu_out,
+            input_grad,
+            pool,
+            None,
+            activation,
+            act_out,
+            alpha,
+            weight_grad,
+            taps if taps.size < Wq[0].size else _ALL_TAPS,
         )
         dx = None
         if input_grad:

@@ -98,20 +98,27 @@ CHUNK_GROUPS = 16
 
 # ---------------------------------------------------------- conv: strided, "auto"
 
-#: Input channels from which ``impl="auto"`` runs a strided convolution's forward pass as
-#: im2col + GEMM instead of the polyphase split (``fastnn.backends.numba_conv._choose``),
-#: for kernels larger than 1x1 (a 1x1 kernel keeps one phase and takes polyphase). Backend
-#: knob. ``python benchmarks/bench_conv_impl.py --strided --extra`` times both on 22 strided
-#: layers: im2col's forward was the faster on all eight with C >= 32 and a larger kernel
-#: (polyphase / im2col 1.18 to 1.94); polyphase on every layer of 1 to 3 channels and on
-#: the 16-channel layers with 16-pixel output rows or 5x5 kernels.
-STRIDED_IM2COL_FORWARD_CHANNELS = 32
+#: Output columns from which ``impl="auto"`` runs a strided convolution through the
+#: polyphase split rather than im2col + GEMM (``fastnn.backends.numba_conv._choose``):
+#: forward for kernels larger than 1x1 (a 1x1 kernel keeps one phase, a subsampling, and
+#: always takes the split), and for the weight gradients of kernels larger than their
+#: stride (whose phases are real convolutions). Narrower output rows fill the direct
+#: kernel's register tiles poorly. Backend knob. ``python benchmarks/bench_conv_impl.py
+#: --strided --extra`` times both on 23 strided layers: forward, polyphase / im2col was
+#: 0.44 to 0.92 on every layer with 14 or more output columns and 1.03 to 1.30 on those
+#: with 7 to 10 (3x3 kernels, 16 to 128 channels); see docs/performance.md.
+STRIDED_POLYPHASE_MIN_WIDTH = 12
 
-#: Input channels up to which "auto" computes a strided layer's weight gradients alone (a
-#: first layer, ``input_grad=False``) through the polyphase split rather than im2col.
-#: Backend knob, measured by the same command: polyphase / im2col 0.62 to 0.89 on the layers
-#: of 1 to 3 channels, 1.00 or above on 15 of the 17 wider ones.
+#: Input channels up to which "auto" takes a strided layer's weight gradients through the
+#: polyphase split whatever its output width (stems and first layers: 0.51 to 0.89 of
+#: im2col's time in the same table). Backend knob.
 STRIDED_POLYPHASE_WEIGHTS_CHANNELS = 3
+
+#: Input channels up to which "auto" takes the weight gradients of a wide strided layer
+#: (STRIDED_POLYPHASE_MIN_WIDTH) through the polyphase split when its kernel is larger than
+#: its stride. Backend knob, from the same table: polyphase / im2col 0.49 to 0.86 on the
+#: wide layers of 16 and 32 channels, 0.91 and 1.02 at 64, 1.15 and 1.19 at 128.
+STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS = 32
 
 # -------------------------------------------------------- conv: direct, stride 1
 

@@ -472,6 +472,7 @@ def direct_backward_s1(
     weights_item,
     scatter_item,
     correlate_item,
+    taps,
 ):
     """All stride-1 gradients in one parallel region, the padding fused in.
 
@@ -498,6 +499,9 @@ def direct_backward_s1(
     frozen layer) there are no backward-weights items and dW and db are left untouched.
     weights_item, scatter_item, correlate_item: :func:`backward_items` of the dtype, the
     three kinds of item, called through their addresses (:mod:`~fastnn.kernels._native`).
+    taps (int64, increasing; empty: all): the taps t = (c*KH + kh)*KW + kw of dW to compute,
+    e.g. a polyphase split's real ones (:func:`~.polyphase.phase_taps`); the weights items
+    run over those alone and the other entries of dW are set to 0. dx is not affected.
     """
     N, C, H, Wd = x.shape
     F, _, KH, KW = W.shape
@@ -511,10 +515,12 @@ def direct_backward_s1(
     Fp = (F + 2 * L - 1) // (2 * L) * (2 * L)
     chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // Pst))
     offs_x = _tap_offsets(C, KH, KW, chunk * (H + 2 * PH), Wp)  # channel c at c * chunk * plane
+    if taps.size != 0:
+        offs_x = offs_x[taps]
     G = min(N, DW_GROUPS)
     D = G if weight_grad else 0
     M = (N if input_grad else 0) + D
-    parts = np.empty((D, F, T + 1), dtype=dW.dtype)  # dW and db partials per group
+    parts = np.empty((D, F, offs_x.size + 1), dtype=dW.dtype)  # dW and db partials per group
     Hf = H + KH - 1
     Wf = Wd + KW - 1
     packed_t, packed_zeros = _pack_weights(Wt, np.zeros(C, dtype=dx.dtype))
@@ -586,7 +592,12 @@ def direct_backward_s1(
                 ),
             )
     if weight_grad:
-        _sum_parts(parts, dW.reshape(F, T), db)
+        if taps.size == 0:
+            _sum_parts(parts, dW.reshape(F, T), db)
+        else:
+            chosen = np.empty((F, taps.size), dtype=dW.dtype)
+            _sum_parts(parts, chosen, db)
+            _spread_taps(chosen, taps, dW.reshape(F, T))
 
 
 @jit(refcounts=False)
@@ -615,14 +626,15 @@ def _weights_item(
 ):
     """One backward-weights item of :func:`direct_backward_s1`: pg (F, T + 1) = the
     partial dW (F, T) and db (column T) of images n_begin <= n < n_end, a chunk of
-    images at a time; offs_x: :func:`_tap_offsets` of the chunk buffer's planes.
+    images at a time, for the T taps whose offsets offs_x holds (:func:`_tap_offsets` of
+    the chunk buffer's planes, or a selection of them).
     ``rows``: dy goes into pixel-major rows dyt for :func:`_dw_tile_2v12`, else into
     widened planes dys for :func:`_dw_tile_4x4`; xs: the chunk's x planes, zeroed;
     tmp, sums: work arrays of :func:`_dw_tile_2v12` and :func:`_grad_rows`."""
     wide_vectors()
     N, C, H, Wd = x.shape
     F = pg.shape[0]
-    T = C * KH * KW
+    T = offs_x.size
     OH = H + 2 * PH - KH + 1
     OW = Wd + 2 * PW - KW + 1
     Wp = Wd + 2 * PW
@@ -766,6 +778,17 @@ def backward_items(dtype):
             NativeFunction(_correlate_item, (i, a4, a4, i4, a4, i, i, i, i, i, i1, a2, a1, a1, a1, a4)),
         )
     return items
+
+
+@jit
+def _spread_taps(chosen, taps, dW):
+    """dW[f, taps[j]] = chosen[f, j], and 0 at the taps not listed: chosen (F, J), dW (F, T)."""
+    zero = typed(dW, 0.0)
+    for f in range(dW.shape[0]):
+        for t in range(dW.shape[1]):
+            dW[f, t] = zero
+        for j in range(taps.size):
+            dW[f, taps[j]] = chosen[f, j]
 
 
 @jit(refcounts=False)

@@ -12,12 +12,12 @@ a valid (unpadded) stride-1 convolution with kernel (ceil(KH/SH), ceil(KW/SW)) o
 min(KH, SH) * min(KW, SW) * C channels (phases no tap reads are left out: a 1x1 stride-2
 convolution keeps one phase, the subsampled input). P has OH + ceil(KH/SH) - 1 rows and
 OW + ceil(KW/SW) - 1 columns. The stride-1 direct kernels (:mod:`.direct`,
-:mod:`.direct_backward`) then run on it. The forward pass skips W''s zero taps
-(:func:`phase_taps` lists the others, and the direct kernel sums over those alone), so it
-does the convolution's own multiply-adds; the backward passes still run over all of W''s
-taps (16/9 of them for 3x3 stride 2, 36/25 for 5x5 stride 2, 81/49 for 7x7 stride 3, none
-extra for 3x3 stride 3 or 1x1). Backward: dW is read back out of the
-stride-1 dW' (the zero taps' gradients are dropped), and every input pixel sits in exactly
+:mod:`.direct_backward`) then run on it. The forward pass and the weight gradients skip
+W''s zero taps (:func:`phase_taps` lists the others, and the direct kernels sum over those
+alone), so they do the convolution's own multiply-adds; the backward-data pass still runs
+over all of W''s taps (16/9 of them for 3x3 stride 2, 36/25 for 5x5 stride 2, 81/49 for
+7x7 stride 3, none extra for 3x3 stride 3 or 1x1). Backward: dW is read back out of the
+stride-1 dW' (whose zero taps are left at 0), and every input pixel sits in exactly
 one phase entry, so dx is a gather of dP (:func:`phase_merge`).
 
 Channel order of P and W': ``(pi * QW + qi) * C + c`` for the phase (pi, qi), pi < QH =
