@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from . import (
     _kernel_cache,  # noqa: F401  (the one-line notice when kernels compile)
+    _malloc,  # noqa: F401  (glibc keeps freed arrays for the next step)
     augment,
     callbacks,
     checkpoint,

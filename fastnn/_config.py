@@ -21,6 +21,9 @@ variable                       meaning                                  default
                                model's kernels in parallel processes
                                before its first step
                                (:mod:`fastnn._precompile`)
+``FASTNN_MALLOC``              fix glibc's mmap and trim thresholds so  1
+                               freed arrays stay for the next step
+                               (:mod:`fastnn._malloc`)
 =============================  =======================================  ==========
 
 Fast-math here never includes ``nnan``/``ninf``: the training loop relies on

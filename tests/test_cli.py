@@ -18,6 +18,9 @@ def test_info_prints_versions_threads_and_cache(capsys):
     out = capsys.readouterr().out
     for field in ("fastnn", "numba", "numpy", "kernel threads", "threading layer", "kernel cache"):
         assert field in out
+    from fastnn import _malloc
+
+    assert ("fastnn's (FASTNN_MALLOC)" if _malloc.APPLIED else "glibc's own") in out
 
 
 def test_train_default_is_offline_digits_and_reports_accuracy(tmp_path, capsys):

@@ -27,6 +27,7 @@ LAYERS = [
             "fastnn._files",
             "fastnn._config",
             "fastnn._blas",
+            "fastnn._malloc",
             "fastnn._checks",
             "fastnn._progress",
             "fastnn._kernel_cache",

@@ -7,6 +7,9 @@ eager mode (:class:`TorchStep`) or run under ``torch.no_grad()`` (:class:`TorchP
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 
 def _torch():
     try:
@@ -273,6 +276,21 @@ def _serve(connection, kind: str, args: tuple) -> None:
         connection.send(times)
 
 
+@contextlib.contextmanager
+def _environment(**settings):
+    """os.environ with ``settings`` for the duration (a spawned child inherits them)."""
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class InChildProcess:
     """A PyTorch contender living in its own process, timed there.
 
@@ -280,7 +298,9 @@ class InChildProcess:
     thread pools take turns spinning on the same cores, and whichever runs just after the
     other is slowed several-fold. Kept in a separate process, PyTorch's threads sleep while
     fastnn runs and the other way round, and the turns still alternate in time, so drift
-    hits both alike.
+    hits both alike. The child imports fastnn to build its contender, but starts with
+    ``FASTNN_MALLOC=0``: PyTorch runs with glibc's own malloc settings, as it does without
+    fastnn (:mod:`fastnn._malloc` would otherwise apply there too).
     ``block(k)`` runs k timed steps in the child, back to back, and returns their seconds;
     ``load(kind, *args)`` swaps in another contender.
     """
@@ -293,7 +313,8 @@ class InChildProcess:
         context = multiprocessing.get_context("spawn")
         self.connection, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, kind, args), daemon=True)
-        self.process.start()
+        with _environment(FASTNN_MALLOC="0"):
+            self.process.start()
         # wait until PyTorch is imported and the model built, so that start-up work
         # never overlaps the parent's timed calls
         if self.connection.recv() != "ready":

@@ -16,7 +16,7 @@ def run(args) -> int:
     import numpy
     import scipy
 
-    from .. import __version__, _config, kernels
+    from .. import __version__, _config, _malloc, kernels
     from .._blas import get_kernel_blas_threads
     from ..kernels.activations import relu_forward
 
@@ -37,6 +37,7 @@ def run(args) -> int:
         ("cpu cores", os.cpu_count()),
         ("kernel threads", _config.get_num_threads()),
         ("kernel BLAS threads", get_kernel_blas_threads()),
+        ("malloc thresholds", "fastnn's (FASTNN_MALLOC)" if _malloc.APPLIED else "glibc's own"),
         ("threading layer", layer),
         ("fastmath", _config.FASTMATH),
         ("parallel", _config.PARALLEL),
