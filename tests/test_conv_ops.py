@@ -621,3 +621,19 @@ def test_float64_detector_catches_a_bare_literal():
     sig = (numba.float32[::1], numba.float32[::1])
     assert float64_ops_in(halve, sig, parallel=False)
     assert not float64_ops_in(halve_typed, sig, parallel=False)
+
+
+def test_real_taps_of_the_polyphase_split():
+    """The taps list the direct kernels get for a split's W': its real taps, or the empty
+    "all taps" list when W' has none to skip; with the count either way."""
+    from fastnn.kernels.conv import polyphase
+
+    for C, K, S in [(3, 7, 3), (1, 5, 2), (16, 3, 2), (16, 3, 3), (8, 1, 2), (2, 2, 2)]:
+        taps, count = numba_conv._real_taps(C, K, K, S, S)
+        real = polyphase.phase_taps(C, K, K, S, S)
+        QH, QW, KHq, KWq = polyphase.phase_counts(K, K, S, S)
+        assert count == real.size == C * K * K  # every tap of W, once
+        if real.size < QH * QW * C * KHq * KWq:
+            np.testing.assert_array_equal(taps, real)
+        else:
+            assert taps.size == 0, (C, K, S)

@@ -9,6 +9,8 @@ only when needed) and are never modified.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -110,6 +112,17 @@ _UNUSED = {np.dtype(t): np.empty((0, 0, 0, 0), dtype=t) for t in (np.float32, np
 
 #: The ``taps`` argument of direct_conv_s1 that sums over every tap.
 _ALL_TAPS = np.empty(0, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=256)
+def _real_taps(C: int, KH: int, KW: int, SH: int, SW: int) -> tuple[np.ndarray, int]:
+    """(taps, count): the ``taps`` argument of the direct kernels for a polyphase split's W'
+    (:func:`~fastnn.kernels.conv.polyphase.phase_taps`; :data:`_ALL_TAPS` when W' has no zero
+    taps, as for 3x3 stride 3 or 1x1) and how many taps that is. Cached per geometry; the
+    arrays are shared, so never written."""
+    taps = polyphase.phase_taps(C, KH, KW, SH, SW)
+    QH, QW, KHq, KWq = polyphase.phase_counts(KH, KW, SH, SW)
+    return (taps if taps.size < QH * QW * C * KHq * KWq else _ALL_TAPS), taps.size
 
 
 def _direct_s1(work, x, W, b, TP, LP, code, alpha, residual, y, taps) -> None:
@@ -229,8 +242,8 @@ class NumbaConvOps:
         impl = _resolve(impl, g, F, forward=True)
         if impl == "polyphase":
             P, Wq = _phases(x, W, g)
-            taps = polyphase.phase_taps(g.C, g.KH, g.KW, g.SH, g.SW)
-            _direct_s1(y.size * taps.size, P, Wq, b, 0, 0, code, alpha, residual, y, taps)
+            taps, count = _real_taps(g.C, g.KH, g.KW, g.SH, g.SW)
+            _direct_s1(y.size * count, P, Wq, b, 0, 0, code, alpha, residual, y, taps)
             return y
         if impl == "direct" and g.SH == 1 and g.SW == 1:
             _direct_s1(work, x, W, b, g.PH, g.PW, code, alpha, residual, y, _ALL_TAPS)
@@ -562,7 +575,6 @@ class NumbaConvOps:
         dW' over W''s real taps alone, dW gathered from it, dx from dP
         (:mod:`fastnn.kernels.conv.polyphase`)."""
         P, Wq = _phases(_c(x), W, g)
-        taps = polyphase.phase_taps(g.C, g.KH, g.KW, g.SH, g.SW)
         dP, dWq, db = self._backward(
             dy,
             P,
@@ -578,7 +590,7 @@ class NumbaConvOps:
             act_out,
             alpha,
             weight_grad,
-            taps if taps.size < Wq[0].size else _ALL_TAPS,
+            _real_taps(g.C, g.KH, g.KW, g.SH, g.SW)[0],
         )
         dx = None
         if input_grad:
