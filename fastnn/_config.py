@@ -50,8 +50,8 @@ __all__ = [
 ]
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
+def _env_bool(name: str, default: bool, environ=os.environ) -> bool:
+    value = environ.get(name)
     if value is None or value == "":
         return default
     return value.strip().lower() not in ("0", "false", "no", "off")

@@ -28,6 +28,8 @@ import ctypes
 import os
 import sys
 
+from ._config import _env_bool
+
 #: mallopt's parameter numbers (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -58,7 +60,7 @@ def _glibc():
 
 def keep_freed_memory(environ=os.environ) -> bool:
     """Set glibc's mmap and trim thresholds (see the module doc); True when they were set."""
-    if environ.get("FASTNN_MALLOC", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not _env_bool("FASTNN_MALLOC", True, environ):
         return False
     if any(name in environ for name in GLIBC_SETTINGS):
         return False

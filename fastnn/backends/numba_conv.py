@@ -404,38 +404,19 @@ class NumbaConvOps:
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
         impl = _resolve(impl, g, F, input_grad=input_grad)
-        if impl == "split":
-            return self._split_backward(
-                dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
-            )
+        if impl == "split" and not weight_grad:  # dx alone: nothing for the split's polyphase half
+            impl = "im2col"
+        if impl == "split":  # chosen only with input_grad
+            return self._split_backward(dy, x, W, g, relu_out, pool, out, activation, act_out, alpha)
         if impl == "polyphase":
             return self._polyphase_backward(
                 dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
             )
-        conv_shape = (g.N, F, g.OH, g.OW)
-        if pool is not None:
-            argmax, pooled = check_pool_grad(
-                "conv2d_backward", dy, pool, conv_shape, relu_out, activation, act_out
-            )
-            mode = DY_RELU_POOL_ROUTED
-        else:
-            check_dy("conv2d_backward", dy, conv_shape)
-            activation, act_out, alpha = fused_activation_grad(
-                "conv2d_backward", dy, relu_out, activation, act_out, alpha
-            )
-            if activation not in (None, "relu"):
-                dy, activation = self._activation_grad(dy, act_out, activation, alpha), None
-            relu_out = None if activation is None else native(act_out)
-            mode = DY_AS_GIVEN if relu_out is None else DY_RELU_MASKED
-        dy, x, W = _c(dy), _c(x), _c(W)
         fused = impl == "direct" and g.SH == 1 and g.SW == 1
-        if mode == DY_RELU_POOL_ROUTED and not fused:
-            routed = np.empty(conv_shape, dtype=dy.dtype)
-            masked = self.relu_backward(dy, pooled)  # the ReLU's mask, at the winners
-            pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
-            dy, mode = routed, DY_AS_GIVEN
-        if mode == DY_RELU_MASKED and not fused:
-            dy, mode = self.relu_backward(dy, relu_out), DY_AS_GIVEN
+        dy, mode, relu_out, argmax, pooled = self._output_grad(
+            dy, g, F, relu_out, pool, activation, act_out, alpha, fused
+        )
+        x, W = _c(x), _c(W)
         if mode == DY_RELU_POOL_ROUTED:
             argmax, pooled = _c(argmax), _c(pooled)
             relu_out = np.empty((g.N, F, 0, 0), dtype=dy.dtype)
@@ -521,51 +502,50 @@ class NumbaConvOps:
                 )
         return (dx if input_grad else None), *grads
 
-    def _split_backward(
-        self, dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
-    ):
-        """conv2d_backward of a strided convolution with dW and db through the polyphase
-        split and dx through im2col (``weight_grad=False``: dx alone). The gradient is taken
-        back through a fused pooling or activation once, before the two."""
-        stride, pad = (g.SH, g.SW), (g.PH, g.PW)
-        if not weight_grad:
-            return self._backward(
-                dy,
-                x,
-                W,
-                stride,
-                pad,
-                "im2col",
-                relu_out,
-                input_grad,
-                pool,
-                out,
-                activation,
-                act_out,
-                alpha,
-                False,
-            )
-        F = W.shape[0]
+    def _output_grad(self, dy, g, F, relu_out, pool, activation, act_out, alpha, fused):
+        """(dy, mode, relu_out, argmax, pooled) for the backward kernels: dy checked against
+        the convolution's output (N, F, OH, OW), or against the max pooling ``pool`` of its
+        ReLU, and an activation other than ReLU taken back here; ``mode`` one of
+        :mod:`fastnn.kernels.conv.modes`. Unless ``fused`` (the direct stride-1 kernels read
+        the pooling and the ReLU mask themselves), the pooling and the ReLU are taken back
+        here too, leaving the gradient of the convolution's output (DY_AS_GIVEN). dy is
+        C-contiguous; argmax and pooled are None without ``pool``."""
         conv_shape = (g.N, F, g.OH, g.OW)
+        argmax = pooled = None
         if pool is not None:
             argmax, pooled = check_pool_grad(
                 "conv2d_backward", dy, pool, conv_shape, relu_out, activation, act_out
             )
-            routed = np.empty(conv_shape, dtype=dy.dtype)
-            masked = self.relu_backward(dy, pooled)  # the ReLU's mask, at the winners
-            pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
-            dy = routed
+            mode = DY_RELU_POOL_ROUTED
         else:
             check_dy("conv2d_backward", dy, conv_shape)
             activation, act_out, alpha = fused_activation_grad(
                 "conv2d_backward", dy, relu_out, activation, act_out, alpha
             )
-            if activation is not None:
-                dy = self._activation_grad(dy, act_out, activation, alpha)
+            if activation not in (None, "relu"):
+                dy, activation = self._activation_grad(dy, act_out, activation, alpha), None
+            relu_out = None if activation is None else native(act_out)
+            mode = DY_AS_GIVEN if relu_out is None else DY_RELU_MASKED
+        dy = _c(dy)
+        if mode == DY_RELU_POOL_ROUTED and not fused:
+            routed = np.empty(conv_shape, dtype=dy.dtype)
+            masked = self.relu_backward(dy, pooled)  # the ReLU's mask, at the winners
+            pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
+            dy, mode = routed, DY_AS_GIVEN
+        if mode == DY_RELU_MASKED and not fused:
+            dy, mode = self.relu_backward(dy, relu_out), DY_AS_GIVEN
+        return dy, mode, relu_out, argmax, pooled
+
+    def _split_backward(self, dy, x, W, g, relu_out, pool, out, activation, act_out, alpha):
+        """conv2d_backward of a strided convolution, all three gradients, with dW and db
+        through the polyphase split and dx through im2col. The gradient is taken back
+        through a fused pooling or activation once, before the two."""
+        dy = self._output_grad(dy, g, W.shape[0], relu_out, pool, activation, act_out, alpha, False)[0]
         _, dW, db = self._polyphase_backward(dy, x, W, g, None, False, None, out, None, None, 0.0, True)
-        dx = self._backward(dy, x, W, stride, pad, "im2col", None, True, None, None, None, None, 0.0, False)[
-            0
-        ]
+        stride, pad = (g.SH, g.SW), (g.PH, g.PW)
+        dx, _, _ = self._backward(
+            dy, x, W, stride, pad, "im2col", None, True, None, None, None, None, 0.0, False
+        )
         return dx, dW, db
 
     def _polyphase_backward(
