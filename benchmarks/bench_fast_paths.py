@@ -134,7 +134,7 @@ def main(argv=None) -> None:
         stack = wide_stack(shape[0] * shape[1], shape[2], shape[3], 1, 1)  # as maxpool2d
         plane_size, wide = pool_kernels.wide_scratch(shape[2], shape[3], 3, 3, 1, 1, stack)
         plane = np.empty((slots, plane_size), np.float32)
-        best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int64)
+        best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int32)
         report(
             f"maxpool 3x3 s{stride} pad 1 {shape}, wide / general",
             "wide",

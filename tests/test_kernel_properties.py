@@ -812,7 +812,7 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
         *(xs, KH, KW, SH, SW, PH, PW, G),
         Guarded((slots, plane), dtype, scratch=True),
         Guarded((slots, wide), dtype, scratch=True),
-        Guarded((slots, wide), np.int64, scratch=True),
+        Guarded((slots, wide), np.int32, scratch=True),
         Guarded((N, C, OH, OW), dtype),
         Guarded((N, C, OH, OW), np.int64),
     )

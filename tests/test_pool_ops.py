@@ -181,6 +181,22 @@ def test_maxpool_ties_and_nan(backend):
     np.testing.assert_array_equal(arg[0, 0], [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool_windows_of_minus_inf_alone_point_inside(stride, dtype):
+    """The whole-plane kernel (3x3, pad 1, strides 1 and 2): a window whose real values are all
+    -inf reports the first of them, never a padding position, beside ordinary windows."""
+    x = np.random.default_rng(5).standard_normal((2, 3, 9, 10)).astype(dtype)
+    x[0, 0, :2, :2] = -np.inf  # the top-left window holds -inf and padding alone
+    x[1, 2, 4:7, 3:8] = -np.inf
+    x[1, 1, -2:, -2:] = -np.inf  # the bottom-right window at stride 1
+    y, arg = get_ops("numba").maxpool2d(x, 3, stride, 1)
+    y_ref, arg_ref = REF.maxpool2d(x, 3, stride, 1)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    assert y[0, 0, 0, 0] == -np.inf and arg[0, 0, 0, 0] == 0
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_overlapping_windows_accumulate(backend):
     ops = get_ops(backend)

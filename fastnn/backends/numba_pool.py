@@ -76,7 +76,7 @@ class NumbaPoolOps:
                 *(g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, stack),
                 _scratch("pool_plane", (slots, plane), x.dtype),
                 _scratch("pool_best", (slots, wide), x.dtype),
-                _scratch("pool_tap", (slots, wide), np.int64),
+                _scratch("pool_tap", (slots, wide), np.int32),
                 y,
                 argmax,
             )

@@ -71,16 +71,18 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
     above and below: no window reaches further), Wp = W + 2*PW columns. The stride-1
     windows are taken over the "wide" run o = r*Wp + s of their top-left corners, every
     row of the stack (positions between planes and rows are computed and never read), so
-    each window tap is one long contiguous pass. First best[o] = the window's maximum,
-    ``np.maximum`` over the taps (NaN if any value is NaN). Then a pass over the taps in
-    reverse order keeps, per window, the offset kh*W + kw of the first tap whose value
-    equals best (a NaN matching a NaN): the winner of the row-major rule. Output (i, j) of
+    each window tap is one long contiguous pass. One pass per tap, in row-major order,
+    keeps best[o] (the window's maximum so far) and tap[o] (the offset kh*W + kw of the
+    tap it came from), replacing them only where the tap's value is larger, or is a NaN
+    over a number: the first maximum in row-major order wins, as in the rule above. The
+    passes are plain loops (branch-free selects that LLVM vectorises); Numba's
+    ``np.maximum(a, b, out)`` over the same slices ran several times slower. Output (i, j) of
     the stack's plane g is the window at o = (g*(H + PH) + i*SH)*Wp + j*SW: argmax =
-    (i*SH - PH)*W + j*SW - PW + that offset and y = x at argmax (the winner's own value, so
-    the sign of a zero is the winner's). A window whose maximum is -inf (all its values
-    -inf) may have matched a padding tap first, and is taken one value at a time instead.
-    At stride s the passes cover about s*s times the windows needed. Scratch rows per
-    thread: xp_buf, best_buf and tap_buf of the lengths :func:`wide_scratch` gives.
+    (i*SH - PH)*W + j*SW - PW + tap[o] and y = best[o], the winner's own value. A window
+    whose maximum is -inf (all its values -inf) may have kept a padding tap, and is taken
+    one value at a time instead. At stride s the passes cover about s*s times the windows
+    needed. Scratch rows per thread: xp_buf and best_buf of the lengths
+    :func:`wide_scratch` gives, tap_buf (int32) as long as best_buf's.
     """
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
@@ -112,19 +114,18 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                     dst[w] = row[w]
         for o in range(L):
             best[o] = xp[o]
-        for kh in range(KH):
-            for kw in range(KW):
-                np.maximum(best, xp[kh * Wp + kw : kh * Wp + kw + L], best)
-        for t in range(KH * KW - 1, -1, -1):
+            tap[o] = 0
+        for t in range(1, KH * KW):
             kh = t // KW
             kw = t - kh * KW
             src = xp[kh * Wp + kw : kh * Wp + kw + L]
-            d = kh * W + kw
+            d = np.int32(kh * W + kw)
             for o in range(L):
                 v = src[o]
                 b = best[o]
-                hit = (v == b) | ((v != v) & (b != b))
-                tap[o] = d if hit else tap[o]
+                take = (v > b) | ((v != v) & (b == b))
+                best[o] = v if take else b
+                tap[o] = d if take else tap[o]
         for g in range(count):
             n = (first + g) // C
             c = first + g - n * C
@@ -133,17 +134,21 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                 yr = y[n, c, i]
                 ar = argmax[n, c, i]
                 base = (i * SH - PH) * W - PW
+                row = (g * R + i * SH) * Wp
+                lost = False  # a window of -inf alone in this row (a branch per window cost more)
                 for j in range(OW):
-                    o = (g * R + i * SH) * Wp + j * SW
-                    if best[o] == low:
-                        h0 = i * SH - PH
-                        w0 = j * SW - PW
-                        yr[j], ar[j] = _max_window(
-                            xc, max(h0, 0), min(h0 + KH, H), max(w0, 0), min(w0 + KW, W), W
-                        )
-                    else:
-                        ar[j] = base + j * SW + tap[o]
-                        yr[j] = xc[ar[j]]
+                    v = best[row + j * SW]
+                    ar[j] = base + j * SW + tap[row + j * SW]
+                    yr[j] = v
+                    lost |= v == low
+                if lost:
+                    for j in range(OW):
+                        if yr[j] == low:
+                            h0 = i * SH - PH
+                            w0 = j * SW - PW
+                            yr[j], ar[j] = _max_window(
+                                xc, max(h0, 0), min(h0 + KH, H), max(w0, 0), min(w0 + KW, W), W
+                            )
 
 
 @parallel_kernel
