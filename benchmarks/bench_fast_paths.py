@@ -26,7 +26,12 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   array of its output's size: how close that layer is to its write-bandwidth bound;
 * ResNet-20's stage-1 convolution at inference (16->16 3x3 pad 1 on (256, 16, 32, 32),
   ``predict``'s chunk) with its block's residual sum and ReLU: in the convolution's pass
-  (``conv2d(..., relu=True, residual=r)``) against the convolution then ``add_relu``.
+  (``conv2d(..., relu=True, residual=r)``) against the convolution then ``add_relu``;
+* the direct backward pass's transposition of dy into pixel-major rows
+  (``direct_backward._grad_rows``, a ReLU mask fused) for one image of the zoo's 1x1
+  64->256 layer (256 channels by 16x16 pixels) and of ResNet-20's stage 2 (32 by 16x16):
+  blocks transposed in registers against the same rows written element by element (the
+  loop it replaced, kept here as the baseline).
 """
 
 from __future__ import annotations
@@ -44,6 +49,30 @@ from fastnn.kernels import optim as optim_kernels
 from fastnn.kernels import pool as pool_kernels
 from fastnn.kernels import tuning
 from fastnn.kernels.activations import ACT_IDENTITY, ACT_RELU
+from fastnn.kernels.conv.direct_backward import _grad_rows
+from fastnn.kernels.conv.modes import DY_RELU_MASKED
+
+
+@numba.njit(cache=True)
+def _rows_by_element(dy, mask, F, P, Fp, dst, sums, db):
+    """_grad_rows's DY_RELU_MASKED rows and db one element at a time: the baseline."""
+    zero = dst.dtype.type(0)
+    for f in range(F):
+        for p in range(P):
+            v = dy[f * P + p]
+            if not mask[f * P + p] > zero:
+                v = zero
+            dst[p * Fp + f] = v
+    for p in range(P):
+        for f in range(F, Fp):
+            dst[p * Fp + f] = zero
+    for f in range(Fp):
+        sums[f] = zero
+    for p in range(P):
+        for f in range(Fp):
+            sums[f] += dst[p * Fp + f]
+    for f in range(F):
+        db[f] += sums[f]
 
 
 def interleaved_us(a, b, repeat: int) -> tuple[float, float]:
@@ -241,6 +270,24 @@ def main(argv=None) -> None:
         "apart",
         *interleaved_us(lambda: ops.conv2d(xr, Wr, br, 1, 1, relu=True, residual=xr), apart, args.repeat),
     )
+
+    for F in (256, 32):
+        P = 256
+        dyg = rng.standard_normal(F * P).astype(np.float32)
+        maskg = rng.standard_normal(F * P).astype(np.float32)
+        rows, sums = np.empty(P * F, np.float32), np.empty(F, np.float32)
+        dbg = np.zeros(F, np.float32)
+        none_i, none_f = np.empty(0, np.int64), np.empty(0, np.float32)
+        report(
+            f"dy to pixel-major rows, {F} ch x {P} px, blocks / elements",
+            "blocks",
+            "elements",
+            *interleaved_us(
+                lambda: _grad_rows(dyg, maskg, none_i, none_f, DY_RELU_MASKED, F, P, F, rows, sums, dbg),
+                lambda: _rows_by_element(dyg, maskg, F, P, F, rows, sums, dbg),
+                args.repeat,
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from ..._config import jit, parallel_kernel
 from .._native import NativeFunction, call_native
 from .._scalars import runtime, typed
 from .._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
+from .._simd_transpose import vtranspose_block
 from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
 from .direct import HALF_TILES, OUT_BLOCK, RUN_ALIGN, _conv_planes, _pack_weights, _run, _tap_offsets
 from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
@@ -159,7 +160,9 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, sums, db):
     maxpool backward and the ReLU's, summed in window order. db adds in pixel order in
     every mode, so the fused modes give the bits of DY_AS_GIVEN on the gradient the
     separate passes make. dy, mask, argmax, pooled flat; mask, argmax and pooled are read
-    only in their modes.
+    only in their modes. Outside DY_RELU_POOL_ROUTED, whole blocks of lanes x lanes
+    (channels by pixels) are transposed in registers (:func:`vtranspose_block`), the
+    remaining rows and columns an element at a time.
     """
     zero = typed(dst, 0.0)
     if mode == DY_RELU_POOL_ROUTED:
@@ -173,10 +176,18 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, sums, db):
                     if p >= 0 and p < P:
                         dst[p * Fp + f] += dy[k]
     else:
-        for f in range(F):
-            for p in range(P):
+        masked = mode == DY_RELU_MASKED
+        keep = mask if masked else dy  # read by the blocks, used only when masked
+        L = lanes(dst)
+        Fb = F - F % L
+        Pb = P - P % L
+        for p0 in range(0, Pb, L):  # whole blocks of L channels by L pixels in registers
+            for f0 in range(0, Fb, L):
+                vtranspose_block(dy, keep, masked, f0 * P + p0, P, dst, p0 * Fp + f0, Fp)
+        for f in range(F):  # the rest, one element at a time
+            for p in range(Pb if f < Fb else 0, P):
                 v = dy[f * P + p]
-                if mode == DY_RELU_MASKED and not mask[f * P + p] > zero:
+                if masked and not mask[f * P + p] > zero:
                     v = zero
                 dst[p * Fp + f] = v
         for p in range(P):
