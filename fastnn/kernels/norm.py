@@ -38,6 +38,31 @@ from .activations import (
 )
 
 
+@jit(inline="always")
+def _feature_stats(x2, c0, c1, inv_count, mean, var):
+    """mean[c] and the sum of squared deviations var[c] for features c0..c1 of (N, D) rows
+    x2, rows added in order. The sums run in work arrays of the block's own (mean and var
+    may share memory with x2 for all LLVM knows, and accumulating into them did not
+    vectorise: ten times slower), then are copied out."""
+    N = x2.shape[0]
+    m = np.zeros(c1 - c0, dtype=mean.dtype)
+    v = np.zeros(c1 - c0, dtype=var.dtype)
+    for n in range(N):
+        row = x2[n, c0:c1]
+        for j in range(c1 - c0):
+            m[j] += row[j]
+    for j in range(c1 - c0):
+        m[j] *= inv_count
+    for n in range(N):
+        row = x2[n, c0:c1]
+        for j in range(c1 - c0):
+            d = row[j] - m[j]
+            v[j] += d * d
+    for j in range(c1 - c0):
+        mean[c0 + j] = m[j]
+        var[c0 + j] = v[j]
+
+
 @parallel_kernel
 def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
     """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel.
@@ -58,15 +83,7 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
             mean[c] = zero
             var[c] = zero
         if S == 1:  # (N, D): the inner loops run over contiguous features
-            for n in range(N):
-                for c in range(c0, c1):
-                    mean[c] += x[n, c, 0]
-            for c in range(c0, c1):
-                mean[c] *= inv_count
-            for n in range(N):
-                for c in range(c0, c1):
-                    d = x[n, c, 0] - mean[c]
-                    var[c] += d * d
+            _feature_stats(x.reshape(N, C), c0, c1, inv_count, mean, var)
         else:
             for n in range(N):
                 for c in range(c0, c1):
@@ -100,6 +117,39 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
 
 
 @jit(inline="always")
+def _feature_affine(x2, gamma, beta, mean, inv_std, c0, c1, code, alpha, y2):
+    """:func:`_channel_affine_block` on (N, D) rows, y = (x - mean) * k + beta with
+    k = gamma * inv_std: the block's mean, k and beta go into work arrays first, so that
+    the loop over each row reads x2 and writes y2 alone and vectorises (with gamma, beta
+    and the statistics read in the loop, LLVM could not rule out their sharing memory with
+    y2, and it did not). x - mean first, not x * k + (beta - mean * k): a Dense layer's
+    batch can be one sample, where x = mean and inv_std = 1 / sqrt(eps) is large, and
+    the folded form cancels. With an activation the normalised row goes through a work
+    row, as in the (N, C, S) case."""
+    N = x2.shape[0]
+    m = mean[c0:c1].copy()
+    k = np.empty(c1 - c0, dtype=y2.dtype)
+    d = beta[c0:c1].copy()
+    for j in range(c1 - c0):
+        k[j] = gamma[c0 + j] * inv_std[c0 + j]
+    if code == ACT_IDENTITY:
+        for n in range(N):
+            xr = x2[n, c0:c1]
+            yr = y2[n, c0:c1]
+            for j in range(c1 - c0):
+                yr[j] = (xr[j] - m[j]) * k[j] + d[j]
+        return
+    row = np.empty(c1 - c0, dtype=y2.dtype)
+    for n in range(N):
+        xr = x2[n, c0:c1]
+        yr = y2[n, c0:c1]
+        for j in range(c1 - c0):
+            row[j] = (xr[j] - m[j]) * k[j] + d[j]
+        for j in range(c1 - c0):
+            yr[j] = activate(yr, row[j], code, alpha)
+
+
+@jit(inline="always")
 def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
     """y = f((x - mean) * inv_std * gamma + beta) for channels c0..c1, the affine part
     folded to x * k + d. With an activation, each normalised row goes to a work row
@@ -109,27 +159,15 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
     value into a conditional store, which does not vectorise.) ``code`` is a constant at
     each call, so each loop is f's own."""
     N, C, S = x.shape
-    if code == ACT_IDENTITY:
-        if S == 1:
-            for n in range(N):
-                for c in range(c0, c1):
-                    k = gamma[c] * inv_std[c]
-                    y[n, c, 0] = x[n, c, 0] * k + (beta[c] - mean[c] * k)
-        else:
-            for n in range(N):
-                for c in range(c0, c1):
-                    k = gamma[c] * inv_std[c]
-                    d = beta[c] - mean[c] * k
-                    for s in range(S):
-                        y[n, c, s] = x[n, c, s] * k + d
-    elif S == 1:
-        row = np.empty(c1 - c0, y.dtype)
+    if S == 1:
+        _feature_affine(x.reshape(N, C), gamma, beta, mean, inv_std, c0, c1, code, alpha, y.reshape(N, C))
+    elif code == ACT_IDENTITY:
         for n in range(N):
             for c in range(c0, c1):
                 k = gamma[c] * inv_std[c]
-                row[c - c0] = x[n, c, 0] * k + (beta[c] - mean[c] * k)
-            for c in range(c0, c1):
-                y[n, c, 0] = activate(y, row[c - c0], code, alpha)
+                d = beta[c] - mean[c] * k
+                for s in range(S):
+                    y[n, c, s] = x[n, c, s] * k + d
     else:
         row = np.empty(S, y.dtype)
         for n in range(N):
@@ -150,10 +188,16 @@ def channel_affine(x, scale, shift, block, y):
     for b in prange(blocks):
         c0 = b * block
         c1 = min(C, c0 + block)
-        if S == 1:
+        if S == 1:  # the block's scale and shift in work arrays: the row loop then vectorises
+            k = scale[c0:c1].copy()
+            d = shift[c0:c1].copy()
+            x2 = x.reshape(N, C)
+            y2 = y.reshape(N, C)
             for n in range(N):
-                for c in range(c0, c1):
-                    y[n, c, 0] = x[n, c, 0] * scale[c] + shift[c]
+                xr = x2[n, c0:c1]
+                yr = y2[n, c0:c1]
+                for j in range(c1 - c0):
+                    yr[j] = xr[j] * k[j] + d[j]
         else:
             for n in range(N):
                 for c in range(c0, c1):
@@ -173,9 +217,14 @@ def channel_scale(x, scale, block, y):
         c0 = b * block
         c1 = min(C, c0 + block)
         if S == 1:
+            k = scale[c0:c1].copy()
+            x2 = x.reshape(N, C)
+            y2 = y.reshape(N, C)
             for n in range(N):
-                for c in range(c0, c1):
-                    y[n, c, 0] = x[n, c, 0] * scale[c]
+                xr = x2[n, c0:c1]
+                yr = y2[n, c0:c1]
+                for j in range(c1 - c0):
+                    yr[j] = xr[j] * k[j]
         else:
             for n in range(N):
                 for c in range(c0, c1):
@@ -221,22 +270,16 @@ def _sums_row(g, x, mean, n, c0, c1, dgamma, dbeta):
     """Adds row n of channels c0..c1 into dbeta (sum g) and dgamma (sum g * (x - mean))."""
     N, C, S = x.shape
     zero = typed(x, 0.0)
-    if S == 1:  # (N, D): the inner loop runs over contiguous features
-        for c in range(c0, c1):
-            gv = g[n, c, 0]
-            dbeta[c] += gv
-            dgamma[c] += gv * (x[n, c, 0] - mean[c])
-    else:
-        for c in range(c0, c1):
-            m = mean[c]
-            sum_dy = zero
-            sum_dy_xc = zero
-            for s in range(S):
-                gv = g[n, c, s]
-                sum_dy += gv
-                sum_dy_xc += gv * (x[n, c, s] - m)
-            dbeta[c] += sum_dy
-            dgamma[c] += sum_dy_xc
+    for c in range(c0, c1):
+        m = mean[c]
+        sum_dy = zero
+        sum_dy_xc = zero
+        for s in range(S):
+            gv = g[n, c, s]
+            sum_dy += gv
+            sum_dy_xc += gv * (x[n, c, s] - m)
+        dbeta[c] += sum_dy
+        dgamma[c] += sum_dy_xc
 
 
 @jit(inline="always")
@@ -246,26 +289,65 @@ def _dx_block(g, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx):
     N, C, S = x.shape
     one = typed(x, 1.0)
     inv_count = one / typed(x, N * S)
-    if S == 1:
-        for n in range(N):
-            for c in range(c0, c1):
-                inv_std = one / np.sqrt(var[c] + eps)
-                k_dy = gamma[c] * inv_std
-                dx[n, c, 0] = k_dy * (
-                    g[n, c, 0]
-                    - dbeta[c] * inv_count
-                    - inv_std * dgamma[c] * inv_count * (x[n, c, 0] - mean[c])
-                )
-    else:
-        for n in range(N):
-            for c in range(c0, c1):
-                inv_std = one / np.sqrt(var[c] + eps)
-                k_dy = gamma[c] * inv_std
-                k_const = k_dy * dbeta[c] * inv_count
-                k_x = k_dy * inv_std * dgamma[c] * inv_count
-                m = mean[c]
-                for s in range(S):
-                    dx[n, c, s] = k_dy * g[n, c, s] - k_const - k_x * (x[n, c, s] - m)
+    for n in range(N):
+        for c in range(c0, c1):
+            inv_std = one / np.sqrt(var[c] + eps)
+            k_dy = gamma[c] * inv_std
+            k_const = k_dy * dbeta[c] * inv_count
+            k_x = k_dy * inv_std * dgamma[c] * inv_count
+            m = mean[c]
+            for s in range(S):
+                dx[n, c, s] = k_dy * g[n, c, s] - k_const - k_x * (x[n, c, s] - m)
+
+
+@jit(inline="always")
+def _feature_grads(dy, x, gamma, mean, var, eps, c0, c1, code, alpha, act_out, dx, dgamma, dbeta):
+    """:func:`batchnorm_backward` for features c0..c1 of (N, D) inputs (S = 1): the same
+    sums in the same order (rows in turn, each feature's own total) and the same dx, with
+    the per-feature sums and constants in work arrays of the block's own, so that every
+    loop over a row vectorises (with dbeta, dgamma and the statistics read or written in
+    the loop, LLVM could not rule out their sharing memory with the rows: it did not)."""
+    N, C, _ = x.shape
+    F = c1 - c0
+    one = typed(x, 1.0)
+    inv_count = one / typed(x, N)
+    x2 = x.reshape(N, C)
+    dy2 = dy.reshape(N, C)
+    dx2 = dx.reshape(N, C)
+    m = mean[c0:c1].copy()
+    sb = np.zeros(F, dtype=x.dtype)
+    sg = np.zeros(F, dtype=x.dtype)
+    gradient = dy2 if code == ACT_IDENTITY else dx2  # where g is
+    for n in range(N):
+        xr = x2[n, c0:c1]
+        if code != ACT_IDENTITY and code != GRADIENT_IN_DX:
+            _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
+        g = gradient[n, c0:c1]
+        for j in range(F):
+            gv = g[j]
+            sb[j] += gv
+            sg[j] += gv * (xr[j] - m[j])
+    inv_std = np.empty(F, dtype=x.dtype)
+    k_dy = np.empty(F, dtype=x.dtype)
+    k_b = np.empty(F, dtype=x.dtype)
+    k_g = np.empty(F, dtype=x.dtype)
+    for j in range(F):
+        inv_std[j] = one / np.sqrt(var[c0 + j] + eps)
+        sg[j] *= inv_std[j]
+        dbeta[c0 + j] = sb[j]
+        dgamma[c0 + j] = sg[j]
+        k_dy[j] = gamma[c0 + j] * inv_std[j]
+        k_b[j] = sb[j] * inv_count
+        k_g[j] = inv_std[j] * sg[j] * inv_count
+    for n in range(N):
+        xr = x2[n, c0:c1]
+        out = dx2[n, c0:c1]
+        if code == ACT_IDENTITY:  # g into dx first: one loop below for every mode (the same bits)
+            g = dy2[n, c0:c1]
+            for j in range(F):
+                out[j] = g[j]
+        for j in range(F):  # g read and overwritten in place: one array for LLVM
+            out[j] = k_dy[j] * (out[j] - k_b[j] - k_g[j] * (xr[j] - m[j]))
 
 
 @parallel_kernel
@@ -286,20 +368,23 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out
     for b in prange(blocks):
         c0 = b * block
         c1 = min(C, c0 + block)
-        for c in range(c0, c1):
-            dbeta[c] = zero
-            dgamma[c] = zero
-        if code == ACT_IDENTITY:
-            for n in range(N):
-                _sums_row(dy, x, mean, n, c0, c1, dgamma, dbeta)
+        if S == 1:  # (N, D)
+            _feature_grads(dy, x, gamma, mean, var, eps, c0, c1, code, alpha, act_out, dx, dgamma, dbeta)
         else:
-            for n in range(N):
-                if code != GRADIENT_IN_DX:
-                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
-                _sums_row(dx, x, mean, n, c0, c1, dgamma, dbeta)
-        for c in range(c0, c1):
-            dgamma[c] *= one / np.sqrt(var[c] + eps)
-        if code == ACT_IDENTITY:
-            _dx_block(dy, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
-        else:
-            _dx_block(dx, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
+            for c in range(c0, c1):
+                dbeta[c] = zero
+                dgamma[c] = zero
+            if code == ACT_IDENTITY:
+                for n in range(N):
+                    _sums_row(dy, x, mean, n, c0, c1, dgamma, dbeta)
+            else:
+                for n in range(N):
+                    if code != GRADIENT_IN_DX:
+                        _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
+                    _sums_row(dx, x, mean, n, c0, c1, dgamma, dbeta)
+            for c in range(c0, c1):
+                dgamma[c] *= one / np.sqrt(var[c] + eps)
+            if code == ACT_IDENTITY:
+                _dx_block(dy, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
+            else:
+                _dx_block(dx, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
