@@ -115,11 +115,15 @@ def affine_backward(dy, x, W, act_out, act, alpha, input_grad, weight_grad, dx_b
                     status[GEMM_PARTS + part] = gemm(src[r0:r1], W.T, dx[r0:r1], 0.0)
     check_gemm_status(status)
     blocks = (m + COLUMN_BLOCK - 1) // COLUMN_BLOCK if weight_grad else 0
-    for block in range(blocks):
+    sums = np.empty(min(COLUMN_BLOCK, m), dtype=db.dtype)  # db accumulated in a work row:
+    for block in range(blocks):  # adding into db itself (a possible alias of src) stayed scalar
         start = block * COLUMN_BLOCK
         stop = min(start + COLUMN_BLOCK, m)
-        for j in range(start, stop):
-            db[j] = zero
+        for j in range(stop - start):
+            sums[j] = zero
         for i in range(n):
-            for j in range(start, stop):
-                db[j] += src[i, j]
+            row = src[i, start:stop]
+            for j in range(stop - start):
+                sums[j] += row[j]
+        for j in range(stop - start):
+            db[start + j] = sums[j]
