@@ -20,6 +20,17 @@ a row into dx and reads it back in its sums. Fast-math contraction and reassocia
 could otherwise merge f's arithmetic with the normalisation's and round differently
 (they did, on (N, D) inputs); this way bn then f gives the numbers of the two ops run
 apart, bit for bit.
+
+On (N, D) inputs (S = 1, a Dense layer's) the per-feature work of a block runs in helpers
+(``_feature_stats``, ``_feature_normalise``, ``_feature_grads``, ``_feature_scale``) that
+keep the block's sums and constants in work arrays, so that each loop over a row
+vectorises, and that are compiled as functions of their own without fast-math. Their
+loops read rows and work arrays that LLVM cannot prove apart, so it compiles each loop
+twice, vectorised and scalar, and picks one at run time by where the arrays lie; with
+fast-math the two rounded differently (without contraction too), and the same call gave two
+different dgamma from run to run (``fastnn verify`` caught it as a difference between
+thread counts). Without fast-math both versions compute the same IEEE operations in the
+same order.
 """
 
 import numpy as np
@@ -38,12 +49,13 @@ from .activations import (
 )
 
 
-@jit(inline="always")
+@jit(fastmath=False)
 def _feature_stats(x2, c0, c1, inv_count, mean, var):
     """mean[c] and the sum of squared deviations var[c] for features c0..c1 of (N, D) rows
     x2, rows added in order. The sums run in work arrays of the block's own (mean and var
     may share memory with x2 for all LLVM knows, and accumulating into them did not
-    vectorise: ten times slower), then are copied out."""
+    vectorise: ten times slower), then are copied out. See the module docstring on
+    (N, D) inputs for why the helpers are compiled apart and without fast-math."""
     N = x2.shape[0]
     m = np.zeros(c1 - c0, dtype=mean.dtype)
     v = np.zeros(c1 - c0, dtype=var.dtype)
@@ -116,37 +128,26 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
             _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
 
 
-@jit(inline="always")
-def _feature_affine(x2, gamma, beta, mean, inv_std, c0, c1, code, alpha, y2):
-    """:func:`_channel_affine_block` on (N, D) rows, y = (x - mean) * k + beta with
-    k = gamma * inv_std: the block's mean, k and beta go into work arrays first, so that
-    the loop over each row reads x2 and writes y2 alone and vectorises (with gamma, beta
-    and the statistics read in the loop, LLVM could not rule out their sharing memory with
-    y2, and it did not). x - mean first, not x * k + (beta - mean * k): a Dense layer's
-    batch can be one sample, where x = mean and inv_std = 1 / sqrt(eps) is large, and
-    the folded form cancels. With an activation the normalised row goes through a work
-    row, as in the (N, C, S) case."""
+@jit(fastmath=False)
+def _feature_normalise(x2, gamma, beta, mean, inv_std, c0, c1, y2):
+    """y2 = (x - mean) * k + beta for features c0..c1 of (N, D) rows, k = gamma * inv_std:
+    the block's mean, k and beta go into work arrays first, so that the loop over each row
+    reads x2 and writes y2 alone and vectorises (with gamma, beta and the statistics read
+    in the loop, LLVM could not rule out their sharing memory with y2, and it did not).
+    x - mean first, not x * k + (beta - mean * k): a Dense layer's batch can be one
+    sample, where x = mean and inv_std = 1 / sqrt(eps) is large, and the folded form
+    cancels. See the module docstring on (N, D) inputs."""
     N = x2.shape[0]
     m = mean[c0:c1].copy()
     k = np.empty(c1 - c0, dtype=y2.dtype)
     d = beta[c0:c1].copy()
     for j in range(c1 - c0):
         k[j] = gamma[c0 + j] * inv_std[c0 + j]
-    if code == ACT_IDENTITY:
-        for n in range(N):
-            xr = x2[n, c0:c1]
-            yr = y2[n, c0:c1]
-            for j in range(c1 - c0):
-                yr[j] = (xr[j] - m[j]) * k[j] + d[j]
-        return
-    row = np.empty(c1 - c0, dtype=y2.dtype)
     for n in range(N):
         xr = x2[n, c0:c1]
         yr = y2[n, c0:c1]
         for j in range(c1 - c0):
-            row[j] = (xr[j] - m[j]) * k[j] + d[j]
-        for j in range(c1 - c0):
-            yr[j] = activate(yr, row[j], code, alpha)
+            yr[j] = (xr[j] - m[j]) * k[j] + d[j]
 
 
 @jit(inline="always")
@@ -160,7 +161,16 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
     each call, so each loop is f's own."""
     N, C, S = x.shape
     if S == 1:
-        _feature_affine(x.reshape(N, C), gamma, beta, mean, inv_std, c0, c1, code, alpha, y.reshape(N, C))
+        y2 = y.reshape(N, C)
+        _feature_normalise(x.reshape(N, C), gamma, beta, mean, inv_std, c0, c1, y2)
+        if code != ACT_IDENTITY:  # f from a work row, as below
+            row = np.empty(c1 - c0, y.dtype)
+            for n in range(N):
+                yr = y2[n, c0:c1]
+                for j in range(c1 - c0):
+                    row[j] = yr[j]
+                for j in range(c1 - c0):
+                    yr[j] = activate(y, row[j], code, alpha)
     elif code == ACT_IDENTITY:
         for n in range(N):
             for c in range(c0, c1):
@@ -188,16 +198,8 @@ def channel_affine(x, scale, shift, block, y):
     for b in prange(blocks):
         c0 = b * block
         c1 = min(C, c0 + block)
-        if S == 1:  # the block's scale and shift in work arrays: the row loop then vectorises
-            k = scale[c0:c1].copy()
-            d = shift[c0:c1].copy()
-            x2 = x.reshape(N, C)
-            y2 = y.reshape(N, C)
-            for n in range(N):
-                xr = x2[n, c0:c1]
-                yr = y2[n, c0:c1]
-                for j in range(c1 - c0):
-                    yr[j] = xr[j] * k[j] + d[j]
+        if S == 1:
+            _feature_scale(x.reshape(N, C), scale, shift, True, c0, c1, y.reshape(N, C))
         else:
             for n in range(N):
                 for c in range(c0, c1):
@@ -217,14 +219,7 @@ def channel_scale(x, scale, block, y):
         c0 = b * block
         c1 = min(C, c0 + block)
         if S == 1:
-            k = scale[c0:c1].copy()
-            x2 = x.reshape(N, C)
-            y2 = y.reshape(N, C)
-            for n in range(N):
-                xr = x2[n, c0:c1]
-                yr = y2[n, c0:c1]
-                for j in range(c1 - c0):
-                    yr[j] = xr[j] * k[j]
+            _feature_scale(x.reshape(N, C), scale, scale, False, c0, c1, y.reshape(N, C))
         else:
             for n in range(N):
                 for c in range(c0, c1):
@@ -300,37 +295,33 @@ def _dx_block(g, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx):
                 dx[n, c, s] = k_dy * g[n, c, s] - k_const - k_x * (x[n, c, s] - m)
 
 
-@jit(inline="always")
-def _feature_grads(dy, x, gamma, mean, var, eps, c0, c1, code, alpha, act_out, dx, dgamma, dbeta):
-    """:func:`batchnorm_backward` for features c0..c1 of (N, D) inputs (S = 1): the same
-    sums in the same order (rows in turn, each feature's own total) and the same dx, with
-    the per-feature sums and constants in work arrays of the block's own, so that every
-    loop over a row vectorises (with dbeta, dgamma and the statistics read or written in
-    the loop, LLVM could not rule out their sharing memory with the rows: it did not)."""
-    N, C, _ = x.shape
+@jit(fastmath=False)
+def _feature_grads(g2, x2, gamma, mean, var, eps, c0, c1, dx2, dgamma, dbeta):
+    """:func:`batchnorm_backward` for features c0..c1 of (N, D) rows from g2, the gradient
+    g (dy, or dy * f' already in dx2: then g2 is dx2): the same sums in the same order
+    (rows in turn, each feature's own total) and the same dx, with the per-feature sums
+    and constants in work arrays of the block's own, so that every loop over a row
+    vectorises (with dbeta, dgamma and the statistics read or written in the loop, LLVM
+    could not rule out their sharing memory with the rows: it did not). dx is computed in
+    place from g copied into it, one loop for either source. See the module docstring on (N, D) inputs."""
+    N = x2.shape[0]
     F = c1 - c0
-    one = typed(x, 1.0)
-    inv_count = one / typed(x, N)
-    x2 = x.reshape(N, C)
-    dy2 = dy.reshape(N, C)
-    dx2 = dx.reshape(N, C)
+    one = typed(x2, 1.0)
+    inv_count = one / typed(x2, N)
     m = mean[c0:c1].copy()
-    sb = np.zeros(F, dtype=x.dtype)
-    sg = np.zeros(F, dtype=x.dtype)
-    gradient = dy2 if code == ACT_IDENTITY else dx2  # where g is
+    sb = np.zeros(F, dtype=x2.dtype)
+    sg = np.zeros(F, dtype=x2.dtype)
     for n in range(N):
         xr = x2[n, c0:c1]
-        if code != ACT_IDENTITY and code != GRADIENT_IN_DX:
-            _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
-        g = gradient[n, c0:c1]
+        g = g2[n, c0:c1]
         for j in range(F):
             gv = g[j]
             sb[j] += gv
             sg[j] += gv * (xr[j] - m[j])
-    inv_std = np.empty(F, dtype=x.dtype)
-    k_dy = np.empty(F, dtype=x.dtype)
-    k_b = np.empty(F, dtype=x.dtype)
-    k_g = np.empty(F, dtype=x.dtype)
+    inv_std = np.empty(F, dtype=x2.dtype)
+    k_dy = np.empty(F, dtype=x2.dtype)
+    k_b = np.empty(F, dtype=x2.dtype)
+    k_g = np.empty(F, dtype=x2.dtype)
     for j in range(F):
         inv_std[j] = one / np.sqrt(var[c0 + j] + eps)
         sg[j] *= inv_std[j]
@@ -342,12 +333,30 @@ def _feature_grads(dy, x, gamma, mean, var, eps, c0, c1, code, alpha, act_out, d
     for n in range(N):
         xr = x2[n, c0:c1]
         out = dx2[n, c0:c1]
-        if code == ACT_IDENTITY:  # g into dx first: one loop below for every mode (the same bits)
-            g = dy2[n, c0:c1]
-            for j in range(F):
-                out[j] = g[j]
-        for j in range(F):  # g read and overwritten in place: one array for LLVM
+        g = g2[n, c0:c1]
+        for j in range(F):  # g into dx first (a no-op copy when g is dx)
+            out[j] = g[j]
+        for j in range(F):
             out[j] = k_dy[j] * (out[j] - k_b[j] - k_g[j] * (xr[j] - m[j]))
+
+
+@jit(fastmath=False)
+def _feature_scale(x2, scale, shift, shifted, c0, c1, y2):
+    """y2 = x2 * scale (+ shift when ``shifted``) for features c0..c1 of (N, D) rows, the
+    block's scale and shift in work arrays (:func:`channel_affine`, :func:`channel_scale`;
+    see the module docstring on (N, D) inputs)."""
+    N = x2.shape[0]
+    k = scale[c0:c1].copy()
+    d = shift[c0:c1].copy()
+    for n in range(N):
+        xr = x2[n, c0:c1]
+        yr = y2[n, c0:c1]
+        if shifted:
+            for j in range(c1 - c0):
+                yr[j] = xr[j] * k[j] + d[j]
+        else:
+            for j in range(c1 - c0):
+                yr[j] = xr[j] * k[j]
 
 
 @parallel_kernel
@@ -369,7 +378,12 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out
         c0 = b * block
         c1 = min(C, c0 + block)
         if S == 1:  # (N, D)
-            _feature_grads(dy, x, gamma, mean, var, eps, c0, c1, code, alpha, act_out, dx, dgamma, dbeta)
+            if code != ACT_IDENTITY and code != GRADIENT_IN_DX:
+                for n in range(N):
+                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
+            g2 = dy.reshape(N, C) if code == ACT_IDENTITY else dx.reshape(N, C)
+            x2, dx2 = x.reshape(N, C), dx.reshape(N, C)
+            _feature_grads(g2, x2, gamma, mean, var, eps, c0, c1, dx2, dgamma, dbeta)
         else:
             for c in range(c0, c1):
                 dbeta[c] = zero
