@@ -72,10 +72,10 @@ def test_dropout_gradient_with_a_fixed_mask(backend):
     class SameMask:
         """Restart the generator before each draw so every forward pass uses one mask."""
 
-        def random(self, *args, **kwargs):
+        def integers(self, *args, **kwargs):
             dropout_rng = np.random.default_rng()
             dropout_rng.bit_generator.state = state
-            return dropout_rng.random(*args, **kwargs)
+            return dropout_rng.integers(*args, **kwargs)
 
     dropout.rng = SameMask()
     check_model(model, rng.standard_normal((4, 5)), rng.integers(0, 3, 4))

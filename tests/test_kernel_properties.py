@@ -1045,6 +1045,7 @@ def _ops_cases(rng, dtype):
         "add_relu": ((x, r(N, D)), (0, 1)),
         "leaky_relu_backward": ((x, r(N, D), 0.2), (0, 1)),
         "all_finite": ((x,), (0,)),
+        "dropout": ((x, 0.3, int(rng.integers(2**64, dtype=np.uint64))), (0,)),
         "conv2d": ((img, Wc, bc, 1, 1), (0, 1, 2)),
         "conv2d_backward": ((r(*conv_out.shape), img, Wc, 1, 1), (0, 1, 2)),
         "conv2d_relu_maxpool2x2": ((img, Wc, bc, 1, 1), (0, 1, 2)),

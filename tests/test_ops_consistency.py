@@ -45,6 +45,8 @@ MUST_OVERRIDE = [
     "mse_backward",
     # finite
     "all_finite",
+    # dropout
+    "dropout",
     # optim
     "sgd_step",
     "momentum_step",

@@ -8,6 +8,7 @@ every signature of the reference (tests/test_ops_consistency.py).
 from .numba_activations import NumbaActivationOps
 from .numba_affine import NumbaAffineOps
 from .numba_conv import NumbaConvOps
+from .numba_dropout import NumbaDropoutOps
 from .numba_finite import NumbaFiniteOps
 from .numba_losses import NumbaLossOps
 from .numba_norm import NumbaNormOps
@@ -25,6 +26,7 @@ class NumbaOps(
     NumbaConvOps,
     NumbaPoolOps,
     NumbaNormOps,
+    NumbaDropoutOps,
     NumpyOps,
 ):
     """Ops on Numba-compiled, multithreaded kernels."""

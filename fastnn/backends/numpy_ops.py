@@ -7,6 +7,7 @@ the Numba backend's ``numba_<family>.py`` and the kernels' ``fastnn/kernels/<fam
 from .numpy_activations import NumpyActivationOps
 from .numpy_affine import NumpyAffineOps
 from .numpy_conv import NumpyConvOps
+from .numpy_dropout import NumpyDropoutOps
 from .numpy_finite import NumpyFiniteOps
 from .numpy_losses import NumpyLossOps
 from .numpy_norm import NumpyNormOps
@@ -23,6 +24,7 @@ class NumpyOps(
     NumpyConvOps,
     NumpyPoolOps,
     NumpyNormOps,
+    NumpyDropoutOps,
 ):
     """Every op in plain NumPy. The oracle the Numba backend is tested against."""
 

@@ -12,8 +12,10 @@ from .base import Layer
 class Dropout(Layer):
     """In training y = x * mask / (1 - p) with mask ~ Bernoulli(1 - p); at inference y = x.
 
-    Scaling at training time keeps E[y] = x, so nothing changes at inference. The masks
-    come from the layer's own generator, seeded from the model's seed.
+    Scaling at training time keeps E[y] = x, so nothing changes at inference. Each
+    training pass draws one 64-bit key from the layer's own generator (seeded from the
+    model's seed) and ``ops.dropout`` hashes it with each element's index into the mask
+    (:mod:`fastnn.kernels.dropout`): the same mask on either backend and any thread count.
     """
 
     def __init__(self, p: float = 0.5):
@@ -36,9 +38,9 @@ class Dropout(Layer):
         if not train or self.p == 0:
             self._mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
-        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        return x * self._mask
+        key = int(self.rng.integers(2**64, dtype=np.uint64))  # one draw per call
+        y, self._mask = self.ops.dropout(x, self.p, key)
+        return y
 
     def backward(self, dy):
         if self._mask is None:

@@ -1,4 +1,4 @@
-"""Cases for the activation ops, forward and backward, and ``all_finite``.
+"""Cases for the activation ops, forward and backward, ``dropout`` and ``all_finite``.
 
 A backward op gets the input its formula reads from a consistent forward: ``y =
 sigmoid(x)``, ``tanh(x)`` or ``softmax(x)`` by the reference in float64, rounded to float32.
@@ -49,6 +49,12 @@ def _softmax_backward(rng, large):
     return Case("softmax_backward", (normal(rng, x.shape), y), outputs=("dx",))
 
 
+def _dropout(rng, large, p=0.5):
+    """An elementwise array, drop probability ``p`` and a random 64-bit key."""
+    x = normal(rng, elementwise_shape(rng, large), scale=3.0)
+    return Case("dropout", (x, p, int(rng.integers(2**64, dtype=np.uint64))), outputs=("y", "mask"))
+
+
 def _all_finite(rng, large, poison=None):
     """``poison``: None (all finite), "nan" or "inf" at one random place."""
     x = normal(rng, elementwise_shape(rng, large))
@@ -73,6 +79,7 @@ SPECS = {
     "relu_backward": _backward("relu", reads_output=False),
     "leaky_relu_backward": _backward("leaky_relu", reads_output=False, alpha=0.1),
     "softmax_backward": OpCases(_softmax_backward),
+    "dropout": OpCases(_dropout, ({"p": 0.1}, {"p": 0.5}, {"p": 0.9})),
     "all_finite": OpCases(_all_finite, ({}, {"poison": "nan"}, {"poison": "inf"})),
 }
 
