@@ -407,7 +407,7 @@ def test_inference_backward_rejects_bad_arguments(backend):
         ops.batchnorm_inference_backward(dy.astype(np.float64), gamma, gamma)
 
 
-@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "leaky_relu"])
 def test_dense_batchnorm_gives_the_same_bits_on_every_call(activation):
     """(N, D) inputs: every call, whatever the addresses its arrays get, gives the same
     numbers. Their loops are compiled twice, vectorised and scalar, and LLVM picks one by
@@ -422,9 +422,11 @@ def test_dense_batchnorm_gives_the_same_bits_on_every_call(activation):
     first = None
     keep = []  # hold earlier results so that later calls get other addresses
     for _ in range(30):
-        y, mean, var = ops.batchnorm(x, gamma, beta, 1e-5, activation=activation)
+        alpha = 0.1 if activation == "leaky_relu" else 0.0
+        y, mean, var = ops.batchnorm(x, gamma, beta, 1e-5, activation=activation, alpha=alpha)
+        act_out = None if activation is None else y
         grads = ops.batchnorm_backward(
-            dy, x, gamma, mean, var, 1e-5, activation=activation, act_out=None if activation is None else y
+            dy, x, gamma, mean, var, 1e-5, activation=activation, act_out=act_out, alpha=alpha
         )
         out = (y, mean, var, *grads)
         keep.append(out)
