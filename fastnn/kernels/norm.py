@@ -54,7 +54,7 @@ def _feature_stats(x2, c0, c1, inv_count, mean, var):
     """mean[c] and the sum of squared deviations var[c] for features c0..c1 of (N, D) rows
     x2, rows added in order. The sums run in work arrays of the block's own (mean and var
     may share memory with x2 for all LLVM knows, and accumulating into them did not
-    vectorise: ten times slower), then are copied out. See the module docstring on
+    vectorise), then are copied out. See the module docstring on
     (N, D) inputs for why the helpers are compiled apart and without fast-math."""
     N = x2.shape[0]
     m = np.zeros(c1 - c0, dtype=mean.dtype)
