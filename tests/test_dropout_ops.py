@@ -82,5 +82,7 @@ def test_bad_arguments_name_the_op(ops):
         ops.dropout(x, 1.0, 0)
     with pytest.raises(ValueError, match="dropout: key must be"):
         ops.dropout(x, 0.5, -1)
-    with pytest.raises(TypeError, match="dropout: expected a float32 or float64 array, got dtype int64"):
+    with pytest.raises(TypeError, match="dropout: expected x with dtype float32 or float64, got dtype int64"):
         ops.dropout(np.ones(4, np.int64), 0.5, 0)
+    with pytest.raises(TypeError, match="dropout: expected x to be a numpy array, got list"):
+        ops.dropout([1.0, 2.0], 0.5, 0)

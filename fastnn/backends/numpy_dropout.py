@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from .._checks import check_float
 from ..kernels.dropout import GOLDEN, KEEP_BITS, MIX_1, MIX_2
 from .conv_shapes import native
 
@@ -23,9 +24,7 @@ def dropout_threshold(p) -> int:
 def check_dropout(op: str, x, p, key):
     """x as a native-order array (a byte-swapped one converted), p and key checked: x float32
     or float64, p a number in [0, 1), key an integer in [0, 2^64)."""
-    x = native(np.asarray(x))
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{op}: expected a float32 or float64 array, got dtype {x.dtype}")
+    x = native(check_float(op, "x", x))
     if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p < 1:
         raise ValueError(f"{op}: p must be a number in [0, 1), got {p!r}")
     if not isinstance(key, numbers.Integral) or isinstance(key, bool) or not 0 <= int(key) < 2**64:

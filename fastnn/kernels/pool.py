@@ -135,7 +135,7 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                 ar = argmax[n, c, i]
                 base = (i * SH - PH) * W - PW
                 row = (g * R + i * SH) * Wp
-                lost = False  # a window of -inf alone in this row (a branch per window cost more)
+                lost = False  # a window of -inf alone in this row
                 for j in range(OW):
                     v = best[row + j * SW]
                     ar[j] = base + j * SW + tap[row + j * SW]
