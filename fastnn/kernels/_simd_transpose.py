@@ -2,12 +2,12 @@
 
 ``_grad_rows`` of the stride-1 direct backward pass turns dy (F, P), one row per
 output channel, into pixel-major rows (P, Fp) for the backward-weights GEMM tile. Element
-by element, each store went to another row, at 2 to 4 cycles an element, as much as the
-tile's own multiply-adds on a 1x1 convolution. :func:`vtranspose_block` moves a block of
-lanes x lanes elements at a time: ``lanes`` vector loads, log2(lanes) rounds of
-``lanes`` two-vector shuffles (each round swaps the off-diagonal sub-blocks of half the
-size of the round before), ``lanes`` vector stores. Plain data movement: the values
-are the ones a scalar copy writes, bit for bit.
+by element, each store went to another row; on a 1x1 convolution that cost about as much
+as the tile's own multiply-adds (``benchmarks/bench_fast_paths.py`` times the two ways).
+:func:`vtranspose_block` moves a block of lanes x lanes elements at a time: ``lanes``
+vector loads, log2(lanes) rounds of ``lanes`` two-vector shuffles (each round swaps the
+off-diagonal sub-blocks of half the size of the round before), ``lanes`` vector stores.
+Plain data movement: the values are the ones a scalar copy writes, bit for bit.
 """
 
 from llvmlite import ir
