@@ -96,8 +96,9 @@ def strided_table(repeat: int, dtype, layers) -> None:
     and the forward algorithm "auto" picks for each."""
     ops = get_ops("numba")
     rng = np.random.default_rng(0)
-    print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase / im2col")
-    columns = ("i2c fwd", "pp fwd", "ratio", "i2c bwd", "pp bwd", "ratio", "i2c dW", "pp dW", "ratio")
+    print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase (or direct) / im2col")
+    columns = ("i2c fwd", "pp fwd", "ratio", "dir fwd", "ratio")
+    columns += ("i2c bwd", "pp bwd", "ratio", "i2c dW", "pp dW", "ratio")
     columns += ("i2c dx", "split", "ratio", "auto fwd", "auto bwd")
     header = f"{'layer':26s} " + " ".join(f"{c:>8s}" for c in columns)
     print(header)
@@ -118,6 +119,7 @@ def strided_table(repeat: int, dtype, layers) -> None:
             times[impl, "dW"] = median_ms(
                 lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, impl, **weights_only), repeat
             )
+        direct_fwd = median_ms(lambda: ops.conv2d(x, Wt, b, stride, pad, "direct", relu=True), repeat)
         # the split, and im2col's full pass it is measured against, without a fused ReLU
         full = median_ms(lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, "im2col"), repeat)
         dx_alone = median_ms(
@@ -131,6 +133,8 @@ def strided_table(repeat: int, dtype, layers) -> None:
         for part in ("fwd", "bwd", "dW"):
             old, new = times["im2col", part], times["polyphase", part]
             cells.append(f"{old:8.2f} {new:8.2f} {new / old:8.2f}")
+            if part == "fwd":
+                cells.append(f"{direct_fwd:8.2f} {direct_fwd / old:8.2f}")
         cells.append(f"{dx_alone:8.2f} {split:8.2f} {split / full:8.2f}")
         geo = numba_conv.conv_geometry("bench", x, Wt, stride, pad)
         cells.append(f"{numba_conv._choose(geo, F, forward=True):>8s} {numba_conv._choose(geo, F):>8s}")

@@ -21,6 +21,7 @@ from ..kernels import pool as pool_kernels
 from ..kernels import tuning
 from ..kernels.activations import ACT_IDENTITY, ACT_RELU, ACTIVATION_CODES
 from ..kernels.conv import polyphase
+from ..kernels.conv.channel_tiles import channel_block
 from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from ._arrays import contiguous as _c
 from .conv_shapes import (
@@ -65,10 +66,12 @@ def _padded(x, g):
     return xp
 
 
-def _choose(g, F: int, forward: bool = False, input_grad: bool = True) -> str:
-    """The "auto" rule: direct at stride 1. At other strides, with
-    wide = OW >= ``tuning.STRIDED_POLYPHASE_MIN_WIDTH``: forward, polyphase for a 1x1 kernel
-    or a wide output, else im2col. The weight gradients go through polyphase when
+def _choose(g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.float32) -> str:
+    """The "auto" rule: direct at stride 1. At other strides, forward: direct (the channel
+    tiles, :func:`~fastnn.kernels.conv.channel_tiles.channel_tiled_forward`) when F fills
+    a block of two vectors of ``dtype`` and the kernel is larger than 1x1; otherwise, with
+    wide = OW >= ``tuning.STRIDED_POLYPHASE_MIN_WIDTH``, polyphase for a 1x1 kernel or a wide
+    output, else im2col. The weight gradients go through polyphase when
     C <= ``tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS``, or when the output is wide, the
     kernel larger than the stride and C <= ``tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS``,
     else through im2col; alone (``input_grad=False``) that
@@ -78,6 +81,8 @@ def _choose(g, F: int, forward: bool = False, input_grad: bool = True) -> str:
         return "direct"
     wide = g.OW >= tuning.STRIDED_POLYPHASE_MIN_WIDTH
     if forward:
+        if F >= channel_block(dtype) and g.KH * g.KW > 1:
+            return "direct"
         return "polyphase" if wide or g.KH * g.KW == 1 else "im2col"
     overlapping = g.KH > g.SH or g.KW > g.SW
     narrow_input = g.C <= tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS
@@ -87,11 +92,20 @@ def _choose(g, F: int, forward: bool = False, input_grad: bool = True) -> str:
     return "split" if input_grad else "polyphase"
 
 
-def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True) -> str:
+def _channel_tiles_pay(g, F: int, dtype) -> bool:
+    """Whether a stride-1 "direct" forward runs on the channel tiles rather than the
+    pixel tiles of :func:`~fastnn.kernels.conv.direct.direct_conv_s1`: when the output
+    rows are narrower than a vector (the pixel tiles then compute junk columns) and F
+    fills a block of two vectors."""
+    block = channel_block(dtype)
+    return g.OW < block // 2 and F >= block
+
+
+def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.float32) -> str:
     """``impl`` with "auto" decided; "polyphase" (or "split") at stride 1 is "direct", and on
     an empty problem "im2col"."""
     if impl == "auto":
-        impl = _choose(g, F, forward, input_grad)
+        impl = _choose(g, F, forward, input_grad, dtype)
     if impl in ("polyphase", "split") and ((g.SH == 1 and g.SW == 1) or g.N * F * g.OH * g.OW * g.C == 0):
         return "direct" if g.SH == 1 and g.SW == 1 else "im2col"
     return impl
@@ -208,23 +222,28 @@ class NumbaConvOps:
         convolution; the numbers are those of the convolution, then the sum, then f.
 
         Numba backend, ``impl="auto"``: "direct" at stride 1; at other strides, forward
-        "polyphase" for output rows of 12 pixels or more and for 1x1 kernels, "im2col"
-        otherwise; the weight gradients "polyphase" up to 3 input channels, or up to 32 for
-        wide output rows when the kernel is larger than the stride, else "im2col"; a full
-        backward pass with polyphase weight gradients takes dx from im2col
-        (``_choose``; the thresholds are ``fastnn.kernels.tuning`` knobs). "polyphase"
-        runs a strided convolution as the stride-1 direct kernel on the input's polyphase
-        split (:mod:`fastnn.kernels.conv.polyphase`). ``python benchmarks/bench_conv_impl.py
-        --strided --extra`` times both on 23 strided layers; the ratios it gave are in
-        docs/performance.md ("Strided convolutions: the polyphase split").
-        The direct kernels keep a register tile of the output (eight channels by two
-        vectors of pixels) in vector registers over all C*KH*KW taps, and the
-        backward-weights tile (two vectors of channels by 12 taps, or four channels by
-        four taps when F is smaller) over a chunk of images, so they beat im2col + GEMM:
-        ``python benchmarks/bench_conv_impl.py --extra`` measures both on the book
-        networks' layers and a few others (its "best" column compares forward plus
-        backward), and direct wins on every stride-1 shape in its table, the 8x8 planes
-        with F = 64 included. Strided direct loops gather, so strides take im2col.
+        "direct" when F fills a block of two vectors (32 float32 channels) and the kernel
+        is larger than 1x1, else "polyphase" for output rows of 12 pixels or more and for
+        1x1 kernels, "im2col" otherwise; the weight gradients "polyphase" up to 3 input
+        channels, or up to 32 for wide output rows when the kernel is larger than the
+        stride, else "im2col"; a full backward pass with polyphase weight gradients takes dx
+        from im2col (``_choose``; the thresholds are ``fastnn.kernels.tuning`` knobs).
+        "polyphase" runs a strided convolution as the stride-1 direct kernel on the input's
+        polyphase split (:mod:`fastnn.kernels.conv.polyphase`). ``python
+        benchmarks/bench_conv_impl.py --strided --extra`` times the three on 23 strided
+        layers; the ratios it gave are in docs/performance.md ("Strided convolutions").
+        The direct forward has two kinds of register tile. The pixel tiles
+        (:func:`~fastnn.kernels.conv.direct.direct_conv_s1`, stride 1) keep eight channels
+        by two vectors of pixels over all C*KH*KW taps; the channel tiles
+        (:func:`~fastnn.kernels.conv.channel_tiles.channel_tiled_forward`) keep two vectors
+        of channels by 12 pixels, read at any stride, and serve every stride above 1 and
+        the stride-1 layers whose output rows are narrower than a vector, where the pixel
+        tiles compute junk columns (``_channel_tiles_pay``). The backward-weights tile
+        (two vectors of channels by 12 taps, or four channels by four taps when F is
+        smaller) runs over a chunk of images. ``python benchmarks/bench_conv_impl.py
+        --extra`` measures direct against im2col on the book networks' layers and a few
+        others (its "best" column compares forward plus backward). The strided backward
+        of ``impl="direct"`` runs plain loops (:mod:`fastnn.kernels.conv.strided`).
         """
         check_impl("conv2d", impl)
         activation, alpha = fused_activation("conv2d", relu, activation, alpha)
@@ -239,7 +258,26 @@ class NumbaConvOps:
         if y.size == 0:
             return y
         work = y.size * g.C * g.KH * g.KW
-        impl = _resolve(impl, g, F, forward=True)
+        impl = _resolve(impl, g, F, forward=True, dtype=x.dtype)
+        strided = g.SH != 1 or g.SW != 1
+        if impl == "direct" and (strided or _channel_tiles_pay(g, F, x.dtype)):
+            conv_kernels.channel_tiled_forward(
+                work,
+                x,
+                conv_kernels.pack_weight_rows(W),
+                b,
+                g.KH,
+                g.KW,
+                g.SH,
+                g.SW,
+                g.PH,
+                g.PW,
+                code,
+                x.dtype.type(alpha),
+                _unused(x.dtype) if residual is None else residual,
+                y,
+            )
+            return y
         if impl == "polyphase":
             P, Wq = _phases(x, W, g)
             taps, count = _real_taps(g.C, g.KH, g.KW, g.SH, g.SW)
@@ -250,40 +288,37 @@ class NumbaConvOps:
             return y
         if residual is not None:  # the convolution alone, then the sum and f in one pass
             return self._with_residual(self.conv2d(x, W, b, stride, pad, impl), residual, activation, alpha)
-        if impl == "direct":
-            conv_kernels.direct_forward_strided(work, _padded(x, g), W, b, g.SH, g.SW, y)
-            return self._activate(y, activation, alpha)
-        else:
-            K = g.C * g.KH * g.KW
-            chunk = _chunk(g, x.itemsize)
-            rows = chunk * g.OH * g.OW
-            slots = _slots()
-            with _single_threaded_blas():
-                conv_kernels.im2col_forward(
-                    work,
-                    x,
-                    W.reshape(F, K),
-                    b,
-                    g.KH,
-                    g.KW,
-                    g.SH,
-                    g.SW,
-                    g.PH,
-                    g.PW,
-                    code,
-                    x.dtype.type(alpha),
-                    chunk,
-                    _scratch("col", (slots, rows * K), x.dtype),
-                    _scratch("out", (slots, rows * F), x.dtype),
-                    y,
-                )
+        K = g.C * g.KH * g.KW
+        chunk = _chunk(g, x.itemsize)
+        rows = chunk * g.OH * g.OW
+        slots = _slots()
+        with _single_threaded_blas():
+            conv_kernels.im2col_forward(
+                work,
+                x,
+                W.reshape(F, K),
+                b,
+                g.KH,
+                g.KW,
+                g.SH,
+                g.SW,
+                g.PH,
+                g.PW,
+                code,
+                x.dtype.type(alpha),
+                chunk,
+                _scratch("col", (slots, rows * K), x.dtype),
+                _scratch("out", (slots, rows * F), x.dtype),
+                y,
+            )
         return y
 
     def conv2d_relu_maxpool2x2(self, x, W, b, stride=1, pad=0, impl="auto"):
         """2x2 stride-2 max pooling of relu(conv2d(x)): returns (pooled, argmax).
 
         The arrays of ``maxpool2d(conv2d(x, W, b, stride, pad, impl, relu=True), 2)``; at
-        stride 1 with the direct kernels and an even output size, each image is pooled
+        stride 1 with the direct kernels' pixel tiles (which conv2d uses unless its channel
+        tiles pay, ``_channel_tiles_pay``) and an even output size, each image is pooled
         inside the convolution kernel while its output is in cache, and the full
         convolution output is never stored. ``conv2d_backward(..., pool=(argmax, pooled))``
         takes the gradient back.
@@ -292,9 +327,10 @@ class NumbaConvOps:
         x, W, b = native(x, W, b)
         g = conv_geometry("conv2d_relu_maxpool2x2", x, W, stride, pad, b=b)
         if impl == "auto":
-            impl = _choose(g, W.shape[0], forward=True)
+            impl = _choose(g, W.shape[0], forward=True, dtype=x.dtype)
         fused = (
             impl == "direct"
+            and not _channel_tiles_pay(g, W.shape[0], x.dtype)  # conv2d's arithmetic, then the pool
             and g.SH == 1
             and g.SW == 1
             and g.OH % 2 == 0

@@ -14,7 +14,8 @@ The package holds one module per algorithm:
                            tiles, weight packing, tap offsets
 :mod:`.direct_backward`    direct backward at stride 1 (:func:`direct_backward_s1`): its
                            work items, the backward-weights tiles, the ordered sums
-:mod:`.strided`            direct forward and backward at any stride, on a padded input
+:mod:`.channel_tiles`      direct forward at any stride: output channels along the lanes
+:mod:`.strided`            direct backward at any stride, on a padded input
 :mod:`.polyphase`          a strided convolution as a stride-1 one: the polyphase split of
                            its input (:func:`~.polyphase.phase_split`) and its adjoint
 :mod:`.im2col`             im2col/col2im, and :func:`im2col_forward`/:func:`im2col_backward`
@@ -47,7 +48,10 @@ Two algorithms:
   through the forward tiles, or for few input channels the transposed scatter of
   widened dy into a padded dx plane) interleaved with backward-weights of a fixed
   group of images, whose partials are added in group order afterwards. Other
-  strides run plain loops over the padded input (:mod:`.strided`).
+  strides, and stride-1 planes narrower than a vector, run forward on the channel
+  tiles of :mod:`.channel_tiles` (output channels along the lanes, 12 pixels a tile,
+  the backward-weights tile with its sums swapped); the strided backward runs plain
+  loops over the padded input (:mod:`.strided`).
 * **im2col**: parallel over chunks of images, each small enough for its column
   matrix to stay in one core's L2 cache. A thread takes a whole chunk: transposed
   im2col colT (C*KH*KW, rows), one GEMM out (F, rows) = W_mat @ colT through BLAS,
@@ -62,27 +66,29 @@ Every reduction runs in a fixed order, so results do not depend on the thread co
 """
 
 from .._scalars import typed
+from .channel_tiles import channel_tiled_forward, pack_weight_rows
 from .direct import direct_conv_s1
 from .direct_backward import backward_items, direct_backward_s1
 from .im2col import col2im, im2col, im2col_backward, im2col_forward
 from .modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .padding import pad_planes
-from .strided import direct_backward_data_strided, direct_backward_weights_strided, direct_forward_strided
+from .strided import direct_backward_data_strided, direct_backward_weights_strided
 
 __all__ = [
     "DY_AS_GIVEN",
     "DY_RELU_MASKED",
     "DY_RELU_POOL_ROUTED",
     "backward_items",
+    "channel_tiled_forward",
     "col2im",
     "direct_backward_data_strided",
     "direct_backward_s1",
     "direct_backward_weights_strided",
     "direct_conv_s1",
-    "direct_forward_strided",
     "im2col",
     "im2col_backward",
     "im2col_forward",
+    "pack_weight_rows",
     "pad_planes",
     "typed",
 ]

@@ -102,6 +102,40 @@ def _pad_image_vectors(src, TP, LP, Hin, Win, dst, L):
 
 
 @jit(refcounts=False)
+def _pad_image_narrow(src, TP, LP, Hin, Win, dst, L):
+    """:func:`_pad_image` for TP, LP >= 0 and rows that fit (TP + H <= Hin, LP + W <= Win)
+    of any width, narrower than a vector included, each row copied in whole vectors.
+
+    The vectors of a row run past its end, into its right padding, the next row's left
+    padding and the start of the next row; rows are copied in order and each row's
+    padding is zeroed after its copy, so the next row's copy overwrites the rest. Rows
+    whose vectors would read past the end of src are copied an element at a time.
+    dst needs ceil(W / L) * L elements of slack past C*Hin*Win.
+    """
+    C, H, W = src.shape
+    flat = src.reshape(C * H * W)
+    zero = typed(dst, 0.0)
+    plane = Hin * Win
+    V = (W + L - 1) // L
+    for c in range(C):
+        base = c * plane
+        for q in range(base, base + TP * Win + LP):
+            dst[q] = zero
+        for r in range(H):
+            s = (c * H + r) * W
+            d = base + (TP + r) * Win + LP
+            if s + V * L <= flat.size:
+                for v in range(V):
+                    vstore(dst, d + v * L, vload(flat, s + v * L))
+            else:
+                for q in range(W):
+                    dst[d + q] = flat[s + q]
+            gap = Win - W if r < H - 1 else Win - W - LP + (Hin - TP - H) * Win
+            for q in range(d + W, d + W + gap):
+                dst[q] = zero
+
+
+@jit(refcounts=False)
 def _pad_masked(src, mask, TP, LP, Hin, Win, dst):
     """:func:`_pad_image` of src taken only where mask (src's shape) is > 0, else 0: the
     gradient through a ReLU whose output is mask, fused into the copy."""

@@ -1,8 +1,9 @@
-"""The direct convolution at any stride: plain loops over a pre-padded input.
+"""The direct convolution's backward at any stride: plain loops over a pre-padded input.
 
-Forward, backward-weights and backward-data, each parallel over planes it owns (the
-input padded by :func:`~fastnn.kernels.conv.padding.pad_planes`). ``impl="auto"``
-sends strided layers to :mod:`.im2col` instead; these serve ``impl="direct"``.
+Backward-weights and backward-data, each parallel over planes it owns (the input padded
+by :func:`~fastnn.kernels.conv.padding.pad_planes`). ``impl="auto"`` sends strided
+backward passes to :mod:`.im2col` or :mod:`.polyphase` instead; these serve
+``impl="direct"``. The strided forward pass is :mod:`.channel_tiles`.
 """
 
 import numpy as np
@@ -11,37 +12,6 @@ from numba import prange
 from ..._config import parallel_kernel
 from .._scalars import typed
 from .._simd import wide_vectors
-
-
-@parallel_kernel
-def direct_forward_strided(xp, W, b, SH, SW, y):
-    """Any stride, pre-padded input.
-
-    y[n, f, i, j] = b[f] + sum W[f, c, kh, kw] * xp[n, c, i*SH + kh, j*SW + kw].
-
-    Parallel over (n, f) pairs; innermost loop over the output width.
-    """
-    N, C, Hp, Wp = xp.shape
-    F, _, KH, KW = W.shape
-    OH, OW = y.shape[2], y.shape[3]
-    for pair in prange(N * F):
-        wide_vectors()
-        n = pair // F
-        f = pair - n * F
-        out = y[n, f]
-        b0 = b[f]
-        for i in range(OH):
-            for j in range(OW):
-                out[i, j] = b0
-        for c in range(C):
-            xc = xp[n, c]
-            for kh in range(KH):
-                for kw in range(KW):
-                    w = W[f, c, kh, kw]
-                    for i in range(OH):
-                        row = xc[i * SH + kh]
-                        for j in range(OW):
-                            out[i, j] += w * row[j * SW + kw]
 
 
 @parallel_kernel

@@ -1,0 +1,188 @@
+"""The channel-tiled forward convolution (any stride; stride-1 planes narrower than a vector).
+
+Against the NumPy reference on random shapes that cross whole channel blocks (two vectors:
+32 float32 or 16 float64 channels) and whole 12-pixel tiles, odd sizes included, both
+dtypes, both builds; fused activations and a residual bit for bit equal to the
+separate ops; and its narrow-row padding against ``np.pad``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from fastnn.backends import get_ops, numba_conv
+from fastnn.kernels import conv as conv_k
+from fastnn.kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
+from fastnn.kernels.conv.channel_tiles import channel_block
+from fastnn.kernels.conv.padding import _pad_image_narrow
+
+REF = get_ops("numpy")
+NB = get_ops("numba")
+NONE = {np.float32: np.empty((0, 0, 0, 0), np.float32), np.float64: np.empty((0, 0, 0, 0), np.float64)}
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def tolerances(dtype):
+    return (2e-5, 2e-5) if dtype == np.float32 else (1e-12, 1e-12)
+
+
+def run(x, W, b, stride, pad, code=ACT_IDENTITY, alpha=0.0, res=None, build="parallel"):
+    N, C, H, Wd = x.shape
+    F, _, KH, KW = W.shape
+    OH, OW = (H + 2 * pad - KH) // stride + 1, (Wd + 2 * pad - KW) // stride + 1
+    y = np.full((N, F, OH, OW), np.nan, x.dtype)
+    kernel = getattr(conv_k.channel_tiled_forward, build)
+    rows = conv_k.pack_weight_rows(W)
+    kernel(
+        x,
+        rows,
+        b,
+        KH,
+        KW,
+        stride,
+        stride,
+        pad,
+        pad,
+        code,
+        x.dtype.type(alpha),
+        NONE[x.dtype.type] if res is None else res,
+        y,
+    )
+    return y
+
+
+@SETTINGS
+@given(
+    N=st.integers(1, 3),
+    C=st.integers(1, 7),
+    F=st.integers(1, 70),
+    H=st.integers(1, 20),
+    W=st.integers(1, 20),
+    K=st.integers(1, 5),
+    stride=st.integers(1, 3),
+    pad=st.integers(0, 2),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    build=st.sampled_from(["serial", "parallel"]),
+    seed=st.integers(0, 2**31),
+)
+def test_matches_the_reference_on_random_shapes(N, C, F, H, W, K, stride, pad, dtype, build, seed):
+    assume(K <= H + 2 * pad and K <= W + 2 * pad)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (N, C, H, W)).astype(dtype)
+    Wt = rng.uniform(-1, 1, (F, C, K, K)).astype(dtype)
+    b = rng.uniform(-1, 1, F).astype(dtype)
+    x_before = x.copy()
+    y = run(x, Wt, b, stride, pad, build=build)
+    rtol, atol = tolerances(dtype)
+    np.testing.assert_allclose(y, REF.conv2d(x, Wt, b, stride, pad), rtol=rtol, atol=atol * C * K * K)
+    np.testing.assert_array_equal(x, x_before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, H, pad", [(2, 14, 1), (3, 17, 0), (1, 7, 1), (1, 9, 2)])
+def test_fused_activations_and_residual_give_the_separate_ops_bits(dtype, stride, H, pad):
+    rng = np.random.default_rng(3)
+    F = channel_block(dtype) + 5  # a whole block and a part one
+    x = rng.standard_normal((3, 6, H, H)).astype(dtype)
+    Wt = rng.standard_normal((F, 6, 3, 3)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    plain = run(x, Wt, b, stride, pad)
+    for name in ("relu", "sigmoid", "tanh", "leaky_relu"):
+        alpha = 0.1 if name == "leaky_relu" else 0.0
+        fused = run(x, Wt, b, stride, pad, ACTIVATION_CODES[name], alpha)
+        separate = {
+            "relu": NB.relu,
+            "sigmoid": NB.sigmoid,
+            "tanh": NB.tanh,
+            "leaky_relu": lambda v: NB.leaky_relu(v, alpha),
+        }[name](plain)
+        np.testing.assert_array_equal(fused, separate, err_msg=name)
+    res = rng.standard_normal(plain.shape).astype(dtype)
+    fused = run(x, Wt, b, stride, pad, ACTIVATION_CODES["relu"], 0.0, res)
+    np.testing.assert_array_equal(fused, NB.add_relu(plain, res))
+
+
+def test_nan_stays_nan_through_the_fused_relu():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    x[1, 2, 4, 4] = np.nan
+    Wt = rng.standard_normal((40, 3, 3, 3)).astype(np.float32)
+    y = run(x, Wt, np.zeros(40, np.float32), 2, 1, ACTIVATION_CODES["relu"])
+    assert np.isnan(y[1]).any() and not np.isnan(y[0]).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(REF.conv2d(x, Wt, np.zeros(40, np.float32), 2, 1)))
+
+
+def test_thread_count_does_not_change_the_bits():
+    import numba
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((7, 5, 13, 13)).astype(np.float32)
+    Wt = rng.standard_normal((45, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(45).astype(np.float32)
+    many = run(x, Wt, b, 2, 1)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = run(x, Wt, b, 2, 1)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one, many)
+    np.testing.assert_array_equal(run(x, Wt, b, 2, 1, build="serial"), many)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    C=st.integers(1, 4),
+    H=st.integers(1, 12),
+    W=st.integers(1, 40),
+    top=st.integers(0, 3),
+    left=st.integers(0, 3),
+    extra_rows=st.integers(0, 3),
+    extra_cols=st.integers(0, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_narrow_padding_matches_np_pad(C, H, W, top, left, extra_rows, extra_cols, dtype):
+    """Every padded element right, and nothing written past the slack the doc asks for."""
+    L = 64 // np.dtype(dtype).itemsize
+    src = np.random.default_rng(H * W).uniform(-1, 1, (C, H, W)).astype(dtype)
+    Hin, Win = top + H + extra_rows, left + W + extra_cols
+    slack = -(-W // L) * L
+    dst = np.full(C * Hin * Win + slack + 5, 7.0, dtype)
+    _pad_image_narrow(src, top, left, Hin, Win, dst, L)
+    expected = np.pad(src, ((0, 0), (top, extra_rows), (left, extra_cols)))
+    np.testing.assert_array_equal(dst[: C * Hin * Win].reshape(C, Hin, Win), expected)
+    assert np.all(dst[C * Hin * Win + slack :] == 7.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_op_takes_the_channel_tiles_where_the_rule_says(dtype, monkeypatch):
+    """conv2d runs channel_tiled_forward for strided layers of a full block of channels and
+    for stride-1 planes narrower than a vector, and gives the reference's numbers there."""
+    calls = []
+    real = conv_k.channel_tiled_forward
+    monkeypatch.setattr(conv_k, "channel_tiled_forward", lambda *a: (calls.append(a), real(*a))[1])
+    rng = np.random.default_rng(8)
+    block = channel_block(dtype)
+    L = block // 2
+    for C, F, H, K, stride, pad, expect in [
+        (4, block, 14, 3, 2, 1, True),
+        (4, block - 1, 14, 3, 2, 1, False),  # not a whole block: polyphase or im2col
+        (4, block, 14, 1, 2, 0, False),  # 1x1: polyphase
+        (4, block, L - 3, 3, 1, 1, True),  # stride 1, narrow
+        (4, block, L + 1, 3, 1, 1, False),  # stride 1, a vector wide: the pixel tiles
+    ]:
+        calls.clear()
+        x = rng.standard_normal((2, C, H, H)).astype(dtype)
+        Wt = rng.standard_normal((F, C, K, K)).astype(dtype)
+        b = rng.standard_normal(F).astype(dtype)
+        y = NB.conv2d(x, Wt, b, stride, pad, relu=True)
+        assert bool(calls) == expect, (C, F, H, K, stride)
+        rtol, atol = tolerances(dtype)
+        np.testing.assert_allclose(
+            y, np.maximum(REF.conv2d(x, Wt, b, stride, pad), 0), rtol=rtol, atol=atol * 40
+        )
+        g = numba_conv.conv_geometry("t", x, Wt, stride, pad)
+        assert (numba_conv._choose(g, F, forward=True, dtype=dtype) == "direct") == (expect or stride == 1)
