@@ -1,20 +1,25 @@
-"""Direct vs im2col convolution on the book networks' layer shapes; polyphase vs im2col on strided ones.
+"""Direct vs im2col convolution on the book networks' layer shapes; the algorithms on strided ones.
 
     python benchmarks/bench_conv_impl.py [--batch 100] [--repeat 7] [--dtype float32]
     python benchmarks/bench_conv_impl.py --strided [--extra]
+    python benchmarks/bench_conv_impl.py --narrow
 
-``--strided`` times impl="im2col" against impl="polyphase" (the strided convolution as
-the stride-1 direct kernel on the input's polyphase split) on the strided layers of the
-zoo's networks, each at its own batch, forward with a fused ReLU, backward through it, and
-backward for the weights alone (``input_grad=False``, a first layer), and prints
-polyphase's time over im2col's; ``--extra`` adds 14 more strided layers (STRIDED_EXTRA).
-The next columns time a split full backward pass, polyphase's weights alone plus
-im2col's dx alone (``weight_grad=False``), over im2col's full pass, all three without the
-fused ReLU. "auto"'s strided rule is read off this table (by output width,
-tuning.STRIDED_POLYPHASE_MIN_WIDTH, and input channels,
-tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS; see ``fastnn.backends.numba_conv._choose``),
-and the last two columns give its choice forward and for a full backward pass ("split":
-polyphase weights, im2col dx).
+``--strided`` times impl="im2col", impl="polyphase" (the strided convolution as the
+stride-1 direct kernel on the input's polyphase split) and impl="direct" (the channel
+tiles, :mod:`fastnn.kernels.conv.channel_tiles`) on the strided layers of the zoo's
+networks, each at its own batch: forward with a fused ReLU, backward through it, and
+backward for the weights alone (``input_grad=False``, a first layer), each over
+im2col's time; ``--extra`` adds 14 more strided layers (STRIDED_EXTRA). The next
+columns time dx alone (``weight_grad=False``), im2col's and direct's, and a split full
+backward pass (polyphase's weights alone plus im2col's dx alone) over im2col's full
+pass, without the fused ReLU. "auto"'s strided rule is read off this table (see
+``fastnn.backends.numba_conv._choose``), and the last two columns give its choice
+forward and for a full backward pass ("W+X": dW by W, dx by X; "split":
+polyphase+im2col).
+
+``--narrow`` times the two direct forward kernels, pixel tiles and channel tiles, on
+stride-1 layers whose output rows are narrower than a vector (NARROW), and names the
+one conv2d runs (``_channel_tiles_pay``).
 
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
@@ -32,6 +37,8 @@ import time
 import numpy as np
 
 from fastnn.backends import get_ops, numba_conv
+from fastnn.kernels import conv as conv_kernels
+from fastnn.kernels.activations import ACTIVATION_CODES
 
 # name, C, F, H, W, K, pad  (stride 1 everywhere)
 LAYERS = [
@@ -98,8 +105,19 @@ def strided_table(repeat: int, dtype, layers) -> None:
     rng = np.random.default_rng(0)
     print(f"{dtype}, median of {repeat} runs, milliseconds; ratio = polyphase (or direct) / im2col")
     columns = ("i2c fwd", "pp fwd", "ratio", "dir fwd", "ratio")
-    columns += ("i2c bwd", "pp bwd", "ratio", "i2c dW", "pp dW", "ratio")
-    columns += ("i2c dx", "split", "ratio", "auto fwd", "auto bwd")
+    columns += (
+        "i2c bwd",
+        "pp bwd",
+        "ratio",
+        "dir bwd",
+        "ratio",
+        "i2c dW",
+        "pp dW",
+        "ratio",
+        "dir dW",
+        "ratio",
+    )
+    columns += ("i2c dx", "dir dx", "ratio", "split", "ratio", "auto fwd", "auto bwd")
     header = f"{'layer':26s} " + " ".join(f"{c:>8s}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -110,7 +128,7 @@ def strided_table(repeat: int, dtype, layers) -> None:
         y = ops.conv2d(x, Wt, b, stride, pad, relu=True)
         dy = rng.standard_normal(y.shape).astype(dtype)
         times = {}
-        for impl in ("im2col", "polyphase"):
+        for impl in ("im2col", "polyphase", "direct"):
             times[impl, "fwd"] = median_ms(lambda: ops.conv2d(x, Wt, b, stride, pad, impl, relu=True), repeat)
             times[impl, "bwd"] = median_ms(
                 lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, impl, relu_out=y), repeat
@@ -119,7 +137,6 @@ def strided_table(repeat: int, dtype, layers) -> None:
             times[impl, "dW"] = median_ms(
                 lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, impl, **weights_only), repeat
             )
-        direct_fwd = median_ms(lambda: ops.conv2d(x, Wt, b, stride, pad, "direct", relu=True), repeat)
         # the split, and im2col's full pass it is measured against, without a fused ReLU
         full = median_ms(lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, "im2col"), repeat)
         dx_alone = median_ms(
@@ -129,16 +146,68 @@ def strided_table(repeat: int, dtype, layers) -> None:
             lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, "polyphase", input_grad=False), repeat
         )
         split = weights_alone + dx_alone
+        direct_dx = median_ms(
+            lambda: ops.conv2d_backward(dy, x, Wt, stride, pad, "direct", weight_grad=False), repeat
+        )
         cells = []
         for part in ("fwd", "bwd", "dW"):
             old, new = times["im2col", part], times["polyphase", part]
             cells.append(f"{old:8.2f} {new:8.2f} {new / old:8.2f}")
-            if part == "fwd":
-                cells.append(f"{direct_fwd:8.2f} {direct_fwd / old:8.2f}")
-        cells.append(f"{dx_alone:8.2f} {split:8.2f} {split / full:8.2f}")
+            direct = times["direct", part]
+            cells.append(f"{direct:8.2f} {direct / old:8.2f}")
+        cells.append(f"{dx_alone:8.2f} {direct_dx:8.2f} {direct_dx / dx_alone:8.2f}")
+        cells.append(f"{split:8.2f} {split / full:8.2f}")
         geo = numba_conv.conv_geometry("bench", x, Wt, stride, pad)
         cells.append(f"{numba_conv._choose(geo, F, forward=True):>8s} {numba_conv._choose(geo, F):>8s}")
         print(f"{name:26s} {' '.join(cells)}")
+
+
+# stride-1 layers whose output rows are narrower than a vector (16 float32 pixels):
+# name, batch, C, F, H (= W), K, pad (--narrow)
+NARROW = [
+    ("deep_convnet conv3 at 14x14", 100, 16, 32, 14, 3, 1),
+    ("deep_convnet conv5 at 7x7", 100, 32, 64, 7, 3, 1),
+    ("deep_convnet conv6 at 7x7", 100, 64, 64, 7, 3, 1),
+    ("resnet20 stage 3 at 8x8", 64, 64, 64, 8, 3, 1),
+    ("32->64 at 12x12", 64, 32, 64, 12, 3, 1),
+    ("inception 1x1 at 14x14", 100, 64, 32, 14, 1, 0),
+    ("5x5 16->32 at 14x14", 100, 16, 32, 14, 5, 2),
+    ("128->128 at 4x4", 64, 128, 128, 4, 3, 1),
+]
+
+
+def narrow_table(repeat: int, dtype) -> None:
+    """Print the two direct forward kernels' times on NARROW: the pixel tiles
+    (``direct_conv_s1``, the stride-1 kernel for rows of at least a vector) and the
+    channel tiles (``channel_tiled_forward``, which ``impl="direct"`` runs on these)."""
+    rng = np.random.default_rng(0)
+    print(f"{dtype}, forward with a fused ReLU, median of {repeat} runs, milliseconds")
+    header = f"{'layer':28s} {'pixel':>8s} {'channel':>8s} {'ratio':>8s} {'op':>8s}"
+    print(header)
+    print("-" * len(header))
+    for name, N, C, F, H, K, pad in NARROW:
+        x = rng.standard_normal((N, C, H, H)).astype(dtype)
+        Wt = (0.1 * rng.standard_normal((F, C, K, K))).astype(dtype)
+        b = rng.standard_normal(F).astype(dtype)
+        OH = H + 2 * pad - K + 1
+        y = np.empty((N, F, OH, OH), dtype)
+        work = y.size * C * K * K
+        code = ACTIVATION_CODES["relu"]
+        none = np.empty((0, 0, 0, 0), dtype)
+
+        def pixel():
+            numba_conv._direct_s1(work, x, Wt, b, pad, pad, code, 0.0, None, y, numba_conv._ALL_TAPS)
+
+        def channel():
+            rows = conv_kernels.pack_weight_rows(Wt)
+            conv_kernels.channel_tiled_forward(
+                work, x, rows, b, K, K, 1, 1, pad, pad, code, dtype.type(0), none, y
+            )
+
+        times = [median_ms(pixel, repeat), median_ms(channel, repeat)]
+        geo = numba_conv.conv_geometry("bench", x, Wt, 1, pad)
+        op = "channel" if numba_conv._channel_tiles_pay(geo, F, dtype) else "pixel"
+        print(f"{name:28s} {times[0]:8.2f} {times[1]:8.2f} {times[1] / times[0]:8.2f} {op:>8s}")
 
 
 def median_ms(fn, repeat: int) -> float:
@@ -160,7 +229,13 @@ def main(argv=None) -> None:
         "--extra", action="store_true", help="also time the EXTRA shapes (with --strided: STRIDED_EXTRA)"
     )
     parser.add_argument("--strided", action="store_true", help="polyphase vs im2col on strided layers")
+    parser.add_argument(
+        "--narrow", action="store_true", help="pixel vs channel tiles on stride-1 layers with narrow rows"
+    )
     args = parser.parse_args(argv)
+    if args.narrow:
+        narrow_table(args.repeat, np.dtype(args.dtype))
+        return
     if args.strided:
         strided_table(args.repeat, np.dtype(args.dtype), STRIDED + (STRIDED_EXTRA if args.extra else []))
         return

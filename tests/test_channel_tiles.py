@@ -1,4 +1,5 @@
-"""The channel-tiled forward convolution (any stride; stride-1 planes narrower than a vector).
+"""The channel-tiled convolution: forward (any stride; stride-1 planes narrower than a
+vector) and backward (any stride).
 
 Against the NumPy reference on random shapes that cross whole channel blocks (two vectors:
 32 float32 or 16 float64 channels) and whole 12-pixel tiles, odd sizes included, both
@@ -81,6 +82,71 @@ def test_matches_the_reference_on_random_shapes(N, C, F, H, W, K, stride, pad, d
     np.testing.assert_array_equal(x, x_before)
 
 
+@SETTINGS
+@given(
+    N=st.integers(1, 3),
+    C=st.integers(1, 40),
+    F=st.integers(1, 40),
+    H=st.integers(1, 20),
+    W=st.integers(1, 20),
+    K=st.integers(1, 5),
+    stride=st.integers(1, 3),
+    pad=st.integers(0, 2),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    build=st.sampled_from(["serial", "parallel"]),
+    seed=st.integers(0, 2**31),
+)
+def test_backward_matches_the_reference_on_random_shapes(N, C, F, H, W, K, stride, pad, dtype, build, seed):
+    """dW and db (:func:`channel_tiled_weights`, output channels along the lanes) and dx
+    (:func:`channel_tiled_data`, input channels along the lanes): F and C either side of a
+    block, images in one chunk or several groups."""
+    assume(K <= H + 2 * pad and K <= W + 2 * pad)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (N, C, H, W)).astype(dtype)
+    Wt = rng.uniform(-1, 1, (F, C, K, K)).astype(dtype)
+    OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
+    dy = rng.uniform(-1, 1, (N, F, OH, OW)).astype(dtype)
+    dx_ref, dW_ref, db_ref = REF.conv2d_backward(dy, x, Wt, stride, pad)
+    dW, db = np.full(Wt.shape, np.nan, dtype), np.full(F, np.nan, dtype)
+    dx = np.full(x.shape, np.nan, dtype)
+    geometry = (K, K, stride, stride, pad, pad)
+    getattr(conv_k.channel_tiled_weights, build)(x, dy, *geometry, dW, db)
+    getattr(conv_k.channel_tiled_data, build)(dy, conv_k.pack_tap_rows(Wt), *geometry, dx)
+    rtol, atol = tolerances(dtype)
+    np.testing.assert_allclose(dW, dW_ref, rtol=rtol, atol=atol * N * OH * OW)
+    np.testing.assert_allclose(db, db_ref, rtol=rtol, atol=atol * N * OH * OW)
+    np.testing.assert_allclose(dx, dx_ref, rtol=rtol, atol=atol * F * K * K)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_backward_takes_the_channel_tiles_where_the_rule_says(dtype, monkeypatch):
+    """conv2d_backward at a stride: dW through the channel tiles for F >= block, dx for
+    C >= block, each part alone otherwise through its own rule; the reference's numbers."""
+    calls = []
+    for name in ("channel_tiled_weights", "channel_tiled_data"):
+        real = getattr(conv_k, name)
+        monkeypatch.setattr(conv_k, name, lambda *a, real=real, name=name: (calls.append(name), real(*a))[1])
+    rng = np.random.default_rng(9)
+    block = channel_block(dtype)
+    for C, F, expect in [
+        (block, block, {"channel_tiled_weights", "channel_tiled_data"}),
+        (block - 1, block, {"channel_tiled_weights"}),
+        (block, block - 1, {"channel_tiled_data"}),
+        (3, 5, set()),
+    ]:
+        calls.clear()
+        x = rng.standard_normal((3, C, 11, 11)).astype(dtype)
+        Wt = rng.standard_normal((F, C, 3, 3)).astype(dtype)
+        y = NB.conv2d(x, Wt, np.zeros(F, dtype), 2, 1, relu=True)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        got = NB.conv2d_backward(dy, x, Wt, 2, 1, relu_out=y)
+        assert set(calls) == expect, (C, F)
+        want = REF.conv2d_backward(dy * (y > 0), x, Wt, 2, 1)
+        rtol, atol = tolerances(dtype)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * 100)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride, H, pad", [(2, 14, 1), (3, 17, 0), (1, 7, 1), (1, 9, 2)])
 def test_fused_activations_and_residual_give_the_separate_ops_bits(dtype, stride, H, pad):
@@ -116,6 +182,7 @@ def test_nan_stays_nan_through_the_fused_relu():
 
 
 def test_thread_count_does_not_change_the_bits():
+    """Forward and backward (dx per image, dW over fixed groups of images added in order)."""
     import numba
 
     rng = np.random.default_rng(6)
@@ -131,6 +198,17 @@ def test_thread_count_does_not_change_the_bits():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one, many)
     np.testing.assert_array_equal(run(x, Wt, b, 2, 1, build="serial"), many)
+    dy = rng.standard_normal(many.shape).astype(np.float32)
+
+    def backward(threads):
+        numba.set_num_threads(threads)
+        try:
+            return NB.conv2d_backward(dy, x, Wt, 2, 1, impl="direct")
+        finally:
+            numba.set_num_threads(before)
+
+    for a, b in zip(backward(1), backward(before)):
+        np.testing.assert_array_equal(a, b)
 
 
 @settings(max_examples=40, deadline=None)

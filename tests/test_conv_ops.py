@@ -243,34 +243,38 @@ def test_auto_rule():
     assert tuning.STRIDED_POLYPHASE_MIN_WIDTH == 12
     assert tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS == 3
     assert tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS == 32
-    # strided, forward: the channel tiles ("direct") for a kernel above 1x1 with F of at
-    # least a block (two vectors: 32 float32 channels); otherwise the polyphase split for
-    # output rows of 12 pixels or more and for 1x1 kernels, else im2col; the weights:
-    # polyphase up to 3 channels, or up to 32 for wide rows when the kernel is larger than
-    # the stride, else im2col; a full backward pass with polyphase weights is "split" (dx
-    # from im2col). Padding 1 throughout.
-    for C, F, K, stride, size, forward, alone in [
-        (1, 16, 3, 2, 28, "polyphase", "polyphase"),  # 14 output columns
-        (1, 16, 3, 2, 9, "im2col", "polyphase"),  # 5
-        (3, 64, 7, 2, 64, "direct", "polyphase"),
-        (16, 32, 3, 2, 32, "direct", "polyphase"),  # 16
-        (16, 32, 3, 2, 14, "direct", "im2col"),  # 7
-        (16, 31, 3, 2, 32, "polyphase", "polyphase"),  # less than a block
-        (16, 31, 3, 2, 14, "im2col", "im2col"),
-        (16, 32, 1, 2, 14, "polyphase", "im2col"),  # 1x1: one phase; kernel not above the stride
-        (16, 32, 1, 2, 32, "polyphase", "im2col"),
-        (16, 32, 3, 3, 48, "direct", "im2col"),  # 16 columns, kernel = stride
-        (32, 64, 3, 2, 22, "direct", "im2col"),  # 11
-        (32, 64, 3, 2, 24, "direct", "polyphase"),  # 12
-        (33, 64, 3, 2, 24, "direct", "im2col"),  # more channels than the wide weights take
-        (128, 256, 3, 2, 32, "direct", "im2col"),
-        (128, 256, 5, 2, 16, "direct", "im2col"),  # 7
+    # strided, with block = two vectors (32 float32 channels). Forward: the channel tiles
+    # ("direct") for a kernel above 1x1 with F >= block, otherwise the polyphase split for
+    # output rows of 12 pixels or more and for 1x1 kernels, else im2col. The weights
+    # alone: direct for F >= block, otherwise polyphase up to 3 channels, or up to 32 for
+    # wide rows when the kernel is larger than the stride, else im2col. A full backward
+    # pass adds dx: direct for C >= block, else im2col; two different parts are "W+X"
+    # ("split" for polyphase+im2col). Padding 1 throughout.
+    for C, F, K, stride, size, forward, alone, full in [
+        (1, 16, 3, 2, 28, "polyphase", "polyphase", "split"),  # 14 output columns
+        (1, 16, 3, 2, 9, "im2col", "polyphase", "split"),  # 5
+        (3, 64, 7, 2, 64, "direct", "direct", "direct+im2col"),
+        (16, 32, 3, 2, 32, "direct", "direct", "direct+im2col"),  # 16
+        (16, 32, 3, 2, 14, "direct", "direct", "direct+im2col"),  # 7
+        (16, 31, 3, 2, 32, "polyphase", "polyphase", "split"),  # less than a block
+        (16, 31, 3, 2, 14, "im2col", "im2col", "im2col"),
+        (16, 32, 1, 2, 14, "polyphase", "direct", "direct+im2col"),  # 1x1: one phase
+        (16, 32, 1, 2, 32, "polyphase", "direct", "direct+im2col"),
+        (16, 32, 3, 3, 48, "direct", "direct", "direct+im2col"),  # 16 columns, kernel = stride
+        (16, 31, 3, 3, 48, "polyphase", "im2col", "im2col"),  # kernel not above the stride
+        (31, 64, 3, 2, 22, "direct", "direct", "direct+im2col"),
+        (32, 64, 3, 2, 22, "direct", "direct", "direct"),  # dx's lanes: a block of C
+        (33, 31, 3, 2, 24, "polyphase", "im2col", "im2col+direct"),
+        (128, 256, 3, 2, 32, "direct", "direct", "direct"),
+        (128, 256, 5, 2, 16, "direct", "direct", "direct"),  # 7
     ]:
         where = (C, F, K, stride, size)
         assert choose(C, F, K, stride=stride, size=size, forward=True) == forward, where
         assert choose(C, F, K, stride=stride, size=size, input_grad=False) == alone, where
-        full = "split" if alone == "polyphase" else "im2col"
         assert choose(C, F, K, stride=stride, size=size) == full, where
+    assert numba_conv._parts("split") == ("polyphase", "im2col")
+    assert numba_conv._parts("direct+im2col") == ("direct", "im2col")
+    assert numba_conv._parts("direct") is None
 
 
 # ---------------------------------------------------------------- oracles

@@ -57,39 +57,55 @@ def _chunk(g, itemsize: int) -> int:
     return max(1, min(g.N, tuning.CHUNK_BYTES // max(per_image, 1)))
 
 
-def _padded(x, g):
-    """x zero-padded by (PH, PW) on each side (x itself when there is no padding)."""
-    if g.PH == 0 and g.PW == 0:
-        return x
-    xp = _scratch("xpad", (g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), x.dtype)
-    conv_kernels.pad_planes(xp.size, x, g.PH, g.PW, xp)
-    return xp
-
-
 def _choose(g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.float32) -> str:
-    """The "auto" rule: direct at stride 1. At other strides, forward: direct (the channel
-    tiles, :func:`~fastnn.kernels.conv.channel_tiles.channel_tiled_forward`) when F fills
-    a block of two vectors of ``dtype`` and the kernel is larger than 1x1; otherwise, with
-    wide = OW >= ``tuning.STRIDED_POLYPHASE_MIN_WIDTH``, polyphase for a 1x1 kernel or a wide
-    output, else im2col. The weight gradients go through polyphase when
-    C <= ``tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS``, or when the output is wide, the
-    kernel larger than the stride and C <= ``tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS``,
-    else through im2col; alone (``input_grad=False``) that
-    is the answer, and a full backward pass with polyphase weights is "split": polyphase
-    for dW and db, im2col for dx (see :meth:`NumbaConvOps.conv2d`)."""
+    """The "auto" rule: direct at stride 1. At other strides, with block = two vectors of
+    ``dtype`` (32 float32 channels):
+
+    * forward: direct (the channel tiles, :mod:`fastnn.kernels.conv.channel_tiles`) when
+      F >= block and the kernel is larger than 1x1; otherwise, with wide = OW >=
+      ``tuning.STRIDED_POLYPHASE_MIN_WIDTH``, polyphase for a 1x1 kernel or a wide output,
+      else im2col;
+    * weight gradients: direct when F >= block; otherwise polyphase when
+      C <= ``tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS``, or when the output is wide, the
+      kernel larger than the stride and C <= ``tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS``,
+      else im2col. Alone (``input_grad=False``) that is the answer;
+    * input gradient: direct when C >= block (the tiles' lanes hold input channels), else
+      im2col. A full backward pass whose two parts differ is "W+X" (dW and db by W, dx by X;
+      "split" is "polyphase+im2col"): see :meth:`NumbaConvOps.conv2d_backward`.
+    """
     if g.SH == 1 and g.SW == 1:
         return "direct"
+    block = channel_block(dtype)
     wide = g.OW >= tuning.STRIDED_POLYPHASE_MIN_WIDTH
     if forward:
-        if F >= channel_block(dtype) and g.KH * g.KW > 1:
+        if F >= block and g.KH * g.KW > 1:
             return "direct"
         return "polyphase" if wide or g.KH * g.KW == 1 else "im2col"
     overlapping = g.KH > g.SH or g.KW > g.SW
     narrow_input = g.C <= tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS
-    weights = g.C <= tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS or (wide and overlapping and narrow_input)
-    if not weights:
-        return "im2col"
-    return "split" if input_grad else "polyphase"
+    if F >= block:
+        weights = "direct"
+    elif g.C <= tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS or (wide and overlapping and narrow_input):
+        weights = "polyphase"
+    else:
+        weights = "im2col"
+    if not input_grad:
+        return weights
+    data = "direct" if g.C >= block else "im2col"
+    if weights == data:
+        return weights
+    return "split" if (weights, data) == ("polyphase", "im2col") else f"{weights}+{data}"
+
+
+def _parts(impl: str) -> tuple[str, str] | None:
+    """(weights impl, data impl) of a backward impl that runs its two parts apart ("split"
+    or "W+X"), else None."""
+    if impl == "split":
+        return "polyphase", "im2col"
+    if "+" in impl:
+        weights, data = impl.split("+")
+        return weights, data
+    return None
 
 
 def _channel_tiles_pay(g, F: int, dtype) -> bool:
@@ -102,11 +118,13 @@ def _channel_tiles_pay(g, F: int, dtype) -> bool:
 
 
 def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.float32) -> str:
-    """``impl`` with "auto" decided; "polyphase" (or "split") at stride 1 is "direct", and on
-    an empty problem "im2col"."""
+    """``impl`` with "auto" decided; "polyphase" (or a backward in two parts, :func:`_parts`)
+    at stride 1 is "direct", and on an empty problem "im2col"."""
     if impl == "auto":
         impl = _choose(g, F, forward, input_grad, dtype)
-    if impl in ("polyphase", "split") and ((g.SH == 1 and g.SW == 1) or g.N * F * g.OH * g.OW * g.C == 0):
+    if (impl == "polyphase" or _parts(impl)) and (
+        (g.SH == 1 and g.SW == 1) or g.N * F * g.OH * g.OW * g.C == 0
+    ):
         return "direct" if g.SH == 1 and g.SW == 1 else "im2col"
     return impl
 
@@ -439,11 +457,12 @@ class NumbaConvOps:
         F = W.shape[0]
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
-        impl = _resolve(impl, g, F, input_grad=input_grad)
-        if impl == "split" and not weight_grad:  # dx alone: nothing for the split's polyphase half
-            impl = "im2col"
-        if impl == "split":  # chosen only with input_grad
-            return self._split_backward(dy, x, W, g, relu_out, pool, out, activation, act_out, alpha)
+        impl = _resolve(impl, g, F, input_grad=input_grad, dtype=x.dtype)
+        parts = _parts(impl)
+        if parts is not None and not weight_grad:  # dx alone: its part only
+            impl, parts = parts[1], None
+        if parts is not None:  # chosen only with input_grad
+            return self._split_backward(dy, x, W, g, relu_out, pool, out, activation, act_out, alpha, *parts)
         if impl == "polyphase":
             return self._polyphase_backward(
                 dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
@@ -500,12 +519,13 @@ class NumbaConvOps:
                     *conv_kernels.backward_items(dtype),
                     taps,
                 )
-            else:
+            else:  # the channel tiles, dy as given (the pooling and ReLU taken back above)
+                geometry = (g.KH, g.KW, g.SH, g.SW, g.PH, g.PW)
                 if weight_grad:
-                    xp = _padded(x, g)
-                    conv_kernels.direct_backward_weights_strided(work, xp, dy, g.SH, g.SW, dW, db)
+                    conv_kernels.channel_tiled_weights(work, x, dy, *geometry, dW, db)
                 if input_grad:
-                    conv_kernels.direct_backward_data_strided(work, dy, W, g.SH, g.SW, g.PH, g.PW, dx)
+                    W_taps = conv_kernels.pack_tap_rows(W)
+                    conv_kernels.channel_tiled_data(work, dy, W_taps, *geometry, dx)
         else:
             K = g.C * g.KH * g.KW
             chunk = _chunk(g, dtype.itemsize)
@@ -572,16 +592,18 @@ class NumbaConvOps:
             dy, mode = self.relu_backward(dy, relu_out), DY_AS_GIVEN
         return dy, mode, relu_out, argmax, pooled
 
-    def _split_backward(self, dy, x, W, g, relu_out, pool, out, activation, act_out, alpha):
+    def _split_backward(
+        self, dy, x, W, g, relu_out, pool, out, activation, act_out, alpha, weights="polyphase", data="im2col"
+    ):
         """conv2d_backward of a strided convolution, all three gradients, with dW and db
-        through the polyphase split and dx through im2col. The gradient is taken back
+        through the impl ``weights`` and dx through ``data``. The gradient is taken back
         through a fused pooling or activation once, before the two."""
         dy = self._output_grad(dy, g, W.shape[0], relu_out, pool, activation, act_out, alpha, False)[0]
-        _, dW, db = self._polyphase_backward(dy, x, W, g, None, False, None, out, None, None, 0.0, True)
         stride, pad = (g.SH, g.SW), (g.PH, g.PW)
-        dx, _, _ = self._backward(
-            dy, x, W, stride, pad, "im2col", None, True, None, None, None, None, 0.0, False
+        _, dW, db = self._backward(
+            dy, x, W, stride, pad, weights, None, False, None, out, None, None, 0.0, True
         )
+        dx, _, _ = self._backward(dy, x, W, stride, pad, data, None, True, None, None, None, None, 0.0, False)
         return dx, dW, db
 
     def _polyphase_backward(

@@ -8,14 +8,14 @@ picks the algorithm). Generic over float32/float64: constants come from
 The package holds one module per algorithm:
 
 =========================  ==============================================================
-:mod:`.padding`            padding and copies: :func:`pad_planes` for the strided kernels,
-                           the per-image pad/copy/widen helpers of the stride-1 kernels
+:mod:`.padding`            padding and copies: the per-image pad/copy/widen helpers of the
+                           direct kernels
 :mod:`.direct`             direct forward at stride 1 (:func:`direct_conv_s1`): register
                            tiles, weight packing, tap offsets
 :mod:`.direct_backward`    direct backward at stride 1 (:func:`direct_backward_s1`): its
                            work items, the backward-weights tiles, the ordered sums
-:mod:`.channel_tiles`      direct forward at any stride: output channels along the lanes
-:mod:`.strided`            direct backward at any stride, on a padded input
+:mod:`.channel_tiles`      direct forward and backward at any stride, channels along the
+                           vector lanes (also stride-1 forward on narrow planes)
 :mod:`.polyphase`          a strided convolution as a stride-1 one: the polyphase split of
                            its input (:func:`~.polyphase.phase_split`) and its adjoint
 :mod:`.im2col`             im2col/col2im, and :func:`im2col_forward`/:func:`im2col_backward`
@@ -48,10 +48,10 @@ Two algorithms:
   through the forward tiles, or for few input channels the transposed scatter of
   widened dy into a padded dx plane) interleaved with backward-weights of a fixed
   group of images, whose partials are added in group order afterwards. Other
-  strides, and stride-1 planes narrower than a vector, run forward on the channel
-  tiles of :mod:`.channel_tiles` (output channels along the lanes, 12 pixels a tile,
-  the backward-weights tile with its sums swapped); the strided backward runs plain
-  loops over the padded input (:mod:`.strided`).
+  strides run on the channel tiles of :mod:`.channel_tiles`, and so do stride-1
+  forward passes on planes narrower than a vector: output channels along the lanes,
+  12 pixels a tile, the backward-weights tile with its sums swapped; backward, that
+  tile at the strides for dW, and with input channels along the lanes for dx.
 * **im2col**: parallel over chunks of images, each small enough for its column
   matrix to stay in one core's L2 cache. A thread takes a whole chunk: transposed
   im2col colT (C*KH*KW, rows), one GEMM out (F, rows) = W_mat @ colT through BLAS,
@@ -66,29 +66,33 @@ Every reduction runs in a fixed order, so results do not depend on the thread co
 """
 
 from .._scalars import typed
-from .channel_tiles import channel_tiled_forward, pack_weight_rows
+from .channel_tiles import (
+    channel_tiled_data,
+    channel_tiled_forward,
+    channel_tiled_weights,
+    pack_tap_rows,
+    pack_weight_rows,
+)
 from .direct import direct_conv_s1
 from .direct_backward import backward_items, direct_backward_s1
 from .im2col import col2im, im2col, im2col_backward, im2col_forward
 from .modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
-from .padding import pad_planes
-from .strided import direct_backward_data_strided, direct_backward_weights_strided
 
 __all__ = [
     "DY_AS_GIVEN",
     "DY_RELU_MASKED",
     "DY_RELU_POOL_ROUTED",
     "backward_items",
+    "channel_tiled_data",
     "channel_tiled_forward",
+    "channel_tiled_weights",
     "col2im",
-    "direct_backward_data_strided",
     "direct_backward_s1",
-    "direct_backward_weights_strided",
     "direct_conv_s1",
     "im2col",
     "im2col_backward",
     "im2col_forward",
+    "pack_tap_rows",
     "pack_weight_rows",
-    "pad_planes",
     "typed",
 ]

@@ -30,11 +30,13 @@ import numpy as np
 from numba import prange
 
 from ..._config import parallel_kernel
-from .._scalars import runtime
+from .._scalars import runtime, typed
 from .._simd import VECTOR_BYTES, lanes, wide_vectors
 from .._simd_transpose import vtranspose_block
 from ..activations import ACT_IDENTITY, ACT_RELU, activate
-from .direct_backward import DW_TAPS, _dw_tile_2v12
+from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
+from .direct_backward import DW_TAPS, _dw_tile_2v12, _grad_rows
+from .modes import DY_AS_GIVEN
 from .padding import _pad_image_narrow
 
 
@@ -104,7 +106,21 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
             nf = min(B, F - f0)
             for p0 in range(0, P, DW_TAPS):
                 _dw_tile_2v12(
-                    xn, w_flat, C, pix, f0, p0, P, KH, KW, Wp, Fp, plane, L, rows[p0 * B : (p0 + DW_TAPS) * B]
+                    xn,
+                    w_flat,
+                    C,
+                    pix,
+                    f0,
+                    p0,
+                    P,
+                    KH,
+                    KW,
+                    Wp,
+                    1,
+                    Fp,
+                    plane,
+                    L,
+                    rows[p0 * B : (p0 + DW_TAPS) * B],
                 )
             bb = bias_rows[f0 : f0 + B]
             rows_act = ACT_IDENTITY if res.size != 0 else act
@@ -134,3 +150,178 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
                 else:
                     for q in range(f0 * P, (f0 + nf) * P):
                         yn[q] = activate(yn, yn[q] + rn[q], act, alpha)
+
+
+def pack_tap_rows(W):
+    """W (F, C, KH, KW) as one block of rows per tap for :func:`channel_tiled_data`:
+    rows[(kh*KW + kw)*F + f, c] = W[f, c, kh, kw] for c < C, 0 for C <= c < Cp, Cp = C
+    rounded up to a multiple of :func:`channel_block`. NumPy; a few KB per layer."""
+    F, C, KH, KW = W.shape
+    block = channel_block(W.dtype)
+    Cp = -(-C // block) * block
+    rows = np.zeros((KH * KW * F, Cp), dtype=W.dtype)
+    rows[:, :C] = W.transpose(2, 3, 0, 1).reshape(KH * KW * F, C)
+    return rows
+
+
+@parallel_kernel
+def channel_tiled_weights(x, dy, KH, KW, SH, SW, PH, PW, dW, db):
+    """The weight gradients of :func:`channel_tiled_forward`, at any stride and padding.
+
+    dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xp[n, c, i*SH + kh, j*SW + kw],
+    db[f] = sum_{n, i, j} dy[n, f, i, j]
+
+    x (N, C, H, W), xp zero-padded by (PH, PW); dy (N, F, OH, OW); dW (F, C, KH, KW), db (F,).
+    The backward-weights tile :func:`~.direct_backward._dw_tile_2v12` (two vectors of
+    output channels by 12 taps) over a chunk of images at a time, the pixels read at the
+    strides: dy goes into pixel-major rows (:func:`~.direct_backward._grad_rows`) and x
+    into padded planes, a chunk of each in the item's buffers. Parallel over
+    G = min(N, DW_GROUPS) fixed groups of images, each with a partial sum, added in group
+    order at the end, so the result does not depend on the thread count.
+    """
+    N, C, H, Wd = x.shape
+    F, OH, OW = dy.shape[1], dy.shape[2], dy.shape[3]
+    P = OH * OW
+    Hp = H + 2 * PH
+    Wp = Wd + 2 * PW
+    plane = Hp * Wp
+    xplane = C * plane
+    T = C * KH * KW
+    L = lanes(dW.reshape(dW.size))
+    B = 2 * L
+    Fp = -(-F // B) * B
+    chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // P))
+    G = min(N, DW_GROUPS)
+    offs = np.empty(T, dtype=np.int64)
+    for c in range(C):
+        for kh in range(KH):
+            for kw in range(KW):
+                offs[(c * KH + kh) * KW + kw] = c * plane + kh * Wp + kw
+    parts = np.empty((G, F, T + 1), dtype=dW.dtype)
+    zero = typed(dW, 0.0)
+    for g in prange(G):
+        wide_vectors()
+        pg = parts[g]
+        for f in range(F):
+            for t in range(T + 1):
+                pg[f, t] = zero
+        xs = np.empty(chunk * xplane + -(-Wd // L) * L, dtype=dW.dtype)
+        dyt = np.empty(chunk * P * Fp, dtype=dW.dtype)
+        tmp = np.empty(DW_TAPS * B, dtype=dW.dtype)
+        sums = np.empty(Fp, dtype=dW.dtype)
+        none = dyt[:0]
+        no_index = offs[:0]
+        n_end = (g + 1) * N // G
+        for n0 in range(g * N // G, n_end, chunk):
+            nimg = min(chunk, n_end - n0)
+            for nn in range(nimg):
+                n = n0 + nn
+                _pad_image_narrow(x[n], PH, PW, Hp, Wp, xs[nn * xplane :], L)
+                _grad_rows(
+                    dy[n].reshape(F * P),
+                    none,
+                    no_index,
+                    none,
+                    DY_AS_GIVEN,
+                    F,
+                    P,
+                    Fp,
+                    dyt[nn * P * Fp : (nn + 1) * P * Fp],
+                    sums,
+                    pg[:, T],
+                )
+            for f0 in range(0, F, B):
+                nf = min(B, F - f0)
+                for t0 in range(0, T, DW_TAPS):
+                    _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, SH * Wp, SW, Fp, xplane, L, tmp)
+                    for kk in range(min(DW_TAPS, T - t0)):
+                        row = tmp[kk * B : (kk + 1) * B]
+                        for ff in range(nf):
+                            pg[f0 + ff, t0 + kk] += row[ff]
+    dWf = dW.reshape(F, T)
+    for f in range(F):
+        for t in range(T):
+            s = parts[0, f, t]
+            for g in range(1, G):
+                s += parts[g, f, t]
+            dWf[f, t] = s
+        s = parts[0, f, T]
+        for g in range(1, G):
+            s += parts[g, f, T]
+        db[f] = s
+
+
+@parallel_kernel
+def channel_tiled_data(dy, W_taps, KH, KW, SH, SW, PH, PW, dx):
+    """The input gradient of :func:`channel_tiled_forward`, at any stride and padding.
+
+    dx[n, c, h, w] = sum of dy[n, f, i, j] * W[f, c, kh, kw] over f and the (i, j, kh, kw)
+    with i*SH + kh - PH = h and j*SW + kw - PW = w
+
+    dy (N, F, OH, OW); W_taps from :func:`pack_tap_rows`; dx (N, C, H, W). The same tile
+    with input channels along the lanes: for each tap (kh, kw), 12 output pixels at a
+    time, sum_f W[f, c, kh, kw] * dy[n, f, p] for two vectors of c (dy's pixel-major rows
+    broadcast, the tap's weight rows loaded), then each pixel's two vectors are added to
+    the input pixel the tap sends it to (those in the padding dropped), in a pixel-major
+    buffer that is transposed into dx[n] at the end. A tap sends distinct output pixels
+    to distinct input pixels, and the taps run in order. Parallel over images.
+    """
+    N, F, OH, OW = dy.shape
+    C, H, Wd = dx.shape[1], dx.shape[2], dx.shape[3]
+    P = OH * OW
+    Q = H * Wd
+    K = KH * KW
+    Cp = W_taps.shape[1]
+    L = lanes(dx.reshape(dx.size))
+    B = 2 * L
+    Pr = -(-P // DW_TAPS) * DW_TAPS
+    dest = np.empty((K, Pr), dtype=np.int64)  # input pixel of output pixel p through tap k; -1: padding
+    for kh in range(KH):
+        for kw in range(KW):
+            k = kh * KW + kw
+            for p in range(Pr):
+                dest[k, p] = -1
+                if p < P:
+                    i = p // OW
+                    h = i * SH + kh - PH
+                    w = (p - i * OW) * SW + kw - PW
+                    if h >= 0 and h < H and w >= 0 and w < Wd:
+                        dest[k, p] = h * Wd + w
+    pix = np.empty(P, dtype=np.int64)  # output pixel p's row in dy's pixel-major rows
+    for p in range(P):
+        pix[p] = p * F
+    w_flat = W_taps.reshape(W_taps.size)
+    zero = typed(dx, 0.0)
+    for n in prange(N):
+        wide_vectors()
+        dyt = np.empty(P * F, dtype=dx.dtype)
+        sums = np.empty(F, dtype=dx.dtype)
+        sink = np.zeros(F, dtype=dx.dtype)  # _grad_rows' bias sums, not wanted here
+        none = dyt[:0]
+        _grad_rows(dy[n].reshape(F * P), none, pix[:0], none, DY_AS_GIVEN, F, P, F, dyt, sums, sink)
+        acc = np.empty(Q * Cp, dtype=dx.dtype)
+        for q in range(Q * Cp):
+            acc[q] = zero
+        tmp = np.empty(DW_TAPS * B, dtype=dx.dtype)
+        for c0 in range(0, Cp, B):
+            for k in range(K):
+                wk = w_flat[k * F * Cp : (k + 1) * F * Cp]
+                to = dest[k]
+                for p0 in range(0, P, DW_TAPS):
+                    _dw_tile_2v12(dyt, wk, 1, pix, c0, p0, P, 1, F, 0, 1, Cp, 0, L, tmp)
+                    for kk in range(DW_TAPS):
+                        q = to[p0 + kk]
+                        if q >= 0:
+                            a = acc[q * Cp + c0 : q * Cp + c0 + B]
+                            t = tmp[kk * B : (kk + 1) * B]
+                            for m in range(B):
+                                a[m] += t[m]
+        dxn = dx[n].reshape(C * Q)
+        Qb = Q - Q % L
+        Cb = C - C % L
+        for q0 in range(0, Qb, L):
+            for c0 in range(0, Cb, L):
+                vtranspose_block(acc, acc, runtime(False), q0 * Cp + c0, Cp, dxn, c0 * Q + q0, Q)
+        for c in range(C):
+            for q in range(Qb if c < Cb else 0, Q):
+                dxn[c * Q + q] = acc[q * Cp + c]

@@ -204,10 +204,12 @@ def _grad_rows(dy, mask, argmax, pooled, mode, F, P, Fp, dst, sums, db):
 
 
 @jit(refcounts=False)
-def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp):
+def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, step, Fp, xplane, L, tmp):
     """tmp[k, :2L] = sum over nimg images n and the OH*OW pixels p = (r, c) of
-    dyt[(n*OH*OW + p)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + r*Wp + c], k < 12
-    (taps past T - 1 clamped).
+    dyt[(n*OH*OW + p)*Fp + f0:][:2L] * xs[n*xplane + offs[t0 + k] + r*Wp + c*step], k < 12
+    (taps past T - 1 clamped). ``Wp`` and ``step`` are x's strides between the pixels'
+    rows and columns: the padded row width and 1 at stride 1, SH times it and SW at others.
+    The channel tiles (:mod:`.channel_tiles`) also run it with other roles for its sums.
 
     The GEMM-style backward-weights tile: output channels run along the vector lanes
     (dy transposed to pixel-major rows of Fp channels, :func:`_grad_rows`), so 24 vector
@@ -261,7 +263,7 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
                 for c in range(OW):
                     d0 = vload(dyt, dy_row + c * Fp)
                     d1 = vload(dyt, dy_row + c * Fp + L)
-                    xj = x_row + c
+                    xj = x_row + c * step
                     s = vbroadcast(xs, xj + q0)
                     a0 = vfma(d0, s, a0)
                     b0 = vfma(d1, s, b0)
@@ -299,7 +301,7 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
                 for c in range(OW):
                     d0 = vload(dyt, dy_row + c * Fp)
                     d1 = vload(dyt, dy_row + c * Fp + L)
-                    xj = x_row + c
+                    xj = x_row + c * step
                     s = vbroadcast(xs, xj + q6)
                     a6 = vfma(d0, s, a6)
                     b6 = vfma(d1, s, b6)
@@ -338,7 +340,7 @@ def _dw_tile_2v12(xs, dyt, nimg, offs, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp
             for c in range(OW):
                 d0 = vload(dyt, dy_row + c * Fp)
                 d1 = vload(dyt, dy_row + c * Fp + L)
-                xj = x_row + c
+                xj = x_row + c * step
                 s = vbroadcast(xs, xj + q0)
                 a0 = vfma(d0, s, a0)
                 b0 = vfma(d1, s, b0)
@@ -719,7 +721,7 @@ def _weights_item(
             for f0 in range(0, F, 2 * L):
                 nf = min(2 * L, F - f0)
                 for t0 in range(0, T, DW_TAPS):
-                    _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, OH, OW, Wp, Fp, xplane, L, tmp)
+                    _dw_tile_2v12(xs, dyt, nimg, offs_x, f0, t0, T, OH, OW, Wp, 1, Fp, xplane, L, tmp)
                     for kk in range(min(DW_TAPS, T - t0)):
                         row = tmp[kk * 2 * L : (kk + 1) * 2 * L]
                         for ff in range(nf):

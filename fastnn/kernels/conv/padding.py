@@ -1,46 +1,20 @@
 """Padding and copies for the direct convolution kernels.
 
-:func:`pad_planes` pads a whole batch, the input of the strided kernels
-(:mod:`.strided`). The stride-1 kernels (:mod:`.direct`, :mod:`.direct_backward`) pad
-per image inside their parallel region, into a buffer of the thread's own, with the
-helpers here: :func:`_pad_image` (and :func:`_pad_image_vectors`, its whole-vector
-form), the gradient through a fused ReLU (:func:`_pad_masked`) or a fused ReLU and
-max pooling (:func:`_pad_pooled`) padded in the same pass, :func:`_pad_grad` choosing
-among the three by the backward mode (:mod:`.modes`), and the copies the
-backward-weights items make (:func:`_copy_interior`, :func:`_widen_plane`).
+The direct kernels (:mod:`.direct`, :mod:`.direct_backward`, :mod:`.channel_tiles`) pad
+per image inside their parallel region, into a buffer of the item's own, with the
+helpers here: :func:`_pad_image` (and :func:`_pad_image_vectors` and
+:func:`_pad_image_narrow`, its whole-vector forms), the gradient through a fused ReLU
+(:func:`_pad_masked`) or a fused ReLU and max pooling (:func:`_pad_pooled`) padded in
+the same pass, :func:`_pad_grad` choosing among the three by the backward mode
+(:mod:`.modes`), and the copies the backward-weights items make
+(:func:`_copy_interior`, :func:`_widen_plane`).
 """
 
-from numba import prange
-
-from ..._config import jit, parallel_kernel
+from ..._config import jit
 from .._scalars import typed
 from .._simd import lanes, vload, vsplat, vstore, vwhere_positive, wide_vectors
 from .._simd_pool import route_2x2_step
 from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
-
-
-@parallel_kernel
-def pad_planes(src, top, left, dst):
-    """dst[n, c] = src[n, c] placed at (top, left), zeros elsewhere (every dst element written)."""
-    n_img, chans, h, w = src.shape
-    hd, wd = dst.shape[2], dst.shape[3]
-    zero = typed(dst, 0.0)
-    for plane in prange(n_img * chans):
-        wide_vectors()
-        n = plane // chans
-        c = plane - n * chans
-        for r in range(hd):
-            sr = r - top
-            if sr < 0 or sr >= h:
-                for q in range(wd):
-                    dst[n, c, r, q] = zero
-            else:
-                for q in range(left):
-                    dst[n, c, r, q] = zero
-                for q in range(w):
-                    dst[n, c, r, left + q] = src[n, c, sr, q]
-                for q in range(left + w, wd):
-                    dst[n, c, r, q] = zero
 
 
 @jit(refcounts=False)
