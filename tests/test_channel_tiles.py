@@ -18,6 +18,7 @@ from fastnn.backends import get_ops, numba_conv
 from fastnn.kernels import conv as conv_k
 from fastnn.kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
 from fastnn.kernels.conv.channel_tiles import channel_block
+from fastnn.kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED
 from fastnn.kernels.conv.padding import _pad_image_narrow
 
 REF = get_ops("numpy")
@@ -107,15 +108,21 @@ def test_backward_matches_the_reference_on_random_shapes(N, C, F, H, W, K, strid
     OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
     dy = rng.uniform(-1, 1, (N, F, OH, OW)).astype(dtype)
     dx_ref, dW_ref, db_ref = REF.conv2d_backward(dy, x, Wt, stride, pad)
-    dW, db = np.full(Wt.shape, np.nan, dtype), np.full(F, np.nan, dtype)
-    dx = np.full(x.shape, np.nan, dtype)
     geometry = (K, K, stride, stride, pad, pad)
-    getattr(conv_k.channel_tiled_weights, build)(x, dy, *geometry, dW, db)
-    getattr(conv_k.channel_tiled_data, build)(dy, conv_k.pack_tap_rows(Wt), *geometry, dx)
     rtol, atol = tolerances(dtype)
-    np.testing.assert_allclose(dW, dW_ref, rtol=rtol, atol=atol * N * OH * OW)
-    np.testing.assert_allclose(db, db_ref, rtol=rtol, atol=atol * N * OH * OW)
-    np.testing.assert_allclose(dx, dx_ref, rtol=rtol, atol=atol * F * K * K)
+    relu_out = np.maximum(rng.uniform(-1, 1, dy.shape), 0).astype(dtype)
+    masked_ref = REF.conv2d_backward(dy * (relu_out > 0), x, Wt, stride, pad)
+    for mode, relu, want in [
+        (DY_AS_GIVEN, dy, (dx_ref, dW_ref, db_ref)),
+        (DY_RELU_MASKED, relu_out, masked_ref),
+    ]:
+        dW, db = np.full(Wt.shape, np.nan, dtype), np.full(F, np.nan, dtype)
+        dx = np.full(x.shape, np.nan, dtype)
+        getattr(conv_k.channel_tiled_weights, build)(x, dy, relu, mode, *geometry, dW, db)
+        getattr(conv_k.channel_tiled_data, build)(dy, relu, mode, conv_k.pack_tap_rows(Wt), *geometry, dx)
+        np.testing.assert_allclose(dW, want[1], rtol=rtol, atol=atol * N * OH * OW)
+        np.testing.assert_allclose(db, want[2], rtol=rtol, atol=atol * N * OH * OW)
+        np.testing.assert_allclose(dx, want[0], rtol=rtol, atol=atol * F * K * K)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -141,6 +148,9 @@ def test_the_backward_takes_the_channel_tiles_where_the_rule_says(dtype, monkeyp
         dy = rng.standard_normal(y.shape).astype(dtype)
         got = NB.conv2d_backward(dy, x, Wt, 2, 1, relu_out=y)
         assert set(calls) == expect, (C, F)
+        unfused = NB.conv2d_backward(NB.relu_backward(dy, y), x, Wt, 2, 1)
+        for a, b in zip(got, unfused):  # the ReLU's mask read with dy: the same bits
+            np.testing.assert_array_equal(a, b)
         want = REF.conv2d_backward(dy * (y > 0), x, Wt, 2, 1)
         rtol, atol = tolerances(dtype)
         for a, b in zip(got, want):

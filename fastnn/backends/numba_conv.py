@@ -469,7 +469,7 @@ class NumbaConvOps:
             )
         fused = impl == "direct" and g.SH == 1 and g.SW == 1
         dy, mode, relu_out, argmax, pooled = self._output_grad(
-            dy, g, F, relu_out, pool, activation, act_out, alpha, fused
+            dy, g, F, relu_out, pool, activation, act_out, alpha, fused, fused_relu=impl == "direct"
         )
         x, W = _c(x), _c(W)
         if mode == DY_RELU_POOL_ROUTED:
@@ -519,13 +519,13 @@ class NumbaConvOps:
                     *conv_kernels.backward_items(dtype),
                     taps,
                 )
-            else:  # the channel tiles, dy as given (the pooling and ReLU taken back above)
+            else:  # the channel tiles, a fused ReLU's mask read with dy (a pooling taken back above)
                 geometry = (g.KH, g.KW, g.SH, g.SW, g.PH, g.PW)
                 if weight_grad:
-                    conv_kernels.channel_tiled_weights(work, x, dy, *geometry, dW, db)
+                    conv_kernels.channel_tiled_weights(work, x, dy, relu_out, mode, *geometry, dW, db)
                 if input_grad:
                     W_taps = conv_kernels.pack_tap_rows(W)
-                    conv_kernels.channel_tiled_data(work, dy, W_taps, *geometry, dx)
+                    conv_kernels.channel_tiled_data(work, dy, relu_out, mode, W_taps, *geometry, dx)
         else:
             K = g.C * g.KH * g.KW
             chunk = _chunk(g, dtype.itemsize)
@@ -558,14 +558,16 @@ class NumbaConvOps:
                 )
         return (dx if input_grad else None), *grads
 
-    def _output_grad(self, dy, g, F, relu_out, pool, activation, act_out, alpha, fused):
+    def _output_grad(self, dy, g, F, relu_out, pool, activation, act_out, alpha, fused, fused_relu=None):
         """(dy, mode, relu_out, argmax, pooled) for the backward kernels: dy checked against
         the convolution's output (N, F, OH, OW), or against the max pooling ``pool`` of its
         ReLU, and an activation other than ReLU taken back here; ``mode`` one of
         :mod:`fastnn.kernels.conv.modes`. Unless ``fused`` (the direct stride-1 kernels read
         the pooling and the ReLU mask themselves), the pooling and the ReLU are taken back
-        here too, leaving the gradient of the convolution's output (DY_AS_GIVEN). dy is
-        C-contiguous; argmax and pooled are None without ``pool``."""
+        here too, leaving the gradient of the convolution's output (DY_AS_GIVEN);
+        ``fused_relu`` (default: ``fused``) decides for the ReLU alone (the channel tiles
+        read its mask, not a pooling). dy is C-contiguous; argmax and pooled are None
+        without ``pool``."""
         conv_shape = (g.N, F, g.OH, g.OW)
         argmax = pooled = None
         if pool is not None:
@@ -588,7 +590,7 @@ class NumbaConvOps:
             masked = self.relu_backward(dy, pooled)  # the ReLU's mask, at the winners
             pool_kernels.maxpool_backward(routed.size, masked, _c(argmax), routed)
             dy, mode = routed, DY_AS_GIVEN
-        if mode == DY_RELU_MASKED and not fused:
+        if mode == DY_RELU_MASKED and not (fused if fused_relu is None else fused_relu):
             dy, mode = self.relu_backward(dy, relu_out), DY_AS_GIVEN
         return dy, mode, relu_out, argmax, pooled
 

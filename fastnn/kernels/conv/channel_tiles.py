@@ -36,7 +36,6 @@ from .._simd_transpose import vtranspose_block
 from ..activations import ACT_IDENTITY, ACT_RELU, activate
 from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
 from .direct_backward import DW_TAPS, _dw_tile_2v12, _grad_rows
-from .modes import DY_AS_GIVEN
 from .padding import _pad_image_narrow
 
 
@@ -165,13 +164,15 @@ def pack_tap_rows(W):
 
 
 @parallel_kernel
-def channel_tiled_weights(x, dy, KH, KW, SH, SW, PH, PW, dW, db):
+def channel_tiled_weights(x, dy, relu_out, mode, KH, KW, SH, SW, PH, PW, dW, db):
     """The weight gradients of :func:`channel_tiled_forward`, at any stride and padding.
 
-    dW[f, c, kh, kw] = sum_{n, i, j} dy[n, f, i, j] * xp[n, c, i*SH + kh, j*SW + kw],
-    db[f] = sum_{n, i, j} dy[n, f, i, j]
+    dW[f, c, kh, kw] = sum_{n, i, j} g[n, f, i, j] * xp[n, c, i*SH + kh, j*SW + kw],
+    db[f] = sum_{n, i, j} g[n, f, i, j]
 
     x (N, C, H, W), xp zero-padded by (PH, PW); dy (N, F, OH, OW); dW (F, C, KH, KW), db (F,).
+    g is dy (``mode`` DY_AS_GIVEN) or, for DY_RELU_MASKED, dy where relu_out (dy's shape:
+    the output of a fused ReLU) is > 0, taken as dy is read.
     The backward-weights tile :func:`~.direct_backward._dw_tile_2v12` (two vectors of
     output channels by 12 taps) over a chunk of images at a time, the pixels read at the
     strides: dy goes into pixel-major rows (:func:`~.direct_backward._grad_rows`) and x
@@ -219,10 +220,10 @@ def channel_tiled_weights(x, dy, KH, KW, SH, SW, PH, PW, dW, db):
                 _pad_image_narrow(x[n], PH, PW, Hp, Wp, xs[nn * xplane :], L)
                 _grad_rows(
                     dy[n].reshape(F * P),
-                    none,
+                    relu_out[n].reshape(F * P),
                     no_index,
                     none,
-                    DY_AS_GIVEN,
+                    mode,
                     F,
                     P,
                     Fp,
@@ -252,13 +253,14 @@ def channel_tiled_weights(x, dy, KH, KW, SH, SW, PH, PW, dW, db):
 
 
 @parallel_kernel
-def channel_tiled_data(dy, W_taps, KH, KW, SH, SW, PH, PW, dx):
+def channel_tiled_data(dy, relu_out, mode, W_taps, KH, KW, SH, SW, PH, PW, dx):
     """The input gradient of :func:`channel_tiled_forward`, at any stride and padding.
 
-    dx[n, c, h, w] = sum of dy[n, f, i, j] * W[f, c, kh, kw] over f and the (i, j, kh, kw)
+    dx[n, c, h, w] = sum of g[n, f, i, j] * W[f, c, kh, kw] over f and the (i, j, kh, kw)
     with i*SH + kh - PH = h and j*SW + kw - PW = w
 
-    dy (N, F, OH, OW); W_taps from :func:`pack_tap_rows`; dx (N, C, H, W). The same tile
+    dy (N, F, OH, OW); g as in :func:`channel_tiled_weights` (``relu_out``, ``mode``);
+    W_taps from :func:`pack_tap_rows`; dx (N, C, H, W). The same tile
     with input channels along the lanes: for each tap (kh, kw), 12 output pixels at a
     time, sum_f W[f, c, kh, kw] * dy[n, f, p] for two vectors of c (dy's pixel-major rows
     broadcast, the tap's weight rows loaded), then each pixel's two vectors are added to
@@ -298,7 +300,9 @@ def channel_tiled_data(dy, W_taps, KH, KW, SH, SW, PH, PW, dx):
         sums = np.empty(F, dtype=dx.dtype)
         sink = np.zeros(F, dtype=dx.dtype)  # _grad_rows' bias sums, not wanted here
         none = dyt[:0]
-        _grad_rows(dy[n].reshape(F * P), none, pix[:0], none, DY_AS_GIVEN, F, P, F, dyt, sums, sink)
+        _grad_rows(
+            dy[n].reshape(F * P), relu_out[n].reshape(F * P), pix[:0], none, mode, F, P, F, dyt, sums, sink
+        )
         acc = np.empty(Q * Cp, dtype=dx.dtype)
         for q in range(Q * Cp):
             acc[q] = zero
