@@ -97,6 +97,10 @@ CHUNK_BYTES = 1 << 19
 CHUNK_GROUPS = 16
 
 # ---------------------------------------------------------- conv: strided, "auto"
+# Layers with a block of channels (two vectors: F >= 32 in float32 forward and for the
+# weights, C >= 32 for dx) take the channel tiles at any stride, without a knob
+# (docs/performance.md, "Channel tiles"); the knobs below decide among polyphase and
+# im2col for the others.
 
 #: Output columns from which ``impl="auto"`` runs a strided convolution through the
 #: polyphase split rather than im2col + GEMM (``fastnn.backends.numba_conv._choose``):
