@@ -170,7 +170,7 @@ NARROW = [
     ("deep_convnet conv6 at 7x7", 100, 64, 64, 7, 3, 1),
     ("resnet20 stage 3 at 8x8", 64, 64, 64, 8, 3, 1),
     ("32->64 at 12x12", 64, 32, 64, 12, 3, 1),
-    ("inception 1x1 at 14x14", 100, 64, 32, 14, 1, 0),
+    ("inception 1x1 at 14x14", 100, 64, 32, 14, 1, 0),  # 1x1: no junk columns, left to the pixel tiles
     ("5x5 16->32 at 14x14", 100, 16, 32, 14, 5, 2),
     ("128->128 at 4x4", 64, 128, 128, 4, 3, 1),
 ]

@@ -261,6 +261,7 @@ def test_the_op_takes_the_channel_tiles_where_the_rule_says(dtype, monkeypatch):
         (4, block, 14, 1, 2, 0, False),  # 1x1: polyphase
         (4, block, L - 3, 3, 1, 1, True),  # stride 1, narrow
         (4, block, L + 1, 3, 1, 1, False),  # stride 1, a vector wide: the pixel tiles
+        (4, block, L - 3, 1, 1, 0, False),  # stride 1, narrow, 1x1: no junk columns
     ]:
         calls.clear()
         x = rng.standard_normal((2, C, H, H)).astype(dtype)

@@ -111,10 +111,11 @@ def _parts(impl: str) -> tuple[str, str] | None:
 def _channel_tiles_pay(g, F: int, dtype) -> bool:
     """Whether a stride-1 "direct" forward runs on the channel tiles rather than the
     pixel tiles of :func:`~fastnn.kernels.conv.direct.direct_conv_s1`: when the output
-    rows are narrower than a vector (the pixel tiles then compute junk columns) and F
-    fills a block of two vectors."""
+    rows are narrower than a vector (the pixel tiles then compute junk columns), F fills
+    a block of two vectors, and the kernel is larger than 1x1 (whose rows have no junk
+    columns: ``python benchmarks/bench_conv_impl.py --narrow``)."""
     block = channel_block(dtype)
-    return g.OW < block // 2 and F >= block
+    return g.OW < block // 2 and F >= block and g.KH * g.KW > 1
 
 
 def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.float32) -> str:
