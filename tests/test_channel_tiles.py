@@ -56,11 +56,10 @@ def run(x, W, b, stride, pad, code=ACT_IDENTITY, alpha=0.0, res=None, build="par
     return y
 
 
-@SETTINGS
-@given(
+#: Random geometries: planes of one pixel to more than a vector, kernels 1x1 to 5x5,
+#: strides 1 to 3; the channel counts are each test's.
+GEOMETRY = dict(
     N=st.integers(1, 3),
-    C=st.integers(1, 7),
-    F=st.integers(1, 70),
     H=st.integers(1, 20),
     W=st.integers(1, 20),
     K=st.integers(1, 5),
@@ -70,6 +69,10 @@ def run(x, W, b, stride, pad, code=ACT_IDENTITY, alpha=0.0, res=None, build="par
     build=st.sampled_from(["serial", "parallel"]),
     seed=st.integers(0, 2**31),
 )
+
+
+@SETTINGS
+@given(C=st.integers(1, 7), F=st.integers(1, 70), **GEOMETRY)
 def test_matches_the_reference_on_random_shapes(N, C, F, H, W, K, stride, pad, dtype, build, seed):
     assume(K <= H + 2 * pad and K <= W + 2 * pad)
     rng = np.random.default_rng(seed)
@@ -84,19 +87,7 @@ def test_matches_the_reference_on_random_shapes(N, C, F, H, W, K, stride, pad, d
 
 
 @SETTINGS
-@given(
-    N=st.integers(1, 3),
-    C=st.integers(1, 40),
-    F=st.integers(1, 40),
-    H=st.integers(1, 20),
-    W=st.integers(1, 20),
-    K=st.integers(1, 5),
-    stride=st.integers(1, 3),
-    pad=st.integers(0, 2),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    build=st.sampled_from(["serial", "parallel"]),
-    seed=st.integers(0, 2**31),
-)
+@given(C=st.integers(1, 40), F=st.integers(1, 40), **GEOMETRY)
 def test_backward_matches_the_reference_on_random_shapes(N, C, F, H, W, K, stride, pad, dtype, build, seed):
     """dW and db (:func:`channel_tiled_weights`, output channels along the lanes) and dx
     (:func:`channel_tiled_data`, input channels along the lanes): F and C either side of a

@@ -475,45 +475,22 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     polyphase_canaries(x, xp, dy, Wt, SH, SW, PH, PW, OH, OW, dtype, build)
     rows = conv_k.pack_weight_rows(Wt)
     none = np.empty((0, 0, 0, 0), dtype)
-    activated = {act.ACT_IDENTITY: y_ref, act.ACT_RELU: np.maximum(y_ref, 0), act.ACT_TANH: np.tanh(y_ref)}
-    for code, expected in activated.items():
-        (y,) = run_kernel(
-            conv_k.channel_tiled_forward,
-            build,
-            x,
-            rows,
-            b,
-            KH,
-            KW,
-            SH,
-            SW,
-            PH,
-            PW,
-            code,
-            dtype(0.1),
-            none,
-            Guarded((N, F, OH, OW), dtype),
-        )
-        close(y, expected, dtype, f"channel_tiled_forward, activation code {code}")
     res = rand(rng, (N, F, OH, OW), dtype)
-    (y,) = run_kernel(
-        conv_k.channel_tiled_forward,
-        build,
-        x,
-        rows,
-        b,
-        KH,
-        KW,
-        SH,
-        SW,
-        PH,
-        PW,
-        act.ACT_RELU,
-        dtype(0),
-        res,
-        Guarded((N, F, OH, OW), dtype),
-    )
-    close(y, np.maximum(y_ref + res, 0), dtype, "channel_tiled_forward with a residual")
+    cases = [
+        (act.ACT_IDENTITY, none, y_ref),
+        (act.ACT_RELU, none, np.maximum(y_ref, 0)),
+        (act.ACT_TANH, none, np.tanh(y_ref)),
+        (act.ACT_RELU, res, np.maximum(y_ref + res, 0)),
+    ]
+    for code, residual, expected in cases:
+        geometry = (KH, KW, SH, SW, PH, PW)
+        out = Guarded((N, F, OH, OW), dtype)
+        (y,) = run_kernel(
+            conv_k.channel_tiled_forward, build, x, rows, b, *geometry, code, dtype(0.1), residual, out
+        )
+        close(
+            y, expected, dtype, f"channel_tiled_forward, activation code {code}, residual {residual.size > 0}"
+        )
     dW, db = run_kernel(
         conv_k.channel_tiled_weights,
         build,
