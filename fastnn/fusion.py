@@ -164,7 +164,9 @@ class ConvActivationPool(FusedGroup):
     """y = pool(f(conv(x))) for a Conv2D, an optional activation f and a MaxPool2D or
     AvgPool2D (ReLU with max pooling is :class:`ConvReLUMaxPool`): one ``ops.conv2d(...,
     activation=...)`` and the pooling op; backward is the pooling's backward op, then one
-    ``ops.conv2d_backward`` that takes dy through f."""
+    ``ops.conv2d_backward`` that takes dy through f. With average pooling and f, the
+    pooling's backward op takes dy through f itself (``avgpool2d_backward(...,
+    activation=..., act_out=...)``: for 2x2 windows one pass instead of two)."""
 
     def __init__(self, *layers: Layer):
         super().__init__(*layers)
@@ -177,9 +179,13 @@ class ConvActivationPool(FusedGroup):
 
     def backward(self, dy, input_grad=True):
         x = self._require_forward("_x")
-        dy = self.layers[-1].backward(dy)
+        pool = self.layers[-1]
         fused = _activation_args(self.activation, self._y)
-        return conv_backward(self.layers[0], dy, x, input_grad, **fused)
+        if isinstance(pool, AvgPool2D) and fused:
+            shape = pool._require_forward("_shape")
+            dy = pool.ops.avgpool2d_backward(dy, shape, pool.size, stride=pool.stride, pad=pool.pad, **fused)
+            return conv_backward(self.layers[0], dy, x, input_grad)
+        return conv_backward(self.layers[0], pool.backward(dy), x, input_grad, **fused)
 
 
 def _fusable_activation(layer) -> bool:

@@ -7,6 +7,8 @@ in the backward kernel's reads, on the same values), so these tests compare them
 bitwise where the arithmetic is the same, and against the NumPy reference otherwise.
 """
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 import fastnn as fnn
 from fastnn.backends import get_ops
 from fastnn.fusion import ConvReLUMaxPool, DenseActivation, FusedGroup
-from fastnn.models import deep_convnet, mlp, simple_convnet
+from fastnn.models import deep_convnet, lenet5, mlp, simple_convnet
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
@@ -117,8 +119,13 @@ def _steps(model, x, t, steps=3):
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize(
     "make, shape",
-    [(mlp, (8, 784)), (simple_convnet, (4, 1, 28, 28)), (deep_convnet, (3, 1, 28, 28))],
-    ids=["mlp", "simple_convnet", "deep_convnet"],
+    [
+        (mlp, (8, 784)),
+        (simple_convnet, (4, 1, 28, 28)),
+        (deep_convnet, (3, 1, 28, 28)),
+        (functools.partial(lenet5, classic=True), (4, 1, 28, 28)),
+    ],
+    ids=["mlp", "simple_convnet", "deep_convnet", "lenet5_classic"],
 )
 def test_fused_training_is_bitwise_the_unfused_training(make, shape, backend):
     """Same losses and weights, bit for bit, with and without the fused steps."""

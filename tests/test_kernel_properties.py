@@ -870,6 +870,17 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
             pool_k.avgpool_backward, build, dy2, 2, 2, 2, 2, 0, 0, Guarded(x.shape, dtype)
         )
         np.testing.assert_array_equal(dx2, dx2_general)
+        y_act = np.tanh(x)
+        (dx3,) = run_kernel(
+            pool_k.avgpool_backward_2x2_activation,
+            build,
+            dy2,
+            y_act,
+            act.ACT_TANH,
+            dtype(0),
+            Guarded(x.shape, dtype),
+        )
+        np.testing.assert_array_equal(dx3, NB.tanh_backward(dx2, y_act))  # the two ops apart
     for p in (2.0, 3.0):
         (y,) = run_kernel(
             pool_k.lppool_forward, build, x, KH, KW, SH, SW, PH, PW, p, Guarded((N, C, OH, OW), dtype)

@@ -347,3 +347,56 @@ def test_maxpool_2x2_even_vectors_and_tails(n, c, oh, ow, dtype, seed):
     y, arg = NB.maxpool2d(x, 2, 2, 0)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
+
+
+ACTIVATION_OUTPUTS = {
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.1 * x),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 4),
+    h=st.integers(2, 11),
+    w=st.integers(2, 11),
+    size=st.sampled_from([2, 3]),
+    activation=st.sampled_from(sorted(ACTIVATION_OUTPUTS)),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+)
+def test_avgpool_backward_through_an_activation(n, c, h, w, size, activation, dtype, seed):
+    """avgpool2d_backward(..., activation=f, act_out=y) is the pooling's gradient taken
+    back through f: the reference's numbers, and on the numba backend the bits of the
+    two ops apart (2x2 windows: one kernel; odd sizes leave rows and columns the pooling
+    never read, whose gradient is f's of 0)."""
+    assume(size <= h and size <= w)
+    rng = np.random.default_rng(seed)
+    x_shape = (n, c, h, w)
+    y = ACTIVATION_OUTPUTS[activation](rng.standard_normal(x_shape)).astype(dtype)
+    dy = rng.standard_normal((n, c, h // size, w // size)).astype(dtype)
+    fused = dict(activation=activation, act_out=y, alpha=0.1)
+    got = NB.avgpool2d_backward(dy, x_shape, size, **fused)
+    apart = NB._activation_grad(NB.avgpool2d_backward(dy, x_shape, size), y, activation, 0.1)
+    np.testing.assert_array_equal(got, apart)
+    want = REF.avgpool2d_backward(dy, x_shape, size, **fused)
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_avgpool_backward_activation_arguments_are_checked(backend):
+    ops = get_ops(backend)
+    dy = np.ones((1, 2, 2, 2), np.float32)
+    with pytest.raises(
+        ValueError, match=r"avgpool2d_backward: expected act_out of shape \(1, 2, 4, 4\) \(x_shape\)"
+    ):
+        ops.avgpool2d_backward(
+            dy, (1, 2, 4, 4), 2, activation="tanh", act_out=np.ones((1, 2, 2, 2), np.float32)
+        )
+    with pytest.raises(ValueError, match="avgpool2d_backward: activation and act_out go together"):
+        ops.avgpool2d_backward(dy, (1, 2, 4, 4), 2, activation="tanh")
+    with pytest.raises(TypeError, match="avgpool2d_backward: expected act_out of dtype float32"):
+        ops.avgpool2d_backward(dy, (1, 2, 4, 4), 2, activation="tanh", act_out=np.ones((1, 2, 4, 4)))

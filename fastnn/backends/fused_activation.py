@@ -30,10 +30,11 @@ def fused_activation(where: str, relu: bool, activation, alpha) -> tuple[str | N
     return activation, float(alpha)
 
 
-def fused_activation_grad(where: str, dy, relu_out, activation, act_out, alpha):
+def fused_activation_grad(where: str, dy, relu_out, activation, act_out, alpha, shape=None):
     """(name or None, its output, alpha) of the activation a backward op takes dy through:
     ``relu_out=y`` is short for ``activation="relu", act_out=y``; ``act_out`` must be an
-    array of dy's shape and dtype."""
+    array of dy's dtype and of dy's shape, or of ``shape`` when given (the input of a
+    pooling whose backward takes dy)."""
     if relu_out is not None:
         if act_out is not None or activation not in (None, "relu"):
             raise ValueError(f"{where}: give relu_out or activation with act_out, not both")
@@ -43,9 +44,10 @@ def fused_activation_grad(where: str, dy, relu_out, activation, act_out, alpha):
         raise ValueError(f"{where}: activation and act_out go together, got activation={activation!r}")
     if act_out is not None:
         name = "relu_out" if relu_out is not None else "act_out"
-        if not isinstance(act_out, np.ndarray) or act_out.shape != dy.shape:
+        want, whose = (dy.shape, "dy's") if shape is None else (tuple(shape), "x_shape")
+        if not isinstance(act_out, np.ndarray) or act_out.shape != want:
             raise ValueError(
-                f"{where}: expected {name} of shape {dy.shape} (dy's), "
+                f"{where}: expected {name} of shape {want} ({whose}), "
                 f"got {getattr(act_out, 'shape', type(act_out).__name__)}"
             )
         if act_out.dtype != dy.dtype:

@@ -12,8 +12,10 @@ import numba
 import numpy as np
 
 from ..kernels import pool as pool_kernels
+from ..kernels.activations import ACTIVATION_CODES
 from ._arrays import contiguous as _c
 from .conv_shapes import native
+from .fused_activation import fused_activation_grad
 from .pool_shapes import (
     check_argmax,
     check_norm_order,
@@ -112,18 +114,34 @@ class NumbaPoolOps:
         pool_kernels.avgpool_forward(y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, y)
         return y
 
-    def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
+    def avgpool2d_backward(
+        self, dy, x_shape, size, stride=None, pad=0, activation=None, act_out=None, alpha=0.0
+    ):
         """dx[n, c, h, w] = sum of dy[n, c, oh, ow] / (KH*KW) over the windows holding (h, w).
 
-        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
+        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate. ``activation``
+        with ``act_out`` (its output, of x_shape): dx * f'(.), the gradient through the
+        activation before the pooling; for 2x2 windows at stride 2 taken in the pooling
+        kernel's one pass (the activation op's own scalar code, so the bits of the two ops
+        apart), else by the activation's backward op after it.
         """
         dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
+        activation, act_out, alpha = fused_activation_grad(
+            "avgpool2d_backward", dy, None, activation, act_out, alpha, shape=x_shape
+        )
         dx = np.empty(x_shape, dtype=dy.dtype)
+        if _pool_2x2(g) and activation is not None:
+            code = ACTIVATION_CODES[activation]
+            y = _c(native(act_out))
+            pool_kernels.avgpool_backward_2x2_activation(dx.size, _c(dy), y, code, dy.dtype.type(alpha), dx)
+            return dx
         if _pool_2x2(g):
             pool_kernels.avgpool_backward_2x2(dx.size, _c(dy), dx)
-            return dx
-        pool_kernels.avgpool_backward(dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, dx)
-        return dx
+        else:
+            pool_kernels.avgpool_backward(
+                dy.size * g.KH * g.KW, _c(dy), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, dx
+            )
+        return self._activation_grad(dx, act_out, activation, alpha)
 
     def lppool2d(self, x, size, stride=None, pad=0, p=2):
         """The p-norm of each window: y[n, c, oh, ow] = (sum_{i, j} |xpad[n, c, oh*SH+i, ow*SW+j]|^p)^(1/p).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import native
+from .fused_activation import fused_activation_grad
 from .pool_shapes import (
     check_argmax,
     check_norm_order,
@@ -79,12 +80,24 @@ class NumpyPoolOps:
                 total += xp[:, :, rows, cols]
         return total / x.dtype.type(g.KH * g.KW)
 
-    def avgpool2d_backward(self, dy, x_shape, size, stride=None, pad=0):
+    def avgpool2d_backward(
+        self, dy, x_shape, size, stride=None, pad=0, activation=None, act_out=None, alpha=0.0
+    ):
         """dx[n, c, h, w] = sum of dy[n, c, oh, ow] / (KH*KW) over the windows holding (h, w).
 
-        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate.
+        dy (N, C, OH, OW) -> dx (x_shape); overlapping windows accumulate. ``activation``
+        with ``act_out`` (its output, the pooling's input x, of x_shape; ``alpha`` leaky
+        ReLU's slope): returns dx * f'(.) instead, the gradient through the activation
+        before the pooling, as ``<activation>_backward(dx, act_out)`` gives it.
         """
         dy, x_shape, g = pool_backward_geometry("avgpool2d_backward", dy, x_shape, size, stride, pad)
+        activation, act_out, alpha = fused_activation_grad(
+            "avgpool2d_backward", dy, None, activation, act_out, alpha, shape=x_shape
+        )
+        return self._activation_grad(self._avgpool_backward(dy, g), act_out, activation, alpha)
+
+    def _avgpool_backward(self, dy, g):
+        """avgpool2d_backward's dx for checked dy and geometry g."""
         share = dy / dy.dtype.type(g.KH * g.KW)
         dxp = np.zeros((g.N, g.C, g.H + 2 * g.PH, g.W + 2 * g.PW), dtype=dy.dtype)
         for kh in range(g.KH):

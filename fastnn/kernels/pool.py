@@ -14,6 +14,7 @@ from .._config import FASTMATH_IN_ORDER, jit, parallel_kernel
 from ._scalars import typed
 from ._simd import lanes, wide_vectors
 from ._simd_pool import pool_pairs_step, pool_rows_step
+from .activations import activation_grad
 
 
 @jit(inline="always")
@@ -411,6 +412,43 @@ def avgpool_backward_2x2(dy, dx):
             row = dx[n, c, h]
             for w in range(W):
                 row[w] = zero
+
+
+@parallel_kernel
+def avgpool_backward_2x2_activation(dy, y, code, alpha, dx):
+    """:func:`avgpool_backward_2x2`, then the gradient through the activation ``code``
+    whose output y (dx's shape) the pooling read: dx = activation_grad(0 + dy / 4, y) on
+    each window's elements and activation_grad(0, y) on a last odd row or column, the
+    numbers of the two ops apart (:func:`~fastnn.kernels.activations.activation_grad`),
+    in one pass."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    area = typed(dx, 4)
+    zero = typed(dx, 0.0)
+    for plane in prange(N * C):
+        wide_vectors()
+        n = plane // C
+        c = plane - n * C
+        for i in range(OH):
+            dyr = dy[n, c, i]
+            y0 = y[n, c, 2 * i]
+            y1 = y[n, c, 2 * i + 1]
+            r0 = dx[n, c, 2 * i]
+            r1 = dx[n, c, 2 * i + 1]
+            for j in range(OW):
+                v = zero + dyr[j] / area
+                r0[2 * j] = activation_grad(dx, v, y0[2 * j], code, alpha)
+                r0[2 * j + 1] = activation_grad(dx, v, y0[2 * j + 1], code, alpha)
+                r1[2 * j] = activation_grad(dx, v, y1[2 * j], code, alpha)
+                r1[2 * j + 1] = activation_grad(dx, v, y1[2 * j + 1], code, alpha)
+            for w in range(2 * OW, W):
+                r0[w] = activation_grad(dx, zero, y0[w], code, alpha)
+                r1[w] = activation_grad(dx, zero, y1[w], code, alpha)
+        for h in range(2 * OH, H):
+            row = dx[n, c, h]
+            yr = y[n, c, h]
+            for w in range(W):
+                row[w] = activation_grad(dx, zero, yr[w], code, alpha)
 
 
 @parallel_kernel
