@@ -1,4 +1,6 @@
-"""The direct forward convolution at any stride, output channels along the vector lanes.
+"""The direct convolution at any stride with channels along the vector lanes: forward
+(:func:`channel_tiled_forward`), weight gradients (:func:`channel_tiled_weights`) and
+input gradient (:func:`channel_tiled_data`).
 
 The stride-1 forward tiles of :mod:`.direct` run pixels along the lanes over a wide run of
 the padded input, which a stride breaks, and on planes narrower than a vector they waste
@@ -22,8 +24,12 @@ Parallel over images, each padded once into a buffer of its own
 (:func:`~.padding._pad_image_narrow`); every output element comes from one image's item
 and one fixed order of sums, so the result does not depend on the thread count.
 
-``python benchmarks/bench_conv_impl.py --strided --extra`` ("dir fwd") and
-``python benchmarks/bench_conv_impl.py --extra`` time it against the other algorithms.
+The backward kernels use the same tile: for dW read at the strides (its column step), for
+dx with input channels along the lanes (see their docstrings).
+
+``python benchmarks/bench_conv_impl.py --strided --extra`` (the "dir" columns) times them
+against the other algorithms on strided layers, and ``--narrow`` the forward against the
+stride-1 pixel tiles on narrow planes.
 """
 
 import numpy as np
