@@ -592,6 +592,7 @@ def _float32_kernels():
         NB.avgpool2d_backward(y, x.shape, 2, 1, 1)
         y = NB.avgpool2d(x, 2, 2)  # the 2x2 stride-2 fast paths
         NB.avgpool2d_backward(y, x.shape, 2, 2)
+        NB.avgpool2d_backward(y, x.shape, 2, 2, activation="tanh", act_out=np.tanh(x))  # through tanh
         for p in (2, 3.0):  # p = 2 has a path of its own
             y = NB.lppool2d(x, 2, 1, 1, p=p)
             NB.lppool2d_backward(y, x, y, 2, 1, 1, p=p)
