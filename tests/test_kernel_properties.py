@@ -482,11 +482,11 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         (act.ACT_TANH, none, np.tanh(y_ref)),
         (act.ACT_RELU, res, np.maximum(y_ref + res, 0)),
     ]
+    window = (KH, KW, SH, SW, PH, PW)
     for code, residual, expected in cases:
-        geometry = (KH, KW, SH, SW, PH, PW)
         out = Guarded((N, F, OH, OW), dtype)
         (y,) = run_kernel(
-            conv_k.channel_tiled_forward, build, x, rows, b, *geometry, code, dtype(0.1), residual, out
+            conv_k.channel_tiled_forward, build, x, rows, b, *window, code, dtype(0.1), residual, out
         )
         close(
             y, expected, dtype, f"channel_tiled_forward, activation code {code}, residual {residual.size > 0}"
@@ -498,12 +498,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         dy,
         dy,
         conv_k.DY_AS_GIVEN,
-        KH,
-        KW,
-        SH,
-        SW,
-        PH,
-        PW,
+        *window,
         Guarded(Wt.shape, dtype),
         Guarded(F, dtype),
     )
@@ -516,12 +511,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         dy,
         conv_k.DY_AS_GIVEN,
         conv_k.pack_tap_rows(Wt),
-        KH,
-        KW,
-        SH,
-        SW,
-        PH,
-        PW,
+        *window,
         Guarded(x.shape, dtype),
     )
     close(dx, dx_ref, dtype, "channel_tiled_data")

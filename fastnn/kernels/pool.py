@@ -14,7 +14,7 @@ from .._config import FASTMATH_IN_ORDER, jit, parallel_kernel
 from ._scalars import typed
 from ._simd import lanes, wide_vectors
 from ._simd_pool import pool_pairs_step, pool_rows_step
-from .activations import activation_grad
+from .activations import ACT_IDENTITY, activation_grad
 
 
 @jit(inline="always")
@@ -382,36 +382,48 @@ def avgpool_forward_2x2(x, y):
                 yr[j] = s / area
 
 
+@jit(inline="always")
+def _avgpool_backward_2x2_plane(dy, y, code, alpha, dx):
+    """One plane of :func:`avgpool_backward_2x2_activation`: dy (OH, OW), y and dx (H, W).
+    Inlined, so a constant ``code`` (ACT_IDENTITY) leaves plain stores and no reads of y."""
+    H, W = dx.shape
+    OH, OW = dy.shape
+    area = typed(dx, 4)
+    zero = typed(dx, 0.0)
+    for i in range(OH):
+        dyr = dy[i]
+        y0 = y[2 * i]
+        y1 = y[2 * i + 1]
+        r0 = dx[2 * i]
+        r1 = dx[2 * i + 1]
+        for j in range(OW):
+            v = zero + dyr[j] / area
+            r0[2 * j] = activation_grad(dx, v, y0[2 * j], code, alpha)
+            r0[2 * j + 1] = activation_grad(dx, v, y0[2 * j + 1], code, alpha)
+            r1[2 * j] = activation_grad(dx, v, y1[2 * j], code, alpha)
+            r1[2 * j + 1] = activation_grad(dx, v, y1[2 * j + 1], code, alpha)
+        for w in range(2 * OW, W):
+            r0[w] = activation_grad(dx, zero, y0[w], code, alpha)
+            r1[w] = activation_grad(dx, zero, y1[w], code, alpha)
+    for h in range(2 * OH, H):
+        row = dx[h]
+        yr = y[h]
+        for w in range(W):
+            row[w] = activation_grad(dx, zero, yr[w], code, alpha)
+
+
 @parallel_kernel
 def avgpool_backward_2x2(dy, dx):
     """avgpool_backward for 2x2 windows, stride 2, no padding: each element of a window
     gets 0 + dy / 4 (the general kernel's sum, one share each), a last odd row or column
     of dx 0; a row of windows at a time."""
-    N, C, H, W = dx.shape
-    OH, OW = dy.shape[2], dy.shape[3]
-    area = typed(dx, 4)
+    N, C = dx.shape[0], dx.shape[1]
     zero = typed(dx, 0.0)
     for plane in prange(N * C):
         wide_vectors()
         n = plane // C
         c = plane - n * C
-        for i in range(OH):
-            dyr = dy[n, c, i]
-            r0 = dx[n, c, 2 * i]
-            r1 = dx[n, c, 2 * i + 1]
-            for j in range(OW):
-                v = zero + dyr[j] / area
-                r0[2 * j] = v
-                r0[2 * j + 1] = v
-                r1[2 * j] = v
-                r1[2 * j + 1] = v
-            for w in range(2 * OW, W):
-                r0[w] = zero
-                r1[w] = zero
-        for h in range(2 * OH, H):
-            row = dx[n, c, h]
-            for w in range(W):
-                row[w] = zero
+        _avgpool_backward_2x2_plane(dy[n, c], dx[n, c], ACT_IDENTITY, zero, dx[n, c])
 
 
 @parallel_kernel
@@ -421,34 +433,12 @@ def avgpool_backward_2x2_activation(dy, y, code, alpha, dx):
     each window's elements and activation_grad(0, y) on a last odd row or column, the
     numbers of the two ops apart (:func:`~fastnn.kernels.activations.activation_grad`),
     in one pass."""
-    N, C, H, W = dx.shape
-    OH, OW = dy.shape[2], dy.shape[3]
-    area = typed(dx, 4)
-    zero = typed(dx, 0.0)
+    N, C = dx.shape[0], dx.shape[1]
     for plane in prange(N * C):
         wide_vectors()
         n = plane // C
         c = plane - n * C
-        for i in range(OH):
-            dyr = dy[n, c, i]
-            y0 = y[n, c, 2 * i]
-            y1 = y[n, c, 2 * i + 1]
-            r0 = dx[n, c, 2 * i]
-            r1 = dx[n, c, 2 * i + 1]
-            for j in range(OW):
-                v = zero + dyr[j] / area
-                r0[2 * j] = activation_grad(dx, v, y0[2 * j], code, alpha)
-                r0[2 * j + 1] = activation_grad(dx, v, y0[2 * j + 1], code, alpha)
-                r1[2 * j] = activation_grad(dx, v, y1[2 * j], code, alpha)
-                r1[2 * j + 1] = activation_grad(dx, v, y1[2 * j + 1], code, alpha)
-            for w in range(2 * OW, W):
-                r0[w] = activation_grad(dx, zero, y0[w], code, alpha)
-                r1[w] = activation_grad(dx, zero, y1[w], code, alpha)
-        for h in range(2 * OH, H):
-            row = dx[n, c, h]
-            yr = y[n, c, h]
-            for w in range(W):
-                row[w] = activation_grad(dx, zero, yr[w], code, alpha)
+        _avgpool_backward_2x2_plane(dy[n, c], y[n, c], code, alpha, dx[n, c])
 
 
 @parallel_kernel

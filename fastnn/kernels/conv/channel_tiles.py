@@ -35,12 +35,13 @@ stride-1 pixel tiles on narrow planes.
 import numpy as np
 from numba import prange
 
-from ..._config import parallel_kernel
+from ..._config import jit, parallel_kernel
 from .._scalars import runtime, typed
 from .._simd import VECTOR_BYTES, lanes, wide_vectors
 from .._simd_transpose import vtranspose_block
 from ..activations import ACT_IDENTITY, ACT_RELU, activate
 from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
+from .direct import _tap_offsets
 from .direct_backward import DW_TAPS, _dw_tile_2v12, _grad_rows
 from .padding import _pad_image_narrow
 
@@ -61,6 +62,23 @@ def pack_weight_rows(W):
     rows = np.zeros((T, Fp), dtype=W.dtype)
     rows[:, :F] = W.reshape(F, T).T
     return rows
+
+
+@jit
+def _rows_to_planes(src, stride, dst, c0, nc, P):
+    """dst[(c0 + k)*P + p] = src[p*stride + k] for k < nc, p < P: pixel-major rows of
+    ``stride`` elements (their first nc channels) into channel planes of P pixels, whole
+    blocks of lanes x lanes in registers (:func:`vtranspose_block`), the rest an element
+    at a time."""
+    L = lanes(dst)
+    Pb = P - P % L
+    nb = nc - nc % L
+    for p0 in range(0, Pb, L):
+        for k0 in range(0, nb, L):
+            vtranspose_block(src, src, runtime(False), p0 * stride + k0, stride, dst, (c0 + k0) * P + p0, P)
+    for k in range(nc):
+        for p in range(Pb if k < nb else 0, P):
+            dst[(c0 + k) * P + p] = src[p * stride + k]
 
 
 @parallel_kernel
@@ -139,14 +157,7 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
                     row = rows[p * B : (p + 1) * B]
                     for k in range(B):
                         row[k] = activate(row, row[k] + bb[k], rows_act, alpha)
-            Pb = P - P % L
-            fb = nf - nf % L
-            for p0 in range(0, Pb, L):
-                for k0 in range(0, fb, L):
-                    vtranspose_block(rows, rows, runtime(False), p0 * B + k0, B, yn, (f0 + k0) * P + p0, P)
-            for k in range(nf):
-                for p in range(Pb if k < fb else 0, P):
-                    yn[(f0 + k) * P + p] = rows[p * B + k]
+            _rows_to_planes(rows, B, yn, f0, nf, P)
             if res.size != 0:
                 rn = res[n].reshape(F * P)
                 if act == ACT_RELU:
@@ -199,11 +210,7 @@ def channel_tiled_weights(x, dy, relu_out, mode, KH, KW, SH, SW, PH, PW, dW, db)
     Fp = -(-F // B) * B
     chunk = max(1, min(DW_CHUNK, DW_CHUNK_PIXELS // P))
     G = min(N, DW_GROUPS)
-    offs = np.empty(T, dtype=np.int64)
-    for c in range(C):
-        for kh in range(KH):
-            for kw in range(KW):
-                offs[(c * KH + kh) * KW + kw] = c * plane + kh * Wp + kw
+    offs = _tap_offsets(C, KH, KW, Hp, Wp)
     parts = np.empty((G, F, T + 1), dtype=dW.dtype)
     zero = typed(dW, 0.0)
     for g in prange(G):
@@ -326,12 +333,4 @@ def channel_tiled_data(dy, relu_out, mode, W_taps, KH, KW, SH, SW, PH, PW, dx):
                             t = tmp[kk * B : (kk + 1) * B]
                             for m in range(B):
                                 a[m] += t[m]
-        dxn = dx[n].reshape(C * Q)
-        Qb = Q - Q % L
-        Cb = C - C % L
-        for q0 in range(0, Qb, L):
-            for c0 in range(0, Cb, L):
-                vtranspose_block(acc, acc, runtime(False), q0 * Cp + c0, Cp, dxn, c0 * Q + q0, Q)
-        for c in range(C):
-            for q in range(Qb if c < Cb else 0, Q):
-                dxn[c * Q + q] = acc[q * Cp + c]
+        _rows_to_planes(acc, Cp, dx[n].reshape(C * Q), 0, C, Q)
