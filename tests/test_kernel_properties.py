@@ -842,6 +842,22 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     np.testing.assert_array_equal(argmaxw, argmaxw_ref)
     (dx,) = run_kernel(pool_k.maxpool_backward, build, dy, argmax.copy(), Guarded(x.shape, dtype))
     close(dx, REF.maxpool2d_backward(dy, argmax_ref, x.shape, size, stride, pad), dtype, "maxpool_backward")
+    # indices outside the plane are counted and skipped: nothing is written out of bounds
+    wild = argmax.copy()
+    picked = np.arange(0, wild.size, 3)
+    wild.reshape(-1)[picked] = np.where(picked % 2 == 1, -1 - seed, H * W + seed)
+    kept = np.ones(argmax.shape, bool)
+    kept.reshape(-1)[picked] = False
+    dx_wild = Guarded(x.shape, dtype)
+    outside = getattr(pool_k.maxpool_backward, build)(dy, wild, dx_wild.view)
+    dx_wild.check("maxpool_backward with indices outside the plane")
+    assert outside == (~kept).sum()
+    close(
+        dx_wild.view,
+        REF.maxpool2d_backward(dy * kept, argmax_ref, x.shape, size, stride, pad),
+        dtype,
+        "maxpool_backward skipping indices outside the plane",
+    )
     (y,) = run_kernel(
         pool_k.avgpool_forward, build, x, KH, KW, SH, SW, PH, PW, Guarded((N, C, OH, OW), dtype)
     )

@@ -17,6 +17,7 @@ from ._arrays import contiguous as _c
 from .conv_shapes import native
 from .fused_activation import fused_activation_grad
 from .pool_shapes import (
+    argmax_outside_plane,
     check_argmax,
     check_norm_order,
     lppool_backward_inputs,
@@ -95,9 +96,10 @@ class NumbaPoolOps:
         """
         dy, x_shape, g = pool_backward_geometry("maxpool2d_backward", dy, x_shape, size, stride, pad)
         argmax = native(argmax)
-        check_argmax("maxpool2d_backward", argmax, g)
+        check_argmax("maxpool2d_backward", argmax, g, indices=False)
         dx = np.empty(x_shape, dtype=dy.dtype)
-        pool_kernels.maxpool_backward(dx.size, _c(dy), _c(argmax), dx)
+        if pool_kernels.maxpool_backward(dx.size, _c(dy), _c(argmax), dx):
+            raise argmax_outside_plane("maxpool2d_backward", argmax, g)
         return dx
 
     def avgpool2d(self, x, size, stride=None, pad=0):

@@ -34,18 +34,25 @@ def pool_geometry(where: str, x_shape, size, stride, pad) -> Geometry:
     return geometry(where, x_shape, (kh, kw), stride, pad)
 
 
-def check_argmax(where: str, argmax, g: Geometry) -> None:
-    """argmax must be an int64 array (N, C, OH, OW) of indices into the H*W plane."""
+def check_argmax(where: str, argmax, g: Geometry, indices: bool = True) -> None:
+    """argmax must be an int64 array (N, C, OH, OW) of indices into the H*W plane.
+
+    ``indices=False`` checks the type and shape only, for a kernel that counts the indices
+    outside the plane itself (then :func:`argmax_outside_plane` raises the error)."""
     if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
         kind = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
         raise TypeError(f"{where}: expected argmax as an int64 array, got {kind}")
     if argmax.shape != (g.N, g.C, g.OH, g.OW):
         raise ValueError(f"{where}: expected argmax of shape {(g.N, g.C, g.OH, g.OW)}, got {argmax.shape}")
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= g.H * g.W):
-        raise ValueError(
-            f"{where}: argmax holds indices outside the H*W = {g.H * g.W} plane "
-            f"[{argmax.min()}, {argmax.max()}]"
-        )
+    if indices and argmax.size and (argmax.min() < 0 or argmax.max() >= g.H * g.W):
+        raise argmax_outside_plane(where, argmax, g)
+
+
+def argmax_outside_plane(where: str, argmax, g: Geometry) -> ValueError:
+    """The error for an argmax with indices outside the H*W plane."""
+    return ValueError(
+        f"{where}: argmax holds indices outside the H*W = {g.H * g.W} plane [{argmax.min()}, {argmax.max()}]"
+    )
 
 
 def check_norm_order(where: str, p) -> float:

@@ -288,20 +288,32 @@ def maxpool_forward_2x2_even(x, y, argmax):
 
 @parallel_kernel
 def maxpool_backward(dy, argmax, dx):
-    """dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j] (dx overwritten)."""
+    """dx[n, c].flat[argmax[n, c, i, j]] += dy[n, c, i, j] (dx overwritten).
+
+    Returns the number of indices outside the plane [0, H*W), which are skipped (nothing
+    is written out of bounds): the op checks the count, so it needs no pass of its own
+    over argmax to find its range.
+    """
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     zero = typed(dx, 0.0)
+    plane_size = H * W
+    outside = 0
     for plane in prange(N * C):
         wide_vectors()
         n = plane // C
         c = plane - n * C
-        out = dx[n, c].reshape(H * W)
-        for k in range(H * W):
+        out = dx[n, c].reshape(plane_size)
+        for k in range(plane_size):
             out[k] = zero
         for i in range(OH):
             for j in range(OW):
-                out[argmax[n, c, i, j]] += dy[n, c, i, j]
+                at = argmax[n, c, i, j]
+                if at >= 0 and at < plane_size:
+                    out[at] += dy[n, c, i, j]
+                else:
+                    outside += 1
+    return outside
 
 
 @parallel_kernel(fastmath=FASTMATH_IN_ORDER)
