@@ -31,7 +31,11 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   (``direct_backward._grad_rows``, a ReLU mask fused) for one image of the zoo's 1x1
   64->256 layer (256 channels by 16x16 pixels) and of ResNet-20's stage 2 (32 by 16x16):
   blocks transposed in registers against the same rows written element by element (the
-  loop it replaced, kept here as the baseline).
+  loop it replaced, kept here as the baseline);
+* BatchNorm's backward through a fused ReLU on Inception's (100, 32, 14, 14) and ResNet-20's
+  (64, 16, 32, 32): the batch norm kernel writing each row of dy * f' into dx just before
+  it sums the row (``ops.batchnorm_backward(..., activation="relu")``) against the ReLU's
+  backward kernel over the whole array first (what the op did before).
 """
 
 from __future__ import annotations
@@ -42,9 +46,12 @@ import numba
 import numpy as np
 
 from fastnn.backends import get_ops
+from fastnn.backends.numba_norm import _block
 from fastnn.backends.numba_pool import wide_stack
 from fastnn.bench.harness import interleaved
+from fastnn.kernels import activations as act_kernels
 from fastnn.kernels import affine as affine_kernels
+from fastnn.kernels import norm as norm_kernels
 from fastnn.kernels import optim as optim_kernels
 from fastnn.kernels import pool as pool_kernels
 from fastnn.kernels import tuning
@@ -285,6 +292,36 @@ def main(argv=None) -> None:
             *interleaved_us(
                 lambda: _grad_rows(dyg, maskg, none_i, none_f, DY_RELU_MASKED, F, P, F, rows, sums, dbg),
                 lambda: _rows_by_element(dyg, maskg, F, P, F, rows, sums, dbg),
+                args.repeat,
+            ),
+        )
+
+    for shape in ((100, 32, 14, 14), (64, 16, 32, 32)):
+        xb = rng.standard_normal(shape).astype(np.float32)
+        gamma, beta = np.ones(shape[1], np.float32), np.zeros(shape[1], np.float32)
+        yb, mean, var = ops.batchnorm(xb, gamma, beta, 1e-5, activation="relu")[:3]
+        dyb = rng.standard_normal(shape).astype(np.float32)
+
+        def prepass(xb=xb, yb=yb, dyb=dyb, gamma=gamma, mean=mean, var=var):
+            """The op's former body: the ReLU's kernel into dx, then the kernel reads g there."""
+            x3, dy3, y3 = (a.reshape(a.shape[0], a.shape[1], -1) for a in (xb, dyb, yb))
+            dx, dgamma, dbeta = np.empty_like(x3), np.empty_like(gamma), np.empty_like(gamma)
+            act_kernels.relu_backward(x3.size, dy3.reshape(-1), y3.reshape(-1), dx.reshape(-1))
+            norm_kernels.batchnorm_backward(
+                *(x3.size, dy3, x3, gamma, mean, var, np.float32(1e-5), _block(shape[1], x3.shape[2])),
+                *(norm_kernels.GRADIENT_IN_DX, np.float32(0.0), y3, dx, dgamma, dbeta),
+            )
+            return dx, dgamma, dbeta
+
+        report(
+            f"batchnorm backward through ReLU {shape}, in the kernel / ReLU pass first",
+            "kernel",
+            "pass first",
+            *interleaved_us(
+                lambda xb=xb, yb=yb, dyb=dyb, gamma=gamma, mean=mean, var=var: ops.batchnorm_backward(
+                    dyb, xb, gamma, mean, var, 1e-5, activation="relu", act_out=yb
+                ),
+                prepass,
                 args.repeat,
             ),
         )
