@@ -35,7 +35,14 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
 * BatchNorm's backward through a fused ReLU on Inception's (100, 32, 14, 14) and ResNet-20's
   (64, 16, 32, 32): the batch norm kernel writing each row of dy * f' into dx just before
   it sums the row (``ops.batchnorm_backward(..., activation="relu")``) against the ReLU's
-  backward kernel over the whole array first (what the op did before).
+  backward kernel over the whole array first (what the op did before);
+* max pooling's backward on Inception's (100, 120, 14, 14) at stride 2: the op, whose kernel
+  counts argmax's indices outside the plane, against the op after ``argmax.min()`` and
+  ``argmax.max()`` (the check the op made before);
+* the blocks' whole-array ops on Inception's second block: ``concat_channels`` of its four
+  branches (32, 48, 24, 16 channels, (100, *, 14, 14)) against ``np.concatenate``,
+  ``channel_slice`` of its 48 channels against ``np.ascontiguousarray`` of the slice, and
+  ``add`` of two (100, 80, 14, 14) gradients in place against NumPy's ``+=``.
 """
 
 from __future__ import annotations
@@ -325,6 +332,52 @@ def main(argv=None) -> None:
                 args.repeat,
             ),
         )
+
+    xm = rng.standard_normal((100, 120, 14, 14)).astype(np.float32)
+    ym, argmax = ops.maxpool2d(xm, 3, 2, 1)
+    dym = rng.standard_normal(ym.shape).astype(np.float32)
+
+    def checked_first():
+        argmax.min(), argmax.max()
+        return ops.maxpool2d_backward(dym, argmax, xm.shape, 3, 2, 1)
+
+    report(
+        "maxpool backward 3x3 s2 (100,120,14,14), range in kernel / NumPy range first",
+        "kernel",
+        "numpy",
+        *interleaved_us(
+            lambda: ops.maxpool2d_backward(dym, argmax, xm.shape, 3, 2, 1), checked_first, args.repeat
+        ),
+    )
+    branches = [rng.standard_normal((100, c, 14, 14)).astype(np.float32) for c in (32, 48, 24, 16)]
+    joined = np.concatenate(branches, axis=1)
+    report(
+        "concat_channels 32+48+24+16 ch (100,*,14,14), kernel / np.concatenate",
+        "kernel",
+        "numpy",
+        *interleaved_us(
+            lambda: ops.concat_channels(*branches), lambda: np.concatenate(branches, axis=1), args.repeat
+        ),
+    )
+    report(
+        "channel_slice 48 of 120 ch (100,*,14,14), kernel / np.ascontiguousarray",
+        "kernel",
+        "numpy",
+        *interleaved_us(
+            lambda: ops.channel_slice(joined, 32, 80),
+            lambda: np.ascontiguousarray(joined[:, 32:80]),
+            args.repeat,
+        ),
+    )
+    total, more = (rng.standard_normal((100, 80, 14, 14)).astype(np.float32) for _ in range(2))
+    report(
+        "add in place (100,80,14,14), kernel / numpy +=",
+        "kernel",
+        "numpy",
+        *interleaved_us(
+            lambda: ops.add(total, more, out=total), lambda: np.add(total, more, out=total), args.repeat
+        ),
+    )
 
 
 if __name__ == "__main__":

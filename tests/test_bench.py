@@ -111,15 +111,18 @@ def test_the_fast_path_measurements_run_and_report_a_ratio_for_each_pair(capsys)
     module = load_benchmark_script("bench_fast_paths")
     module.main(["--repeat", "1"])
     rows = capsys.readouterr().out.splitlines()
-    assert len(rows) == 17
+    assert len(rows) == 23
     for row in rows:
         ratio = float(row.rsplit("ratio", 1)[1])
         assert np.isfinite(ratio) and ratio >= 0, row  # printed to 2 decimals
     assert any(row.startswith("maxpool 3x3 s1 pad 1 (100, 120, 7, 7), wide / general") for row in rows)
-    assert rows[-4].startswith("conv 1->16 3x3 @28x28, fill 5 MB / conv")
-    assert rows[-3].startswith("conv 16->16 3x3 (256,16,32,32) + residual ReLU, fused / apart")
-    assert rows[-2].startswith("dy to pixel-major rows, 256 ch x 256 px, blocks / elements")
-    assert rows[-1].startswith("dy to pixel-major rows, 32 ch x 256 px, blocks / elements")
+    assert rows[-10].startswith("conv 1->16 3x3 @28x28, fill 5 MB / conv")
+    assert rows[-9].startswith("conv 16->16 3x3 (256,16,32,32) + residual ReLU, fused / apart")
+    assert rows[-8].startswith("dy to pixel-major rows, 256 ch x 256 px, blocks / elements")
+    assert rows[-7].startswith("dy to pixel-major rows, 32 ch x 256 px, blocks / elements")
+    assert rows[-6].startswith("batchnorm backward through ReLU (100, 32, 14, 14), in the kernel / ReLU")
+    assert rows[-4].startswith("maxpool backward 3x3 s2 (100,120,14,14), range in kernel / NumPy range")
+    assert rows[-1].startswith("add in place (100,80,14,14), kernel / numpy +=")
 
 
 def test_step_profile_takes_any_zoo_network_at_its_batch(capsys):

@@ -1034,7 +1034,39 @@ def all_kernels():
     return found
 
 
-CANARY_MODULES = {"affine", "activations", "losses", "optim", "pool", "conv", "norm", "augment"}
+CANARY_MODULES = {"affine", "activations", "arrays", "losses", "optim", "pool", "conv", "norm", "augment"}
+
+
+@SETTINGS
+@given(
+    N=st.integers(1, 4),
+    C=st.integers(1, 5),
+    S=st.integers(1, 700),
+    dtype=st.sampled_from(DTYPES),
+    build=st.sampled_from(BUILDS),
+    seed=st.integers(0, 2**16),
+)
+def test_array_kernels_write_only_their_outputs(N, C, S, dtype, build, seed):
+    arrays_canaries(N, C, S, dtype, build, seed)
+
+
+def arrays_canaries(N, C, S, dtype, build, seed):
+    """The blocks' sums and channel copies, rows of C*S values cut in pieces of BLOCK."""
+    from fastnn.kernels import arrays as arrays_k
+
+    rng = np.random.default_rng(seed)
+    a, b = rand(rng, N * C * S, dtype), rand(rng, N * C * S, dtype)
+    (y,) = run_kernel(arrays_k.add_forward, build, a, b, Guarded(a.size, dtype))
+    np.testing.assert_array_equal(y, a + b)
+    rows = a.reshape(N, C * S)
+    start = int(rng.integers(0, C)) * S
+    length = C * S - start
+    (part,) = run_kernel(arrays_k.copy_runs, build, rows, start, Guarded((N, length), dtype), 0, length)
+    np.testing.assert_array_equal(part, rows[:, start:])
+    wide = Guarded((N, C * S + length), dtype, fill=0)
+    (joined,) = run_kernel(arrays_k.copy_runs, build, part, 0, wide, C * S, length)
+    np.testing.assert_array_equal(joined[:, C * S :], rows[:, start:])
+    np.testing.assert_array_equal(joined[:, : C * S], 0)
 
 
 def test_every_kernel_has_a_canary_case():
@@ -1046,6 +1078,7 @@ def test_every_kernel_has_a_canary_case():
     conv_canaries(F=3, chunk=1, **geometry)
     pool_canaries(**geometry)
     norm_augment_canaries(N=2, C=3, H=4, W=5, block=2, **example)
+    arrays_canaries(N=2, C=3, S=5, **example)
     missing = sorted(
         name
         for name, kernel in all_kernels().items()
@@ -1091,6 +1124,9 @@ def _ops_cases(rng, dtype):
         "softmax_backward": ((dy, probs), (0, 1)),
         "leaky_relu": ((x, 0.2), (0,)),
         "add_relu": ((x, r(N, D)), (0, 1)),
+        "add": ((img, r(*img.shape)), (0, 1)),
+        "concat_channels": ((img, r(N, F, H, W)), (0, 1)),
+        "channel_slice": ((img, 0, C), (0,)),
         "leaky_relu_backward": ((x, r(N, D), 0.2), (0, 1)),
         "all_finite": ((x,), (0,)),
         "dropout": ((x, 0.3, int(rng.integers(2**64, dtype=np.uint64))), (0,)),

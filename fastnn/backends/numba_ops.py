@@ -7,6 +7,7 @@ every signature of the reference (tests/test_ops_consistency.py).
 
 from .numba_activations import NumbaActivationOps
 from .numba_affine import NumbaAffineOps
+from .numba_arrays import NumbaArrayOps
 from .numba_conv import NumbaConvOps
 from .numba_dropout import NumbaDropoutOps
 from .numba_finite import NumbaFiniteOps
@@ -20,6 +21,7 @@ from .numpy_ops import NumpyOps
 class NumbaOps(
     NumbaAffineOps,
     NumbaActivationOps,
+    NumbaArrayOps,
     NumbaLossOps,
     NumbaFiniteOps,
     NumbaOptimOps,

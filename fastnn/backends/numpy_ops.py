@@ -6,6 +6,7 @@ the Numba backend's ``numba_<family>.py`` and the kernels' ``fastnn/kernels/<fam
 
 from .numpy_activations import NumpyActivationOps
 from .numpy_affine import NumpyAffineOps
+from .numpy_arrays import NumpyArrayOps
 from .numpy_conv import NumpyConvOps
 from .numpy_dropout import NumpyDropoutOps
 from .numpy_finite import NumpyFiniteOps
@@ -18,6 +19,7 @@ from .numpy_pool import NumpyPoolOps
 class NumpyOps(
     NumpyAffineOps,
     NumpyActivationOps,
+    NumpyArrayOps,
     NumpyLossOps,
     NumpyFiniteOps,
     NumpyOptimOps,

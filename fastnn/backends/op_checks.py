@@ -161,3 +161,33 @@ __all__ = [
     "check_logits_and_targets",
     "check_step",
 ]
+
+
+def check_concat_channels(where: str, arrays) -> np.dtype:
+    """At least one float array of 2+ dimensions, all of one dtype and agreeing on every
+    axis but 1; returns the dtype."""
+    if not arrays:
+        raise ValueError(f"{where}: expected at least one array, got none")
+    dtype = check_same_dtype(where, **{f"arrays[{i}]": a for i, a in enumerate(arrays)})
+    first = arrays[0]
+    for i, a in enumerate(arrays):
+        agree = a.ndim == first.ndim and a.shape[0] == first.shape[0] and a.shape[2:] == first.shape[2:]
+        if a.ndim < 2 or not agree:
+            raise ValueError(
+                f"{where}: arrays[{i}] has shape {a.shape} but arrays[0] has {first.shape}; expected "
+                "arrays of 2 or more dimensions that agree on every axis but 1 (the channels)"
+            )
+    return dtype
+
+
+def check_channel_range(where: str, x, start, stop) -> None:
+    """x a float array of 2+ dimensions and 0 <= start <= stop <= x.shape[1] integers."""
+    check_same_dtype(where, x=x)
+    if x.ndim < 2:
+        raise ValueError(f"{where}: expected x with 2 or more dimensions (N, C, ...), got shape {x.shape}")
+    ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, stop))
+    if not ok or not 0 <= start <= stop <= x.shape[1]:
+        raise ValueError(
+            f"{where}: expected integers 0 <= start <= stop <= {x.shape[1]} (x's channels), "
+            f"got start={start!r}, stop={stop!r}"
+        )

@@ -226,7 +226,7 @@ class Residual(Block):
 
     def forward(self, x, train=True):
         body, shortcut = self.forward_parts(x, train)
-        return body + shortcut  # a new array: units may keep their outputs
+        return self.ops.add(body, shortcut)  # a new array: units may keep their outputs
 
     def forward_parts(self, x, train=True) -> tuple[np.ndarray, np.ndarray]:
         """(body(x), shortcut(x)), not yet added (shortcut(x) is x itself for the identity);
@@ -260,10 +260,9 @@ class Residual(Block):
             return None
         body = _run_backward(units["body"], dy)
         shortcut = _run_backward(units["shortcut"], dy)
-        if writable_alone(body, dy, shortcut):
-            body += shortcut  # into the body's fresh input gradient: no third array
-            return body
-        return body + shortcut
+        if writable_alone(body, dy, shortcut):  # into the body's fresh input gradient: no third array
+            return self.ops.add(body, shortcut, out=body)
+        return self.ops.add(body, shortcut)
 
 
 class Concat(Block):
@@ -321,13 +320,13 @@ class Concat(Block):
         outputs = [_run(branch, x, train) for branch in units.values()]
         self._ran = units if train else None
         self._widths = [y.shape[1] for y in outputs] if train else None
-        return np.concatenate(outputs, axis=1)
+        return self.ops.concat_channels(*outputs)
 
     def backward(self, dy, input_grad=True):
         units = self._require_forward("_ran")
         dx, start = None, 0
         for (part, branch), width in zip(units.items(), self._widths):
-            piece = np.ascontiguousarray(dy[:, start : start + width])
+            piece = self.ops.channel_slice(dy, start, start + width)
             start += width
             grad = _run_backward(branch, piece, None if input_grad else self._stops.get(part))
             if not input_grad:
@@ -335,7 +334,7 @@ class Concat(Block):
             if dx is None:
                 dx, owned = grad, writable_alone(grad, dy)
             elif owned and not np.may_share_memory(dx, grad):
-                dx += grad  # into the first branch's fresh input gradient
+                self.ops.add(dx, grad, out=dx)  # into the first branch's fresh input gradient
             else:
-                dx, owned = dx + grad, True
+                dx, owned = self.ops.add(dx, grad), True
         return dx

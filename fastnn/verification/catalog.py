@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 from ..backends import NumbaOps
-from . import cases_activations, cases_conv, cases_dense, cases_losses, cases_optim, cases_pool
+from . import cases_activations, cases_arrays, cases_conv, cases_dense, cases_losses, cases_optim, cases_pool
 from .case import OpCases
 
 #: op name -> its cases, by family.
 CASES: dict[str, OpCases] = {
     **cases_dense.SPECS,
     **cases_activations.SPECS,
+    **cases_arrays.SPECS,
     **cases_losses.SPECS,
     **cases_conv.SPECS,
     **cases_pool.SPECS,
