@@ -12,10 +12,12 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   parameters: why optimizer steps count as OPTIM_WORK_PER_PARAM operations per parameter;
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
-* 3x3 max pooling with padding 1: at stride 1 (the Inception branch's) on
-  (100, 80, 14, 14) and (100, 120, 7, 7), at stride 2 on (100, 32, 28, 28) (Inception's)
-  and (16, 64, 32, 32) (the zoo's 7x7 stem): the whole-plane kernel (a pass per window
-  tap) against the general kernel (one window at a time);
+* 3x3 max pooling with padding 1, the two kernels ``maxpool2d`` chooses between: the
+  whole-plane kernel (a pass per window tap over stacks of planes, every stride-1 window)
+  against the row kernel (a vertical then a horizontal pass per output row) at stride 1
+  (the Inception branch's) on (100, 80, 14, 14) and (100, 120, 7, 7), and the row kernel
+  against the whole-plane one at stride 2 on (100, 32, 28, 28) (Inception's) and
+  (16, 64, 32, 32) (the zoo's 7x7 stem);
 * 2x2 stride-2 average pooling, forward and backward, on LeNet-5's (100, 6, 28, 28): the
   2x2 kernels against the general ones;
 * Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
@@ -54,7 +56,7 @@ import numpy as np
 
 from fastnn.backends import get_ops
 from fastnn.backends.numba_norm import _block
-from fastnn.backends.numba_pool import wide_stack
+from fastnn.backends.numba_pool import thread_rows, wide_stack
 from fastnn.bench.harness import interleaved
 from fastnn.kernels import activations as act_kernels
 from fastnn.kernels import affine as affine_kernels
@@ -67,7 +69,7 @@ from fastnn.kernels.conv.direct_backward import _grad_rows
 from fastnn.kernels.conv.modes import DY_RELU_MASKED
 
 
-@numba.njit(cache=True)
+@numba.njit  # not cached: a cache entry written when the script runs as __main__ breaks its import elsewhere
 def _rows_by_element(dy, mask, F, P, Fp, dst, sums, db):
     """_grad_rows's DY_RELU_MASKED rows and db one element at a time: the baseline."""
     zero = dst.dtype.type(0)
@@ -178,17 +180,22 @@ def main(argv=None) -> None:
         plane_size, wide = pool_kernels.wide_scratch(shape[2], shape[3], 3, 3, 1, 1, stack)
         plane = np.empty((slots, plane_size), np.float32)
         best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int32)
-        report(
-            f"maxpool 3x3 s{stride} pad 1 {shape}, wide / general",
-            "wide",
-            "general",
-            *interleaved_us(
-                lambda: pool_kernels.maxpool_forward_wide.parallel(
-                    xs, 3, 3, stride, stride, 1, 1, stack, plane, best, tap, ys, ats
-                ),
-                lambda: pool_kernels.maxpool_forward.parallel(xs, 3, 3, stride, stride, 1, 1, ys, ats),
-                args.repeat,
+        col = thread_rows("bench_rows", slots, shape[3] + 2, np.float32)
+        col_at = thread_rows("bench_rows_at", slots, shape[3] + 2, np.int64)
+        kernels = {
+            "wide": lambda: pool_kernels.maxpool_forward_wide.parallel(
+                xs, 3, 3, stride, stride, 1, 1, stack, plane, best, tap, ys, ats
             ),
+            "rows": lambda: pool_kernels.maxpool_forward_rows.parallel(
+                xs, 3, 3, stride, stride, 1, 1, col, col_at, ys, ats
+            ),
+        }
+        a, b = ("wide", "rows") if stride == 1 else ("rows", "wide")
+        report(
+            f"maxpool 3x3 s{stride} pad 1 {shape}, {a} / {b}",
+            a,
+            b,
+            *interleaved_us(kernels[a], kernels[b], args.repeat),
         )
 
     xa = rng.standard_normal((100, 6, 28, 28)).astype(np.float32)  # LeNet-5's first pooling

@@ -587,7 +587,7 @@ def _float32_kernels():
         y, argmax = NB.maxpool2d(x, 2, 1, 1)
         NB.maxpool2d_backward(y, argmax, x.shape, 2, 1, 1)
         NB.maxpool2d(x, 2, 2)  # the 2x2 stride-2 fast path
-        NB.maxpool2d(x, 3, 3)  # stride 3: the general kernel (strides 1 and 2 take the wide one)
+        NB.maxpool2d(x, 3, 3)  # stride 3: the row kernel (stride 1 takes the whole-plane one)
         y = NB.avgpool2d(x, 2, 1, 1)
         NB.avgpool2d_backward(y, x.shape, 2, 1, 1)
         y = NB.avgpool2d(x, 2, 2)  # the 2x2 stride-2 fast paths

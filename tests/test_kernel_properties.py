@@ -778,16 +778,13 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
     x = rand(rng, (N, C, H, W), dtype)
     dy = rand(rng, (N, C, OH, OW), dtype)
-    y, argmax = run_kernel(
-        pool_k.maxpool_forward,
+    slots = max(1, numba.get_num_threads())
+    *_, y, argmax = run_kernel(
+        pool_k.maxpool_forward_rows,
         build,
-        x,
-        KH,
-        KW,
-        SH,
-        SW,
-        PH,
-        PW,
+        *(x, KH, KW, SH, SW, PH, PW),
+        Guarded((slots, W + 2 * PW), dtype, scratch=True),
+        Guarded((slots, W + 2 * PW), np.int64, scratch=True),
         Guarded((N, C, OH, OW), dtype),
         Guarded((N, C, OH, OW), np.int64),
     )
@@ -824,7 +821,6 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     xs = np.round(x * 2) / 2
     xs.reshape(-1)[::11] = np.nan
     xs.reshape(-1)[3::5] = -np.inf
-    slots = max(1, numba.get_num_threads())
     G = 1 + seed % (N * C)  # planes per stack, up to all of them (a last stack may be short)
     plane, wide = pool_k.wide_scratch(H, W, KH, KW, PH, PW, G)
     *_, yw, argmaxw = run_kernel(
@@ -840,6 +836,18 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     yw_ref, argmaxw_ref = REF.maxpool2d(xs, size, stride, pad)
     np.testing.assert_array_equal(yw, yw_ref)
     np.testing.assert_array_equal(argmaxw, argmaxw_ref)
+    # the row kernel, on the same ties, NaN and all--inf windows, its rows as the op makes them
+    *_, yr, argmaxr = run_kernel(
+        pool_k.maxpool_forward_rows,
+        build,
+        *(xs, KH, KW, SH, SW, PH, PW),
+        Guarded((slots, W + 2 * PW), dtype, scratch=True),
+        Guarded((slots, W + 2 * PW), np.int64, scratch=True),
+        Guarded((N, C, OH, OW), dtype),
+        Guarded((N, C, OH, OW), np.int64),
+    )
+    np.testing.assert_array_equal(yr, yw_ref)
+    np.testing.assert_array_equal(argmaxr, argmaxw_ref)
     (dx,) = run_kernel(pool_k.maxpool_backward, build, dy, argmax.copy(), Guarded(x.shape, dtype))
     close(dx, REF.maxpool2d_backward(dy, argmax_ref, x.shape, size, stride, pad), dtype, "maxpool_backward")
     # indices outside the plane are counted and skipped: nothing is written out of bounds

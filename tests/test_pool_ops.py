@@ -184,8 +184,9 @@ def test_maxpool_ties_and_nan(backend):
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_maxpool_windows_of_minus_inf_alone_point_inside(stride, dtype):
-    """The whole-plane kernel (3x3, pad 1, strides 1 and 2): a window whose real values are all
-    -inf reports the first of them, never a padding position, beside ordinary windows."""
+    """The whole-plane kernel (stride 1) and the row kernel (stride 2), 3x3 with pad 1: a
+    window whose real values are all -inf reports the first of them, never a padding
+    position, beside ordinary windows."""
     x = np.random.default_rng(5).standard_normal((2, 3, 9, 10)).astype(dtype)
     x[0, 0, :2, :2] = -np.inf  # the top-left window holds -inf and padding alone
     x[1, 2, 4:7, 3:8] = -np.inf

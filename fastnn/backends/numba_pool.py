@@ -26,10 +26,6 @@ from .pool_shapes import (
 )
 from .scratch import scratch as _scratch
 
-#: Max pooling at strides up to this runs as whole-plane passes (``maxpool_forward_wide``),
-#: which take every stride-1 window: stride s computes about s*s times the windows it
-#: needs. ``python benchmarks/bench_fast_paths.py`` times it against the general kernel.
-WIDE_MAX_STRIDE = 2
 #: Padded elements per stack of planes in that kernel: small planes are stacked so that its
 #: passes run long (one plane at a time, (100, 120, 7, 7) spent most of its time per plane).
 WIDE_STACK = 4096
@@ -39,6 +35,22 @@ def wide_stack(planes: int, H: int, W: int, PH: int, PW: int) -> int:
     """Planes per stack of ``maxpool_forward_wide``: as many padded planes as fit
     WIDE_STACK elements, at least one, at most all of them."""
     return max(1, min(planes, WIDE_STACK // ((H + 2 * PH) * (W + 2 * PW))))
+
+
+#: The page size the rows of :func:`thread_rows` start on.
+PAGE_BYTES = 4096
+
+
+def thread_rows(name: str, slots: int, length: int, dtype) -> np.ndarray:
+    """(slots, n) work rows of ``dtype``, n >= ``length``, each row starting on a page of its
+    own (a reused :func:`~fastnn.backends.scratch.scratch` buffer). ``maxpool_forward_rows``
+    writes its thread's row for every output row: with rows 48 values apart it ran about
+    twice as long as with rows a page apart (threads' stores to nearby lines)."""
+    per_page = PAGE_BYTES // np.dtype(dtype).itemsize
+    n = -(-length // per_page) * per_page
+    buffer = _scratch(name, (slots * n + per_page,), dtype)
+    skip = (-buffer.ctypes.data % PAGE_BYTES) // np.dtype(dtype).itemsize
+    return buffer[skip : skip + slots * n].reshape(slots, n)
 
 
 def _pool_2x2(g) -> bool:
@@ -69,7 +81,7 @@ class NumbaPoolOps:
             else:
                 pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
             return y, argmax
-        if g.SH <= WIDE_MAX_STRIDE and g.SW <= WIDE_MAX_STRIDE:
+        if g.SH == 1 and g.SW == 1:
             slots = max(1, numba.get_num_threads())
             stack = wide_stack(g.N * g.C, g.H, g.W, g.PH, g.PW)
             plane, wide = pool_kernels.wide_scratch(g.H, g.W, g.KH, g.KW, g.PH, g.PW, stack)
@@ -84,8 +96,15 @@ class NumbaPoolOps:
                 argmax,
             )
             return y, argmax
-        pool_kernels.maxpool_forward(
-            y.size * g.KH * g.KW, _c(x), g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, y, argmax
+        slots, row = max(1, numba.get_num_threads()), g.W + 2 * g.PW
+        pool_kernels.maxpool_forward_rows(
+            y.size * g.KH * g.KW,
+            _c(x),
+            *(g.KH, g.KW, g.SH, g.SW, g.PH, g.PW),
+            thread_rows("pool_rows", slots, row, x.dtype),
+            thread_rows("pool_rows_at", slots, row, np.int64),
+            y,
+            argmax,
         )
         return y, argmax
 

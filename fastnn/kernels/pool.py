@@ -33,28 +33,6 @@ def _max_window(xc, h0, h1, w0, w1, W):
     return best, at
 
 
-@parallel_kernel
-def maxpool_forward(x, KH, KW, SH, SW, PH, PW, y, argmax):
-    """y = max over each window, argmax = flat index h*W + w of the winner in its plane.
-
-    The first maximum in row-major window order wins; a NaN beats every number.
-    """
-    N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    for plane in prange(N * C):
-        wide_vectors()
-        n = plane // C
-        c = plane - n * C
-        xc = x[n, c].reshape(H * W)
-        for i in range(OH):
-            h0 = max(i * SH - PH, 0)
-            h1 = min(i * SH - PH + KH, H)
-            for j in range(OW):
-                w0 = max(j * SW - PW, 0)
-                w1 = min(j * SW - PW + KW, W)
-                y[n, c, i, j], argmax[n, c, i, j] = _max_window(xc, h0, h1, w0, w1, W)
-
-
 def wide_scratch(H, W, KH, KW, PH, PW, G):
     """(xp_buf, best_buf) row lengths of :func:`maxpool_forward_wide` stacking G planes of
     H x W (tap_buf's equals best_buf's): (G*(H + PH) + PH)*Wp and ((G - 1)*(H + PH) + Hp -
@@ -65,7 +43,7 @@ def wide_scratch(H, W, KH, KW, PH, PW, G):
 
 @parallel_kernel
 def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf, y, argmax):
-    """maxpool_forward through whole-plane passes, with the same maxima and argmax.
+    """:func:`maxpool_forward_rows`'s maxima and argmax through whole-plane passes.
 
     G planes at a time are copied into their thread's padded stack xp: each plane's H rows
     and W columns inside -inf padding, PH rows of it between planes (shared by the planes
@@ -75,7 +53,7 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
     each window tap is one long contiguous pass. One pass per tap, in row-major order,
     keeps best[o] (the window's maximum so far) and tap[o] (the offset kh*W + kw of the
     tap it came from), replacing them only where the tap's value is larger, or is a NaN
-    over a number: the first maximum in row-major order wins, as in the rule above. The
+    over a number: the first maximum in row-major order wins, as in :func:`maxpool_forward_rows`. The
     passes are plain loops (branch-free selects that LLVM vectorises); Numba's
     ``np.maximum(a, b, out)`` over the same slices ran several times slower. Output (i, j) of
     the stack's plane g is the window at o = (g*(H + PH) + i*SH)*Wp + j*SW: argmax =
@@ -152,9 +130,98 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                             )
 
 
+@jit(refcounts=False)
+def _maxpool_rows_plane(x, n, c, KH, KW, SH, SW, PH, PW, col, at, y, argmax):
+    """:func:`maxpool_forward_rows` on plane (n, c), with the thread's rows col and at.
+
+    Compiled without reference counts: its per-row slices would otherwise increment and
+    decrement the shared counts of x, y and argmax from every thread."""
+    H, W = x.shape[2], x.shape[3]
+    OH, OW = y.shape[2], y.shape[3]
+    low = typed(x, -np.inf)
+    for q in range(PW):
+        col[q] = low
+        col[PW + W + q] = low
+        at[q] = 0
+        at[PW + W + q] = 0
+    inner = col[PW : PW + W]
+    inner_at = at[PW : PW + W]
+    for i in range(OH):
+        h0 = i * SH - PH
+        top = max(h0, 0)
+        bottom = min(h0 + KH, H)
+        first = x[n, c, top]
+        for w in range(W):
+            inner[w] = first[w]
+            inner_at[w] = top * W + w
+        for h in range(top + 1, bottom):
+            row = x[n, c, h]
+            for w in range(W):
+                v = row[w]
+                b = inner[w]
+                take = (v > b) | ((v != v) & (b == b))
+                inner[w] = v if take else b
+                inner_at[w] = h * W + w if take else inner_at[w]
+        yr = y[n, c, i]
+        ar = argmax[n, c, i]
+        for j in range(OW):
+            yr[j] = col[j * SW]
+            ar[j] = at[j * SW]
+        for kw in range(1, KW):
+            for j in range(OW):
+                v = col[j * SW + kw]
+                a = at[j * SW + kw]
+                b = yr[j]
+                ab = ar[j]
+                tie = (v == b) | ((v != v) & (b != b))
+                take = (v > b) | ((v != v) & (b == b)) | (tie & (a < ab))
+                yr[j] = v if take else b
+                ar[j] = a if take else ab
+        lost = False  # a window of -inf alone in this row
+        for j in range(OW):
+            lost |= yr[j] == low
+        if lost:
+            xc = x[n, c].reshape(H * W)
+            for j in range(OW):
+                if yr[j] == low:
+                    w0 = j * SW - PW
+                    yr[j], ar[j] = _max_window(xc, top, bottom, max(w0, 0), min(w0 + KW, W), W)
+
+
+@parallel_kernel
+def maxpool_forward_rows(x, KH, KW, SH, SW, PH, PW, col_buf, at_buf, y, argmax):
+    """y = max over each window, argmax = flat index h*W + w of the winner in its plane, as
+    two separable passes per output row.
+
+    The first maximum in row-major window order wins; a NaN beats every number.
+
+    For output row i, a vertical pass over the window's input rows h (those inside the
+    plane, top to bottom) keeps, for every column, the maximum so far and its flat index
+    h*W + w (a NaN beats a number; on a tie the upper row stays); then a horizontal pass over
+    the KW columns of each window at stride SW keeps the larger of the running winner and
+    the column's, a tie going to the smaller flat index. That is the row-major first
+    maximum of the window (the smallest row holding the maximum, then the leftmost column
+    in it), the rule above. Each input row is read by at most ceil(KH / SH) output rows and
+    only the windows needed are taken (the whole-plane kernel takes every stride-1 window).
+    col_buf (dtype) and at_buf (int64) are per-thread rows of at least W + 2*PW values (the
+    padding columns holding -inf), best each on pages of its own: rows of threads sharing
+    nearby lines ran the kernel twice as long (``numba_pool.thread_rows``). A window whose maximum is
+    -inf (all its values -inf) may have kept a padding column, and is taken one value at a
+    time instead.
+    """
+    N, C = x.shape[0], x.shape[1]
+    for plane in prange(N * C):
+        wide_vectors()
+        slot = get_thread_id()
+        n = plane // C
+        _maxpool_rows_plane(
+            x, n, plane - n * C, KH, KW, SH, SW, PH, PW, col_buf[slot], at_buf[slot], y, argmax
+        )
+
+
 @parallel_kernel
 def maxpool_forward_2x2(x, y, argmax):
-    """maxpool_forward for 2x2 windows, stride 2, no padding (same ties and NaN rule).
+    """:func:`maxpool_forward_rows` for 2x2 windows, stride 2, no padding (same ties and NaN rule).
 
     Each window's four values are compared in row-major order with branch-free selects;
     parallel over (n, c) planes, one pass over each pair of input rows.
@@ -237,7 +304,7 @@ def maxpool_2x2_image(xn, C, H, W, yn, an):
     c*OH + i; the lower row wins only if greater, or NaN over a number), with its plane
     index; (2) over the whole image, y[k] = the larger of m[2k] and m[2k+1], a tie (equal,
     or both NaN) going to the smaller plane index. That is the row-major first-maximum
-    rule of :func:`maxpool_forward`; the results are identical.
+    rule of :func:`maxpool_forward_rows`; the results are identical.
     """
     wide_vectors()
     OH = H // 2
