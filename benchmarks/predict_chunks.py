@@ -3,10 +3,11 @@
     python benchmarks/predict_chunks.py [--repeats 9]
 
 For each ``predict_*`` workload of the zoo, ``model.predict(x, batch_size=b)`` takes turns
-(fastnn's harness, interleaved) for b = 256 and for the chunks whose input holds 4 MiB and
-8 MiB (at least 256 samples), and the script prints each median's ratio to 256's. The
+(fastnn's harness, interleaved) for b = 256 and for the chunks whose input holds 4, 8 and
+32 MiB (at least 256 samples), and the script prints each median's ratio to 256's. The
 default chunk (``Sequential.inference_batch_size``) was read off this table: it counts
-every layer's output, not only the input, since bigger chunks slow the conv nets.
+every layer's output, not only the input, since bigger chunks slow the conv nets, and a
+network of vectors alone (the MLP) takes the 32 MiB chunk.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main(argv=None) -> None:
             "256": 256,
             "4 MiB": max(256, (4 << 20) // per_sample),
             "8 MiB": max(256, (8 << 20) // per_sample),
+            "32 MiB": max(256, (32 << 20) // per_sample),
         }
         calls = {name: (lambda b=b: model.predict(x, batch_size=b)) for name, b in sizes.items()}
         median = harness.interleaved(calls, args.repeats, warmup=1, block=1)

@@ -24,8 +24,11 @@ DTYPES = ("float32", "float64")
 #: samples ...
 INFERENCE_BATCH = 256
 #: ... and of more while the chunk's largest layer output (or its input) stays within
-#: this many bytes (:meth:`Sequential.inference_batch_size`).
+#: this many bytes (:meth:`Sequential.inference_batch_size`) ...
 INFERENCE_CHUNK_BYTES = 4 << 20
+#: ... or this many for a network whose every layer gives a vector per sample (Dense layers
+#: and their activations): bigger chunks are bigger GEMMs (``benchmarks/predict_chunks.py``).
+INFERENCE_VECTOR_CHUNK_BYTES = 32 << 20
 
 
 @register_model_class
@@ -438,16 +441,21 @@ class Sequential:
         max(INFERENCE_BATCH, INFERENCE_CHUNK_BYTES // (largest * itemsize)), with
         ``largest`` the most values one sample has at any layer's output or at the input:
         256 for networks whose activations are large (a conv net on MNIST, whose chunk's
-        outputs outgrow the cache), more for small ones (1,337 for an MLP on MNIST), whose
-        chunks of 256 spend more of their time in the Python between the kernels.
+        outputs outgrow the cache), more for small ones, whose chunks of 256 spend more of
+        their time in the Python between the kernels. A network whose every layer outputs
+        a vector per sample (an MLP) takes INFERENCE_VECTOR_CHUNK_BYTES instead: its time
+        is GEMMs, which run faster on more rows (10,699 samples for an MLP on MNIST).
         """
         shape = tuple(int(s) for s in sample_shape)
         largest = int(np.prod(shape))
+        vectors = True
         for layer in self.layers:
             shape = layer.output_shape(shape)
             largest = max(largest, int(np.prod(shape)))
+            vectors = vectors and len(shape) == 1
         itemsize = np.dtype(self.dtype).itemsize
-        return max(INFERENCE_BATCH, INFERENCE_CHUNK_BYTES // max(1, largest * itemsize))
+        budget = INFERENCE_VECTOR_CHUNK_BYTES if vectors else INFERENCE_CHUNK_BYTES
+        return max(INFERENCE_BATCH, budget // max(1, largest * itemsize))
 
     def _inference_batch(self, where: str, batch_size, x) -> int:
         """``batch_size`` checked, or for None :meth:`inference_batch_size`, remembered per

@@ -123,13 +123,17 @@ def test_predict_and_evaluate_run_in_batches_with_the_same_result():
 
 def test_the_default_inference_batch_grows_for_small_networks_only():
     """Without batch_size, predict and evaluate take chunks of at least 256 samples, more
-    while a chunk's largest layer output stays within INFERENCE_CHUNK_BYTES."""
+    while a chunk's largest layer output stays within INFERENCE_CHUNK_BYTES, or
+    INFERENCE_VECTOR_CHUNK_BYTES for a network of vectors alone."""
     from fastnn import model as model_module
 
-    mlp = fnn.models.mlp(seed=0)  # 784 inputs are its largest sample: 4 MiB / (784 * 4 bytes)
-    assert mlp.inference_batch_size((1, 28, 28)) == model_module.INFERENCE_CHUNK_BYTES // (784 * 4) == 1337
+    mlp = fnn.models.mlp(seed=0)  # vectors alone, 784 inputs the largest: 32 MiB / (784 * 4 bytes)
+    expected = model_module.INFERENCE_VECTOR_CHUNK_BYTES // (784 * 4)
+    assert mlp.inference_batch_size((1, 28, 28)) == expected == 10699
     conv = fnn.models.deep_convnet(seed=0)  # 16 x 28 x 28 outputs: a chunk of 256 is already 12 MiB
     assert conv.inference_batch_size((1, 28, 28)) == model_module.INFERENCE_BATCH == 256
+    small_images = fnn.Sequential([fnn.Conv2D(1, 2, 3), fnn.Flatten(), fnn.Dense(2 * 26 * 26, 10)], seed=0)
+    assert small_images.inference_batch_size((1, 28, 28)) == model_module.INFERENCE_CHUNK_BYTES // (1352 * 4)
     wide = fnn.Sequential([fnn.Dense(4, 100000)], seed=0)  # 400 kB a sample: the floor holds
     assert wide.inference_batch_size((4,)) == 256
     x, t = blobs(103)
