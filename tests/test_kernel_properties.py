@@ -779,15 +779,21 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     x = rand(rng, (N, C, H, W), dtype)
     dy = rand(rng, (N, C, OH, OW), dtype)
     slots = max(1, numba.get_num_threads())
-    *_, y, argmax = run_kernel(
-        pool_k.maxpool_forward_rows,
-        build,
-        *(x, KH, KW, SH, SW, PH, PW),
-        Guarded((slots, W + 2 * PW), dtype, scratch=True),
-        Guarded((slots, W + 2 * PW), np.int64, scratch=True),
-        Guarded((N, C, OH, OW), dtype),
-        Guarded((N, C, OH, OW), np.int64),
-    )
+
+    def rows_kernel(values):
+        """The row kernel on ``values``, its rows as the op makes them: (y, argmax)."""
+        *_, y, argmax = run_kernel(
+            pool_k.maxpool_forward_rows,
+            build,
+            *(values, KH, KW, SH, SW, PH, PW),
+            Guarded((slots, W + 2 * PW), dtype, scratch=True),
+            Guarded((slots, W + 2 * PW), np.int64, scratch=True),
+            Guarded((N, C, OH, OW), dtype),
+            Guarded((N, C, OH, OW), np.int64),
+        )
+        return y, argmax
+
+    y, argmax = rows_kernel(x)
     y_ref, argmax_ref = REF.maxpool2d(x, size, stride, pad)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)
@@ -836,16 +842,8 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     yw_ref, argmaxw_ref = REF.maxpool2d(xs, size, stride, pad)
     np.testing.assert_array_equal(yw, yw_ref)
     np.testing.assert_array_equal(argmaxw, argmaxw_ref)
-    # the row kernel, on the same ties, NaN and all--inf windows, its rows as the op makes them
-    *_, yr, argmaxr = run_kernel(
-        pool_k.maxpool_forward_rows,
-        build,
-        *(xs, KH, KW, SH, SW, PH, PW),
-        Guarded((slots, W + 2 * PW), dtype, scratch=True),
-        Guarded((slots, W + 2 * PW), np.int64, scratch=True),
-        Guarded((N, C, OH, OW), dtype),
-        Guarded((N, C, OH, OW), np.int64),
-    )
+    # the row kernel, on the same ties, NaN and all--inf windows
+    yr, argmaxr = rows_kernel(xs)
     np.testing.assert_array_equal(yr, yw_ref)
     np.testing.assert_array_equal(argmaxr, argmaxw_ref)
     (dx,) = run_kernel(pool_k.maxpool_backward, build, dy, argmax.copy(), Guarded(x.shape, dtype))

@@ -33,7 +33,7 @@ def _block(channels: int, per_channel: int) -> int:
 #: first (the standalone ops' own numbers, and there faster than the batch norm kernel's
 #: own per-row loop). On (N, C, H, W) the batch norm kernel writes each row of g into dx
 #: itself, just before it sums that row, the same numbers with one pass fewer over memory
-#: (10 to 30 % faster on the zoo's shapes: ``python benchmarks/bench_batchnorm.py``).
+#: (``python benchmarks/bench_fast_paths.py`` times the two ways).
 _GRADIENT_KERNELS = {
     "relu": act_kernels.relu_backward,
     "leaky_relu": act_kernels.leaky_relu_backward,

@@ -46,10 +46,11 @@ def thread_rows(name: str, slots: int, length: int, dtype) -> np.ndarray:
     own (a reused :func:`~fastnn.backends.scratch.scratch` buffer). ``maxpool_forward_rows``
     writes its thread's row for every output row: with rows 48 values apart it ran about
     twice as long as with rows a page apart (threads' stores to nearby lines)."""
-    per_page = PAGE_BYTES // np.dtype(dtype).itemsize
+    itemsize = np.dtype(dtype).itemsize
+    per_page = PAGE_BYTES // itemsize
     n = -(-length // per_page) * per_page
     buffer = _scratch(name, (slots * n + per_page,), dtype)
-    skip = (-buffer.ctypes.data % PAGE_BYTES) // np.dtype(dtype).itemsize
+    skip = (-buffer.ctypes.data % PAGE_BYTES) // itemsize
     return buffer[skip : skip + slots * n].reshape(slots, n)
 
 

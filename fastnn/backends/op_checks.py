@@ -151,18 +151,6 @@ def check_bn_activation(where: str, activation, alpha, dy=None, act_out=None):
     return name
 
 
-__all__ = [
-    "BATCHNORM_ACTIVATIONS",
-    "affine_shapes",
-    "check_activation_grad",
-    "check_bn_activation",
-    "check_batchnorm",
-    "check_eps",
-    "check_logits_and_targets",
-    "check_step",
-]
-
-
 def check_concat_channels(where: str, arrays) -> np.dtype:
     """At least one float array of 2+ dimensions, all of one dtype and agreeing on every
     axis but 1; returns the dtype."""
@@ -191,3 +179,15 @@ def check_channel_range(where: str, x, start, stop) -> None:
             f"{where}: expected integers 0 <= start <= stop <= {x.shape[1]} (x's channels), "
             f"got start={start!r}, stop={stop!r}"
         )
+
+
+__all__ = [
+    "BATCHNORM_ACTIVATIONS",
+    "affine_shapes",
+    "check_activation_grad",
+    "check_bn_activation",
+    "check_batchnorm",
+    "check_eps",
+    "check_logits_and_targets",
+    "check_step",
+]

@@ -33,6 +33,17 @@ def _max_window(xc, h0, h1, w0, w1, W):
     return best, at
 
 
+@jit(inline="always")
+def _retake_minus_inf(xc, top, bottom, W, KW, SW, PW, low, yr, ar):
+    """Take again, one value at a time, every window of output row yr (argmax row ar) whose
+    maximum came out -inf: all its values are -inf and a padding position may have won.
+    The window spans rows [top, bottom) of the flat plane xc of width W."""
+    for j in range(yr.shape[0]):
+        if yr[j] == low:
+            w0 = j * SW - PW
+            yr[j], ar[j] = _max_window(xc, top, bottom, max(w0, 0), min(w0 + KW, W), W)
+
+
 def wide_scratch(H, W, KH, KW, PH, PW, G):
     """(xp_buf, best_buf) row lengths of :func:`maxpool_forward_wide` stacking G planes of
     H x W (tap_buf's equals best_buf's): (G*(H + PH) + PH)*Wp and ((G - 1)*(H + PH) + Hp -
@@ -121,13 +132,8 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                     yr[j] = v
                     lost |= v == low
                 if lost:
-                    for j in range(OW):
-                        if yr[j] == low:
-                            h0 = i * SH - PH
-                            w0 = j * SW - PW
-                            yr[j], ar[j] = _max_window(
-                                xc, max(h0, 0), min(h0 + KH, H), max(w0, 0), min(w0 + KW, W), W
-                            )
+                    h0 = i * SH - PH
+                    _retake_minus_inf(xc, max(h0, 0), min(h0 + KH, H), W, KW, SW, PW, low, yr, ar)
 
 
 @jit(refcounts=False)
@@ -181,11 +187,7 @@ def _maxpool_rows_plane(x, n, c, KH, KW, SH, SW, PH, PW, col, at, y, argmax):
         for j in range(OW):
             lost |= yr[j] == low
         if lost:
-            xc = x[n, c].reshape(H * W)
-            for j in range(OW):
-                if yr[j] == low:
-                    w0 = j * SW - PW
-                    yr[j], ar[j] = _max_window(xc, top, bottom, max(w0, 0), min(w0 + KW, W), W)
+            _retake_minus_inf(x[n, c].reshape(H * W), top, bottom, W, KW, SW, PW, low, yr, ar)
 
 
 @parallel_kernel
