@@ -510,8 +510,16 @@ def test_runner_publishes_while_playing_and_stops_at_the_epoch_limit():
         while runner.playing and time.time() < deadline:
             time.sleep(0.02)
         assert not runner.playing and session.epoch == 4 and session.stopped == "epoch limit 4 reached"
-        frames = [data for name, data in events if name == "frame"]
-        assert frames[-1]["epoch"] == 4 and frames[-1]["stopped"] == "epoch limit 4 reached"
+
+        def frames():
+            with lock:
+                return [data for name, data in events if name == "frame"]
+
+        # the runner clears "playing" under the session's lock and publishes the last frame
+        # just after releasing it: wait for that frame rather than race it
+        while frames()[-1]["epoch"] != 4 and time.time() < deadline:
+            time.sleep(0.02)
+        assert frames()[-1]["epoch"] == 4 and frames()[-1]["stopped"] == "epoch limit 4 reached"
         runner.play()  # play at the limit: no further epoch
         deadline = time.time() + 20
         while runner.playing and time.time() < deadline:
