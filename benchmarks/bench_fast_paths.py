@@ -13,11 +13,11 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
 * 3x3 max pooling with padding 1, the two kernels ``maxpool2d`` chooses between: the
-  whole-plane kernel (a pass per window tap over stacks of planes, every stride-1 window)
-  against the row kernel (a vertical then a horizontal pass per output row) at stride 1
-  (the Inception branch's) on (100, 80, 14, 14) and (100, 120, 7, 7), and the row kernel
-  against the whole-plane one at stride 2 on (100, 32, 28, 28) (Inception's) and
-  (16, 64, 32, 32) (the zoo's 7x7 stem);
+  whole-plane kernel (the nine taps unrolled in one pass over stacks of planes, every
+  stride-1 window), which it takes for 3x3 windows, against the row kernel (a vertical
+  then a horizontal pass per output row, only the windows needed) at stride 1 (the
+  Inception branch's) on (100, 80, 14, 14) and (100, 120, 7, 7), and at stride 2 on
+  (100, 32, 28, 28) (Inception's) and (16, 64, 32, 32) (the zoo's 7x7 stem);
 * 2x2 stride-2 average pooling, forward and backward, on LeNet-5's (100, 6, 28, 28): the
   2x2 kernels against the general ones;
 * Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
@@ -190,12 +190,11 @@ def main(argv=None) -> None:
                 xs, 3, 3, stride, stride, 1, 1, col, col_at, ys, ats
             ),
         }
-        a, b = ("wide", "rows") if stride == 1 else ("rows", "wide")
-        report(
-            f"maxpool 3x3 s{stride} pad 1 {shape}, {a} / {b}",
-            a,
-            b,
-            *interleaved_us(kernels[a], kernels[b], args.repeat),
+        report(  # maxpool2d takes the whole-plane kernel for 3x3 windows at strides 1 and 2
+            f"maxpool 3x3 s{stride} pad 1 {shape}, wide / rows",
+            "wide",
+            "rows",
+            *interleaved_us(kernels["wide"], kernels["rows"], args.repeat),
         )
 
     xa = rng.standard_normal((100, 6, 28, 28)).astype(np.float32)  # LeNet-5's first pooling

@@ -772,6 +772,15 @@ def test_pool_kernels_write_only_their_outputs(N, C, F, H, W, KH, KW, SH, SW, PH
     pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed)
 
 
+@SETTINGS
+@given(**{**geometry, "KH": st.just(3), "KW": st.just(3), "SH": st.integers(1, 2), "SW": st.integers(1, 2)})
+def test_pool_kernels_3x3_write_only_their_outputs(N, C, F, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
+    """3x3 windows at strides 1 and 2, the case whose taps the whole-plane kernel unrolls."""
+    test_pool_kernels_write_only_their_outputs.hypothesis.inner_test(
+        N, C, F, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed
+    )
+
+
 def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     rng = np.random.default_rng(seed)
     size, stride, pad = (KH, KW), (SH, SW), (PH, PW)

@@ -181,12 +181,12 @@ def test_maxpool_ties_and_nan(backend):
     np.testing.assert_array_equal(arg[0, 0], [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
 
 
-@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_maxpool_windows_of_minus_inf_alone_point_inside(stride, dtype):
-    """The whole-plane kernel (stride 1) and the row kernel (stride 2), 3x3 with pad 1: a
-    window whose real values are all -inf reports the first of them, never a padding
-    position, beside ordinary windows."""
+    """The whole-plane kernel (3x3 with pad 1 at strides 1 and 2) and the row kernel
+    (stride 3): a window whose real values are all -inf reports the first of them, never a
+    padding position, beside ordinary windows."""
     x = np.random.default_rng(5).standard_normal((2, 3, 9, 10)).astype(dtype)
     x[0, 0, :2, :2] = -np.inf  # the top-left window holds -inf and padding alone
     x[1, 2, 4:7, 3:8] = -np.inf
@@ -196,6 +196,28 @@ def test_maxpool_windows_of_minus_inf_alone_point_inside(stride, dtype):
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
     assert y[0, 0, 0, 0] == -np.inf and arg[0, 0, 0, 0] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1), (1, 0), (2, 0), ((1, 2), (0, 1))])
+@pytest.mark.parametrize("x_shape", [(3, 5, 14, 14), (2, 7, 9, 12), (40, 6, 7, 7), (1, 1, 3, 3)])
+def test_maxpool_3x3_unrolled_taps(x_shape, stride, pad, dtype):
+    """The op's 3x3 windows at strides up to 2 (the whole-plane kernel's unrolled taps), with
+    ties and -inf among the values against the loop over windows, then with NaNs too against
+    the reference; stacks of several planes, and the last one short, on (40, 6, 7, 7)."""
+    rng = np.random.default_rng(7)
+    x = np.round(rng.standard_normal(x_shape) * 2).astype(dtype)  # many ties
+    x.reshape(-1)[5::9] = -np.inf
+    y, arg = NB.maxpool2d(x, 3, stride, pad)
+    y_loop, arg_loop = loop_maxpool(x, 3, stride, pad)
+    np.testing.assert_array_equal(y, y_loop)
+    np.testing.assert_array_equal(arg, arg_loop)
+    x.reshape(-1)[::13] = np.nan
+    y, arg = NB.maxpool2d(x, 3, stride, pad)
+    y_ref, arg_ref = REF.maxpool2d(x, 3, stride, pad)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    assert np.isnan(y).any()
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])

@@ -62,6 +62,17 @@ def _pool_2x2(g) -> bool:
     return g.KH == 2 and g.KW == 2 and g.SH == 2 and g.SW == 2 and g.PH == 0 and g.PW == 0
 
 
+def _pool_wide(g) -> bool:
+    """Max pooling through ``maxpool_forward_wide`` (every stride-1 window of a stack of
+    planes): at stride 1, and for 3x3 windows at strides up to 2, where its unrolled taps
+    more than pay for the 4 times as many windows as needed. Other strides go to
+    ``maxpool_forward_rows``, which takes only the windows needed. ``python
+    benchmarks/bench_fast_paths.py`` times the two kernels on 3x3 windows at strides 1 and 2."""
+    if g.SH == 1 and g.SW == 1:
+        return True
+    return g.KH == 3 and g.KW == 3 and g.SH <= 2 and g.SW <= 2
+
+
 class NumbaPoolOps:
     """Pooling ops on Numba kernels; see NumpyPoolOps for the formulas."""
 
@@ -82,7 +93,7 @@ class NumbaPoolOps:
             else:
                 pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
             return y, argmax
-        if g.SH == 1 and g.SW == 1:
+        if _pool_wide(g):
             slots = max(1, numba.get_num_threads())
             stack = wide_stack(g.N * g.C, g.H, g.W, g.PH, g.PW)
             plane, wide = pool_kernels.wide_scratch(g.H, g.W, g.KH, g.KW, g.PH, g.PW, stack)

@@ -44,6 +44,41 @@ def _retake_minus_inf(xc, top, bottom, W, KW, SW, PW, low, yr, ar):
             yr[j], ar[j] = _max_window(xc, top, bottom, max(w0, 0), min(w0 + KW, W), W)
 
 
+@jit(inline="always")
+def _take(v, b, t, d):
+    """One tap of a window: (best, tap) after value v of tap offset d meets the running
+    (b, t): v wins when it is larger, or a NaN over a number (a tie keeps the earlier tap)."""
+    take = (v > b) | ((v != v) & (b == b))
+    return (v if take else b), (d if take else t)
+
+
+@jit(inline="always")
+def _wide_taps_3x3(xp, Wp, W, L, best, tap):
+    """:func:`maxpool_forward_wide`'s tap passes for a 3x3 window, in one pass: for every
+    corner o < L of the stack xp (rows of Wp), best[o] and tap[o] after the nine taps in
+    row-major order, the same rule and order as the general passes. The taps are unrolled,
+    so the running maximum and its tap stay in registers (LLVM vectorises the loop over
+    o) instead of going through best and tap in memory once per tap."""
+    x0, x1, x2 = xp[0:L], xp[1 : 1 + L], xp[2 : 2 + L]
+    x3, x4, x5 = xp[Wp : Wp + L], xp[Wp + 1 : Wp + 1 + L], xp[Wp + 2 : Wp + 2 + L]
+    x6, x7, x8 = xp[2 * Wp : 2 * Wp + L], xp[2 * Wp + 1 : 2 * Wp + 1 + L], xp[2 * Wp + 2 : 2 * Wp + 2 + L]
+    d1, d2 = np.int32(1), np.int32(2)
+    d3, d4, d5 = np.int32(W), np.int32(W + 1), np.int32(W + 2)
+    d6, d7, d8 = np.int32(2 * W), np.int32(2 * W + 1), np.int32(2 * W + 2)
+    for o in range(L):
+        b, t = x0[o], np.int32(0)
+        b, t = _take(x1[o], b, t, d1)
+        b, t = _take(x2[o], b, t, d2)
+        b, t = _take(x3[o], b, t, d3)
+        b, t = _take(x4[o], b, t, d4)
+        b, t = _take(x5[o], b, t, d5)
+        b, t = _take(x6[o], b, t, d6)
+        b, t = _take(x7[o], b, t, d7)
+        b, t = _take(x8[o], b, t, d8)
+        best[o] = b
+        tap[o] = t
+
+
 def wide_scratch(H, W, KH, KW, PH, PW, G):
     """(xp_buf, best_buf) row lengths of :func:`maxpool_forward_wide` stacking G planes of
     H x W (tap_buf's equals best_buf's): (G*(H + PH) + PH)*Wp and ((G - 1)*(H + PH) + Hp -
@@ -102,20 +137,23 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                 dst = xp[start : start + W]
                 for w in range(W):
                     dst[w] = row[w]
-        for o in range(L):
-            best[o] = xp[o]
-            tap[o] = 0
-        for t in range(1, KH * KW):
-            kh = t // KW
-            kw = t - kh * KW
-            src = xp[kh * Wp + kw : kh * Wp + kw + L]
-            d = np.int32(kh * W + kw)
+        if KH == 3 and KW == 3:
+            _wide_taps_3x3(xp, Wp, W, L, best, tap)
+        else:
             for o in range(L):
-                v = src[o]
-                b = best[o]
-                take = (v > b) | ((v != v) & (b == b))
-                best[o] = v if take else b
-                tap[o] = d if take else tap[o]
+                best[o] = xp[o]
+                tap[o] = 0
+            for t in range(1, KH * KW):
+                kh = t // KW
+                kw = t - kh * KW
+                src = xp[kh * Wp + kw : kh * Wp + kw + L]
+                d = np.int32(kh * W + kw)
+                for o in range(L):
+                    v = src[o]
+                    b = best[o]
+                    take = (v > b) | ((v != v) & (b == b))
+                    best[o] = v if take else b
+                    tap[o] = d if take else tap[o]
         for g in range(count):
             n = (first + g) // C
             c = first + g - n * C
