@@ -3,6 +3,7 @@
     python benchmarks/bench_conv_impl.py [--batch 100] [--repeat 7] [--dtype float32]
     python benchmarks/bench_conv_impl.py --strided [--extra]
     python benchmarks/bench_conv_impl.py --narrow
+    python benchmarks/bench_conv_impl.py --pointwise
 
 ``--strided`` times impl="im2col", impl="polyphase" (the strided convolution as the
 stride-1 direct kernel on the input's polyphase split) and impl="direct" (the channel
@@ -20,6 +21,10 @@ polyphase+im2col).
 ``--narrow`` times the two direct forward kernels, pixel tiles and channel tiles, on
 stride-1 layers whose output rows are narrower than a vector (NARROW), and names the
 one conv2d runs (``_channel_tiles_pay``).
+
+``--pointwise`` times the 1x1 kernels (one BLAS product per image,
+:mod:`fastnn.kernels.conv.pointwise`) against the direct kernels on 1x1 stride-1 layers
+(POINTWISE), forward and backward, and names the one "auto" runs (``_pointwise_pays``).
 
 Times conv2d forward and conv2d_backward of the numba backend for impl="direct"
 and impl="im2col" (median of ``--repeat`` runs after a warm-up call that also
@@ -210,6 +215,89 @@ def narrow_table(repeat: int, dtype) -> None:
         print(f"{name:28s} {times[0]:8.2f} {times[1]:8.2f} {times[1] / times[0]:8.2f} {op:>8s}")
 
 
+# 1x1 stride-1 layers without padding: name, batch, C, F, H (= W) (--pointwise)
+POINTWISE = [
+    ("inception 1x1 32->16 at 14x14", 100, 32, 16, 14),
+    ("inception 1x1 32->8 at 14x14", 100, 32, 8, 14),
+    ("inception 1x1 80->32 at 14x14", 100, 80, 32, 14),
+    ("inception 1x1 80->8 at 14x14", 100, 80, 8, 14),
+    ("inception 1x1 120->48 at 7x7", 100, 120, 48, 7),
+    ("inception 1x1 120->8 at 7x7", 100, 120, 8, 7),
+    ("1x1 32->16 at 28x28", 100, 32, 16, 28),
+    ("1x1 16->16 at 32x32", 64, 16, 16, 32),
+    ("1x1 256->64 at 8x8", 64, 256, 64, 8),
+    ("1x1 64->256 at 8x8", 64, 64, 256, 8),
+    ("pointwise_1x1 64->256 at 16x16", 32, 64, 256, 16),
+    ("pointwise_1x1 256->64 at 16x16", 32, 256, 64, 16),
+    ("1x1 64->64 at 32x32", 32, 64, 64, 32),
+    ("1x1 16->64 at 32x32", 64, 16, 64, 32),
+    ("1x1 128->128 at 16x16", 16, 128, 128, 16),
+    ("1x1 16->64 at 28x28", 100, 16, 64, 28),
+]
+
+
+def pointwise_table(repeat: int, dtype) -> None:
+    """Print the direct kernels' times (impl="direct") over the 1x1 kernels' (one BLAS product
+    per image, :mod:`fastnn.kernels.conv.pointwise`) on POINTWISE, forward with a fused ReLU
+    and backward through it, the two taking turns call by call; and the one "auto" runs
+    (``_pointwise_pays``)."""
+    rng = np.random.default_rng(0)
+    ops = get_ops("numba")
+    print(f"{dtype}, median of {repeat} runs each, taking turns; ratio = direct / 1x1 (above 1: 1x1 faster)")
+    header = f"{'layer':32s} {'1x1 fwd':>8s} {'ratio':>6s} {'1x1 bwd':>8s} {'ratio':>6s} {'auto f/b':>11s}"
+    print(header)
+    print("-" * len(header))
+    for name, N, C, F, H in POINTWISE:
+        x = rng.standard_normal((N, C, H, H)).astype(dtype)
+        Wt = (0.1 * rng.standard_normal((F, C, 1, 1))).astype(dtype)
+        b = rng.standard_normal(F).astype(dtype)
+        y = ops.conv2d(x, Wt, b, relu=True)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+
+        def forward(impl):
+            return lambda: ops.conv2d(x, Wt, b, relu=True, impl=impl)
+
+        def backward(impl):
+            return lambda: ops.conv2d_backward(dy, x, Wt, relu_out=y, impl=impl)
+
+        geo = numba_conv.conv_geometry("bench", x, Wt, 1, 0)
+        cells, choice = [], []
+        for make, is_forward in ((forward, True), (backward, False)):
+            pays = numba_conv._pointwise_pays(geo, F, dtype, forward=is_forward)
+            # "auto" runs the 1x1 kernels only where the rule says so: forced on elsewhere
+            pointwise = make("auto") if pays else _pointwise_call(make)
+            times = taking_turns(pointwise, make("direct"), repeat)
+            cells += [f"{times[0]:8.2f}", f"{times[1] / times[0]:6.2f}"]
+            choice.append("1x1" if pays else "direct")
+        print(f"{name:32s} {' '.join(cells)} {'/'.join(choice):>11s}")
+
+
+def _pointwise_call(make):
+    """The 1x1 kernels on a layer "auto" leaves to the direct ones: the rule forced on."""
+
+    def run():
+        saved = numba_conv._pointwise_pays
+        numba_conv._pointwise_pays = lambda g, F, dtype, forward=True: True
+        try:
+            make("auto")()
+        finally:
+            numba_conv._pointwise_pays = saved
+
+    return run
+
+
+def taking_turns(a, b, repeat: int) -> tuple[float, float]:
+    """Median ms of ``a`` and of ``b``, called alternately ``repeat`` times each after a warm-up."""
+    a(), b()
+    times_a, times_b = [], []
+    for _ in range(repeat):
+        for fn, times in ((a, times_a), (b, times_b)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times_a)), 1e3 * float(np.median(times_b))
+
+
 def median_ms(fn, repeat: int) -> float:
     fn()
     times = []
@@ -232,7 +320,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--narrow", action="store_true", help="pixel vs channel tiles on stride-1 layers with narrow rows"
     )
+    parser.add_argument(
+        "--pointwise", action="store_true", help="1x1 kernels (BLAS per image) vs direct on 1x1 layers"
+    )
     args = parser.parse_args(argv)
+    if args.pointwise:
+        pointwise_table(args.repeat, np.dtype(args.dtype))
+        return
     if args.narrow:
         narrow_table(args.repeat, np.dtype(args.dtype))
         return

@@ -584,6 +584,10 @@ def _float32_kernels():
             NB.conv2d_backward(dy, x, Wt, stride, pad, impl)
         col = NB.im2col(x, kernel, kernel, stride, pad)
         NB.col2im(col, x.shape, kernel, kernel, stride, pad)
+        W1 = rng.standard_normal((4, shape[1], 1, 1)).astype(np.float32)
+        y1 = NB.conv2d(x, W1, b, relu=True)  # "auto": the 1x1 kernels (conv.pointwise)
+        NB.conv2d_backward(y1, x, W1, relu_out=y1)
+        NB.conv2d_backward(y1, x, W1)
         y, argmax = NB.maxpool2d(x, 2, 1, 1)
         NB.maxpool2d_backward(y, argmax, x.shape, 2, 1, 1)
         NB.maxpool2d(x, 2, 2)  # the 2x2 stride-2 fast path

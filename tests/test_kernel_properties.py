@@ -462,6 +462,58 @@ def polyphase_canaries(x, xp, dy, Wt, SH, SW, PH, PW, OH, OW, dtype, build):
     close(db, db_ref, dtype, "direct_backward_s1 db over the phase taps")
 
 
+def pointwise_canaries(N, C, F, H, W, dtype, build, seed):
+    """The 1x1 stride-1 kernels (one BLAS product per image) against the reference, with
+    and without an activation, a residual and a ReLU's mask, and with dx or dW skipped."""
+    rng = np.random.default_rng(seed)
+    x, Wt, b = rand(rng, (N, C, H, W), dtype), rand(rng, (F, C, 1, 1), dtype), rand(rng, F, dtype)
+    dy, res = rand(rng, (N, F, H, W), dtype), rand(rng, (N, F, H, W), dtype)
+    Wm = Wt.reshape(F, C)
+    none = np.empty((0, 0, 0, 0), dtype)
+    y_ref = REF.conv2d(x, Wt, b)
+    cases = [
+        (act.ACT_IDENTITY, none, y_ref),
+        (act.ACT_RELU, none, np.maximum(y_ref, 0)),
+        (act.ACT_TANH, none, np.tanh(y_ref)),
+        (act.ACT_RELU, res, np.maximum(y_ref + res, 0)),
+    ]
+    for code, residual, expected in cases:
+        (y,) = run_kernel(
+            conv_k.pointwise_forward, build, x, Wm, b, code, dtype(0.1), residual, Guarded(y_ref.shape, dtype)
+        )
+        close(y, expected, dtype, f"pointwise_forward, activation code {code}, residual {residual.size > 0}")
+    relu_out = np.maximum(y_ref, 0)
+    groups = 1 + seed % N  # fixed groups of images, up to one each
+    slots = max(1, numba.get_num_threads())
+    for mask in (none, relu_out):
+        dx_ref, dW_ref, db_ref = REF.conv2d_backward(dy, x, Wt, relu_out=mask if mask.size else None)
+
+        def backward(input_grad, weight_grad, dx, dW, db, mask=mask):
+            return run_kernel(
+                conv_k.pointwise_backward,
+                build,
+                *(x, dy, mask, Wm, input_grad, weight_grad),
+                Guarded((slots, F * H * W), dtype, scratch=True),
+                Guarded((groups, F * C + F), dtype, scratch=True),
+                *(dx, dW, db),
+            )[2:]
+
+        where = f"pointwise_backward, mask {mask.size > 0}"
+        dx, dW, db = backward(True, True, Guarded(x.shape, dtype), Guarded((F, C), dtype), Guarded(F, dtype))
+        close(dx, dx_ref, dtype, where + " dx")
+        close(dW, dW_ref.reshape(F, C), dtype, where + " dW")
+        close(db, db_ref, dtype, where + " db")
+        kept = (Guarded((F, C), dtype, fill=7.0), Guarded(F, dtype, fill=7.0))
+        dx, dW, db = backward(True, False, Guarded(x.shape, dtype), *kept)
+        close(dx, dx_ref, dtype, where + " dx without dW")
+        assert (dW == 7.0).all() and (db == 7.0).all(), where + ": wrote dW or db without weight_grad"
+        dx, dW, db = backward(
+            False, True, Guarded(x.shape, dtype, fill=7.0), Guarded((F, C), dtype), Guarded(F, dtype)
+        )
+        assert (dx == 7.0).all(), where + ": wrote dx without input_grad"
+        close(dW, dW_ref.reshape(F, C), dtype, where + " dW alone")
+
+
 def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, seed):
     rng = np.random.default_rng(seed)
     OH, OW = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
@@ -473,6 +525,7 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
 
     xp = np.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
     polyphase_canaries(x, xp, dy, Wt, SH, SW, PH, PW, OH, OW, dtype, build)
+    pointwise_canaries(N, C, F, H, W, dtype, build, seed)
     rows = conv_k.pack_weight_rows(Wt)
     none = np.empty((0, 0, 0, 0), dtype)
     res = rand(rng, (N, F, OH, OW), dtype)

@@ -118,6 +118,18 @@ def _channel_tiles_pay(g, F: int, dtype) -> bool:
     return g.OW < block // 2 and F >= block and g.KH * g.KW > 1
 
 
+def _pointwise_pays(g, F: int, dtype, forward: bool = True) -> bool:
+    """Whether "auto" runs a 1x1 convolution at stride 1 without padding as one BLAS product
+    per image (:mod:`fastnn.kernels.conv.pointwise`) instead of the direct kernels: backward
+    always; forward with fewer output channels than a block of two vectors (32 float32) or
+    output rows narrower than a vector, where the pixel tiles are mostly idle or junk
+    (``python benchmarks/bench_conv_impl.py --pointwise`` times the two on 16 layers)."""
+    if not (g.KH == 1 and g.KW == 1 and g.SH == 1 and g.SW == 1 and g.PH == 0 and g.PW == 0):
+        return False
+    block = channel_block(dtype)
+    return not forward or F < block or g.OW < block // 2
+
+
 def _resolve(impl: str, g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.float32) -> str:
     """``impl`` with "auto" decided; "polyphase" (or a backward in two parts, :func:`_parts`)
     at stride 1 is "direct", and on an empty problem "im2col"."""
@@ -240,7 +252,10 @@ class NumbaConvOps:
         direct kernel's pass over each image's output while it is in cache, else after the
         convolution; the numbers are those of the convolution, then the sum, then f.
 
-        Numba backend, ``impl="auto"``: "direct" at stride 1; at other strides, forward
+        Numba backend, ``impl="auto"``: a 1x1 convolution at stride 1 without padding runs
+        as one BLAS product per image (:mod:`fastnn.kernels.conv.pointwise`) forward when F
+        is below a block of two vectors or the output rows are narrower than a vector, and
+        backward always (``_pointwise_pays``); otherwise "direct" at stride 1; at other strides, forward
         "direct" when F fills a block of two vectors (32 float32 channels) and the kernel
         is larger than 1x1, else "polyphase" for output rows of 12 pixels or more and for
         1x1 kernels, "im2col" otherwise; the weight gradients "polyphase" up to 3 input
@@ -277,6 +292,19 @@ class NumbaConvOps:
         if y.size == 0:
             return y
         work = y.size * g.C * g.KH * g.KW
+        if impl == "auto" and _pointwise_pays(g, F, x.dtype):
+            with _single_threaded_blas():
+                conv_kernels.pointwise_forward(
+                    work,
+                    x,
+                    W.reshape(F, g.C),
+                    b,
+                    code,
+                    x.dtype.type(alpha),
+                    _unused(x.dtype) if residual is None else residual,
+                    y,
+                )
+            return y
         impl = _resolve(impl, g, F, forward=True, dtype=x.dtype)
         strided = g.SH != 1 or g.SW != 1
         if impl == "direct" and (strided or _channel_tiles_pay(g, F, x.dtype)):
@@ -458,6 +486,10 @@ class NumbaConvOps:
         F = W.shape[0]
         g = conv_geometry("conv2d_backward", x, W, stride, pad, dy=dy)
         out = check_grad_outputs("conv2d_backward", out, W.shape, (F,), x.dtype)
+        if impl == "auto" and taps is _ALL_TAPS and _pointwise_pays(g, F, x.dtype, forward=False):
+            return self._pointwise_backward(
+                dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
+            )
         impl = _resolve(impl, g, F, input_grad=input_grad, dtype=x.dtype)
         parts = _parts(impl)
         if parts is not None and not weight_grad:  # dx alone: its part only
@@ -557,6 +589,50 @@ class NumbaConvOps:
                     dW.reshape(F, K),
                     db,
                 )
+        return (dx if input_grad else None), *grads
+
+    def _pointwise_backward(
+        self, dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
+    ):
+        """conv2d_backward of a 1x1 stride-1 convolution without padding as BLAS products per
+        image (:func:`~fastnn.kernels.conv.pointwise.pointwise_backward`); a pooling and an
+        activation other than ReLU are taken back first, a ReLU's mask in the kernel."""
+        F = W.shape[0]
+        dy, mode, relu_out, _, _ = self._output_grad(
+            dy, g, F, relu_out, pool, activation, act_out, alpha, False, fused_relu=True
+        )
+        dtype = x.dtype
+        if not (input_grad or weight_grad):
+            return None, None, None
+        x, W = _c(x), _c(W)
+        relu_out = _unused(dtype) if mode == DY_AS_GIVEN else _c(relu_out)
+        dx = np.empty(x.shape if input_grad else (0, 0, 0, 0), dtype=dtype)
+        if out is None or not weight_grad:
+            dW, db = np.empty(W.shape, dtype=dtype), np.empty(F, dtype=dtype)
+        else:
+            dW, db = out
+        grads = (dW, db) if weight_grad else (None, None)
+        if dy.size == 0 or x.size == 0:
+            dx[...] = 0
+            dW[...] = 0
+            db[...] = 0
+            return (dx if input_grad else None), *grads
+        groups = min(g.N, tuning.CHUNK_GROUPS)
+        with _single_threaded_blas():
+            conv_kernels.pointwise_backward(
+                dy.size * g.C,
+                x,
+                dy,
+                relu_out,
+                W.reshape(F, g.C),
+                bool(input_grad),
+                bool(weight_grad),
+                _scratch("pointwise_g", (_slots(), F * g.OH * g.OW if mode != DY_AS_GIVEN else 0), dtype),
+                np.empty((groups, F * g.C + F), dtype=dtype),
+                dx,
+                dW.reshape(F, g.C),
+                db,
+            )
         return (dx if input_grad else None), *grads
 
     def _output_grad(self, dy, g, F, relu_out, pool, activation, act_out, alpha, fused, fused_relu=None):

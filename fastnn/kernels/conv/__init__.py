@@ -22,6 +22,8 @@ The package holds one module per algorithm:
 :mod:`.gather`             index tables: the strided copies of :mod:`.polyphase` and
                            :mod:`.im2col` as one flat loop per plane
 :mod:`.modes`              what the stride-1 backward reads as dy: the ``DY_*`` names
+:mod:`.pointwise`          1x1 convolutions at stride 1 without padding as one BLAS
+                           product per image (``impl="auto"`` on few channels or narrow rows)
 =========================  ==============================================================
 
 Two algorithms:
@@ -77,6 +79,7 @@ from .direct import direct_conv_s1
 from .direct_backward import backward_items, direct_backward_s1
 from .im2col import col2im, im2col, im2col_backward, im2col_forward
 from .modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
+from .pointwise import pointwise_backward, pointwise_forward
 
 __all__ = [
     "DY_AS_GIVEN",
@@ -94,5 +97,7 @@ __all__ = [
     "im2col_forward",
     "pack_tap_rows",
     "pack_weight_rows",
+    "pointwise_backward",
+    "pointwise_forward",
     "typed",
 ]
