@@ -18,18 +18,22 @@ from .activations import ACT_IDENTITY, activation_grad
 
 
 @jit(inline="always")
+def _take(v, b, t, d):
+    """One tap of a window: (best, tap) after value v of tap offset d meets the running
+    (b, t): v wins when it is larger, or a NaN over a number (a tie keeps the earlier tap)."""
+    take = (v > b) | ((v != v) & (b == b))
+    return (v if take else b), (d if take else t)
+
+
+@jit(inline="always")
 def _max_window(xc, h0, h1, w0, w1, W):
     """(max, flat index of the winner) over rows [h0, h1) x columns [w0, w1) of the flat plane
     xc of width W: the first maximum in row-major order, a NaN beating every number."""
     best = xc[h0 * W + w0]
     at = h0 * W + w0
     for h in range(h0, h1):
-        for w in range(w0, w1):
-            v = xc[h * W + w]
-            # branch-free select: random data would mispredict a branch
-            take = (v > best) | ((v != v) & (best == best))
-            best = v if take else best
-            at = h * W + w if take else at
+        for w in range(w0, w1):  # branch-free selects: random data would mispredict a branch
+            best, at = _take(xc[h * W + w], best, at, h * W + w)
     return best, at
 
 
@@ -42,14 +46,6 @@ def _retake_minus_inf(xc, top, bottom, W, KW, SW, PW, low, yr, ar):
         if yr[j] == low:
             w0 = j * SW - PW
             yr[j], ar[j] = _max_window(xc, top, bottom, max(w0, 0), min(w0 + KW, W), W)
-
-
-@jit(inline="always")
-def _take(v, b, t, d):
-    """One tap of a window: (best, tap) after value v of tap offset d meets the running
-    (b, t): v wins when it is larger, or a NaN over a number (a tie keeps the earlier tap)."""
-    take = (v > b) | ((v != v) & (b == b))
-    return (v if take else b), (d if take else t)
 
 
 @jit(inline="always")
@@ -149,11 +145,7 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                 src = xp[kh * Wp + kw : kh * Wp + kw + L]
                 d = np.int32(kh * W + kw)
                 for o in range(L):
-                    v = src[o]
-                    b = best[o]
-                    take = (v > b) | ((v != v) & (b == b))
-                    best[o] = v if take else b
-                    tap[o] = d if take else tap[o]
+                    best[o], tap[o] = _take(src[o], best[o], tap[o], d)
         for g in range(count):
             n = (first + g) // C
             c = first + g - n * C
