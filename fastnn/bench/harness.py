@@ -203,7 +203,8 @@ def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | No
 _FIRST_STEP = (
     "import time; t0 = time.perf_counter(); import numpy as np, fastnn as fnn; "
     "m = fnn.models.{model}(seed=0); rng = np.random.default_rng(0); "
-    "x = rng.random(({batch}, 1, 28, 28), dtype=np.float32); t = rng.integers(0, 10, {batch}); "
+    "x = rng.random(({batch},) + tuple(m.input_shape or (1, 28, 28)), dtype=np.float32); "
+    "t = rng.integers(0, 10, {batch}); "
     "m.train_step(x, t, fnn.optim.Adam()); print(time.perf_counter() - t0)"
 )
 
@@ -212,7 +213,9 @@ STARTUP_NETWORKS = ("mlp", "simple_convnet", "deep_convnet", "lenet5")
 
 
 def first_step_times(cache_dir: str | None = None, model: str = "deep_convnet", batch: int = BATCH) -> dict:
-    """From ``import fastnn`` to a finished training step of ``model`` in a fresh process:
+    """From ``import fastnn`` to a finished training step of ``model`` (a model of
+    ``fnn.models``, on random inputs of its ``input_shape``: 1x28x28 for the book's networks,
+    3x32x32 for ``resnet``, ``inception`` and the other classic ones) in a fresh process:
     {"wall_s": seconds, "cpu_s": CPU seconds of that process and the ones it started
     (the kernel-compiling workers of :mod:`fastnn._precompile`)}."""
     import resource
