@@ -340,13 +340,15 @@ def test_norm_kernels_stay_float32():
     from test_float32_kernels import double_math, is_float32_signature, llvm_ir
 
     ops = fnn.get_ops("numba")
-    for shape in ((4, 3), (64, 16, 8, 8)):  # serial and parallel builds
+    # serial and parallel builds, of the (N, D) kernels and of the (N, C, S) ones
+    for shape in ((4, 3), (2048, 64), (4, 3, 2, 2), (64, 16, 8, 8)):
         x, gamma, beta, dy = random_inputs(shape, np.float32)
         y, mean, var = ops.batchnorm(x, gamma, beta)
         ops.batchnorm_backward(dy, x, gamma, mean, var)
         ops.batchnorm_inference(x, gamma, beta, mean, var)
         ops.batchnorm_inference_backward(dy, gamma, var)
-    for name in ("batchnorm_forward", "batchnorm_backward", "channel_affine", "channel_scale"):
+    kernels = ("batchnorm_forward", "batchnorm_backward", "channel_affine", "channel_scale")
+    for name in kernels + ("batchnorm_forward_features", "batchnorm_backward_features"):
         for build in ("serial", "parallel"):
             dispatcher = getattr(getattr(norm_kernels, name), build)
             signatures = [s for s in dispatcher.signatures if is_float32_signature(s)]

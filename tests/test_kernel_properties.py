@@ -982,6 +982,44 @@ def test_norm_and_augment_kernels_write_only_their_outputs(N, C, H, W, block, dt
     norm_augment_canaries(N, C, H, W, block, dtype, build, seed)
 
 
+def feature_norm_canaries(N, D, block, dtype, build, seed):
+    """The (N, D) batch norm kernels, on x seen as (N, D, 1): identity and tanh forward;
+    backward from dy, and from g = dy * f' already in dx (the op's way with an activation)."""
+    from fastnn.kernels import norm as norm_k
+
+    rng = np.random.default_rng(seed)
+    d = np.dtype(dtype).type
+    x, dy = rand(rng, (N, D), dtype), rand(rng, (N, D), dtype)
+    gamma, beta = rand(rng, D, dtype) + d(2), rand(rng, D, dtype)
+    x3 = x.reshape(N, D, 1)
+    y_ref, mean_ref, var_ref = REF.batchnorm(x, gamma, beta, 1e-5)
+    for code, activation, expected in ((0, None, y_ref), (3, "tanh", np.tanh(y_ref))):
+        y, mean, var, _ = run_kernel(
+            norm_k.batchnorm_forward_features,
+            build,
+            *(x3, gamma, beta, d(1e-5), block, code, d(0)),
+            *(Guarded(x3.shape, dtype), Guarded(D, dtype), Guarded(D, dtype), Guarded(D, dtype)),
+        )
+        close(y.reshape(N, D), expected, dtype, f"batchnorm_forward_features {activation}")
+        close(mean, mean_ref, dtype, "batchnorm_forward_features mean")
+        close(var, var_ref, dtype, "batchnorm_forward_features var")
+        act_out = None if activation is None else expected
+        want = REF.batchnorm_backward(dy, x, gamma, mean_ref, var_ref, 1e-5, activation, act_out)
+        if activation is None:
+            dx_in = Guarded(x3.shape, dtype)
+        else:  # g = dy * f' (tanh's, from its output) already in dx
+            dx_in = Guarded(x3.shape, dtype, fill=(dy * (1 - expected * expected))[:, :, None])
+        outs = run_kernel(
+            norm_k.batchnorm_backward_features,
+            build,
+            *(dy.reshape(x3.shape), x3, gamma, mean_ref, var_ref, d(1e-5), block),
+            *(0 if activation is None else norm_k.GRADIENT_IN_DX, d(0), dy.reshape(x3.shape)),
+            *(dx_in, Guarded(D, dtype), Guarded(D, dtype)),
+        )
+        for got, w in zip(outs, want):
+            close(got.reshape(w.shape), w, dtype, f"batchnorm_backward_features {activation}")
+
+
 def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
     from fastnn.kernels import augment as augment_k
     from fastnn.kernels import norm as norm_k
@@ -1066,6 +1104,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
     want = REF.batchnorm_backward(dy, x, gamma, mean_ref, var_ref, 1e-5, "tanh", act_y.reshape(x.shape))
     for got, w in zip(outs, want):
         close(got.reshape(w.shape), w, dtype, "batchnorm_backward tanh")
+    feature_norm_canaries(N * H * W, C, block, dtype, build, seed)
     (y,) = run_kernel(norm_k.channel_affine, build, x3, gamma, beta, block, Guarded(x3.shape, dtype))
     close(y, x3 * gamma[:, None] + beta[:, None], dtype, "channel_affine")
     (dx,) = run_kernel(norm_k.channel_scale, build, x3, gamma, block, Guarded(x3.shape, dtype))

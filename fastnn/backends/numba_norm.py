@@ -69,7 +69,9 @@ class NumbaNormOps:
         mean = np.empty(channels, dtype)
         var = np.empty(channels, dtype)
         inv_std = np.empty(channels, dtype)
-        norm_kernels.batchnorm_forward(
+        features = x3.shape[2] == 1  # (N, D): the per-feature kernel
+        kernel = norm_kernels.batchnorm_forward_features if features else norm_kernels.batchnorm_forward
+        kernel(
             x3.size,
             x3,
             _c(gamma),
@@ -113,7 +115,9 @@ class NumbaNormOps:
                 x3.size, dy3.reshape(-1), act3.reshape(-1), *_alpha(activation, dtype, alpha), dx.reshape(-1)
             )
             code = norm_kernels.GRADIENT_IN_DX
-        norm_kernels.batchnorm_backward(
+        features = x3.shape[2] == 1  # (N, D): the per-feature kernel
+        kernel = norm_kernels.batchnorm_backward_features if features else norm_kernels.batchnorm_backward
+        kernel(
             x3.size,
             dy3,
             x3,

@@ -77,7 +77,8 @@ def _feature_stats(x2, c0, c1, inv_count, mean, var):
 
 @parallel_kernel
 def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
-    """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel.
+    """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel,
+    for x (N, C, S) with S > 1 (images; (N, D) inputs take :func:`batchnorm_forward_features`).
 
     mean[c] = mean of x[:, c, :]; var[c] = mean of (x[:, c, :] - mean[c])**2 (biased,
     two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps); f is activation
@@ -94,28 +95,23 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
         for c in range(c0, c1):
             mean[c] = zero
             var[c] = zero
-        if S == 1:  # (N, D): the inner loops run over contiguous features
-            _feature_stats(x.reshape(N, C), c0, c1, inv_count, mean, var)
-        else:
-            for n in range(N):
-                for c in range(c0, c1):
-                    part = zero
-                    for s in range(S):
-                        part += x[n, c, s]
-                    mean[c] += part
+        for n in range(N):
             for c in range(c0, c1):
-                mean[c] *= inv_count
-            for n in range(N):
-                for c in range(c0, c1):
-                    m = mean[c]
-                    part = zero
-                    for s in range(S):
-                        d = x[n, c, s] - m
-                        part += d * d
-                    var[c] += part
+                part = zero
+                for s in range(S):
+                    part += x[n, c, s]
+                mean[c] += part
         for c in range(c0, c1):
-            var[c] *= inv_count
-            inv_std[c] = one / np.sqrt(var[c] + eps)
+            mean[c] *= inv_count
+        for n in range(N):
+            for c in range(c0, c1):
+                m = mean[c]
+                part = zero
+                for s in range(S):
+                    d = x[n, c, s] - m
+                    part += d * d
+                var[c] += part
+        _finish_statistics(var, inv_std, c0, c1, inv_count, eps)
         if code == ACT_RELU:
             _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y)
         elif code == ACT_SIGMOID:
@@ -126,6 +122,46 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
             _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y)
         else:
             _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
+
+
+@parallel_kernel
+def batchnorm_forward_features(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
+    """:func:`batchnorm_forward` for (N, D) inputs seen as x (N, D, 1) (a Dense layer's):
+    the same statistics and y, through the per-feature helpers (see the module docstring).
+    A kernel of its own, so that a network compiles only the layout it uses."""
+    N, C = x.shape[0], x.shape[1]
+    zero = typed(x, 0.0)
+    inv_count = typed(x, 1.0) / typed(x, N)
+    blocks = (C + block - 1) // block
+    for b in prange(blocks):
+        c0 = b * block
+        c1 = min(C, c0 + block)
+        for c in range(c0, c1):
+            mean[c] = zero
+            var[c] = zero
+        _feature_stats(x.reshape(N, C), c0, c1, inv_count, mean, var)
+        _finish_statistics(var, inv_std, c0, c1, inv_count, eps)
+        x2, y2 = x.reshape(N, C), y.reshape(N, C)
+        if code == ACT_RELU:
+            _feature_affine_block(x2, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y2)
+        elif code == ACT_SIGMOID:
+            _feature_affine_block(x2, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y2)
+        elif code == ACT_TANH:
+            _feature_affine_block(x2, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y2)
+        elif code == ACT_LEAKY_RELU:
+            _feature_affine_block(x2, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y2)
+        else:
+            _feature_affine_block(x2, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y2)
+
+
+@jit(inline="always")
+def _finish_statistics(var, inv_std, c0, c1, inv_count, eps):
+    """var[c] = the sum of squared deviations over the count, inv_std[c] = 1 / sqrt(var[c] +
+    eps), for channels c0..c1."""
+    one = typed(var, 1.0)
+    for c in range(c0, c1):
+        var[c] *= inv_count
+        inv_std[c] = one / np.sqrt(var[c] + eps)
 
 
 @jit(fastmath=False)
@@ -160,18 +196,7 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
     value into a conditional store, which does not vectorise.) ``code`` is a constant at
     each call, so each loop is f's own."""
     N, C, S = x.shape
-    if S == 1:
-        y2 = y.reshape(N, C)
-        _feature_normalise(x.reshape(N, C), gamma, beta, mean, inv_std, c0, c1, y2)
-        if code != ACT_IDENTITY:  # f from a work row, as below
-            row = np.empty(c1 - c0, y.dtype)
-            for n in range(N):
-                yr = y2[n, c0:c1]
-                for j in range(c1 - c0):
-                    row[j] = yr[j]
-                for j in range(c1 - c0):
-                    yr[j] = activate(y, row[j], code, alpha)
-    elif code == ACT_IDENTITY:
+    if code == ACT_IDENTITY:
         for n in range(N):
             for c in range(c0, c1):
                 k = gamma[c] * inv_std[c]
@@ -188,6 +213,22 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
                     row[s] = x[n, c, s] * k + d
                 for s in range(S):
                     y[n, c, s] = activate(y, row[s], code, alpha)
+
+
+@jit(inline="always")
+def _feature_affine_block(x2, gamma, beta, mean, inv_std, c0, c1, code, alpha, y2):
+    """:func:`_channel_affine_block` for features c0..c1 of (N, D) rows: the normalisation by
+    :func:`_feature_normalise` (x - mean first), then f from a work row per row."""
+    N = x2.shape[0]
+    _feature_normalise(x2, gamma, beta, mean, inv_std, c0, c1, y2)
+    if code != ACT_IDENTITY:
+        row = np.empty(c1 - c0, y2.dtype)
+        for n in range(N):
+            yr = y2[n, c0:c1]
+            for j in range(c1 - c0):
+                row[j] = yr[j]
+            for j in range(c1 - c0):
+                yr[j] = activate(y2, row[j], code, alpha)
 
 
 @parallel_kernel
@@ -237,14 +278,10 @@ GRADIENT_IN_DX = -1
 def _activation_grad_row(dy, act_out, n, c0, c1, code, alpha, g):
     """g[n, c, :] = dy * f' (``activation_grad`` from f's output) for channels c0..c1;
     ``code`` is a constant at each call."""
-    N, C, S = dy.shape
-    if S == 1:  # (N, D): one loop over the contiguous features
-        for c in range(c0, c1):
-            g[n, c, 0] = activation_grad(g, dy[n, c, 0], act_out[n, c, 0], code, alpha)
-    else:
-        for c in range(c0, c1):
-            for s in range(S):
-                g[n, c, s] = activation_grad(g, dy[n, c, s], act_out[n, c, s], code, alpha)
+    S = dy.shape[2]
+    for c in range(c0, c1):
+        for s in range(S):
+            g[n, c, s] = activation_grad(g, dy[n, c, s], act_out[n, c, s], code, alpha)
 
 
 @jit(inline="always")
@@ -368,7 +405,8 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out
     dbeta = sum g;  dgamma = sum g * xhat;
     dx = gamma * inv_std / M * (M * g - dbeta - xhat * dgamma),
     with xhat = (x - mean) * inv_std and inv_std = 1 / sqrt(var + eps). g is kept in
-    dx until dx overwrites it.
+    dx until dx overwrites it. For x (N, C, S) with S > 1 ((N, D) inputs take
+    :func:`batchnorm_backward_features`).
     """
     N, C, S = x.shape
     zero = typed(x, 0.0)
@@ -377,28 +415,37 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out
     for b in prange(blocks):
         c0 = b * block
         c1 = min(C, c0 + block)
-        if S == 1:  # (N, D)
-            if code != ACT_IDENTITY and code != GRADIENT_IN_DX:
-                for n in range(N):
-                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
-            g2 = dy.reshape(N, C) if code == ACT_IDENTITY else dx.reshape(N, C)
-            x2, dx2 = x.reshape(N, C), dx.reshape(N, C)
-            _feature_grads(g2, x2, gamma, mean, var, eps, c0, c1, dx2, dgamma, dbeta)
+        for c in range(c0, c1):
+            dbeta[c] = zero
+            dgamma[c] = zero
+        if code == ACT_IDENTITY:
+            for n in range(N):
+                _sums_row(dy, x, mean, n, c0, c1, dgamma, dbeta)
         else:
-            for c in range(c0, c1):
-                dbeta[c] = zero
-                dgamma[c] = zero
-            if code == ACT_IDENTITY:
-                for n in range(N):
-                    _sums_row(dy, x, mean, n, c0, c1, dgamma, dbeta)
-            else:
-                for n in range(N):
-                    if code != GRADIENT_IN_DX:
-                        _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
-                    _sums_row(dx, x, mean, n, c0, c1, dgamma, dbeta)
-            for c in range(c0, c1):
-                dgamma[c] *= one / np.sqrt(var[c] + eps)
-            if code == ACT_IDENTITY:
-                _dx_block(dy, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
-            else:
-                _dx_block(dx, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
+            for n in range(N):
+                if code != GRADIENT_IN_DX:
+                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
+                _sums_row(dx, x, mean, n, c0, c1, dgamma, dbeta)
+        for c in range(c0, c1):
+            dgamma[c] *= one / np.sqrt(var[c] + eps)
+        if code == ACT_IDENTITY:
+            _dx_block(dy, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
+        else:
+            _dx_block(dx, x, gamma, mean, var, eps, c0, c1, dgamma, dbeta, dx)
+
+
+@parallel_kernel
+def batchnorm_backward_features(dy, x, gamma, mean, var, eps, block, code, alpha, act_out, dx, dgamma, dbeta):
+    """:func:`batchnorm_backward` for (N, D) inputs seen as (N, D, 1) (a Dense layer's), through
+    :func:`_feature_grads`: g = dy for ACT_IDENTITY; for any other ``code`` dx already holds
+    g = dy * f' (the caller ran the activation's backward kernel into it, which is faster on
+    rows of features than a pass per block; ``act_out`` and ``alpha`` are not read). A
+    kernel of its own, so that a network compiles only the layout it uses."""
+    N, C = x.shape[0], x.shape[1]
+    blocks = (C + block - 1) // block
+    for b in prange(blocks):
+        c0 = b * block
+        c1 = min(C, c0 + block)
+        g2 = dy.reshape(N, C) if code == ACT_IDENTITY else dx.reshape(N, C)
+        x2, dx2 = x.reshape(N, C), dx.reshape(N, C)
+        _feature_grads(g2, x2, gamma, mean, var, eps, c0, c1, dx2, dgamma, dbeta)
