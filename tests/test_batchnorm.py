@@ -344,11 +344,12 @@ def test_norm_kernels_stay_float32():
     for shape in ((4, 3), (2048, 64), (4, 3, 2, 2), (64, 16, 8, 8)):
         x, gamma, beta, dy = random_inputs(shape, np.float32)
         y, mean, var = ops.batchnorm(x, gamma, beta)
+        ops.batchnorm(x, gamma, beta, activation="tanh")
         ops.batchnorm_backward(dy, x, gamma, mean, var)
         ops.batchnorm_inference(x, gamma, beta, mean, var)
         ops.batchnorm_inference_backward(dy, gamma, var)
-    kernels = ("batchnorm_forward", "batchnorm_backward", "channel_affine", "channel_scale")
-    for name in kernels + ("batchnorm_forward_features", "batchnorm_backward_features"):
+    kernels = ("batchnorm_forward", "batchnorm_forward_smooth", "batchnorm_backward", "channel_affine")
+    for name in kernels + ("channel_scale", "batchnorm_forward_features", "batchnorm_backward_features"):
         for build in ("serial", "parallel"):
             dispatcher = getattr(getattr(norm_kernels, name), build)
             signatures = [s for s in dispatcher.signatures if is_float32_signature(s)]

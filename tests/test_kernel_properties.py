@@ -1067,9 +1067,17 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
     )
     for got, want in zip(outs, REF.batchnorm_backward(dy, x, gamma, mean_ref, var_ref, 1e-5)):
         close(got.reshape(want.shape), want, dtype, "batchnorm_backward")
+    # ReLU, then tanh (the kernel for the sigmoid and tanh): f in the store
+    (relu_y, *_) = run_kernel(
+        norm_k.batchnorm_forward,
+        build,
+        *(x3, gamma, beta, d(1e-5), block, 1, d(0)),
+        *(Guarded(x3.shape, dtype), Guarded(C, dtype), Guarded(C, dtype), Guarded(C, dtype)),
+    )
+    close(relu_y.reshape(x.shape), np.maximum(y_ref, 0), dtype, "batchnorm_forward relu")
     # with a fused activation (tanh): f in the store, dy * f' kept in dx until dx overwrites it
     (act_y, *_) = run_kernel(
-        norm_k.batchnorm_forward,
+        norm_k.batchnorm_forward_smooth,
         build,
         x3,
         gamma,

@@ -12,7 +12,7 @@ import numpy as np
 from ..kernels import activations as act_kernels
 from ..kernels import norm as norm_kernels
 from ..kernels import tuning
-from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
+from ..kernels.activations import ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACTIVATION_CODES
 from ._arrays import contiguous as _c
 from .op_checks import check_batchnorm, check_bn_activation, check_eps
 
@@ -69,8 +69,13 @@ class NumbaNormOps:
         mean = np.empty(channels, dtype)
         var = np.empty(channels, dtype)
         inv_std = np.empty(channels, dtype)
-        features = x3.shape[2] == 1  # (N, D): the per-feature kernel
-        kernel = norm_kernels.batchnorm_forward_features if features else norm_kernels.batchnorm_forward
+        code = ACTIVATION_CODES[activation]
+        if x3.shape[2] == 1:  # (N, D): the per-feature kernel
+            kernel = norm_kernels.batchnorm_forward_features
+        elif code in (ACT_SIGMOID, ACT_TANH):  # their exp and tanh in a kernel of their own
+            kernel = norm_kernels.batchnorm_forward_smooth
+        else:
+            kernel = norm_kernels.batchnorm_forward
         kernel(
             x3.size,
             x3,
@@ -78,7 +83,7 @@ class NumbaNormOps:
             _c(beta),
             dtype.type(eps),
             _block(channels, x3.shape[2]),
-            ACTIVATION_CODES[activation],
+            code,
             dtype.type(alpha),
             y,
             mean,

@@ -78,50 +78,73 @@ def _feature_stats(x2, c0, c1, inv_count, mean, var):
 @parallel_kernel
 def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
     """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel,
-    for x (N, C, S) with S > 1 (images; (N, D) inputs take :func:`batchnorm_forward_features`).
+    for x (N, C, S) with S > 1 (images; (N, D) inputs take :func:`batchnorm_forward_features`),
+    with f the identity (any ``code`` but ACT_RELU and ACT_LEAKY_RELU), ReLU or leaky ReLU;
+    the sigmoid and tanh take :func:`batchnorm_forward_smooth`, so that a network compiles
+    their exp and tanh only when it uses them.
 
     mean[c] = mean of x[:, c, :]; var[c] = mean of (x[:, c, :] - mean[c])**2 (biased,
     two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps); f is activation
     ``code`` (slope ``alpha``, of x's dtype, for leaky ReLU).
     """
     N, C, S = x.shape
-    zero = typed(x, 0.0)
-    one = typed(x, 1.0)
-    inv_count = one / typed(x, N * S)
+    inv_count = typed(x, 1.0) / typed(x, N * S)
     blocks = (C + block - 1) // block
     for b in prange(blocks):
         c0 = b * block
         c1 = min(C, c0 + block)
-        for c in range(c0, c1):
-            mean[c] = zero
-            var[c] = zero
-        for n in range(N):
-            for c in range(c0, c1):
-                part = zero
-                for s in range(S):
-                    part += x[n, c, s]
-                mean[c] += part
-        for c in range(c0, c1):
-            mean[c] *= inv_count
-        for n in range(N):
-            for c in range(c0, c1):
-                m = mean[c]
-                part = zero
-                for s in range(S):
-                    d = x[n, c, s] - m
-                    part += d * d
-                var[c] += part
-        _finish_statistics(var, inv_std, c0, c1, inv_count, eps)
+        _channel_statistics(x, c0, c1, inv_count, eps, mean, var, inv_std)
         if code == ACT_RELU:
             _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y)
-        elif code == ACT_SIGMOID:
-            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y)
-        elif code == ACT_TANH:
-            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y)
         elif code == ACT_LEAKY_RELU:
             _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y)
         else:
             _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
+
+
+@parallel_kernel
+def batchnorm_forward_smooth(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
+    """:func:`batchnorm_forward` with f the sigmoid (ACT_SIGMOID) or tanh (any other ``code``):
+    the same statistics and the same f, for x (N, C, S) with S > 1. ``alpha`` is not read."""
+    N, C, S = x.shape
+    inv_count = typed(x, 1.0) / typed(x, N * S)
+    blocks = (C + block - 1) // block
+    for b in prange(blocks):
+        c0 = b * block
+        c1 = min(C, c0 + block)
+        _channel_statistics(x, c0, c1, inv_count, eps, mean, var, inv_std)
+        if code == ACT_SIGMOID:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y)
+        else:
+            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y)
+
+
+@jit(inline="always")
+def _channel_statistics(x, c0, c1, inv_count, eps, mean, var, inv_std):
+    """mean, var (biased, two passes) and inv_std of channels c0..c1 of x (N, C, S): each
+    channel's rows of S values summed, then added into its total, n ascending."""
+    N, S = x.shape[0], x.shape[2]
+    zero = typed(x, 0.0)
+    for c in range(c0, c1):
+        mean[c] = zero
+        var[c] = zero
+    for n in range(N):
+        for c in range(c0, c1):
+            part = zero
+            for s in range(S):
+                part += x[n, c, s]
+            mean[c] += part
+    for c in range(c0, c1):
+        mean[c] *= inv_count
+    for n in range(N):
+        for c in range(c0, c1):
+            m = mean[c]
+            part = zero
+            for s in range(S):
+                d = x[n, c, s] - m
+                part += d * d
+            var[c] += part
+    _finish_statistics(var, inv_std, c0, c1, inv_count, eps)
 
 
 @parallel_kernel
