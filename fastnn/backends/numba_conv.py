@@ -199,6 +199,30 @@ def _unused(dtype) -> np.ndarray:
     return _UNUSED[np.dtype(dtype)]
 
 
+def _gradient_arrays(x, W, g, input_grad: bool, weight_grad: bool, out):
+    """(dx, dW, db, empty): the arrays a backward pass writes. dx has x's shape, or is an
+    empty placeholder without ``input_grad`` (never touched); dW and db are ``out`` when given
+    with ``weight_grad``, else new arrays (without ``weight_grad``, ones the kernels never
+    touch). ``empty``: the problem has no multiply-adds, and all three are zeroed."""
+    F = W.shape[0]
+    dx = np.empty(x.shape if input_grad else (0, 0, 0, 0), dtype=x.dtype)
+    if out is None or not weight_grad:
+        dW, db = np.empty(W.shape, dtype=x.dtype), np.empty(F, dtype=x.dtype)
+    else:
+        dW, db = out
+    empty = g.N * F * g.OH * g.OW == 0 or x.size == 0
+    if empty:
+        dx[...] = 0
+        dW[...] = 0
+        db[...] = 0
+    return dx, dW, db, empty
+
+
+def _asked_for(dx, dW, db, input_grad: bool, weight_grad: bool):
+    """conv2d_backward's (dx, dW, db), with None for a part not asked for."""
+    return (dx if input_grad else None), *((dW, db) if weight_grad else (None, None))
+
+
 class NumbaConvOps:
     """Conv ops on Numba kernels; see NumpyConvOps for the formulas."""
 
@@ -515,17 +539,9 @@ class NumbaConvOps:
         dtype = x.dtype
         if not (input_grad or weight_grad):
             return None, None, None
-        dx = np.empty(x.shape if input_grad else (0, 0, 0, 0), dtype=dtype)  # untouched without it
-        if out is None or not weight_grad:  # without weight_grad, arrays the kernels never touch
-            dW, db = np.empty(W.shape, dtype=dtype), np.empty(F, dtype=dtype)
-        else:
-            dW, db = out
-        grads = (dW, db) if weight_grad else (None, None)
-        if g.N * F * g.OH * g.OW == 0 or x.size == 0:
-            dx[...] = 0
-            dW[...] = 0
-            db[...] = 0
-            return (dx if input_grad else None), *grads
+        dx, dW, db, empty = _gradient_arrays(x, W, g, input_grad, weight_grad, out)
+        if empty:
+            return _asked_for(dx, dW, db, input_grad, weight_grad)
         work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
         if impl == "direct":
             if g.SH == 1 and g.SW == 1:
@@ -589,7 +605,7 @@ class NumbaConvOps:
                     dW.reshape(F, K),
                     db,
                 )
-        return (dx if input_grad else None), *grads
+        return _asked_for(dx, dW, db, input_grad, weight_grad)
 
     def _pointwise_backward(
         self, dy, x, W, g, relu_out, input_grad, pool, out, activation, act_out, alpha, weight_grad
@@ -606,17 +622,9 @@ class NumbaConvOps:
             return None, None, None
         x, W = _c(x), _c(W)
         relu_out = _unused(dtype) if mode == DY_AS_GIVEN else _c(relu_out)
-        dx = np.empty(x.shape if input_grad else (0, 0, 0, 0), dtype=dtype)
-        if out is None or not weight_grad:
-            dW, db = np.empty(W.shape, dtype=dtype), np.empty(F, dtype=dtype)
-        else:
-            dW, db = out
-        grads = (dW, db) if weight_grad else (None, None)
-        if dy.size == 0 or x.size == 0:
-            dx[...] = 0
-            dW[...] = 0
-            db[...] = 0
-            return (dx if input_grad else None), *grads
+        dx, dW, db, empty = _gradient_arrays(x, W, g, input_grad, weight_grad, out)
+        if empty:
+            return _asked_for(dx, dW, db, input_grad, weight_grad)
         groups = min(g.N, tuning.CHUNK_GROUPS)
         with _single_threaded_blas():
             conv_kernels.pointwise_backward(
@@ -633,7 +641,7 @@ class NumbaConvOps:
                 dW.reshape(F, g.C),
                 db,
             )
-        return (dx if input_grad else None), *grads
+        return _asked_for(dx, dW, db, input_grad, weight_grad)
 
     def _output_grad(self, dy, g, F, relu_out, pool, activation, act_out, alpha, fused, fused_relu=None):
         """(dy, mode, relu_out, argmax, pooled) for the backward kernels: dy checked against

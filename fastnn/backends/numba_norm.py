@@ -115,12 +115,12 @@ class NumbaNormOps:
         dgamma = np.empty(channels, dtype)
         dbeta = np.empty(channels, dtype)
         code = ACTIVATION_CODES[activation]
-        if code != ACT_IDENTITY and x3.shape[2] == 1:  # (N, D): g = dy * f' into dx first
+        features = x3.shape[2] == 1  # (N, D): the per-feature kernel
+        if code != ACT_IDENTITY and features:  # g = dy * f' into dx first
             _GRADIENT_KERNELS[activation](
                 x3.size, dy3.reshape(-1), act3.reshape(-1), *_alpha(activation, dtype, alpha), dx.reshape(-1)
             )
             code = norm_kernels.GRADIENT_IN_DX
-        features = x3.shape[2] == 1  # (N, D): the per-feature kernel
         kernel = norm_kernels.batchnorm_backward_features if features else norm_kernels.batchnorm_backward
         kernel(
             x3.size,
