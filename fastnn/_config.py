@@ -108,19 +108,37 @@ def jit(fn=None, *, refcounts: bool = True, **overrides):
     return numba.njit(**options)(fn)
 
 
-def _renamed_copy(fn, suffix: str):
-    """A copy of ``fn`` with its own qualname, so its on-disk cache entry is its own.
+def _renamed_copy(fn, suffix: str, globals_=None):
+    """A copy of ``fn`` with its own qualname, so its on-disk cache entry is its own
+    (and with the globals ``globals_`` instead of its module's, when given).
 
     Numba's cache is keyed by qualname and bytecode, not by compile flags, so the
     serial and parallel builds of one function would otherwise overwrite each other.
     """
     copy = types.FunctionType(
-        fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__
+        fn.__code__,
+        fn.__globals__ if globals_ is None else globals_,
+        fn.__name__ + suffix,
+        fn.__defaults__,
+        fn.__closure__,
     )
     copy.__qualname__ = fn.__qualname__ + suffix
     copy.__module__ = fn.__module__
     copy.__doc__ = fn.__doc__
     return copy
+
+
+class _GlobalsOverlay(dict):
+    """A module's globals with some names bound to other values: the names it holds,
+    then (``__missing__``, at each lookup, so names bound later in the module are found)
+    the module's own. Python's and Numba's lookups both go through it."""
+
+    def __init__(self, module_globals: dict, replaced: dict):
+        super().__init__(replaced)
+        self._module_globals = module_globals
+
+    def __missing__(self, name):
+        return self._module_globals[name]
 
 
 class ParallelKernel:
@@ -136,11 +154,27 @@ class ParallelKernel:
         self.py_func = fn
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
+        self._overrides = overrides
         self.serial = jit(_renamed_copy(fn, "_serial"), **overrides)
         if PARALLEL:
             self.parallel = jit(_renamed_copy(fn, "_parallel"), parallel=True, **overrides)
         else:
             self.parallel = self.serial
+
+    def variant(self, name: str, **replaced) -> "ParallelKernel":
+        """The same kernel compiled with the global names ``replaced`` bound to other
+        values, under the name ``name`` (bind it to that name in the kernel's module, where
+        the kernel cache and :mod:`fastnn._precompile` look it up).
+
+        For a build that leaves code out: a fused kernel whose helper, ``activate`` say,
+        covers cases a network may never use compiles, through a variant bound to a
+        narrower helper, only the code it runs (see
+        :func:`fastnn.kernels.activations.rectified_variant`). Same flags as this kernel.
+        """
+        fn = self.py_func
+        copy = _renamed_copy(fn, "", _GlobalsOverlay(fn.__globals__, replaced))
+        copy.__name__ = copy.__qualname__ = name
+        return ParallelKernel(copy, **self._overrides)
 
     def __call__(self, work: int, *args):
         if work >= PARALLEL_THRESHOLD:

@@ -296,27 +296,32 @@ MIN_ITEMS_FOR_WORKERS = 3
 #: ``FASTNN_PRECOMPILE=0`` turns off the compiling ahead of a model's first training step.
 ENABLED = os.environ.get("FASTNN_PRECOMPILE", "").strip().lower() not in ("0", "false", "no", "off")
 
-#: The kernel that tells a cache that has seen fastnn before: every network in the zoo ends
-#: in a Dense layer, so its first step compiled or loaded one of its builds.
-SENTINEL = (PACKAGE + ".kernels.affine", "affine_forward")
+#: The kernels that tell a cache that has seen fastnn before: every network in the zoo ends
+#: in a Dense layer, so its first step compiled or loaded a build of one of them (the
+#: rectified build for a Dense layer without an activation or with a ReLU, the other for
+#: a sigmoid or tanh).
+SENTINELS = (
+    (PACKAGE + ".kernels.affine", "affine_forward_rectified"),
+    (PACKAGE + ".kernels.affine", "affine_forward"),
+)
 
 
 def seen_before() -> bool:
-    """Whether this process has run, or the kernel cache holds, a build of the sentinel
+    """Whether this process has run, or the kernel cache holds, a build of a sentinel
     kernel: then fastnn has run on this machine (or in this process) before, and kernels
     still missing compile where they are called."""
-    module = sys.modules.get(SENTINEL[0])
-    kernel = getattr(module, SENTINEL[1], None)
-    if kernel is None:
-        return False
-    for build in {id(kernel.serial): kernel.serial, id(kernel.parallel): kernel.parallel}.values():
-        if build.overloads:
-            return True
-        try:
-            if build._cache._cache_file._load_index():
+    for module_name, name in SENTINELS:
+        kernel = getattr(sys.modules.get(module_name), name, None)
+        if kernel is None:
+            continue
+        for build in {id(kernel.serial): kernel.serial, id(kernel.parallel): kernel.parallel}.values():
+            if build.overloads:
                 return True
-        except Exception:
-            pass
+            try:
+                if build._cache._cache_file._load_index():
+                    return True
+            except Exception:
+                pass
     return False
 
 

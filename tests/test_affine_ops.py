@@ -79,7 +79,7 @@ def test_parallel_affine_kernels_call_blas_on_one_thread_whatever_an_outside_lim
     if _blas.get_kernel_blas_threads() is None:
         pytest.skip("no SciPy OpenBLAS found to set")
     seen = []
-    for name in ("affine_forward", "affine_backward"):
+    for name in ("affine_forward", "affine_forward_rectified", "affine_backward"):
         kernel = getattr(numba_affine.aff, name)
 
         def recording(work, *args, kernel=kernel):

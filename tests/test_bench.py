@@ -97,7 +97,7 @@ def test_step_profile_lists_every_kernel_call_of_a_step(capsys):
     # input check, 3 forward GEMMs, the loss both ways, 3 backward GEMMs, gradient check, Adam
     assert rows == (
         ["count_nonfinite"]
-        + ["affine_forward"] * 3
+        + ["affine_forward_rectified"] * 3  # ReLU and the identity: the rectified build
         + ["softmax_cross_entropy_indices", "softmax_cross_entropy_backward_indices"]
         + ["affine_backward"] * 3
         + ["count_nonfinite", "adam"]
@@ -134,7 +134,7 @@ def test_step_profile_takes_any_zoo_network_at_its_batch(capsys):
     assert "train calls back to back, batch 1," in out and "(1, 784)" in out
     module.profile("predict_mlp", steps=2)
     rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-1]]
-    assert "affine_forward" in rows and "adam" not in rows and "affine_backward" not in rows
+    assert "affine_forward_rectified" in rows and "adam" not in rows and "affine_backward" not in rows
 
 
 # -- the regression gate: fastnn bench --compare ------------------------------------------

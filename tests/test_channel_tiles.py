@@ -241,8 +241,9 @@ def test_the_op_takes_the_channel_tiles_where_the_rule_says(dtype, monkeypatch):
     """conv2d runs channel_tiled_forward for strided layers of a full block of channels and
     for stride-1 planes narrower than a vector, and gives the reference's numbers there."""
     calls = []
-    real = conv_k.channel_tiled_forward
-    monkeypatch.setattr(conv_k, "channel_tiled_forward", lambda *a: (calls.append(a), real(*a))[1])
+    for name in ("channel_tiled_forward", "channel_tiled_forward_rectified"):  # any activation's build
+        real = getattr(conv_k, name)
+        monkeypatch.setattr(conv_k, name, lambda *a, real=real: (calls.append(a), real(*a))[1])
     rng = np.random.default_rng(8)
     block = channel_block(dtype)
     L = block // 2

@@ -581,11 +581,13 @@ def _float32_kernels():
         x, Wt, b, dy = _data(rng, N, shape[1], shape[2], shape[3], 4, kernel, kernel, stride, pad, np.float32)
         for impl in ("direct", "im2col"):
             NB.conv2d(x, Wt, b, stride, pad, impl)
+            NB.conv2d(x, Wt, b, stride, pad, impl, activation="tanh")  # the full builds
             NB.conv2d_backward(dy, x, Wt, stride, pad, impl)
         col = NB.im2col(x, kernel, kernel, stride, pad)
         NB.col2im(col, x.shape, kernel, kernel, stride, pad)
         W1 = rng.standard_normal((4, shape[1], 1, 1)).astype(np.float32)
         y1 = NB.conv2d(x, W1, b, relu=True)  # "auto": the 1x1 kernels (conv.pointwise)
+        NB.conv2d(x, W1, b, activation="sigmoid")
         NB.conv2d_backward(y1, x, W1, relu_out=y1)
         NB.conv2d_backward(y1, x, W1)
         y, argmax = NB.maxpool2d(x, 2, 1, 1)

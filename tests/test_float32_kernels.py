@@ -126,6 +126,7 @@ def float32_kernels_run():
         W = rng.standard_normal((c, c)).astype(np.float32)
         b = rng.standard_normal(c).astype(np.float32)
         ops.affine(x, W, b)
+        ops.affine(x, W, b, activation="tanh")  # the full build (the one above is the rectified)
         ops.affine_backward(dy, x, W)
         for name in ("heaviside", "sigmoid", "tanh", "relu", "softmax"):
             y = getattr(ops, name)(x)

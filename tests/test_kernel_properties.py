@@ -1184,6 +1184,83 @@ def arrays_canaries(N, C, S, dtype, build, seed):
     np.testing.assert_array_equal(joined[:, : C * S], 0)
 
 
+#: Each fused forward kernel and its rectified variant (activations.rectified_variant).
+RECTIFIED = [
+    (aff.affine_forward, aff.affine_forward_rectified),
+    (conv_k.direct_conv_s1, conv_k.direct_conv_s1_rectified),
+    (conv_k.channel_tiled_forward, conv_k.channel_tiled_forward_rectified),
+    (conv_k.pointwise_forward, conv_k.pointwise_forward_rectified),
+    (conv_k.im2col_forward, conv_k.im2col_forward_rectified),
+]
+
+
+@SETTINGS
+@given(
+    N=st.integers(1, 3),
+    C=st.integers(1, 5),
+    H=st.integers(1, 9),
+    W=st.integers(1, 9),
+    F=st.integers(1, 40),
+    K=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    dtype=st.sampled_from(DTYPES),
+    build=st.sampled_from(BUILDS),
+    seed=st.integers(0, 2**16),
+)
+def test_rectified_kernels_give_the_full_kernels_bits(N, C, H, W, F, K, stride, dtype, build, seed):
+    assume(H >= K and W >= K)
+    rectified_canaries(N, C, H, W, F, K, stride, dtype, build, seed)
+
+
+def rectified_canaries(N, C, H, W, F, K, stride, dtype, build, seed):
+    """The rectified variant of each fused forward kernel, for the identity, ReLU and leaky
+    ReLU (with a residual where the kernel takes one): its outputs written in bounds, and
+    bit for bit the full kernel's on the same arguments."""
+    rng = np.random.default_rng(seed)
+    x, Wt, b = rand(rng, (N, C, H, W), dtype), rand(rng, (F, C, K, K), dtype), rand(rng, F, dtype)
+    pad = K // 2
+    OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
+    none = np.empty((0, 0, 0, 0), dtype)
+    residuals = (none, rand(rng, (N, F, OH, OW), dtype))
+    slots = max(1, numba.get_num_threads())
+    T = C * K * K
+
+    def twins(pair, *args):
+        """Both kernels of ``pair`` on ``args``; a callable argument makes a fresh Guarded output."""
+        got = [run_kernel(kernel, build, *[a() if callable(a) else a for a in args]) for kernel in pair]
+        for full, rectified in zip(*got):
+            np.testing.assert_array_equal(rectified, full, err_msg=f"{pair[1].__name__}.{build}")
+
+    def out(shape, kind=dtype, scratch=False):
+        return lambda: Guarded(shape, kind, scratch=scratch)
+
+    for code in (act.ACT_IDENTITY, act.ACT_RELU, act.ACT_LEAKY_RELU):
+        alpha = dtype(0.1)
+        xa, Wa = x.reshape(N, C * H * W), rand(rng, (C * H * W, F), dtype)
+        twins(RECTIFIED[0], xa, Wa, b, code, alpha, np.empty((0, 0, 0), dtype), out((N, F)))
+        for residual in residuals:
+            if stride == 1:
+                placeholder, no_argmax = np.empty((N, F, 0, 0), dtype), np.empty((N, F, 0, 0), np.int64)
+                twins(
+                    RECTIFIED[1],
+                    *(x, Wt, b, pad, pad, False, code, alpha, residual, False),
+                    *(out((N, F, OH, OW)), placeholder, no_argmax, ALL_TAPS),
+                )
+            window = (K, K, stride, stride, pad, pad)
+            rows = conv_k.pack_weight_rows(Wt)
+            twins(RECTIFIED[2], x, rows, b, *window, code, alpha, residual, out((N, F, OH, OW)))
+            if K == 1 and stride == 1:
+                twins(RECTIFIED[3], x, Wt.reshape(F, C), b, code, alpha, residual, out((N, F, H, W)))
+        with single_threaded_blas():
+            twins(
+                RECTIFIED[4],
+                *(x, Wt.reshape(F, T), b, K, K, stride, stride, pad, pad, code, alpha, N),
+                out((slots, N * OH * OW * T), scratch=True),
+                out((slots, N * OH * OW * F), scratch=True),
+                out((N, F, OH, OW)),
+            )
+
+
 def test_every_kernel_has_a_canary_case():
     """Each canary test, run once on a fixed example, must between them call every kernel."""
     example = dict(dtype=np.float32, build="serial", seed=0)
@@ -1194,6 +1271,8 @@ def test_every_kernel_has_a_canary_case():
     pool_canaries(**geometry)
     norm_augment_canaries(N=2, C=3, H=4, W=5, block=2, **example)
     arrays_canaries(N=2, C=3, S=5, **example)
+    rectified_canaries(N=2, C=3, H=5, W=4, F=3, K=3, stride=1, **example)
+    rectified_canaries(N=2, C=3, H=5, W=4, F=3, K=1, stride=1, **example)
     missing = sorted(
         name
         for name, kernel in all_kernels().items()

@@ -59,6 +59,10 @@ def kernel_cases(rng, dtype):
             (rows, W, W[0], activations.ACT_TANH, dtype(0)),
             [out(tuning.GEMM_PARTS - 1, n, m), out(n, m)],
         ),
+        affine.affine_forward_rectified: (
+            (rows, W, W[0], activations.ACT_LEAKY_RELU, dtype(0.1)),
+            [out(tuning.GEMM_PARTS - 1, n, m), out(n, m)],
+        ),
         affine.affine_backward: (
             (dyw, rows, W, dyw, activations.ACT_LEAKY_RELU, dtype(0.1), True, True, True),
             [out(n, m), out(n, c), out(c, m), out(m)],

@@ -16,7 +16,7 @@ from .._checks import check_grad_outputs, check_same_dtype, check_shape
 from .._config import PARALLEL_THRESHOLD
 from ..kernels import affine as aff
 from ..kernels import tuning
-from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
+from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES, for_code
 from ._arrays import contiguous as _c
 from .fused_activation import fused_activation, fused_activation_grad
 from .op_checks import affine_shapes
@@ -60,7 +60,8 @@ class NumbaAffineOps:
         partial = scratch("affine_partial", (parts, n if parts else 0, m if parts else 0), x.dtype)
         code = ACTIVATION_CODES[activation or "identity"]
         with _blas_in_one_thread(work):
-            aff.affine_forward(work, x, W, b, code, x.dtype.type(alpha), partial, y)
+            forward = for_code(aff.affine_forward, aff.affine_forward_rectified, code)
+            forward(work, x, W, b, code, x.dtype.type(alpha), partial, y)
         return y
 
     def affine_backward(

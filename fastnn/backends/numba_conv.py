@@ -19,7 +19,7 @@ from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
 from ..kernels import tuning
-from ..kernels.activations import ACT_IDENTITY, ACT_RELU, ACTIVATION_CODES
+from ..kernels.activations import ACT_IDENTITY, ACT_RELU, ACTIVATION_CODES, for_code
 from ..kernels.conv import polyphase
 from ..kernels.conv.channel_tiles import channel_block
 from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
@@ -175,7 +175,7 @@ def _direct_s1(work, x, W, b, TP, LP, code, alpha, residual, y, taps) -> None:
     :func:`~fastnn.kernels.conv.direct.direct_conv_s1`, over the taps ``taps`` of W (empty:
     all); the ReLU in the register tiles when there is no residual, other activations after."""
     in_tiles = code == ACT_RELU and residual is None
-    conv_kernels.direct_conv_s1(
+    for_code(conv_kernels.direct_conv_s1, conv_kernels.direct_conv_s1_rectified, code)(
         work,
         x,
         W,
@@ -318,7 +318,7 @@ class NumbaConvOps:
         work = y.size * g.C * g.KH * g.KW
         if impl == "auto" and _pointwise_pays(g, F, x.dtype):
             with _single_threaded_blas():
-                conv_kernels.pointwise_forward(
+                for_code(conv_kernels.pointwise_forward, conv_kernels.pointwise_forward_rectified, code)(
                     work,
                     x,
                     W.reshape(F, g.C),
@@ -332,7 +332,7 @@ class NumbaConvOps:
         impl = _resolve(impl, g, F, forward=True, dtype=x.dtype)
         strided = g.SH != 1 or g.SW != 1
         if impl == "direct" and (strided or _channel_tiles_pay(g, F, x.dtype)):
-            conv_kernels.channel_tiled_forward(
+            for_code(conv_kernels.channel_tiled_forward, conv_kernels.channel_tiled_forward_rectified, code)(
                 work,
                 x,
                 conv_kernels.pack_weight_rows(W),
@@ -364,7 +364,7 @@ class NumbaConvOps:
         rows = chunk * g.OH * g.OW
         slots = _slots()
         with _single_threaded_blas():
-            conv_kernels.im2col_forward(
+            for_code(conv_kernels.im2col_forward, conv_kernels.im2col_forward_rectified, code)(
                 work,
                 x,
                 W.reshape(F, K),
@@ -416,7 +416,7 @@ class NumbaConvOps:
         pooled = np.empty((g.N, F, g.OH // 2, g.OW // 2), dtype=x.dtype)
         argmax = np.empty(pooled.shape, dtype=np.int64)
         work = g.N * F * g.OH * g.OW * g.C * g.KH * g.KW
-        conv_kernels.direct_conv_s1(
+        conv_kernels.direct_conv_s1_rectified(
             work,
             x,
             W,

@@ -28,7 +28,7 @@ from numba import prange
 
 from .._config import parallel_kernel
 from ._scalars import typed
-from .activations import ACT_IDENTITY, activate, activation_grad
+from .activations import ACT_IDENTITY, activate, activation_grad, rectified_variant
 from .gemm import check_gemm_status, gemm
 from .tuning import COLUMN_BLOCK, GEMM_PARTS
 
@@ -72,6 +72,11 @@ def affine_forward(x, W, b, act, alpha, partial, y):
                     v += partial[p, i, j]
                 v += b[j]
                 row[j] = activate(row, v, act, alpha)
+
+
+#: :func:`affine_forward` for every activation code but the sigmoid's and tanh's (no exp or tanh
+#: compiled in): :func:`~fastnn.kernels.activations.rectified_variant`.
+affine_forward_rectified = rectified_variant(affine_forward)
 
 
 @parallel_kernel

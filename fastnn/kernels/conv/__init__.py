@@ -71,15 +71,16 @@ from .._scalars import typed
 from .channel_tiles import (
     channel_tiled_data,
     channel_tiled_forward,
+    channel_tiled_forward_rectified,
     channel_tiled_weights,
     pack_tap_rows,
     pack_weight_rows,
 )
-from .direct import direct_conv_s1
+from .direct import direct_conv_s1, direct_conv_s1_rectified
 from .direct_backward import backward_items, direct_backward_s1
-from .im2col import col2im, im2col, im2col_backward, im2col_forward
+from .im2col import col2im, im2col, im2col_backward, im2col_forward, im2col_forward_rectified
 from .modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
-from .pointwise import pointwise_backward, pointwise_forward
+from .pointwise import pointwise_backward, pointwise_forward, pointwise_forward_rectified
 
 __all__ = [
     "DY_AS_GIVEN",
@@ -88,16 +89,20 @@ __all__ = [
     "backward_items",
     "channel_tiled_data",
     "channel_tiled_forward",
+    "channel_tiled_forward_rectified",
     "channel_tiled_weights",
     "col2im",
     "direct_backward_s1",
     "direct_conv_s1",
+    "direct_conv_s1_rectified",
     "im2col",
     "im2col_backward",
     "im2col_forward",
+    "im2col_forward_rectified",
     "pack_tap_rows",
     "pack_weight_rows",
     "pointwise_backward",
     "pointwise_forward",
+    "pointwise_forward_rectified",
     "typed",
 ]

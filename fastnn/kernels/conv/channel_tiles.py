@@ -39,7 +39,7 @@ from ..._config import jit, parallel_kernel
 from .._scalars import runtime, typed
 from .._simd import VECTOR_BYTES, lanes, wide_vectors
 from .._simd_transpose import vtranspose_block
-from ..activations import ACT_IDENTITY, ACT_RELU, activate
+from ..activations import ACT_IDENTITY, ACT_RELU, activate, rectified_variant
 from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
 from .direct import _tap_offsets
 from .direct_backward import DW_TAPS, _dw_tile_2v12, _grad_rows
@@ -166,6 +166,11 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
                 else:
                     for q in range(f0 * P, (f0 + nf) * P):
                         yn[q] = activate(yn, yn[q] + rn[q], act, alpha)
+
+
+#: :func:`channel_tiled_forward` for every activation code but the sigmoid's and tanh's (no exp or tanh
+#: compiled in): :func:`~fastnn.kernels.activations.rectified_variant`.
+channel_tiled_forward_rectified = rectified_variant(channel_tiled_forward)
 
 
 def pack_tap_rows(W):

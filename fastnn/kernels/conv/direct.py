@@ -15,7 +15,7 @@ from ..._config import jit, parallel_kernel
 from .._scalars import runtime, typed
 from .._simd import VECTOR_BYTES, lanes, vfma, vload, vrelu, vsplat, vstore, wide_vectors
 from .._simd_pool import pool_tile_put
-from ..activations import ACT_IDENTITY, ACT_RELU, activate
+from ..activations import ACT_IDENTITY, ACT_RELU, activate, rectified_variant
 from ..pool import INT32_PLANE, maxpool_2x2_image
 from .padding import _pad_image, _pad_image_vectors
 
@@ -541,3 +541,8 @@ def direct_conv_s1(src, Wt, bias, TP, LP, relu, act, alpha, res, pool, y, pooled
                 yn = y[n].reshape(O * OH * OW)
                 for q in range(O * OH * OW):
                     yn[q] = activate(yn, yn[q], act, alpha)
+
+
+#: :func:`direct_conv_s1` for every activation code but the sigmoid's and tanh's (no exp or tanh
+#: compiled in): :func:`~fastnn.kernels.activations.rectified_variant`.
+direct_conv_s1_rectified = rectified_variant(direct_conv_s1)

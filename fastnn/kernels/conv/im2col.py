@@ -13,7 +13,7 @@ from numba import get_thread_id, prange
 from ..._config import jit, parallel_kernel
 from .._scalars import typed
 from .._simd import wide_vectors
-from ..activations import activate
+from ..activations import activate, rectified_variant
 from .gather import gather_plane, scatter_add_plane, window_sources
 
 
@@ -222,6 +222,11 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
             src = out[f, nn * P : (nn + 1) * P]
             for p in range(P):
                 dst[p] = activate(dst, src[p] + b0, act, alpha)
+
+
+#: :func:`im2col_forward` for every activation code but the sigmoid's and tanh's (no exp or tanh
+#: compiled in): :func:`~fastnn.kernels.activations.rectified_variant`.
+im2col_forward_rectified = rectified_variant(im2col_forward)
 
 
 @parallel_kernel

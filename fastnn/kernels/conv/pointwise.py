@@ -22,7 +22,7 @@ from numba import get_thread_id, prange
 from ..._config import parallel_kernel
 from .._scalars import typed
 from .._simd import wide_vectors
-from ..activations import activate
+from ..activations import activate, rectified_variant
 from ..gemm import check_gemm_status, gemm
 
 
@@ -55,6 +55,11 @@ def pointwise_forward(x, Wm, bias, code, alpha, res, y):
                 for p in range(P):
                     row[p] = activate(row, row[p] + b, code, alpha)
     check_gemm_status(status)
+
+
+#: :func:`pointwise_forward` for every activation code but the sigmoid's and tanh's (no exp or tanh
+#: compiled in): :func:`~fastnn.kernels.activations.rectified_variant`.
+pointwise_forward_rectified = rectified_variant(pointwise_forward)
 
 
 @parallel_kernel
