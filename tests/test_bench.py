@@ -232,3 +232,14 @@ def test_bench_zoo_command_writes_the_zoo_into_the_json(tmp_path, capsys, monkey
 def test_bench_zoo_refuses_an_unknown_network(capsys):
     assert main(["bench", "--zoo-networks", "nope"]) == 2
     assert "no zoo network" in capsys.readouterr().err
+
+
+def test_first_step_times_builds_the_classic_lenet_and_refuses_code():
+    """harness.first_step_times names a model of fnn.models (or "lenet5_classic") and only
+    that: the name goes into the child process's source."""
+    assert harness._first_step_model("deep_convnet") == "deep_convnet(seed=0)"
+    assert harness._first_step_model("lenet5_classic") == "lenet5(classic=True, seed=0)"
+    with pytest.raises(ValueError, match="first_step_times"):
+        harness._first_step_model("mlp(); import os")
+    times = harness.first_step_times(model="lenet5_classic", batch=4)
+    assert times["wall_s"] > 0 and times["cpu_s"] > 0

@@ -202,11 +202,14 @@ def adam_vs_torch(repeats: int, warmup: int, size: int = 1_000_000) -> dict | No
 
 _FIRST_STEP = (
     "import time; t0 = time.perf_counter(); import numpy as np, fastnn as fnn; "
-    "m = fnn.models.{model}(seed=0); rng = np.random.default_rng(0); "
+    "m = fnn.models.{build}; rng = np.random.default_rng(0); "
     "x = rng.random(({batch},) + tuple(m.input_shape or (1, 28, 28)), dtype=np.float32); "
     "t = rng.integers(0, 10, {batch}); "
     "m.train_step(x, t, fnn.optim.Adam()); print(time.perf_counter() - t0)"
 )
+
+#: Models of first_step_times that are not a function of fnn.models called with the seed alone.
+_FIRST_STEP_MODELS = {"lenet5_classic": "lenet5(classic=True, seed=0)"}
 
 #: Networks whose empty-cache start-up asv tracks (bench_compile.ColdStart).
 STARTUP_NETWORKS = ("mlp", "simple_convnet", "deep_convnet", "lenet5")
@@ -215,7 +218,8 @@ STARTUP_NETWORKS = ("mlp", "simple_convnet", "deep_convnet", "lenet5")
 def first_step_times(cache_dir: str | None = None, model: str = "deep_convnet", batch: int = BATCH) -> dict:
     """From ``import fastnn`` to a finished training step of ``model`` (a model of
     ``fnn.models``, on random inputs of its ``input_shape``: 1x28x28 for the book's networks,
-    3x32x32 for ``resnet``, ``inception`` and the other classic ones) in a fresh process:
+    3x32x32 for ``resnet``, ``inception`` and the other classic ones; "lenet5_classic" is
+    ``lenet5(classic=True)``, tanh and average pooling) in a fresh process:
     {"wall_s": seconds, "cpu_s": CPU seconds of that process and the ones it started
     (the kernel-compiling workers of :mod:`fastnn._precompile`)}."""
     import resource
@@ -225,7 +229,7 @@ def first_step_times(cache_dir: str | None = None, model: str = "deep_convnet", 
         env["NUMBA_CACHE_DIR"] = cache_dir
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
-        [sys.executable, "-c", _FIRST_STEP.format(model=model, batch=int(batch))],
+        [sys.executable, "-c", _FIRST_STEP.format(build=_first_step_model(model), batch=int(batch))],
         capture_output=True,
         text=True,
         env=env,
@@ -235,6 +239,15 @@ def first_step_times(cache_dir: str | None = None, model: str = "deep_convnet", 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": float(result.stdout.strip().splitlines()[-1]), "cpu_s": cpu}
+
+
+def _first_step_model(model: str) -> str:
+    """The ``fnn.models`` call that builds ``model`` for :func:`first_step_times`."""
+    if model in _FIRST_STEP_MODELS:
+        return _FIRST_STEP_MODELS[model]
+    if not model.isidentifier():
+        raise ValueError(f"first_step_times: expected a model of fnn.models, got {model!r}")
+    return f"{model}(seed=0)"
 
 
 def time_to_first_step(cache_dir: str | None = None, model: str = "deep_convnet") -> float:
