@@ -12,7 +12,7 @@ import numpy as np
 from ..kernels import activations as act_kernels
 from ..kernels import norm as norm_kernels
 from ..kernels import tuning
-from ..kernels.activations import ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACTIVATION_CODES
+from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES, for_code
 from ._arrays import contiguous as _c
 from .op_checks import check_batchnorm, check_bn_activation, check_eps
 
@@ -72,10 +72,8 @@ class NumbaNormOps:
         code = ACTIVATION_CODES[activation]
         if x3.shape[2] == 1:  # (N, D): the per-feature kernel
             kernel = norm_kernels.batchnorm_forward_features
-        elif code in (ACT_SIGMOID, ACT_TANH):  # their exp and tanh in a kernel of their own
-            kernel = norm_kernels.batchnorm_forward_smooth
-        else:
-            kernel = norm_kernels.batchnorm_forward
+        else:  # the sigmoid's and tanh's exp and tanh in a kernel of their own
+            kernel = for_code(norm_kernels.batchnorm_forward_smooth, norm_kernels.batchnorm_forward, code)
         kernel(
             x3.size,
             x3,

@@ -94,29 +94,7 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
         c0 = b * block
         c1 = min(C, c0 + block)
         _channel_statistics(x, c0, c1, inv_count, eps, mean, var, inv_std)
-        if code == ACT_RELU:
-            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y)
-        elif code == ACT_LEAKY_RELU:
-            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y)
-        else:
-            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
-
-
-@parallel_kernel
-def batchnorm_forward_smooth(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
-    """:func:`batchnorm_forward` with f the sigmoid (ACT_SIGMOID) or tanh (any other ``code``):
-    the same statistics and the same f, for x (N, C, S) with S > 1. ``alpha`` is not read."""
-    N, C, S = x.shape
-    inv_count = typed(x, 1.0) / typed(x, N * S)
-    blocks = (C + block - 1) // block
-    for b in prange(blocks):
-        c0 = b * block
-        c1 = min(C, c0 + block)
-        _channel_statistics(x, c0, c1, inv_count, eps, mean, var, inv_std)
-        if code == ACT_SIGMOID:
-            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y)
-        else:
-            _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y)
+        _channel_affine_by_code(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
 
 
 @jit(inline="always")
@@ -236,6 +214,40 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
                     row[s] = x[n, c, s] * k + d
                 for s in range(S):
                     y[n, c, s] = activate(y, row[s], code, alpha)
+
+
+@jit(inline="always")
+def _channel_affine_rectified(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
+    """:func:`_channel_affine_block` for ``code`` ReLU, leaky ReLU or (any other) the identity,
+    each call with its code a constant, so each loop is f's own."""
+    if code == ACT_RELU:
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y)
+    elif code == ACT_LEAKY_RELU:
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y)
+    else:
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
+
+
+@jit(inline="always")
+def _channel_affine_smooth(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
+    """:func:`_channel_affine_block` for ``code`` the sigmoid or (any other) tanh, each call
+    with its code a constant."""
+    if code == ACT_SIGMOID:
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y)
+    else:
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y)
+
+
+#: What :func:`batchnorm_forward` applies after its statistics; its smooth variant binds the
+#: name to :func:`_channel_affine_smooth`.
+_channel_affine_by_code = _channel_affine_rectified
+
+#: :func:`batchnorm_forward` with f the sigmoid (ACT_SIGMOID) or tanh (any other ``code``): the
+#: same statistics and the same f, for x (N, C, S) with S > 1 (``alpha`` is not read). The
+#: same code with :func:`_channel_affine_smooth` bound in (``ParallelKernel.variant``).
+batchnorm_forward_smooth = batchnorm_forward.variant(
+    "batchnorm_forward_smooth", _channel_affine_by_code=_channel_affine_smooth
+)
 
 
 @jit(inline="always")
