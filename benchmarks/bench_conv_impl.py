@@ -19,8 +19,8 @@ forward and for a full backward pass ("W+X": dW by W, dx by X; "split":
 polyphase+im2col).
 
 ``--narrow`` times the two direct forward kernels, pixel tiles and channel tiles, on
-stride-1 layers whose output rows are narrower than a vector (NARROW), and names the
-one conv2d runs (``_channel_tiles_pay``).
+stride-1 layers whose output rows are narrower than a vector, and two whose rows are not
+(NARROW), and names the one conv2d runs (``_channel_tiles_pay``).
 
 ``--pointwise`` times the 1x1 kernels (one BLAS product per image,
 :mod:`fastnn.kernels.conv.pointwise`) against the direct kernels on 1x1 stride-1 layers
@@ -167,7 +167,7 @@ def strided_table(repeat: int, dtype, layers) -> None:
         print(f"{name:26s} {' '.join(cells)}")
 
 
-# stride-1 layers whose output rows are narrower than a vector (16 float32 pixels):
+# stride-1 layers whose output rows are narrower than a vector (16 float32 pixels), then two wider:
 # name, batch, C, F, H (= W), K, pad (--narrow)
 NARROW = [
     ("deep_convnet conv3 at 14x14", 100, 16, 32, 14, 3, 1),
@@ -178,6 +178,9 @@ NARROW = [
     ("inception 1x1 at 14x14", 100, 64, 32, 14, 1, 0),  # 1x1: no junk columns, left to the pixel tiles
     ("5x5 16->32 at 14x14", 100, 16, 32, 14, 5, 2),
     ("128->128 at 4x4", 64, 128, 128, 4, 3, 1),
+    # rows of a vector and more, past the rule's edge: left to the pixel tiles
+    ("resnet20 stage 2 at 16x16", 64, 32, 32, 16, 3, 1),
+    ("32->64 at 28x28", 64, 32, 64, 28, 3, 1),
 ]
 
 

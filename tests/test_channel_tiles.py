@@ -2,9 +2,10 @@
 vector) and backward (any stride).
 
 Against the NumPy reference on random shapes that cross whole channel blocks (two vectors:
-32 float32 or 16 float64 channels) and whole 12-pixel tiles, odd sizes included, both
-dtypes, both builds; fused activations and a residual bit for bit equal to the
-separate ops; and its narrow-row padding against ``np.pad``.
+32 float32 or 16 float64 channels) and whole pixel tiles (10 pixels forward on AVX-512, 12
+backward and on AVX2), odd sizes included, both dtypes, both builds; the forward tile
+against the backward tile it stands in for, bit for bit; fused activations and a residual
+bit for bit equal to the separate ops; and its narrow-row padding against ``np.pad``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 from fastnn.backends import get_ops, numba_conv
 from fastnn.kernels import conv as conv_k
 from fastnn.kernels.activations import ACT_IDENTITY, ACTIVATION_CODES
-from fastnn.kernels.conv.channel_tiles import channel_block
+from fastnn.kernels.conv.channel_tiles import FORWARD_PIXELS, _forward_tile_2v10, channel_block
+from fastnn.kernels.conv.direct_backward import DW_TAPS, _dw_tile_2v12
 from fastnn.kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED
 from fastnn.kernels.conv.padding import _pad_image_narrow
 
@@ -84,6 +86,49 @@ def test_matches_the_reference_on_random_shapes(N, C, F, H, W, K, stride, pad, d
     rtol, atol = tolerances(dtype)
     np.testing.assert_allclose(y, REF.conv2d(x, Wt, b, stride, pad), rtol=rtol, atol=atol * C * K * K)
     np.testing.assert_array_equal(x, x_before)
+
+
+@SETTINGS
+@given(
+    C=st.integers(1, 9),
+    KH=st.integers(1, 5),
+    KW=st.integers(1, 5),
+    OH=st.integers(1, 9),
+    OW=st.integers(1, 13),
+    stride=st.integers(1, 3),
+    blocks=st.integers(1, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**31),
+)
+def test_the_forward_tile_gives_the_backward_tiles_sums(C, KH, KW, OH, OW, stride, blocks, dtype, seed):
+    """_forward_tile_2v10 (one flat loop over the taps) against _dw_tile_2v12 run in the forward
+    role (loops over channels, rows and columns), which the AVX2 build keeps: every pixel of
+    every tile, first, middle and clamped last ones, the same bits, for any block of
+    channels f0 of a wider weight row."""
+    rng = np.random.default_rng(seed)
+    L = channel_block(dtype) // 2
+    Fp = 2 * L * blocks
+    Hp, Wp = (OH - 1) * stride + KH, (OW - 1) * stride + KW + int(rng.integers(0, 3))
+    plane = Hp * Wp
+    T = C * KH * KW
+    xn = rng.uniform(-1, 1, C * plane).astype(dtype)
+    w_flat = rng.uniform(-1, 1, T * Fp).astype(dtype)
+    P = OH * OW
+    pix = np.array([(p // OW) * stride * Wp + (p % OW) * stride for p in range(P)], np.int64)
+    for f0 in range(0, Fp, 2 * L):
+        for p0 in range(0, P, FORWARD_PIXELS):
+            got = np.full(FORWARD_PIXELS * 2 * L, np.nan, dtype)
+            want = np.full(DW_TAPS * 2 * L, np.nan, dtype)
+            _forward_tile_2v10(xn, w_flat, T, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, got)
+            _dw_tile_2v12(xn, w_flat, C, pix, f0, p0, P, KH, KW, Wp, 1, Fp, plane, L, want)
+            np.testing.assert_array_equal(got, want[: got.size], err_msg=f"f0={f0} p0={p0}")
+            pixels = min(FORWARD_PIXELS, P - p0)
+            exact = np.zeros((pixels, 2 * L))
+            for k in range(pixels):
+                taps = [c * plane + kh * Wp + kw for c in range(C) for kh in range(KH) for kw in range(KW)]
+                exact[k] = xn[np.array(taps) + pix[p0 + k]] @ w_flat.reshape(T, Fp)[:, f0 : f0 + 2 * L]
+            rtol, atol = tolerances(dtype)
+            np.testing.assert_allclose(got.reshape(-1, 2 * L)[:pixels], exact, rtol=rtol, atol=atol * T)
 
 
 @SETTINGS

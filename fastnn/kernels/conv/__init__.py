@@ -52,7 +52,7 @@ Two algorithms:
   group of images, whose partials are added in group order afterwards. Other
   strides run on the channel tiles of :mod:`.channel_tiles`, and so do stride-1
   forward passes on planes narrower than a vector: output channels along the lanes,
-  12 pixels a tile, the backward-weights tile with its sums swapped; backward, that
+  10 pixels a tile (12 on AVX2), the backward-weights tile with its sums swapped; backward, that
   tile at the strides for dW, and with input channels along the lanes for dx.
 * **im2col**: parallel over chunks of images, each small enough for its column
   matrix to stay in one core's L2 cache. A thread takes a whole chunk: transposed

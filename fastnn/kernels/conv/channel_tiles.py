@@ -6,16 +6,19 @@ The stride-1 forward tiles of :mod:`.direct` run pixels along the lanes over a w
 the padded input, which a stride breaks, and on planes narrower than a vector they waste
 the run's junk columns. Here the lanes hold output channels instead, so neither the
 stride nor the plane's width matters: for one image and a block of two vectors of
-output channels, 12 output pixels at a time keep 24 vector accumulators over all
-T = C*KH*KW taps, each tap loading two vectors of weights and broadcasting the 12 pixels'
+output channels, 10 output pixels at a time keep 20 vector accumulators over all
+T = C*KH*KW taps, each tap loading two vectors of weights and broadcasting the 10 pixels'
 input values from anywhere in the padded plane (pixel (i, j) of tap (c, kh, kw) reads
 ``xp[c, i*SH + kh, j*SW + kw]``).
 
 That is the backward-weights GEMM tile :func:`~.direct_backward._dw_tile_2v12` with the
 roles of its two sums swapped: there the lanes hold channels of dy's pixel-major rows and
 the 12 columns are taps, the reduction over pixels; here the rows are the weights' taps
-(``W_rows[t, f] = W[f, t]``, :func:`pack_weight_rows`), the 12 columns are pixels, and the
-reduction is over the taps in (c, kh, kw) order. So one tile serves both.
+(``W_rows[t, f] = W[f, t]``, :func:`pack_weight_rows`), the columns are pixels, and the
+reduction is over the taps in (c, kh, kw) order. On AVX2 the forward runs that tile
+itself; on AVX-512 :func:`_forward_tile_2v10`, the same sums in the same order over one
+flat loop of taps (the shared tile's innermost loop runs KW times, and its bookkeeping
+every few taps slowed the forward), so both give the same bits.
 
 The tile's results are pixel-major (P, 2L): the bias and the activation are applied to
 them while they are in cache, then they are transposed into the output's channel planes a
@@ -37,11 +40,11 @@ from numba import prange
 
 from ..._config import jit, parallel_kernel
 from .._scalars import runtime, typed
-from .._simd import VECTOR_BYTES, lanes, wide_vectors
+from .._simd import VECTOR_BYTES, lanes, vbroadcast, vfma, vload, vsplat, vstore, wide_vectors
 from .._simd_transpose import vtranspose_block
 from ..activations import ACT_IDENTITY, ACT_RELU, activate, rectified_variant
 from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
-from .direct import _tap_offsets
+from .direct import HALF_TILES, _tap_offsets
 from .direct_backward import DW_TAPS, _dw_tile_2v12, _grad_rows
 from .padding import _pad_image_narrow
 
@@ -81,6 +84,125 @@ def _rows_to_planes(src, stride, dst, c0, nc, P):
             dst[(c0 + k) * P + p] = src[p * stride + k]
 
 
+#: Output pixels per tile of :func:`_forward_tile_2v10`: 10 pixels by two vectors of output
+#: channels are 20 accumulators, which with the 10 broadcast inputs and the 2 weight
+#: vectors of a tap fill the 32 vector registers of AVX-512 (LLVM issues a tap's
+#: broadcasts together, so a twelfth pixel, as in the backward tile, spills accumulators).
+FORWARD_PIXELS = 10
+
+
+@jit(refcounts=False)
+def _forward_tile_2v10(xn, w_flat, T, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, tmp):
+    """tmp[k*2L:][:2L] = sum over the T = C*KH*KW taps t = (c, kh, kw) of
+    w_flat[t*Fp + f0:][:2L] * xn[c*plane + kh*Wp + kw + pix[p0 + k]], k < 10 (pixels past
+    P - 1 clamped): output channels f0 .. f0 + 2L - 1 of 10 pixels, each sum in tap order.
+
+    The forward role of :func:`~.direct_backward._dw_tile_2v12` as one flat loop over the
+    taps, the input offset stepped along (c, kh, kw), rather than loops over channels,
+    rows and columns, whose innermost runs KW times: the same sums in the same order,
+    without the pointer bookkeeping of a three-tap loop. AVX-512 only (its 32 vector
+    registers); AVX2 takes the backward tile (:data:`~.direct.HALF_TILES`).
+    """
+    q0 = pix[min(p0 + 0, P - 1)]
+    q1 = pix[min(p0 + 1, P - 1)]
+    q2 = pix[min(p0 + 2, P - 1)]
+    q3 = pix[min(p0 + 3, P - 1)]
+    q4 = pix[min(p0 + 4, P - 1)]
+    q5 = pix[min(p0 + 5, P - 1)]
+    q6 = pix[min(p0 + 6, P - 1)]
+    q7 = pix[min(p0 + 7, P - 1)]
+    q8 = pix[min(p0 + 8, P - 1)]
+    q9 = pix[min(p0 + 9, P - 1)]
+    z = vsplat(typed(tmp, 0.0))
+    a0 = z
+    b0 = z
+    a1 = z
+    b1 = z
+    a2 = z
+    b2 = z
+    a3 = z
+    b3 = z
+    a4 = z
+    b4 = z
+    a5 = z
+    b5 = z
+    a6 = z
+    b6 = z
+    a7 = z
+    b7 = z
+    a8 = z
+    b8 = z
+    a9 = z
+    b9 = z
+    xo = 0
+    kw = 0
+    kh = 0
+    wo = f0
+    for _ in range(T):
+        w0 = vload(w_flat, wo)
+        w1 = vload(w_flat, wo + L)
+        s = vbroadcast(xn, xo + q0)
+        a0 = vfma(w0, s, a0)
+        b0 = vfma(w1, s, b0)
+        s = vbroadcast(xn, xo + q1)
+        a1 = vfma(w0, s, a1)
+        b1 = vfma(w1, s, b1)
+        s = vbroadcast(xn, xo + q2)
+        a2 = vfma(w0, s, a2)
+        b2 = vfma(w1, s, b2)
+        s = vbroadcast(xn, xo + q3)
+        a3 = vfma(w0, s, a3)
+        b3 = vfma(w1, s, b3)
+        s = vbroadcast(xn, xo + q4)
+        a4 = vfma(w0, s, a4)
+        b4 = vfma(w1, s, b4)
+        s = vbroadcast(xn, xo + q5)
+        a5 = vfma(w0, s, a5)
+        b5 = vfma(w1, s, b5)
+        s = vbroadcast(xn, xo + q6)
+        a6 = vfma(w0, s, a6)
+        b6 = vfma(w1, s, b6)
+        s = vbroadcast(xn, xo + q7)
+        a7 = vfma(w0, s, a7)
+        b7 = vfma(w1, s, b7)
+        s = vbroadcast(xn, xo + q8)
+        a8 = vfma(w0, s, a8)
+        b8 = vfma(w1, s, b8)
+        s = vbroadcast(xn, xo + q9)
+        a9 = vfma(w0, s, a9)
+        b9 = vfma(w1, s, b9)
+        wo += Fp
+        xo += 1
+        kw += 1
+        if kw == KW:
+            kw = 0
+            xo += Wp - KW
+            kh += 1
+            if kh == KH:
+                kh = 0
+                xo += plane - KH * Wp
+    vstore(tmp, 0 * 2 * L, a0)
+    vstore(tmp, 0 * 2 * L + L, b0)
+    vstore(tmp, 1 * 2 * L, a1)
+    vstore(tmp, 1 * 2 * L + L, b1)
+    vstore(tmp, 2 * 2 * L, a2)
+    vstore(tmp, 2 * 2 * L + L, b2)
+    vstore(tmp, 3 * 2 * L, a3)
+    vstore(tmp, 3 * 2 * L + L, b3)
+    vstore(tmp, 4 * 2 * L, a4)
+    vstore(tmp, 4 * 2 * L + L, b4)
+    vstore(tmp, 5 * 2 * L, a5)
+    vstore(tmp, 5 * 2 * L + L, b5)
+    vstore(tmp, 6 * 2 * L, a6)
+    vstore(tmp, 6 * 2 * L + L, b6)
+    vstore(tmp, 7 * 2 * L, a7)
+    vstore(tmp, 7 * 2 * L + L, b7)
+    vstore(tmp, 8 * 2 * L, a8)
+    vstore(tmp, 8 * 2 * L + L, b8)
+    vstore(tmp, 9 * 2 * L, a9)
+    vstore(tmp, 9 * 2 * L + L, b9)
+
+
 @parallel_kernel
 def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, res, y):
     """y = f(conv2d(x, W) + bias) at any stride and padding.
@@ -107,13 +229,15 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
     Fp = W_rows.shape[1]
     L = lanes(y.reshape(y.size))
     B = 2 * L
-    Pr = -(-P // DW_TAPS) * DW_TAPS
+    tile_pixels = DW_TAPS if HALF_TILES else FORWARD_PIXELS
+    Pr = -(-P // tile_pixels) * tile_pixels
     plane = Hp * Wp
     pix = np.empty(P, dtype=np.int64)  # pixel (i, j)'s offset in a padded plane
     for p in range(P):
         i = p // OW
         pix[p] = i * SH * Wp + (p - i * OW) * SW
     w_flat = W_rows.reshape(W_rows.size)
+    T = C * KH * KW
     bias_rows = np.zeros(Fp, dtype=y.dtype)
     bias_rows[:F] = bias
     for n in prange(N):
@@ -127,24 +251,14 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
         yn = y[n].reshape(F * P)
         for f0 in range(0, Fp, B):
             nf = min(B, F - f0)
-            for p0 in range(0, P, DW_TAPS):
-                _dw_tile_2v12(
-                    xn,
-                    w_flat,
-                    C,
-                    pix,
-                    f0,
-                    p0,
-                    P,
-                    KH,
-                    KW,
-                    Wp,
-                    1,
-                    Fp,
-                    plane,
-                    L,
-                    rows[p0 * B : (p0 + DW_TAPS) * B],
-                )
+            if HALF_TILES:
+                for p0 in range(0, P, DW_TAPS):
+                    tile = rows[p0 * B : (p0 + DW_TAPS) * B]
+                    _dw_tile_2v12(xn, w_flat, C, pix, f0, p0, P, KH, KW, Wp, 1, Fp, plane, L, tile)
+            else:
+                for p0 in range(0, P, FORWARD_PIXELS):
+                    tile = rows[p0 * B : (p0 + FORWARD_PIXELS) * B]
+                    _forward_tile_2v10(xn, w_flat, T, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, tile)
             bb = bias_rows[f0 : f0 + B]
             rows_act = ACT_IDENTITY if res.size != 0 else act
             if rows_act == ACT_RELU:  # a constant code: the loop vectorises
