@@ -115,6 +115,9 @@ def test_the_forward_tile_gives_the_backward_tiles_sums(C, KH, KW, OH, OW, strid
     w_flat = rng.uniform(-1, 1, T * Fp).astype(dtype)
     P = OH * OW
     pix = np.array([(p // OW) * stride * Wp + (p % OW) * stride for p in range(P)], np.int64)
+    taps = np.array([c * plane + kh * Wp + kw for c in range(C) for kh in range(KH) for kw in range(KW)])
+    weights = w_flat.reshape(T, Fp)
+    rtol, atol = tolerances(dtype)
     for f0 in range(0, Fp, 2 * L):
         for p0 in range(0, P, FORWARD_PIXELS):
             got = np.full(FORWARD_PIXELS * 2 * L, np.nan, dtype)
@@ -125,9 +128,7 @@ def test_the_forward_tile_gives_the_backward_tiles_sums(C, KH, KW, OH, OW, strid
             pixels = min(FORWARD_PIXELS, P - p0)
             exact = np.zeros((pixels, 2 * L))
             for k in range(pixels):
-                taps = [c * plane + kh * Wp + kw for c in range(C) for kh in range(KH) for kw in range(KW)]
-                exact[k] = xn[np.array(taps) + pix[p0 + k]] @ w_flat.reshape(T, Fp)[:, f0 : f0 + 2 * L]
-            rtol, atol = tolerances(dtype)
+                exact[k] = xn[taps + pix[p0 + k]] @ weights[:, f0 : f0 + 2 * L]
             np.testing.assert_allclose(got.reshape(-1, 2 * L)[:pixels], exact, rtol=rtol, atol=atol * T)
 
 

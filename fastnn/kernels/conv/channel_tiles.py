@@ -251,13 +251,11 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
         yn = y[n].reshape(F * P)
         for f0 in range(0, Fp, B):
             nf = min(B, F - f0)
-            if HALF_TILES:
-                for p0 in range(0, P, DW_TAPS):
-                    tile = rows[p0 * B : (p0 + DW_TAPS) * B]
+            for p0 in range(0, P, tile_pixels):
+                tile = rows[p0 * B : (p0 + tile_pixels) * B]
+                if HALF_TILES:
                     _dw_tile_2v12(xn, w_flat, C, pix, f0, p0, P, KH, KW, Wp, 1, Fp, plane, L, tile)
-            else:
-                for p0 in range(0, P, FORWARD_PIXELS):
-                    tile = rows[p0 * B : (p0 + FORWARD_PIXELS) * B]
+                else:
                     _forward_tile_2v10(xn, w_flat, T, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, tile)
             bb = bias_rows[f0 : f0 + B]
             rows_act = ACT_IDENTITY if res.size != 0 else act
