@@ -163,6 +163,42 @@ def test_backward_matches_the_reference_on_random_shapes(N, C, F, H, W, K, strid
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "K, stride, pad, H, W",
+    [
+        (1, 2, 0, 9, 8),  # phases without taps (zeros), dy's planes read as they are
+        (1, 3, 1, 10, 7),  # the same, with padding dropped at the borders
+        (3, 2, 1, 14, 13),  # one and two taps per phase, a zero row after dy
+        (5, 2, 2, 11, 12),  # zero rows before and after
+        (3, 3, 0, 17, 16),  # one tap per phase, no border
+        (4, 3, 2, 8, 9),  # phases of one and two taps, the last input rows in no window
+        (2, 1, 1, 6, 5),  # stride 1: one phase, the whole kernel flipped
+    ],
+)
+def test_the_input_gradient_covers_every_phase(K, stride, pad, H, W, dtype):
+    """:func:`channel_tiled_data` splits the input pixels by stride phase: each phase's taps,
+    the zero border dy needs for them, phases without taps and input pixels no window
+    covers, in both modes and builds, against the reference; C past a whole block."""
+    rng = np.random.default_rng(K * 100 + stride * 10 + pad)
+    N, C, F = 2, channel_block(dtype) + 3, 7
+    x = rng.uniform(-1, 1, (N, C, H, W)).astype(dtype)
+    Wt = rng.uniform(-1, 1, (F, C, K, K)).astype(dtype)
+    OH, OW = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
+    dy = rng.uniform(-1, 1, (N, F, OH, OW)).astype(dtype)
+    relu_out = np.maximum(rng.uniform(-1, 1, dy.shape), 0).astype(dtype)
+    rtol, atol = tolerances(dtype)
+    for mode, relu, g in [(DY_AS_GIVEN, dy, dy), (DY_RELU_MASKED, relu_out, dy * (relu_out > 0))]:
+        want = REF.conv2d_backward(g, x, Wt, stride, pad)[0]
+        for build in ("serial", "parallel"):
+            dx = np.full(x.shape, np.nan, dtype)
+            rows = conv_k.pack_tap_rows(Wt)
+            getattr(conv_k.channel_tiled_data, build)(
+                dy, relu, mode, rows, K, K, stride, stride, pad, pad, dx
+            )
+            np.testing.assert_allclose(dx, want, rtol=rtol, atol=atol * F * K * K, err_msg=f"{mode} {build}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_backward_takes_the_channel_tiles_where_the_rule_says(dtype, monkeypatch):
     """conv2d_backward at a stride: dW through the channel tiles for F >= block, dx for
     C >= block, each part alone otherwise through its own rule; the reference's numbers."""

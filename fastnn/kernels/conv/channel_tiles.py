@@ -27,8 +27,10 @@ Parallel over images, each padded once into a buffer of its own
 (:func:`~.padding._pad_image_narrow`); every output element comes from one image's item
 and one fixed order of sums, so the result does not depend on the thread count.
 
-The backward kernels use the same tile: for dW read at the strides (its column step), for
-dx with input channels along the lanes (see their docstrings).
+The weight gradients use the backward tile read at the strides (its column step); the
+input gradient splits the input pixels into stride phases, each a stride-1 correlation of
+dy, and runs the forward tile on them with input channels along the lanes (see their
+docstrings).
 
 ``python benchmarks/bench_conv_impl.py --strided --extra`` (the "dir" columns) times them
 against the other algorithms on strided layers, and ``--narrow`` the forward against the
@@ -46,6 +48,7 @@ from ..activations import ACT_IDENTITY, ACT_RELU, activate, rectified_variant
 from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
 from .direct import HALF_TILES, _tap_offsets
 from .direct_backward import DW_TAPS, _dw_tile_2v12, _grad_rows
+from .modes import DY_RELU_MASKED
 from .padding import _pad_image_narrow
 
 
@@ -382,6 +385,32 @@ def channel_tiled_weights(x, dy, relu_out, mode, KH, KW, SH, SW, PH, PW, dW, db)
         db[f] = s
 
 
+@jit
+def _phases_along(K, S, PAD, n_in, n_out):
+    """One axis of :func:`channel_tiled_data`'s split into S phases: for input index
+    h = S*u + a (phase a), the taps k = k0 + S*m (m < Kq) reach dy at i = u + d - m,
+    d = (a + PAD - k0) / S, k0 = (a + PAD) mod S. Returns (Kq, first, count, before,
+    after), the first three per phase: Kq taps, dy index u + first + m' of tap
+    m' = Kq - 1 - m (the taps in increasing dy order: first = d - Kq + 1), count phase
+    indices u; then the zero rows needed before and after dy's n_out so that every phase
+    index reads all its taps."""
+    Kq = np.zeros(S, dtype=np.int64)
+    first = np.zeros(S, dtype=np.int64)
+    count = np.zeros(S, dtype=np.int64)
+    before = 0
+    after = 0
+    for a in range(S):
+        k0 = (a + PAD) % S
+        count[a] = (n_in - a + S - 1) // S if a < n_in else 0
+        if k0 < K:
+            Kq[a] = (K - k0 + S - 1) // S
+            first[a] = (a + PAD - k0) // S - Kq[a] + 1
+            if count[a] > 0:
+                before = max(before, -first[a])
+                after = max(after, count[a] - 1 + first[a] + Kq[a] - 1 - (n_out - 1))
+    return Kq, first, count, before, after
+
+
 @parallel_kernel
 def channel_tiled_data(dy, relu_out, mode, W_taps, KH, KW, SH, SW, PH, PW, dx):
     """The input gradient of :func:`channel_tiled_forward`, at any stride and padding.
@@ -390,64 +419,136 @@ def channel_tiled_data(dy, relu_out, mode, W_taps, KH, KW, SH, SW, PH, PW, dx):
     with i*SH + kh - PH = h and j*SW + kw - PW = w
 
     dy (N, F, OH, OW); g as in :func:`channel_tiled_weights` (``relu_out``, ``mode``);
-    W_taps from :func:`pack_tap_rows`; dx (N, C, H, W). The same tile
-    with input channels along the lanes: for each tap (kh, kw), 12 output pixels at a
-    time, sum_f W[f, c, kh, kw] * dy[n, f, p] for two vectors of c (dy's pixel-major rows
-    broadcast, the tap's weight rows loaded), then each pixel's two vectors are added to
-    the input pixel the tap sends it to (those in the padding dropped), in a pixel-major
-    buffer that is transposed into dx[n] at the end. A tap sends distinct output pixels
-    to distinct input pixels, and the taps run in order. Parallel over images.
+    W_taps from :func:`pack_tap_rows`; dx (N, C, H, W). The input pixels split into
+    SH*SW phases (h mod SH, w mod SW). Within a phase every pixel takes the same taps
+    (kh = kh0 + SH*m, kw = kw0 + SW*m'), each from a fixed offset of dy, so a phase is a
+    stride-1 correlation of dy, zero-padded so that each pixel reads all its taps, with
+    a sub-kernel of those taps (:func:`_phases_along`): the forward's tile
+    (:func:`_forward_tile_2v10`, or on AVX2 :func:`~.direct_backward._dw_tile_2v12`) with
+    input channels along the lanes sums over dy's channels and the phase's taps in one
+    chain per pixel, 10 pixels by two vectors of channels at a time. The tiles' pixel-major
+    rows go to the input pixels of their phase in a pixel-major buffer, which is transposed
+    into dx[n] at the end; a phase without taps gets zeros. Parallel over images.
     """
     N, F, OH, OW = dy.shape
     C, H, Wd = dx.shape[1], dx.shape[2], dx.shape[3]
-    P = OH * OW
     Q = H * Wd
-    K = KH * KW
     Cp = W_taps.shape[1]
     L = lanes(dx.reshape(dx.size))
     B = 2 * L
-    Pr = -(-P // DW_TAPS) * DW_TAPS
-    dest = np.empty((K, Pr), dtype=np.int64)  # input pixel of output pixel p through tap k; -1: padding
-    for kh in range(KH):
-        for kw in range(KW):
-            k = kh * KW + kw
-            for p in range(Pr):
-                dest[k, p] = -1
-                if p < P:
-                    i = p // OW
-                    h = i * SH + kh - PH
-                    w = (p - i * OW) * SW + kw - PW
-                    if h >= 0 and h < H and w >= 0 and w < Wd:
-                        dest[k, p] = h * Wd + w
-    pix = np.empty(P, dtype=np.int64)  # output pixel p's row in dy's pixel-major rows
-    for p in range(P):
-        pix[p] = p * F
-    w_flat = W_taps.reshape(W_taps.size)
-    zero = typed(dx, 0.0)
+    tile_pixels = DW_TAPS if HALF_TILES else FORWARD_PIXELS
+    KHq, top, rows_of, PT, PB = _phases_along(KH, SH, PH, H, OH)
+    KWq, left, cols_of, PL, PR = _phases_along(KW, SW, PW, Wd, OW)
+    OHp = OH + PT + PB
+    OWp = OW + PL + PR
+    plane = OHp * OWp
+    phases = SH * SW
+    w_at = np.empty(phases + 1, dtype=np.int64)  # phase ph's sub-kernel rows start at w_at[ph]*Cp
+    p_at = np.empty(phases + 1, dtype=np.int64)  # its pixels at p_at[ph] in pix and dest
+    w_at[0] = 0
+    p_at[0] = 0
+    for ph in range(phases):
+        a = ph // SW
+        b = ph - a * SW
+        w_at[ph + 1] = w_at[ph] + F * KHq[a] * KWq[b]
+        p_at[ph + 1] = p_at[ph] + rows_of[a] * cols_of[b]
+    w_phase = np.empty(w_at[phases] * Cp, dtype=dx.dtype)  # (f, m, m') rows of each phase
+    pix = np.empty(p_at[phases], dtype=np.int64)  # a phase pixel's first tap in a padded dy plane
+    dest = np.empty(p_at[phases], dtype=np.int64)  # and its input pixel h*W + w
+    w_taps = W_taps.reshape(W_taps.size)
+    most = 0
+    for ph in range(phases):
+        a = ph // SW
+        b = ph - a * SW
+        kh0 = (a + PH) % SH
+        kw0 = (b + PW) % SW
+        t = w_at[ph]
+        for f in range(F):
+            for m in range(KHq[a]):
+                for mm in range(KWq[b]):
+                    kh = kh0 + SH * (KHq[a] - 1 - m)
+                    kw = kw0 + SW * (KWq[b] - 1 - mm)
+                    src = ((kh * KW + kw) * F + f) * Cp
+                    for m2 in range(Cp):  # a loop, not a slice copy: that would be a parallel region each
+                        w_phase[t * Cp + m2] = w_taps[src + m2]
+                    t += 1
+        k = p_at[ph]
+        for u in range(rows_of[a]):
+            for v in range(cols_of[b]):
+                pix[k] = (u + top[a] + PT) * OWp + v + left[b] + PL
+                dest[k] = (SH * u + a) * Wd + SW * v + b
+                k += 1
+        most = max(most, p_at[ph + 1] - p_at[ph])
+    masked = mode == DY_RELU_MASKED
+    bare = not masked and PT + PB + PL + PR == 0  # dy's own planes serve
     for n in prange(N):
         wide_vectors()
-        dyt = np.empty(P * F, dtype=dx.dtype)
-        sums = np.empty(F, dtype=dx.dtype)
-        sink = np.zeros(F, dtype=dx.dtype)  # _grad_rows' bias sums, not wanted here
-        none = dyt[:0]
-        _grad_rows(
-            dy[n].reshape(F * P), relu_out[n].reshape(F * P), pix[:0], none, mode, F, P, F, dyt, sums, sink
-        )
+        if bare:
+            dyp = dy[n].reshape(F * plane)
+        else:
+            dyp = np.empty(F * plane, dtype=dx.dtype)
+            _bordered_planes(dy[n], relu_out[n], masked, PT, PL, OHp, OWp, dyp)
         acc = np.empty(Q * Cp, dtype=dx.dtype)
-        for q in range(Q * Cp):
-            acc[q] = zero
-        tmp = np.empty(DW_TAPS * B, dtype=dx.dtype)
-        for c0 in range(0, Cp, B):
-            for k in range(K):
-                wk = w_flat[k * F * Cp : (k + 1) * F * Cp]
-                to = dest[k]
-                for p0 in range(0, P, DW_TAPS):
-                    _dw_tile_2v12(dyt, wk, 1, pix, c0, p0, P, 1, F, 0, 1, Cp, 0, L, tmp)
-                    for kk in range(DW_TAPS):
-                        q = to[p0 + kk]
-                        if q >= 0:
-                            a = acc[q * Cp + c0 : q * Cp + c0 + B]
-                            t = tmp[kk * B : (kk + 1) * B]
-                            for m in range(B):
-                                a[m] += t[m]
+        rows = np.empty((-(-most // tile_pixels) * tile_pixels) * B, dtype=dx.dtype)
+        _data_image(dyp, F, w_phase, w_at, pix, dest, p_at, KHq, KWq, SW, OWp, Cp, L, acc, rows)
         _rows_to_planes(acc, Cp, dx[n].reshape(C * Q), 0, C, Q)
+
+
+@jit(refcounts=False)
+def _bordered_planes(dy, relu_out, masked, PT, PL, OHp, OWp, dst):
+    """dst (F planes of OHp x OWp) = g (F, OH, OW) with PT rows and PL columns of zeros
+    before it and the rest of each plane zero; g is dy, or dy where relu_out > 0 when
+    ``masked``."""
+    F, OH, OW = dy.shape
+    src = dy.reshape(dy.size)
+    keep = relu_out.reshape(relu_out.size)
+    zero = typed(dst, 0.0)
+    for q in range(dst.size):
+        dst[q] = zero
+    for f in range(F):
+        for i in range(OH):
+            s0 = (f * OH + i) * OW
+            d0 = (f * OHp + i + PT) * OWp + PL
+            if masked:
+                for j in range(OW):
+                    dst[d0 + j] = src[s0 + j] if keep[s0 + j] > zero else zero
+            else:
+                for j in range(OW):
+                    dst[d0 + j] = src[s0 + j]
+
+
+@jit(refcounts=False)
+def _data_image(dyp, F, w_phase, w_at, pix, dest, p_at, KHq, KWq, SW, OWp, Cp, L, acc, rows):
+    """One image of :func:`channel_tiled_data`: each phase's tiles over g's bordered planes
+    dyp (F of them) into the pixel-major rows acc (H*W, Cp); rows: the tiles' buffer."""
+    plane = dyp.size // F
+    B = 2 * L
+    tile_pixels = DW_TAPS if HALF_TILES else FORWARD_PIXELS
+    zero = typed(acc, 0.0)
+    for c0 in range(0, Cp, B):
+        for ph in range(p_at.size - 1):
+            a = ph // SW
+            b = ph - a * SW
+            P = p_at[ph + 1] - p_at[ph]
+            pix_ph = pix[p_at[ph] : p_at[ph + 1]]
+            to = dest[p_at[ph] : p_at[ph + 1]]
+            T = F * KHq[a] * KWq[b]
+            if T == 0:
+                for p in range(P):
+                    for m in range(B):
+                        acc[to[p] * Cp + c0 + m] = zero
+                continue
+            w_ph = w_phase[w_at[ph] * Cp : w_at[ph + 1] * Cp]
+            for p0 in range(0, P, tile_pixels):
+                tile = rows[p0 * B : (p0 + tile_pixels) * B]
+                if HALF_TILES:
+                    _dw_tile_2v12(dyp, w_ph, F, pix_ph, c0, p0, P, KHq[a], KWq[b], OWp, 1, Cp, plane, L, tile)
+                else:
+                    _forward_tile_2v10(
+                        dyp, w_ph, T, KHq[a], KWq[b], OWp, plane, pix_ph, c0, p0, P, Cp, L, tile
+                    )
+            for p in range(P):
+                d = acc[to[p] * Cp + c0 : to[p] * Cp + c0 + B]
+                r = rows[p * B : (p + 1) * B]
+                for m in range(B):
+                    d[m] = r[m]
