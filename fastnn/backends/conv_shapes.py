@@ -34,8 +34,10 @@ def native(*arrays):
 
 def pair(where: str, name: str, value) -> tuple[int, int]:
     """An int or an (h, w) pair of ints as a pair of Python ints."""
-    if type(value) is int:  # the common case, without the ABC checks below
+    if type(value) is int:  # the common cases, without the ABC checks below
         return value, value
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value  # a layer's own (h, w), as it stores them
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value), int(value)
     if (
