@@ -4,6 +4,7 @@
     python benchmarks/bench_conv_impl.py --strided [--extra]
     python benchmarks/bench_conv_impl.py --narrow
     python benchmarks/bench_conv_impl.py --pointwise
+    python benchmarks/bench_conv_impl.py --rows
 
 ``--strided`` times impl="im2col", impl="polyphase" (the strided convolution as the
 stride-1 direct kernel on the input's polyphase split) and impl="direct" (the channel
@@ -22,6 +23,12 @@ polyphase+im2col).
 stride-1 layers whose output rows are narrower than a vector, and two whose rows are not
 (NARROW), and names the one conv2d runs (``_channel_tiles_pay``).
 
+``--rows`` times the stride-1 input gradient's two per-image kernels, the forward tiles
+over the full correlation (``direct._conv_planes``) and the rows one vector wide
+(:mod:`fastnn.kernels.conv.row_correlate`), on layers whose input rows are 9 to 16
+columns wide (ROWS), one image after another on one thread, and names the one the
+backward pass runs (``row_correlate.rows_pay``).
+
 ``--pointwise`` times the 1x1 kernels (one BLAS product per image,
 :mod:`fastnn.kernels.conv.pointwise`) against the direct kernels on 1x1 stride-1 layers
 (POINTWISE), forward and backward, and names the one "auto" runs (``_pointwise_pays``).
@@ -39,11 +46,24 @@ from __future__ import annotations
 import argparse
 import time
 
+import numba
 import numpy as np
 
 from fastnn.backends import get_ops, numba_conv
 from fastnn.kernels import conv as conv_kernels
+from fastnn.kernels import tuning
+from fastnn.kernels._simd import VECTOR_BYTES
 from fastnn.kernels.activations import ACTIVATION_CODES
+from fastnn.kernels.conv.direct import (
+    HALF_TILES,
+    OUT_BLOCK,
+    RUN_ALIGN,
+    _conv_planes,
+    _pack_weights,
+    _run,
+    _tap_offsets,
+)
+from fastnn.kernels.conv.row_correlate import correlate_rows, rows_pay
 
 # name, C, F, H, W, K, pad  (stride 1 everywhere)
 LAYERS = [
@@ -218,6 +238,70 @@ def narrow_table(repeat: int, dtype) -> None:
         print(f"{name:28s} {times[0]:8.2f} {times[1]:8.2f} {times[1] / times[0]:8.2f} {op:>8s}")
 
 
+# stride-1 layers whose input rows are 9 to 16 columns wide: name, batch, C, F, H (= W), K, pad (--rows)
+ROWS = [
+    ("LeNet-5 6->16 5x5 at 14x14", 100, 6, 16, 14, 5, 0),
+    ("inception 8->16 5x5 at 14x14", 100, 8, 16, 14, 5, 2),
+    ("inception 8->24 5x5 at 14x14", 100, 8, 24, 14, 5, 2),
+    ("deep_convnet conv3 16->32 at 14x14", 100, 16, 32, 14, 3, 1),
+    ("inception 16->32 3x3 at 14x14", 100, 16, 32, 14, 3, 1),
+    ("24->48 at 14x14", 100, 24, 48, 14, 3, 1),
+    ("32->32 at 14x14", 100, 32, 32, 14, 3, 1),
+    ("64->64 at 14x14", 100, 64, 64, 14, 3, 1),
+    ("16->16 at 16x16", 64, 16, 16, 16, 3, 1),
+    ("16->32 5x5 at 12x12", 100, 16, 32, 12, 5, 2),
+    ("12->20 at 11x11", 100, 12, 20, 11, 3, 0),
+    ("8->16 at 10x10", 100, 8, 16, 10, 3, 1),
+]
+
+
+@numba.njit(cache=False)
+def _planes_per_image(dyn, Wf, offs, packed, zeros, acc, dx):
+    for n in range(dx.shape[0]):
+        _conv_planes(dyn[n], Wf, offs, packed, zeros, False, acc, dx[n])
+
+
+@numba.njit(cache=False)
+def _rows_per_image(dyn, Hf, Wf, KH, KW, TP, OH, packed, out, dx):
+    for n in range(dx.shape[0]):
+        correlate_rows(dyn[n, : dyn.shape[1] - RUN_ALIGN], Hf, Wf, KH, KW, TP, OH, packed, out, dx[n])
+
+
+def rows_table(repeat: int, dtype) -> None:
+    """Print the stride-1 input gradient's two per-image kernels' times on ROWS, taking
+    turns: the forward tiles over the full correlation and the rows one vector wide."""
+    rng = np.random.default_rng(0)
+    L = VECTOR_BYTES // dtype.itemsize
+    print(f"{dtype}, input gradient alone, one thread, median of {repeat} runs taking turns, milliseconds")
+    header = f"{'layer':36s} {'tiles':>8s} {'rows':>8s} {'ratio':>8s} {'runs':>8s}"
+    print(header)
+    print("-" * len(header))
+    for name, N, C, F, H, K, pad in ROWS:
+        OH = H + 2 * pad - K + 1
+        Hf, Wf = H + K - 1, H + K - 1
+        dyn = np.zeros((N, F * Hf * Wf + RUN_ALIGN), dtype)
+        planes = dyn[:, : F * Hf * Wf].reshape(N, F, Hf, Wf)
+        top = K - 1 - pad
+        planes[:, :, top : top + OH, top : top + OH] = rng.standard_normal((N, F, OH, OH))
+        Wt = rng.standard_normal((C, F, K, K)).astype(dtype)
+        packed, zeros = _pack_weights(Wt, np.zeros(C, dtype))
+        offs = _tap_offsets(F, K, K, Hf, Wf)
+        acc = np.empty(max(OUT_BLOCK * _run(H, H, Wf) if H < L else 0, 16 * L), dtype)
+        dx = np.empty((N, C, H, H), dtype)
+
+        def tiles():
+            _planes_per_image(dyn, Wf, offs, packed, zeros, acc, dx)
+
+        def rows():
+            _rows_per_image(dyn, Hf, Wf, K, K, top, OH, packed, acc, dx)
+
+        a, b = taking_turns(tiles, rows, repeat)
+        pays = (
+            rows_pay(C, H, L, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS) and C > tuning.SCATTER_MAX_CHANNELS
+        )
+        print(f"{name:36s} {a:8.2f} {b:8.2f} {b / a:8.2f} {'rows' if pays else 'tiles':>8s}")
+
+
 # 1x1 stride-1 layers without padding: name, batch, C, F, H (= W) (--pointwise)
 POINTWISE = [
     ("inception 1x1 32->16 at 14x14", 100, 32, 16, 14),
@@ -326,7 +410,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--pointwise", action="store_true", help="1x1 kernels (BLAS per image) vs direct on 1x1 layers"
     )
+    parser.add_argument(
+        "--rows", action="store_true", help="stride-1 dx: forward tiles vs rows one vector wide"
+    )
     args = parser.parse_args(argv)
+    if args.rows:
+        rows_table(args.repeat, np.dtype(args.dtype))
+        return
     if args.pointwise:
         pointwise_table(args.repeat, np.dtype(args.dtype))
         return

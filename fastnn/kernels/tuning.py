@@ -134,6 +134,13 @@ STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS = 32
 #: forms on one layer.
 SCATTER_MAX_CHANNELS = 3
 
+#: Input channels up to which a stride-1 backward-data item on rows one vector wide (W <= L
+#: < 2W: 9 to 16 float32 columns) runs :func:`~fastnn.kernels.conv.row_correlate.correlate_rows`
+#: rather than the forward tiles (more channels keep the tiles, which then lose less to
+#: the padding than the rows do to their part-filled vectors). Kernel knob, read at compile
+#: time. ``python benchmarks/bench_conv_impl.py --rows`` times both on layers either side.
+ROW_CORRELATE_CHANNELS = 16
+
 #: Images per chunk of a backward-weights item (:mod:`fastnn.kernels.conv.direct_backward`):
 #: their padded x and widened dy stay in L2 while every register tile runs over all of
 #: them. Kernel knob. ``python benchmarks/bench_conv_impl.py`` times the direct backward on

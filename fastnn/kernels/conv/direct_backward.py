@@ -18,10 +18,11 @@ from .._native import NativeFunction, call_native
 from .._scalars import runtime, typed
 from .._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
 from .._simd_transpose import vtranspose_block
-from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
+from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS, ROW_CORRELATE_CHANNELS
 from .direct import HALF_TILES, OUT_BLOCK, RUN_ALIGN, _conv_planes, _pack_weights, _run, _tap_offsets
 from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .padding import _copy_interior, _pad_grad, _pad_pooled, _widen_plane
+from .row_correlate import correlate_rows, rows_pay
 
 #: Output channels whose dy planes one pass of :func:`_scatter_image` adds into the plane.
 #: Not a tuning knob: the pass is written out for four (d0..d3, w0..w3).
@@ -582,7 +583,8 @@ def direct_backward_s1(
             call_native(scatter_item, (m - k, dy, W, relu_out, argmax, pooled, mode, PH, PW, dyw, plane, dx))
         else:
             dyn = np.empty(F * Hf * Wf + RUN_ALIGN, dtype=dx.dtype)
-            acc = np.empty(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, dtype=dx.dtype)
+            # the tiles' work array, or correlate_rows' 16 vectors
+            acc = np.empty(max(OUT_BLOCK * _run(H, Wd, Wf) if Wd < L else 0, 16 * L), dtype=dx.dtype)
             call_native(
                 correlate_item,
                 (
@@ -755,7 +757,9 @@ def _correlate_item(
     """A backward-data item of :func:`direct_backward_s1`: dx[n] = the full correlation of
     image n's conv-output gradient, padded into dyn (F, H+KH-1, W+KW-1 and RUN_ALIGN of
     slack), with the flipped weights, through :func:`_conv_planes` (offs_t, packed_t,
-    packed_zeros: its taps and packed weights; acc its work array)."""
+    packed_zeros: its taps and packed weights; acc its work array), or, for rows one
+    vector wide and few input channels, :func:`~.row_correlate.correlate_rows` (the same
+    sums, the padding's zero rows left out)."""
     wide_vectors()
     H, Wd = dx.shape[2], dx.shape[3]
     OW = Wd + 2 * PW - KW + 1
@@ -766,7 +770,11 @@ def _correlate_item(
     end = dyn.size - RUN_ALIGN
     for q in range(RUN_ALIGN):
         dyn[end + q] = zero
-    _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc, dx[n])
+    L = lanes(dyn)
+    if rows_pay(dx.shape[1], Wd, L, HALF_TILES, ROW_CORRELATE_CHANNELS):
+        correlate_rows(dyn[:end], Hf, Wf, KH, KW, KH - 1 - PH, H + 2 * PH - KH + 1, packed_t, acc, dx[n])
+    else:
+        _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc, dx[n])
 
 
 _BACKWARD_ITEMS = {}
