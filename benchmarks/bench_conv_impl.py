@@ -297,7 +297,8 @@ def rows_table(repeat: int, dtype) -> None:
 
         a, b = taking_turns(tiles, rows, repeat)
         pays = (
-            rows_pay(C, H, L, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS) and C > tuning.SCATTER_MAX_CHANNELS
+            rows_pay(C, K, K, H, L, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS)
+            and C > tuning.SCATTER_MAX_CHANNELS
         )
         print(f"{name:36s} {a:8.2f} {b:8.2f} {b / a:8.2f} {'rows' if pays else 'tiles':>8s}")
 

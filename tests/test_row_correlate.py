@@ -77,18 +77,44 @@ def test_rows_give_the_tiles_bits_and_the_reference(C, F, H, K, data, dtype, see
     np.testing.assert_allclose(rows, want, rtol=tol, atol=tol * F * K * K)
 
 
-def test_the_rule_takes_rows_of_13_to_15_float32_columns_and_16_channels_at_most():
+def test_the_rule_takes_rows_of_13_to_15_float32_columns_kernels_above_3x3_and_16_channels_at_most():
     L = lanes_of(np.float32)
     most = tuning.ROW_CORRELATE_CHANNELS
-    taken = {W for W in range(1, 2 * L) if rows_pay(6, W, L, False, most)}
+    taken = {W for W in range(1, 2 * L) if rows_pay(6, 5, 5, W, L, False, most)}
     assert taken == set(range(-(-13 * L // 16), L))
-    assert rows_pay(most, L - 2, L, False, most) and not rows_pay(most + 1, L - 2, L, False, most)
-    assert not rows_pay(6, L - 2, L, True, most)  # AVX2: the tile's accumulators would spill
+    assert rows_pay(most, 5, 5, L - 2, L, False, most) and not rows_pay(most + 1, 5, 5, L - 2, L, False, most)
+    assert rows_pay(6, 4, 3, L - 2, L, False, most) and not rows_pay(6, 3, 3, L - 2, L, False, most)
+    assert not rows_pay(6, 5, 5, L - 2, L, True, most)  # AVX2: the tile's accumulators would spill
+
+
+def test_the_backward_pass_runs_the_rows_item_where_the_rule_says(monkeypatch):
+    """conv2d_backward hands direct_backward_s1 the rows item for LeNet-5's 6->16 5x5 layer
+    and the tiles' item for a 3x3 one on the same plane; both give the reference's dx."""
+    from fastnn.kernels import conv as conv_k
+
+    given = []
+    real = conv_k.backward_items
+
+    def spy(dtype, rows=False):
+        given.append(rows)
+        return real(dtype, rows)
+
+    monkeypatch.setattr(conv_k, "backward_items", spy)
+    rng = np.random.default_rng(3)
+    for K, pad, rows in [(5, 0, not HALF_TILES), (3, 1, False)]:
+        given.clear()
+        x = rng.uniform(-1, 1, (2, 6, 14, 14)).astype(np.float32)
+        Wt = rng.uniform(-1, 1, (16, 6, K, K)).astype(np.float32)
+        OH = 14 + 2 * pad - K + 1
+        dy = rng.uniform(-1, 1, (2, 16, OH, OH)).astype(np.float32)
+        dx = NB.conv2d_backward(dy, x, Wt, 1, pad, impl="direct")[0]
+        assert given == [rows]
+        np.testing.assert_allclose(dx, REF.conv2d_backward(dy, x, Wt, 1, pad)[0], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "C, F, K, pad", [(6, 16, 5, 0), (8, 24, 5, 2), (16, 32, 3, 1), (4, 5, 1, 0), (9, 3, 3, 2)]
+    "C, F, K, pad", [(6, 16, 5, 0), (8, 24, 5, 2), (16, 32, 4, 1), (4, 5, 5, 4), (9, 3, 5, 2)]
 )
 def test_conv2d_backward_through_the_rows_matches_the_reference(dtype, C, F, K, pad):
     """LeNet-5's 6->16 layer and GoogLeNet-style branches on 14-column planes (7 in float64),
@@ -96,7 +122,10 @@ def test_conv2d_backward_through_the_rows_matches_the_reference(dtype, C, F, K, 
     ReLU and 2x2 max pooling."""
     L = lanes_of(dtype)
     H = W = L - 2 if dtype == np.float32 else L - 1  # 14 and 7 columns
-    if not rows_pay(C, W, L, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS) or C <= tuning.SCATTER_MAX_CHANNELS:
+    if (
+        not rows_pay(C, K, K, W, L, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS)
+        or C <= tuning.SCATTER_MAX_CHANNELS
+    ):
         pytest.skip("the rule does not send this layer to the rows here")
     rng = np.random.default_rng(C * 10 + K)
     x = rng.uniform(-1, 1, (3, C, H, W)).astype(dtype)

@@ -19,10 +19,13 @@ from .._checks import check_grad_outputs, check_same_dtype
 from ..kernels import conv as conv_kernels
 from ..kernels import pool as pool_kernels
 from ..kernels import tuning
+from ..kernels._simd import VECTOR_BYTES
 from ..kernels.activations import ACT_IDENTITY, ACT_RELU, ACTIVATION_CODES, for_code
 from ..kernels.conv import polyphase
 from ..kernels.conv.channel_tiles import channel_block
+from ..kernels.conv.direct import HALF_TILES
 from ..kernels.conv.modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
+from ..kernels.conv.row_correlate import rows_pay
 from ._arrays import contiguous as _c
 from .conv_shapes import (
     check_dy,
@@ -116,6 +119,32 @@ def _channel_tiles_pay(g, F: int, dtype) -> bool:
     columns: ``python benchmarks/bench_conv_impl.py --narrow``)."""
     block = channel_block(dtype)
     return g.OW < block // 2 and F >= block and g.KH * g.KW > 1
+
+
+def _rows_pay(g, dtype) -> bool:
+    """Whether the stride-1 direct backward takes dx through the rows one vector wide
+    (:mod:`fastnn.kernels.conv.row_correlate`) rather than the forward tiles: its rule,
+    past the channel count up to which dx scatters instead (``tuning.SCATTER_MAX_CHANNELS``)."""
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    return g.C > tuning.SCATTER_MAX_CHANNELS and rows_pay(
+        g.C, g.KH, g.KW, g.W, lanes, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS
+    )
+
+
+#: dtype -> the backward-data item (rows or not) last given to ``direct_backward_s1`` for a
+#: pass that ran it.
+_LAST_DATA_ITEM: dict = {}
+
+
+def _data_item_rows(g, dtype, input_grad: bool) -> bool:
+    """Which backward-data item ``direct_backward_s1`` gets (rows: True), by :func:`_rows_pay`.
+    A pass that runs neither (a first layer, or one whose dx scatters) gets the one given
+    last: every item compiles when first passed, so a network compiles only the items it
+    runs (LeNet-5's first layer would otherwise compile the tiles' item for nothing)."""
+    key = np.dtype(dtype)
+    if input_grad and g.C > tuning.SCATTER_MAX_CHANNELS:
+        _LAST_DATA_ITEM[key] = _rows_pay(g, dtype)
+    return _LAST_DATA_ITEM.get(key, False)
 
 
 def _pointwise_pays(g, F: int, dtype, forward: bool = True) -> bool:
@@ -565,7 +594,7 @@ class NumbaConvOps:
                     dx,
                     dW,
                     db,
-                    *conv_kernels.backward_items(dtype),
+                    *conv_kernels.backward_items(dtype, rows=_data_item_rows(g, dtype, input_grad)),
                     taps,
                 )
             else:  # the channel tiles, a fused ReLU's mask read with dy (a pooling taken back above)

@@ -21,12 +21,16 @@ from numba.extending import NativeValue, intrinsic, models, register_model, type
 
 
 class NativeFunctionType(types.Type):
-    """The Numba type of a :class:`NativeFunction`: an address and the argument types."""
+    """The Numba type of a :class:`NativeFunction`: an address and the argument types.
+
+    Two functions of one signature have one type (Numba interns types by name, so the
+    type keeps the name of the first function made with it): a kernel that takes one
+    compiles once, whichever it is given, as a C function pointer would."""
 
     def __init__(self, name, argtypes):
         self.function_name = name
         self.argtypes = tuple(argtypes)
-        super().__init__(name=f"NativeFunction({name}{self.argtypes})")
+        super().__init__(name=f"NativeFunction{self.argtypes}")
 
 
 register_model(NativeFunctionType)(models.OpaqueModel)

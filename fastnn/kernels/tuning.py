@@ -134,11 +134,12 @@ STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS = 32
 #: forms on one layer.
 SCATTER_MAX_CHANNELS = 3
 
-#: Input channels up to which a stride-1 backward-data item on rows one vector wide (W <= L
-#: < 2W: 9 to 16 float32 columns) runs :func:`~fastnn.kernels.conv.row_correlate.correlate_rows`
-#: rather than the forward tiles (more channels keep the tiles, which then lose less to
-#: the padding than the rows do to their part-filled vectors). Kernel knob, read at compile
-#: time. ``python benchmarks/bench_conv_impl.py --rows`` times both on layers either side.
+#: Input channels up to which the stride-1 backward pass takes dx on rows one vector wide
+#: (13/16 of a vector to just under one: 13 to 15 float32 columns; kernels above 3x3) through
+#: :func:`~fastnn.kernels.conv.row_correlate.correlate_rows` rather than the forward tiles
+#: (with more channels the tiles lose less to the padding than the rows do to their
+#: part-filled vectors; the rule is ``row_correlate.rows_pay``). Backend knob.
+#: ``python benchmarks/bench_conv_impl.py --rows`` times both on layers either side.
 ROW_CORRELATE_CHANNELS = 16
 
 #: Images per chunk of a backward-weights item (:mod:`fastnn.kernels.conv.direct_backward`):

@@ -18,11 +18,11 @@ from .._native import NativeFunction, call_native
 from .._scalars import runtime, typed
 from .._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore, vsum, wide_vectors
 from .._simd_transpose import vtranspose_block
-from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS, ROW_CORRELATE_CHANNELS
+from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
 from .direct import HALF_TILES, OUT_BLOCK, RUN_ALIGN, _conv_planes, _pack_weights, _run, _tap_offsets
 from .modes import DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .padding import _copy_interior, _pad_grad, _pad_pooled, _widen_plane
-from .row_correlate import correlate_rows, rows_pay
+from .row_correlate import correlate_rows
 
 #: Output channels whose dy planes one pass of :func:`_scatter_image` adds into the plane.
 #: Not a tuning knob: the pass is written out for four (d0..d3, w0..w3).
@@ -757,9 +757,7 @@ def _correlate_item(
     """A backward-data item of :func:`direct_backward_s1`: dx[n] = the full correlation of
     image n's conv-output gradient, padded into dyn (F, H+KH-1, W+KW-1 and RUN_ALIGN of
     slack), with the flipped weights, through :func:`_conv_planes` (offs_t, packed_t,
-    packed_zeros: its taps and packed weights; acc its work array), or, for rows one
-    vector wide and few input channels, :func:`~.row_correlate.correlate_rows` (the same
-    sums, the padding's zero rows left out)."""
+    packed_zeros: its taps and packed weights; acc its work array)."""
     wide_vectors()
     H, Wd = dx.shape[2], dx.shape[3]
     OW = Wd + 2 * PW - KW + 1
@@ -770,20 +768,39 @@ def _correlate_item(
     end = dyn.size - RUN_ALIGN
     for q in range(RUN_ALIGN):
         dyn[end + q] = zero
-    L = lanes(dyn)
-    if rows_pay(dx.shape[1], Wd, L, HALF_TILES, ROW_CORRELATE_CHANNELS):
-        correlate_rows(dyn[:end], Hf, Wf, KH, KW, KH - 1 - PH, H + 2 * PH - KH + 1, packed_t, acc, dx[n])
-    else:
-        _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc, dx[n])
+    _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc, dx[n])
+
+
+@jit(refcounts=False)
+def _rows_item(
+    n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, offs_t, packed_t, packed_zeros, dyn, acc, dx
+):
+    """:func:`_correlate_item` on rows one vector wide, through
+    :func:`~.row_correlate.correlate_rows` (the same sums, the padding's zero rows left
+    out; acc holds its 16 vectors). Its arguments are _correlate_item's, so
+    :func:`direct_backward_s1` takes either as its ``correlate_item`` and compiles once."""
+    wide_vectors()
+    H, Wd = dx.shape[2], dx.shape[3]
+    OW = Wd + 2 * PW - KW + 1
+    Hf = H + KH - 1
+    Wf = Wd + KW - 1
+    zero = typed(dx, 0.0)
+    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
+    end = dyn.size - RUN_ALIGN
+    for q in range(RUN_ALIGN):
+        dyn[end + q] = zero
+    correlate_rows(dyn[:end], Hf, Wf, KH, KW, KH - 1 - PH, H + 2 * PH - KH + 1, packed_t, acc, dx[n])
 
 
 _BACKWARD_ITEMS = {}
 
 
-def backward_items(dtype):
+def backward_items(dtype, rows: bool = False):
     """The last three arguments of :func:`direct_backward_s1` for arrays of ``dtype``:
-    _weights_item, _scatter_item and _correlate_item, each compiled once as a
-    :class:`~fastnn.kernels._native.NativeFunction`."""
+    _weights_item, _scatter_item and _correlate_item (``rows``: :func:`_rows_item` in its
+    place), each compiled once as a :class:`~fastnn.kernels._native.NativeFunction` when
+    first passed to the kernel. A NativeFunction's type is its signature alone, so the
+    kernel is one build whichever backward-data item it is given."""
     dtype = np.dtype(dtype)
     items = _BACKWARD_ITEMS.get(dtype)
     if items is None:
@@ -791,14 +808,16 @@ def backward_items(dtype):
         i, b = numba.int64, numba.boolean
         a1, a2, a4 = (numba.types.Array(f, d, "C") for d in (1, 2, 4))
         i1, i4 = (numba.types.Array(i, d, "C") for d in (1, 4))
+        data = (i, a4, a4, i4, a4, i, i, i, i, i, i1, a2, a1, a1, a1, a4)
         items = _BACKWARD_ITEMS[dtype] = (
             NativeFunction(
                 _weights_item, (a4, a4, a4, i4, a4, i, i, i, i, i, i, i, i, i1, b, a1, a1, a1, a1, a1, a2)
             ),
             NativeFunction(_scatter_item, (i, a4, a4, a4, i4, a4, i, i, i, a1, a1, a4)),
-            NativeFunction(_correlate_item, (i, a4, a4, i4, a4, i, i, i, i, i, i1, a2, a1, a1, a1, a4)),
+            NativeFunction(_correlate_item, data),
+            NativeFunction(_rows_item, data),
         )
-    return items
+    return items[:2] + (items[3] if rows else items[2],)
 
 
 @jit

@@ -20,15 +20,16 @@ from .._scalars import typed
 from .._simd import lanes, vbroadcast, vfma, vload, vsplat, vstore
 
 
-@jit(inline="always")
-def rows_pay(C: int, W: int, L: int, half_tiles: bool, max_channels: int) -> bool:
-    """Whether :func:`correlate_rows` takes an image: rows of 13/16 of a vector of L lanes
-    or more, but narrower than one (13 to 15 float32 columns: the 14x14 planes after an
-    MNIST network's first pooling), at most ``max_channels`` input channels, and a tile's
-    16 accumulators fit the registers (not on AVX2's 16). Narrower rows leave too many
-    lanes idle, full ones leave the tiles no junk columns, and with more channels the
-    tiles win: ``python benchmarks/bench_conv_impl.py --rows``."""
-    return (not half_tiles) and 13 * L <= 16 * W and W < L and C <= max_channels
+def rows_pay(C: int, KH: int, KW: int, W: int, L: int, half_tiles: bool, max_channels: int) -> bool:
+    """Whether the stride-1 backward pass runs :func:`correlate_rows` for dx (Python, for
+    the op): rows of 13/16 of a vector of L lanes or more, but narrower than one (13 to 15
+    float32 columns: the 14x14 planes after an MNIST network's first pooling), a kernel
+    larger than 3x3 (whose padding is the larger share of the tiles' work; on 3x3 ones
+    the rows gain a few percent, less than their compile costs), at most ``max_channels``
+    input channels, and a tile's 16 accumulators fit the registers (not on AVX2's 16).
+    Narrower rows leave too many lanes idle, full ones leave the tiles no junk columns,
+    and with more channels the tiles win: ``python benchmarks/bench_conv_impl.py --rows``."""
+    return (not half_tiles) and 13 * L <= 16 * W and W < L and KH * KW > 9 and C <= max_channels
 
 
 @jit(refcounts=False)
