@@ -750,24 +750,33 @@ def _scatter_item(n, dy, W, relu_out, argmax, pooled, mode, PH, PW, dyw, plane, 
         _scatter_image(dyw, OH, Wp, W, c, PH, PW, plane, dx[n, c])
 
 
+@jit(inline="always")
+def _pad_full(n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, dyn, dx):
+    """Image n's conv-output gradient (read as ``mode`` says, :func:`_pad_grad`) into dyn as
+    the full correlation takes it: F planes of Hf x Wf = (H+KH-1) x (W+KW-1), dy at row
+    KH-1-PH and column KW-1-PW, and RUN_ALIGN zeros of slack after them. Returns (Hf, Wf)."""
+    H, Wd = dx.shape[2], dx.shape[3]
+    Hf = H + KH - 1
+    Wf = Wd + KW - 1
+    OW = Wd + 2 * PW - KW + 1
+    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
+    zero = typed(dx, 0.0)
+    end = dyn.size - RUN_ALIGN
+    for q in range(RUN_ALIGN):
+        dyn[end + q] = zero
+    return Hf, Wf
+
+
 @jit(refcounts=False)
 def _correlate_item(
     n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, offs_t, packed_t, packed_zeros, dyn, acc, dx
 ):
     """A backward-data item of :func:`direct_backward_s1`: dx[n] = the full correlation of
-    image n's conv-output gradient, padded into dyn (F, H+KH-1, W+KW-1 and RUN_ALIGN of
-    slack), with the flipped weights, through :func:`_conv_planes` (offs_t, packed_t,
-    packed_zeros: its taps and packed weights; acc its work array)."""
+    image n's conv-output gradient, padded into dyn (:func:`_pad_full`), with the flipped
+    weights, through :func:`_conv_planes` (offs_t, packed_t, packed_zeros: its taps and
+    packed weights; acc its work array)."""
     wide_vectors()
-    H, Wd = dx.shape[2], dx.shape[3]
-    OW = Wd + 2 * PW - KW + 1
-    Hf = H + KH - 1
-    Wf = Wd + KW - 1
-    zero = typed(dx, 0.0)
-    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
-    end = dyn.size - RUN_ALIGN
-    for q in range(RUN_ALIGN):
-        dyn[end + q] = zero
+    Hf, Wf = _pad_full(n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, dyn, dx)
     _conv_planes(dyn, Wf, offs_t, packed_t, packed_zeros, runtime(False), acc, dx[n])
 
 
@@ -780,16 +789,9 @@ def _rows_item(
     out; acc holds its 16 vectors). Its arguments are _correlate_item's, so
     :func:`direct_backward_s1` takes either as its ``correlate_item`` and compiles once."""
     wide_vectors()
-    H, Wd = dx.shape[2], dx.shape[3]
-    OW = Wd + 2 * PW - KW + 1
-    Hf = H + KH - 1
-    Wf = Wd + KW - 1
-    zero = typed(dx, 0.0)
-    _pad_grad(dy[n], relu_out[n], argmax[n], pooled[n], mode, OW, KH - 1 - PH, KW - 1 - PW, Hf, Wf, dyn)
-    end = dyn.size - RUN_ALIGN
-    for q in range(RUN_ALIGN):
-        dyn[end + q] = zero
-    correlate_rows(dyn[:end], Hf, Wf, KH, KW, KH - 1 - PH, H + 2 * PH - KH + 1, packed_t, acc, dx[n])
+    Hf, Wf = _pad_full(n, dy, relu_out, argmax, pooled, mode, PH, PW, KH, KW, dyn, dx)
+    OH = dx.shape[2] + 2 * PH - KH + 1
+    correlate_rows(dyn[: dyn.size - RUN_ALIGN], Hf, Wf, KH, KW, KH - 1 - PH, OH, packed_t, acc, dx[n])
 
 
 _BACKWARD_ITEMS = {}
