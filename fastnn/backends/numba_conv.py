@@ -121,29 +121,25 @@ def _channel_tiles_pay(g, F: int, dtype) -> bool:
     return g.OW < block // 2 and F >= block and g.KH * g.KW > 1
 
 
-def _rows_pay(g, dtype) -> bool:
-    """Whether the stride-1 direct backward takes dx through the rows one vector wide
-    (:mod:`fastnn.kernels.conv.row_correlate`) rather than the forward tiles: its rule,
-    past the channel count up to which dx scatters instead (``tuning.SCATTER_MAX_CHANNELS``)."""
-    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
-    return g.C > tuning.SCATTER_MAX_CHANNELS and rows_pay(
-        g.C, g.KH, g.KW, g.W, lanes, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS
-    )
-
-
 #: dtype -> the backward-data item (rows or not) last given to ``direct_backward_s1`` for a
 #: pass that ran it.
 _LAST_DATA_ITEM: dict = {}
 
 
 def _data_item_rows(g, dtype, input_grad: bool) -> bool:
-    """Which backward-data item ``direct_backward_s1`` gets (rows: True), by :func:`_rows_pay`.
-    A pass that runs neither (a first layer, or one whose dx scatters) gets the one given
-    last: every item compiles when first passed, so a network compiles only the items it
-    runs (LeNet-5's first layer would otherwise compile the tiles' item for nothing)."""
+    """Which backward-data item ``direct_backward_s1`` gets (rows: True): a pass that runs
+    one (dx wanted, more channels than ``tuning.SCATTER_MAX_CHANNELS``, where dx scatters
+    instead) takes the rows one vector wide (:mod:`fastnn.kernels.conv.row_correlate`) as
+    ``row_correlate.rows_pay`` says. A pass that runs neither (a first layer, or one whose
+    dx scatters) gets the one given last: every item compiles when first passed, so a
+    network compiles only the items it runs (LeNet-5's first layer would otherwise compile
+    the tiles' item for nothing)."""
     key = np.dtype(dtype)
     if input_grad and g.C > tuning.SCATTER_MAX_CHANNELS:
-        _LAST_DATA_ITEM[key] = _rows_pay(g, dtype)
+        lanes = VECTOR_BYTES // key.itemsize
+        _LAST_DATA_ITEM[key] = rows_pay(
+            g.C, g.KH, g.KW, g.W, lanes, HALF_TILES, tuning.ROW_CORRELATE_CHANNELS
+        )
     return _LAST_DATA_ITEM.get(key, False)
 
 

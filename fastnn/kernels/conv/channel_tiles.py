@@ -49,7 +49,7 @@ from ..tuning import DW_CHUNK, DW_CHUNK_PIXELS, DW_GROUPS
 from .direct import HALF_TILES, _tap_offsets
 from .direct_backward import DW_TAPS, _dw_tile_2v12, _grad_rows
 from .modes import DY_RELU_MASKED
-from .padding import _pad_image_narrow
+from .padding import _pad_grad, _pad_image_narrow
 
 
 def channel_block(dtype) -> int:
@@ -92,6 +92,10 @@ def _rows_to_planes(src, stride, dst, c0, nc, P):
 #: vectors of a tap fill the 32 vector registers of AVX-512 (LLVM issues a tap's
 #: broadcasts together, so a twelfth pixel, as in the backward tile, spills accumulators).
 FORWARD_PIXELS = 10
+
+#: Pixels per tile of :func:`_forward_tile`: :data:`FORWARD_PIXELS`, or on AVX2 the
+#: backward tile's DW_TAPS.
+TILE_PIXELS = DW_TAPS if HALF_TILES else FORWARD_PIXELS
 
 
 @jit(refcounts=False)
@@ -206,6 +210,17 @@ def _forward_tile_2v10(xn, w_flat, T, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, 
     vstore(tmp, 9 * 2 * L + L, b9)
 
 
+@jit(inline="always")
+def _forward_tile(xn, w_flat, C, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, tmp):
+    """The forward tile over the C*KH*KW taps for TILE_PIXELS pixels from p0 (arguments as
+    :func:`_forward_tile_2v10`'s): that tile, or on AVX2 (:data:`~.direct.HALF_TILES`) the
+    backward tile :func:`~.direct_backward._dw_tile_2v12` in the forward role, the same sums."""
+    if HALF_TILES:
+        _dw_tile_2v12(xn, w_flat, C, pix, f0, p0, P, KH, KW, Wp, 1, Fp, plane, L, tmp)
+    else:
+        _forward_tile_2v10(xn, w_flat, C * KH * KW, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, tmp)
+
+
 @parallel_kernel
 def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, res, y):
     """y = f(conv2d(x, W) + bias) at any stride and padding.
@@ -232,15 +247,13 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
     Fp = W_rows.shape[1]
     L = lanes(y.reshape(y.size))
     B = 2 * L
-    tile_pixels = DW_TAPS if HALF_TILES else FORWARD_PIXELS
-    Pr = -(-P // tile_pixels) * tile_pixels
+    Pr = -(-P // TILE_PIXELS) * TILE_PIXELS
     plane = Hp * Wp
     pix = np.empty(P, dtype=np.int64)  # pixel (i, j)'s offset in a padded plane
     for p in range(P):
         i = p // OW
         pix[p] = i * SH * Wp + (p - i * OW) * SW
     w_flat = W_rows.reshape(W_rows.size)
-    T = C * KH * KW
     bias_rows = np.zeros(Fp, dtype=y.dtype)
     bias_rows[:F] = bias
     for n in prange(N):
@@ -254,12 +267,9 @@ def channel_tiled_forward(x, W_rows, bias, KH, KW, SH, SW, PH, PW, act, alpha, r
         yn = y[n].reshape(F * P)
         for f0 in range(0, Fp, B):
             nf = min(B, F - f0)
-            for p0 in range(0, P, tile_pixels):
-                tile = rows[p0 * B : (p0 + tile_pixels) * B]
-                if HALF_TILES:
-                    _dw_tile_2v12(xn, w_flat, C, pix, f0, p0, P, KH, KW, Wp, 1, Fp, plane, L, tile)
-                else:
-                    _forward_tile_2v10(xn, w_flat, T, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, tile)
+            for p0 in range(0, P, TILE_PIXELS):
+                tile = rows[p0 * B : (p0 + TILE_PIXELS) * B]
+                _forward_tile(xn, w_flat, C, KH, KW, Wp, plane, pix, f0, p0, P, Fp, L, tile)
             bb = bias_rows[f0 : f0 + B]
             rows_act = ACT_IDENTITY if res.size != 0 else act
             if rows_act == ACT_RELU:  # a constant code: the loop vectorises
@@ -436,7 +446,6 @@ def channel_tiled_data(dy, relu_out, mode, W_taps, KH, KW, SH, SW, PH, PW, dx):
     Cp = W_taps.shape[1]
     L = lanes(dx.reshape(dx.size))
     B = 2 * L
-    tile_pixels = DW_TAPS if HALF_TILES else FORWARD_PIXELS
     KHq, top, rows_of, PT, PB = _phases_along(KH, SH, PH, H, OH)
     KWq, left, cols_of, PL, PR = _phases_along(KW, SW, PW, Wd, OW)
     OHp = OH + PT + PB
@@ -479,42 +488,20 @@ def channel_tiled_data(dy, relu_out, mode, W_taps, KH, KW, SH, SW, PH, PW, dx):
                 dest[k] = (SH * u + a) * Wd + SW * v + b
                 k += 1
         most = max(most, p_at[ph + 1] - p_at[ph])
-    masked = mode == DY_RELU_MASKED
-    bare = not masked and PT + PB + PL + PR == 0  # dy's own planes serve
+    bare = mode != DY_RELU_MASKED and PT + PB + PL + PR == 0  # dy's own planes serve
+    no_argmax = np.empty((0, 0, 0), dtype=np.int64)  # _pad_grad's pooled mode, never taken here
+    no_pooled = np.empty((0, 0, 0), dtype=dx.dtype)
     for n in prange(N):
         wide_vectors()
         if bare:
             dyp = dy[n].reshape(F * plane)
         else:
             dyp = np.empty(F * plane, dtype=dx.dtype)
-            _bordered_planes(dy[n], relu_out[n], masked, PT, PL, OHp, OWp, dyp)
+            _pad_grad(dy[n], relu_out[n], no_argmax, no_pooled, mode, OW, PT, PL, OHp, OWp, dyp)
         acc = np.empty(Q * Cp, dtype=dx.dtype)
-        rows = np.empty((-(-most // tile_pixels) * tile_pixels) * B, dtype=dx.dtype)
+        rows = np.empty((-(-most // TILE_PIXELS) * TILE_PIXELS) * B, dtype=dx.dtype)
         _data_image(dyp, F, w_phase, w_at, pix, dest, p_at, KHq, KWq, SW, OWp, Cp, L, acc, rows)
         _rows_to_planes(acc, Cp, dx[n].reshape(C * Q), 0, C, Q)
-
-
-@jit(refcounts=False)
-def _bordered_planes(dy, relu_out, masked, PT, PL, OHp, OWp, dst):
-    """dst (F planes of OHp x OWp) = g (F, OH, OW) with PT rows and PL columns of zeros
-    before it and the rest of each plane zero; g is dy, or dy where relu_out > 0 when
-    ``masked``."""
-    F, OH, OW = dy.shape
-    src = dy.reshape(dy.size)
-    keep = relu_out.reshape(relu_out.size)
-    zero = typed(dst, 0.0)
-    for q in range(dst.size):
-        dst[q] = zero
-    for f in range(F):
-        for i in range(OH):
-            s0 = (f * OH + i) * OW
-            d0 = (f * OHp + i + PT) * OWp + PL
-            if masked:
-                for j in range(OW):
-                    dst[d0 + j] = src[s0 + j] if keep[s0 + j] > zero else zero
-            else:
-                for j in range(OW):
-                    dst[d0 + j] = src[s0 + j]
 
 
 @jit(refcounts=False)
@@ -523,7 +510,6 @@ def _data_image(dyp, F, w_phase, w_at, pix, dest, p_at, KHq, KWq, SW, OWp, Cp, L
     dyp (F of them) into the pixel-major rows acc (H*W, Cp); rows: the tiles' buffer."""
     plane = dyp.size // F
     B = 2 * L
-    tile_pixels = DW_TAPS if HALF_TILES else FORWARD_PIXELS
     zero = typed(acc, 0.0)
     for c0 in range(0, Cp, B):
         for ph in range(p_at.size - 1):
@@ -539,14 +525,9 @@ def _data_image(dyp, F, w_phase, w_at, pix, dest, p_at, KHq, KWq, SW, OWp, Cp, L
                         acc[to[p] * Cp + c0 + m] = zero
                 continue
             w_ph = w_phase[w_at[ph] * Cp : w_at[ph + 1] * Cp]
-            for p0 in range(0, P, tile_pixels):
-                tile = rows[p0 * B : (p0 + tile_pixels) * B]
-                if HALF_TILES:
-                    _dw_tile_2v12(dyp, w_ph, F, pix_ph, c0, p0, P, KHq[a], KWq[b], OWp, 1, Cp, plane, L, tile)
-                else:
-                    _forward_tile_2v10(
-                        dyp, w_ph, T, KHq[a], KWq[b], OWp, plane, pix_ph, c0, p0, P, Cp, L, tile
-                    )
+            for p0 in range(0, P, TILE_PIXELS):
+                tile = rows[p0 * B : (p0 + TILE_PIXELS) * B]
+                _forward_tile(dyp, w_ph, F, KHq[a], KWq[b], OWp, plane, pix_ph, c0, p0, P, Cp, L, tile)
             for p in range(P):
                 d = acc[to[p] * Cp + c0 : to[p] * Cp + c0 + B]
                 r = rows[p * B : (p + 1) * B]
