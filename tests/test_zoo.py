@@ -174,6 +174,17 @@ def test_peak_kernel_counts_two_flops_per_fma():
         assert theory["gflops"] == pytest.approx(2 * theory["ghz"] * 2 * theory["lanes"] * 2)
 
 
+def test_peak_kernel_multiplies_at_the_full_vector_width():
+    """LLVM tunes AVX-512 CPUs to 256-bit vectors: the chains must still use 512-bit FMAs,
+    or the measured peak is half the machine's (and every fraction of it twice too high)."""
+    peak.measure(threads=1, iters=10, repeats=1)
+    asm = "\n".join(peak._kernel(peak.CHAINS * peak.simd_lanes()).inspect_asm().values())
+    register = {16: "zmm", 8: "ymm", 4: "xmm"}[peak.simd_lanes()]
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line]
+    assert fmas, "no fused multiply-add in the chains kernel"
+    assert all(register in line for line in fmas), fmas[:4]
+
+
 @needs_torch
 @pytest.mark.parametrize("name", [e.name for e in zoo.ENTRIES])
 def test_torch_twin_computes_what_the_fastnn_network_computes(name):

@@ -2,8 +2,9 @@
 
 :func:`measure` runs, on every thread (``prange``), many independent chains of
 ``acc = acc * m + a`` on float32: ``CHAINS`` vector accumulators of the CPU's SIMD width
-(8 lanes with AVX2, 16 with AVX-512), which LLVM keeps in registers and contracts into
-one fused multiply-add each (``fastmath={"contract"}``: contraction only, no
+(8 lanes with AVX2, 16 with AVX-512; :func:`~fastnn.kernels._simd.wide_vectors` lifts
+LLVM's preference for 256-bit vectors on AVX-512 CPUs, which halved the measured peak),
+which LLVM keeps in registers and contracts into one fused multiply-add each (``fastmath={"contract"}``: contraction only, no
 reassociation, so no step can be skipped). Enough chains hide the FMA latency (4 cycles,
 2 FMA pipes on Zen 3 and Skylake: 8 chains in flight), so the loop runs at the FMA units'
 throughput. It counts 2 FLOPs per FMA per lane and reports the best of a few runs in
@@ -23,6 +24,8 @@ import time
 
 import numpy as np
 from numba import njit, prange
+
+from ..kernels._simd import wide_vectors
 
 #: Independent vector accumulators per thread: FMA latency x FMA pipes (4 x 2).
 CHAINS = 8
@@ -80,6 +83,7 @@ def _kernel(width: int):
         @njit(parallel=True, fastmath={"contract"}, cache=False)
         def chains(iters, m, a, out):
             for t in prange(out.shape[0]):
+                wide_vectors()  # else LLVM's AVX-512 tuning picks 256-bit vectors: half the peak
                 acc = np.empty(width, np.float32)
                 for j in range(width):
                     acc[j] = np.float32(t + j) * np.float32(1e-3)
