@@ -4,8 +4,9 @@
 ``acc = acc * m + a`` on float32: ``CHAINS`` vector accumulators of the CPU's SIMD width
 (8 lanes with AVX2, 16 with AVX-512; :func:`~fastnn.kernels._simd.wide_vectors` lifts
 LLVM's preference for 256-bit vectors on AVX-512 CPUs, which halved the measured peak),
-which LLVM keeps in registers and contracts into one fused multiply-add each (``fastmath={"contract"}``: contraction only, no
-reassociation, so no step can be skipped). Enough chains hide the FMA latency (4 cycles,
+which LLVM keeps in registers and contracts into one fused multiply-add each
+(``fastmath={"contract"}``: contraction only, no reassociation, so no step can be
+skipped). Enough chains hide the FMA latency (4 cycles,
 2 FMA pipes on Zen 3 and Skylake: 8 chains in flight), so the loop runs at the FMA units'
 throughput. It counts 2 FLOPs per FMA per lane and reports the best of a few runs in
 GFLOP/s.
