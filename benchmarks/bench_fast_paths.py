@@ -18,6 +18,10 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   then a horizontal pass per output row, only the windows needed) at stride 1 (the
   Inception branch's) on (100, 80, 14, 14) and (100, 120, 7, 7), and at stride 2 on
   (100, 32, 28, 28) (Inception's) and (16, 64, 32, 32) (the zoo's 7x7 stem);
+* 3x3 max pooling at stride 1 with padding 1 (GoogLeNet's pooling branch), the whole-plane
+  kernel against the kernel ``maxpool2d`` now takes there (``maxpool_forward_3x3_same``:
+  the taps over each unpadded plane, its edge columns masked, stored straight into the
+  output planes) on Inception's four shapes;
 * 2x2 stride-2 average pooling, forward and backward, on LeNet-5's (100, 6, 28, 28): the
   2x2 kernels against the general ones;
 * Dense(4320->100) forward at batch 100: fastnn's affine against NumPy's ``x @ W``;
@@ -56,7 +60,7 @@ import numpy as np
 
 from fastnn.backends import get_ops
 from fastnn.backends.numba_norm import _block
-from fastnn.backends.numba_pool import thread_rows, wide_stack
+from fastnn.backends.numba_pool import SAME_3X3_GROUP, thread_rows, wide_stack
 from fastnn.bench.harness import interleaved
 from fastnn.kernels import activations as act_kernels
 from fastnn.kernels import affine as affine_kernels
@@ -190,11 +194,38 @@ def main(argv=None) -> None:
                 xs, 3, 3, stride, stride, 1, 1, col, col_at, ys, ats
             ),
         }
-        report(  # maxpool2d takes the whole-plane kernel for 3x3 windows at strides 1 and 2
+        report(  # maxpool2d takes the whole-plane kernel for 3x3 windows at stride 2
             f"maxpool 3x3 s{stride} pad 1 {shape}, wide / rows",
             "wide",
             "rows",
             *interleaved_us(kernels["wide"], kernels["rows"], args.repeat),
+        )
+
+    for shape in ((100, 32, 28, 28), (100, 80, 14, 14), (100, 120, 14, 14), (100, 120, 7, 7)):
+        xs = rng.standard_normal(shape).astype(np.float32)
+        ys = np.empty(shape, np.float32)
+        ats = np.empty(shape, np.int64)
+        slots = max(1, numba.get_num_threads())
+        stack = wide_stack(shape[0] * shape[1], shape[2], shape[3], 1, 1)  # as maxpool2d
+        plane_size, wide = pool_kernels.wide_scratch(shape[2], shape[3], 3, 3, 1, 1, stack)
+        plane = np.empty((slots, plane_size), np.float32)
+        best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int32)
+        same = np.empty((slots, pool_kernels.same_3x3_scratch(shape[2], shape[3])), np.float32)
+        first, last = pool_kernels.edge_columns(shape[2], shape[3])
+        group = max(1, SAME_3X3_GROUP // (shape[2] * shape[3]))
+        kernels = {
+            "wide": lambda: pool_kernels.maxpool_forward_wide.parallel(
+                xs, 3, 3, 1, 1, 1, 1, stack, plane, best, tap, ys, ats
+            ),
+            "same": lambda: pool_kernels.maxpool_forward_3x3_same.parallel(
+                xs, group, same, first, last, ys, ats
+            ),
+        }
+        report(  # maxpool2d takes the 3x3-same kernel for 3x3 windows at stride 1, pad 1
+            f"maxpool 3x3 s1 pad 1 {shape}, wide / same",
+            "wide",
+            "same",
+            *interleaved_us(kernels["wide"], kernels["same"], args.repeat),
         )
 
     xa = rng.standard_normal((100, 6, 28, 28)).astype(np.float32)  # LeNet-5's first pooling

@@ -904,6 +904,22 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     yw_ref, argmaxw_ref = REF.maxpool2d(xs, size, stride, pad)
     np.testing.assert_array_equal(yw, yw_ref)
     np.testing.assert_array_equal(argmaxw, argmaxw_ref)
+    # the 3x3 stride-1 pad-1 kernel (GoogLeNet's pooling branch), on the same values
+    same = pool_k.same_3x3_scratch(H, W)
+    first, last = pool_k.edge_columns(H, W)
+    *_, ys, argmaxs = run_kernel(
+        pool_k.maxpool_forward_3x3_same,
+        build,
+        *(xs, G),
+        Guarded((slots, same), dtype, scratch=True),
+        first,
+        last,
+        Guarded((N, C, H, W), dtype),
+        Guarded((N, C, H, W), np.int64),
+    )
+    ys_ref, argmaxs_ref = REF.maxpool2d(xs, 3, 1, 1)
+    np.testing.assert_array_equal(ys, ys_ref)
+    np.testing.assert_array_equal(argmaxs, argmaxs_ref)
     # the row kernel, on the same ties, NaN and all--inf windows
     yr, argmaxr = rows_kernel(xs)
     np.testing.assert_array_equal(yr, yw_ref)

@@ -220,6 +220,79 @@ def test_maxpool_3x3_unrolled_taps(x_shape, stride, pad, dtype):
     assert np.isnan(y).any()
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    N=st.integers(1, 3),
+    C=st.integers(1, 40),
+    H=st.integers(1, 17),
+    W=st.integers(1, 17),
+    special=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+)
+def test_maxpool_3x3_same_kernel_equals_the_whole_plane_kernel(N, C, H, W, special, dtype, seed):
+    """GoogLeNet's 3x3 stride-1 pad-1 pooling, which maxpool2d gives to
+    maxpool_forward_3x3_same: the same maxima and argmax, bit for bit, as the whole-plane
+    kernel it replaced there and as the loop over windows, on planes down to one row or
+    column (where both edge masks hit one position), groups of planes with a short last
+    one, ties, -inf (windows of -inf alone) and NaN; and the same on 1 thread and on all."""
+    from fastnn import _config
+    from fastnn.backends.numba_pool import wide_stack
+    from fastnn.kernels import pool as pool_kernels
+
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_normal((N, C, H, W)) * 2).astype(dtype)  # many ties
+    if special:
+        x[rng.random(x.shape) < 0.2] = -np.inf
+        x[rng.random(x.shape) < 0.05] = np.nan
+    y, arg = NB.maxpool2d(x, 3, 1, 1)
+    stack = wide_stack(N * C, H, W, 1, 1)
+    plane, wide = pool_kernels.wide_scratch(H, W, 3, 3, 1, 1, stack)
+    y_wide, arg_wide = np.empty_like(y), np.empty_like(arg)
+    pool_kernels.maxpool_forward_wide.serial(
+        x,
+        *(3, 3, 1, 1, 1, 1, stack),
+        np.empty((1, plane), dtype),
+        np.empty((1, wide), dtype),
+        np.empty((1, wide), np.int32),
+        y_wide,
+        arg_wide,
+    )
+    np.testing.assert_array_equal(y, y_wide)
+    np.testing.assert_array_equal(arg, arg_wide)
+    y_ref, arg_ref = REF.maxpool2d(x, 3, 1, 1)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    group = 2  # several groups per call, the last one short when N*C is odd
+    same = np.empty((_config.get_num_threads(), pool_kernels.same_3x3_scratch(H, W)), dtype)
+    first, last = pool_kernels.edge_columns(H, W)
+    for threads in (1, _config.get_num_threads()):
+        before = _config.get_num_threads()
+        _config.set_num_threads(threads)
+        try:
+            y_t, arg_t = np.empty_like(y), np.empty_like(arg)
+            pool_kernels.maxpool_forward_3x3_same.parallel(x, group, same, first, last, y_t, arg_t)
+        finally:
+            _config.set_num_threads(before)
+        np.testing.assert_array_equal(y_t, y)
+        np.testing.assert_array_equal(arg_t, arg)
+
+
+def test_maxpool_3x3_same_is_the_kernel_the_op_runs(monkeypatch):
+    """maxpool2d(x, 3, 1, 1) runs maxpool_forward_3x3_same, and other 3x3 windows do not."""
+    from fastnn.kernels import pool as pool_kernels
+
+    calls = []
+    kernel = pool_kernels.maxpool_forward_3x3_same
+    monkeypatch.setattr(pool_kernels, "maxpool_forward_3x3_same", lambda *a: calls.append(a) or kernel(*a))
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 5)).astype(np.float32)
+    NB.maxpool2d(x, 3, 1, 1)
+    assert len(calls) == 1
+    NB.maxpool2d(x, 3, 2, 1)
+    NB.maxpool2d(x, 3, 1, 0)
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_overlapping_windows_accumulate(backend):
     ops = get_ops(backend)

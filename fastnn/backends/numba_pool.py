@@ -62,6 +62,17 @@ def _pool_2x2(g) -> bool:
     return g.KH == 2 and g.KW == 2 and g.SH == 2 and g.SW == 2 and g.PH == 0 and g.PW == 0
 
 
+#: Outputs per group of planes of ``maxpool_forward_3x3_same`` (its parallel work item).
+SAME_3X3_GROUP = 4096
+
+
+def _pool_3x3_same(g) -> bool:
+    """3x3 windows at stride 1 with padding 1 (GoogLeNet's pooling branch): the
+    ``maxpool_forward_3x3_same`` kernel, which ``python benchmarks/bench_fast_paths.py``
+    times against ``maxpool_forward_wide`` on Inception's planes."""
+    return (g.KH, g.KW, g.SH, g.SW, g.PH, g.PW) == (3, 3, 1, 1, 1, 1)
+
+
 def _pool_wide(g) -> bool:
     """Max pooling through ``maxpool_forward_wide`` (every stride-1 window of a stack of
     planes): at stride 1, and for 3x3 windows at strides up to 2, where its unrolled taps
@@ -92,6 +103,20 @@ class NumbaPoolOps:
                 pool_kernels.maxpool_forward_2x2_even(y.size * 4, _c(x), y, argmax)
             else:
                 pool_kernels.maxpool_forward_2x2(y.size * 4, _c(x), y, argmax)
+            return y, argmax
+        if _pool_3x3_same(g) and g.N * g.C > 0:
+            slots = max(1, numba.get_num_threads())
+            first, last = pool_kernels.edge_columns(g.H, g.W)
+            pool_kernels.maxpool_forward_3x3_same(
+                y.size * 9,
+                _c(x),
+                max(1, SAME_3X3_GROUP // (g.H * g.W)),
+                _scratch("pool_same", (slots, pool_kernels.same_3x3_scratch(g.H, g.W)), x.dtype),
+                first,
+                last,
+                y,
+                argmax,
+            )
             return y, argmax
         if _pool_wide(g):
             slots = max(1, numba.get_num_threads())

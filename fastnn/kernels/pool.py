@@ -166,6 +166,84 @@ def maxpool_forward_wide(x, KH, KW, SH, SW, PH, PW, G, xp_buf, best_buf, tap_buf
                     _retake_minus_inf(xc, max(h0, 0), min(h0 + KH, H), W, KW, SW, PW, low, yr, ar)
 
 
+def same_3x3_scratch(H, W):
+    """The row length of :func:`maxpool_forward_3x3_same`'s per-thread plane buffer for
+    (H, W) planes: the plane and a row and a value of -inf before and after it, P + 2W + 2.
+    Plain Python, for the callers."""
+    return H * W + 2 * W + 2
+
+
+def edge_columns(H, W):
+    """(first, last): bool (H*W,) flags of the plane positions in column 0 and in column
+    W - 1, the masks of :func:`maxpool_forward_3x3_same`. NumPy, for the callers."""
+    column = np.arange(H * W) % W
+    return column == 0, column == W - 1
+
+
+@parallel_kernel
+def maxpool_forward_3x3_same(x, G, xp_buf, first, last, y, argmax):
+    """:func:`maxpool_forward_wide`'s maxima and argmax for 3x3 windows at stride 1 with
+    one row and column of -inf padding (GoogLeNet's pooling branch): OH, OW = H, W.
+
+    Each plane goes into its thread's buffer xp (row xp_buf[thread], of
+    :func:`same_3x3_scratch`'s length) between W + 1 values of -inf, unpadded: output q =
+    i*W + j of the flat plane reads its nine taps at xp[q + kh*W + kw], one contiguous run
+    per tap over the whole plane, and a tap in column -1 or W (kw = 0 where first[q], kw = 2
+    where last[q]: :func:`edge_columns`) is taken as -inf, which is what the padding holds.
+    The taps go in row-major order with :func:`_take`'s rule, as in the other kernels, and
+    y and argmax (the winner's flat index q + (kh - 1)*W + kw - 1) are stored straight into
+    the output planes, whole: no per-row extraction from a wide run, which on 14- and 7-column
+    planes ran mostly as scalar remainders. A window whose maximum is -inf is taken again
+    one value at a time (:func:`_retake_minus_inf`). Parallel over groups of G planes.
+    """
+    N, C, H, W = x.shape
+    P = H * W
+    low = typed(x, -np.inf)
+    d1, d2 = np.int32(1), np.int32(2)
+    d3, d4, d5 = np.int32(W), np.int32(W + 1), np.int32(W + 2)
+    d6, d7, d8 = np.int32(2 * W), np.int32(2 * W + 1), np.int32(2 * W + 2)
+    planes = x.reshape(N * C, P)
+    y_planes = y.reshape(N * C, P)
+    a_planes = argmax.reshape(N * C, P)
+    for group in prange((N * C + G - 1) // G):
+        wide_vectors()
+        xp = xp_buf[get_thread_id()]
+        for q in range(W + 1):
+            xp[q] = low
+            xp[W + 1 + P + q] = low
+        inner = xp[W + 1 : W + 1 + P]
+        x0, x1, x2 = xp[0:P], xp[1 : 1 + P], xp[2 : 2 + P]
+        x3, x4, x5 = xp[W : W + P], xp[W + 1 : W + 1 + P], xp[W + 2 : W + 2 + P]
+        x6, x7, x8 = xp[2 * W : 2 * W + P], xp[2 * W + 1 : 2 * W + 1 + P], xp[2 * W + 2 : 2 * W + 2 + P]
+        for m in range(group * G, min(group * G + G, N * C)):
+            xc = planes[m]
+            for q in range(P):
+                inner[q] = xc[q]
+            yc = y_planes[m]
+            ac = a_planes[m]
+            lost = False
+            for q in range(P):
+                f = first[q]
+                e = last[q]
+                b, t = (low if f else x0[q]), np.int32(0)
+                b, t = _take(x1[q], b, t, d1)
+                b, t = _take(low if e else x2[q], b, t, d2)
+                b, t = _take(low if f else x3[q], b, t, d3)
+                b, t = _take(x4[q], b, t, d4)
+                b, t = _take(low if e else x5[q], b, t, d5)
+                b, t = _take(low if f else x6[q], b, t, d6)
+                b, t = _take(x7[q], b, t, d7)
+                b, t = _take(low if e else x8[q], b, t, d8)
+                yc[q] = b
+                ac[q] = q - W - 1 + t
+                lost |= b == low
+            if lost:
+                for i in range(H):
+                    yr = yc[i * W : i * W + W]
+                    ar = ac[i * W : i * W + W]
+                    _retake_minus_inf(xc, max(i - 1, 0), min(i + 2, H), W, 3, 1, 1, low, yr, ar)
+
+
 @jit(refcounts=False)
 def _maxpool_rows_plane(x, n, c, KH, KW, SH, SW, PH, PW, col, at, y, argmax):
     """:func:`maxpool_forward_rows` on plane (n, c), with the thread's rows col and at.
