@@ -12,9 +12,9 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   parameters: why optimizer steps count as OPTIM_WORK_PER_PARAM operations per parameter;
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
-* 3x3 max pooling with padding 1, the two kernels ``maxpool2d`` chooses between: the
-  whole-plane kernel (the nine taps unrolled in one pass over stacks of planes, every
-  stride-1 window), which it takes for 3x3 windows, against the row kernel (a vertical
+* 3x3 max pooling with padding 1 on the two general kernels ``maxpool2d`` chooses between
+  (at stride 1 it now takes the kernel of the next item): the whole-plane kernel (the nine
+  taps unrolled in one pass over stacks of planes, every stride-1 window) against the row kernel (a vertical
   then a horizontal pass per output row, only the windows needed) at stride 1 (the
   Inception branch's) on (100, 80, 14, 14) and (100, 120, 7, 7), and at stride 2 on
   (100, 32, 28, 28) (Inception's) and (16, 64, 32, 32) (the zoo's 7x7 stem);
@@ -194,7 +194,7 @@ def main(argv=None) -> None:
                 xs, 3, 3, stride, stride, 1, 1, col, col_at, ys, ats
             ),
         }
-        report(  # maxpool2d takes the whole-plane kernel for 3x3 windows at stride 2
+        report(  # the two general kernels; maxpool2d takes the wide one for 3x3 at stride 2
             f"maxpool 3x3 s{stride} pad 1 {shape}, wide / rows",
             "wide",
             "rows",

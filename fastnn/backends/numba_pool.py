@@ -75,7 +75,8 @@ def _pool_3x3_same(g) -> bool:
 
 def _pool_wide(g) -> bool:
     """Max pooling through ``maxpool_forward_wide`` (every stride-1 window of a stack of
-    planes): at stride 1, and for 3x3 windows at strides up to 2, where its unrolled taps
+    planes), for the windows the 3x3 pad-1 kernel above does not take: at stride 1, and
+    for 3x3 windows at strides up to 2, where its unrolled taps
     more than pay for the 4 times as many windows as needed. Other strides go to
     ``maxpool_forward_rows``, which takes only the windows needed. ``python
     benchmarks/bench_fast_paths.py`` times the two kernels on 3x3 windows at strides 1 and 2."""
