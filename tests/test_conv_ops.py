@@ -594,6 +594,7 @@ def _float32_kernels():
         NB.maxpool2d_backward(y, argmax, x.shape, 2, 1, 1)
         NB.maxpool2d(x, 2, 2)  # the 2x2 stride-2 fast path
         NB.maxpool2d(x, 3, 3)  # stride 3: the row kernel (stride 1 takes the whole-plane one)
+        NB.maxpool2d(x, 3, 1, 1)  # 3x3 stride 1 pad 1: a kernel of its own
         y = NB.avgpool2d(x, 2, 1, 1)
         NB.avgpool2d_backward(y, x.shape, 2, 1, 1)
         y = NB.avgpool2d(x, 2, 2)  # the 2x2 stride-2 fast paths
