@@ -13,9 +13,10 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
 * 3x3 max pooling with padding 1 on the two general kernels ``maxpool2d`` chooses between
-  (at stride 1 it now takes the kernel of the next item): the whole-plane kernel (the nine
-  taps unrolled in one pass over stacks of planes, every stride-1 window) against the row kernel (a vertical
-  then a horizontal pass per output row, only the windows needed) at stride 1 (the
+  (at stride 1 it now takes the kernel of the next item): the whole-plane kernel (the
+  nine taps unrolled in one pass over stacks of planes, every stride-1 window) against
+  the row kernel (a vertical then a horizontal pass per output row, only the windows
+  needed) at stride 1 (the
   Inception branch's) on (100, 80, 14, 14) and (100, 120, 7, 7), and at stride 2 on
   (100, 32, 28, 28) (Inception's) and (16, 64, 32, 32) (the zoo's 7x7 stem);
 * 3x3 max pooling at stride 1 with padding 1 (GoogLeNet's pooling branch), the whole-plane
@@ -60,7 +61,7 @@ import numpy as np
 
 from fastnn.backends import get_ops
 from fastnn.backends.numba_norm import _block
-from fastnn.backends.numba_pool import SAME_3X3_GROUP, thread_rows, wide_stack
+from fastnn.backends.numba_pool import same_3x3_group, thread_rows, wide_stack
 from fastnn.bench.harness import interleaved
 from fastnn.kernels import activations as act_kernels
 from fastnn.kernels import affine as affine_kernels
@@ -212,7 +213,7 @@ def main(argv=None) -> None:
         best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int32)
         same = np.empty((slots, pool_kernels.same_3x3_scratch(shape[2], shape[3])), np.float32)
         first, last = pool_kernels.edge_columns(shape[2], shape[3])
-        group = max(1, SAME_3X3_GROUP // (shape[2] * shape[3]))
+        group = same_3x3_group(shape[2], shape[3])
         kernels = {
             "wide": lambda: pool_kernels.maxpool_forward_wide.parallel(
                 xs, 3, 3, 1, 1, 1, 1, stack, plane, best, tap, ys, ats

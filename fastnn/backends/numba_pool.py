@@ -66,6 +66,12 @@ def _pool_2x2(g) -> bool:
 SAME_3X3_GROUP = 4096
 
 
+def same_3x3_group(H: int, W: int) -> int:
+    """Planes per group of ``maxpool_forward_3x3_same`` on (H, W) planes: about
+    SAME_3X3_GROUP outputs, at least one plane."""
+    return max(1, SAME_3X3_GROUP // (H * W))
+
+
 def _pool_3x3_same(g) -> bool:
     """3x3 windows at stride 1 with padding 1 (GoogLeNet's pooling branch): the
     ``maxpool_forward_3x3_same`` kernel, which ``python benchmarks/bench_fast_paths.py``
@@ -76,8 +82,8 @@ def _pool_3x3_same(g) -> bool:
 def _pool_wide(g) -> bool:
     """Max pooling through ``maxpool_forward_wide`` (every stride-1 window of a stack of
     planes), for the windows the 3x3 pad-1 kernel above does not take: at stride 1, and
-    for 3x3 windows at strides up to 2, where its unrolled taps
-    more than pay for the 4 times as many windows as needed. Other strides go to
+    for 3x3 windows at strides up to 2, where its unrolled taps more than pay for the 4
+    times as many windows as needed. Other strides go to
     ``maxpool_forward_rows``, which takes only the windows needed. ``python
     benchmarks/bench_fast_paths.py`` times the two kernels on 3x3 windows at strides 1 and 2."""
     if g.SH == 1 and g.SW == 1:
@@ -111,7 +117,7 @@ class NumbaPoolOps:
             pool_kernels.maxpool_forward_3x3_same(
                 y.size * 9,
                 _c(x),
-                max(1, SAME_3X3_GROUP // (g.H * g.W)),
+                same_3x3_group(g.H, g.W),
                 _scratch("pool_same", (slots, pool_kernels.same_3x3_scratch(g.H, g.W)), x.dtype),
                 first,
                 last,

@@ -6,10 +6,9 @@
 LLVM's preference for 256-bit vectors on AVX-512 CPUs, which halved the measured peak),
 which LLVM keeps in registers and contracts into one fused multiply-add each
 (``fastmath={"contract"}``: contraction only, no reassociation, so no step can be
-skipped). Enough chains hide the FMA latency (4 cycles,
-2 FMA pipes on Zen 3 and Skylake: 8 chains in flight), so the loop runs at the FMA units'
-throughput. It counts 2 FLOPs per FMA per lane and reports the best of a few runs in
-GFLOP/s.
+skipped). Enough chains hide the FMA latency (4 cycles, 2 FMA pipes on Zen 3 and
+Skylake: 8 chains in flight), so the loop runs at the FMA units' throughput. It counts 2
+FLOPs per FMA per lane and reports the best of a few runs in GFLOP/s.
 
 :func:`theoretical` is ``cores x GHz x FMA units x lanes x 2`` with the clock read from
 ``/proc/cpuinfo`` (under a hypervisor that is the nominal clock, not the boost clock: a
