@@ -9,6 +9,8 @@
    Fortran order, big-endian, read-only) gives C-contiguous outputs of the input's dtype,
    bit-identical to the op on plain copies, equal to the reference, and leaves its
    inputs untouched.
+3. Builds (a slow test): every kernel's serial and parallel builds, compiled in one fresh
+   process, give the same bits on the canary cases (``compare_builds``).
 
 The per-op comparisons on grids live in the test files named after each op family
 (test_affine_ops, test_activation_ops, test_loss_ops, test_conv_ops, test_pool_ops, ...);
@@ -72,8 +74,18 @@ class Guarded:
         self.view = self.buffer[GUARD : GUARD + self.size].reshape(self.shape)
         assert self.view.flags.c_contiguous
         self.must_write = fill is None and not scratch
+        self.scratch = scratch
         if fill is not None:
             self.view[...] = fill
+        self.initial = self.buffer.copy()
+
+    def twin(self) -> Guarded:
+        """A new Guarded of the same shape, dtype and kind, holding what this one held
+        when it was made (the other build's output, for :func:`run_kernel`'s twin mode)."""
+        other = Guarded(self.shape, self.buffer.dtype, scratch=self.scratch)
+        other.buffer[...] = self.initial
+        other.must_write = self.must_write
+        return other
 
     def check(self, where: str) -> None:
         before, after = self.buffer[:GUARD], self.buffer[GUARD + self.size :]
@@ -87,22 +99,40 @@ class Guarded:
 ALL_TAPS = np.empty(0, np.int64)
 
 
+#: In twin mode (while test_the_serial_and_parallel_builds_agree_bit_for_bit runs), the
+#: kernels whose serial and parallel builds :func:`run_kernel` compared: {kernel: whether
+#: every comparison gave the same bits}; None otherwise.
+TWINNED: dict | None = None
+
+
 def run_kernel(kernel, build: str, *args):
     """Call one build of ``kernel`` with Guarded outputs; check guards and untouched inputs.
 
-    Returns the outputs' views, in argument order.
+    Returns the outputs' views, in argument order. In twin mode (:data:`TWINNED` a dict),
+    the other build also runs, on the same inputs and on twins of the Guarded arguments,
+    and :data:`TWINNED` notes whether every output but the work buffers (``scratch``), and
+    the return value, came out the same bits as this build's.
     """
     COVERED.add(kernel)
     inputs = [a for a in args if isinstance(a, np.ndarray)]
     before = [a.copy() for a in inputs]
+    twins = [a.twin() if isinstance(a, Guarded) else a for a in args] if TWINNED is not None else None
     call = [a.view if isinstance(a, Guarded) else a for a in args]
-    getattr(kernel, build)(*call)
+    result = getattr(kernel, build)(*call)
     where = f"{kernel.__name__}.{build}"
     for a in args:
         if isinstance(a, Guarded):
             a.check(where)
     for saved, now in zip(before, inputs):
         np.testing.assert_array_equal(now, saved, err_msg=f"{where} modified an input")
+    if twins is not None:
+        other = "parallel" if build == "serial" else "serial"
+        other_result = getattr(kernel, other)(*[a.view if isinstance(a, Guarded) else a for a in twins])
+        same = type(other_result) is type(result) and repr(other_result) == repr(result)
+        for mine, theirs in zip(args, twins):
+            if isinstance(mine, Guarded) and not mine.scratch:
+                same = same and theirs.buffer.tobytes() == mine.buffer.tobytes()
+        TWINNED[kernel] = TWINNED.get(kernel, True) and same
     return [a.view for a in args if isinstance(a, Guarded)]
 
 
@@ -1295,6 +1325,85 @@ def test_every_kernel_has_a_canary_case():
         if name.split(".")[2] in CANARY_MODULES and kernel not in COVERED
     )
     assert not missing, f"kernels without a canary case in {__name__}: {missing}"
+
+
+def compare_builds(dtype) -> dict:
+    """Run the canary cases in twin mode (:func:`run_kernel`: each kernel's other build on
+    the same inputs) at sizes that split the parallel work into several parts (images,
+    blocks of BLOCK values, GEMM parts, dW groups): {"missing": kernels not compared,
+    "differ": kernels whose serial and parallel builds gave different bits}."""
+    global TWINNED
+    TWINNED = {}
+    try:
+        example = dict(dtype=np.dtype(dtype).type, build="parallel", seed=3)
+        test_dense_kernels_write_only_their_outputs.hypothesis.inner_test(n=37, d=29, m=41, **example)
+        test_optimizer_kernels_write_only_their_buffers.hypothesis.inner_test(
+            size=9000, wd=0.01, l1=0.001, **example
+        )
+        for geometry in (
+            dict(N=5, C=3, H=9, W=11, KH=3, KW=3, SH=1, SW=1, PH=1, PW=1),
+            dict(N=4, C=2, H=12, W=10, KH=5, KW=3, SH=2, SW=3, PH=2, PW=1),
+        ):
+            conv_canaries(F=35, chunk=2, **geometry, **example)
+            pool_canaries(**geometry, **example)
+        norm_augment_canaries(N=5, C=3, H=20, W=21, block=2, **example)
+        arrays_canaries(N=3, C=2, S=1500, **example)
+        rectified_canaries(N=4, C=3, H=18, W=17, F=35, K=3, stride=1, **example)
+        rectified_canaries(N=4, C=3, H=9, W=8, F=35, K=1, stride=1, **example)
+        rectified_canaries(N=4, C=3, H=9, W=8, F=35, K=3, stride=2, **example)
+        missing = sorted(
+            name
+            for name, kernel in all_kernels().items()
+            if name.split(".")[2] in CANARY_MODULES and kernel not in TWINNED
+        )
+        differ = sorted(kernel.__name__ for kernel, same in TWINNED.items() if not same)
+        return {"missing": missing, "differ": differ}
+    finally:
+        TWINNED = None
+
+
+_COMPARE_BUILDS = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]); import test_kernel_properties as t; "
+    "print(json.dumps({d: t.compare_builds(d) for d in ('float32', 'float64')}))"
+)
+
+
+@pytest.mark.slow
+def test_the_serial_and_parallel_builds_agree_bit_for_bit(tmp_path):
+    """Every kernel's serial build gives the parallel build's bits: splitting its work over
+    the threads changes no sum's order (which the tiered compiling that performance.md
+    weighs would rely on). Both builds of every kernel compile in one fresh process on an
+    empty kernel cache (``compare_builds``, both dtypes, about 6 minutes here): builds
+    loaded from a cache that other processes filled can disagree (reliability.md)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    tests = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _COMPARE_BUILDS, tests],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=1500)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    results = json.loads(out.strip().splitlines()[-1])
+    for dtype, result in results.items():
+        assert not result["missing"], f"{dtype}: kernels whose builds were not compared: {result['missing']}"
+        assert not result["differ"], (
+            f"{dtype}: serial and parallel builds gave different bits: {result['differ']}"
+        )
 
 
 # =================================================================== ops: layouts, dtype, contiguity

@@ -40,7 +40,7 @@ stride-1 pixel tiles on narrow planes.
 import numpy as np
 from numba import prange
 
-from ..._config import jit, parallel_kernel
+from ..._config import FASTMATH_IN_ORDER, jit, parallel_kernel
 from .._scalars import runtime, typed
 from .._simd import VECTOR_BYTES, lanes, vbroadcast, vfma, vload, vsplat, vstore, wide_vectors
 from .._simd_transpose import vtranspose_block
@@ -310,7 +310,10 @@ def pack_tap_rows(W):
     return rows
 
 
-@parallel_kernel
+# in order (no reassociation): the group partials are added in group order at the end, and
+# with reassociation LLVM regrouped that sum differently in the serial and the parallel
+# build (test_the_serial_and_parallel_builds_agree_bit_for_bit)
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def channel_tiled_weights(x, dy, relu_out, mode, KH, KW, SH, SW, PH, PW, dW, db):
     """The weight gradients of :func:`channel_tiled_forward`, at any stride and padding.
 
