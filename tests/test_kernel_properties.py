@@ -77,13 +77,12 @@ class Guarded:
         self.scratch = scratch
         if fill is not None:
             self.view[...] = fill
-        self.initial = self.buffer.copy()
 
     def twin(self) -> Guarded:
-        """A new Guarded of the same shape, dtype and kind, holding what this one held
-        when it was made (the other build's output, for :func:`run_kernel`'s twin mode)."""
+        """A new Guarded of the same shape, dtype and kind, holding what this one holds now
+        (the other build's output, for :func:`run_kernel`'s twin mode, made before the call)."""
         other = Guarded(self.shape, self.buffer.dtype, scratch=self.scratch)
-        other.buffer[...] = self.initial
+        other.buffer[...] = self.buffer
         other.must_write = self.must_write
         return other
 
@@ -1378,28 +1377,16 @@ def test_the_serial_and_parallel_builds_agree_bit_for_bit(tmp_path):
     loaded from a cache that other processes filled can disagree (reliability.md)."""
     import json
     import os
-    import signal
     import subprocess
     import sys
 
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     tests = os.path.dirname(os.path.abspath(__file__))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _COMPARE_BUILDS, tests],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPARE_BUILDS, tests], env=env, capture_output=True, text=True, timeout=1500
     )
-    try:
-        out, err = proc.communicate(timeout=1500)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 0, err[-3000:]
-    results = json.loads(out.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
     for dtype, result in results.items():
         assert not result["missing"], f"{dtype}: kernels whose builds were not compared: {result['missing']}"
         assert not result["differ"], (
