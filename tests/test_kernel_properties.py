@@ -20,6 +20,7 @@ called directly, layouts on every op.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import itertools
@@ -102,6 +103,9 @@ ALL_TAPS = np.empty(0, np.int64)
 #: kernels whose serial and parallel builds :func:`run_kernel` compared: {kernel: whether
 #: every comparison gave the same bits}; None otherwise.
 TWINNED: dict | None = None
+#: In twin mode, {kernel name: SHA-256 of every compared output of both builds, in call
+#: order}: two processes that ran the same cases must end with the same digests.
+DIGESTS: dict | None = None
 
 
 def run_kernel(kernel, build: str, *args):
@@ -128,9 +132,13 @@ def run_kernel(kernel, build: str, *args):
         other = "parallel" if build == "serial" else "serial"
         other_result = getattr(kernel, other)(*[a.view if isinstance(a, Guarded) else a for a in twins])
         same = type(other_result) is type(result) and repr(other_result) == repr(result)
+        digest = DIGESTS.setdefault(kernel.__name__, hashlib.sha256())
+        digest.update(f"{result!r} {other_result!r}".encode())
         for mine, theirs in zip(args, twins):
             if isinstance(mine, Guarded) and not mine.scratch:
                 same = same and theirs.buffer.tobytes() == mine.buffer.tobytes()
+                digest.update(mine.buffer.tobytes())
+                digest.update(theirs.buffer.tobytes())
         TWINNED[kernel] = TWINNED.get(kernel, True) and same
     return [a.view for a in args if isinstance(a, Guarded)]
 
@@ -1335,9 +1343,11 @@ def compare_builds(dtype) -> dict:
     """Run the canary cases in twin mode (:func:`run_kernel`: each kernel's other build on
     the same inputs) at sizes that split the parallel work into several parts (images,
     blocks of BLOCK values, GEMM parts, dW groups): {"missing": kernels not compared,
-    "differ": kernels whose serial and parallel builds gave different bits}."""
-    global TWINNED
+    "differ": kernels whose serial and parallel builds gave different bits, "digests":
+    {kernel: SHA-256 of all its compared outputs}}."""
+    global TWINNED, DIGESTS
     TWINNED = {}
+    DIGESTS = {}
     try:
         example = dict(dtype=np.dtype(dtype).type, build="parallel", seed=3)
         test_dense_kernels_write_only_their_outputs.hypothesis.inner_test(n=37, d=29, m=41, **example)
@@ -1357,9 +1367,10 @@ def compare_builds(dtype) -> dict:
         rectified_canaries(N=4, C=3, H=9, W=8, F=35, K=3, stride=2, **example)
         missing = canary_kernels_outside(TWINNED)
         differ = sorted(kernel.__name__ for kernel, same in TWINNED.items() if not same)
-        return {"missing": missing, "differ": differ}
+        digests = {name: digest.hexdigest() for name, digest in sorted(DIGESTS.items())}
+        return {"missing": missing, "differ": differ, "digests": digests}
     finally:
-        TWINNED = None
+        TWINNED = DIGESTS = None
 
 
 _COMPARE_BUILDS = (
@@ -1372,9 +1383,12 @@ _COMPARE_BUILDS = (
 def test_the_serial_and_parallel_builds_agree_bit_for_bit(tmp_path):
     """Every kernel's serial build gives the parallel build's bits: splitting its work over
     the threads changes no sum's order (which the tiered compiling that performance.md
-    weighs would rely on). Both builds of every kernel compile in one fresh process on an
-    empty kernel cache (``compare_builds``, both dtypes, about 6 minutes here): builds
-    loaded from a cache that other processes filled can disagree (reliability.md)."""
+    weighs would rely on). And a build loaded from the kernel cache gives the bits of the
+    build compiled in the process that filled it, so the first run after an install trains
+    what every later run trains. ``compare_builds`` runs twice, both dtypes, in two fresh
+    processes on one kernel cache: the first compiles every build (about 6 minutes here),
+    the second loads them; each must find the two builds equal, and both must end with the
+    same output digests."""
     import json
     import os
     import subprocess
@@ -1382,16 +1396,23 @@ def test_the_serial_and_parallel_builds_agree_bit_for_bit(tmp_path):
 
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     tests = os.path.dirname(os.path.abspath(__file__))
-    done = subprocess.run(
-        [sys.executable, "-c", _COMPARE_BUILDS, tests], env=env, capture_output=True, text=True, timeout=1500
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
-    for dtype, result in results.items():
-        assert not result["missing"], f"{dtype}: kernels whose builds were not compared: {result['missing']}"
-        assert not result["differ"], (
-            f"{dtype}: serial and parallel builds gave different bits: {result['differ']}"
-        )
+    runs = {}
+    for run in ("compiled", "cached"):
+        command = [sys.executable, "-c", _COMPARE_BUILDS, tests]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1500)
+        assert done.returncode == 0, f"{run}: {done.stderr[-3000:]}"
+        runs[run] = json.loads(done.stdout.strip().splitlines()[-1])
+        for dtype, result in runs[run].items():
+            missing = result["missing"]
+            assert not missing, f"{run}, {dtype}: kernels whose builds were not compared: {missing}"
+            assert not result["differ"], (
+                f"{run}, {dtype}: serial and parallel builds gave different bits: {result['differ']}"
+            )
+    for dtype in runs["compiled"]:
+        compiled, cached = runs["compiled"][dtype]["digests"], runs["cached"][dtype]["digests"]
+        assert compiled.keys() == cached.keys()
+        moved = sorted(name for name in compiled if compiled[name] != cached[name])
+        assert not moved, f"{dtype}: builds loaded from the cache gave other bits than compiled ones: {moved}"
 
 
 # =================================================================== ops: layouts, dtype, contiguity

@@ -160,6 +160,34 @@ def vfma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
+def _vector_pair(a, b):
+    return isinstance(a, Vector) and isinstance(b, Vector) and a.dtype == b.dtype
+
+
+@intrinsic
+def vadd(typingctx, a, b):
+    """a + b, lane by lane (no fast-math flags: never regrouped with other additions)."""
+    if not _vector_pair(a, b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fadd(args[0], args[1])
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def vsub(typingctx, a, b):
+    """a - b, lane by lane (no fast-math flags)."""
+    if not _vector_pair(a, b):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fsub(args[0], args[1])
+
+    return a(a, b), codegen
+
+
 @intrinsic
 def vrelu(typingctx, v):
     """max(v, 0) lane by lane, NaN staying NaN (v <= 0 selects zero, an ordered compare)."""
@@ -236,6 +264,8 @@ __all__ = [
     "vsplat",
     "vbroadcast",
     "vfma",
+    "vadd",
+    "vsub",
     "vrelu",
     "vwhere_positive",
     "vsum",

@@ -7,7 +7,7 @@ Elementwise kernels take flat (1-D, contiguous) arrays; softmax takes rows
 import numpy as np
 from numba import prange
 
-from .._config import jit, parallel_kernel
+from .._config import FASTMATH_IN_ORDER, jit, parallel_kernel
 from . import elementary
 from ._blocks import block_count
 from ._scalars import typed
@@ -225,9 +225,15 @@ def softmax_row(x, i, y):
     return row_max, total
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def softmax_forward(x, y):
-    """Row-wise softmax of x (N, C) into y, shifted by the row maximum."""
+    """Row-wise softmax of x (N, C) into y, shifted by the row maximum.
+
+    Compiled without reassociation, so each row's sum of exps is added in column order
+    in every build: the parallel build's body, which LLVM optimises a second time when
+    it links it (the code saved to the kernel cache), could otherwise add in another
+    order than the body that ran in the process that compiled it.
+    """
     for i in prange(x.shape[0]):
         softmax_row(x, i, y)
 

@@ -7,25 +7,26 @@ caller in a fixed order, so a loss does not depend on the thread count.
 import numpy as np
 from numba import prange
 
-from .._config import parallel_kernel
+from .._config import FASTMATH_IN_ORDER, parallel_kernel
 from ._blocks import block_count
 from ._scalars import typed
 from .activations import softmax_row
 from .tuning import BLOCK, SUM_BLOCK
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def softmax_cross_entropy_indices(logits, t, probs, row_losses):
     """Softmax of logits (N, C) into probs and -log p[n, t[n]] into row_losses (N,).
 
-    log p = z - max z - log(sum exp(z - max z)): finite for any finite logits.
+    log p = z - max z - log(sum exp(z - max z)): finite for any finite logits. Its sums run
+    in column order in every build, as :func:`~fastnn.kernels.activations.softmax_forward`'s.
     """
     for i in prange(logits.shape[0]):
         row_max, total = softmax_row(logits, i, probs)
         row_losses[i] = np.log(total) - (logits[i, t[i]] - row_max)
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def softmax_cross_entropy_dense(logits, t, probs, row_losses):
     """As the index version, with one-hot or soft targets t (N, C): -sum_c t_c log p_c."""
     for i in prange(logits.shape[0]):

@@ -36,8 +36,9 @@ same order.
 import numpy as np
 from numba import prange
 
-from .._config import jit, parallel_kernel
+from .._config import FASTMATH_IN_ORDER, jit, parallel_kernel
 from ._scalars import typed
+from ._simd import lanes, vadd, vfma, vload, vsplat, vsub, vsum
 from .activations import (
     ACT_IDENTITY,
     ACT_LEAKY_RELU,
@@ -334,17 +335,53 @@ def _gradient_in(dy, act_out, n, c0, c1, code, alpha, g):
 
 @jit(inline="always")
 def _sums_row(g, x, mean, n, c0, c1, dgamma, dbeta):
-    """Adds row n of channels c0..c1 into dbeta (sum g) and dgamma (sum g * (x - mean))."""
+    """Adds row n of channels c0..c1 into dbeta (sum g) and dgamma (sum g * (x - mean)).
+
+    Each sum over the S values of a row runs in an order the code fixes: four vector
+    accumulators of L lanes over steps of 4L values, then the first of them over steps of
+    L, the four added lane by lane in pairs and folded (:func:`vsum`), then the remaining
+    values one by one. Written out, not left to the vectoriser's reassociation: LLVM
+    optimises the parallel build's loop body a second time when it links it into the
+    kernel (the build saved to the kernel cache), and with reassociation that second pass
+    may add in another order than the first, so a process loading the kernel from the
+    cache would get other bits than the one that compiled it.
+    """
     N, C, S = x.shape
+    L = lanes(x)
     zero = typed(x, 0.0)
     for c in range(c0, c1):
         m = mean[c]
-        sum_dy = zero
-        sum_dy_xc = zero
-        for s in range(S):
-            gv = g[n, c, s]
+        gr = g[n, c]
+        xr = x[n, c]
+        mv = vsplat(m)
+        sum0 = sum1 = sum2 = sum3 = vsplat(zero)
+        dot0 = dot1 = dot2 = dot3 = vsplat(zero)
+        s = 0
+        while s + 4 * L <= S:
+            g0 = vload(gr, s)
+            g1 = vload(gr, s + L)
+            g2 = vload(gr, s + 2 * L)
+            g3 = vload(gr, s + 3 * L)
+            sum0 = vadd(sum0, g0)
+            sum1 = vadd(sum1, g1)
+            sum2 = vadd(sum2, g2)
+            sum3 = vadd(sum3, g3)
+            dot0 = vfma(g0, vsub(vload(xr, s), mv), dot0)
+            dot1 = vfma(g1, vsub(vload(xr, s + L), mv), dot1)
+            dot2 = vfma(g2, vsub(vload(xr, s + 2 * L), mv), dot2)
+            dot3 = vfma(g3, vsub(vload(xr, s + 3 * L), mv), dot3)
+            s += 4 * L
+        while s + L <= S:
+            g0 = vload(gr, s)
+            sum0 = vadd(sum0, g0)
+            dot0 = vfma(g0, vsub(vload(xr, s), mv), dot0)
+            s += L
+        sum_dy = vsum(vadd(vadd(sum0, sum1), vadd(sum2, sum3)))
+        sum_dy_xc = vsum(vadd(vadd(dot0, dot1), vadd(dot2, dot3)))
+        for t in range(s, S):
+            gv = gr[t]
             sum_dy += gv
-            sum_dy_xc += gv * (x[n, c, s] - m)
+            sum_dy_xc += gv * (xr[t] - m)
         dbeta[c] += sum_dy
         dgamma[c] += sum_dy_xc
 
@@ -431,7 +468,7 @@ def _feature_scale(x2, scale, shift, shifted, c0, c1, y2):
                 yr[j] = xr[j] * k[j]
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out, dx, dgamma, dbeta):
     """Gradients of batch norm in training mode, per channel over M = N*S values.
 

@@ -648,10 +648,12 @@ def lppool_forward(x, KH, KW, SH, SW, PH, PW, p, y):
                     y[n, c, i, j] = s**root
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def lppool_backward(dy, x, y, KH, KW, SH, SW, PH, PW, p, dx):
     """dx[n, c, h, w] = sum over the windows holding (h, w) of dy * sign(x) * (|x| / y)^(p-1)
-    (dy * x / y for p = 2); a window with y = 0 adds nothing (dx overwritten)."""
+    (dy * x / y for p = 2); a window with y = 0 adds nothing (dx overwritten). Compiled
+    without reassociation: the windows' shares are added in window order in every build,
+    compiled or loaded from the kernel cache (reliability.md, "Determinism")."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     power = typed(x, p) - typed(x, 1.0)

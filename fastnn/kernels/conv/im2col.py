@@ -10,7 +10,7 @@ thread's scratch row, one BLAS GEMM per chunk (single-threaded meanwhile, see
 import numpy as np
 from numba import get_thread_id, prange
 
-from ..._config import jit, parallel_kernel
+from ..._config import FASTMATH_IN_ORDER, jit, parallel_kernel
 from .._scalars import typed
 from .._simd import wide_vectors
 from ..activations import activate, rectified_variant
@@ -229,7 +229,7 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
 im2col_forward_rectified = rectified_variant(im2col_forward)
 
 
-@parallel_kernel
+@parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def im2col_backward(
     x,
     dy,
@@ -266,6 +266,8 @@ def im2col_backward(
     and db = the sums of the group partials in group order, so the result does not depend
     on the thread count. The chunks are spread evenly over the groups. Scratch rows are per
     thread (numba.get_thread_id()): col_buf/dcol_buf K*rows, dyt_buf F*rows, dw_buf F*K.
+    Compiled without reassociation, so every sum keeps the order written here in every
+    build, compiled or loaded from the kernel cache (reliability.md, "Determinism").
     """
     N, C = x.shape[0], x.shape[1]
     F, K = Wm.shape
