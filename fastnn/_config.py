@@ -21,6 +21,10 @@ variable                       meaning                                  default
                                model's kernels in parallel processes
                                before its first step
                                (:mod:`fastnn._precompile`)
+``FASTNN_TIERED_START``        with FASTNN_PRECOMPILE, run the first    0
+                               steps on serial builds while workers
+                               compile the parallel ones
+                               (:mod:`fastnn._precompile`)
 ``FASTNN_MALLOC``              fix glibc's mmap and trim thresholds so  1
                                freed arrays stay for the next step
                                (:mod:`fastnn._malloc`)
@@ -47,6 +51,8 @@ __all__ = [
     "parallel_kernel",
     "set_num_threads",
     "get_num_threads",
+    "run_serial_only",
+    "serial_only",
 ]
 
 
@@ -177,9 +183,27 @@ class ParallelKernel:
         return ParallelKernel(copy, **self._overrides)
 
     def __call__(self, work: int, *args):
-        if work >= PARALLEL_THRESHOLD:
+        if work >= PARALLEL_THRESHOLD and not _serial_only:
             return self.parallel(*args)
         return self.serial(*args)
+
+
+#: While True, every :class:`ParallelKernel` call runs its serial build: set by
+#: :mod:`fastnn._precompile` while a cold start's parallel builds still compile in other
+#: processes. The two builds give the same bits (``tests/test_kernel_properties.py``), so
+#: only the speed changes.
+_serial_only = False
+
+
+def run_serial_only(flag: bool) -> None:
+    """Run every kernel call on the serial build (True) or as the work decides (False)."""
+    global _serial_only
+    _serial_only = bool(flag)
+
+
+def serial_only() -> bool:
+    """Whether kernel calls run the serial build only (:func:`run_serial_only`)."""
+    return _serial_only
 
 
 def parallel_kernel(fn=None, **overrides):

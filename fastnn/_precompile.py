@@ -14,14 +14,23 @@ cold start on a machine with two cores uses one. This module spreads the work:
    from the back, each claiming an item (an exclusive file) before compiling it; items
    already in the cache cost nothing. When the workers exit, this process loads their
    kernels from the cache at their first call (milliseconds each).
+3. With ``FASTNN_TIERED_START=1`` a model's first step on a new cache
+   (:func:`before_first_call`) is tiered: step 2 runs on the serial builds only (a
+   parallel build's serial twin replaces it), and the parallel builds then compile in
+   worker processes (:func:`compile_in_background`) while this one trains with every
+   call on a serial build; when the workers exit the calls take the parallel builds
+   again, loaded from the cache. At exit this process waits for workers still
+   compiling, so that the cache is complete.
 
 Results do not change: the same kernels compile for the same types, only sooner and in
-other processes. Only a cold cache pays for any of this (:func:`missing` reads the cache
-index first). See "Start-up with an empty cache" in docs/performance.md.
+other processes, and a kernel's serial and parallel builds give the same bits. Only a
+cold cache pays for any of this (:func:`missing` reads the cache index first). See
+"Start-up with an empty cache" in docs/performance.md.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
@@ -37,7 +46,7 @@ from dataclasses import dataclass
 import numba
 from numba.core.registry import CPUDispatcher
 
-from ._config import CACHE, ParallelKernel
+from ._config import CACHE, ParallelKernel, run_serial_only
 from ._kernel_cache import PACKAGE, is_cached
 
 #: Worker processes plus this one, at most (the cores Numba may use, by default all).
@@ -233,6 +242,51 @@ def _work(items, claims: str, order, log=None) -> list[tuple[Item, float]]:
     return done
 
 
+def _worker_count(workers: int | None, items) -> int:
+    """Processes to compile ``items`` in, this one included: ``workers`` (default
+    :data:`DEFAULT_WORKERS`), one with the cache off, at most one per item."""
+    workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
+    if not CACHE:
+        workers = 1
+    return min(workers, max(1, len(items)))
+
+
+def _start_workers(items, claims: str, count: int) -> list:
+    """``count`` worker processes (:func:`_worker_main`) compiling ``items`` (claimed
+    through files in the folder ``claims``) into the kernel cache."""
+    if count < 1:
+        return []
+    payload = os.path.join(claims, "items.json")
+    with open(payload, "w", encoding="utf-8") as handle:
+        json.dump([_encode_item(item) for item in items], handle)
+    # the workers import this very fastnn, whatever their sys.path would find first
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, FASTNN_COMPILE_NOTICE="0", PYTHONPATH=path)
+    procs = []
+    for k in range(count):
+        # a file, not a pipe: a worker must never block on a full pipe
+        with open(os.path.join(claims, f"worker{k}.log"), "wb") as errors:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _WORKER, claims, payload, str(k)],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                )
+            )
+    return procs
+
+
+def _print_worker_log(claims: str, k: int, log) -> None:
+    if log is not None:
+        with open(os.path.join(claims, f"worker{k}.log"), errors="replace") as errors:
+            text = errors.read().strip()
+        if text:
+            print(text, file=log)
+
+
 def compile_items(items, workers: int | None = None, log=None) -> dict:
     """Compile ``items`` into the kernel cache, here and in ``workers - 1`` other processes.
 
@@ -240,42 +294,16 @@ def compile_items(items, workers: int | None = None, log=None) -> dict:
     "seconds": wall time}. With the cache off, or one worker, everything compiles here.
     """
     items = list(items)
-    workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
-    if not CACHE:
-        workers = 1
-    workers = min(workers, max(1, len(items)))
+    workers = _worker_count(workers, items)
     started = time.perf_counter()
     claims = tempfile.mkdtemp(prefix="fastnn-precompile-")
     procs = []
     try:
-        if workers > 1:
-            payload = os.path.join(claims, "items.json")
-            with open(payload, "w", encoding="utf-8") as handle:
-                json.dump([_encode_item(item) for item in items], handle)
-            # the workers import this very fastnn, whatever their sys.path would find first
-            package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
-            env = dict(os.environ, FASTNN_COMPILE_NOTICE="0", PYTHONPATH=path)
-            for k in range(workers - 1):
-                # a file, not a pipe: a worker must never block on a full pipe
-                with open(os.path.join(claims, f"worker{k}.log"), "wb") as errors:
-                    procs.append(
-                        subprocess.Popen(
-                            [sys.executable, "-c", _WORKER, claims, payload, str(k)],
-                            env=env,
-                            stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL,
-                            stderr=errors,
-                        )
-                    )
+        procs = _start_workers(items, claims, workers - 1)
         done = _work(items, claims, range(len(items)), log)
         for k, proc in enumerate(procs):
             proc.wait()
-            if log is not None:
-                with open(os.path.join(claims, f"worker{k}.log"), errors="replace") as errors:
-                    text = errors.read().strip()
-                if text:
-                    print(text, file=log)
+            _print_worker_log(claims, k, log)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -325,16 +353,114 @@ def seen_before() -> bool:
     return False
 
 
+#: ``FASTNN_TIERED_START=1``: a cold start's first step waits for the serial builds only
+#: (off by default: the first step comes sooner, but full speed later, the work is larger,
+#: and a process that exits soon after waits for the parallel builds; docs/performance.md,
+#: "Start-up with an empty cache", has the figures).
+TIERED = os.environ.get("FASTNN_TIERED_START", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def before_first_call(fn, workers: int | None = None) -> None:
     """On a kernel cache that has not seen fastnn yet (:func:`seen_before`), compile the
     kernels ``fn()`` would call, now, in parallel processes (a model's first training step
-    calls this). ``fn`` runs once, on copies, with the kernels recorded (:func:`record`)."""
+    calls this). ``fn`` runs once, on copies, with the kernels recorded (:func:`record`).
+
+    Tiered (:data:`TIERED`, with more than one worker): only the serial builds are compiled
+    before the first step, the parallel ones' serial twins included, and the parallel
+    builds compile afterwards in worker processes while this one trains on the serial
+    builds (:func:`compile_in_background`). Both builds give the same bits."""
     if not (CACHE and ENABLED) or seen_before():
         return
     todo = missing(record(fn))
-    if len(todo) >= MIN_ITEMS_FOR_WORKERS:
-        verbose = bool(os.environ.get("FASTNN_PRECOMPILE_VERBOSE"))
-        compile_items(todo, workers, sys.stderr if verbose else None)
+    if len(todo) < MIN_ITEMS_FOR_WORKERS:
+        return
+    log = sys.stderr if os.environ.get("FASTNN_PRECOMPILE_VERBOSE") else None
+    later = [item for item in todo if item.build == "parallel"]
+    if not (TIERED and later and _worker_count(workers, todo) > 1):
+        compile_items(todo, workers, log)
+        return
+    compile_items(missing(serial_tier(todo)), workers, log)
+    compile_in_background(later, _worker_count(workers, later) - 1 or 1, log)
+
+
+def serial_tier(items) -> list[Item]:
+    """``items`` with each parallel build replaced by the serial build of the same kernel
+    for the same types (what the calls run under :func:`~fastnn._config.run_serial_only`),
+    in order, without repeats."""
+    out = []
+    seen = set()
+    for item in items:
+        if item.build == "parallel":
+            item = Item(item.module, item.name, "serial", item.argtypes)
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+class _Background:
+    """The worker processes compiling parallel builds after a tiered start, and the
+    thread that waits for them: every kernel call runs its serial build until they exit."""
+
+    def __init__(self):
+        self.procs: list = []
+        self.thread: threading.Thread | None = None
+
+    def running(self) -> bool:
+        return any(proc.poll() is None for proc in self.procs)
+
+    def finish(self) -> None:
+        """At exit: wait for the workers, so that the cache holds every build the process
+        used and the next process compiles nothing (a one-step script pays here what the
+        tiered start saved before its step); an interrupt ends them instead (what they
+        finished stays in the cache, whose files Numba writes whole)."""
+        if self.running() and os.environ.get("FASTNN_COMPILE_NOTICE", "1") != "0":
+            notice = "fastnn: finishing the parallel kernel builds for the cache ..."
+            print(notice, file=sys.stderr, flush=True)
+        try:
+            for proc in self.procs:
+                proc.wait()
+        finally:
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            if self.thread is not None:
+                self.thread.join(timeout=5)
+
+
+_BACKGROUND = _Background()
+atexit.register(_BACKGROUND.finish)
+
+
+def compile_in_background(items, workers: int = 1, log=None) -> threading.Thread:
+    """Compile ``items`` in ``workers`` worker processes (none here) while this process goes
+    on, its kernel calls on the serial builds (:func:`~fastnn._config.run_serial_only`)
+    until the workers exit; the parallel builds then load from the cache at their next
+    call. Returns the thread that waits for the workers."""
+    claims = tempfile.mkdtemp(prefix="fastnn-precompile-")
+    run_serial_only(True)
+    try:
+        procs = _start_workers(list(items), claims, max(1, workers))
+    except BaseException:
+        run_serial_only(False)
+        shutil.rmtree(claims, ignore_errors=True)
+        raise
+    _BACKGROUND.procs = procs
+
+    def wait():
+        try:
+            for k, proc in enumerate(procs):
+                proc.wait()
+                _print_worker_log(claims, k, log)
+        finally:
+            run_serial_only(False)
+            shutil.rmtree(claims, ignore_errors=True)
+
+    thread = threading.Thread(target=wait, name="fastnn-parallel-builds", daemon=True)
+    _BACKGROUND.thread = thread
+    thread.start()
+    return thread
 
 
 class _Unencodable(Exception):

@@ -244,3 +244,4 @@ def test_first_step_times_builds_the_classic_lenet_and_refuses_code():
         harness._first_step_model("mlp(); import os")
     times = harness.first_step_times(model="lenet5_classic", batch=4)
     assert times["wall_s"] > 0 and times["cpu_s"] > 0
+    assert times["process_s"] >= times["wall_s"]

@@ -212,3 +212,106 @@ def test_a_convolutions_backward_compiles_before_its_forward(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout.split()[-1]) > 0
+
+
+def test_serial_only_runs_the_serial_build_whatever_the_work():
+    from fastnn import _config
+
+    kernel = _config.ParallelKernel(lambda a: None)
+    kernel.serial, kernel.parallel = (lambda a: "serial"), (lambda a: "parallel")
+    big = _config.PARALLEL_THRESHOLD
+    assert kernel(big, 0) == "parallel" and kernel(big - 1, 0) == "serial"
+    try:
+        _config.run_serial_only(True)
+        assert _config.serial_only()
+        assert kernel(big, 0) == "serial"
+    finally:
+        _config.run_serial_only(False)
+    assert kernel(big, 0) == "parallel"
+
+
+def test_the_serial_tier_replaces_parallel_builds_by_their_serial_twins_once():
+    from numba.core import types
+
+    from fastnn._precompile import Item, serial_tier
+
+    a, b = (types.Array(types.float32, 2, "C"),), (types.Array(types.float64, 2, "C"),)
+    items = [
+        Item("m", "k", "parallel", a),
+        Item("m", "k", "serial", a),  # the same as the first's twin: kept once
+        Item("m", "k", "parallel", b),
+        Item("m", "helper", "", a),
+    ]
+    assert serial_tier(items) == [
+        Item("m", "k", "serial", a),
+        Item("m", "k", "serial", b),
+        Item("m", "helper", "", a),
+    ]
+
+
+def _cold_start_with(monkeypatch, items, workers):
+    """What before_first_call compiles before the step and leaves to the background."""
+    calls = []
+    monkeypatch.setattr(_precompile, "CACHE", True)
+    monkeypatch.setattr(_precompile, "ENABLED", True)
+    monkeypatch.setattr(_precompile, "seen_before", lambda: False)
+    monkeypatch.setattr(_precompile, "record", lambda fn: list(items))
+    monkeypatch.setattr(_precompile, "missing", lambda todo: list(todo))
+    monkeypatch.setattr(_precompile, "compile_items", lambda todo, w, log: calls.append(("now", list(todo))))
+    monkeypatch.setattr(
+        _precompile, "compile_in_background", lambda todo, w, log: calls.append(("later", list(todo), w))
+    )
+    _precompile.before_first_call(lambda: None, workers)
+    return calls
+
+
+def test_a_tiered_cold_start_compiles_serial_builds_first_and_parallel_ones_behind(monkeypatch):
+    from numba.core import types
+
+    from fastnn._precompile import Item
+
+    a = (types.Array(types.float32, 2, "C"),)
+    items = [Item("m", "k", "parallel", a), Item("m", "j", "serial", a), Item("m", "h", "", a)]
+    monkeypatch.setattr(_precompile, "TIERED", True)
+    calls = _cold_start_with(monkeypatch, items, workers=2)
+    serial = [Item("m", "k", "serial", a), Item("m", "j", "serial", a), Item("m", "h", "", a)]
+    assert calls == [("now", serial), ("later", [items[0]], 1)]
+    # untiered, or with one process, everything compiles before the step, as recorded
+    monkeypatch.setattr(_precompile, "TIERED", False)
+    assert _cold_start_with(monkeypatch, items, workers=2) == [("now", items)]
+    monkeypatch.setattr(_precompile, "TIERED", True)
+    assert _cold_start_with(monkeypatch, items, workers=1) == [("now", items)]
+
+
+_TIERED_STEPS = (
+    "import sys, numpy as np, fastnn as fnn; from fastnn import _config, _precompile; "
+    "m = fnn.models.simple_convnet(seed=0); rng = np.random.default_rng(0); "
+    "x = rng.random((100, 1, 28, 28), dtype=np.float32); t = rng.integers(0, 10, 100); "
+    "opt = fnn.optim.Adam(); m.train_step(x, t, opt); first = _config.serial_only(); "
+    "thread = _precompile._BACKGROUND.thread; thread is None or thread.join(); "
+    "[m.train_step(x, t, opt) for _ in range(2)]; "
+    "np.save(sys.argv[1], m.flat_params); print(first)"
+)
+
+
+@pytest.mark.slow
+def test_a_tiered_cold_start_trains_the_bits_of_a_warm_one(tmp_path):
+    """With FASTNN_TIERED_START=1, on an empty cache the first step runs on the serial
+    builds while a worker compiles the parallel ones; the next steps load those. The
+    weights equal a warm start's bit for bit (the two builds agree:
+    tests/test_kernel_properties.py), and the cold process leaves a cache from which the
+    warm one compiles nothing."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT, FASTNN_TIERED_START="1")
+    env.pop("FASTNN_COMPILE_NOTICE", None)
+    runs = []
+    for name in ("cold", "warm"):
+        out = tmp_path / f"{name}.npy"
+        command = [sys.executable, "-c", _TIERED_STEPS, str(out)]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append((done, np.load(out)))
+    (cold, cold_weights), (warm, warm_weights) = runs
+    assert cold.stdout.split()[-1] == "True"  # the first step ran on the serial builds
+    assert warm.stdout.split()[-1] == "False"
+    assert "fastnn: compiling" not in warm.stderr, warm.stderr
+    np.testing.assert_array_equal(cold_weights, warm_weights)

@@ -172,6 +172,11 @@ def format_results(results: dict) -> str:
             f"import -> first deep_convnet step: warm cache {startup['warm_cache_s']:.2f} s, "
             f"empty cache {startup['cold_cache_s']:.1f} s"
             + (f" (CPU {startup['cold_cache_cpu_s']:.1f} s)" if "cold_cache_cpu_s" in startup else "")
+            + (
+                f", its process ended at {startup['cold_cache_process_s']:.1f} s"
+                if "cold_cache_process_s" in startup
+                else ""
+            )
         ]
     lines += ["", f"{'target':<58}{'bound':>9}{'measured':>10}  status"]
     for row in results["targets"]:
