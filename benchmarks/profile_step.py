@@ -1,10 +1,10 @@
 """Where a training step's time goes: each kernel call against the Python around them.
 
-    python benchmarks/profile_step.py [NETWORK] [--steps 200]
+    python benchmarks/profile_step.py [NETWORK] [--steps 200] [--batch B]
 
 NETWORK is any network of the zoo (:mod:`fastnn.bench.zoo`; ``--help`` lists them;
 default mlp). Runs its call as ``fastnn bench --zoo`` does: ``Sequential.train_step`` (float32,
-Adam, numba backend) or ``predict``, at the zoo entry's batch and input shape, and times
+Adam, numba backend) or ``predict``, at the zoo entry's batch (or ``--batch``) and input shape, and times
 every call of a :class:`fastnn._config.ParallelKernel` (the
 kernels' serial/parallel dispatch, Numba's argument checks included) inside the steps.
 Prints, in call order, the median microseconds of each kernel call with its first
@@ -17,6 +17,7 @@ after a pause. The timing adds a Python call and two clock reads to every kernel
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -25,7 +26,7 @@ from fastnn import _config
 from fastnn.bench import zoo, zoo_bench
 
 
-def profile(name: str, steps: int) -> None:
+def profile(name: str, steps: int, batch: int | None = None) -> None:
     calls = []
     original = _config.ParallelKernel.__call__
 
@@ -43,6 +44,8 @@ def profile(name: str, steps: int) -> None:
         return result
 
     entry = zoo.get(name)
+    if batch is not None:
+        entry = dataclasses.replace(entry, batch=batch)
     x, t = zoo_bench.batch(entry)
     _, step = zoo_bench.fastnn_call(entry, x, t)
     _config.ParallelKernel.__call__ = timed
@@ -85,8 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("network", nargs="?", default="mlp", choices=list(zoo.ZOO))
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=None, help="instead of the zoo entry's batch")
     args = parser.parse_args()
-    profile(args.network, args.steps)
+    profile(args.network, args.steps, args.batch)
 
 
 if __name__ == "__main__":

@@ -227,6 +227,18 @@ def main(scenario: str, out: Path) -> None:
         accuracy = mnist_epoch(comm)
         if root:
             np.savez(out / "mnist.npz", accuracy=accuracy)
+    elif scenario == "barrier-sleeping":  # rank 0 works for a second; rank 1 waits at the barrier
+        import time
+
+        started, cpu = time.perf_counter(), time.process_time()
+        if root:
+            while time.perf_counter() - started < 1.0:
+                pass
+        comm.barrier_sleeping()
+        waited = np.array([time.perf_counter() - started, time.process_time() - cpu])
+        every = comm.allgather(waited)
+        if root:
+            np.savez(out / "barrier.npz", waited=every)
     elif scenario in ("raise", "kill"):
         model, x, t = problem()
         model.fit(x, t, epochs=50, optimizer=optimizer(), comm=comm, callbacks=[Fail(1, 2, scenario)], **FIT)

@@ -217,6 +217,14 @@ def test_a_job_killed_mid_run_resumes_from_its_last_checkpoint_exactly(train_job
     np.testing.assert_array_equal(np.load(tmp_path / "resumed.npz")["params"], train_job[1]["straight"])
 
 
+def test_a_rank_waiting_at_a_sleeping_barrier_leaves_its_core_free(tmp_path):
+    job = run_job("barrier-sleeping", tmp_path)
+    assert job.returncode == 0, job.stdout
+    (worked, _), (waited, cpu) = np.load(tmp_path / "barrier.npz")["waited"]
+    assert worked >= 1.0 and waited >= 0.9  # rank 1 waited for rank 0's second of work
+    assert cpu < 0.3 * waited  # a spinning Barrier would have used the whole second
+
+
 def test_ranks_with_different_data_are_told_at_the_start(tmp_path):
     job = run_job("mismatch", tmp_path)
     assert job.returncode != 0
@@ -448,6 +456,8 @@ def test_bench_distributed_under_mpiexec_times_allreduces_and_data_parallel_step
     assert [row["values"] for row in result["allreduce"]] == [4**k for k in range(5, 13)]
     assert all(row["ms"] > 0 for row in result["allreduce"])
     assert result["data_parallel_step_ms"]["mlp"] > 0 and result["shard_step_ms"]["mlp"] > 0
+    assert result["alone_step_ms"]["mlp"] > 0 and result["throughput"]["mlp"] > 0
+    assert "in 5 turns: all 2 ranks against rank 0 alone with" in job.stdout
 
 
 # ---------------------------------------------------------------- the data-parallel loop in one process

@@ -1,11 +1,12 @@
 """``fastnn bench --distributed``: allreduce time against buffer size, compute time per step,
 and the ring model's predicted scaling of the book networks (:mod:`fastnn.bench.ring_model`).
 
-Run alone, it times each network's training step here (1 rank with every thread), then
-starts ``mpiexec -n 2`` on itself to time, on 2 ranks of 1 thread, allreduces of growing
-buffers and data-parallel steps at the same global batch. It fits the ring model's latency
-and bandwidth to the local allreduces, checks the model's 2-rank step time against the
-measured one, and prints the predicted efficiency for 2 to 64 machines at the given
+Run alone, it starts ``mpiexec -n 2`` on itself to time, on 2 ranks of 1 thread,
+allreduces of growing buffers and data-parallel steps at global batch BATCH, in turns with
+rank 0 alone running the same steps on every core while the other rank sleeps (one run,
+one load: the throughput ratio is the median over the turns). It fits the ring model's
+latency and bandwidth to the local allreduces, checks the model's 2-rank step time against
+the measured one, and prints the predicted efficiency for 2 to 64 machines at the given
 network bandwidth and latency. Under ``mpiexec -n K`` it only measures (on rank 0's clock).
 """
 
@@ -20,10 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from .. import _config
 from ..data_parallel import DataParallel
+from ..distributed.threads import available_cores
 from ..models import MODELS
 from ..optim import Adam
 from .harness import BATCH, mnist_like_batch
@@ -34,6 +37,8 @@ __all__ = ["measure_on_ranks", "run", "format_report", "MACHINES"]
 MACHINES = (2, 4, 8, 16, 32, 64)
 #: Buffer sizes (float32 values) of the allreduce sweep: 1 Ki to 16 Mi.
 SIZES = tuple(4**k for k in range(5, 13))
+#: Turns of :func:`alone_against_ranks_ms`.
+BLOCKS = 5
 
 
 def _median_seconds(fn, repeats: int, warmup: int, comm=None) -> float:
@@ -59,8 +64,9 @@ def allreduce_times(comm, repeats: int, sizes=SIZES) -> list[dict]:
     return rows
 
 
-def data_parallel_step_ms(comm, name: str, repeats: int, warmup: int) -> float:
-    """Median ms of one data-parallel training step (Adam) of ``name`` at global batch BATCH."""
+def _data_parallel_step(comm, name: str):
+    """A data-parallel training step (Adam) of ``name`` at global batch BATCH, compiled,
+    the ranks' weights equal."""
     model = MODELS[name](seed=0)
     optimizer = Adam(1e-3)
     parallel = DataParallel(comm, 0)
@@ -74,7 +80,46 @@ def data_parallel_step_ms(comm, name: str, repeats: int, warmup: int) -> float:
         parallel.train_step(model, xs, ts, len(x), optimizer, None, False, step[0])
         step[0] += 1
 
-    return _median_seconds(one, repeats, warmup, comm) * 1e3
+    return one
+
+
+def alone_against_ranks_ms(comm, name: str, repeats: int, warmup: int, blocks: int = BLOCKS) -> dict:
+    """One rank alone against the whole job, in turns, in one run.
+
+    ``blocks`` times: rank 0 times ``repeats`` training steps of ``name`` on the whole
+    global batch with the host's every core while the other ranks sleep at a barrier
+    (:meth:`~fastnn.distributed.Communicator.barrier_sleeping`); then every rank times
+    ``repeats`` data-parallel steps of the same batch, one thread each (as launched). Taking
+    turns puts both under the same load on a shared machine. Returns (on rank 0) {"alone_ms",
+    "ranks_ms"}: the medians over every block's steps, and "throughput": the median over the
+    blocks of alone / ranks, the job's steps per second against one process's.
+    """
+    ranks_step = _data_parallel_step(comm, name)
+    threads, cores = _config.get_num_threads(), min(available_cores(), numba.config.NUMBA_NUM_THREADS)
+    alone_step = None
+    if comm.is_root:
+        model, optimizer = MODELS[name](seed=0), Adam(1e-3)
+        x, t = mnist_like_batch()
+        alone_step = lambda: model.train_step(x, t, optimizer)  # noqa: E731
+    alone, ranks, ratios = [], [], []
+    for block in range(blocks):
+        if comm.is_root:
+            _config.set_num_threads(cores)
+            try:
+                alone.append(_median_seconds(alone_step, repeats, warmup if block == 0 else 1))
+            finally:
+                _config.set_num_threads(threads)
+        comm.barrier_sleeping()
+        ranks.append(_median_seconds(ranks_step, repeats, warmup if block == 0 else 1, comm))
+        if comm.is_root:
+            ratios.append(alone[-1] / ranks[-1])
+    if not comm.is_root:
+        return {}
+    return {
+        "alone_ms": float(np.median(alone)) * 1e3,
+        "ranks_ms": float(np.median(ranks)) * 1e3,
+        "throughput": float(np.median(ratios)),
+    }
 
 
 def compute_step_ms(name: str, batch: int, repeats: int, warmup: int) -> float:
@@ -87,16 +132,25 @@ def compute_step_ms(name: str, batch: int, repeats: int, warmup: int) -> float:
 
 
 def measure_on_ranks(comm, networks, repeats: int, warmup: int) -> dict:
-    """What only a job of K > 1 ranks can measure: allreduce times and data-parallel steps."""
+    """What only a job of K > 1 ranks can measure: allreduce times, data-parallel steps
+    against one rank alone with every core (:func:`alone_against_ranks_ms`), and one
+    rank's shard alone (all ranks at once, for the model)."""
     result = {
         "ranks": comm.size,
         "threads_per_rank": _config.get_num_threads(),
+        "cores_alone": min(available_cores(), numba.config.NUMBA_NUM_THREADS),
         "allreduce": allreduce_times(comm, repeats),
         "data_parallel_step_ms": {},
+        "alone_step_ms": {},
+        "throughput": {},
         "shard_step_ms": {},
     }
     for name in networks:
-        result["data_parallel_step_ms"][name] = data_parallel_step_ms(comm, name, repeats, warmup)
+        turns = alone_against_ranks_ms(comm, name, repeats, warmup)
+        if comm.is_root:
+            result["data_parallel_step_ms"][name] = turns["ranks_ms"]
+            result["alone_step_ms"][name] = turns["alone_ms"]
+            result["throughput"][name] = turns["throughput"]
         result["shard_step_ms"][name] = compute_step_ms(name, BATCH // comm.size, repeats, warmup)
     return result
 
@@ -138,7 +192,7 @@ def run(networks, repeats: int, warmup: int, bandwidth_gbit: float, latency_us: 
     rows = []
     for name in networks:
         nbytes = 4 * MODELS[name](seed=0).num_params
-        alone_ms = compute_step_ms(name, BATCH, repeats, warmup)
+        alone_ms = ranks["alone_step_ms"][name]
         shard_ms = ranks["shard_step_ms"][name]
         predicted_2 = shard_ms + allreduce_seconds(2, nbytes, alpha, beta) * 1e3
         rows.append(
@@ -148,7 +202,7 @@ def run(networks, repeats: int, warmup: int, bandwidth_gbit: float, latency_us: 
                 "one_rank_all_threads_ms": alone_ms,
                 "two_ranks_measured_ms": ranks["data_parallel_step_ms"][name],
                 "two_ranks_modelled_ms": predicted_2,
-                "throughput_two_ranks_vs_one": alone_ms / ranks["data_parallel_step_ms"][name],
+                "throughput_two_ranks_vs_one": ranks["throughput"][name],
                 "efficiency": {
                     str(n): efficiency(alone_ms / 1e3, n, nbytes, latency_us * 1e-6, bandwidth)
                     for n in MACHINES
@@ -156,7 +210,7 @@ def run(networks, repeats: int, warmup: int, bandwidth_gbit: float, latency_us: 
             }
         )
     return {
-        "threads_here": _config.get_num_threads(),
+        "threads_here": ranks["cores_alone"],
         "ranks": ranks,
         "local_latency_us": alpha * 1e6,
         "local_bandwidth_gbit": beta * 8 / 1e9,
@@ -171,10 +225,15 @@ def format_ranks(result: dict) -> str:
         f"allreduce of float32 on {result['ranks']} ranks ({result['threads_per_rank']} thread(s) each):"
     ]
     lines += [f"  {row['values']:>10,d} values  {row['ms']:9.3f} ms" for row in result["allreduce"]]
-    lines.append(f"data-parallel training step at global batch {BATCH} (Adam):")
+    lines.append(
+        f"training step at global batch {BATCH} (Adam), in {BLOCKS} turns: all {result['ranks']} ranks "
+        f"against rank 0 alone with {result['cores_alone']} thread(s):"
+    )
     for name, ms in result["data_parallel_step_ms"].items():
         lines.append(
-            f"  {name:<16} {ms:8.2f} ms   (one rank's shard alone: {result['shard_step_ms'][name]:.2f} ms)"
+            f"  {name:<16} {ms:8.2f} ms   alone {result['alone_step_ms'][name]:8.2f} ms   throughput "
+            f"{result['throughput'][name]:.2f}x   (one rank's shard, all at once: "
+            f"{result['shard_step_ms'][name]:.2f} ms)"
         )
     return "\n".join(lines)
 
@@ -187,7 +246,7 @@ def format_report(report: dict) -> str:
     )
     lines.append(
         f"{'network':<16} {'1 rank x ' + str(report['threads_here']) + ' thr':>14} {'2 ranks x 1':>12} "
-        f"{'modelled':>9} {'throughput':>10}"
+        f"{'modelled':>9} {'throughput (median of turns)':>10}"
     )
     for row in report["networks"]:
         alone, measured = row["one_rank_all_threads_ms"], row["two_ranks_measured_ms"]

@@ -6,6 +6,8 @@ never mpi4py's lowercase ones, which pickle their arguments: fastnn pickles noth
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 __all__ = ["Communicator", "MPICommunicator"]
@@ -18,7 +20,7 @@ class Communicator:
     ``local_rank``/``local_size`` (the ranks on this host), ``is_root`` (rank 0),
     ``allreduce_(array)`` (element-wise sum over the ranks, in place), ``broadcast_(array)``
     (rank 0's values, in place), ``allgather(array)`` (every rank's copy stacked: shape
-    ``(size, *array.shape)``), ``barrier()`` and ``abort(code)``.
+    ``(size, *array.shape)``), ``barrier()``, ``barrier_sleeping()`` and ``abort(code)``.
 
     ``batch_share`` is this rank's fraction ``n_rank / n_global`` of the current step's
     global batch (fit sets it every step; a synchronised BatchNorm reads it).
@@ -50,6 +52,12 @@ class Communicator:
 
     def barrier(self) -> None:
         """Wait until every rank gets here. One process: returns at once."""
+        pass
+
+    def barrier_sleeping(self, poll_s: float = 2e-4) -> None:
+        """:meth:`barrier`, waiting asleep (a test every ``poll_s`` seconds) instead of
+        spinning: MPI's blocking calls poll and keep a core busy, which a rank timing work
+        on every core of the host needs."""
         pass
 
     def abort(self, code: int = 1) -> None:
@@ -105,6 +113,11 @@ class MPICommunicator(Communicator):
 
     def barrier(self) -> None:
         self.comm.Barrier()
+
+    def barrier_sleeping(self, poll_s: float = 2e-4) -> None:
+        request = self.comm.Ibarrier()
+        while not request.Test():
+            time.sleep(poll_s)
 
     def abort(self, code: int = 1) -> None:
         self.comm.Abort(code)
