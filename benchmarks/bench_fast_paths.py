@@ -12,13 +12,17 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   parameters: why optimizer steps count as OPTIM_WORK_PER_PARAM operations per parameter;
 * 2x2 max pooling on (100, 16, 28, 28): the two-pass kernel for even planes against
   the general 2x2 kernel;
-* 3x3 max pooling with padding 1 on the two general kernels ``maxpool2d`` chooses between
-  (at stride 1 it now takes the kernel of the next item): the whole-plane kernel (the
+* 3x3 max pooling with padding 1 on the two general kernels ``maxpool2d`` chose between
+  (it now takes the kernels of the next two items): the whole-plane kernel (the
   nine taps unrolled in one pass over stacks of planes, every stride-1 window) against
   the row kernel (a vertical then a horizontal pass per output row, only the windows
   needed) at stride 1 (the
   Inception branch's) on (100, 80, 14, 14) and (100, 120, 7, 7), and at stride 2 on
   (100, 32, 28, 28) (Inception's) and (16, 64, 32, 32) (the zoo's 7x7 stem);
+* 3x3 max pooling at stride 2 with padding 1, the whole-plane kernel against the kernel
+  ``maxpool2d`` now takes there (``maxpool_forward_3x3_s2``: vertical then horizontal
+  steps in whole vectors, only the windows needed) on Inception's (100, 32, 28, 28) and
+  (100, 120, 14, 14) and the 7x7 stem's (16, 64, 32, 32);
 * 3x3 max pooling at stride 1 with padding 1 (GoogLeNet's pooling branch), the whole-plane
   kernel against the kernel ``maxpool2d`` now takes there (``maxpool_forward_3x3_same``:
   the taps over each unpadded plane, its edge columns masked, stored straight into the
@@ -68,7 +72,7 @@ from fastnn.kernels import affine as affine_kernels
 from fastnn.kernels import norm as norm_kernels
 from fastnn.kernels import optim as optim_kernels
 from fastnn.kernels import pool as pool_kernels
-from fastnn.kernels import tuning
+from fastnn.kernels import pool_3x3_s2, tuning
 from fastnn.kernels.activations import ACT_IDENTITY, ACT_RELU
 from fastnn.kernels.conv.direct_backward import _grad_rows
 from fastnn.kernels.conv.modes import DY_RELU_MASKED
@@ -112,6 +116,21 @@ def _adam(size: int, rng):
     v = (rng.random(size) * 1e-6).astype(f)
     scalars = (f(1e-3), f(0.9), f(0.999), f(1e-8), f(0.5), f(0.0), f(0.0))
     return params, grads, m, v, scalars
+
+
+def _wide_3x3_pad_1(xs, stride: int, ys, ats):
+    """A call of the whole-plane max pooling kernel (parallel build) on xs, 3x3 windows at
+    ``stride`` with padding 1, into ys and ats, with its work rows and stack size as
+    maxpool2d makes them."""
+    N, C, H, W = xs.shape
+    slots = max(1, numba.get_num_threads())
+    stack = wide_stack(N * C, H, W, 1, 1)
+    plane_size, wide = pool_kernels.wide_scratch(H, W, 3, 3, 1, 1, stack)
+    plane = np.empty((slots, plane_size), np.float32)
+    best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int32)
+    return lambda: pool_kernels.maxpool_forward_wide.parallel(
+        xs, 3, 3, stride, stride, 1, 1, stack, plane, best, tap, ys, ats
+    )
 
 
 def report(name: str, a_name: str, b_name: str, a_us: float, b_us: float) -> None:
@@ -181,21 +200,15 @@ def main(argv=None) -> None:
         ys = np.empty(shape[:2] + out, np.float32)
         ats = np.empty(ys.shape, np.int64)
         slots = max(1, numba.get_num_threads())
-        stack = wide_stack(shape[0] * shape[1], shape[2], shape[3], 1, 1)  # as maxpool2d
-        plane_size, wide = pool_kernels.wide_scratch(shape[2], shape[3], 3, 3, 1, 1, stack)
-        plane = np.empty((slots, plane_size), np.float32)
-        best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int32)
         col = thread_rows("bench_rows", slots, shape[3] + 2, np.float32)
         col_at = thread_rows("bench_rows_at", slots, shape[3] + 2, np.int64)
         kernels = {
-            "wide": lambda: pool_kernels.maxpool_forward_wide.parallel(
-                xs, 3, 3, stride, stride, 1, 1, stack, plane, best, tap, ys, ats
-            ),
+            "wide": _wide_3x3_pad_1(xs, stride, ys, ats),
             "rows": lambda: pool_kernels.maxpool_forward_rows.parallel(
                 xs, 3, 3, stride, stride, 1, 1, col, col_at, ys, ats
             ),
         }
-        report(  # the two general kernels; maxpool2d takes the wide one for 3x3 at stride 2
+        report(  # the two general kernels; maxpool2d takes neither for 3x3 at stride 2 now
             f"maxpool 3x3 s{stride} pad 1 {shape}, wide / rows",
             "wide",
             "rows",
@@ -207,17 +220,11 @@ def main(argv=None) -> None:
         ys = np.empty(shape, np.float32)
         ats = np.empty(shape, np.int64)
         slots = max(1, numba.get_num_threads())
-        stack = wide_stack(shape[0] * shape[1], shape[2], shape[3], 1, 1)  # as maxpool2d
-        plane_size, wide = pool_kernels.wide_scratch(shape[2], shape[3], 3, 3, 1, 1, stack)
-        plane = np.empty((slots, plane_size), np.float32)
-        best, tap = np.empty((slots, wide), np.float32), np.empty((slots, wide), np.int32)
         same = np.empty((slots, pool_kernels.same_3x3_scratch(shape[2], shape[3])), np.float32)
         first, last = pool_kernels.edge_columns(shape[2], shape[3])
         group = same_3x3_group(shape[2], shape[3])
         kernels = {
-            "wide": lambda: pool_kernels.maxpool_forward_wide.parallel(
-                xs, 3, 3, 1, 1, 1, 1, stack, plane, best, tap, ys, ats
-            ),
+            "wide": _wide_3x3_pad_1(xs, 1, ys, ats),
             "same": lambda: pool_kernels.maxpool_forward_3x3_same.parallel(
                 xs, group, same, first, last, ys, ats
             ),
@@ -227,6 +234,26 @@ def main(argv=None) -> None:
             "wide",
             "same",
             *interleaved_us(kernels["wide"], kernels["same"], args.repeat),
+        )
+
+    for shape in ((100, 32, 28, 28), (100, 120, 14, 14), (16, 64, 32, 32)):
+        xs = rng.standard_normal(shape).astype(np.float32)
+        out = (shape[2] - 1) // 2 + 1, (shape[3] - 1) // 2 + 1
+        ys = np.empty(shape[:2] + out, np.float32)
+        ats = np.empty(ys.shape, np.int64)
+        slots = max(1, numba.get_num_threads())
+        length = pool_3x3_s2.scratch_3x3_s2(shape[3], 1, out[0], np.float32)
+        m, am = np.empty((slots, length), np.float32), np.empty((slots, length), np.int32)
+        group = same_3x3_group(shape[2], shape[3])
+        kernels = {
+            "wide": _wide_3x3_pad_1(xs, 2, ys, ats),
+            "s2": lambda: pool_3x3_s2.maxpool_forward_3x3_s2.parallel(xs, 1, 1, group, m, am, ys, ats),
+        }
+        report(  # maxpool2d takes the 3x3 stride-2 kernel for 3x3 windows at stride 2
+            f"maxpool 3x3 s2 pad 1 {shape}, wide / 3x3_s2",
+            "wide",
+            "3x3_s2",
+            *interleaved_us(kernels["wide"], kernels["s2"], args.repeat),
         )
 
     xa = rng.standard_normal((100, 6, 28, 28)).astype(np.float32)  # LeNet-5's first pooling

@@ -111,13 +111,14 @@ def test_the_fast_path_measurements_run_and_report_a_ratio_for_each_pair(capsys)
     module = load_benchmark_script("bench_fast_paths")
     module.main(["--repeat", "1"])
     rows = capsys.readouterr().out.splitlines()
-    assert len(rows) == 27
+    assert len(rows) == 30
     for row in rows:
         ratio = float(row.rsplit("ratio", 1)[1])
         assert np.isfinite(ratio) and ratio >= 0, row  # printed to 2 decimals
     assert any(row.startswith("maxpool 3x3 s1 pad 1 (100, 120, 7, 7), wide / rows") for row in rows)
     assert any(row.startswith("maxpool 3x3 s2 pad 1 (16, 64, 32, 32), wide / rows") for row in rows)
     assert any(row.startswith("maxpool 3x3 s1 pad 1 (100, 120, 7, 7), wide / same") for row in rows)
+    assert any(row.startswith("maxpool 3x3 s2 pad 1 (16, 64, 32, 32), wide / 3x3_s2") for row in rows)
     assert rows[-10].startswith("conv 1->16 3x3 @28x28, fill 5 MB / conv")
     assert rows[-9].startswith("conv 16->16 3x3 (256,16,32,32) + residual ReLU, fused / apart")
     assert rows[-8].startswith("dy to pixel-major rows, 256 ch x 256 px, blocks / elements")

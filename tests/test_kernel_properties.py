@@ -42,7 +42,7 @@ from fastnn.kernels import conv as conv_k
 from fastnn.kernels import losses as loss_k
 from fastnn.kernels import optim as optim_k
 from fastnn.kernels import pool as pool_k
-from fastnn.kernels import tuning
+from fastnn.kernels import pool_3x3_s2, tuning
 
 REF = get_ops("numpy")
 NB = get_ops("numba")
@@ -957,6 +957,23 @@ def pool_canaries(N, C, H, W, KH, KW, SH, SW, PH, PW, dtype, build, seed):
     ys_ref, argmaxs_ref = REF.maxpool2d(xs, 3, 1, 1)
     np.testing.assert_array_equal(ys, ys_ref)
     np.testing.assert_array_equal(argmaxs, argmaxs_ref)
+    # the 3x3 stride-2 kernel (AlexNet's and GoogLeNet's pooling), on the same values
+    P3, Q3 = min(PH, 2), min(PW, 2)
+    if H + 2 * P3 >= 3 and W + 2 * Q3 >= 3:
+        out3 = (N, C, (H + 2 * P3 - 3) // 2 + 1, (W + 2 * Q3 - 3) // 2 + 1)
+        length = pool_3x3_s2.scratch_3x3_s2(W, Q3, out3[2], dtype)
+        *_, y3, argmax3 = run_kernel(
+            pool_3x3_s2.maxpool_forward_3x3_s2,
+            build,
+            *(xs, P3, Q3, G),
+            Guarded((slots, length), dtype, scratch=True),
+            Guarded((slots, length), np.int32, scratch=True),
+            Guarded(out3, dtype),
+            Guarded(out3, np.int64),
+        )
+        y3_ref, argmax3_ref = REF.maxpool2d(xs, 3, 2, (P3, Q3))
+        np.testing.assert_array_equal(y3, y3_ref)
+        np.testing.assert_array_equal(argmax3, argmax3_ref)
     # the row kernel, on the same ties, NaN and all--inf windows
     yr, argmaxr = rows_kernel(xs)
     np.testing.assert_array_equal(yr, yw_ref)
@@ -1202,7 +1219,18 @@ def all_kernels():
     return found
 
 
-CANARY_MODULES = {"affine", "activations", "arrays", "losses", "optim", "pool", "conv", "norm", "augment"}
+CANARY_MODULES = {
+    "affine",
+    "activations",
+    "arrays",
+    "losses",
+    "optim",
+    "pool",
+    "pool_3x3_s2",
+    "conv",
+    "norm",
+    "augment",
+}
 
 
 @SETTINGS

@@ -220,6 +220,62 @@ def test_maxpool_3x3_unrolled_taps(x_shape, stride, pad, dtype):
     assert np.isnan(y).any()
 
 
+def pooling_input(shape, special: bool, dtype, seed: int) -> np.ndarray:
+    """Random planes with many ties, and with ``special`` -inf (a fifth, so whole windows of
+    -inf) and NaN."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_normal(shape) * 2).astype(dtype)
+    if special:
+        x[rng.random(x.shape) < 0.2] = -np.inf
+        x[rng.random(x.shape) < 0.05] = np.nan
+    return x
+
+
+def whole_plane_kernel(x, stride: int, PH: int, PW: int):
+    """(y, argmax) of 3x3 max pooling of x by maxpool_forward_wide, serial build, one stack
+    size as maxpool2d picks it."""
+    from fastnn.backends.numba_pool import wide_stack
+    from fastnn.kernels import pool as pool_kernels
+
+    N, C, H, W = x.shape
+    out = (N, C, (H + 2 * PH - 3) // stride + 1, (W + 2 * PW - 3) // stride + 1)
+    y, arg = np.empty(out, x.dtype), np.empty(out, np.int64)
+    stack = wide_stack(N * C, H, W, PH, PW)
+    plane, wide = pool_kernels.wide_scratch(H, W, 3, 3, PH, PW, stack)
+    pool_kernels.maxpool_forward_wide.serial(
+        x,
+        *(3, 3, stride, stride, PH, PW, stack),
+        np.empty((1, plane), x.dtype),
+        np.empty((1, wide), x.dtype),
+        np.empty((1, wide), np.int32),
+        y,
+        arg,
+    )
+    return y, arg
+
+
+def assert_equal_pools(got, expected):
+    """Both (y, argmax) pairs equal, bit for bit (NaN where NaN)."""
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+def assert_the_same_on_one_thread_and_on_all(run, y, arg):
+    """``run(y_out, arg_out)`` (a parallel build) on 1 thread and on every thread fills in
+    exactly y and arg."""
+    from fastnn import _config
+
+    for threads in (1, _config.get_num_threads()):
+        before = _config.get_num_threads()
+        _config.set_num_threads(threads)
+        try:
+            y_t, arg_t = np.empty_like(y), np.empty_like(arg)
+            run(y_t, arg_t)
+        finally:
+            _config.set_num_threads(before)
+        assert_equal_pools((y_t, arg_t), (y, arg))
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     N=st.integers(1, 3),
@@ -237,45 +293,17 @@ def test_maxpool_3x3_same_kernel_equals_the_whole_plane_kernel(N, C, H, W, speci
     column (where both edge masks hit one position), groups of planes with a short last
     one, ties, -inf (windows of -inf alone) and NaN; and the same on 1 thread and on all."""
     from fastnn import _config
-    from fastnn.backends.numba_pool import wide_stack
     from fastnn.kernels import pool as pool_kernels
 
-    rng = np.random.default_rng(seed)
-    x = np.round(rng.standard_normal((N, C, H, W)) * 2).astype(dtype)  # many ties
-    if special:
-        x[rng.random(x.shape) < 0.2] = -np.inf
-        x[rng.random(x.shape) < 0.05] = np.nan
+    x = pooling_input((N, C, H, W), special, dtype, seed)
     y, arg = NB.maxpool2d(x, 3, 1, 1)
-    stack = wide_stack(N * C, H, W, 1, 1)
-    plane, wide = pool_kernels.wide_scratch(H, W, 3, 3, 1, 1, stack)
-    y_wide, arg_wide = np.empty_like(y), np.empty_like(arg)
-    pool_kernels.maxpool_forward_wide.serial(
-        x,
-        *(3, 3, 1, 1, 1, 1, stack),
-        np.empty((1, plane), dtype),
-        np.empty((1, wide), dtype),
-        np.empty((1, wide), np.int32),
-        y_wide,
-        arg_wide,
-    )
-    np.testing.assert_array_equal(y, y_wide)
-    np.testing.assert_array_equal(arg, arg_wide)
-    y_ref, arg_ref = REF.maxpool2d(x, 3, 1, 1)
-    np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(arg, arg_ref)
+    assert_equal_pools((y, arg), whole_plane_kernel(x, 1, 1, 1))
+    assert_equal_pools((y, arg), REF.maxpool2d(x, 3, 1, 1))
     group = 2  # several groups per call, the last one short when N*C is odd
     same = np.empty((_config.get_num_threads(), pool_kernels.same_3x3_scratch(H, W)), dtype)
     first, last = pool_kernels.edge_columns(H, W)
-    for threads in (1, _config.get_num_threads()):
-        before = _config.get_num_threads()
-        _config.set_num_threads(threads)
-        try:
-            y_t, arg_t = np.empty_like(y), np.empty_like(arg)
-            pool_kernels.maxpool_forward_3x3_same.parallel(x, group, same, first, last, y_t, arg_t)
-        finally:
-            _config.set_num_threads(before)
-        np.testing.assert_array_equal(y_t, y)
-        np.testing.assert_array_equal(arg_t, arg)
+    kernel = pool_kernels.maxpool_forward_3x3_same.parallel
+    assert_the_same_on_one_thread_and_on_all(lambda *out: kernel(x, group, same, first, last, *out), y, arg)
 
 
 def test_maxpool_3x3_same_is_the_kernel_the_op_runs(monkeypatch):
@@ -291,6 +319,57 @@ def test_maxpool_3x3_same_is_the_kernel_the_op_runs(monkeypatch):
     NB.maxpool2d(x, 3, 2, 1)
     NB.maxpool2d(x, 3, 1, 0)
     assert len(calls) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    N=st.integers(1, 3),
+    C=st.integers(1, 40),
+    H=st.integers(1, 40),
+    W=st.integers(1, 40),
+    PH=st.integers(0, 2),
+    PW=st.integers(0, 2),
+    special=st.booleans(),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+)
+def test_maxpool_3x3_stride_2_kernel_equals_the_reference(N, C, H, W, PH, PW, special, dtype, seed):
+    """AlexNet's and GoogLeNet's 3x3 stride-2 pooling, which maxpool2d gives to
+    maxpool_forward_3x3_s2: the maxima and argmax of the loop over windows and of the
+    whole-plane kernel it replaced there, bit for bit, at paddings 0 to 2, on planes from
+    one value to rows of more than two vectors (masked lanes, several steps per row),
+    groups of planes with a short last one, ties, -inf (windows of -inf alone) and NaN;
+    the same on 1 thread and on all."""
+    from fastnn import _config
+    from fastnn.kernels import pool_3x3_s2
+
+    assume(H + 2 * PH >= 3 and W + 2 * PW >= 3)
+    x = pooling_input((N, C, H, W), special, dtype, seed)
+    y, arg = NB.maxpool2d(x, 3, 2, (PH, PW))
+    assert_equal_pools((y, arg), REF.maxpool2d(x, 3, 2, (PH, PW)))
+    assert_equal_pools((y, arg), whole_plane_kernel(x, 2, PH, PW))
+    length = pool_3x3_s2.scratch_3x3_s2(W, PW, y.shape[2], dtype)
+    slots = _config.get_num_threads()
+    buffers = np.empty((slots, length), dtype), np.empty((slots, length), np.int32)
+    kernel = pool_3x3_s2.maxpool_forward_3x3_s2.parallel
+    assert_the_same_on_one_thread_and_on_all(lambda *out: kernel(x, PH, PW, 2, *buffers, *out), y, arg)
+
+
+def test_maxpool_3x3_stride_2_is_the_kernel_the_op_runs(monkeypatch):
+    """maxpool2d(x, 3, 2, p) runs maxpool_forward_3x3_s2, and other windows and strides do not."""
+    from fastnn.kernels import pool_3x3_s2
+
+    calls = []
+    kernel = pool_3x3_s2.maxpool_forward_3x3_s2
+    monkeypatch.setattr(pool_3x3_s2, "maxpool_forward_3x3_s2", lambda *a: calls.append(a) or kernel(*a))
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    NB.maxpool2d(x, 3, 2, 1)
+    NB.maxpool2d(x, 3, 2, 0)
+    assert len(calls) == 2
+    NB.maxpool2d(x, 3, 1, 1)
+    NB.maxpool2d(x, 3, (2, 1), 1)
+    NB.maxpool2d(x, 2, 2, 0)
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])

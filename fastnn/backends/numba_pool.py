@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from ..kernels import pool as pool_kernels
+from ..kernels import pool_3x3_s2
 from ..kernels.activations import ACTIVATION_CODES
 from ._arrays import contiguous as _c
 from .conv_shapes import native
@@ -67,8 +68,8 @@ SAME_3X3_GROUP = 4096
 
 
 def same_3x3_group(H: int, W: int) -> int:
-    """Planes per group of ``maxpool_forward_3x3_same`` on (H, W) planes: about
-    SAME_3X3_GROUP outputs, at least one plane."""
+    """Planes per group of ``maxpool_forward_3x3_same`` (and of ``maxpool_forward_3x3_s2``)
+    on (H, W) planes: about SAME_3X3_GROUP input values, at least one plane."""
     return max(1, SAME_3X3_GROUP // (H * W))
 
 
@@ -79,11 +80,20 @@ def _pool_3x3_same(g) -> bool:
     return (g.KH, g.KW, g.SH, g.SW, g.PH, g.PW) == (3, 3, 1, 1, 1, 1)
 
 
+def _pool_3x3_s2(g) -> bool:
+    """3x3 windows at stride 2 (AlexNet's and GoogLeNet's overlapping pooling), any
+    padding, planes of fewer than 2**31 values: the ``maxpool_forward_3x3_s2`` kernel
+    (only the windows needed, in whole vectors), which ``python
+    benchmarks/bench_fast_paths.py`` times against ``maxpool_forward_wide`` on Inception's
+    and the 7x7 stem's planes."""
+    return (g.KH, g.KW, g.SH, g.SW) == (3, 3, 2, 2) and g.H * g.W < pool_kernels.INT32_PLANE
+
+
 def _pool_wide(g) -> bool:
     """Max pooling through ``maxpool_forward_wide`` (every stride-1 window of a stack of
-    planes), for the windows the 3x3 pad-1 kernel above does not take: at stride 1, and
-    for 3x3 windows at strides up to 2, where its unrolled taps more than pay for the 4
-    times as many windows as needed. Other strides go to
+    planes), for the windows the two 3x3 kernels above do not take: at stride 1, and
+    for 3x3 windows at strides up to 2 in one direction, where its unrolled taps more than
+    pay for the 2 to 4 times as many windows as needed. Other strides go to
     ``maxpool_forward_rows``, which takes only the windows needed. ``python
     benchmarks/bench_fast_paths.py`` times the two kernels on 3x3 windows at strides 1 and 2."""
     if g.SH == 1 and g.SW == 1:
@@ -121,6 +131,21 @@ class NumbaPoolOps:
                 _scratch("pool_same", (slots, pool_kernels.same_3x3_scratch(g.H, g.W)), x.dtype),
                 first,
                 last,
+                y,
+                argmax,
+            )
+            return y, argmax
+        if _pool_3x3_s2(g) and g.N * g.C > 0:
+            slots = max(1, numba.get_num_threads())
+            length = pool_3x3_s2.scratch_3x3_s2(g.W, g.PW, g.OH, x.dtype)
+            pool_3x3_s2.maxpool_forward_3x3_s2(
+                y.size * 9,
+                _c(x),
+                g.PH,
+                g.PW,
+                same_3x3_group(g.H, g.W),
+                _scratch("pool3_m", (slots, length), x.dtype),
+                _scratch("pool3_am", (slots, length), np.int32),
                 y,
                 argmax,
             )
