@@ -19,8 +19,18 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from ._simd import Vector, _element_pointer, splat
-from ._simd_pool import _I32, _I64, _is_floats, _is_ints, _lane_mask, _masked_load, _masked_store, _nan_beats
+from ._simd import Vector, splat
+from ._simd_pool import (
+    _I32,
+    _I64,
+    _is_floats,
+    _is_ints,
+    _lane_mask,
+    _load,
+    _masked_load,
+    _masked_store,
+    _nan_beats,
+)
 
 
 def _pick(builder, new, old, new_index, old_index, ties_to_smaller):
@@ -77,11 +87,6 @@ def pool3_rows_step(typingctx, x, o0, o1, o2, m, am, at, count):
     return sig, codegen
 
 
-def _load(context, builder, array_type, array, index, vector):
-    ptr = _element_pointer(context, builder, array_type, array, index, types.int64)
-    return builder.load(builder.bitcast(ptr, vector.as_pointer()), align=array_type.dtype.bitwidth // 8)
-
-
 @intrinsic
 def pool3_taps_step(typingctx, m, am, e, count, y, argmax, k):
     """The horizontal step on ``count`` <= lanes windows at stride 2, for q < count:
@@ -110,9 +115,9 @@ def pool3_taps_step(typingctx, m, am, e, count, y, argmax, k):
         taps = []
         for start, pick in ((e, evens), (e, odds), (builder.add(e, ir.Constant(_I64, 2)), evens)):
             second = builder.add(start, ir.Constant(_I64, lanes))
-            pair = [_load(context, builder, ts[0], vm, at, fvec) for at in (start, second)]
+            pair = [_load(context, builder, ts[0], vm, at, types.int64, fvec) for at in (start, second)]
             v = builder.shuffle_vector(*pair, pick)
-            pair = [_load(context, builder, ts[1], vam, at, ivec) for at in (start, second)]
+            pair = [_load(context, builder, ts[1], vam, at, types.int64, ivec) for at in (start, second)]
             p = builder.shuffle_vector(*pair, pick)
             taps.append((v, p))
         best, index = taps[0]
