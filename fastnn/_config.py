@@ -114,6 +114,28 @@ def jit(fn=None, *, refcounts: bool = True, **overrides):
     return numba.njit(**options)(fn)
 
 
+def prange_only() -> dict:
+    """Numba's ``parallel=`` options for a parallel build: only ``prange`` loops run in
+    parallel (and adjacent ones may fuse); NumPy calls and array expressions such as
+    ``np.zeros(n)`` stay serial loops.
+
+    With ``parallel=True`` Numba turns each of those into a parallel region of its own,
+    with its own generated function, which costs compile time at the first call and a
+    thread launch at every call, for arrays (a status flag per part, packed weights)
+    too small to gain from threads. A fresh dict each time: Numba consumes it.
+    """
+    return dict(
+        prange=True,
+        fusion=True,
+        numpy=False,
+        comprehension=False,
+        reduction=False,
+        inplace_binop=False,
+        setitem=False,
+        stencil=False,
+    )
+
+
 def _renamed_copy(fn, suffix: str, globals_=None):
     """A copy of ``fn`` with its own qualname, so its on-disk cache entry is its own
     (and with the globals ``globals_`` instead of its module's, when given).
@@ -163,7 +185,7 @@ class ParallelKernel:
         self._overrides = overrides
         self.serial = jit(_renamed_copy(fn, "_serial"), **overrides)
         if PARALLEL:
-            self.parallel = jit(_renamed_copy(fn, "_parallel"), parallel=True, **overrides)
+            self.parallel = jit(_renamed_copy(fn, "_parallel"), parallel=prange_only(), **overrides)
         else:
             self.parallel = self.serial
 

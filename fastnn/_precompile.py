@@ -15,11 +15,11 @@ cold start on a machine with two cores uses one. This module spreads the work:
    already in the cache cost nothing. When the workers exit, this process loads their
    kernels from the cache at their first call (milliseconds each).
 3. With ``FASTNN_TIERED_START=1`` a model's first step on a new cache
-   (:func:`before_first_call`) is tiered: step 2 runs on the serial builds only (a
-   parallel build's serial twin replaces it), and the parallel builds then compile in
-   worker processes (:func:`compile_in_background`) while this one trains with every
-   call on a serial build; when the workers exit the calls take the parallel builds
-   again, loaded from the cache. At exit this process waits for workers still
+   (:func:`before_first_call`) is tiered: only serial builds compile before it (each
+   recorded parallel build's serial twin in its place), and the parallel builds then
+   compile in worker processes (:func:`compile_in_background`) while this one trains
+   with every call on a serial build; when the workers exit the calls take the parallel
+   builds again, loaded from the cache. At exit this process waits for workers still
    compiling, so that the cache is complete.
 
 Results do not change: the same kernels compile for the same types, only sooner and in
@@ -380,7 +380,7 @@ def before_first_call(fn, workers: int | None = None) -> None:
         compile_items(todo, workers, log)
         return
     compile_items(missing(serial_tier(todo)), workers, log)
-    compile_in_background(later, _worker_count(workers, later) - 1 or 1, log)
+    compile_in_background(later, max(1, _worker_count(workers, later) - 1), log)
 
 
 def serial_tier(items) -> list[Item]:

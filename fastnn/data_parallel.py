@@ -252,4 +252,7 @@ class DataParallel:
         return {"loss": sums[0] / len(x), "accuracy": sums[1] / len(x)}
 
     def barrier(self) -> None:
-        self.comm.barrier()
+        """Wait for every rank, asleep (:meth:`~fastnn.distributed.Communicator.barrier_sleeping`):
+        the ranks wait here while rank 0 writes files, and a spinning wait would take a core
+        from it when ranks outnumber cores."""
+        self.comm.barrier_sleeping()

@@ -83,6 +83,11 @@ def _data_parallel_step(comm, name: str):
     return one
 
 
+def cores_alone() -> int:
+    """The threads one rank alone may use: the host's cores, at most Numba's thread count."""
+    return min(available_cores(), numba.config.NUMBA_NUM_THREADS)
+
+
 def alone_against_ranks_ms(comm, name: str, repeats: int, warmup: int, blocks: int = BLOCKS) -> dict:
     """One rank alone against the whole job, in turns, in one run.
 
@@ -95,7 +100,7 @@ def alone_against_ranks_ms(comm, name: str, repeats: int, warmup: int, blocks: i
     blocks of alone / ranks, the job's steps per second against one process's.
     """
     ranks_step = _data_parallel_step(comm, name)
-    threads, cores = _config.get_num_threads(), min(available_cores(), numba.config.NUMBA_NUM_THREADS)
+    threads, cores = _config.get_num_threads(), cores_alone()
     alone_step = None
     if comm.is_root:
         model, optimizer = MODELS[name](seed=0), Adam(1e-3)
@@ -138,7 +143,7 @@ def measure_on_ranks(comm, networks, repeats: int, warmup: int) -> dict:
     result = {
         "ranks": comm.size,
         "threads_per_rank": _config.get_num_threads(),
-        "cores_alone": min(available_cores(), numba.config.NUMBA_NUM_THREADS),
+        "cores_alone": cores_alone(),
         "allreduce": allreduce_times(comm, repeats),
         "data_parallel_step_ms": {},
         "alone_step_ms": {},

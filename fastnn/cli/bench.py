@@ -160,7 +160,7 @@ def _bench_distributed(args) -> int:
             print(distributed.format_ranks(measured))
             if args.json:
                 report.write_json(measured, args.json)
-        comm.barrier()
+        comm.barrier_sleeping()
         return 0
     print(
         f"fastnn bench --distributed: timing here, then on 2 MPI ranks ({', '.join(networks)}) ...",

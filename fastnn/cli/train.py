@@ -209,12 +209,12 @@ def run(args) -> int:
     )
     if dashboard is not None:
         dashboard.close()
-    if not comm.is_root:  # rank 0 reports and writes the files; the others wait for it
-        comm.barrier()
+    if not comm.is_root:  # rank 0 reports and writes the files; the others wait for it, asleep
+        comm.barrier_sleeping()
         return 130 if history.interrupted else 0
     if history.interrupted:
         _report_interrupt(args, model, history)
-        comm.barrier()
+        comm.barrier_sleeping()
         return 130
     if history.stop_reason:
         print(history.stop_reason)
@@ -231,7 +231,7 @@ def run(args) -> int:
 
         paths = save_training_plots(model, history, x_test, t_test, args.plot)
         print("plots: " + ", ".join(str(p) for p in paths))
-    comm.barrier()
+    comm.barrier_sleeping()
     return 0
 
 

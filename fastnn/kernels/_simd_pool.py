@@ -85,6 +85,19 @@ def _pick_rows(builder, top, bottom, index, row, lanes):
     return builder.select(take, bottom, top), builder.select(take, second, first)
 
 
+def _pick(builder, new, old, new_index, old_index, ties_to_smaller):
+    """(value, index) of ``new`` where it beats ``old`` (greater, or a NaN over a number), or
+    with ``ties_to_smaller`` where it ties (equal, or both NaN) with a smaller index."""
+    take = _nan_beats(builder, new, old)
+    if ties_to_smaller:
+        tie = builder.or_(
+            builder.fcmp_ordered("==", new, old),
+            builder.and_(builder.fcmp_unordered("uno", new, new), builder.fcmp_unordered("uno", old, old)),
+        )
+        take = builder.or_(take, builder.and_(tie, builder.icmp_signed("<", new_index, old_index)))
+    return builder.select(take, new, old), builder.select(take, new_index, old_index)
+
+
 def _pick_pairs(builder, v0, v1, p0, p1, evens, odds):
     """The horizontal step: of each pair (e, e + 1) of the lanes of v0 then v1 that the
     shuffle masks ``evens`` and ``odds`` select, the second where it beats the first (or
@@ -93,15 +106,7 @@ def _pick_pairs(builder, v0, v1, p0, p1, evens, odds):
     second = builder.shuffle_vector(v0, v1, odds)
     pfirst = builder.shuffle_vector(p0, p1, evens)
     psecond = builder.shuffle_vector(p0, p1, odds)
-    equal = builder.fcmp_ordered("==", second, first)
-    both_nan = builder.and_(
-        builder.fcmp_unordered("uno", second, second), builder.fcmp_unordered("uno", first, first)
-    )
-    tie = builder.or_(equal, both_nan)
-    take = builder.or_(
-        _nan_beats(builder, second, first), builder.and_(tie, builder.icmp_signed("<", psecond, pfirst))
-    )
-    return builder.select(take, second, first), builder.select(take, psecond, pfirst)
+    return _pick(builder, second, first, psecond, pfirst, True)
 
 
 def _is_floats(a):

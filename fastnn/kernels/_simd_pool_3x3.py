@@ -29,21 +29,8 @@ from ._simd_pool import (
     _load,
     _masked_load,
     _masked_store,
-    _nan_beats,
+    _pick,
 )
-
-
-def _pick(builder, new, old, new_index, old_index, ties_to_smaller):
-    """(value, index) of ``new`` where it beats ``old`` (greater, or a NaN over a number), or
-    with ``ties_to_smaller`` where it ties (equal, or both NaN) with a smaller index."""
-    take = _nan_beats(builder, new, old)
-    if ties_to_smaller:
-        tie = builder.or_(
-            builder.fcmp_ordered("==", new, old),
-            builder.and_(builder.fcmp_unordered("uno", new, new), builder.fcmp_unordered("uno", old, old)),
-        )
-        take = builder.or_(take, builder.and_(tie, builder.icmp_signed("<", new_index, old_index)))
-    return builder.select(take, new, old), builder.select(take, new_index, old_index)
 
 
 def _i64(context, builder, value, value_type):
