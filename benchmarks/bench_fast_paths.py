@@ -380,8 +380,8 @@ def main(argv=None) -> None:
             dx, dgamma, dbeta = np.empty_like(x3), np.empty_like(gamma), np.empty_like(gamma)
             act_kernels.relu_backward(x3.size, dy3.reshape(-1), y3.reshape(-1), dx.reshape(-1))
             norm_kernels.batchnorm_backward(
-                *(x3.size, dy3, x3, gamma, mean, var, np.float32(1e-5), _block(shape[1], x3.shape[2])),
-                *(norm_kernels.GRADIENT_IN_DX, np.float32(0.0), y3, dx, dgamma, dbeta),
+                *(x3.size, dy3, 0, x3, gamma, mean, var, np.float32(1e-5), _block(shape[1], x3.shape[2])),
+                *(norm_kernels.GRADIENT_IN_DX, np.float32(0.0), y3, 0, dx, dgamma, dbeta),
             )
             return dx, dgamma, dbeta
 

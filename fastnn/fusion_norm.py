@@ -121,7 +121,26 @@ class NormGroup(FusedGroup):
 
     # -- training ----------------------------------------------------------------
 
+    def writes_into(self, train=True) -> bool:
+        """Whether :meth:`forward_into` can run: a training pass of the fused op (not a frozen
+        BatchNorm's run apart, no pooling after it)."""
+        return train and self.pool is None and not self.layers[1].frozen
+
+    def forward_into(self, x, out):
+        """A training forward whose output the batch norm op writes into ``out`` (an array of
+        the output's shape, such as a ``Concat`` block's channel slice, which the op's kernel
+        writes in place), returned: the numbers of ``forward(x, train=True)``."""
+        if not self.writes_into(True):
+            raise ValueError(
+                f"{self.describe()}: forward_into is for a training pass of the fused op, without "
+                "a frozen BatchNorm or a pooling after it (see writes_into)"
+            )
+        return self._forward(x, True, out)
+
     def forward(self, x, train=True):
+        return self._forward(x, train, None)
+
+    def _forward(self, x, train, out):
         layer, bn = self.layers[0], self.layers[1]
         layer.check_input(x)
         self._apart = train and bn.frozen
@@ -133,7 +152,7 @@ class NormGroup(FusedGroup):
         bn.check_input(z)
         act = self.fused_activation
         y, mean, var = bn.ops.batchnorm(
-            z, bn.params["gamma"], bn.params["beta"], bn.eps, activation=act, alpha=self.alpha
+            z, bn.params["gamma"], bn.params["beta"], bn.eps, activation=act, alpha=self.alpha, out=out
         )
         bn.update_running_stats(mean, var)
         self._cache = (x, z, mean, var, y)

@@ -133,11 +133,11 @@ def test_kernels_do_not_depend_on_the_thread_count(shape):
     def run(build, block):
         y, mean, var, inv_std = (np.empty_like(x3), *(np.empty(c, np.float32) for _ in range(3)))
         getattr(norm_kernels.batchnorm_forward, build)(
-            x3, gamma, beta, eps, block, 0, np.float32(0), y, mean, var, inv_std
+            x3, gamma, beta, eps, block, 0, np.float32(0), y, 0, mean, var, inv_std
         )
         dx, dgamma, dbeta = np.empty_like(x3), np.empty(c, np.float32), np.empty(c, np.float32)
         getattr(norm_kernels.batchnorm_backward, build)(
-            dy3, x3, gamma, mean, var, eps, block, 0, np.float32(0), dy3, dx, dgamma, dbeta
+            dy3, 0, x3, gamma, mean, var, eps, block, 0, np.float32(0), dy3, 0, dx, dgamma, dbeta
         )
         return y, mean, var, dx, dgamma, dbeta
 
@@ -437,3 +437,108 @@ def test_dense_batchnorm_gives_the_same_bits_on_every_call(activation):
             first = out
         for a, b in zip(out, first):
             np.testing.assert_array_equal(a, b)
+
+
+def _ops(backend):
+    return NumbaOps() if backend == "numba" else NumpyOps()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", [None, "relu", "tanh", "leaky_relu"])
+@pytest.mark.parametrize("shape", [(3, 5, 4, 6), (2, 3, 7, 1), (1, 4, 3, 3), (4, 2, 5, 5)])
+def test_batchnorm_writes_a_channel_slice_and_reads_one_with_the_same_bits(
+    backend, dtype, activation, shape, monkeypatch
+):
+    """``out=`` a channel slice of a larger array (a Concat block's output) gets the bits of
+    the op's own output, and nothing else of the array changes; backward reading dy and
+    act_out as channel slices of larger arrays gives the bits of contiguous copies. The
+    Numba kernels get the larger arrays and the slices' first channels, not copies."""
+    ops = _ops(backend)
+    offsets = []
+    spied = {"batchnorm_forward": 8, "batchnorm_forward_smooth": 8, "batchnorm_backward": (1, 11)}
+    for name, at in spied.items():  # the arguments' positions after the work count
+        kernel = getattr(norm_kernels, name)
+
+        def spy(*args, kernel=kernel, at=at):
+            offsets.append(tuple(args[1 + i] for i in ((at,) if isinstance(at, int) else at)))
+            return kernel(*args)
+
+        monkeypatch.setattr(norm_kernels, name, spy)
+    rng = np.random.default_rng(5)
+    N, C = shape[:2]
+    x = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = (rng.standard_normal(C) + 2).astype(dtype), rng.standard_normal(C).astype(dtype)
+    y, mean, var = ops.batchnorm(x, gamma, beta, 1e-5, activation=activation, alpha=0.1)
+    big = rng.standard_normal((N, C + 3, *shape[2:])).astype(dtype)
+    kept = big.copy()
+    offsets.clear()
+    got, mean2, var2 = ops.batchnorm(x, gamma, beta, 1e-5, activation, 0.1, out=big[:, 2 : 2 + C])
+    assert np.shares_memory(got, big)
+    np.testing.assert_array_equal(big[:, 2 : 2 + C], y)
+    others = [c for c in range(C + 3) if not 2 <= c < 2 + C]
+    np.testing.assert_array_equal(big[:, others], kept[:, others])
+    np.testing.assert_array_equal(mean2, mean)
+    np.testing.assert_array_equal(var2, var)
+    dy_big = rng.standard_normal((N, C + 1, *shape[2:])).astype(dtype)
+    dy = np.ascontiguousarray(dy_big[:, 1:])
+    act_out = None if activation is None else big[:, 2 : 2 + C]
+    own_out = None if activation is None else y
+    want = ops.batchnorm_backward(dy, x, gamma, mean, var, 1e-5, activation, own_out, 0.1)
+    got = ops.batchnorm_backward(dy_big[:, 1:], x, gamma, mean, var, 1e-5, activation, act_out, 0.1)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    if backend == "numba" and N > 1 and shape[2] * shape[3] > 1:  # images: the slices where they lie
+        assert offsets[0] == (2,)
+        assert offsets[-1] == ((1, 2) if activation is not None else (0, 0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_out_of_another_layout_gets_a_copy(backend):
+    """An ``out`` that is no channel slice of a C-contiguous array (here Fortran-ordered, and
+    a slice along the last axis) still receives y."""
+    ops = _ops(backend)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    gamma, beta = np.ones(4, np.float32), np.zeros(4, np.float32)
+    y = ops.batchnorm(x, gamma, beta, activation="relu")[0]
+    for out in (np.asfortranarray(np.empty_like(x)), np.empty((3, 4, 5, 12), np.float32)[..., ::2]):
+        got = ops.batchnorm(x, gamma, beta, activation="relu", out=out)[0]
+        assert got is out
+        np.testing.assert_array_equal(out, y)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_refuses_an_out_of_the_wrong_shape_dtype_or_a_read_only_one(backend):
+    ops = _ops(backend)
+    x = np.ones((2, 3, 4, 4), np.float32)
+    gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"batchnorm: expected out of shape \(2, 3, 4, 4\) and dtype"):
+        ops.batchnorm(x, gamma, beta, out=np.empty((2, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="dtype float32.*got shape \\(2, 3, 4, 4\\) and dtype float64"):
+        ops.batchnorm(x, gamma, beta, out=np.empty((2, 3, 4, 4), np.float64))
+    read_only = np.empty_like(x)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="batchnorm: out is read-only"):
+        ops.batchnorm(x, gamma, beta, out=read_only)
+    with pytest.raises(TypeError, match="batchnorm: expected out to be a numpy array"):
+        ops.batchnorm(x, gamma, beta, out=[0.0])
+
+
+def test_channel_window_finds_the_array_a_channel_slice_lies_in():
+    """(full, start) for channel slices of C-contiguous arrays, views of views included, and
+    None for what is not laid out so."""
+    from fastnn.backends._arrays import channel_window
+
+    big = np.arange(3 * 7 * 3 * 4, dtype=np.float32).reshape(3, 7, 3, 4)
+    for start, stop in [(0, 3), (3, 7), (2, 5), (0, 7), (6, 7)]:
+        view = big[:, start:stop]
+        full, at = channel_window(view)
+        assert np.shares_memory(full, big) and full.shape[1] * full.shape[2] >= 7 * 12
+        np.testing.assert_array_equal(full[:, at : at + view.shape[1]].reshape(view.shape), view)
+    inner = np.arange(4 * 7 * 12, dtype=np.float64)[7 * 12 :].reshape(3, 7, 3, 4)[:, 2:5]
+    full, at = channel_window(inner)
+    assert at == 2
+    np.testing.assert_array_equal(full[:, 2:5].reshape(inner.shape), inner)
+    for other in (big[:, :, ::2], np.asfortranarray(big), big[:, 1:3, :, 1:], big.astype(">f4")[:, 1:3]):
+        assert channel_window(other) is None

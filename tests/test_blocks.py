@@ -508,3 +508,69 @@ def test_blocks_fuse_inside_but_not_with_neighbours():
         "BatchNorm",
         "ReLU",
     ]
+
+
+def inception_like_model(backend="numba", dtype="float64", fuse=True, seed=0):
+    """A Concat whose branches all end with Conv2D + BatchNorm (+ an activation), a pooling
+    branch among them: Inception's block, whose training pass writes the branches into the
+    block's output directly."""
+    from fastnn.models.inception import inception_block
+
+    block = inception_block(4, (2, 3, 3, 2, 2, 1))
+    model = fnn.Sequential(
+        [fnn.Conv2D(2, 4, 3, pad=1), fnn.ReLU(), block, fnn.GlobalAvgPool2D(), fnn.Dense(8, 3)],
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+        input_shape=(2, 5, 6),
+    )
+    model.fuse_layers = fuse
+    return model
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_concat_branches_write_into_the_output_with_the_bits_of_the_copies(backend, dtype, monkeypatch):
+    """Every branch ends with a fused Conv2D + BatchNorm + ReLU: a training pass writes each
+    into its channels of the block's output and backward hands each its channels of dy as a
+    view, with no concatenation or channel copies; the weights after Adam steps are those of
+    the same model run layer by layer (copies), bit for bit."""
+    x, t = data((2, 5, 6), n=5, dtype=np.float32 if dtype == "float32" else np.float64)
+    fused, apart = inception_like_model(backend, dtype), inception_like_model(backend, dtype, fuse=False)
+    copies = []
+    ops = fused.layers[2].ops
+    for name in ("concat_channels", "channel_slice"):
+        original = getattr(ops, name)
+        monkeypatch.setattr(
+            ops, name, lambda *a, original=original, name=name, **k: copies.append(name) or original(*a, **k)
+        )
+    opt_fused, opt_apart = fnn.optim.Adam(1e-2), fnn.optim.Adam(1e-2)
+    for _ in range(3):
+        loss = apart.train_step(x, t, opt_apart)
+        copies.clear()  # the ops may be shared: count the fused model's calls only
+        assert fused.train_step(x, t, opt_fused) == loss
+        assert copies == []
+    assert fused.layers[2]._direct and not apart.layers[2]._direct
+    np.testing.assert_array_equal(fused.flat_params, apart.flat_params)
+
+
+def test_a_concat_with_a_frozen_batchnorm_branch_copies_and_keeps_the_bits():
+    """A frozen BatchNorm runs its group apart (inference form), which writes no slice: the
+    block then concatenates copies, with the numbers of the model run layer by layer."""
+    x, t = data((2, 5, 6), n=4)
+    fused, apart = inception_like_model(), inception_like_model(fuse=False)
+    for model in (fused, apart):
+        model.layers[2].branches[1][-2].trainable = False  # the 3x3 branch's BatchNorm
+    for _ in range(2):
+        assert fused.train_step(x, t, fnn.optim.SGD(0.1)) == apart.train_step(x, t, fnn.optim.SGD(0.1))
+    assert not fused.layers[2]._direct
+    np.testing.assert_array_equal(fused.flat_params, apart.flat_params)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_direct_concat_gradients_match_central_differences(backend):
+    model = inception_like_model(backend)
+    x, t = data((2, 5, 6), n=3)
+    model.loss(model.prepare_input(x), t, train=True)
+    assert model.layers[2]._direct
+    check_every_parameter(model, x, t)

@@ -1110,6 +1110,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         0,
         d(0),
         Guarded(x3.shape, dtype),
+        0,
         Guarded(C, dtype),
         Guarded(C, dtype),
         Guarded(C, dtype),
@@ -1122,6 +1123,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         norm_k.batchnorm_backward,
         build,
         dy.reshape(x3.shape),
+        0,
         x3,
         gamma,
         mean_ref,
@@ -1131,6 +1133,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         0,
         d(0),
         dy.reshape(x3.shape),
+        0,
         Guarded(x3.shape, dtype),
         Guarded(C, dtype),
         Guarded(C, dtype),
@@ -1142,9 +1145,37 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         norm_k.batchnorm_forward,
         build,
         *(x3, gamma, beta, d(1e-5), block, 1, d(0)),
-        *(Guarded(x3.shape, dtype), Guarded(C, dtype), Guarded(C, dtype), Guarded(C, dtype)),
+        *(Guarded(x3.shape, dtype), 0, Guarded(C, dtype), Guarded(C, dtype), Guarded(C, dtype)),
     )
     close(relu_y.reshape(x.shape), np.maximum(y_ref, 0), dtype, "batchnorm_forward relu")
+    # the same into channels 2 .. C + 1 of a larger array (a Concat block's output), and its
+    # backward reading dy and the output there: the other channels are not touched
+    fill = rand(rng, (N, C + 3, H * W), dtype)
+    (wide_y, *_) = run_kernel(
+        norm_k.batchnorm_forward,
+        build,
+        *(x3, gamma, beta, d(1e-5), block, 1, d(0)),
+        *(Guarded(fill.shape, dtype, fill=fill), 2, Guarded(C, dtype), Guarded(C, dtype), Guarded(C, dtype)),
+    )
+    np.testing.assert_array_equal(wide_y[:, 2 : 2 + C], relu_y, err_msg="batchnorm_forward into channels 2..")
+    np.testing.assert_array_equal(wide_y[:, :2], fill[:, :2], err_msg="batchnorm_forward wrote channels 0, 1")
+    np.testing.assert_array_equal(wide_y[:, 2 + C :], fill[:, 2 + C :], err_msg="batchnorm_forward: past it")
+    wide_dy = rand(rng, (N, C + 1, H * W), dtype)
+    wide_dy[:, 1:] = dy.reshape(x3.shape)
+    window_grads = run_kernel(
+        norm_k.batchnorm_backward,
+        build,
+        *(wide_dy, 1, x3, gamma, mean_ref, var_ref, d(1e-5), block, 1, d(0), wide_y, 2),
+        *(Guarded(x3.shape, dtype), Guarded(C, dtype), Guarded(C, dtype)),
+    )
+    own_grads = run_kernel(
+        norm_k.batchnorm_backward,
+        build,
+        *(dy.reshape(x3.shape), 0, x3, gamma, mean_ref, var_ref, d(1e-5), block, 1, d(0), relu_y.copy(), 0),
+        *(Guarded(x3.shape, dtype), Guarded(C, dtype), Guarded(C, dtype)),
+    )
+    for got, want in zip(window_grads, own_grads):
+        np.testing.assert_array_equal(got, want, err_msg="batchnorm_backward reading channel slices")
     # with a fused activation (tanh): f in the store, dy * f' kept in dx until dx overwrites it
     (act_y, *_) = run_kernel(
         norm_k.batchnorm_forward_smooth,
@@ -1157,6 +1188,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         3,
         d(0),
         Guarded(x3.shape, dtype),
+        0,
         Guarded(C, dtype),
         Guarded(C, dtype),
         Guarded(C, dtype),
@@ -1166,6 +1198,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         norm_k.batchnorm_backward,
         build,
         dy.reshape(x3.shape),
+        0,
         x3,
         gamma,
         mean_ref,
@@ -1175,6 +1208,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         3,
         d(0),
         act_y.copy(),
+        0,
         Guarded(x3.shape, dtype),
         Guarded(C, dtype),
         Guarded(C, dtype),

@@ -13,8 +13,9 @@ from ..kernels import activations as act_kernels
 from ..kernels import norm as norm_kernels
 from ..kernels import tuning
 from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES, for_code
+from ._arrays import channel_window
 from ._arrays import contiguous as _c
-from .op_checks import check_batchnorm, check_bn_activation, check_eps
+from .op_checks import check_batchnorm, check_bn_activation, check_eps, check_out
 
 
 def _planes(x: np.ndarray) -> np.ndarray:
@@ -50,7 +51,7 @@ def _alpha(activation, dtype, alpha):
 class NumbaNormOps:
     """Batch normalisation on Numba kernels; see NumpyNormOps for the formulas."""
 
-    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0):
+    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0, out=None):
         """Training-mode batch norm; returns (y, mean, var).
 
         mean_c = mean of x over (N[, H, W]);  var_c = mean of (x - mean_c)**2 (biased);
@@ -58,36 +59,41 @@ class NumbaNormOps:
         x (N, C) or (N, C, H, W); gamma, beta (C,) -> y like x, mean (C,), var (C,).
         ``activation`` ("relu", "sigmoid", "tanh", "leaky_relu" with slope ``alpha``, or
         None / "identity"): y is f(bn(x)), f applied in the same pass, with the
-        activation op's formula.
+        activation op's formula. ``out``: an array of x's shape and dtype to write y into,
+        returned as y; the kernel writes a channel slice of a C-contiguous (N, C', H, W)
+        array (a ``Concat`` block's output) where it lies, anything else gets a copy.
         """
         channels, _ = check_batchnorm("batchnorm", x, gamma, beta=beta)
         eps = check_eps("batchnorm", eps)
         activation = check_bn_activation("batchnorm", activation, alpha)
+        check_out("batchnorm", out, x)
         x3 = _planes(x)
         dtype = x3.dtype
-        y = np.empty_like(x3)
+        images = x3.shape[2] > 1
+        window = channel_window(out) if out is not None and images else None
+        y, yc = window if window is not None else (np.empty_like(x3), 0)
         mean = np.empty(channels, dtype)
         var = np.empty(channels, dtype)
         inv_std = np.empty(channels, dtype)
         code = ACTIVATION_CODES[activation]
-        if x3.shape[2] == 1:  # (N, D): the per-feature kernel
-            kernel = norm_kernels.batchnorm_forward_features
-        else:  # the sigmoid's and tanh's exp and tanh in a kernel of their own
-            kernel = for_code(norm_kernels.batchnorm_forward_smooth, norm_kernels.batchnorm_forward, code)
-        kernel(
-            x3.size,
-            x3,
+        settings = (
             _c(gamma),
             _c(beta),
             dtype.type(eps),
             _block(channels, x3.shape[2]),
             code,
             dtype.type(alpha),
-            y,
-            mean,
-            var,
-            inv_std,
         )
+        if images:  # the sigmoid's and tanh's exp and tanh in a kernel of their own
+            kernel = for_code(norm_kernels.batchnorm_forward_smooth, norm_kernels.batchnorm_forward, code)
+            kernel(x3.size, x3, *settings, y, yc, mean, var, inv_std)
+        else:  # (N, D): the per-feature kernel
+            norm_kernels.batchnorm_forward_features(x3.size, x3, *settings, y, mean, var, inv_std)
+        if window is not None:
+            return out, mean, var
+        if out is not None:
+            out[...] = y.reshape(x.shape)
+            return out, mean, var
         return y.reshape(x.shape), mean, var
 
     def batchnorm_backward(self, dy, x, gamma, mean, var, eps=1e-5, activation=None, act_out=None, alpha=0.0):
@@ -101,41 +107,42 @@ class NumbaNormOps:
         ``alpha``): dy is the gradient of f(bn(x)), and g = dy * f' (the activation's backward
         op's numbers, from f's output) replaces dy above. g is kept in dx (no array of its
         own): the batch norm kernel writes each row of it just before summing that row, or
-        on (N, D) rows the activation's backward kernel writes all of it first.
+        on (N, D) rows the activation's backward kernel writes all of it first. dy and
+        act_out may be channel slices of C-contiguous (N, C', H, W) arrays (a ``Concat``
+        block's gradient and output): with an activation the kernel reads them where they lie.
         """
         channels, _ = check_batchnorm("batchnorm_backward", x, gamma, dy=dy, mean=mean, var=var)
         eps = check_eps("batchnorm_backward", eps)
         activation = check_bn_activation("batchnorm_backward", activation, alpha, dy=dy, act_out=act_out)
-        x3, dy3 = _planes(x), _planes(dy)
-        act3 = dy3 if act_out is None else _planes(act_out)
+        x3 = _planes(x)
         dtype = x3.dtype
         dx = np.empty_like(x3)
         dgamma = np.empty(channels, dtype)
         dbeta = np.empty(channels, dtype)
         code = ACTIVATION_CODES[activation]
         features = x3.shape[2] == 1  # (N, D): the per-feature kernel
+        windows = None
+        if code != ACT_IDENTITY and not features:
+            windows = channel_window(dy), channel_window(act_out)
+        if windows is not None and None not in windows:
+            (dy3, dc), (act3, ac) = windows
+        else:
+            dy3, dc = _planes(dy), 0
+            act3, ac = (dy3 if act_out is None else _planes(act_out)), 0
         if code != ACT_IDENTITY and features:  # g = dy * f' into dx first
             _GRADIENT_KERNELS[activation](
                 x3.size, dy3.reshape(-1), act3.reshape(-1), *_alpha(activation, dtype, alpha), dx.reshape(-1)
             )
             code = norm_kernels.GRADIENT_IN_DX
-        kernel = norm_kernels.batchnorm_backward_features if features else norm_kernels.batchnorm_backward
-        kernel(
-            x3.size,
-            dy3,
-            x3,
-            _c(gamma),
-            _c(mean),
-            _c(var),
-            dtype.type(eps),
-            _block(channels, x3.shape[2]),
-            code,
-            dtype.type(alpha),
-            act3,
-            dx,
-            dgamma,
-            dbeta,
-        )
+        statistics = (_c(gamma), _c(mean), _c(var), dtype.type(eps), _block(channels, x3.shape[2]))
+        if features:
+            norm_kernels.batchnorm_backward_features(
+                x3.size, dy3, x3, *statistics, code, dtype.type(alpha), act3, dx, dgamma, dbeta
+            )
+        else:
+            norm_kernels.batchnorm_backward(
+                x3.size, dy3, dc, x3, *statistics, code, dtype.type(alpha), act3, ac, dx, dgamma, dbeta
+            )
         return dx.reshape(x.shape), dgamma, dbeta
 
     def batchnorm_inference(self, x, gamma, beta, running_mean, running_var, eps=1e-5):

@@ -104,6 +104,22 @@ def check_batchnorm(where: str, x, gamma, **named):
     return channels, (0,) if x.ndim == 2 else (0, 2, 3)
 
 
+def check_out(where: str, out, x) -> None:
+    """``out=``, an array the op writes its result into: None, or a writeable array of x's
+    shape and dtype."""
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{where}: expected out to be a numpy array or None, got {type(out).__name__}")
+    if out.shape != x.shape or out.dtype != x.dtype:
+        raise ValueError(
+            f"{where}: expected out of shape {x.shape} and dtype {x.dtype} (x's), "
+            f"got shape {out.shape} and dtype {out.dtype}"
+        )
+    if not out.flags.writeable:
+        raise ValueError(f"{where}: out is read-only")
+
+
 def check_eps(where: str, eps) -> float:
     if (
         isinstance(eps, bool)

@@ -77,7 +77,7 @@ def _feature_stats(x2, c0, c1, inv_count, mean, var):
 
 
 @parallel_kernel
-def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv_std):
+def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, yc, mean, var, inv_std):
     """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel,
     for x (N, C, S) with S > 1 (images; (N, D) inputs take :func:`batchnorm_forward_features`),
     with f the identity (any ``code`` but ACT_RELU and ACT_LEAKY_RELU), ReLU or leaky ReLU;
@@ -86,7 +86,10 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
 
     mean[c] = mean of x[:, c, :]; var[c] = mean of (x[:, c, :] - mean[c])**2 (biased,
     two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps); f is activation
-    ``code`` (slope ``alpha``, of x's dtype, for leaky ReLU).
+    ``code`` (slope ``alpha``, of x's dtype, for leaky ReLU). Channel c of the output goes
+    to channel ``yc`` + c of y (N, Cy, S), Cy >= yc + C: 0 for an output of its own, the
+    first channel of its slice for an output written straight into a larger array (a
+    ``Concat`` block's).
     """
     N, C, S = x.shape
     inv_count = typed(x, 1.0) / typed(x, N * S)
@@ -95,7 +98,7 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, mean, var, inv
         c0 = b * block
         c1 = min(C, c0 + block)
         _channel_statistics(x, c0, c1, inv_count, eps, mean, var, inv_std)
-        _channel_affine_by_code(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
+        _channel_affine_by_code(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc)
 
 
 @jit(inline="always")
@@ -189,8 +192,8 @@ def _feature_normalise(x2, gamma, beta, mean, inv_std, c0, c1, y2):
 
 
 @jit(inline="always")
-def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
-    """y = f((x - mean) * inv_std * gamma + beta) for channels c0..c1, the affine part
+def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc):
+    """y[:, yc + c] = f((x - mean) * inv_std * gamma + beta) for channels c0..c1, the affine part
     folded to x * k + d. With an activation, each normalised row goes to a work row
     first and f is applied from it in a second loop (in cache), as the activation op
     would read it: fast-math cannot then contract or reassociate f's arithmetic into the
@@ -204,7 +207,7 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
                 k = gamma[c] * inv_std[c]
                 d = beta[c] - mean[c] * k
                 for s in range(S):
-                    y[n, c, s] = x[n, c, s] * k + d
+                    y[n, yc + c, s] = x[n, c, s] * k + d
     else:
         row = np.empty(S, y.dtype)
         for n in range(N):
@@ -214,29 +217,29 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y)
                 for s in range(S):
                     row[s] = x[n, c, s] * k + d
                 for s in range(S):
-                    y[n, c, s] = activate(y, row[s], code, alpha)
+                    y[n, yc + c, s] = activate(y, row[s], code, alpha)
 
 
 @jit(inline="always")
-def _channel_affine_rectified(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
+def _channel_affine_rectified(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc):
     """:func:`_channel_affine_block` for ``code`` ReLU, leaky ReLU or (any other) the identity,
     each call with its code a constant, so each loop is f's own."""
     if code == ACT_RELU:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y, yc)
     elif code == ACT_LEAKY_RELU:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y, yc)
     else:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y, yc)
 
 
 @jit(inline="always")
-def _channel_affine_smooth(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y):
+def _channel_affine_smooth(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc):
     """:func:`_channel_affine_block` for ``code`` the sigmoid or (any other) tanh, each call
     with its code a constant."""
     if code == ACT_SIGMOID:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y, yc)
     else:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y, yc)
 
 
 #: What :func:`batchnorm_forward` applies after its statistics; its smooth variant binds the
@@ -311,26 +314,26 @@ GRADIENT_IN_DX = -1
 
 
 @jit(inline="always")
-def _activation_grad_row(dy, act_out, n, c0, c1, code, alpha, g):
-    """g[n, c, :] = dy * f' (``activation_grad`` from f's output) for channels c0..c1;
-    ``code`` is a constant at each call."""
-    S = dy.shape[2]
+def _activation_grad_row(dy, dc, act_out, ac, n, c0, c1, code, alpha, g):
+    """g[n, c, :] = dy[n, dc + c, :] * f' (``activation_grad`` from f's output act_out[n, ac +
+    c, :]) for channels c0..c1; ``code`` is a constant at each call."""
+    S = g.shape[2]
     for c in range(c0, c1):
         for s in range(S):
-            g[n, c, s] = activation_grad(g, dy[n, c, s], act_out[n, c, s], code, alpha)
+            g[n, c, s] = activation_grad(g, dy[n, dc + c, s], act_out[n, ac + c, s], code, alpha)
 
 
 @jit(inline="always")
-def _gradient_in(dy, act_out, n, c0, c1, code, alpha, g):
+def _gradient_in(dy, dc, act_out, ac, n, c0, c1, code, alpha, g):
     """Row n of channels c0..c1 of dy * f' into g, one loop per activation."""
     if code == ACT_RELU:
-        _activation_grad_row(dy, act_out, n, c0, c1, ACT_RELU, alpha, g)
+        _activation_grad_row(dy, dc, act_out, ac, n, c0, c1, ACT_RELU, alpha, g)
     elif code == ACT_SIGMOID:
-        _activation_grad_row(dy, act_out, n, c0, c1, ACT_SIGMOID, alpha, g)
+        _activation_grad_row(dy, dc, act_out, ac, n, c0, c1, ACT_SIGMOID, alpha, g)
     elif code == ACT_TANH:
-        _activation_grad_row(dy, act_out, n, c0, c1, ACT_TANH, alpha, g)
+        _activation_grad_row(dy, dc, act_out, ac, n, c0, c1, ACT_TANH, alpha, g)
     elif code == ACT_LEAKY_RELU:
-        _activation_grad_row(dy, act_out, n, c0, c1, ACT_LEAKY_RELU, alpha, g)
+        _activation_grad_row(dy, dc, act_out, ac, n, c0, c1, ACT_LEAKY_RELU, alpha, g)
 
 
 @jit(inline="always")
@@ -469,7 +472,7 @@ def _feature_scale(x2, scale, shift, shifted, c0, c1, y2):
 
 
 @parallel_kernel(fastmath=FASTMATH_IN_ORDER)
-def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out, dx, dgamma, dbeta):
+def batchnorm_backward(dy, dc, x, gamma, mean, var, eps, block, code, alpha, act_out, ac, dx, dgamma, dbeta):
     """Gradients of batch norm in training mode, per channel over M = N*S values.
 
     With g = dy * f'(from ``act_out`` = f(bn(x))) for activation ``code`` (g = dy for
@@ -478,7 +481,9 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out
     dx = gamma * inv_std / M * (M * g - dbeta - xhat * dgamma),
     with xhat = (x - mean) * inv_std and inv_std = 1 / sqrt(var + eps). g is kept in
     dx until dx overwrites it. For x (N, C, S) with S > 1 ((N, D) inputs take
-    :func:`batchnorm_backward_features`).
+    :func:`batchnorm_backward_features`). With an activation, dy and act_out may be larger
+    arrays holding this output's channels from ``dc`` and ``ac`` on (a ``Concat`` block's
+    gradient and output); with ACT_IDENTITY dy is read from channel 0 (``dc`` is not read).
     """
     N, C, S = x.shape
     zero = typed(x, 0.0)
@@ -496,7 +501,7 @@ def batchnorm_backward(dy, x, gamma, mean, var, eps, block, code, alpha, act_out
         else:
             for n in range(N):
                 if code != GRADIENT_IN_DX:
-                    _gradient_in(dy, act_out, n, c0, c1, code, alpha, dx)
+                    _gradient_in(dy, dc, act_out, ac, n, c0, c1, code, alpha, dx)
                 _sums_row(dx, x, mean, n, c0, c1, dgamma, dbeta)
         for c in range(c0, c1):
             dgamma[c] *= one / np.sqrt(var[c] + eps)

@@ -72,6 +72,13 @@ def _run(units, x, train):
     return x
 
 
+def _writes_into(units, train) -> bool:
+    """Whether the last of ``units`` can write its output into a given array (a fused
+    Conv2D + BatchNorm group's training pass: ``writes_into``, then ``forward_into``)."""
+    last = units[-1] if units else None
+    return last is not None and hasattr(last, "writes_into") and last.writes_into(train)
+
+
 def _run_backward(units, dy, stop=None):
     """dy through ``units`` backwards; the unit at index ``stop`` skips its input gradient
     (``backward(dy, input_grad=False)``), which ends the pass with None."""
@@ -272,6 +279,12 @@ class Concat(Block):
     outputs must agree on every axis but axis 1 (channels of (N, C, H, W), features of
     (N, D)), which is the sum of theirs. Backward splits dy along axis 1 by each
     branch's width; dx = the sum of the branches' input gradients.
+
+    Inside a model, when every branch of an image network ends with a fused Conv2D +
+    BatchNorm group (Inception's), a training pass allocates y first and each branch's
+    batch norm kernel writes its channels of y directly; backward hands each branch its
+    channels of dy as a view, which the batch norm kernel reads where it lies: no copies
+    either way, the same numbers.
     """
 
     def __init__(self, branches):
@@ -288,6 +301,8 @@ class Concat(Block):
                 f"got branch sizes {sizes}"
             )
         self._widths = None
+        self._layout = None  # (input shape, output shape, branch widths) of the last direct pass
+        self._direct = False  # whether the last training pass wrote the branches into y directly
         self._collect_buffers()
 
     def parts(self):
@@ -317,16 +332,37 @@ class Concat(Block):
         if train:
             self._mark_parts_frozen()
         units = self._part_units()
-        outputs = [_run(branch, x, train) for branch in units.values()]
         self._ran = units if train else None
+        self._direct = train and x.ndim == 4 and all(_writes_into(branch, train) for branch in units.values())
+        if self._direct:
+            return self._forward_into(units, x)
+        outputs = [_run(branch, x, train) for branch in units.values()]
         self._widths = [y.shape[1] for y in outputs] if train else None
         return self.ops.concat_channels(*outputs)
+
+    def _forward_into(self, units, x):
+        """A training pass whose branches' last groups write their channels of y in place."""
+        sample = tuple(x.shape[1:])
+        if self._layout is None or self._layout[0] != sample:
+            widths = [_shape_through(branch, sample)[0] for branch in self.branches]
+            self._layout = (sample, self.output_shape(sample), widths)
+        _, shape, self._widths = self._layout
+        y = np.empty((x.shape[0], *shape), dtype=x.dtype)
+        start = 0
+        for branch, width in zip(units.values(), self._widths):
+            h = _run(branch[:-1], x, True)
+            branch[-1].forward_into(h, y[:, start : start + width])
+            start += width
+        return y
 
     def backward(self, dy, input_grad=True):
         units = self._require_forward("_ran")
         dx, start = None, 0
         for (part, branch), width in zip(units.items(), self._widths):
-            piece = self.ops.channel_slice(dy, start, start + width)
+            if self._direct:  # the fused group's kernel reads its channels where they lie
+                piece = dy[:, start : start + width]
+            else:
+                piece = self.ops.channel_slice(dy, start, start + width)
             start += width
             grad = _run_backward(branch, piece, None if input_grad else self._stops.get(part))
             if not input_grad:
