@@ -439,10 +439,6 @@ def test_dense_batchnorm_gives_the_same_bits_on_every_call(activation):
             np.testing.assert_array_equal(a, b)
 
 
-def _ops(backend):
-    return NumbaOps() if backend == "numba" else NumpyOps()
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", [None, "relu", "tanh", "leaky_relu"])
@@ -454,7 +450,7 @@ def test_batchnorm_writes_a_channel_slice_and_reads_one_with_the_same_bits(
     the op's own output, and nothing else of the array changes; backward reading dy and
     act_out as channel slices of larger arrays gives the bits of contiguous copies. The
     Numba kernels get the larger arrays and the slices' first channels, not copies."""
-    ops = _ops(backend)
+    ops = fnn.get_ops(backend)
     offsets = []
     spied = {"batchnorm_forward": 8, "batchnorm_forward_smooth": 8, "batchnorm_backward": (1, 11)}
     for name, at in spied.items():  # the arguments' positions after the work count
@@ -497,7 +493,7 @@ def test_batchnorm_writes_a_channel_slice_and_reads_one_with_the_same_bits(
 def test_batchnorm_out_of_another_layout_gets_a_copy(backend):
     """An ``out`` that is no channel slice of a C-contiguous array (here Fortran-ordered, and
     a slice along the last axis) still receives y."""
-    ops = _ops(backend)
+    ops = fnn.get_ops(backend)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
     gamma, beta = np.ones(4, np.float32), np.zeros(4, np.float32)
@@ -510,7 +506,7 @@ def test_batchnorm_out_of_another_layout_gets_a_copy(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_batchnorm_refuses_an_out_of_the_wrong_shape_dtype_or_a_read_only_one(backend):
-    ops = _ops(backend)
+    ops = fnn.get_ops(backend)
     x = np.ones((2, 3, 4, 4), np.float32)
     gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
     with pytest.raises(ValueError, match=r"batchnorm: expected out of shape \(2, 3, 4, 4\) and dtype"):

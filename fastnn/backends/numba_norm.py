@@ -121,10 +121,10 @@ class NumbaNormOps:
         dbeta = np.empty(channels, dtype)
         code = ACTIVATION_CODES[activation]
         features = x3.shape[2] == 1  # (N, D): the per-feature kernel
-        windows = None
-        if code != ACT_IDENTITY and not features:
+        windows = (None, None)
+        if code != ACT_IDENTITY and not features:  # the kernel reads dy and act_out where they lie
             windows = channel_window(dy), channel_window(act_out)
-        if windows is not None and None not in windows:
+        if None not in windows:
             (dy3, dc), (act3, ac) = windows
         else:
             dy3, dc = _planes(dy), 0
