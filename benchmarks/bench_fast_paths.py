@@ -47,6 +47,10 @@ Each pair takes turns in blocks (``fastnn.bench.harness.interleaved``, as in
   (64, 16, 32, 32): the batch norm kernel writing each row of dy * f' into dx just before
   it sums the row (``ops.batchnorm_backward(..., activation="relu")``) against the ReLU's
   backward kernel over the whole array first (what the op did before);
+* BatchNorm's forward in training with a residual block's sum and ReLU on ResNet-20's three
+  stages' outputs ((64, 16, 32, 32), (64, 32, 16, 16), (64, 64, 8, 8)): in the batch norm
+  kernel's pass (``ops.batchnorm(..., activation="relu", residual=r)``) against the batch
+  norm op then ``add_relu`` (what a training step ran before);
 * max pooling's backward on Inception's (100, 120, 14, 14) at stride 2: the op, whose kernel
   counts argmax's indices outside the plane, against the op after ``argmax.min()`` and
   ``argmax.max()`` (the check the op made before);
@@ -394,6 +398,27 @@ def main(argv=None) -> None:
                     dyb, xb, gamma, mean, var, 1e-5, activation="relu", act_out=yb
                 ),
                 prepass,
+                args.repeat,
+            ),
+        )
+
+    for shape in ((64, 16, 32, 32), (64, 32, 16, 16), (64, 64, 8, 8)):
+        xn, rn = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+        gamma, beta = np.ones(shape[1], np.float32), np.zeros(shape[1], np.float32)
+
+        def bn_then_add(xn=xn, rn=rn, gamma=gamma, beta=beta):
+            y = ops.batchnorm(xn, gamma, beta, 1e-5)[0]
+            return ops.add_relu(y, rn)  # a new array, as training keeps the block output
+
+        report(
+            f"batchnorm + residual ReLU {shape}, in the kernel / add_relu after",
+            "kernel",
+            "after",
+            *interleaved_us(
+                lambda xn=xn, rn=rn, gamma=gamma, beta=beta: ops.batchnorm(
+                    xn, gamma, beta, 1e-5, activation="relu", residual=rn
+                ),
+                bn_then_add,
                 args.repeat,
             ),
         )

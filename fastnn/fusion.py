@@ -196,21 +196,22 @@ class ResidualReLU(FusedGroup):
     """y = relu(body(x) + shortcut(x)) for a Residual block and the ReLU after it (ResNet's
     basic block): one ``ops.add_relu`` instead of the sum and the ReLU apart, and in
     inference it writes into the body's output (no new array, which a large batch pays
-    for in page faults). In inference, when the body ends with a Conv2D + BatchNorm group
-    (folded into one convolution), the sum and the ReLU run in that convolution's pass
-    over each image's output instead (:meth:`fastnn.fusion_norm.NormGroup.inference_add_relu`).
+    for in page faults). When the body ends with a Conv2D + BatchNorm group, the sum and
+    the ReLU run in that group's last pass over its output instead: in training the batch
+    norm kernel's, in inference the folded convolution's
+    (:meth:`fastnn.fusion_norm.NormGroup.add_relu`).
     Backward: dy through the ReLU (from y), then the block's backward.
     """
 
     def forward(self, x, train=True):
         block = self.layers[0]
-        if not train:
-            h, shortcut, last = block.inference_parts(x)
-            self._keep(False, _y=None)
-            fused = last.inference_add_relu(h, shortcut) if hasattr(last, "inference_add_relu") else None
+        if hasattr(block.last_body_unit(), "add_relu"):
+            h, shortcut, last = block.parts_before_last(x, train)
+            fused = last.add_relu(h, shortcut, train)
             if fused is not None:
+                self._keep(train, _y=fused)
                 return fused
-            body = last.forward(h, train=False)
+            body = last.forward(h, train)
         else:
             body, shortcut = block.forward_parts(x, train)
         in_place = not train and writable_alone(body, x, shortcut)

@@ -140,7 +140,9 @@ class NormGroup(FusedGroup):
     def forward(self, x, train=True):
         return self._forward(x, train, None)
 
-    def _forward(self, x, train, out):
+    def _forward(self, x, train, out, residual=None):
+        """The group's forward; in training with a ``residual`` (see :meth:`add_relu`), relu(y
+        + residual) from the batch norm kernel instead of y."""
         layer, bn = self.layers[0], self.layers[1]
         layer.check_input(x)
         self._apart = train and bn.frozen
@@ -150,9 +152,10 @@ class NormGroup(FusedGroup):
         W, b = layer.params["W"], layer.params["b"]
         z = self._linear(x, W, b)
         bn.check_input(z)
-        act = self.fused_activation
+        act, extra = (self.fused_activation, {}) if residual is None else ("relu", {"residual": residual})
+        gamma, beta = bn.params["gamma"], bn.params["beta"]
         y, mean, var = bn.ops.batchnorm(
-            z, bn.params["gamma"], bn.params["beta"], bn.eps, activation=act, alpha=self.alpha, out=out
+            z, gamma, beta, bn.eps, activation=act, alpha=self.alpha, out=out, **extra
         )
         bn.update_running_stats(mean, var)
         self._cache = (x, z, mean, var, y)
@@ -255,14 +258,24 @@ class NormGroup(FusedGroup):
             return self._linear(x, W, b, activation=self.activation, **extra)
         return self._activate(self._linear(x, W, b))
 
-    def inference_add_relu(self, x, residual):
-        """relu(self(x) + residual) at inference, for the last group of a residual block's
-        body followed by its ReLU (:class:`fastnn.fusion.ResidualReLU`), when a folded
-        convolution without an activation of its own can take the sum and the ReLU in its
-        store (``conv2d(..., relu=True, residual=...)``); None (nothing computed) otherwise,
-        and the caller runs the group's inference and then ``add_relu``. The numbers are
-        those of that pair, bit for bit."""
-        if not (self.pool is None and self.activation == "identity" and _accepts(self._op(), "residual")):
+    def add_relu(self, x, residual, train=True):
+        """relu(self(x) + residual), for the last group of a residual block's body followed
+        by its ReLU (:class:`fastnn.fusion.ResidualReLU`), when a pass over the group's
+        output can take the sum and the ReLU: in training the batch norm kernel's on a
+        convolution's output (``batchnorm(..., activation="relu", residual=...)``; the
+        group keeps what its backward needs, which is the sum's gradient), at inference a
+        folded convolution's store (``conv2d(..., relu=True, residual=...)``). None (nothing
+        computed) otherwise, and the caller runs the group and then ``add_relu``. The
+        numbers are those of that pair, bit for bit."""
+        if not (self.pool is None and self.activation == "identity"):
+            return None
+        if train:
+            bn = self.layers[1]
+            images = isinstance(self.layers[0], Conv2D)  # (N, D) rows: the op adds in a pass of its own
+            if not (images and self.writes_into(True) and _accepts(bn.ops.batchnorm, "residual")):
+                return None
+            return self._forward(x, True, None, residual)
+        if not _accepts(self._op(), "residual"):
             return None
         self.layers[0].check_input(x)
         if not self.folds_for(x):

@@ -133,7 +133,8 @@ def test_kernels_do_not_depend_on_the_thread_count(shape):
     def run(build, block):
         y, mean, var, inv_std = (np.empty_like(x3), *(np.empty(c, np.float32) for _ in range(3)))
         getattr(norm_kernels.batchnorm_forward, build)(
-            x3, gamma, beta, eps, block, 0, np.float32(0), y, 0, mean, var, inv_std
+            *(x3, gamma, beta, eps, block, 0, np.float32(0), np.empty((0, 0, 0), np.float32)),
+            *(y, 0, mean, var, inv_std),
         )
         dx, dgamma, dbeta = np.empty_like(x3), np.empty(c, np.float32), np.empty(c, np.float32)
         getattr(norm_kernels.batchnorm_backward, build)(
@@ -452,7 +453,7 @@ def test_batchnorm_writes_a_channel_slice_and_reads_one_with_the_same_bits(
     Numba kernels get the larger arrays and the slices' first channels, not copies."""
     ops = fnn.get_ops(backend)
     offsets = []
-    spied = {"batchnorm_forward": 8, "batchnorm_forward_smooth": 8, "batchnorm_backward": (1, 11)}
+    spied = {"batchnorm_forward": 9, "batchnorm_forward_smooth": 9, "batchnorm_backward": (1, 11)}
     for name, at in spied.items():  # the arguments' positions after the work count
         kernel = getattr(norm_kernels, name)
 
@@ -538,3 +539,61 @@ def test_channel_window_finds_the_array_a_channel_slice_lies_in():
     np.testing.assert_array_equal(full[:, 2:5].reshape(inner.shape), inner)
     for other in (big[:, :, ::2], np.asfortranarray(big), big[:, 1:3, :, 1:], big.astype(">f4")[:, 1:3]):
         assert channel_window(other) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "tanh"])
+def test_batchnorm_with_a_residual_is_the_sum_then_the_activation_bit_for_bit(
+    backend, dtype, shape, activation
+):
+    """residual=r gives f(bn(x) + r): the numbers of batchnorm, then add, then the
+    activation op, bit for bit (a residual block's sum and ReLU fused into the batch norm
+    pass), and the statistics of x alone; the numba op is close to the reference."""
+    ops = fnn.get_ops(backend)
+    x, gamma, beta, _ = random_inputs(shape, dtype, seed=3)
+    r = np.random.default_rng(4).standard_normal(shape).astype(dtype)
+    r0 = r.copy()
+    y, mean, var = ops.batchnorm(x, gamma, beta, 1e-5, activation=activation, alpha=0.1, residual=r)
+    plain, mean_plain, var_plain = ops.batchnorm(x, gamma, beta, 1e-5)
+    want = ops.add(plain, r)
+    if activation == "leaky_relu":
+        want = ops.leaky_relu(want, 0.1)
+    elif activation is not None:
+        want = getattr(ops, activation)(want)
+    assert y.dtype == dtype and y.shape == shape
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(mean, mean_plain)
+    np.testing.assert_array_equal(var, var_plain)
+    np.testing.assert_array_equal(r, r0)
+    if backend == "numba":
+        reference = fnn.get_ops("numpy").batchnorm
+        ref = reference(x, gamma, beta, 1e-5, activation=activation, alpha=0.1, residual=r)[0]
+        np.testing.assert_allclose(y, ref, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * 10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_with_a_residual_writes_into_out_and_a_channel_slice(backend):
+    ops = fnn.get_ops(backend)
+    x, gamma, beta, _ = random_inputs((3, 4, 5, 6), np.float32, seed=5)
+    r = np.random.default_rng(6).standard_normal(x.shape).astype(np.float32)
+    y = ops.batchnorm(x, gamma, beta, activation="relu", residual=r)[0]
+    wide = np.full((3, 7, 5, 6), -7.0, np.float32)
+    out = ops.batchnorm(x, gamma, beta, activation="relu", residual=r, out=wide[:, 2:6])[0]
+    assert np.shares_memory(out, wide)
+    np.testing.assert_array_equal(wide[:, 2:6], y)
+    assert (wide[:, :2] == -7).all() and (wide[:, 6:] == -7).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_refuses_a_residual_of_the_wrong_shape_or_dtype(backend):
+    ops = fnn.get_ops(backend)
+    x = np.ones((2, 3, 4, 4), np.float32)
+    gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
+    with pytest.raises(
+        ValueError, match=r"batchnorm: expected residual of the output's shape \(2, 3, 4, 4\), got"
+    ):
+        ops.batchnorm(x, gamma, beta, residual=np.ones((2, 3, 4, 5), np.float32))
+    with pytest.raises(TypeError, match="expected residual of the output's dtype float32, got float64"):
+        ops.batchnorm(x, gamma, beta, residual=np.ones((2, 3, 4, 4)))

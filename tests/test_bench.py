@@ -111,7 +111,7 @@ def test_the_fast_path_measurements_run_and_report_a_ratio_for_each_pair(capsys)
     module = load_benchmark_script("bench_fast_paths")
     module.main(["--repeat", "1"])
     rows = capsys.readouterr().out.splitlines()
-    assert len(rows) == 30
+    assert len(rows) == 33
     for row in rows:
         ratio = float(row.rsplit("ratio", 1)[1])
         assert np.isfinite(ratio) and ratio >= 0, row  # printed to 2 decimals
@@ -119,11 +119,13 @@ def test_the_fast_path_measurements_run_and_report_a_ratio_for_each_pair(capsys)
     assert any(row.startswith("maxpool 3x3 s2 pad 1 (16, 64, 32, 32), wide / rows") for row in rows)
     assert any(row.startswith("maxpool 3x3 s1 pad 1 (100, 120, 7, 7), wide / same") for row in rows)
     assert any(row.startswith("maxpool 3x3 s2 pad 1 (16, 64, 32, 32), wide / 3x3_s2") for row in rows)
-    assert rows[-10].startswith("conv 1->16 3x3 @28x28, fill 5 MB / conv")
-    assert rows[-9].startswith("conv 16->16 3x3 (256,16,32,32) + residual ReLU, fused / apart")
-    assert rows[-8].startswith("dy to pixel-major rows, 256 ch x 256 px, blocks / elements")
-    assert rows[-7].startswith("dy to pixel-major rows, 32 ch x 256 px, blocks / elements")
-    assert rows[-6].startswith("batchnorm backward through ReLU (100, 32, 14, 14), in the kernel / ReLU")
+    assert rows[-13].startswith("conv 1->16 3x3 @28x28, fill 5 MB / conv")
+    assert rows[-12].startswith("conv 16->16 3x3 (256,16,32,32) + residual ReLU, fused / apart")
+    assert rows[-11].startswith("dy to pixel-major rows, 256 ch x 256 px, blocks / elements")
+    assert rows[-10].startswith("dy to pixel-major rows, 32 ch x 256 px, blocks / elements")
+    assert rows[-9].startswith("batchnorm backward through ReLU (100, 32, 14, 14), in the kernel / ReLU")
+    assert rows[-7].startswith("batchnorm + residual ReLU (64, 16, 32, 32), in the kernel / add_relu after")
+    assert rows[-5].startswith("batchnorm + residual ReLU (64, 64, 8, 8), in the kernel / add_relu after")
     assert rows[-4].startswith("maxpool backward 3x3 s2 (100,120,14,14), range in kernel / NumPy range")
     assert rows[-1].startswith("add in place (100,80,14,14), kernel / numpy +=")
 

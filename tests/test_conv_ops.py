@@ -244,8 +244,8 @@ def test_auto_rule():
     assert tuning.STRIDED_POLYPHASE_WEIGHTS_CHANNELS == 3
     assert tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS == 32
     # strided, with block = two vectors (32 float32 channels). Forward: the channel tiles
-    # ("direct") for a kernel above 1x1 with F >= block, otherwise the polyphase split for
-    # output rows of 12 pixels or more and for 1x1 kernels, else im2col. The weights
+    # ("direct") for F >= block when the kernel is above 1x1 or C fills a vector, otherwise
+    # the polyphase split for output rows of 12 pixels or more and for 1x1 kernels, else im2col. The weights
     # alone: direct for F >= block, otherwise polyphase up to 3 channels, or up to 32 for
     # wide rows when the kernel is larger than the stride, else im2col. A full backward
     # pass adds dx: direct for C >= block, else im2col; two different parts are "W+X"
@@ -258,8 +258,10 @@ def test_auto_rule():
         (16, 32, 3, 2, 14, "direct", "direct", "direct+im2col"),  # 7
         (16, 31, 3, 2, 32, "polyphase", "polyphase", "split"),  # less than a block
         (16, 31, 3, 2, 14, "im2col", "im2col", "im2col"),
-        (16, 32, 1, 2, 14, "polyphase", "direct", "direct+im2col"),  # 1x1: one phase
-        (16, 32, 1, 2, 32, "polyphase", "direct", "direct+im2col"),
+        (16, 32, 1, 2, 14, "direct", "direct", "direct+im2col"),  # 1x1, C a vector
+        (16, 32, 1, 2, 32, "direct", "direct", "direct+im2col"),
+        (15, 32, 1, 2, 32, "polyphase", "direct", "direct+im2col"),  # 1x1: one phase
+        (3, 64, 1, 2, 9, "polyphase", "direct", "direct+im2col"),
         (16, 32, 3, 3, 48, "direct", "direct", "direct+im2col"),  # 16 columns, kernel = stride
         (16, 31, 3, 3, 48, "polyphase", "im2col", "im2col"),  # kernel not above the stride
         (31, 64, 3, 2, 22, "direct", "direct", "direct+im2col"),

@@ -487,15 +487,34 @@ def _tiny_resnet(backend, seed=0, dtype="float32"):
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-def test_a_residual_block_and_its_relu_train_as_one_unit_bit_for_bit(backend):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_residual_block_and_its_relu_train_as_one_unit_bit_for_bit(backend, dtype, monkeypatch):
+    """In training the sum and the ReLU run in the batch norm kernel of the body's last
+    Conv2D + BatchNorm group (no add_relu call), with the numbers of the layers run one by
+    one, bit for bit."""
     from fastnn.fusion import ResidualReLU
 
     rng = np.random.default_rng(6)
-    x, t = rng.random((5, 1, 12, 12), dtype=np.float32), rng.integers(0, 3, 5)
-    fused, plain = _tiny_resnet(backend), _tiny_resnet(backend)
+    x, t = rng.random((5, 1, 12, 12)).astype(dtype), rng.integers(0, 3, 5)
+    fused, plain = _tiny_resnet(backend, dtype=dtype.__name__), _tiny_resnet(backend, dtype=dtype.__name__)
     plain.fuse_layers = False
     assert sum(isinstance(unit, ResidualReLU) for unit in fused._plan()) == 3  # one per stage
-    a, b = _steps(fused, x, t), _steps(plain, x, t)
+    calls = []
+    ops = fused.layers[0].ops
+    for name in ("add_relu", "batchnorm"):
+        original = getattr(ops, name)
+
+        @functools.wraps(original)  # the op's signature, which the fusion reads
+        def spy(*a, original=original, name=name, **k):
+            calls.append((name, k.get("residual") is not None))
+            return original(*a, **k)
+
+        monkeypatch.setattr(ops, name, spy)
+    b = _steps(plain, x, t)
+    calls.clear()  # the backends' ops are shared: count the fused model's calls only
+    a = _steps(fused, x, t)
+    assert ("add_relu", False) not in calls
+    assert calls.count(("batchnorm", True)) == 3 * 3  # a block per stage, three steps
     assert a[0] == b[0]
     np.testing.assert_array_equal(a[1], b[1])
     x0 = x.copy()  # inference adds into the body's output in place, never into x

@@ -1099,6 +1099,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
     x = rand(rng, (N, C, H, W), dtype)
     x3 = x.reshape(N, C, H * W)
     gamma, beta, dy = rand(rng, C, dtype) + d(2), rand(rng, C, dtype), rand(rng, x.shape, dtype)
+    no_residual = np.empty((0, 0, 0), dtype)
     y, mean, var, inv_std = run_kernel(
         norm_k.batchnorm_forward,
         build,
@@ -1109,6 +1110,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         block,
         0,
         d(0),
+        no_residual,
         Guarded(x3.shape, dtype),
         0,
         Guarded(C, dtype),
@@ -1144,17 +1146,27 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
     (relu_y, *_) = run_kernel(
         norm_k.batchnorm_forward,
         build,
-        *(x3, gamma, beta, d(1e-5), block, 1, d(0)),
+        *(x3, gamma, beta, d(1e-5), block, 1, d(0), no_residual),
         *(Guarded(x3.shape, dtype), 0, Guarded(C, dtype), Guarded(C, dtype), Guarded(C, dtype)),
     )
     close(relu_y.reshape(x.shape), np.maximum(y_ref, 0), dtype, "batchnorm_forward relu")
+    # with a residual r: relu(bn(x) + r), a residual block's sum and ReLU in the store
+    r = rand(rng, x3.shape, dtype)
+    (sum_y, *_) = run_kernel(
+        norm_k.batchnorm_forward,
+        build,
+        *(x3, gamma, beta, d(1e-5), block, 1, d(0), r),
+        *(Guarded(x3.shape, dtype), 0, Guarded(C, dtype), Guarded(C, dtype), Guarded(C, dtype)),
+    )
+    want = REF.batchnorm(x, gamma, beta, 1e-5, activation="relu", residual=r.reshape(x.shape))[0]
+    close(sum_y.reshape(x.shape), want, dtype, "batchnorm_forward relu(bn(x) + r)")
     # the same into channels 2 .. C + 1 of a larger array (a Concat block's output), and its
     # backward reading dy and the output there: the other channels are not touched
     fill = rand(rng, (N, C + 3, H * W), dtype)
     (wide_y, *_) = run_kernel(
         norm_k.batchnorm_forward,
         build,
-        *(x3, gamma, beta, d(1e-5), block, 1, d(0)),
+        *(x3, gamma, beta, d(1e-5), block, 1, d(0), no_residual),
         *(Guarded(fill.shape, dtype, fill=fill), 2, Guarded(C, dtype), Guarded(C, dtype), Guarded(C, dtype)),
     )
     np.testing.assert_array_equal(wide_y[:, 2 : 2 + C], relu_y, err_msg="batchnorm_forward into channels 2..")
@@ -1187,6 +1199,7 @@ def norm_augment_canaries(N, C, H, W, block, dtype, build, seed):
         block,
         3,
         d(0),
+        no_residual,
         Guarded(x3.shape, dtype),
         0,
         Guarded(C, dtype),

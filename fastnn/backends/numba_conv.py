@@ -65,7 +65,8 @@ def _choose(g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.
     ``dtype`` (32 float32 channels):
 
     * forward: direct (the channel tiles, :mod:`fastnn.kernels.conv.channel_tiles`) when
-      F >= block and the kernel is larger than 1x1; otherwise, with wide = OW >=
+      F >= block and the kernel is larger than 1x1 or C fills a vector (a 1x1 kernel on
+      fewer channels leaves the tiles little to sum); otherwise, with wide = OW >=
       ``tuning.STRIDED_POLYPHASE_MIN_WIDTH``, polyphase for a 1x1 kernel or a wide output,
       else im2col;
     * weight gradients: direct when F >= block; otherwise polyphase when
@@ -81,7 +82,7 @@ def _choose(g, F: int, forward: bool = False, input_grad: bool = True, dtype=np.
     block = channel_block(dtype)
     wide = g.OW >= tuning.STRIDED_POLYPHASE_MIN_WIDTH
     if forward:
-        if F >= block and g.KH * g.KW > 1:
+        if F >= block and (g.KH * g.KW > 1 or g.C >= block // 2):
             return "direct"
         return "polyphase" if wide or g.KH * g.KW == 1 else "im2col"
     overlapping = g.KH > g.SH or g.KW > g.SW

@@ -15,7 +15,7 @@ from ..kernels import tuning
 from ..kernels.activations import ACT_IDENTITY, ACTIVATION_CODES, for_code
 from ._arrays import channel_window
 from ._arrays import contiguous as _c
-from .op_checks import check_batchnorm, check_bn_activation, check_eps, check_out
+from .op_checks import check_batchnorm, check_bn_activation, check_eps, check_out, check_residual
 
 
 def _planes(x: np.ndarray) -> np.ndarray:
@@ -43,6 +43,17 @@ _GRADIENT_KERNELS = {
 }
 
 
+#: The ``r`` argument of batchnorm_forward without a residual: an empty (N, C, S) array.
+_UNUSED = {np.dtype(t): np.empty((0, 0, 0), dtype=t) for t in (np.float32, np.float64)}
+
+
+def _activate(ops, activation: str, y: np.ndarray, alpha) -> np.ndarray:
+    """f(y) by the activation op of that name (identity: y itself)."""
+    if activation == "identity":
+        return y
+    return getattr(ops, activation)(y, *_alpha(activation, y.dtype, alpha))
+
+
 def _alpha(activation, dtype, alpha):
     """The activation kernel's extra argument: leaky ReLU's slope, in the array's dtype."""
     return (dtype.type(alpha),) if activation == "leaky_relu" else ()
@@ -51,7 +62,7 @@ def _alpha(activation, dtype, alpha):
 class NumbaNormOps:
     """Batch normalisation on Numba kernels; see NumpyNormOps for the formulas."""
 
-    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0, out=None):
+    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0, out=None, residual=None):
         """Training-mode batch norm; returns (y, mean, var).
 
         mean_c = mean of x over (N[, H, W]);  var_c = mean of (x - mean_c)**2 (biased);
@@ -59,17 +70,29 @@ class NumbaNormOps:
         x (N, C) or (N, C, H, W); gamma, beta (C,) -> y like x, mean (C,), var (C,).
         ``activation`` ("relu", "sigmoid", "tanh", "leaky_relu" with slope ``alpha``, or
         None / "identity"): y is f(bn(x)), f applied in the same pass, with the
-        activation op's formula. ``out``: an array of x's shape and dtype to write y into,
-        returned as y; the kernel writes a channel slice of a C-contiguous (N, C', H, W)
-        array (a ``Concat`` block's output) where it lies, anything else gets a copy.
+        activation op's formula. ``residual`` (x's shape and dtype): y is f(bn(x) +
+        residual), the numbers of ``add`` and then the activation op (on (N, C, H, W) in
+        the same pass: a residual block's sum and its ReLU). ``out``: an array of x's shape
+        and dtype to write y into, returned as y; the kernel writes a channel slice of a
+        C-contiguous (N, C', H, W) array (a ``Concat`` block's output) where it lies,
+        anything else gets a copy.
         """
         channels, _ = check_batchnorm("batchnorm", x, gamma, beta=beta)
         eps = check_eps("batchnorm", eps)
         activation = check_bn_activation("batchnorm", activation, alpha)
         check_out("batchnorm", out, x)
+        if residual is not None:
+            check_residual("batchnorm", residual, x)
         x3 = _planes(x)
         dtype = x3.dtype
         images = x3.shape[2] > 1
+        if residual is not None and not images:  # (N, D): the sum and f after the kernel
+            y, mean, var = self.batchnorm(x, gamma, beta, eps)
+            y = _activate(self, activation, self.add(y, residual, out=y), alpha)
+            if out is not None:
+                out[...] = y
+                return out, mean, var
+            return y, mean, var
         window = channel_window(out) if out is not None and images else None
         y, yc = window if window is not None else (np.empty_like(x3), 0)
         mean = np.empty(channels, dtype)
@@ -86,7 +109,8 @@ class NumbaNormOps:
         )
         if images:  # the sigmoid's and tanh's exp and tanh in a kernel of their own
             kernel = for_code(norm_kernels.batchnorm_forward_smooth, norm_kernels.batchnorm_forward, code)
-            kernel(x3.size, x3, *settings, y, yc, mean, var, inv_std)
+            r = _UNUSED[dtype] if residual is None else _planes(residual)
+            kernel(x3.size, x3, *settings, r, y, yc, mean, var, inv_std)
         else:  # (N, D): the per-feature kernel
             norm_kernels.batchnorm_forward_features(x3.size, x3, *settings, y, mean, var, inv_std)
         if window is not None:

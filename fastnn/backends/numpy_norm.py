@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .numpy_activations import NumpyActivationOps
-from .op_checks import check_batchnorm, check_bn_activation, check_eps, check_out
+from .op_checks import check_batchnorm, check_bn_activation, check_eps, check_out, check_residual
 
 
 def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
@@ -42,7 +42,7 @@ def _activation_grad(ops, activation: str, dy: np.ndarray, act_out: np.ndarray, 
 class NumpyNormOps:
     """Reference batch normalisation; C is D for (N, D) input."""
 
-    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0, out=None):
+    def batchnorm(self, x, gamma, beta, eps=1e-5, activation=None, alpha=0.0, out=None, residual=None):
         """Training-mode batch norm; returns (y, mean, var).
 
         mean_c = mean of x over (N[, H, W]);  var_c = mean of (x - mean_c)**2 (biased);
@@ -50,19 +50,25 @@ class NumpyNormOps:
         x (N, C) or (N, C, H, W); gamma, beta (C,) -> y like x, mean (C,), var (C,).
         ``activation`` ("relu", "sigmoid", "tanh", "leaky_relu" with slope ``alpha``, or
         None / "identity"): y is f(bn(x)), f applied in the same pass, with the
-        activation op's formula. ``out``: an array of x's shape and dtype to write y into
-        (any layout, e.g. a channel slice of a larger array), returned as y.
+        activation op's formula. ``residual`` (x's shape and dtype): y is f(bn(x) +
+        residual), a residual block's sum and the activation after it. ``out``: an array
+        of x's shape and dtype to write y into (any layout, e.g. a channel slice of a
+        larger array), returned as y.
         """
         _, axes = check_batchnorm("batchnorm", x, gamma, beta=beta)
         eps = check_eps("batchnorm", eps)
         activation = check_bn_activation("batchnorm", activation, alpha)
         check_out("batchnorm", out, x)
+        if residual is not None:
+            check_residual("batchnorm", residual, x)
         mean = x.mean(axis=axes)
         centred = x - _channel(mean, x.ndim)
         var = (centred * centred).mean(axis=axes)
         inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
         xhat = centred * _channel(inv_std, x.ndim)
         y = (_channel(gamma, x.ndim) * xhat + _channel(beta, x.ndim)).astype(x.dtype, copy=False)
+        if residual is not None:
+            y = y + residual
         y = _activate(self, activation, y, alpha)
         if out is not None:
             out[...] = y

@@ -77,7 +77,7 @@ def _feature_stats(x2, c0, c1, inv_count, mean, var):
 
 
 @parallel_kernel
-def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, yc, mean, var, inv_std):
+def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, r, y, yc, mean, var, inv_std):
     """Batch statistics and y = f(gamma * (x - mean) / sqrt(var + eps) + beta), per channel,
     for x (N, C, S) with S > 1 (images; (N, D) inputs take :func:`batchnorm_forward_features`),
     with f the identity (any ``code`` but ACT_RELU and ACT_LEAKY_RELU), ReLU or leaky ReLU;
@@ -86,10 +86,12 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, yc, mean, var,
 
     mean[c] = mean of x[:, c, :]; var[c] = mean of (x[:, c, :] - mean[c])**2 (biased,
     two passes for accuracy); inv_std[c] = 1 / sqrt(var[c] + eps); f is activation
-    ``code`` (slope ``alpha``, of x's dtype, for leaky ReLU). Channel c of the output goes
-    to channel ``yc`` + c of y (N, Cy, S), Cy >= yc + C: 0 for an output of its own, the
-    first channel of its slice for an output written straight into a larger array (a
-    ``Concat`` block's).
+    ``code`` (slope ``alpha``, of x's dtype, for leaky ReLU). With a residual r (N, C, S)
+    (an empty array: none), y = f(gamma * (x - mean) / sqrt(var + eps) + beta + r): a
+    residual block's sum and the activation after it (ResNet's), which then take no pass
+    of their own. Channel c of the output goes to channel ``yc`` + c of y (N, Cy, S), Cy >=
+    yc + C: 0 for an output of its own, the first channel of its slice for an output
+    written straight into a larger array (a ``Concat`` block's).
     """
     N, C, S = x.shape
     inv_count = typed(x, 1.0) / typed(x, N * S)
@@ -98,7 +100,7 @@ def batchnorm_forward(x, gamma, beta, eps, block, code, alpha, y, yc, mean, var,
         c0 = b * block
         c1 = min(C, c0 + block)
         _channel_statistics(x, c0, c1, inv_count, eps, mean, var, inv_std)
-        _channel_affine_by_code(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc)
+        _channel_affine_by_code(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, r, y, yc)
 
 
 @jit(inline="always")
@@ -192,16 +194,17 @@ def _feature_normalise(x2, gamma, beta, mean, inv_std, c0, c1, y2):
 
 
 @jit(inline="always")
-def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc):
-    """y[:, yc + c] = f((x - mean) * inv_std * gamma + beta) for channels c0..c1, the affine part
-    folded to x * k + d. With an activation, each normalised row goes to a work row
-    first and f is applied from it in a second loop (in cache), as the activation op
-    would read it: fast-math cannot then contract or reassociate f's arithmetic into the
+def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, r, y, yc):
+    """y[:, yc + c] = f((x - mean) * inv_std * gamma + beta (+ r)) for channels c0..c1, the
+    affine part folded to x * k + d; r (N, C, S) is added when it is not empty. With an
+    activation or a residual, each normalised row goes to a work row first and the sum and
+    f are applied from it in a second loop (in cache), as the add and activation ops would
+    read it: fast-math cannot then contract or reassociate their arithmetic into the
     normalisation. (Applying f in place instead would turn a ReLU's store of an unchanged
     value into a conditional store, which does not vectorise.) ``code`` is a constant at
     each call, so each loop is f's own."""
     N, C, S = x.shape
-    if code == ACT_IDENTITY:
+    if code == ACT_IDENTITY and r.size == 0:
         for n in range(N):
             for c in range(c0, c1):
                 k = gamma[c] * inv_std[c]
@@ -216,30 +219,34 @@ def _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y,
                 d = beta[c] - mean[c] * k
                 for s in range(S):
                     row[s] = x[n, c, s] * k + d
-                for s in range(S):
-                    y[n, yc + c, s] = activate(y, row[s], code, alpha)
+                if r.size == 0:
+                    for s in range(S):
+                        y[n, yc + c, s] = activate(y, row[s], code, alpha)
+                else:
+                    for s in range(S):
+                        y[n, yc + c, s] = activate(y, row[s] + r[n, c, s], code, alpha)
 
 
 @jit(inline="always")
-def _channel_affine_rectified(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc):
+def _channel_affine_rectified(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, r, y, yc):
     """:func:`_channel_affine_block` for ``code`` ReLU, leaky ReLU or (any other) the identity,
     each call with its code a constant, so each loop is f's own."""
     if code == ACT_RELU:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, y, yc)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_RELU, alpha, r, y, yc)
     elif code == ACT_LEAKY_RELU:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, y, yc)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_LEAKY_RELU, alpha, r, y, yc)
     else:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, y, yc)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_IDENTITY, alpha, r, y, yc)
 
 
 @jit(inline="always")
-def _channel_affine_smooth(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, y, yc):
+def _channel_affine_smooth(x, gamma, beta, mean, inv_std, c0, c1, code, alpha, r, y, yc):
     """:func:`_channel_affine_block` for ``code`` the sigmoid or (any other) tanh, each call
     with its code a constant."""
     if code == ACT_SIGMOID:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, y, yc)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_SIGMOID, alpha, r, y, yc)
     else:
-        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, y, yc)
+        _channel_affine_block(x, gamma, beta, mean, inv_std, c0, c1, ACT_TANH, alpha, r, y, yc)
 
 
 #: What :func:`batchnorm_forward` applies after its statistics; its smooth variant binds the

@@ -248,15 +248,24 @@ class Residual(Block):
         self._ran = units if train else None
         return body, shortcut
 
-    def inference_parts(self, x) -> tuple[np.ndarray, np.ndarray, object]:
-        """(h, shortcut(x), last) of an inference pass that stops short of the body's last
-        unit ``last``, h being its input: the caller runs ``last`` on h with the sum fused
-        into it (:class:`fastnn.fusion.ResidualReLU`)."""
+    def last_body_unit(self):
+        """The unit that runs last in the body: a layer or, in a model, a fused group."""
+        return self._part_units()["body"][-1]
+
+    def parts_before_last(self, x, train=True) -> tuple[np.ndarray, np.ndarray, object]:
+        """(h, shortcut(x), last) of a pass that stops short of the body's last unit
+        ``last``, h being its input: the caller runs ``last`` on h with the sum fused into
+        it (:class:`fastnn.fusion.ResidualReLU`), and in training ``backward`` then takes
+        the gradient of that sum as after :meth:`forward_parts`. ``last`` then runs after
+        the shortcut, not before it as in :meth:`forward_parts`: use this only when
+        ``last`` draws no random numbers (a Dropout's masks would change)."""
         self.check_input(x)
+        if train:
+            self._mark_parts_frozen()
         units = self._part_units()
-        h = _run(units["body"][:-1], x, False)
-        shortcut = _run(units["shortcut"], x, False)
-        self._ran = None
+        h = _run(units["body"][:-1], x, train)
+        shortcut = _run(units["shortcut"], x, train)
+        self._ran = units if train else None
         return h, shortcut, units["body"][-1]
 
     def backward(self, dy, input_grad=True):
