@@ -245,11 +245,11 @@ def test_auto_rule():
     assert tuning.STRIDED_POLYPHASE_WIDE_WEIGHTS_CHANNELS == 32
     # strided, with block = two vectors (32 float32 channels). Forward: the channel tiles
     # ("direct") for F >= block when the kernel is above 1x1 or C fills a vector, otherwise
-    # the polyphase split for output rows of 12 pixels or more and for 1x1 kernels, else im2col. The weights
-    # alone: direct for F >= block, otherwise polyphase up to 3 channels, or up to 32 for
-    # wide rows when the kernel is larger than the stride, else im2col. A full backward
-    # pass adds dx: direct for C >= block, else im2col; two different parts are "W+X"
-    # ("split" for polyphase+im2col). Padding 1 throughout.
+    # the polyphase split for output rows of 12 pixels or more and for 1x1 kernels, else
+    # im2col. The weights alone: direct for F >= block, otherwise polyphase up to 3
+    # channels, or up to 32 for wide rows when the kernel is larger than the stride, else
+    # im2col. A full backward pass adds dx: direct for C >= block, else im2col; two
+    # different parts are "W+X" ("split" for polyphase+im2col). Padding 1 throughout.
     for C, F, K, stride, size, forward, alone, full in [
         (1, 16, 3, 2, 28, "polyphase", "polyphase", "split"),  # 14 output columns
         (1, 16, 3, 2, 9, "im2col", "polyphase", "split"),  # 5
