@@ -6,17 +6,16 @@
   settings (a mismatch is an error on every rank, not a hang), then broadcasts rank 0's
   weights, buffers and optimizer state;
 * every step, each rank takes its shard of the global batch
-  (:func:`fastnn.distributed.shard_of`), computes the gradient of the mean loss over its
-  shard, scales it by its share ``n_rank / n_global`` and sums the scaled gradients with
-  one in-place allreduce of the flat gradient buffer. That sum is the gradient of the mean
-  loss over the global batch, so K ranks step like one process given the whole batch
-  (the average of the shards' gradients when they are equal); then every rank applies
-  the same optimizer step to the same weights;
+  (:func:`fastnn.distributed.shard_of`) and backpropagates its share ``n_rank / n_global``
+  of the mean loss over its shard (the loss's gradient, (N, outputs), is scaled, not the
+  parameters' gradients), then one in-place allreduce of the flat gradient buffer sums the
+  ranks' gradients. That sum is the gradient of the mean loss over the global batch, so K
+  ranks step like one process given the whole batch (the average of the shards'
+  gradients when they are equal); then every rank applies the same optimizer step to the
+  same weights;
 * the step's statistics (the loss, the correct count, Ctrl-C, and a NaN/Inf on any rank,
-  so every rank stops at the same step) travel with the gradients: for a model of up to
-  ``PACK_LIMIT`` parameters in the same allreduce (one latency per step, which is what a
-  small model's step pays most for), for a larger one in a small allreduce of their own
-  before the gradients' (where copying the gradients would cost more than the latency);
+  so every rank stops at the same step, before any gradient is summed) go first, in a
+  small allreduce of their own;
 * validation is split over the ranks and its sums reduced.
 """
 
@@ -35,11 +34,7 @@ from .errors import NonFiniteError
 from .layers.blocks import leaves
 from .optim import clip_grad_norm
 
-__all__ = ["PACK_LIMIT", "DataParallel", "fastnn_version"]
-
-#: Gradients of at most this many values are copied into one buffer with the step's
-#: statistics and reduced in one allreduce; larger ones are reduced in place, after them.
-PACK_LIMIT = 1 << 18
+__all__ = ["DataParallel", "fastnn_version"]
 
 #: Slots of the per-step statistics vector, before one slot per rank for a NaN/Inf there.
 _LOSS, _CORRECT, _INTERRUPT, _FIRST_RANK = 0, 1, 2, 3
@@ -75,7 +70,7 @@ class DataParallel:
         self.comm = as_communicator(comm)
         self.seed = 0 if seed is None else int(seed)
         self._stats = np.zeros(_FIRST_RANK + self.comm.size, np.float64)
-        self._packed = None
+        self._generators = None  # seed_dropout's (model.layers, its length, [(layer index, attribute)])
 
     @property
     def rank(self) -> int:
@@ -168,11 +163,20 @@ class DataParallel:
         """Reseed, in place, every numpy Generator a layer holds (Dropout's masks; a block
         holds its sublayers' as attributes like "body.0.rng") from ``(seed, rank,
         global_step, layer index, attribute)``: each layer draws its own masks."""
-        for index, layer in enumerate(model.layers):
-            for name, value in sorted(vars(layer).items()):
-                if isinstance(value, np.random.Generator):
-                    key = [self.seed, self.rank, global_step, index, zlib.crc32(name.encode())]
-                    value.bit_generator.state = type(value.bit_generator)(key).state
+        layers = model.layers
+        cached = self._generators
+        if cached is None or cached[0] is not layers or cached[1] != len(layers):
+            names = [
+                (index, name)
+                for index, layer in enumerate(layers)
+                for name, value in sorted(vars(layer).items())
+                if isinstance(value, np.random.Generator)
+            ]
+            self._generators = (layers, len(layers), names)  # looked up once: most models hold none
+        for index, name in self._generators[2]:
+            generator = getattr(layers[index], name)
+            key = [self.seed, self.rank, global_step, index, zlib.crc32(name.encode())]
+            generator.bit_generator.state = type(generator.bit_generator)(key).state
 
     def train_step(self, model, xb, tb, n_global: int, optimizer, clip_norm, interrupted: bool, step: int):
         """One data-parallel optimizer step on this rank's shard (xb, tb) of a global batch
@@ -183,7 +187,8 @@ class DataParallel:
         or a gradient is NaN or Inf on any rank.
         """
         comm, stats = self.comm, self._stats
-        comm.batch_share = len(xb) / n_global
+        share = len(xb) / n_global
+        comm.batch_share = share
         self.seed_dropout(model, step)
         if model.input_shape is None:
             model.input_shape = np.shape(xb)[1:]
@@ -195,7 +200,7 @@ class DataParallel:
             error = NonFiniteError(f"loss is {loss} on rank {self.rank}: first non-finite value in {where}")
             stats[_FIRST_RANK + self.rank] = _LOSS_NOT_FINITE
         else:
-            model.backward(input_grad=False)
+            model.backward(input_grad=False, loss_scale=share)
             if not model.ops.all_finite(model.flat_grads):
                 where = model.first_nonfinite_gradient()
                 error = NonFiniteError(f"gradient is not finite on rank {self.rank}: first in {where}")
@@ -203,16 +208,7 @@ class DataParallel:
             stats[_LOSS] = loss * len(xb)
             stats[_CORRECT] = model.loss_fn.count_correct(model.last_output, tb)
         stats[_INTERRUPT] = float(interrupted)
-        grads = model.flat_grads
-        scale = grads.dtype.type(len(xb) / n_global)
-        if grads.size <= PACK_LIMIT:
-            packed = self._packed_buffer(grads)
-            np.multiply(grads, scale, out=packed[: grads.size])
-            packed[grads.size :] = stats
-            comm.allreduce_(packed)
-            stats[:] = packed[grads.size :]
-        else:
-            comm.allreduce_(stats)
+        comm.allreduce_(stats)
         failed = np.flatnonzero(stats[_FIRST_RANK:])
         if failed.size:
             if error is None:
@@ -220,22 +216,11 @@ class DataParallel:
                 kind = "loss" if stats[_FIRST_RANK + rank] == _LOSS_NOT_FINITE else "gradient"
                 error = NonFiniteError(f"{kind} is not finite on rank {rank} of {self.size}")
             raise error
-        if grads.size <= PACK_LIMIT:
-            grads[...] = packed[: grads.size]
-        else:
-            grads *= scale
-            comm.allreduce_(grads)
+        comm.allreduce_(model.flat_grads)
         if clip_norm is not None:
-            clip_grad_norm(grads, clip_norm)
+            clip_grad_norm(model.flat_grads, clip_norm)
         optimizer.step(model)
         return stats[_LOSS] / n_global, int(round(stats[_CORRECT])), bool(stats[_INTERRUPT])
-
-    def _packed_buffer(self, grads: np.ndarray) -> np.ndarray:
-        """A buffer of the gradients' dtype with room for them and the step's statistics."""
-        size = grads.size + self._stats.size
-        if self._packed is None or self._packed.size != size or self._packed.dtype != grads.dtype:
-            self._packed = np.empty(size, grads.dtype)
-        return self._packed
 
     def agree(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is True on any."""

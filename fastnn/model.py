@@ -335,14 +335,19 @@ class Sequential:
         :meth:`train_step`, e.g. to count a training batch's correct predictions."""
         return self._last_output
 
-    def backward(self, input_grad: bool = True) -> np.ndarray | None:
+    def backward(self, input_grad: bool = True, loss_scale: float = 1.0) -> np.ndarray | None:
         """Backpropagate the last loss: fills every layer's grads (a frozen layer's are not
         computed: they are zeros), returns d loss / d x.
 
         ``input_grad=False`` returns None and lets a first Dense or Conv2D layer (after
         nothing but Flatten) skip its input gradient (a training step never needs it).
+        ``loss_scale``: backpropagate ``loss_scale * loss`` instead, by scaling the loss's
+        gradient (N, outputs) before the layers see it, so every gradient comes out scaled
+        (a data-parallel rank passes its share n_rank / n_global of the global batch).
         """
         dy = self.loss_fn.backward()
+        if loss_scale != 1.0:
+            dy = dy * dy.dtype.type(loss_scale)
         units = self._ran if self._ran is not None else self._plan()
         stop = None if input_grad else fusion.first_weighted_unit(units)
         for i in reversed(range(len(units))):

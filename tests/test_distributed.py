@@ -338,10 +338,9 @@ def test_a_synchronised_batchnorm_on_shards_equals_a_plain_one_on_the_whole_batc
         layer.bind(dict(plain.params), {"gamma": np.zeros(shape[1]), "beta": np.zeros(shape[1])})
         layer.comm = comm
         y = layer.forward(x[part])
-        # this rank's loss is its shard's mean: its dy is the whole batch's, times n / n_rank
-        dx = layer.backward(dy[part] / comm.batch_share)
-        share = comm.batch_share
-        return y, dx * share, layer.grads["gamma"] * share, layer.grads["beta"] * share, layer.running_mean
+        # each rank backpropagates its share of the whole batch's loss: dy is that loss's, cut
+        dx = layer.backward(dy[part])
+        return y, dx, layer.grads["gamma"].copy(), layer.grads["beta"].copy(), layer.running_mean
 
     results = run_as_ranks(len(pieces), rank)
     np.testing.assert_allclose(np.concatenate([r[0] for r in results]), y_whole, rtol=1e-10, atol=1e-12)
@@ -537,42 +536,43 @@ def test_synchronised_batchnorms_inside_blocks_get_the_communicator():
     assert inner.comm is comm and plain.comm is None
 
 
-class CountingThreadRanks(ThreadRanks):
-    """ThreadRanks that counts its allreduces."""
+class RecordingThreadRanks(ThreadRanks):
+    """ThreadRanks that keeps the arrays it was given to allreduce, in order."""
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.allreduces = 0
+        self.reduced = []
 
     def allreduce_(self, array):
-        self.allreduces += 1
+        self.reduced.append(array)
         return super().allreduce_(array)
 
 
-@pytest.mark.parametrize("packed", [True, False])
-def test_a_step_makes_one_allreduce_for_a_small_model_and_both_ways_step_alike(packed, monkeypatch):
-    """Gradients up to PACK_LIMIT values travel with the step's statistics in one allreduce;
-    above it the statistics go first on their own. Both give one process's step."""
+def test_a_step_sums_the_gradients_in_place_after_its_statistics_and_steps_like_one_process():
+    """Two allreduces a step: the statistics (loss, correct count, Ctrl-C, NaN flags), then the
+    flat gradient buffer itself, in place (no copy), already scaled by each rank's share
+    through the loss's gradient. The result is one process's step on the whole batch, for
+    shards of unequal size too (13 and 12 samples)."""
     import fastnn.data_parallel as data_parallel
 
-    monkeypatch.setattr(data_parallel, "PACK_LIMIT", 1 << 18 if packed else 0)
     alone, x, t = distributed_job.problem()
-    x, t = x[:24], t[:24]
+    x, t = x[:25], t[:25]
     loss_alone = alone.train_step(x, t, fnn.optim.Adam(lr=0.01))
     correct_alone = alone.loss_fn.count_correct(alone.last_output, t)
 
     def work(comm):
-        counting = CountingThreadRanks(comm.rank, comm.size, comm.table, comm.gate)
+        recording = RecordingThreadRanks(comm.rank, comm.size, comm.table, comm.gate)
         model = distributed_job.problem()[0]
         part = shard_of(np.arange(len(x)), comm.rank, comm.size)
-        loss, correct, stop = data_parallel.DataParallel(counting, 0).train_step(
+        loss, correct, stop = data_parallel.DataParallel(recording, 0).train_step(
             model, x[part], t[part], len(x), fnn.optim.Adam(lr=0.01), None, comm.rank == 1, 0
         )
-        return model.flat_params.copy(), loss, correct, stop, counting.allreduces
+        in_place = recording.reduced[-1] is model.flat_grads
+        return model.flat_params.copy(), loss, correct, stop, len(recording.reduced), in_place
 
     results = run_as_ranks(2, work)
-    for params, loss, correct, stop, allreduces in results:
-        assert allreduces == (1 if packed else 2)
+    for params, loss, correct, stop, allreduces, in_place in results:
+        assert allreduces == 2 and in_place
         np.testing.assert_allclose(params, alone.flat_params, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(loss, loss_alone, rtol=1e-5)
         assert correct == correct_alone and stop is True  # Ctrl-C on rank 1 reaches rank 0

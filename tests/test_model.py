@@ -243,6 +243,30 @@ def test_backward_before_forward_is_a_clear_error():
         layer.backward(np.zeros((1, 2), np.float32))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_backward_with_a_loss_scale_gives_that_multiple_of_every_gradient(backend):
+    """backward(loss_scale=s) backpropagates s * loss: every parameter gradient and the input
+    gradient are s times the plain ones (a data-parallel rank's share of the global loss)."""
+    rng = np.random.default_rng(3)
+    layers = [
+        fnn.layers.Conv2D(2, 3, 3, pad=1),
+        fnn.layers.BatchNorm(3),
+        fnn.layers.ReLU(),
+        fnn.layers.Flatten(),
+        fnn.layers.Dense(48, 5),
+    ]
+    model = fnn.Sequential(layers, seed=0, dtype=np.float64, backend=backend)
+    x, t = rng.normal(size=(7, 2, 4, 4)), rng.integers(0, 5, size=7)
+    model.loss(x, t)
+    dx = model.backward()
+    grads = model.flat_grads.copy()
+    model.loss(x, t)
+    dx_scaled = model.backward(loss_scale=0.3)
+    np.testing.assert_allclose(model.flat_grads, 0.3 * grads, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dx_scaled, 0.3 * dx, rtol=1e-12, atol=1e-15)
+    assert np.abs(grads).max() > 0
+
+
 def test_summary_lists_layers_and_parameter_counts():
     text = fnn.models.mlp(seed=0).summary()
     assert "Dense(784->100)" in text and "78,500" in text and "89,610" in text

@@ -1,17 +1,19 @@
 """Batch normalisation with statistics over every rank of a data-parallel run (SyncBatchNorm).
 
-Rank r holds n_r of the global batch's samples and learns from the mean loss over its
-shard; the training step scales its gradients by its share ``s_r = n_r / n`` before it
-sums them over the ranks. With M values per channel over all ranks:
+Rank r holds n_r of the global batch's samples, its share ``s_r = n_r / n``, and
+backpropagates s_r times the mean loss over its shard: its part of the mean loss over the
+global batch, so dy on rank r is that global loss's gradient for its samples, and the step
+sums the ranks' gradients. With M values per channel over all ranks:
 
     mean = sum_all(x) / M,  var = sum_all(x**2) / M - mean**2 (biased),
     xhat = (x - mean) / sqrt(var + eps),  y = gamma * xhat + beta;
 
-backward, for the gradient dy of rank r's own mean loss (so s_r * dy is its part of the
-global one):
+backward:
 
-    dbeta = sum dy,  dgamma = sum dy * xhat (this rank's terms; the step scales and sums),
-    dx = gamma / sqrt(var + eps) / M * (M * dy - sum_all(s dy) / s_r - xhat * sum_all(s dy xhat) / s_r).
+    dbeta = sum dy,  dgamma = sum dy * xhat (this rank's terms; the step sums them),
+    dx = gamma / sqrt(var + eps) / M * (M * dy - sum_all(dy) - xhat * sum_all(dy * xhat)).
+
+M is this rank's values per channel divided by its share s_r (``batch_share``).
 
 Each pass makes one allreduce of a float64 array of about 2C values. ``comm`` is a
 :class:`fastnn.distributed.Communicator` (``allreduce_``, ``batch_share``).
@@ -50,19 +52,18 @@ def synced_batchnorm(x, gamma, beta, eps: float, comm):
 
 
 def synced_batchnorm_backward(dy, x, gamma, mean, inv_std, comm):
-    """(dx like x, dgamma (C,), dbeta (C,)) of :func:`synced_batchnorm` for this rank's dy."""
+    """(dx like x, dgamma (C,), dbeta (C,)) of :func:`synced_batchnorm` for this rank's part dy
+    of the global loss's gradient."""
     axes = _axes(x)
     share = comm.batch_share
     wide_dy = dy.astype(np.float64)
     xhat = (x.astype(np.float64) - _channel(mean.astype(np.float64), x.ndim)) * _channel(inv_std, x.ndim)
     dbeta = wide_dy.sum(axis=axes)
     dgamma = (wide_dy * xhat).sum(axis=axes)
-    sums = np.stack([dbeta * share, dgamma * share])
+    sums = np.stack([dbeta, dgamma])
     comm.allreduce_(sums)
     local = x.size // x.shape[1]
     count = round(local / share)  # M: every rank's values per channel
     scale = _channel(gamma.astype(np.float64) * inv_std, x.ndim) / count
-    dx = scale * (
-        count * wide_dy - _channel(sums[0] / share, x.ndim) - xhat * _channel(sums[1] / share, x.ndim)
-    )
+    dx = scale * (count * wide_dy - _channel(sums[0], x.ndim) - xhat * _channel(sums[1], x.ndim))
     return dx.astype(x.dtype), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
