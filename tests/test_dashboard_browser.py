@@ -9,6 +9,7 @@ the ``chromium`` on PATH.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -60,6 +61,11 @@ def test_the_page_shows_a_run_in_two_tabs_and_keeps_the_final_frame(tmp_path):
         seed=0,
         input_shape=(1, 8, 8),
     )
+    # The run's kernels compile first, on a copy: on an empty kernel cache, next to other
+    # tests, the first step's compiling could outlast the page's wait for "running".
+    warm = copy.deepcopy(model)
+    warm.train_step(x[:32], t[:32], fnn.optim.Adam(0.01))
+    warm.predict(x_test)
     dashboard = Dashboard(port=0, validation_data=(x_test, t_test), samples=300, interval=0.1, verbose=False)
     url = dashboard.start()
     hold = HoldUntilWatched(dashboard, count=2, seconds=0.004)
