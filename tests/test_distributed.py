@@ -459,6 +459,27 @@ def test_bench_distributed_under_mpiexec_times_allreduces_and_data_parallel_step
     assert "in 5 turns: all 2 ranks against rank 0 alone with" in job.stdout
 
 
+def test_the_bench_times_one_process_doing_what_fit_does_in_a_step(monkeypatch):
+    """The single-process side of ``fastnn bench --distributed`` is fit's step: a training step
+    and the batch's correct predictions counted, as the data-parallel step does too."""
+    from fastnn.bench.distributed import fit_step
+
+    model, x, t = distributed_job.problem()
+    counted, count_correct = [], model.loss_fn.count_correct
+
+    def counting(y, t):
+        counted.append(len(t))
+        return count_correct(y, t)
+
+    monkeypatch.setattr(model.loss_fn, "count_correct", counting)
+    before = model.flat_params.copy()
+    step = fit_step(model, fnn.optim.Adam(lr=0.01), x[:24], t[:24])
+    step()
+    step()
+    assert counted == [24, 24]
+    assert not np.array_equal(model.flat_params, before)
+
+
 # ---------------------------------------------------------------- the data-parallel loop in one process
 
 

@@ -83,6 +83,18 @@ def _data_parallel_step(comm, name: str):
     return one
 
 
+def fit_step(model, optimizer, x, t):
+    """A callable running one training step of ``model`` on (x, t) as ``fit`` does in one
+    process: ``train_step``, then the batch's correct predictions counted for the epoch's
+    accuracy (a data-parallel step counts them too, in :meth:`DataParallel.train_step`)."""
+
+    def step():
+        model.train_step(x, t, optimizer)
+        model.loss_fn.count_correct(model.last_output, t)
+
+    return step
+
+
 def cores_alone() -> int:
     """The threads one rank alone may use: the host's cores, at most Numba's thread count."""
     return min(available_cores(), numba.config.NUMBA_NUM_THREADS)
@@ -91,8 +103,8 @@ def cores_alone() -> int:
 def alone_against_ranks_ms(comm, name: str, repeats: int, warmup: int, blocks: int = BLOCKS) -> dict:
     """One rank alone against the whole job, in turns, in one run.
 
-    ``blocks`` times: rank 0 times ``repeats`` training steps of ``name`` on the whole
-    global batch with the host's every core while the other ranks sleep at a barrier
+    ``blocks`` times: rank 0 times ``repeats`` training steps of ``name`` (:func:`fit_step`) on
+    the whole global batch with the host's every core while the other ranks sleep at a barrier
     (:meth:`~fastnn.distributed.Communicator.barrier_sleeping`); then every rank times
     ``repeats`` data-parallel steps of the same batch, one thread each (as launched). Taking
     turns puts both under the same load on a shared machine. Returns (on rank 0) {"alone_ms",
@@ -105,7 +117,7 @@ def alone_against_ranks_ms(comm, name: str, repeats: int, warmup: int, blocks: i
     if comm.is_root:
         model, optimizer = MODELS[name](seed=0), Adam(1e-3)
         x, t = mnist_like_batch()
-        alone_step = lambda: model.train_step(x, t, optimizer)  # noqa: E731
+        alone_step = fit_step(model, optimizer, x, t)
     alone, ranks, ratios = [], [], []
     for block in range(blocks):
         if comm.is_root:
@@ -128,12 +140,13 @@ def alone_against_ranks_ms(comm, name: str, repeats: int, warmup: int, blocks: i
 
 
 def compute_step_ms(name: str, batch: int, repeats: int, warmup: int) -> float:
-    """Median ms of one training step (Adam) of ``name`` at ``batch`` in this process."""
+    """Median ms of one training step (Adam) of ``name`` at ``batch`` in this process, as fit
+    runs it (:func:`fit_step`)."""
     model = MODELS[name](seed=0)
     optimizer = Adam(1e-3)
     x, t = mnist_like_batch()
     x, t = x[:batch], t[:batch]
-    return _median_seconds(lambda: model.train_step(x, t, optimizer), repeats, warmup) * 1e3
+    return _median_seconds(fit_step(model, optimizer, x, t), repeats, warmup) * 1e3
 
 
 def measure_on_ranks(comm, networks, repeats: int, warmup: int) -> dict:
