@@ -57,6 +57,24 @@ sharded = 0.6 * gradient(xb[:60], tb[:60]) + 0.4 * gradient(xb[60:], tb[60:])
 print(f"{whole.size} gradient values; largest difference: {np.abs(whole - sharded).max():.2e}")
 
 # %% [markdown]
+# A rank applies its weight before the backward pass rather than after it:
+# `model.backward(loss_scale=share)` backpropagates `share * loss`, which scales only the loss's
+# gradient (a few values per sample), so every gradient comes out weighted and the allreduce sums
+# the flat gradient buffer as it is, with no pass over it.
+
+# %%
+
+
+def weighted_gradient(x, t, share):
+    model.loss(x, t)
+    model.backward(loss_scale=share)
+    return model.flat_grads.copy()
+
+
+summed = weighted_gradient(xb[:60], tb[:60], 0.6) + weighted_gradient(xb[60:], tb[60:], 0.4)
+print(f"weighted in the backward pass; largest difference: {np.abs(whole - summed).max():.2e}")
+
+# %% [markdown]
 # ## A real job on two ranks
 #
 # The training script is an ordinary one with `comm = fnn.distributed.init()` and `fit(..., comm=comm)`;
