@@ -231,6 +231,37 @@ def test_the_backward_takes_the_channel_tiles_where_the_rule_says(dtype, monkeyp
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_input_gradients_without_weight_gradients_take_the_build_without_their_code(
+    dtype, monkeypatch
+):
+    """Every im2col backward call without weight gradients (a frozen layer, or dx alone when
+    the channel tiles or polyphase take dW) runs ``im2col_backward_data``, and every call
+    with them ``im2col_backward``; the reference's numbers either way."""
+    calls = []  # (kernel, its weight_grad argument)
+
+    def spy(name):
+        real = getattr(conv_k, name)
+        return lambda work, *args: (calls.append((name, args[10])), real(work, *args))[1]
+
+    for name in ("im2col_backward", "im2col_backward_data"):
+        monkeypatch.setattr(conv_k, name, spy(name))
+    rng = np.random.default_rng(4)
+    block = channel_block(dtype)
+    rtol, atol = tolerances(dtype)
+    for C, F, weight_grad in [(block - 1, block, True), (3, 5, True), (3, 5, False), (block, 5, True)]:
+        x = rng.standard_normal((3, C, 11, 11)).astype(dtype)
+        Wt = rng.standard_normal((F, C, 3, 3)).astype(dtype)
+        dy = rng.standard_normal((3, F, 6, 6)).astype(dtype)
+        got = NB.conv2d_backward(dy, x, Wt, 2, 1, weight_grad=weight_grad)
+        np.testing.assert_allclose(
+            got[0], REF.conv2d_backward(dy, x, Wt, 2, 1)[0], rtol=rtol, atol=atol * 100
+        )
+    assert {name for name, _ in calls} == {"im2col_backward", "im2col_backward_data"}
+    for name, weight_grad in calls:
+        assert (name == "im2col_backward_data") == (not weight_grad), (name, weight_grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride, H, pad", [(2, 14, 1), (3, 17, 0), (1, 7, 1), (1, 9, 2)])
 def test_fused_activations_and_residual_give_the_separate_ops_bits(dtype, stride, H, pad):
     rng = np.random.default_rng(3)

@@ -812,11 +812,12 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
     def scratch(size):
         return Guarded((slots, size), dtype, scratch=True)
 
-    def backward(weight_grad, input_grad, col, dcol, dw, dw_groups, dx, dWm, db):
-        """im2col_backward's Guarded outputs; unguarded arrays must stay untouched."""
+    def backward(weight_grad, input_grad, col, dcol, dw, dw_groups, dx, dWm, db, kernel=None):
+        """im2col_backward's (or ``kernel``'s) Guarded outputs; unguarded arrays must stay
+        untouched."""
         with single_threaded_blas():
             return run_kernel(
-                conv_k.im2col_backward,
+                kernel or conv_k.im2col_backward,
                 build,
                 *(x, dy, Wm, KH, KW, SH, SW, PH, PW, chunk, weight_grad, input_grad),
                 *(col, scratch(rows * F), dcol, dw, dw_groups, dx, dWm, db),
@@ -840,6 +841,19 @@ def conv_canaries(N, C, F, H, W, KH, KW, SH, SW, PH, PW, chunk, dtype, build, se
         False, True, untouched[0], scratch(rows * K), *untouched[1:], Guarded(x.shape, dtype), dWm, db
     )
     close(dx, dx_ref, dtype, "im2col_backward dx (no weight_grad)")
+    # the build without the weight-gradient code: the same dx, bit for bit, the rest untouched
+    *_, dx_data = backward(
+        False,
+        True,
+        untouched[0],
+        scratch(rows * K),
+        *untouched[1:],
+        Guarded(x.shape, dtype),
+        dWm,
+        db,
+        kernel=conv_k.im2col_backward_data,
+    )
+    np.testing.assert_array_equal(dx_data, dx, err_msg="im2col_backward_data dx")
     # without input_grad: dx and the dcol rows stay untouched
     untouched_dcol, untouched_dx = (
         np.full((slots, rows * K), SENTINEL, dtype),

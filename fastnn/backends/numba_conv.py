@@ -607,8 +607,10 @@ class NumbaConvOps:
             rows = chunk * g.OH * g.OW
             slots = _slots()
             groups = min(-(-g.N // chunk), tuning.CHUNK_GROUPS)
+            # without weight_grad, the build without the weight-gradient code (same dx)
+            kernel = conv_kernels.im2col_backward if weight_grad else conv_kernels.im2col_backward_data
             with _single_threaded_blas():
-                conv_kernels.im2col_backward(
+                kernel(
                     work,
                     x,
                     dy,

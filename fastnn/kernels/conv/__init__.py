@@ -78,7 +78,14 @@ from .channel_tiles import (
 )
 from .direct import direct_conv_s1, direct_conv_s1_rectified
 from .direct_backward import backward_items, direct_backward_s1
-from .im2col import col2im, im2col, im2col_backward, im2col_forward, im2col_forward_rectified
+from .im2col import (
+    col2im,
+    im2col,
+    im2col_backward,
+    im2col_backward_data,
+    im2col_forward,
+    im2col_forward_rectified,
+)
 from .modes import DY_AS_GIVEN, DY_RELU_MASKED, DY_RELU_POOL_ROUTED
 from .pointwise import pointwise_backward, pointwise_forward, pointwise_forward_rectified
 
@@ -97,6 +104,7 @@ __all__ = [
     "direct_conv_s1_rectified",
     "im2col",
     "im2col_backward",
+    "im2col_backward_data",
     "im2col_forward",
     "im2col_forward_rectified",
     "pack_tap_rows",

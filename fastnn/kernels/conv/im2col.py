@@ -229,6 +229,11 @@ def im2col_forward(x, Wm, b, KH, KW, SH, SW, PH, PW, act, alpha, chunk, col_buf,
 im2col_forward_rectified = rectified_variant(im2col_forward)
 
 
+#: Whether :func:`im2col_backward` holds its weight-gradient code: True in it, False in
+#: :data:`im2col_backward_data`, where Numba prunes that code before compiling.
+_WEIGHTS = True
+
+
 @parallel_kernel(fastmath=FASTMATH_IN_ORDER)
 def im2col_backward(
     x,
@@ -295,12 +300,13 @@ def im2col_backward(
             colT = col_buf[slot, : K * rows].reshape(K, rows)
             dyt = dyt_buf[slot, : F * rows].reshape(F, rows)
             dcolT = dcol_buf[slot, : K * rows].reshape(K, rows)
-            if weight_grad:
-                _zero_padding_once(colT, rows, slot, zeroed_rows, SW, PH, PW)
-            for pair in range(nb * C if weight_grad else 0):
-                nn = pair // C
-                c = pair - nn * C
-                _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, windows, colT)
+            if _WEIGHTS:  # and in the two blocks below: pruned in im2col_backward_data
+                if weight_grad:
+                    _zero_padding_once(colT, rows, slot, zeroed_rows, SW, PH, PW)
+                for pair in range(nb * C if weight_grad else 0):
+                    nn = pair // C
+                    c = pair - nn * C
+                    _im2colT_plane(x, n0 + nn, c, nn * P, KH, KW, SH, SW, PH, PW, OH, OW, windows, colT)
             for pair in range(nb * F):
                 nn = pair // F
                 f = pair - nn * F
@@ -312,14 +318,15 @@ def im2col_backward(
                     s += src[p]
                 if weight_grad:
                     dbg[f] += s
-            if weight_grad:
-                if ci == first:
-                    np.dot(dyt, colT.T, dwg)
-                else:
-                    np.dot(dyt, colT.T, dwt)
-                    for f in range(F):
-                        for k in range(K):
-                            dwg[f, k] += dwt[f, k]
+            if _WEIGHTS:
+                if weight_grad:
+                    if ci == first:
+                        np.dot(dyt, colT.T, dwg)
+                    else:
+                        np.dot(dyt, colT.T, dwt)
+                        for f in range(F):
+                            for k in range(K):
+                                dwg[f, k] += dwt[f, k]
             if not input_grad:
                 continue
             np.dot(Wm.T, dyt, dcolT)
@@ -329,7 +336,7 @@ def im2col_backward(
                 _col2imT_plane(dcolT, nn * P, n0 + nn, c, KH, KW, SH, SW, PH, PW, OH, OW, windows, dx)
     # serially, after the loop (a second parallel region costs more): the group partials
     # summed in group order, whole rows at a time
-    if weight_grad:
+    if _WEIGHTS and weight_grad:
         dw_flat = dWm.reshape(F * K)
         for q in range(F * K):
             dw_flat[q] = zero
@@ -340,3 +347,10 @@ def im2col_backward(
                 dw_flat[q] += dw_groups[g, q]
             for f in range(F):
                 db[f] += dw_groups[g, F * K + f]
+
+
+#: :func:`im2col_backward` for calls without ``weight_grad`` (a frozen layer, or the input
+#: gradient of a backward pass split between two implementations): the same code with the
+#: weight-gradient part left out (``_WEIGHTS`` False): the same dx bit for bit from a smaller
+#: build, quicker to compile on a cold start.
+im2col_backward_data = im2col_backward.variant("im2col_backward_data", _WEIGHTS=False)
