@@ -130,6 +130,46 @@ def test_targets_follow_the_issue():
     assert zoo_bench.target("train", 0.95, 0.75) == 0.7
 
 
+@pytest.mark.parametrize("kind, share", [("predict", 1.0), ("train", 0.5), ("train", 0.95)])
+def test_the_needed_fraction_is_the_least_at_which_a_row_meets_its_target(kind, share):
+    for torch_fraction in np.linspace(0.05, 0.9, 35):
+        need = zoo_bench.needed_fraction(kind, share, torch_fraction)
+        assert torch_fraction / need <= zoo_bench.target(kind, share, need) + 1e-12
+        less = need * 0.999
+        assert torch_fraction / less > zoo_bench.target(kind, share, less)
+
+
+def test_the_needed_fraction_of_a_convolution_heavy_step_takes_the_cheaper_bound():
+    # PyTorch at 47 % of the peak: 0.5 needs 94 %, the 0.7 bound 70 % (its floor)
+    assert zoo_bench.needed_fraction("train", 0.99, 0.47) == pytest.approx(0.70)
+    assert zoo_bench.needed_fraction("train", 0.99, 0.55) == pytest.approx(0.55 / 0.7)
+    assert zoo_bench.needed_fraction("train", 0.99, 0.2) == pytest.approx(0.4)
+    assert zoo_bench.needed_fraction("train", 0.0, 0.55) == pytest.approx(1.1)
+    assert zoo_bench.needed_fraction("predict", 1.0, 0.6) == pytest.approx(1.5)
+    assert zoo_bench.needed_fraction("train", 1.0, None) is None
+
+
+def test_the_table_shows_what_each_row_needs():
+    row = {
+        "network": "wide",
+        "kind": "train",
+        "batch": 8,
+        "fastnn_ms": 2.0,
+        "torch_ms": 2.0,
+        "ratio": 1.0,
+        "gflops": 60.0,
+        "fraction_of_peak": 0.6,
+        "conv_share": 0.0,
+    }
+    zoo_bench._set_targets(row)
+    assert row["missed"] and row["needed_fraction_of_peak"] == pytest.approx(1.2)
+    results = {"peak": _fake_peak(), "rows": [row], "summary": zoo_bench.summarize([row])}
+    lines = zoo_bench.format_zoo({"zoo": results}).splitlines()
+    header = next(line for line in lines if line.startswith("network"))
+    (line,) = [line for line in lines if line.startswith("wide")]
+    assert header.split()[-1] == "needs" and line.split()[-2:] == ["120%", "*"]
+
+
 def test_summary_is_the_geometric_mean_with_worst_and_best():
     rows = [
         {"network": "a", "ratio": 0.25, "missed": False},

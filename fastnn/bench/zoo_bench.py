@@ -8,7 +8,9 @@ its fraction is of the FMA peak measured at the start of the run
 (:mod:`fastnn.bench.peak`). A row is marked ``*`` when its ratio misses the issue's
 target: 0.5 for a training step, 0.4 for ``predict``; 0.7 for a convolution-heavy step
 (at least 90 % of its multiply-adds in convolutions) that runs at 70 % of the peak or
-more.
+more. The ``needs`` column is the fraction of the peak fastnn's step would have to reach,
+doing the same FLOPs, to meet its target against PyTorch's time (:func:`needed_fraction`):
+above 100 % no kernel can meet it on that machine.
 """
 
 from __future__ import annotations
@@ -45,6 +47,32 @@ def target(kind: str, conv_share: float, fraction_of_peak: float | None) -> floa
     ):
         return CONV_HEAVY_TARGET
     return TRAIN_TARGET
+
+
+def needed_fraction(kind: str, conv_share: float, torch_fraction: float | None) -> float | None:
+    """The least fraction of the peak at which a row meets its :func:`target`, its FLOPs fixed.
+
+    ``torch_fraction`` is PyTorch's rate as a fraction of the peak (FLOPs / torch's time /
+    peak). A ratio r = torch_fraction / f meets the bound b when f >= torch_fraction / b;
+    a convolution-heavy step may instead meet 0.7 once it runs at 70 % of the peak, so it
+    needs min(tf / 0.5, max(0.7, tf / 0.7)). None without a PyTorch time.
+    """
+    if torch_fraction is None:
+        return None
+    if kind == "predict":
+        return torch_fraction / PREDICT_TARGET
+    plain = torch_fraction / TRAIN_TARGET
+    if conv_share >= CONV_HEAVY_SHARE:
+        return min(plain, max(CONV_HEAVY_PEAK, torch_fraction / CONV_HEAVY_TARGET))
+    return plain
+
+
+def _set_targets(row: dict) -> None:
+    """A row's target, whether it missed it, and the fraction of the peak it would need."""
+    row["target"] = target(row["kind"], row["conv_share"], row["fraction_of_peak"])
+    row["missed"] = row["ratio"] is not None and row["ratio"] > row["target"]
+    torch_fraction = None if row["ratio"] is None else row["fraction_of_peak"] * row["ratio"]
+    row["needed_fraction_of_peak"] = needed_fraction(row["kind"], row["conv_share"], torch_fraction)
 
 
 def batch(entry: zoo.ZooEntry, seed: int = 0):
@@ -100,8 +128,7 @@ def run(
         measured_peak["measured_gflops"] = again
         for row in rows:
             row["fraction_of_peak"] = row["gflops"] / again
-            row["target"] = target(row["kind"], row["conv_share"], row["fraction_of_peak"])
-            row["missed"] = row["ratio"] is not None and row["ratio"] > row["target"]
+            _set_targets(row)
     return {"peak": measured_peak, "threads": threads, "rows": rows, "summary": summarize(rows)}
 
 
@@ -138,9 +165,8 @@ def _row(entry, child, threads, repeats, warmup, measured_peak, with_memory) -> 
         "gflops": gflops,
         "fraction_of_peak": fraction,
         "conv_share": share,
-        "target": target(entry.kind, share, fraction),
     }
-    row["missed"] = row["ratio"] is not None and row["ratio"] > row["target"]
+    _set_targets(row)
     if with_memory:
         from . import memory
 
@@ -177,7 +203,7 @@ def format_zoo(results: dict) -> str:
     lines = [peak.format_report(zoo_results["peak"]), ""]
     header = (
         f"{'network':<24}{'kind':<8}{'batch':>6}{'fastnn ms':>11}{'torch ms':>10}{'ratio':>7}"
-        f"{'target':>7}{'GFLOP/s':>9}{'of peak':>8}"
+        f"{'target':>7}{'GFLOP/s':>9}{'of peak':>8}{'needs':>7}"
     )
     if memory:
         header += f"{'RSS MiB':>9}{'torch':>7}"
@@ -188,6 +214,7 @@ def format_zoo(results: dict) -> str:
             f"{r['network']:<24}{r['kind']:<8}{r['batch']:>6}{r['fastnn_ms']:>11.3f}"
             f"{_cell(r['torch_ms'], '.3f'):>10}{_cell(r['ratio']):>7}{r['target']:>7.1f}"
             f"{r['gflops']:>9.1f}{r['fraction_of_peak']:>8.0%}"
+            f"{_cell(r.get('needed_fraction_of_peak'), '.0%'):>7}"
         )
         if memory:
             line += f"{_cell(r.get('fastnn_rss_mib'), '.1f'):>9}{_cell(r.get('torch_rss_mib'), '.1f'):>7}"
@@ -205,6 +232,8 @@ def format_zoo(results: dict) -> str:
         "",
         "ratio = fastnn ms / torch ms (medians, interleaved); target 0.5 train, 0.4 predict, "
         "0.7 for a conv-heavy step at >= 70% of peak; GFLOP/s = conv+dense FLOPs "
-        "(step: 3x forward, 2x for the first layer) / fastnn ms",
+        "(step: 3x forward, 2x for the first layer) / fastnn ms; needs = the fraction of the "
+        "peak at which these FLOPs meet the target against torch's time (above 100%: out of "
+        "reach on this machine)",
     ]
     return "\n".join(lines)
